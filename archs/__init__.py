@@ -1,0 +1,1 @@
+"""Architecture descriptions: frozen dataclasses, a strict YAML loader, presets."""

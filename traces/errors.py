@@ -1,0 +1,23 @@
+"""Errors raised for bad traces and for models the recorder cannot capture faithfully."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TraceFormatError(ValueError):
+    """A trace on disk is missing, malformed or inconsistent.
+
+    The message is one line naming the file, the field, what was found and what was expected.
+    """
+
+    def __init__(self, file: str | Path, field: str, found: object, expected: object) -> None:
+        self.file = str(file)
+        self.field = field
+        self.found = found
+        self.expected = expected
+        super().__init__(f"{self.file}: {field}: found {found}; expected {expected}")
+
+
+class RecorderError(RuntimeError):
+    """The recorder was asked to capture something it cannot capture without recording wrong data."""

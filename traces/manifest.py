@@ -1,0 +1,144 @@
+"""The trace manifest: format constants, a builder and the checks a loader applies.
+
+The manifest is ``manifest.json`` in the trace directory. Its fields are documented in
+``docs/trace-format.md``; this module is the executable form of that document.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import TraceFormatError
+from .layer import LayerSpec
+
+FORMAT_NAME = "hwsim-trace"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+# Per layer, one count per tensor in this order (-1: not present in that iteration).
+TENSORS = ("x", "w", "y", "y_sel", "dy", "dx", "dw", "dw_needed")
+TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
+# Tensors whose masks are stored as packed bits on mask iterations (dw: counts only).
+MASK_TENSORS = ("x", "w", "y", "y_sel", "dy", "dx", "dw_needed")
+
+LAYOUT = {
+    "conv2d_activation": "NCHW",
+    "conv2d_weight": "(K_out, C_in/groups, R, S)",
+    "linear_activation": "(N, ..., features)",
+    "linear_weight": "(out_features, in_features)",
+    "flatten": "C-order (row-major) over the full tensor shape",
+    "bit_order": "little: bit i of byte j is element 8*j+i; pad bits are 0",
+    "mask_batch": "activation and gradient masks hold the first mask_batch samples",
+}
+
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "format_version": int,
+    "producer": dict,
+    "model": dict,
+    "method": dict,
+    "dataset": dict,
+    "seed": (int, type(None)),
+    "batch_size": (int, type(None)),
+    "optimizer": (dict, type(None)),
+    "dtypes": dict,
+    "layout": dict,
+    "tensors": list,
+    "layers": list,
+    "schedule": dict,
+    "complete": bool,
+}
+
+
+def producer_versions() -> dict[str, str]:
+    """Versions of the software that wrote a trace (torch only if it is already imported)."""
+    import sys
+
+    import numpy as np
+
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        out["hwsim"] = metadata.version("hwsim")
+    except metadata.PackageNotFoundError:
+        out["hwsim"] = "unknown"
+    if "torch" in sys.modules:
+        out["torch"] = sys.modules["torch"].__version__
+    return out
+
+
+def new_manifest(
+    layers: list[LayerSpec],
+    *,
+    model: dict[str, Any],
+    method: dict[str, Any],
+    dataset: dict[str, Any],
+    schedule: dict[str, Any],
+    seed: int | None = None,
+    batch_size: int | None = None,
+    optimizer: dict[str, Any] | None = None,
+    dtypes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build a manifest dict (``complete`` is False until the writer closes the trace)."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "producer": producer_versions(),
+        "model": model,
+        "method": method,
+        "dataset": dataset,
+        "seed": seed,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "dtypes": dtypes or {"activation": "float32", "weight": "float32",
+                             "gradient": "float32", "stored_weights": "float16"},
+        "layout": dict(LAYOUT),
+        "tensors": list(TENSORS),
+        "layers": [s.to_dict(batch_size or 1) for s in layers],
+        "schedule": schedule,
+        "complete": False,
+        "iterations": None,
+    }
+
+
+def check_manifest(d: object, file: Path) -> list[LayerSpec]:
+    """Raise :class:`TraceFormatError` on the first problem; return the layer table."""
+    if not isinstance(d, dict):
+        raise TraceFormatError(file, "(top level)", type(d).__name__, "a JSON object")
+    if d.get("format") != FORMAT_NAME:
+        raise TraceFormatError(file, "format", repr(d.get("format")), repr(FORMAT_NAME))
+    version = d.get("format_version")
+    if version != FORMAT_VERSION:
+        raise TraceFormatError(
+            file, "format_version", repr(version),
+            f"{FORMAT_VERSION} (this hwsim reads trace format {FORMAT_VERSION}; "
+            "re-record the trace or use the hwsim that wrote it)",
+        )
+    for key, typ in REQUIRED.items():
+        if key not in d:
+            raise TraceFormatError(file, key, "nothing (field missing)", "a value")
+        if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
+            names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+            raise TraceFormatError(file, key, type(d[key]).__name__, names)
+    if tuple(d["tensors"]) != TENSORS:
+        raise TraceFormatError(file, "tensors", d["tensors"], list(TENSORS))
+    layers: list[LayerSpec] = []
+    names: set[str] = set()
+    for i, entry in enumerate(d["layers"]):
+        where = f"layers[{i}]"
+        try:
+            spec = LayerSpec.from_dict(entry)
+        except (TypeError, ValueError) as exc:
+            raise TraceFormatError(file, where, repr(exc),
+                                   "a layer entry as in docs/trace-format.md") from None
+        problems = spec.check()
+        if problems:
+            raise TraceFormatError(file, f"{where}.{problems[0].split(':')[0]}",
+                                   problems[0].split(": ", 1)[1], "a consistent layer geometry")
+        if spec.name in names:
+            raise TraceFormatError(file, f"{where}.name", repr(spec.name), "a unique layer name")
+        names.add(spec.name)
+        layers.append(spec)
+    return layers

@@ -1,0 +1,261 @@
+"""Lazy trace reading: memory bounded by one iteration, numpy only.
+
+>>> tr = traces.load("run.trace")
+>>> for it in tr:                      # opens one iteration file at a time
+...     x = it.mask(0, "x")            # bool (mask_batch, C, H, W), read on demand
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bits
+from .errors import TraceFormatError
+from .layer import LayerSpec
+from .manifest import MANIFEST_NAME, MASK_TENSORS, TENSOR_INDEX, TENSORS, check_manifest
+from .writer import ITER_GLOB, iteration_filename, member
+
+_ITER_RE = re.compile(r"^iter-(\d{8})\.(masks|counts)\.npz$")
+_MEMBER_RE = re.compile(r"^L(\d+)\.(\w+)$")
+_LAYER_ARRAYS = (*MASK_TENSORS, "w_delta", "weight", "delta_weight")
+
+
+def load(path: str | Path) -> Trace:
+    """Open a trace directory, checking its manifest; iteration files are read lazily."""
+    return Trace(path)
+
+
+class Trace:
+    """A recorded trace: the manifest, the layer table and the list of iteration files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise TraceFormatError(self.path, "path", "nothing there", "a trace directory")
+        if not self.path.is_dir():
+            raise TraceFormatError(self.path, "path", "a file",
+                                   f"a trace directory holding {MANIFEST_NAME} and iter-*.npz files")
+        mfile = self.path / MANIFEST_NAME
+        if not mfile.exists():
+            raise TraceFormatError(mfile, "manifest", "no such file",
+                                   "the JSON manifest every trace directory starts with "
+                                   "(is this a trace written by hwsim?)")
+        try:
+            self.manifest: dict[str, Any] = json.loads(mfile.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TraceFormatError(mfile, "(document)", f"invalid JSON ({exc})", "a JSON object") from None
+        self.layers: list[LayerSpec] = check_manifest(self.manifest, mfile)
+        self._layer_index = {s.name: i for i, s in enumerate(self.layers)}
+        self._files: dict[int, Path] = {}
+        masks: list[int] = []
+        for f in sorted(self.path.glob(ITER_GLOB)):
+            m = _ITER_RE.match(f.name)
+            if m is None:
+                raise TraceFormatError(f, "file name", repr(f.name), "iter-NNNNNNNN.(masks|counts).npz")
+            index = int(m.group(1))
+            if index in self._files:
+                raise TraceFormatError(f, "file name", f"a second file for iteration {index}",
+                                       "one file per iteration")
+            self._files[index] = f
+            if m.group(2) == "masks":
+                masks.append(index)
+        self.iterations: list[int] = sorted(self._files)
+        self.mask_iterations: list[int] = sorted(masks)
+
+    # -- layer table -------------------------------------------------------------------------
+    def layer_index(self, layer: int | str) -> int:
+        """Index of a layer given by index or name."""
+        if isinstance(layer, str):
+            if layer not in self._layer_index:
+                raise KeyError(f"no layer {layer!r}; layers are {list(self._layer_index)}")
+            return self._layer_index[layer]
+        if not 0 <= layer < len(self.layers):
+            raise IndexError(f"layer {layer} out of range (0..{len(self.layers) - 1})")
+        return layer
+
+    @property
+    def complete(self) -> bool:
+        """False for a trace whose recording process did not close it (e.g. was killed)."""
+        return bool(self.manifest["complete"])
+
+    # -- iterations ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.iterations)
+
+    def __iter__(self) -> Iterator[Iteration]:
+        """Yield iterations in order, closing each before opening the next."""
+        for index in self.iterations:
+            it = self.iteration(index)
+            try:
+                yield it
+            finally:
+                it.close()
+
+    def iteration(self, index: int) -> Iteration:
+        """Open one iteration (its masks are read on demand)."""
+        if index not in self._files:
+            raise KeyError(f"iteration {index} is not in {self.path}")
+        return Iteration(self, index, self._files[index])
+
+    def masks(self) -> Iterator[Iteration]:
+        """Yield only the iterations that carry masks."""
+        for index in self.mask_iterations:
+            with self.iteration(index) as it:
+                yield it
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """All per-iteration counts: ``(n_iter, n_layers, n_tensors)`` int64 and batches ``(n_iter,)``."""
+        out = np.empty((len(self.iterations), len(self.layers), len(TENSORS)), dtype=np.int64)
+        batch = np.empty(len(self.iterations), dtype=np.int64)
+        for i, it in enumerate(self):
+            out[i] = it.counts
+            batch[i] = it.batch
+        return out, batch
+
+    def __repr__(self) -> str:
+        return (f"Trace({str(self.path)!r}, layers={len(self.layers)}, "
+                f"iterations={len(self.iterations)}, mask_iterations={len(self.mask_iterations)})")
+
+
+class Iteration:
+    """One iteration file. Counts and metadata are read at open; arrays on demand."""
+
+    def __init__(self, trace: Trace, index: int, file: Path) -> None:
+        self.trace = trace
+        self.index = index
+        self.file = file
+        try:
+            self._npz = np.load(file, allow_pickle=False)
+            names = set(self._npz.files)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
+                                   "a complete .npz iteration file") from None
+        if "meta" not in names or "counts" not in names:
+            raise TraceFormatError(file, "meta" if "meta" not in names else "counts",
+                                   "field missing", "every iteration file has meta and counts")
+        try:
+            self.meta: dict[str, Any] = json.loads(self._read("meta").tobytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON object") from None
+        self.counts: np.ndarray = self._read("counts")
+        expected = (len(trace.layers), len(TENSORS))
+        if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
+            raise TraceFormatError(file, "counts", f"{self.counts.dtype} {self.counts.shape}",
+                                   f"int64 {expected} (layers × tensors)")
+        self.batch: int = self._meta_int("batch")
+        self.has_masks: bool = bool(self.meta.get("has_masks", False))
+        mb = self.meta.get("mask_batch")
+        self.mask_batch: int = self.batch if mb is None else int(mb)
+        self.epoch = self.meta.get("epoch")
+        self._members = names
+        self._check_members(names)
+
+    def _meta_int(self, key: str) -> int:
+        value = self.meta.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TraceFormatError(self.file, f"meta.{key}", repr(value), "a positive integer")
+        return value
+
+    def _read(self, name: str) -> np.ndarray:
+        try:
+            return self._npz[name]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
+                                   "an intact array") from None
+
+    def _check_members(self, names: set[str]) -> None:
+        n_layers = len(self.trace.layers)
+        for name in names - {"meta", "counts"}:
+            m = _MEMBER_RE.match(name)
+            if m is None or m.group(2) not in _LAYER_ARRAYS or int(m.group(1)) >= n_layers:
+                raise TraceFormatError(self.file, name, "an unknown field",
+                                       f"L<layer 0..{n_layers - 1}>.<one of {', '.join(_LAYER_ARRAYS)}>")
+
+    # -- access --------------------------------------------------------------------------------
+    def count(self, layer: int | str, tensor: str) -> int | None:
+        """Non-zero count of a tensor over the whole batch, or None where not recorded."""
+        value = int(self.counts[self.trace.layer_index(layer), TENSOR_INDEX[tensor]])
+        return None if value < 0 else value
+
+    def mask_shape(self, layer: int | str, tensor: str) -> tuple[int, ...]:
+        """Shape of a stored mask (activation masks cover ``mask_batch`` samples)."""
+        return self.trace.layers[self.trace.layer_index(layer)].tensor_shape(tensor, self.mask_batch)
+
+    def packed(self, layer: int | str, tensor: str) -> np.ndarray | None:
+        """The packed bits of a mask as stored (weight deltas resolved), or None when absent."""
+        li = self.trace.layer_index(layer)
+        if tensor not in MASK_TENSORS:
+            raise KeyError(f"no mask for tensor {tensor!r}; masks exist for {MASK_TENSORS}")
+        name = member(li, tensor)
+        shape = self.mask_shape(li, tensor)
+        if tensor == "w" and name not in self._members and member(li, "w_delta") in self._members:
+            packed = self._resolve_weight_delta(li, shape)
+        elif name in self._members:
+            packed = self._read(name)
+        else:
+            return None
+        expected = bits.packed_nbytes(int(np.prod(shape)))
+        if packed.dtype != np.uint8 or packed.shape != (expected,):
+            spec = self.trace.layers[li]
+            raise TraceFormatError(
+                self.file, name, f"{packed.dtype} of {packed.size} bytes",
+                f"uint8 of {expected} bytes for a mask of shape {shape} (layer {spec.name!r})")
+        return packed
+
+    def mask(self, layer: int | str, tensor: str) -> np.ndarray | None:
+        """A mask unpacked to bool of :meth:`mask_shape`, or None when absent."""
+        packed = self.packed(layer, tensor)
+        return None if packed is None else bits.unpack(packed, self.mask_shape(layer, tensor))
+
+    def _resolve_weight_delta(self, li: int, shape: tuple[int, ...]) -> np.ndarray:
+        base = self.meta.get("w_base", {}).get(str(li))
+        base_file = self.trace.path / iteration_filename(int(base), True) if base is not None else None
+        if base_file is None or not base_file.exists():
+            raise TraceFormatError(self.file, f"meta.w_base.{li}", repr(base),
+                                   "the iteration of an existing full weight-mask snapshot")
+        with Iteration(self.trace, int(base), base_file) as snap:
+            name = member(li, "w")
+            if name not in snap._members:
+                raise TraceFormatError(base_file, name, "field missing",
+                                       f"the weight-mask snapshot that {self.file.name} refers to")
+            full = snap._read(name)
+        delta = self._read(member(li, "w_delta")).astype(np.int64)
+        numel = int(np.prod(shape))
+        if delta.size and (delta.min() < 0 or delta.max() >= numel):
+            raise TraceFormatError(self.file, member(li, "w_delta"), "indices out of range",
+                                   f"element indices in [0, {numel})")
+        return bits.flip(full, delta)
+
+    def weights(self, layer: int | str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(weight, delta_weight)`` float16 arrays of the weight shape, or None when not stored."""
+        li = self.trace.layer_index(layer)
+        name = member(li, "weight")
+        if name not in self._members:
+            return None
+        shape = self.trace.layers[li].w_shape
+        out = (self._read(name), self._read(member(li, "delta_weight")))
+        for key, arr in zip(("weight", "delta_weight"), out, strict=True):
+            if arr.shape != shape or arr.dtype != np.float16:
+                raise TraceFormatError(self.file, member(li, key), f"{arr.dtype} {arr.shape}",
+                                       f"float16 {shape}")
+        return out
+
+    def close(self) -> None:
+        """Release the file handle."""
+        self._npz.close()
+
+    def __enter__(self) -> Iteration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Iteration({self.index}, batch={self.batch}, masks={self.has_masks})"

@@ -1,0 +1,150 @@
+"""Crash-safe trace writing: every file goes to a temporary name and is renamed into place.
+
+A process killed at any moment leaves a directory whose ``manifest.json`` and every
+``iter-*.npz`` are complete; half-written files only exist under hidden ``.tmp`` names that the
+reader ignores. Iteration files are NumPy ``.npz`` archives (a zip of ``.npy`` arrays) read with
+``allow_pickle=False``: no pickles anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from . import bits
+from .manifest import MANIFEST_NAME, TENSORS
+
+ITER_GLOB = "iter-*.npz"
+
+
+def iteration_filename(index: int, has_masks: bool) -> str:
+    """File name of iteration ``index``: ``iter-00000012.masks.npz`` or ``...counts.npz``."""
+    return f"iter-{index:08d}.{'masks' if has_masks else 'counts'}.npz"
+
+
+def member(layer: int, name: str) -> str:
+    """Archive member name of a per-layer array, e.g. ``L3.x`` or ``L3.weight``."""
+    return f"L{layer}.{name}"
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through a hidden temporary file, fsync it, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def encode_json(obj: Any) -> np.ndarray:
+    """A JSON document as a ``uint8`` array (how metadata rides in an ``.npz`` without pickles)."""
+    return np.frombuffer(json.dumps(obj, sort_keys=True).encode(), dtype=np.uint8)
+
+
+class TraceWriter:
+    """Writes a trace directory: the manifest and one ``.npz`` file per iteration.
+
+    Weight masks are stored as a full packed snapshot, or as the element indices that flipped
+    since the layer's latest snapshot (``L{l}.w_delta``, with the snapshot's iteration in the
+    file's ``meta.w_base``), so any iteration reads with at most one other file. A snapshot is
+    taken every ``weight_snapshot_every`` mask iterations, or sooner when a delta would not be
+    smaller than the snapshot.
+    """
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False,
+                 weight_snapshot_every: int = 10) -> None:
+        self.path = Path(path)
+        if weight_snapshot_every < 1:
+            raise ValueError(f"weight_snapshot_every must be >= 1, got {weight_snapshot_every}")
+        self.weight_snapshot_every = weight_snapshot_every
+        self._prepare_dir(overwrite)
+        self._w_snapshot: dict[int, tuple[int, np.ndarray]] = {}  # layer -> (iteration, packed)
+        self._w_since: dict[int, int] = {}
+        self.iterations_written = 0
+
+    def _prepare_dir(self, overwrite: bool) -> None:
+        p = self.path
+        if p.exists() and not p.is_dir():
+            raise FileExistsError(f"{p}: exists and is not a directory; choose another --out path")
+        if p.is_dir() and any(p.iterdir()):
+            if not (p / MANIFEST_NAME).exists():
+                raise FileExistsError(f"{p}: directory is not empty and is not a trace; "
+                                      "refusing to write into it")
+            if not overwrite:
+                raise FileExistsError(f"{p}: a trace already exists here; pass overwrite=True "
+                                      "(CLI: --overwrite) to replace it")
+            shutil.rmtree(p)
+        p.mkdir(parents=True, exist_ok=True)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Atomically (re)write ``manifest.json``."""
+        text = json.dumps(manifest, indent=1).encode()
+        atomic_write(self.path / MANIFEST_NAME, lambda f: f.write(text))
+
+    def write_iteration(
+        self,
+        index: int,
+        meta: dict[str, Any],
+        counts: np.ndarray,
+        masks: dict[tuple[int, str], np.ndarray] | None = None,
+        weights: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> Path:
+        """Write iteration ``index``.
+
+        Args:
+            meta: JSON-ready facts about the iteration (``batch``, ``mask_batch``, ``epoch``...).
+            counts: ``(n_layers, len(TENSORS))`` int64 non-zero counts, -1 where absent.
+            masks: ``{(layer, tensor): packed uint8}`` for a mask iteration, else ``None``.
+            weights: ``{layer: (weight, delta_weight)}`` float16 arrays of the weight shape.
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.ndim != 2 or counts.shape[1] != len(TENSORS):
+            raise ValueError(f"counts must be (n_layers, {len(TENSORS)}), got {counts.shape}")
+        has_masks = masks is not None
+        meta = {**meta, "iteration": int(index), "has_masks": has_masks}
+        arrays: dict[str, np.ndarray] = {"counts": counts}
+        if has_masks:
+            w_base: dict[str, int] = {}
+            for (layer, tensor), packed in sorted(masks.items()):
+                if tensor == "w":
+                    key, arr = self._weight_mask(index, layer, packed, w_base)
+                    arrays[key] = arr
+                else:
+                    arrays[member(layer, tensor)] = np.asarray(packed, dtype=np.uint8)
+            meta["w_base"] = w_base
+        for layer, (w, dw) in sorted((weights or {}).items()):
+            arrays[member(layer, "weight")] = np.asarray(w, dtype=np.float16)
+            arrays[member(layer, "delta_weight")] = np.asarray(dw, dtype=np.float16)
+        arrays["meta"] = encode_json(meta)
+        path = self.path / iteration_filename(index, has_masks)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
+        self.iterations_written += 1
+        return path
+
+    def _weight_mask(self, index: int, layer: int, packed: np.ndarray,
+                     w_base: dict[str, int]) -> tuple[str, np.ndarray]:
+        packed = np.asarray(packed, dtype=np.uint8)
+        snap = self._w_snapshot.get(layer)
+        due = snap is None or self._w_since[layer] + 1 >= self.weight_snapshot_every
+        if not due and snap[1].size == packed.size:
+            flipped = bits.changed_indices(snap[1], packed)
+            dtype = np.uint32 if packed.size * 8 < 2**32 else np.uint64
+            delta = flipped.astype(dtype)
+            if delta.nbytes < packed.nbytes:
+                self._w_since[layer] += 1
+                w_base[str(layer)] = snap[0]
+                return member(layer, "w_delta"), delta
+        self._w_snapshot[layer] = (index, packed.copy())
+        self._w_since[layer] = 0
+        return member(layer, "w"), packed
