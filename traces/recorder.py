@@ -1,0 +1,470 @@
+"""Record sparsity traces from PyTorch training (imports torch; everything else does not).
+
+>>> with traces.record(model, "run.trace", every=10, optimizer=opt) as rec:
+...     for xb, yb in loader:
+...         opt.zero_grad()
+...         loss = F.cross_entropy(model(xb), yb)
+...         loss.backward()
+...         opt.step()
+...         rec.step(loss=loss.item())      # after optimizer.step(): ΔW is this step's update
+
+Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backward module hooks
+(in-place ops such as ``ReLU(inplace=True)`` break those); every layer's input is aliased so a
+tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
+call of a reused module is its own record; eval and ``no_grad`` passes are ignored. GEMM work
+the hooks cannot see (``F.conv2d``/``F.linear``/``matmul`` outside a recorded module, compiled
+modules, recurrent or attention layers) raises :class:`RecorderError` instead of being lost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from . import bits
+from .errors import RecorderError
+from .layer import LayerSpec
+from .manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .schedule import Schedule
+from .writer import TraceWriter
+
+METHOD_MASKS = ("y_sel", "w", "dw_needed")
+_UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+                nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)
+_GEMM_FUNCS = {
+    F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+    F.conv_transpose3d, F.scaled_dot_product_attention, torch.matmul, torch.mm, torch.bmm,
+    torch.mv, torch.addmm, torch.addbmm, torch.baddbmm, torch.addmv, torch.einsum, torch.tensordot,
+    torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.Tensor.mm,
+    torch.Tensor.bmm, torch.Tensor.mv,
+}
+_ACTIVE: list[Recorder] = []
+
+
+def active_recorder() -> Recorder | None:
+    """The innermost open recorder, for training methods that add their own masks."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any) -> Recorder:
+    """Open a recorder on ``model`` writing to ``path`` (use as a context manager).
+
+    Args:
+        model: any ``nn.Module``; its ``Conv2d`` and ``Linear`` submodules are recorded.
+        path: trace directory to create.
+        every: exact masks every ``every`` iterations (counts are kept for every iteration).
+        **kwargs: see :class:`Recorder`.
+    """
+    return Recorder(model, path, every=every, **kwargs)
+
+
+def _nnz(t: torch.Tensor) -> int:
+    return int(torch.count_nonzero(t))
+
+
+def _packed(t: torch.Tensor, samples: int | None = None) -> np.ndarray:
+    t = t if samples is None else t[:samples]
+    return bits.pack((t != 0).detach().cpu().numpy())
+
+
+@dataclass
+class _Call:
+    """What one call of one recorded module produced during the current iteration."""
+
+    module: nn.Module
+    layer: int
+    batch: int
+    counts: dict[str, int] = field(default_factory=dict)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    w_before: torch.Tensor | None = None
+    w_version: int = 0
+
+
+class _Guard(TorchFunctionMode):
+    """Raises on GEMM-like calls that happen outside every recorded module during training."""
+
+    def __init__(self, rec: Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func in _GEMM_FUNCS and self.rec._unseen_gemm(args, kwargs):
+            name = getattr(func, "__name__", str(func))
+            raise RecorderError(
+                f"a {name}() call outside any recorded Conv2d/Linear module does training work the "
+                "trace would not contain; hwsim records nn.Conv2d and nn.Linear modules (subclasses "
+                "included), not functional calls: wrap the computation in such a module")
+        return func(*args, **kwargs)
+
+
+class Recorder:
+    """Captures per-layer masks and counts of a training run into a trace directory.
+
+    Args:
+        model: the model being trained.
+        path: the trace directory to create.
+        every, iters_per_epoch, mask_samples, weights, weight_snapshot_every, lr_changes:
+            the recording :class:`~traces.schedule.Schedule`.
+        optimizer: the optimizer (for its name, hyperparameters, state dtypes and learning rate).
+        model_name, method, method_params, dataset, seed: provenance written to the manifest.
+        overwrite: replace an existing trace at ``path``.
+    """
+
+    def __init__(self, model: nn.Module, path: str | Path, *, every: int = 10,
+                 iters_per_epoch: int | None = None, mask_samples: int | None = None,
+                 weights: bool = True, weight_snapshot_every: int = 10, lr_changes: bool = True,
+                 optimizer: torch.optim.Optimizer | None = None, model_name: str | None = None,
+                 method: str = "dense", method_params: dict[str, Any] | None = None,
+                 dataset: dict[str, Any] | None = None, seed: int | None = None,
+                 overwrite: bool = False) -> None:
+        if not isinstance(model, nn.Module):
+            raise RecorderError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.path = Path(path)
+        self.schedule = Schedule(every=every, iters_per_epoch=iters_per_epoch,
+                                 mask_samples=mask_samples, weights=weights,
+                                 weight_snapshot_every=weight_snapshot_every, lr_changes=lr_changes)
+        self.optimizer = optimizer
+        self._provenance = {
+            "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
+                      "parameters": sum(p.numel() for p in model.parameters())},
+            "method": {"name": method, "params": dict(method_params or {})},
+            "dataset": dict(dataset or {"name": "unspecified"}),
+            "seed": seed,
+        }
+        self._overwrite = overwrite
+        self._targets = self._find_targets(model)
+        self._method_masks: dict[nn.Module, dict[str, torch.Tensor]] = defaultdict(dict)
+        self._layers: list[LayerSpec] = []
+        self._layer_of: dict[tuple[str, int], int] = {}
+        self._handles: list[Any] = []
+        self._guard: _Guard | None = None
+        self._writer: TraceWriter | None = None
+        self.iteration = 0
+        self._batch0: int | None = None
+        self._reset_iteration()
+        self._last_lr: float | None = None
+        self._force_next = False
+
+    # -- setup ------------------------------------------------------------------------------------
+    @staticmethod
+    def _find_targets(model: nn.Module) -> dict[nn.Module, str]:
+        problems, targets = [], {}
+        for qual, m in model.named_modules():
+            where = qual or "(model)"
+            if hasattr(m, "_orig_mod") or type(m).__name__ == "OptimizedModule":
+                problems.append(f"{where} is torch.compile'd (compiled code bypasses the hooks; "
+                                "record the uncompiled model)")
+            elif isinstance(m, _UNSUPPORTED):
+                problems.append(f"{where} ({type(m).__name__}) does GEMM work hwsim cannot record yet")
+            elif isinstance(m, nn.Conv2d):
+                if m.padding_mode != "zeros":
+                    problems.append(f"{where}: padding_mode={m.padding_mode!r}; only zero padding "
+                                    "keeps padded taps ineffectual")
+                elif isinstance(m.padding, str) and m.padding == "same" and any(
+                        (d * (k - 1)) % 2 for d, k in zip(m.dilation, m.kernel_size, strict=True)):
+                    problems.append(f"{where}: padding='same' with an even kernel pads asymmetrically")
+                else:
+                    targets[m] = qual
+            elif isinstance(m, nn.Linear):
+                targets[m] = qual
+        if problems:
+            raise RecorderError("cannot record this model: " + "; ".join(problems))
+        if not targets:
+            raise RecorderError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layers to record")
+        return targets
+
+    def __enter__(self) -> Recorder:
+        self._writer = TraceWriter(self.path, overwrite=self._overwrite,
+                                   weight_snapshot_every=self.schedule.weight_snapshot_every)
+        for m in self._targets:
+            self._handles.append(m.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(m.register_forward_hook(self._post_hook))
+        self._guard = _Guard(self)
+        self._guard.__enter__()
+        _ACTIVE.append(self)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close(complete=exc_type is None)
+
+    def close(self, complete: bool = True) -> None:
+        """Detach from the model and finalize the manifest."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        if self._guard is not None:
+            self._guard.__exit__(None, None, None)
+            self._guard = None
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        if self._writer is not None and self._layers:
+            self._writer.write_manifest(self._manifest(complete=complete))
+
+    # -- public API for training methods ---------------------------------------------------------
+    def set_mask(self, module: nn.Module, name: str, mask: torch.Tensor | None) -> None:
+        """Give a recorded module a method mask; it stays in effect until replaced or cleared.
+
+        ``y_sel``: which outputs are computed (output shape; taken at the module's forward).
+        ``w``: the weight mask actually used (weight shape; default ``weight != 0``).
+        ``dw_needed``: which weight-gradient entries are needed (weight shape; default all).
+        """
+        if module not in self._targets:
+            raise RecorderError(f"set_mask: {type(module).__name__} is not a recorded Conv2d/Linear")
+        if name not in METHOD_MASKS:
+            raise RecorderError(f"set_mask: unknown mask {name!r}; choose one of {METHOD_MASKS}")
+        if mask is None:
+            self._method_masks[module].pop(name, None)
+        else:
+            self._method_masks[module][name] = mask.detach()
+
+    def force_next(self) -> None:
+        """Record exact masks for the next iteration regardless of the schedule."""
+        self._force_next = True
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _recording(self, module: nn.Module) -> bool:
+        return torch.is_grad_enabled() and module.training and self._writer is not None
+
+    def _unseen_gemm(self, args: tuple, kwargs: dict) -> bool:
+        if self._depth or not torch.is_grad_enabled() or not self.model.training:
+            return False
+        flat = [*args, *kwargs.values()]
+        flat += [t for a in args if isinstance(a, (list, tuple)) for t in a]
+        return any(isinstance(t, torch.Tensor) and t.requires_grad for t in flat)
+
+    def _reset_iteration(self) -> None:
+        self._calls: list[_Call] = []
+        self._stack: list[_Call] = []
+        self._call_count: dict[nn.Module, int] = defaultdict(int)
+        self._depth = 0
+        self._masks_now = False
+        self._reasons: list[str] = []
+        self._started = False
+
+    def _begin_iteration(self) -> None:
+        lr = self._lr()
+        changed = self._last_lr is not None and lr is not None and lr != self._last_lr
+        self._reasons = self.schedule.reasons(self.iteration, lr_changed=changed, forced=self._force_next)
+        self._masks_now = bool(self._reasons)
+        self._force_next = False
+        self._last_lr = lr
+        self._started = True
+
+    def _lr(self) -> float | None:
+        if self.optimizer is None or not self.optimizer.param_groups:
+            return None
+        lr = self.optimizer.param_groups[0].get("lr")
+        return float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
+
+    def _pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
+        if not self._recording(module):
+            return None
+        if not self._started:
+            self._begin_iteration()
+        x = args[0]
+        min_dims = 4 if isinstance(module, nn.Conv2d) else 2
+        if not isinstance(x, torch.Tensor) or x.dim() < min_dims:
+            raise RecorderError(f"{self._targets[module] or '(model)'}: input must be a batched tensor "
+                                f"with >= {min_dims} dims, got {getattr(x, 'shape', type(x).__name__)}")
+        qual = self._targets[module]
+        call = self._call_count[module]
+        self._call_count[module] += 1
+        rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
+        rec.counts["x"] = _nnz(x)
+        if self._masks_now:
+            rec.masks["x"] = _packed(x, self.schedule.mask_samples)
+        self._stack.append(rec)
+        self._depth += 1
+        if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
+            x = x.view_as(x)
+            x.register_hook(partial(self._grad_hook, rec, "dx"))
+            return (x, *args[1:])
+        return None
+
+    def _post_hook(self, module: nn.Module, args: tuple, y: Any) -> None:
+        if not self._stack or self._stack[-1].module is not module:
+            return
+        rec = self._stack.pop()
+        self._depth -= 1
+        qual = self._targets[module] or "(model)"
+        if not isinstance(y, torch.Tensor):
+            raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
+        self._check_or_add_spec(rec, module, args[0], y)
+        rec.counts["y"] = _nnz(y)
+        w_mask = self._method_mask(module, "w", module.weight.shape)
+        w = module.weight if w_mask is None else w_mask
+        rec.counts["w"] = _nnz(w)
+        sel = self._method_mask(module, "y_sel", y.shape)
+        if sel is not None:
+            rec.counts["y_sel"] = _nnz(sel)
+        if self._masks_now:
+            b = self.schedule.mask_samples
+            rec.masks["y"] = _packed(y, b)
+            rec.masks["w"] = _packed(w)
+            if sel is not None:
+                rec.masks["y_sel"] = _packed(sel, b)
+            if self.schedule.weights:
+                rec.w_before = module.weight.detach().clone()
+        rec.w_version = module.weight._version
+        if y.requires_grad:
+            y.register_hook(partial(self._grad_hook, rec, "dy"))
+        self._calls.append(rec)
+
+    def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
+        rec.counts[name] = _nnz(grad)
+        if self._masks_now:
+            rec.masks[name] = _packed(grad, self.schedule.mask_samples)
+
+    def _method_mask(self, module: nn.Module, name: str, shape: torch.Size) -> torch.Tensor | None:
+        mask = self._method_masks.get(module, {}).get(name)
+        if mask is not None and tuple(mask.shape) != tuple(shape):
+            raise RecorderError(f"{self._targets[module] or '(model)'}: {name} mask has shape "
+                                f"{tuple(mask.shape)}, expected {tuple(shape)}")
+        return mask
+
+    # -- layer table -------------------------------------------------------------------------------
+    def _layer_index(self, qual: str, call: int, module: nn.Module) -> int:
+        key = (qual, call)
+        if key in self._layer_of:
+            return self._layer_of[key]
+        if self.iteration > 0:
+            raise RecorderError(f"{qual or '(model)'} call #{call} did not happen in the first "
+                                "iteration; a trace needs the same layer calls every iteration")
+        self._layer_of[key] = len(self._layer_of)
+        return self._layer_of[key]
+
+    def _check_or_add_spec(self, rec: _Call, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        spec = _spec(module, self._targets[module], self._call_count[module] - 1, x, y)
+        if rec.layer < len(self._layers):
+            old = self._layers[rec.layer]
+            if (old.x_shape, old.y_shape) != (spec.x_shape, spec.y_shape):
+                raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
+                                    f"{old.y_shape} to {spec.x_shape}->{spec.y_shape}")
+        elif rec.layer == len(self._layers):
+            self._layers.append(spec)
+
+    # -- iteration end ----------------------------------------------------------------------------
+    def step(self, *, loss: float | None = None, **metrics: float) -> None:
+        """End the current training iteration: write its counts (and masks, if scheduled).
+
+        Call once per iteration after ``optimizer.step()``; extra keyword metrics (for example
+        ``accuracy``) are stored in the iteration's metadata.
+        """
+        if self._writer is None:
+            raise RecorderError("rec.step() outside the `with traces.record(...)` block")
+        if not self._calls:
+            raise RecorderError("rec.step() but no training forward pass was recorded since the last "
+                                "step (is the model in eval mode or under torch.no_grad()?)")
+        if self._stack:
+            raise RecorderError("rec.step() inside a forward pass")
+        trainable = [c for c in self._calls if c.module.weight.requires_grad
+                     and c.module.weight.grad is not None]
+        if trainable and all(c.module.weight._version == c.w_version for c in trainable):
+            raise RecorderError("rec.step() before the weights were updated: call it after "
+                                "optimizer.step(), so the trace holds this step's weight update")
+        missing = set(range(len(self._layers))) - {c.layer for c in self._calls}
+        if missing:
+            names = ", ".join(self._layers[i].name for i in sorted(missing))
+            raise RecorderError(f"layers {names} were not called this iteration; a trace needs the "
+                                "same layer calls every iteration")
+        if self.iteration == 0:
+            self._batch0 = self._calls[0].batch
+            self._writer.write_manifest(self._manifest(complete=False))
+        counts, masks, weights = self._collect()
+        meta = {"batch": self._calls[0].batch, "reasons": self._reasons, "lr": self._lr(),
+                "loss": loss, "metrics": metrics or {}}
+        if self.schedule.iters_per_epoch:
+            meta["epoch"] = self.iteration // self.schedule.iters_per_epoch
+        if self._masks_now and self.schedule.mask_samples is not None:
+            meta["mask_batch"] = min(self.schedule.mask_samples, meta["batch"])
+        self._writer.write_iteration(self.iteration, meta, counts,
+                                     masks if self._masks_now else None, weights or None)
+        self.iteration += 1
+        self._reset_iteration()
+
+    def _collect(self) -> tuple[np.ndarray, dict, dict]:
+        counts = np.full((len(self._layers), len(TENSORS)), -1, dtype=np.int64)
+        masks: dict[tuple[int, str], np.ndarray] = {}
+        weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for c in self._calls:
+            row = counts[c.layer]
+            for name, value in c.counts.items():
+                row[TENSOR_INDEX[name]] = value
+            grad = c.module.weight.grad
+            if grad is not None:
+                row[TENSOR_INDEX["dw"]] = _nnz(grad)
+            need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
+            if need is not None:
+                row[TENSOR_INDEX["dw_needed"]] = _nnz(need)
+            if self._masks_now:
+                masks.update({(c.layer, k): v for k, v in c.masks.items()})
+                if need is not None:
+                    masks[(c.layer, "dw_needed")] = _packed(need)
+                if c.w_before is not None:
+                    now = c.module.weight.detach()
+                    weights[c.layer] = (c.w_before.to(torch.float16).cpu().numpy(),
+                                        (now - c.w_before).to(torch.float16).cpu().numpy())
+        return counts, masks, weights
+
+    def _manifest(self, complete: bool) -> dict[str, Any]:
+        m = new_manifest(self._layers, schedule=self.schedule.to_dict(), batch_size=self._batch0,
+                         optimizer=self._optimizer_info(), dtypes=self._dtypes(),
+                         **self._provenance)
+        m["complete"] = complete
+        m["iterations"] = self.iteration if complete else None
+        return m
+
+    def _dtypes(self) -> dict[str, str]:
+        w = next(iter(self._targets)).weight
+        name = str(w.dtype).replace("torch.", "")
+        return {"activation": name, "weight": name, "gradient": name, "stored_weights": "float16"}
+
+    def _optimizer_info(self) -> dict[str, Any] | None:
+        opt = self.optimizer
+        if opt is None:
+            return None
+        group = opt.param_groups[0] if opt.param_groups else {}
+        params = {k: v for k, v in group.items()
+                  if k != "params" and isinstance(v, (int, float, bool, str, type(None)))}
+        params.update({k: list(v) for k, v in group.items() if isinstance(v, tuple)
+                       and all(isinstance(e, (int, float)) for e in v)})
+        state: dict[str, str] = {}
+        for st in opt.state.values():
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and v.numel() > 1:
+                    state[k] = str(v.dtype).replace("torch.", "")
+        return {"name": type(opt).__name__, "params": params, "state_dtypes": state}
+
+
+def _spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+    base = qual or "(model)"
+    name = base if call == 0 else f"{base}#{call}"
+    common = dict(name=name, module=qual, call=call, module_type=type(module).__name__,
+                  x_shape=tuple(x.shape[1:]), w_shape=tuple(module.weight.shape),
+                  y_shape=tuple(y.shape[1:]), bias=module.bias is not None)
+    if isinstance(module, nn.Linear):
+        return LayerSpec(kind="linear", **common)
+    pad = module.padding
+    if isinstance(pad, str):
+        pad = (0, 0) if pad == "valid" else tuple(
+            d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
+    spec = LayerSpec(kind="conv2d", stride=tuple(module.stride), padding=tuple(pad),
+                     dilation=tuple(module.dilation), groups=module.groups, **common)
+    problems = spec.check()
+    if problems:
+        raise RecorderError(f"{name}: inconsistent geometry: {problems[0]}")
+    return spec
+
+
+__all__ = ["Recorder", "active_recorder", "record"]
