@@ -150,7 +150,7 @@ class LayerSpec:
             problems.append(f"groups: {self.groups} does not divide C={c}, K={k} with C/g={cg}")
         expected = (k, *conv_out_size((h, w), (r, s), self.stride, self.padding, self.dilation))
         if self.y_shape != expected:
-            problems.append(f"y_shape: found {self.y_shape}, geometry gives {expected}")
+            problems.append(f"y_shape: {self.y_shape}, but the geometry gives {expected}")
         return problems
 
 
