@@ -1,4 +1,214 @@
-"""The ``hwsim`` command line (filled in below)."""
+"""The ``hwsim`` command line.
 
-def main() -> int:
+User errors (bad traces, bad configs, bad options) print one line and exit 2, never a
+traceback; set ``HWSIM_DEBUG=1`` to see the traceback anyway. Long work shows a progress bar
+(on a terminal). torch is imported only by the commands that train.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from traces import RecorderError, TraceFormatError
+
+USER_ERRORS = (TraceFormatError, RecorderError, FileExistsError, FileNotFoundError, ValueError)
+
+
+def _bar(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="it", disable=None, file=sys.stderr, leave=False)
+
+
+def _print_frame(df: Any) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
+        print(df.to_string())
+
+
+# -- train ------------------------------------------------------------------------------------------
+
+def add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
+                       description="Train a built-in model on built-in data while recording a trace.")
+    p.add_argument("--method", default="dense", help="training method (default: dense)")
+    p.add_argument("--model", default="mlp", help="built-in model (default: mlp)")
+    p.add_argument("--dataset", default="digits", help="built-in dataset (default: digits)")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
+    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--every", type=int, default=10,
+                   help="exact masks every N iterations, plus first/last of each epoch (default: 10)")
+    p.add_argument("--mask-samples", type=int, default=None,
+                   help="store activation/gradient masks for the first B samples only")
+    p.add_argument("--out", required=True, type=Path, help="trace directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing trace at --out")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from traces.training import train
+
+    bar = None
+
+    def progress(info: dict[str, Any]) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _bar(info["total"], f"train {args.model}/{args.method}")
+        bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", acc=f"{info['accuracy']:.2f}",
+                        refresh=False)
+        bar.update(1)
+
+    try:
+        result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
+                       every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
+                       progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"trained {args.model} with {args.method} on {args.dataset}: {result.iterations} iterations, "
+          f"final loss {result.final_loss:.4f}, test accuracy {result.test_accuracy:.3f}")
+    print(f"trace written to {result.trace}")
     return 0
+
+
+# -- trace info / validate ----------------------------------------------------------------------------
+
+def add_trace(sub: Any) -> None:
+    p = sub.add_parser("trace", help="inspect and check traces",
+                       description="Inspect and check recorded traces.")
+    tsub = p.add_subparsers(dest="trace_command", metavar="COMMAND", required=True)
+    info = tsub.add_parser("info", help="layers, iterations and densities of a trace")
+    info.add_argument("path", type=Path, help="trace directory")
+    info.add_argument("--no-macs", action="store_true", help="skip the effectual-MAC table")
+    info.set_defaults(func=cmd_trace_info)
+    val = tsub.add_parser("validate", help="check every file, mask and count of a trace")
+    val.add_argument("path", type=Path, help="trace directory")
+    val.set_defaults(func=cmd_trace_validate)
+
+
+def describe(trace: Any) -> list[str]:
+    """Header lines that say what a trace is."""
+    m = trace.manifest
+    model, method, data = m["model"], m["method"], m["dataset"]
+    opt = m.get("optimizer")
+    lines = [
+        f"trace      {trace.path}  (format {m['format_version']}, "
+        f"{'complete' if trace.complete else 'INCOMPLETE: recording did not finish'})",
+        f"model      {model.get('name')} ({model.get('class', '?')}, "
+        f"{model.get('parameters', '?')} parameters)",
+        f"method     {method.get('name')} {method.get('params') or ''}".rstrip(),
+        f"dataset    {data.get('name')}  seed {m.get('seed')}  batch {m.get('batch_size')}",
+    ]
+    if opt:
+        params = " ".join(f"{k}={v}" for k, v in opt["params"].items() if k in ("lr", "momentum",
+                                                                                 "weight_decay", "betas"))
+        lines.append(f"optimizer  {opt['name']} {params}  state {opt.get('state_dtypes') or {}}")
+    samples = m["schedule"].get("mask_samples")
+    lines.append(f"iterations {len(trace)} ({len(trace.mask_iterations)} with exact masks"
+                 f"{f', first {samples} samples' if samples else ''})")
+    return lines
+
+
+def cmd_trace_info(args: argparse.Namespace) -> int:
+    import traces
+    from traces import summary
+
+    tr = traces.load(args.path)
+    print("\n".join(describe(tr)))
+    print("\nLayers (GEMM dims for the manifest batch size)")
+    _print_frame(summary.layer_table(tr))
+    if len(tr):
+        print("\nDensity per tensor: mean over all iterations (min–max)")
+        _print_frame(summary.density_table(tr))
+    if not args.no_macs and tr.mask_iterations:
+        macs = summary.mac_table(tr)
+        print(f"\nEffectual / algorithmic MACs per pass, iteration {int(macs['iteration'].iloc[0])} "
+              f"({int(macs['batch'].iloc[0])} samples)")
+        frac = macs.pivot(index="layer", columns="pass", values="effectual_fraction")
+        frac = frac.reindex(index=[s.name for s in tr.layers],
+                            columns=[p for p in summary.SHORT if p in frac.columns])
+        _print_frame(frac.rename(columns=summary.SHORT).map(lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_trace_validate(args: argparse.Namespace) -> int:
+    import traces
+    from traces.validate import validate
+
+    tr = traces.load(args.path)
+    bar = _bar(len(tr), "validate")
+    try:
+        s = validate(tr, progress=lambda n, total: bar.update(1))
+    finally:
+        bar.close()
+    state = "complete" if s.complete else "incomplete (recording did not finish; all files read)"
+    print(f"OK {tr.path}: {s.layers} layers, {s.iterations} iterations, "
+          f"{s.mask_iterations} with masks, {state}")
+    return 0
+
+
+# -- demo -------------------------------------------------------------------------------------------
+
+def add_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the main job: train, record, and summarize (grows with hwsim)",
+                       description="Train a small model while recording a trace, then summarize it.")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default: out/demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    epochs = 1 if args.quick else 5
+    trace = args.out / "dense-mlp-digits.trace"
+    code = main(["train", "--method", "dense", "--model", "mlp", "--dataset", "digits",
+                 "--epochs", str(epochs), "--out", str(trace), "--overwrite"])
+    if code:
+        return code
+    print()
+    return main(["trace", "info", str(trace)])
+
+
+# -- entry point ------------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hwsim",
+        description="Trace-driven simulator and cost model for sparse neural-network training.")
+    from hwsim import __version__
+
+    p.add_argument("--version", action="version", version=f"hwsim {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as exc:
+        if os.environ.get("HWSIM_DEBUG"):
+            raise
+        print(f"hwsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
 
 
 class MLP(nn.Sequential):
-    """Fully connected ReLU network: ``in → hidden… → classes``."""
+    """Fully connected ReLU network: ``in → hidden… → classes`` (layers ``fc1, fc2, …, out``)."""
 
     def __init__(self, in_features: int, n_classes: int, hidden: Sequence[int] = (128, 64)) -> None:
-        layers: list[nn.Module] = [nn.Flatten()]
+        layers: dict[str, nn.Module] = {"flatten": nn.Flatten()}
         width = in_features
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
+        for i, h in enumerate(hidden, start=1):
+            layers[f"fc{i}"] = nn.Linear(width, h)
+            layers[f"relu{i}"] = nn.ReLU(inplace=True)
             width = h
-        layers.append(nn.Linear(width, n_classes))
-        super().__init__(*layers)
+        layers["out"] = nn.Linear(width, n_classes)
+        super().__init__(OrderedDict(layers))
 
 
 # name -> (constructor(input_shape, n_classes), wants image-shaped input)

@@ -38,7 +38,7 @@ def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float
 
 
 def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense", epochs: int = 3,
-          batch_size: int = 64, lr: float = 0.05, momentum: float = 0.9, seed: int = 0,
+          batch_size: int = 64, lr: float = 0.1, momentum: float = 0.9, seed: int = 0,
           out: str | Path | None = None, every: int = 10, mask_samples: int | None = None,
           overwrite: bool = False, progress: Callable[[dict[str, Any]], None] | None = None,
           ) -> TrainResult:

@@ -1,0 +1,96 @@
+"""The hwsim command line: commands work, user errors print one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hwsim.cli import main
+
+from .traces.helpers import write_trace
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hwsim.cli", *args], capture_output=True, text=True)
+
+
+def test_help_lists_subcommands():
+    out = run("--help").stdout
+    for cmd in ("demo", "train", "trace"):
+        assert cmd in out
+
+
+def test_train_then_info_then_validate(tmp_path, capsys):
+    path = tmp_path / "run.trace"
+    assert main(["train", "--method", "dense", "--model", "mlp", "--dataset", "digits",
+                 "--epochs", "1", "--every", "5", "--out", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "22 iterations" in out and str(path) in out
+    assert main(["trace", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    for text in ("fc1", "fc2", "out", "Density per tensor", "iterations 22 (6 with exact masks)",
+                 "bwd-weight M×K×N", "64×64×128", "Effectual / algorithmic MACs"):
+        assert text in out
+    assert main(["trace", "validate", str(path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_train_refuses_to_overwrite_without_flag(tmp_path, capsys):
+    path = tmp_path / "run.trace"
+    write_trace(path)
+    assert main(["train", "--epochs", "1", "--out", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hwsim: error:") and "--overwrite" in err
+
+
+@pytest.mark.parametrize("case", ["missing_manifest", "bad_version", "truncated", "not_a_trace",
+                                  "mask_size"])
+def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
+    path = tmp_path / "t"
+    write_trace(path, n_iter=3, mask_every=1)
+    if case == "missing_manifest":
+        (path / "manifest.json").unlink()
+        expect = "manifest: found no such file"
+    elif case == "bad_version":
+        doc = json.loads((path / "manifest.json").read_text())
+        doc["format_version"] = 2
+        (path / "manifest.json").write_text(json.dumps(doc))
+        expect = "format_version: found 2; expected 1"
+    elif case == "truncated":
+        f = path / "iter-00000001.masks.npz"
+        f.write_bytes(f.read_bytes()[:100])
+        expect = "iter-00000001.masks.npz: (archive): found unreadable data"
+    elif case == "mask_size":
+        import numpy as np
+
+        f = path / "iter-00000002.masks.npz"
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["L0.dy"] = arrays["L0.dy"][:10]
+        np.savez(f, **arrays)
+        expect = "L0.dy: found uint8 of 10 bytes; expected uint8 of 128 bytes"
+    else:
+        path = tmp_path / "file.txt"
+        path.write_text("x")
+        expect = "path: found a file; expected a trace directory"
+    proc = run("trace", "validate", str(path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hwsim: error: ") and expect in lines[0]
+
+
+def test_unknown_model_is_a_user_error(tmp_path):
+    proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown model 'nope'; choose one of ['mlp']" in proc.stderr
+
+
+def test_demo_quick(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trace written to" in out and "Density per tensor" in out
+    assert (tmp_path / "dense-mlp-digits.trace" / "manifest.json").exists()

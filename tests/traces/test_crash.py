@@ -1,0 +1,50 @@
+"""A recording process killed with SIGKILL leaves a trace that loads with every completed iteration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import traces
+from traces.validate import validate
+
+SCRIPT = textwrap.dedent("""
+    import sys, torch, torch.nn.functional as F
+    import traces
+    from traces.models import MLP
+    torch.manual_seed(0)
+    model = MLP(64, 10, hidden=(256, 256))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, t = torch.relu(torch.randn(32, 64)), torch.randint(0, 10, (32,))
+    with traces.record(model, sys.argv[1], every=1, optimizer=opt) as rec:
+        for i in range(100000):
+            opt.zero_grad()
+            F.cross_entropy(model(x), t).backward()
+            opt.step()
+            rec.step()
+""")
+
+
+def test_sigkill_mid_run_leaves_a_loadable_trace(tmp_path):
+    path = tmp_path / "killed.trace"
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(path.glob("iter-*.npz"))) < 8:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the recorder wrote nothing"
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    tr = traces.load(path)
+    assert not tr.complete  # never closed
+    assert tr.iterations == list(range(len(tr.iterations)))  # no gaps: every completed iteration
+    assert len(tr.iterations) >= 8
+    summary = validate(tr)  # every file that is there reads completely
+    assert summary.iterations == len(tr.iterations) == summary.mask_iterations
