@@ -1,0 +1,101 @@
+"""The whole machine: one spec language for the edge-NPU, GPU-like and ReRAM families."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .components import (
+    ComputeArray,
+    GpuCompute,
+    Link,
+    Memory,
+    ReramCompute,
+    SparseFeatures,
+    VectorUnit,
+)
+from .fields import spec
+
+FAMILIES = ("edge_npu", "gpu", "reram")
+_FAMILY_SECTION = {"edge_npu": "compute", "gpu": "gpu", "reram": "reram"}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A machine description. Build one with :func:`archs.load` or a preset; vary it with
+    :func:`archs.replace`."""
+
+    name: str = spec(doc="short name")
+    family: Literal["edge_npu", "gpu", "reram"] = spec(doc="edge_npu, gpu or reram")
+    clock_hz: float = spec(doc="core clock, Hz", gt=0)
+    memories: tuple[Memory, ...] = spec(doc="memory levels, innermost first, off-chip last")
+    vector_unit: VectorUnit = spec(doc="runs the non-GEMM work")
+    description: str = spec("", doc="what this machine is and where its numbers come from")
+    tech_nm: int = spec(45, doc="technology node of the energy figures, nm", gt=0)
+    compute: ComputeArray | None = spec(None, doc="edge NPU: the PE array")
+    gpu: GpuCompute | None = spec(None, doc="GPU-like: SMs and tensor cores")
+    reram: ReramCompute | None = spec(None, doc="ReRAM: tiles, IMAs, crossbars")
+    links: tuple[Link, ...] = spec((), doc="transfer paths between memories")
+    sparse: SparseFeatures = spec(SparseFeatures(), doc="sparse acceleration features")
+
+    def memory(self, name: str) -> Memory:
+        """A memory level by name."""
+        for m in self.memories:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no memory {name!r}; it has {[m.name for m in self.memories]}")
+
+    @property
+    def off_chip(self) -> Memory:
+        """The outermost (DRAM/HBM) level."""
+        return self.memories[-1]
+
+    def check(self) -> list[str]:
+        """Cross-field problems as ``path: message`` strings (empty when consistent)."""
+        problems: list[str] = []
+        section = _FAMILY_SECTION[self.family]
+        for fam, sec in _FAMILY_SECTION.items():
+            present = getattr(self, sec) is not None
+            if sec == section and not present:
+                problems.append(f"{sec}: a {self.family} machine needs a {sec} section")
+            elif sec != section and present:
+                problems.append(f"{sec}: only {fam} machines have a {sec} section; this one is {self.family}")
+        names = [m.name for m in self.memories]
+        if not names:
+            problems.append("memories: at least one memory level (the off-chip DRAM/HBM) is needed")
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                problems.append(f"memories[{i}].name: {n!r} is used twice; names must be unique")
+        if names and not self.memories[-1].off_chip:
+            problems.append(f"memories: the last level must be dram or hbm, got {self.memories[-1].kind}")
+        for i, m in enumerate(self.memories[:-1]):
+            if m.off_chip:
+                problems.append(f"memories[{i}]: off-chip level {m.name!r} must be the last one")
+        known = set(names)
+        link_names = [ln.name for ln in self.links]
+        for i, ln in enumerate(self.links):
+            for end in ("source", "destination"):
+                if getattr(ln, end) not in known:
+                    problems.append(f"links[{i}].{end}: no memory named {getattr(ln, end)!r}; "
+                                    f"memories are {names}")
+            if ln.name in link_names[:i]:
+                problems.append(f"links[{i}].name: {ln.name!r} is used twice")
+        for i, f in enumerate(self.sparse.formats):
+            if f.level not in known:
+                problems.append(f"sparse.formats[{i}].level: no memory named {f.level!r}; "
+                                f"memories are {names}")
+        for i, a in enumerate(self.sparse.actions):
+            if a.level != "compute" and a.level not in known:
+                problems.append(f"sparse.actions[{i}].level: {a.level!r} is neither 'compute' nor a memory")
+            if not a.condition_on:
+                problems.append(f"sparse.actions[{i}].condition_on: name at least one operand")
+        s = self.sparse.structured
+        if s is not None and s.n > s.m:
+            problems.append(f"sparse.structured: n={s.n} must not exceed m={s.m}")
+        dens = [p.density for p in self.sparse.kernel_efficiency]
+        if dens != sorted(set(dens)):
+            problems.append("sparse.kernel_efficiency: densities must be strictly increasing")
+        if self.family == "gpu" and self.compute is None and self.sparse.actions:
+            problems.append("sparse.actions: GPU-like machines use sparse.structured and "
+                            "sparse.kernel_efficiency, not gating/skipping actions")
+        return problems

@@ -1,0 +1,83 @@
+"""Figures derived from an architecture's fields: peak throughput, ReRAM power budget.
+
+Nothing here is typed in: every figure is arithmetic on the description, so a preset can be
+checked against its paper (tests/archs/test_presets.py).
+"""
+
+from __future__ import annotations
+
+from .architecture import Architecture
+from .components import ReramCompute
+
+
+def peak_macs_per_s(arch: Architecture, *, structured_sparse: bool = False) -> float:
+    """Peak multiply-accumulates per second (dense, or with N:M structured sparsity)."""
+    if arch.compute is not None:
+        c = arch.compute
+        return c.rows * c.cols * c.macs_per_pe_per_cycle * arch.clock_hz
+    if arch.gpu is not None:
+        g = arch.gpu
+        rate = g.sms * g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle * arch.clock_hz
+        s = arch.sparse.structured
+        return rate * (s.math_speedup if structured_sparse and s is not None else 1.0)
+    r = _reram(arch)
+    return r.tiles * r.imas_per_tile * ima_macs_per_mvm(r) / (mvm_time_ns(r) * 1e-9)
+
+
+def peak_ops_per_s(arch: Architecture, *, structured_sparse: bool = False) -> float:
+    """Peak operations per second, counting a MAC as two operations (TOPS/TFLOPS convention)."""
+    return 2 * peak_macs_per_s(arch, structured_sparse=structured_sparse)
+
+
+def ima_weights_per_row(r: ReramCompute) -> int:
+    """Weights one crossbar row of an IMA holds across its crossbars (bit slices over cells)."""
+    return r.crossbars_per_ima * r.crossbar.cols * r.crossbar.bits_per_cell // r.weight_bits
+
+
+def ima_macs_per_mvm(r: ReramCompute) -> int:
+    """MACs of one full matrix-vector multiply in an IMA."""
+    return r.crossbar.rows * ima_weights_per_row(r)
+
+
+def mvm_time_ns(r: ReramCompute) -> float:
+    """Time of one matrix-vector multiply: input bits streamed through the DACs, one read each."""
+    return -(-r.input_bits // r.dac.bits) * r.crossbar.read_cycle_ns
+
+
+def ima_power_mw(r: ReramCompute) -> float:
+    """Power of one IMA at full activity: crossbars, ADCs, DACs and its peripherals."""
+    return (r.crossbars_per_ima * r.crossbar.power_mw + r.adcs_per_ima * r.adc.power_mw
+            + r.dacs_per_ima * r.dac.power_mw + sum(p.count * p.power_mw for p in r.ima_peripherals))
+
+
+def tile_power_mw(r: ReramCompute) -> float:
+    """Power of one tile at full activity."""
+    return r.imas_per_tile * ima_power_mw(r) + sum(p.count * p.power_mw for p in r.tile_peripherals)
+
+
+def adc_power_share(r: ReramCompute) -> float:
+    """ADC share of tile power."""
+    return r.imas_per_tile * r.adcs_per_ima * r.adc.power_mw / tile_power_mw(r)
+
+
+def summary(arch: Architecture) -> dict[str, float]:
+    """Headline figures with their units in the keys."""
+    out = {"clock_hz": arch.clock_hz, "peak_tops": peak_ops_per_s(arch) / 1e12,
+           "off_chip_bandwidth_bytes_per_s": arch.off_chip.bandwidth_bytes_per_s,
+           "on_chip_capacity_bytes": sum(m.capacity_bytes * m.instances for m in arch.memories[:-1])}
+    if arch.sparse.structured is not None:
+        out["peak_tops_structured_sparse"] = peak_ops_per_s(arch, structured_sparse=True) / 1e12
+    if arch.compute is not None:
+        out["macs_per_cycle"] = arch.compute.rows * arch.compute.cols * arch.compute.macs_per_pe_per_cycle
+    if arch.reram is not None:
+        r = arch.reram
+        out |= {"ima_power_mw": ima_power_mw(r), "tile_power_mw": tile_power_mw(r),
+                "chip_power_w": r.tiles * tile_power_mw(r) / 1e3, "adc_power_share": adc_power_share(r),
+                "mvm_time_ns": mvm_time_ns(r), "adc_conversion_energy_pj": r.adc.conversion_energy_pj}
+    return out
+
+
+def _reram(arch: Architecture) -> ReramCompute:
+    if arch.reram is None:
+        raise ValueError(f"{arch.name} has no compute section")
+    return arch.reram

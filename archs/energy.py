@@ -1,0 +1,73 @@
+"""The energy table: energy per action and component, read off an architecture's fields.
+
+Energy = action counts × this table + leakage × time (DESIGN.md); the simulator counts actions,
+this module says what each costs. No entry is ever a silent default: an action a machine does
+not describe is absent, and asking for it raises ``KeyError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .architecture import Architecture
+
+
+@dataclass(frozen=True)
+class EnergyEntry:
+    """Energy of one action of one component."""
+
+    component: str
+    action: str
+    energy_pj: float
+    per: str  # what one action is: "MAC", "byte", "conversion", ...
+
+
+def energy_table(arch: Architecture) -> tuple[EnergyEntry, ...]:
+    """Every (component, action) energy of ``arch``, in pJ per action."""
+    out: list[EnergyEntry] = []
+    if arch.compute is not None:
+        c = arch.compute
+        out += [EnergyEntry("compute", "mac", c.mac_energy_pj, "MAC"),
+                EnergyEntry("compute", "gated_mac", c.gated_mac_energy_pj, "MAC")]
+    if arch.gpu is not None:
+        out.append(EnergyEntry("tensor_core", "fma", arch.gpu.tensor_core.fma_energy_pj, "FMA"))
+    if arch.reram is not None:
+        r = arch.reram
+        read_s = r.crossbar.read_cycle_ns * 1e-9
+        out += [EnergyEntry("crossbar", "read", r.crossbar.power_mw * 1e-3 * read_s * 1e12, "crossbar read"),
+                EnergyEntry("adc", "conversion", r.adc.conversion_energy_pj, "conversion"),
+                EnergyEntry("dac", "drive", r.dac.power_mw * 1e-3 * read_s * 1e12, "word-line drive"),
+                EnergyEntry("shift_add", "op", r.shift_add_energy_pj, "partial result"),
+                EnergyEntry("cell", "write_pulse", r.write.pulse_energy_pj, "pulse")]
+    out.append(EnergyEntry("vector_unit", "op", arch.vector_unit.op_energy_pj, "element op"))
+    for m in arch.memories:
+        md_r = m.read_energy_pj_per_byte if m.metadata_read_energy_pj_per_byte < 0 \
+            else m.metadata_read_energy_pj_per_byte
+        md_w = m.write_energy_pj_per_byte if m.metadata_write_energy_pj_per_byte < 0 \
+            else m.metadata_write_energy_pj_per_byte
+        out += [EnergyEntry(m.name, "read", m.read_energy_pj_per_byte, "byte"),
+                EnergyEntry(m.name, "write", m.write_energy_pj_per_byte, "byte"),
+                EnergyEntry(m.name, "metadata_read", md_r, "byte"),
+                EnergyEntry(m.name, "metadata_write", md_w, "byte")]
+    out += [EnergyEntry(ln.name, "transfer", ln.energy_pj_per_byte, "byte") for ln in arch.links]
+    return tuple(out)
+
+
+def energy_pj(arch: Architecture, component: str, action: str) -> float:
+    """One entry of the table; ``KeyError`` naming what exists when absent."""
+    for e in energy_table(arch):
+        if e.component == component and e.action == action:
+            return e.energy_pj
+    known = sorted({f"{e.component}.{e.action}" for e in energy_table(arch)})
+    raise KeyError(f"{arch.name} has no energy for {component}.{action}; it has {known}")
+
+
+def leakage_mw(arch: Architecture) -> dict[str, float]:
+    """Static power per component (all instances), mW."""
+    out = {m.name: m.leakage_mw * m.instances for m in arch.memories}
+    out["vector_unit"] = arch.vector_unit.leakage_mw
+    if arch.compute is not None:
+        out["compute"] = arch.compute.leakage_mw
+    if arch.gpu is not None:
+        out["sms"] = arch.gpu.sm_leakage_mw * arch.gpu.sms
+    return out

@@ -1,0 +1,250 @@
+"""Architecture presets. Every number carries its source; "[ref §x]" points into
+``../shared/reference/architecture_parameters.md``, which cites the repositories and papers.
+
+Each preset has a YAML twin in ``archs/presets/NAME.yaml`` (regenerate with
+``python -m archs.presets``); a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .architecture import Architecture
+from .components import (
+    Adc,
+    ComputeArray,
+    Crossbar,
+    Dac,
+    EfficiencyPoint,
+    GpuCompute,
+    Link,
+    Memory,
+    Peripheral,
+    Precision,
+    RepresentationFormat,
+    ReramCompute,
+    SparseAction,
+    SparseFeatures,
+    StructuredSparsity,
+    TensorCore,
+    VectorUnit,
+    WriteModel,
+)
+
+TWIN_DIR = Path(__file__).with_name("presets")
+PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
+
+
+def edge_npu() -> Architecture:
+    """Ethos/Eyeriss-class edge NPU: 16×16 int8 systolic array, 128 KiB GLB, LPDDR4 [ref §5.1]."""
+    return Architecture(
+        name="edge-npu",
+        family="edge_npu",
+        description="Ethos-U65-256/Eyeriss-class edge NPU at 45 nm energies "
+                    "(architecture_parameters.md §5.1). No leakage or area figure is cited, "
+                    "so none is modelled.",
+        clock_hz=500e6,  # Vela Ethos-U55 High-End / U65 system configs [ref §2.3]
+        tech_nm=45,  # Horowitz ISSCC'14 energies [ref §1.1]
+        compute=ComputeArray(
+            rows=16, cols=16,  # 256 MAC/cycle = Ethos-U55-256 / U65-256 [ref §2.3]
+            mac_energy_pj=0.30,  # Horowitz 8b mult 0.2 + 32b add 0.1 [ref §1.1]
+            gated_mac_energy_pj=0.018,  # Sparseloop Eyeriss-v2 PE ERT, ~3% of a MAC [ref §1.3]
+            microarchitecture="systolic", dataflow="ws",
+            precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=16, psum_bits=32),
+        ),
+        vector_unit=VectorUnit(lanes=16, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
+        memories=(
+            Memory(name="rf", kind="register_file", capacity_bytes=512, instances=256,  # Eyeriss 0.5 kB RF
+                   read_energy_pj_per_byte=0.30, write_energy_pj_per_byte=0.30),  # RF = 1× MAC [ref §1.2]
+            Memory(name="glb", kind="global_buffer", capacity_bytes=128 * 1024,  # Accelergy eyeriss_like
+                   read_energy_pj_per_byte=2.5, write_energy_pj_per_byte=2.5,  # Horowitz 32 KB 20 pJ/64b
+                   metadata_read_energy_pj_per_byte=1.2,  # Sparseloop weight_spad metadata, rounded up
+                   bandwidth_bytes_per_s=8e9,  # Vela U65 Mid-End SRAM [ref §2.3]
+                   double_buffered=True),
+            Memory(name="dram", kind="dram", capacity_bytes=0,
+                   read_energy_pj_per_byte=8 * PJ_PER_BIT,  # LPDDR4 8 pJ/bit [ref §1.4]
+                   write_energy_pj_per_byte=8 * PJ_PER_BIT,
+                   bandwidth_bytes_per_s=3.75e9,  # vela.ini U65 Mid-End DRAM [ref §2.3]
+                   latency_cycles=500),  # vela.ini read latency [ref §2.3]
+        ),
+        links=(Link(name="noc", source="glb", destination="rf", bandwidth_bytes_per_s=0,
+                    energy_pj_per_byte=0.60),),  # NoC = 2× MAC, Eyeriss ratios [ref §1.2]
+        sparse=SparseFeatures(
+            formats=(RepresentationFormat(level="dram", operand="a", format="zvc", metadata_bits=1),
+                     RepresentationFormat(level="glb", operand="a", format="bitmap", metadata_bits=1)),
+            actions=(SparseAction(kind="gating", level="compute", target="compute", condition_on=("a", "b")),
+                     SparseAction(kind="skipping", level="glb", target="a", condition_on=("a",))),
+        ),
+    )
+
+
+def eyeriss_v2_pe() -> Architecture:
+    """The single Eyeriss-v2 PE of Sparseloop's fig. 12 validation [ref §1.3, §6 edge NPU 2]."""
+    return Architecture(
+        name="eyeriss-v2-pe",
+        family="edge_npu",
+        description="One Eyeriss-v2 processing element as modelled in the Sparseloop MICRO'22 artifact "
+                    "(fig12_eyerissv2_pe_setup): one 8-bit MAC per effectual pair, skipping on both "
+                    "operands.",
+        clock_hz=200e6,  # Eyeriss v2 core clock [ref §2.2, paper]
+        tech_nm=45,  # the artifact's ERT is 45 nm [ref §1.3]
+        compute=ComputeArray(
+            rows=1, cols=1, microarchitecture="pe_skipping", dataflow="ws",
+            mac_energy_pj=0.561, gated_mac_energy_pj=0.018,  # artifact ERT_summary [ref §1.3]
+            precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=8, psum_bits=20),
+        ),
+        vector_unit=VectorUnit(lanes=1, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
+        memories=(
+            Memory(name="iact_spad", kind="scratchpad", capacity_bytes=16, operands=("a",),  # 16×8 b
+                   read_energy_pj_per_byte=0.130, write_energy_pj_per_byte=0.130,  # ERT [ref §1.3]
+                   metadata_read_energy_pj_per_byte=0.298),  # 0.149 pJ per 4-bit word
+            Memory(name="weight_spad", kind="scratchpad", capacity_bytes=192, operands=("b",),  # 192×8 b
+                   read_energy_pj_per_byte=0.477, write_energy_pj_per_byte=0.519,
+                   metadata_read_energy_pj_per_byte=0.884),  # per 8-bit metadata word
+            Memory(name="psum_spad", kind="scratchpad", capacity_bytes=80, operands=("c",),  # 32×20 b
+                   read_energy_pj_per_byte=0.0668, write_energy_pj_per_byte=0.0668),  # 0.167 pJ/20 b
+            Memory(name="backing_storage", kind="dram", capacity_bytes=0,
+                   read_energy_pj_per_byte=8 * PJ_PER_BIT,  # not in the PE ERT: LPDDR4 [ref §1.4]
+                   write_energy_pj_per_byte=8 * PJ_PER_BIT),
+        ),
+        sparse=SparseFeatures(
+            formats=(RepresentationFormat(level="iact_spad", operand="a", format="rle", metadata_bits=4),
+                     RepresentationFormat(level="weight_spad", operand="b", format="rle", metadata_bits=8)),
+            actions=(SparseAction(kind="skipping", level="weight_spad", target="b", condition_on=("a",)),
+                     SparseAction(kind="skipping", level="compute", target="compute",
+                                  condition_on=("a", "b"))),
+        ),
+    )
+
+
+def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
+         smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
+         hbm_pj_per_bit: float, fp32_lanes_per_sm: int) -> Architecture:
+    return Architecture(
+        name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
+        gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
+                       tensor_core=TensorCore(fma_per_cycle=fma_per_cycle,
+                                              fma_energy_pj=1.5)),  # FP16 mult 1.1 + add 0.4 [ref §1.1]
+        vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
+        memories=(
+            Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
+                   read_energy_pj_per_byte=3.9, write_energy_pj_per_byte=3.9),  # 256 KiB SMEM [ref §1.3]
+            Memory(name="l2", kind="l2", capacity_bytes=l2_bytes,
+                   read_energy_pj_per_byte=12.5, write_energy_pj_per_byte=12.5),  # 1 MB SRAM [ref §1.1]
+            Memory(name="hbm", kind="hbm", capacity_bytes=hbm_bytes, bandwidth_bytes_per_s=hbm_bytes_per_s,
+                   read_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT,
+                   write_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT),
+        ),
+        sparse=SparseFeatures(
+            structured=StructuredSparsity(n=2, m=4, operand="b", math_speedup=2.0,  # [ref §3.2]
+                                          metadata_bits_per_nonzero=2),
+            # Sputnik SpMM reaches 27% of V100 FP32 peak, i.e. 27% × 15.7/125 = 3.4% of its FP16
+            # tensor-core peak [ref §3.3, derived]; a dense operand runs the dense kernel.
+            kernel_efficiency=(EfficiencyPoint(density=0.1, efficiency=0.034),
+                               EfficiencyPoint(density=1.0, efficiency=1.0)),
+        ),
+    )
+
+
+def gpu_a100() -> Architecture:
+    """A100-SXM4-40GB-like GPU [ref §3.1, §5.2]."""
+    return _gpu("gpu-a100", "A100 SXM4 40GB-like: 108 SMs, 4 tensor cores each at 256 FP16 FMA/clock, "
+                "1.41 GHz boost, HBM2 1555 GB/s (architecture_parameters.md §3.1, §5.2).",
+                clock_hz=1.41e9, sms=108, fma_per_cycle=256, smem_bytes=192 * 1024,  # 192 KB L1/smem
+                l2_bytes=40e6, hbm_bytes=40e9, hbm_bytes_per_s=1555e9,
+                hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
+                fp32_lanes_per_sm=64)  # 6912 FP32 lanes / 108 SMs [ref §3.1]
+
+
+def gpu_h100() -> Architecture:
+    """H100-SXM5-like GPU [ref §3.1, §5.2]."""
+    return _gpu("gpu-h100", "H100 SXM5-like: 132 SMs, 4 tensor cores each at 512 FP16 FMA/clock, "
+                "1.83 GHz, HBM3 3.35 TB/s (architecture_parameters.md §3.1, §5.2).",
+                clock_hz=1.83e9, sms=132, fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem
+                l2_bytes=50e6, hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
+                hbm_pj_per_bit=4.05,  # hwcomponents-cacti HBM3 [ref §1.4]
+                fp32_lanes_per_sm=128)  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
+
+
+def reram_isaac() -> Architecture:
+    """ISAAC-like ReRAM crossbar chip with training writes [ref §4.1, §4.6, §5.3]."""
+    return Architecture(
+        name="reram-isaac",
+        family="reram",
+        description="ISAAC (ISCA'16)-like chip at 32 nm: 168 tiles × 12 IMAs × 8 crossbars of 128×128 "
+                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs; training writes from NeuroSim "
+                    "defaults (architecture_parameters.md §4.1, §4.6, §5.3).",
+        clock_hz=1.2e9,  # ISAAC tile clock [ref §4.1]
+        tech_nm=32,
+        reram=ReramCompute(
+            tiles=168, imas_per_tile=12, crossbars_per_ima=8,  # [ref §4.1]
+            crossbar=Crossbar(rows=128, cols=128, bits_per_cell=2, read_cycle_ns=100,
+                              power_mw=0.3),  # PUMA constants.py: 0.3 mW per 128×128 [ref §4.1]
+            adcs_per_ima=8, adc=Adc(bits=8, sample_rate_hz=1.28e9, power_mw=2.0,  # hwcomponents isaac.py
+                                    area_mm2=0.0012),  # 1200 µm² each [ref §1.5]
+            dacs_per_ima=8 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # 4 mW per 1024 DACs [ref §1.5]
+            input_bits=16, weight_bits=16,  # 16-bit inputs bit-serial, weights over 8 cells [ref §4.1]
+            shift_add_energy_pj=0.021,  # [ref §4.1 per-action table]
+            ima_peripherals=(  # ISAAC table, per IMA [ref §4.1]
+                Peripheral(name="sample_and_hold (8×128)", power_mw=0.01),
+                Peripheral(name="shift_and_add", count=4, power_mw=0.05),
+                Peripheral(name="input_register (2 KB)", power_mw=1.24),
+                Peripheral(name="output_register (256 B)", power_mw=0.23),
+            ),
+            tile_peripherals=(  # ISAAC table, per tile [ref §4.1]
+                Peripheral(name="edram_buffer (64 KB)", power_mw=20.7, area_mm2=0.083),
+                Peripheral(name="edram_to_ima_bus (384 wires)", power_mw=7.0),
+                Peripheral(name="router (1/4 share of 42 mW)", power_mw=10.5),
+                Peripheral(name="sigmoid", power_mw=0.52),
+                Peripheral(name="shift_and_add", power_mw=0.05),
+                Peripheral(name="max_pool", power_mw=0.4),
+                Peripheral(name="output_register (3 KB)", power_mw=1.68),
+            ),
+            write=WriteModel(pulse_energy_pj=10.0,  # round default in the 0.1-120 pJ V²/R·t range [ref §4.6]
+                             pulse_ns=50.0,  # NeuroSim default write pulse [ref §4.3]
+                             max_pulses_per_update=60,  # NeuroSim maxNumLevelLTP [ref §5.3]
+                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
+                             row_parallel=True),  # row-by-row writes [ref §4.6]
+        ),
+        # one digital unit per tile, at the shift-and-add energy per op [ref §4.1]
+        vector_unit=VectorUnit(lanes=168, op_energy_pj=0.021),
+        memories=(
+            Memory(name="edram", kind="edram", capacity_bytes=64 * 1024, instances=168,  # [ref §4.1]
+                   read_energy_pj_per_byte=20.45 / 32, write_energy_pj_per_byte=20.45 / 32),  # per 256 b
+            Memory(name="hbm", kind="hbm", capacity_bytes=0,
+                   bandwidth_bytes_per_s=15.2e12 / 8,  # NeuroSim DRAM.cpp 15.2 Tb/s [ref §1.4]
+                   read_energy_pj_per_byte=3.9 * PJ_PER_BIT,  # HBM2 3.9 pJ/bit [ref §5.3]
+                   write_energy_pj_per_byte=3.9 * PJ_PER_BIT),
+        ),
+        links=(Link(name="router", source="edram", destination="edram", bandwidth_bytes_per_s=0,
+                    energy_pj_per_byte=20.74 / 32),),  # 20.74 pJ per 256-bit flit [ref §4.1]
+        sparse=SparseFeatures(skip_zero_input_rows=True, skip_zero_weight_columns=True,
+                              skip_zero_crossbars=True),
+    )
+
+
+_BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "gpu-a100": gpu_a100,
+             "gpu-h100": gpu_h100, "reram-isaac": reram_isaac}
+PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}
+
+
+def twin_path(name: str) -> Path:
+    """Where a preset's YAML twin lives."""
+    return TWIN_DIR / f"{name}.yaml"
+
+
+def twin_text(name: str) -> str:
+    """The YAML twin's expected contents."""
+    from .loader import dump
+
+    header = (f"# {name}: YAML twin of archs/presets.py ({_BUILDERS[name].__doc__})\n"
+              "# Copy this file to start a design: `hwsim archs validate my.yaml` checks it.\n"
+              "# Regenerate with `python -m archs.presets`; sources of the numbers are in archs/presets.py.\n")
+    return header + dump(PRESETS[name])
+
+
+if __name__ == "__main__":  # regenerate the YAML twins
+    for preset in PRESETS:
+        twin_path(preset).write_text(twin_text(preset))
+        print(f"wrote {twin_path(preset)}", file=sys.stderr)
