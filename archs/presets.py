@@ -240,7 +240,7 @@ def twin_text(name: str) -> str:
 
     header = (f"# {name}: YAML twin of archs/presets.py ({_BUILDERS[name].__doc__})\n"
               "# Copy this file to start a design: `hwsim archs validate my.yaml` checks it.\n"
-              "# Regenerate with `python -m archs.presets`; sources of the numbers are in archs/presets.py.\n")
+              "# Regenerate: `python -m archs.presets`; the sources of the numbers are in archs/presets.py\n")
     return header + dump(PRESETS[name])
 
 
