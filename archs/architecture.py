@@ -68,15 +68,15 @@ class Architecture:
                 problems.append(f"memories[{i}].name: {n!r} is used twice; names must be unique")
         if names and not self.memories[-1].off_chip:
             problems.append(f"memories: the last level must be dram or hbm, got {self.memories[-1].kind}")
-        for i, m in enumerate(self.memories[:-1]):
+        for m in self.memories[:-1]:
             if m.off_chip:
-                problems.append(f"memories[{i}]: off-chip level {m.name!r} must be the last one")
+                problems.append(f"memories.{m.name}: off-chip level {m.name!r} must be the last one")
         known = set(names)
         link_names = [ln.name for ln in self.links]
         for i, ln in enumerate(self.links):
             for end in ("source", "destination"):
                 if getattr(ln, end) not in known:
-                    problems.append(f"links[{i}].{end}: no memory named {getattr(ln, end)!r}; "
+                    problems.append(f"links.{ln.name}.{end}: no memory named {getattr(ln, end)!r}; "
                                     f"memories are {names}")
             if ln.name in link_names[:i]:
                 problems.append(f"links[{i}].name: {ln.name!r} is used twice")
