@@ -43,9 +43,9 @@ def test_unknown_key_suggests_the_nearest():
 
 
 def test_wrong_type():
-    text = EDGE.replace("  rows: 16", "  rows: sixteen", 1).replace("double_buffered: true", "double_buffered: 1", 1)
+    text = EDGE.replace("  rows: 16", "  rows: sixteen", 1)
+    text = text.replace("double_buffered: true", "double_buffered: 1", 1)
     ps = problems_of(text)
-    assert "compute.rows: expected a number or e.g. an integer, got 'sixteen'" not in ps  # message is exact:
     assert "compute.rows: expected a number, got 'sixteen'" in ps
     assert "memories.glb.double_buffered: expected true or false, got 1" in ps
 

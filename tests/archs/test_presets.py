@@ -61,7 +61,7 @@ def test_energy_table_has_no_silent_defaults():
     assert archs.energy_pj(a, "dram", "read") == 64.0  # 8 pJ/bit
     assert archs.energy_pj(a, "dram", "metadata_read") == 64.0  # -1 means "as data"
     assert archs.energy_pj(a, "glb", "metadata_read") == 1.2
-    with pytest.raises(KeyError, match="no energy for adc.conversion"):
+    with pytest.raises(KeyError, match=r"no energy for adc\.conversion"):
         archs.energy_pj(a, "adc", "conversion")
     isaac = PRESETS["reram-isaac"]
     assert archs.energy_pj(isaac, "crossbar", "read") == pytest.approx(30.0)  # 0.3 mW × 100 ns

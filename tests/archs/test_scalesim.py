@@ -76,7 +76,8 @@ def test_v3_config_field_by_field(tmp_path, df):
         ("ofmap_sram", 16 * 1024, ("c",), True)]
     # v3 USER mode: ifmap/filter from the [layout] bank bandwidths, ofmap from Bandwidth
     assert link_words_per_cycle(a) == {"a": 12, "b": 8, "c": 10}
-    assert "v3 layout, USER bandwidth" in a.description and "energies from the edge-npu preset" in a.description
+    assert "v3 layout, USER bandwidth" in a.description
+    assert "energies from the edge-npu preset" in a.description
 
 
 def test_v2_config_field_by_field(tmp_path):
