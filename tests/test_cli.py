@@ -94,3 +94,35 @@ def test_demo_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trace written to" in out and "Density per tensor" in out
     assert (tmp_path / "dense-mlp-digits.trace" / "manifest.json").exists()
+
+
+def test_archs_list_and_show(capsys):
+    assert main(["archs", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "reram-isaac"):
+        assert name in out
+    assert main(["archs", "show", "gpu-a100"]) == 0
+    out = capsys.readouterr().out
+    assert "108 SMs × 4 tensor cores × 256 FMA/clock" in out and "peak_tops_structured_sparse" in out
+    assert "tensor_core fma" in " ".join(out.split())
+    assert main(["archs", "show", "edge-npu", "--yaml"]) == 0
+    import archs
+
+    assert archs.loads(capsys.readouterr().out) == archs.PRESETS["edge-npu"]
+
+
+def test_archs_validate_reports_every_problem(tmp_path):
+    import archs
+
+    good = tmp_path / "good.yaml"
+    good.write_text(archs.dump(archs.PRESETS["edge-npu"]))
+    proc = run("archs", "validate", str(good))
+    assert proc.returncode == 0 and proc.stdout.startswith(f"OK {good}")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("  rows: 16", "  rows: -4").replace("  lanes: 16", "  lanez: 16"))
+    proc = run("archs", "validate", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"hwsim: error: {bad}: 3 problems:" in proc.stderr
+    for text in ("compute.rows: must be > 0, got -4", "vector_unit.lanez: unknown key; did you mean 'lanes'?",
+                 "vector_unit.lanes: missing"):
+        assert text in proc.stderr
