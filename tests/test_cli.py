@@ -86,7 +86,7 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
 def test_unknown_model_is_a_user_error(tmp_path):
     proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "unknown model 'nope'; choose one of ['mlp']" in proc.stderr
+    assert "unknown model 'nope'; choose one of ['lenet5', 'mlp', 'resnet', 'vgg8']" in proc.stderr
 
 
 def test_demo_quick(tmp_path, capsys):

@@ -28,7 +28,7 @@ KINDS = ("conv2d", "linear")
 
 # Which tensors each per-sample or per-weight shape applies to.
 ACTIVATION_TENSORS = ("x", "dx")
-OUTPUT_TENSORS = ("y", "y_sel", "dy")
+OUTPUT_TENSORS = ("y", "y_sel", "y_out", "dy")
 WEIGHT_TENSORS = ("w", "dw", "dw_needed")
 
 

@@ -19,10 +19,10 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 # Per layer, one count per tensor in this order (-1: not present in that iteration).
-TENSORS = ("x", "w", "y", "y_sel", "dy", "dx", "dw", "dw_needed")
+TENSORS = ("x", "w", "y", "y_sel", "y_out", "dy", "dx", "dw", "dw_needed")
 TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
 # Tensors whose masks are stored as packed bits on mask iterations (dw: counts only).
-MASK_TENSORS = ("x", "w", "y", "y_sel", "dy", "dx", "dw_needed")
+MASK_TENSORS = ("x", "w", "y", "y_sel", "y_out", "dy", "dx", "dw_needed")
 
 LAYOUT = {
     "conv2d_activation": "NCHW",

@@ -1,38 +1,214 @@
-"""Built-in models (imports torch). Every model is made of nn.Conv2d / nn.Linear modules."""
+"""Built-in models (imports torch): MLP, LeNet-5, VGG-8 (BN), a small ResNet (BN, residual adds).
+
+Every model is made of ``nn.Conv2d`` / ``nn.Linear`` modules and describes itself to the
+training methods through :meth:`Model.blocks`: each GEMM layer, the BN that follows it (if any)
+and whether it is the classifier. ``block_order`` chooses GEMM → BN → ReLU (the usual) or
+GEMM → ReLU → BN (what DSG's double-mask selection needs).
+"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-
-class MLP(nn.Sequential):
-    """Fully connected ReLU network: ``in → hidden… → classes`` (layers ``fc1, fc2, …, out``)."""
-
-    def __init__(self, in_features: int, n_classes: int, hidden: Sequence[int] = (128, 64)) -> None:
-        layers: dict[str, nn.Module] = {"flatten": nn.Flatten()}
-        width = in_features
-        for i, h in enumerate(hidden, start=1):
-            layers[f"fc{i}"] = nn.Linear(width, h)
-            layers[f"relu{i}"] = nn.ReLU(inplace=True)
-            width = h
-        layers["out"] = nn.Linear(width, n_classes)
-        super().__init__(OrderedDict(layers))
+ORDERS = ("bn-relu", "relu-bn")
 
 
-# name -> (constructor(input_shape, n_classes), wants image-shaped input)
+@dataclass(frozen=True)
+class Block:
+    """A GEMM layer and what follows it."""
+
+    name: str  # qualified name of the GEMM module
+    gemm: nn.Module
+    bn: nn.Module | None  # the BatchNorm right after it, if any
+    classifier: bool = False
+
+
+class Model(nn.Module):
+    """Base class: ``blocks()`` lists the GEMM layers in forward order."""
+
+    block_order = "bn-relu"
+
+    def blocks(self) -> list[Block]:
+        names = {m: n for n, m in self.named_modules()}
+        out = [Block(names[g], g, bn) for g, bn in self._pairs()]
+        return [*out[:-1], Block(out[-1].name, out[-1].gemm, out[-1].bn, classifier=True)]
+
+    def _pairs(self) -> list[tuple[nn.Module, nn.Module | None]]:
+        raise NotImplementedError  # each model lists its (gemm, bn) pairs
+
+    def _act(self, y: torch.Tensor, bn: nn.Module | None) -> torch.Tensor:
+        """BN and ReLU in this model's block order."""
+        if bn is None:
+            return F.relu(y, inplace=True)
+        if self.block_order == "bn-relu":
+            return F.relu(bn(y), inplace=True)
+        return bn(F.relu(y, inplace=True))
+
+
+class MLP(Model):
+    """Fully connected: ``in → hidden… → classes``, BN after each hidden layer when ``bn``."""
+
+    def __init__(self, in_features: int, n_classes: int, hidden: Sequence[int] = (128, 64),
+                 bn: bool = True, block_order: str = "bn-relu") -> None:
+        super().__init__()
+        self.block_order = block_order
+        widths = [in_features, *hidden]
+        self._hidden = len(hidden)
+        for i, (a, b) in enumerate(itertools.pairwise(widths), start=1):
+            self.add_module(f"fc{i}", nn.Linear(a, b))
+            self.add_module(f"bn{i}", nn.BatchNorm1d(b) if bn else None)
+        self.out = nn.Linear(widths[-1], n_classes)
+
+    def _pairs(self):
+        hidden = [(getattr(self, f"fc{i}"), getattr(self, f"bn{i}")) for i in range(1, self._hidden + 1)]
+        return [*hidden, (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for fc, bn in self._pairs()[:-1]:
+            x = self._act(fc(x), bn)
+        return self.out(x)
+
+
+class LeNet5(Model):
+    """LeNet-5: two 5×5 convs with max-pooling, then three FC layers (no BN, as the original).
+
+    For 8×8 inputs the convs are padded so the feature maps stay usable (8→8→4→4→2).
+    """
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, block_order: str = "bn-relu") -> None:
+        super().__init__()
+        c, h, _ = in_shape
+        pad = 2 if h < 28 else 0
+        self.conv1 = nn.Conv2d(c, 6, 5, padding=pad)
+        self.conv2 = nn.Conv2d(6, 16, 5, padding=pad)
+        side = h
+        for _ in range(2):
+            side = (side + 2 * pad - 4) // 2
+        self.fc1 = nn.Linear(16 * side * side, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.out = nn.Linear(84, n_classes)
+        self.block_order = block_order
+
+    def _pairs(self):
+        return [(self.conv1, None), (self.conv2, None), (self.fc1, None), (self.fc2, None), (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x), inplace=True), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x), inplace=True), 2)
+        x = F.relu(self.fc1(x.flatten(1)), inplace=True)
+        x = F.relu(self.fc2(x), inplace=True)
+        return self.out(x)
+
+
+class VGG8(Model):
+    """VGG-8 style: six 3×3 conv layers with BN in three pooled stages, then two FC layers."""
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, width: int = 16,
+                 block_order: str = "bn-relu") -> None:
+        super().__init__()
+        self.block_order = block_order
+        c, h, _ = in_shape
+        chans = [c, width, width, 2 * width, 2 * width, 4 * width, 4 * width]
+        for i in range(6):
+            self.add_module(f"conv{i + 1}", nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False))
+            self.add_module(f"bn{i + 1}", nn.BatchNorm2d(chans[i + 1]))
+        side = max(1, h // 8)
+        self.fc1 = nn.Linear(4 * width * side * side, 8 * width)
+        self.out = nn.Linear(8 * width, n_classes)
+
+    def _pairs(self):
+        convs = [(getattr(self, f"conv{i}"), getattr(self, f"bn{i}")) for i in range(1, 7)]
+        return [*convs, (self.fc1, None), (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (conv, bn) in enumerate(self._pairs()[:6]):
+            x = self._act(conv(x), bn)
+            if i % 2 == 1 and x.shape[-1] > 1:
+                x = F.max_pool2d(x, 2)
+        x = F.relu(self.fc1(x.flatten(1)), inplace=True)
+        return self.out(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3×3 convs with BN and a residual add (1×1 projection if needed)."""
+
+    def __init__(self, owner: ResNet, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self._owner = [owner]  # a list, so the parent is not registered as a submodule
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.proj = None
+        if stride != 1 or c_in != c_out:
+            self.proj = nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+            self.proj_bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = self._owner[0]._act
+        h = act(self.conv1(x), self.bn1)  # x also feeds the shortcut: a shared input
+        h = self.bn2(self.conv2(h))
+        short = x if self.proj is None else self.proj_bn(self.proj(x))
+        return F.relu(h + short, inplace=True)
+
+
+class ResNet(Model):
+    """A small ResNet for 32×32 or 8×8 inputs: a stem conv and three stages of basic blocks."""
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, width: int = 16,
+                 blocks_per_stage: int = 1, block_order: str = "bn-relu") -> None:
+        super().__init__()
+        self.block_order = block_order
+        c, _, _ = in_shape
+        self.stem = nn.Conv2d(c, width, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(width)
+        stages, c_in = [], width
+        for s, c_out in enumerate((width, 2 * width, 4 * width)):
+            for b in range(blocks_per_stage):
+                stages.append(BasicBlock(self, c_in, c_out, 2 if (s > 0 and b == 0) else 1))
+                c_in = c_out
+        self.layers = nn.Sequential(*stages)
+        self.out = nn.Linear(c_in, n_classes)
+
+    def _pairs(self):
+        pairs: list[tuple[nn.Module, nn.Module | None]] = [(self.stem, self.stem_bn)]
+        for blk in self.layers:
+            pairs += [(blk.conv1, blk.bn1), (blk.conv2, blk.bn2)]
+            if blk.proj is not None:
+                pairs.append((blk.proj, blk.proj_bn))
+        return [*pairs, (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self._act(self.stem(x), self.stem_bn)
+        x = self.layers(x)
+        return self.out(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+# name -> (constructor(input_shape, n_classes, block_order), wants image-shaped input)
 MODELS = {
-    "mlp": (lambda shape, n: MLP(int(__import__("math").prod(shape)), n), False),
+    "mlp": (lambda s, n, o: MLP(math.prod(s), n, hidden=(128, 64), block_order=o), False),
+    "lenet5": (lambda s, n, o: LeNet5(s, n, block_order=o), True),
+    "vgg8": (lambda s, n, o: VGG8(s, n, block_order=o), True),
+    "resnet": (lambda s, n, o: ResNet(s, n, block_order=o), True),
 }
 
 
-def build_model(name: str, input_shape: Sequence[int], n_classes: int) -> nn.Module:
+def build_model(name: str, input_shape: Sequence[int], n_classes: int,
+                block_order: str = "bn-relu") -> Model:
     """A built-in model by name, sized for the dataset."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name][0](tuple(input_shape), n_classes)
+    if block_order not in ORDERS:
+        raise ValueError(f"block_order must be one of {ORDERS}, got {block_order!r}")
+    return MODELS[name][0](tuple(input_shape), n_classes, block_order)
 
 
 def wants_image(name: str) -> bool:

@@ -174,9 +174,11 @@ class Iteration:
         n_layers = len(self.trace.layers)
         for name in names - {"meta", "counts"}:
             m = _MEMBER_RE.match(name)
-            if m is None or m.group(2) not in _LAYER_ARRAYS or int(m.group(1)) >= n_layers:
+            known = m is not None and (m.group(2) in _LAYER_ARRAYS or m.group(2).startswith("m_"))
+            if not known or int(m.group(1)) >= n_layers:
                 raise TraceFormatError(self.file, name, "an unknown field",
-                                       f"L<layer 0..{n_layers - 1}>.<one of {', '.join(_LAYER_ARRAYS)}>")
+                                       f"L<layer 0..{n_layers - 1}>.<one of {', '.join(_LAYER_ARRAYS)}, "
+                                       "or m_<name>>")
 
     # -- access --------------------------------------------------------------------------------
     def count(self, layer: int | str, tensor: str) -> int | None:
@@ -246,6 +248,16 @@ class Iteration:
                 raise TraceFormatError(self.file, member(li, key), f"{arr.dtype} {arr.shape}",
                                        f"float16 {shape}")
         return out
+
+    def array(self, layer: int | str, name: str) -> np.ndarray | None:
+        """A training method's own per-layer array (``L{l}.m_{name}``), or None when absent."""
+        key = member(self.trace.layer_index(layer), f"m_{name}")
+        return self._read(key) if key in self._members else None
+
+    def layer_stats(self, layer: int | str) -> dict[str, Any]:
+        """A training method's per-layer numbers for this iteration (``meta.layer_stats``)."""
+        name = self.trace.layers[self.trace.layer_index(layer)].name
+        return dict(self.meta.get("layer_stats", {}).get(name, {}))
 
     def close(self) -> None:
         """Release the file handle."""

@@ -37,7 +37,7 @@ from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .schedule import Schedule
 from .writer import TraceWriter
 
-METHOD_MASKS = ("y_sel", "w", "dw_needed")
+METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
 _UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                 nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)
 _GEMM_FUNCS = {
@@ -217,6 +217,8 @@ class Recorder:
 
         ``y_sel``: which outputs are computed (output shape; taken at the module's forward).
         ``w``: the weight mask actually used (weight shape; default ``weight != 0``).
+        ``y_out``: what the layer's block forwards after ReLU/BN/masks (output shape; taken at
+        :meth:`step`).
         ``dw_needed``: which weight-gradient entries are needed (weight shape; default all).
         """
         if module not in self._targets:
@@ -227,6 +229,30 @@ class Recorder:
             self._method_masks[module].pop(name, None)
         else:
             self._method_masks[module][name] = mask.detach()
+
+    def log(self, module: nn.Module, **stats: float | int | str | bool) -> None:
+        """Per-layer numbers a method reports for this iteration (``meta.layer_stats``)."""
+        if module not in self._targets:
+            raise RecorderError(f"log: {type(module).__name__} is not a recorded Conv2d/Linear")
+        self._stats[module].update({k: (v.item() if isinstance(v, torch.Tensor) else v)
+                                    for k, v in stats.items()})
+
+    def save_array(self, module: nn.Module, name: str, array: torch.Tensor | np.ndarray) -> None:
+        """A method's own per-layer array, stored on mask iterations as ``L{l}.m_{name}``."""
+        if module not in self._targets:
+            raise RecorderError(f"save_array: {type(module).__name__} is not a recorded Conv2d/Linear")
+        if self._masks_now or not self._started:
+            arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+            self._arrays[module][name] = arr
+
+    @property
+    def recording_masks(self) -> bool:
+        """Whether the current iteration stores exact masks (methods may skip work otherwise)."""
+        return self._masks_now
+
+    def set_results(self, results: dict[str, Any]) -> None:
+        """A method's end-of-training evaluation, written to the manifest as ``method.results``."""
+        self._provenance["method"]["results"] = results
 
     def force_next(self) -> None:
         """Record exact masks for the next iteration regardless of the schedule."""
@@ -247,6 +273,8 @@ class Recorder:
         self._calls: list[_Call] = []
         self._stack: list[_Call] = []
         self._call_count: dict[nn.Module, int] = defaultdict(int)
+        self._stats: dict[nn.Module, dict[str, Any]] = defaultdict(dict)
+        self._arrays: dict[nn.Module, dict[str, np.ndarray]] = defaultdict(dict)
         self._depth = 0
         self._masks_now = False
         self._reasons: list[str] = []
@@ -355,7 +383,7 @@ class Recorder:
             self._layers.append(spec)
 
     # -- iteration end ----------------------------------------------------------------------------
-    def step(self, *, loss: float | None = None, **metrics: float) -> None:
+    def step(self, *, loss: float | None = None, **metrics: float | str) -> None:
         """End the current training iteration: write its counts (and masks, if scheduled).
 
         Call once per iteration after ``optimizer.step()``; extra keyword metrics (for example
@@ -383,13 +411,16 @@ class Recorder:
             self._writer.write_manifest(self._manifest(complete=False))
         counts, masks, weights = self._collect()
         meta = {"batch": self._calls[0].batch, "reasons": self._reasons, "lr": self._lr(),
-                "loss": loss, "metrics": metrics or {}}
+                "loss": loss, "metrics": metrics or {},
+                "layer_stats": {self._layers[c.layer].name: self._stats[c.module]
+                                for c in self._calls if self._stats.get(c.module)}}
+        arrays = {(c.layer, k): v for c in self._calls for k, v in self._arrays.get(c.module, {}).items()}
         if self.schedule.iters_per_epoch:
             meta["epoch"] = self.iteration // self.schedule.iters_per_epoch
         if self._masks_now and self.schedule.mask_samples is not None:
             meta["mask_batch"] = min(self.schedule.mask_samples, meta["batch"])
-        self._writer.write_iteration(self.iteration, meta, counts,
-                                     masks if self._masks_now else None, weights or None)
+        self._writer.write_iteration(self.iteration, meta, counts, masks if self._masks_now else None,
+                                     weights or None, arrays if self._masks_now else None)
         self.iteration += 1
         self._reset_iteration()
 
@@ -407,10 +438,15 @@ class Recorder:
             need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
             if need is not None:
                 row[TENSOR_INDEX["dw_needed"]] = _nnz(need)
+            y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
+            if y_out is not None:
+                row[TENSOR_INDEX["y_out"]] = _nnz(y_out)
             if self._masks_now:
                 masks.update({(c.layer, k): v for k, v in c.masks.items()})
                 if need is not None:
                     masks[(c.layer, "dw_needed")] = _packed(need)
+                if y_out is not None:
+                    masks[(c.layer, "y_out")] = _packed(y_out, self.schedule.mask_samples)
                 if c.w_before is not None:
                     now = c.module.weight.detach()
                     weights[c.layer] = (c.w_before.to(torch.float16).cpu().numpy(),

@@ -99,6 +99,7 @@ class TraceWriter:
         counts: np.ndarray,
         masks: dict[tuple[int, str], np.ndarray] | None = None,
         weights: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+        arrays: dict[tuple[int, str], np.ndarray] | None = None,
     ) -> Path:
         """Write iteration ``index``.
 
@@ -107,28 +108,35 @@ class TraceWriter:
             counts: ``(n_layers, len(TENSORS))`` int64 non-zero counts, -1 where absent.
             masks: ``{(layer, tensor): packed uint8}`` for a mask iteration, else ``None``.
             weights: ``{layer: (weight, delta_weight)}`` float16 arrays of the weight shape.
+            arrays: ``{(layer, name): array}`` a training method's own arrays (numbers or bools,
+                never objects), stored as ``L{layer}.m_{name}``.
         """
         counts = np.asarray(counts, dtype=np.int64)
         if counts.ndim != 2 or counts.shape[1] != len(TENSORS):
             raise ValueError(f"counts must be (n_layers, {len(TENSORS)}), got {counts.shape}")
         has_masks = masks is not None
         meta = {**meta, "iteration": int(index), "has_masks": has_masks}
-        arrays: dict[str, np.ndarray] = {"counts": counts}
+        out: dict[str, np.ndarray] = {"counts": counts}
         if has_masks:
             w_base: dict[str, int] = {}
             for (layer, tensor), packed in sorted(masks.items()):
                 if tensor == "w":
                     key, arr = self._weight_mask(index, layer, packed, w_base)
-                    arrays[key] = arr
+                    out[key] = arr
                 else:
-                    arrays[member(layer, tensor)] = np.asarray(packed, dtype=np.uint8)
+                    out[member(layer, tensor)] = np.asarray(packed, dtype=np.uint8)
             meta["w_base"] = w_base
         for layer, (w, dw) in sorted((weights or {}).items()):
-            arrays[member(layer, "weight")] = np.asarray(w, dtype=np.float16)
-            arrays[member(layer, "delta_weight")] = np.asarray(dw, dtype=np.float16)
-        arrays["meta"] = encode_json(meta)
+            out[member(layer, "weight")] = np.asarray(w, dtype=np.float16)
+            out[member(layer, "delta_weight")] = np.asarray(dw, dtype=np.float16)
+        for (layer, name), arr in sorted((arrays or {}).items()):
+            arr = np.asarray(arr)
+            if arr.dtype.kind not in "biuf" or not name.isidentifier():
+                raise ValueError(f"method array {name!r} must be numeric with an identifier name")
+            out[member(layer, f"m_{name}")] = arr
+        out["meta"] = encode_json(meta)
         path = self.path / iteration_filename(index, has_masks)
-        atomic_write(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **out))
         self.iterations_written += 1
         return path
 

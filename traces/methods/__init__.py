@@ -1,0 +1,22 @@
+"""The sparse training methods (imports torch): dense, DSG, DST and multi-level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Method, Phase, accuracy
+from .dsg import DSG
+from .dst import DST
+from .mlevel import MultiLevel
+
+METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "mlevel": MultiLevel}
+
+
+def make_method(name: str, dataset: str = "digits", **params: Any) -> Method:
+    """A method by name with its parameters (unknown names and parameters raise ValueError)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
+    return METHODS[name](dataset=dataset, **params)
+
+
+__all__ = ["DSG", "DST", "METHODS", "Method", "MultiLevel", "Phase", "accuracy", "make_method"]

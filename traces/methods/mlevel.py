@@ -1,0 +1,195 @@
+"""Multi-level sparse networks (arXiv 2112.10930), as far as the reference describes them.
+
+Levels are built sparsest first: dense training, magnitude pruning of every GEMM layer to the
+sparsest density with masked fine-tuning (level 0); then, for each denser level, growth with
+the previous level frozen as the *core* (its weights, the layers' biases and the BN affine
+parameters do not change; BN running statistics are kept per level): first every free position
+trains, then the free positions are pruned by magnitude to the level's extra density and fine-tuned.
+So every level's non-zeros, positions and values, are a subset of the next level's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import bits
+from ..models import Model
+from ..recorder import active_recorder
+from .base import Method, Phase, accuracy, clone_as, swap_module
+
+
+class _LevelLayer:
+    """Mixed into Conv2d/Linear subclasses: an active mask, a frozen core, nested level masks."""
+
+    def setup_levels(self) -> None:
+        self.register_buffer("active", torch.ones_like(self.weight, dtype=torch.bool), persistent=False)
+        self.register_buffer("core", torch.zeros_like(self.weight, dtype=torch.bool), persistent=False)
+        self.level_masks: list[torch.Tensor] = []
+        self.grad_mask: torch.Tensor | None = None  # positions that train (None: all)
+        self.phase = "dense"
+        self.stage = 0  # the level being built
+        self.bn: nn.Module | None = None
+        self.weight.register_hook(lambda g: g if self.grad_mask is None else g * self.grad_mask)
+
+    def core_hash(self) -> str:
+        """Digest of everything the frozen core holds: core weights, bias, the BN's affine params."""
+        h = hashlib.sha256(self.weight.detach()[self.core].numpy().tobytes())
+        for t in (self.bias, getattr(self.bn, "weight", None), getattr(self.bn, "bias", None)):
+            if t is not None:
+                h.update(t.detach().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight * self.active
+        rec = active_recorder()
+        if rec is not None and self.training and torch.is_grad_enabled():
+            rec.set_mask(self, "w", self.active)
+            rec.set_mask(self, "dw_needed", self.grad_mask)
+            stats: dict[str, Any] = {"phase": self.phase, "stage": self.stage,
+                                     "active_density": round(float(self.active.float().mean()), 6)}
+            if self.stage > 0:
+                stats["core_hash"] = self.core_hash()
+            rec.log(self, **stats)
+            for i, m in enumerate(self.level_masks):
+                rec.save_array(self, f"level{i}", bits.pack(m.numpy()))
+        if isinstance(self, nn.Conv2d):
+            return self._conv_forward(x, w, self.bias)
+        return F.linear(x, w, self.bias)
+
+
+class LevelConv2d(_LevelLayer, nn.Conv2d):
+    """A Conv2d that holds nested level masks."""
+
+
+class LevelLinear(_LevelLayer, nn.Linear):
+    """A Linear that holds nested level masks."""
+
+
+def magnitude_mask(w: torch.Tensor, candidates: torch.Tensor, keep: int) -> torch.Tensor:
+    """The ``keep`` largest-magnitude positions among ``candidates`` (ties broken by index)."""
+    score = torch.where(candidates, w.abs(), torch.full_like(w, -1.0)).flatten()
+    keep = max(0, min(keep, int(candidates.sum())))
+    out = torch.zeros(w.numel(), dtype=torch.bool)
+    out[score.topk(keep).indices] = True
+    return out.view_as(w)
+
+
+class MultiLevel(Method):
+    """Nested sparse sub-models, sparsest first, grown with a frozen core."""
+
+    name: ClassVar[str] = "mlevel"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "levels": (0.05, 0.15),  # weight density per level, sparsest first (reference §3.4 / E5)
+    }
+
+    def check_params(self) -> None:
+        lv = tuple(float(v) for v in self.params["levels"])
+        if not lv or any(not 0 < d <= 1 for d in lv) or list(lv) != sorted(set(lv)):
+            raise ValueError(f"mlevel: levels must be strictly increasing densities in (0, 1], got {lv}")
+        self.params["levels"] = lv
+
+    def prepare(self, model: Model) -> Model:
+        self.layers: dict[str, _LevelLayer] = {}
+        self.bns = [b.bn for b in model.blocks() if b.bn is not None]
+        for b in model.blocks():
+            new = clone_as(LevelConv2d if isinstance(b.gemm, nn.Conv2d) else LevelLinear, b.gemm)
+            new.setup_levels()
+            new.bn = b.bn
+            swap_module(model, b.name, new)
+            self.layers[b.name] = new
+        self.bn_stats: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        return super().prepare(model)
+
+    def phases(self, epochs: int) -> list[Phase]:
+        n_levels = len(self.params["levels"])
+        names = ["dense", "level0"] + [f"{kind}{k}" for k in range(1, n_levels) for kind in ("grow", "fit")]
+        each = max(1, epochs // len(names))
+        first = max(1, epochs - each * (len(names) - 1))
+        return [Phase(n, first if i == 0 else each, level=None if n == "dense" else int(n[-1]))
+                for i, n in enumerate(names)]
+
+    def begin_phase(self, phase: Phase) -> None:
+        levels = self.params["levels"]
+        if phase.name.startswith("grow") or phase.name == "level0":
+            prev = phase.level - 1
+            if prev >= 0:
+                self._save_bn(prev)
+        for layer in self.layers.values():
+            layer.phase, layer.stage = phase.name, phase.level or 0
+            w = layer.weight.detach()
+            n = w.numel()
+            if phase.name == "level0":
+                layer.active = magnitude_mask(w, torch.ones_like(layer.active), math.ceil(levels[0] * n))
+                layer.level_masks = [layer.active.clone()]
+                layer.grad_mask = layer.active.clone()
+            elif phase.name.startswith("grow"):
+                layer.core = layer.level_masks[-1].clone()
+                layer.active = torch.ones_like(layer.active)
+                layer.grad_mask = ~layer.core
+            elif phase.name.startswith("fit"):
+                extra = math.ceil(levels[phase.level] * n) - int(layer.core.sum())
+                grown = magnitude_mask(w, ~layer.core, extra)
+                layer.active = layer.core | grown
+                layer.level_masks.append(layer.active.clone())
+                layer.grad_mask = grown
+        frozen = phase.level is not None and phase.level > 0
+        for layer in self.layers.values():
+            if layer.bias is not None:
+                layer.bias.requires_grad_(not frozen)
+        for bn in self.bns:
+            for p in bn.parameters():
+                p.requires_grad_(not frozen)
+
+    def _save_bn(self, level: int) -> None:
+        self.bn_stats[level] = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in self.bns]
+
+    def _use(self, choice: list[int]) -> None:
+        """Configure layer i at level choice[i] (its mask and, for its BN, that level's statistics)."""
+        for layer, lv in zip(self.layers.values(), choice, strict=True):
+            layer.active = layer.level_masks[lv]
+            if layer.bn is not None and lv in self.bn_stats:
+                i = self.bns.index(layer.bn)
+                layer.bn.running_mean.copy_(self.bn_stats[lv][i][0])
+                layer.bn.running_var.copy_(self.bn_stats[lv][i][1])
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+        """Accuracy and weight-MACs per sample of every level and every reroute point."""
+        last = len(self.params["levels"]) - 1
+        if any(len(layer.level_masks) <= last for layer in self.layers.values()):
+            return {}  # training ended before every level was built
+        self._save_bn(last)
+        saved = [layer.active for layer in self.layers.values()]
+        n_layers = len(self.layers)
+        out: dict[str, Any] = {"levels": [], "reroute": []}
+        for lv in range(last + 1):
+            self._use([lv] * n_layers)
+            out["levels"].append({"level": lv, "density": self.params["levels"][lv],
+                                  "accuracy": accuracy(self.model, x, y)})
+        for r in range(n_layers + 1):  # the first r layers at the densest level, the rest sparsest
+            self._use([last] * r + [0] * (n_layers - r))
+            out["reroute"].append({"reroute_after": r, "accuracy": accuracy(self.model, x, y)})
+        self._use([last] * n_layers)
+        for layer, a in zip(self.layers.values(), saved, strict=True):
+            layer.active = a
+        return out
+
+    def density(self) -> float:
+        kept = sum(int(layer.active.sum()) for layer in self.layers.values())
+        return kept / sum(layer.active.numel() for layer in self.layers.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {"levels": list(self.params["levels"]), "nesting": "values+positions",
+                "pruning": "magnitude per layer", "frozen_in_growth": ["core weights", "biases", "bn affine"],
+                "bn_running_stats": "per level", "layers": list(self.layers)}
+
+
+def unpack_level(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A level mask as stored in a trace (``m_level{i}``)."""
+    return bits.unpack(packed, shape)
