@@ -18,6 +18,7 @@ import numpy as np
 
 from . import bits
 from .errors import TraceFormatError
+from .invariants import checker_for
 from .layer import LayerSpec
 from .manifest import MANIFEST_NAME, MASK_TENSORS, TENSOR_INDEX, TENSORS, check_manifest
 from .writer import ITER_GLOB, iteration_filename, member
@@ -27,15 +28,19 @@ _MEMBER_RE = re.compile(r"^L(\d+)\.(\w+)$")
 _LAYER_ARRAYS = (*MASK_TENSORS, "w_delta", "weight", "delta_weight")
 
 
-def load(path: str | Path) -> Trace:
-    """Open a trace directory, checking its manifest; iteration files are read lazily."""
-    return Trace(path)
+def load(path: str | Path, *, check: bool = True) -> Trace:
+    """Open a trace directory, checking its manifest; iteration files are read lazily.
+
+    With ``check``, each iteration is checked against its training method's invariants as it
+    is opened (``traces.invariants``); a violation raises :class:`TraceFormatError`.
+    """
+    return Trace(path, check=check)
 
 
 class Trace:
     """A recorded trace: the manifest, the layer table and the list of iteration files."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, check: bool = True) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise TraceFormatError(self.path, "path", "nothing there", "a trace directory")
@@ -68,6 +73,7 @@ class Trace:
                 masks.append(index)
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
+        self._checker = checker_for(self.manifest) if check else None
 
     # -- layer table -------------------------------------------------------------------------
     def layer_index(self, layer: int | str) -> int:
@@ -99,10 +105,19 @@ class Trace:
                 it.close()
 
     def iteration(self, index: int) -> Iteration:
-        """Open one iteration (its masks are read on demand)."""
+        """Open one iteration (its masks are read on demand), checking the method's invariants."""
         if index not in self._files:
             raise KeyError(f"iteration {index} is not in {self.path}")
-        return Iteration(self, index, self._files[index])
+        it = Iteration(self, index, self._files[index])
+        if self._checker is not None:
+            problems = self._checker(self, it)
+            if problems:
+                it.close()
+                field, _, found = problems[0].partition(": ")
+                method = self.manifest["method"]["name"]
+                raise TraceFormatError(it.file, field, found, f"the {method} invariant to hold "
+                                       "(see traces/invariants.py)")
+        return it
 
     def masks(self) -> Iterator[Iteration]:
         """Yield only the iterations that carry masks."""

@@ -228,7 +228,7 @@ class Recorder:
         if mask is None:
             self._method_masks[module].pop(name, None)
         else:
-            self._method_masks[module][name] = mask.detach()
+            self._method_masks[module][name] = mask.detach().clone()
 
     def log(self, module: nn.Module, **stats: float | int | str | bool) -> None:
         """Per-layer numbers a method reports for this iteration (``meta.layer_stats``)."""
@@ -242,8 +242,9 @@ class Recorder:
         if module not in self._targets:
             raise RecorderError(f"save_array: {type(module).__name__} is not a recorded Conv2d/Linear")
         if self._masks_now or not self._started:
+            # copy now: parameters are updated in place by optimizer.step() before rec.step()
             arr = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-            self._arrays[module][name] = arr
+            self._arrays[module][name] = arr.copy()
 
     @property
     def recording_masks(self) -> bool:

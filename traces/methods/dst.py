@@ -54,7 +54,7 @@ class _DSTLayer:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, w_hat = self.mask_and_weight()
         reset = False
-        if self.training and self.collapse_reset and float(m.mean()) <= self.collapse_ratio:
+        if self.training and self.collapse_reset and float(m.detach().mean()) <= self.collapse_ratio:
             with torch.no_grad():
                 self.threshold.zero_()
             self.resets += 1

@@ -1,0 +1,149 @@
+"""What each training method guarantees about its trace, checked as iterations are read (numpy only).
+
+- dsg: every selected layer keeps exactly ``ceil((1 − γ)·n)`` outputs per row (without threshold
+  sharing); the block output (BN output after the second mask) is non-zero only where selected —
+  it equals the selection except where BN's output is exactly 0 (a channel whose batch values are
+  all 0 has zero mean and variance); dY at the GEMM output lies within the selection mask.
+- dst: the weight mask equals ``|W| > t`` (up to the float16 rounding of the stored weights);
+  with the collapse rule on, no layer keeps 1 % or less.
+- mlevel: level masks are nested; the frozen core (its weights, the layer's bias and its BN's
+  affine parameters) does not change while a denser level grows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import bits
+from .layer import LayerSpec
+
+Problems = list[str]
+
+
+class Checker:
+    """Base: no invariants (dense)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        return []
+
+
+class DSGChecker(Checker):
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        problems: Problems = []
+        gamma, shared = float(self.params["gamma"]), bool(self.params.get("share_threshold"))
+        for name in self.params.get("layers", {}):
+            li = trace.layer_index(name)
+            spec: LayerSpec = trace.layers[li]
+            n_out = spec.y_shape[0] if spec.kind == "conv2d" else spec.y_shape[-1]
+            kept = math.ceil((1 - gamma) * n_out - 1e-9)
+            rows = it.batch * spec.rows_per_sample
+            sel, out, dy = it.count(li, "y_sel"), it.count(li, "y_out"), it.count(li, "dy")
+            if sel is None:
+                problems.append(f"counts[{name}, y_sel]: missing for a DSG layer")
+                continue
+            if not shared and sel != rows * kept:
+                problems.append(f"counts[{name}, y_sel]: {sel} selected, expected {rows} rows × {kept} kept")
+            if out is not None and out > sel:
+                problems.append(f"counts[{name}, y_out]: block output has {out} non-zeros, more than "
+                                f"the {sel} selected")
+            if dy is not None and dy > sel:
+                problems.append(f"counts[{name}, dy]: {dy} non-zeros exceed the {sel} selected outputs")
+            if it.has_masks:
+                problems += self._masks(it, li, spec, kept, shared)
+        return problems
+
+    @staticmethod
+    def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool) -> Problems:
+        sel = it.mask(li, "y_sel")
+        rows = np.moveaxis(sel, 1, -1).reshape(-1, sel.shape[1]) if spec.kind == "conv2d" \
+            else sel.reshape(-1, sel.shape[-1])
+        out: Problems = []
+        per_row = rows.sum(axis=1)
+        if not shared and not (per_row == kept).all():
+            out.append(f"L{li}.y_sel: rows keep {per_row.min()}..{per_row.max()} outputs, expected {kept}")
+        y_out, dy = it.mask(li, "y_out"), it.mask(li, "dy")
+        if y_out is not None and (y_out & ~sel).any():
+            out.append(f"L{li}.y_out: {int((y_out & ~sel).sum())} block-output non-zeros outside the "
+                       "selection (the second mask of double-mask selection is missing)")
+        if dy is not None and (dy & ~sel).any():
+            out.append(f"L{li}.dy: {int((dy & ~sel).sum())} gradient non-zeros outside the selection")
+        return out
+
+
+class DSTChecker(Checker):
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        problems: Problems = []
+        ratio = float(self.params.get("collapse_ratio", 0.01))
+        for name in self.params.get("layers", []):
+            li = trace.layer_index(name)
+            spec = trace.layers[li]
+            kept = it.count(li, "w")
+            if self.params.get("collapse_reset") and kept is not None and kept <= ratio * spec.numel("w", 1):
+                problems.append(f"counts[{name}, w]: {kept} kept weights, at or below the collapse "
+                                f"ratio {ratio} that resets thresholds")
+            if not it.has_masks:
+                continue
+            t, stored, mask = it.array(li, "threshold"), it.weights(li), it.mask(li, "w")
+            if t is None or stored is None or mask is None:
+                continue
+            w = np.abs(stored[0].astype(np.float32))
+            thr = t.astype(np.float32).reshape(-1, *([1] * (w.ndim - 1)))
+            expected = w > thr
+            # float16 storage moves |W| by at most 2**-11 relative (+ subnormal spacing)
+            near = np.abs(w - thr) <= np.maximum(np.abs(thr), w) * 2.0**-10 + 2.0**-24
+            bad = (mask != expected) & ~near
+            if bad.any():
+                problems.append(f"L{li}.w: weight mask differs from |W| > t at {int(bad.sum())} positions")
+        return problems
+
+
+class MultiLevelChecker(Checker):
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self.core_hash: dict[tuple[str, int], str] = {}
+        self.core_values: dict[tuple[str, int], np.ndarray] = {}
+
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        problems: Problems = []
+        for name in self.params.get("layers", []):
+            li = trace.layer_index(name)
+            spec = trace.layers[li]
+            stats = it.layer_stats(li)
+            stage = int(stats.get("stage", 0))
+            if stage > 0 and "core_hash" in stats:
+                seen = self.core_hash.setdefault((name, stage), stats["core_hash"])
+                if seen != stats["core_hash"]:
+                    problems.append(f"meta.layer_stats.{name}.core_hash: the frozen core (weights, bias, "
+                                    f"BN affine) changed during growth of level {stage}")
+            if not it.has_masks:
+                continue
+            levels = []
+            while (packed := it.array(li, f"level{len(levels)}")) is not None:
+                levels.append(bits.unpack(packed, spec.w_shape))
+            for i in range(len(levels) - 1):
+                if (levels[i] & ~levels[i + 1]).any():
+                    problems.append(f"L{li}.m_level{i}: not a subset of level {i + 1}")
+            stored = it.weights(li)
+            if stage > 0 and len(levels) >= stage and stored is not None:
+                core = levels[stage - 1]
+                values = stored[0][core]
+                first = self.core_values.setdefault((name, stage), values)
+                if not np.array_equal(first, values):
+                    problems.append(f"L{li}.weight: core weights of level {stage - 1} changed while "
+                                    f"level {stage} grew")
+        return problems
+
+
+CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker}
+
+
+def checker_for(manifest: dict[str, Any]) -> Checker:
+    """The invariant checker of a trace's method (a no-op for dense or unknown methods)."""
+    method = manifest.get("method", {})
+    return CHECKERS.get(method.get("name"), Checker)(method.get("params", {}) or {})
