@@ -39,9 +39,12 @@ def _print_frame(df: Any) -> None:
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
                        description="Train a built-in model on built-in data while recording a trace.")
-    p.add_argument("--method", default="dense", help="training method (default: dense)")
-    p.add_argument("--model", default="mlp", help="built-in model (default: mlp)")
-    p.add_argument("--dataset", default="digits", help="built-in dataset (default: digits)")
+    p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel"],
+                   help="training method (default: dense)")
+    p.add_argument("--model", default="mlp",
+                   help="built-in model: mlp, lenet5, vgg8, resnet (default: mlp)")
+    p.add_argument("--dataset", default="digits", help="built-in dataset: digits, synthetic-cifar "
+                   "(default: digits)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
@@ -50,9 +53,41 @@ def add_train(sub: Any) -> None:
                    help="exact masks every N iterations, plus first/last of each epoch (default: 10)")
     p.add_argument("--mask-samples", type=int, default=None,
                    help="store activation/gradient masks for the first B samples only")
+    p.add_argument("--lr-milestones", default="", help="epochs at which the lr drops 10x, e.g. 40,60")
     p.add_argument("--out", required=True, type=Path, help="trace directory to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing trace at --out")
+    g = p.add_argument_group("DSG (--method dsg)")
+    g.add_argument("--gamma", type=float, help="fraction of outputs dropped per row (default 0.8)")
+    g.add_argument("--eps", type=float, help="JL distortion; sets the projection size k (default 0.3)")
+    g.add_argument("--selection", choices=["drs", "oracle", "random"],
+                   help="how outputs are chosen (default drs)")
+    g.add_argument("--share-threshold", action="store_true", default=None,
+                   help="one batch-shared top-k threshold (kept counts become approximate)")
+    g = p.add_argument_group("DST (--method dst)")
+    g.add_argument("--alpha", type=float, help="threshold regularizer weight (default: 5e-3 on digits, "
+                   "5e-5 on synthetic-cifar; the papers' values scaled for small data)")
+    g.add_argument("--no-collapse-reset", dest="collapse_reset", action="store_false", default=None,
+                   help="do not reset the thresholds of a layer that keeps <= 1%% of its weights")
+    g = p.add_argument_group("multi-level (--method mlevel)")
+    g.add_argument("--levels", help="weight density per level, sparsest first (default 0.05,0.15)")
     p.set_defaults(func=cmd_train)
+
+
+def _method_params(args: argparse.Namespace) -> dict[str, Any]:
+    keys = {"dsg": ("gamma", "eps", "selection", "share_threshold"), "dst": ("alpha", "collapse_reset"),
+            "mlevel": ("levels",), "dense": ()}[args.method]
+    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    other = [k for ks in (("gamma", "eps", "selection", "share_threshold"), ("alpha", "collapse_reset"),
+                          ("levels",)) for k in ks if k not in keys and getattr(args, k) is not None]
+    if other:
+        raise ValueError(f"--{other[0].replace('_', '-')} does not apply to --method {args.method}")
+    if "levels" in given:
+        try:
+            given["levels"] = tuple(float(v) for v in given["levels"].split(","))
+        except ValueError:
+            raise ValueError(f"--levels: expected densities like 0.05,0.15, "
+                             f"got {given['levels']!r}") from None
+    return given
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -64,20 +99,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         nonlocal bar
         if bar is None:
             bar = _bar(info["total"], f"train {args.model}/{args.method}")
-        bar.set_postfix(epoch=info["epoch"], loss=f"{info['loss']:.3f}", acc=f"{info['accuracy']:.2f}",
-                        refresh=False)
+        post = {"epoch": info["epoch"], "loss": f"{info['loss']:.3f}", "acc": f"{info['accuracy']:.2f}"}
+        if info.get("density") is not None:
+            post["density"] = f"{info['density']:.3f}"
+        if info.get("phase") not in (None, "train"):
+            post["phase"] = info["phase"]
+        bar.set_postfix(post, refresh=False)
         bar.update(1)
 
+    try:
+        milestones = tuple(int(v) for v in args.lr_milestones.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--lr-milestones: expected epochs like 40,60, got {args.lr_milestones!r}") from None
+    params = _method_params(args)
     try:
         result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
-                       progress=progress)
+                       lr_milestones=milestones, method_params=params, progress=progress)
     finally:
         if bar is not None:
             bar.close()
     print(f"trained {args.model} with {args.method} on {args.dataset}: {result.iterations} iterations, "
           f"final loss {result.final_loss:.4f}, test accuracy {result.test_accuracy:.3f}")
+    for row in result.evaluation.get("levels", []):
+        print(f"  level {row['level']} (density {row['density']}): accuracy {row['accuracy']:.3f}")
     print(f"trace written to {result.trace}")
     return 0
 
@@ -92,6 +138,10 @@ def add_trace(sub: Any) -> None:
     info.add_argument("path", type=Path, help="trace directory")
     info.add_argument("--no-macs", action="store_true", help="skip the effectual-MAC table")
     info.set_defaults(func=cmd_trace_info)
+    stats = tsub.add_parser("stats", help="the method paper's own accounting (MACs, memory, densities)")
+    stats.add_argument("path", type=Path, help="trace directory")
+    stats.add_argument("--csv", type=Path, help="also write the full per-iteration table(s) here")
+    stats.set_defaults(func=cmd_trace_stats)
     val = tsub.add_parser("validate", help="check every file, mask and count of a trace")
     val.add_argument("path", type=Path, help="trace directory")
     val.set_defaults(func=cmd_trace_validate)
@@ -139,6 +189,39 @@ def cmd_trace_info(args: argparse.Namespace) -> int:
         frac = frac.reindex(index=[s.name for s in tr.layers],
                             columns=[p for p in summary.SHORT if p in frac.columns])
         _print_frame(frac.rename(columns=summary.SHORT).map(lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_trace_stats(args: argparse.Namespace) -> int:
+    import traces
+    from traces.paper_stats import paper_stats
+
+    tr = traces.load(args.path)
+    print("\n".join(describe(tr)))
+    tables = paper_stats(tr)
+    if not tables:
+        print("\nno paper accounting for method 'dense'; see `hwsim trace info` for densities and MACs")
+        return 0
+    for name, df in tables.items():
+        if name == "dsg":
+            print("\nDSG accounting (arXiv 1810.00859): mean over all iterations; weight gradient dense "
+                  "as in the paper, sparse alternative over mask iterations")
+            cols = ["training_mac_reduction", "inference_mac_reduction", "training_memory_reduction",
+                    "activation_memory_reduction", "inference_memory_reduction"]
+            cols += [c for c in ("training_mac_reduction_sparse_wgrad",) if c in df]
+            _print_frame(df[cols].mean().to_frame("mean").map(lambda v: f"{v:.3f}x"))
+        elif name == "dst":
+            print("\nDST remaining-weight ratio (arXiv 2005.06870): first, middle and last iterations")
+            picks = sorted({0, len(df) // 2, len(df) - 1})
+            _print_frame(df.iloc[picks].set_index("iteration").map(lambda v: f"{v:.4f}"))
+        else:
+            print(f"\nmulti-level {name} (arXiv 2112.10930)")
+            _print_frame(df)
+        if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            path = args.csv if len(tables) == 1 else args.csv.with_name(f"{args.csv.stem}-{name}.csv")
+            df.to_csv(path, index=False)
+            print(f"wrote {path}")
     return 0
 
 
