@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean scalesim-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# Re-run the real SCALE-Sim (v3.0.0 needs numpy<2.4, so it gets its own venv) and rewrite the
+# committed reference CSV that tests/hwsim/test_scalesim_agreement.py compares against.
+scalesim-reference:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	.venv-scalesim/bin/python scripts/scalesim_reference.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

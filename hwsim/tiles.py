@@ -1,0 +1,289 @@
+"""Vectorized tile costs (numpy decides how much): cycles, MAC classes, element traffic per tile.
+
+Tiles follow the mapping's loop order (column fold, row fold, stream chunk). Everything is
+computed from the operand masks with block sums, integer reshapes and, for output-stationary
+per-PE skipping only, one float32 matmul of the 0/1 operands (exact: partial sums < 2**24).
+
+Micro-architectures (DESIGN.md):
+- ``systolic`` (lockstep): with skipping on the streamed operand, an all-zero streamed vector
+  (a row of A's K-slice in ws, a column of B's K-slice in is, a K step whose A column or B row
+  slice is zero in os) costs no cycle, and an all-zero stationary block skips its whole fold;
+  with compute gating, ineffectual MACs in the remaining slots are gated (a cycle, no energy).
+- ``pe_skipping``: each PE skips its ineffectual pairs; a fold (chunk) lasts as long as its
+  slowest PE. In os a PE owns one output, so unneeded outputs (DSG's y_sel, dw_needed) cost
+  nothing; in ws/is it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archs import Architecture
+
+from .mapping import Mapping
+
+OPS = ("a", "b", "c")
+
+
+@dataclass(frozen=True)
+class Features:
+    """The sparse acceleration features the tile model uses."""
+
+    gate: bool = False  # gate MACs with a zero operand
+    skip: frozenset[str] = frozenset()  # operands whose all-zero streamed vectors/blocks are skipped
+    pe_skip: bool = False  # per-PE skipping of ineffectual pairs
+
+    @property
+    def dense(self) -> bool:
+        return not (self.gate or self.skip or self.pe_skip)
+
+    @classmethod
+    def of(cls, arch: Architecture) -> Features:
+        acts = arch.sparse.actions
+        gate = any(a.kind == "gating" and a.level == "compute" for a in acts)
+        skips = [a for a in acts if a.kind == "skipping"]
+        if arch.compute is not None and arch.compute.microarchitecture == "pe_skipping":
+            return cls(gate=gate, pe_skip=bool(skips))
+        targets = [(a.target,) if a.target in ("a", "b") else a.condition_on for a in skips]
+        skip = frozenset(op for ops in targets for op in ops if op in ("a", "b"))
+        return cls(gate=gate, skip=skip)
+
+
+DENSE = Features()
+
+
+@dataclass
+class TileCosts:
+    """Per-tile arrays, all shaped ``(n_tiles,)``."""
+
+    compute_cycles: np.ndarray
+    algorithmic: np.ndarray
+    actual: np.ndarray
+    gated: np.ndarray
+    skipped: np.ndarray
+    buf_read: dict[str, np.ndarray] = field(default_factory=dict)  # dense elements sent to the array
+    buf_read_nz: dict[str, np.ndarray] = field(default_factory=dict)  # non-zeros among them
+    dram_read: dict[str, np.ndarray] = field(default_factory=dict)  # dense elements fetched
+    dram_read_nz: dict[str, np.ndarray] = field(default_factory=dict)
+    dram_write: dict[str, np.ndarray] = field(default_factory=dict)  # c (and psum spills)
+
+    @property
+    def n(self) -> int:
+        return len(self.compute_cycles)
+
+    @classmethod
+    def concat(cls, parts: list[TileCosts]) -> TileCosts:
+        def cat(get):
+            return np.concatenate([get(p) for p in parts]) if parts else np.zeros(0, np.int64)
+
+        out = cls(*(cat(lambda p, f=f: getattr(p, f)) for f in
+                    ("compute_cycles", "algorithmic", "actual", "gated", "skipped")))
+        for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz", "dram_write"):
+            keys = set().union(*(getattr(p, name) for p in parts)) if parts else set()
+            setattr(out, name, {k: cat(lambda p, k=k, n=name: getattr(p, n).get(k, np.zeros(p.n, np.int64)))
+                                for k in sorted(keys)})
+        return out
+
+
+def _blocks(length: int, size: int) -> np.ndarray:
+    """Used extent of each block of ``size`` over ``length``."""
+    n = -(-length // size)
+    return np.minimum(size, length - np.arange(n) * size).astype(np.int64)
+
+
+def _block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+    """Sum ``x`` over consecutive blocks of ``size`` along ``axis`` (zero-padded at the end)."""
+    n = x.shape[axis]
+    nb = -(-n // size)
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, nb * size - n)
+    xp = np.pad(x, pad)
+    shape = list(xp.shape)
+    shape[axis : axis + 1] = [nb, size]
+    return xp.reshape(shape).sum(axis=axis + 1, dtype=np.int64)
+
+
+def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+    n = x.shape[axis]
+    nb = -(-n // size)
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (0, nb * size - n)
+    xp = np.pad(x, pad)
+    shape = list(xp.shape)
+    shape[axis : axis + 1] = [nb, size]
+    return xp.reshape(shape).max(axis=axis + 1)
+
+
+def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
+               features: Features, resident: dict[str, bool] | None = None) -> TileCosts:
+    """Costs of every tile of one GEMM group.
+
+    Args:
+        a, b: bool operand masks ``(M, K)`` and ``(K, N)``; ``None`` with dense features.
+        need: bool ``(M, N)`` needed outputs, or None (all).
+        resident: per operand, whether all of it stays in its buffer during the pass (it is
+            fetched from DRAM once instead of once per outer fold).
+    """
+    res = {"a": False, "b": False, "c": False, **(resident or {})}
+    if mp.dataflow == "is":  # IS on A·B is WS on Bᵀ·Aᵀ with the operands' roles swapped
+        swapped = Mapping("ws", mp.rows, mp.cols, mp.n, mp.k, mp.m, mp.stream_chunk)
+        t = _ws(None if b is None else b.T, None if a is None else a.T, None, swapped,
+                Features(features.gate, frozenset({"a": "b", "b": "a"}[o] for o in features.skip),
+                         features.pe_skip), {"a": res["b"], "b": res["a"], "c": res["c"]})
+        for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
+            d = getattr(t, name)
+            setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in d.items()})
+        return t
+    if mp.dataflow == "ws":
+        return _ws(a, b, need, mp, features, res)
+    return _os(a, b, need, mp, features, res)
+
+
+def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+    r, c, s = mp.rows, mp.cols, mp.stream_chunk
+    kf_used, nf_used, ch_len = _blocks(mp.k, r), _blocks(mp.n, c), _blocks(mp.m, s)
+    NF, KF, CH = len(nf_used), len(kf_used), len(ch_len)
+    grid = np.ones((NF, KF, CH), np.int64)
+    used_r = kf_used[None, :, None] * grid
+    used_c = nf_used[:, None, None] * grid
+    length = ch_len[None, None, :] * grid
+    algorithmic = length * used_r * used_c
+    first = np.zeros_like(grid, dtype=bool)
+    first[:, :, 0] = True
+    if f.dense:
+        t = length
+        actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
+        fold_alive = np.ones_like(grid, dtype=bool)
+    else:
+        acol = _block_sum(a.astype(np.int32), 0, s)  # (CH, K): non-zeros per chunk and k
+        brow = _block_sum(b.astype(np.int32), 1, c)  # (K, NF): non-zeros per k and column fold
+        acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
+        brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
+        pairs = np.einsum("hfr,frn->nfh", acol3, brow3)  # (NF, KF, CH) a∧b pairs
+        a_nz = np.broadcast_to(acol3.sum(2).T[None], grid.shape)  # (1, KF, CH)
+        b_nz = np.broadcast_to(brow3.sum(1).T[:, :, None], grid.shape)  # (NF, KF, 1)
+        fold_alive = ~(("b" in f.skip) & (b_nz == 0))
+        if f.pe_skip:
+            busy = np.einsum("hfr,frn->nfhr", acol3, (brow3 > 0).astype(np.int64))
+            t = busy.max(axis=3)  # slowest PE: max over k of (chunk non-zeros of A column k)
+            actual = pairs
+        else:
+            if "a" in f.skip:
+                nzrow = _block_sum((_block_sum(a.astype(np.int32), 1, r) > 0).astype(np.int32), 0, s)
+                t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
+            else:
+                t = length.copy()
+            actual = pairs if f.gate else t * used_r * used_c
+    t = np.where(fold_alive, t, 0)
+    attempted = t * used_r * used_c if not f.pe_skip else actual
+    actual = np.where(fold_alive, actual, 0)
+    cycles = np.where(fold_alive, t + np.where(first, mp.fill_cycles, 0), 0)
+    skipped = algorithmic - (attempted if not f.pe_skip else actual) * fold_alive
+    gated = (attempted - actual) * fold_alive if not f.pe_skip else np.zeros_like(grid)
+    a_sent = np.where(fold_alive, t * used_r if not f.pe_skip else length * used_r, 0)
+    b_first = np.where(first & fold_alive, used_r * used_c, 0)
+    out = _finish(cycles, algorithmic, actual, gated, skipped)
+    out.buf_read = {"a": a_sent, "b": b_first}
+    out.buf_read_nz = {"a": np.where(fold_alive, a_nz, 0), "b": np.where(first & fold_alive, b_nz, 0)}
+    # DRAM: B tiles once; A chunks per tile unless A stays resident (then in the first column fold)
+    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
+    fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
+    out.dram_read = {"a": np.where(fetch_a, length * used_r, 0), "b": np.where(first, used_r * used_c, 0)}
+    out.dram_read_nz = {"a": np.where(fetch_a, np.broadcast_to(a_nz, grid.shape), 0),
+                        "b": np.where(first, np.broadcast_to(b_nz, grid.shape), 0)}
+    last_k = np.arange(KF)[None, :, None] == KF - 1
+    c_out = length * used_c
+    spill = not res["c"] and KF > 1  # partial sums of all chunks do not stay on chip
+    out.dram_write = {"c": np.where(last_k | spill, c_out, 0)}
+    if spill:
+        out.dram_read["c"] = np.where(np.arange(KF)[None, :, None] > 0, c_out, 0)
+        out.dram_read_nz["c"] = out.dram_read["c"]
+    out.buf_read["c"] = np.zeros_like(c_out)
+    out.buf_read_nz["c"] = np.zeros_like(c_out)
+    out.dram_write["c_array"] = c_out  # array → buffer writes (psums of every fold)
+    return _flat(out)
+
+
+def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+    r, c, s = mp.rows, mp.cols, mp.stream_chunk
+    mf_used, nf_used, ch_len = _blocks(mp.m, r), _blocks(mp.n, c), _blocks(mp.k, s)
+    NF, MF, CH = len(nf_used), len(mf_used), len(ch_len)
+    grid = np.ones((NF, MF, CH), np.int64)
+    used_r = mf_used[None, :, None] * grid
+    used_c = nf_used[:, None, None] * grid
+    length = ch_len[None, None, :] * grid
+    algorithmic = length * used_r * used_c
+    first = np.zeros_like(grid, dtype=bool)
+    first[:, :, 0] = True
+    last = np.zeros_like(grid, dtype=bool)
+    last[:, :, -1] = True
+    if f.dense:
+        t, actual = length, algorithmic
+        a_nz, b_nz = used_r * length, length * used_c
+        a_sent, b_sent = a_nz, b_nz
+    else:
+        acnt = _block_sum(a.astype(np.int32), 0, r)  # (MF, K) non-zeros per row fold and k
+        bcnt = _block_sum(b.astype(np.int32), 1, c)  # (K, NF)
+        a3 = _block_sum(acnt, 1, s)  # (MF, CH)
+        b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
+        a_nz = np.broadcast_to(a3[None], grid.shape)
+        b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
+        if f.pe_skip:
+            af, bf = a.astype(np.float32), b.astype(np.float32)
+            t = np.empty(grid.shape, np.int64)
+            actual = np.empty(grid.shape, np.int64)
+            for h in range(CH):  # one matmul in total, cut at the stream chunks
+                ks = slice(h * s, h * s + ch_len[h])
+                work = af[:, ks] @ bf[ks, :]  # (M, N) effectual pairs per PE (exact integers)
+                if need is not None:
+                    work *= need
+                t[:, :, h] = _block_max(_block_max(work, 0, r), 1, c).T
+                actual[:, :, h] = np.rint(_block_sum(_block_sum(work, 0, r), 1, c)).T
+            a_sent, b_sent = used_r * length, length * used_c
+        else:
+            pairs = np.stack([acnt[:, h * s : h * s + ch_len[h]] @ bcnt[h * s : h * s + ch_len[h]]
+                              for h in range(CH)], axis=-1).transpose(1, 0, 2)  # (NF, MF, CH)
+            live = np.ones((MF, mp.k, NF), dtype=bool)
+            if "a" in f.skip:
+                live &= (acnt > 0)[:, :, None]
+            if "b" in f.skip:
+                live &= (bcnt > 0)[None, :, :]
+            t = _block_sum(live.astype(np.int32), 1, s).transpose(2, 0, 1)  # (NF, MF, CH)
+            actual = pairs if f.gate else t * used_r * used_c
+            a_sent, b_sent = t * used_r, t * used_c
+    attempted = actual if f.pe_skip else t * used_r * used_c
+    cycles = t + np.where(first, mp.fill_cycles, 0)
+    gated = np.zeros_like(grid) if f.pe_skip else attempted - actual
+    skipped = algorithmic - attempted
+    out = _finish(cycles, algorithmic, actual, gated, skipped)
+    out.buf_read = {"a": a_sent, "b": b_sent, "c": np.zeros_like(grid)}
+    out.buf_read_nz = {"a": np.broadcast_to(a_nz, grid.shape), "b": np.broadcast_to(b_nz, grid.shape),
+                       "c": np.zeros_like(grid)}
+    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
+    first_row = (np.arange(MF)[None, :, None] == 0) & (grid > 0)
+    fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
+    fetch_b = first_row if res["b"] else np.ones_like(grid, dtype=bool)
+    out.dram_read = {"a": np.where(fetch_a, used_r * length, 0), "b": np.where(fetch_b, length * used_c, 0)}
+    out.dram_read_nz = {"a": np.where(fetch_a, np.broadcast_to(a_nz, grid.shape), 0),
+                        "b": np.where(fetch_b, np.broadcast_to(b_nz, grid.shape), 0)}
+    c_out = np.where(last, used_r * used_c, 0)
+    out.dram_write = {"c": c_out, "c_array": c_out}
+    return _flat(out)
+
+
+def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:
+    return TileCosts(*(np.asarray(v, dtype=np.int64) for v in (cycles, algorithmic, actual, gated, skipped)))
+
+
+def _flat(t: TileCosts) -> TileCosts:
+    """Flatten the (col fold, row fold, chunk) grid into tile order."""
+    shape = t.compute_cycles.shape
+    for name in ("compute_cycles", "algorithmic", "actual", "gated", "skipped"):
+        setattr(t, name, np.ascontiguousarray(getattr(t, name), dtype=np.int64).reshape(-1))
+    for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz", "dram_write"):
+        flat = {k: np.ascontiguousarray(np.broadcast_to(v, shape), dtype=np.int64).reshape(-1)
+                for k, v in getattr(t, name).items()}
+        setattr(t, name, flat)
+    return t

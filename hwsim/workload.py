@@ -1,0 +1,95 @@
+"""The workload view of a trace: each training pass as GEMM operands (DESIGN.md).
+
+For one layer, pass and group, ``A[M×K]·B[K×N] = C[M×N]`` with boolean non-zero masks of A and
+B and the mask of C entries that are needed:
+
+==================  =================  ==============  ====================================
+pass                A                  B               needed C
+==================  =================  ==============  ====================================
+forward             X im2col           Wᵀ              y_sel (DSG), else all
+backward_data       dY                 W               taps that land inside the input
+backward_weight     X im2colᵀ          dY              dw_needed, else all
+==================  =================  ==============  ====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid
+from traces.layer import LayerSpec
+
+# operand -> the trace tensor it is made of, per pass
+OPERAND_TENSORS = {
+    "forward": {"a": "x", "b": "w", "c": "y"},
+    "backward_data": {"a": "dy", "b": "w", "c": "dx"},
+    "backward_weight": {"a": "x", "b": "dy", "c": "dw"},
+}
+# operand -> precision field of the architecture, per pass
+OPERAND_KIND = {
+    "forward": {"a": "activation", "b": "weight", "c": "activation"},
+    "backward_data": {"a": "gradient", "b": "weight", "c": "gradient"},
+    "backward_weight": {"a": "activation", "b": "gradient", "c": "gradient"},
+}
+
+
+@dataclass(frozen=True)
+class GemmOperands:
+    """One group of one pass: operand masks (bool) and the needed-output mask (None: all)."""
+
+    a: np.ndarray  # (M, K)
+    b: np.ndarray  # (K, N)
+    need: np.ndarray | None  # (M, N)
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        return self.a.shape[0], self.a.shape[1], self.b.shape[1]
+
+
+def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None]) -> list[GemmOperands]:
+    """The GEMM operands of every group of one pass, from the layer's masks.
+
+    ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
+    ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
+    """
+    g = geometry(spec)
+    x = masks.get("x")
+    w = masks["w"]
+    dy = masks.get("dy")
+    w4 = as_conv(spec, "w", w)
+    out = []
+    for grp in range(g.groups):
+        wg = w4[grp * g.kg : (grp + 1) * g.kg].reshape(g.kg, -1)  # (Kg, Kr)
+        if pass_ == "forward":
+            a = im2col(as_conv(spec, "x", x), g, grp) > 0
+            sel = masks.get("y_sel")
+            need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp) > 0
+            out.append(GemmOperands(a, wg.T, need))
+        elif pass_ == "backward_data":
+            a = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            out.append(GemmOperands(a, wg, _valid_taps(spec, a.shape[0])))
+        elif pass_ == "backward_weight":
+            xa = im2col(as_conv(spec, "x", x), g, grp) > 0
+            d = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            need_w = masks.get("dw_needed")
+            need = None
+            if need_w is not None:
+                need = as_conv(spec, "w", need_w)[grp * g.kg : (grp + 1) * g.kg].reshape(g.kg, -1).T
+            out.append(GemmOperands(xa.T, d, need))
+        else:
+            raise KeyError(f"no GEMM for pass {pass_!r}")
+    return out
+
+
+def _valid_taps(spec: LayerSpec, rows: int) -> np.ndarray | None:
+    """``(rows, Kr)``: which backward-data products land inside the input (None: all do)."""
+    if spec.kind == "linear" or spec.padding == (0, 0):
+        return None
+    g = geometry(spec)
+    vp, vq = tap_valid(g)  # (R, P), (S, Q)
+    (r, s), (p, q) = g.kernel, g.out_hw
+    per_pixel = vp.T[:, None, None, :, None] & vq.T[None, :, None, None, :]  # (P, Q, 1, R, S)
+    per_pixel = np.broadcast_to(per_pixel, (p, q, g.cg, r, s)).reshape(p * q, -1)
+    return np.tile(per_pixel, (rows // (p * q), 1))

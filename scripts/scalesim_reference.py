@@ -1,0 +1,94 @@
+"""Regenerate tests/data/scalesim/reference.csv by running the real SCALE-Sim v3 (scalesim 3.0.0).
+
+Run with `make scalesim-reference` (it makes .venv-scalesim: scalesim 3.0.0 fails on NumPy 2.4,
+so that venv pins numpy<2.4). For every config in tests/data/scalesim/*.cfg, every dataflow and
+both topologies, it records SCALE-Sim's Total Cycles, stall cycles and SRAM access counts, plus
+the wall time of each run, and the machine it ran on. Nothing here is imported by hwsim.
+"""
+
+from __future__ import annotations
+
+import configparser
+import csv
+import io
+import platform
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from scalesim.scale_sim import scalesim
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "scalesim"
+
+
+def layout_file(topology: Path, folder: Path) -> Path:
+    """SCALE-Sim v3 wants a layout file even with custom layouts off: one row of 1s per layer."""
+    names = [line.split(",")[0].strip() for line in topology.read_text().splitlines()[1:] if line.strip()]
+    out = folder / f"{topology.stem}_layout.csv"
+    out.write_text("Layer name," + ",".join(f" f{i}" for i in range(20)) + ",\n"
+                   + "".join(f"{n}," + ",".join([" 1"] * 20) + ",\n" for n in names))
+    return out
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    rows = list(csv.reader(path.read_text().splitlines()))
+    head = [h.strip() for h in rows[0]]
+    return [{h: v.strip() for h, v in zip(head, r, strict=False) if h} for r in rows[1:] if r]
+
+
+def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> list[dict[str, object]]:
+    cp = configparser.ConfigParser()
+    cp.read(cfg)
+    cp.set("architecture_presets", "Dataflow", dataflow)
+    cp.set("general", "run_name", f"{cfg.stem}_{dataflow}_{topology.stem}")
+    cfg_run = folder / f"{cfg.stem}_{dataflow}.cfg"
+    with open(cfg_run, "w") as f:
+        cp.write(f)
+    out = folder / "out"
+    start = time.perf_counter()
+    with redirect_stdout(io.StringIO()):
+        sim = scalesim(save_disk_space=True, verbose=False, config=str(cfg_run), topology=str(topology),
+                       layout=str(layout_file(topology, folder)), input_type_gemm=gemm)
+        sim.run_scale(top_path=str(out))
+    wall = time.perf_counter() - start
+    run_dir = out / cp.get("general", "run_name")
+    compute = read_report(run_dir / "COMPUTE_REPORT.csv")
+    access = read_report(run_dir / "DETAILED_ACCESS_REPORT.csv")
+    names = [line.split(",")[0].strip() for line in topology.read_text().splitlines()[1:] if line.strip()]
+    rows = []
+    for name, c, a in zip(names, compute, access, strict=True):
+        rows.append({"config": cfg.stem, "rows": cp.getint("architecture_presets", "ArrayHeight"),
+                     "cols": cp.getint("architecture_presets", "ArrayWidth"), "dataflow": dataflow,
+                     "bandwidth_mode": cp.get("run_presets", "InterfaceBandwidth"), "layer": name,
+                     "kind": "gemm" if gemm else "conv", "total_cycles": int(float(c["Total Cycles"])),
+                     "stall_cycles": int(float(c["Stall Cycles"])),
+                     "sram_ifmap_reads": int(float(a["SRAM IFMAP Reads"])),
+                     "sram_filter_reads": int(float(a["SRAM Filter Reads"])),
+                     "sram_ofmap_writes": int(float(a["SRAM OFMAP Writes"])),
+                     "topology_wall_s": round(wall, 3)})
+    return rows
+
+
+def main() -> int:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for cfg in sorted(DATA.glob("*.cfg")):
+            for df in ("ws", "os", "is"):
+                for topo, gemm in ((DATA / "conv_layers.csv", False), (DATA / "gemm_layers.csv", True)):
+                    rows += run(cfg, topo, df, gemm, Path(tmp))
+                    print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    target = DATA / "reference.csv"
+    with open(target, "w", newline="") as f:
+        f.write(f"# scalesim 3.0.0 on {platform.platform()}, {platform.processor() or platform.machine()}, "
+                f"python {platform.python_version()}; regenerate: make scalesim-reference\n")
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {target} ({len(rows)} rows)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
