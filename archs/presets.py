@@ -90,7 +90,8 @@ def eyeriss_v2_pe() -> Architecture:
         clock_hz=200e6,  # Eyeriss v2 core clock [ref §2.2, paper]
         tech_nm=45,  # the artifact's ERT is 45 nm [ref §1.3]
         compute=ComputeArray(
-            rows=1, cols=1, microarchitecture="pe_skipping", dataflow="ws",
+            # the PE accumulates outputs in its psum spad: output-stationary (no fill/drain on 1×1)
+            rows=1, cols=1, microarchitecture="pe_skipping", dataflow="os",
             mac_energy_pj=0.561, gated_mac_energy_pj=0.018,  # artifact ERT_summary [ref §1.3]
             precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=8, psum_bits=20),
         ),

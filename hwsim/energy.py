@@ -1,0 +1,29 @@
+"""Energy = action counts × the architecture's energy table + leakage × time (never in a loop)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from archs import Architecture, energy_pj, leakage_mw
+
+
+def pass_energy(arch: Architecture, *, actual_macs: int, gated_macs: int,
+                traffic: dict[tuple[str, str, str, str], float], vector_ops: float,
+                cycles: int) -> dict[str, float]:
+    """Energy per component in pJ: compute, each memory level and link, vector unit, leakage."""
+    out: dict[str, float] = defaultdict(float)
+    if arch.compute is not None:
+        out["compute"] += actual_macs * energy_pj(arch, "compute", "mac")
+        out["compute"] += gated_macs * energy_pj(arch, "compute", "gated_mac")
+    link_names = {ln.name for ln in arch.links}
+    for (component, _op, kind, direction), moved in traffic.items():
+        if component in link_names:
+            out[component] += moved * energy_pj(arch, component, "transfer")
+            continue
+        action = direction if kind == "data" else f"metadata_{direction}"
+        key = component if kind == "data" else f"{component}_metadata"
+        out[key] += moved * energy_pj(arch, component, action)
+    out["vector_unit"] += vector_ops * energy_pj(arch, "vector_unit", "op")
+    seconds = cycles / arch.clock_hz
+    out["leakage"] += sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12
+    return dict(out)

@@ -1,0 +1,89 @@
+"""The simulation report: one row per iteration × layer × pass, with the dense baseline beside it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
+
+
+@dataclass
+class Report:
+    """Simulation results. ``to_frame()`` is tidy: one row per iteration × layer × pass; units are
+    in column names (``cycles``, ``*_bytes``, ``*_pj``, ``*_macs``); ``dense_*`` columns hold the
+    same trace on the same machine with every sparse feature off."""
+
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows)
+        if df.empty:
+            return df
+        df["pass"] = pd.Categorical(df["pass"], categories=list(PASS_ORDER), ordered=True)
+        return df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
+
+    def summary(self) -> pd.DataFrame:
+        """Per pass and in total (summed over recorded iterations): cycles, speedup, energy, DRAM."""
+        df = self.to_frame()
+        dram = [c for c in df.columns if c.startswith(f"{self.meta.get('off_chip', 'dram')}_")
+                and c.endswith("_bytes")]
+        df = df.assign(dram_bytes=df[dram].sum(axis=1) if dram else 0.0)
+        cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj", "dram_bytes"]
+        by = df.groupby("pass", observed=True)[cols].sum()
+        by.loc["total"] = by.sum()
+        by["speedup"] = by["dense_cycles"] / by["cycles"].where(by["cycles"] > 0)
+        by["energy_saving"] = by["dense_energy_pj"] / by["energy_pj"].where(by["energy_pj"] > 0)
+        return by
+
+    def totals(self) -> pd.DataFrame:
+        """Whole-run estimate: per-iteration totals over the recorded iterations, extrapolated to
+        the trace's iteration count, with their spread (std, min, max per iteration)."""
+        df = self.to_frame()
+        per_it = df.groupby("iteration")[["cycles", "dense_cycles", "energy_pj", "dense_energy_pj"]].sum()
+        n = int(self.meta.get("trace_iterations") or len(per_it))
+        out = pd.DataFrame({"per_iteration_mean": per_it.mean(), "per_iteration_std": per_it.std(ddof=0),
+                            "per_iteration_min": per_it.min(), "per_iteration_max": per_it.max()})
+        out["run_estimate"] = out["per_iteration_mean"] * n
+        out.attrs["iterations_recorded"] = len(per_it)
+        out.attrs["iterations_in_run"] = n
+        return out
+
+    def to_parquet(self, path: str | Path) -> Path:
+        return _atomic(Path(path), lambda p: self._with_meta().to_parquet(p, index=False))
+
+    def to_csv(self, path: str | Path) -> Path:
+        return _atomic(Path(path), lambda p: self._with_meta().to_csv(p, index=False))
+
+    def save(self, path: str | Path) -> Path:
+        """Write by suffix: ``.parquet`` or ``.csv``."""
+        p = Path(path)
+        if p.suffix == ".parquet":
+            return self.to_parquet(p)
+        if p.suffix == ".csv":
+            return self.to_csv(p)
+        raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
+
+    def _with_meta(self) -> pd.DataFrame:
+        df = self.to_frame().copy()
+        df["pass"] = df["pass"].astype(str)
+        for key in ("arch", "trace", "backend", "dataflow"):
+            df[key] = self.meta.get(key)
+        return df
+
+
+def _atomic(path: Path, write: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

@@ -1,0 +1,271 @@
+"""``simulate(trace, arch) -> Report``: replay a training trace on an architecture.
+
+For every selected iteration (those with exact masks), layer and pass: operands from the masks
+(``workload``), a mapping per group (``mapping``), vectorized tile costs (``tiles``), bytes per
+level (``traffic``), transfer cycles per tile from the links, a timing back end, energy from the
+table, and the same again with every sparse feature off: the dense baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import archs
+from archs import Architecture
+from traces import Trace
+from traces import load as load_trace
+from traces.accounting import backward_data_effectual, backward_weight_effectual, forward_effectual
+from traces.layer import PASSES, LayerSpec
+
+from . import engine_analytic, engine_event
+from .energy import pass_energy
+from .errors import MappingError
+from .mapping import buffers, map_gemm
+from .report import Report
+from .tiles import DENSE, Features, TileCosts, tile_costs
+from .traffic import traffic
+from .vector import VectorWork, gemm_pass_work, update_work
+from .workload import OPERAND_KIND, operands
+
+BACKENDS = {"analytic": engine_analytic.run, "event": engine_event.run}
+STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
+
+
+def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, dataflow: str | None = None,
+             passes: Sequence[str] = PASSES, iterations: Sequence[int] | None = None,
+             layers: Sequence[int | str] | None = None, backend: str = "analytic",
+             stream_chunk: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Report:
+    """Replay ``trace`` on ``arch``.
+
+    Args:
+        trace: a loaded trace or its path.
+        arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
+        dataflow: ``ws``, ``os`` or ``is`` (default: the architecture's).
+        passes: any of ``forward, backward_data, backward_weight, update``.
+        iterations: which iterations (default: every iteration with exact masks).
+        layers: layer names or indices (default: all).
+        backend: ``analytic`` (closed form / max-plus loop) or ``event`` (simpy).
+        stream_chunk: an explicit chunk of the streamed dimension (a user-given mapping).
+        progress: called with (done, total) after every layer of every iteration.
+    """
+    tr = trace if isinstance(trace, Trace) else load_trace(trace)
+    machine = arch if isinstance(arch, Architecture) else archs.load(arch)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    bad = [p for p in passes if p not in PASSES]
+    if bad:
+        raise ValueError(f"unknown pass {bad[0]!r}; passes are {', '.join(PASSES)}")
+    if machine.compute is None:
+        map_gemm(1, 1, 1, machine)  # raises the family's MappingError
+    its = list(tr.mask_iterations if iterations is None else iterations)
+    missing = [i for i in its if i not in tr.mask_iterations]
+    if missing:
+        raise ValueError(f"iteration {missing[0]} of {tr.path} holds counts only; exact replay needs "
+                         f"masks (mask iterations: {tr.mask_iterations[:8]}...)")
+    if not its:
+        raise ValueError(f"{tr.path} has no iteration with exact masks to replay")
+    chosen = list(range(len(tr.layers))) if layers is None else [tr.layer_index(x) for x in layers]
+    ctx = _Context(machine, dataflow or machine.compute.dataflow, BACKENDS[backend], stream_chunk,
+                   tr.manifest)
+    rows: list[dict[str, Any]] = []
+    done, total = 0, len(its) * len(chosen)
+    for index in its:
+        with tr.iteration(index) as it:
+            for li in chosen:
+                rows += _layer_rows(ctx, tr.layers[li], it, li, passes)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    meta = {"arch": machine.name, "trace": str(tr.path), "backend": backend, "dataflow": ctx.dataflow,
+            "off_chip": machine.off_chip.name, "trace_iterations": len(tr), "clock_hz": machine.clock_hz}
+    return Report(rows, meta)
+
+
+class _Context:
+    def __init__(self, arch: Architecture, dataflow: str, engine: Callable, chunk: int | None,
+                 manifest: dict[str, Any]) -> None:
+        self.arch, self.dataflow, self.engine, self.chunk = arch, dataflow, engine, chunk
+        self.features = Features.of(arch)
+        self.method = manifest["method"]["name"]
+        opt = manifest.get("optimizer") or {}
+        self.state_tensors = STATE_TENSORS.get(opt.get("name", "SGD"), 1)
+        p = arch.compute.precision
+        self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
+        self.systolic = arch.compute.microarchitecture == "systolic"
+
+
+def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequence[str]) -> list[dict]:
+    masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")}
+    stats = it.layer_stats(li)
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is None:
+                continue
+            rows.append(_update_row(ctx, spec, it.index))
+            continue
+        need = {"forward": ("x", "w"), "backward_data": ("dy", "w"),
+                "backward_weight": ("x", "dy")}[pass_]
+        if any(masks[t] is None for t in need):
+            continue
+        if pass_ == "backward_data" and it.count(li, "dx") is None:
+            continue  # nothing upstream needs this layer's input gradient (e.g. the first layer)
+        if pass_ == "backward_weight" and it.count(li, "dw") is None:
+            continue
+        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch)
+        rows.append(row)
+    return rows
+
+
+def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict) -> dict:
+    arch = ctx.arch
+    eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+    groups = operands(spec, pass_, masks)
+    bufs = buffers(arch)
+    sparse, dense = [], []
+    for g in groups:
+        m, k, n = g.dims
+        try:
+            mp = map_gemm(m, k, n, arch, ctx.dataflow, eb, ctx.chunk)
+        except MappingError as exc:
+            raise MappingError(f"layer {spec.name}, {pass_} ({m}×{k}×{n}): {exc}") from None
+        res = _residency(mp, eb, bufs)
+        sparse.append(tile_costs(g.a, g.b, g.need, mp, ctx.features, res))
+        dense.append(tile_costs(None, None, None, mp, DENSE, res))
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
+    base = _timed(ctx, TileCosts.concat(dense), eb, vec, dense_baseline=True)
+    row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
+    row["effectual_macs"], row["effectual_macs_gemm_view"] = _effectual(spec, pass_, masks)
+    row["speedup"] = base["cycles"] / max(out["cycles"], 1)
+    row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+    row["utilization"] = out["actual_macs"] / max(out["cycles"] * arch.compute.rows * arch.compute.cols, 1)
+    return row
+
+
+_BASE_KEYS = ("cycles", "gemm_cycles", "energy_pj", "compute_cycles", "stall_cycles")
+
+
+def _residency(mp: Any, eb: dict[str, float], bufs: dict[str, tuple[str, float]]) -> dict[str, bool]:
+    def fits(op: str, elems: float) -> bool:
+        cap = bufs[op][1]
+        return cap <= 0 or elems * eb[op] <= cap
+
+    stream_out = {"ws": mp.m, "is": mp.n, "os": mp.cols}[mp.dataflow]
+    return {"a": fits("a", mp.m * mp.k), "b": fits("b", mp.k * mp.n), "c": fits("c", stream_out * mp.cols)}
+
+
+def _timed(ctx: _Context, t: TileCosts, eb: dict[str, float], vec: VectorWork, *,
+           dense_baseline: bool) -> dict:
+    arch = ctx.arch
+    tr = traffic(arch, t, eb, dense_baseline)
+    compute = t.compute_cycles.copy()
+    buf_bw = _buffer_bytes_per_cycle(arch)
+    if buf_bw:
+        fed = sum(t.buf_read[op] * eb[op] for op in ("a", "b"))
+        compute = np.maximum(compute, np.ceil(fed / buf_bw).astype(np.int64))
+    dma, wb, shared = _transfers(arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
+    sched = ctx.engine(compute, dma, wb, shared=shared)
+    quirk = 1 if ctx.systolic and len(compute) else 0  # SCALE-Sim's Total Cycles: the sum minus 1
+    gemm_cycles = sched.total_cycles - quirk
+    vec_cycles = vec.cycles(arch)
+    cycles = max(gemm_cycles, vec_cycles)  # the vector unit works on outputs as they are written back
+    actual, gated = int(t.actual.sum()), int(t.gated.sum())
+    energy = pass_energy(arch, actual_macs=actual, gated_macs=gated, traffic=tr.totals,
+                         vector_ops=vec.ops, cycles=cycles)
+    row: dict[str, Any] = {
+        "cycles": int(cycles), "gemm_cycles": int(gemm_cycles), "compute_cycles": int(t.compute_cycles.sum()),
+        "stall_cycles": int(max(sched.total_cycles - int(compute.sum()), 0)),
+        "vector_cycles": int(vec_cycles), "tiles": int(t.n),
+        "algorithmic_macs": int(t.algorithmic.sum()), "actual_macs": actual, "gated_macs": gated,
+        "skipped_macs": int(t.skipped.sum()), "vector_ops": float(vec.ops),
+        "energy_pj": float(sum(energy.values())),
+    }
+    for comp, pj in energy.items():
+        row[f"energy_{comp}_pj"] = pj
+    for (comp, op, kind, direction), moved in tr.totals.items():
+        suffix = "" if kind == "data" else "_metadata"
+        row[f"{comp}_{op}{suffix}_{direction}_bytes"] = moved
+    return row
+
+
+def _buffer_bytes_per_cycle(arch: Architecture) -> float:
+    """Bytes per cycle the staging buffer(s) can feed the array (0: unlimited)."""
+    names = {b for b, _ in buffers(arch).values() if b}
+    bws = [arch.memory(n).bandwidth_bytes_per_s for n in names]
+    if not bws or any(b == 0 for b in bws):
+        return 0.0
+    return sum(bws) / arch.clock_hz
+
+
+def _transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarray,
+               n: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per-tile DMA-in and write-back cycles over the off-chip channels, and whether they share one.
+
+    An operand travels on the link between the off-chip level and its buffer if the architecture
+    has one, else on the off-chip memory's own channel. Reads on different channels overlap.
+    """
+    off = arch.off_chip
+
+    def channel(op: str, read: bool) -> tuple[str, float]:
+        for ln in arch.links:
+            end = ln.source if read else ln.destination
+            if op in ln.operands and end == off.name:
+                return ln.name, ln.bandwidth_bytes_per_s
+        return off.name, off.bandwidth_bytes_per_s
+
+    per_channel: dict[str, tuple[float, np.ndarray]] = {}
+    for op, moved in reads.items():
+        name, bw = channel(op, True)
+        per_channel[name] = (bw, per_channel.get(name, (bw, np.zeros(n)))[1] + moved)
+    dma = np.zeros(n, np.int64)
+    for bw, moved in per_channel.values():
+        dma = np.maximum(dma, _cycles(arch, bw, moved))
+    wname, wbw = channel("c", False)
+    return dma, _cycles(arch, wbw, writes), wname in per_channel
+
+
+def _cycles(arch: Architecture, bandwidth: float, moved: np.ndarray) -> np.ndarray:
+    if bandwidth <= 0:
+        return np.zeros(len(moved), np.int64)
+    per_cycle = bandwidth / arch.clock_hz
+    cyc = np.ceil(moved / per_cycle).astype(np.int64)
+    return np.where(moved > 0, cyc + arch.off_chip.latency_cycles, 0)
+
+
+def _effectual(spec: LayerSpec, pass_: str, masks: dict) -> tuple[int, int]:
+    if pass_ == "forward":
+        e = forward_effectual(spec, masks["x"], masks["w"], masks["y_sel"])
+        return e, e
+    if pass_ == "backward_data":
+        gemm, no_pad = backward_data_effectual(spec, masks["dy"], masks["w"])
+        return no_pad, gemm
+    e = backward_weight_effectual(spec, masks["x"], masks["dy"], masks["dw_needed"])
+    return e, e
+
+
+def _update_row(ctx: _Context, spec: LayerSpec, index: int) -> dict:
+    arch = ctx.arch
+    wb_, gb = ctx.bits["weight"] / 8, ctx.bits["gradient"] / 8
+    vec = update_work(spec, wb_, gb, ctx.state_tensors, 4.0)
+    cycles = vec.cycles(arch)
+    off = arch.off_chip.name
+    traffic_ = {(off, "b", "data", "read"): vec.offchip_read_bytes,
+                (off, "b", "data", "write"): vec.offchip_write_bytes}
+    energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=traffic_, vector_ops=vec.ops,
+                         cycles=cycles)
+    e = float(sum(energy.values()))
+    row = {"iteration": index, "layer": spec.name, "pass": "update", "cycles": cycles, "gemm_cycles": 0,
+           "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
+           "energy_pj": e,
+           "dense_cycles": cycles, "dense_energy_pj": e, "speedup": 1.0, "energy_saving": 1.0,
+           f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
+    row.update({f"energy_{k}_pj": v for k, v in energy.items()})
+    return row
+
