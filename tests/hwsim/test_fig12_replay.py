@@ -23,8 +23,9 @@ def fig12_trace(fig12_dir, layer: str, path):
     w = read_mask(fig12_dir / f"{layer}_weights.txt", (m, c)).reshape(m, c, 1, 1)
     spec = conv(layer, c, side, side, m, 1)
     writer = TraceWriter(path)
-    manifest = new_manifest([spec], model={"name": "mobilenet0.5-sparse"}, method={"name": "dense", "params": {}},
-                            dataset={"name": "sparseloop-fig12"}, schedule={}, batch_size=1)
+    manifest = new_manifest([spec], model={"name": "mobilenet0.5-sparse"},
+                            method={"name": "dense", "params": {}}, dataset={"name": "sparseloop-fig12"},
+                            schedule={}, batch_size=1)
     writer.write_manifest(manifest)
     counts = np.full((1, len(TENSORS)), -1, dtype=np.int64)
     counts[0, TENSOR_INDEX["x"]], counts[0, TENSOR_INDEX["w"]] = int(x.sum()), int(w.sum())
