@@ -18,7 +18,7 @@ from archs import ConfigError
 from traces import RecorderError, TraceFormatError
 
 USER_ERRORS = (ConfigError, TraceFormatError, RecorderError, FileExistsError, FileNotFoundError,
-               ValueError)
+               ValueError)  # MappingError is a ValueError
 
 
 def _bar(total: int, desc: str) -> Any:
@@ -138,6 +138,22 @@ def add_trace(sub: Any) -> None:
     info.add_argument("path", type=Path, help="trace directory")
     info.add_argument("--no-macs", action="store_true", help="skip the effectual-MAC table")
     info.set_defaults(func=cmd_trace_info)
+    syn = tsub.add_parser("synth", help="a synthetic trace from a layer table or SCALE-Sim topology",
+                          description="Write a trace whose masks are drawn at given densities, without "
+                                      "training (e.g. 'ResNet-50 at 80%% activation sparsity').")
+    src = syn.add_mutually_exclusive_group(required=True)
+    src.add_argument("--layers", type=Path, help="CSV: name, conv2d, C, H, W, K, kernel, stride, padding, "
+                     "groups  |  name, linear, in, out")
+    src.add_argument("--scalesim-topology", type=Path, help="a SCALE-Sim topology CSV (conv or GEMM rows)")
+    syn.add_argument("--density", default="", help="e.g. x=0.2,w=0.5,dy=0.3 or one number for x and dy "
+                     "(default: dense)")
+    syn.add_argument("--per-channel", action="store_true", help="draw one density per channel around it")
+    syn.add_argument("--batch", type=int, default=1, help="samples per iteration (default: 1)")
+    syn.add_argument("--iterations", type=int, default=1, help="iterations (default: 1)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--out", required=True, type=Path, help="trace directory to write")
+    syn.add_argument("--overwrite", action="store_true")
+    syn.set_defaults(func=cmd_trace_synth)
     stats = tsub.add_parser("stats", help="the method paper's own accounting (MACs, memory, densities)")
     stats.add_argument("path", type=Path, help="trace directory")
     stats.add_argument("--csv", type=Path, help="also write the full per-iteration table(s) here")
@@ -192,6 +208,34 @@ def cmd_trace_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_density(text: str) -> dict[str, float]:
+    """``x=0.2,w=0.5`` or a single number (activations and gradients)."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        if "=" not in text:
+            d = float(text)
+            return {"x": d, "dy": d}
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise ValueError(f"--density: expected e.g. x=0.2,w=0.5,dy=0.3 or 0.2, got {text!r}") from None
+
+
+def cmd_trace_synth(args: argparse.Namespace) -> int:
+    from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
+
+    layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
+        read_layer_table(args.layers)
+    if not layers:
+        raise ValueError("the layer file lists no layers")
+    path = write_synthetic(layers, args.out, batch=args.batch, density=parse_density(args.density),
+                           per_channel=args.per_channel, iterations=args.iterations, seed=args.seed,
+                           overwrite=args.overwrite)
+    print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
+    return 0
+
+
 def cmd_trace_stats(args: argparse.Namespace) -> int:
     import traces
     from traces.paper_stats import paper_stats
@@ -239,6 +283,91 @@ def cmd_trace_validate(args: argparse.Namespace) -> int:
     print(f"OK {tr.path}: {s.layers} layers, {s.iterations} iterations, "
           f"{s.mask_iterations} with masks, {state}")
     return 0
+
+
+# -- replay -----------------------------------------------------------------------------------------
+
+def add_replay(sub: Any) -> None:
+    p = sub.add_parser("replay", help="replay a trace on an architecture: cycles, energy, traffic",
+                       description="Replay a training trace on an architecture and report cycles, speedup "
+                                   "over the same machine running dense, energy and DRAM traffic.")
+    p.add_argument("trace", type=Path, help="trace directory")
+    p.add_argument("--arch", required=True, help="preset name, YAML file or SCALE-Sim .cfg")
+    p.add_argument("--dataflow", choices=["ws", "os", "is"], help="default: the architecture's")
+    p.add_argument("--passes", default="fwd,bwd-data,bwd-weight,update",
+                   help="comma-separated: fwd, bwd-data, bwd-weight, update (default: all)")
+    p.add_argument("--iterations", help="comma-separated iteration numbers (default: every mask iteration)")
+    p.add_argument("--backend", choices=["analytic", "event"], default="analytic",
+                   help="timing back end (default: analytic; event = simpy)")
+    p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
+    p.set_defaults(func=cmd_replay)
+
+
+PASS_NAMES = {"fwd": "forward", "bwd-data": "backward_data", "bwd-weight": "backward_weight",
+              "update": "update", "forward": "forward", "backward_data": "backward_data",
+              "backward_weight": "backward_weight"}
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import traces
+    from hwsim.simulate import simulate
+
+    passes = []
+    for name in (p.strip() for p in args.passes.split(",") if p.strip()):
+        if name not in PASS_NAMES:
+            raise ValueError(f"--passes: unknown pass {name!r}; use fwd, bwd-data, bwd-weight, update")
+        passes.append(PASS_NAMES[name])
+    try:
+        its = [int(v) for v in args.iterations.split(",")] if args.iterations else None
+    except ValueError:
+        raise ValueError(f"--iterations: expected numbers like 0,10,20, got {args.iterations!r}") from None
+    if args.out is not None and args.out.suffix not in (".parquet", ".csv"):
+        raise ValueError(f"--out {args.out}: use a .parquet or .csv file name")
+    tr = traces.load(args.trace)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _bar(total, "replay")
+        bar.update(1)
+
+    try:
+        report = simulate(tr, args.arch, dataflow=args.dataflow, passes=passes, iterations=its,
+                          backend=args.backend, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print_summary(report)
+    if args.out is not None:
+        print(f"results written to {report.save(args.out)}")
+    return 0
+
+
+def print_summary(report: Any) -> None:
+    """Per pass and total: cycles, speedup, energy, energy saving, DRAM traffic."""
+    m = report.meta
+    s = report.summary()
+    iters = report.to_frame()["iteration"].nunique()
+    print(f"{m['trace']} on {m['arch']} ({m['dataflow']}, {m['backend']} timing), {iters} iteration(s) "
+          "replayed exactly; dense = the same machine with every sparse feature off")
+    table = {
+        "cycles": s["cycles"].map(lambda v: f"{v:,.0f}"),
+        "speedup": s["speedup"].map(lambda v: f"{v:.3f}x"),
+        "energy (µJ)": (s["energy_pj"] / 1e6).map(lambda v: f"{v:,.3f}"),
+        "energy saving": s["energy_saving"].map(lambda v: f"{v:.3f}x"),
+        "DRAM (MB)": (s["dram_bytes"] / 1e6).map(lambda v: f"{v:,.4f}"),
+    }
+    import pandas as pd
+
+    _print_frame(pd.DataFrame(table, index=s.index))
+    t = report.totals()
+    n = t.attrs["iterations_in_run"]
+    cyc = t.loc["cycles"]
+    print(f"whole run ({n} iterations, extrapolated from {t.attrs['iterations_recorded']}): "
+          f"{cyc['run_estimate']:,.0f} cycles = {cyc['run_estimate'] / m['clock_hz'] * 1e3:,.3f} ms "
+          f"(per iteration {cyc['per_iteration_mean']:,.0f} ± {cyc['per_iteration_std']:,.0f}), "
+          f"speedup {t.loc['dense_cycles', 'run_estimate'] / cyc['run_estimate']:.3f}x")
 
 
 # -- archs ------------------------------------------------------------------------------------------
@@ -376,7 +505,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- entry point ------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace, add_archs]
+COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace, add_replay, add_archs]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -126,3 +126,36 @@ def test_archs_validate_reports_every_problem(tmp_path):
     for text in ("compute.rows: must be > 0, got -4", "vector_unit.lanez: unknown key; did you mean 'lanes'?",
                  "vector_unit.lanes: missing"):
         assert text in proc.stderr
+
+
+def test_synth_then_replay_with_parquet(tmp_path, capsys):
+    import pandas as pd
+
+    trace = tmp_path / "syn.trace"
+    assert main(["trace", "synth", "--scalesim-topology", "tests/data/scalesim/gemm_layers.csv",
+                 "--density", "x=0.5,w=0.7,dy=0.4", "--iterations", "2", "--out", str(trace)]) == 0
+    assert "4 layers, 2 iteration(s)" in capsys.readouterr().out
+    out = tmp_path / "r.parquet"
+    assert main(["replay", str(trace), "--arch", "edge-npu", "--dataflow", "os", "--passes", "fwd,bwd-weight",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for word in ("forward", "backward_weight", "total", "speedup", "energy saving", "DRAM (MB)", "whole run"):
+        assert word in text
+    df = pd.read_parquet(out)
+    assert set(df["pass"]) == {"forward", "backward_weight"} and set(df["iteration"]) == {0, 1}
+    assert {"cycles", "dense_cycles", "energy_pj", "actual_macs", "effectual_macs"} <= set(df.columns)
+    assert (df["algorithmic_macs"] == df["actual_macs"] + df["gated_macs"] + df["skipped_macs"]).all()
+
+
+def test_replay_user_errors(tmp_path):
+    from .traces.helpers import write_trace
+
+    write_trace(tmp_path / "t")
+    for args, expect in ((["--arch", "gpu-a100"], "the simulator maps edge-NPU PE arrays so far"),
+                         (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
+                         (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
+                         (["--arch", "edge-npu", "--iterations", "1"], "iteration 1 of"),
+                         (["--arch", "edge-npu", "--out", "r.xlsx"], "use a .parquet or .csv")):
+        proc = run("replay", str(tmp_path / "t"), *args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert expect in proc.stderr

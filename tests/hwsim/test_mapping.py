@@ -1,0 +1,44 @@
+"""Mapping: folds, chunks that fit the buffers, MappingError with a hint, user-given chunks."""
+
+from __future__ import annotations
+
+import pytest
+
+import archs
+from hwsim.errors import MappingError
+from hwsim.mapping import map_gemm
+from hwsim.simulate import simulate
+from hwsim.tiles import DENSE, tile_costs
+from traces.synth import conv, write_synthetic
+
+EDGE = archs.PRESETS["edge-npu"]
+
+
+def test_folds_and_chunks_fit_the_buffer():
+    mp = map_gemm(10_000, 300, 40, EDGE, "ws")  # A rows stream through a 64 KiB half of the GLB
+    assert (mp.row_folds, mp.col_folds) == (19, 3)
+    working = mp.rows * mp.cols + mp.stream_chunk * (mp.rows + mp.cols)
+    assert working <= 64 * 1024 < mp.rows * mp.cols + (mp.stream_chunk + 1) * (mp.rows + mp.cols)
+    assert mp.chunks == -(-10_000 // mp.stream_chunk)
+
+
+def test_chunking_does_not_change_cycles():
+    one = map_gemm(500, 70, 50, EDGE, "os", stream_chunk=70)
+    many = map_gemm(500, 70, 50, EDGE, "os", stream_chunk=9)
+    assert one.chunks == 1 and many.chunks == 8
+    assert (tile_costs(None, None, None, one, DENSE).compute_cycles.sum()
+            == tile_costs(None, None, None, many, DENSE).compute_cycles.sum())
+
+
+def test_nothing_fits_raises_with_a_hint(tmp_path):
+    tiny = archs.replace(EDGE, {"memories.glb.capacity_bytes": 256})
+    with pytest.raises(MappingError, match=r"does not fit glb \(128 usable bytes.*Hint: a smaller array"):
+        map_gemm(100, 100, 100, tiny, "ws")
+    path = write_synthetic([conv("c", 8, 6, 6, 8, 3, padding=1)], tmp_path / "t")
+    with pytest.raises(MappingError, match=r"layer c, forward \(36×72×8\)"):
+        simulate(path, tiny, passes=["forward"])
+
+
+def test_other_families_are_refused_clearly():
+    with pytest.raises(MappingError, match="gpu machine; the simulator maps edge-NPU PE arrays so far"):
+        map_gemm(8, 8, 8, archs.PRESETS["gpu-a100"])
