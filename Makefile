@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean scalesim-reference
+.PHONY: install demo test lint bench clean scalesim-reference scalesim-user
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
@@ -31,6 +34,12 @@ scalesim-reference:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py
+
+# SCALE-Sim's side of the benchmark (limited bandwidth, minutes): bench/scalesim_user_mode.csv
+scalesim-user:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	.venv-scalesim/bin/python scripts/scalesim_reference.py user
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

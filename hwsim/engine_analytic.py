@@ -1,9 +1,12 @@
 """Analytic timing: closed form without contention, a tight integer loop with it.
 
 Tiles flow DMA-in → compute → write-back. Without contention (unlimited buffer slots, dedicated
-channels) ``t_i = max(ready_i, t_{i−1}) + c_i`` is prefix sums and a running maximum. With two
-buffer slots per side and, optionally, one channel shared by DMA-in and write-back, a loop over
-tiles applies the same rules as the event engine, serving the shared channel in request order.
+channels) ``t_i = max(ready_i, t_{i−1}) + c_i`` is prefix sums and a running maximum
+(:func:`stage`). With two buffer slots per side and, optionally, one channel shared by DMA-in and
+write-back, a loop over plain integers applies the event engine's rules one tile at a time
+(a DMA-in waits for a free input slot, a compute for its data and a free output slot, a
+write-back for its compute; a shared channel serves the earlier request first): about 0.5 µs
+per tile. (A vectorized fixed point of the stage equations was tried: exact, but slower.)
 """
 
 from __future__ import annotations
@@ -42,42 +45,49 @@ def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2,
         dma_end = np.cumsum(dma)
         compute_end = stage(dma_end, compute)
         return Schedule(dma_end, compute_end, stage(compute_end, wb))
-    n = len(compute)
-    dma_end = np.zeros(n, np.int64)
-    c_end = np.zeros(n, np.int64)
-    w_end = np.zeros(n, np.int64)
-    read_free = write_free = 0  # when each channel is next free (the same one when shared)
-    prev_c = 0
+    return _loop(compute, dma, wb, slots, shared)
 
-    def do_dma(i: int) -> None:
-        nonlocal read_free, write_free
-        req = max(dma_end[i - 1] if i else 0, c_end[i - slots] if i >= slots else 0)
-        start = max(req, read_free)
-        dma_end[i] = start + dma[i]
-        read_free = dma_end[i]
+
+def _loop(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, slots: int, shared: bool) -> Schedule:
+    """One tile at a time, the event engine's rules; a shared channel serves the earlier request."""
+    n = len(compute)
+    c_l, d_l, w_l = compute.tolist(), dma.tolist(), wb.tolist()
+    d_end, c_end, w_end = [0] * n, [0] * n, [0] * n
+    read_free = write_free = 0
+    prev_c = prev_w = 0
+    # DMA-in of tile 0
+    if n:
+        d_end[0] = d_l[0]
+        read_free = d_end[0]
         if shared:
             write_free = read_free
-
-    def do_wb(i: int) -> None:
-        nonlocal read_free, write_free
-        start = max(c_end[i], write_free, w_end[i - 1] if i else 0)
-        w_end[i] = start + wb[i]
-        write_free = w_end[i]
-        if shared:
-            read_free = write_free
-
-    if n:
-        do_dma(0)
     for i in range(n):
         out_slot = w_end[i - slots] if i >= slots else 0
-        c_end[i] = max(dma_end[i], prev_c, out_slot) + compute[i]
-        prev_c = c_end[i]
+        ce = d_end[i] if d_end[i] > prev_c else prev_c
+        if out_slot > ce:
+            ce = out_slot
+        ce += c_l[i]
+        c_end[i] = prev_c = ce
+        wb_first = False
         if i + 1 < n:
-            dma_req = max(dma_end[i], c_end[i + 1 - slots] if i + 1 >= slots else 0)
-            if shared and c_end[i] < dma_req:  # the write-back asked first
-                do_wb(i)
-                do_dma(i + 1)
-                continue
-            do_dma(i + 1)
-        do_wb(i)
-    return Schedule(dma_end, c_end, w_end)
+            slot = c_end[i + 1 - slots] if i + 1 >= slots else 0
+            d_req = d_end[i] if d_end[i] > slot else slot
+            wb_first = shared and ce < d_req
+        if not wb_first and i + 1 < n:
+            start = d_req if d_req > read_free else read_free
+            d_end[i + 1] = read_free = start + d_l[i + 1]
+            if shared:
+                write_free = read_free
+        start = ce if ce > write_free else write_free
+        if prev_w > start:
+            start = prev_w
+        w_end[i] = prev_w = start + w_l[i]
+        write_free = prev_w
+        if shared:
+            read_free = write_free
+        if wb_first:
+            start = d_req if d_req > read_free else read_free
+            d_end[i + 1] = read_free = start + d_l[i + 1]
+            if shared:
+                write_free = read_free
+    return Schedule(np.array(d_end, np.int64), np.array(c_end, np.int64), np.array(w_end, np.int64))

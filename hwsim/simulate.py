@@ -102,6 +102,7 @@ class _Context:
 def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequence[str]) -> list[dict]:
     masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")}
     stats = it.layer_stats(li)
+    cache: dict = {}  # the layer's im2col, shared by forward and backward-weight
     rows = []
     for pass_ in passes:
         if pass_ == "update":
@@ -117,16 +118,17 @@ def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequen
             continue  # nothing upstream needs this layer's input gradient (e.g. the first layer)
         if pass_ == "backward_weight" and it.count(li, "dw") is None:
             continue
-        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats)
+        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats, cache)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch)
         rows.append(row)
     return rows
 
 
-def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict) -> dict:
+def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict,
+              cache: dict) -> dict:
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
-    groups = operands(spec, pass_, masks)
+    groups = operands(spec, pass_, masks, cache)
     bufs = buffers(arch)
     sparse, dense = [], []
     for g in groups:

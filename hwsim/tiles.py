@@ -93,27 +93,34 @@ def _blocks(length: int, size: int) -> np.ndarray:
     return np.minimum(size, length - np.arange(n) * size).astype(np.int64)
 
 
+def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
+    """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
+
+    Full blocks go through a reshape of the (view of the) leading part, the short last block
+    apart: no padded copy of ``x``.
+    """
+    x = np.moveaxis(x, axis, 0)
+    n = x.shape[0]
+    full = n // size * size
+    parts = []
+    if full:
+        head = x[:full]
+        parts.append(op.reduce(head.reshape(full // size, size, *x.shape[1:]), axis=1, dtype=dtype))
+    if full < n:
+        parts.append(op.reduce(x[full:], axis=0, dtype=dtype)[None])
+    if not parts:
+        return np.moveaxis(np.zeros((0, *x.shape[1:]), dtype or x.dtype), 0, axis)
+    return np.moveaxis(np.concatenate(parts) if len(parts) > 1 else parts[0], 0, axis)
+
+
 def _block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Sum ``x`` over consecutive blocks of ``size`` along ``axis`` (zero-padded at the end)."""
-    n = x.shape[axis]
-    nb = -(-n // size)
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (0, nb * size - n)
-    xp = np.pad(x, pad)
-    shape = list(xp.shape)
-    shape[axis : axis + 1] = [nb, size]
-    return xp.reshape(shape).sum(axis=axis + 1, dtype=np.int64)
+    """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input)."""
+    return _block_reduce(x, axis, size, np.add, np.float64 if x.dtype.kind == "f" else np.int64)
 
 
 def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    n = x.shape[axis]
-    nb = -(-n // size)
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (0, nb * size - n)
-    xp = np.pad(x, pad)
-    shape = list(xp.shape)
-    shape[axis : axis + 1] = [nb, size]
-    return xp.reshape(shape).max(axis=axis + 1)
+    """Maximum over consecutive blocks of ``size`` along ``axis``."""
+    return _block_reduce(x, axis, size, np.maximum)
 
 
 def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
@@ -157,8 +164,8 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
     else:
-        acol = _block_sum(a.astype(np.int32), 0, s)  # (CH, K): non-zeros per chunk and k
-        brow = _block_sum(b.astype(np.int32), 1, c)  # (K, NF): non-zeros per k and column fold
+        acol = _block_sum(a, 0, s)  # (CH, K): non-zeros per chunk and k
+        brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
         acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
         brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
         pairs = np.einsum("hfr,frn->nfh", acol3, brow3)  # (NF, KF, CH) a∧b pairs
@@ -171,7 +178,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
             actual = pairs
         else:
             if "a" in f.skip:
-                nzrow = _block_sum((_block_sum(a.astype(np.int32), 1, r) > 0).astype(np.int32), 0, s)
+                nzrow = _block_sum(_block_sum(a, 1, r) > 0, 0, s)
                 t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
             else:
                 t = length.copy()
@@ -224,8 +231,8 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
     else:
-        acnt = _block_sum(a.astype(np.int32), 0, r)  # (MF, K) non-zeros per row fold and k
-        bcnt = _block_sum(b.astype(np.int32), 1, c)  # (K, NF)
+        acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
+        bcnt = _block_sum(b, 1, c)  # (K, NF)
         a3 = _block_sum(acnt, 1, s)  # (MF, CH)
         b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
@@ -239,8 +246,10 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
                 work = af[:, ks] @ bf[ks, :]  # (M, N) effectual pairs per PE (exact integers)
                 if need is not None:
                     work *= need
+                    actual[:, :, h] = np.rint(_block_sum(_block_sum(work, 0, r), 1, c)).astype(np.int64).T
+                else:  # a tile's pairs: its row-block counts of A times column-block counts of B
+                    actual[:, :, h] = (acnt[:, ks] @ bcnt[ks, :]).T
                 t[:, :, h] = _block_max(_block_max(work, 0, r), 1, c).T
-                actual[:, :, h] = np.rint(_block_sum(_block_sum(work, 0, r), 1, c)).T
             a_sent, b_sent = used_r * length, length * used_c
         else:
             pairs = np.stack([acnt[:, h * s : h * s + ch_len[h]] @ bcnt[h * s : h * s + ch_len[h]]
@@ -250,7 +259,7 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
                 live &= (acnt > 0)[:, :, None]
             if "b" in f.skip:
                 live &= (bcnt > 0)[None, :, :]
-            t = _block_sum(live.astype(np.int32), 1, s).transpose(2, 0, 1)  # (NF, MF, CH)
+            t = _block_sum(live, 1, s).transpose(2, 0, 1)  # (NF, MF, CH)
             actual = pairs if f.gate else t * used_r * used_c
             a_sent, b_sent = t * used_r, t * used_c
     attempted = actual if f.pe_skip else t * used_r * used_c

@@ -48,14 +48,24 @@ class GemmOperands:
         return self.a.shape[0], self.a.shape[1], self.b.shape[1]
 
 
-def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None]) -> list[GemmOperands]:
+def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
+             cache: dict | None = None) -> list[GemmOperands]:
     """The GEMM operands of every group of one pass, from the layer's masks.
 
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
     ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
+    ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
+    the im2col of ``x``.
     """
     g = geometry(spec)
     x = masks.get("x")
+    cache = {} if cache is None else cache
+
+    def xcol(grp: int) -> np.ndarray:
+        if grp not in cache:
+            cache[grp] = im2col(as_conv(spec, "x", x), g, grp) > 0
+        return cache[grp]
+
     w = masks["w"]
     dy = masks.get("dy")
     w4 = as_conv(spec, "w", w)
@@ -63,7 +73,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None]) -
     for grp in range(g.groups):
         wg = w4[grp * g.kg : (grp + 1) * g.kg].reshape(g.kg, -1)  # (Kg, Kr)
         if pass_ == "forward":
-            a = im2col(as_conv(spec, "x", x), g, grp) > 0
+            a = xcol(grp)
             sel = masks.get("y_sel")
             need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp) > 0
             out.append(GemmOperands(a, wg.T, need))
@@ -71,7 +81,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None]) -
             a = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
             out.append(GemmOperands(a, wg, _valid_taps(spec, a.shape[0])))
         elif pass_ == "backward_weight":
-            xa = im2col(as_conv(spec, "x", x), g, grp) > 0
+            xa = xcol(grp)
             d = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
             need_w = masks.get("dw_needed")
             need = None

@@ -1,9 +1,14 @@
-"""Regenerate tests/data/scalesim/reference.csv by running the real SCALE-Sim v3 (scalesim 3.0.0).
+"""Run the real SCALE-Sim v3 (scalesim 3.0.0) and commit what it says.
 
-Run with `make scalesim-reference` (it makes .venv-scalesim: scalesim 3.0.0 fails on NumPy 2.4,
-so that venv pins numpy<2.4). For every config in tests/data/scalesim/*.cfg, every dataflow and
-both topologies, it records SCALE-Sim's Total Cycles, stall cycles and SRAM access counts, plus
-the wall time of each run, and the machine it ran on. Nothing here is imported by hwsim.
+- ``calc`` (default): tests/data/scalesim/reference.csv — for every config in tests/data/scalesim/*.cfg
+  (stall-free CALC bandwidth), every dataflow and both topologies: Total Cycles, stall cycles and
+  SRAM access counts. tests/hwsim/test_scalesim_agreement.py compares against it.
+- ``user``: bench/scalesim_user_mode.csv — ResNet-18 conv layers (bench/resnet18_scalesim.csv) on
+  bench/array_32x32_user.cfg (limited DRAM bandwidth), one layer per run, with the wall time of
+  each: the SCALE-Sim side of `make bench` and of docs/validation.md. It takes minutes.
+
+Run with `make scalesim-reference` / `make scalesim-user` (they make .venv-scalesim: scalesim
+3.0.0 fails on NumPy 2.4, so that venv pins numpy<2.4). Nothing here is imported by hwsim.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import configparser
 import csv
 import io
+import os
 import platform
 import sys
 import tempfile
@@ -71,7 +77,38 @@ def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> l
     return rows
 
 
+def user_mode() -> int:
+    bench = DATA.parents[2] / "bench"
+    cfg, topo = bench / "array_32x32_user.cfg", bench / "resnet18_scalesim.csv"
+    lines = topo.read_text().splitlines()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for line in lines[1:]:
+            one = Path(tmp) / f"{line.split(',')[0].strip()}.csv"
+            one.write_text(lines[0] + "\n" + line + "\n")
+            for df in ("ws", "os"):
+                row = run(cfg, one, df, False, Path(tmp))[0]
+                rows.append(row)
+                print(f"{row['layer']} {df}: {row['total_cycles']} cycles in {row['topology_wall_s']} s",
+                      file=sys.stderr)
+    write(bench / "scalesim_user_mode.csv", rows)
+    return 0
+
+
+def write(target: Path, rows: list[dict[str, object]]) -> None:
+    with open(target, "w", newline="") as f:
+        f.write(f"# scalesim 3.0.0 on {platform.platform()}, {platform.processor() or platform.machine()}, "
+                f"{os.cpu_count()} cores, python {platform.python_version()}; regenerate: see "
+                "scripts/scalesim_reference.py\n")
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {target} ({len(rows)} rows)", file=sys.stderr)
+
+
 def main() -> int:
+    if sys.argv[1:] == ["user"]:
+        return user_mode()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cfg in sorted(DATA.glob("*.cfg")):
@@ -79,14 +116,7 @@ def main() -> int:
                 for topo, gemm in ((DATA / "conv_layers.csv", False), (DATA / "gemm_layers.csv", True)):
                     rows += run(cfg, topo, df, gemm, Path(tmp))
                     print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
-    target = DATA / "reference.csv"
-    with open(target, "w", newline="") as f:
-        f.write(f"# scalesim 3.0.0 on {platform.platform()}, {platform.processor() or platform.machine()}, "
-                f"python {platform.python_version()}; regenerate: make scalesim-reference\n")
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    print(f"wrote {target} ({len(rows)} rows)", file=sys.stderr)
+    write(DATA / "reference.csv", rows)
     return 0
 
 
