@@ -36,7 +36,8 @@ def child(task: dict) -> dict:
         if task["micro"] == "pe_skipping":
             arch = archs.replace(arch, {"compute.microarchitecture": "pe_skipping"})
         start = time.perf_counter()
-        df = simulate(trace, arch, dataflow=task["dataflow"], passes=PASSES, backend=task["backend"]).to_frame()
+        df = simulate(trace, arch, dataflow=task["dataflow"], passes=PASSES,
+                      backend=task["backend"]).to_frame()
         wall = time.perf_counter() - start
         return {"wall_s": wall, "macs": int(df["algorithmic_macs"].sum()), "cycles": int(df["cycles"].sum()),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -118,14 +119,15 @@ def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path) ->
              "backward-weight. `edge-npu` preset (16×16 array); `pe_skipping` is the same machine with "
              "per-PE skipping. Times are wall seconds per iteration, including the dense baseline that "
              "every replay also computes.", "",
-             "| micro-architecture | dataflow | back end | s / iteration | simulated MACs / s | peak RSS (MB) | "
-             "× matmul floor |", "|---|---|---|---|---|---|---|"]
+             "| micro-architecture | dataflow | back end | s / iteration | simulated MACs / s "
+             "| peak RSS (MB) | × matmul floor |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        ratio = r["wall_s"] / floor["wall_s"]
         lines.append(f"| {r['micro']} | {r['dataflow']} | {r['backend']} | {r['wall_s']:.2f} | "
-                     f"{r['macs'] / r['wall_s']:.3g} | {r['maxrss_mb']:.0f} | {r['wall_s'] / floor['wall_s']:.2f} |")
+                     f"{r['macs'] / r['wall_s']:.3g} | {r['maxrss_mb']:.0f} | {ratio:.2f} |")
     costliest = next(r for r in rows if r["micro"] == "pe_skipping" and r["dataflow"] == "os"
                      and r["backend"] == "analytic")
-    lines += ["", f"Matmul floor: float32 BLAS `A @ B` of the same passes' unpacked 0/1 operand matrices "
+    lines += ["", "Matmul floor: float32 BLAS `A @ B` of the same passes' unpacked 0/1 operand matrices "
               f"(im2col and unpacking excluded): **{floor['wall_s']:.2f} s** "
               f"(peak RSS {floor['maxrss_mb']:.0f} MB). Exact sparse replay, output-stationary with per-PE "
               f"skipping (the costliest case), analytic back end: **{costliest['wall_s']:.2f} s = "
@@ -138,8 +140,9 @@ def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path) ->
                   f"`make scalesim-user` ({head}) and are committed in `bench/scalesim_user_mode.csv`; ours "
                   "are measured now with the simpy event engine. Speed is compared at equal simulated "
                   "cycles: simulated cycles per wall second.", "",
-                  "| layer | df | SCALE-Sim cycles | SCALE-Sim s | hwsim cycles | hwsim s | SCALE-Sim cycles/s | "
-                  "hwsim cycles/s | speed ratio |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| layer | df | SCALE-Sim cycles | SCALE-Sim s | hwsim cycles | hwsim s | "
+                  "SCALE-Sim cycles/s | hwsim cycles/s | speed ratio |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         ratios = []
         for ref, ours in ss_rows:
             ss_rate = int(ref["total_cycles"]) / float(ref["topology_wall_s"])
@@ -148,9 +151,10 @@ def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path) ->
             lines.append(f"| {ref['layer']} | {ref['dataflow']} | {int(ref['total_cycles']):,} | "
                          f"{float(ref['topology_wall_s']):.1f} | {ours['cycles']:,} | {ours['wall_s']:.3f} | "
                          f"{ss_rate:,.0f} | {our_rate:,.0f} | {our_rate / ss_rate:,.0f}× |")
-        lines += ["", f"Speed ratio (event engine over SCALE-Sim, at equal cycles): min {min(ratios):,.0f}×, "
-                  f"median {float(np.median(ratios)):,.0f}× (target: at least 1000×). The cycle counts differ "
-                  "with limited bandwidth; docs/validation.md explains why.", ""]
+        lines += ["", "Speed ratio (event engine over SCALE-Sim, at equal cycles): "
+                  f"min {min(ratios):,.0f}×, median {float(np.median(ratios)):,.0f}× (target: at least "
+                  "1000×). The cycle counts differ with limited bandwidth; docs/validation.md explains why.",
+                  ""]
     (BENCH / "results.md").write_text("\n".join(lines))
     print(f"wrote {BENCH / 'results.md'}", file=sys.stderr)
 
