@@ -24,6 +24,7 @@ from traces.layer import PASSES, LayerSpec
 from . import engine_analytic, engine_event
 from .energy import pass_energy
 from .errors import MappingError
+from .expected import expected_tile_costs
 from .mapping import buffers, map_gemm
 from .report import Report
 from .tiles import DENSE, Features, TileCosts, tile_costs
@@ -36,7 +37,7 @@ STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
 
 
 def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, dataflow: str | None = None,
-             passes: Sequence[str] = PASSES, iterations: Sequence[int] | None = None,
+             passes: Sequence[str] = PASSES, iterations: Sequence[int] | str | None = None,
              layers: Sequence[int | str] | None = None, backend: str = "analytic",
              stream_chunk: int | None = None,
              progress: Callable[[int, int], None] | None = None) -> Report:
@@ -47,7 +48,9 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
         dataflow: ``ws``, ``os`` or ``is`` (default: the architecture's).
         passes: any of ``forward, backward_data, backward_weight, update``.
-        iterations: which iterations (default: every iteration with exact masks).
+        iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
+            iteration). Iterations with masks replay exactly; counts-only ones in expected-value
+            mode (``hwsim.expected``), marked ``mode = "expected"`` in the report.
         layers: layer names or indices (default: all).
         backend: ``analytic`` (closed form / max-plus loop) or ``event`` (simpy).
         stream_chunk: an explicit chunk of the streamed dimension (a user-given mapping).
@@ -62,13 +65,21 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         raise ValueError(f"unknown pass {bad[0]!r}; passes are {', '.join(PASSES)}")
     if machine.compute is None:
         map_gemm(1, 1, 1, machine)  # raises the family's MappingError
-    its = list(tr.mask_iterations if iterations is None else iterations)
-    missing = [i for i in its if i not in tr.mask_iterations]
+    if iterations is None:
+        its = list(tr.mask_iterations)
+    elif isinstance(iterations, str):
+        if iterations != "all":
+            raise ValueError(f"iterations must be a list of numbers or 'all', got {iterations!r}")
+        its = list(tr.iterations)
+    else:
+        its = list(iterations)
+    missing = [i for i in its if i not in tr.iterations]
     if missing:
-        raise ValueError(f"iteration {missing[0]} of {tr.path} holds counts only; exact replay needs "
-                         f"masks (mask iterations: {tr.mask_iterations[:8]}...)")
+        raise ValueError(f"iteration {missing[0]} is not in {tr.path} (it has {len(tr)} iterations, "
+                         f"{tr.iterations[0]}..{tr.iterations[-1]})")
     if not its:
-        raise ValueError(f"{tr.path} has no iteration with exact masks to replay")
+        raise ValueError(f"{tr.path} has no iteration with exact masks to replay; pass iterations='all' "
+                         "to replay its counts in expected-value mode")
     chosen = list(range(len(tr.layers))) if layers is None else [tr.layer_index(x) for x in layers]
     ctx = _Context(machine, dataflow or machine.compute.dataflow, BACKENDS[backend], stream_chunk,
                    tr.manifest)
@@ -100,6 +111,8 @@ class _Context:
 
 
 def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequence[str]) -> list[dict]:
+    if not it.has_masks:
+        return _expected_rows(ctx, spec, it, li, passes)
     masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")}
     stats = it.layer_stats(li)
     cache: dict = {}  # the layer's im2col, shared by forward and backward-weight
@@ -119,7 +132,56 @@ def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequen
         if pass_ == "backward_weight" and it.count(li, "dw") is None:
             continue
         row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats, cache)
-        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch,
+                   mode="exact")
+        rows.append(row)
+    return rows
+
+
+PASS_TENSORS = {"forward": ("x", "w", "y_sel"), "backward_data": ("dy", "w", None),
+                "backward_weight": ("x", "dy", "dw_needed")}
+
+
+def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequence[str]) -> list[dict]:
+    """Rows of a counts-only iteration: expected tile costs from the tensors' densities."""
+    def density(t: str | None) -> float:
+        if t is None:
+            return 1.0
+        count = it.count(li, t)
+        return 1.0 if count is None else count / max(spec.numel(t, it.batch), 1)
+
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is not None:
+                rows.append({**_update_row(ctx, spec, it.index), "mode": "expected"})
+            continue
+        a_t, b_t, need_t = PASS_TENSORS[pass_]
+        if it.count(li, a_t) is None or it.count(li, b_t) is None:
+            continue
+        if (pass_ == "backward_data" and it.count(li, "dx") is None) or \
+                (pass_ == "backward_weight" and it.count(li, "dw") is None):
+            continue
+        dims = {"forward": "forward", "backward_data": "backward_data",
+                "backward_weight": "backward_weight"}[pass_]
+        g = spec.gemm(dims, it.batch)
+        eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+        mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
+        res = _residency(mp, eb, buffers(ctx.arch))
+        d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
+        sparse = TileCosts.concat([expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)] * g.groups)
+        dense = TileCosts.concat([tile_costs(None, None, None, mp, DENSE, res)] * g.groups)
+        vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
+        out = _timed(ctx, sparse, eb, vec, dense_baseline=False)
+        base = _timed(ctx, dense, eb, vec, dense_baseline=True)
+        row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
+        row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(g.macs * d_a * d_b * d_need)
+        row["speedup"] = base["cycles"] / max(out["cycles"], 1)
+        row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+        row["utilization"] = out["actual_macs"] / max(out["cycles"] * ctx.arch.compute.rows *
+                                                      ctx.arch.compute.cols, 1)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.batch, batch=it.batch,
+                   mode="expected")
         rows.append(row)
     return rows
 
@@ -263,7 +325,8 @@ def _update_row(ctx: _Context, spec: LayerSpec, index: int) -> dict:
     energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=traffic_, vector_ops=vec.ops,
                          cycles=cycles)
     e = float(sum(energy.values()))
-    row = {"iteration": index, "layer": spec.name, "pass": "update", "cycles": cycles, "gemm_cycles": 0,
+    row = {"iteration": index, "layer": spec.name, "pass": "update", "mode": "exact", "cycles": cycles,
+           "gemm_cycles": 0,
            "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
            "energy_pj": e,
            "dense_cycles": cycles, "dense_energy_pj": e, "speedup": 1.0, "energy_saving": 1.0,

@@ -1,0 +1,57 @@
+"""Expected-value replay of counts-only iterations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.expected import expected_tile_costs
+from hwsim.mapping import Mapping
+from hwsim.simulate import simulate
+from hwsim.tiles import Features, tile_costs
+from traces import TraceWriter, bits
+from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from traces.synth import conv
+
+from ..traces.test_fig12 import GROUND_TRUTH, read_mask
+
+# Sparseloop's uniform-density model on the same layers (peer_simulators.md, R1 table)
+SPARSELOOP_UNIFORM = {"L07": 1_592_245, "L09": 1_479_114, "L13": 1_114_139, "L19": 1_407_304,
+                      "L21": 1_610_668, "L23": 1_791_135, "L25": 927_185, "L27": 729_915}
+
+
+@pytest.mark.parametrize("layer", sorted(SPARSELOOP_UNIFORM))
+def test_counts_only_replay_reproduces_sparseloops_uniform_model(fig12_dir, tmp_path, layer):
+    c, m, side, truth = GROUND_TRUTH[layer]
+    x = read_mask(fig12_dir / f"{layer}_iacts.txt", (side * side, c)).T.reshape(1, c, side, side)
+    w = read_mask(fig12_dir / f"{layer}_weights.txt", (m, c)).reshape(m, c, 1, 1)
+    writer = TraceWriter(tmp_path / "t")
+    writer.write_manifest(new_manifest([conv(layer, c, side, side, m, 1)], model={"name": "fig12"},
+                                       method={"name": "dense", "params": {}}, dataset={"name": "fig12"},
+                                       schedule={}, batch_size=1))
+    counts = np.full((1, len(TENSORS)), -1, dtype=np.int64)
+    counts[0, TENSOR_INDEX["x"]], counts[0, TENSOR_INDEX["w"]] = int(x.sum()), int(w.sum())
+    writer.write_iteration(0, {"batch": 1}, counts, {(0, "x"): bits.pack(x), (0, "w"): bits.pack(w)})
+    writer.write_iteration(1, {"batch": 1}, counts)  # the same densities, counts only
+    df = simulate(tmp_path / "t", "eyeriss-v2-pe", passes=["forward"], iterations="all").to_frame()
+    exact, expected = df.set_index("mode")["gemm_cycles"].loc[["exact", "expected"]]
+    assert exact == truth
+    dense = c * m * side * side
+    assert abs(expected - dense * x.mean() * w.mean()) <= 1  # the uniform closed form, up to rounding
+    # Sparseloop's uniform model is "≈ dense × d_A × d_W" (its density model differs slightly)
+    assert abs(expected - SPARSELOOP_UNIFORM[layer]) <= 0.015 * SPARSELOOP_UNIFORM[layer]
+    assert expected < truth  # independence under-counts these real, correlated masks
+
+
+@pytest.mark.parametrize("df", ["ws", "os", "is"])
+@pytest.mark.parametrize("pe_skip", [False, True])
+def test_expected_close_to_exact_on_uniform_masks(df, pe_skip):
+    rng = np.random.default_rng(3)
+    m, k, n, da, db = 512, 96, 80, 0.4, 0.6
+    a, b = rng.random((m, k)) < da, rng.random((k, n)) < db
+    mp = Mapping(df, 16, 16, m, k, n, {"ws": m, "os": k, "is": n}[df])
+    f = Features(pe_skip=True) if pe_skip else Features(gate=True, skip=frozenset({"a", "b"}))
+    exact, expected = tile_costs(a, b, None, mp, f), expected_tile_costs(mp, f, da, db)
+    assert abs(expected.compute_cycles.sum() / exact.compute_cycles.sum() - 1) < 0.05
+    assert abs(expected.actual.sum() / exact.actual.sum() - 1) < 0.02
+    assert (expected.algorithmic == exact.algorithmic).all()
