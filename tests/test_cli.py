@@ -154,7 +154,7 @@ def test_replay_user_errors(tmp_path):
     for args, expect in ((["--arch", "gpu-a100"], "the simulator maps edge-NPU PE arrays so far"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
                          (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
-                         (["--arch", "edge-npu", "--iterations", "1"], "iteration 1 of"),
+                         (["--arch", "edge-npu", "--iterations", "99"], "iteration 99 is not in"),
                          (["--arch", "edge-npu", "--out", "r.xlsx"], "use a .parquet or .csv")):
         proc = run("replay", str(tmp_path / "t"), *args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
