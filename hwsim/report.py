@@ -21,12 +21,19 @@ class Report:
     rows: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, meta: bool = False) -> pd.DataFrame:
+        """The tidy frame; with ``meta``, also ``arch``, ``trace``, ``backend``, ``dataflow`` columns
+        (and ``pass`` as plain text), as exported."""
         df = pd.DataFrame(self.rows)
         if df.empty:
             return df
         df["pass"] = pd.Categorical(df["pass"], categories=list(PASS_ORDER), ordered=True)
-        return df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
+        df = df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
+        if meta:
+            df["pass"] = df["pass"].astype(str)
+            for key in ("arch", "trace", "backend", "dataflow"):
+                df[key] = self.meta.get(key)
+        return df
 
     def summary(self) -> pd.DataFrame:
         """Per pass and in total (summed over recorded iterations): cycles, speedup, energy, DRAM."""
@@ -55,26 +62,24 @@ class Report:
         return out
 
     def to_parquet(self, path: str | Path) -> Path:
-        return _atomic(Path(path), lambda p: self._with_meta().to_parquet(p, index=False))
+        return write_frame(self.to_frame(meta=True), path)
 
     def to_csv(self, path: str | Path) -> Path:
-        return _atomic(Path(path), lambda p: self._with_meta().to_csv(p, index=False))
+        return write_frame(self.to_frame(meta=True), path)
 
     def save(self, path: str | Path) -> Path:
         """Write by suffix: ``.parquet`` or ``.csv``."""
-        p = Path(path)
-        if p.suffix == ".parquet":
-            return self.to_parquet(p)
-        if p.suffix == ".csv":
-            return self.to_csv(p)
-        raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
+        return write_frame(self.to_frame(meta=True), path)
 
-    def _with_meta(self) -> pd.DataFrame:
-        df = self.to_frame().copy()
-        df["pass"] = df["pass"].astype(str)
-        for key in ("arch", "trace", "backend", "dataflow"):
-            df[key] = self.meta.get(key)
-        return df
+
+def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a results frame as ``.parquet`` or ``.csv``, through a temporary name."""
+    p = Path(path)
+    if p.suffix == ".parquet":
+        return _atomic(p, lambda tmp: df.to_parquet(tmp, index=False))
+    if p.suffix == ".csv":
+        return _atomic(p, lambda tmp: df.to_csv(tmp, index=False))
+    raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
 
 
 def _atomic(path: Path, write: Any) -> Path:

@@ -90,10 +90,17 @@ def test_unknown_model_is_a_user_error(tmp_path):
 
 
 def test_demo_quick(tmp_path, capsys):
+    import pandas as pd
+
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "trace written to" in out and "Density per tensor" in out
-    assert (tmp_path / "dense-mlp-digits.trace" / "manifest.json").exists()
+    assert "Speedup and energy saving" in out and "results.parquet" in out
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    assert set(df["method"]) == {"dense", "dst", "dsg"}
+    assert set(df["arch"]) == {"edge-npu", "eyeriss-v2-pe"}
+    assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
+    for method in ("dense", "dst", "dsg"):
+        assert (tmp_path / f"{method}-mlp-digits.trace" / "manifest.json").exists()
 
 
 def test_archs_list_and_show(capsys):
