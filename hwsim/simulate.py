@@ -29,7 +29,7 @@ from .mapping import buffers, map_gemm
 from .report import Report
 from .tiles import DENSE, Features, TileCosts, tile_costs
 from .traffic import traffic
-from .vector import VectorWork, gemm_pass_work, update_work
+from .vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work, update_work
 from .workload import OPERAND_KIND, operands
 
 BACKENDS = {"analytic": engine_analytic.run, "event": engine_event.run}
@@ -121,7 +121,8 @@ def _layer_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequen
         if pass_ == "update":
             if it.count(li, "dw") is None:
                 continue
-            rows.append(_update_row(ctx, spec, it.index))
+            changed = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+            rows.append(_update_row(ctx, spec, it.index, it.count(li, "w") or 0, changed))
             continue
         need = {"forward": ("x", "w"), "backward_data": ("dy", "w"),
                 "backward_weight": ("x", "dy")}[pass_]
@@ -203,8 +204,16 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
         sparse.append(tile_costs(g.a, g.b, g.need, mp, ctx.features, res))
         dense.append(tile_costs(None, None, None, mp, DENSE, res))
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    base_vec = vec
+    if pass_ == "backward_data":  # W in the other orientation: a compressed weight is transposed
+        w_nnz = int(masks["w"].sum())
+        moved = compressed_weight_bytes(arch, spec, w_nnz, eb["b"])
+        if moved:
+            t = transpose_work(moved, w_nnz)
+            vec = VectorWork(vec.ops + t.ops, vec.offchip_read_bytes + t.offchip_read_bytes,
+                             vec.offchip_write_bytes + t.offchip_write_bytes)
     out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
-    base = _timed(ctx, TileCosts.concat(dense), eb, vec, dense_baseline=True)
+    base = _timed(ctx, TileCosts.concat(dense), eb, base_vec, dense_baseline=True)
     row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
     row["effectual_macs"], row["effectual_macs_gemm_view"] = _effectual(spec, pass_, masks)
     row["speedup"] = base["cycles"] / max(out["cycles"], 1)
@@ -314,22 +323,29 @@ def _effectual(spec: LayerSpec, pass_: str, masks: dict) -> tuple[int, int]:
     return e, e
 
 
-def _update_row(ctx: _Context, spec: LayerSpec, index: int) -> dict:
+def _update_row(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0,
+                mask_changed: bool = False) -> dict:
     arch = ctx.arch
     wb_, gb = ctx.bits["weight"] / 8, ctx.bits["gradient"] / 8
-    vec = update_work(spec, wb_, gb, ctx.state_tensors, 4.0)
-    cycles = vec.cycles(arch)
+    reencode = compressed_weight_bytes(arch, spec, w_nnz, wb_) if mask_changed else 0.0
+    vec = update_work(spec, wb_, gb, ctx.state_tensors, 4.0, reencode)
+    base = update_work(spec, wb_, gb, ctx.state_tensors, 4.0)
+    cycles, base_cycles = vec.cycles(arch), base.cycles(arch)
     off = arch.off_chip.name
     traffic_ = {(off, "b", "data", "read"): vec.offchip_read_bytes,
                 (off, "b", "data", "write"): vec.offchip_write_bytes}
     energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=traffic_, vector_ops=vec.ops,
                          cycles=cycles)
     e = float(sum(energy.values()))
+    base_traffic = {(off, "b", "data", "read"): base.offchip_read_bytes,
+                    (off, "b", "data", "write"): base.offchip_write_bytes}
+    e_base = float(sum(pass_energy(arch, actual_macs=0, gated_macs=0, traffic=base_traffic,
+                                   vector_ops=base.ops, cycles=base_cycles).values()))
     row = {"iteration": index, "layer": spec.name, "pass": "update", "mode": "exact", "cycles": cycles,
            "gemm_cycles": 0,
            "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
-           "energy_pj": e,
-           "dense_cycles": cycles, "dense_energy_pj": e, "speedup": 1.0, "energy_saving": 1.0,
+           "energy_pj": e, "dense_cycles": base_cycles, "dense_energy_pj": e_base,
+           "speedup": base_cycles / max(cycles, 1), "energy_saving": e_base / e if e else 1.0,
            f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
     row.update({f"energy_{k}_pj": v for k, v in energy.items()})
     return row

@@ -9,7 +9,11 @@ GEMM's output is bounded by the lanes alone. Counts per pass and layer:
 - backward-data: 2 ops per dY element (ReLU′, BN backward) + col2im additions of overlapping
   windows (im2col elements minus input elements);
 - update: per weight, 4 ops (SGD with momentum: decay, momentum, step, write) reading the weight,
-  its gradient and the optimizer state and writing the weight and state back.
+  its gradient and the optimizer state and writing the weight and state back;
+- transposes and re-encodes of a compressed weight (an off-chip format on operand ``b`` that is
+  ordered by rows: CSR, CSC or RLE): backward-data reads W in the opposite orientation, so the
+  compressed weight is read and written once transposed (1 op per non-zero); and when the weight
+  mask changed this step (DST), the update re-encodes it: read dense, write compressed.
 """
 
 from __future__ import annotations
@@ -57,9 +61,30 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
 
 
 def update_work(spec: LayerSpec, weight_bytes: float, grad_bytes: float, state_tensors: int,
-                state_bytes: float) -> VectorWork:
-    """The optimizer step of one layer's weights: read W, dW and state; write W and state."""
+                state_bytes: float, reencode_bytes: float = 0.0) -> VectorWork:
+    """The optimizer step of one layer's weights: read W, dW and state; write W and state.
+
+    ``reencode_bytes``: the compressed weight written again because its mask changed.
+    """
     n = spec.numel("w", 1)
-    return VectorWork(UPDATE_OPS_PER_WEIGHT * n,
+    return VectorWork(UPDATE_OPS_PER_WEIGHT * n + (n if reencode_bytes else 0),
                       offchip_read_bytes=n * (weight_bytes + grad_bytes + state_tensors * state_bytes),
-                      offchip_write_bytes=n * (weight_bytes + state_tensors * state_bytes))
+                      offchip_write_bytes=n * (weight_bytes + state_tensors * state_bytes) + reencode_bytes)
+
+
+ROW_ORDERED = ("csr", "csc", "rle")
+
+
+def compressed_weight_bytes(arch: Architecture, spec: LayerSpec, w_nnz: int, weight_bytes: float) -> float:
+    """Bytes of the weight in its off-chip row-ordered format, or 0 when it is not compressed so."""
+    fmt = next((f for f in arch.sparse.formats if f.level == arch.off_chip.name and f.operand == "b"
+                and f.format in ROW_ORDERED), None)
+    if fmt is None:
+        return 0.0
+    pointers = spec.w_shape[0] * fmt.pointer_bits / 8 if fmt.format in ("csr", "csc") else 0.0
+    return w_nnz * (weight_bytes + fmt.metadata_bits / 8) + pointers
+
+
+def transpose_work(compressed_bytes: float, w_nnz: int) -> VectorWork:
+    """Re-encoding a compressed weight in the other orientation: read it and write it once."""
+    return VectorWork(float(w_nnz), offchip_read_bytes=compressed_bytes, offchip_write_bytes=compressed_bytes)

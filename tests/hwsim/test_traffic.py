@@ -34,3 +34,25 @@ def test_replayed_dram_reads_of_a_compressed_operand(tmp_path):
     assert row.dram_a_read_bytes == nnz_x  # int8 values of the non-zeros
     assert row.dram_a_metadata_read_bytes == 64 * 128 / 8  # ZVC: 1 bit per element
     assert row.dense_energy_pj > row.energy_pj
+
+
+def test_compressed_weights_pay_transposes_and_reencodes(tmp_path):
+    from traces.training import train
+
+    run = train(method="dst", epochs=1, every=5, out=tmp_path / "dst")
+    csr = archs.replace(archs.PRESETS["edge-npu"], {"sparse.formats": [
+        {"level": "dram", "operand": "b", "format": "csr", "metadata_bits": 8, "pointer_bits": 16}]})
+    plain = simulate(run.trace, "edge-npu", iterations=[5]).to_frame().set_index(["layer", "pass"])
+    comp = simulate(run.trace, csr, iterations=[5]).to_frame().set_index(["layer", "pass"])
+    from traces import load
+
+    with load(run.trace).iteration(5) as it:
+        w_nnz = it.count("fc2", "w")
+        flips = it.layer_stats("fc2")["flips_on"] + it.layer_stats("fc2")["flips_off"]
+    bd = ("fc2", "backward_data")
+    assert comp.loc[bd, "vector_ops"] - plain.loc[bd, "vector_ops"] == w_nnz  # one op per non-zero
+    up = ("fc2", "update")
+    compressed = w_nnz * (1 + 1) + 64 * 2  # int8 value + 8-bit index per non-zero, 16-bit pointer per row
+    assert flips > 0
+    assert comp.loc[up, "dram_b_write_bytes"] - plain.loc[up, "dram_b_write_bytes"] == compressed
+    assert plain.loc[up, "speedup"] == 1.0 and comp.loc[up, "speedup"] <= 1.0
