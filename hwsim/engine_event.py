@@ -1,8 +1,10 @@
 """Event-driven timing with simpy (simpy decides when): one process per hardware engine.
 
-DMA-in, compute and write-back are processes; a channel is a resource serving one transfer at a
-time at full bandwidth (DMA-in and write-back share it when ``shared``); double buffering is two
-slots per side, so back-pressure and bandwidth stalls emerge. One event per tile per engine.
+DMA-in, compute and write-back are processes; double buffering is two slots per side: a DMA-in
+waits until the compute of the tile two back has freed its input slot, a compute until the
+write-back two back has freed its output slot. A channel shared by DMA-in and write-back is a
+resource serving one transfer at a time at full bandwidth. Back-pressure and bandwidth stalls
+emerge; there is one event per tile per engine (plus one per shared-channel request).
 """
 
 from __future__ import annotations
@@ -16,46 +18,51 @@ from .engine_analytic import Schedule
 def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2, shared: bool = False,
         contention: bool = True) -> Schedule:
     """Schedule tiles by simulation; the same contract as :func:`hwsim.engine_analytic.run`."""
-    compute, dma, wb = (np.asarray(v, dtype=np.int64) for v in (compute, dma, wb))
-    n = len(compute)
+    c_l, d_l, w_l = (np.asarray(v, dtype=np.int64).tolist() for v in (compute, dma, wb))
+    n = len(c_l)
     env = simpy.Environment()
-    big = max(n, 1) + 1
-    in_slots = simpy.Container(env, capacity=big, init=slots if contention else big)
-    out_slots = simpy.Container(env, capacity=big, init=slots if contention else big)
-    read_ch = simpy.Resource(env, capacity=1)
-    write_ch = read_ch if (shared and contention) else simpy.Resource(env, capacity=1)
+    channel = simpy.Resource(env, capacity=1) if (shared and contention) else None
     loaded = [env.event() for _ in range(n)]
     computed = [env.event() for _ in range(n)]
-    dma_end, c_end, w_end = (np.zeros(n, np.int64) for _ in range(3))
+    written = [env.event() for _ in range(n)]
+    d_end, c_end, w_end = [0] * n, [0] * n, [0] * n
+
+    def transfer(duration: int):
+        if channel is None:
+            if duration:
+                yield env.timeout(duration)
+            return
+        with channel.request() as req:
+            yield req
+            if duration:
+                yield env.timeout(duration)
 
     def dma_in():
         for i in range(n):
-            yield in_slots.get(1)
-            with read_ch.request() as req:
-                yield req
-                yield env.timeout(int(dma[i]))
-            dma_end[i] = env.now
+            if contention and i >= slots:
+                yield computed[i - slots]  # its input slot is free again
+            yield from transfer(d_l[i])
+            d_end[i] = env.now
             loaded[i].succeed()
 
     def compute_engine():
         for i in range(n):
             yield loaded[i]
-            yield out_slots.get(1)
-            yield env.timeout(int(compute[i]))
+            if contention and i >= slots:
+                yield written[i - slots]  # its output slot is free again
+            if c_l[i]:
+                yield env.timeout(c_l[i])
             c_end[i] = env.now
-            yield in_slots.put(1)
             computed[i].succeed()
 
     def write_back():
         for i in range(n):
             yield computed[i]
-            with write_ch.request() as req:
-                yield req
-                yield env.timeout(int(wb[i]))
+            yield from transfer(w_l[i])
             w_end[i] = env.now
-            yield out_slots.put(1)
+            written[i].succeed()
 
     for proc in (dma_in, compute_engine, write_back):
         env.process(proc())
     env.run()
-    return Schedule(dma_end, c_end, w_end)
+    return Schedule(np.array(d_end, np.int64), np.array(c_end, np.int64), np.array(w_end, np.int64))

@@ -22,8 +22,8 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self, meta: bool = False) -> pd.DataFrame:
-        """The tidy frame; with ``meta``, also ``arch``, ``trace``, ``backend``, ``dataflow`` columns
-        (and ``pass`` as plain text), as exported."""
+        """The tidy frame; with ``meta``, also ``arch``, ``trace``, ``backend``, ``dataflow`` and
+        ``off_chip`` (the DRAM/HBM level's name) columns, and ``pass`` as plain text, as exported."""
         df = pd.DataFrame(self.rows)
         if df.empty:
             return df
@@ -31,7 +31,7 @@ class Report:
         df = df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
         if meta:
             df["pass"] = df["pass"].astype(str)
-            for key in ("arch", "trace", "backend", "dataflow"):
+            for key in ("arch", "trace", "backend", "dataflow", "off_chip"):
                 df[key] = self.meta.get(key)
         return df
 

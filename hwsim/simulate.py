@@ -213,7 +213,9 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             vec = VectorWork(vec.ops + t.ops, vec.offchip_read_bytes + t.offchip_read_bytes,
                              vec.offchip_write_bytes + t.offchip_write_bytes)
     out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
-    base = _timed(ctx, TileCosts.concat(dense), eb, base_vec, dense_baseline=True)
+    # a machine without sparse features is its own dense baseline: the same tiles, bytes and work
+    no_features = ctx.features.dense and not arch.sparse.formats and vec is base_vec
+    base = out if no_features else _timed(ctx, TileCosts.concat(dense), eb, base_vec, dense_baseline=True)
     row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
     row["effectual_macs"], row["effectual_macs_gemm_view"] = _effectual(spec, pass_, masks)
     row["speedup"] = base["cycles"] / max(out["cycles"], 1)

@@ -1,0 +1,150 @@
+"""Tidy DataFrames over simulation results (and the traces they came from), for tables and plots.
+
+``results`` is what ``hwsim replay --out``/``hwsim demo`` write (``Report.to_frame(meta=True)``):
+one row per iteration × layer × pass, with ``trace`` and ``arch`` columns. Every builder keeps
+``trace`` and ``arch`` so figures can be made per trace × architecture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import traces
+from traces.layer import WEIGHT_TENSORS
+from traces.manifest import TENSORS
+
+KEYS = ["trace", "arch"]
+PASS_ORDER = ["forward", "backward_data", "backward_weight", "update"]
+_BYTES = re.compile(r"^(?P<component>.+?)_(?P<operand>[abc])(?P<meta>_metadata)?"
+                    r"_(?P<direction>read|write|transfer)_bytes$")
+
+
+def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate results files (``.parquet`` or ``.csv``)."""
+    frames = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such results file (write one with `hwsim replay --out`)")
+        frames.append(pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p))
+    df = pd.concat(frames, ignore_index=True)
+    missing = {"trace", "arch", "iteration", "layer", "pass", "cycles", "dense_cycles"} - set(df.columns)
+    if missing:
+        raise ValueError(f"results lack columns {sorted(missing)}; write them with `hwsim replay --out`")
+    return df
+
+
+def label(df: pd.DataFrame) -> pd.Series:
+    """``<trace name> on <arch>`` for each row."""
+    return df["trace"].map(lambda t: Path(str(t)).name) + " on " + df["arch"].astype(str)
+
+
+def per_layer(df: pd.DataFrame) -> pd.DataFrame:
+    """Per trace × arch × layer × pass, summed over the replayed iterations: cycles, energy, ratios."""
+    cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj"]
+    out = df.groupby([*KEYS, "layer", "pass"], sort=False)[cols].sum().reset_index()
+    out["speedup"] = out["dense_cycles"] / out["cycles"].where(out["cycles"] > 0)
+    out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"].where(out["energy_pj"] > 0)
+    return out
+
+
+def per_iteration(df: pd.DataFrame) -> pd.DataFrame:
+    """Per trace × arch × iteration (all layers and passes): cycles, energy and their ratios."""
+    cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj"]
+    out = df.groupby([*KEYS, "iteration"])[cols].sum().reset_index()
+    out["speedup"] = out["dense_cycles"] / out["cycles"]
+    out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"]
+    return out
+
+
+def run_totals(df: pd.DataFrame) -> pd.DataFrame:
+    """Whole run per trace × arch: per-iteration mean × the trace's iterations, with the spread."""
+    it = per_iteration(df)
+    rows = []
+    for (trace, arch), g in it.groupby(KEYS):
+        n = _trace_iterations(trace) or len(g)
+        row = {"trace": trace, "arch": arch, "iterations_replayed": len(g), "iterations_in_run": n}
+        for col in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj", "speedup", "energy_saving"):
+            row[f"{col}_mean"] = g[col].mean()
+            row[f"{col}_std"] = g[col].std(ddof=0)
+        for col in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
+            row[f"run_{col}"] = g[col].mean() * n
+        row["run_speedup"] = row["run_dense_cycles"] / row["run_cycles"]
+        row["run_energy_saving"] = row["run_dense_energy_pj"] / row["run_energy_pj"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def energy_by_component(df: pd.DataFrame) -> pd.DataFrame:
+    """Long: trace, arch, pass, component, energy_pj (summed over iterations and layers)."""
+    cols = [c for c in df.columns if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj"]
+    long = df[[*KEYS, "pass", *cols]].melt(id_vars=[*KEYS, "pass"], var_name="component", value_name="pj")
+    long["component"] = long["component"].str.removeprefix("energy_").str.removesuffix("_pj")
+    out = long.groupby([*KEYS, "pass", "component"], sort=False)["pj"].sum().reset_index()
+    return out.rename(columns={"pj": "energy_pj"})
+
+
+def traffic_by_level(df: pd.DataFrame) -> pd.DataFrame:
+    """Long: trace, arch, component, operand, kind (data|metadata), direction, bytes."""
+    cols = [c for c in df.columns if _BYTES.match(c)]
+    long = df[[*KEYS, *cols]].melt(id_vars=KEYS, var_name="column", value_name="bytes")
+    long = long.groupby([*KEYS, "column"])["bytes"].sum().reset_index()
+    parts = long["column"].str.extract(_BYTES)
+    long["component"] = parts["component"]
+    long["operand"] = parts["operand"]
+    long["kind"] = np.where(parts["meta"].notna(), "metadata", "data")
+    long["direction"] = parts["direction"]
+    return long.drop(columns="column")
+
+
+def densities(trace_path: str | Path) -> pd.DataFrame:
+    """Long: layer, tensor, iteration, density — every iteration of a trace, from its counts."""
+    tr = traces.load(trace_path, check=False)
+    counts, batch = tr.counts()
+    rows = []
+    for li, spec in enumerate(tr.layers):
+        for ti, t in enumerate(TENSORS):
+            c = counts[:, li, ti]
+            if (c < 0).all():
+                continue
+            numel = spec.numel(t, 1) * (1 if t in WEIGHT_TENSORS else batch)
+            d = np.where(c >= 0, c / numel, np.nan)
+            rows.append(pd.DataFrame({"layer": spec.name, "tensor": t, "iteration": tr.iterations,
+                                      "density": d}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """The report's table: per trace × arch, units in the column names."""
+    t = run_totals(df)
+    off_chip = df.groupby(KEYS)["off_chip"].first() if "off_chip" in df else None
+    dram = traffic_by_level(df)
+    if off_chip is not None:
+        level = [off_chip.get((a, b)) for a, b in zip(dram["trace"], dram["arch"], strict=True)]
+        dram = dram[dram["component"] == level]
+    dram_mb = dram.groupby(KEYS)["bytes"].sum() / 1e6
+    out = pd.DataFrame({
+        "trace": t["trace"].map(lambda p: Path(str(p)).name), "arch": t["arch"],
+        "iterations (replayed / run)": (t["iterations_replayed"].astype(str) + " / "
+                                        + t["iterations_in_run"].astype(str)),
+        "cycles per iteration": t["cycles_mean"].round(0),
+        "speedup (x)": t["run_speedup"].round(3),
+        "speedup spread (std over iterations)": t["speedup_std"].round(3),
+        "energy per iteration (uJ)": (t["energy_pj_mean"] / 1e6).round(3),
+        "energy saving (x)": t["run_energy_saving"].round(3),
+        "whole-run energy (mJ)": (t["run_energy_pj"] / 1e9).round(3),
+        "DRAM traffic replayed (MB)": [round(dram_mb.get((a, b), 0.0), 4)
+                                       for a, b in zip(t["trace"], t["arch"], strict=True)],
+    })
+    return out
+
+
+def _trace_iterations(path: str | Path) -> int | None:
+    try:
+        return len(traces.load(path, check=False))
+    except (ValueError, OSError):
+        return None

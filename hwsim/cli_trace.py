@@ -1,0 +1,256 @@
+"""`hwsim train` and `hwsim trace info|stats|synth|validate` (see hwsim/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .cli_common import _bar, _print_frame
+
+
+def add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
+                       description="Train a built-in model on built-in data while recording a trace.")
+    p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel"],
+                   help="training method (default: dense)")
+    p.add_argument("--model", default="mlp",
+                   help="built-in model: mlp, lenet5, vgg8, resnet (default: mlp)")
+    p.add_argument("--dataset", default="digits", help="built-in dataset: digits, synthetic-cifar "
+                   "(default: digits)")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
+    p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--every", type=int, default=10,
+                   help="exact masks every N iterations, plus first/last of each epoch (default: 10)")
+    p.add_argument("--mask-samples", type=int, default=None,
+                   help="store activation/gradient masks for the first B samples only")
+    p.add_argument("--lr-milestones", default="", help="epochs at which the lr drops 10x, e.g. 40,60")
+    p.add_argument("--out", required=True, type=Path, help="trace directory to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing trace at --out")
+    g = p.add_argument_group("DSG (--method dsg)")
+    g.add_argument("--gamma", type=float, help="fraction of outputs dropped per row (default 0.8)")
+    g.add_argument("--eps", type=float, help="JL distortion; sets the projection size k (default 0.3)")
+    g.add_argument("--selection", choices=["drs", "oracle", "random"],
+                   help="how outputs are chosen (default drs)")
+    g.add_argument("--share-threshold", action="store_true", default=None,
+                   help="one batch-shared top-k threshold (kept counts become approximate)")
+    g = p.add_argument_group("DST (--method dst)")
+    g.add_argument("--alpha", type=float, help="threshold regularizer weight (default: 5e-3 on digits, "
+                   "5e-5 on synthetic-cifar; the papers' values scaled for small data)")
+    g.add_argument("--no-collapse-reset", dest="collapse_reset", action="store_false", default=None,
+                   help="do not reset the thresholds of a layer that keeps <= 1%% of its weights")
+    g = p.add_argument_group("multi-level (--method mlevel)")
+    g.add_argument("--levels", help="weight density per level, sparsest first (default 0.05,0.15)")
+    p.set_defaults(func=cmd_train)
+
+
+def _method_params(args: argparse.Namespace) -> dict[str, Any]:
+    keys = {"dsg": ("gamma", "eps", "selection", "share_threshold"), "dst": ("alpha", "collapse_reset"),
+            "mlevel": ("levels",), "dense": ()}[args.method]
+    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    other = [k for ks in (("gamma", "eps", "selection", "share_threshold"), ("alpha", "collapse_reset"),
+                          ("levels",)) for k in ks if k not in keys and getattr(args, k) is not None]
+    if other:
+        raise ValueError(f"--{other[0].replace('_', '-')} does not apply to --method {args.method}")
+    if "levels" in given:
+        try:
+            given["levels"] = tuple(float(v) for v in given["levels"].split(","))
+        except ValueError:
+            raise ValueError(f"--levels: expected densities like 0.05,0.15, "
+                             f"got {given['levels']!r}") from None
+    return given
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from traces.training import train
+
+    bar = None
+
+    def progress(info: dict[str, Any]) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = _bar(info["total"], f"train {args.model}/{args.method}")
+        post = {"epoch": info["epoch"], "loss": f"{info['loss']:.3f}", "acc": f"{info['accuracy']:.2f}"}
+        if info.get("density") is not None:
+            post["density"] = f"{info['density']:.3f}"
+        if info.get("phase") not in (None, "train"):
+            post["phase"] = info["phase"]
+        bar.set_postfix(post, refresh=False)
+        bar.update(1)
+
+    try:
+        milestones = tuple(int(v) for v in args.lr_milestones.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--lr-milestones: expected epochs like 40,60, got {args.lr_milestones!r}") from None
+    params = _method_params(args)
+    try:
+        result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
+                       every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
+                       lr_milestones=milestones, method_params=params, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"trained {args.model} with {args.method} on {args.dataset}: {result.iterations} iterations, "
+          f"final loss {result.final_loss:.4f}, test accuracy {result.test_accuracy:.3f}")
+    for row in result.evaluation.get("levels", []):
+        print(f"  level {row['level']} (density {row['density']}): accuracy {row['accuracy']:.3f}")
+    print(f"trace written to {result.trace}")
+    return 0
+
+
+def add_trace(sub: Any) -> None:
+    p = sub.add_parser("trace", help="inspect and check traces",
+                       description="Inspect and check recorded traces.")
+    tsub = p.add_subparsers(dest="trace_command", metavar="COMMAND", required=True)
+    info = tsub.add_parser("info", help="layers, iterations and densities of a trace")
+    info.add_argument("path", type=Path, help="trace directory")
+    info.add_argument("--no-macs", action="store_true", help="skip the effectual-MAC table")
+    info.set_defaults(func=cmd_trace_info)
+    syn = tsub.add_parser("synth", help="a synthetic trace from a layer table or SCALE-Sim topology",
+                          description="Write a trace whose masks are drawn at given densities, without "
+                                      "training (e.g. 'ResNet-50 at 80%% activation sparsity').")
+    src = syn.add_mutually_exclusive_group(required=True)
+    src.add_argument("--layers", type=Path, help="CSV: name, conv2d, C, H, W, K, kernel, stride, padding, "
+                     "groups  |  name, linear, in, out")
+    src.add_argument("--scalesim-topology", type=Path, help="a SCALE-Sim topology CSV (conv or GEMM rows)")
+    syn.add_argument("--density", default="", help="e.g. x=0.2,w=0.5,dy=0.3 or one number for x and dy "
+                     "(default: dense)")
+    syn.add_argument("--per-channel", action="store_true", help="draw one density per channel around it")
+    syn.add_argument("--batch", type=int, default=1, help="samples per iteration (default: 1)")
+    syn.add_argument("--iterations", type=int, default=1, help="iterations (default: 1)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--out", required=True, type=Path, help="trace directory to write")
+    syn.add_argument("--overwrite", action="store_true")
+    syn.set_defaults(func=cmd_trace_synth)
+    stats = tsub.add_parser("stats", help="the method paper's own accounting (MACs, memory, densities)")
+    stats.add_argument("path", type=Path, help="trace directory")
+    stats.add_argument("--csv", type=Path, help="also write the full per-iteration table(s) here")
+    stats.set_defaults(func=cmd_trace_stats)
+    val = tsub.add_parser("validate", help="check every file, mask and count of a trace")
+    val.add_argument("path", type=Path, help="trace directory")
+    val.set_defaults(func=cmd_trace_validate)
+
+
+def describe(trace: Any) -> list[str]:
+    """Header lines that say what a trace is."""
+    m = trace.manifest
+    model, method, data = m["model"], m["method"], m["dataset"]
+    opt = m.get("optimizer")
+    lines = [
+        f"trace      {trace.path}  (format {m['format_version']}, "
+        f"{'complete' if trace.complete else 'INCOMPLETE: recording did not finish'})",
+        f"model      {model.get('name')} ({model.get('class', '?')}, "
+        f"{model.get('parameters', '?')} parameters)",
+        f"method     {method.get('name')} {method.get('params') or ''}".rstrip(),
+        f"dataset    {data.get('name')}  seed {m.get('seed')}  batch {m.get('batch_size')}",
+    ]
+    if opt:
+        params = " ".join(f"{k}={v}" for k, v in opt["params"].items() if k in ("lr", "momentum",
+                                                                                 "weight_decay", "betas"))
+        lines.append(f"optimizer  {opt['name']} {params}  state {opt.get('state_dtypes') or {}}")
+    samples = m["schedule"].get("mask_samples")
+    lines.append(f"iterations {len(trace)} ({len(trace.mask_iterations)} with exact masks"
+                 f"{f', first {samples} samples' if samples else ''})")
+    return lines
+
+
+def cmd_trace_info(args: argparse.Namespace) -> int:
+    import traces
+    from traces import summary
+
+    tr = traces.load(args.path)
+    print("\n".join(describe(tr)))
+    print("\nLayers (GEMM dims for the manifest batch size)")
+    _print_frame(summary.layer_table(tr))
+    if len(tr):
+        print("\nDensity per tensor: mean over all iterations (min–max)")
+        _print_frame(summary.density_table(tr))
+    if not args.no_macs and tr.mask_iterations:
+        macs = summary.mac_table(tr)
+        print(f"\nEffectual / algorithmic MACs per pass, iteration {int(macs['iteration'].iloc[0])} "
+              f"({int(macs['batch'].iloc[0])} samples)")
+        frac = macs.pivot(index="layer", columns="pass", values="effectual_fraction")
+        frac = frac.reindex(index=[s.name for s in tr.layers],
+                            columns=[p for p in summary.SHORT if p in frac.columns])
+        _print_frame(frac.rename(columns=summary.SHORT).map(lambda v: f"{v:.3f}"))
+    return 0
+
+
+def parse_density(text: str) -> dict[str, float]:
+    """``x=0.2,w=0.5`` or a single number (activations and gradients)."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        if "=" not in text:
+            d = float(text)
+            return {"x": d, "dy": d}
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise ValueError(f"--density: expected e.g. x=0.2,w=0.5,dy=0.3 or 0.2, got {text!r}") from None
+
+
+def cmd_trace_synth(args: argparse.Namespace) -> int:
+    from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
+
+    layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
+        read_layer_table(args.layers)
+    if not layers:
+        raise ValueError("the layer file lists no layers")
+    path = write_synthetic(layers, args.out, batch=args.batch, density=parse_density(args.density),
+                           per_channel=args.per_channel, iterations=args.iterations, seed=args.seed,
+                           overwrite=args.overwrite)
+    print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
+    return 0
+
+
+def cmd_trace_stats(args: argparse.Namespace) -> int:
+    import traces
+    from traces.paper_stats import paper_stats
+
+    tr = traces.load(args.path)
+    print("\n".join(describe(tr)))
+    tables = paper_stats(tr)
+    if not tables:
+        print("\nno paper accounting for method 'dense'; see `hwsim trace info` for densities and MACs")
+        return 0
+    for name, df in tables.items():
+        if name == "dsg":
+            print("\nDSG accounting (arXiv 1810.00859): mean over all iterations; weight gradient dense "
+                  "as in the paper, sparse alternative over mask iterations")
+            cols = ["training_mac_reduction", "inference_mac_reduction", "training_memory_reduction",
+                    "activation_memory_reduction", "inference_memory_reduction"]
+            cols += [c for c in ("training_mac_reduction_sparse_wgrad",) if c in df]
+            _print_frame(df[cols].mean().to_frame("mean").map(lambda v: f"{v:.3f}x"))
+        elif name == "dst":
+            print("\nDST remaining-weight ratio (arXiv 2005.06870): first, middle and last iterations")
+            picks = sorted({0, len(df) // 2, len(df) - 1})
+            _print_frame(df.iloc[picks].set_index("iteration").map(lambda v: f"{v:.4f}"))
+        else:
+            print(f"\nmulti-level {name} (arXiv 2112.10930)")
+            _print_frame(df)
+        if args.csv:
+            args.csv.parent.mkdir(parents=True, exist_ok=True)
+            path = args.csv if len(tables) == 1 else args.csv.with_name(f"{args.csv.stem}-{name}.csv")
+            df.to_csv(path, index=False)
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_trace_validate(args: argparse.Namespace) -> int:
+    import traces
+    from traces.validate import validate
+
+    tr = traces.load(args.path)
+    bar = _bar(len(tr), "validate")
+    try:
+        s = validate(tr, progress=lambda n, total: bar.update(1))
+    finally:
+        bar.close()
+    state = "complete" if s.complete else "incomplete (recording did not finish; all files read)"
+    print(f"OK {tr.path}: {s.layers} layers, {s.iterations} iterations, "
+          f"{s.mask_iterations} with masks, {state}")
+    return 0
