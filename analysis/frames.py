@@ -131,7 +131,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         "trace": t["trace"].map(lambda p: Path(str(p)).name), "arch": t["arch"],
         "iterations (replayed / run)": (t["iterations_replayed"].astype(str) + " / "
                                         + t["iterations_in_run"].astype(str)),
-        "cycles per iteration": t["cycles_mean"].round(0),
+        "cycles per iteration": t["cycles_mean"].round(0).astype("int64"),
         "speedup (x)": t["run_speedup"].round(3),
         "speedup spread (std over iterations)": t["speedup_std"].round(3),
         "energy per iteration (uJ)": (t["energy_pj_mean"] / 1e6).round(3),

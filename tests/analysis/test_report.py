@@ -1,0 +1,90 @@
+"""The demo's HTML report: a figure with data for every trace × architecture, and numbers that
+equal the results file."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwsim.cli import main
+
+from .plotly_html import decode, figures
+
+PER_KEY = ("layer_speedup", "energy_breakdown", "traffic", "over_iterations")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    html = (out / "report.html").read_text()
+    return pd.read_parquet(out / "results.parquet"), html, figures(html)
+
+
+def test_report_is_self_contained(demo):
+    import re
+
+    _, html, figs = demo
+    assert len(figs) == 1 + 3 + 6 * 4  # overview, a density figure per trace, 4 per trace × arch
+    assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
+    assert html.count("Plotly.newPlot") == len(figs)
+    assert len(html) > 3_000_000  # plotly.js itself is inlined
+
+
+def test_every_figure_has_data_for_every_trace_and_architecture(demo):
+    results, _, figs = demo
+    by_kind = defaultdict(list)
+    for f in figs:
+        by_kind[f["layout"]["meta"]["figure"]].append(f)
+    pairs = set(zip(results["trace"], results["arch"], strict=True))
+    assert len(pairs) == 6  # 3 methods × 2 presets
+    for kind in PER_KEY:
+        have = {(f["layout"]["meta"]["trace"], f["layout"]["meta"]["arch"]) for f in by_kind[kind]}
+        assert have == pairs, kind
+        for f in by_kind[kind]:
+            assert f["data"] and all(decode(t.get("y", [])).size > 0 for t in f["data"]), kind
+    assert {f["layout"]["meta"]["trace"] for f in by_kind["density"]} == set(results["trace"])
+    for f in by_kind["density"]:
+        assert all(np.isfinite(decode(t["z"]).astype(float)).any() for t in f["data"])
+    (overview,) = by_kind["run_overview"]
+    assert len(decode(overview["data"][0]["y"])) == len(pairs)
+
+
+def test_report_numbers_equal_the_results_file(demo):
+    results, _, figs = demo
+    for f in (f for f in figs if f["layout"]["meta"]["figure"] == "layer_speedup"):
+        meta = f["layout"]["meta"]
+        rows = results[(results["trace"] == meta["trace"]) & (results["arch"] == meta["arch"])]
+        for t in f["data"]:
+            if t.get("yaxis", "y") not in ("y", "y1"):
+                continue  # the energy-saving panel is checked below
+            g = rows[rows["pass"] == t["name"]].groupby("layer", sort=False)[["cycles", "dense_cycles"]].sum()
+            expected = (g["dense_cycles"] / g["cycles"]).reindex(list(decode(t["x"])))
+            np.testing.assert_allclose(decode(t["y"]), expected.to_numpy(), rtol=1e-12)
+        for t in f["data"]:
+            if t.get("yaxis") == "y2":
+                g = rows[rows["pass"] == t["name"]].groupby("layer", sort=False)[
+                    ["energy_pj", "dense_energy_pj"]].sum()
+                expected = (g["dense_energy_pj"] / g["energy_pj"]).reindex(list(decode(t["x"])))
+                np.testing.assert_allclose(decode(t["y"]), expected.to_numpy(), rtol=1e-12)
+    (overview,) = (f for f in figs if f["layout"]["meta"]["figure"] == "run_overview")
+    sums = results.groupby(["trace", "arch"], sort=False)[["cycles", "dense_cycles"]].sum()
+    labels = list(decode(overview["data"][0]["x"]))
+    got = dict(zip(labels, decode(overview["data"][0]["y"]), strict=True))
+    for (trace, arch), row in sums.iterrows():
+        key = f"{trace.split('/')[-1]} on {arch}"
+        # whole-run extrapolation scales cycles and dense cycles alike: the ratio is the replay's
+        assert got[key] == pytest.approx(row["dense_cycles"] / row["cycles"], rel=1e-12)
+
+
+def test_hwsim_report_command(demo, tmp_path, capsys):
+    results, _, _ = demo
+    path = tmp_path / "r.csv"
+    results.to_csv(path, index=False)
+    assert main(["report", str(path), "--out", str(tmp_path / "r.html"), "--title", "T"]) == 0
+    assert "report written to" in capsys.readouterr().out
+    assert len(figures((tmp_path / "r.html").read_text())) > 10
+    assert main(["report", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "x.html")]) == 2
