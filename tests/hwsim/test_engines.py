@@ -52,3 +52,18 @@ def test_back_pressure_and_shared_channel_stall():
     assert shared == free  # 8 of every 10 cycles of channel: still hidden
     slow = engine_event.run(c, np.full(n, 8), np.full(n, 8), shared=True).total_cycles
     assert slow > engine_event.run(c, np.full(n, 8), np.full(n, 8), contention=False).total_cycles
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("seed", range(30))
+def test_runs_of_identical_tiles_are_skipped_exactly(seed, shared):
+    rng = np.random.default_rng(1000 + seed)
+    parts = []
+    for _ in range(int(rng.integers(1, 6))):
+        parts.append(np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(1, 60)), 1)))  # a run
+        parts.append(rng.integers(0, 60, (int(rng.integers(0, 3)), 3)))  # irregular tiles between runs
+    t = np.concatenate(parts)
+    a = engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], shared=shared)
+    e = engine_event.run(t[:, 0], t[:, 1], t[:, 2], shared=shared)
+    for got, want in ((a.dma_end, e.dma_end), (a.compute_end, e.compute_end), (a.wb_end, e.wb_end)):
+        np.testing.assert_array_equal(got, want)

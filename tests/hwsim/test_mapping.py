@@ -42,3 +42,18 @@ def test_nothing_fits_raises_with_a_hint(tmp_path):
 def test_other_families_are_refused_clearly():
     with pytest.raises(MappingError, match="gpu machine; the simulator maps edge-NPU PE arrays so far"):
         map_gemm(8, 8, 8, archs.PRESETS["gpu-a100"])
+
+
+def test_reports_are_identical_for_any_number_of_workers(tmp_path):
+    import pandas as pd
+
+    from traces.synth import linear
+
+    layers = [conv("c1", 4, 12, 12, 8, 3, padding=1), conv("c2", 8, 12, 12, 8, 3, stride=2),
+              linear("fc", 288, 10)]
+    path = write_synthetic(layers, tmp_path / "t", batch=4, density={"x": 0.5, "w": 0.8, "dy": 0.3},
+                           iterations=2)
+    arch = archs.replace(EDGE, {"compute.microarchitecture": "pe_skipping"})
+    one = simulate(path, arch, dataflow="os", workers=1).to_frame()
+    for n in (2, 3):
+        pd.testing.assert_frame_equal(simulate(path, arch, dataflow="os", workers=n).to_frame(), one)
