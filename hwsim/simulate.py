@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,20 +93,21 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
                    tr.manifest)
     rows: list[dict[str, Any]] = []
     done, total = 0, len(its) * len(chosen)
-    threads = max(workers if workers is not None else min(2, os.cpu_count() or 1), 1)
-    # each worker's matmuls get one BLAS thread, so the workers share the cores instead of fighting
-    blas = threadpool_limits(limits=1, user_api="blas") if threads > 1 else nullcontext()
-    with blas, ThreadPoolExecutor(max_workers=threads) as pool:
-        for index in its:
-            with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
-                inputs = [_LayerInput.read(it, li) for li in chosen]
-            jobs = [pool.submit(_layer_rows, ctx, tr.layers[li], inp, li, passes)
-                    for li, inp in zip(chosen, inputs, strict=True)]
-            for job in jobs:  # in layer order, whatever finishes first
-                rows += job.result()
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+    threads = max(1, min(workers if workers is not None else min(2, os.cpu_count() or 1), len(chosen)))
+    for index in its:
+        with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
+            inputs = [_LayerInput.read(it, li) for li in chosen]
+        args = [(ctx, tr.layers[li], inp, li, passes) for li, inp in zip(chosen, inputs, strict=True)]
+        if threads == 1:
+            results = (_layer_rows(*a) for a in args)
+        else:  # each worker's matmuls get one BLAS thread: the workers share the cores
+            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(lambda a: _layer_rows(*a), args))  # in layer order
+        for layer_rows in results:
+            rows += layer_rows
+            done += 1
+            if progress is not None:
+                progress(done, total)
     meta = {"arch": machine.name, "trace": str(tr.path), "backend": backend, "dataflow": ctx.dataflow,
             "off_chip": machine.off_chip.name, "trace_iterations": len(tr), "clock_hz": machine.clock_hz}
     return Report(rows, meta)

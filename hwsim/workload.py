@@ -63,7 +63,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
 
     def xcol(grp: int) -> np.ndarray:
         if grp not in cache:
-            cache[grp] = im2col(as_conv(spec, "x", x), g, grp) > 0
+            cache[grp] = im2col(as_conv(spec, "x", x), g, grp, dtype=bool)
         return cache[grp]
 
     w = masks["w"]

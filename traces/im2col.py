@@ -84,12 +84,12 @@ def tap_valid(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
     return (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
 
 
-def im2col(x: np.ndarray, g: ConvGeometry, group: int) -> np.ndarray:
-    """``(n·P·Q, C/g·R·S)`` float32 im2col of one group of ``x (n, C, H, W)``.
+def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
+    """``(n·P·Q, C/g·R·S)`` im2col of one group of ``x (n, C, H, W)``, as ``dtype``.
 
     Column order ``(c, r, s)`` matches a weight reshaped to ``(Kout, C/g·R·S)``.
     """
-    xs = x[:, group * g.cg : (group + 1) * g.cg].astype(np.float32)
+    xs = x[:, group * g.cg : (group + 1) * g.cg].astype(dtype, copy=False)
     win = windows(xs, g)  # (n, Cg, P, Q, R, S)
     n = x.shape[0]
     p, q = g.out_hw
