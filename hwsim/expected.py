@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from .mapping import Mapping
-from .tiles import Features, TileCosts, _blocks, _flat
+from .tiles import Features, TileCosts, _flat, grid_of
 
 
 def _round(x: np.ndarray) -> np.ndarray:
@@ -46,18 +46,11 @@ def expected_tile_costs(mp: Mapping, f: Features, d_a: float, d_b: float, d_need
         for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
             setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in getattr(t, name).items()})
         return t
-    r, c, s = mp.rows, mp.cols, mp.stream_chunk
-    if mp.dataflow == "ws":
-        rows_used, cols_used, stream = _blocks(mp.k, r), _blocks(mp.n, c), _blocks(mp.m, s)
-    else:
-        rows_used, cols_used, stream = _blocks(mp.m, r), _blocks(mp.n, c), _blocks(mp.k, s)
-    grid = np.ones((len(cols_used), len(rows_used), len(stream)))
-    ur, uc = rows_used[None, :, None] * grid, cols_used[:, None, None] * grid
-    ln = stream[None, None, :] * grid
-    first = np.zeros(grid.shape, bool)
-    first[:, :, 0] = True
-    last = np.zeros(grid.shape, bool)
-    last[:, :, -1] = True
+    g = grid_of(mp)
+    grid = np.ones(g.shape)
+    ur, uc, ln = g.used_r.astype(float), g.used_c.astype(float), g.length.astype(float)
+    first, last = g.first, g.last
+    n_cols, n_rows = g.shape[0], g.shape[1]
     alg = ln * ur * uc
     p = d_a * d_b
     if f.dense:
@@ -88,8 +81,8 @@ def expected_tile_costs(mp: Mapping, f: Features, d_a: float, d_b: float, d_need
     nz = {"a": (ln * ur) * d_a, "b": (np.where(first, ur * uc, 0) if mp.dataflow == "ws" else ln * uc) * d_b}
     out.buf_read = {"a": _round(sent_a), "b": _round(b_sent), "c": 0 * alg}
     out.buf_read_nz = {"a": _round(nz["a"]), "b": _round(nz["b"]), "c": 0 * alg}
-    first_col = np.arange(len(cols_used))[:, None, None] == 0
-    first_row = np.arange(len(rows_used))[None, :, None] == 0
+    first_col = np.arange(n_cols)[:, None, None] == 0
+    first_row = np.arange(n_rows)[None, :, None] == 0
     dense_a = np.where(first_col | (not res["a"]), ln * ur, 0)
     if mp.dataflow == "ws":
         dense_b = np.where(first, ur * uc, 0)
@@ -98,7 +91,7 @@ def expected_tile_costs(mp: Mapping, f: Features, d_a: float, d_b: float, d_need
     out.dram_read = {"a": dense_a, "b": dense_b}
     out.dram_read_nz = {"a": _round(dense_a * d_a), "b": _round(dense_b * d_b)}
     if mp.dataflow == "ws":
-        kf = len(rows_used)
+        kf = n_rows
         last_k = np.arange(kf)[None, :, None] == kf - 1
         spill = not res["c"] and kf > 1
         c_out = np.where(last_k | spill, ln * uc, 0)

@@ -208,9 +208,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         if (pass_ == "backward_data" and it.count(li, "dx") is None) or \
                 (pass_ == "backward_weight" and it.count(li, "dw") is None):
             continue
-        dims = {"forward": "forward", "backward_data": "backward_data",
-                "backward_weight": "backward_weight"}[pass_]
-        g = spec.gemm(dims, it.batch)
+        g = spec.gemm(pass_, it.batch)
         eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
         res = _residency(mp, eb, buffers(ctx.arch))

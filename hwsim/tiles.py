@@ -93,6 +93,38 @@ def _blocks(length: int, size: int) -> np.ndarray:
     return np.minimum(size, length - np.arange(n) * size).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Grid:
+    """The tile grid (column fold, row fold, chunk) and each tile's extents, shape ``(CF, RF, CH)``."""
+
+    used_r: np.ndarray  # array rows used by the tile's fold
+    used_c: np.ndarray  # array columns used by the tile's fold
+    length: np.ndarray  # streamed elements in the tile's chunk
+    first: np.ndarray  # bool: the fold's first chunk (pays fill and drain)
+    last: np.ndarray  # bool: the fold's last chunk
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.length.shape
+
+    @property
+    def algorithmic(self) -> np.ndarray:
+        return self.length * self.used_r * self.used_c
+
+
+def grid_of(mp: Mapping) -> Grid:
+    """The tile grid of a (ws or os) mapping, in loop order."""
+    rows_used, cols_used = _blocks(mp.row_dim, mp.rows), _blocks(mp.col_dim, mp.cols)
+    stream = _blocks(mp.stream_dim, mp.stream_chunk)
+    ones = np.ones((len(cols_used), len(rows_used), len(stream)), np.int64)
+    first = np.zeros(ones.shape, bool)
+    first[:, :, 0] = True
+    last = np.zeros(ones.shape, bool)
+    last[:, :, -1] = True
+    return Grid(rows_used[None, :, None] * ones, cols_used[:, None, None] * ones,
+                stream[None, None, :] * ones, first, last)
+
+
 def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
     """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
 
@@ -150,15 +182,10 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
 
 def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
-    kf_used, nf_used, ch_len = _blocks(mp.k, r), _blocks(mp.n, c), _blocks(mp.m, s)
-    NF, KF, CH = len(nf_used), len(kf_used), len(ch_len)
-    grid = np.ones((NF, KF, CH), np.int64)
-    used_r = kf_used[None, :, None] * grid
-    used_c = nf_used[:, None, None] * grid
-    length = ch_len[None, None, :] * grid
-    algorithmic = length * used_r * used_c
-    first = np.zeros_like(grid, dtype=bool)
-    first[:, :, 0] = True
+    g = grid_of(mp)
+    NF, KF, CH = g.shape
+    grid = np.ones(g.shape, np.int64)
+    used_r, used_c, length, first, algorithmic = g.used_r, g.used_c, g.length, g.first, g.algorithmic
     if f.dense:
         t = length
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
@@ -215,17 +242,12 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
 
 def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
-    mf_used, nf_used, ch_len = _blocks(mp.m, r), _blocks(mp.n, c), _blocks(mp.k, s)
-    NF, MF, CH = len(nf_used), len(mf_used), len(ch_len)
-    grid = np.ones((NF, MF, CH), np.int64)
-    used_r = mf_used[None, :, None] * grid
-    used_c = nf_used[:, None, None] * grid
-    length = ch_len[None, None, :] * grid
-    algorithmic = length * used_r * used_c
-    first = np.zeros_like(grid, dtype=bool)
-    first[:, :, 0] = True
-    last = np.zeros_like(grid, dtype=bool)
-    last[:, :, -1] = True
+    g = grid_of(mp)
+    NF, MF, CH = g.shape
+    ch_len = g.length[0, 0]
+    grid = np.ones(g.shape, np.int64)
+    used_r, used_c, length, first, last = g.used_r, g.used_c, g.length, g.first, g.last
+    algorithmic = g.algorithmic
     if f.dense:
         t, actual = length, algorithmic
         a_nz, b_nz = used_r * length, length * used_c
