@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from . import bits
+from .capture import Guard, find_targets, layer_spec
 from .errors import RecorderError
 from .layer import LayerSpec
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
@@ -38,15 +37,6 @@ from .schedule import Schedule
 from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
-_UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)
-_GEMM_FUNCS = {
-    F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
-    F.conv_transpose3d, F.scaled_dot_product_attention, torch.matmul, torch.mm, torch.bmm,
-    torch.mv, torch.addmm, torch.addbmm, torch.baddbmm, torch.addmv, torch.einsum, torch.tensordot,
-    torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.Tensor.mm,
-    torch.Tensor.bmm, torch.Tensor.mv,
-}
 _ACTIVE: list[Recorder] = []
 
 
@@ -89,24 +79,6 @@ class _Call:
     w_version: int = 0
 
 
-class _Guard(TorchFunctionMode):
-    """Raises on GEMM-like calls that happen outside every recorded module during training."""
-
-    def __init__(self, rec: Recorder) -> None:
-        super().__init__()
-        self.rec = rec
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        kwargs = kwargs or {}
-        if func in _GEMM_FUNCS and self.rec._unseen_gemm(args, kwargs):
-            name = getattr(func, "__name__", str(func))
-            raise RecorderError(
-                f"a {name}() call outside any recorded Conv2d/Linear module does training work the "
-                "trace would not contain; hwsim records nn.Conv2d and nn.Linear modules (subclasses "
-                "included), not functional calls: wrap the computation in such a module")
-        return func(*args, **kwargs)
-
-
 class Recorder:
     """Captures per-layer masks and counts of a training run into a trace directory.
 
@@ -143,12 +115,12 @@ class Recorder:
             "seed": seed,
         }
         self._overwrite = overwrite
-        self._targets = self._find_targets(model)
+        self._targets = find_targets(model)
         self._method_masks: dict[nn.Module, dict[str, torch.Tensor]] = defaultdict(dict)
         self._layers: list[LayerSpec] = []
         self._layer_of: dict[tuple[str, int], int] = {}
         self._handles: list[Any] = []
-        self._guard: _Guard | None = None
+        self._guard: Guard | None = None
         self._writer: TraceWriter | None = None
         self.iteration = 0
         self._batch0: int | None = None
@@ -157,40 +129,13 @@ class Recorder:
         self._force_next = False
 
     # -- setup ------------------------------------------------------------------------------------
-    @staticmethod
-    def _find_targets(model: nn.Module) -> dict[nn.Module, str]:
-        problems, targets = [], {}
-        for qual, m in model.named_modules():
-            where = qual or "(model)"
-            if hasattr(m, "_orig_mod") or type(m).__name__ == "OptimizedModule":
-                problems.append(f"{where} is torch.compile'd (compiled code bypasses the hooks; "
-                                "record the uncompiled model)")
-            elif isinstance(m, _UNSUPPORTED):
-                problems.append(f"{where} ({type(m).__name__}) does GEMM work hwsim cannot record yet")
-            elif isinstance(m, nn.Conv2d):
-                if m.padding_mode != "zeros":
-                    problems.append(f"{where}: padding_mode={m.padding_mode!r}; only zero padding "
-                                    "keeps padded taps ineffectual")
-                elif isinstance(m.padding, str) and m.padding == "same" and any(
-                        (d * (k - 1)) % 2 for d, k in zip(m.dilation, m.kernel_size, strict=True)):
-                    problems.append(f"{where}: padding='same' with an even kernel pads asymmetrically")
-                else:
-                    targets[m] = qual
-            elif isinstance(m, nn.Linear):
-                targets[m] = qual
-        if problems:
-            raise RecorderError("cannot record this model: " + "; ".join(problems))
-        if not targets:
-            raise RecorderError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layers to record")
-        return targets
-
     def __enter__(self) -> Recorder:
         self._writer = TraceWriter(self.path, overwrite=self._overwrite,
                                    weight_snapshot_every=self.schedule.weight_snapshot_every)
         for m in self._targets:
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
-        self._guard = _Guard(self)
+        self._guard = Guard(self._unseen_gemm)
         self._guard.__enter__()
         _ACTIVE.append(self)
         return self
@@ -374,7 +319,7 @@ class Recorder:
         return self._layer_of[key]
 
     def _check_or_add_spec(self, rec: _Call, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        spec = _spec(module, self._targets[module], self._call_count[module] - 1, x, y)
+        spec = layer_spec(module, self._targets[module], self._call_count[module] - 1, x, y)
         if rec.layer < len(self._layers):
             old = self._layers[rec.layer]
             if (old.x_shape, old.y_shape) != (spec.x_shape, spec.y_shape):
@@ -482,26 +427,6 @@ class Recorder:
                 if isinstance(v, torch.Tensor) and v.numel() > 1:
                     state[k] = str(v.dtype).replace("torch.", "")
         return {"name": type(opt).__name__, "params": params, "state_dtypes": state}
-
-
-def _spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
-    base = qual or "(model)"
-    name = base if call == 0 else f"{base}#{call}"
-    common = dict(name=name, module=qual, call=call, module_type=type(module).__name__,
-                  x_shape=tuple(x.shape[1:]), w_shape=tuple(module.weight.shape),
-                  y_shape=tuple(y.shape[1:]), bias=module.bias is not None)
-    if isinstance(module, nn.Linear):
-        return LayerSpec(kind="linear", **common)
-    pad = module.padding
-    if isinstance(pad, str):
-        pad = (0, 0) if pad == "valid" else tuple(
-            d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
-    spec = LayerSpec(kind="conv2d", stride=tuple(module.stride), padding=tuple(pad),
-                     dilation=tuple(module.dilation), groups=module.groups, **common)
-    problems = spec.check()
-    if problems:
-        raise RecorderError(f"{name}: inconsistent geometry: {problems[0]}")
-    return spec
 
 
 __all__ = ["Recorder", "active_recorder", "record"]
