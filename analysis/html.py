@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+
+from traces.writer import atomic_write
 
 from . import figures, frames
 
@@ -65,11 +66,6 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
     parts.append("</body></html>")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    text = "\n".join(parts).encode("utf-8")
+    atomic_write(target, lambda f: f.write(text))
     return target

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from traces.writer import atomic_write
 
 PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
 
@@ -75,20 +76,11 @@ class Report:
 def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     """Write a results frame as ``.parquet`` or ``.csv``, through a temporary name."""
     p = Path(path)
+    if p.suffix not in (".parquet", ".csv"):
+        raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
+    p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix == ".parquet":
-        return _atomic(p, lambda tmp: df.to_parquet(tmp, index=False))
-    if p.suffix == ".csv":
-        return _atomic(p, lambda tmp: df.to_csv(tmp, index=False))
-    raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
-
-
-def _atomic(path: Path, write: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        atomic_write(p, lambda f: df.to_parquet(f, index=False))
+    else:
+        atomic_write(p, lambda f: f.write(df.to_csv(index=False).encode()))
+    return p
