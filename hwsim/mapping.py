@@ -17,7 +17,6 @@ a double-buffered buffer); only the first chunk of a fold pays the fill/drain te
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from archs import Architecture
@@ -139,11 +138,3 @@ def map_gemm(m: int, k: int, n: int, arch: Architecture, dataflow: str | None = 
     if chunk < 1:
         raise MappingError(f"stream_chunk must be >= 1, got {chunk}")
     return Mapping(df, r, c, m, k, n, min(chunk, max(stream, 1)))
-
-
-def describe(mp: Mapping) -> str:
-    """One line: folds, chunks and the loop order."""
-    names = {"ws": ("K", "N", "M"), "is": ("K", "M", "N"), "os": ("M", "N", "K")}[mp.dataflow]
-    return (f"{mp.dataflow}: {names[0]}→rows ({mp.row_folds} folds), {names[1]}→cols ({mp.col_folds} "
-            f"folds), stream {names[2]} in {mp.chunks} chunk(s) of {mp.stream_chunk}; "
-            f"loop order: col fold, row fold, chunk; {math.prod((mp.folds, mp.chunks))} tiles")

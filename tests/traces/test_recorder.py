@@ -249,3 +249,22 @@ def test_schedule_and_mask_samples(tmp_path):
         assert it.meta["reasons"] == ["every"]
     with tr.iteration(5) as it:
         assert it.meta["epoch"] == 1 and "epoch_start" in it.meta["reasons"]
+
+
+def test_force_next_records_masks_off_schedule(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(5, 4)
+    with traces.record(model, tmp_path / "t", every=0, optimizer=opt) as rec:
+        for i in range(4):
+            if i == 2:
+                rec.force_next()
+            model(x).sum().backward()
+            assert rec.recording_masks == (i in (0, 2))
+            opt.step()
+            rec.step()
+    tr = traces.load(tmp_path / "t")
+    assert tr.mask_iterations == [0, 2]
+    with tr.iteration(2) as it:
+        assert it.meta["reasons"] == ["forced"]

@@ -14,7 +14,6 @@ import hashlib
 import math
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -188,8 +187,3 @@ class MultiLevel(Method):
         return {"levels": list(self.params["levels"]), "nesting": "values+positions",
                 "pruning": "magnitude per layer", "frozen_in_growth": ["core weights", "biases", "bn affine"],
                 "bn_running_stats": "per level", "layers": list(self.layers)}
-
-
-def unpack_level(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A level mask as stored in a trace (``m_level{i}``)."""
-    return bits.unpack(packed, shape)
