@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ class Block:
     classifier: bool = False
 
 
-class Model(nn.Module):
+class Model(nn.Module, metaclass=ABCMeta):
     """Base class: ``blocks()`` lists the GEMM layers in forward order."""
 
     block_order = "bn-relu"
@@ -40,8 +41,9 @@ class Model(nn.Module):
         out = [Block(names[g], g, bn) for g, bn in self._pairs()]
         return [*out[:-1], Block(out[-1].name, out[-1].gemm, out[-1].bn, classifier=True)]
 
+    @abstractmethod
     def _pairs(self) -> list[tuple[nn.Module, nn.Module | None]]:
-        raise NotImplementedError  # each model lists its (gemm, bn) pairs
+        """Each GEMM module with the BatchNorm that follows it (or None), in forward order."""
 
     def _act(self, y: torch.Tensor, bn: nn.Module | None) -> torch.Tensor:
         """BN and ReLU in this model's block order."""
