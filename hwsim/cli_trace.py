@@ -46,12 +46,15 @@ def add_train(sub: Any) -> None:
     p.set_defaults(func=cmd_train)
 
 
+METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
+                  "dst": ("alpha", "collapse_reset"), "mlevel": ("levels",)}
+
+
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
-    keys = {"dsg": ("gamma", "eps", "selection", "share_threshold"), "dst": ("alpha", "collapse_reset"),
-            "mlevel": ("levels",), "dense": ()}[args.method]
+    keys = METHOD_OPTIONS[args.method]
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    other = [k for ks in (("gamma", "eps", "selection", "share_threshold"), ("alpha", "collapse_reset"),
-                          ("levels",)) for k in ks if k not in keys and getattr(args, k) is not None]
+    other = [k for ks in METHOD_OPTIONS.values() for k in ks
+             if k not in keys and getattr(args, k) is not None]
     if other:
         raise ValueError(f"--{other[0].replace('_', '-')} does not apply to --method {args.method}")
     if "levels" in given:

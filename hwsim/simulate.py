@@ -214,16 +214,13 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         res = _residency(mp, eb, buffers(ctx.arch))
         d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
         sparse = TileCosts.concat([expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)] * g.groups)
-        dense = TileCosts.concat([tile_costs(None, None, None, mp, DENSE, res)] * g.groups)
         vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
         out = _timed(ctx, sparse, eb, vec, dense_baseline=False)
-        base = _timed(ctx, dense, eb, vec, dense_baseline=True)
-        row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
+        dense_tile = tile_costs(None, None, None, mp, DENSE, res)  # cheap: no masks
+        base = _baseline(ctx, (spec.name, pass_, it.batch, vec), out, True, eb, vec,
+                         lambda t=dense_tile, n=g.groups: [t] * n)
+        row = _compare(ctx, pass_, out, base)
         row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(g.macs * d_a * d_b * d_need)
-        row["speedup"] = base["cycles"] / max(out["cycles"], 1)
-        row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
-        row["utilization"] = out["actual_macs"] / max(out["cycles"] * ctx.arch.compute.rows *
-                                                      ctx.arch.compute.cols, 1)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=it.batch, batch=it.batch,
                    mode="expected")
         rows.append(row)
@@ -256,22 +253,32 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             vec = VectorWork(vec.ops + t.ops, vec.offchip_read_bytes + t.offchip_read_bytes,
                              vec.offchip_write_bytes + t.offchip_write_bytes)
     out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
-    # a machine without sparse features is its own dense baseline: the same tiles, bytes and work
-    no_features = ctx.features.dense and not arch.sparse.formats and vec is base_vec
-    # the dense baseline depends on geometry, batch and non-GEMM work only, not on the masks
-    key = (spec.name, pass_, batch, base_vec)
-    if no_features:
-        base = out
-    elif key in ctx.baselines:
-        base = ctx.baselines[key]
-    else:
-        tiles = TileCosts.concat([tile_costs(None, None, None, mp, DENSE, res) for mp, res in dense])
-        base = ctx.baselines[key] = _timed(ctx, tiles, eb, base_vec, dense_baseline=True)
-    row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
+    base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec,
+                     lambda: [tile_costs(None, None, None, mp, DENSE, res) for mp, res in dense])
+    row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = _effectual(spec, pass_, masks)
+    return row
+
+
+def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[str, float],
+              vec: VectorWork, dense_tiles: Callable[[], list[TileCosts]]) -> dict:
+    """The dense baseline of a pass: the replay itself on a machine without sparse features
+    (same tiles, bytes and work); otherwise computed once per layer, pass, batch and non-GEMM
+    work — it does not depend on the masks — and reused across iterations."""
+    if same_work and ctx.features.dense and not ctx.arch.sparse.formats:
+        return out
+    if key not in ctx.baselines:
+        ctx.baselines[key] = _timed(ctx, TileCosts.concat(dense_tiles()), eb, vec, dense_baseline=True)
+    return ctx.baselines[key]
+
+
+def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
+    """A report row: the replay, its dense baseline, and the ratios."""
+    row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
     row["speedup"] = base["cycles"] / max(out["cycles"], 1)
     row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
-    row["utilization"] = out["actual_macs"] / max(out["cycles"] * arch.compute.rows * arch.compute.cols, 1)
+    pes = ctx.arch.compute.rows * ctx.arch.compute.cols
+    row["utilization"] = out["actual_macs"] / max(out["cycles"] * pes, 1)
     return row
 
 
