@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from traces.accounting import backward_data_effectual, backward_weight_effectual, forward_effectual
 from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid
 from traces.layer import LayerSpec
 
@@ -103,3 +104,19 @@ def _valid_taps(spec: LayerSpec, rows: int) -> np.ndarray | None:
     per_pixel = vp.T[:, None, None, :, None] & vq.T[None, :, None, None, :]  # (P, Q, 1, R, S)
     per_pixel = np.broadcast_to(per_pixel, (p, q, g.cg, r, s)).reshape(p * q, -1)
     return np.tile(per_pixel, (rows // (p * q), 1))
+
+
+def effectual(spec: LayerSpec, pass_: str, masks: dict) -> tuple[int, int]:
+    """Effectual MACs of a pass from the masks: (as counted in the report, in the GEMM view).
+
+    They differ in backward-data only, where products that land on padding are in the GEMM
+    but never needed.
+    """
+    if pass_ == "forward":
+        e = forward_effectual(spec, masks["x"], masks["w"], masks["y_sel"])
+        return e, e
+    if pass_ == "backward_data":
+        gemm, no_pad = backward_data_effectual(spec, masks["dy"], masks["w"])
+        return no_pad, gemm
+    e = backward_weight_effectual(spec, masks["x"], masks["dy"], masks["dw_needed"])
+    return e, e

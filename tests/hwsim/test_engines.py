@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim import engine_analytic, engine_event
+from hwsim.engines import analytic as engine_analytic
+from hwsim.engines import event as engine_event
 
 
 def tiles(seed: int):

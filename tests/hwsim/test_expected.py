@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.expected import expected_tile_costs
-from hwsim.mapping import Mapping
+from hwsim.npu.expected import expected_tile_costs
+from hwsim.npu.mapping import Mapping
+from hwsim.npu.tiles import Features, tile_costs
 from hwsim.simulate import simulate
-from hwsim.tiles import Features, tile_costs
 from traces import TraceWriter, bits
 from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.synth import conv

@@ -6,9 +6,9 @@ import pytest
 
 import archs
 from hwsim.errors import MappingError
-from hwsim.mapping import map_gemm
+from hwsim.npu.mapping import map_gemm
+from hwsim.npu.tiles import DENSE, tile_costs
 from hwsim.simulate import simulate
-from hwsim.tiles import DENSE, tile_costs
 from traces.synth import conv, write_synthetic
 
 EDGE = archs.PRESETS["edge-npu"]
@@ -39,9 +39,12 @@ def test_nothing_fits_raises_with_a_hint(tmp_path):
         simulate(path, tiny, passes=["forward"])
 
 
-def test_other_families_are_refused_clearly():
-    with pytest.raises(MappingError, match="gpu machine; the simulator maps edge-NPU PE arrays so far"):
+def test_other_families_are_refused_clearly(tmp_path):
+    with pytest.raises(MappingError, match="gpu machine; the edge-NPU mapper maps PE arrays"):
         map_gemm(8, 8, 8, archs.PRESETS["gpu-a100"])
+    path = write_synthetic([conv("c", 8, 6, 6, 8, 3, padding=1)], tmp_path / "t")
+    with pytest.raises(MappingError, match="reram machines are described but not simulated yet"):
+        simulate(path, "reram-isaac")
 
 
 def test_reports_are_identical_for_any_number_of_workers(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.mapping import Mapping
-from hwsim.tiles import Features, tile_costs
+from hwsim.npu.mapping import Mapping
+from hwsim.npu.tiles import Features, tile_costs
 
 from .scalar_tiles import reference
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 import archs
+from hwsim.npu.traffic import moved_bytes
 from hwsim.simulate import simulate
-from hwsim.traffic import moved_bytes
 from traces.synth import linear, write_synthetic
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli_common import _bar, _print_frame
+from .common import _bar, _print_frame
 
 
 def add_replay(sub: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli_common import _print_frame
+from .common import _print_frame
 
 
 def add_archs(sub: Any) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from archs import Architecture
 
-from .errors import MappingError
+from ..errors import MappingError
 
 FILL_ROWS = {"ws": 2, "is": 2, "os": 1}  # fill/drain = FILL_ROWS·R + C − 2
 
@@ -103,9 +103,8 @@ def map_gemm(m: int, k: int, n: int, arch: Architecture, dataflow: str | None = 
         stream_chunk: an explicit chunk of the streamed dimension (a user-given mapping).
     """
     if arch.compute is None:
-        raise MappingError(f"{arch.name} is a {arch.family} machine; the simulator maps edge-NPU PE "
-                           "arrays so far: use edge-npu, eyeriss-v2-pe, a SCALE-Sim .cfg or your own "
-                           "edge_npu YAML")
+        raise MappingError(f"{arch.name} is a {arch.family} machine; the edge-NPU mapper maps PE arrays "
+                           "(an edge_npu machine with a compute section)")
     df = dataflow or arch.compute.dataflow
     if df not in FILL_ROWS:
         raise MappingError(f"unknown dataflow {df!r}; use ws, os or is")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from .engine_analytic import Schedule
+from .analytic import Schedule
 
 
 def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2, shared: bool = False,
         contention: bool = True) -> Schedule:
-    """Schedule tiles by simulation; the same contract as :func:`hwsim.engine_analytic.run`."""
+    """Schedule tiles by simulation; the same contract as :func:`hwsim.engines.analytic.run`."""
     c_l, d_l, w_l = (np.asarray(v, dtype=np.int64).tolist() for v in (compute, dma, wb))
     n = len(c_l)
     env = simpy.Environment()

@@ -1,52 +1,13 @@
-"""The ``hwsim`` command line.
-
-User errors (bad traces, bad configs, bad options) print one line and exit 2, never a
-traceback; set ``HWSIM_DEBUG=1`` to see the traceback anyway. Long work shows a progress bar
-(on a terminal). torch is imported only by the commands that train.
-"""
+"""`hwsim demo`: the main job — train with sparse methods, replay on the presets, write a report."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from archs import ConfigError
-from traces import RecorderError, TraceFormatError
+from .common import _bar, _print_frame
 
-from .cli_archs import add_archs
-from .cli_common import _bar, _print_frame
-from .cli_replay import add_replay
-from .cli_trace import add_trace, add_train
-
-USER_ERRORS = (ConfigError, TraceFormatError, RecorderError, FileExistsError, FileNotFoundError,
-               ValueError)  # MappingError is a ValueError
-
-
-# -- report -----------------------------------------------------------------------------------------
-
-def add_report(sub: Any) -> None:
-    p = sub.add_parser("report", help="a self-contained HTML report (plots, tables) from results files",
-                       description="Write one self-contained HTML file (plotly embedded; opens offline) "
-                                   "from results written by `hwsim replay --out` or `hwsim demo`.")
-    p.add_argument("results", nargs="+", type=Path, help="results files (.parquet or .csv)")
-    p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
-    p.add_argument("--title", default="hwsim report")
-    p.set_defaults(func=cmd_report)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.html import write_report
-
-    path = write_report(args.results, args.out, title=args.title)
-    print(f"report written to {path}")
-    return 0
-
-
-# -- demo -------------------------------------------------------------------------------------------
 
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job: train with sparse methods, replay on every preset",
@@ -107,40 +68,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\nresults: {out}  ({len(results)} rows: iteration × layer × pass × architecture × method)")
     print(f"report:  {report}  (open it in a browser; it works offline)")
     return 0
-
-
-# -- entry point ------------------------------------------------------------------------------------
-
-COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace, add_replay, add_report, add_archs]
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="hwsim",
-        description="Trace-driven simulator and cost model for sparse neural-network training.")
-    from hwsim import __version__
-
-    p.add_argument("--version", action="version", version=f"hwsim {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
-        add(sub)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
-    args = parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        if os.environ.get("HWSIM_DEBUG"):
-            raise
-        print(f"hwsim: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hwsim: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,25 @@
+"""`hwsim report`: a self-contained HTML report from results files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="a self-contained HTML report (plots, tables) from results files",
+                       description="Write one self-contained HTML file (plotly embedded; opens offline) "
+                                   "from results written by `hwsim replay --out` or `hwsim demo`.")
+    p.add_argument("results", nargs="+", type=Path, help="results files (.parquet or .csv)")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
+    p.add_argument("--title", default="hwsim report")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.html import write_report
+
+    path = write_report(args.results, args.out, title=args.title)
+    print(f"report written to {path}")
+    return 0

@@ -1,0 +1,40 @@
+"""One layer of one iteration, read into memory: what every family's replay reads of a trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from traces.manifest import TENSORS
+
+MASK_TENSORS = ("x", "w", "y_sel", "dy", "dw_needed")
+
+
+@dataclass
+class LayerInput:
+    """One layer of one iteration, read into memory, with the Iteration accessors the replay uses."""
+
+    index: int
+    batch: int
+    mask_batch: int
+    has_masks: bool
+    counts: dict[str, int | None]
+    masks: dict[str, np.ndarray | None]
+    stats: dict[str, Any]
+
+    @classmethod
+    def read(cls, it: Any, li: int) -> LayerInput:
+        masks = {t: it.mask(li, t) for t in MASK_TENSORS} if it.has_masks else {}
+        return cls(it.index, it.batch, it.mask_batch, it.has_masks,
+                   {t: it.count(li, t) for t in TENSORS}, masks, it.layer_stats(li))
+
+    def count(self, li: int, tensor: str) -> int | None:
+        return self.counts[tensor]
+
+    def mask(self, li: int, tensor: str) -> np.ndarray | None:
+        return self.masks.get(tensor)
+
+    def layer_stats(self, li: int) -> dict[str, Any]:
+        return self.stats

@@ -1,0 +1,275 @@
+"""Edge-NPU replay of one layer: mapping, tile costs, traffic, timing, energy, dense baseline.
+
+For every pass: operands from the masks (``hwsim.workload``), a mapping per group (``mapping``),
+vectorized tile costs (``tiles``), bytes per level (``traffic``), transfer cycles per tile from the
+links, a timing back end (``hwsim.engines``), energy from the table, and the same again with every
+sparse feature off: the dense baseline. Counts-only iterations replay in expected-value mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from archs import Architecture
+from traces.layer import LayerSpec
+
+from ..energy import pass_energy
+from ..engines import backend as timing_backend
+from ..errors import MappingError
+from ..layer_input import LayerInput
+from ..update import state_tensors, update_row
+from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
+from ..workload import OPERAND_KIND, effectual, operands
+from .expected import expected_tile_costs
+from .mapping import buffers, map_gemm
+from .tiles import DENSE, Features, TileCosts, tile_costs
+from .traffic import traffic
+
+
+def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None, backend: str,
+            stream_chunk: int | None) -> _Context:
+    """The replay context of an edge-NPU machine (raises MappingError when it has no PE array)."""
+    if arch.compute is None:
+        map_gemm(1, 1, 1, arch)  # raises the family's MappingError
+    return _Context(arch, dataflow or arch.compute.dataflow, timing_backend(backend), stream_chunk, manifest)
+
+
+class _Context:
+    def __init__(self, arch: Architecture, dataflow: str, engine: Callable, chunk: int | None,
+                 manifest: dict[str, Any]) -> None:
+        self.arch, self.dataflow, self.engine, self.chunk = arch, dataflow, engine, chunk
+        self.features = Features.of(arch)
+        self.method = manifest["method"]["name"]
+        self.state_tensors = state_tensors(manifest)
+        self.meta = {"dataflow": dataflow}
+        p = arch.compute.precision
+        self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
+        self.systolic = arch.compute.microarchitecture == "systolic"
+        self.baselines: dict[tuple, dict] = {}  # dense baselines, reused across iterations
+
+
+def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
+    """Report rows of one layer of one iteration, one per pass that has work."""
+    if not it.has_masks:
+        return _expected_rows(ctx, spec, it, li, passes)
+    masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")}
+    stats = it.layer_stats(li)
+    cache: dict = {}  # the layer's im2col, shared by forward and backward-weight
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is None:
+                continue
+            changed = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+            rows.append(_update(ctx, spec, it.index, it.count(li, "w") or 0, changed))
+            continue
+        need = {"forward": ("x", "w"), "backward_data": ("dy", "w"),
+                "backward_weight": ("x", "dy")}[pass_]
+        if any(masks[t] is None for t in need):
+            continue
+        if pass_ == "backward_data" and it.count(li, "dx") is None:
+            continue  # nothing upstream needs this layer's input gradient (e.g. the first layer)
+        if pass_ == "backward_weight" and it.count(li, "dw") is None:
+            continue
+        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats, cache)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch,
+                   mode="exact")
+        rows.append(row)
+    return rows
+
+
+PASS_TENSORS = {"forward": ("x", "w", "y_sel"), "backward_data": ("dy", "w", None),
+                "backward_weight": ("x", "dy", "dw_needed")}
+
+
+def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Sequence[str]) -> list[dict]:
+    """Rows of a counts-only iteration: expected tile costs from the tensors' densities."""
+    def density(t: str | None) -> float:
+        if t is None:
+            return 1.0
+        count = it.count(li, t)
+        return 1.0 if count is None else count / max(spec.numel(t, it.batch), 1)
+
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is not None:
+                rows.append({**_update(ctx, spec, it.index), "mode": "expected"})
+            continue
+        a_t, b_t, need_t = PASS_TENSORS[pass_]
+        if it.count(li, a_t) is None or it.count(li, b_t) is None:
+            continue
+        if (pass_ == "backward_data" and it.count(li, "dx") is None) or \
+                (pass_ == "backward_weight" and it.count(li, "dw") is None):
+            continue
+        g = spec.gemm(pass_, it.batch)
+        eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+        mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
+        res = _residency(mp, eb, buffers(ctx.arch))
+        d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
+        sparse = TileCosts.concat([expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)] * g.groups)
+        vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
+        out = _timed(ctx, sparse, eb, vec, dense_baseline=False)
+        dense_tile = tile_costs(None, None, None, mp, DENSE, res)  # cheap: no masks
+        base = _baseline(ctx, (spec.name, pass_, it.batch, vec), out, True, eb, vec,
+                         lambda t=dense_tile, n=g.groups: [t] * n)
+        row = _compare(ctx, pass_, out, base)
+        row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(g.macs * d_a * d_b * d_need)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=it.batch, batch=it.batch,
+                   mode="expected")
+        rows.append(row)
+    return rows
+
+
+def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict,
+              cache: dict) -> dict:
+    arch = ctx.arch
+    eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+    groups = operands(spec, pass_, masks, cache)
+    bufs = buffers(arch)
+    sparse, dense = [], []
+    for g in groups:
+        m, k, n = g.dims
+        try:
+            mp = map_gemm(m, k, n, arch, ctx.dataflow, eb, ctx.chunk)
+        except MappingError as exc:
+            raise MappingError(f"layer {spec.name}, {pass_} ({m}×{k}×{n}): {exc}") from None
+        res = _residency(mp, eb, bufs)
+        sparse.append(tile_costs(g.a, g.b, g.need, mp, ctx.features, res))
+        dense.append((mp, res))
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    base_vec = vec
+    if pass_ == "backward_data":  # W in the other orientation: a compressed weight is transposed
+        w_nnz = int(masks["w"].sum())
+        moved = compressed_weight_bytes(arch, spec, w_nnz, eb["b"])
+        if moved:
+            t = transpose_work(moved, w_nnz)
+            vec = VectorWork(vec.ops + t.ops, vec.offchip_read_bytes + t.offchip_read_bytes,
+                             vec.offchip_write_bytes + t.offchip_write_bytes)
+    out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
+    base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec,
+                     lambda: [tile_costs(None, None, None, mp, DENSE, res) for mp, res in dense])
+    row = _compare(ctx, pass_, out, base)
+    row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
+    return row
+
+
+def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[str, float],
+              vec: VectorWork, dense_tiles: Callable[[], list[TileCosts]]) -> dict:
+    """The dense baseline of a pass: the replay itself on a machine without sparse features
+    (same tiles, bytes and work); otherwise computed once per layer, pass, batch and non-GEMM
+    work — it does not depend on the masks — and reused across iterations."""
+    if same_work and ctx.features.dense and not ctx.arch.sparse.formats:
+        return out
+    if key not in ctx.baselines:
+        ctx.baselines[key] = _timed(ctx, TileCosts.concat(dense_tiles()), eb, vec, dense_baseline=True)
+    return ctx.baselines[key]
+
+
+def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
+    """A report row: the replay, its dense baseline, and the ratios."""
+    row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
+    row["speedup"] = base["cycles"] / max(out["cycles"], 1)
+    row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+    pes = ctx.arch.compute.rows * ctx.arch.compute.cols
+    row["utilization"] = out["actual_macs"] / max(out["cycles"] * pes, 1)
+    return row
+
+
+_BASE_KEYS = ("cycles", "gemm_cycles", "energy_pj", "compute_cycles", "stall_cycles")
+
+
+def _residency(mp: Any, eb: dict[str, float], bufs: dict[str, tuple[str, float]]) -> dict[str, bool]:
+    def fits(op: str, elems: float) -> bool:
+        cap = bufs[op][1]
+        return cap <= 0 or elems * eb[op] <= cap
+
+    stream_out = {"ws": mp.m, "is": mp.n, "os": mp.cols}[mp.dataflow]
+    return {"a": fits("a", mp.m * mp.k), "b": fits("b", mp.k * mp.n), "c": fits("c", stream_out * mp.cols)}
+
+
+def _timed(ctx: _Context, t: TileCosts, eb: dict[str, float], vec: VectorWork, *,
+           dense_baseline: bool) -> dict:
+    arch = ctx.arch
+    tr = traffic(arch, t, eb, dense_baseline)
+    compute = t.compute_cycles.copy()
+    buf_bw = _buffer_bytes_per_cycle(arch)
+    if buf_bw:
+        fed = sum(t.buf_read[op] * eb[op] for op in ("a", "b"))
+        compute = np.maximum(compute, np.ceil(fed / buf_bw).astype(np.int64))
+    dma, wb, shared = _transfers(arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
+    sched = ctx.engine(compute, dma, wb, shared=shared)
+    quirk = 1 if ctx.systolic and len(compute) else 0  # SCALE-Sim's Total Cycles: the sum minus 1
+    gemm_cycles = sched.total_cycles - quirk
+    vec_cycles = vec.cycles(arch)
+    cycles = max(gemm_cycles, vec_cycles)  # the vector unit works on outputs as they are written back
+    actual, gated = int(t.actual.sum()), int(t.gated.sum())
+    energy = pass_energy(arch, actual_macs=actual, gated_macs=gated, traffic=tr.totals,
+                         vector_ops=vec.ops, cycles=cycles)
+    row: dict[str, Any] = {
+        "cycles": int(cycles), "gemm_cycles": int(gemm_cycles), "compute_cycles": int(t.compute_cycles.sum()),
+        "stall_cycles": int(max(sched.total_cycles - int(compute.sum()), 0)),
+        "vector_cycles": int(vec_cycles), "tiles": int(t.n),
+        "algorithmic_macs": int(t.algorithmic.sum()), "actual_macs": actual, "gated_macs": gated,
+        "skipped_macs": int(t.skipped.sum()), "vector_ops": float(vec.ops),
+        "energy_pj": float(sum(energy.values())),
+    }
+    for comp, pj in energy.items():
+        row[f"energy_{comp}_pj"] = pj
+    for (comp, op, kind, direction), moved in tr.totals.items():
+        suffix = "" if kind == "data" else "_metadata"
+        row[f"{comp}_{op}{suffix}_{direction}_bytes"] = moved
+    return row
+
+
+def _buffer_bytes_per_cycle(arch: Architecture) -> float:
+    """Bytes per cycle the staging buffer(s) can feed the array (0: unlimited)."""
+    names = {b for b, _ in buffers(arch).values() if b}
+    bws = [arch.memory(n).bandwidth_bytes_per_s for n in names]
+    if not bws or any(b == 0 for b in bws):
+        return 0.0
+    return sum(bws) / arch.clock_hz
+
+
+def _transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarray,
+               n: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per-tile DMA-in and write-back cycles over the off-chip channels, and whether they share one.
+
+    An operand travels on the link between the off-chip level and its buffer if the architecture
+    has one, else on the off-chip memory's own channel. Reads on different channels overlap.
+    """
+    off = arch.off_chip
+
+    def channel(op: str, read: bool) -> tuple[str, float]:
+        for ln in arch.links:
+            end = ln.source if read else ln.destination
+            if op in ln.operands and end == off.name:
+                return ln.name, ln.bandwidth_bytes_per_s
+        return off.name, off.bandwidth_bytes_per_s
+
+    per_channel: dict[str, tuple[float, np.ndarray]] = {}
+    for op, moved in reads.items():
+        name, bw = channel(op, True)
+        per_channel[name] = (bw, per_channel.get(name, (bw, np.zeros(n)))[1] + moved)
+    dma = np.zeros(n, np.int64)
+    for bw, moved in per_channel.values():
+        dma = np.maximum(dma, _cycles(arch, bw, moved))
+    wname, wbw = channel("c", False)
+    return dma, _cycles(arch, wbw, writes), wname in per_channel
+
+
+def _cycles(arch: Architecture, bandwidth: float, moved: np.ndarray) -> np.ndarray:
+    if bandwidth <= 0:
+        return np.zeros(len(moved), np.int64)
+    per_cycle = bandwidth / arch.clock_hz
+    cyc = np.ceil(moved / per_cycle).astype(np.int64)
+    return np.where(moved > 0, cyc + arch.off_chip.latency_cycles, 0)
+
+
+def _update(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0, changed: bool = False) -> dict:
+    return update_row(ctx.arch, spec, index, weight_bits=ctx.bits["weight"],
+                      gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors, w_nnz=w_nnz,
+                      mask_changed=changed)

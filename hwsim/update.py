@@ -1,0 +1,52 @@
+"""The update pass (optimizer step) on the vector unit, shared by the families that do it there.
+
+Reads the weight, its gradient and the optimizer state from off-chip memory and writes the weight
+and state back (``hwsim.vector.update_work``); when the weight mask changed this step (DST) a
+compressed off-chip weight is re-encoded. The dense baseline is the same step without re-encoding.
+"""
+
+from __future__ import annotations
+
+from archs import Architecture
+from traces.layer import LayerSpec
+
+from .energy import pass_energy
+from .vector import compressed_weight_bytes, update_work
+
+STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
+STATE_BYTES = 4.0  # optimizer state is float32
+
+
+def state_tensors(manifest: dict) -> int:
+    """Optimizer state tensors per weight (momentum: 1; Adam: 2) from a trace manifest."""
+    opt = manifest.get("optimizer") or {}
+    return STATE_TENSORS.get(opt.get("name", "SGD"), 1)
+
+
+def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: int, gradient_bits: int,
+               state: int, w_nnz: int = 0, mask_changed: bool = False) -> dict:
+    """The report row of one layer's update pass (energy in pJ, cycles of the core clock)."""
+    wb_, gb = weight_bits / 8, gradient_bits / 8
+    reencode = compressed_weight_bytes(arch, spec, w_nnz, wb_) if mask_changed else 0.0
+    vec = update_work(spec, wb_, gb, state, STATE_BYTES, reencode)
+    base = update_work(spec, wb_, gb, state, STATE_BYTES)
+    cycles, base_cycles = vec.cycles(arch), base.cycles(arch)
+    off = arch.off_chip.name
+    traffic_ = {(off, "b", "data", "read"): vec.offchip_read_bytes,
+                (off, "b", "data", "write"): vec.offchip_write_bytes}
+    energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=traffic_, vector_ops=vec.ops,
+                         cycles=cycles)
+    e = float(sum(energy.values()))
+    base_traffic = {(off, "b", "data", "read"): base.offchip_read_bytes,
+                    (off, "b", "data", "write"): base.offchip_write_bytes}
+    e_base = float(sum(pass_energy(arch, actual_macs=0, gated_macs=0, traffic=base_traffic,
+                                   vector_ops=base.ops, cycles=base_cycles).values()))
+    row = {"iteration": index, "layer": spec.name, "pass": "update", "mode": "exact", "cycles": cycles,
+           "gemm_cycles": 0,
+           "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
+           "energy_pj": e, "dense_cycles": base_cycles, "dense_energy_pj": e_base,
+           "speedup": base_cycles / max(cycles, 1), "energy_saving": e_base / e if e else 1.0,
+           f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
+    row.update({f"energy_{k}_pj": v for k, v in energy.items()})
+    return row
+
