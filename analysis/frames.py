@@ -143,6 +143,84 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def offchip_bytes(df: pd.DataFrame) -> pd.Series:
+    """Bytes each row moves to and from the off-chip memory (DRAM/HBM: the row's ``off_chip``),
+    data and metadata, all operands."""
+    out = pd.Series(0.0, index=df.index)
+    levels = df["off_chip"] if "off_chip" in df else pd.Series("dram", index=df.index)
+    for level in levels.dropna().unique():
+        cols = [c for c in df.columns if c.startswith(f"{level}_") and _BYTES.match(c)]
+        rows = levels == level
+        if cols:
+            out[rows] = df.loc[rows, cols].fillna(0).sum(axis=1)
+    return out
+
+
+def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.DataFrame:
+    """Each method's trace against the dense-*trained* trace of the same model, data and batch on
+    the same machine: what the method buys, its own overhead included.
+
+    Per trace × arch, means per replayed iteration of: cycles, energy, off-chip bytes and non-GEMM
+    (vector) ops, beside the dense-trained run's; ``*_vs_dense_training`` ratios are dense-trained
+    over method (above 1: the method is cheaper). ``feature_speedup`` is the other comparison: the
+    same trace with every sparse feature off (it carries the method's own work too). Rows whose
+    results lack a dense-trained trace of the same model are left out; an empty frame when there is
+    none (or the results have no ``method`` column).
+    """
+    need = {"method", "model", "dataset", "batch_size"}
+    if not need <= set(df.columns):
+        return pd.DataFrame()
+    d = df.assign(offchip_bytes=offchip_bytes(df))
+    cols = ["cycles", "dense_cycles", "energy_pj", "offchip_bytes", "vector_ops"]
+    cols = [c for c in cols if c in d.columns]
+    group = ["trace", "arch", "method", "model", "dataset", "batch_size"]
+    per_it = d.groupby([*group, "iteration"], dropna=False)[cols].sum().reset_index()
+    means = per_it.groupby(group, dropna=False)[cols].mean().reset_index()
+    base = means[means["method"] == dense_method]
+    if base.empty:
+        return pd.DataFrame()
+    base = base.drop(columns=["trace", "method", "dense_cycles"]).rename(
+        columns={c: f"dense_training_{c}" for c in cols if c != "dense_cycles"})
+    out = means.merge(base, on=["arch", "model", "dataset", "batch_size"], how="inner")
+    ratios = (("cycles", "speedup"), ("energy_pj", "energy_saving"), ("offchip_bytes", "offchip_saving"))
+    for c, name in ratios:
+        out[f"{name}_vs_dense_training"] = out[f"dense_training_{c}"] / out[c].where(out[c] > 0)
+    if "vector_ops" in out:
+        out["vector_ops_vs_dense_training"] = out["vector_ops"] / out["dense_training_vector_ops"].where(
+            out["dense_training_vector_ops"] > 0)
+    out["feature_speedup"] = out["dense_cycles"] / out["cycles"].where(out["cycles"] > 0)
+    order = {m: i for i, m in enumerate(dict.fromkeys([dense_method, *out["method"]]))}
+    return out.sort_values(["arch", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+GPU_PATH_COLUMNS = ("gpu_sparse_path", "gpu_dense_reason", "gpu_crossover_density")
+
+
+def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
+    """Per GPU-like machine, trace, layer and pass: the kernel path(s) taken over the replayed
+    iterations, why a sparse path was not taken, and the crossover density (its mean). Empty when the
+    results hold no GPU rows."""
+    if "gpu_sparse_path" not in df.columns:
+        return pd.DataFrame()
+    g = df[df["gpu_sparse_path"].notna() & (df["pass"] != "update")]
+    if g.empty:
+        return pd.DataFrame()
+    g = g.assign(trace=g["trace"].map(lambda p: Path(str(p)).name))
+
+    def joined(s: pd.Series) -> str:
+        return ", ".join(str(v) for v in dict.fromkeys(s.dropna()) if str(v))
+
+    agg = {"gpu_sparse_path": joined}
+    if "gpu_dense_reason" in g:
+        agg["gpu_dense_reason"] = joined
+    if "gpu_crossover_density" in g:
+        agg["gpu_crossover_density"] = "mean"
+    out = g.groupby(["arch", "trace", "layer", "pass"], sort=False).agg(agg).reset_index()
+    return out.rename(columns={"gpu_sparse_path": "path", "gpu_dense_reason": "why not sparse",
+                               "gpu_crossover_density": "crossover density"}).round(4)
+
+
 def _trace_iterations(path: str | Path) -> int | None:
     try:
         return len(traces.load(path, check=False))

@@ -22,8 +22,13 @@ th { background: #f4f4f4; } .note { color: #555; font-size: 0.9rem; }
 
 
 def report_figures(results: pd.DataFrame) -> list[go.Figure]:
-    """Every figure of the report, in order: the overview, then per trace and per trace × arch."""
-    out = [figures.run_overview(frames.run_totals(results))]
+    """Every figure of the report, in order: each method against dense training (when the results
+    hold a dense-trained trace), the feature-only overview, then per trace and per trace × arch."""
+    out = []
+    versus = frames.versus_dense_training(results)
+    if not versus.empty:
+        out.append(figures.versus_dense_training(versus))
+    out.append(figures.run_overview(frames.run_totals(results)))
     layers, energy = frames.per_layer(results), frames.energy_by_component(results)
     traffic, per_it = frames.traffic_by_level(results), frames.per_iteration(results)
     for trace in dict.fromkeys(results["trace"]):
@@ -46,22 +51,41 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
     figs = report_figures(df)
     table = frames.summary(df)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
-             "<p class='note'>Speedup and energy saving are against the dense baseline: the same trace on "
-             "the same machine with every sparse acceleration feature off. Whole-run figures extrapolate "
-             "the replayed iterations to the trace's length; spreads are over the replayed iterations.</p>",
-             "<h2>Summary</h2>", table.to_html(index=False, classes="summary", border=0)]
+             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    versus = frames.versus_dense_training(df)
+    if not versus.empty:
+        parts += ["<h2>What each method buys, against dense training on the same machine</h2>",
+                  "<p class='note'>Each trace against the dense-trained trace of the same model, data and "
+                  "batch, replayed on the same machine: per training iteration, the method's own work "
+                  "(selection, threshold compares, mask compression) included. Above 1: cheaper than "
+                  "dense training.</p>",
+                  _versus_table(versus).to_html(index=False, classes="summary", border=0)]
+    parts += ["<h2>Sparse features on or off, same trace</h2>",
+              "<p class='note'>Speedup and energy saving here are against the dense baseline: the same trace "
+              "on the same machine with every sparse acceleration feature off (it still carries the "
+              "method's own work). Whole-run figures extrapolate the replayed iterations to the trace's "
+              "length; spreads are over the replayed iterations.</p>",
+              table.to_html(index=False, classes="summary", border=0)]
+    paths = frames.gpu_paths(df)
+    if not paths.empty:
+        parts += ["<h2>GPU kernel paths per layer and pass</h2>",
+                  "<p class='note'>Which kernel each GEMM ran on the GPU-like machines (dense tensor cores, "
+                  "2:4 sparse tensor cores, an unstructured sparse kernel, or a gathered dense GEMM), why a "
+                  "sparse path was not taken, and the weight density below which the sparse kernel would "
+                  "beat the dense one for that shape.</p>",
+                  paths.to_html(index=False, classes="summary", border=0)]
     first = True
     current = None
-    for fig in figs:
+    for i, fig in enumerate(figs):
         meta = fig.layout.meta
         key = (meta["trace"], meta["arch"])
-        if key != current and meta["figure"] != "run_overview":
+        if key != current and meta["figure"] not in ("run_overview", "versus_dense_training"):
             heading = (f"Trace {Path(meta['trace']).name}" if meta["arch"] == "all"
                        else f"{Path(meta['trace']).name} on {meta['arch']}")
             parts.append(f"<h2>{html.escape(heading)}</h2>")
             current = key
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False}))
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False},
+                                 div_id=f"figure-{i}-{meta['figure']}"))  # stable ids: identical reports
         first = False
     parts.append("</body></html>")
     target = Path(path)
@@ -69,3 +93,19 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
     text = "\n".join(parts).encode("utf-8")
     atomic_write(target, lambda f: f.write(text))
     return target
+
+
+def _versus_table(v: pd.DataFrame) -> pd.DataFrame:
+    """The headline table, one row per trace × machine, units and directions in the headers."""
+    out = pd.DataFrame({
+        "method": v["method"], "arch": v["arch"], "trace": v["trace"].map(lambda p: Path(str(p)).name),
+        "cycles per iteration": v["cycles"].round(0).astype("int64"),
+        "dense training cycles per iteration": v["dense_training_cycles"].round(0).astype("int64"),
+        "speedup vs dense training (x)": v["speedup_vs_dense_training"].round(3),
+        "energy saving vs dense training (x)": v["energy_saving_vs_dense_training"].round(3),
+        "off-chip traffic saving (x)": v["offchip_saving_vs_dense_training"].round(3),
+    })
+    if "vector_ops_vs_dense_training" in v:
+        out["non-GEMM work vs dense training (x)"] = v["vector_ops_vs_dense_training"].round(3)
+    out["feature-only speedup (x)"] = v["feature_speedup"].round(3)
+    return out

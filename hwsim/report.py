@@ -11,6 +11,10 @@ import pandas as pd
 from traces.writer import atomic_write
 
 PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
+# Columns that ``to_frame(meta=True)`` adds from the report's metadata: the machine, the trace and
+# what trained it, so a results file says what it is without its trace.
+META_COLUMNS = ("arch", "family", "trace", "backend", "dataflow", "off_chip", "clock_hz", "method", "model",
+                "dataset", "batch_size")
 
 
 @dataclass
@@ -23,8 +27,9 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self, meta: bool = False) -> pd.DataFrame:
-        """The tidy frame; with ``meta``, also ``arch``, ``trace``, ``backend``, ``dataflow`` and
-        ``off_chip`` (the DRAM/HBM level's name) columns, and ``pass`` as plain text, as exported."""
+        """The tidy frame; with ``meta``, also the ``META_COLUMNS`` (``arch``, ``family``, ``trace``,
+        ``backend``, ``dataflow``, ``off_chip`` — the DRAM/HBM level's name —, ``clock_hz``, and the
+        trace's ``method``, ``model``, ``dataset``, ``batch_size``), and ``pass`` as plain text."""
         df = pd.DataFrame(self.rows)
         if df.empty:
             return df
@@ -32,7 +37,7 @@ class Report:
         df = df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
         if meta:
             df["pass"] = df["pass"].astype(str)
-            for key in ("arch", "trace", "backend", "dataflow", "off_chip"):
+            for key in META_COLUMNS:
                 df[key] = self.meta.get(key)
         return df
 

@@ -108,7 +108,10 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             done += 1
             if progress is not None:
                 progress(done, total)
+    man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(tr.path), "backend": backend,
             "dataflow": None, "off_chip": machine.off_chip.name, "trace_iterations": len(tr),
-            "clock_hz": machine.clock_hz, **ctx.meta}
+            "clock_hz": machine.clock_hz, "method": man["method"]["name"], "model": man["model"]["name"],
+            "dataset": (man.get("dataset") or {}).get("name", ""), "batch_size": man.get("batch_size"),
+            **ctx.meta}
     return Report(rows, meta)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from hwsim.cli import main
+from hwsim.cli.demo import DEMO_ARCHS
 
 from .plotly_html import decode, figures
 
@@ -27,8 +28,10 @@ def demo(tmp_path_factory):
 def test_report_is_self_contained(demo):
     import re
 
-    _, html, figs = demo
-    assert len(figs) == 1 + 3 + 6 * 4  # overview, a density figure per trace, 4 per trace × arch
+    results, html, figs = demo
+    pairs = len(set(zip(results["trace"], results["arch"], strict=True)))
+    # each method vs dense training, the feature-only overview, a density figure per trace, 4 per trace × arch
+    assert len(figs) == 2 + 3 + pairs * 4
     assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
     assert html.count("Plotly.newPlot") == len(figs)
     assert len(html) > 3_000_000  # plotly.js itself is inlined
@@ -40,7 +43,7 @@ def test_every_figure_has_data_for_every_trace_and_architecture(demo):
     for f in figs:
         by_kind[f["layout"]["meta"]["figure"]].append(f)
     pairs = set(zip(results["trace"], results["arch"], strict=True))
-    assert len(pairs) == 6  # 3 methods × 2 presets
+    assert len(pairs) == 3 * len(DEMO_ARCHS)  # 3 methods × the machines
     for kind in PER_KEY:
         have = {(f["layout"]["meta"]["trace"], f["layout"]["meta"]["arch"]) for f in by_kind[kind]}
         assert have == pairs, kind
@@ -88,3 +91,25 @@ def test_hwsim_report_command(demo, tmp_path, capsys):
     assert "report written to" in capsys.readouterr().out
     assert len(figures((tmp_path / "r.html").read_text())) > 10
     assert main(["report", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "x.html")]) == 2
+
+
+def test_identical_inputs_give_a_byte_identical_report(demo, tmp_path):
+    results, _, _ = demo
+    from analysis.html import write_report
+
+    a = write_report(results, tmp_path / "a.html", title="T").read_bytes()
+    b = write_report(results, tmp_path / "b.html", title="T").read_bytes()
+    assert a == b
+
+
+def test_the_report_leads_with_each_method_against_dense_training(demo):
+    results, html, figs = demo
+    assert figs[0]["layout"]["meta"]["figure"] == "versus_dense_training"
+    assert html.index("against dense training on the same machine") < html.index("Sparse features on or off")
+    per_it = results.groupby(["method", "arch", "iteration"])["cycles"].sum()
+    per_it = per_it.groupby(["method", "arch"]).mean()
+    for t in figs[0]["data"]:
+        if t.get("xaxis", "x") not in ("x", "x1"):
+            continue  # the speedup panel: dense-trained cycles over the method's, per iteration
+        for method, y in zip(decode(t["x"]), decode(t["y"]), strict=True):
+            assert y == pytest.approx(per_it[("dense", t["name"])] / per_it[(method, t["name"])], rel=1e-12)
