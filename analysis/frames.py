@@ -64,9 +64,11 @@ def per_iteration(df: pd.DataFrame) -> pd.DataFrame:
 def run_totals(df: pd.DataFrame) -> pd.DataFrame:
     """Whole run per trace × arch: per-iteration mean × the trace's iterations, with the spread."""
     it = per_iteration(df)
+    recorded = df.groupby(KEYS)["trace_iterations"].first() if "trace_iterations" in df else {}
     rows = []
     for (trace, arch), g in it.groupby(KEYS):
-        n = _trace_iterations(trace) or len(g)
+        n = recorded.get((trace, arch)) if len(recorded) else None
+        n = int(n) if n is not None and pd.notna(n) else (_trace_iterations(trace) or len(g))
         row = {"trace": trace, "arch": arch, "iterations_replayed": len(g), "iterations_in_run": n}
         for col in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj", "speedup", "energy_saving"):
             row[f"{col}_mean"] = g[col].mean()
@@ -101,8 +103,17 @@ def traffic_by_level(df: pd.DataFrame) -> pd.DataFrame:
     return long.drop(columns="column")
 
 
-def densities(trace_path: str | Path) -> pd.DataFrame:
-    """Long: layer, tensor, iteration, density — every iteration of a trace, from its counts."""
+def densities(trace_path: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long: layer, tensor, iteration, density — every iteration of a trace, from its counts; when
+    the trace cannot be read (moved, another machine), the replayed iterations' ``density_*``
+    columns of ``results`` instead."""
+    if results is not None and "density_x" in results and not _readable(trace_path):
+        rows = results[results["trace"] == str(trace_path)]
+        cols = [c for c in rows.columns if c.startswith("density_")]
+        long = rows.groupby(["layer", "iteration"], sort=False)[cols].first().reset_index().melt(
+            id_vars=["layer", "iteration"], var_name="tensor", value_name="density")
+        long["tensor"] = long["tensor"].str.removeprefix("density_")
+        return long.dropna(subset=["density"])[["layer", "tensor", "iteration", "density"]]
     tr = traces.load(trace_path, check=False)
     counts, batch = tr.counts()
     rows = []
@@ -219,6 +230,10 @@ def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
     out = g.groupby(["arch", "trace", "layer", "pass"], sort=False).agg(agg).reset_index()
     return out.rename(columns={"gpu_sparse_path": "path", "gpu_dense_reason": "why not sparse",
                                "gpu_crossover_density": "crossover density"}).round(4)
+
+
+def _readable(path: str | Path) -> bool:
+    return (Path(str(path)) / "manifest.json").is_file()
 
 
 def _trace_iterations(path: str | Path) -> int | None:

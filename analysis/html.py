@@ -32,7 +32,7 @@ def report_figures(results: pd.DataFrame) -> list[go.Figure]:
     layers, energy = frames.per_layer(results), frames.energy_by_component(results)
     traffic, per_it = frames.traffic_by_level(results), frames.per_iteration(results)
     for trace in dict.fromkeys(results["trace"]):
-        out.append(figures.density_heatmaps(frames.densities(trace), trace))
+        out.append(figures.density_heatmaps(frames.densities(trace, results), trace))
         for arch in dict.fromkeys(results.loc[results["trace"] == trace, "arch"]):
             def sel(df: pd.DataFrame, t: str = trace, a: str = arch) -> pd.DataFrame:
                 return df[(df["trace"] == t) & (df["arch"] == a)]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from traces.layer import LayerSpec
 from traces.manifest import TENSORS
 
 MASK_TENSORS = ("x", "w", "y_sel", "dy", "dw_needed")
@@ -38,3 +39,9 @@ class LayerInput:
 
     def layer_stats(self, li: int) -> dict[str, Any]:
         return self.stats
+
+    def densities(self, spec: LayerSpec) -> dict[str, float]:
+        """``density_<tensor>`` of every tensor counted this iteration (non-zeros / elements, for the
+        whole batch): what a report needs to show sparsity without the trace."""
+        return {f"density_{t}": c / max(spec.numel(t, self.batch), 1)
+                for t, c in self.counts.items() if c is not None}

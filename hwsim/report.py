@@ -14,7 +14,7 @@ PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
 # Columns that ``to_frame(meta=True)`` adds from the report's metadata: the machine, the trace and
 # what trained it, so a results file says what it is without its trace.
 META_COLUMNS = ("arch", "family", "trace", "backend", "dataflow", "off_chip", "clock_hz", "method", "model",
-                "dataset", "batch_size")
+                "dataset", "batch_size", "trace_iterations")
 
 
 @dataclass

@@ -103,13 +103,15 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         else:  # each worker's matmuls get one BLAS thread: the workers share the cores
             with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
                 results = list(pool.map(lambda a: family.layer_rows(*a), args))  # in layer order
-        for layer_rows in results:
-            rows += layer_rows
+        for (_, spec, inp, _, _), layer_rows in zip(args, results, strict=True):
+            dens = inp.densities(spec)
+            rows += [{**r, **dens} for r in layer_rows]
             done += 1
             if progress is not None:
                 progress(done, total)
     man = tr.manifest
-    meta = {"arch": machine.name, "family": machine.family, "trace": str(tr.path), "backend": backend,
+    meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
+            "backend": backend,
             "dataflow": None, "off_chip": machine.off_chip.name, "trace_iterations": len(tr),
             "clock_hz": machine.clock_hz, "method": man["method"]["name"], "model": man["model"]["name"],
             "dataset": (man.get("dataset") or {}).get("name", ""), "batch_size": man.get("batch_size"),

@@ -113,3 +113,33 @@ def test_the_report_leads_with_each_method_against_dense_training(demo):
             continue  # the speedup panel: dense-trained cycles over the method's, per iteration
         for method, y in zip(decode(t["x"]), decode(t["y"]), strict=True):
             assert y == pytest.approx(per_it[("dense", t["name"])] / per_it[(method, t["name"])], rel=1e-12)
+
+
+def test_results_are_self_contained(tmp_path, monkeypatch):
+    """`hwsim report` from another directory, after the trace has moved away: the results carry the
+    trace's length and the replayed iterations' densities."""
+    import shutil
+
+    from hwsim.simulate import simulate
+
+    from ..traces.helpers import write_trace
+
+    write_trace(tmp_path / "t", n_iter=6, mask_every=2)
+    results = simulate(tmp_path / "t", "edge-npu").to_frame(meta=True)
+    assert (results["trace"] == str((tmp_path / "t").resolve())).all()  # provenance, absolute
+    assert (results["trace_iterations"] == 6).all() and set(results["method"]) == {"dense"}
+    results.to_parquet(tmp_path / "r.parquet")
+    shutil.move(tmp_path / "t", tmp_path / "moved")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", str(tmp_path / "r.parquet"), "--out", "r.html"]) == 0
+    figs = figures((elsewhere / "r.html").read_text())
+    (dens,) = (f for f in figs if f["layout"]["meta"]["figure"] == "density")
+    (x_trace,) = (t for t in dens["data"] if t["name"] == "x")
+    z = decode(x_trace["z"]).astype(float)
+    assert z.shape == (2, 3)  # two layers × the three replayed iterations (0, 2, 4)
+    conv_x = results[(results["layer"] == "conv")].groupby("iteration")["density_x"].first()
+    np.testing.assert_allclose(z[0], conv_x.to_numpy())
+    (overview,) = (f for f in figs if f["layout"]["meta"]["figure"] == "run_overview")
+    assert overview["data"]
