@@ -137,7 +137,8 @@ def sparse_mode() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for cfg in sorted(folder.glob("*.cfg")):
             for df in ("ws", "os", "is"):
-                for topo, gemm in ((folder / "conv_layers_nm.csv", False), (folder / "gemm_layers_nm.csv", True)):
+                for topo, gemm in ((folder / "conv_layers_nm.csv", False),
+                                   (folder / "gemm_layers_nm.csv", True)):
                     rows += run(cfg, topo, df, gemm, Path(tmp))
                     print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
     write(DATA / "sparse_reference.csv", rows)
