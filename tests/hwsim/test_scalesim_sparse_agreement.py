@@ -22,6 +22,7 @@ import archs
 import traces
 from archs.scalesim import topology_nm
 from hwsim.npu.structured import compressed_k, is_nm, nm_compress
+from hwsim.npu.tiles import Features
 from hwsim.simulate import simulate
 from traces import bits
 from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
@@ -179,7 +180,8 @@ def test_compression_counts():
 def test_hand_case_2of4_filter_on_a_4x4_array(tmp_path):
     """A 2:4 GEMM, M = 6, K = 16, N = 4, on a 4×4 ws array: K' = 8, so 2 row folds of
     2·4 + 4 + 6 − 2 = 16 cycles, Total Cycles 2·16 − 1 = 31 (dense: 4 folds, 63); filter reads
-    K'·N = 32; ifmap reads M·K'·ceil(N/cols)·m/n = 6·8·1·2 = 96; metadata 32 slots × 2 bits = 8 B."""
+    K'·N = 32; ifmap reads M·K'·ceil(N/cols)·m/n = 6·8·1·2 = 96; metadata 32 slots × 2 bits = 8 B.
+    (scalesim 3.0.0 on this cfg and layer: 31 cycles, 96 and 32 reads, 2 metadata words of 4 B.)"""
     cfg = (SPARSE / "array_16x16_nm.cfg").read_text().replace("ArrayHeight : 16", "ArrayHeight : 4")
     (tmp_path / "a.cfg").write_text(cfg.replace("ArrayWidth : 16", "ArrayWidth : 4"))
     (tmp_path / "g.csv").write_text("Layer name, M, N, K, Sparsity,\ng, 6, 4, 16, 2:4,\n")
@@ -190,6 +192,14 @@ def test_hand_case_2of4_filter_on_a_4x4_array(tmp_path):
     assert row.dense_gemm_cycles == 4 * 16 - 1
     assert row.filter_sram_b_read_bytes == 32 and row.ifmap_sram_a_read_bytes == 96
     assert row.filter_sram_b_metadata_read_bytes == 32 * math.ceil(math.log2(4)) / 8
+
+
+def test_features_of_a_sparsity_import_read_the_masks():
+    """The known issue: a [sparsity] import declared a format and no action, so Features.of saw a
+    dense machine and the tiles never read the masks (2× SCALE-Sim's filter reads at 2:4)."""
+    f = Features.of(archs.from_scalesim_cfg(SPARSE / "array_8x32_nm.cfg", nm="1:4"))
+    assert not f.dense and f.nm == (1, 4) and f.input_rereads == 4
+    assert Features.of(archs.from_scalesim_cfg(DATA / "array_8x32_calc.cfg")).dense
 
 
 def test_a_mask_that_is_not_nm_runs_uncompressed(tmp_path):
