@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean scalesim-reference scalesim-user
+.PHONY: install demo test lint bench clean scalesim-reference scalesim-sparse scalesim-user
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ scalesim-reference:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py
+
+# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; seconds): the committed
+# tests/data/scalesim/sparse_reference.csv that tests/hwsim/test_scalesim_sparse_agreement.py compares against.
+scalesim-sparse:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	.venv-scalesim/bin/python scripts/scalesim_reference.py sparse
 
 # SCALE-Sim's side of the benchmark (limited bandwidth, minutes): bench/scalesim_user_mode.csv
 scalesim-user:

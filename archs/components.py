@@ -121,13 +121,22 @@ class SparseAction:
 
 @dataclass(frozen=True)
 class StructuredSparsity:
-    """N:M structured sparsity on one operand (GPU 2:4 sparse tensor cores)."""
+    """N:M structured sparsity on one operand.
+
+    GPU-like: 2:4 sparse tensor cores (double math rate when the mask is N:M). Edge NPU (lockstep
+    systolic, SCALE-Sim v3 ``[sparsity]``): the operand ``b`` is stored compressed along the
+    reduction K, ``n`` slots per group of ``m`` (blocked ELLPACK), so K shrinks to about K·n/m:
+    fewer row folds (ws/is), a shorter stream (os), fewer filter reads; ``math_speedup`` is not used.
+    """
 
     n: int = spec(2, doc="at most n non-zeros ...", gt=0)
     m: int = spec(4, doc="... in every group of m consecutive elements", gt=0)
     operand: Operand = spec("b", doc="the operand that may be N:M sparse")
     math_speedup: float = spec(2.0, doc="math throughput over dense when the mask is N:M", gt=0)
     metadata_bits_per_nonzero: int = spec(2, doc="index bits stored per kept value", ge=0)
+    ws_input_rereads: bool = spec(
+        False, doc="edge NPU, ws: streamed inputs are read m/n times, once per compressed row "
+                   "(scalesim 3.0.0 systolic_compute_ws.py)")
 
 
 @dataclass(frozen=True)

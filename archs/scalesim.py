@@ -11,16 +11,34 @@ Semantics kept from SCALE-Sim (``../shared/reference/peer_simulators.md``, appen
 
 SCALE-Sim configs carry no energies; the imported machine takes the ``edge-npu`` preset's
 (cited) energy table and says so in its description.
+
+``[sparsity] SparsitySupport: true`` (v3) becomes N:M compression of the filter (operand ``b``)
+along K: ``sparse.structured`` with the layer's ``n:m`` and the ws input re-reads SCALE-Sim counts,
+plus the representation format at the filter SRAM (``SparseRep``; blocked ELLPACK carries
+``ceil(log2 m)`` metadata bits per kept value). SCALE-Sim reads N:M per layer from the topology's
+``Sparsity`` column (``1:1`` when absent), not from the config: pass ``nm`` (``"2:4"``), e.g. from
+:func:`topology_nm`. Only ``OptimizedMapping: false`` (layer-wise N:M, the pattern "the first n of
+every m", no randomness) is imported; the row-wise random mode is refused.
 """
 
 from __future__ import annotations
 
 import configparser
+import csv
+import math
 from dataclasses import replace
 from pathlib import Path
 
 from .architecture import Architecture
-from .components import ComputeArray, Link, Memory, Precision, RepresentationFormat, SparseFeatures
+from .components import (
+    ComputeArray,
+    Link,
+    Memory,
+    Precision,
+    RepresentationFormat,
+    SparseFeatures,
+    StructuredSparsity,
+)
 from .errors import ConfigError
 
 CLOCK_HZ = 1e9
@@ -28,8 +46,37 @@ WORD_BYTES = 1
 _SPARSE_REP = {"csr": "csr", "csc": "csc", "ellpack_block": "ellpack_block"}
 
 
-def from_scalesim_cfg(path: str | Path) -> Architecture:
-    """An edge-NPU architecture equivalent to a SCALE-Sim config file."""
+def parse_nm(text: str) -> tuple[int, int]:
+    """``"n:m"`` as ``(n, m)``; raises ValueError unless ``0 < n <= m``."""
+    try:
+        n, m = (int(v) for v in str(text).strip().split(":"))
+    except ValueError:
+        raise ValueError(f"N:M must look like '2:4', got {text!r}") from None
+    if not 0 < n <= m:
+        raise ValueError(f"N:M needs 0 < n <= m, got {text!r}")
+    return n, m
+
+
+def topology_nm(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Each layer's N:M from a SCALE-Sim topology CSV's ``Sparsity`` column (``(1, 1)`` without one).
+
+    Conv rows have 8 columns before it, GEMM rows (``name, M, N, K``) 3 after the name.
+    """
+    rows = [r for r in csv.reader(Path(path).read_text().splitlines()) if any(c.strip() for c in r)]
+    out = {}
+    for row in rows[1:]:
+        cells = [c.strip() for c in row if c.strip()]
+        out[cells[0]] = next((parse_nm(c) for c in cells[1:] if ":" in c), (1, 1))
+    return out
+
+
+def from_scalesim_cfg(path: str | Path, nm: str | tuple[int, int] | None = None) -> Architecture:
+    """An edge-NPU architecture equivalent to a SCALE-Sim config file.
+
+    Args:
+        nm: with ``[sparsity] SparsitySupport: true``, the layers' N:M (``"2:4"`` or ``(2, 4)``),
+            which SCALE-Sim takes from the topology; default ``1:1`` as SCALE-Sim's without one.
+    """
     from .presets import edge_npu
 
     p = Path(path)
@@ -84,13 +131,31 @@ def from_scalesim_cfg(path: str | Path) -> Architecture:
         if isinstance(value, int) and value <= 0:
             problems.append(f"[{arch}] {key}: must be > 0, got {value}")
     formats: tuple[RepresentationFormat, ...] = ()
+    structured: StructuredSparsity | None = None
     support = get("sparsity", "SparsitySupport", required=False) if cp.has_section("sparsity") else None
     if str(support).lower() == "true":
         rep = str(get("sparsity", "SparseRep", required=False) or "").lower()
         if rep not in _SPARSE_REP:
             problems.append(f"[sparsity] SparseRep: must be one of {sorted(_SPARSE_REP)}, got {rep!r}")
-        else:
-            formats = (RepresentationFormat(level="filter_sram", operand="b", format=_SPARSE_REP[rep]),)
+        if str(get("sparsity", "OptimizedMapping", required=False) or "false").lower() == "true":
+            problems.append("[sparsity] OptimizedMapping: true (row-wise N:M with a random N per filter "
+                            "column) is not imported; use false (layer-wise N:M from the topology)")
+        try:
+            n, m = parse_nm(nm if isinstance(nm, str) else ":".join(map(str, nm))) if nm else (1, 1)
+        except ValueError as exc:
+            problems.append(f"nm: {exc}")
+            n, m = 1, 1
+        if m % n:
+            problems.append(f"nm: {n}:{m}: n must divide m (SCALE-Sim's ws input reads m/n per compressed "
+                            "row would not be whole)")
+        bits = math.ceil(math.log2(m)) if m > 1 else 0
+        structured = StructuredSparsity(n=n, m=m, operand="b", math_speedup=1.0,
+                                        metadata_bits_per_nonzero=bits, ws_input_rereads=True)
+        if rep in _SPARSE_REP:
+            formats = (RepresentationFormat(level="filter_sram", operand="b", format=_SPARSE_REP[rep],
+                                            metadata_bits=bits if rep == "ellpack_block" else 1),)
+    elif nm is not None:
+        problems.append("nm: given, but the config has no [sparsity] SparsitySupport: true")
     if problems:
         raise ConfigError(problems, str(p))
 
@@ -109,7 +174,8 @@ def from_scalesim_cfg(path: str | Path) -> Architecture:
         for op, label in (("a", "ifmap"), ("b", "filter"), ("c", "ofmap")))
     return Architecture(
         name=str(run_name), family="edge_npu", clock_hz=CLOCK_HZ, tech_nm=base.tech_nm,
-        description=(f"imported from {p.name} (SCALE-Sim {'v3' if v3 else 'v2'} layout, {mode} bandwidth); "
+        description=(f"imported from {p.name} (SCALE-Sim {'v3' if v3 else 'v2'} layout, {mode} bandwidth"
+                     f"{f', {structured.n}:{structured.m} filter sparsity' if structured else ''}); "
                      "1 byte per word, 1 GHz so words/cycle = GB/s; energies from the edge-npu preset "
                      "because SCALE-Sim configs carry none"),
         compute=ComputeArray(rows=rows, cols=cols, dataflow=dataflow, microarchitecture="systolic",
@@ -117,5 +183,5 @@ def from_scalesim_cfg(path: str | Path) -> Architecture:
                              gated_mac_energy_pj=base.compute.gated_mac_energy_pj,
                              precision=Precision(8, 8, 8, 8)),
         vector_unit=base.vector_unit, memories=(*srams, dram), links=links,
-        sparse=SparseFeatures(formats=formats),
+        sparse=SparseFeatures(formats=formats, structured=structured),
     )

@@ -3,6 +3,11 @@
 - ``calc`` (default): tests/data/scalesim/reference.csv — for every config in tests/data/scalesim/*.cfg
   (stall-free CALC bandwidth), every dataflow and both topologies: Total Cycles, stall cycles and
   SRAM access counts. tests/hwsim/test_scalesim_agreement.py compares against it.
+- ``sparse``: tests/data/scalesim/sparse_reference.csv — N:M weight sparsity (``[sparsity]
+  SparsitySupport: true``, layer-wise N:M from the topologies' Sparsity column) for every config in
+  tests/data/scalesim/sparse/*.cfg, dataflows ws, os and is: the same columns plus SCALE-Sim's
+  SPARSE_REPORT.csv (original and compressed filter storage, filter metadata storage, in its words).
+  tests/hwsim/test_scalesim_sparse_agreement.py compares against it.
 - ``user``: bench/scalesim_user_mode.csv — ResNet-18 conv layers (bench/resnet18_scalesim.csv) on
   bench/array_32x32_user.cfg (limited DRAM bandwidth), one layer per run, with the wall time of
   each: the SCALE-Sim side of `make bench` and of docs/validation.md. It takes minutes.
@@ -63,8 +68,9 @@ def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> l
     compute = read_report(run_dir / "COMPUTE_REPORT.csv")
     access = read_report(run_dir / "DETAILED_ACCESS_REPORT.csv")
     names = [line.split(",")[0].strip() for line in topology.read_text().splitlines()[1:] if line.strip()]
+    sparse = read_report(run_dir / "SPARSE_REPORT.csv") if (run_dir / "SPARSE_REPORT.csv").exists() else None
     rows = []
-    for name, c, a in zip(names, compute, access, strict=True):
+    for i, (name, c, a) in enumerate(zip(names, compute, access, strict=True)):
         rows.append({"config": cfg.stem, "rows": cp.getint("architecture_presets", "ArrayHeight"),
                      "cols": cp.getint("architecture_presets", "ArrayWidth"), "dataflow": dataflow,
                      "bandwidth_mode": cp.get("run_presets", "InterfaceBandwidth"), "layer": name,
@@ -74,7 +80,26 @@ def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> l
                      "sram_filter_reads": int(float(a["SRAM Filter Reads"])),
                      "sram_ofmap_writes": int(float(a["SRAM OFMAP Writes"])),
                      "topology_wall_s": round(wall, 3)})
+        if sparse is not None:  # keep SCALE-Sim's own (possibly fractional) numbers as it prints them
+            s = sparse[i]
+            rows[-1] = {**{k: v for k, v in rows[-1].items() if k != "topology_wall_s"},
+                        "nm": nm_of(topology)[name], "sparse_rep": s["Sparsity Representation"],
+                        "sram_ifmap_reads_raw": a["SRAM IFMAP Reads"],
+                        "original_filter_storage": s["Original Filter Storage"],
+                        "new_filter_storage": s["New Storage (Filter+Metadata)"],
+                        "filter_metadata_storage": s["Filter Metadata Storage"],
+                        "topology_wall_s": rows[-1]["topology_wall_s"]}
     return rows
+
+
+def nm_of(topology: Path) -> dict[str, str]:
+    """The Sparsity column (``N:M``) of a topology, by layer name."""
+    out = {}
+    for line in topology.read_text().splitlines()[1:]:
+        cells = [c.strip() for c in line.split(",") if c.strip()]
+        if cells:
+            out[cells[0]] = next((c for c in cells[1:] if ":" in c), "1:1")
+    return out
 
 
 def user_mode() -> int:
@@ -106,9 +131,25 @@ def write(target: Path, rows: list[dict[str, object]]) -> None:
     print(f"wrote {target} ({len(rows)} rows)", file=sys.stderr)
 
 
+def sparse_mode() -> int:
+    folder = DATA / "sparse"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for cfg in sorted(folder.glob("*.cfg")):
+            for df in ("ws", "os", "is"):
+                for topo, gemm in ((folder / "conv_layers_nm.csv", False),
+                                   (folder / "gemm_layers_nm.csv", True)):
+                    rows += run(cfg, topo, df, gemm, Path(tmp))
+                    print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(DATA / "sparse_reference.csv", rows)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
+    if sys.argv[1:] == ["sparse"]:
+        return sparse_mode()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for cfg in sorted(DATA.glob("*.cfg")):

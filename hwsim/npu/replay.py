@@ -4,6 +4,10 @@ For every pass: operands from the masks (``hwsim.workload``), a mapping per grou
 vectorized tile costs (``tiles``), bytes per level (``traffic``), transfer cycles per tile from the
 links, a timing back end (``hwsim.engines``), energy from the table, and the same again with every
 sparse feature off: the dense baseline. Counts-only iterations replay in expected-value mode.
+
+On a machine with ``sparse.structured`` (N:M on ``b``), a weight operand whose mask is N:M along K
+is compressed first (``structured``): the array runs ``M × K' × N``; a mask that is not N:M runs
+uncompressed. Counts-only iterations are not compressed (no mask to compress).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transp
 from ..workload import OPERAND_KIND, effectual, operands
 from .expected import expected_tile_costs
 from .mapping import buffers, map_gemm
+from .structured import is_nm, nm_compress
 from .tiles import DENSE, Features, TileCosts, tile_costs
 from .traffic import traffic
 
@@ -138,7 +143,13 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
         except MappingError as exc:
             raise MappingError(f"layer {spec.name}, {pass_} ({m}×{k}×{n}): {exc}") from None
         res = _residency(mp, eb, bufs)
-        sparse.append(tile_costs(g.a, g.b, g.need, mp, ctx.features, res))
+        a, b, mp_run, res_run = g.a, g.b, mp, res
+        nm = ctx.features.nm
+        if nm and OPERAND_KIND[pass_]["b"] == "weight" and is_nm(g.b, *nm):
+            a, b = nm_compress(g.a, g.b, *nm)  # the array runs M × K' × N (K' ≈ K·n/m)
+            mp_run = map_gemm(m, b.shape[0], n, arch, ctx.dataflow, eb, ctx.chunk)
+            res_run = _residency(mp_run, eb, bufs)
+        sparse.append(tile_costs(a, b, g.need, mp_run, ctx.features, res_run))
         dense.append((mp, res))
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
     base_vec = vec

@@ -4,6 +4,10 @@ Tiles follow the mapping's loop order (column fold, row fold, stream chunk). Eve
 computed from the operand masks with block sums, integer reshapes and, for output-stationary
 per-PE skipping only, one float32 matmul of the 0/1 operands (exact: partial sums < 2**24).
 
+With N:M compression of ``b`` (``Features.nm``), the caller hands in the compressed operands
+``(M, K')`` and ``(K', N)`` (``hwsim.npu.structured``) and a mapping over ``K'``; ws then sends
+each streamed element ``input_rereads`` times (SCALE-Sim: m/n, once per compressed row).
+
 Micro-architectures (DESIGN.md):
 - ``systolic`` (lockstep): with skipping on the streamed operand, an all-zero streamed vector
   (a row of A's K-slice in ws, a column of B's K-slice in is, a K step whose A column or B row
@@ -34,21 +38,29 @@ class Features:
     gate: bool = False  # gate MACs with a zero operand
     skip: frozenset[str] = frozenset()  # operands whose all-zero streamed vectors/blocks are skipped
     pe_skip: bool = False  # per-PE skipping of ineffectual pairs
+    nm: tuple[int, int] | None = None  # (n, m): b is stored N:M-compressed along K (hwsim.npu.structured)
+    input_rereads: int = 1  # ws: streamed elements sent per compressed row (SCALE-Sim: m // n)
 
     @property
     def dense(self) -> bool:
-        return not (self.gate or self.skip or self.pe_skip)
+        return not (self.gate or self.skip or self.pe_skip or self.nm)
 
     @classmethod
     def of(cls, arch: Architecture) -> Features:
+        """The features of an edge-NPU machine: its actions, and N:M compression of ``b`` when
+        ``sparse.structured`` names it (a format alone, without an action or a structure, is a
+        storage choice: the tile counts stay dense and only the bytes change)."""
         acts = arch.sparse.actions
         gate = any(a.kind == "gating" and a.level == "compute" for a in acts)
         skips = [a for a in acts if a.kind == "skipping"]
+        s = arch.sparse.structured
+        nm = (s.n, s.m) if s is not None and arch.compute is not None and s.operand == "b" else None
+        rereads = s.m // s.n if nm and s.ws_input_rereads else 1
         if arch.compute is not None and arch.compute.microarchitecture == "pe_skipping":
-            return cls(gate=gate, pe_skip=bool(skips))
+            return cls(gate=gate, pe_skip=bool(skips), nm=nm, input_rereads=rereads)
         targets = [(a.target,) if a.target in ("a", "b") else a.condition_on for a in skips]
         skip = frozenset(op for ops in targets for op in ops if op in ("a", "b"))
-        return cls(gate=gate, skip=skip)
+        return cls(gate=gate, skip=skip, nm=nm, input_rereads=rereads)
 
 
 DENSE = Features()
@@ -170,7 +182,7 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
         swapped = Mapping("ws", mp.rows, mp.cols, mp.n, mp.k, mp.m, mp.stream_chunk)
         t = _ws(None if b is None else b.T, None if a is None else a.T, None, swapped,
                 Features(features.gate, frozenset({"a": "b", "b": "a"}[o] for o in features.skip),
-                         features.pe_skip), {"a": res["b"], "b": res["a"], "c": res["c"]})
+                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]})
         for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
             d = getattr(t, name)
             setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in d.items()})
@@ -216,7 +228,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     cycles = np.where(fold_alive, t + np.where(first, mp.fill_cycles, 0), 0)
     skipped = algorithmic - (attempted if not f.pe_skip else actual) * fold_alive
     gated = (attempted - actual) * fold_alive if not f.pe_skip else np.zeros_like(grid)
-    a_sent = np.where(fold_alive, t * used_r if not f.pe_skip else length * used_r, 0)
+    a_sent = np.where(fold_alive, t * used_r if not f.pe_skip else length * used_r, 0) * f.input_rereads
     b_first = np.where(first & fold_alive, used_r * used_c, 0)
     out = _finish(cycles, algorithmic, actual, gated, skipped)
     out.buf_read = {"a": a_sent, "b": b_first}
