@@ -51,7 +51,7 @@ class ComputeArray:
 class VectorUnit:
     """The unit that runs non-GEMM work (BN, ReLU, pooling, optimizer, DSG/DST bookkeeping)."""
 
-    lanes: int = spec(doc="elements processed per cycle", gt=0)
+    lanes: int = spec(doc="elements processed per cycle (0 = not modelled: counted, takes no time)", ge=0)
     op_energy_pj: float = spec(doc="energy per element operation, pJ", ge=0)
     leakage_mw: float = spec(0.0, doc="static power, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
