@@ -170,3 +170,39 @@ def test_replay_user_errors(tmp_path):
         proc = run("replay", str(tmp_path / "t"), *args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert expect in proc.stderr
+
+
+def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
+    """SIGTERM unwinds the CLI like Ctrl-C: the write in progress removes its temporary file."""
+    import signal
+    import textwrap
+    import time
+
+    code = textwrap.dedent(f"""
+        import sys, time
+        import traces.writer as w
+        from hwsim.cli.main import main
+        def slow(path, write):  # the real atomic_write, with a write that takes a while
+            return original(path, lambda f: (f.write(b"x"), f.flush(), print("writing", flush=True),
+                                             time.sleep(30)))
+        original = w.atomic_write
+        w.atomic_write = slow
+        import analysis.html as h
+        h.atomic_write = slow
+        sys.exit(main(["report", {str(tmp_path / "r.csv")!r}, "--out", {str(tmp_path / "r.html")!r}]))
+    """)
+    from hwsim.simulate import simulate
+
+    from .traces.helpers import write_trace
+
+    write_trace(tmp_path / "t", n_iter=2, mask_every=1)
+    simulate(tmp_path / "t", "edge-npu").save(tmp_path / "r.csv")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert [p.name for p in tmp_path.glob(".r.html.tmp-*")]  # mid-write
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    time.sleep(0.1)
+    assert proc.returncode == 143, proc.stderr.read()
+    assert not list(tmp_path.glob(".r.html.tmp-*")) and not (tmp_path / "r.html").exists()
