@@ -107,7 +107,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     dense = _grouped(gemm_cost(arch, m, k, n, ctx.dense_ops), g.groups, arch)
     algorithmic = g.macs
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
-                           "gpu_crossover_density": float("nan"), "gpu_compress_cycles": 0,
+                           "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
+                           "gpu_compress_cycles": 0,
                            "gpu_gather_cycles": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
@@ -137,7 +138,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             nnz_group = round(dens[op] * sizes[op] / g.groups)
             spmm = spmm_cost(arch, m, k, n, nnz_group, op, eb)
             options.append(("spmm", launch_cycles(arch) + g.groups * (spmm.cycles - launch_cycles(arch))))
-            out["gpu_sparse_operand"] = op
+            out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
             out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense.cycles // g.groups)
         if need is not None and g.groups == 1:
             gath = gathered_cost(arch, k, need, eb)
@@ -152,8 +153,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         else:
             chosen = min(options, key=lambda o: o[1])[0]
             if chosen == "dense":
-                reasons.append("the dense GEMM is faster than " + " and ".join(
-                    f"{name} ({cyc:,} vs {dense.cycles:,} cycles)" for name, cyc in options[1:]))
+                reasons.append(f"the dense GEMM ({dense.cycles:,} cycles) is faster than " + " and ".join(
+                    f"{name} ({cyc:,} cycles)" for name, cyc in options[1:]))
         out["gpu_sparse_path"] = chosen
         if chosen == "dense":
             out["gpu_dense_reason"] = "; ".join(r for r in reasons if r)

@@ -13,7 +13,8 @@
   pointers) times the other, dense. Effectual MACs (``nnz × other dimension``) run at
   ``efficiency(density) ×`` the dense tensor-core peak (``sparse.kernel_efficiency``, linear
   interpolation, clamped at the ends); the kernel takes ``launch + latency + max(math, HBM bytes /
-  bandwidth)``.
+  bandwidth, latency-bound row streaming)`` (a row's non-zeros arrive ``threadblock_k`` at a time
+  with ``pipeline_stages`` steps in flight, as in the dense main loop).
   The *crossover density* is where this time equals the dense GEMM's for the same shape.
 - **Gathered** (DSG's ``y_sel``): the rows of A with any needed output are gathered into a compact
   matrix, output tiles without any needed entry are skipped, and C rows are scattered back; gather
@@ -56,9 +57,10 @@ def structured_applies(spec: LayerSpec, pass_: str, w_mask: np.ndarray | None,
         return True, ""
     if backward_data_nm(w_mask, s.n, s.m, spec.groups):
         return True, ""
-    why = "is" if not fwd_broken else "is not"
-    return False, (f"backward-data needs {s.n}:{s.m} along output channels (transposable mask); the weight "
-                   f"mask {why} {s.n}:{s.m} along Kr but not along output channels")
+    found = ("along neither Kr nor output channels" if fwd_broken
+             else "along Kr but not along output channels")
+    return False, (f"backward-data needs {s.n}:{s.m} along output channels (a transposable mask); the weight "
+                   f"mask is {s.n}:{s.m} {found}")
 
 
 def compressed_bytes(k: int, n: int, element_bytes: float, s: StructuredSparsity) -> tuple[float, float]:
@@ -115,8 +117,10 @@ def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str
     math_c = macs / (efficiency(arch, max(density, 1e-9)) * peak)
     bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
     mem_c = (values + meta + dense_in + out) / bpc if bpc else 0.0
-    # launch, one memory round trip before the first products, then the slower of math and memory
-    cycles = launch_cycles(arch) + g.memory_latency_cycles + math.ceil(max(math_c, mem_c))
+    # a row's non-zeros stream in steps of threadblock_k with pipeline_stages steps in flight
+    latency_c = math.ceil(nnz / max(rows, 1) / g.threadblock_k) * g.memory_latency_cycles / g.pipeline_stages
+    # launch, one memory round trip before the first products, then the slowest bound
+    cycles = launch_cycles(arch) + g.memory_latency_cycles + math.ceil(max(math_c, mem_c, latency_c))
     return SpmmCost(cycles, macs, values, meta, dense_in, out)
 
 
