@@ -182,6 +182,9 @@ class GpuCompute:
     threadblock_k: int = spec(32, doc="thread-block tile K", gt=0)
     threadblocks_per_sm: int = spec(1, doc="resident thread blocks per SM (they share its tensor cores)",
                                     gt=0)
+    warp_tile_m: int = spec(64, doc="M of the C tile one warp (mma.sync) or warpgroup (wgmma) computes; "
+                                    "A and B slices are read from shared memory once per such tile", gt=0)
+    warp_tile_n: int = spec(64, doc="N of that C tile", gt=0)
     element_bits: int = spec(16, doc="bits per GEMM operand and output element (FP16/BF16)", gt=0)
     tensor_core_efficiency: float = spec(
         1.0, doc="fraction of the tensor cores' peak a GEMM main loop sustains", gt=0, le=1)

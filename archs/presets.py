@@ -129,7 +129,8 @@ SPUTNIK_EFFICIENCY = 0.27 / 16
 
 def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
          smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
-         hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float) -> Architecture:
+         hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
+         warp_tile: tuple[int, int]) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
         gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
@@ -138,6 +139,7 @@ def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycl
                        # default tile 128×128×32, the middle of cuBLAS's tile set (NVIDIA "Matrix
                        # Multiplication Background" guide §2.3); the heuristic also tries the others
                        threadblock_m=128, threadblock_n=128, threadblock_k=32, threadblocks_per_sm=1,
+                       warp_tile_m=warp_tile[0], warp_tile_n=warp_tile[1],
                        element_bits=16,  # FP16/BF16 training [ref §3.2: torchao runs FP16]
                        # [assumption] cuBLAS main loops sustain ~75% of the FP16 tensor peak on large
                        # GEMMs; cross-checked in tests/hwsim/gpu against torchao's measured dense
@@ -184,7 +186,8 @@ def gpu_a100() -> Architecture:
                 l2_bytes=40e6, hbm_bytes=40e9, hbm_bytes_per_s=1555e9,
                 hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
-                l2_bytes_per_cycle=5120)  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
+                l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
+                warp_tile=(64, 64))  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
 
 
 def gpu_h100() -> Architecture:
@@ -195,7 +198,8 @@ def gpu_h100() -> Architecture:
                 l2_bytes=50e6, hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
                 hbm_pj_per_bit=4.05,  # hwcomponents-cacti HBM3 [ref §1.4]
                 fp32_lanes_per_sm=128,  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
-                l2_bytes_per_cycle=5120 / 108 * 132)  # [assumption] A100's L2 bytes/clk per SM × 132
+                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] A100's L2 bytes/clk per SM × 132
+                warp_tile=(64, 256))  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
 
 
 def gpu_h200() -> Architecture:
@@ -207,7 +211,8 @@ def gpu_h200() -> Architecture:
                 hbm_bytes=141e9, hbm_bytes_per_s=4.8e12,  # NVIDIA H200 product page
                 hbm_pj_per_bit=4.05,  # [assumption] as H100's HBM3; no HBM3e figure in [ref §1.4]
                 fp32_lanes_per_sm=128,  # as H100
-                l2_bytes_per_cycle=5120 / 108 * 132)  # [assumption] as H100
+                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] as H100
+                warp_tile=(64, 256))  # as H100
 
 
 def reram_isaac() -> Architecture:

@@ -5,8 +5,9 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
 - math: ``tm·tn·tk·k_steps`` FMAs (edge tiles in full, so MMA and tile padding are paid) at the
   SM's tensor-core rate, times ``math_speedup`` for a 2:4 operand;
 - shared memory: per K step the A and B slices are written once (the async copy from L2) and read
-  by the warps that need them: a warp tile is 64×64, so A is read by ``tn/64`` warps and B by
-  ``tm/64`` warps, at ``smem_bytes_per_cycle_per_sm``;
+  by the warps that need them: each warp (Ampere) or warpgroup (Hopper) computes a
+  ``warp_tile_m × warp_tile_n`` piece of C, so A is read ``tn / warp_tile_n`` times and B
+  ``tm / warp_tile_m`` times, at ``smem_bytes_per_cycle_per_sm``;
 - the main loop lasts ``max(math, smem) / tensor_core_efficiency`` (``threadblocks_per_sm`` blocks
   share one SM), but at least ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K
   steps are in flight, each a round trip to memory: Little's law);
@@ -36,7 +37,6 @@ from ..errors import MappingError
 from .kernels import launch_cycles, memory_kernel_cycles
 from .tiling import Grid, candidate_tiles, grid, split_factors
 
-WARP_TILE = 64  # warp tile edge of CUTLASS's tensor-core GEMMs
 PARTIAL_BYTES = 4  # split-K partial sums are FP32
 
 
@@ -97,7 +97,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     fma_per_sm = g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle * speedup
     math_c = tm * tn * tk * steps / fma_per_sm
     b_elem = ops.b + ops.b_metadata
-    warps_m, warps_n = max(1, tm // WARP_TILE), max(1, tn // WARP_TILE)
+    warps_m, warps_n = max(1, tm // g.warp_tile_m), max(1, tn // g.warp_tile_n)
     step_bytes = tm * tk * ops.a * (1 + warps_n) + tk * tn * b_elem * (1 + warps_m)  # writes + reads
     smem_c = steps * step_bytes / g.smem_bytes_per_cycle_per_sm if g.smem_bytes_per_cycle_per_sm else 0.0
     main = g.threadblocks_per_sm * max(math_c, smem_c) / g.tensor_core_efficiency
