@@ -123,7 +123,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     if g.l2_bytes_per_cycle:
         wave = np.maximum(wave, l2_bytes / g.l2_bytes_per_cycle)
     cycles = launch_cycles(arch) + int(np.ceil(wave).sum())
-    off, l2, smem = arch.off_chip.name, arch.memories[-2].name, arch.memories[0].name
+    off, l2, smem = arch.off_chip.name, _level(arch, "l2"), _level(arch, "shared_memory")
     blocks = gr.blocks
     traffic = {
         (off, "a", "data", "read"): float(hbm_read_a.sum()),
@@ -145,5 +145,12 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
         cycles += memory_kernel_cycles(arch, partials + m * n * ops.c, ops=gr.split * m * n)
         traffic[(off, "c", "data", "read")] = float(partials)
         traffic[(off, "c", "data", "write")] += m * n * ops.c
+    traffic = {key: v for key, v in traffic.items() if key[0] is not None}  # levels the machine has
     math_total = math.ceil(gr.waves * g.threadblocks_per_sm * math_c / g.tensor_core_efficiency)
     return GemmCost(cycles, math_total, (tm, tn), gr.split, gr.waves, blocks, traffic)
+
+
+def _level(arch: Architecture, kind: str) -> str | None:
+    """The name of the machine's first memory of ``kind`` (None: it has none; its traffic is not
+    reported)."""
+    return next((mem.name for mem in arch.memories if mem.kind == kind), None)

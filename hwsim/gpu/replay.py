@@ -12,6 +12,7 @@ tensor-core path, no compression, no gather) and the same non-GEMM kernels.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -104,7 +105,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nnz_a = round(g.m * g.k * g.groups * it.count(li, a_t) / max(spec.numel(a_t, it.batch), 1))
         nnz_b = round(g.k * g.n * g.groups * it.count(li, b_t) / max(spec.numel(b_t, it.batch), 1))
         need = None
-    dense = _grouped(gemm_cost(arch, m, k, n, ctx.dense_ops), g.groups, arch)
+    dense_one = gemm_cost(arch, m, k, n, ctx.dense_ops)
+    dense = _grouped(dense_one, g.groups, arch)
     algorithmic = g.macs
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
@@ -135,11 +137,12 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         dens = {"a": nnz_a / max(sizes["a"], 1), "b": nnz_b / max(sizes["b"], 1)}
         op = min(dens, key=lambda o: dens[o])
         if arch.sparse.kernel_efficiency and dens[op] < 1:
-            nnz_group = round(dens[op] * sizes[op] / g.groups)
-            spmm = spmm_cost(arch, m, k, n, nnz_group, op, eb)
-            options.append(("spmm", launch_cycles(arch) + g.groups * (spmm.cycles - launch_cycles(arch))))
+            # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
+            gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
+            spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb)
+            options.append(("spmm", spmm.cycles))
             out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
-            out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense.cycles // g.groups)
+            out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles)
         if need is not None and g.groups == 1:
             gath = gathered_cost(arch, k, need, eb)
             options.append(("gathered", gath.gemm.cycles + gath.gather_cycles))
@@ -160,13 +163,13 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             out["gpu_dense_reason"] = "; ".join(r for r in reasons if r)
         elif chosen == "spmm":
             gemm = None
-            extra, tc_macs, cuda_macs = dict(options)["spmm"], 0, min(algorithmic, spmm.macs * g.groups)
+            extra, tc_macs, cuda_macs = spmm.cycles, 0, min(algorithmic, spmm.macs)
             off = arch.off_chip.name
             for key, moved in (((off, op, "data", "read"), spmm.read_sparse_bytes),
                                ((off, op, "metadata", "read"), spmm.read_sparse_metadata_bytes),
                                ((off, "b" if op == "a" else "a", "data", "read"), spmm.read_dense_bytes),
                                ((off, "c", "data", "write"), spmm.write_bytes)):
-                traffic[key] += moved * g.groups
+                traffic[key] += moved
         else:
             gemm, extra, tc_macs = gath.gemm, gath.gather_cycles, min(algorithmic, gath.macs)
             off = arch.off_chip.name
@@ -208,12 +211,18 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
 
 
 def _grouped(c: GemmCost, groups: int, arch: Architecture) -> GemmCost:
-    """``groups`` identical GEMMs batched in one launch."""
+    """``groups`` identical GEMMs batched in one launch: their blocks share the waves (a group of
+    few blocks does not cost a wave of its own), and the kernel moves every group's HBM bytes."""
     if groups == 1:
         return c
+    g = arch.gpu
     launch = launch_cycles(arch)
-    return GemmCost(launch + groups * (c.cycles - launch), groups * c.math_cycles, c.tile, c.split,
-                    groups * c.waves, groups * c.blocks, {k: v * groups for k, v in c.traffic.items()})
+    waves = -(-groups * c.blocks // (g.sms * g.threadblocks_per_sm))
+    hbm = sum(v for (level, *_), v in c.traffic.items() if level == arch.off_chip.name)
+    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    body = max((c.cycles - launch) * waves / c.waves, groups * hbm / bpc if bpc else 0.0)
+    return GemmCost(launch + math.ceil(body), math.ceil(c.math_cycles * waves / c.waves), c.tile, c.split,
+                    waves, groups * c.blocks, {k: v * groups for k, v in c.traffic.items()})
 
 
 def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, stats: dict) -> tuple[float, float]:

@@ -97,3 +97,27 @@ def test_cli_replay_on_a_gpu(dst_like, capsys):
     assert "on gpu-a100 (gpu model, analytic timing)" in out
     for word in ("forward", "backward_data", "backward_weight", "update", "total", "whole run"):
         assert word in out
+
+
+def test_counts_only_iterations_replay_in_expected_mode(tmp_path):
+    from tests.traces.helpers import write_trace
+
+    write_trace(tmp_path / "t")  # masks on even iterations, counts only on odd ones
+    df = simulate(tmp_path / "t", "gpu-a100", iterations="all").to_frame()
+    assert set(df["mode"]) == {"exact", "expected"}
+    expected = df[df["mode"] == "expected"]
+    assert (expected["cycles"] > 0).all() and (expected["dense_cycles"] > 0).all()
+    assert expected["gpu_dense_reason"].str.contains("counts only").all() | \
+        (expected["gpu_sparse_path"] != "dense").all()
+
+
+def test_grouped_gemms_share_waves():
+    from hwsim.gpu.gemm import Operands, gemm_cost
+    from hwsim.gpu.replay import _grouped
+
+    one = gemm_cost(A100, 1024, 9, 1, Operands(2, 2, 2))  # one depthwise group: a handful of blocks
+    grouped = _grouped(one, 6, A100)
+    assert one.blocks * 6 <= A100.gpu.sms and grouped.waves == one.waves == 1
+    assert grouped.cycles == one.cycles  # 6 groups of 16 blocks fit in the same single wave
+    many = _grouped(one, 1000, A100)
+    assert many.waves == -(-1000 * one.blocks // A100.gpu.sms) and many.cycles > grouped.cycles
