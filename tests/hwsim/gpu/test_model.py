@@ -103,3 +103,21 @@ def test_a_changing_24_mask_is_compressed_every_step():
     assert moving["gpu_compress_cycles"] == expected > 0
     assert moving["cycles"] == still["cycles"] + expected
     assert moving["dense_cycles"] == still["dense_cycles"]  # the baseline has no compression
+
+
+def test_sparse_kernel_efficiency_is_sputniks_27_percent_of_fp32_peak():
+    # Gale et al. SC'20: 27% of single-precision peak; NVIDIA A100: 19.5 TFLOPS FP32, 312 FP16 tensor
+    eff = A100.sparse.kernel_efficiency
+    assert len({p.efficiency for p in eff}) == 1
+    assert eff[0].efficiency * 312e12 == pytest.approx(0.27 * 19.5e12, rel=0.01)
+
+
+def test_crossover_density_is_where_the_sparse_kernel_ties_the_dense_gemm():
+    from hwsim.gpu.sparse import crossover_density, spmm_cost
+
+    m = k = n = 4096
+    dense = gemm_cost(A100, m, k, n, DENSE).cycles
+    c = crossover_density(A100, m, k, n, "b", 2, dense)
+    assert 0.005 < c < 0.1  # sparse kernels pay off only at very high sparsity
+    assert spmm_cost(A100, m, k, n, round(c * k * n), "b", 2).cycles <= dense
+    assert spmm_cost(A100, m, k, n, round(1.02 * c * k * n), "b", 2).cycles > dense
