@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from archs import Architecture, energy_pj
-from traces.layer import LayerSpec
+from traces.layer import GemmDims, LayerSpec
 
 from ..energy import pass_energy
 from ..errors import MappingError
@@ -129,53 +129,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             traffic[(arch.off_chip.name, "b", "data", "read")] += read
             traffic[(arch.off_chip.name, "b", "data", "write")] += written
     else:
-        reasons = [reason]
-        policy = arch.sparse.unstructured_policy
-        options: list[tuple[str, int]] = [("dense", dense.cycles)]
-        spmm = gath = None
-        sizes = {"a": m * k * g.groups, "b": k * n * g.groups}
-        dens = {"a": nnz_a / max(sizes["a"], 1), "b": nnz_b / max(sizes["b"], 1)}
-        op = min(dens, key=lambda o: dens[o])
-        if arch.sparse.kernel_efficiency and dens[op] < 1:
-            # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
-            gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
-            spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb)
-            options.append(("spmm", spmm.cycles))
-            out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
-            out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles)
-        if need is not None and g.groups == 1:
-            gath = gathered_cost(arch, k, need, eb)
-            options.append(("gathered", gath.gemm.cycles + gath.gather_cycles))
-            out["gpu_gather_cycles"] = gath.gather_cycles
-        if policy == "dense" or len(options) == 1:
-            chosen = "dense"
-            reasons.append("unstructured policy: dense" if policy == "dense"
-                           else "no sparse operand or kernel")
-        elif policy == "sparse":
-            chosen = min(options[1:], key=lambda o: o[1])[0]
-        else:
-            chosen = min(options, key=lambda o: o[1])[0]
-            if chosen == "dense":
-                reasons.append(f"the dense GEMM ({dense.cycles:,} cycles) is faster than " + " and ".join(
-                    f"{name} ({cyc:,} cycles)" for name, cyc in options[1:]))
-        out["gpu_sparse_path"] = chosen
-        if chosen == "dense":
-            out["gpu_dense_reason"] = "; ".join(r for r in reasons if r)
-        elif chosen == "spmm":
-            gemm = None
-            extra, tc_macs, cuda_macs = spmm.cycles, 0, min(algorithmic, spmm.macs)
-            off = arch.off_chip.name
-            for key, moved in (((off, op, "data", "read"), spmm.read_sparse_bytes),
-                               ((off, op, "metadata", "read"), spmm.read_sparse_metadata_bytes),
-                               ((off, "b" if op == "a" else "a", "data", "read"), spmm.read_dense_bytes),
-                               ((off, "c", "data", "write"), spmm.write_bytes)):
-                traffic[key] += moved
-        else:
-            gemm, extra, tc_macs = gath.gemm, gath.gather_cycles, min(algorithmic, gath.macs)
-            off = arch.off_chip.name
-            for o, moved in (("a", gath.moved_a_bytes), ("c", gath.moved_c_bytes)):
-                traffic[(off, o, "data", "read")] += moved / 2
-                traffic[(off, o, "data", "write")] += moved / 2
+        gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,
+                                                        out, traffic)
     vec_ops, vec_bytes = _vector_work(ctx, spec, pass_, batch, stats)
     vec_cycles = memory_kernel_cycles(arch, vec_bytes, vec_ops)
     traffic[(arch.off_chip.name, "c", "data", "read")] += vec_bytes / 2
@@ -208,6 +163,61 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         d_a, d_b = nnz_a / max(m * k * g.groups, 1), nnz_b / max(k * n * g.groups, 1)
         row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(algorithmic * d_a * d_b)
     return row
+
+
+def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.ndarray | None,
+                  dense_one: GemmCost, dense: GemmCost, reason: str, out: dict,
+                  traffic: dict) -> tuple[GemmCost | None, int, int, int]:
+    """Choose between the dense GEMM, the sparse kernel and DSG's gathered GEMM under the
+    architecture's ``unstructured_policy``; fill ``out``'s path columns and ``traffic`` with the
+    chosen kernels' bytes. Returns (tensor-core GEMM or None, extra kernel cycles, tensor-core
+    MACs, CUDA-core MACs)."""
+    arch, eb = ctx.arch, ctx.eb
+    m, k, n = g.m, g.k, g.n
+    off = arch.off_chip.name
+    reasons = [reason]
+    policy = arch.sparse.unstructured_policy
+    options: list[tuple[str, int]] = [("dense", dense.cycles)]
+    spmm = gath = None
+    sizes = {"a": m * k * g.groups, "b": k * n * g.groups}
+    dens = {"a": nnz_a / max(sizes["a"], 1), "b": nnz_b / max(sizes["b"], 1)}
+    op = min(dens, key=lambda o: dens[o])
+    if arch.sparse.kernel_efficiency and dens[op] < 1:
+        # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
+        gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
+        spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb)
+        options.append(("spmm", spmm.cycles))
+        out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
+        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles)
+    if need is not None and g.groups == 1:
+        gath = gathered_cost(arch, k, need, eb)
+        options.append(("gathered", gath.gemm.cycles + gath.gather_cycles))
+        out["gpu_gather_cycles"] = gath.gather_cycles
+    if policy == "dense" or len(options) == 1:
+        chosen = "dense"
+        reasons.append("unstructured policy: dense" if policy == "dense" else "no sparse operand or kernel")
+    elif policy == "sparse":
+        chosen = min(options[1:], key=lambda o: o[1])[0]
+    else:
+        chosen = min(options, key=lambda o: o[1])[0]
+        if chosen == "dense":
+            reasons.append(f"the dense GEMM ({dense.cycles:,} cycles) is faster than " + " and ".join(
+                f"{name} ({cyc:,} cycles)" for name, cyc in options[1:]))
+    out["gpu_sparse_path"] = chosen
+    if chosen == "spmm":
+        for key, moved in (((off, op, "data", "read"), spmm.read_sparse_bytes),
+                           ((off, op, "metadata", "read"), spmm.read_sparse_metadata_bytes),
+                           ((off, "b" if op == "a" else "a", "data", "read"), spmm.read_dense_bytes),
+                           ((off, "c", "data", "write"), spmm.write_bytes)):
+            traffic[key] += moved
+        return None, spmm.cycles, 0, min(g.macs, spmm.macs)
+    if chosen == "gathered":
+        for o, moved in (("a", gath.moved_a_bytes), ("c", gath.moved_c_bytes)):
+            traffic[(off, o, "data", "read")] += moved / 2
+            traffic[(off, o, "data", "write")] += moved / 2
+        return gath.gemm, gath.gather_cycles, min(g.macs, gath.macs), 0
+    out["gpu_dense_reason"] = "; ".join(r for r in reasons if r)
+    return dense, 0, g.macs, 0
 
 
 def _grouped(c: GemmCost, groups: int, arch: Architecture) -> GemmCost:
