@@ -92,6 +92,8 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
 
 def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: int, masks: dict,
               batch: int, stats: dict, cache: dict) -> dict:
+    """One GEMM pass: operand counts (from masks, or from counts in expected mode), the path that
+    runs, the non-GEMM kernel, and the dense baseline beside them."""
     arch, eb = ctx.arch, ctx.eb
     g = spec.gemm(pass_, batch)
     m, k, n = g.m, g.k, g.n
