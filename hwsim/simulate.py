@@ -31,7 +31,7 @@ from .errors import MappingError
 from .layer_input import LayerInput
 from .report import Report
 
-FAMILIES = {"edge_npu": "hwsim.npu"}  # family -> package that replays it
+FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu"}  # family -> package that replays it
 
 
 def family_of(arch: Architecture) -> ModuleType:

@@ -110,7 +110,7 @@ def test_demo_quick(tmp_path, capsys):
 def test_archs_list_and_show(capsys):
     assert main(["archs", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "reram-isaac"):
+    for name in ("edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "gpu-h200", "reram-isaac"):
         assert name in out
     assert main(["archs", "show", "gpu-a100"]) == 0
     out = capsys.readouterr().out

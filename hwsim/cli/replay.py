@@ -71,7 +71,8 @@ def print_summary(report: Any) -> None:
     m = report.meta
     s = report.summary()
     iters = report.to_frame()["iteration"].nunique()
-    print(f"{m['trace']} on {m['arch']} ({m['dataflow']}, {m['backend']} timing), {iters} iteration(s) "
+    flow = m.get("dataflow") or f"{m.get('family', '')} model"
+    print(f"{m['trace']} on {m['arch']} ({flow}, {m['backend']} timing), {iters} iteration(s) "
           "replayed exactly; dense = the same machine with every sparse feature off")
     table = {
         "cycles": s["cycles"].map(lambda v: f"{v:,.0f}"),
