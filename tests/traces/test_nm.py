@@ -115,7 +115,10 @@ def test_srste_gradient_is_straight_through_plus_decay_on_pruned_weights():
 
 # -- training -------------------------------------------------------------------------------------------
 
-TRAIN = {"mlp": {"epochs": 6, "lr_milestones": (4,)}, "vgg8": {"epochs": 6, "lr_milestones": (4,)}}
+# Budgets where both dense and nm have settled (lr / 10 for the last epochs); measured test accuracy
+# dense vs nm: MLP 0.983 vs 0.989, VGG-8 0.983 vs 0.981 (docs/methods.md).
+TRAIN = {"mlp": {"epochs": 6, "lr_milestones": (4,)},
+         "vgg8": {"epochs": 4, "lr": 0.05, "lr_milestones": (3,)}}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,7 @@ def runs(tmp_path_factory):
     out = {}
     for model, kw in TRAIN.items():
         out[("dense", model)] = train(method="dense", model=model, **kw)
-        out[("nm", model)] = train(method="nm", model=model, every=10, out=root / model, **kw)
+        out[("nm", model)] = train(method="nm", model=model, every=20, out=root / model, **kw)
     return out
 
 
@@ -153,7 +156,7 @@ def test_nm_training_keeps_2_4_masks_and_dense_accuracy(runs, model):
 
 
 def test_transposable_training_masks_both_directions(tmp_path):
-    r = train(method="nm", model="vgg8", epochs=1, every=5, out=tmp_path / "t",
+    r = train(method="nm", model="vgg8", epochs=1, batch_size=128, every=4, out=tmp_path / "t",
               method_params={"transposable": True, "dense_first": True})
     tr = traces.load(r.trace)
     assert tr.manifest["method"]["params"]["transposable_solver"] == "exact"
