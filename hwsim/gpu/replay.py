@@ -112,7 +112,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     algorithmic = g.macs
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
-                           "gpu_compress_cycles": 0,
+                           "gpu_compress_cycles": 0, "gpu_convert_cycles": 0,
                            "gpu_gather_cycles": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
@@ -131,8 +131,10 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             traffic[(arch.off_chip.name, "b", "data", "read")] += read
             traffic[(arch.off_chip.name, "b", "data", "write")] += written
     else:
+        static_w = pass_ in ("forward", "backward_data") and not (stats.get("flips_on", 0)
+                                                                  or stats.get("flips_off", 0))
         gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,
-                                                        out, traffic)
+                                                        out, traffic, static_w)
     vec_ops, vec_bytes = _vector_work(ctx, spec, pass_, batch, stats)
     vec_cycles = memory_kernel_cycles(arch, vec_bytes, vec_ops)
     traffic[(arch.off_chip.name, "c", "data", "read")] += vec_bytes / 2
@@ -169,11 +171,12 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
 
 def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.ndarray | None,
                   dense_one: GemmCost, dense: GemmCost, reason: str, out: dict,
-                  traffic: dict) -> tuple[GemmCost | None, int, int, int]:
+                  traffic: dict, static_weight: bool) -> tuple[GemmCost | None, int, int, int]:
     """Choose between the dense GEMM, the sparse kernel and DSG's gathered GEMM under the
     architecture's ``unstructured_policy``; fill ``out``'s path columns and ``traffic`` with the
-    chosen kernels' bytes. Returns (tensor-core GEMM or None, extra kernel cycles, tensor-core
-    MACs, CUDA-core MACs)."""
+    chosen kernels' bytes. ``static_weight``: operand ``b`` is a weight whose mask did not change
+    this step, so its CSR form is reused; any other sparse operand is converted to CSR first.
+    Returns (tensor-core GEMM or None, extra kernel cycles, tensor-core MACs, CUDA-core MACs)."""
     arch, eb = ctx.arch, ctx.eb
     m, k, n = g.m, g.k, g.n
     off = arch.off_chip.name
@@ -187,10 +190,13 @@ def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.n
     if arch.sparse.kernel_efficiency and dens[op] < 1:
         # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
         gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
-        spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb)
+        convert = not (op == "b" and static_weight)
+        spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb, convert=convert)
         options.append(("spmm", spmm.cycles))
         out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
-        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles)
+        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles,
+                                                         convert=convert)
+        out["gpu_convert_cycles"] = spmm.convert_cycles
     if need is not None and g.groups == 1:
         gath = gathered_cost(arch, k, need, eb)
         options.append(("gathered", gath.gemm.cycles + gath.gather_cycles))
@@ -210,7 +216,9 @@ def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.n
         for key, moved in (((off, op, "data", "read"), spmm.read_sparse_bytes),
                            ((off, op, "metadata", "read"), spmm.read_sparse_metadata_bytes),
                            ((off, "b" if op == "a" else "a", "data", "read"), spmm.read_dense_bytes),
-                           ((off, "c", "data", "write"), spmm.write_bytes)):
+                           ((off, "c", "data", "write"), spmm.write_bytes),
+                           ((off, op, "data", "read"), spmm.convert_read_bytes),
+                           ((off, op, "data", "write"), spmm.convert_write_bytes)):
             traffic[key] += moved
         return None, spmm.cycles, 0, min(g.macs, spmm.macs)
     if chosen == "gathered":

@@ -14,8 +14,12 @@
   ``efficiency(density) ×`` the dense tensor-core peak (``sparse.kernel_efficiency``, linear
   interpolation, clamped at the ends); the kernel takes ``launch + latency + max(math, HBM bytes /
   bandwidth, latency-bound row streaming)`` (a row's non-zeros arrive ``threadblock_k`` at a time
-  with ``pipeline_stages`` steps in flight, as in the dense main loop).
-  The *crossover density* is where this time equals the dense GEMM's for the same shape.
+  with ``pipeline_stages`` steps in flight, as in the dense main loop). An operand whose sparsity
+  changes every step (activations and gradients always; a weight when its mask changed) is first
+  converted to CSR by a memory-bound kernel (read it dense, write values, indices and pointers);
+  only a weight with an unchanged mask keeps last step's CSR.
+  The *crossover density* is where this time (conversion included) equals the dense GEMM's for the
+  same shape.
 - **Gathered** (DSG's ``y_sel``): the rows of A with any needed output are gathered into a compact
   matrix, output tiles without any needed entry are skipped, and C rows are scattered back; gather
   and scatter are memory-bound kernels.
@@ -100,11 +104,15 @@ class SpmmCost:
     read_sparse_metadata_bytes: float
     read_dense_bytes: float
     write_bytes: float
+    convert_cycles: int = 0  # building the CSR operand this step (0: it was already CSR)
+    convert_read_bytes: float = 0.0  # the operand read dense by the conversion
+    convert_write_bytes: float = 0.0  # its CSR values, indices and pointers written
 
 
 def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str,
-              element_bytes: float) -> SpmmCost:
-    """Sparse ``operand`` (``a``: M×K rows M; ``b``: K×N, stored transposed with rows N) times dense."""
+              element_bytes: float, *, convert: bool = True) -> SpmmCost:
+    """Sparse ``operand`` (``a``: M×K rows M; ``b``: K×N, stored transposed with rows N) times dense;
+    with ``convert``, the CSR form is built this step first (its kernel is in ``cycles``)."""
     rows, other = (m, n) if operand == "a" else (n, m)
     g = arch.gpu
     peak = g.sms * g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle  # FMAs per cycle
@@ -121,18 +129,23 @@ def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str
     latency_c = math.ceil(nnz / max(rows, 1) / g.threadblock_k) * g.memory_latency_cycles / g.pipeline_stages
     # launch, one memory round trip before the first products, then the slowest bound
     cycles = launch_cycles(arch) + g.memory_latency_cycles + math.ceil(max(math_c, mem_c, latency_c))
-    return SpmmCost(cycles, macs, values, meta, dense_in, out)
+    conv_c, conv_read, conv_write = 0, 0.0, 0.0
+    if convert:
+        conv_read, conv_write = size * element_bytes, values + meta
+        conv_c = memory_kernel_cycles(arch, conv_read + conv_write, ops=size)
+    return SpmmCost(cycles + conv_c, macs, values, meta, dense_in, out, conv_c, conv_read, conv_write)
 
 
 def crossover_density(arch: Architecture, m: int, k: int, n: int, operand: str, element_bytes: float,
-                      dense_cycles: int) -> float:
+                      dense_cycles: int, *, convert: bool = True) -> float:
     """Density of the sparse operand at which the sparse kernel takes as long as the dense GEMM
     (bisection on the monotone sparse time; 1.0 if the sparse kernel is never slower, 0.0 if it is
     always slower)."""
     size = m * k if operand == "a" else k * n
 
     def t(d: float) -> int:
-        return spmm_cost(arch, m, k, n, max(1, round(d * size)), operand, element_bytes).cycles
+        nnz = max(1, round(d * size))
+        return spmm_cost(arch, m, k, n, nnz, operand, element_bytes, convert=convert).cycles
 
     if t(1.0) <= dense_cycles:
         return 1.0

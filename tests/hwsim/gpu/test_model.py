@@ -121,3 +121,32 @@ def test_crossover_density_is_where_the_sparse_kernel_ties_the_dense_gemm():
     assert 0.005 < c < 0.1  # sparse kernels pay off only at very high sparsity
     assert spmm_cost(A100, m, k, n, round(c * k * n), "b", 2).cycles <= dense
     assert spmm_cost(A100, m, k, n, round(1.02 * c * k * n), "b", 2).cycles > dense
+
+
+def test_an_operand_whose_sparsity_changes_pays_its_csr_conversion():
+    """Activations and gradients (and a weight whose mask changed) are converted to CSR every step:
+    a memory kernel reading the operand dense and writing values, 32-bit indices and pointers."""
+    from hwsim.gpu.kernels import memory_kernel_cycles
+    from hwsim.gpu.sparse import spmm_cost
+
+    m, k, n, nnz = 512, 1024, 256, 1024 * 256 // 10
+    kept = spmm_cost(A100, m, k, n, nnz, "b", 2, convert=False)
+    built = spmm_cost(A100, m, k, n, nnz, "b", 2, convert=True)
+    read, written = k * n * 2, nnz * (2 + 4) + (n + 1) * 4
+    assert (built.convert_read_bytes, built.convert_write_bytes) == (read, written)
+    assert built.cycles - kept.cycles == memory_kernel_cycles(A100, read + written, ops=k * n) > 0
+
+
+def test_dense_training_does_not_gain_from_sparse_kernels_on_small_layers(tmp_path):
+    """A dense-trained trace's ReLU zeros (about half the activations) must not make CUDA-core SpMM
+    beat the tensor cores once the activations are converted to CSR each step."""
+    from hwsim.simulate import simulate
+    from traces.synth import write_synthetic
+
+    from ...traces.helpers import LAYERS
+
+    path = write_synthetic(LAYERS, tmp_path / "t", batch=64, density={"x": 0.5, "dy": 0.5}, seed=0)
+    df = simulate(path, "gpu-a100").to_frame()
+    gemm = df[df["pass"] != "update"]
+    assert (gemm["gpu_sparse_path"] == "dense").all(), gemm[["layer", "pass", "gpu_sparse_path"]]
+    assert (gemm["gpu_crossover_density"] < 0.5).all()

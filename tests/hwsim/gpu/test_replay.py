@@ -107,8 +107,9 @@ def test_counts_only_iterations_replay_in_expected_mode(tmp_path):
     assert set(df["mode"]) == {"exact", "expected"}
     expected = df[df["mode"] == "expected"]
     assert (expected["cycles"] > 0).all() and (expected["dense_cycles"] > 0).all()
-    assert expected["gpu_dense_reason"].str.contains("counts only").all() | \
-        (expected["gpu_sparse_path"] != "dense").all()
+    # per row: a sparse path ran, or the dense one did and the report says the pattern was unknown
+    assert (expected["gpu_dense_reason"].str.contains("counts only")
+            | (expected["gpu_sparse_path"] != "dense")).all()
 
 
 def test_grouped_gemms_share_waves():
