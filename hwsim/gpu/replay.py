@@ -2,8 +2,9 @@
 one that runs, its non-GEMM kernels, energy, and the dense baseline beside it.
 
 Which path runs (report column ``gpu_sparse_path``): ``2:4`` when the weight mask is N:M along the
-pass's reduction axis (always taken then: the weight is stored compressed); otherwise, under
-``sparse.unstructured_policy`` (``auto``: the faster), ``spmm`` for a sparse input operand or
+pass's reduction axis (under ``sparse.unstructured_policy: auto`` only where it is faster than the
+dense GEMM, its per-step compression included; ``dense`` and ``sparse`` always take it); otherwise,
+under ``sparse.unstructured_policy`` (``auto``: the faster), ``spmm`` for a sparse input operand or
 ``gathered`` for DSG's output selection, else ``dense``; ``gpu_dense_reason`` says why a pass ran
 dense. Kernels of one pass run one after another: cycles = GEMM + non-GEMM kernels + compression
 + gather/scatter. The dense baseline is the same GEMMs with every sparse feature off (dense
@@ -120,17 +121,23 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     ok, reason = structured_applies(spec, pass_, masks.get("w"), s)
     if ok:
         ops = structured_operands(k, n, eb, s)
-        gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
-                        g.groups, arch)
-        tc_macs = min(algorithmic, (-(-k // s.m)) * s.n * n * m * g.groups)
-        out["gpu_sparse_path"], out["gpu_sparse_operand"] = f"{s.n}:{s.m}", "b"
+        nm_gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
+                           g.groups, arch)
+        cyc = read = written = 0
         if bool(stats.get("flips_on", 0) or stats.get("flips_off", 0)) and pass_ == "forward":
             copies = 2 if structured_applies(spec, "backward_data", masks.get("w"), s)[0] else 1
             cyc, read, written = recompress(arch, spec.numel("w", 1), eb, copies)
+        if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + cyc > dense.cycles:
+            ok = False  # the library keeps the dense GEMM where 2:4 does not pay
+            reason = (f"the dense GEMM ({dense.cycles:,} cycles) is faster than {s.n}:{s.m} "
+                      f"({nm_gemm.cycles + cyc:,} cycles, compression included)")
+        else:
+            gemm, tc_macs = nm_gemm, min(algorithmic, (-(-k // s.m)) * s.n * n * m * g.groups)
+            out["gpu_sparse_path"], out["gpu_sparse_operand"] = f"{s.n}:{s.m}", "b"
             out["gpu_compress_cycles"], extra = cyc, cyc
             traffic[(arch.off_chip.name, "b", "data", "read")] += read
             traffic[(arch.off_chip.name, "b", "data", "write")] += written
-    else:
+    if not ok:
         static_w = pass_ in ("forward", "backward_data") and not (stats.get("flips_on", 0)
                                                                   or stats.get("flips_off", 0))
         gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,

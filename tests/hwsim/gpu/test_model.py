@@ -150,3 +150,22 @@ def test_dense_training_does_not_gain_from_sparse_kernels_on_small_layers(tmp_pa
     gemm = df[df["pass"] != "update"]
     assert (gemm["gpu_sparse_path"] == "dense").all(), gemm[["layer", "pass", "gpu_sparse_path"]]
     assert (gemm["gpu_crossover_density"] < 0.5).all()
+
+
+def test_2_4_runs_only_where_it_pays_under_auto():
+    """A changing 2:4 mask on a small layer: compression every step costs more than 2:4 saves, so
+    `auto` keeps the dense GEMM (and says why); `sparse` forces 2:4, and it is slower there."""
+    import archs
+
+    spec = linear(64, 256, 128)
+    it = layer_input(spec, transposable_24(128, 256), stats={"flips_on": 10, "flips_off": 10})
+    auto = replay(spec, it)["forward"]
+    forced = replay(spec, it, arch=archs.replace(A100, {"sparse.unstructured_policy": "sparse"}))["forward"]
+    assert forced["gpu_sparse_path"] == "2:4" and forced["gpu_compress_cycles"] > 0
+    assert forced["cycles"] > forced["dense_cycles"]  # 2:4 does not pay here
+    assert auto["gpu_sparse_path"] == "dense" and auto["cycles"] == auto["dense_cycles"]
+    reason = auto["gpu_dense_reason"]
+    assert "faster than 2:4" in reason and "compression included" in reason
+    big = linear(8192, 4096, 4096)  # large: 2:4 pays even with the compression
+    big_it = layer_input(big, transposable_24(4096, 4096), stats={"flips_on": 10, "flips_off": 10})
+    assert replay(big, big_it, passes=("forward",))["forward"]["gpu_sparse_path"] == "2:4"
