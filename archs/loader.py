@@ -57,17 +57,28 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML strictly; raise ConfigError on syntax errors and duplicate keys."""
-    loader = _StrictLoader(text)
+    """Parse YAML strictly; raise ConfigError on syntax errors, control characters, nesting too
+    deep to read and duplicate keys."""
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # the reader refuses control characters here, before parsing
         data = loader.get_single_data()
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError([f"line {line}: control character {char} is not allowed in YAML; "
+                           "remove it (is this a text file?)"], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{where}YAML syntax error: {problem}"], source) from None
+    except RecursionError:
+        raise ConfigError(["YAML nested too deeply to read; an architecture is a few levels deep"],
+                          source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates:
         raise ConfigError(loader.duplicates, source)
     return data

@@ -20,6 +20,9 @@ def add_report(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.html import write_report
 
+    from .common import check_output
+
+    check_output(args.out, "--out")
     path = write_report(args.results, args.out, title=args.title)
     print(f"report written to {path}")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import _bar, _print_frame
+from .common import _bar, _print_frame, check_output
 
 
 def add_train(sub: Any) -> None:
@@ -88,6 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--lr-milestones: expected epochs like 40,60, got {args.lr_milestones!r}") from None
     params = _method_params(args)
+    check_output(args.out, "--out", directory=True)  # before training, not after
     try:
         result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
@@ -215,6 +216,8 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
     from traces.paper_stats import paper_stats
 
     tr = traces.load(args.path)
+    if args.csv:
+        check_output(args.csv, "--csv")
     print("\n".join(describe(tr)))
     tables = paper_stats(tr)
     if not tables:
