@@ -22,6 +22,7 @@ import yaml
 from . import units
 from .architecture import Architecture
 from .errors import ConfigError
+from .fields import MAX_NUMBER
 
 FORMAT_VERSION = 1
 _BAD = object()  # a value that failed conversion (its problem is already recorded)
@@ -186,6 +187,9 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
             return _BAD
     else:
         value = raw
+    if isinstance(value, int) and abs(value) > MAX_NUMBER:  # too large even to turn into a float
+        problems.append(f"{path}: must be <= {_fmt_bound(meta.get('le') or MAX_NUMBER)}, got {_show(raw)}")
+        return _BAD
     if not math.isfinite(value):
         problems.append(f"{path}: must be finite, got {_show(raw)}")
         return _BAD
@@ -199,6 +203,8 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
     for key, ok, text in (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
                           ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(key)
+        if key == "le" and bound is None:
+            bound = MAX_NUMBER
         if bound is not None and not ok(value, bound):
             problems.append(f"{path}: must be {text} {_fmt_bound(bound)}, got {_show(raw)}")
             return _BAD
@@ -206,7 +212,9 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
 
 
 def _fmt_bound(b: float) -> str:
-    return str(int(b)) if float(b).is_integer() else str(b)
+    if float(b).is_integer() and b >= 2**16 and int(b) & (int(b) - 1) == 0:
+        return f"2**{int(b).bit_length() - 1}"  # powers of two as written in components.py
+    return str(int(b)) if float(b).is_integer() and abs(b) < 1e16 else str(b)
 
 
 def _show(raw: Any) -> str:
