@@ -219,3 +219,41 @@ def test_bad_manifest_is_refused_by_validate_and_replay(tmp_path, capsys, trace,
     for args in (["trace", "validate", str(path)], ["trace", "info", str(path)],
                  ["replay", str(path), "--arch", "edge-npu"]):
         one_line_error(capsys, args, expect)
+
+
+# -- layer tables and options of `hwsim trace synth` ----------------------------------------------
+
+CSV_CASES = {
+    "kernel larger than the input": ("a,conv2d,3,8,8,4,9,1,0,1\n", "line 1: y_shape: every dimension"),
+    "groups 0": ("a,conv2d,3,8,8,4,3,1,1,0\n", "line 1: sizes must be positive"),
+    "groups not dividing": ("a,conv2d,3,8,8,4,3,1,1,2\n", "groups 2 does not divide 3"),
+    "negative channels": ("a,conv2d,-3,8,8,4,3,1,1,1\n", "line 1: sizes must be positive"),
+    "short row": ("a,linear,3\n", "a linear row has 4 columns"),
+    "binary": ("\udcff\udcfe\x00garbage", "not a text file"),
+    "topology with zeros": (None, "sizes must be positive integers"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_bad_layer_table(tmp_path, capsys, case):
+    text, expect = CSV_CASES[case]
+    table = tmp_path / "layers.csv"
+    if text is None:
+        table.write_text("name, M, N, K\ng, 0, 4, 4\n")
+        option = "--scalesim-topology"
+    else:
+        table.write_bytes(text.encode("utf-8", "surrogateescape"))
+        option = "--layers"
+    err = one_line_error(capsys, ["trace", "synth", option, str(table), "--out", str(tmp_path / "o")], expect)
+    assert str(table) in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("option", [["--batch", "0"], ["--batch", "-2"], ["--iterations", "0"],
+                                    ["--iterations", "-1"], ["--batch", "1048577"]])
+def test_bad_synth_options(tmp_path, capsys, option):
+    table = tmp_path / "layers.csv"
+    table.write_text("fc,linear,8,4\n")
+    one_line_error(capsys, ["trace", "synth", "--layers", str(table), *option, "--out", str(tmp_path / "o")],
+                   "must be")
+    assert not (tmp_path / "o").exists()
