@@ -56,8 +56,8 @@ class Trace:
             self.manifest: dict[str, Any] = _parse_json(mfile.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise TraceFormatError(mfile, "(document)", f"invalid JSON ({exc})", "a JSON object") from None
-        except ValueError as exc:  # NaN or Infinity
-            raise TraceFormatError(mfile, "(document)", str(exc), "finite numbers") from None
+        except ValueError as exc:  # NaN, Infinity, a key twice
+            raise TraceFormatError(mfile, "(document)", str(exc), "finite numbers, each key once") from None
         self.layers: list[LayerSpec] = check_manifest(self.manifest, mfile)
         self._layer_index = {s.name: i for i, s in enumerate(self.layers)}
         self._files: dict[int, Path] = {}
@@ -163,7 +163,7 @@ class Iteration:
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON object") from None
         except ValueError as exc:
-            raise TraceFormatError(file, "meta", str(exc), "finite numbers") from None
+            raise TraceFormatError(file, "meta", str(exc), "finite numbers, each key once") from None
         if not isinstance(self.meta, dict):
             raise TraceFormatError(file, "meta", type(self.meta).__name__, "a JSON object")
         self.counts: np.ndarray = self._read("counts")
@@ -321,6 +321,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number a trace may hold")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+    if twice:
+        raise ValueError(f"key {twice[0]!r} appears twice in one object")
+    return dict(pairs)
+
+
 def _parse_json(data: bytes) -> Any:
-    """JSON without NaN and Infinity (Python's json accepts them; replay would compute with them)."""
-    return json.loads(data, parse_constant=_reject_constant)
+    """Strict JSON: no NaN or Infinity (Python's json accepts them; replay would compute with them),
+    no key twice in one object (Python's json keeps the last silently)."""
+    return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archs import ConfigError
+from archs.errors import printable
 from traces import RecorderError, TraceFormatError
 
 from .archs import add_archs
@@ -121,11 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         if debug:
             raise
-        return _user_error(str(exc))
+        # one line: a ConfigError's problems are indented lines of their own and already escaped
+        return _user_error(str(exc) if isinstance(exc, ConfigError) else printable(str(exc)))
     except OSError as exc:  # the file system refused (read-only, full, missing directory, ...)
         if debug:
             raise
-        return _user_error(describe_os_error(exc))
+        return _user_error(printable(describe_os_error(exc)))
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130

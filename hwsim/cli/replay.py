@@ -66,6 +66,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.to_frame().empty:  # e.g. only bwd-data on a trace that records no input gradients
+        raise ValueError(f"{args.trace}: the trace records no work for --passes {args.passes} "
+                         "(backward_data needs recorded input gradients, dx); choose other passes")
     saved = report.save(args.out) if args.out is not None else None  # outputs first, then the summary
     print_summary(report)
     if saved is not None:

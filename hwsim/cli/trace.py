@@ -200,6 +200,8 @@ def parse_density(text: str) -> dict[str, float]:
 def cmd_trace_synth(args: argparse.Namespace) -> int:
     from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
 
+    if args.seed < 0:
+        raise ValueError(f"--seed: must be >= 0, got {args.seed}")
     layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
         read_layer_table(args.layers)
     if not layers:
