@@ -257,3 +257,23 @@ def test_bad_synth_options(tmp_path, capsys, option):
     one_line_error(capsys, ["trace", "synth", "--layers", str(table), *option, "--out", str(tmp_path / "o")],
                    "must be")
     assert not (tmp_path / "o").exists()
+
+
+# -- iteration files ------------------------------------------------------------------------------
+
+def test_npz_header_promising_terabytes_is_refused_without_allocating(tmp_path, capsys, trace):
+    """A corrupt .npy header inside an intact zip (CRC recomputed) claims a 9 TB mask."""
+    import zipfile
+
+    path = tmp_path / "t"
+    shutil.copytree(trace, path)
+    f = path / "iter-00000000.masks.npz"
+    with zipfile.ZipFile(f) as z:
+        items = [(n, z.read(n)) for n in z.namelist()]
+    with zipfile.ZipFile(f, "w") as z:
+        for name, data in items:
+            if name == "L0.x.npy":
+                data = data.replace(b"'shape': (", b"'shape': (99999999999", 1)
+            z.writestr(name, data)
+    for args in (["trace", "validate", str(path)], ["replay", str(path), "--arch", "edge-npu"]):
+        one_line_error(capsys, args, "L0.x: found unreadable data (its header promises 9999999999996 bytes")

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,10 +189,25 @@ class Iteration:
 
     def _read(self, name: str) -> np.ndarray:
         try:
+            self._check_size(name)
             return self._npz[name]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
                                    "an intact array") from None
+
+    def _check_size(self, name: str) -> None:
+        """A member's header must not promise more data than the member holds (a corrupt header would
+        otherwise allocate whatever it claims before the read fails)."""
+        info = self._npz.zip.getinfo(f"{name}.npy")
+        with self._npz.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            needed = math.prod(shape) * dtype.itemsize
+            if needed > info.file_size - f.tell():
+                raise ValueError(f"its header promises {needed} bytes, the file holds "
+                                 f"{info.file_size - f.tell()}")
 
     def _check_members(self, names: set[str]) -> None:
         n_layers = len(self.trace.layers)
