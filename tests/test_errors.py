@@ -277,3 +277,11 @@ def test_npz_header_promising_terabytes_is_refused_without_allocating(tmp_path, 
             z.writestr(name, data)
     for args in (["trace", "validate", str(path)], ["replay", str(path), "--arch", "edge-npu"]):
         one_line_error(capsys, args, "L0.x: found unreadable data (its header promises 9999999999996 bytes")
+
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--batch-size", "-1"], ["--every", "0"],
+                                    ["--seed", "-1"], ["--mask-samples", "0"], ["--lr", "nan"], ["--lr", "0"],
+                                    ["--method", "dsg", "--gamma", "inf"]])
+def test_bad_train_options_are_refused_before_training(tmp_path, capsys, option):
+    one_line_error(capsys, ["train", *option, "--out", str(tmp_path / "t")], "must be")
+    assert not (tmp_path / "t").exists()

@@ -66,7 +66,28 @@ def _method_params(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def _check_train_options(args: argparse.Namespace) -> None:
+    """Refuse option values training would trip on, before torch is imported (seconds)."""
+    import math
+
+    problems = [f"--{name}: must be >= {low}, got {getattr(args, key)}"
+                for key, name, low in (("epochs", "epochs", 1), ("batch_size", "batch-size", 1),
+                                       ("every", "every", 1), ("seed", "seed", 0))
+                if getattr(args, key) < low]
+    if args.mask_samples is not None and args.mask_samples < 1:
+        problems.append(f"--mask-samples: must be >= 1, got {args.mask_samples}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr: must be a positive finite number, got {args.lr}")
+    for key in ("gamma", "eps", "alpha"):  # their methods check the ranges
+        value = getattr(args, key)
+        if value is not None and not math.isfinite(value):
+            problems.append(f"--{key}: must be a finite number, got {value}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _check_train_options(args)
     from traces.training import train
 
     bar = None
