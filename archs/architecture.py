@@ -14,7 +14,7 @@ from .components import (
     SparseFeatures,
     VectorUnit,
 )
-from .fields import spec
+from .fields import MAX_MACS_PER_CYCLE, spec
 
 FAMILIES = ("edge_npu", "gpu", "reram")
 _FAMILY_SECTION = {"edge_npu": "compute", "gpu": "gpu", "reram": "reram"}
@@ -80,15 +80,40 @@ class Architecture:
                                     f"memories are {names}")
             if ln.name in link_names[:i]:
                 problems.append(f"links[{i}].name: {ln.name!r} is used twice")
+        for m in self.memories:
+            problems += _duplicates(m.operands, f"memories.{m.name}.operands")
+        for ln in self.links:
+            problems += _duplicates(ln.operands, f"links.{ln.name}.operands")
+        if self.compute is not None:
+            c = self.compute
+            macs = c.rows * c.cols * c.macs_per_pe_per_cycle
+            if macs > MAX_MACS_PER_CYCLE:
+                problems.append(f"compute: rows × cols × macs_per_pe_per_cycle = {macs:.3g} MACs per cycle "
+                                f"exceeds 2**30; describe a smaller array")
+        stored: dict[tuple[str, str], int] = {}
         for i, f in enumerate(self.sparse.formats):
             if f.level not in known:
                 problems.append(f"sparse.formats[{i}].level: no memory named {f.level!r}; "
                                 f"memories are {names}")
+            first = stored.setdefault((f.level, f.operand), i)
+            if first != i:
+                problems.append(f"sparse.formats[{i}]: a second format for operand {f.operand!r} at "
+                                f"{f.level!r} (sparse.formats[{first}] is "
+                                f"{self.sparse.formats[first].format}); keep one")
+            elif f.level in known and f.operand not in self.memory(f.level).operands:
+                problems.append(f"sparse.formats[{i}]: {f.level!r} does not hold operand {f.operand!r} "
+                                f"(its operands are {list(self.memory(f.level).operands)})")
+        seen_actions: dict[tuple, int] = {}
         for i, a in enumerate(self.sparse.actions):
             if a.level != "compute" and a.level not in known:
                 problems.append(f"sparse.actions[{i}].level: {a.level!r} is neither 'compute' nor a memory")
             if not a.condition_on:
                 problems.append(f"sparse.actions[{i}].condition_on: name at least one operand")
+            problems += _duplicates(a.condition_on, f"sparse.actions[{i}].condition_on")
+            first = seen_actions.setdefault((a.kind, a.level, a.target), i)
+            if first != i:
+                problems.append(f"sparse.actions[{i}]: {a.kind} of {a.target!r} at {a.level!r} is already "
+                                f"sparse.actions[{first}]; keep one (list every condition operand there)")
         s = self.sparse.structured
         if s is not None and s.n > s.m:
             problems.append(f"sparse.structured: n={s.n} must not exceed m={s.m}")
@@ -99,3 +124,9 @@ class Architecture:
             problems.append("sparse.actions: GPU-like machines use sparse.structured and "
                             "sparse.kernel_efficiency, not gating/skipping actions")
         return problems
+
+
+def _duplicates(items: tuple[str, ...], path: str) -> list[str]:
+    """``path: 'a' listed twice`` for every repeated entry of an operand list."""
+    twice = sorted({x for i, x in enumerate(items) if x in items[:i]})
+    return [f"{path}: {x!r} listed twice; list each operand once" for x in twice]

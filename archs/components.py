@@ -22,18 +22,18 @@ OFF_CHIP = ("dram", "hbm")
 class Precision:
     """Bits per element of each training tensor."""
 
-    activation_bits: int = spec(8, doc="bits per activation (forward inputs/outputs)", gt=0)
-    weight_bits: int = spec(8, doc="bits per weight", gt=0)
-    gradient_bits: int = spec(16, doc="bits per activation/weight gradient", gt=0)
-    psum_bits: int = spec(32, doc="bits per partial sum in the array", gt=0)
+    activation_bits: int = spec(8, doc="bits per activation (forward inputs/outputs)", gt=0, le=64)
+    weight_bits: int = spec(8, doc="bits per weight", gt=0, le=64)
+    gradient_bits: int = spec(16, doc="bits per activation/weight gradient", gt=0, le=64)
+    psum_bits: int = spec(32, doc="bits per partial sum in the array", gt=0, le=64)
 
 
 @dataclass(frozen=True)
 class ComputeArray:
     """A PE array (edge NPU): ``rows × cols`` MAC units and how they handle zeros."""
 
-    rows: int = spec(doc="PE rows", gt=0)
-    cols: int = spec(doc="PE columns", gt=0)
+    rows: int = spec(doc="PE rows", gt=0, le=2**20)
+    cols: int = spec(doc="PE columns", gt=0, le=2**20)
     mac_energy_pj: float = spec(doc="energy of one performed MAC, pJ", ge=0)
     gated_mac_energy_pj: float = spec(doc="energy of a gated MAC (zero operand, no switching), pJ", ge=0)
     microarchitecture: Literal["systolic", "pe_skipping"] = spec(
@@ -41,7 +41,7 @@ class ComputeArray:
                         "pe_skipping: each PE skips on its own, a fold waits for its slowest PE")
     dataflow: Literal["ws", "os", "is"] = spec(
         "ws", doc="default dataflow: weight-, output-, input-stationary")
-    macs_per_pe_per_cycle: int = spec(1, doc="MACs one PE completes per cycle", gt=0)
+    macs_per_pe_per_cycle: int = spec(1, doc="MACs one PE completes per cycle", gt=0, le=2**20)
     precision: Precision = spec(Precision(), doc="bits per tensor element")
     leakage_mw: float = spec(0.0, doc="static power of the array, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of the array, mm²", ge=0)
@@ -51,7 +51,8 @@ class ComputeArray:
 class VectorUnit:
     """The unit that runs non-GEMM work (BN, ReLU, pooling, optimizer, DSG/DST bookkeeping)."""
 
-    lanes: int = spec(doc="elements processed per cycle (0 = not modelled: counted, takes no time)", ge=0)
+    lanes: int = spec(doc="elements processed per cycle (0 = not modelled: counted, takes no time)",
+                      ge=0, le=2**30)
     op_energy_pj: float = spec(doc="energy per element operation, pJ", ge=0)
     leakage_mw: float = spec(0.0, doc="static power, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -63,17 +64,17 @@ class Memory:
 
     name: str = spec(doc="unique name, used by links and sparse features")
     kind: MemoryKind = spec(doc="what it is (decides nothing by itself; documents the level)")
-    capacity_bytes: float = spec(doc="capacity of one instance, bytes (0 = unbounded)", ge=0)
+    capacity_bytes: float = spec(doc="capacity of one instance, bytes (0 = unbounded)", ge=0, le=2**60)
     read_energy_pj_per_byte: float = spec(doc="read energy, pJ per byte", ge=0)
     write_energy_pj_per_byte: float = spec(doc="write energy, pJ per byte", ge=0)
     operands: tuple[Operand, ...] = spec(("a", "b", "c"), doc="GEMM operands this level holds")
-    instances: int = spec(1, doc="copies (e.g. one register file per PE)", gt=0)
+    instances: int = spec(1, doc="copies (e.g. one register file per PE)", gt=0, le=2**30)
     bandwidth_bytes_per_s: float = spec(0.0, doc="bandwidth of one instance, bytes/s (0 = unlimited)", ge=0)
     metadata_read_energy_pj_per_byte: float = spec(
         -1.0, doc="metadata read energy, pJ per byte (-1 = same as data reads)", ge=-1)
     metadata_write_energy_pj_per_byte: float = spec(
         -1.0, doc="metadata write energy, pJ per byte (-1 = same as data writes)", ge=-1)
-    latency_cycles: int = spec(0, doc="access latency, cycles", ge=0)
+    latency_cycles: int = spec(0, doc="access latency, cycles", ge=0, le=2**40)
     double_buffered: bool = spec(False, doc="two buffer slots per operand (ping-pong)")
     leakage_mw: float = spec(0.0, doc="static power of one instance, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of one instance, mm²", ge=0)
@@ -105,8 +106,8 @@ class RepresentationFormat:
         doc="dense, bitmap (1 bit per element), rle (run lengths), csr/csc (indices + pointers), "
             "zvc (zero-value compression: bitmap + non-zeros), ellpack_block (SCALE-Sim v3)")
     metadata_bits: int = spec(1, doc="bits per metadata word (bitmap/zvc: 1 per element; rle: run "
-                                     "length per non-zero; csr/csc: index per non-zero)", ge=0)
-    pointer_bits: int = spec(0, doc="csr/csc: bits per row/column pointer", ge=0)
+                                     "length per non-zero; csr/csc: index per non-zero)", ge=0, le=64)
+    pointer_bits: int = spec(0, doc="csr/csc: bits per row/column pointer", ge=0, le=64)
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,11 @@ class StructuredSparsity:
     fewer row folds (ws/is), a shorter stream (os), fewer filter reads; ``math_speedup`` is not used.
     """
 
-    n: int = spec(2, doc="at most n non-zeros ...", gt=0)
-    m: int = spec(4, doc="... in every group of m consecutive elements", gt=0)
+    n: int = spec(2, doc="at most n non-zeros ...", gt=0, le=2**10)
+    m: int = spec(4, doc="... in every group of m consecutive elements", gt=0, le=2**10)
     operand: Operand = spec("b", doc="the operand that may be N:M sparse")
-    math_speedup: float = spec(2.0, doc="math throughput over dense when the mask is N:M", gt=0)
-    metadata_bits_per_nonzero: int = spec(2, doc="index bits stored per kept value", ge=0)
+    math_speedup: float = spec(2.0, doc="math throughput over dense when the mask is N:M", gt=0, le=2**10)
+    metadata_bits_per_nonzero: int = spec(2, doc="index bits stored per kept value", ge=0, le=64)
     ws_input_rereads: bool = spec(
         False, doc="edge NPU, ws: streamed inputs are read m/n times, once per compressed row "
                    "(scalesim 3.0.0 systolic_compute_ws.py)")
@@ -172,25 +173,25 @@ class SparseFeatures:
 class TensorCore:
     """One tensor core: its MMA shape and dense math rate."""
 
-    fma_per_cycle: int = spec(doc="dense FP16 FMAs per clock", gt=0)
+    fma_per_cycle: int = spec(doc="dense FP16 FMAs per clock", gt=0, le=2**20)
     fma_energy_pj: float = spec(doc="energy per FP16 FMA, pJ", ge=0)
-    mma_m: int = spec(16, doc="MMA instruction M", gt=0)
-    mma_n: int = spec(8, doc="MMA instruction N", gt=0)
-    mma_k: int = spec(16, doc="MMA instruction K", gt=0)
+    mma_m: int = spec(16, doc="MMA instruction M", gt=0, le=2**16)
+    mma_n: int = spec(8, doc="MMA instruction N", gt=0, le=2**16)
+    mma_k: int = spec(16, doc="MMA instruction K", gt=0, le=2**16)
 
 
 @dataclass(frozen=True)
 class GpuCompute:
     """Streaming multiprocessors with tensor cores; GEMMs run as thread-block tiles in waves."""
 
-    sms: int = spec(doc="streaming multiprocessors", gt=0)
-    tensor_cores_per_sm: int = spec(doc="tensor cores per SM", gt=0)
+    sms: int = spec(doc="streaming multiprocessors", gt=0, le=2**20)
+    tensor_cores_per_sm: int = spec(doc="tensor cores per SM", gt=0, le=2**10)
     tensor_core: TensorCore = spec(doc="the tensor core")
-    threadblock_m: int = spec(128, doc="thread-block tile M", gt=0)
-    threadblock_n: int = spec(128, doc="thread-block tile N", gt=0)
-    threadblock_k: int = spec(32, doc="thread-block tile K", gt=0)
+    threadblock_m: int = spec(128, doc="thread-block tile M", gt=0, le=2**16)
+    threadblock_n: int = spec(128, doc="thread-block tile N", gt=0, le=2**16)
+    threadblock_k: int = spec(32, doc="thread-block tile K", gt=0, le=2**16)
     threadblocks_per_sm: int = spec(1, doc="resident thread blocks per SM (they share its tensor cores)",
-                                    gt=0)
+                                    gt=0, le=2**10)
     warp_tile_m: int = spec(64, doc="M of the C tile one warp (mma.sync) or warpgroup (wgmma) computes; "
                                     "A and B slices are read from shared memory once per such tile", gt=0)
     warp_tile_n: int = spec(64, doc="N of that C tile", gt=0)
@@ -216,9 +217,9 @@ class GpuCompute:
 class Crossbar:
     """One ReRAM crossbar array."""
 
-    rows: int = spec(doc="word lines", gt=0)
-    cols: int = spec(doc="bit lines", gt=0)
-    bits_per_cell: int = spec(doc="bits stored per cell", gt=0)
+    rows: int = spec(doc="word lines", gt=0, le=2**20)
+    cols: int = spec(doc="bit lines", gt=0, le=2**20)
+    bits_per_cell: int = spec(doc="bits stored per cell", gt=0, le=64)
     read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", gt=0)
     power_mw: float = spec(doc="power while reading, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -228,7 +229,7 @@ class Crossbar:
 class Adc:
     """Analog-to-digital converter; energy per conversion = power / sample rate."""
 
-    bits: int = spec(doc="resolution, bits", gt=0)
+    bits: int = spec(doc="resolution, bits", gt=0, le=64)
     sample_rate_hz: float = spec(doc="conversions per second", gt=0)
     power_mw: float = spec(doc="power at full rate, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -242,7 +243,7 @@ class Adc:
 class Dac:
     """Digital-to-analog converter driving one word line."""
 
-    bits: int = spec(doc="bits applied per read cycle (1 = bit-serial inputs)", gt=0)
+    bits: int = spec(doc="bits applied per read cycle (1 = bit-serial inputs)", gt=0, le=64)
     power_mw: float = spec(doc="power per DAC while driving, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area per DAC, mm²", ge=0)
 
@@ -253,7 +254,7 @@ class Peripheral:
 
     name: str = spec(doc="what it is")
     power_mw: float = spec(doc="power per instance at full activity, mW", ge=0)
-    count: int = spec(1, doc="instances", gt=0)
+    count: int = spec(1, doc="instances", gt=0, le=2**30)
     area_mm2: float = spec(0.0, doc="area per instance, mm²", ge=0)
 
 
@@ -263,7 +264,8 @@ class WriteModel:
 
     pulse_energy_pj: float = spec(doc="energy of one write pulse on one cell, pJ", ge=0)
     pulse_ns: float = spec(doc="width of one write pulse, ns", gt=0)
-    max_pulses_per_update: int = spec(doc="conductance levels: pulses for a full-range update", gt=0)
+    max_pulses_per_update: int = spec(doc="conductance levels: pulses for a full-range update",
+                                      gt=0, le=2**30)
     endurance_cycles: float = spec(doc="writes a cell survives (report writes per cell against it)", gt=0)
     row_parallel: bool = spec(True, doc="a crossbar row is written at once (latency = rows × pulses)")
 
@@ -272,17 +274,17 @@ class WriteModel:
 class ReramCompute:
     """Chip → tiles → in-situ MAC units (IMAs) → crossbars, with ADCs and DACs."""
 
-    tiles: int = spec(doc="tiles per chip", gt=0)
-    imas_per_tile: int = spec(doc="in-situ MAC units per tile", gt=0)
-    crossbars_per_ima: int = spec(doc="crossbars per IMA", gt=0)
+    tiles: int = spec(doc="tiles per chip", gt=0, le=2**20)
+    imas_per_tile: int = spec(doc="in-situ MAC units per tile", gt=0, le=2**20)
+    crossbars_per_ima: int = spec(doc="crossbars per IMA", gt=0, le=2**20)
     crossbar: Crossbar = spec(doc="the crossbar")
-    adcs_per_ima: int = spec(doc="ADCs per IMA (shared by its crossbars' columns)", gt=0)
+    adcs_per_ima: int = spec(doc="ADCs per IMA (shared by its crossbars' columns)", gt=0, le=2**20)
     adc: Adc = spec(doc="the ADC")
-    dacs_per_ima: int = spec(doc="DACs per IMA", gt=0)
+    dacs_per_ima: int = spec(doc="DACs per IMA", gt=0, le=2**20)
     dac: Dac = spec(doc="the DAC")
     write: WriteModel = spec(doc="cell writes for weight updates")
-    input_bits: int = spec(16, doc="bits per input, applied bit-serially through the DACs", gt=0)
-    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells", gt=0)
+    input_bits: int = spec(16, doc="bits per input, applied bit-serially through the DACs", gt=0, le=64)
+    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells", gt=0, le=64)
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
     ima_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each IMA")
     tile_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each tile")

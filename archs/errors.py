@@ -10,7 +10,7 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, problems: list[str], source: str | None = None) -> None:
-        self.problems = list(problems)
+        self.problems = [printable(p) for p in problems]
         self.source = source
         head = f"{source}: " if source else ""
         if len(self.problems) == 1:
@@ -18,3 +18,9 @@ class ConfigError(ValueError):
         else:
             msg = head + f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
         super().__init__(msg)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines included) escaped, so a problem stays one line even
+    when it quotes a key or value that holds them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

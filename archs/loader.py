@@ -22,6 +22,7 @@ import yaml
 from . import units
 from .architecture import Architecture
 from .errors import ConfigError
+from .fields import MAX_NUMBER
 
 FORMAT_VERSION = 1
 _BAD = object()  # a value that failed conversion (its problem is already recorded)
@@ -57,17 +58,28 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML strictly; raise ConfigError on syntax errors and duplicate keys."""
-    loader = _StrictLoader(text)
+    """Parse YAML strictly; raise ConfigError on syntax errors, control characters, nesting too
+    deep to read and duplicate keys."""
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # the reader refuses control characters here, before parsing
         data = loader.get_single_data()
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise ConfigError([f"line {line}: control character {char} is not allowed in YAML; "
+                           "remove it (is this a text file?)"], source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{where}YAML syntax error: {problem}"], source) from None
+    except RecursionError:
+        raise ConfigError(["YAML nested too deeply to read; an architecture is a few levels deep"],
+                          source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if loader.duplicates:
         raise ConfigError(loader.duplicates, source)
     return data
@@ -175,6 +187,9 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
             return _BAD
     else:
         value = raw
+    if isinstance(value, int) and abs(value) > MAX_NUMBER:  # too large even to turn into a float
+        problems.append(f"{path}: must be <= {_fmt_bound(meta.get('le') or MAX_NUMBER)}, got {_show(raw)}")
+        return _BAD
     if not math.isfinite(value):
         problems.append(f"{path}: must be finite, got {_show(raw)}")
         return _BAD
@@ -188,6 +203,8 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
     for key, ok, text in (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
                           ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(key)
+        if key == "le" and bound is None:
+            bound = MAX_NUMBER
         if bound is not None and not ok(value, bound):
             problems.append(f"{path}: must be {text} {_fmt_bound(bound)}, got {_show(raw)}")
             return _BAD
@@ -195,7 +212,9 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
 
 
 def _fmt_bound(b: float) -> str:
-    return str(int(b)) if float(b).is_integer() else str(b)
+    if float(b).is_integer() and b >= 2**16 and int(b) & (int(b) - 1) == 0:
+        return f"2**{int(b).bit_length() - 1}"  # powers of two as written in components.py
+    return str(int(b)) if float(b).is_integer() and abs(b) < 1e16 else str(b)
 
 
 def _show(raw: Any) -> str:

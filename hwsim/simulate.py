@@ -74,6 +74,9 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     if bad:
         raise ValueError(f"unknown pass {bad[0]!r}; passes are {', '.join(PASSES)}")
     family = family_of(machine)
+    if dataflow is not None and machine.family != "edge_npu":
+        raise ValueError(f"dataflow {dataflow!r} applies to PE arrays (edge_npu machines); "
+                         f"{machine.name} is a {machine.family} machine: leave the dataflow out")
     if iterations is None:
         its = list(tr.mask_iterations)
     elif isinstance(iterations, str):

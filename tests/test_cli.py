@@ -98,12 +98,12 @@ def test_demo_quick(tmp_path, capsys):
     assert "against dense training on the same machine" in out and "results.parquet" in out
     assert out.index("against dense training") < out.index("sparse features off")  # the honest one first
     df = pd.read_parquet(tmp_path / "results.parquet")
-    assert set(df["method"]) == {"dense", "dst", "dsg"}
+    assert set(df["method"]) == {"dense", "dst", "dsg", "nm"}
     assert set(df["arch"]) == set(DEMO_ARCHS)
     assert "eyeriss-v2-pe" not in DEMO_ARCHS  # a validation fixture, not a machine
     assert set(df["model"]) == {"lenet5"}  # a conv net: the methods' regime
     assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
-    for method in ("dense", "dst", "dsg"):
+    for method in ("dense", "dst", "dsg", "nm"):
         assert (tmp_path / f"{method}-lenet5-digits.trace" / "manifest.json").exists()
 
 

@@ -16,7 +16,8 @@ class TraceFormatError(ValueError):
         self.field = field
         self.found = found
         self.expected = expected
-        super().__init__(f"{self.file}: {field}: found {found}; expected {expected}")
+        text = f"{self.file}: {field}: found {found}; expected {expected}"
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in text))  # one line
 
 
 class RecorderError(RuntimeError):

@@ -26,6 +26,17 @@ PASSES = ("forward", "backward_data", "backward_weight", "update")
 GEMM_PASSES = PASSES[:3]
 KINDS = ("conv2d", "linear")
 
+# Magnitudes a trace may describe, so that every count and GEMM dimension replay forms fits int64:
+# a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, MACs of one pass for
+# one sample <= 2**42, and (traces.manifest) a batch <= 2**20 samples: 2**20 · 2**42 = 2**62.
+MAX_DIM = 2**31
+MAX_ELEMENTS = 2**36
+MAX_MACS_PER_SAMPLE = 2**42
+MAX_BATCH = 2**20
+_SHAPES = ("x_shape", "w_shape", "y_shape")
+_PAIRS = ("stride", "padding", "dilation")
+_TEXT = ("name", "kind", "module", "module_type")
+
 # Which tensors each per-sample or per-weight shape applies to.
 ACTIVATION_TENSORS = ("x", "dx")
 OUTPUT_TENSORS = ("y", "y_sel", "y_out", "dy")
@@ -123,11 +134,29 @@ class LayerSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerSpec:
-        """Inverse of :meth:`to_dict` (the ``gemm`` entry is derived, so it is ignored)."""
+        """Inverse of :meth:`to_dict` (the ``gemm`` entry is derived, so it is ignored).
+
+        Raises ValueError ``field: message`` for a value of the wrong type (shapes and pairs are
+        lists of integers, ``groups`` and ``call`` integers, ``bias`` a boolean, names text) and
+        TypeError for missing or unknown fields.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"(entry): expected a JSON object, got {type(d).__name__}")
         fields = {k: v for k, v in d.items() if k != "gemm"}
-        for key in ("x_shape", "w_shape", "y_shape", "stride", "padding", "dilation"):
+        for key in (*_SHAPES, *_PAIRS):
             if key in fields:
-                fields[key] = tuple(int(v) for v in fields[key])
+                value = fields[key]
+                if not isinstance(value, list) or not all(_is_int(v) for v in value):
+                    raise ValueError(f"{key}: expected a list of integers, got {value!r}")
+                fields[key] = tuple(value)
+        for key in ("groups", "call"):
+            if key in fields and not _is_int(fields[key]):
+                raise ValueError(f"{key}: expected an integer, got {fields[key]!r}")
+        if "bias" in fields and not isinstance(fields["bias"], bool):
+            raise ValueError(f"bias: expected true or false, got {fields['bias']!r}")
+        for key in _TEXT:
+            if key in fields and not isinstance(fields[key], str):
+                raise ValueError(f"{key}: expected text, got {fields[key]!r}")
         return cls(**fields)
 
     def check(self) -> list[str]:
@@ -135,12 +164,35 @@ class LayerSpec:
         problems: list[str] = []
         if self.kind not in KINDS:
             return [f"kind: must be one of {KINDS}, got {self.kind!r}"]
+        if self.call < 0:
+            problems.append(f"call: must be >= 0, got {self.call}")
+        for key in _SHAPES:
+            shape = getattr(self, key)
+            if not shape or any(not 1 <= v <= MAX_DIM for v in shape):
+                return [*problems, f"{key}: every dimension must be in 1..2**31, got {list(shape)}"]
+            if math.prod(shape) > MAX_ELEMENTS:
+                return [*problems, f"{key}: {math.prod(shape):.3g} elements exceed 2**36; "
+                        "a trace describes one sample's tensors and the weights"]
+        if self.groups < 1:
+            return [*problems, f"groups: must be >= 1, got {self.groups}"]
+        if self.kind == "linear" and self.groups != 1:
+            return [*problems, f"groups: a linear layer has groups 1, got {self.groups}"]
+        if self.kind == "conv2d":
+            for key, low in (("stride", 1), ("padding", 0), ("dilation", 1)):
+                pair = getattr(self, key)
+                if len(pair) != 2:
+                    problems.append(f"{key}: a 2-D conv needs one value per spatial dimension (2), "
+                                    f"got {len(pair)}: {list(pair)}")
+                elif any(not low <= v <= MAX_DIM for v in pair):
+                    problems.append(f"{key}: values must be in {low}..2**31, got {list(pair)}")
+            if problems:
+                return problems
         if self.kind == "linear":
             if len(self.w_shape) != 2 or self.x_shape[-1:] != self.w_shape[1:]:
                 problems.append(f"w_shape: {self.w_shape} does not fit input {self.x_shape}")
             elif self.y_shape != (*self.x_shape[:-1], self.w_shape[0]):
                 problems.append(f"y_shape: {self.y_shape} != {(*self.x_shape[:-1], self.w_shape[0])}")
-            return problems
+            return problems or self._check_macs()
         if len(self.x_shape) != 3 or len(self.w_shape) != 4 or len(self.y_shape) != 3:
             return [f"shapes: conv2d needs (C,H,W), (K,C/g,R,S), (K,P,Q); got "
                     f"{self.x_shape}, {self.w_shape}, {self.y_shape}"]
@@ -151,7 +203,13 @@ class LayerSpec:
         expected = (k, *conv_out_size((h, w), (r, s), self.stride, self.padding, self.dilation))
         if self.y_shape != expected:
             problems.append(f"y_shape: {self.y_shape}, but the geometry gives {expected}")
-        return problems
+        return problems or self._check_macs()
+
+    def _check_macs(self) -> list[str]:
+        macs = self.rows_per_sample * self.reduction * self.w_shape[0]
+        if macs > MAX_MACS_PER_SAMPLE:
+            return [f"w_shape: {macs:.3g} MACs per sample in one pass exceed 2**42"]
+        return []
 
 
 def conv_out_size(
@@ -165,3 +223,8 @@ def conv_out_size(
     return tuple(  # type: ignore[return-value]
         (hw[i] + 2 * padding[i] - dilation[i] * (rs[i] - 1) - 1) // stride[i] + 1 for i in range(2)
     )
+
+
+def _is_int(v: object) -> bool:
+    """An integer, not a boolean (JSON ``true`` is not a dimension)."""
+    return isinstance(v, int) and not isinstance(v, bool)

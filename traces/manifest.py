@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TraceFormatError
-from .layer import LayerSpec
+from .layer import MAX_BATCH, LayerSpec
 
 FORMAT_NAME = "hwsim-trace"
 FORMAT_VERSION = 1
@@ -122,16 +122,21 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
             names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
             raise TraceFormatError(file, key, type(d[key]).__name__, names)
-    if tuple(d["tensors"]) != TENSORS:
+    if d["tensors"] != list(TENSORS):
         raise TraceFormatError(file, "tensors", d["tensors"], list(TENSORS))
+    _check_fields(d, file)
     layers: list[LayerSpec] = []
     names: set[str] = set()
     for i, entry in enumerate(d["layers"]):
         where = f"layers[{i}]"
         try:
             spec = LayerSpec.from_dict(entry)
-        except (TypeError, ValueError) as exc:
-            raise TraceFormatError(file, where, repr(exc),
+        except ValueError as exc:
+            field, _, msg = str(exc).partition(": ")
+            raise TraceFormatError(file, f"{where}.{field}", msg,
+                                   "a layer entry as in docs/trace-format.md") from None
+        except TypeError as exc:
+            raise TraceFormatError(file, where, str(exc).replace("LayerSpec.__init__() ", ""),
                                    "a layer entry as in docs/trace-format.md") from None
         problems = spec.check()
         if problems:
@@ -142,3 +147,33 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         names.add(spec.name)
         layers.append(spec)
     return layers
+
+
+def _check_fields(d: dict[str, Any], file: Path) -> None:
+    """The fields replay, info and stats read, beyond their JSON types."""
+    batch = d["batch_size"]
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        raise TraceFormatError(file, "batch_size", batch, "a positive number of samples, at most 2**20, "
+                               "or null")
+    for key in ("model", "method", "dataset"):
+        if not isinstance(d[key].get("name"), str):
+            raise TraceFormatError(file, f"{key}.name", repr(d[key].get("name")), "text")
+    params = d["method"].get("params")
+    if params is not None and not isinstance(params, dict):
+        raise TraceFormatError(file, "method.params", type(params).__name__, "a JSON object or null")
+    opt = d["optimizer"]
+    if opt is not None:
+        if not isinstance(opt.get("name"), str):
+            raise TraceFormatError(file, "optimizer.name", repr(opt.get("name")), "text")
+        if not isinstance(opt.get("params"), dict):
+            raise TraceFormatError(file, "optimizer.params", repr(opt.get("params")), "a JSON object")
+    bad = {k: v for k, v in d["dtypes"].items() if not isinstance(v, str)}
+    if bad:
+        key = next(iter(bad))
+        raise TraceFormatError(file, f"dtypes.{key}", repr(bad[key]), "a dtype name such as 'float32'")
+    samples = d["schedule"].get("mask_samples")
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool) or samples < 1):
+        raise TraceFormatError(file, "schedule.mask_samples", repr(samples), "a positive integer or null")
+    its = d.get("iterations")
+    if its is not None and (not isinstance(its, int) or isinstance(its, bool) or its < 0):
+        raise TraceFormatError(file, "iterations", repr(its), "the number of iterations recorded, or null")

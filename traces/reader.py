@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 from . import bits
 from .errors import TraceFormatError
 from .invariants import checker_for
-from .layer import LayerSpec
+from .layer import MAX_BATCH, LayerSpec
 from .manifest import MANIFEST_NAME, MASK_TENSORS, TENSOR_INDEX, TENSORS, check_manifest
 from .writer import ITER_GLOB, iteration_filename, member
 
@@ -53,9 +55,11 @@ class Trace:
                                    "the JSON manifest every trace directory starts with "
                                    "(is this a trace written by hwsim?)")
         try:
-            self.manifest: dict[str, Any] = json.loads(mfile.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.manifest: dict[str, Any] = _parse_json(mfile.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise TraceFormatError(mfile, "(document)", f"invalid JSON ({exc})", "a JSON object") from None
+        except ValueError as exc:  # NaN, Infinity, a key twice
+            raise TraceFormatError(mfile, "(document)", str(exc), "finite numbers, each key once") from None
         self.layers: list[LayerSpec] = check_manifest(self.manifest, mfile)
         self._layer_index = {s.name: i for i, s in enumerate(self.layers)}
         self._files: dict[int, Path] = {}
@@ -157,9 +161,13 @@ class Iteration:
             raise TraceFormatError(file, "meta" if "meta" not in names else "counts",
                                    "field missing", "every iteration file has meta and counts")
         try:
-            self.meta: dict[str, Any] = json.loads(self._read("meta").tobytes())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.meta: dict[str, Any] = _parse_json(self._read("meta").tobytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON object") from None
+        except ValueError as exc:
+            raise TraceFormatError(file, "meta", str(exc), "finite numbers, each key once") from None
+        if not isinstance(self.meta, dict):
+            raise TraceFormatError(file, "meta", type(self.meta).__name__, "a JSON object")
         self.counts: np.ndarray = self._read("counts")
         expected = (len(trace.layers), len(TENSORS))
         if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
@@ -168,23 +176,38 @@ class Iteration:
         self.batch: int = self._meta_int("batch")
         self.has_masks: bool = bool(self.meta.get("has_masks", False))
         mb = self.meta.get("mask_batch")
-        self.mask_batch: int = self.batch if mb is None else int(mb)
+        self.mask_batch: int = self.batch if mb is None else self._meta_int("mask_batch", self.batch)
         self.epoch = self.meta.get("epoch")
         self._members = names
         self._check_members(names)
 
-    def _meta_int(self, key: str) -> int:
+    def _meta_int(self, key: str, most: int = MAX_BATCH) -> int:
         value = self.meta.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TraceFormatError(self.file, f"meta.{key}", repr(value), "a positive integer")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise TraceFormatError(self.file, f"meta.{key}", repr(value), f"an integer in 1..{most}")
         return value
 
     def _read(self, name: str) -> np.ndarray:
         try:
+            self._check_size(name)
             return self._npz[name]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
                                    "an intact array") from None
+
+    def _check_size(self, name: str) -> None:
+        """A member's header must not promise more data than the member holds (a corrupt header would
+        otherwise allocate whatever it claims before the read fails)."""
+        info = self._npz.zip.getinfo(f"{name}.npy")
+        with self._npz.zip.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            needed = math.prod(shape) * dtype.itemsize
+            if needed > info.file_size - f.tell():
+                raise ValueError(f"its header promises {needed} bytes, the file holds "
+                                 f"{info.file_size - f.tell()}")
 
     def _check_members(self, names: set[str]) -> None:
         n_layers = len(self.trace.layers)
@@ -309,3 +332,21 @@ def _check_iteration_files(path: Path, manifest: dict[str, Any], present: list[i
     if extra:
         raise TraceFormatError(path, "iterations", f"iteration file iter-{extra[0]:08d} beyond the "
                                f"{expected} iterations in the manifest", "only the manifest's iterations")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a trace may hold")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    twice = [k for i, k in enumerate(keys) if k in keys[:i]]
+    if twice:
+        raise ValueError(f"key {twice[0]!r} appears twice in one object")
+    return dict(pairs)
+
+
+def _parse_json(data: bytes) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's json accepts them; replay would compute with them),
+    no key twice in one object (Python's json keeps the last silently)."""
+    return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)

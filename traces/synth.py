@@ -18,7 +18,7 @@ import numpy as np
 
 from . import bits
 from . import structured as nm
-from .layer import LayerSpec, conv_out_size
+from .layer import MAX_BATCH, LayerSpec, conv_out_size
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .writer import TraceWriter
 
@@ -50,7 +50,7 @@ def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
     sample is an ``M × K`` matrix. Replay at batch 1, as SCALE-Sim runs.
     """
     p = Path(path)
-    rows = [r for r in csv.reader(p.read_text().splitlines()) if any(c.strip() for c in r)]
+    rows = [r for r in _csv_rows(p) if any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"{p}: empty topology")
     layers = []
@@ -61,17 +61,37 @@ def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
         except ValueError:
             raise ValueError(f"{p}: line {i}: expected integers after the layer name, "
                              f"got {cells[1:]}") from None
+        if any(v < 1 for v in nums):
+            raise ValueError(f"{p}: line {i}: sizes must be positive integers, got {cells[1:]}")
         if len(nums) == 3:  # GEMM: M, N, K
             m, n, k = nums
-            layers.append(linear(cells[0], k, n, rows=m))
+            layers.append(_checked(linear(cells[0], k, n, rows=m), p, i))
         elif len(nums) >= 7:
             h, w, r, s, c, k, stride = nums[:7]
             pq = [math.ceil((dim - f + stride) / stride) for dim, f in ((h, r), (w, s))]
             hh, ww = ((pq[0] - 1) * stride + r, (pq[1] - 1) * stride + s)
-            layers.append(conv(cells[0], c, hh, ww, k, r, s, stride=stride))
+            layers.append(_checked(conv(cells[0], c, hh, ww, k, r, s, stride=stride), p, i))
         else:
             raise ValueError(f"{p}: line {i}: expected 8 conv columns or 4 GEMM columns, got {len(cells)}")
     return layers
+
+
+def _csv_rows(p: Path) -> list[list[str]]:
+    """The rows of a CSV file; ValueError naming the file when it cannot be read as text CSV."""
+    try:
+        return list(csv.reader(p.read_text().splitlines()))
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not a text file (UTF-8 expected); give a CSV layer table") from None
+    except csv.Error as exc:
+        raise ValueError(f"{p}: malformed CSV ({exc})") from None
+
+
+def _checked(spec: LayerSpec, p: Path, line: int) -> LayerSpec:
+    """``spec`` if its geometry is consistent, else ValueError naming the file, line and field."""
+    problems = spec.check()
+    if problems:
+        raise ValueError(f"{p}: line {line}: {problems[0]}")
+    return spec
 
 
 def read_layer_table(path: str | Path) -> list[LayerSpec]:
@@ -79,21 +99,38 @@ def read_layer_table(path: str | Path) -> list[LayerSpec]:
     kernel, stride, padding, groups`` (conv) or ``name, linear, in_features, out_features``."""
     p = Path(path)
     out = []
-    for i, row in enumerate(csv.reader(p.read_text().splitlines()), start=1):
+    for i, row in enumerate(_csv_rows(p), start=1):
         cells = [c.strip() for c in row if c.strip()]
         if not cells or cells[0].startswith("#") or cells[0] == "name":
             continue
+        need = {"linear": 4, "conv2d": 10}.get(cells[1] if len(cells) > 1 else "", 0)
+        if need == 0:
+            raise ValueError(f"{p}: line {i}: kind must be conv2d or linear, got "
+                             f"{cells[1] if len(cells) > 1 else 'nothing'!r}")
+        if len(cells) < need:
+            raise ValueError(f"{p}: line {i}: a {cells[1]} row has {need} columns "
+                             f"({LAYER_COLUMNS[cells[1]]}), got {len(cells)}")
         try:
-            if cells[1] == "linear":
-                out.append(linear(cells[0], int(cells[2]), int(cells[3])))
-            elif cells[1] == "conv2d":
-                c, h, w, k, r, st, pad, g = (int(v) for v in cells[2:10])
-                out.append(conv(cells[0], c, h, w, k, r, stride=st, padding=pad, groups=g))
-            else:
-                raise ValueError(f"kind must be conv2d or linear, got {cells[1]!r}")
-        except (ValueError, IndexError) as exc:
-            raise ValueError(f"{p}: line {i}: {exc}") from None
+            nums = [int(v) for v in cells[2:need]]
+        except ValueError:
+            raise ValueError(f"{p}: line {i}: expected integers after the kind, "
+                             f"got {cells[2:need]}") from None
+        bad = [v for j, v in enumerate(nums) if v < (0 if cells[1] == "conv2d" and j == 6 else 1)]
+        if bad:
+            raise ValueError(f"{p}: line {i}: sizes must be positive (padding >= 0), got {cells[2:need]}")
+        if cells[1] == "linear":
+            out.append(_checked(linear(cells[0], *nums), p, i))
+        else:
+            c, h, w, k, r, st, pad, g = nums
+            if c % g:
+                raise ValueError(f"{p}: line {i}: groups {g} does not divide {c} input channels")
+            out.append(_checked(conv(cells[0], c, h, w, k, r, stride=st, padding=pad, groups=g), p, i))
     return out
+
+
+LAYER_COLUMNS = {"linear": "name, linear, in, out",
+                 "conv2d": "name, conv2d, C, H, W, K, kernel, stride, padding, groups"}
+MAX_SYNTH_ELEMENTS = 2**31  # one synthetic mask at most (drawing it takes 8 bytes per element)
 
 
 PER_CHANNEL_CONCENTRATION = 8.0  # Beta(d·κ, (1 − d)·κ): channel densities with mean d
@@ -127,6 +164,15 @@ def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int
     bad = {k: v for k, v in dens.items() if k not in DEFAULT_DENSITY or not 0 < v <= 1}
     if bad:
         raise ValueError(f"densities must be in (0, 1] for x, w, dy; got {bad}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be in 1..2**20 samples, got {batch}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    for spec in layers:
+        for t in ("x", "w", "dy"):
+            if spec.numel(t, batch) > MAX_SYNTH_ELEMENTS:
+                raise ValueError(f"layer {spec.name!r}: a {t} mask of {spec.numel(t, batch):.3g} elements at "
+                                 f"batch {batch} is over 2**31 (16 GiB to draw); use a smaller batch")
     params: dict = {"density": dens, "per_channel": per_channel}
     if structured is not None:
         n, m, transposable = structured

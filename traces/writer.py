@@ -43,6 +43,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk reports no file name: name the file being written
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import _bar, _print_frame
+from .common import _bar, _print_frame, check_output
 
 
 def add_demo(sub: Any) -> None:
@@ -39,6 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hwsim.simulate import simulate
     from traces.training import train
 
+    check_output(args.out, "--out", directory=True)  # before minutes of training, not after
     epochs, every = (1, 11) if args.quick else (10, 44)
     frames, accuracy = [], {}
     for method, params in DEMO_METHODS:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import _bar, _print_frame
+from .common import _bar, _print_frame, check_output
 
 
 def add_replay(sub: Any) -> None:
@@ -38,13 +38,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for name in (p.strip() for p in args.passes.split(",") if p.strip()):
         if name not in PASS_NAMES:
             raise ValueError(f"--passes: unknown pass {name!r}; use fwd, bwd-data, bwd-weight, update")
-        passes.append(PASS_NAMES[name])
+        if PASS_NAMES[name] not in passes:
+            passes.append(PASS_NAMES[name])
+    if not passes:
+        raise ValueError(f"--passes: name at least one pass (fwd, bwd-data, bwd-weight, update), "
+                         f"got {args.passes!r}")
     try:
         its = [int(v) for v in args.iterations.split(",")] if args.iterations else None
     except ValueError:
         raise ValueError(f"--iterations: expected numbers like 0,10,20, got {args.iterations!r}") from None
     if args.out is not None and args.out.suffix not in (".parquet", ".csv"):
         raise ValueError(f"--out {args.out}: use a .parquet or .csv file name")
+    if args.out is not None:
+        check_output(args.out, "--out")  # before minutes of simulation, not after
     tr = traces.load(args.trace)
     bar = None
 
@@ -60,9 +66,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if report.to_frame().empty:  # e.g. only bwd-data on a trace that records no input gradients
+        raise ValueError(f"{args.trace}: the trace records no work for --passes {args.passes} "
+                         "(backward_data needs recorded input gradients, dx; backward_weight and update "
+                         "need weight gradients, dw); choose other passes")
+    saved = report.save(args.out) if args.out is not None else None  # outputs first, then the summary
     print_summary(report)
-    if args.out is not None:
-        print(f"results written to {report.save(args.out)}")
+    if saved is not None:
+        print(f"results written to {saved}")
     return 0
 
 

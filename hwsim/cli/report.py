@@ -20,6 +20,15 @@ def add_report(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.html import write_report
 
-    path = write_report(args.results, args.out, title=args.title)
+    from .common import check_output
+
+    check_output(args.out, "--out")
+    try:
+        path = write_report(args.results, args.out, title=args.title)
+    except ValueError as exc:  # unreadable results: name the files when the reader did not
+        if any(str(r) in str(exc) for r in args.results):
+            raise
+        raise ValueError(f"{', '.join(map(str, args.results))}: {exc}; give results files written by "
+                         "`hwsim replay --out` or `hwsim demo`") from None
     print(f"report written to {path}")
     return 0

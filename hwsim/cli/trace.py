@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import _bar, _print_frame
+from .common import _bar, _print_frame, check_output
 
 
 def add_train(sub: Any) -> None:
@@ -81,7 +81,28 @@ def _method_params(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def _check_train_options(args: argparse.Namespace) -> None:
+    """Refuse option values training would trip on, before torch is imported (seconds)."""
+    import math
+
+    problems = [f"--{name}: must be >= {low}, got {getattr(args, key)}"
+                for key, name, low in (("epochs", "epochs", 1), ("batch_size", "batch-size", 1),
+                                       ("every", "every", 1), ("seed", "seed", 0))
+                if getattr(args, key) < low]
+    if args.mask_samples is not None and args.mask_samples < 1:
+        problems.append(f"--mask-samples: must be >= 1, got {args.mask_samples}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        problems.append(f"--lr: must be a positive finite number, got {args.lr}")
+    for key in ("gamma", "eps", "alpha"):  # their methods check the ranges
+        value = getattr(args, key)
+        if value is not None and not math.isfinite(value):
+            problems.append(f"--{key}: must be a finite number, got {value}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _check_train_options(args)
     from traces.training import train
 
     bar = None
@@ -103,6 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--lr-milestones: expected epochs like 40,60, got {args.lr_milestones!r}") from None
     params = _method_params(args)
+    check_output(args.out, "--out", directory=True)  # before training, not after
     try:
         result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
@@ -218,6 +240,8 @@ def parse_density(text: str) -> dict[str, float]:
 def cmd_trace_synth(args: argparse.Namespace) -> int:
     from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
 
+    if args.seed < 0:
+        raise ValueError(f"--seed: must be >= 0, got {args.seed}")
     layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
         read_layer_table(args.layers)
     if not layers:
@@ -243,6 +267,8 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
     from traces.structured import parse_nm
 
     tr = traces.load(args.path)
+    if args.csv:
+        check_output(args.csv, "--csv")
     print("\n".join(describe(tr)))
     tables = paper_stats(tr)
     if not tables:
