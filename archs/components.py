@@ -265,3 +265,12 @@ class ReramCompute:
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
     ima_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each IMA")
     tile_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each tile")
+    signed_weights: Literal["offset", "differential"] = spec(
+        "offset", doc="signed weights: offset (biased unsigned code in one column set, the bias "
+                      "removed digitally; ISAAC) or differential (a positive and a negative column set, "
+                      "magnitudes in weight_bits - 1 bits)")
+    transposed_read: bool = spec(
+        False, doc="the periphery can drive bit lines and sense word lines, so backward-data runs as a "
+                   "transposed read of the same crossbars (else on the digital unit)")
+    replicate_layers: bool = spec(
+        True, doc="copy layers into spare IMAs to balance the inter-layer pipeline (ISAAC, PipeLayer)")

@@ -208,8 +208,9 @@ def reram_isaac() -> Architecture:
                              endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
                              row_parallel=True),  # row-by-row writes [ref §4.6]
         ),
-        # one digital unit per tile, at the shift-and-add energy per op [ref §4.1]
-        vector_unit=VectorUnit(lanes=168, op_energy_pj=0.021),
+        # the digital unit: ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one element
+        # per cycle each, at the shift-and-add energy per op [ref §4.1]
+        vector_unit=VectorUnit(lanes=2 * 168, op_energy_pj=0.021),
         memories=(
             Memory(name="edram", kind="edram", capacity_bytes=64 * 1024, instances=168,  # [ref §4.1]
                    read_energy_pj_per_byte=20.45 / 32, write_energy_pj_per_byte=20.45 / 32),  # per 256 b
