@@ -162,7 +162,7 @@ def test_replay_user_errors(tmp_path):
     from .traces.helpers import write_trace
 
     write_trace(tmp_path / "t")
-    for args, expect in ((["--arch", "reram-isaac"], "reram machines are described but not simulated yet"),
+    for args, expect in ((["--arch", "gpu-a100"], "gpu machines are described but not simulated yet"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
                          (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
                          (["--arch", "edge-npu", "--iterations", "99"], "iteration 99 is not in"),

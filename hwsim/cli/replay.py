@@ -71,7 +71,8 @@ def print_summary(report: Any) -> None:
     m = report.meta
     s = report.summary()
     iters = report.to_frame()["iteration"].nunique()
-    print(f"{m['trace']} on {m['arch']} ({m['dataflow']}, {m['backend']} timing), {iters} iteration(s) "
+    how = f" ({m['dataflow']}, {m['backend']} timing)" if m.get("dataflow") else ""  # dataflows: PE arrays
+    print(f"{m['trace']} on {m['arch']}{how}, {iters} iteration(s) "
           "replayed exactly; dense = the same machine with every sparse feature off")
     table = {
         "cycles": s["cycles"].map(lambda v: f"{v:,.0f}"),
@@ -83,6 +84,8 @@ def print_summary(report: Any) -> None:
     import pandas as pd
 
     _print_frame(pd.DataFrame(table, index=s.index))
+    if m.get("family") == "reram":
+        _print_writes(report.to_frame())
     t = report.totals()
     n = t.attrs["iterations_in_run"]
     cyc = t.loc["cycles"]
@@ -90,3 +93,25 @@ def print_summary(report: Any) -> None:
           f"{cyc['run_estimate']:,.0f} cycles = {cyc['run_estimate'] / m['clock_hz'] * 1e3:,.3f} ms "
           f"(per iteration {cyc['per_iteration_mean']:,.0f} ± {cyc['per_iteration_std']:,.0f}), "
           f"speedup {t.loc['dense_cycles', 'run_estimate'] / cyc['run_estimate']:.3f}x")
+
+
+def _print_writes(df: Any) -> None:
+    """ReRAM: cell writes of the recorded updates per layer, and the projected lifetime."""
+    if "reram_cell_writes" not in df.columns:
+        print("cell writes: the trace records no weights (train with weights recorded to count them)")
+        return
+    u = df[df["pass"] == "update"].dropna(subset=["reram_cell_writes"])
+    if u.empty:
+        return
+    by = u.groupby("layer", sort=False)
+    last = by.last()
+    table = {
+        "cells written/step": by["reram_cell_writes"].mean().map(lambda v: f"{v:,.0f}"),
+        "pulses/step": by["reram_write_pulses"].mean().map(lambda v: f"{v:,.0f}"),
+        "max writes/cell/epoch": last["reram_max_cell_writes_per_epoch"].map(lambda v: f"{v:,.1f}"),
+        "lifetime (epochs)": last["reram_lifetime_epochs"].map(lambda v: f"{v:,.4g}"),
+    }
+    import pandas as pd
+
+    print("cell writes of the recorded updates (all copies of each layer; lifetime against the endurance):")
+    _print_frame(pd.DataFrame(table))
