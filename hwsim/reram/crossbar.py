@@ -5,6 +5,8 @@ row of ``A`` is an input vector, cut into segments of ``in_block`` elements, one
 crossbars along K; a segment is applied bit-serially through the DACs (``ceil(input_bits /
 dac_bits)`` reads) to every crossbar of its block (``n_xbars × slices × sets`` of them), and every
 mapped column of those crossbars is converted once per read by the IMA's time-multiplexed ADCs.
+A crossbar that drives at most ``parallel_rows`` lines at once (NeuroSim's partial parallel read)
+reads one block in ``ceil(in_block / parallel_rows)`` sequential reads per input bit.
 The transposed read (backward-data) is the same with the roles of rows and columns swapped.
 
 Sparse features (``SparseFeatures.skip_zero_*``), from the masks, exactly:
@@ -118,23 +120,27 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
     conv_per_read = conv_cols.sum(axis=1).astype(np.int64) * sets  # (kb,) conversions per read
     adc_ns = np.ceil(conv_cols.max(axis=1, initial=0) / adcs_per_xbar) / r.adc.sample_rate_hz * 1e9
     read_ns = np.maximum(xb.read_cycle_ns, adc_ns)  # (kb,)
+    p = xb.parallel_rows if 0 < xb.parallel_rows < in_block else in_block  # lines driven at once
+    spb = math.ceil(in_block / p)  # sequential reads of one block per input bit
     if skips.input_rows:
         seg = _blocks(a, 1, in_block)  # (M, kb, in_block)
-        drives = seg.sum(axis=2, dtype=np.int64)  # (M, kb) driven lines per read
-        active = drives > 0  # (M, kb)
+        if spb * p != in_block:
+            seg = np.pad(seg, ((0, 0), (0, 0), (0, spb * p - in_block)))
+        drives = seg.reshape(m, kb, spb, p).sum(axis=3, dtype=np.int64)  # (M, kb, spb) lines per read
     else:
-        drives = np.broadcast_to(rows_in[None, :], (m, kb)).astype(np.int64)
-        active = np.ones((m, kb), bool)
-    n_active = active.sum(axis=0, dtype=np.int64)  # (kb,)
-    macs = int(drives.sum(axis=0) @ (conv_cols.sum(axis=1).astype(np.int64)))
-    vec_ns = bits * (active * read_ns[None, :]).max(axis=1, initial=0.0)  # (M,) blocks in parallel
+        sub = np.clip(rows_in[:, None] - p * np.arange(spb)[None, :], 0, p)  # (kb, spb) mapped lines
+        drives = np.broadcast_to(sub[None], (m, kb, spb)).astype(np.int64)
+    active = drives > 0  # (M, kb, spb): the reads that happen
+    n_active = active.sum(axis=(0, 2), dtype=np.int64)  # (kb,)
+    macs = int(drives.sum(axis=(0, 2)) @ (conv_cols.sum(axis=1).astype(np.int64)))
+    vec_ns = bits * (active.sum(axis=2) * read_ns[None, :]).max(axis=1, initial=0.0)  # (M,) blocks parallel
     reps = max(1, min(lm.replicas, m))
     per_rep = _blocks(vec_ns[:, None], 0, reps).reshape(-1, reps).sum(axis=0)  # round-robin
     return MvmCosts(
         algorithmic_macs=m * k * n, actual_macs=macs,
         crossbar_reads=int(bits * n_active @ xbars),
-        dac_drives=int(bits * drives.sum(axis=0) @ xbars),
+        dac_drives=int(bits * drives.sum(axis=(0, 2)) @ xbars),
         adc_conversions=int(bits * n_active @ conv_per_read),
-        active_segments=int(n_active.sum()), segments=m * kb,
+        active_segments=int(n_active.sum()), segments=m * int((rows_in[:, None] > p * np.arange(spb)).sum()),
         ima_busy_ns=float(bits * (n_active * read_ns) @ np.full(kb, imas_per_block)),
         time_ns=float(per_rep.max(initial=0.0)))

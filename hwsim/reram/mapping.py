@@ -96,8 +96,10 @@ def map_model(layers: Sequence[LayerSpec], r: ReramCompute, vectors: Sequence[in
     if not r.replicate_layers or not maps:
         return {s.name: m for s, m in zip(layers, maps, strict=True)}
 
+    cap = r.max_replicas or max(vec)
+
     def copies(t: int) -> list[int]:
-        return [min(v, math.ceil(v / t)) for v in vec]
+        return [min(v, cap, math.ceil(v / t)) for v in vec]
 
     def fits(t: int) -> bool:
         return sum(c * m.imas for c, m in zip(copies(t), maps, strict=True)) <= have

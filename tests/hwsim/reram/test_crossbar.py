@@ -71,16 +71,19 @@ def test_an_all_zero_input_vector_costs_no_adc_conversion():
     assert dense.adc_conversions == 2 * 2 * 16 * 300 * 8
 
 
-def scalar_counts(a: np.ndarray, b: np.ndarray, rows: int, cols: int, slices: int, bits: int) -> dict:
-    """A slow reference for the skipping machine: loop over vectors, blocks and crossbars."""
+def scalar_counts(a: np.ndarray, b: np.ndarray, rows: int, cols: int, slices: int, bits: int,
+                  parallel: int) -> dict:
+    """A slow reference for the skipping machine: loop over vectors, row groups read at once
+    (``parallel`` rows of a crossbar) and crossbars."""
     m, k = a.shape
     n = b.shape[1]
     out = {"conv": 0, "reads": 0, "drives": 0, "macs": 0}
     for v in range(m):
-        for kb in range(0, k, rows):
-            seg = a[v, kb:kb + rows]
+        for kr in range(0, k, parallel):
+            seg = a[v, kr:kr + parallel]
             if not seg.any():
                 continue
+            kb = kr // rows * rows  # the crossbar block these rows are in
             for nb in range(0, n, cols):
                 block = b[kb:kb + rows, nb:nb + cols]
                 nz_cols = int(block.any(axis=0).sum())
@@ -93,17 +96,18 @@ def scalar_counts(a: np.ndarray, b: np.ndarray, rows: int, cols: int, slices: in
     return out
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_counts_match_a_scalar_reference(seed):
+@pytest.mark.parametrize(("seed", "parallel"), [(0, 128), (1, 128), (2, 32)])
+def test_counts_match_a_scalar_reference(seed, parallel):
     rng = np.random.default_rng(seed)
     a = rng.random((37, 300)) < 0.3
     a[3] = False
     b = rng.random((300, 290)) < 0.4
     b[:, 7:140] = False  # whole zero columns and one zero crossbar column block
     b[128:256, 256:] = False
-    lm = map_layer(linear("fc", 300, 290), R)
-    c = mvm_costs(a, b, (37, 300, 290), lm, R, ALL)
-    ref = scalar_counts(a, b, 128, 128, 8, reads_per_vector(R))
+    r = archs.replace(ISAAC, {"reram.crossbar.parallel_rows": parallel}).reram
+    lm = map_layer(linear("fc", 300, 290), r)
+    c = mvm_costs(a, b, (37, 300, 290), lm, r, ALL)
+    ref = scalar_counts(a, b, 128, 128, 8, reads_per_vector(r), parallel)
     assert (c.adc_conversions, c.crossbar_reads, c.dac_drives, c.actual_macs) == \
         (ref["conv"], ref["reads"], ref["drives"], ref["macs"])
 
