@@ -16,7 +16,6 @@ from hwsim.reram.mapping import map_layer
 from hwsim.reram.writes import step_writes
 from hwsim.simulate import simulate
 from traces.synth import linear
-from traces.training import train
 
 ISAAC = archs.PRESETS["reram-isaac"]
 ONE_COPY = archs.replace(ISAAC, {"reram.replicate_layers": False})  # one copy per layer: plain counts
@@ -80,16 +79,6 @@ def scalar_writes(weight: np.ndarray, delta: np.ndarray, mask: np.ndarray | None
                 count += 1
                 pulses += math.ceil(abs(a - b) * 60 / 3)
     return written, count, pulses
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("reram_writes")
-    out = {}
-    for method in ("dense", "dst", "mlevel"):
-        out[method] = root / method
-        train(model="mlp", dataset="digits", method=method, epochs=1, every=5, out=out[method])
-    return out
 
 
 @pytest.mark.parametrize("method", ["dense", "dst", "mlevel"])
