@@ -41,14 +41,12 @@ class Context:
     baselines, and the writes each cell has had so far (wear)."""
 
     def __init__(self, arch: Architecture, manifest: dict[str, Any]) -> None:
-        from traces.layer import LayerSpec as Spec
-
         self.arch, self.r = arch, arch.reram
         self.skips = Skips.of(arch.sparse)
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         batch = int(manifest.get("batch_size") or 1)
-        specs = [Spec.from_dict(d) for d in manifest["layers"]]
+        specs = [LayerSpec.from_dict(d) for d in manifest["layers"]]
         self.maps: dict[str, LayerMap] = map_model(specs, self.r, [batch * s.rows_per_sample for s in specs])
         self.steps_per_epoch = int((manifest.get("schedule") or {}).get("iters_per_epoch") or 1)
         self.peak_macs_per_s = peak_macs_per_s(arch)
@@ -194,6 +192,7 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     r = ctx.r
     stats = it.layer_stats(li)
     changed_mask = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+    # the digital unit works on gradients at the crossbars' input precision
     row = update_row(ctx.arch, spec, it.index, weight_bits=r.weight_bits, gradient_bits=r.input_bits,
                      state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed_mask)
     row["mode"] = "exact" if it.has_masks else "dense_counts_only"

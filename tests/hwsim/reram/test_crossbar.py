@@ -121,3 +121,18 @@ def test_replication_balances_the_pipeline_and_a_too_large_model_names_the_short
     big = [linear("big", 128 * 2017, 128)]  # 2017 IMAs of 8 crossbars each
     with pytest.raises(MappingError, match=r"need 2,017 IMAs .* has 2,016 .* short by 1 IMAs = 1 tiles"):
         map_model(big, R, [1])
+
+
+def test_transposed_read_counts_match_the_scalar_reference_with_rows_and_columns_swapped():
+    """Backward-data: dY (M × N) drives the bit lines of the crossbars holding W (Kr × N), the word
+    lines are sensed; on a 64-row × 128-column crossbar the input blocks are 128 long, outputs 64."""
+    rng = np.random.default_rng(3)
+    r = archs.replace(ISAAC, {"reram.crossbar.rows": 64}).reram
+    lm = map_layer(linear("fc", 150, 300), r)  # Kr = 150, N = 300
+    dy = rng.random((11, 300)) < 0.5
+    w_t = rng.random((300, 150)) < 0.3  # (N, Kr): the mapped matrix transposed
+    w_t[:, 64:128] = False  # one block of word lines all zero
+    c = mvm_costs(dy, w_t, (11, 300, 150), lm, r, ALL, transposed=True)
+    ref = scalar_counts(dy, w_t, 128, 64, 8, reads_per_vector(r), 128)
+    assert (c.adc_conversions, c.crossbar_reads, c.dac_drives, c.actual_macs) == \
+        (ref["conv"], ref["reads"], ref["drives"], ref["macs"])
