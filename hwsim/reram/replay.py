@@ -31,7 +31,7 @@ from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .crossbar import DENSE, MvmCosts, Skips, mvm_costs
 from .mapping import LayerMap, map_model
-from .writes import lifetime_epochs, step_writes
+from .writes import lifetime_epochs, per_crossbar, step_writes
 
 READS_WEIGHTS = True
 
@@ -206,6 +206,7 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     counts = counts + sw.changed
     steps += 1
     ctx.wear[spec.name] = (counts, steps)
+    heat = per_crossbar(sw.changed, lm, r)  # (cells, G, n_x, k_x): cells written per crossbar
     reps = lm.replicas
     write_cycles = math.ceil(round(sw.latency_ns * ctx.arch.clock_hz / 1e9, 6))
     energy = sw.pulses * reps * r.write.pulse_energy_pj
@@ -219,6 +220,8 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
         "reram_rows_written": sw.rows_written * reps, "reram_write_cycles": write_cycles,
         "reram_cells": int(sw.changed.size) * reps,
         "reram_cells_written_fraction": sw.cell_writes / max(sw.changed.size, 1),
+        "reram_crossbars_written": int((heat > 0).sum()) * reps,
+        "reram_max_crossbar_cell_writes": int(heat.max(initial=0)),
         "reram_max_cell_writes": max_writes, "reram_steps_seen": steps,
         "reram_writes_per_cell_per_epoch": float(counts.mean()) / steps * ctx.steps_per_epoch,
         "reram_max_cell_writes_per_epoch": per_epoch_max,

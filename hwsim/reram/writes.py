@@ -94,14 +94,20 @@ def step_writes(weight: np.ndarray, delta: np.ndarray, mask: np.ndarray | None, 
 
 
 def _row_pulses(pulses: np.ndarray, lm: LayerMap, r: ReramCompute) -> np.ndarray:
-    """Pulses per crossbar row and column: ``(cells, G, n_x, cols, k_x, rows)`` → the axis 3 is the
-    columns of one crossbar row."""
+    """A per-cell array laid out on the crossbars: ``(cells, G, n_x, cols, k_x, rows)``; axis 3 runs
+    along one crossbar row (its columns), axis 5 along one column (its rows)."""
     c, kout, kr = pulses.shape
     rows, cols = r.crossbar.rows, r.crossbar.cols
     g = lm.groups
     p = pulses.reshape(c, g, kout // g, kr)
     p = np.pad(p, ((0, 0), (0, 0), (0, lm.n_xbars * cols - kout // g), (0, lm.k_xbars * rows - kr)))
     return p.reshape(c, g, lm.n_xbars, cols, lm.k_xbars, rows)
+
+
+def per_crossbar(cells: np.ndarray, lm: LayerMap, r: ReramCompute) -> np.ndarray:
+    """Sum a per-cell array ``(sets × slices, Kout, Kr)`` (writes, pulses) over each crossbar of one
+    copy of the layer: ``(sets × slices, groups, n_xbars, k_xbars)`` — a heat map of writes."""
+    return _row_pulses(cells.astype(np.int64), lm, r).sum(axis=(3, 5))
 
 
 def lifetime_epochs(max_writes_per_epoch: float, r: ReramCompute) -> float:

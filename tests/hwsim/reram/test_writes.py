@@ -13,7 +13,7 @@ import traces
 from hwsim.layer_input import LayerInput
 from hwsim.reram import context, layer_rows
 from hwsim.reram.mapping import map_layer
-from hwsim.reram.writes import step_writes
+from hwsim.reram.writes import per_crossbar, step_writes
 from hwsim.simulate import simulate
 from traces.synth import linear
 
@@ -34,6 +34,19 @@ def test_an_update_changing_one_cell_level_in_one_slice_counts_one_write_with_it
     assert sw.pulses == math.ceil(1 * 60 / 3)  # a full range (3 level steps) is 60 pulses
     assert sw.rows_written == 1
     assert sw.latency_ns == 20 * 50.0  # one row, 20 pulses of 50 ns
+    heat = per_crossbar(sw.changed, map_layer(linear("fc", 6, 4), R), R)
+    assert heat.shape == (8, 1, 1, 1) and heat.sum() == 1 and heat[0, 0, 0, 0] == 1  # slice 0's crossbar
+
+
+def test_writes_per_crossbar_sum_each_crossbars_cells():
+    r = archs.replace(ISAAC, {"reram.crossbar.rows": 4, "reram.crossbar.cols": 2}).reram
+    lm = map_layer(linear("fc", 6, 5), r)  # Kr = 6 over 2 crossbars of 4 rows, N = 5 over 3 of 2 columns
+    cells = np.zeros((8, 5, 6), bool)
+    cells[3, 4, 5] = True  # output 4 → third column block; input 5 → second row block
+    cells[3, 0, 0] = cells[3, 1, 3] = True  # both in the first crossbar of slice 3
+    heat = per_crossbar(cells, lm, r)
+    assert heat.shape == (8, 1, 3, 2)
+    assert heat[3, 0, 2, 1] == 1 and heat[3, 0, 0, 0] == 2 and heat.sum() == 3
 
 
 def test_the_lifetime_of_a_cell_written_every_step_is_endurance_over_steps_per_epoch(tmp_path):
