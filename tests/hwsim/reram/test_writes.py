@@ -94,10 +94,10 @@ def scalar_writes(weight: np.ndarray, delta: np.ndarray, mask: np.ndarray | None
     return written, count, pulses
 
 
-@pytest.mark.parametrize("method", ["dense", "dst", "mlevel"])
-def test_cell_writes_of_real_traces_match_the_scalar_reference(trained, method):
-    tr = traces.load(trained[method])
-    its = list(tr.mask_iterations)[:3]
+@pytest.mark.parametrize("method", ["dense", "dst", "mlevel", "lenet5-dst"])
+def test_cell_writes_of_real_traces_match_the_scalar_reference(trained, trained_lenet, method):
+    tr = traces.load(trained_lenet if method == "lenet5-dst" else trained[method])
+    its = list(tr.mask_iterations)[:2 if method == "lenet5-dst" else 3]
     df = simulate(tr, ONE_COPY, passes=["update"], iterations=its).to_frame()
     wear: dict[tuple, int] = {}
     for index in its:
