@@ -164,6 +164,7 @@ def test_replay_user_errors(tmp_path):
     write_trace(tmp_path / "t")
     for args, expect in ((["--arch", "gpu-a100"], "gpu machines are described but not simulated yet"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
+                         (["--arch", "reram-isaac", "--dataflow", "ws"], "--dataflow applies to PE arrays"),
                          (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
                          (["--arch", "edge-npu", "--iterations", "99"], "iteration 99 is not in"),
                          (["--arch", "edge-npu", "--out", "r.xlsx"], "use a .parquet or .csv")):

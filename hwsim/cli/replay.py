@@ -45,6 +45,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ValueError(f"--iterations: expected numbers like 0,10,20, got {args.iterations!r}") from None
     if args.out is not None and args.out.suffix not in (".parquet", ".csv"):
         raise ValueError(f"--out {args.out}: use a .parquet or .csv file name")
+    import archs
+
+    machine = archs.load(args.arch)
+    if args.dataflow and machine.family != "edge_npu":
+        raise ValueError(f"--dataflow applies to PE arrays; {machine.name} is a {machine.family} machine")
     tr = traces.load(args.trace)
     bar = None
 
@@ -55,7 +60,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        report = simulate(tr, args.arch, dataflow=args.dataflow, passes=passes, iterations=its,
+        report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
                           backend=args.backend, progress=progress)
     finally:
         if bar is not None:
@@ -85,6 +90,7 @@ def print_summary(report: Any) -> None:
 
     _print_frame(pd.DataFrame(table, index=s.index))
     if m.get("family") == "reram":
+        _print_pipeline(report.to_frame(), m["clock_hz"])
         _print_writes(report.to_frame())
     t = report.totals()
     n = t.attrs["iterations_in_run"]
@@ -115,3 +121,15 @@ def _print_writes(df: Any) -> None:
 
     print("cell writes of the recorded updates (all copies of each layer; lifetime against the endurance):")
     _print_frame(pd.DataFrame(table))
+
+
+def _print_pipeline(df: Any, clock_hz: float) -> None:
+    """ReRAM: the forward pass layer by layer against the inter-layer pipeline (slowest stage)."""
+    fwd = df[df["pass"] == "forward"]
+    if fwd.empty:
+        return
+    per_it = fwd.groupby("iteration")["cycles"]
+    worst = fwd.loc[fwd["cycles"].idxmax()]
+    print(f"forward, per iteration: {per_it.sum().mean():,.0f} cycles layer by layer; pipelined, the slowest "
+          f"stage ({worst['layer']}, {int(worst['reram_replicas'])} copies) sets the rate: "
+          f"{per_it.max().mean():,.0f} cycles = {per_it.max().mean() / clock_hz * 1e6:,.2f} µs per batch")

@@ -18,7 +18,7 @@ def test_replay_from_the_cli(trained, method, arch, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert f"on {arch}, 2 iteration(s)" in text and "None" not in text  # no dataflow on a crossbar machine
-    assert "cells written/step" in text and "lifetime (epochs)" in text
+    assert "cells written/step" in text and "lifetime (epochs)" in text and "slowest stage" in text
     df = pd.read_csv(out)
     assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
     assert (df["algorithmic_macs"].fillna(0) == df["actual_macs"].fillna(0) + df["skipped_macs"].fillna(0)
