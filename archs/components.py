@@ -51,7 +51,7 @@ class ComputeArray:
 class VectorUnit:
     """The unit that runs non-GEMM work (BN, ReLU, pooling, optimizer, DSG/DST bookkeeping)."""
 
-    lanes: int = spec(doc="elements processed per cycle", gt=0)
+    lanes: int = spec(doc="elements processed per cycle (0 = not modelled: counted, takes no time)", ge=0)
     op_energy_pj: float = spec(doc="energy per element operation, pJ", ge=0)
     leakage_mw: float = spec(0.0, doc="static power, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -137,6 +137,8 @@ class StructuredSparsity:
     ws_input_rereads: bool = spec(
         False, doc="edge NPU, ws: streamed inputs are read m/n times, once per compressed row "
                    "(scalesim 3.0.0 systolic_compute_ws.py)")
+    split_k: bool = spec(False, doc="GPU: the N:M kernels may split K over thread blocks (PyTorch's "
+                                    "semi-structured kernels do not by default)")
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,9 @@ class SparseFeatures:
     structured: StructuredSparsity | None = spec(None, doc="N:M structured sparsity (GPU)")
     kernel_efficiency: tuple[EfficiencyPoint, ...] = spec(
         (), doc="unstructured sparse kernels: efficiency by density, ascending density (GPU)")
+    unstructured_policy: Literal["auto", "dense", "sparse"] = spec(
+        "auto", doc="GPU: for a non-N:M sparse operand (and DSG's output selection), auto runs the "
+                    "faster of the dense tensor-core GEMM and the sparse kernel; dense or sparse force one")
     skip_zero_input_rows: bool = spec(False, doc="ReRAM: all-zero input rows are not driven")
     skip_zero_weight_columns: bool = spec(False, doc="ReRAM: all-zero weight columns are not converted")
     skip_zero_crossbars: bool = spec(False, doc="ReRAM: all-zero crossbars are not activated")
@@ -184,7 +189,23 @@ class GpuCompute:
     threadblock_m: int = spec(128, doc="thread-block tile M", gt=0)
     threadblock_n: int = spec(128, doc="thread-block tile N", gt=0)
     threadblock_k: int = spec(32, doc="thread-block tile K", gt=0)
-    threadblocks_per_sm: int = spec(1, doc="resident thread blocks per SM", gt=0)
+    threadblocks_per_sm: int = spec(1, doc="resident thread blocks per SM (they share its tensor cores)",
+                                    gt=0)
+    warp_tile_m: int = spec(64, doc="M of the C tile one warp (mma.sync) or warpgroup (wgmma) computes; "
+                                    "A and B slices are read from shared memory once per such tile", gt=0)
+    warp_tile_n: int = spec(64, doc="N of that C tile", gt=0)
+    element_bits: int = spec(16, doc="bits per GEMM operand and output element (FP16/BF16)", gt=0)
+    tensor_core_efficiency: float = spec(
+        1.0, doc="fraction of the tensor cores' peak a GEMM main loop sustains", gt=0, le=1)
+    smem_bytes_per_cycle_per_sm: float = spec(
+        0.0, doc="shared-memory bandwidth of one SM, bytes/cycle (0 = unlimited)", ge=0)
+    l2_bytes_per_cycle: float = spec(
+        0.0, doc="L2 bandwidth of the whole chip, bytes/cycle (0 = unlimited)", ge=0)
+    memory_latency_cycles: int = spec(0, doc="latency of a global load that misses L1, cycles", ge=0)
+    pipeline_stages: int = spec(2, doc="K-steps of operands in flight per thread block (multistage "
+                                       "shared-memory pipeline)", gt=0)
+    max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0)
+    kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
 

@@ -38,6 +38,7 @@ from .components import (
     RepresentationFormat,
     SparseFeatures,
     StructuredSparsity,
+    VectorUnit,
 )
 from .errors import ConfigError
 
@@ -177,11 +178,12 @@ def from_scalesim_cfg(path: str | Path, nm: str | tuple[int, int] | None = None)
         description=(f"imported from {p.name} (SCALE-Sim {'v3' if v3 else 'v2'} layout, {mode} bandwidth"
                      f"{f', {structured.n}:{structured.m} filter sparsity' if structured else ''}); "
                      "1 byte per word, 1 GHz so words/cycle = GB/s; energies from the edge-npu preset "
-                     "because SCALE-Sim configs carry none"),
+                     "because SCALE-Sim configs carry none; no vector unit (SCALE-Sim models none)"),
         compute=ComputeArray(rows=rows, cols=cols, dataflow=dataflow, microarchitecture="systolic",
                              mac_energy_pj=base.compute.mac_energy_pj,
                              gated_mac_energy_pj=base.compute.gated_mac_energy_pj,
                              precision=Precision(8, 8, 8, 8)),
-        vector_unit=base.vector_unit, memories=(*srams, dram), links=links,
+        # SCALE-Sim times the GEMM alone: no vector unit, so `cycles` is its Total Cycles
+        vector_unit=VectorUnit(lanes=0, op_energy_pj=0.0), memories=(*srams, dram), links=links,
         sparse=SparseFeatures(formats=formats, structured=structured),
     )

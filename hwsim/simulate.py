@@ -32,7 +32,7 @@ from .errors import MappingError
 from .layer_input import LayerInput
 from .report import Report
 
-FAMILIES = {"edge_npu": "hwsim.npu", "reram": "hwsim.reram"}  # family -> package that replays it
+FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu", "reram": "hwsim.reram"}  # family -> its package
 
 
 def family_of(arch: Architecture) -> ModuleType:

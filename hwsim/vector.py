@@ -37,6 +37,8 @@ class VectorWork:
 
     def cycles(self, arch: Architecture) -> int:
         lanes = arch.vector_unit.lanes
+        if lanes == 0:  # not modelled (a SCALE-Sim import): no time, whatever the bytes
+            return 0
         cyc = math.ceil(self.ops / lanes)
         bw = arch.off_chip.bandwidth_bytes_per_s
         if bw > 0:

@@ -98,7 +98,7 @@ def test_demo_quick(tmp_path, capsys):
     assert "against dense training on the same machine" in out and "results.parquet" in out
     assert out.index("against dense training") < out.index("sparse features off")  # the honest one first
     df = pd.read_parquet(tmp_path / "results.parquet")
-    assert set(df["method"]) == {"dense", "dst", "dsg"}
+    assert set(df["method"]) == {"dense", "dst", "dsg", "nm"}  # hwsim/cli/demo.py DEMO_METHODS
     assert set(df["arch"]) == set(DEMO_ARCHS)
     assert "eyeriss-v2-pe" not in DEMO_ARCHS  # a validation fixture, not a machine
     assert set(df["model"]) == {"lenet5"}  # a conv net: the methods' regime
@@ -110,7 +110,7 @@ def test_demo_quick(tmp_path, capsys):
 def test_archs_list_and_show(capsys):
     assert main(["archs", "list"]) == 0
     out = capsys.readouterr().out
-    for name in ("edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "reram-isaac"):
+    for name in ("edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "gpu-h200", "reram-isaac"):
         assert name in out
     assert main(["archs", "show", "gpu-a100"]) == 0
     out = capsys.readouterr().out
@@ -162,7 +162,12 @@ def test_replay_user_errors(tmp_path):
     from .traces.helpers import write_trace
 
     write_trace(tmp_path / "t")
-    for args, expect in ((["--arch", "gpu-a100"], "gpu machines are described but not simulated yet"),
+    import archs
+
+    tiny = tmp_path / "tiny-reram.yaml"  # a crossbar chip too small for the model's weights
+    tiny.write_text(archs.dump(archs.replace(archs.PRESETS["reram-isaac"], {
+        "reram.tiles": 1, "reram.imas_per_tile": 1, "reram.crossbars_per_ima": 1})))
+    for args, expect in ((["--arch", str(tiny)], "short by"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
                          (["--arch", "reram-isaac", "--dataflow", "ws"], "--dataflow applies to PE arrays"),
                          (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
@@ -171,3 +176,39 @@ def test_replay_user_errors(tmp_path):
         proc = run("replay", str(tmp_path / "t"), *args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert expect in proc.stderr
+
+
+def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
+    """SIGTERM unwinds the CLI like Ctrl-C: the write in progress removes its temporary file."""
+    import signal
+    import textwrap
+    import time
+
+    code = textwrap.dedent(f"""
+        import sys, time
+        import traces.writer as w
+        from hwsim.cli.main import main
+        def slow(path, write):  # the real atomic_write, with a write that takes a while
+            return original(path, lambda f: (f.write(b"x"), f.flush(), print("writing", flush=True),
+                                             time.sleep(30)))
+        original = w.atomic_write
+        w.atomic_write = slow
+        import analysis.html as h
+        h.atomic_write = slow
+        sys.exit(main(["report", {str(tmp_path / "r.csv")!r}, "--out", {str(tmp_path / "r.html")!r}]))
+    """)
+    from hwsim.simulate import simulate
+
+    from .traces.helpers import write_trace
+
+    write_trace(tmp_path / "t", n_iter=2, mask_every=1)
+    simulate(tmp_path / "t", "edge-npu").save(tmp_path / "r.csv")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert [p.name for p in tmp_path.glob(".r.html.tmp-*")]  # mid-write
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    time.sleep(0.1)
+    assert proc.returncode == 143, proc.stderr.read()
+    assert not list(tmp_path.glob(".r.html.tmp-*")) and not (tmp_path / "r.html").exists()

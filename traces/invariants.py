@@ -8,6 +8,9 @@
   with the collapse rule on, no layer keeps 1 % or less.
 - mlevel: level masks are nested; the frozen core (its weights, the layer's bias and its BN's
   affine parameters) does not change while a denser level grows.
+- nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.structured``'s convention)
+  and, with ``transposable``, along each group's output channels too; its non-zero count never
+  exceeds ``n`` per group. Synthetic traces made with ``structured`` N:M masks are held to the same.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bits
+from . import bits, structured
 from .layer import LayerSpec
 
 Problems = list[str]
@@ -140,7 +143,47 @@ class MultiLevelChecker(Checker):
         return problems
 
 
-CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker}
+class NMChecker(Checker):
+    """N:M weight masks (method nm; synthetic traces with ``structured`` params)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        nm = params.get("structured", params)  # synthetic traces keep N:M under "structured"
+        self.active = "n" in nm and "m" in nm
+        self.n, self.m = int(nm.get("n", 2)), int(nm.get("m", 4))
+        self.transposable = bool(nm.get("transposable", False))
+
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        if not self.active:
+            return []
+        problems: Problems = []
+        n, m = self.n, self.m
+        names = self.params.get("layers", [s.name for s in trace.layers])
+        for name in names:
+            li = trace.layer_index(name)
+            spec: LayerSpec = trace.layers[li]
+            k_out, kr = spec.w_shape[0], spec.numel("w", 1) // spec.w_shape[0]
+            limit = k_out * math.ceil(kr / m) * n
+            kept = it.count(li, "w")
+            if kept is not None and kept > limit:
+                problems.append(f"counts[{name}, w]: {kept} kept weights, more than {n} in each of the "
+                                f"{k_out}×{math.ceil(kr / m)} groups of {m} allows ({limit})")
+            if not it.has_masks or (w := it.mask(li, "w")) is None:
+                continue
+            counts = structured.group_counts(structured.weight_matrix(w), m)
+            if (counts > n).any():
+                r, g = np.argwhere(counts > n)[0]
+                problems.append(f"L{li}.w: layer {name}: {int((counts > n).sum())} of {counts.size} groups "
+                                f"of {m} along Kr have more than {n} non-zeros (first: output {r}, "
+                                f"Kr {g * m}..{g * m + m - 1} keeps {counts[r, g]}); not {n}:{m}")
+            if self.transposable and not structured.backward_data_nm(w, n, m, spec.groups):
+                problems.append(f"L{li}.w: layer {name}: not {n}:{m} along the output channels "
+                                "(transposable masks are N:M in both directions)")
+        return problems
+
+
+CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker, "nm": NMChecker,
+            "synthetic": NMChecker}
 
 
 def checker_for(manifest: dict[str, Any]) -> Checker:

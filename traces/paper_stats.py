@@ -11,6 +11,9 @@
   model, every iteration.
 - Multi-level (arXiv 2112.10930): weights and FLOPs (2 per weight-MAC) per sample for every
   level and every reroute point (the first r layers at the densest level, the rest sparsest).
+- N:M (SR-STE, arXiv 2102.04010), and for every trace: the fraction of weight groups that satisfy
+  N:M per layer, along ``Kr`` (forward) and along output channels (backward-data), on every mask
+  iteration; N:M from the method's parameters (nm, or a structured synthetic trace), else 2:4.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import bits
+from . import bits, structured
 from .accounting import backward_weight_effectual
 from .manifest import TENSOR_INDEX
 from .reader import Trace
@@ -135,6 +138,41 @@ def mlevel_stats(trace: Trace) -> dict[str, pd.DataFrame]:
     return {"levels": pd.DataFrame(lv_rows), "reroute": pd.DataFrame(rr_rows)}
 
 
+def trace_nm(trace: Trace) -> tuple[int, int]:
+    """The N:M ratio a trace was made with (method nm or a structured synthetic trace), else 2:4."""
+    params = trace.manifest["method"].get("params") or {}
+    nm = params.get("structured", params)
+    return (int(nm["n"]), int(nm["m"])) if "n" in nm and "m" in nm else (2, 4)
+
+
+def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.DataFrame:
+    """Per mask iteration and layer: fractions of weight groups with at most ``n`` of ``m`` non-zeros.
+
+    Columns: ``iteration, layer, n, m, groups`` (along Kr), ``forward_nm_fraction``,
+    ``backward_data_nm_fraction`` (groups of ``m`` output channels, per conv group), ``density``.
+    ``n, m`` default to :func:`trace_nm`.
+    """
+    dn, dm = trace_nm(trace)
+    n, m = dn if n is None else n, dm if m is None else m
+    structured.check_nm(n, m)
+    rows = []
+    for it in trace.masks():
+        for li, s in enumerate(trace.layers):
+            w = it.mask(li, "w")
+            if w is None:
+                continue
+            mat = structured.weight_matrix(w)  # (Kout, Kr)
+            per = mat.shape[0] // s.groups
+            back = np.concatenate([structured.group_counts(mat[g * per:(g + 1) * per].T, m).ravel()
+                                   for g in range(s.groups)])
+            fwd = structured.group_counts(mat, m)
+            rows.append({"iteration": it.index, "layer": s.name, "n": n, "m": m, "groups": fwd.size,
+                         "forward_nm_fraction": float((fwd <= n).mean()),
+                         "backward_data_nm_fraction": float((back <= n).mean()),
+                         "density": float(mat.mean())})
+    return pd.DataFrame(rows)
+
+
 def paper_stats(trace: Trace) -> dict[str, pd.DataFrame]:
     """The accounting of the paper behind the trace's method (empty for dense)."""
     method = trace.manifest["method"]["name"]
@@ -144,4 +182,6 @@ def paper_stats(trace: Trace) -> dict[str, pd.DataFrame]:
         return {"dst": dst_stats(trace)}
     if method == "mlevel":
         return mlevel_stats(trace)
+    if method == "nm":
+        return {"nm": nm_stats(trace)}
     return {}

@@ -73,6 +73,7 @@ class Trace:
                 masks.append(index)
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
+        _check_iteration_files(self.path, self.manifest, self.iterations)
         self._checker = checker_for(self.manifest) if check else None
 
     # -- layer table -------------------------------------------------------------------------
@@ -286,3 +287,25 @@ class Iteration:
 
     def __repr__(self) -> str:
         return f"Iteration({self.index}, batch={self.batch}, masks={self.has_masks})"
+
+
+def _check_iteration_files(path: Path, manifest: dict[str, Any], present: list[int]) -> None:
+    """Every iteration the manifest promises is there: ``0..iterations-1`` for a complete trace,
+    ``0..last`` without gaps for one whose recording did not finish (a killed run). A replay of a
+    trace with holes would extrapolate from what is left and say nothing."""
+    promised = manifest.get("iterations")
+    if manifest.get("complete") and isinstance(promised, int):
+        expected = promised
+    else:
+        expected = present[-1] + 1 if present else 0
+    have = set(present)
+    missing = [i for i in range(expected) if i not in have]
+    if missing:
+        shown = ", ".join(f"iter-{i:08d}" for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise TraceFormatError(path, "iterations", f"{len(missing)} of {expected} iteration files missing "
+                               f"({shown})", "every iteration the manifest promises; copy the whole trace "
+                               "directory, or re-record")
+    extra = [i for i in present if i >= expected]
+    if extra:
+        raise TraceFormatError(path, "iterations", f"iteration file iter-{extra[0]:08d} beyond the "
+                               f"{expected} iterations in the manifest", "only the manifest's iterations")

@@ -153,7 +153,9 @@ class Recorder:
             self._guard = None
         if self in _ACTIVE:
             _ACTIVE.remove(self)
-        if self._writer is not None and self._layers:
+        if self._writer is not None and not complete and self._writer.iterations_written == 0:
+            self._writer.discard()  # refused before any step: leave nothing that blocks a rerun
+        elif self._writer is not None and self._layers:
             self._writer.write_manifest(self._manifest(complete=complete))
 
     # -- public API for training methods ---------------------------------------------------------

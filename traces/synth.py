@@ -3,6 +3,8 @@
 So users can ask "ResNet-50 at 80 % activation sparsity" without a training run. Masks are drawn
 with a seeded generator, uniformly at the given density or per channel (each channel's density
 drawn around the mean), and written with :class:`traces.TraceWriter` like a recorded trace.
+Weight masks may instead be N:M structured (``structured=(n, m, transposable)``): each group of
+``m`` along ``Kr`` keeps ``n`` seeded random positions (transposable: per ``m × m`` block).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bits
+from . import structured as nm
 from .layer import LayerSpec, conv_out_size
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .writer import TraceWriter
@@ -112,21 +115,30 @@ def _mask(rng: np.random.Generator, shape: tuple[int, ...], density: float, per_
 def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int = 1,
                     density: dict[str, float] | None = None, per_channel: bool = False,
                     iterations: int = 1, seed: int = 0, overwrite: bool = False,
-                    name: str = "synthetic") -> Path:
+                    name: str = "synthetic", structured: tuple[int, int, bool] | None = None) -> Path:
     """Write a trace whose masks are drawn at the given densities (tensors ``x``, ``w``, ``dy``).
 
     Every iteration carries masks; ``dx`` is recorded as present for every layer but the first
-    and ``dw`` as dense, so all passes are replayed.
+    and ``dw`` as dense, so all passes are replayed. ``structured=(n, m, transposable)`` draws
+    N:M weight masks instead of a weight density (the manifest's method params say so, and the
+    reader then checks every weight mask is N:M).
     """
     dens = {**DEFAULT_DENSITY, **(density or {})}
     bad = {k: v for k, v in dens.items() if k not in DEFAULT_DENSITY or not 0 < v <= 1}
     if bad:
         raise ValueError(f"densities must be in (0, 1] for x, w, dy; got {bad}")
+    params: dict = {"density": dens, "per_channel": per_channel}
+    if structured is not None:
+        n, m, transposable = structured
+        nm.check_nm(n, m)
+        if density and "w" in density:
+            raise ValueError("a weight density (w=...) and structured N:M weights exclude each other; "
+                             "drop one")
+        params["structured"] = {"n": n, "m": m, "transposable": bool(transposable)}
     rng = np.random.default_rng(seed)
     writer = TraceWriter(path, overwrite=overwrite)
     manifest = new_manifest(list(layers), model={"name": name, "class": "synthetic"},
-                            method={"name": "synthetic",
-                                    "params": {"density": dens, "per_channel": per_channel}},
+                            method={"name": "synthetic", "params": params},
                             dataset={"name": "synthetic"}, seed=seed, batch_size=batch,
                             schedule={"every": 1, "mask_samples": None, "weights": False})
     writer.write_manifest(manifest)
@@ -135,9 +147,13 @@ def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int
         masks = {}
         for li, spec in enumerate(layers):
             for t in ("x", "w", "dy"):
-                m = _mask(rng, spec.tensor_shape(t, batch), dens[t], per_channel)
-                masks[(li, t)] = bits.pack(m)
-                counts[li, TENSOR_INDEX[t]] = int(m.sum())
+                shape = spec.tensor_shape(t, batch)
+                if t == "w" and structured is not None:
+                    mask = nm.random_nm_mask(rng, shape, n, m, transposable, spec.groups)
+                else:
+                    mask = _mask(rng, shape, dens[t], per_channel)
+                masks[(li, t)] = bits.pack(mask)
+                counts[li, TENSOR_INDEX[t]] = int(mask.sum())
             counts[li, TENSOR_INDEX["y"]] = spec.numel("y", batch)
             counts[li, TENSOR_INDEX["dw"]] = spec.numel("w", 1)
             if li > 0:

@@ -36,6 +36,7 @@ def member(layer: int, name: str) -> str:
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write ``path`` through a hidden temporary file, fsync it, then rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove_stale_temporaries(path)
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -45,6 +46,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.NAME.tmp-PID`` siblings left by processes that no longer run (killed mid-write)."""
+    for f in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = f.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            continue
 
 
 def encode_json(obj: Any) -> np.ndarray:
@@ -86,6 +101,15 @@ class TraceWriter:
                                       "(CLI: --overwrite) to replace it")
             shutil.rmtree(p)
         p.mkdir(parents=True, exist_ok=True)
+
+    def discard(self) -> None:
+        """Remove the trace directory when it holds no iteration (only a manifest, temporaries or
+        nothing): what a recording refused before its first step leaves."""
+        p = self.path
+        if not p.is_dir():
+            return
+        if all(f.name == MANIFEST_NAME or f.name.startswith(".") for f in p.iterdir()):
+            shutil.rmtree(p)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomically (re)write ``manifest.json``."""

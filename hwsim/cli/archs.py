@@ -84,6 +84,12 @@ def _component_rows(a: Any) -> list[dict[str, str]]:
         rows.append({"component": "gpu", "what": f"{g.sms} SMs × {g.tensor_cores_per_sm} tensor cores × "
                      f"{g.tensor_core.fma_per_cycle} FMA/clock; thread block {g.threadblock_m}×"
                      f"{g.threadblock_n}×{g.threadblock_k}"})
+        rows.append({"component": "gpu timing",
+                     "what": f"main loop at {g.tensor_core_efficiency:.0%} of peak; "
+                     f"smem {g.smem_bytes_per_cycle_per_sm:g} B/clock/SM; "
+                     f"L2 {g.l2_bytes_per_cycle:g} B/clock; "
+                     f"latency {g.memory_latency_cycles} cycles × {g.pipeline_stages} stages; "
+                     f"launch {g.kernel_launch_ns:g} ns (docs/gpu.md)"})
     if a.reram is not None:
         r = a.reram
         rows.append({"component": "reram", "what": f"{r.tiles} tiles × {r.imas_per_tile} IMAs × "

@@ -23,10 +23,10 @@ def add_demo(sub: Any) -> None:
 # Dense first: it is what every method is compared with.
 # DST's α at the paper's scale (5e-4): larger ones (1e-3, the default 5e-3) collapse LeNet-5 on digits
 # (8 % and 41 % test accuracy after 10 epochs, against 95 % dense).
-DEMO_METHODS = (("dense", {}), ("dst", {"alpha": 5e-4}), ("dsg", {"gamma": 0.8}))
+DEMO_METHODS = (("dense", {}), ("dst", {"alpha": 5e-4}), ("dsg", {"gamma": 0.8}), ("nm", {}))
 DEMO_MODEL, DEMO_DATASET = "lenet5", "digits"
 # Real machines of each simulated family (the single-PE eyeriss-v2-pe is a validation fixture).
-DEMO_ARCHS = ("edge-npu",)
+DEMO_ARCHS = ("edge-npu", "gpu-a100")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +46,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate_cleanly() -> Any:
+    """SIGTERM unwinds like Ctrl-C (temporary files are removed on the way out), exit status 143.
+    Returns the previous handler (None off the main thread, where signals cannot be handled)."""
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        return signal.signal(signal.SIGTERM, on_term)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     args = parser().parse_args(argv)
+    previous = _terminate_cleanly()
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
@@ -57,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwsim: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import archs
 
     machine = archs.load(args.arch)
-    if args.dataflow and machine.family != "edge_npu":
+    if args.dataflow and machine.family == "reram":
         raise ValueError(f"--dataflow applies to PE arrays; {machine.name} is a {machine.family} machine")
     tr = traces.load(args.trace)
     bar = None
@@ -76,7 +76,12 @@ def print_summary(report: Any) -> None:
     m = report.meta
     s = report.summary()
     iters = report.to_frame()["iteration"].nunique()
-    how = f" ({m['dataflow']}, {m['backend']} timing)" if m.get("dataflow") else ""  # dataflows: PE arrays
+    if m.get("dataflow"):  # PE arrays
+        how = f" ({m['dataflow']}, {m['backend']} timing)"
+    elif m.get("family") == "reram":  # crossbars: neither a dataflow nor a timing back end applies
+        how = ""
+    else:
+        how = f" ({m.get('family', '')} model, {m['backend']} timing)"
     print(f"{m['trace']} on {m['arch']}{how}, {iters} iteration(s) "
           "replayed exactly; dense = the same machine with every sparse feature off")
     table = {

@@ -12,7 +12,7 @@ from .common import _bar, _print_frame
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
                        description="Train a built-in model on built-in data while recording a trace.")
-    p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel"],
+    p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel", "nm"],
                    help="training method (default: dense)")
     p.add_argument("--model", default="mlp",
                    help="built-in model: mlp, lenet5, vgg8, resnet (default: mlp)")
@@ -43,11 +43,25 @@ def add_train(sub: Any) -> None:
                    help="do not reset the thresholds of a layer that keeps <= 1%% of its weights")
     g = p.add_argument_group("multi-level (--method mlevel)")
     g.add_argument("--levels", help="weight density per level, sparsest first (default 0.05,0.15)")
+    g = p.add_argument_group("N:M structured, SR-STE (--method nm)")
+    g.add_argument("--nm-n", dest="n", type=int, help="weights kept per group (default 2)")
+    g.add_argument("--nm-m", dest="m", type=int, help="group size along the reduction Kr (default 4)")
+    g.add_argument("--transposable", action="store_true", default=None,
+                   help="masks N:M along output channels too (backward-data on sparse tensor cores)")
+    g.add_argument("--nm-decay", dest="decay", type=float,
+                   help="SR-STE decay λ_W on pruned weights (default 2e-4, the paper's)")
+    g.add_argument("--dense-first", action="store_true", default=None,
+                   help="keep the first GEMM layer dense")
+    g.add_argument("--dense-last", action="store_true", default=None, help="keep the classifier dense")
     p.set_defaults(func=cmd_train)
 
 
 METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
-                  "dst": ("alpha", "collapse_reset"), "mlevel": ("levels",)}
+                  "dst": ("alpha", "collapse_reset"), "mlevel": ("levels",),
+                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last")}
+
+
+OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay"}  # where flag and option differ
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,7 +70,8 @@ def _method_params(args: argparse.Namespace) -> dict[str, Any]:
     other = [k for ks in METHOD_OPTIONS.values() for k in ks
              if k not in keys and getattr(args, k) is not None]
     if other:
-        raise ValueError(f"--{other[0].replace('_', '-')} does not apply to --method {args.method}")
+        raise ValueError(f"{OPTION_FLAGS.get(other[0], '--' + other[0].replace('_', '-'))} does not apply "
+                         f"to --method {args.method}")
     if "levels" in given:
         try:
             given["levels"] = tuple(float(v) for v in given["levels"].split(","))
@@ -122,6 +137,8 @@ def add_trace(sub: Any) -> None:
     syn.add_argument("--density", default="", help="e.g. x=0.2,w=0.5,dy=0.3 or one number for x and dy "
                      "(default: dense)")
     syn.add_argument("--per-channel", action="store_true", help="draw one density per channel around it")
+    syn.add_argument("--structured", metavar="N:M", help="N:M weight masks, random per group (e.g. 2:4); "
+                     "a trailing t (2:4t) makes them transposable (N:M along output channels too)")
     syn.add_argument("--batch", type=int, default=1, help="samples per iteration (default: 1)")
     syn.add_argument("--iterations", type=int, default=1, help="iterations (default: 1)")
     syn.add_argument("--seed", type=int, default=0)
@@ -131,6 +148,8 @@ def add_trace(sub: Any) -> None:
     stats = tsub.add_parser("stats", help="the method paper's own accounting (MACs, memory, densities)")
     stats.add_argument("path", type=Path, help="trace directory")
     stats.add_argument("--csv", type=Path, help="also write the full per-iteration table(s) here")
+    stats.add_argument("--nm", metavar="N:M", help="N:M ratio for the structured-sparsity table "
+                       "(default: the trace's own, else 2:4)")
     stats.set_defaults(func=cmd_trace_stats)
     val = tsub.add_parser("validate", help="check every file, mask and count of a trace")
     val.add_argument("path", type=Path, help="trace directory")
@@ -203,23 +222,38 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
         read_layer_table(args.layers)
     if not layers:
         raise ValueError("the layer file lists no layers")
+    structured = None
+    if args.structured:
+        from traces.structured import parse_nm
+
+        try:
+            structured = parse_nm(args.structured)
+        except ValueError as exc:
+            raise ValueError(f"--structured: {exc}") from None
     path = write_synthetic(layers, args.out, batch=args.batch, density=parse_density(args.density),
                            per_channel=args.per_channel, iterations=args.iterations, seed=args.seed,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, structured=structured)
     print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
     return 0
 
 
 def cmd_trace_stats(args: argparse.Namespace) -> int:
     import traces
-    from traces.paper_stats import paper_stats
+    from traces.paper_stats import nm_stats, paper_stats
+    from traces.structured import parse_nm
 
     tr = traces.load(args.path)
     print("\n".join(describe(tr)))
     tables = paper_stats(tr)
     if not tables:
-        print("\nno paper accounting for method 'dense'; see `hwsim trace info` for densities and MACs")
-        return 0
+        print(f"\nno paper accounting for method {tr.manifest['method']['name']!r}; see `hwsim trace "
+              "info` for densities and MACs")
+    if "nm" not in tables and tr.mask_iterations:
+        try:
+            n, m, _ = parse_nm(args.nm) if args.nm else (None, None, False)
+        except ValueError as exc:
+            raise ValueError(f"--nm: {exc}") from None
+        tables["nm"] = nm_stats(tr, n, m)
     for name, df in tables.items():
         if name == "dsg":
             print("\nDSG accounting (arXiv 1810.00859): mean over all iterations; weight gradient dense "
@@ -228,6 +262,15 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
                     "activation_memory_reduction", "inference_memory_reduction"]
             cols += [c for c in ("training_mac_reduction_sparse_wgrad",) if c in df]
             _print_frame(df[cols].mean().to_frame("mean").map(lambda v: f"{v:.3f}x"))
+        elif name == "nm":
+            n, m = int(df["n"].iloc[0]), int(df["m"].iloc[0])
+            print(f"\nN:M structure ({n}:{m}): fraction of weight groups with at most {n} non-zeros in "
+                  f"{m}, along Kr (forward) and along output channels (backward-data); last mask iteration "
+                  "and the minimum over mask iterations")
+            last = df[df["iteration"] == df["iteration"].max()].set_index("layer")
+            low = df.groupby("layer", sort=False)[["forward_nm_fraction", "backward_data_nm_fraction"]].min()
+            table = last[["forward_nm_fraction", "backward_data_nm_fraction"]].join(low.add_suffix("_min"))
+            _print_frame(table.map(lambda v: f"{v:.4f}"))
         elif name == "dst":
             print("\nDST remaining-weight ratio (arXiv 2005.06870): first, middle and last iterations")
             picks = sorted({0, len(df) // 2, len(df) - 1})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hwsim.cli import main
-from hwsim.cli.demo import DEMO_ARCHS
+from hwsim.cli.demo import DEMO_ARCHS, DEMO_METHODS
 
 from .plotly_html import decode, figures
 
@@ -31,7 +31,7 @@ def test_report_is_self_contained(demo):
     results, html, figs = demo
     pairs = len(set(zip(results["trace"], results["arch"], strict=True)))
     # each method vs dense training, the feature-only overview, a density figure per trace, 4 per trace × arch
-    assert len(figs) == 2 + 3 + pairs * 4
+    assert len(figs) == 2 + results["trace"].nunique() + pairs * 4
     assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
     assert html.count("Plotly.newPlot") == len(figs)
     assert len(html) > 3_000_000  # plotly.js itself is inlined
@@ -43,7 +43,7 @@ def test_every_figure_has_data_for_every_trace_and_architecture(demo):
     for f in figs:
         by_kind[f["layout"]["meta"]["figure"]].append(f)
     pairs = set(zip(results["trace"], results["arch"], strict=True))
-    assert len(pairs) == 3 * len(DEMO_ARCHS)  # 3 methods × the machines
+    assert len(pairs) == len(DEMO_METHODS) * len(DEMO_ARCHS)  # the methods × the machines
     for kind in PER_KEY:
         have = {(f["layout"]["meta"]["trace"], f["layout"]["meta"]["arch"]) for f in by_kind[kind]}
         assert have == pairs, kind

@@ -61,7 +61,8 @@ def test_missing_field_and_version():
     text = EDGE.replace("version: 1\n", "", 1).replace("  lanes: 16", "", 1)
     ps = problems_of(text)
     assert "version: missing; put 'version: 1' at the top of the file" in ps
-    assert "vector_unit.lanes: missing; elements processed per cycle" in ps
+    assert ("vector_unit.lanes: missing; elements processed per cycle "
+            "(0 = not modelled: counted, takes no time)") in ps
     assert problems_of(EDGE.replace("version: 1", "version: 2", 1)) == ["version: must be 1, got 2"]
 
 

@@ -177,3 +177,41 @@ def test_reading_memory_is_bounded_by_one_iteration(tmp_path):
     short, long = peak_bytes_reading(tmp_path / "short"), peak_bytes_reading(tmp_path / "long")
     assert long < 1.5 * one_iteration  # a tenth of all 30 iterations' masks, and then some
     assert long < 1.25 * short  # ten times the iterations, the same peak
+
+
+def test_missing_iteration_files_are_refused(tmp_path):
+    """A complete trace with a file deleted in the middle, or its last files gone, does not load
+    (so neither validate nor replay extrapolates from what is left)."""
+    import subprocess
+    import sys
+
+    write_trace(tmp_path / "t", n_iter=66, mask_every=10)
+    assert json.loads((tmp_path / "t" / "manifest.json").read_text())["iterations"] == 66
+    assert len(traces.load(tmp_path / "t")) == 66
+    middle = sorted((tmp_path / "t").glob("iter-00000033.*"))
+    middle[0].unlink()
+    with pytest.raises(TraceFormatError, match=r"iterations: found 1 of 66 iteration files missing "
+                                               r"\(iter-00000033\)"):
+        traces.load(tmp_path / "t")
+    write_trace(tmp_path / "u", n_iter=66, mask_every=10)
+    for f in sorted((tmp_path / "u").glob("iter-*.npz"))[40:]:
+        f.unlink()
+    with pytest.raises(TraceFormatError, match=r"26 of 66 iteration files missing \(iter-00000040, "):
+        traces.load(tmp_path / "u")
+    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "trace", "validate", str(tmp_path / "u")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "26 of 66 iteration files missing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_killed_recording_may_lack_its_tail_but_not_a_middle_file(tmp_path):
+    write_trace(tmp_path / "t", n_iter=8, mask_every=2)
+    m = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    m["complete"], m["iterations"] = False, None  # as a killed recording leaves it
+    (tmp_path / "t" / "manifest.json").write_text(json.dumps(m))
+    for f in sorted((tmp_path / "t").glob("iter-*.npz"))[6:]:
+        f.unlink()
+    assert len(traces.load(tmp_path / "t")) == 6
+    next((tmp_path / "t").glob("iter-00000003.*")).unlink()
+    with pytest.raises(TraceFormatError, match=r"1 of 6 iteration files missing \(iter-00000003\)"):
+        traces.load(tmp_path / "t")

@@ -178,6 +178,10 @@ def test_functional_gemm_outside_modules_is_refused(tmp_path):
     with pytest.raises(RecorderError, match=r"linear\(\) call outside any recorded"):
         with traces.record(model, tmp_path / "t"):
             model(torch.randn(2, 4))
+    assert not (tmp_path / "t").exists()  # a refused recording leaves nothing that blocks a rerun
+    with pytest.raises(RecorderError, match=r"linear\(\) call outside any recorded"):
+        with traces.record(model, tmp_path / "t"):  # the same path again: the same refusal
+            model(torch.randn(2, 4))
     model.eval()  # evaluation is not recorded, so it is not refused either
     with traces.record(model, tmp_path / "u"):
         model(torch.randn(2, 4))

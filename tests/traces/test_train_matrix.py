@@ -8,7 +8,7 @@ import traces
 from hwsim.cli import main
 from traces.validate import validate
 
-METHODS = ["dense", "dsg", "dst", "mlevel"]
+METHODS = ["dense", "dsg", "dst", "mlevel", "nm"]
 MODELS = ["mlp", "lenet5", "vgg8", "resnet"]
 
 

@@ -1,4 +1,4 @@
-"""The sparse training methods (imports torch): dense, DSG, DST and multi-level."""
+"""The sparse training methods (imports torch): dense, DSG, DST, multi-level and N:M (SR-STE)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from .base import Method, Phase, accuracy
 from .dsg import DSG
 from .dst import DST
 from .mlevel import MultiLevel
+from .nm import NM
 
-METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "mlevel": MultiLevel}
+METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "mlevel": MultiLevel,
+                                 "nm": NM}
 
 
 def make_method(name: str, dataset: str = "digits", **params: Any) -> Method:
@@ -19,4 +21,4 @@ def make_method(name: str, dataset: str = "digits", **params: Any) -> Method:
     return METHODS[name](dataset=dataset, **params)
 
 
-__all__ = ["DSG", "DST", "METHODS", "Method", "MultiLevel", "Phase", "accuracy", "make_method"]
+__all__ = ["DSG", "DST", "METHODS", "NM", "Method", "MultiLevel", "Phase", "accuracy", "make_method"]

@@ -1,0 +1,156 @@
+"""The time of one dense or 2:4 GEMM on the tensor cores: tiles, waves, roofline per wave.
+
+Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps of ``tk``):
+
+- math: ``tm·tn·tk·k_steps`` FMAs (edge tiles in full, so MMA and tile padding are paid) at the
+  SM's tensor-core rate, times ``math_speedup`` for a 2:4 operand;
+- shared memory: per K step the A and B slices are written once (the async copy from L2) and read
+  by the warps that need them: each warp (Ampere) or warpgroup (Hopper) computes a
+  ``warp_tile_m × warp_tile_n`` piece of C, so A is read ``tn / warp_tile_n`` times and B
+  ``tm / warp_tile_m`` times, at ``smem_bytes_per_cycle_per_sm``;
+- the main loop lasts ``max(math, smem) / tensor_core_efficiency`` (``threadblocks_per_sm`` blocks
+  share one SM), but at least ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K
+  steps are in flight, each a round trip to memory: Little's law);
+- a prologue (the first load's latency) and an epilogue (C written to L2 at the SM's share of the
+  L2 bandwidth).
+
+Per wave: the longest of the blocks' time, the wave's L2 traffic over the L2 bandwidth, and its
+HBM traffic over the HBM bandwidth, where tiles of one wave that share an A row panel or a B column
+panel read it from HBM once (the rest hit L2): HBM bytes = distinct panels the wave touches. Panel
+bytes are the real rows and columns (padding is predicated off, not loaded). The GEMM is the sum of
+its waves plus one kernel launch; with split-K, the partial sums (FP32) go through HBM and a
+reduction kernel adds them. The heuristic tries every candidate tile (and split-K when the grid is
+smaller than the SM count) and keeps the fastest, as a library's heuristic would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from archs import Architecture
+
+from ..errors import MappingError
+from .kernels import launch_cycles, memory_kernel_cycles
+from .tiling import Grid, candidate_tiles, grid, split_factors
+
+PARTIAL_BYTES = 4  # split-K partial sums are FP32
+
+
+@dataclass(frozen=True)
+class Operands:
+    """Bytes per element of the GEMM's operands as stored (B may be compressed: data + metadata)."""
+
+    a: float
+    b: float
+    c: float
+    b_metadata: float = 0.0
+
+
+@dataclass
+class GemmCost:
+    """Time and traffic of one GEMM kernel (plus its split-K reduction)."""
+
+    cycles: int
+    math_cycles: int  # tensor-core busy cycles at the sustained rate, summed over waves
+    tile: tuple[int, int]
+    split: int
+    waves: int
+    blocks: int
+    traffic: dict[tuple[str, str, str, str], float] = field(default_factory=dict)  # (level, op, kind, dir)
+
+
+def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
+              split_k: bool = True) -> GemmCost:
+    """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable)."""
+    if arch.gpu is None:
+        raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
+    if min(m, k, n) <= 0:
+        raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
+    return _best(arch, m, k, n, ops, math_speedup, split_k)
+
+
+@lru_cache(maxsize=4096)
+def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
+          split_k: bool) -> GemmCost:
+    g = arch.gpu
+    slots = g.sms * g.threadblocks_per_sm
+    best: GemmCost | None = None
+    for tm, tn in candidate_tiles(arch):
+        small = -(-m // tm) * -(-n // tn) < g.sms
+        k_total = -(-k // g.threadblock_k)
+        splits = split_factors(k_total, g.max_split_k) if split_k and small else [1]
+        for s in splits:
+            c = _cost(arch, grid(m, k, n, tm, tn, g.threadblock_k, s, slots), m, k, n, ops, speedup)
+            if best is None or c.cycles < best.cycles:
+                best = c
+    assert best is not None
+    return best
+
+
+def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float) -> GemmCost:
+    g = arch.gpu
+    tm, tn, tk, steps = gr.tm, gr.tn, gr.tk, gr.k_steps
+    fma_per_sm = g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle * speedup
+    math_c = tm * tn * tk * steps / fma_per_sm
+    b_elem = ops.b + ops.b_metadata
+    warps_m, warps_n = max(1, tm // g.warp_tile_m), max(1, tn // g.warp_tile_n)
+    step_bytes = tm * tk * ops.a * (1 + warps_n) + tk * tn * b_elem * (1 + warps_m)  # writes + reads
+    smem_c = steps * step_bytes / g.smem_bytes_per_cycle_per_sm if g.smem_bytes_per_cycle_per_sm else 0.0
+    main = g.threadblocks_per_sm * max(math_c, smem_c) / g.tensor_core_efficiency
+    main = max(main, steps * g.memory_latency_cycles / g.pipeline_stages)
+    out_bytes = PARTIAL_BYTES if gr.split > 1 else ops.c
+    # real (unpadded) sizes per panel and per output tile, averaged over the grid
+    k_slice = k / gr.split
+    a_panel, b_panel = m / gr.gm * k_slice * ops.a, k_slice * n / gr.gn
+    c_tile = m / gr.gm * n / gr.gn * out_bytes
+    l2_per_sm = g.l2_bytes_per_cycle / g.sms if g.l2_bytes_per_cycle else 0.0
+    epilogue = tm * tn * out_bytes / l2_per_sm if l2_per_sm else 0.0
+    block = math.ceil(main + g.memory_latency_cycles + epilogue)  # prologue: the first load's latency
+    per_wave = gr.blocks_per_wave.astype(np.float64)  # (waves,)
+    hbm_read_a = gr.a_panels_per_wave * a_panel  # (waves,)
+    hbm_read_b = gr.b_panels_per_wave * b_panel * ops.b
+    hbm_read_md = gr.b_panels_per_wave * b_panel * ops.b_metadata
+    hbm_write = per_wave * c_tile
+    l2_bytes = per_wave * (a_panel + b_panel * b_elem + c_tile)
+    hbm_bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    wave = np.full(gr.waves, float(block))
+    if hbm_bpc:
+        wave = np.maximum(wave, (hbm_read_a + hbm_read_b + hbm_read_md + hbm_write) / hbm_bpc)
+    if g.l2_bytes_per_cycle:
+        wave = np.maximum(wave, l2_bytes / g.l2_bytes_per_cycle)
+    cycles = launch_cycles(arch) + int(np.ceil(wave).sum())
+    off, l2, smem = arch.off_chip.name, _level(arch, "l2"), _level(arch, "shared_memory")
+    blocks = gr.blocks
+    traffic = {
+        (off, "a", "data", "read"): float(hbm_read_a.sum()),
+        (off, "b", "data", "read"): float(hbm_read_b.sum()),
+        (off, "c", "data", "write"): float(hbm_write.sum()),
+        (l2, "a", "data", "read"): blocks * a_panel, (l2, "b", "data", "read"): blocks * b_panel * ops.b,
+        (l2, "c", "data", "write"): blocks * c_tile,
+        (smem, "a", "data", "write"): blocks * steps * tm * tk * ops.a,
+        (smem, "a", "data", "read"): blocks * steps * tm * tk * ops.a * warps_n,
+        (smem, "b", "data", "write"): blocks * steps * tk * tn * ops.b,
+        (smem, "b", "data", "read"): blocks * steps * tk * tn * ops.b * warps_m,
+    }
+    if ops.b_metadata:
+        traffic[(off, "b", "metadata", "read")] = float(hbm_read_md.sum())
+        traffic[(l2, "b", "metadata", "read")] = blocks * b_panel * ops.b_metadata
+        traffic[(smem, "b", "metadata", "read")] = blocks * steps * tk * tn * ops.b_metadata * warps_m
+    if gr.split > 1:  # the reduction kernel reads the FP32 partials and writes C
+        partials = gr.split * m * n * PARTIAL_BYTES
+        cycles += memory_kernel_cycles(arch, partials + m * n * ops.c, ops=gr.split * m * n)
+        traffic[(off, "c", "data", "read")] = float(partials)
+        traffic[(off, "c", "data", "write")] += m * n * ops.c
+    traffic = {key: v for key, v in traffic.items() if key[0] is not None}  # levels the machine has
+    math_total = math.ceil(gr.waves * g.threadblocks_per_sm * math_c / g.tensor_core_efficiency)
+    return GemmCost(cycles, math_total, (tm, tn), gr.split, gr.waves, blocks, traffic)
+
+
+def _level(arch: Architecture, kind: str) -> str | None:
+    """The name of the machine's first memory of ``kind`` (None: it has none; its traffic is not
+    reported)."""
+    return next((mem.name for mem in arch.memories if mem.kind == kind), None)

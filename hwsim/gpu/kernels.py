@@ -1,0 +1,28 @@
+"""Memory-bound kernels on a GPU: launches, elementwise work, compression, gather and scatter.
+
+A GPU runs BN, ReLU, residual adds, the optimizer step and the methods' own work (DSG's selection,
+DST's threshold compare) as separate kernels that read their tensors from HBM and write them back,
+unlike the edge NPU, where elementwise work is fused with the GEMM's output. Such a kernel takes
+``launch + max(ops / vector lanes, bytes / HBM bytes per cycle)`` cycles, and it does not overlap
+the GEMMs of its pass (kernels on one stream run one after another).
+"""
+
+from __future__ import annotations
+
+import math
+
+from archs import Architecture
+
+
+def launch_cycles(arch: Architecture) -> int:
+    """Cycles between dependent kernels (launch and drain), from ``gpu.kernel_launch_ns``."""
+    return math.ceil(arch.gpu.kernel_launch_ns * 1e-9 * arch.clock_hz)
+
+
+def memory_kernel_cycles(arch: Architecture, moved_bytes: float, ops: float = 0.0) -> int:
+    """One kernel that moves ``moved_bytes`` through HBM and does ``ops`` element operations."""
+    if moved_bytes <= 0 and ops <= 0:
+        return 0
+    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    mem = math.ceil(moved_bytes / bpc) if bpc else 0
+    return launch_cycles(arch) + max(math.ceil(ops / arch.vector_unit.lanes), mem)

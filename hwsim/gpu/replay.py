@@ -1,0 +1,290 @@
+"""GPU replay of one layer: per pass, the dense tensor-core GEMM, the sparse paths that apply, the
+one that runs, its non-GEMM kernels, energy, and the dense baseline beside it.
+
+Which path runs (report column ``gpu_sparse_path``): ``2:4`` when the weight mask is N:M along the
+pass's reduction axis (under ``sparse.unstructured_policy: auto`` only where it is faster than the
+dense GEMM, its per-step compression included; ``dense`` and ``sparse`` always take it); otherwise,
+under ``sparse.unstructured_policy`` (``auto``: the faster), ``spmm`` for a sparse input operand or
+``gathered`` for DSG's output selection, else ``dense``; ``gpu_dense_reason`` says why a pass ran
+dense. Kernels of one pass run one after another: cycles = GEMM + non-GEMM kernels + compression
++ gather/scatter. The dense baseline is the same GEMMs with every sparse feature off (dense
+tensor-core path, no compression, no gather) and the same non-GEMM kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from archs import Architecture, energy_pj
+from traces.layer import GemmDims, LayerSpec
+
+from ..energy import pass_energy
+from ..errors import MappingError
+from ..layer_input import LayerInput
+from ..update import state_tensors, update_row
+from ..vector import gemm_pass_work
+from ..workload import effectual, operands
+from .gemm import GemmCost, Operands, gemm_cost
+from .kernels import launch_cycles, memory_kernel_cycles
+from .sparse import compress_cycles as recompress
+from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_operands
+
+PASS_TENSORS = {"forward": ("x", "w"), "backward_data": ("dy", "w"), "backward_weight": ("x", "dy")}
+
+
+def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None, backend: str,
+            stream_chunk: int | None) -> _Context:
+    """The replay context of a GPU-like machine (``dataflow``, ``backend`` and ``stream_chunk`` are
+    edge-NPU options and are ignored)."""
+    if arch.gpu is None:
+        raise MappingError(f"{arch.name}: a gpu machine needs a gpu section (SMs and tensor cores)")
+    return _Context(arch, manifest)
+
+
+class _Context:
+    def __init__(self, arch: Architecture, manifest: dict[str, Any]) -> None:
+        self.arch = arch
+        self.method = manifest["method"]["name"]
+        self.state_tensors = state_tensors(manifest)
+        self.eb = arch.gpu.element_bits / 8
+        self.dense_ops = Operands(self.eb, self.eb, self.eb)
+        g = arch.gpu
+        self.peak_fma_per_cycle = g.sms * g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle
+        self.meta = {"gpu_default_tile": f"{arch.gpu.threadblock_m}x{arch.gpu.threadblock_n}"}
+
+
+def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
+    """Report rows of one layer of one iteration, one per pass that has work."""
+    exact = it.has_masks
+    stats = it.layer_stats(li)
+    masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")} if exact else {}
+    cache: dict = {}
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is None:
+                continue
+            changed = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+            bits = ctx.arch.gpu.element_bits
+            row = update_row(ctx.arch, spec, it.index, weight_bits=bits, gradient_bits=bits,
+                             state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed)
+            row["mode"] = "exact" if exact else "expected"
+            rows.append(row)
+            continue
+        if any(it.count(li, t) is None for t in PASS_TENSORS[pass_]):
+            continue
+        if exact and any(masks[t] is None for t in PASS_TENSORS[pass_]):
+            continue
+        if (pass_ == "backward_data" and it.count(li, "dx") is None) or \
+                (pass_ == "backward_weight" and it.count(li, "dw") is None):
+            continue
+        batch = it.mask_batch if exact else it.batch
+        row = _pass_row(ctx, spec, pass_, it, li, masks, batch, stats, cache)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=batch, batch=it.batch,
+                   mode="exact" if exact else "expected")
+        rows.append(row)
+    return rows
+
+
+def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: int, masks: dict,
+              batch: int, stats: dict, cache: dict) -> dict:
+    """One GEMM pass: operand counts (from masks, or from counts in expected mode), the path that
+    runs, the non-GEMM kernel, and the dense baseline beside them."""
+    arch, eb = ctx.arch, ctx.eb
+    g = spec.gemm(pass_, batch)
+    m, k, n = g.m, g.k, g.n
+    if masks:
+        groups = operands(spec, pass_, masks, cache)
+        nnz_a = sum(int(x.a.sum()) for x in groups)
+        nnz_b = sum(int(x.b.sum()) for x in groups)
+        need = groups[0].need if pass_ == "forward" and masks.get("y_sel") is not None else None
+    else:  # counts only: operand densities from the tensors' counts
+        a_t, b_t = PASS_TENSORS[pass_]
+        nnz_a = round(g.m * g.k * g.groups * it.count(li, a_t) / max(spec.numel(a_t, it.batch), 1))
+        nnz_b = round(g.k * g.n * g.groups * it.count(li, b_t) / max(spec.numel(b_t, it.batch), 1))
+        need = None
+    dense_one = gemm_cost(arch, m, k, n, ctx.dense_ops)
+    dense = _grouped(dense_one, g.groups, arch)
+    algorithmic = g.macs
+    out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
+                           "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
+                           "gpu_compress_cycles": 0, "gpu_convert_cycles": 0,
+                           "gpu_gather_cycles": 0}
+    traffic: dict = defaultdict(float)
+    gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
+    s = arch.sparse.structured
+    ok, reason = structured_applies(spec, pass_, masks.get("w"), s)
+    if ok:
+        ops = structured_operands(k, n, eb, s)
+        nm_gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
+                           g.groups, arch)
+        cyc = read = written = 0
+        if bool(stats.get("flips_on", 0) or stats.get("flips_off", 0)) and pass_ == "forward":
+            copies = 2 if structured_applies(spec, "backward_data", masks.get("w"), s)[0] else 1
+            cyc, read, written = recompress(arch, spec.numel("w", 1), eb, copies)
+        if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + cyc > dense.cycles:
+            ok = False  # the library keeps the dense GEMM where 2:4 does not pay
+            reason = (f"the dense GEMM ({dense.cycles:,} cycles) is faster than {s.n}:{s.m} "
+                      f"({nm_gemm.cycles + cyc:,} cycles, compression included)")
+        else:
+            gemm, tc_macs = nm_gemm, min(algorithmic, (-(-k // s.m)) * s.n * n * m * g.groups)
+            out["gpu_sparse_path"], out["gpu_sparse_operand"] = f"{s.n}:{s.m}", "b"
+            out["gpu_compress_cycles"], extra = cyc, cyc
+            traffic[(arch.off_chip.name, "b", "data", "read")] += read
+            traffic[(arch.off_chip.name, "b", "data", "write")] += written
+    if not ok:
+        static_w = pass_ in ("forward", "backward_data") and not (stats.get("flips_on", 0)
+                                                                  or stats.get("flips_off", 0))
+        gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,
+                                                        out, traffic, static_w)
+    vec_ops, vec_bytes = _vector_work(ctx, spec, pass_, batch, stats)
+    vec_cycles = memory_kernel_cycles(arch, vec_bytes, vec_ops)
+    traffic[(arch.off_chip.name, "c", "data", "read")] += vec_bytes / 2
+    traffic[(arch.off_chip.name, "c", "data", "write")] += vec_bytes / 2
+    base_traffic = defaultdict(float, {(arch.off_chip.name, "c", "data", d): vec_bytes / 2
+                                       for d in ("read", "write")})
+    gemm_cycles = (gemm.cycles if gemm is not None else 0) + extra
+    if gemm is not None:
+        for key, moved in gemm.traffic.items():
+            traffic[key] += moved
+    for key, moved in dense.traffic.items():
+        base_traffic[key] += moved
+    cycles = gemm_cycles + vec_cycles
+    base_cycles = dense.cycles + vec_cycles
+    row = {"pass": pass_, **out, **_counts(ctx, cycles, gemm_cycles, vec_cycles, gemm, traffic,
+                                           tc_macs, cuda_macs, vec_ops, algorithmic)}
+    base = _counts(ctx, base_cycles, dense.cycles, vec_cycles, dense, base_traffic, algorithmic, 0, vec_ops,
+                   algorithmic)
+    row.update({f"dense_{key}": base[key] for key in ("cycles", "gemm_cycles", "energy_pj", "compute_cycles",
+                                                       "stall_cycles")})
+    row["gpu_tile"] = f"{gemm.tile[0]}x{gemm.tile[1]}" if gemm is not None else ""
+    row["gpu_split_k"] = gemm.split if gemm is not None else 0
+    row["gpu_waves"] = gemm.waves if gemm is not None else 0
+    row["speedup"] = base_cycles / max(cycles, 1)
+    row["energy_saving"] = base["energy_pj"] / row["energy_pj"] if row["energy_pj"] else float("nan")
+    row["utilization"] = (tc_macs + cuda_macs) / max(cycles * ctx.peak_fma_per_cycle, 1)
+    if masks:
+        row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
+    else:
+        d_a, d_b = nnz_a / max(m * k * g.groups, 1), nnz_b / max(k * n * g.groups, 1)
+        row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(algorithmic * d_a * d_b)
+    return row
+
+
+def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.ndarray | None,
+                  dense_one: GemmCost, dense: GemmCost, reason: str, out: dict,
+                  traffic: dict, static_weight: bool) -> tuple[GemmCost | None, int, int, int]:
+    """Choose between the dense GEMM, the sparse kernel and DSG's gathered GEMM under the
+    architecture's ``unstructured_policy``; fill ``out``'s path columns and ``traffic`` with the
+    chosen kernels' bytes. ``static_weight``: operand ``b`` is a weight whose mask did not change
+    this step, so its CSR form is reused; any other sparse operand is converted to CSR first.
+    Returns (tensor-core GEMM or None, extra kernel cycles, tensor-core MACs, CUDA-core MACs)."""
+    arch, eb = ctx.arch, ctx.eb
+    m, k, n = g.m, g.k, g.n
+    off = arch.off_chip.name
+    reasons = [reason]
+    policy = arch.sparse.unstructured_policy
+    options: list[tuple[str, int]] = [("dense", dense.cycles)]
+    spmm = gath = None
+    sizes = {"a": m * k * g.groups, "b": k * n * g.groups}
+    dens = {"a": nnz_a / max(sizes["a"], 1), "b": nnz_b / max(sizes["b"], 1)}
+    op = min(dens, key=lambda o: dens[o])
+    if arch.sparse.kernel_efficiency and dens[op] < 1:
+        # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
+        gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
+        convert = not (op == "b" and static_weight)
+        spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb, convert=convert)
+        options.append(("spmm", spmm.cycles))
+        out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
+        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles,
+                                                         convert=convert)
+        out["gpu_convert_cycles"] = spmm.convert_cycles
+    if need is not None and g.groups == 1:
+        gath = gathered_cost(arch, k, need, eb)
+        options.append(("gathered", gath.gemm.cycles + gath.gather_cycles))
+        out["gpu_gather_cycles"] = gath.gather_cycles
+    if policy == "dense" or len(options) == 1:
+        chosen = "dense"
+        reasons.append("unstructured policy: dense" if policy == "dense" else "no sparse operand or kernel")
+    elif policy == "sparse":
+        chosen = min(options[1:], key=lambda o: o[1])[0]
+    else:
+        chosen = min(options, key=lambda o: o[1])[0]
+        if chosen == "dense":
+            reasons.append(f"the dense GEMM ({dense.cycles:,} cycles) is faster than " + " and ".join(
+                f"{name} ({cyc:,} cycles)" for name, cyc in options[1:]))
+    out["gpu_sparse_path"] = chosen
+    if chosen == "spmm":
+        for key, moved in (((off, op, "data", "read"), spmm.read_sparse_bytes),
+                           ((off, op, "metadata", "read"), spmm.read_sparse_metadata_bytes),
+                           ((off, "b" if op == "a" else "a", "data", "read"), spmm.read_dense_bytes),
+                           ((off, "c", "data", "write"), spmm.write_bytes),
+                           ((off, op, "data", "read"), spmm.convert_read_bytes),
+                           ((off, op, "data", "write"), spmm.convert_write_bytes)):
+            traffic[key] += moved
+        return None, spmm.cycles, 0, min(g.macs, spmm.macs)
+    if chosen == "gathered":
+        for o, moved in (("a", gath.moved_a_bytes), ("c", gath.moved_c_bytes)):
+            traffic[(off, o, "data", "read")] += moved / 2
+            traffic[(off, o, "data", "write")] += moved / 2
+        return gath.gemm, gath.gather_cycles, min(g.macs, gath.macs), 0
+    out["gpu_dense_reason"] = "; ".join(r for r in reasons if r)
+    return dense, 0, g.macs, 0
+
+
+def _grouped(c: GemmCost, groups: int, arch: Architecture) -> GemmCost:
+    """``groups`` identical GEMMs batched in one launch: their blocks share the waves (a group of
+    few blocks does not cost a wave of its own), and the kernel moves every group's HBM bytes."""
+    if groups == 1:
+        return c
+    g = arch.gpu
+    launch = launch_cycles(arch)
+    waves = -(-groups * c.blocks // (g.sms * g.threadblocks_per_sm))
+    hbm = sum(v for (level, *_), v in c.traffic.items() if level == arch.off_chip.name)
+    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    body = max((c.cycles - launch) * waves / c.waves, groups * hbm / bpc if bpc else 0.0)
+    return GemmCost(launch + math.ceil(body), math.ceil(c.math_cycles * waves / c.waves), c.tile, c.split,
+                    waves, groups * c.blocks, {k: v * groups for k, v in c.traffic.items()})
+
+
+def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, stats: dict) -> tuple[float, float]:
+    """Non-GEMM ops and HBM bytes of a pass: the output (forward: Y; backward-data: dY) is read and
+    written once by a fused elementwise kernel (BN, ReLU, their backward); DST's threshold compare
+    also reads the weight."""
+    ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats).ops
+    if pass_ == "forward":
+        moved = 2 * spec.numel("y", batch) * ctx.eb
+        moved += spec.numel("w", 1) * ctx.eb if ctx.method == "dst" else 0
+    elif pass_ == "backward_data":
+        moved = 2 * spec.numel("dy", batch) * ctx.eb
+    else:
+        moved = 0.0
+    return float(ops), float(moved)
+
+
+def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm: GemmCost | None,
+            traffic: dict, tc_macs: int, cuda_macs: int, vec_ops: float, algorithmic: int) -> dict:
+    arch = ctx.arch
+    energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=dict(traffic),
+                         vector_ops=vec_ops + cuda_macs, cycles=cycles)
+    energy["tensor_core"] = tc_macs * energy_pj(arch, "tensor_core", "fma")
+    compute = gemm.math_cycles if gemm is not None else 0
+    actual = tc_macs + cuda_macs
+    row: dict[str, Any] = {
+        "cycles": int(cycles), "gemm_cycles": int(gemm_cycles), "compute_cycles": int(compute),
+        "stall_cycles": int(max(gemm_cycles - compute, 0)), "vector_cycles": int(vec_cycles),
+        "tiles": int(gemm.blocks if gemm is not None else 0), "algorithmic_macs": int(algorithmic),
+        "actual_macs": int(actual), "gated_macs": 0, "skipped_macs": int(algorithmic - actual),
+        "vector_ops": float(vec_ops), "energy_pj": float(sum(energy.values())),
+    }
+    for comp, pj in energy.items():
+        row[f"energy_{comp}_pj"] = pj
+    for (comp, op, kind, direction), moved in traffic.items():
+        suffix = "" if kind == "data" else "_metadata"
+        row[f"{comp}_{op}{suffix}_{direction}_bytes"] = float(np.float64(moved))
+    return row

@@ -1,0 +1,171 @@
+"""Hand cases of the GPU model: waves, panels, split-K, 2:4 rules, compressed bytes, recompression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.gpu import gemm as gemm_mod
+from hwsim.gpu.gemm import Operands, gemm_cost
+from hwsim.gpu.kernels import launch_cycles
+from hwsim.gpu.sparse import compress_cycles, compressed_bytes, structured_operands
+from hwsim.gpu.tiling import grid
+
+from .helpers import A100, layer_input, linear, replay, row_24, transposable_24
+
+DENSE = Operands(2, 2, 2)
+S = A100.sparse.structured
+
+
+def test_one_tile_more_than_the_sms_costs_a_second_wave():
+    # 128×256 tiles in one column: each wave is math-bound (its A panels stream at ~60% of HBM)
+    sms, k = A100.gpu.sms, 8192
+    full = grid(128 * sms, k, 256, 128, 256, 32, 1, sms)
+    extra = grid(128 * (sms + 1), k, 256, 128, 256, 32, 1, sms)
+    assert (full.waves, extra.waves) == (1, 2)
+    assert extra.blocks_per_wave.tolist() == [sms, 1]
+    t_full = gemm_mod._cost(A100, full, 128 * sms, k, 256, DENSE, 1.0).cycles - launch_cycles(A100)
+    t_extra = gemm_mod._cost(A100, extra, 128 * (sms + 1), k, 256, DENSE, 1.0).cycles - launch_cycles(A100)
+    assert t_extra == pytest.approx(2 * t_full, rel=0.01)  # the lone tile pays a whole wave
+
+
+@pytest.mark.parametrize(("gm", "gn", "split", "slots"), [(7, 5, 1, 4), (3, 11, 4, 10), (13, 2, 3, 6),
+                                                          (1, 64, 2, 108)])
+def test_distinct_panels_per_wave_match_brute_force(gm, gn, split, slots):
+    g = grid(gm * 64, split * 32 * 3, gn * 64, 64, 64, 32, split, slots)
+    idx = np.arange(g.blocks)
+    m_i, n_i, s_i = idx % gm, (idx // gm) % gn, idx // (gm * gn)
+    wave = idx // slots
+    for w in range(g.waves):
+        sel = wave == w
+        assert g.a_panels_per_wave[w] == len(set(zip(m_i[sel], s_i[sel], strict=True)))
+        assert g.b_panels_per_wave[w] == len(set(zip(n_i[sel], s_i[sel], strict=True)))
+
+
+def test_split_k_engages_for_a_small_grid_only():
+    small = gemm_cost(A100, 128, 65536, 128, DENSE)  # one or a few output tiles, long K
+    assert small.split > 1
+    assert small.traffic[("hbm", "c", "data", "read")] == small.split * 128 * 128 * 4  # FP32 partials
+    big = gemm_cost(A100, 8192, 4096, 8192, DENSE)
+    assert big.split == 1
+
+
+def test_compressed_bytes_are_values_plus_metadata_exactly():
+    k, n = 1024, 512
+    values, metadata = compressed_bytes(k, n, 2, S)
+    assert values == (k // 4) * 2 * n * 2  # two FP16 values kept per group of four
+    assert metadata == (k // 4) * 2 * n * 2 / 8  # two bits per kept value
+    # one wave over B (M = 128): the GEMM reads exactly the compressed operand from HBM
+    c = gemm_cost(A100, 128, k, n, structured_operands(k, n, 2, S), math_speedup=2.0, split_k=False)
+    assert c.waves == 1
+    assert c.traffic[("hbm", "b", "data", "read")] == pytest.approx(values, rel=1e-12)
+    assert c.traffic[("hbm", "b", "metadata", "read")] == pytest.approx(metadata, rel=1e-12)
+
+
+def test_a_mask_breaking_24_in_one_group_runs_dense():
+    spec = linear(256, 512, 256)
+    w = row_24(256, 512)
+    w[3, 6] = True  # group (row 3, columns 4..7) now keeps three
+    rows = replay(spec, layer_input(spec, w))
+    assert rows["forward"]["gpu_sparse_path"] == "dense"
+    assert "breaks 2:4 along Kr in 1 group" in rows["forward"]["gpu_dense_reason"]
+    assert rows["forward"]["cycles"] == rows["forward"]["dense_cycles"]
+
+
+def test_backward_data_with_a_non_transposable_24_mask_runs_dense_and_says_why():
+    spec = linear(4096, 1024, 1024)
+    rows = replay(spec, layer_input(spec, row_24(1024, 1024)))
+    assert rows["forward"]["gpu_sparse_path"] == "2:4"
+    assert rows["forward"]["speedup"] > 1
+    bd = rows["backward_data"]
+    assert bd["gpu_sparse_path"] == "dense" and "transposable" in bd["gpu_dense_reason"]
+    assert bd["cycles"] == bd["dense_cycles"]
+    assert "dense output" in rows["backward_weight"]["gpu_dense_reason"]
+
+
+def test_a_transposable_mask_runs_both_weight_passes_on_24():
+    spec = linear(4096, 1024, 1024)
+    rows = replay(spec, layer_input(spec, transposable_24(1024, 1024)))
+    assert rows["forward"]["gpu_sparse_path"] == rows["backward_data"]["gpu_sparse_path"] == "2:4"
+    assert rows["backward_weight"]["gpu_sparse_path"] == "dense"
+    for r in rows.values():
+        assert r["algorithmic_macs"] == r["actual_macs"] + r["gated_macs"] + r["skipped_macs"]
+    assert rows["forward"]["actual_macs"] == rows["forward"]["algorithmic_macs"] // 2
+
+
+def test_a_changing_24_mask_is_compressed_every_step():
+    spec = linear(4096, 1024, 1024)
+    w = transposable_24(1024, 1024)
+    still = replay(spec, layer_input(spec, w))["forward"]
+    moving = replay(spec, layer_input(spec, w, stats={"flips_on": 8, "flips_off": 8}))["forward"]
+    expected = compress_cycles(A100, 1024 * 1024, 2, copies=2)[0]  # W and Wᵀ: both passes run 2:4
+    assert still["gpu_compress_cycles"] == 0
+    assert moving["gpu_compress_cycles"] == expected > 0
+    assert moving["cycles"] == still["cycles"] + expected
+    assert moving["dense_cycles"] == still["dense_cycles"]  # the baseline has no compression
+
+
+def test_sparse_kernel_efficiency_is_sputniks_27_percent_of_fp32_peak():
+    # Gale et al. SC'20: 27% of single-precision peak; NVIDIA A100: 19.5 TFLOPS FP32, 312 FP16 tensor
+    eff = A100.sparse.kernel_efficiency
+    assert len({p.efficiency for p in eff}) == 1
+    assert eff[0].efficiency * 312e12 == pytest.approx(0.27 * 19.5e12, rel=0.01)
+
+
+def test_crossover_density_is_where_the_sparse_kernel_ties_the_dense_gemm():
+    from hwsim.gpu.sparse import crossover_density, spmm_cost
+
+    m = k = n = 4096
+    dense = gemm_cost(A100, m, k, n, DENSE).cycles
+    c = crossover_density(A100, m, k, n, "b", 2, dense)
+    assert 0.005 < c < 0.1  # sparse kernels pay off only at very high sparsity
+    assert spmm_cost(A100, m, k, n, round(c * k * n), "b", 2).cycles <= dense
+    assert spmm_cost(A100, m, k, n, round(1.02 * c * k * n), "b", 2).cycles > dense
+
+
+def test_an_operand_whose_sparsity_changes_pays_its_csr_conversion():
+    """Activations and gradients (and a weight whose mask changed) are converted to CSR every step:
+    a memory kernel reading the operand dense and writing values, 32-bit indices and pointers."""
+    from hwsim.gpu.kernels import memory_kernel_cycles
+    from hwsim.gpu.sparse import spmm_cost
+
+    m, k, n, nnz = 512, 1024, 256, 1024 * 256 // 10
+    kept = spmm_cost(A100, m, k, n, nnz, "b", 2, convert=False)
+    built = spmm_cost(A100, m, k, n, nnz, "b", 2, convert=True)
+    read, written = k * n * 2, nnz * (2 + 4) + (n + 1) * 4
+    assert (built.convert_read_bytes, built.convert_write_bytes) == (read, written)
+    assert built.cycles - kept.cycles == memory_kernel_cycles(A100, read + written, ops=k * n) > 0
+
+
+def test_dense_training_does_not_gain_from_sparse_kernels_on_small_layers(tmp_path):
+    """A dense-trained trace's ReLU zeros (about half the activations) must not make CUDA-core SpMM
+    beat the tensor cores once the activations are converted to CSR each step."""
+    from hwsim.simulate import simulate
+    from traces.synth import write_synthetic
+
+    from ...traces.helpers import LAYERS
+
+    path = write_synthetic(LAYERS, tmp_path / "t", batch=64, density={"x": 0.5, "dy": 0.5}, seed=0)
+    df = simulate(path, "gpu-a100").to_frame()
+    gemm = df[df["pass"] != "update"]
+    assert (gemm["gpu_sparse_path"] == "dense").all(), gemm[["layer", "pass", "gpu_sparse_path"]]
+    assert (gemm["gpu_crossover_density"] < 0.5).all()
+
+
+def test_2_4_runs_only_where_it_pays_under_auto():
+    """A changing 2:4 mask on a small layer: compression every step costs more than 2:4 saves, so
+    `auto` keeps the dense GEMM (and says why); `sparse` forces 2:4, and it is slower there."""
+    import archs
+
+    spec = linear(64, 256, 128)
+    it = layer_input(spec, transposable_24(128, 256), stats={"flips_on": 10, "flips_off": 10})
+    auto = replay(spec, it)["forward"]
+    forced = replay(spec, it, arch=archs.replace(A100, {"sparse.unstructured_policy": "sparse"}))["forward"]
+    assert forced["gpu_sparse_path"] == "2:4" and forced["gpu_compress_cycles"] > 0
+    assert forced["cycles"] > forced["dense_cycles"]  # 2:4 does not pay here
+    assert auto["gpu_sparse_path"] == "dense" and auto["cycles"] == auto["dense_cycles"]
+    reason = auto["gpu_dense_reason"]
+    assert "faster than 2:4" in reason and "compression included" in reason
+    big = linear(8192, 4096, 4096)  # large: 2:4 pays even with the compression
+    big_it = layer_input(big, transposable_24(4096, 4096), stats={"flips_on": 10, "flips_off": 10})
+    assert replay(big, big_it, passes=("forward",))["forward"]["gpu_sparse_path"] == "2:4"
