@@ -107,7 +107,7 @@ def _row_pulses(pulses: np.ndarray, lm: LayerMap, r: ReramCompute) -> np.ndarray
 def per_crossbar(cells: np.ndarray, lm: LayerMap, r: ReramCompute) -> np.ndarray:
     """Sum a per-cell array ``(sets × slices, Kout, Kr)`` (writes, pulses) over each crossbar of one
     copy of the layer: ``(sets × slices, groups, n_xbars, k_xbars)`` — a heat map of writes."""
-    return _row_pulses(cells.astype(np.int64), lm, r).sum(axis=(3, 5))
+    return _row_pulses(cells.astype(np.int32), lm, r).sum(axis=(3, 5), dtype=np.int64)
 
 
 def lifetime_epochs(max_writes_per_epoch: float, r: ReramCompute) -> float:

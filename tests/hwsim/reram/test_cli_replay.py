@@ -27,3 +27,11 @@ def test_replay_from_the_cli(trained, method, arch, tmp_path, capsys):
     assert (upd["reram_cell_writes"] > 0).all() and (upd["energy_cell_write_pj"] > 0).all()
     fwd = df[df["pass"] == "forward"]
     assert (fwd["energy_adc_pj"] > 0).all() and (fwd["dense_energy_pj"] >= fwd["energy_pj"]).all()
+
+
+def test_reports_are_identical_for_any_number_of_workers(trained):
+    from hwsim.simulate import simulate
+
+    one = simulate(trained["dst"], "reram-isaac", workers=1).to_frame()
+    two = simulate(trained["dst"], "reram-isaac", workers=2).to_frame()
+    pd.testing.assert_frame_equal(one, two)
