@@ -233,6 +233,9 @@ def reram_isaac() -> Architecture:
                                     area_mm2=0.0012),  # 1200 µm² each [ref §1.5]
             dacs_per_ima=8 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # 4 mW per 1024 DACs [ref §1.5]
             input_bits=16, weight_bits=16,  # 16-bit inputs bit-serial, weights over 8 cells [ref §4.1]
+            signed_weights="offset",  # ISAAC stores weights biased, the bias removed digitally [paper: ISAAC]
+            transposed_read=False,  # inference periphery: DACs on rows, ADCs on columns [ref §4.1]
+            replicate_layers=True, max_replicas=0,  # ISAAC replicates layers to balance its pipeline
             shift_add_energy_pj=0.021,  # [ref §4.1 per-action table]
             ima_peripherals=(  # ISAAC table, per IMA [ref §4.1]
                 Peripheral(name="sample_and_hold (8×128)", power_mw=0.01),
