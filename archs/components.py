@@ -223,6 +223,9 @@ class Crossbar:
     read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", gt=0)
     power_mw: float = spec(doc="power while reading, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
+    parallel_rows: int = spec(
+        0, doc="lines driven at once in one read (0 = all rows; NeuroSim's partial parallel read: a "
+               "block of rows is read in ceil(rows / parallel_rows) sequential reads)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -288,3 +291,14 @@ class ReramCompute:
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
     ima_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each IMA")
     tile_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each tile")
+    signed_weights: Literal["offset", "differential"] = spec(
+        "offset", doc="signed weights: offset (biased unsigned code in one column set, the bias "
+                      "removed digitally; ISAAC) or differential (a positive and a negative column set, "
+                      "magnitudes in weight_bits - 1 bits)")
+    transposed_read: bool = spec(
+        False, doc="the periphery can drive bit lines and sense word lines, so backward-data runs as a "
+                   "transposed read of the same crossbars (else on the digital unit)")
+    replicate_layers: bool = spec(
+        True, doc="copy layers into spare IMAs to balance the inter-layer pipeline (ISAAC, PipeLayer)")
+    max_replicas: int = spec(0, doc="most copies of one layer (0 = as many as fit; NeuroSim speedUpDegree)",
+                             ge=0)

@@ -40,8 +40,13 @@ def ima_macs_per_mvm(r: ReramCompute) -> int:
 
 
 def mvm_time_ns(r: ReramCompute) -> float:
-    """Time of one matrix-vector multiply: input bits streamed through the DACs, one read each."""
-    return -(-r.input_bits // r.dac.bits) * r.crossbar.read_cycle_ns
+    """Time of one matrix-vector multiply, ns: input bits streamed through the DACs, one read each
+    (``ceil(rows / parallel_rows)`` reads with a partial parallel read); a read lasts at least as
+    long as the crossbar's ADCs take to convert its columns."""
+    xb = r.crossbar
+    groups = -(-xb.rows // xb.parallel_rows) if 0 < xb.parallel_rows < xb.rows else 1
+    adc_ns = -(-xb.cols * r.crossbars_per_ima // r.adcs_per_ima) / r.adc.sample_rate_hz * 1e9
+    return -(-r.input_bits // r.dac.bits) * groups * max(xb.read_cycle_ns, adc_ns)
 
 
 def ima_power_mw(r: ReramCompute) -> float:

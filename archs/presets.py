@@ -233,6 +233,9 @@ def reram_isaac() -> Architecture:
                                     area_mm2=0.0012),  # 1200 µm² each [ref §1.5]
             dacs_per_ima=8 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # 4 mW per 1024 DACs [ref §1.5]
             input_bits=16, weight_bits=16,  # 16-bit inputs bit-serial, weights over 8 cells [ref §4.1]
+            signed_weights="offset",  # ISAAC stores weights biased, the bias removed digitally [paper: ISAAC]
+            transposed_read=False,  # inference periphery: DACs on rows, ADCs on columns [ref §4.1]
+            replicate_layers=True, max_replicas=0,  # ISAAC replicates layers to balance its pipeline
             shift_add_energy_pj=0.021,  # [ref §4.1 per-action table]
             ima_peripherals=(  # ISAAC table, per IMA [ref §4.1]
                 Peripheral(name="sample_and_hold (8×128)", power_mw=0.01),
@@ -255,8 +258,9 @@ def reram_isaac() -> Architecture:
                              endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
                              row_parallel=True),  # row-by-row writes [ref §4.6]
         ),
-        # one digital unit per tile, at the shift-and-add energy per op [ref §4.1]
-        vector_unit=VectorUnit(lanes=168, op_energy_pj=0.021),
+        # the digital unit: ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one element
+        # per cycle each, at the shift-and-add energy per op [ref §4.1]
+        vector_unit=VectorUnit(lanes=2 * 168, op_energy_pj=0.021),
         memories=(
             Memory(name="edram", kind="edram", capacity_bytes=64 * 1024, instances=168,  # [ref §4.1]
                    read_energy_pj_per_byte=20.45 / 32, write_energy_pj_per_byte=20.45 / 32),  # per 256 b
@@ -272,8 +276,68 @@ def reram_isaac() -> Architecture:
     )
 
 
+NEUROSIM_READ_V = 0.55  # read voltage at 22 nm, NeuroSim V1.4 Param.cpp (readVoltage, technode 22)
+NEUROSIM_R_ON_OHM = 100e3  # NeuroSim V1.4 Param.cpp resistanceOn (on/off 17: resistanceOff = 17 × R_on)
+
+
+def reram_neurosim() -> Architecture:
+    """NeuroSim V1.4 Table VII RRAM: 22 nm, 1 bit/cell, 4-bit ADC, 128×128, parallel read 32 [ref §4.3]."""
+    # Values NeuroSim computes from its circuit models are stated assumptions here (docs/reram.md).
+    cells_read = 32 * 128  # one partial parallel read: 32 rows × 128 columns
+    # half the cells at R_on (the rest at R_off = 17 R_on, neglected): V²/R per cell [assumption]
+    xbar_mw = cells_read * 0.5 * NEUROSIM_READ_V**2 / NEUROSIM_R_ON_OHM * 1e3
+    return Architecture(
+        name="reram-neurosim",
+        family="reram",
+        description="DNN+NeuroSim V1.4 Table VII RRAM setting (VGG-8, 8b×8b): 22 nm, 128×128 1-bit cells, "
+                    "32 rows read in parallel, 8 columns per 4-bit multi-level sense amp, 1 GHz; chip sized "
+                    "for VGG-8 with up to 8 copies per layer (speedUpDegree 8). Circuit-level energies "
+                    "NeuroSim derives itself are approximations (docs/reram.md).",
+        clock_hz=1e9,  # NeuroSim V1.4 Param.cpp clkFreq
+        tech_nm=22,  # Table VII [ref §4.3]
+        reram=ReramCompute(
+            # 1400 tiles × 4 PEs × 4 subarrays: VGG-8 with 8 copies of each conv layer needs 22,024
+            # subarrays of 128×128 (NeuroSim sizes its chip to the network) [assumption]
+            tiles=1400, imas_per_tile=4, crossbars_per_ima=4,
+            crossbar=Crossbar(rows=128, cols=128,  # numRowSubArray/numColSubArray, Param.cpp
+                              bits_per_cell=1,  # cellBit, Table VII [ref §4.3]
+                              read_cycle_ns=10,  # readPulseWidth = 10e-9, Param.cpp
+                              power_mw=xbar_mw,  # V_read²/R_on × 2048 cells on [assumption]
+                              parallel_rows=32),  # "parallel read 32", Table VII [ref §4.3]
+            # numColMuxed = 8 columns per sense amp: 16 per subarray, 64 per PE (Param.cpp)
+            adcs_per_ima=4 * 16,
+            adc=Adc(bits=4,  # 4-bit ADC, Table VII [ref §4.3]
+                    sample_rate_hz=1e9,  # MLSA: 1 ns per muxed column (MultilevelSenseAmp.cpp readLatency)
+                    power_mw=0.79),  # Saberi 4-bit SAR: 0.79 pJ per conversion at 32 nm [ref §1.5]
+            dacs_per_ima=4 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # ISAAC 1-bit DAC [ref §1.5]
+            input_bits=8, weight_bits=8,  # 8b × 8b, Table VII [ref §4.3]
+            signed_weights="offset",  # NeuroSim subtracts a reference column (dumcolshared) [Param.cpp]
+            transposed_read=True,  # V2: activation gradients (AG) are read from the same arrays [ref §4.3]
+            max_replicas=8,  # speedUpDegree = 8, Param.cpp
+            write=WriteModel(pulse_energy_pj=2**2 / NEUROSIM_R_ON_OHM * 50e-9 * 1e12,  # V²/R·t: 2 V
+                             # (Param.cpp writeVoltage) for 50 ns (NeuroSim write pulse [ref §4.3]) at R_on
+                             pulse_ns=50.0,  # NeuroSim default write pulse width [ref §4.3]
+                             max_pulses_per_update=1,  # a 1-bit cell switches with one SET/RESET [assumption]
+                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
+                             row_parallel=True),  # row-by-row writes [ref §4.6]
+        ),
+        # chip-level ReLU/max-pool (Param.cpp chipActivation): one lane per PE at ISAAC's digital op
+        # energy [ref §4.1] [assumption]
+        vector_unit=VectorUnit(lanes=1400 * 4, op_energy_pj=0.021),
+        memories=(
+            Memory(name="hbm", kind="hbm", capacity_bytes=0,
+                   bandwidth_bytes_per_s=15.2e12 / 8,  # NeuroSim DRAM.cpp 15.2 Tb/s [ref §1.4]
+                   read_energy_pj_per_byte=3.9 * PJ_PER_BIT,  # HBM2 3.9 pJ/bit, NeuroSim V2 [ref §4.3]
+                   write_energy_pj_per_byte=3.9 * PJ_PER_BIT),
+        ),
+        sparse=SparseFeatures(skip_zero_input_rows=True, skip_zero_weight_columns=True,
+                              skip_zero_crossbars=True),
+    )
+
+
 _BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "gpu-a100": gpu_a100,
-             "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac}
+             "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac,
+             "reram-neurosim": reram_neurosim}
 PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}
 
 

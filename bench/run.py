@@ -49,6 +49,12 @@ def child(task: dict) -> dict:
         return {"wall_s": wall, "macs": int(df["algorithmic_macs"].sum()), "cycles": int(df["cycles"].sum()),
                 "speedup": float(df["dense_cycles"].sum() / df["cycles"].sum()),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if task["kind"] == "reram":
+        start = time.perf_counter()
+        df = simulate(trace, archs.PRESETS["reram-isaac"], passes=PASSES).to_frame()
+        wall = time.perf_counter() - start
+        return {"wall_s": wall, "macs": int(df["algorithmic_macs"].sum()), "cycles": int(df["cycles"].sum()),
+                "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if task["kind"] == "floor":
         from hwsim.workload import operands
 
@@ -110,6 +116,8 @@ def main() -> int:
         r = measure({"kind": "replay_gpu", "trace": str(trace), "arch": arch})
         gpu_rows.append({"arch": arch, **r})
         print(f"{arch}: {r['wall_s']:.2f} s", file=sys.stderr)
+    reram = measure({"kind": "reram", "trace": str(trace)})
+    print(f"reram-isaac: {reram['wall_s']:.2f} s", file=sys.stderr)
     floor = measure({"kind": "floor", "trace": str(trace)})
     print(f"matmul floor: {floor['wall_s']:.2f} s", file=sys.stderr)
     ss_rows = []
@@ -123,11 +131,12 @@ def main() -> int:
             ours = measure({"kind": "scalesim_layer", "trace": str(ss_trace), "layer": ref["layer"],
                             "dataflow": ref["dataflow"]})
             ss_rows.append((ref, ours))
-    write_results(rows, floor, ss_rows, ss_csv, gpu_rows)
+    write_results(rows, floor, ss_rows, ss_csv, gpu_rows, reram)
     return 0
 
 
-def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path, gpu_rows: list[dict]) -> None:
+def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path, gpu_rows: list[dict],
+                  reram: dict) -> None:
     import numpy as np
 
     lines = ["# hwsim benchmark (`make bench`)", "",
@@ -164,6 +173,12 @@ def write_results(rows: list[dict], floor: dict, ss_rows: list, ss_csv: Path, gp
             lines.append(f"| {r['arch']} | {r['wall_s']:.2f} | {r['macs'] / r['wall_s']:.3g} | "
                          f"{r['cycles']:,} | {r['speedup']:.3f}× | {r['maxrss_mb']:.0f} |")
         lines.append("")
+    lines += ["## Replay of the same iteration on the ReRAM crossbar chip", "",
+              "The same trace and passes on `reram-isaac` (forward on the crossbars with replicas, "
+              "backward-data and backward-weight on the digital unit; no weights in a synthetic trace, so "
+              f"no cell writes): **{reram['wall_s']:.2f} s per iteration** "
+              f"({reram['macs'] / reram['wall_s']:.3g} simulated MACs/s, peak RSS "
+              f"{reram['maxrss_mb']:.0f} MB, {reram['wall_s'] / floor['wall_s']:.2f}× the matmul floor).", ""]
     if ss_rows:
         head = ss_csv.read_text().splitlines()[0].lstrip("# ")
         lines += ["## Event engine against SCALE-Sim, limited DRAM bandwidth", "",

@@ -24,12 +24,16 @@ class LayerInput:
     counts: dict[str, int | None]
     masks: dict[str, np.ndarray | None]
     stats: dict[str, Any]
+    weights: tuple[np.ndarray, np.ndarray] | None = None  # (W, ΔW) float16 of the weight shape
 
     @classmethod
-    def read(cls, it: Any, li: int) -> LayerInput:
+    def read(cls, it: Any, li: int, *, weights: bool = False) -> LayerInput:
+        """Read layer ``li`` of iteration ``it``; with ``weights``, also the recorded float16 weights
+        and update (``Iteration.weights``) where the trace stores them."""
         masks = {t: it.mask(li, t) for t in MASK_TENSORS} if it.has_masks else {}
         return cls(it.index, it.batch, it.mask_batch, it.has_masks,
-                   {t: it.count(li, t) for t in TENSORS}, masks, it.layer_stats(li))
+                   {t: it.count(li, t) for t in TENSORS}, masks, it.layer_stats(li),
+                   it.weights(li) if weights else None)
 
     def count(self, li: int, tensor: str) -> int | None:
         return self.counts[tensor]

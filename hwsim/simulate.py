@@ -5,7 +5,8 @@ layer to the architecture's family (``hwsim.npu``, ``hwsim.gpu``, ...), which ma
 its passes and returns report rows with the dense baseline beside them. Nothing here is specific
 to a family: a family is a package with ``context(arch, manifest, *, dataflow, backend,
 stream_chunk)`` and ``layer_rows(ctx, spec, layer_input, layer_index, passes)``; the context has
-a ``meta`` dict that goes into the report's metadata.
+a ``meta`` dict that goes into the report's metadata. A family that sets ``READS_WEIGHTS = True``
+also gets the recorded float16 weights and updates in its ``LayerInput``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .errors import MappingError
 from .layer_input import LayerInput
 from .report import Report
 
-FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu"}  # family -> package that replays it
+FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu", "reram": "hwsim.reram"}  # family -> its package
 
 
 def family_of(arch: Architecture) -> ModuleType:
@@ -93,13 +94,14 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         raise ValueError(f"{tr.path} has no iteration with exact masks to replay; pass iterations='all' "
                          "to replay its counts in expected-value mode")
     chosen = list(range(len(tr.layers))) if layers is None else [tr.layer_index(x) for x in layers]
+    reads_weights = bool(getattr(family, "READS_WEIGHTS", False))
     ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk)
     rows: list[dict[str, Any]] = []
     done, total = 0, len(its) * len(chosen)
     threads = max(1, min(workers if workers is not None else min(2, os.cpu_count() or 1), len(chosen)))
     for index in its:
         with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
-            inputs = [LayerInput.read(it, li) for li in chosen]
+            inputs = [LayerInput.read(it, li, weights=reads_weights) for li in chosen]
         args = [(ctx, tr.layers[li], inp, li, passes) for li, inp in zip(chosen, inputs, strict=True)]
         if threads == 1:
             results = (family.layer_rows(*a) for a in args)

@@ -162,8 +162,14 @@ def test_replay_user_errors(tmp_path):
     from .traces.helpers import write_trace
 
     write_trace(tmp_path / "t")
-    for args, expect in ((["--arch", "reram-isaac"], "reram machines are described but not simulated yet"),
+    import archs
+
+    tiny = tmp_path / "tiny-reram.yaml"  # a crossbar chip too small for the model's weights
+    tiny.write_text(archs.dump(archs.replace(archs.PRESETS["reram-isaac"], {
+        "reram.tiles": 1, "reram.imas_per_tile": 1, "reram.crossbars_per_ima": 1})))
+    for args, expect in ((["--arch", str(tiny)], "short by"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
+                         (["--arch", "reram-isaac", "--dataflow", "ws"], "applies to PE arrays"),
                          (["--arch", "edge-npu", "--passes", "fwd,sideways"], "unknown pass 'sideways'"),
                          (["--arch", "edge-npu", "--iterations", "99"], "iteration 99 is not in"),
                          (["--arch", "edge-npu", "--out", "r.xlsx"], "use a .parquet or .csv")):

@@ -51,6 +51,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {args.out}: use a .parquet or .csv file name")
     if args.out is not None:
         check_output(args.out, "--out")  # before minutes of simulation, not after
+    import archs
+
+    machine = archs.load(args.arch)  # simulate() refuses a dataflow for machines without a PE array
     tr = traces.load(args.trace)
     bar = None
 
@@ -61,7 +64,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     try:
-        report = simulate(tr, args.arch, dataflow=args.dataflow, passes=passes, iterations=its,
+        report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
                           backend=args.backend, progress=progress)
     finally:
         if bar is not None:
@@ -82,8 +85,13 @@ def print_summary(report: Any) -> None:
     m = report.meta
     s = report.summary()
     iters = report.to_frame()["iteration"].nunique()
-    flow = m.get("dataflow") or f"{m.get('family', '')} model"
-    print(f"{m['trace']} on {m['arch']} ({flow}, {m['backend']} timing), {iters} iteration(s) "
+    if m.get("dataflow"):  # PE arrays
+        how = f" ({m['dataflow']}, {m['backend']} timing)"
+    elif m.get("family") == "reram":  # crossbars: neither a dataflow nor a timing back end applies
+        how = ""
+    else:
+        how = f" ({m.get('family', '')} model, {m['backend']} timing)"
+    print(f"{m['trace']} on {m['arch']}{how}, {iters} iteration(s) "
           "replayed exactly; dense = the same machine with every sparse feature off")
     table = {
         "cycles": s["cycles"].map(lambda v: f"{v:,.0f}"),
@@ -95,6 +103,9 @@ def print_summary(report: Any) -> None:
     import pandas as pd
 
     _print_frame(pd.DataFrame(table, index=s.index))
+    if m.get("family") == "reram":
+        _print_pipeline(report.to_frame(), m["clock_hz"])
+        _print_writes(report.to_frame())
     t = report.totals()
     n = t.attrs["iterations_in_run"]
     cyc = t.loc["cycles"]
@@ -102,3 +113,37 @@ def print_summary(report: Any) -> None:
           f"{cyc['run_estimate']:,.0f} cycles = {cyc['run_estimate'] / m['clock_hz'] * 1e3:,.3f} ms "
           f"(per iteration {cyc['per_iteration_mean']:,.0f} ± {cyc['per_iteration_std']:,.0f}), "
           f"speedup {t.loc['dense_cycles', 'run_estimate'] / cyc['run_estimate']:.3f}x")
+
+
+def _print_writes(df: Any) -> None:
+    """ReRAM: cell writes of the recorded updates per layer, and the projected lifetime."""
+    if "reram_cell_writes" not in df.columns:
+        print("cell writes: the trace records no weights (train with weights recorded to count them)")
+        return
+    u = df[df["pass"] == "update"].dropna(subset=["reram_cell_writes"])
+    if u.empty:
+        return
+    by = u.groupby("layer", sort=False)
+    last = by.last()
+    table = {
+        "cells written/step": by["reram_cell_writes"].mean().map(lambda v: f"{v:,.0f}"),
+        "pulses/step": by["reram_write_pulses"].mean().map(lambda v: f"{v:,.0f}"),
+        "max writes/cell/epoch": last["reram_max_cell_writes_per_epoch"].map(lambda v: f"{v:,.1f}"),
+        "lifetime (epochs)": last["reram_lifetime_epochs"].map(lambda v: f"{v:,.4g}"),
+    }
+    import pandas as pd
+
+    print("cell writes of the recorded updates (all copies of each layer; lifetime against the endurance):")
+    _print_frame(pd.DataFrame(table))
+
+
+def _print_pipeline(df: Any, clock_hz: float) -> None:
+    """ReRAM: the forward pass layer by layer against the inter-layer pipeline (slowest stage)."""
+    fwd = df[df["pass"] == "forward"]
+    if fwd.empty:
+        return
+    per_it = fwd.groupby("iteration")["cycles"]
+    worst = fwd.loc[fwd["cycles"].idxmax()]
+    print(f"forward, per iteration: {per_it.sum().mean():,.0f} cycles layer by layer; pipelined, the slowest "
+          f"stage ({worst['layer']}, {int(worst['reram_replicas'])} copies) sets the rate: "
+          f"{per_it.max().mean():,.0f} cycles = {per_it.max().mean() / clock_hz * 1e6:,.2f} µs per batch")

@@ -1,0 +1,232 @@
+"""ReRAM replay of one layer: crossbar passes, digital passes, the update with its cell writes.
+
+- forward: an in-situ MVM on the layer's crossbars (``crossbar.mvm_costs``);
+- backward-data: a transposed read of the same crossbars when ``reram.transposed_read``, else
+  on the digital unit (the vector unit, one op per MAC);
+- backward-weight: on the digital unit (NeuroSim V2's choice: endurance);
+- update: the optimizer on the digital unit (``hwsim.update``) plus the cell writes of the
+  recorded update (``writes``); the crossbars are busy while written, so the write latency adds.
+
+Energy: crossbar reads, DAC drives and ADC conversions per action; the IMA and tile peripherals
+(registers, S+H, shift-and-add, eDRAM buffer, bus, router share...) as their power × the time
+their IMAs are busy (a tile's share is the IMA time over the IMAs per tile); the digital unit per
+op; leakage × time. The dense baseline is the same machine with every ``skip_zero_*`` off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from archs import Architecture, leakage_mw
+from archs.derived import peak_macs_per_s
+from traces.layer import LayerSpec
+
+from ..layer_input import LayerInput
+from ..update import state_tensors, update_row
+from ..vector import VectorWork, gemm_pass_work
+from ..workload import effectual, operands
+from .crossbar import DENSE, MvmCosts, Skips, mvm_costs
+from .mapping import LayerMap, map_model
+from .writes import lifetime_epochs, per_crossbar, step_writes
+
+READS_WEIGHTS = True
+
+
+class Context:
+    """What a ReRAM replay keeps across layers and iterations: the chip mapping, the dense
+    baselines, and the writes each cell has had so far (wear)."""
+
+    def __init__(self, arch: Architecture, manifest: dict[str, Any]) -> None:
+        self.arch, self.r = arch, arch.reram
+        self.skips = Skips.of(arch.sparse)
+        self.method = manifest["method"]["name"]
+        self.state_tensors = state_tensors(manifest)
+        batch = int(manifest.get("batch_size") or 1)
+        specs = [LayerSpec.from_dict(d) for d in manifest["layers"]]
+        self.maps: dict[str, LayerMap] = map_model(specs, self.r, [batch * s.rows_per_sample for s in specs])
+        self.steps_per_epoch = int((manifest.get("schedule") or {}).get("iters_per_epoch") or 1)
+        self.peak_macs_per_s = peak_macs_per_s(arch)
+        self.baselines: dict[tuple, MvmCosts] = {}
+        self.wear: dict[str, tuple[np.ndarray, int]] = {}  # layer -> (writes per cell, steps seen)
+        used = sum(m.imas * m.replicas for m in self.maps.values())
+        chip = self.r.tiles * self.r.imas_per_tile
+        self.meta = {"dataflow": None, "reram_imas_used": used, "reram_chip_imas": chip,
+                     "reram_crossbars_used": sum(m.crossbars * m.replicas for m in self.maps.values())}
+
+
+def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None = None,
+            backend: str = "analytic", stream_chunk: int | None = None) -> Context:
+    """The replay context of a ReRAM machine; MappingError when the model does not fit the chip.
+    ``dataflow``, ``backend`` and ``stream_chunk`` do not apply to crossbars and are ignored."""
+    return Context(arch, manifest)
+
+
+def layer_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
+    """Report rows of one layer of one iteration, one per pass that has work."""
+    masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")} if it.has_masks else {}
+    exact = it.has_masks
+    batch = it.mask_batch if exact else it.batch
+    cache: dict = {}
+    rows = []
+    for pass_ in passes:
+        if pass_ == "update":
+            if it.count(li, "dw") is not None:
+                rows.append(_update(ctx, spec, it, li, masks.get("w")))
+            continue
+        need = {"forward": ("x", "w"), "backward_data": ("dy", "w"), "backward_weight": ("x", "dy")}[pass_]
+        if exact and any(masks[t] is None for t in need):
+            continue
+        if any(it.count(li, t) is None for t in need):
+            continue
+        if (pass_ == "backward_data" and it.count(li, "dx") is None) or \
+                (pass_ == "backward_weight" and it.count(li, "dw") is None):
+            continue
+        row = _gemm_row(ctx, spec, pass_, masks if exact else None, batch, it.layer_stats(li), cache)
+        row.update(iteration=it.index, layer=spec.name, simulated_batch=batch, batch=it.batch,
+                   mode="exact" if exact else "dense_counts_only")
+        rows.append(row)
+    return rows
+
+
+def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, batch: int, stats: dict,
+              cache: dict) -> dict:
+    r = ctx.r
+    g = spec.gemm(pass_, batch)
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    on_crossbar = pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read)
+    if not on_crossbar:  # the digital unit: one op per MAC, dense
+        work = VectorWork(vec.ops + g.macs)
+        row = _row(ctx, MvmCosts(), work, MvmCosts(), work, digital_macs=g.macs)
+        row["reram_engine"] = "digital"
+    else:
+        lm = ctx.maps[spec.name]
+        transposed = pass_ == "backward_data"
+        dims = (g.m, g.k, g.n)
+        if masks is None:
+            sparse = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
+        else:
+            sparse = MvmCosts()
+            for op in operands(spec, pass_, masks, cache):
+                sparse = sparse + mvm_costs(op.a, op.b, op.dims, lm, r, ctx.skips, transposed=transposed)
+        base = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
+        row = _row(ctx, sparse, vec, base, vec)
+        row["reram_engine"] = "transposed_read" if transposed else "crossbar"
+        row["reram_replicas"] = lm.replicas
+        row["tiles"] = lm.crossbars * lm.replicas
+    row["pass"] = pass_
+    if masks is not None:
+        row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
+    return row
+
+
+def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int], lm: LayerMap, groups: int,
+           transposed: bool) -> MvmCosts:
+    """The dense baseline of a crossbar pass (it depends on shapes only: computed once)."""
+    key = (spec.name, pass_, dims)
+    if key not in ctx.baselines:
+        one = mvm_costs(None, None, dims, lm, ctx.r, DENSE, transposed=transposed)
+        total = MvmCosts()
+        for _ in range(groups):
+            total = total + one
+        ctx.baselines[key] = total
+    return ctx.baselines[key]
+
+
+def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str, float]:
+    """Energy per component in pJ."""
+    r, arch = ctx.r, ctx.arch
+    read_ns = r.crossbar.read_cycle_ns
+    ima_mw = sum(p.count * p.power_mw for p in r.ima_peripherals)
+    tile_mw = sum(p.count * p.power_mw for p in r.tile_peripherals)
+    seconds = cycles / arch.clock_hz
+    return {
+        "crossbar": c.crossbar_reads * r.crossbar.power_mw * read_ns,  # mW × ns = pJ
+        "adc": c.adc_conversions * r.adc.conversion_energy_pj,
+        "dac": c.dac_drives * r.dac.power_mw * read_ns,
+        "ima_peripherals": c.ima_busy_ns * ima_mw,
+        "tile_peripherals": c.ima_busy_ns / r.imas_per_tile * tile_mw,
+        "vector_unit": vec.ops * arch.vector_unit.op_energy_pj,
+        "leakage": sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12,
+    }
+
+
+def _timed(ctx: Context, c: MvmCosts, vec: VectorWork) -> dict[str, Any]:
+    gemm_cycles = math.ceil(round(c.time_ns * ctx.arch.clock_hz / 1e9, 6))
+    vec_cycles = vec.cycles(ctx.arch)
+    cycles = max(gemm_cycles, vec_cycles)
+    energy = _energy(ctx, c, vec, cycles)
+    out: dict[str, Any] = {"cycles": int(cycles), "gemm_cycles": int(gemm_cycles),
+                           "vector_cycles": int(vec_cycles), "energy_pj": float(sum(energy.values()))}
+    out.update({f"energy_{k}_pj": float(v) for k, v in energy.items()})
+    return out
+
+
+def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: VectorWork,
+         digital_macs: int = 0) -> dict[str, Any]:
+    out, dense = _timed(ctx, c, vec), _timed(ctx, base, base_vec)
+    algorithmic = digital_macs or c.algorithmic_macs
+    actual = digital_macs or c.actual_macs
+    seconds = out["cycles"] / ctx.arch.clock_hz
+    return {
+        **out, "compute_cycles": out["gemm_cycles"], "stall_cycles": 0, "tiles": 0,
+        "algorithmic_macs": int(algorithmic), "actual_macs": int(actual), "gated_macs": 0,
+        "skipped_macs": int(algorithmic - actual), "vector_ops": float(vec.ops),
+        "dense_cycles": dense["cycles"], "dense_gemm_cycles": dense["gemm_cycles"],
+        "dense_compute_cycles": dense["gemm_cycles"], "dense_stall_cycles": 0,
+        "dense_energy_pj": dense["energy_pj"],
+        "speedup": dense["cycles"] / max(out["cycles"], 1),
+        "energy_saving": dense["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan"),
+        "utilization": actual / (seconds * ctx.peak_macs_per_s) if seconds else 0.0,
+        "reram_crossbar_reads": c.crossbar_reads, "reram_adc_conversions": c.adc_conversions,
+        "reram_dac_drives": c.dac_drives, "reram_dense_adc_conversions": base.adc_conversions,
+        "reram_active_segments": c.active_segments, "reram_segments": c.segments,
+    }
+
+
+def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.ndarray | None) -> dict:
+    """The optimizer on the digital unit, then the cell writes of the recorded update."""
+    r = ctx.r
+    stats = it.layer_stats(li)
+    changed_mask = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+    # the digital unit works on gradients at the crossbars' input precision
+    row = update_row(ctx.arch, spec, it.index, weight_bits=r.weight_bits, gradient_bits=r.input_bits,
+                     state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed_mask)
+    row["mode"] = "exact" if it.has_masks else "dense_counts_only"
+    if it.weights is None:
+        row["reram_writes_recorded"] = False
+        return row
+    lm = ctx.maps[spec.name]
+    w, dw = it.weights
+    sw = step_writes(w, dw, w_mask, lm, r)
+    counts, steps = ctx.wear.get(spec.name, (np.zeros(sw.changed.shape, np.uint32), 0))
+    counts = counts + sw.changed
+    steps += 1
+    ctx.wear[spec.name] = (counts, steps)
+    heat = per_crossbar(sw.changed, lm, r)  # (cells, G, n_x, k_x): cells written per crossbar
+    reps = lm.replicas
+    write_cycles = math.ceil(round(sw.latency_ns * ctx.arch.clock_hz / 1e9, 6))
+    energy = sw.pulses * reps * r.write.pulse_energy_pj
+    max_writes = int(counts.max(initial=0))
+    per_epoch_max = max_writes / steps * ctx.steps_per_epoch
+    row.update({
+        "cycles": row["cycles"] + write_cycles, "dense_cycles": row["dense_cycles"] + write_cycles,
+        "energy_pj": row["energy_pj"] + energy, "dense_energy_pj": row["dense_energy_pj"] + energy,
+        "energy_cell_write_pj": energy, "reram_writes_recorded": True,
+        "reram_cell_writes": sw.cell_writes * reps, "reram_write_pulses": sw.pulses * reps,
+        "reram_rows_written": sw.rows_written * reps, "reram_write_cycles": write_cycles,
+        "reram_cells": int(sw.changed.size) * reps,
+        "reram_cells_written_fraction": sw.cell_writes / max(sw.changed.size, 1),
+        "reram_crossbars_written": int((heat > 0).sum()) * reps,
+        "reram_max_crossbar_cell_writes": int(heat.max(initial=0)),
+        "reram_max_cell_writes": max_writes, "reram_steps_seen": steps,
+        "reram_writes_per_cell_per_epoch": float(counts.mean()) / steps * ctx.steps_per_epoch,
+        "reram_max_cell_writes_per_epoch": per_epoch_max,
+        "reram_lifetime_epochs": lifetime_epochs(per_epoch_max, r),
+    })
+    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
+    row["energy_saving"] = row["dense_energy_pj"] / row["energy_pj"] if row["energy_pj"] else 1.0
+    return row

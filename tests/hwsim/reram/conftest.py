@@ -1,0 +1,29 @@
+"""Tiny real traces (MLP on digits, one epoch, masks and weights every 5 steps) of every method."""
+
+from __future__ import annotations
+
+import pytest
+
+METHODS = ("dense", "dst", "dsg", "mlevel")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    from traces.training import train
+
+    root = tmp_path_factory.mktemp("reram_traces")
+    out = {}
+    for method in METHODS:
+        out[method] = root / method
+        train(model="mlp", dataset="digits", method=method, epochs=1, every=5, out=out[method])
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_lenet(tmp_path_factory):
+    """A LeNet-5 DST trace: conv weights (Kout, C, R, S) on the crossbars."""
+    from traces.training import train
+
+    path = tmp_path_factory.mktemp("reram_lenet") / "dst"
+    train(model="lenet5", dataset="digits", method="dst", epochs=1, every=11, out=path)
+    return path

@@ -1,0 +1,37 @@
+"""`hwsim replay TRACE --arch reram-*` end to end, for every built-in method's trace."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from hwsim.cli.main import main
+
+from .conftest import METHODS
+
+
+@pytest.mark.parametrize("arch", ["reram-isaac", "reram-neurosim"])
+@pytest.mark.parametrize("method", METHODS)
+def test_replay_from_the_cli(trained, method, arch, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    args = ["replay", str(trained[method]), "--arch", arch, "--iterations", "0,5", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert f"on {arch}, 2 iteration(s)" in text and "None" not in text  # no dataflow on a crossbar machine
+    assert "cells written/step" in text and "lifetime (epochs)" in text and "slowest stage" in text
+    df = pd.read_csv(out)
+    assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
+    assert (df["algorithmic_macs"].fillna(0) == df["actual_macs"].fillna(0) + df["skipped_macs"].fillna(0)
+            + df["gated_macs"].fillna(0)).all()
+    upd = df[df["pass"] == "update"]
+    assert (upd["reram_cell_writes"] > 0).all() and (upd["energy_cell_write_pj"] > 0).all()
+    fwd = df[df["pass"] == "forward"]
+    assert (fwd["energy_adc_pj"] > 0).all() and (fwd["dense_energy_pj"] >= fwd["energy_pj"]).all()
+
+
+def test_reports_are_identical_for_any_number_of_workers(trained):
+    from hwsim.simulate import simulate
+
+    one = simulate(trained["dst"], "reram-isaac", workers=1).to_frame()
+    two = simulate(trained["dst"], "reram-isaac", workers=2).to_frame()
+    pd.testing.assert_frame_equal(one, two)
