@@ -122,3 +122,31 @@ def density_heatmaps(dens: pd.DataFrame, trace: str) -> go.Figure:
     fig.update_layout(title=f"Density per layer over iterations: {Path(trace).name}",
                       height=max(300, 170 * len(tensors)))
     return _meta(fig, "density", trace, "all")
+
+
+def reram_writes_by_method(table: pd.DataFrame, arch: str) -> go.Figure:
+    """Cells written per training step and projected lifetime per layer, one bar per method."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("cells written per step",
+                                                        "projected lifetime (epochs, log)"))
+    colors = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2"]
+    for i, (method, g) in enumerate(table.groupby("method", sort=False)):
+        c = colors[i % len(colors)]
+        fig.add_bar(x=g["layer"], y=g["cells_written_per_step"], name=str(method), legendgroup=str(method),
+                    marker_color=c, row=1, col=1)
+        fig.add_bar(x=g["layer"], y=g["lifetime_epochs"], name=str(method), legendgroup=str(method),
+                    showlegend=False, marker_color=c, row=1, col=2)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(barmode="group", title=f"ReRAM training writes by method on {arch} "
+                                             "(recorded updates; lifetime against the cells' endurance)")
+    return _meta(fig, "reram_writes_by_method", "all", arch)
+
+
+def reram_write_heatmap(writes: pd.DataFrame, trace: str, arch: str) -> go.Figure:
+    """Fraction of each layer's cells written by each recorded update (layer × iteration)."""
+    grid = writes.pivot_table(index="layer", columns="iteration", values="reram_cells_written_fraction",
+                              sort=False)
+    fig = go.Figure()
+    fig.add_heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), zmin=0, zmax=1,
+                    colorscale="Inferno", name="written fraction")
+    fig.update_layout(title="Fraction of cells written per training step", xaxis_title="iteration")
+    return _meta(fig, "reram_write_heatmap", trace, arch)

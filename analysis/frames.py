@@ -157,14 +157,14 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 def offchip_bytes(df: pd.DataFrame) -> pd.Series:
     """Bytes each row moves to and from the off-chip memory (DRAM/HBM: the row's ``off_chip``),
     data and metadata, all operands."""
-    out = pd.Series(0.0, index=df.index)
+    out = np.zeros(len(df))
     levels = df["off_chip"] if "off_chip" in df else pd.Series("dram", index=df.index)
     for level in levels.dropna().unique():
         cols = [c for c in df.columns if c.startswith(f"{level}_") and _BYTES.match(c)]
-        rows = levels == level
+        rows = (levels == level).to_numpy()
         if cols:
-            out[rows] = df.loc[rows, cols].fillna(0).sum(axis=1)
-    return out
+            out[rows] = df.loc[rows, cols].fillna(0).sum(axis=1).to_numpy()
+    return pd.Series(out, index=df.index)
 
 
 def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.DataFrame:
@@ -181,7 +181,7 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
     need = {"method", "model", "dataset", "batch_size"}
     if not need <= set(df.columns):
         return pd.DataFrame()
-    d = df.assign(offchip_bytes=offchip_bytes(df))
+    d = pd.concat([df, offchip_bytes(df).rename("offchip_bytes")], axis=1)
     cols = ["cycles", "dense_cycles", "energy_pj", "offchip_bytes", "vector_ops"]
     cols = [c for c in cols if c in d.columns]
     group = ["trace", "arch", "method", "model", "dataset", "batch_size"]
@@ -206,6 +206,35 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
 
 
 GPU_PATH_COLUMNS = ("gpu_sparse_path", "gpu_dense_reason", "gpu_crossover_density")
+
+
+def reram_writes(df: pd.DataFrame) -> pd.DataFrame:
+    """ReRAM training writes of the replayed updates, per trace × arch × layer × iteration (long):
+    cells written, the fraction of the layer's cells written, the most writes per cell per epoch
+    and the projected lifetime in epochs. Empty when the results hold no ReRAM update rows."""
+    if "reram_cell_writes" not in df.columns:
+        return pd.DataFrame()
+    u = df[(df["pass"] == "update") & df["reram_cell_writes"].notna()]
+    if "reram_writes_recorded" in u:
+        u = u[u["reram_writes_recorded"].fillna(False).astype(bool)]
+    if u.empty:
+        return pd.DataFrame()
+    cols = ["reram_cell_writes", "reram_cells_written_fraction", "reram_max_cell_writes_per_epoch",
+            "reram_lifetime_epochs"]
+    extra = [c for c in ("method",) if c in u]
+    return u[[*KEYS, *extra, "layer", "iteration", *cols]].reset_index(drop=True)
+
+
+def reram_writes_by_method(df: pd.DataFrame) -> pd.DataFrame:
+    """Per ReRAM arch × method × layer: mean cells written per recorded step and the shortest
+    projected lifetime (epochs) — the methods side by side with dense training."""
+    w = reram_writes(df)
+    if w.empty or "method" not in w:
+        return pd.DataFrame()
+    return w.groupby(["arch", "method", "layer"], sort=False).agg(
+        cells_written_per_step=("reram_cell_writes", "mean"),
+        written_fraction=("reram_cells_written_fraction", "mean"),
+        lifetime_epochs=("reram_lifetime_epochs", "min")).reset_index()
 
 
 def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:

@@ -29,6 +29,10 @@ def report_figures(results: pd.DataFrame) -> list[go.Figure]:
     if not versus.empty:
         out.append(figures.versus_dense_training(versus))
     out.append(figures.run_overview(frames.run_totals(results)))
+    by_method = frames.reram_writes_by_method(results)
+    for arch, g in by_method.groupby("arch", sort=False) if not by_method.empty else ():
+        out.append(figures.reram_writes_by_method(g, str(arch)))
+    writes = frames.reram_writes(results)
     layers, energy = frames.per_layer(results), frames.energy_by_component(results)
     traffic, per_it = frames.traffic_by_level(results), frames.per_iteration(results)
     for trace in dict.fromkeys(results["trace"]):
@@ -41,6 +45,8 @@ def report_figures(results: pd.DataFrame) -> list[go.Figure]:
                     figures.energy_breakdown(sel(energy), trace, arch),
                     figures.traffic(sel(traffic), trace, arch),
                     figures.over_iterations(sel(per_it), trace, arch)]
+            if not writes.empty and not sel(writes).empty:
+                out.append(figures.reram_write_heatmap(sel(writes), trace, arch))
     return out
 
 
@@ -79,7 +85,8 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
     for i, fig in enumerate(figs):
         meta = fig.layout.meta
         key = (meta["trace"], meta["arch"])
-        if key != current and meta["figure"] not in ("run_overview", "versus_dense_training"):
+        if key != current and meta["figure"] not in ("run_overview", "versus_dense_training",
+                                                     "reram_writes_by_method"):
             heading = (f"Trace {Path(meta['trace']).name}" if meta["arch"] == "all"
                        else f"{Path(meta['trace']).name} on {meta['arch']}")
             parts.append(f"<h2>{html.escape(heading)}</h2>")

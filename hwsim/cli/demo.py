@@ -26,7 +26,7 @@ def add_demo(sub: Any) -> None:
 DEMO_METHODS = (("dense", {}), ("dst", {"alpha": 5e-4}), ("dsg", {"gamma": 0.8}), ("nm", {}))
 DEMO_MODEL, DEMO_DATASET = "lenet5", "digits"
 # Real machines of each simulated family (the single-PE eyeriss-v2-pe is a validation fixture).
-DEMO_ARCHS = ("edge-npu", "gpu-a100")
+DEMO_ARCHS = ("edge-npu", "gpu-a100", "reram-isaac")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

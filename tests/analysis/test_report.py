@@ -14,6 +14,8 @@ from hwsim.cli.demo import DEMO_ARCHS, DEMO_METHODS
 
 from .plotly_html import decode, figures
 
+DEMO_METHODS_NAMES = [m for m, _ in DEMO_METHODS]
+
 PER_KEY = ("layer_speedup", "energy_breakdown", "traffic", "over_iterations")
 
 
@@ -31,7 +33,9 @@ def test_report_is_self_contained(demo):
     results, html, figs = demo
     pairs = len(set(zip(results["trace"], results["arch"], strict=True)))
     # each method vs dense training, the feature-only overview, a density figure per trace, 4 per trace × arch
-    assert len(figs) == 2 + len(DEMO_METHODS) + pairs * 4
+    reram = [a for a in DEMO_ARCHS if a.startswith("reram")]
+    # + per ReRAM machine: the methods' writes side by side, and a write heat map per trace
+    assert len(figs) == 2 + len(DEMO_METHODS) + pairs * 4 + len(reram) * (1 + len(DEMO_METHODS))
     assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
     assert html.count("Plotly.newPlot") == len(figs)
     assert len(html) > 3_000_000  # plotly.js itself is inlined
@@ -143,3 +147,21 @@ def test_results_are_self_contained(tmp_path, monkeypatch):
     np.testing.assert_allclose(z[0], conv_x.to_numpy())
     (overview,) = (f for f in figs if f["layout"]["meta"]["figure"] == "run_overview")
     assert overview["data"]
+
+
+def test_reram_writes_are_shown_side_by_side_with_dense_training(demo):
+    results, _, figs = demo
+    (side,) = (f for f in figs if f["layout"]["meta"]["figure"] == "reram_writes_by_method")
+    u = results[(results["pass"] == "update") & (results["arch"] == side["layout"]["meta"]["arch"])
+                & results["reram_writes_recorded"].fillna(False).astype(bool)]
+    bars = [t for t in side["data"] if t.get("xaxis", "x") in ("x", "x1")]  # cells written per step
+    assert {t["name"] for t in bars} == set(DEMO_METHODS_NAMES) and "dense" in {t["name"] for t in bars}
+    for t in bars:
+        expected = u[u["method"] == t["name"]].groupby("layer", sort=False)["reram_cell_writes"].mean()
+        np.testing.assert_allclose(decode(t["y"]), expected.reindex(list(decode(t["x"]))).to_numpy(),
+                                   rtol=1e-12)
+    heat = [f for f in figs if f["layout"]["meta"]["figure"] == "reram_write_heatmap"]
+    assert len(heat) == len(DEMO_METHODS_NAMES)
+    for f in heat:
+        z = decode(f["data"][0]["z"]).astype(float)
+        assert np.isfinite(z).all() and ((z >= 0) & (z <= 1)).all() and z.max() > 0
