@@ -212,3 +212,38 @@ def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
     time.sleep(0.1)
     assert proc.returncode == 143, proc.stderr.read()
     assert not list(tmp_path.glob(".r.html.tmp-*")) and not (tmp_path / "r.html").exists()
+
+
+def test_replay_leads_with_the_method_against_dense_training(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from traces.synth import write_synthetic
+
+    from .traces.helpers import LAYERS, write_trace
+
+    write_trace(tmp_path / "dense", n_iter=4, mask_every=2)  # method "dense"
+    write_synthetic(LAYERS, tmp_path / "sparse", batch=4, density={"x": 0.3, "w": 0.4, "dy": 0.5},
+                    iterations=2)
+    manifest = tmp_path / "sparse" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["dataset"] = {"name": "random"}  # the same data as the dense one
+    manifest.write_text(json.dumps(m))
+    assert main(["replay", str(tmp_path / "sparse"), "--arch", "edge-npu", "--dense-trained",
+                 str(tmp_path / "dense"), "--out", str(tmp_path / "r.parquet")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("against dense training") < out.index("sparse features on against off")
+    df = pd.read_parquet(tmp_path / "r.parquet")
+    assert set(df["method"]) == {"synthetic", "dense"}  # both traces' rows are in the results
+    per_it = df.groupby(["method", "iteration"])["cycles"].sum().groupby("method").mean()
+    ratio = per_it["dense"] / per_it["synthetic"]
+    line = next(ln for ln in out.splitlines() if ln.startswith("cycles"))
+    assert line.split()[-1] == f"{ratio:.3f}x"
+    assert main(["replay", str(tmp_path / "dense"), "--arch", "edge-npu", "--dense-trained",
+                 str(tmp_path / "sparse")]) == 2
+    assert "trained with 'synthetic'; give a trace trained with --method dense" in capsys.readouterr().err
+    write_trace(tmp_path / "other", n_iter=2, mask_every=1, batch=8)
+    assert main(["replay", str(tmp_path / "sparse"), "--arch", "edge-npu", "--dense-trained",
+                 str(tmp_path / "other")]) == 2
+    assert "record both with the same batch size" in capsys.readouterr().err

@@ -21,6 +21,10 @@ def add_replay(sub: Any) -> None:
     p.add_argument("--iterations", help="comma-separated iteration numbers (default: every mask iteration)")
     p.add_argument("--backend", choices=["analytic", "event"], default="analytic",
                    help="timing back end (default: analytic; event = simpy)")
+    p.add_argument("--dense-trained", type=Path, metavar="TRACE",
+                   help="the dense-trained trace of the same model, data and batch: replayed on the same "
+                        "machine, it leads the summary (what the method buys, its own work included) and "
+                        "its rows join --out")
     p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
     p.set_defaults(func=cmd_replay)
 
@@ -63,9 +67,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             bar = _bar(total, "replay")
         bar.update(1)
 
+    dense_tr = _comparable_dense(tr, args.dense_trained) if args.dense_trained is not None else None
     try:
         report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
                           backend=args.backend, progress=progress)
+        dense = None if dense_tr is None else simulate(dense_tr, machine, dataflow=args.dataflow,
+                                                       passes=passes, backend=args.backend)
     finally:
         if bar is not None:
             bar.close()
@@ -73,11 +80,71 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.trace}: the trace records no work for --passes {args.passes} "
                          "(backward_data needs recorded input gradients, dx; backward_weight and update "
                          "need weight gradients, dw); choose other passes")
-    saved = report.save(args.out) if args.out is not None else None  # outputs first, then the summary
+    saved = None
+    if args.out is not None:  # outputs first, then the summary
+        import pandas as pd
+
+        from hwsim.report import write_frame
+
+        frames = [r.to_frame(meta=True) for r in (report, dense) if r is not None]
+        saved = write_frame(pd.concat(frames, ignore_index=True), args.out)
+    if dense is not None:
+        print_versus_dense_training(report, dense)
     print_summary(report)
     if saved is not None:
         print(f"results written to {saved}")
     return 0
+
+
+def _comparable_dense(tr: Any, path: Path) -> Any:
+    """The dense-trained trace at ``path``, checked to be the same model, data and batch as ``tr``."""
+    import traces
+
+    dense = traces.load(path)
+    if dense.manifest["method"]["name"] != "dense":
+        raise ValueError(f"--dense-trained {path}: that trace was trained with "
+                         f"{dense.manifest['method']['name']!r}; give a trace trained with --method dense")
+    for key, what in (("model", "model"), ("dataset", "data set")):
+        a, b = (tr.manifest.get(key) or {}).get("name"), (dense.manifest.get(key) or {}).get("name")
+        if a != b:
+            raise ValueError(f"--dense-trained {path}: its {what} is {b!r}, the replayed trace's is {a!r}; "
+                             "compare traces of the same model and data")
+    def geometry(t: Any) -> list[tuple]:  # names and GEMM shapes (a method may wrap the module class)
+        return [(s.name, s.gemm("forward", 1), s.gemm("backward_weight", 1)) for s in t.layers]
+
+    if geometry(tr) != geometry(dense):
+        raise ValueError(f"--dense-trained {path}: its layer table differs from {tr.path}'s; compare traces "
+                         "of the same model")
+    if tr.manifest.get("batch_size") != dense.manifest.get("batch_size"):
+        raise ValueError(f"--dense-trained {path}: batch {dense.manifest.get('batch_size')} against "
+                         f"{tr.manifest.get('batch_size')}; record both with the same batch size")
+    return dense
+
+
+def print_versus_dense_training(report: Any, dense: Any) -> None:
+    """The headline: the method against dense training on the same machine, per training iteration."""
+    import pandas as pd
+
+    from analysis.frames import versus_dense_training
+
+    v = versus_dense_training(pd.concat([report.to_frame(meta=True), dense.to_frame(meta=True)],
+                                        ignore_index=True))
+    row = v[v["method"] == report.meta["method"]].iloc[0]
+    print(f"{report.meta['method']} against dense training ({dense.meta['trace']}) on {report.meta['arch']}, "
+          "per training iteration, the method's own work included (above 1x: cheaper):")
+    _print_frame(pd.DataFrame({
+        "method": [f"{row['cycles']:,.0f}", f"{row['energy_pj'] / 1e6:,.3f}",
+                   f"{row['offchip_bytes'] / 1e6:,.4f}", f"{row.get('vector_ops', 0):,.0f}"],
+        "dense training": [f"{row['dense_training_cycles']:,.0f}",
+                           f"{row['dense_training_energy_pj'] / 1e6:,.3f}",
+                           f"{row['dense_training_offchip_bytes'] / 1e6:,.4f}",
+                           f"{row.get('dense_training_vector_ops', 0):,.0f}"],
+        "ratio": [f"{row['speedup_vs_dense_training']:.3f}x",
+                  f"{row['energy_saving_vs_dense_training']:.3f}x",
+                  f"{row['offchip_saving_vs_dense_training']:.3f}x",
+                  f"{row.get('vector_ops_vs_dense_training', float('nan')):.2f}x (method / dense)"],
+    }, index=["cycles", "energy (µJ)", "off-chip (MB)", "non-GEMM ops"]))
+    print()
 
 
 def print_summary(report: Any) -> None:
@@ -91,8 +158,9 @@ def print_summary(report: Any) -> None:
         how = ""
     else:
         how = f" ({m.get('family', '')} model, {m['backend']} timing)"
-    print(f"{m['trace']} on {m['arch']}{how}, {iters} iteration(s) "
-          "replayed exactly; dense = the same machine with every sparse feature off")
+    print(f"{m['trace']} on {m['arch']}{how}, {iters} iteration(s) replayed; sparse features on against "
+          "off for the same trace (it still carries the method's own work; --dense-trained compares with "
+          "dense training)")
     table = {
         "cycles": s["cycles"].map(lambda v: f"{v:,.0f}"),
         "speedup": s["speedup"].map(lambda v: f"{v:.3f}x"),
