@@ -59,6 +59,11 @@ def site(fn: Callable) -> str:
     return f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}"
 
 
+def modes_left() -> tuple[int, int]:
+    """How many torch dispatch and function modes are still entered."""
+    return torch._C._len_torch_dispatch_stack(), torch._C._len_torch_function_stack()
+
+
 def train_step(model: nn.Module, rec, loss_fn: Callable | None = None) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec.optimizer = opt
@@ -79,6 +84,7 @@ def test_unrecorded_gemm_in_a_training_step_is_refused_with_op_and_call_site(tmp
         with traces.record(model, tmp_path / "t") as rec:
             train_step(model, rec)
     assert not (tmp_path / "t").exists()
+    assert modes_left() == (0, 0)  # the refusal left no dispatch or function mode behind
 
 
 @pytest.mark.parametrize(("case", "extra", "op"), CASES, ids=[c[0] for c in CASES])
@@ -96,7 +102,9 @@ def test_the_same_model_without_extra_work_records(tmp_path):
     model = WithExtra(lambda m, h: h)
     with traces.record(model, tmp_path / "t") as rec:
         train_step(model, rec)
+        assert modes_left() == (0, 1)  # between forward passes only the outside-forward gate is on
         train_step(model, rec)
+    assert modes_left() == (0, 0)
     tr = traces.load(tmp_path / "t")
     assert [s.name for s in tr.layers] == ["fc", "out"] and tr.iterations == [0, 1]
 
@@ -190,3 +198,34 @@ def test_torch_compiled_model_is_refused(tmp_path):
     model[0] = torch.compile(model[0])
     with pytest.raises(RecorderError, match=r"0 is torch\.compile'd"):
         traces.record(model, tmp_path / "t")
+
+
+def test_recorded_layers_called_outside_the_models_forward_are_attributed(tmp_path):
+    """Outside the model's forward the gate watches calls; a recorded layer's GEMM is still its own."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+        y = model[2](model[1](model[0](torch.randn(5, 4))))  # layer by layer, not model(x)
+        F.cross_entropy(y, torch.tensor([0, 1, 2, 0, 1])).backward()
+        opt.step()
+        rec.step()
+    assert [s.name for s in traces.load(tmp_path / "t").layers] == ["0", "2"]
+
+
+def test_layer_run_without_gradients_inside_a_training_forward_is_refused(tmp_path):
+    """A frozen layer under no_grad inside a training step still does forward work."""
+
+    class Frozen(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.feat, self.out = nn.Linear(4, 4), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                h = self.feat(x)
+            return self.out(h)
+
+    model = Frozen()
+    with pytest.raises(RecorderError, match=r"aten\.addmm at .*no recorded layer accounts for.*no_grad"):
+        with traces.record(model, tmp_path / "t") as rec:
+            train_step(model, rec)
