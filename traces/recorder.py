@@ -236,6 +236,7 @@ class Recorder:
 
     # -- the GEMM watch ----------------------------------------------------------------------------
     def _forward_begins(self, module: nn.Module, args: tuple) -> None:
+        """The model's forward pre-hook: a training forward pass turns the GEMM watch on."""
         start = self._watch is None and self._training_now()
         if start:  # only training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
@@ -243,10 +244,12 @@ class Recorder:
         self._forward_marks.append(start)
 
     def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
+        """The model's forward hook (run even when the forward raised): the watch goes off again."""
         if self._forward_marks and self._forward_marks.pop():
             self._stop_watch()
 
     def _stop_watch(self) -> None:
+        """Leave the GEMM watch's dispatch mode, if it is on."""
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.__exit__(None, None, None)
