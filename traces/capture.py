@@ -1,32 +1,180 @@
-"""What the recorder can capture: the modules it hooks, and a guard for the work it cannot see.
+"""What the recorder can capture: the modules it hooks, and a watch for the work it cannot see.
 
 The recorder hooks ``nn.Conv2d`` and ``nn.Linear`` modules (subclasses included). Everything else
 that does GEMM work in training would be missing from the trace, so it is refused: compiled,
-recurrent and attention modules and non-zero padding up front (:func:`find_targets`), and
-functional calls outside any recorded module while they happen (:class:`Guard`).
+recurrent and attention modules and non-zero padding up front (:func:`find_targets`), and any
+matrix product that no recorded layer accounts for while it is executed (:class:`GemmWatch`).
+
+The watch works at PyTorch's dispatch level: a ``TorchDispatchMode`` sees every ``aten`` operator
+after Python-level functions (``F.linear``, ``torch.einsum``, ``torch.linalg.multi_dot``,
+``nn.LSTMCell``, ``x @ w``, …) have decomposed into the operators the kernels run, so no list of
+Python functions has to be kept. Which operators count as GEMMs is :data:`GEMM_OP_NAMES`. A
+training method's own bookkeeping math (DSG's random projection) is marked with
+:func:`bookkeeping` and not taken for model work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import linecache
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import RecorderError
 from .layer import LayerSpec
 
 _UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                 nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)
-_GEMM_FUNCS = {
-    F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
-    F.conv_transpose3d, F.scaled_dot_product_attention, torch.matmul, torch.mm, torch.bmm,
-    torch.mv, torch.addmm, torch.addbmm, torch.baddbmm, torch.addmv, torch.einsum, torch.tensordot,
-    torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.Tensor.mm,
-    torch.Tensor.bmm, torch.Tensor.mv,
-}
+
+# aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
+# engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
+# einsum, tensordot, inner, conv2d, lstm_cell, ...) normally decompose before the dispatch mode
+# sees them and are listed for backends that keep them whole. Not GEMMs: outer/ger/addr (rank-1,
+# no reduction), element-wise products summed by hand, factorizations and solves (linalg.*),
+# embedding lookups. Backward operators are listed for explicit calls in a forward pass; the
+# backward pass autograd derives from a recorded layer's forward GEMM is that layer's.
+GEMM_OP_NAMES: tuple[str, ...] = (
+    # matrix and vector products
+    "mm", "addmm", "_addmm_activation", "bmm", "baddbmm", "addbmm", "matmul", "linear", "mv",
+    "addmv", "dot", "vdot", "inner", "tensordot", "einsum", "chain_matmul", "bilinear", "_trilinear",
+    "_scaled_mm", "_int_mm", "_sparse_mm", "_sparse_addmm", "sspaddmm", "hspmm", "smm",
+    "mkldnn_linear", "_weight_int8pack_mm", "_weight_int4pack_mm", "_cdist_forward",
+    # convolutions, every backend's variant
+    "convolution", "_convolution", "convolution_overrideable", "conv1d", "conv2d", "conv3d",
+    "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc", "cudnn_convolution",
+    "cudnn_convolution_transpose", "cudnn_convolution_relu", "cudnn_convolution_add_relu",
+    "mkldnn_convolution", "miopen_convolution", "miopen_convolution_transpose",
+    "miopen_depthwise_convolution", "_slow_conv2d_forward", "thnn_conv2d", "slow_conv3d",
+    "slow_conv3d_forward", "slow_conv_dilated2d", "slow_conv_dilated3d", "slow_conv_transpose2d",
+    "slow_conv_transpose3d", "_conv_depthwise2d", "conv_depthwise3d", "_nnpack_spatial_convolution",
+    "_mps_convolution", "_mps_convolution_transpose", "convolution_backward",
+    "_convolution_double_backward",
+    # attention
+    "scaled_dot_product_attention", "_scaled_dot_product_attention_math",
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
+    "_efficient_attention_forward",
+    # fused recurrent layers and cells
+    "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
+    "_cudnn_rnn", "miopen_rnn", "mkldnn_rnn_layer",
+)
+
+
+def _packets(names: tuple[str, ...]) -> frozenset:
+    found = set()
+    for name in names:
+        try:
+            found.add(getattr(torch.ops.aten, name))
+        except (AttributeError, RuntimeError):  # not in this PyTorch build
+            continue
+    return frozenset(found)
+
+
+GEMM_OPS: frozenset = _packets(GEMM_OP_NAMES)  # the OpOverloadPackets, for a cheap membership test
+
+# Python-level calls the outside-forward gate never watches: the backward pass (its GEMMs derive
+# from recorded forward GEMMs) would only pay the dispatch mode's per-operator cost.
+_UNWATCHED = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
+_ATTRIBUTE = frozenset({"__get__", "__set__", "__delete__"})  # tensor attribute access: no GEMM
+
+_bookkeeping_depth = 0
+
+
+@contextmanager
+def bookkeeping() -> Iterator[None]:
+    """Mark a training method's own math (DSG's projection, scores): its matrix products are the
+    method's overhead, which the method reports itself (``rec.log``), not unrecorded model GEMMs."""
+    global _bookkeeping_depth
+    _bookkeeping_depth += 1
+    try:
+        yield
+    finally:
+        _bookkeeping_depth -= 1
+
+
+def in_bookkeeping() -> bool:
+    """Whether a training method's own math is running (see :func:`bookkeeping`)."""
+    return _bookkeeping_depth > 0
+
+
+_SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "recorder.py"))
+
+
+def call_site() -> str:
+    """``file:line in function: source`` of the innermost Python frame outside PyTorch and the
+    recorder: the user's (or a method's) line that led to the operator being dispatched."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_SKIP_FILES[0]) and path not in _SKIP_FILES[1:]:
+            break
+        frame = frame.f_back
+    if frame is None:
+        return "(no Python call site)"
+    code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    site = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+    return f"{site}: `{code}`" if code else site
+
+
+def op_name(func: Any) -> str:
+    """``aten.addmm`` for the operator overload ``aten.addmm.default``."""
+    packet = getattr(func, "overloadpacket", func)
+    return f"{getattr(func, 'namespace', 'aten')}.{getattr(packet, '__name__', str(func))}"
+
+
+class GemmWatch(TorchDispatchMode):
+    """Calls ``on_gemm(func)`` before every GEMM operator (:data:`GEMM_OPS`) it sees executed;
+    every other operator passes through after one set lookup."""
+
+    def __init__(self, on_gemm: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.on_gemm = on_gemm  # raises RecorderError for a product no recorded layer accounts for
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func.overloadpacket in GEMM_OPS:
+            self.on_gemm(func)
+        return func(*args, **(kwargs or {}))
+
+
+def _needs_grad(args: tuple, kwargs: dict) -> bool:
+    flat = [*args, *kwargs.values()]
+    flat += [t for a in flat if isinstance(a, (list, tuple)) for t in a]
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in flat)
+
+
+class Gate(TorchFunctionMode):
+    """Watches training computation *outside* the model's forward pass (a loss or head computed
+    on the model's output, a recorded layer called on its own): every Python-level torch call
+    that builds autograd graph while ``training()`` holds runs under a :class:`GemmWatch`.
+
+    Inside the forward pass (``in_forward()``) the recorder's own watch is already on; backward
+    calls and calls without grad-requiring tensors (data preparation, the optimizer, evaluation)
+    pass through.
+    """
+
+    def __init__(self, training: Callable[[], bool], in_forward: Callable[[], bool],
+                 on_gemm: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.training = training  # whether a training step is being recorded now
+        self.in_forward = in_forward  # whether the recorder's forward-pass watch is on
+        self.on_gemm = on_gemm
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if self.in_forward() or func in _UNWATCHED or getattr(func, "__name__", None) in _ATTRIBUTE \
+                or not self.training() or not _needs_grad(args, kwargs):
+            return func(*args, **kwargs)
+        with GemmWatch(self.on_gemm):
+            return func(*args, **kwargs)
 
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
@@ -56,24 +204,6 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
     if not targets:
         raise RecorderError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layers to record")
     return targets
-
-
-class Guard(TorchFunctionMode):
-    """Raises on GEMM-like calls that happen outside every recorded module during training."""
-
-    def __init__(self, unseen: Callable[[tuple, dict], bool]) -> None:
-        super().__init__()
-        self.unseen = unseen  # whether a GEMM call with these arguments escapes every recorded module
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        kwargs = kwargs or {}
-        if func in _GEMM_FUNCS and self.unseen(args, kwargs):
-            name = getattr(func, "__name__", str(func))
-            raise RecorderError(
-                f"a {name}() call outside any recorded Conv2d/Linear module does training work the "
-                "trace would not contain; hwsim records nn.Conv2d and nn.Linear modules (subclasses "
-                "included), not functional calls: wrap the computation in such a module")
-        return func(*args, **kwargs)
 
 
 def layer_spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:

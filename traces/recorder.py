@@ -12,8 +12,12 @@ Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backwa
 (in-place ops such as ``ReLU(inplace=True)`` break those); every layer's input is aliased so a
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
 call of a reused module is its own record; eval and ``no_grad`` passes are ignored. GEMM work
-the hooks cannot see (``F.conv2d``/``F.linear``/``matmul`` outside a recorded module, compiled
-modules, recurrent or attention layers) raises :class:`RecorderError` instead of being lost.
+the hooks cannot see raises :class:`RecorderError` instead of being lost: compiled modules,
+recurrent and attention layers up front, and, while a training step runs, every matrix product
+that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
+:mod:`traces.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
+``nn.LSTMCell``, a second GEMM inside one layer call. Training methods mark their own math with
+:func:`bookkeeping`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ import torch
 from torch import nn
 
 from . import bits
-from .capture import Guard, find_targets, layer_spec
+from .capture import (
+    Gate,
+    GemmWatch,
+    bookkeeping,
+    call_site,
+    find_targets,
+    in_bookkeeping,
+    layer_spec,
+    op_name,
+)
 from .errors import RecorderError
 from .layer import LayerSpec
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
@@ -77,6 +90,7 @@ class _Call:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     w_before: torch.Tensor | None = None
     w_version: int = 0
+    gemm: str | None = None  # the operator of the layer's own GEMM in this call, once executed
 
 
 class Recorder:
@@ -120,7 +134,9 @@ class Recorder:
         self._layers: list[LayerSpec] = []
         self._layer_of: dict[tuple[str, int], int] = {}
         self._handles: list[Any] = []
-        self._guard: Guard | None = None
+        self._gate: Gate | None = None  # watches training computation outside the forward pass
+        self._watch: GemmWatch | None = None  # on during a training forward pass of the model
+        self._forward_marks: list[bool] = []  # per open model forward: whether it turned the watch on
         self._writer: TraceWriter | None = None
         self.iteration = 0
         self._batch0: int | None = None
@@ -132,11 +148,13 @@ class Recorder:
     def __enter__(self) -> Recorder:
         self._writer = TraceWriter(self.path, overwrite=self._overwrite,
                                    weight_snapshot_every=self.schedule.weight_snapshot_every)
+        self._handles.append(self.model.register_forward_pre_hook(self._forward_begins, prepend=True))
+        self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
         for m in self._targets:
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
-        self._guard = Guard(self._unseen_gemm)
-        self._guard.__enter__()
+        self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm)
+        self._gate.__enter__()
         _ACTIVE.append(self)
         return self
 
@@ -148,9 +166,11 @@ class Recorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        if self._guard is not None:
-            self._guard.__exit__(None, None, None)
-            self._guard = None
+        self._stop_watch()
+        self._forward_marks.clear()
+        if self._gate is not None:
+            self._gate.__exit__(None, None, None)
+            self._gate = None
         if self in _ACTIVE:
             _ACTIVE.remove(self)
         if self._writer is not None and not complete and self._writer.iterations_written == 0:
@@ -210,12 +230,52 @@ class Recorder:
     def _recording(self, module: nn.Module) -> bool:
         return torch.is_grad_enabled() and module.training and self._writer is not None
 
-    def _unseen_gemm(self, args: tuple, kwargs: dict) -> bool:
-        if self._depth or not torch.is_grad_enabled() or not self.model.training:
-            return False
-        flat = [*args, *kwargs.values()]
-        flat += [t for a in args if isinstance(a, (list, tuple)) for t in a]
-        return any(isinstance(t, torch.Tensor) and t.requires_grad for t in flat)
+    def _training_now(self) -> bool:
+        """Whether computation now belongs to a recorded training step."""
+        return self._writer is not None and self.model.training and torch.is_grad_enabled()
+
+    # -- the GEMM watch ----------------------------------------------------------------------------
+    def _forward_begins(self, module: nn.Module, args: tuple) -> None:
+        """The model's forward pre-hook: a training forward pass turns the GEMM watch on."""
+        start = self._watch is None and self._training_now()
+        if start:  # only training forward passes pay the dispatch mode's per-operator cost
+            self._watch = GemmWatch(self._on_gemm)
+            self._watch.__enter__()
+        self._forward_marks.append(start)
+
+    def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
+        """The model's forward hook (run even when the forward raised): the watch goes off again."""
+        if self._forward_marks and self._forward_marks.pop():
+            self._stop_watch()
+
+    def _stop_watch(self) -> None:
+        """Leave the GEMM watch's dispatch mode, if it is on."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.__exit__(None, None, None)
+
+    def _on_gemm(self, func: Any) -> None:
+        """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
+        if in_bookkeeping():
+            return
+        if self._stack:
+            rec = self._stack[-1]
+            if rec.gemm is None:
+                rec.gemm = op_name(func)
+                return
+            raise RecorderError(
+                f"{op_name(func)} at {call_site()} is a second matrix product in one call of the "
+                f"recorded layer {self._targets[rec.module] or '(model)'} (its own GEMM was {rec.gemm}); "
+                "a trace holds one GEMM per layer call, so this work would be missing: move it into a "
+                "Conv2d/Linear module of its own (a training method's own math: wrap it in "
+                "traces.recorder.bookkeeping())")
+        raise RecorderError(
+            f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
+            "for: it runs outside every recorded nn.Conv2d/nn.Linear call during a training step, so "
+            "the trace would not contain its work; hwsim records nn.Conv2d and nn.Linear modules "
+            "(subclasses included), not functional calls or other GEMM modules: wrap the computation "
+            "in such a module (a layer run under torch.no_grad() or in eval mode inside a training "
+            "step is not recorded either)")
 
     def _reset_iteration(self) -> None:
         self._calls: list[_Call] = []
@@ -223,7 +283,6 @@ class Recorder:
         self._call_count: dict[nn.Module, int] = defaultdict(int)
         self._stats: dict[nn.Module, dict[str, Any]] = defaultdict(dict)
         self._arrays: dict[nn.Module, dict[str, np.ndarray]] = defaultdict(dict)
-        self._depth = 0
         self._masks_now = False
         self._reasons: list[str] = []
         self._started = False
@@ -261,7 +320,6 @@ class Recorder:
         if self._masks_now:
             rec.masks["x"] = _packed(x, self.schedule.mask_samples)
         self._stack.append(rec)
-        self._depth += 1
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
             x.register_hook(partial(self._grad_hook, rec, "dx"))
@@ -272,7 +330,6 @@ class Recorder:
         if not self._stack or self._stack[-1].module is not module:
             return
         rec = self._stack.pop()
-        self._depth -= 1
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
@@ -431,4 +488,4 @@ class Recorder:
         return {"name": type(opt).__name__, "params": params, "state_dtypes": state}
 
 
-__all__ = ["Recorder", "active_recorder", "record"]
+__all__ = ["Recorder", "active_recorder", "bookkeeping", "record"]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import Model
-from ..recorder import active_recorder
+from ..recorder import active_recorder, bookkeeping
 from .base import Method, clone_as, swap_module
 
 SELECTIONS = ("drs", "oracle", "random")
@@ -75,7 +75,8 @@ class _DSGLayer:
         oracle = _topk_mask(true_rows, kept)
         w = self.weight.reshape(self.weight.shape[0], -1)
         if self.selection_rule == "drs":
-            score = (self._rows(x) @ self.proj.T) @ (w @ self.proj.T).T / self.proj_k
+            with bookkeeping():  # DSG's own projection: reported as drs_macs, not a model GEMM
+                score = (self._rows(x) @ self.proj.T) @ (w @ self.proj.T).T / self.proj_k
         elif self.selection_rule == "oracle":
             score = true_rows
         else:
