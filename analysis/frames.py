@@ -239,26 +239,27 @@ def reram_writes_by_method(df: pd.DataFrame) -> pd.DataFrame:
 
 def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
     """Per GPU-like machine, trace, layer and pass: the kernel path(s) taken over the replayed
-    iterations, why a sparse path was not taken, and the crossover density (its mean). Empty when the
-    results hold no GPU rows."""
+    iterations, and, from the last replayed iteration, why a sparse path was not taken and the
+    crossover density. Empty when the results hold no GPU rows."""
     if "gpu_sparse_path" not in df.columns:
         return pd.DataFrame()
     g = df[df["gpu_sparse_path"].notna() & (df["pass"] != "update")]
     if g.empty:
         return pd.DataFrame()
-    g = g.assign(trace=g["trace"].map(lambda p: Path(str(p)).name))
-
-    def joined(s: pd.Series) -> str:
-        return ", ".join(str(v) for v in dict.fromkeys(s.dropna()) if str(v))
-
-    agg = {"gpu_sparse_path": joined}
-    if "gpu_dense_reason" in g:
-        agg["gpu_dense_reason"] = joined
-    if "gpu_crossover_density" in g:
-        agg["gpu_crossover_density"] = "mean"
-    out = g.groupby(["arch", "trace", "layer", "pass"], sort=False).agg(agg).reset_index()
-    return out.rename(columns={"gpu_sparse_path": "path", "gpu_dense_reason": "why not sparse",
-                               "gpu_crossover_density": "crossover density"}).round(4)
+    g = g.assign(trace=g["trace"].map(lambda p: Path(str(p)).name)).sort_values("iteration", kind="stable")
+    keys = ["arch", "trace", "layer", "pass"]
+    paths = g.groupby(keys, sort=False)["gpu_sparse_path"].agg(
+        lambda s: ", ".join(f"{p} ({n}/{len(s)})" if len(set(s)) > 1 else str(p)
+                            for p, n in s.value_counts(sort=False).items()))
+    last = g.groupby(keys, sort=False).last()
+    out = pd.DataFrame({"path": paths})
+    if "gpu_dense_reason" in last:
+        out["why not sparse (last iteration)"] = last["gpu_dense_reason"].fillna("")
+    if "gpu_crossover_density" in last:
+        out["crossover density"] = last["gpu_crossover_density"].round(4)
+    if "gpu_sparse_density" in last:
+        out["sparse operand density"] = last["gpu_sparse_density"].round(4)
+    return out.reset_index()
 
 
 def _readable(path: str | Path) -> bool:
