@@ -150,3 +150,15 @@ def reram_write_heatmap(writes: pd.DataFrame, trace: str, arch: str) -> go.Figur
                     colorscale="Inferno", name="written fraction")
     fig.update_layout(title="Fraction of cells written per training step", xaxis_title="iteration")
     return _meta(fig, "reram_write_heatmap", trace, arch)
+
+
+def reram_crossbar_heatmap(xbars: pd.DataFrame, trace: str, arch: str) -> go.Figure:
+    """Cells written per crossbar (rows: ``layer #index``) at each recorded update (columns)."""
+    x = xbars.assign(where=xbars["layer"].astype(str) + " #" + xbars["crossbar"].astype(str))
+    grid = x.pivot_table(index="where", columns="iteration", values="cells_written", sort=False)
+    fig = go.Figure()
+    fig.add_heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index), colorscale="Inferno",
+                    name="cells written")
+    fig.update_layout(title="Cells written per crossbar per training step (one copy of each layer)",
+                      xaxis_title="iteration", height=max(320, 14 * len(grid) + 120))
+    return _meta(fig, "reram_crossbar_heatmap", trace, arch)

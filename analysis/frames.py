@@ -225,6 +225,23 @@ def reram_writes(df: pd.DataFrame) -> pd.DataFrame:
     return u[[*KEYS, *extra, "layer", "iteration", *cols]].reset_index(drop=True)
 
 
+def reram_crossbar_writes(df: pd.DataFrame) -> pd.DataFrame:
+    """Long: trace, arch, layer, crossbar (index within the layer's copy), iteration, cells written —
+    from the ``reram_crossbar_writes`` column of the update rows. Empty without it."""
+    if "reram_crossbar_writes" not in df.columns:
+        return pd.DataFrame()
+    u = df[(df["pass"] == "update") & df["reram_crossbar_writes"].notna()
+           & (df["reram_crossbar_writes"].astype(str) != "")]
+    rows = []
+    for (trace, arch, layer, iteration), text in zip(
+            zip(u["trace"], u["arch"], u["layer"], u["iteration"], strict=True),
+            u["reram_crossbar_writes"], strict=True):
+        counts = np.array(str(text).split(), dtype=np.int64)  # (crossbars,)
+        rows.append(pd.DataFrame({"trace": trace, "arch": arch, "layer": layer, "iteration": iteration,
+                                  "crossbar": np.arange(len(counts)), "cells_written": counts}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
 def reram_writes_by_method(df: pd.DataFrame) -> pd.DataFrame:
     """Per ReRAM arch × method × layer: mean cells written per recorded step and the shortest
     projected lifetime (epochs) — the methods side by side with dense training."""

@@ -33,6 +33,7 @@ def report_figures(results: pd.DataFrame) -> list[go.Figure]:
     for arch, g in by_method.groupby("arch", sort=False) if not by_method.empty else ():
         out.append(figures.reram_writes_by_method(g, str(arch)))
     writes = frames.reram_writes(results)
+    xbars = frames.reram_crossbar_writes(results)
     layers, energy = frames.per_layer(results), frames.energy_by_component(results)
     traffic, per_it = frames.traffic_by_level(results), frames.per_iteration(results)
     for trace in dict.fromkeys(results["trace"]):
@@ -47,6 +48,8 @@ def report_figures(results: pd.DataFrame) -> list[go.Figure]:
                     figures.over_iterations(sel(per_it), trace, arch)]
             if not writes.empty and not sel(writes).empty:
                 out.append(figures.reram_write_heatmap(sel(writes), trace, arch))
+            if not xbars.empty and not sel(xbars).empty:
+                out.append(figures.reram_crossbar_heatmap(sel(xbars), trace, arch))
     return out
 
 

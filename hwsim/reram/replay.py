@@ -222,6 +222,9 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
         "reram_cells_written_fraction": sw.cell_writes / max(sw.changed.size, 1),
         "reram_crossbars_written": int((heat > 0).sum()) * reps,
         "reram_max_crossbar_cell_writes": int(heat.max(initial=0)),
+        # cells written on each crossbar of one copy, C order over (sets × slices, groups, n, k):
+        # the report's heat map of writes per crossbar (text, so CSV results keep it too)
+        "reram_crossbar_writes": " ".join(map(str, heat.ravel().tolist())),
         "reram_max_cell_writes": max_writes, "reram_steps_seen": steps,
         "reram_writes_per_cell_per_epoch": float(counts.mean()) / steps * ctx.steps_per_epoch,
         "reram_max_cell_writes_per_epoch": per_epoch_max,

@@ -34,8 +34,9 @@ def test_report_is_self_contained(demo):
     pairs = len(set(zip(results["trace"], results["arch"], strict=True)))
     # each method vs dense training, the feature-only overview, a density figure per trace, 4 per trace × arch
     reram = [a for a in DEMO_ARCHS if a.startswith("reram")]
-    # + per ReRAM machine: the methods' writes side by side, and a write heat map per trace
-    assert len(figs) == 2 + len(DEMO_METHODS) + pairs * 4 + len(reram) * (1 + len(DEMO_METHODS))
+    # + per ReRAM machine
+    # (the writes side by side, and per trace a heat map per layer and one per crossbar)
+    assert len(figs) == 2 + len(DEMO_METHODS) + pairs * 4 + len(reram) * (1 + 2 * len(DEMO_METHODS))
     assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
     assert html.count("Plotly.newPlot") == len(figs)
     assert len(html) > 3_000_000  # plotly.js itself is inlined
@@ -165,3 +166,15 @@ def test_reram_writes_are_shown_side_by_side_with_dense_training(demo):
     for f in heat:
         z = decode(f["data"][0]["z"]).astype(float)
         assert np.isfinite(z).all() and ((z >= 0) & (z <= 1)).all() and z.max() > 0
+    xbar = [f for f in figs if f["layout"]["meta"]["figure"] == "reram_crossbar_heatmap"]
+    assert len(xbar) == len(DEMO_METHODS_NAMES)
+    for f in xbar:  # per layer and update, the crossbars' cells add up to the layer's writes per copy
+        meta = f["layout"]["meta"]
+        rows = results[(results["trace"] == meta["trace"]) & (results["arch"] == meta["arch"])]
+        copies = rows[rows["pass"] == "forward"].groupby("layer")["reram_replicas"].first()
+        upd = rows[(rows["pass"] == "update") & rows["reram_writes_recorded"].fillna(False).astype(bool)]
+        z = pd.DataFrame(decode(f["data"][0]["z"]).astype(float), index=list(decode(f["data"][0]["y"])),
+                         columns=list(decode(f["data"][0]["x"])))
+        by_layer = z.groupby(z.index.str.rsplit(" #", n=1).str[0]).sum()
+        for _, r in upd.iterrows():
+            assert by_layer.loc[r["layer"], r["iteration"]] * copies[r["layer"]] == r["reram_cell_writes"]
