@@ -63,8 +63,8 @@ def test_vgg8_energy_efficiency_matches_neurosim_table_vii_within_30_percent(vgg
 
 
 @pytest.mark.xfail(strict=True, reason="measured 35.0 TOPS (5.6x the published 6.25): NeuroSim's "
-                   "slowest layer (layer 1, 156 us) is 83 % buffer and interconnect latency, which the model "
-                   "does not have (docs/reram.md)")
+                   "slowest layer (layer 1, 156 us) is 68 % tile-buffer and 14 % interconnect latency, which "
+                   "the model does not have (docs/reram.md)")
 def test_vgg8_throughput_matches_neurosim_table_vii_within_30_percent(vgg8):
     tops, _ = measured(vgg8)
     assert abs(tops - TABLE_VII_TOPS) <= 0.3 * TABLE_VII_TOPS
