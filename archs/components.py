@@ -289,6 +289,10 @@ class ReramCompute:
     input_bits: int = spec(16, doc="bits per input, applied bit-serially through the DACs", gt=0, le=64)
     weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells", gt=0, le=64)
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
+    accumulation_energy_pj_per_conversion: float = spec(
+        0.0, doc="energy of the digital accumulation (adders, registers, shift-and-add of input and weight "
+                 "bits) charged per ADC conversion, pJ (NeuroSim's subarray-level accumulation; 0 where the "
+                 "peripherals' power already covers it, as in the ISAAC table)", ge=0)
     ima_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each IMA")
     tile_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each tile")
     signed_weights: Literal["offset", "differential"] = spec(

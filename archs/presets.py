@@ -7,6 +7,7 @@ Each preset has a YAML twin in ``archs/presets/NAME.yaml`` (regenerate with
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -276,24 +277,79 @@ def reram_isaac() -> Architecture:
     )
 
 
-NEUROSIM_READ_V = 0.55  # read voltage at 22 nm, NeuroSim V1.4 Param.cpp (readVoltage, technode 22)
-NEUROSIM_R_ON_OHM = 100e3  # NeuroSim V1.4 Param.cpp resistanceOn (on/off 17: resistanceOff = 17 × R_on)
+# -- reram-neurosim: DNN+NeuroSim V1.4's own values at its Table VII RRAM setting -------------------
+# Source: neurosim/DNN_NeuroSim_V1.4@ac828e6, Inference_pytorch/NeuroSIM. Table VII (manual, §11) uses
+# "the default setting in the released code" with RRAM (Param.cpp memcelltype = 2), a 4-bit ADC
+# (levelOutput = 16), 1 bit/cell, 128×128, 8b×8b and parallel read 32 (main's argv[5]). Values marked
+# "computed" are what NeuroSim's own circuit model returns at that setting: printed by a build of that
+# commit with print statements added, run on VGG-8 (docs/reram.md, "Reproducing NeuroSim's figures").
+NEUROSIM_READ_V = 0.55  # Param.cpp readVoltage, technode 22 (also MultilevelSenseAmp::CalculatePower Vread)
+NEUROSIM_R_ON_OHM = 100e3  # Param.cpp resistanceOn = 100e3
+NEUROSIM_R_OFF_OHM = 100e3 * 17  # Param.cpp resistanceOff = 100e3*17 (on/off 17, Table VII)
+NEUROSIM_LEVELS = 16  # levelOutput: a 4-bit multi-level sense amp (Table VII "ADC precision 4")
+NEUROSIM_COL_MUXED = 8  # Param.cpp numColMuxed: columns sharing one sense amp
+NEUROSIM_ROWS_PARALLEL = 32  # Table VII "parallel read 32": main.cpp numRowParallel = argv[5]
+# computed: synchronous = true (Param.cpp), so main.cpp sets clkFreq = 1/clkPeriod from the sensing delay
+NEUROSIM_CLOCK_PERIOD_S = 1.75021e-9
+# computed: MultilevelSenseAmp::CalculateLatency/CalculatePower LatencyCol = max(ColumnLatency_Table(Rref))
+NEUROSIM_LATENCY_COL_S = 1.07467e-9
+# computed: MultilevelSenseAmp::CalculatePower, Column_SwitchingE × (levelOutput − 1) per conversion
+NEUROSIM_MLSA_SWITCHING_J = 1.41313e-14
+# computed: the reference columns' power, sum of GetColumnPower(Rref[i]) / dumcolshared (the "1.4 update")
+NEUROSIM_MLSA_REF_POWER_W = 9.16448e-6
+# computed (SubArray::CalculatePower, conventionalParallel): per subarray read of one input bit (numAdd = 4
+# row groups of 32, 128 columns), energy per driven row of readDynamicEnergyArray (capRow2·Vdd² ×
+# numColMuxed) and of wlNewSwitchMatrix; the switch matrix's part that does not depend on the rows, plus
+# mux and mux decoder
+NEUROSIM_WL_ARRAY_J_PER_ROW = 5.5141e-14
+NEUROSIM_WL_SWITCH_J_PER_ROW = 4.4028e-14
+NEUROSIM_READ_FIXED_J = 1.44481e-12 + 6.17256e-14 + 2.29598e-14
+# computed: adder + dff + shiftAddWeight + shiftAddInput of one subarray read (constant over the run)
+NEUROSIM_ACCUMULATION_J = 2.06908e-12 + 1.51955e-12 + 1.43254e-12 + 4.31065e-13
+NEUROSIM_GROUPS = 128 // NEUROSIM_ROWS_PARALLEL  # numAdd: row groups of one subarray read
+
+
+def neurosim_column_power_w(column_ohm: float) -> float:
+    """NeuroSim's multi-level sense-amp column power, W: ``MultilevelSenseAmp::GetColumnPower``, current
+    mode, LSTP (Param.cpp deviceroadmap = 2), 22 nm branch; the column resistance is rescaled to the
+    0.5 V of its Cadence fit, and no current (an open column) costs 1 µW."""
+    if column_ohm == float("inf"):
+        return 1e-6
+    r = column_ohm * 0.5 / NEUROSIM_READ_V
+    if r < 4832:
+        p = -2.85373e-11 * r + 9.16744e-07
+    elif r < 379269:
+        p = -1.63133e-07 * math.log(r) + 2.1687e-06
+    else:
+        p = -5.8712e-08 * math.log(r) + 8.64648e-07
+    return p * (NEUROSIM_LEVELS - 1)
+
+
+def neurosim_conversion_energy_j(column_ohm: float) -> float:
+    """Energy of one multi-level sense-amp conversion of one column, J (``MultilevelSenseAmp::
+    CalculatePower``, currentMode): the switching energy plus (column + reference power) × LatencyCol."""
+    return NEUROSIM_MLSA_SWITCHING_J + (neurosim_column_power_w(column_ohm)
+                                        + NEUROSIM_MLSA_REF_POWER_W) * NEUROSIM_LATENCY_COL_S
 
 
 def reram_neurosim() -> Architecture:
     """NeuroSim V1.4 Table VII RRAM: 22 nm, 1 bit/cell, 4-bit ADC, 128×128, parallel read 32 [ref §4.3]."""
-    # Values NeuroSim computes from its circuit models are stated assumptions here (docs/reram.md).
-    cells_read = 32 * 128  # one partial parallel read: 32 rows × 128 columns
-    # half the cells at R_on (the rest at R_off = 17 R_on, neglected): V²/R per cell [assumption]
-    xbar_mw = cells_read * 0.5 * NEUROSIM_READ_V**2 / NEUROSIM_R_ON_OHM * 1e3
+    # The column read in the sense amp: 32 rows driven (dense input bits), half of the 1-bit cells at R_on,
+    # the cells in parallel (NeuroSim adds the access transistor and the wire) [assumption]
+    column_ohm = 1 / (NEUROSIM_ROWS_PARALLEL * (0.5 / NEUROSIM_R_ON_OHM + 0.5 / NEUROSIM_R_OFF_OHM))
+    conversion_pj = neurosim_conversion_energy_j(column_ohm) * 1e12
+    read_ns = NEUROSIM_LATENCY_COL_S * 1e9  # one column sensed; NeuroSim's MLSA path charges no read pulse
+    group_pj = NEUROSIM_READ_FIXED_J / NEUROSIM_GROUPS * 1e12  # per 32-row read of one crossbar
+    drive_pj = (NEUROSIM_WL_ARRAY_J_PER_ROW + NEUROSIM_WL_SWITCH_J_PER_ROW) * 1e12  # per driven row
+    conversions_per_subarray_read = NEUROSIM_GROUPS * 128
     return Architecture(
         name="reram-neurosim",
         family="reram",
-        description="DNN+NeuroSim V1.4 Table VII RRAM setting (VGG-8, 8b×8b): 22 nm, 128×128 1-bit cells, "
-                    "32 rows read in parallel, 8 columns per 4-bit multi-level sense amp, 1 GHz; chip sized "
-                    "for VGG-8 with up to 8 copies per layer (speedUpDegree 8). Circuit-level energies "
-                    "NeuroSim derives itself are approximations (docs/reram.md).",
-        clock_hz=1e9,  # NeuroSim V1.4 Param.cpp clkFreq
+        description="DNN+NeuroSim V1.4 Table VII RRAM setting (VGG-8, 8b×8b): 22 nm, 128×128 1-bit "
+                    "cells, 32 rows read in parallel, 8 columns per 4-bit multi-level sense amp, NeuroSim's "
+                    "synchronous clock; read latency and energies are NeuroSim's circuit model evaluated at "
+                    "that setting; chip sized for VGG-8 with up to 8 copies per layer (docs/reram.md).",
+        clock_hz=1 / NEUROSIM_CLOCK_PERIOD_S,  # computed: 571 MHz (Param.cpp clkFreq 1e9, synchronous)
         tech_nm=22,  # Table VII [ref §4.3]
         reram=ReramCompute(
             # 1400 tiles × 4 PEs × 4 subarrays: VGG-8 with 8 copies of each conv layer needs 22,024
@@ -301,16 +357,23 @@ def reram_neurosim() -> Architecture:
             tiles=1400, imas_per_tile=4, crossbars_per_ima=4,
             crossbar=Crossbar(rows=128, cols=128,  # numRowSubArray/numColSubArray, Param.cpp
                               bits_per_cell=1,  # cellBit, Table VII [ref §4.3]
-                              read_cycle_ns=10,  # readPulseWidth = 10e-9, Param.cpp
-                              power_mw=xbar_mw,  # V_read²/R_on × 2048 cells on [assumption]
-                              parallel_rows=32),  # "parallel read 32", Table VII [ref §4.3]
+                              read_cycle_ns=read_ns,  # computed LatencyCol: one sense step
+                              # switch matrix, mux and mux decoder energy of one 32-row read, spread over the
+                              # read cycle (computed, SubArray::CalculatePower)
+                              power_mw=group_pj / read_ns,
+                              parallel_rows=NEUROSIM_ROWS_PARALLEL),  # "parallel read 32", Table VII
             # numColMuxed = 8 columns per sense amp: 16 per subarray, 64 per PE (Param.cpp)
-            adcs_per_ima=4 * 16,
+            adcs_per_ima=4 * 128 // NEUROSIM_COL_MUXED,
             adc=Adc(bits=4,  # 4-bit ADC, Table VII [ref §4.3]
-                    sample_rate_hz=1e9,  # MLSA: 1 ns per muxed column (MultilevelSenseAmp.cpp readLatency)
-                    power_mw=0.79),  # Saberi 4-bit SAR: 0.79 pJ per conversion at 32 nm [ref §1.5]
-            dacs_per_ima=4 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # ISAAC 1-bit DAC [ref §1.5]
+                    sample_rate_hz=1 / NEUROSIM_LATENCY_COL_S,  # one column per LatencyCol (computed)
+                    power_mw=conversion_pj / read_ns),  # MLSA energy per conversion (computed formula)
+            # the word-line drive of one row for one input bit: array WL charging × numColMuxed and the
+            # switch matrix's per-row part (computed, SubArray::CalculatePower)
+            dacs_per_ima=4 * 128, dac=Dac(bits=1, power_mw=drive_pj / read_ns),
             input_bits=8, weight_bits=8,  # 8b × 8b, Table VII [ref §4.3]
+            # adders, DFFs and the input/weight shift-adds of a subarray read over its conversions (computed)
+            accumulation_energy_pj_per_conversion=NEUROSIM_ACCUMULATION_J * 1e12
+            / conversions_per_subarray_read,
             signed_weights="offset",  # NeuroSim subtracts a reference column (dumcolshared) [Param.cpp]
             transposed_read=True,  # V2: activation gradients (AG) are read from the same arrays [ref §4.3]
             max_replicas=8,  # speedUpDegree = 8, Param.cpp

@@ -7,10 +7,11 @@
 - update: the optimizer on the digital unit (``hwsim.update``) plus the cell writes of the
   recorded update (``writes``); the crossbars are busy while written, so the write latency adds.
 
-Energy: crossbar reads, DAC drives and ADC conversions per action; the IMA and tile peripherals
-(registers, S+H, shift-and-add, eDRAM buffer, bus, router share...) as their power × the time
-their IMAs are busy (a tile's share is the IMA time over the IMAs per tile); the digital unit per
-op; leakage × time. The dense baseline is the same machine with every ``skip_zero_*`` off.
+Energy: crossbar reads, DAC drives, ADC conversions and their digital accumulation per action;
+the IMA and tile peripherals (registers, S+H, shift-and-add, eDRAM buffer, bus, router share...)
+as their power × the time their IMAs are busy (a tile's share is the IMA time over the IMAs per
+tile); the digital unit per op; leakage × time. The dense baseline is the same machine with every
+``skip_zero_*`` off.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str
     return {
         "crossbar": c.crossbar_reads * r.crossbar.power_mw * read_ns,  # mW × ns = pJ
         "adc": c.adc_conversions * r.adc.conversion_energy_pj,
+        "accumulation": c.adc_conversions * r.accumulation_energy_pj_per_conversion,
         "dac": c.dac_drives * r.dac.power_mw * read_ns,
         "ima_peripherals": c.ima_busy_ns * ima_mw,
         "tile_peripherals": c.ima_busy_ns / r.imas_per_tile * tile_mw,
