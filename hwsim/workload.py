@@ -94,6 +94,40 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     return out
 
 
+def operand_counts(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None]) -> list[tuple[int, int]]:
+    """Non-zeros of A and B for every group of one pass — what :func:`operands` would hold, without
+    building the im2col matrices (a model that needs only counts, e.g. the GPU's, uses this).
+
+    The im2col count is a sum over kernel taps: each tap sees the input's per-pixel non-zero
+    count (summed over the group's channels and the samples) on a strided, dilated window of the
+    zero-padded input, so the cost is ``R·S`` slices of an ``H×W`` array, not ``M·K`` elements.
+    """
+    g = geometry(spec)
+    w4 = as_conv(spec, "w", masks["w"])
+    w_nnz = [int(w4[grp * g.kg:(grp + 1) * g.kg].sum()) for grp in range(g.groups)]
+    if pass_ == "backward_data":
+        dy4 = as_conv(spec, "dy", masks["dy"])
+        return [(int(dy4[:, grp * g.kg:(grp + 1) * g.kg].sum()), w_nnz[grp]) for grp in range(g.groups)]
+    x4 = as_conv(spec, "x", masks["x"])
+    (r, s), (p, q) = g.kernel, g.out_hw
+    (sh, sw), (dh, dw), (ph, pw) = g.stride, g.dilation, g.padding
+    out = []
+    for grp in range(g.groups):
+        per_pixel = x4[:, grp * g.cg:(grp + 1) * g.cg].sum(axis=(0, 1), dtype=np.int64)  # (H, W)
+        padded = np.pad(per_pixel, ((ph, ph), (pw, pw)))
+        rows = [slice(i * dh, i * dh + sh * (p - 1) + 1, sh) for i in range(r)]  # tap i's output rows
+        cols = [slice(j * dw, j * dw + sw * (q - 1) + 1, sw) for j in range(s)]
+        xcol = sum(int(padded[ri, cj].sum()) for ri in rows for cj in cols)  # one window per tap
+        if pass_ == "forward":
+            out.append((xcol, w_nnz[grp]))
+        elif pass_ == "backward_weight":
+            dy4 = as_conv(spec, "dy", masks["dy"])
+            out.append((xcol, int(dy4[:, grp * g.kg:(grp + 1) * g.kg].sum())))
+        else:
+            raise KeyError(f"no GEMM for pass {pass_!r}")
+    return out
+
+
 def _valid_taps(spec: LayerSpec, rows: int) -> np.ndarray | None:
     """``(rows, Kr)``: which backward-data products land inside the input (None: all do)."""
     if spec.kind == "linear" or spec.padding == (0, 0):

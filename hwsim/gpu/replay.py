@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from archs import Architecture, energy_pj
+from traces.im2col import as_conv, geometry, rows_of
 from traces.layer import GemmDims, LayerSpec
 
 from ..energy import pass_energy
@@ -28,7 +29,7 @@ from ..errors import MappingError
 from ..layer_input import LayerInput
 from ..update import state_tensors, update_row
 from ..vector import gemm_pass_work
-from ..workload import effectual, operands
+from ..workload import effectual, operand_counts
 from .gemm import GemmCost, Operands, gemm_cost
 from .kernels import launch_cycles, memory_kernel_cycles
 from .sparse import compress_cycles as recompress
@@ -63,7 +64,6 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
     exact = it.has_masks
     stats = it.layer_stats(li)
     masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")} if exact else {}
-    cache: dict = {}
     rows = []
     for pass_ in passes:
         if pass_ == "update":
@@ -84,7 +84,7 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
                 (pass_ == "backward_weight" and it.count(li, "dw") is None):
             continue
         batch = it.mask_batch if exact else it.batch
-        row = _pass_row(ctx, spec, pass_, it, li, masks, batch, stats, cache)
+        row = _pass_row(ctx, spec, pass_, it, li, masks, batch, stats)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=batch, batch=it.batch,
                    mode="exact" if exact else "expected")
         rows.append(row)
@@ -92,17 +92,18 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
 
 
 def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: int, masks: dict,
-              batch: int, stats: dict, cache: dict) -> dict:
+              batch: int, stats: dict) -> dict:
     """One GEMM pass: operand counts (from masks, or from counts in expected mode), the path that
     runs, the non-GEMM kernel, and the dense baseline beside them."""
     arch, eb = ctx.arch, ctx.eb
     g = spec.gemm(pass_, batch)
     m, k, n = g.m, g.k, g.n
-    if masks:
-        groups = operands(spec, pass_, masks, cache)
-        nnz_a = sum(int(x.a.sum()) for x in groups)
-        nnz_b = sum(int(x.b.sum()) for x in groups)
-        need = groups[0].need if pass_ == "forward" and masks.get("y_sel") is not None else None
+    if masks:  # counts of the operands (no im2col: the GPU model needs only how many non-zeros)
+        counts = operand_counts(spec, pass_, masks)
+        nnz_a, nnz_b = sum(a for a, _ in counts), sum(b for _, b in counts)
+        need = None
+        if pass_ == "forward" and masks.get("y_sel") is not None and g.groups == 1:
+            need = rows_of(as_conv(spec, "y", masks["y_sel"]), geometry(spec), 0) > 0  # (M, N)
     else:  # counts only: operand densities from the tensors' counts
         a_t, b_t = PASS_TENSORS[pass_]
         nnz_a = round(g.m * g.k * g.groups * it.count(li, a_t) / max(spec.numel(a_t, it.batch), 1))

@@ -56,3 +56,4 @@ def test_compressed_weights_pay_transposes_and_reencodes(tmp_path):
     assert flips > 0
     assert comp.loc[up, "dram_b_write_bytes"] - plain.loc[up, "dram_b_write_bytes"] == compressed
     assert plain.loc[up, "speedup"] == 1.0 and comp.loc[up, "speedup"] <= 1.0
+
