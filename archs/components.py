@@ -306,3 +306,18 @@ class ReramCompute:
         True, doc="copy layers into spare IMAs to balance the inter-layer pipeline (ISAAC, PipeLayer)")
     max_replicas: int = spec(0, doc="most copies of one layer (0 = as many as fit; NeuroSim speedUpDegree)",
                              ge=0)
+    tile_input_buffer_bandwidth_bytes_per_s: float = spec(
+        0.0, doc="bandwidth of one tile's input buffer, bytes/s: a layer's input activations are written "
+                 "into and read out of the input buffers of the tiles of one copy, in series with the "
+                 "crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0)
+    tile_output_buffer_bandwidth_bytes_per_s: float = spec(
+        0.0, doc="bandwidth of one tile's output buffer, bytes/s: a layer's partial outputs "
+                 "(output_buffer_bits each) pass through the output buffers of the tiles of one copy, in "
+                 "series with the crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0)
+    output_buffer_bits: int = spec(
+        0, doc="bits of one output value in the tile output buffer (NeuroSim: the tile adder tree's "
+               "numStage + numAdderBit; 0 = input_bits)", ge=0, le=64)
+    interconnect_bandwidth_bytes_per_s: float = spec(
+        0.0, doc="bandwidth of the chip interconnect (global bus) that carries every layer's input and "
+                 "output activations (input_bits each), bytes/s, in series with the crossbar time "
+                 "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0)

@@ -307,6 +307,25 @@ NEUROSIM_READ_FIXED_J = 1.44481e-12 + 6.17256e-14 + 2.29598e-14
 # computed: adder + dff + shiftAddWeight + shiftAddInput of one subarray read (constant over the run)
 NEUROSIM_ACCUMULATION_J = 2.06908e-12 + 1.51955e-12 + 1.43254e-12 + 4.31065e-13
 NEUROSIM_GROUPS = 128 // NEUROSIM_ROWS_PARALLEL  # numAdd: row groups of one subarray read
+# Floorplan NeuroSim prints for VGG-8 at this setting ("Desired Novel Mapped Tile Storage Size: 9x512x512"):
+# a novel-mapped tile of numPENM = 9 PEs of 512×512, i.e. 4×4 subarrays of 128×128 per PE
+NEUROSIM_PES_PER_TILE = 9
+NEUROSIM_SUBARRAYS_PER_PE = (512 // 128) ** 2
+# Tile buffers (Tile.cpp TileInitialize, novel mapping, chipActivation; Param.cpp tileBufferCoreSizeRow/Col
+# = 32, register files): Buffer::CalculateLatency with synchronous = true moves one interface_width line
+# per clock cycle, and the tile divides by min(cores, ceil(hTreeNM busWidth / interface_width)).
+NEUROSIM_BUFFER_LINE_BITS = 32  # interface_width = tileBufferCoreSizeCol
+# numBitSubarrayOutput = log2(levelOutput) + ceil(log2(128 / numRowParallel)) + numBitInput
+#   + (numColPerSynapse - 1)·cellBit + 1 = 4 + 2 + 8 + 7 + 1 = 22; numBitPEOutputNM = 22 + ceil(sqrt(16)) = 26
+NEUROSIM_PE_OUTPUT_BITS = 4 + 2 + 8 + 7 + 1 + 4
+# tile output values: accumulationNM numStage + numAdderBit = ceil(log2(9)) + 26 (AdderTree::Initialize)
+NEUROSIM_TILE_OUTPUT_BITS = math.ceil(math.log2(NEUROSIM_PES_PER_TILE)) + NEUROSIM_PE_OUTPUT_BITS
+# numInBufferCoreNM = ceil(numPENM·numBitInput·numRowSubArray / (32·32)) = 9; min(9, ceil(9·512 / 32)) = 9
+NEUROSIM_IN_BUFFER_CORES = math.ceil(NEUROSIM_PES_PER_TILE * 8 * 128 / 1024)
+# numOutBufferCoreNM = ceil((numBitPEOutputNM + ceil(log2 9))·numPENM·numColSubArray/numColMuxed / 1024) = 5
+NEUROSIM_OUT_BUFFER_CORES = math.ceil(NEUROSIM_TILE_OUTPUT_BITS * NEUROSIM_PES_PER_TILE * 128 / 8 / 1024)
+# Chip.cpp ChipInitialize: the X-Y global bus width NeuroSim computes for this VGG-8 floorplan (printed)
+NEUROSIM_GLOBAL_BUS_BITS = 1089
 
 
 def neurosim_column_power_w(column_ohm: float) -> float:
@@ -352,9 +371,9 @@ def reram_neurosim() -> Architecture:
         clock_hz=1 / NEUROSIM_CLOCK_PERIOD_S,  # computed: 571 MHz (Param.cpp clkFreq 1e9, synchronous)
         tech_nm=22,  # Table VII [ref §4.3]
         reram=ReramCompute(
-            # 1400 tiles × 4 PEs × 4 subarrays: VGG-8 with 8 copies of each conv layer needs 22,024
-            # subarrays of 128×128 (NeuroSim sizes its chip to the network) [assumption]
-            tiles=1400, imas_per_tile=4, crossbars_per_ima=4,
+            # NeuroSim's novel-mapped tile: 9 PEs (IMAs) of 16 subarrays (printed floorplan). 160 tiles:
+            # VGG-8 with 8 copies of each conv layer (NeuroSim sizes its chip to the network) [assumption]
+            tiles=160, imas_per_tile=NEUROSIM_PES_PER_TILE, crossbars_per_ima=NEUROSIM_SUBARRAYS_PER_PE,
             crossbar=Crossbar(rows=128, cols=128,  # numRowSubArray/numColSubArray, Param.cpp
                               bits_per_cell=1,  # cellBit, Table VII [ref §4.3]
                               read_cycle_ns=read_ns,  # computed LatencyCol: one sense step
@@ -363,13 +382,13 @@ def reram_neurosim() -> Architecture:
                               power_mw=group_pj / read_ns,
                               parallel_rows=NEUROSIM_ROWS_PARALLEL),  # "parallel read 32", Table VII
             # numColMuxed = 8 columns per sense amp: 16 per subarray, 64 per PE (Param.cpp)
-            adcs_per_ima=4 * 128 // NEUROSIM_COL_MUXED,
+            adcs_per_ima=NEUROSIM_SUBARRAYS_PER_PE * 128 // NEUROSIM_COL_MUXED,
             adc=Adc(bits=4,  # 4-bit ADC, Table VII [ref §4.3]
                     sample_rate_hz=1 / NEUROSIM_LATENCY_COL_S,  # one column per LatencyCol (computed)
                     power_mw=conversion_pj / read_ns),  # MLSA energy per conversion (computed formula)
             # the word-line drive of one row for one input bit: array WL charging × numColMuxed and the
             # switch matrix's per-row part (computed, SubArray::CalculatePower)
-            dacs_per_ima=4 * 128, dac=Dac(bits=1, power_mw=drive_pj / read_ns),
+            dacs_per_ima=NEUROSIM_SUBARRAYS_PER_PE * 128, dac=Dac(bits=1, power_mw=drive_pj / read_ns),
             input_bits=8, weight_bits=8,  # 8b × 8b, Table VII [ref §4.3]
             # adders, DFFs and the input/weight shift-adds of a subarray read over its conversions (computed)
             accumulation_energy_pj_per_conversion=NEUROSIM_ACCUMULATION_J * 1e12
@@ -377,6 +396,14 @@ def reram_neurosim() -> Architecture:
             signed_weights="offset",  # NeuroSim subtracts a reference column (dumcolshared) [Param.cpp]
             transposed_read=True,  # V2: activation gradients (AG) are read from the same arrays [ref §4.3]
             max_replicas=8,  # speedUpDegree = 8, Param.cpp
+            # tile buffers: one 32-bit line per cycle per buffer core (computed above, Tile.cpp)
+            tile_input_buffer_bandwidth_bytes_per_s=NEUROSIM_IN_BUFFER_CORES * NEUROSIM_BUFFER_LINE_BITS / 8
+            / NEUROSIM_CLOCK_PERIOD_S,
+            tile_output_buffer_bandwidth_bytes_per_s=NEUROSIM_OUT_BUFFER_CORES * NEUROSIM_BUFFER_LINE_BITS / 8
+            / NEUROSIM_CLOCK_PERIOD_S,
+            output_buffer_bits=NEUROSIM_TILE_OUTPUT_BITS,
+            # the global X-Y bus, one busWidth of bits per cycle (Chip.cpp GBus; computed width)
+            interconnect_bandwidth_bytes_per_s=NEUROSIM_GLOBAL_BUS_BITS / 8 / NEUROSIM_CLOCK_PERIOD_S,
             write=WriteModel(pulse_energy_pj=2**2 / NEUROSIM_R_ON_OHM * 50e-9 * 1e12,  # V²/R·t: 2 V
                              # (Param.cpp writeVoltage) for 50 ns (NeuroSim write pulse [ref §4.3]) at R_on
                              pulse_ns=50.0,  # NeuroSim default write pulse width [ref §4.3]
@@ -386,7 +413,7 @@ def reram_neurosim() -> Architecture:
         ),
         # chip-level ReLU/max-pool (Param.cpp chipActivation): one lane per PE at ISAAC's digital op
         # energy [ref §4.1] [assumption]
-        vector_unit=VectorUnit(lanes=1400 * 4, op_energy_pj=0.021),
+        vector_unit=VectorUnit(lanes=160 * NEUROSIM_PES_PER_TILE, op_energy_pj=0.021),
         memories=(
             Memory(name="hbm", kind="hbm", capacity_bytes=0,
                    bandwidth_bytes_per_s=15.2e12 / 8,  # NeuroSim DRAM.cpp 15.2 Tb/s [ref §1.4]

@@ -144,3 +144,39 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
         active_segments=int(n_active.sum()), segments=m * int((rows_in[:, None] > p * np.arange(spb)).sum()),
         ima_busy_ns=float(bits * (n_active * read_ns) @ np.full(kb, imas_per_block)),
         time_ns=float(per_rep.max(initial=0.0)))
+
+
+def tiles_per_copy(lm: LayerMap, r: ReramCompute) -> int:
+    """Tiles that hold one copy of a layer (its IMAs packed into whole tiles)."""
+    return max(1, math.ceil(lm.imas / r.imas_per_tile))
+
+
+def data_movement_ns(dims: tuple[int, int, int], groups: int, lm: LayerMap,
+                     r: ReramCompute) -> tuple[float, float]:
+    """Time of one pass's activation traffic, ns: ``(tile buffers, chip interconnect)``.
+
+    As NeuroSim V1.4 charges it (``Tile.cpp`` ``TileCalculatePerformance``, ``Chip.cpp``
+    ``ChipCalculatePerformance``, ``sync_data_transfer = false``), in series with the crossbar time:
+
+    - tile buffers: the ``M × K`` inputs of ``input_bits`` each are written into and read out of the
+      input buffers, and the ``M × N`` outputs of ``output_buffer_bits`` each pass through the output
+      buffers, of the tiles of **one** copy, which work in parallel. Copies do not shorten it ("no
+      matter speedup or not, the total number of data transferred is fixed", ``Tile.cpp``);
+    - interconnect: the layer's inputs and outputs, ``input_bits`` each, over the chip bus.
+
+    ``dims = (M, K, N)`` of one group; a bandwidth of 0 is unlimited (no time). Activations move
+    densely: zero inputs are moved too.
+    """
+    m, k, n = dims
+    in_bits = groups * m * k * r.input_bits
+    out_bits = groups * m * n * (r.output_buffer_bits or r.input_bits)
+    tiles = tiles_per_copy(lm, r)
+    buf_s = 0.0
+    if r.tile_input_buffer_bandwidth_bytes_per_s > 0:
+        buf_s += in_bits / 8 / (tiles * r.tile_input_buffer_bandwidth_bytes_per_s)
+    if r.tile_output_buffer_bandwidth_bytes_per_s > 0:
+        buf_s += out_bits / 8 / (tiles * r.tile_output_buffer_bandwidth_bytes_per_s)
+    ic_s = 0.0
+    if r.interconnect_bandwidth_bytes_per_s > 0:
+        ic_s = groups * m * (k + n) * r.input_bits / 8 / r.interconnect_bandwidth_bytes_per_s
+    return buf_s * 1e9, ic_s * 1e9

@@ -1,6 +1,8 @@
 """ReRAM replay of one layer: crossbar passes, digital passes, the update with its cell writes.
 
-- forward: an in-situ MVM on the layer's crossbars (``crossbar.mvm_costs``);
+- forward: an in-situ MVM on the layer's crossbars (``crossbar.mvm_costs``), then its activations
+  through the tile buffers and the chip interconnect (``crossbar.data_movement_ns``, in series, as
+  NeuroSim adds them; the stall cycles of the row);
 - backward-data: a transposed read of the same crossbars when ``reram.transposed_read``, else
   on the digital unit (the vector unit, one op per MAC);
 - backward-weight: on the digital unit (NeuroSim V2's choice: endurance);
@@ -30,7 +32,7 @@ from ..layer_input import LayerInput
 from ..update import state_tensors, update_row
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
-from .crossbar import DENSE, MvmCosts, Skips, mvm_costs
+from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
 from .mapping import LayerMap, map_model
 from .writes import lifetime_epochs, per_crossbar, step_writes
 
@@ -114,7 +116,8 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
             for op in operands(spec, pass_, masks, cache):
                 sparse = sparse + mvm_costs(op.a, op.b, op.dims, lm, r, ctx.skips, transposed=transposed)
         base = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
-        row = _row(ctx, sparse, vec, base, vec)
+        data = data_movement_ns(dims, g.groups, lm, r)
+        row = _row(ctx, sparse, vec, base, vec, data_ns=data)
         row["reram_engine"] = "transposed_read" if transposed else "crossbar"
         row["reram_replicas"] = lm.replicas
         row["tiles"] = lm.crossbars * lm.replicas
@@ -156,29 +159,42 @@ def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str
     }
 
 
-def _timed(ctx: Context, c: MvmCosts, vec: VectorWork) -> dict[str, Any]:
-    gemm_cycles = math.ceil(round(c.time_ns * ctx.arch.clock_hz / 1e9, 6))
+def _cycles(ctx: Context, ns: float) -> int:
+    """Whole clock cycles of ``ns`` nanoseconds."""
+    return math.ceil(round(ns * ctx.arch.clock_hz / 1e9, 6))
+
+
+def _timed(ctx: Context, c: MvmCosts, vec: VectorWork, data_ns: tuple[float, float] = (0.0, 0.0)
+           ) -> dict[str, Any]:
+    """Cycles and energy of a pass: the crossbar time, then the activation traffic (tile buffers and
+    interconnect, ``data_ns``, in series as NeuroSim adds them), against the digital unit's time."""
+    gemm_cycles = _cycles(ctx, c.time_ns)
+    buffer_cycles, ic_cycles = _cycles(ctx, data_ns[0]), _cycles(ctx, data_ns[1])
     vec_cycles = vec.cycles(ctx.arch)
-    cycles = max(gemm_cycles, vec_cycles)
+    cycles = max(gemm_cycles + buffer_cycles + ic_cycles, vec_cycles)
     energy = _energy(ctx, c, vec, cycles)
     out: dict[str, Any] = {"cycles": int(cycles), "gemm_cycles": int(gemm_cycles),
-                           "vector_cycles": int(vec_cycles), "energy_pj": float(sum(energy.values()))}
+                           "vector_cycles": int(vec_cycles), "energy_pj": float(sum(energy.values())),
+                           "reram_buffer_cycles": int(buffer_cycles),
+                           "reram_interconnect_cycles": int(ic_cycles)}
     out.update({f"energy_{k}_pj": float(v) for k, v in energy.items()})
     return out
 
 
 def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: VectorWork,
-         digital_macs: int = 0) -> dict[str, Any]:
-    out, dense = _timed(ctx, c, vec), _timed(ctx, base, base_vec)
+         digital_macs: int = 0, data_ns: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
+    out, dense = _timed(ctx, c, vec, data_ns), _timed(ctx, base, base_vec, data_ns)
     algorithmic = digital_macs or c.algorithmic_macs
     actual = digital_macs or c.actual_macs
     seconds = out["cycles"] / ctx.arch.clock_hz
     return {
-        **out, "compute_cycles": out["gemm_cycles"], "stall_cycles": 0, "tiles": 0,
+        **out, "compute_cycles": out["gemm_cycles"],
+        "stall_cycles": out["reram_buffer_cycles"] + out["reram_interconnect_cycles"], "tiles": 0,
         "algorithmic_macs": int(algorithmic), "actual_macs": int(actual), "gated_macs": 0,
         "skipped_macs": int(algorithmic - actual), "vector_ops": float(vec.ops),
         "dense_cycles": dense["cycles"], "dense_gemm_cycles": dense["gemm_cycles"],
-        "dense_compute_cycles": dense["gemm_cycles"], "dense_stall_cycles": 0,
+        "dense_compute_cycles": dense["gemm_cycles"],
+        "dense_stall_cycles": dense["reram_buffer_cycles"] + dense["reram_interconnect_cycles"],
         "dense_energy_pj": dense["energy_pj"],
         "speedup": dense["cycles"] / max(out["cycles"], 1),
         "energy_saving": dense["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan"),
