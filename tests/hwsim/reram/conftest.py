@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-METHODS = ("dense", "dst", "dsg", "mlevel")
+from traces.methods import METHODS as _BUILT_IN
+
+METHODS = tuple(sorted(_BUILT_IN))  # every built-in method (dense, dsg, dst, mlevel, nm, ...)
 
 
 @pytest.fixture(scope="session")
