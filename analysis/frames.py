@@ -187,10 +187,13 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
     group = ["trace", "arch", "method", "model", "dataset", "batch_size"]
     per_it = d.groupby([*group, "iteration"], dropna=False)[cols].sum().reset_index()
     means = per_it.groupby(group, dropna=False)[cols].mean().reset_index()
+    if "test_accuracy" in d:  # what the method gave up, where the results carry it (the demo's do)
+        acc = d.groupby(group, dropna=False)["test_accuracy"].first().reset_index()
+        means = means.merge(acc, on=group, how="left")
     base = means[means["method"] == dense_method]
     if base.empty:
         return pd.DataFrame()
-    base = base.drop(columns=["trace", "method", "dense_cycles"]).rename(
+    base = base.drop(columns=["trace", "method", "dense_cycles", "test_accuracy"], errors="ignore").rename(
         columns={c: f"dense_training_{c}" for c in cols if c != "dense_cycles"})
     out = means.merge(base, on=["arch", "model", "dataset", "batch_size"], how="inner")
     ratios = (("cycles", "speedup"), ("energy_pj", "energy_saving"), ("offchip_bytes", "offchip_saving"))

@@ -69,24 +69,19 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
                   "(selection, threshold compares, mask compression) included. Above 1: cheaper than "
                   "dense training.</p>",
                   _versus_table(versus).to_html(index=False, classes="summary", border=0)]
-    parts += ["<h2>Sparse features on or off, same trace</h2>",
-              "<p class='note'>Speedup and energy saving here are against the dense baseline: the same trace "
-              "on the same machine with every sparse acceleration feature off (it still carries the "
-              "method's own work). Whole-run figures extrapolate the replayed iterations to the trace's "
-              "length; spreads are over the replayed iterations.</p>",
-              table.to_html(index=False, classes="summary", border=0)]
-    paths = frames.gpu_paths(df)
-    if not paths.empty:
-        parts += ["<h2>GPU kernel paths per layer and pass</h2>",
-                  "<p class='note'>Which kernel each GEMM ran on the GPU-like machines (dense tensor cores, "
-                  "2:4 sparse tensor cores, an unstructured sparse kernel, or a gathered dense GEMM), why a "
-                  "sparse path was not taken, and the weight density below which the sparse kernel would "
-                  "beat the dense one for that shape.</p>",
-                  paths.to_html(index=False, classes="summary", border=0)]
+    feature_section = [
+        "<h2>Sparse features on or off, same trace</h2>",
+        "<p class='note'>Speedup and energy saving here are against the dense baseline: the same trace "
+        "on the same machine with every sparse acceleration feature off (it still carries the "
+        "method's own work). Whole-run figures extrapolate the replayed iterations to the trace's "
+        "length; spreads are over the replayed iterations.</p>",
+        table.to_html(index=False, classes="summary", border=0)]
     first = True
     current = None
-    for i, fig in enumerate(figs):
+    for i, fig in enumerate(figs):  # tables sit beside their figures: headline, then feature-only
         meta = fig.layout.meta
+        if meta["figure"] == "run_overview":
+            parts += feature_section
         key = (meta["trace"], meta["arch"])
         if key != current and meta["figure"] not in ("run_overview", "versus_dense_training",
                                                      "reram_writes_by_method"):
@@ -97,6 +92,14 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
         parts.append(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False},
                                  div_id=f"figure-{i}-{meta['figure']}"))  # stable ids: identical reports
         first = False
+    paths = frames.gpu_paths(df)
+    if not paths.empty:
+        parts += ["<h2>GPU kernel paths per layer and pass</h2>",
+                  "<p class='note'>Which kernel each GEMM ran on the GPU-like machines (dense tensor cores, "
+                  "2:4 sparse tensor cores, an unstructured sparse kernel, or a gathered dense GEMM), why a "
+                  "sparse path was not taken, and the weight density below which the sparse kernel would "
+                  "beat the dense one for that shape.</p>",
+                  paths.to_html(index=False, classes="summary", border=0)]
     parts.append("</body></html>")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,7 @@ def _versus_table(v: pd.DataFrame) -> pd.DataFrame:
     """The headline table, one row per trace × machine, units and directions in the headers."""
     out = pd.DataFrame({
         "method": v["method"], "arch": v["arch"], "trace": v["trace"].map(lambda p: Path(str(p)).name),
+        **({"test accuracy": v["test_accuracy"].round(3)} if "test_accuracy" in v else {}),
         "cycles per iteration": v["cycles"].round(0).astype("int64"),
         "dense training cycles per iteration": v["dense_training_cycles"].round(0).astype("int64"),
         "speedup vs dense training (x)": v["speedup_vs_dense_training"].round(3),
