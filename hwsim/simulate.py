@@ -53,8 +53,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     Args:
         trace: a loaded trace or its path.
         arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
-        dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); other
-            families ignore it.
+        dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); for other
+            families a dataflow is a ``ValueError`` (they have no PE array).
         passes: any of ``forward, backward_data, backward_weight, update``.
         iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
             iteration). Iterations with masks replay exactly; counts-only ones in expected-value
