@@ -44,6 +44,11 @@ class LayerInput:
     def layer_stats(self, li: int) -> dict[str, Any]:
         return self.stats
 
+    def weight_mask_changed(self) -> bool:
+        """Whether the method flipped any weight-mask bit this step (DST, nm: the ``flips_on`` /
+        ``flips_off`` layer stats), so a compressed weight must be encoded again."""
+        return bool(self.stats.get("flips_on", 0) or self.stats.get("flips_off", 0))
+
     def densities(self, spec: LayerSpec) -> dict[str, float]:
         """``density_<tensor>`` of every tensor counted this iteration (non-zeros / elements, for the
         whole batch): what a report needs to show sparsity without the trace."""

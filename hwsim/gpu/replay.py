@@ -69,7 +69,7 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
         if pass_ == "update":
             if it.count(li, "dw") is None:
                 continue
-            changed = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+            changed = it.weight_mask_changed()
             bits = ctx.arch.gpu.element_bits
             row = update_row(ctx.arch, spec, it.index, weight_bits=bits, gradient_bits=bits,
                              state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed)
@@ -125,7 +125,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nm_gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
                            g.groups, arch)
         cyc = read = written = 0
-        if bool(stats.get("flips_on", 0) or stats.get("flips_off", 0)) and pass_ == "forward":
+        if it.weight_mask_changed() and pass_ == "forward":
             copies = 2 if structured_applies(spec, "backward_data", masks.get("w"), s)[0] else 1
             cyc, read, written = recompress(arch, spec.numel("w", 1), eb, copies)
         if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + cyc > dense.cycles:
@@ -139,8 +139,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             traffic[(arch.off_chip.name, "b", "data", "read")] += read
             traffic[(arch.off_chip.name, "b", "data", "write")] += written
     if not ok:
-        static_w = pass_ in ("forward", "backward_data") and not (stats.get("flips_on", 0)
-                                                                  or stats.get("flips_off", 0))
+        static_w = pass_ in ("forward", "backward_data") and not it.weight_mask_changed()
         gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,
                                                         out, traffic, static_w)
     vec_ops, vec_bytes = _vector_work(ctx, spec, pass_, batch, stats)

@@ -68,7 +68,7 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
         if pass_ == "update":
             if it.count(li, "dw") is None:
                 continue
-            changed = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+            changed = it.weight_mask_changed()
             rows.append(_update(ctx, spec, it.index, it.count(li, "w") or 0, changed))
             continue
         need = {"forward": ("x", "w"), "backward_data": ("dy", "w"),

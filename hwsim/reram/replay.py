@@ -208,8 +208,7 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
 def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.ndarray | None) -> dict:
     """The optimizer on the digital unit, then the cell writes of the recorded update."""
     r = ctx.r
-    stats = it.layer_stats(li)
-    changed_mask = bool(stats.get("flips_on", 0) or stats.get("flips_off", 0))
+    changed_mask = it.weight_mask_changed()
     # the digital unit works on gradients at the crossbars' input precision
     row = update_row(ctx.arch, spec, it.index, weight_bits=r.weight_bits, gradient_bits=r.input_bits,
                      state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed_mask)
