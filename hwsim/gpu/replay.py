@@ -125,9 +125,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nm_gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
                            g.groups, arch)
         cyc = read = written = 0
-        if it.weight_mask_changed() and pass_ == "forward":
-            copies = 2 if structured_applies(spec, "backward_data", masks.get("w"), s)[0] else 1
-            cyc, read, written = recompress(arch, spec.numel("w", 1), eb, copies)
+        if it.weight_mask_changed():  # each pass that runs 2:4 compresses its own orientation
+            cyc, read, written = recompress(arch, spec.numel("w", 1), eb, 1)
         if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + cyc > dense.cycles:
             ok = False  # the library keeps the dense GEMM where 2:4 does not pay
             reason = (f"the dense GEMM ({dense.cycles:,} cycles) is faster than {s.n}:{s.m} "
