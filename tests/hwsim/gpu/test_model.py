@@ -115,7 +115,7 @@ def test_backward_data_pays_its_own_compression_when_forward_runs_dense():
     alone = replay(spec, it, passes=("backward_data",))["backward_data"]
     assert alone["gpu_sparse_path"] == "2:4"
     assert alone["gpu_compress_cycles"] == compress_cycles(A100, 1024 * 1024, 2, copies=1)[0] > 0
-    assert alone["cycles"] - alone["gpu_compress_cycles"] < alone["dense_cycles"] < alone["cycles"] + 10**9
+    assert alone["cycles"] - alone["gpu_compress_cycles"] < alone["dense_cycles"]  # the 2:4 GEMM itself is faster
 
 
 def test_sparse_kernel_efficiency_is_sputniks_27_percent_of_fp32_peak():
