@@ -194,13 +194,13 @@ def _unstructured(ctx: _Context, g: GemmDims, nnz_a: int, nnz_b: int, need: np.n
     dens = {"a": nnz_a / max(sizes["a"], 1), "b": nnz_b / max(sizes["b"], 1)}
     op = min(dens, key=lambda o: dens[o])
     if arch.sparse.kernel_efficiency and dens[op] < 1:
-        # grouped: one SpMM over the groups side by side (A stacked along M, or B block-diagonal)
-        gm_, gk, gn_ = (m * g.groups, k, n) if op == "a" else (m, k * g.groups, n * g.groups)
+        # grouped: the groups' GEMMs as one SpMM kernel over their real operands
         convert = not (op == "b" and static_weight)
-        spmm = spmm_cost(arch, gm_, gk, gn_, nnz_a if op == "a" else nnz_b, op, eb, convert=convert)
+        spmm = spmm_cost(arch, m, k, n, nnz_a if op == "a" else nnz_b, op, eb, groups=g.groups,
+                         convert=convert)
         options.append(("spmm", spmm.cycles))
         out["gpu_sparse_operand"], out["gpu_sparse_density"] = op, dens[op]
-        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense_one.cycles,
+        out["gpu_crossover_density"] = crossover_density(arch, m, k, n, op, eb, dense.cycles, groups=g.groups,
                                                          convert=convert)
         out["gpu_convert_cycles"] = spmm.convert_cycles
     if need is not None and g.groups == 1:

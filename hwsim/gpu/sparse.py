@@ -110,18 +110,19 @@ class SpmmCost:
 
 
 def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str,
-              element_bytes: float, *, convert: bool = True) -> SpmmCost:
-    """Sparse ``operand`` (``a``: M×K rows M; ``b``: K×N, stored transposed with rows N) times dense;
-    with ``convert``, the CSR form is built this step first (its kernel is in ``cycles``)."""
-    rows, other = (m, n) if operand == "a" else (n, m)
+              element_bytes: float, *, groups: int = 1, convert: bool = True) -> SpmmCost:
+    """Sparse ``operand`` (``a``: M×K rows M; ``b``: K×N, stored transposed with rows N) times dense,
+    for ``groups`` independent ``m × k × n`` GEMMs run as one kernel (``nnz`` over all groups); with
+    ``convert``, the CSR form is built this step first (its kernel is in ``cycles``)."""
+    rows, other = (groups * m, n) if operand == "a" else (groups * n, m)  # CSR rows; dense row length
     g = arch.gpu
     peak = g.sms * g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle  # FMAs per cycle
-    size = m * k if operand == "a" else k * n
+    size = groups * (m * k if operand == "a" else k * n)  # elements of the sparse operand
     density = nnz / size if size else 0.0
     macs = nnz * other
     values, meta = nnz * element_bytes, nnz * INDEX_BYTES + (rows + 1) * INDEX_BYTES
-    dense_in = other * k * element_bytes
-    out = m * n * element_bytes
+    dense_in = groups * (k * n if operand == "a" else m * k) * element_bytes  # the other operand
+    out = groups * m * n * element_bytes
     math_c = macs / (efficiency(arch, max(density, 1e-9)) * peak)
     bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
     mem_c = (values + meta + dense_in + out) / bpc if bpc else 0.0
@@ -137,15 +138,15 @@ def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str
 
 
 def crossover_density(arch: Architecture, m: int, k: int, n: int, operand: str, element_bytes: float,
-                      dense_cycles: int, *, convert: bool = True) -> float:
-    """Density of the sparse operand at which the sparse kernel takes as long as the dense GEMM
+                      dense_cycles: int, *, groups: int = 1, convert: bool = True) -> float:
+    """Density of the sparse operand at which the sparse kernel takes as long as the dense GEMM(s)
     (bisection on the monotone sparse time; 1.0 if the sparse kernel is never slower, 0.0 if it is
     always slower)."""
-    size = m * k if operand == "a" else k * n
+    size = groups * (m * k if operand == "a" else k * n)
 
     def t(d: float) -> int:
         nnz = max(1, round(d * size))
-        return spmm_cost(arch, m, k, n, nnz, operand, element_bytes, convert=convert).cycles
+        return spmm_cost(arch, m, k, n, nnz, operand, element_bytes, groups=groups, convert=convert).cycles
 
     if t(1.0) <= dense_cycles:
         return 1.0

@@ -115,7 +115,7 @@ def test_backward_data_pays_its_own_compression_when_forward_runs_dense():
     alone = replay(spec, it, passes=("backward_data",))["backward_data"]
     assert alone["gpu_sparse_path"] == "2:4"
     assert alone["gpu_compress_cycles"] == compress_cycles(A100, 1024 * 1024, 2, copies=1)[0] > 0
-    assert alone["cycles"] - alone["gpu_compress_cycles"] < alone["dense_cycles"]  # the 2:4 GEMM itself is faster
+    assert alone["cycles"] - alone["gpu_compress_cycles"] < alone["dense_cycles"]  # 2:4 GEMM faster
 
 
 def test_sparse_kernel_efficiency_is_sputniks_27_percent_of_fp32_peak():
@@ -182,3 +182,20 @@ def test_2_4_runs_only_where_it_pays_under_auto():
     big = linear(8192, 4096, 4096)  # large: 2:4 pays even with the compression
     big_it = layer_input(big, transposable_24(4096, 4096), stats={"flips_on": 10, "flips_off": 10})
     assert replay(big, big_it, passes=("forward",))["forward"]["gpu_sparse_path"] == "2:4"
+
+
+def test_grouped_spmm_moves_the_real_operands():
+    """A grouped layer's SpMM reads each operand once at its real size: CSR of the sparse one
+    (values, 32-bit indices, one pointer per row and group), the other dense, C written once."""
+    from hwsim.gpu.sparse import spmm_cost
+
+    g, m, k, n, eb = 8, 256, 72, 16, 2  # per group: e.g. a depthwise-ish conv's GEMMs
+    nnz_b = 8 * k * n // 20  # 5 % of the whole weight (g·k·n elements)
+    b = spmm_cost(A100, m, k, n, nnz_b, "b", eb, groups=g)
+    assert b.convert_read_bytes == g * k * n * eb  # the weight itself, not a block-diagonal g²·k·n
+    assert b.read_dense_bytes == g * m * k * eb and b.write_bytes == g * m * n * eb
+    assert b.read_sparse_metadata_bytes == nnz_b * 4 + (g * n + 1) * 4
+    nnz_a = g * m * k // 50
+    a = spmm_cost(A100, m, k, n, nnz_a, "a", eb, groups=g)
+    assert a.read_dense_bytes == g * k * n * eb  # every group's B, not one
+    assert a.macs == nnz_a * n and b.macs == nnz_b * m
