@@ -104,6 +104,7 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
     if not on_crossbar:  # the digital unit: one op per MAC, dense
         work = VectorWork(vec.ops + g.macs)
         row = _row(ctx, MvmCosts(), work, MvmCosts(), work, digital_macs=g.macs)
+        row["vector_ops"] = float(vec.ops)  # non-GEMM work only: the MACs are actual_macs (as on the GPU)
         row["reram_engine"] = "digital"
     else:
         lm = ctx.maps[spec.name]

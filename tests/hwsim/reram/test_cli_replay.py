@@ -35,3 +35,20 @@ def test_reports_are_identical_for_any_number_of_workers(trained):
     one = simulate(trained["dst"], "reram-isaac", workers=1).to_frame()
     two = simulate(trained["dst"], "reram-isaac", workers=2).to_frame()
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_digital_passes_keep_their_macs_out_of_the_non_gemm_ops(trained):
+    """Backward-weight runs on the digital unit: its MACs are actual MACs, and `vector_ops` holds only
+    the non-GEMM work, as on the other families (the --dense-trained headline compares them)."""
+    import traces
+    from hwsim.simulate import simulate
+    from hwsim.vector import gemm_pass_work
+
+    tr = traces.load(trained["dense"])
+    df = simulate(tr, "reram-isaac", passes=["backward_weight"], iterations=[0]).to_frame()
+    assert (df["reram_engine"] == "digital").all()
+    for _, row in df.iterrows():
+        spec = tr.layers[tr.layer_index(row["layer"])]
+        assert row["actual_macs"] == spec.gemm("backward_weight", row["simulated_batch"]).macs
+        expected = gemm_pass_work(spec, "backward_weight", row["simulated_batch"], "dense", {}).ops
+        assert row["vector_ops"] == expected
