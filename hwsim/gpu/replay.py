@@ -141,12 +141,12 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         static_w = pass_ in ("forward", "backward_data") and not it.weight_mask_changed()
         gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,
                                                         out, traffic, static_w)
-    vec_ops, vec_bytes = _vector_work(ctx, spec, pass_, batch, stats)
-    vec_cycles = memory_kernel_cycles(arch, vec_bytes, vec_ops)
-    traffic[(arch.off_chip.name, "c", "data", "read")] += vec_bytes / 2
-    traffic[(arch.off_chip.name, "c", "data", "write")] += vec_bytes / 2
-    base_traffic = defaultdict(float, {(arch.off_chip.name, "c", "data", d): vec_bytes / 2
-                                       for d in ("read", "write")})
+    vec_ops, vec_traffic = _vector_work(ctx, spec, pass_, batch, stats)
+    vec_cycles = memory_kernel_cycles(arch, sum(vec_traffic.values()), vec_ops)
+    base_traffic: dict = defaultdict(float)
+    for key, moved in vec_traffic.items():
+        traffic[key] += moved
+        base_traffic[key] += moved
     gemm_cycles = (gemm.cycles if gemm is not None else 0) + extra
     if gemm is not None:
         for key, moved in gemm.traffic.items():
@@ -251,19 +251,21 @@ def _grouped(c: GemmCost, groups: int, arch: Architecture) -> GemmCost:
                     waves, groups * c.blocks, {k: v * groups for k, v in c.traffic.items()})
 
 
-def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, stats: dict) -> tuple[float, float]:
-    """Non-GEMM ops and HBM bytes of a pass: the output (forward: Y; backward-data: dY) is read and
-    written once by a fused elementwise kernel (BN, ReLU, their backward); DST's threshold compare
-    also reads the weight."""
+def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
+                 stats: dict) -> tuple[float, dict[tuple[str, str, str, str], float]]:
+    """Non-GEMM ops of a pass and their HBM bytes by (level, operand, kind, direction): the output
+    (forward: Y; backward-data: dY) is read and written once by a fused elementwise kernel (BN, ReLU,
+    their backward); DST's threshold compare also reads the weight (operand ``b``)."""
     ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats).ops
-    if pass_ == "forward":
-        moved = 2 * spec.numel("y", batch) * ctx.eb
-        moved += spec.numel("w", 1) * ctx.eb if ctx.method == "dst" else 0
-    elif pass_ == "backward_data":
-        moved = 2 * spec.numel("dy", batch) * ctx.eb
-    else:
-        moved = 0.0
-    return float(ops), float(moved)
+    off = ctx.arch.off_chip.name
+    moved: dict[tuple[str, str, str, str], float] = {}
+    if pass_ in ("forward", "backward_data"):
+        out = spec.numel("y" if pass_ == "forward" else "dy", batch) * ctx.eb
+        moved[(off, "c", "data", "read")] = out
+        moved[(off, "c", "data", "write")] = out
+    if pass_ == "forward" and ctx.method == "dst":
+        moved[(off, "b", "data", "read")] = spec.numel("w", 1) * ctx.eb
+    return float(ops), moved
 
 
 def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm: GemmCost | None,

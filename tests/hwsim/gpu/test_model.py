@@ -199,3 +199,15 @@ def test_grouped_spmm_moves_the_real_operands():
     a = spmm_cost(A100, m, k, n, nnz_a, "a", eb, groups=g)
     assert a.read_dense_bytes == g * k * n * eb  # every group's B, not one
     assert a.macs == nnz_a * n and b.macs == nnz_b * m
+
+
+def test_non_gemm_kernels_book_each_tensor_where_it_moves():
+    """The forward's elementwise kernel reads and writes Y (operand c); DST's threshold compare
+    reads W (operand b) — nothing of W is booked as a write of C."""
+    spec = linear(64, 1024, 1024)
+    w = np.ones((1024, 1024), bool)
+    plain = replay(spec, layer_input(spec, w), passes=("forward",))["forward"]
+    dst = replay(spec, layer_input(spec, w), method="dst", passes=("forward",))["forward"]
+    assert dst["hbm_c_write_bytes"] == plain["hbm_c_write_bytes"]
+    assert dst["hbm_c_read_bytes"] == plain["hbm_c_read_bytes"]
+    assert dst["hbm_b_read_bytes"] - plain["hbm_b_read_bytes"] == 1024 * 1024 * 2  # W once, fp16
