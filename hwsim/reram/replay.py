@@ -230,9 +230,13 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     energy = sw.pulses * reps * r.write.pulse_energy_pj
     max_writes = int(counts.max(initial=0))
     per_epoch_max = max_writes / steps * ctx.steps_per_epoch
+    # the chip leaks during the write latency too (leakage × time, like every other row)
+    leak = sum(leakage_mw(ctx.arch).values()) * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
+    row["energy_leakage_pj"] = row.get("energy_leakage_pj", 0.0) + leak
     row.update({
         "cycles": row["cycles"] + write_cycles, "dense_cycles": row["dense_cycles"] + write_cycles,
-        "energy_pj": row["energy_pj"] + energy, "dense_energy_pj": row["dense_energy_pj"] + energy,
+        "energy_pj": row["energy_pj"] + energy + leak,
+        "dense_energy_pj": row["dense_energy_pj"] + energy + leak,
         "energy_cell_write_pj": energy, "reram_writes_recorded": True,
         "reram_cell_writes": sw.cell_writes * reps, "reram_write_pulses": sw.pulses * reps,
         "reram_rows_written": sw.rows_written * reps, "reram_write_cycles": write_cycles,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -52,3 +53,22 @@ def test_digital_passes_keep_their_macs_out_of_the_non_gemm_ops(trained):
         assert row["actual_macs"] == spec.gemm("backward_weight", row["simulated_batch"]).macs
         expected = gemm_pass_work(spec, "backward_weight", row["simulated_batch"], "dense", {}).ops
         assert row["vector_ops"] == expected
+
+
+def test_update_rows_leak_during_the_write_latency_too(trained):
+    """Energy = counts × table + leakage × time: the update row's time includes its cell writes, so
+    its leakage does too."""
+    import archs
+    import traces
+    from hwsim.simulate import simulate
+
+    arch = archs.replace(archs.PRESETS["reram-isaac"], {"vector_unit.leakage_mw": 100.0})
+    tr = traces.load(trained["dst"])
+    df = simulate(tr, arch, passes=["update"], iterations=[0]).to_frame()
+    rows = df[df["reram_writes_recorded"].astype(bool)]
+    assert not rows.empty and (rows["reram_write_cycles"] > 0).all()
+    power_mw = sum(archs.leakage_mw(arch).values())
+    expected = power_mw * 1e-3 * rows["cycles"] / arch.clock_hz * 1e12
+    np.testing.assert_allclose(rows["energy_leakage_pj"], expected, rtol=1e-6)  # float sums of pJ
+    parts = rows[[c for c in rows.columns if c.startswith("energy_") and c != "energy_pj"]].sum(axis=1)
+    np.testing.assert_allclose(rows["energy_pj"], parts, rtol=1e-9)
