@@ -195,6 +195,8 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
         return pd.DataFrame()
     base = base.drop(columns=["trace", "method", "dense_cycles", "test_accuracy"], errors="ignore").rename(
         columns={c: f"dense_training_{c}" for c in cols if c != "dense_cycles"})
+    # several dense-trained traces of one model on one machine (seeds): their mean is the reference
+    base = base.groupby(["arch", "model", "dataset", "batch_size"], dropna=False).mean().reset_index()
     out = means.merge(base, on=["arch", "model", "dataset", "batch_size"], how="inner")
     ratios = (("cycles", "speedup"), ("energy_pj", "energy_saving"), ("offchip_bytes", "offchip_saving"))
     for c, name in ratios:

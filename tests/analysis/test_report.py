@@ -178,3 +178,17 @@ def test_reram_writes_are_shown_side_by_side_with_dense_training(demo):
         by_layer = z.groupby(z.index.str.rsplit(" #", n=1).str[0]).sum()
         for _, r in upd.iterrows():
             assert by_layer.loc[r["layer"], r["iteration"]] * copies[r["layer"]] == r["reram_cell_writes"]
+
+
+def test_two_dense_trained_traces_of_one_model_are_averaged_not_multiplied(demo):
+    from analysis.frames import versus_dense_training
+
+    results, _, _ = demo
+    twin = results[results["method"] == "dense"].assign(trace=lambda d: d["trace"] + "-seed2",
+                                                        cycles=lambda d: d["cycles"] * 3)
+    v = versus_dense_training(pd.concat([results, twin], ignore_index=True))
+    one = versus_dense_training(results)
+    assert len(v) == len(one) + len(DEMO_ARCHS)  # the twin's own rows, nothing duplicated
+    dst = v[v["method"] == "dst"].set_index("arch")
+    dst1 = one[one["method"] == "dst"].set_index("arch")
+    np.testing.assert_allclose(dst["dense_training_cycles"], 2 * dst1["dense_training_cycles"], rtol=1e-12)
