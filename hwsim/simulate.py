@@ -43,10 +43,19 @@ def family_of(arch: Architecture) -> ModuleType:
     return importlib.import_module(FAMILIES[arch.family])
 
 
+def default_memory_budget_bytes() -> float:
+    """Half of this machine's physical memory (the replay's default budget)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
+    except (ValueError, OSError, AttributeError):  # no sysconf: 8 GiB
+        return 8 * 2**30
+
+
 def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, dataflow: str | None = None,
              passes: Sequence[str] = PASSES, iterations: Sequence[int] | str | None = None,
              layers: Sequence[int | str] | None = None, backend: str = "analytic",
              stream_chunk: int | None = None, workers: int | None = None,
+             memory_budget_bytes: float | None = None,
              progress: Callable[[int, int], None] | None = None) -> Report:
     """Replay ``trace`` on ``arch``.
 
@@ -65,6 +74,10 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         workers: threads replaying layers concurrently (default: up to 2, one per core), each
             with one BLAS thread during the call; the report is the same, bit for bit, for any
             number.
+        memory_budget_bytes: peak memory the replay may take; a layer's pass whose estimate is over
+            its share (the budget divided by the worker threads) is refused up front with the
+            estimate, instead of the process being killed (default: half of this machine's memory;
+            edge NPU only: the other families' passes are small).
         progress: called with (done, total) after every layer of every iteration.
     """
     tr = trace if isinstance(trace, Trace) else load_trace(trace)
@@ -95,10 +108,14 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
                          "to replay its counts in expected-value mode")
     chosen = list(range(len(tr.layers))) if layers is None else [tr.layer_index(x) for x in layers]
     reads_weights = bool(getattr(family, "READS_WEIGHTS", False))
-    ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk)
+    threads = max(1, min(workers if workers is not None else min(2, os.cpu_count() or 1), len(chosen)))
+    budget = default_memory_budget_bytes() if memory_budget_bytes is None else float(memory_budget_bytes)
+    if not budget > 0:
+        raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
+    ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk,
+                         memory_budget_bytes=budget / threads)  # layers replay concurrently
     rows: list[dict[str, Any]] = []
     done, total = 0, len(its) * len(chosen)
-    threads = max(1, min(workers if workers is not None else min(2, os.cpu_count() or 1), len(chosen)))
     for index in its:
         with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
             inputs = [LayerInput.read(it, li, weights=reads_weights) for li in chosen]

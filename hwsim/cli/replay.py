@@ -25,6 +25,9 @@ def add_replay(sub: Any) -> None:
                    help="the dense-trained trace of the same model, data and batch: replayed on the same "
                         "machine, it leads the summary (what the method buys, its own work included) and "
                         "its rows join --out")
+    p.add_argument("--memory-budget", metavar="SIZE",
+                   help="peak memory the replay may take, e.g. 8GiB or 4e9 (default: half of this machine's "
+                        "memory); a layer that would need more is refused up front with the estimate")
     p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
     p.set_defaults(func=cmd_replay)
 
@@ -68,11 +71,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     dense_tr = _comparable_dense(tr, args.dense_trained) if args.dense_trained is not None else None
+    budget = None
+    if args.memory_budget is not None:
+        from archs.units import parse as parse_size
+
+        try:
+            budget = parse_size(args.memory_budget, "memory_budget_bytes")
+        except ValueError as exc:
+            raise ValueError(f"--memory-budget: {exc}") from None
+        if not budget > 0:
+            raise ValueError(f"--memory-budget: must be positive, got {args.memory_budget!r}")
     try:
         report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
-                          backend=args.backend, progress=progress)
+                          backend=args.backend, memory_budget_bytes=budget, progress=progress)
         dense = None if dense_tr is None else simulate(dense_tr, machine, dataflow=args.dataflow,
-                                                       passes=passes, backend=args.backend)
+                                                       passes=passes, backend=args.backend,
+                                                       memory_budget_bytes=budget)
     finally:
         if bar is not None:
             bar.close()

@@ -39,9 +39,10 @@ PASS_TENSORS = {"forward": ("x", "w"), "backward_data": ("dy", "w"), "backward_w
 
 
 def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None, backend: str,
-            stream_chunk: int | None) -> _Context:
+            stream_chunk: int | None, memory_budget_bytes: float | None = None) -> _Context:
     """The replay context of a GPU-like machine (``dataflow``, ``backend`` and ``stream_chunk`` are
-    edge-NPU options and are ignored)."""
+    edge-NPU options and are ignored; so is ``memory_budget_bytes``: GPU tiles are coarse and its
+    operand counts need no im2col, so a pass needs little memory)."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name}: a gpu machine needs a gpu section (SMs and tensor cores)")
     return _Context(arch, manifest)

@@ -33,13 +33,20 @@ from .structured import is_nm, nm_compress
 from .tiles import DENSE, Features, TileCosts, tile_costs
 from .traffic import traffic
 
+# Measured peak memory per tile of one pass (tile costs, dense baseline, timing state): 510-540 bytes
+# on eyeriss-v2-pe layers of 0.45-1.8 M tiles (ws and os, 2 cores); 600 leaves a margin.
+BYTES_PER_TILE = 600
+
 
 def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None, backend: str,
-            stream_chunk: int | None) -> _Context:
-    """The replay context of an edge-NPU machine (raises MappingError when it has no PE array)."""
+            stream_chunk: int | None, memory_budget_bytes: float | None = None) -> _Context:
+    """The replay context of an edge-NPU machine (raises MappingError when it has no PE array).
+    ``memory_budget_bytes``: a pass whose estimated peak memory exceeds it is refused up front."""
     if arch.compute is None:
         map_gemm(1, 1, 1, arch)  # raises the family's MappingError
-    return _Context(arch, dataflow or arch.compute.dataflow, timing_backend(backend), stream_chunk, manifest)
+    ctx = _Context(arch, dataflow or arch.compute.dataflow, timing_backend(backend), stream_chunk, manifest)
+    ctx.memory_budget_bytes = memory_budget_bytes
+    return ctx
 
 
 class _Context:
@@ -133,6 +140,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
               cache: dict) -> dict:
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+    _check_memory(ctx, spec, pass_, batch, eb)
     groups = operands(spec, pass_, masks, cache)
     bufs = buffers(arch)
     sparse, dense = [], []
@@ -166,6 +174,26 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
     row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
     return row
+
+
+def _check_memory(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> None:
+    """Refuse a pass whose estimated peak memory (tiles × BYTES_PER_TILE plus the operand masks)
+    is over the budget, before anything large is allocated, with the estimate and the fixes."""
+    budget = ctx.memory_budget_bytes
+    if budget is None:
+        return
+    g = spec.gemm(pass_, batch)
+    try:
+        mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
+    except MappingError:
+        return  # the replay itself reports why it does not map
+    tiles = mp.row_folds * mp.col_folds * -(-mp.stream_dim // mp.stream_chunk) * g.groups
+    need = tiles * BYTES_PER_TILE + 2 * g.m * g.k * g.groups  # + boolean operand masks (A and needs)
+    if need > budget:
+        raise MappingError(
+            f"layer {spec.name}, {pass_}: {tiles:,} tiles need about {need / 2**30:.1f} GiB, over the memory "
+            f"budget of {budget / 2**30:.1f} GiB; replay fewer samples (record with --mask-samples), use a "
+            "larger array or stream chunk, or raise --memory-budget (chunked replay is not built yet)")
 
 
 def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[str, float],

@@ -62,9 +62,11 @@ class Context:
 
 
 def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None = None,
-            backend: str = "analytic", stream_chunk: int | None = None) -> Context:
+            backend: str = "analytic", stream_chunk: int | None = None,
+            memory_budget_bytes: float | None = None) -> Context:
     """The replay context of a ReRAM machine; MappingError when the model does not fit the chip.
-    ``dataflow``, ``backend`` and ``stream_chunk`` do not apply to crossbars and are ignored."""
+    ``dataflow``, ``backend``, ``stream_chunk`` and ``memory_budget_bytes`` do not apply to crossbars
+    and are ignored."""
     return Context(arch, manifest)
 
 
