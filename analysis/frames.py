@@ -210,9 +210,6 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
                            kind="stable").reset_index(drop=True)
 
 
-GPU_PATH_COLUMNS = ("gpu_sparse_path", "gpu_dense_reason", "gpu_crossover_density")
-
-
 def reram_writes(df: pd.DataFrame) -> pd.DataFrame:
     """ReRAM training writes of the replayed updates, per trace × arch × layer × iteration (long):
     cells written, the fraction of the layer's cells written, the most writes per cell per epoch
