@@ -11,6 +11,7 @@ from archs import Architecture
 from traces.layer import LayerSpec
 
 from .energy import pass_energy
+from .layer_input import LayerInput
 from .vector import compressed_weight_bytes, update_work
 
 STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
@@ -50,3 +51,12 @@ def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: 
     row.update({f"energy_{k}_pj": v for k, v in energy.items()})
     return row
 
+
+def layer_update_row(arch: Architecture, spec: LayerSpec, it: LayerInput, li: int, *, weight_bits: int,
+                     gradient_bits: int, state: int) -> dict | None:
+    """The update row of one layer of one iteration (None when its weights got no gradient: frozen),
+    re-encoding a compressed weight when the method changed its mask this step."""
+    if it.count(li, "dw") is None:
+        return None
+    return update_row(arch, spec, it.index, weight_bits=weight_bits, gradient_bits=gradient_bits, state=state,
+                      w_nnz=it.count(li, "w") or 0, mask_changed=it.weight_mask_changed())

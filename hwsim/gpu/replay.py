@@ -27,7 +27,7 @@ from traces.layer import GemmDims, LayerSpec
 from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
-from ..update import state_tensors, update_row
+from ..update import layer_update_row, state_tensors
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
 from .gemm import GemmCost, Operands, gemm_cost
@@ -68,14 +68,11 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
     rows = []
     for pass_ in passes:
         if pass_ == "update":
-            if it.count(li, "dw") is None:
-                continue
-            changed = it.weight_mask_changed()
             bits = ctx.arch.gpu.element_bits
-            row = update_row(ctx.arch, spec, it.index, weight_bits=bits, gradient_bits=bits,
-                             state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed)
-            row["mode"] = "exact" if exact else "expected"
-            rows.append(row)
+            row = layer_update_row(ctx.arch, spec, it, li, weight_bits=bits, gradient_bits=bits,
+                                   state=ctx.state_tensors)
+            if row is not None:
+                rows.append({**row, "mode": "exact" if exact else "expected"})
             continue
         if any(it.count(li, t) is None for t in PASS_TENSORS[pass_]):
             continue

@@ -24,7 +24,7 @@ from ..energy import pass_energy
 from ..engines import backend as timing_backend
 from ..errors import MappingError
 from ..layer_input import LayerInput
-from ..update import state_tensors, update_row
+from ..update import layer_update_row, state_tensors, update_row
 from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
 from ..workload import OPERAND_KIND, effectual, operands
 from .expected import expected_tile_costs
@@ -73,10 +73,10 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
     rows = []
     for pass_ in passes:
         if pass_ == "update":
-            if it.count(li, "dw") is None:
-                continue
-            changed = it.weight_mask_changed()
-            rows.append(_update(ctx, spec, it.index, it.count(li, "w") or 0, changed))
+            row = layer_update_row(ctx.arch, spec, it, li, weight_bits=ctx.bits["weight"],
+                                   gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors)
+            if row is not None:
+                rows.append(row)
             continue
         need = {"forward": ("x", "w"), "backward_data": ("dy", "w"),
                 "backward_weight": ("x", "dy")}[pass_]
