@@ -20,7 +20,8 @@ Micro-architectures (DESIGN.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -80,10 +81,16 @@ class TileCosts:
     dram_read: dict[str, np.ndarray] = field(default_factory=dict)  # dense elements fetched
     dram_read_nz: dict[str, np.ndarray] = field(default_factory=dict)
     dram_write: dict[str, np.ndarray] = field(default_factory=dict)  # c (and psum spills)
+    merged_tiles: int | None = None  # tiles the entries stand for, where entries merge several
 
     @property
     def n(self) -> int:
         return len(self.compute_cycles)
+
+    @property
+    def count(self) -> int:
+        """Tiles these costs cover (entries, unless several tiles were merged into one entry)."""
+        return self.n if self.merged_tiles is None else self.merged_tiles
 
     @classmethod
     def concat(cls, parts: list[TileCosts]) -> TileCosts:
@@ -167,8 +174,61 @@ def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     return _block_reduce(x, axis, size, np.maximum)
 
 
+TILES_PER_CHUNK = 1 << 18  # tiles costed at once by tile_chunks (≈ 150 MB of per-tile arrays)
+
+
+def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
+                features: Features, resident: dict[str, bool] | None = None,
+                max_tiles: int | None = None) -> Iterator[TileCosts]:
+    """:func:`tile_costs` of one GEMM group in consecutive chunks of at most ``max_tiles`` (default
+    ``TILES_PER_CHUNK``) tiles, in loop order; concatenated, the chunks equal ``tile_costs`` of
+    the whole group exactly.
+
+    A chunk is whole column folds (the outermost loop: ``cols`` columns of the output, ``n`` in ws
+    and os, ``m`` in is) or, where one column fold has more tiles than ``max_tiles``, a range of
+    its row folds (``rows`` rows of ``k`` in ws and is, of ``m`` in os); a single row fold's
+    stream chunks are never split. Each chunk is the same tile model on the operands' slices.
+    """
+    limit = TILES_PER_CHUNK if max_tiles is None else max_tiles
+    per_row = max(mp.chunks, 1)
+    per_fold = max(mp.row_folds, 1) * per_row
+    cols, rows = max(mp.col_folds, 1), max(mp.row_folds, 1)
+    col_step = max(1, limit // per_fold)
+    row_step = rows if per_fold <= limit else max(1, limit // per_row)
+    if col_step >= cols and row_step >= rows:
+        yield tile_costs(a, b, need, mp, features, resident)
+        return
+    # the axes of (a, b, need) that the column and the row folds cut
+    col_cut = {"ws": ("b", 1), "os": ("b", 1), "is": ("a", 0)}[mp.dataflow]
+    row_cut = {"ws": (("a", 1), ("b", 0)), "is": (("a", 1), ("b", 0)), "os": (("a", 0),)}[mp.dataflow]
+    ops = {"a": a, "b": b}
+    for c0 in range(0, cols, col_step):
+        c_lo, c_hi = c0 * mp.cols, min(mp.col_dim, (c0 + col_step) * mp.cols)
+        sub_ops = dict(ops)
+        op, axis = col_cut
+        if sub_ops[op] is not None:
+            sub_ops[op] = sub_ops[op][:, c_lo:c_hi] if axis == 1 else sub_ops[op][c_lo:c_hi]
+        sub_need = None if need is None else (need[c_lo:c_hi] if mp.dataflow == "is" else need[:, c_lo:c_hi])
+        col_dim = {"ws": "n", "os": "n", "is": "m"}[mp.dataflow]
+        col_mp = replace(mp, **{col_dim: c_hi - c_lo})
+        for r0 in range(0, rows, row_step):
+            r_lo, r_hi = r0 * mp.rows, min(mp.row_dim, (r0 + row_step) * mp.rows)
+            if row_step >= rows:
+                yield tile_costs(sub_ops["a"], sub_ops["b"], sub_need, col_mp, features, resident, (c0, 0))
+                continue
+            cut = dict(sub_ops)
+            for op, axis in row_cut:
+                if cut[op] is not None:
+                    cut[op] = cut[op][:, r_lo:r_hi] if axis == 1 else cut[op][r_lo:r_hi]
+            row_need = sub_need if (sub_need is None or mp.dataflow != "os") else sub_need[r_lo:r_hi]
+            row_dim = {"ws": "k", "is": "k", "os": "m"}[mp.dataflow]
+            row_mp = replace(col_mp, **{row_dim: r_hi - r_lo})
+            yield tile_costs(cut["a"], cut["b"], row_need, row_mp, features, resident, (c0, r0), rows)
+
+
 def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
-               features: Features, resident: dict[str, bool] | None = None) -> TileCosts:
+               features: Features, resident: dict[str, bool] | None = None,
+               origin: tuple[int, int] = (0, 0), row_folds: int | None = None) -> TileCosts:
     """Costs of every tile of one GEMM group.
 
     Args:
@@ -176,23 +236,28 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
         need: bool ``(M, N)`` needed outputs, or None (all).
         resident: per operand, whether all of it stays in its buffer during the pass (it is
             fetched from DRAM once instead of once per outer fold).
+        origin: the indices of ``mp``'s first column fold and first row fold, and ``row_folds``
+            the row folds of the whole GEMM, when ``mp`` covers a part of a GEMM's folds
+            (:func:`tile_chunks`).
     """
     res = {"a": False, "b": False, "c": False, **(resident or {})}
     if mp.dataflow == "is":  # IS on A·B is WS on Bᵀ·Aᵀ with the operands' roles swapped
         swapped = Mapping("ws", mp.rows, mp.cols, mp.n, mp.k, mp.m, mp.stream_chunk)
         t = _ws(None if b is None else b.T, None if a is None else a.T, None, swapped,
                 Features(features.gate, frozenset({"a": "b", "b": "a"}[o] for o in features.skip),
-                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]})
+                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]},
+                origin, row_folds)
         for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
             d = getattr(t, name)
             setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in d.items()})
         return t
     if mp.dataflow == "ws":
-        return _ws(a, b, need, mp, features, res)
-    return _os(a, b, need, mp, features, res)
+        return _ws(a, b, need, mp, features, res, origin, row_folds)
+    return _os(a, b, need, mp, features, res, origin)
 
 
-def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tuple[int, int] = (0, 0),
+        row_folds: int | None = None) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, KF, CH = g.shape
@@ -234,17 +299,19 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     out.buf_read = {"a": a_sent, "b": b_first}
     out.buf_read_nz = {"a": np.where(fold_alive, a_nz, 0), "b": np.where(first & fold_alive, b_nz, 0)}
     # DRAM: B tiles once; A chunks per tile unless A stays resident (then in the first column fold)
-    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
+    first_col = (np.arange(origin[0], origin[0] + NF)[:, None, None] == 0) & (grid > 0)
     fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
     out.dram_read = {"a": np.where(fetch_a, length * used_r, 0), "b": np.where(first, used_r * used_c, 0)}
     out.dram_read_nz = {"a": np.where(fetch_a, np.broadcast_to(a_nz, grid.shape), 0),
                         "b": np.where(first, np.broadcast_to(b_nz, grid.shape), 0)}
-    last_k = np.arange(KF)[None, :, None] == KF - 1
+    kf_all = KF if row_folds is None else row_folds  # row folds of the whole GEMM
+    k_index = np.arange(origin[1], origin[1] + KF)[None, :, None]
+    last_k = k_index == kf_all - 1
     c_out = length * used_c
-    spill = not res["c"] and KF > 1  # partial sums of all chunks do not stay on chip
+    spill = not res["c"] and kf_all > 1  # partial sums of all chunks do not stay on chip
     out.dram_write = {"c": np.where(last_k | spill, c_out, 0)}
     if spill:
-        out.dram_read["c"] = np.where(np.arange(KF)[None, :, None] > 0, c_out, 0)
+        out.dram_read["c"] = np.where(k_index > 0, c_out, 0)
         out.dram_read_nz["c"] = out.dram_read["c"]
     out.buf_read["c"] = np.zeros_like(c_out)
     out.buf_read_nz["c"] = np.zeros_like(c_out)
@@ -252,7 +319,8 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     return _flat(out)
 
 
-def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
+        origin: tuple[int, int] = (0, 0)) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, MF, CH = g.shape
@@ -304,8 +372,8 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     out.buf_read = {"a": a_sent, "b": b_sent, "c": np.zeros_like(grid)}
     out.buf_read_nz = {"a": np.broadcast_to(a_nz, grid.shape), "b": np.broadcast_to(b_nz, grid.shape),
                        "c": np.zeros_like(grid)}
-    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
-    first_row = (np.arange(MF)[None, :, None] == 0) & (grid > 0)
+    first_col = (np.arange(origin[0], origin[0] + NF)[:, None, None] == 0) & (grid > 0)
+    first_row = (np.arange(origin[1], origin[1] + MF)[None, :, None] == 0) & (grid > 0)
     fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
     fetch_b = first_row if res["b"] else np.ones_like(grid, dtype=bool)
     out.dram_read = {"a": np.where(fetch_a, used_r * length, 0), "b": np.where(fetch_b, length * used_c, 0)}
