@@ -12,8 +12,11 @@ uncompressed. Counts-only iterations are not compressed (no mask to compress).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from archs import Architecture
 from traces.layer import LayerSpec
@@ -28,8 +31,8 @@ from . import tiles
 from .expected import expected_tile_costs
 from .mapping import Mapping, buffers, map_gemm
 from .structured import is_nm, nm_compress
-from .tiles import DENSE, Features, tile_chunks
-from .timing import PassTimer
+from .tiles import DENSE, Features, TileCosts, tile_chunks
+from .timing import PassTimer, buffer_bytes_per_cycle, transfer_free
 
 # Measured peak memory per tile of a chunk (tile costs, traffic, transfer cycles): 510-540 bytes on
 # eyeriss-v2-pe layers of 0.45-1.8 M tiles (ws and os, 2 cores); 600 leaves a margin. Tiles are
@@ -62,6 +65,16 @@ class _Context:
         self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
         self.systolic = arch.compute.microarchitecture == "systolic"
         self.baselines: dict[tuple, dict] = {}  # dense baselines, reused across iterations
+        # Where no transfer takes time and the buffers feed the array at any rate, the schedule is
+        # the sum of the tiles' compute cycles and every other count a sum over tiles, so a fold's
+        # stream chunks are merged into one entry — exact as long as each count is a sum over the
+        # chunks: not a per-PE-skipping fold's slowest PE (unless the array is a single PE) and not
+        # a csr/csc pointer count (rounded up per tile).
+        free = transfer_free(arch) and not buffer_bytes_per_cycle(arch)
+        self.merge_dense = free
+        single_pe = arch.compute.rows * arch.compute.cols == 1
+        self.merge_sparse = free and (not self.features.pe_skip or single_pe) \
+            and not any(f.format in ("csr", "csc") for f in arch.sparse.formats)
 
 
 def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
@@ -172,7 +185,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
                              vec.offchip_write_bytes + t.offchip_write_bytes)
     timer = _timer(ctx, eb, [(mp, res) for *_, mp, res in sparse], dense_baseline=False)
     for a, b, need, mp, res in sparse:
-        for t in tile_chunks(a, b, need, mp, ctx.features, res, max_tiles):
+        for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse):
             timer.add(t)
     out = timer.row(vec)
     base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec, dense,
@@ -180,6 +193,20 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
     row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
     return row
+
+
+def _tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
+                 features: Features, res: dict[str, bool], max_tiles: int | None,
+                 merge: bool) -> Iterator[TileCosts]:
+    """The group's tile costs in chunks; with ``merge``, one entry per fold standing for the fold's
+    stream chunks (the same tile model with one chunk of the whole streamed dimension)."""
+    if not merge or mp.chunks <= 1:
+        yield from tile_chunks(a, b, need, mp, features, res, max_tiles)
+        return
+    whole = replace(mp, stream_chunk=max(mp.stream_dim, 1))
+    for t in tile_chunks(a, b, need, whole, features, res, max_tiles):
+        t.merged_tiles = t.n * mp.chunks
+        yield t
 
 
 def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> int:
@@ -220,7 +247,7 @@ def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[st
     if key not in ctx.baselines:
         timer = _timer(ctx, eb, dense, dense_baseline=True)
         for mp, res in dense:
-            for t in tile_chunks(None, None, None, mp, DENSE, res, max_tiles):
+            for t in _tile_chunks(None, None, None, mp, DENSE, res, max_tiles, ctx.merge_dense):
                 timer.add(t)
         ctx.baselines[key] = timer.row(vec)
     return ctx.baselines[key]

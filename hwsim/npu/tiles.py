@@ -324,7 +324,6 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, MF, CH = g.shape
-    ch_len = g.length[0, 0]
     grid = np.ones(g.shape, np.int64)
     used_r, used_c, length, first, last = g.used_r, g.used_c, g.length, g.first, g.last
     algorithmic = g.algorithmic
@@ -340,22 +339,11 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            af, bf = a.astype(np.float32), b.astype(np.float32)
-            t = np.empty(grid.shape, np.int64)
-            actual = np.empty(grid.shape, np.int64)
-            for h in range(CH):  # one matmul in total, cut at the stream chunks
-                ks = slice(h * s, h * s + ch_len[h])
-                work = af[:, ks] @ bf[ks, :]  # (M, N) effectual pairs per PE (exact integers)
-                if need is not None:
-                    work *= need
-                    actual[:, :, h] = np.rint(_block_sum(_block_sum(work, 0, r), 1, c)).astype(np.int64).T
-                else:  # a tile's pairs: its row-block counts of A times column-block counts of B
-                    actual[:, :, h] = (acnt[:, ks] @ bcnt[ks, :]).T
-                t[:, :, h] = _block_max(_block_max(work, 0, r), 1, c).T
+            t, actual = _os_pe_work(a, b, need, r, c, s, CH)
             a_sent, b_sent = used_r * length, length * used_c
         else:
-            pairs = np.stack([acnt[:, h * s : h * s + ch_len[h]] @ bcnt[h * s : h * s + ch_len[h]]
-                              for h in range(CH)], axis=-1).transpose(1, 0, 2)  # (NF, MF, CH)
+            pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
+            pairs = np.rint(pairs).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
             live = np.ones((MF, mp.k, NF), dtype=bool)
             if "a" in f.skip:
                 live &= (acnt > 0)[:, :, None]
@@ -382,6 +370,52 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
     c_out = np.where(last, used_r * used_c, 0)
     out.dram_write = {"c": c_out, "c_array": c_out}
     return _flat(out)
+
+
+WORK_BYTES = 1 << 26  # per-PE work of this many bytes at once (float32, stream chunks × M × N)
+
+
+def _chunk_products(x: np.ndarray, y: np.ndarray, s: int, h0: int, h1: int) -> np.ndarray:
+    """``x[:, K_h] @ y[K_h, :]`` for stream chunks ``h0 ≤ h < h1`` of ``s`` (the last may be
+    shorter), as one batched matmul: ``(h1 − h0, X, Y)`` in ``x``'s dtype."""
+    k0, k1 = h0 * s, min(x.shape[1], h1 * s)
+    full = (k1 - k0) // s
+    out = np.empty((h1 - h0, x.shape[0], y.shape[1]), x.dtype)
+    if full:
+        xs = x[:, k0 : k0 + full * s].reshape(x.shape[0], full, s).transpose(1, 0, 2)
+        np.matmul(xs, y[k0 : k0 + full * s].reshape(full, s, y.shape[1]), out=out[:full])
+    if full < h1 - h0:
+        np.matmul(x[:, k0 + full * s : k1], y[k0 + full * s : k1], out=out[full])
+    return out
+
+
+def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
+                chunks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
+    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
+
+    The pairs of every PE and chunk come from batched float32 matmuls of the 0/1 operands (exact:
+    counts below 2**24), a few chunks at a time; with a single PE a tile is one PE, so no block
+    reductions are needed."""
+    m, n = a.shape[0], b.shape[1]
+    af, bf = a.astype(np.float32), b.astype(np.float32)
+    needf = None if need is None else need.astype(np.float32)
+    mf, nf = -(-m // r), -(-n // c)
+    t = np.empty((chunks, mf, nf), np.int64)
+    actual = np.empty((chunks, mf, nf), np.int64)
+    step = max(1, WORK_BYTES // max(4 * m * n, 1))
+    for h0 in range(0, chunks, step):
+        h1 = min(chunks, h0 + step)
+        work = _chunk_products(af, bf, s, h0, h1)  # (chunks, M, N) effectual pairs per PE
+        if needf is not None:
+            work *= needf  # a PE whose output is not needed does nothing
+        if r == c == 1:
+            t[h0:h1] = work
+            actual[h0:h1] = work
+        else:
+            t[h0:h1] = _block_max(_block_max(work, 1, r), 2, c)
+            actual[h0:h1] = _block_sum(_block_sum(work, 1, r), 2, c)
+    return t.transpose(2, 1, 0), actual.transpose(2, 1, 0)
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:

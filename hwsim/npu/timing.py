@@ -39,7 +39,7 @@ class PassTimer:
         self.arch, self.eb, self.dense_baseline, self.systolic = arch, elem_bytes, dense_baseline, systolic
         self.shared = shares_channel(arch, read_operands)
         self.sched = scheduler(backend, shared=self.shared)
-        self.buf_bw = _buffer_bytes_per_cycle(arch)
+        self.buf_bw = buffer_bytes_per_cycle(arch)
         self.totals: dict[tuple[str, str, str, str], float] = defaultdict(float)
         self.sums = dict.fromkeys(("compute_cycles", "fed_cycles", "algorithmic", "actual", "gated",
                                    "skipped"), 0)
@@ -114,7 +114,7 @@ def _channel(arch: Architecture, op: str, read: bool) -> tuple[str, float]:
     return off.name, off.bandwidth_bytes_per_s
 
 
-def _buffer_bytes_per_cycle(arch: Architecture) -> float:
+def buffer_bytes_per_cycle(arch: Architecture) -> float:
     """Bytes per cycle the staging buffer(s) can feed the array (0: unlimited)."""
     names = {b for b, _ in buffers(arch).values() if b}
     bws = [arch.memory(n).bandwidth_bytes_per_s for n in names]

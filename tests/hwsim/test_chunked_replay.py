@@ -95,3 +95,39 @@ def test_a_large_layer_under_a_small_budget_equals_the_unchunked_replay(tmp_path
     with pytest.raises(MappingError, match="one row fold of 18 tiles"):
         simulate(path, arch, passes=PASSES, workers=1,
                  memory_budget_bytes=2 * g.m * g.k + 17 * BYTES_PER_TILE)
+
+
+def _no_merge(monkeypatch):
+    from hwsim.npu import replay
+
+    orig = replay._Context.__init__
+
+    def init(self, *a, **k):
+        orig(self, *a, **k)
+        self.merge_dense = self.merge_sparse = False
+
+    monkeypatch.setattr(replay._Context, "__init__", init)
+
+
+@pytest.mark.parametrize("df", ["ws", "os", "is"])
+@pytest.mark.parametrize("micro", ["systolic", "pe_skipping"])
+@pytest.mark.parametrize("machine", ["eyeriss-v2-pe", "edge-npu-free"])
+def test_merged_stream_chunks_equal_tile_by_tile(trace, monkeypatch, machine, micro, df):
+    """Where transfers take no time, a fold's stream chunks are replayed as one entry: every
+    report column (the tile count included) equals the tile-by-tile replay."""
+    from hwsim.npu import replay
+
+    if machine == "eyeriss-v2-pe":
+        arch = archs.replace(archs.PRESETS[machine], {"compute.microarchitecture": micro})
+    else:  # the 16×16 edge NPU with unlimited DRAM and buffer bandwidth
+        arch = archs.replace(archs.PRESETS["edge-npu"], {"memories.dram.bandwidth_bytes_per_s": 0,
+                                                         "memories.glb.bandwidth_bytes_per_s": 0,
+                                                         "compute.microarchitecture": micro})
+    ctx = replay.context(arch, {"method": {"name": "dense"}}, dataflow=df, backend="analytic",
+                         stream_chunk=4)
+    assert ctx.merge_dense and ctx.merge_sparse == (micro == "systolic" or machine == "eyeriss-v2-pe")
+    merged = simulate(trace, arch, dataflow=df, passes=PASSES, workers=1, stream_chunk=4).to_frame()
+    _no_merge(monkeypatch)
+    pd.testing.assert_frame_equal(merged,
+                                  simulate(trace, arch, dataflow=df, passes=PASSES, workers=1,
+                                           stream_chunk=4).to_frame())
