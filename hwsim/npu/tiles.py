@@ -394,28 +394,45 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
     of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
 
-    The pairs of every PE and chunk come from batched float32 matmuls of the 0/1 operands (exact:
-    counts below 2**24), a few chunks at a time; with a single PE a tile is one PE, so no block
-    reductions are needed."""
-    m, n = a.shape[0], b.shape[1]
-    af, bf = a.astype(np.float32), b.astype(np.float32)
-    needf = None if need is None else need.astype(np.float32)
+    The operands are laid out once as float32 ``(CH, M, s)`` and ``(CH, s, N)``, zero-padded to
+    whole chunks and whole PE blocks (a padded PE or step has no pairs, which changes no block's
+    maximum or sum); batched matmuls give every PE's pairs per chunk, a few chunks at a time
+    (exact: counts below 2**24), reduced over the PE rows (contiguous) and then the columns."""
+    m, k = a.shape
+    n = b.shape[1]
     mf, nf = -(-m // r), -(-n // c)
-    t = np.empty((chunks, mf, nf), np.int64)
-    actual = np.empty((chunks, mf, nf), np.int64)
-    step = max(1, WORK_BYTES // max(4 * m * n, 1))
+    full = k // s
+    af = np.zeros((chunks, mf * r, s), np.float32)
+    af[:full, :m] = a[:, : full * s].reshape(m, full, s).transpose(1, 0, 2)
+    if full < chunks:
+        af[full, :m, : k - full * s] = a[:, full * s :]
+    bf = np.zeros((chunks, s, nf * c), np.float32)
+    bf.reshape(chunks * s, nf * c)[:k, :n] = b
+    needf = None
+    if need is not None:
+        needf = np.zeros((mf * r, nf * c), np.float32)
+        needf[:m, :n] = need
+    t = np.empty((chunks, mf, nf), np.float32)
+    actual = np.empty((chunks, mf, nf), np.float32)
+    step = max(1, WORK_BYTES // max(4 * mf * r * nf * c, 1))
     for h0 in range(0, chunks, step):
         h1 = min(chunks, h0 + step)
-        work = _chunk_products(af, bf, s, h0, h1)  # (chunks, M, N) effectual pairs per PE
+        work = np.matmul(af[h0:h1], bf[h0:h1])  # (chunks, M, N) effectual pairs per PE
         if needf is not None:
             work *= needf  # a PE whose output is not needed does nothing
         if r == c == 1:
             t[h0:h1] = work
             actual[h0:h1] = work
-        else:
-            t[h0:h1] = _block_max(_block_max(work, 1, r), 2, c)
-            actual[h0:h1] = _block_sum(_block_sum(work, 1, r), 2, c)
-    return t.transpose(2, 1, 0), actual.transpose(2, 1, 0)
+            continue
+        rows = work.reshape(h1 - h0, mf, r, nf * c)
+        t[h0:h1] = rows.max(axis=2).reshape(h1 - h0, mf, nf, c).max(axis=3)
+        if needf is not None:
+            actual[h0:h1] = rows.sum(axis=2).reshape(h1 - h0, mf, nf, c).sum(axis=3)
+    if need is None and not r == c == 1:  # a tile's pairs: row-block counts of A × column-block counts of B
+        acnt = _block_sum(a, 0, r).astype(np.float64)
+        bcnt = _block_sum(b, 1, c).astype(np.float64)
+        actual = _chunk_products(acnt, bcnt, s, 0, chunks)
+    return t.astype(np.int64).transpose(2, 1, 0), np.rint(actual).astype(np.int64).transpose(2, 1, 0)
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:
