@@ -136,6 +136,13 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
         res = _residency(mp, eb, buffers(ctx.arch))
         d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
+        budget = ctx.memory_budget_bytes
+        if budget is not None and mp.n_tiles * BYTES_PER_TILE > budget:  # expected costs are not chunked
+            raise MappingError(
+                f"layer {spec.name}, {pass_} (counts only): {mp.n_tiles:,} expected tiles need about "
+                f"{mp.n_tiles * BYTES_PER_TILE / 2**30:.1f} GiB, over the memory budget of "
+                f"{budget / 2**30:.1f} GiB; record masks for this iteration, use a larger array or stream "
+                "chunk, or raise --memory-budget")
         timer = _timer(ctx, eb, [(mp, res)], dense_baseline=False)
         sparse = expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)
         for _ in range(g.groups):
