@@ -339,7 +339,7 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            t, actual = _os_pe_work(a, b, need, r, c, s, CH)
+            t, actual = _os_pe_work(a, b, need, r, c, s, CH, acnt, bcnt)
             a_sent, b_sent = used_r * length, length * used_c
         else:
             pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
@@ -372,9 +372,6 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
     return _flat(out)
 
 
-WORK_BYTES = 1 << 26  # per-PE work of this many bytes at once (float32, stream chunks × M × N)
-
-
 def _chunk_products(x: np.ndarray, y: np.ndarray, s: int, h0: int, h1: int) -> np.ndarray:
     """``x[:, K_h] @ y[K_h, :]`` for stream chunks ``h0 ≤ h < h1`` of ``s`` (the last may be
     shorter), as one batched matmul: ``(h1 − h0, X, Y)`` in ``x``'s dtype."""
@@ -389,50 +386,50 @@ def _chunk_products(x: np.ndarray, y: np.ndarray, s: int, h0: int, h1: int) -> n
     return out
 
 
+def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``x`` as float32 ``(rows, cols)``, zero beyond its own extent (one pass when no padding)."""
+    if x.shape == (rows, cols):
+        return x.astype(np.float32)
+    out = np.zeros((rows, cols), np.float32)
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
+
+
 def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
-                chunks: int) -> tuple[np.ndarray, np.ndarray]:
+                chunks: int, acnt: np.ndarray, bcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
     of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
 
-    The operands are laid out once as float32 ``(CH, M, s)`` and ``(CH, s, N)``, zero-padded to
-    whole chunks and whole PE blocks (a padded PE or step has no pairs, which changes no block's
-    maximum or sum); batched matmuls give every PE's pairs per chunk, a few chunks at a time
-    (exact: counts below 2**24), reduced over the PE rows (contiguous) and then the columns."""
+    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices (exact: a
+    PE's count is at most the chunk length, below 2**24; BLAS reads the slices in place),
+    zero-padded to whole PE blocks (a padded PE has no pairs, which changes no block's maximum or
+    sum), reduced over the PE rows (contiguous) and then the columns. A tile's pairs are its
+    row-block counts of A times the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt``
+    ``(K, NF)``) unless some outputs are not needed."""
     m, k = a.shape
     n = b.shape[1]
     mf, nf = -(-m // r), -(-n // c)
-    full = k // s
-    af = np.zeros((chunks, mf * r, s), np.float32)
-    af[:full, :m] = a[:, : full * s].reshape(m, full, s).transpose(1, 0, 2)
-    if full < chunks:
-        af[full, :m, : k - full * s] = a[:, full * s :]
-    bf = np.zeros((chunks, s, nf * c), np.float32)
-    bf.reshape(chunks * s, nf * c)[:k, :n] = b
-    needf = None
-    if need is not None:
-        needf = np.zeros((mf * r, nf * c), np.float32)
-        needf[:m, :n] = need
+    af, bf = _padded(a, mf * r, k), _padded(b, k, nf * c)
+    needf = None if need is None else _padded(need, mf * r, nf * c)
     t = np.empty((chunks, mf, nf), np.float32)
-    actual = np.empty((chunks, mf, nf), np.float32)
-    step = max(1, WORK_BYTES // max(4 * mf * r * nf * c, 1))
-    for h0 in range(0, chunks, step):
-        h1 = min(chunks, h0 + step)
-        work = np.matmul(af[h0:h1], bf[h0:h1])  # (chunks, M, N) effectual pairs per PE
+    actual = np.empty((chunks, mf, nf), np.float64)  # block sums can pass 2**24 where t cannot
+    ac, bc = acnt.astype(np.float64), bcnt.astype(np.float64)
+    for h in range(chunks):
+        ks = slice(h * s, min(k, (h + 1) * s))
+        work = af[:, ks] @ bf[ks]  # (M, N) effectual pairs per PE
         if needf is not None:
             work *= needf  # a PE whose output is not needed does nothing
         if r == c == 1:
-            t[h0:h1] = work
-            actual[h0:h1] = work
+            t[h] = work
+            actual[h] = work
             continue
-        rows = work.reshape(h1 - h0, mf, r, nf * c)
-        t[h0:h1] = rows.max(axis=2).reshape(h1 - h0, mf, nf, c).max(axis=3)
+        rows = work.reshape(mf, r, nf * c)
+        t[h] = rows.max(axis=1).reshape(mf, nf, c).max(axis=2)
         if needf is not None:
-            actual[h0:h1] = rows.sum(axis=2).reshape(h1 - h0, mf, nf, c).sum(axis=3)
-    if need is None and not r == c == 1:  # a tile's pairs: row-block counts of A × column-block counts of B
-        acnt = _block_sum(a, 0, r).astype(np.float64)
-        bcnt = _block_sum(b, 1, c).astype(np.float64)
-        actual = _chunk_products(acnt, bcnt, s, 0, chunks)
-    return t.astype(np.int64).transpose(2, 1, 0), np.rint(actual).astype(np.int64).transpose(2, 1, 0)
+            actual[h] = rows.sum(axis=1, dtype=np.float64).reshape(mf, nf, c).sum(axis=2)
+        else:
+            actual[h] = ac[:, ks] @ bc[ks]
+    return t.astype(np.int64).transpose(2, 1, 0), actual.astype(np.int64).transpose(2, 1, 0)
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:
