@@ -53,8 +53,8 @@ def child(task: dict) -> dict:
         if task["micro"] == "pe_skipping":
             arch = archs.replace(arch, {"compute.microarchitecture": "pe_skipping"})
         start = time.perf_counter()
-        df = simulate(trace, arch, dataflow=task["dataflow"], passes=PASSES,
-                      backend=task["backend"]).to_frame()
+        df = simulate(trace, arch, dataflow=task["dataflow"], passes=PASSES, backend=task["backend"],
+                      workers=task.get("workers")).to_frame()
         wall = time.perf_counter() - start
         return {"wall_s": wall, "macs": int(df["algorithmic_macs"].sum()), "cycles": int(df["cycles"].sum()),
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -123,7 +123,8 @@ def tour_trace(work: Path, batch: int) -> Path:
 
 
 def paired(task: dict, floor_task: dict, threads: int, pairs: int = PAIRS) -> dict:
-    """The replay and the matmul floor in alternating fresh processes: medians and the median ratio."""
+    """The replay and the matmul floor in alternating fresh processes, each with ``threads`` BLAS
+    threads (the replay also with that many layer workers): medians and the median ratio."""
     walls, floors, ratios = [], [], []
     for i in range(pairs):
         order = (task, floor_task) if i % 2 == 0 else (floor_task, task)
@@ -148,7 +149,7 @@ def main() -> int:
     costliest = {"kind": "replay", "trace": str(trace), "micro": "pe_skipping", "dataflow": "os",
                  "backend": "analytic"}
     floor_task = {"kind": "floor", "trace": str(trace)}
-    pairs = [paired(costliest, floor_task, threads) for threads in (1, 2)]
+    pairs = [paired({**costliest, "workers": threads}, floor_task, threads) for threads in (1, 2)]
     for p in pairs:
         print(f"paired, {p['threads']} thread(s): replay {p['replay_s']:.2f} s, floor {p['floor_s']:.2f} s, "
               f"ratio {p['ratio']:.2f}", file=sys.stderr)

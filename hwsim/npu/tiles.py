@@ -332,14 +332,19 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
     else:
-        acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
-        bcnt = _block_sum(b, 1, c)  # (K, NF)
+        if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
+            af, bf = _padded(a, MF * r, mp.k), _padded(b, mp.k, NF * c)
+            acnt = af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) non-zeros per row fold, k
+            bcnt = bf.reshape(mp.k, NF, c).sum(axis=2).astype(np.int64)  # (K, NF)
+        else:
+            acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
+            bcnt = _block_sum(b, 1, c)  # (K, NF)
         a3 = _block_sum(acnt, 1, s)  # (MF, CH)
         b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            t, actual = _os_pe_work(a, b, need, r, c, s, CH, acnt, bcnt)
+            t, actual = _os_pe_work(af, bf, need, r, c, s, CH, acnt, bcnt)
             a_sent, b_sent = used_r * length, length * used_c
         else:
             pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
@@ -395,7 +400,7 @@ def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
+def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
                 chunks: int, acnt: np.ndarray, bcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
     of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
@@ -405,11 +410,10 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
     zero-padded to whole PE blocks (a padded PE has no pairs, which changes no block's maximum or
     sum), reduced over the PE rows (contiguous) and then the columns. A tile's pairs are its
     row-block counts of A times the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt``
-    ``(K, NF)``) unless some outputs are not needed."""
-    m, k = a.shape
-    n = b.shape[1]
-    mf, nf = -(-m // r), -(-n // c)
-    af, bf = _padded(a, mf * r, k), _padded(b, k, nf * c)
+    ``(K, NF)``) unless some outputs are not needed. ``af`` ``(MF·r, K)`` and ``bf`` ``(K, NF·c)``
+    are the operands so padded (:func:`_padded`)."""
+    k = af.shape[1]
+    mf, nf = af.shape[0] // r, bf.shape[1] // c
     needf = None if need is None else _padded(need, mf * r, nf * c)
     t = np.empty((chunks, mf, nf), np.float32)
     actual = np.empty((chunks, mf, nf), np.float64)  # block sums can pass 2**24 where t cannot
