@@ -20,8 +20,9 @@ Micro-architectures (DESIGN.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -198,6 +199,7 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     if col_step >= cols and row_step >= rows:
         yield tile_costs(a, b, need, mp, features, resident)
         return
+    memo: dict = {}  # what the chunks of column folds share: reductions of the operand they all read
     # the axes of (a, b, need) that the column and the row folds cut
     col_cut = {"ws": ("b", 1), "os": ("b", 1), "is": ("a", 0)}[mp.dataflow]
     row_cut = {"ws": (("a", 1), ("b", 0)), "is": (("a", 1), ("b", 0)), "os": (("a", 0),)}[mp.dataflow]
@@ -214,7 +216,8 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
         for r0 in range(0, rows, row_step):
             r_lo, r_hi = r0 * mp.rows, min(mp.row_dim, (r0 + row_step) * mp.rows)
             if row_step >= rows:
-                yield tile_costs(sub_ops["a"], sub_ops["b"], sub_need, col_mp, features, resident, (c0, 0))
+                yield tile_costs(sub_ops["a"], sub_ops["b"], sub_need, col_mp, features, resident, (c0, 0),
+                                 memo=memo)
                 continue
             cut = dict(sub_ops)
             for op, axis in row_cut:
@@ -228,7 +231,8 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
 
 def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
                features: Features, resident: dict[str, bool] | None = None,
-               origin: tuple[int, int] = (0, 0), row_folds: int | None = None) -> TileCosts:
+               origin: tuple[int, int] = (0, 0), row_folds: int | None = None,
+               memo: dict | None = None) -> TileCosts:
     """Costs of every tile of one GEMM group.
 
     Args:
@@ -239,6 +243,8 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
         origin: the indices of ``mp``'s first column fold and first row fold, and ``row_folds``
             the row folds of the whole GEMM, when ``mp`` covers a part of a GEMM's folds
             (:func:`tile_chunks`).
+        memo: reductions of an operand that several calls read whole (``tile_chunks``' column
+            chunks all read the same ``a`` in ws and os), computed once.
     """
     res = {"a": False, "b": False, "c": False, **(resident or {})}
     if mp.dataflow == "is":  # IS on A·B is WS on Bᵀ·Aᵀ with the operands' roles swapped
@@ -252,12 +258,12 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
             setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in d.items()})
         return t
     if mp.dataflow == "ws":
-        return _ws(a, b, need, mp, features, res, origin, row_folds)
-    return _os(a, b, need, mp, features, res, origin)
+        return _ws(a, b, need, mp, features, res, origin, row_folds, memo)
+    return _os(a, b, need, mp, features, res, origin, memo)
 
 
 def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tuple[int, int] = (0, 0),
-        row_folds: int | None = None) -> TileCosts:
+        row_folds: int | None = None, memo: dict | None = None) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, KF, CH = g.shape
@@ -268,7 +274,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
     else:
-        acol = _block_sum(a, 0, s)  # (CH, K): non-zeros per chunk and k
+        acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
         brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
         acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
         brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
@@ -282,7 +288,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
             actual = pairs
         else:
             if "a" in f.skip:
-                nzrow = _block_sum(_block_sum(a, 1, r) > 0, 0, s)
+                nzrow = _shared(memo, "nzrow", a, lambda: _block_sum(_block_sum(a, 1, r) > 0, 0, s))
                 t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
             else:
                 t = length.copy()
@@ -320,7 +326,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
 
 
 def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
-        origin: tuple[int, int] = (0, 0)) -> TileCosts:
+        origin: tuple[int, int] = (0, 0), memo: dict | None = None) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, MF, CH = g.shape
@@ -333,11 +339,15 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_sent, b_sent = a_nz, b_nz
     else:
         if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
-            af, bf = _padded(a, MF * r, mp.k), _padded(b, mp.k, NF * c)
-            acnt = af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) non-zeros per row fold, k
+            def a_side() -> tuple[np.ndarray, np.ndarray]:
+                af = _padded(a, MF * r, mp.k)
+                return af, af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) per row fold, k
+
+            af, acnt = _shared(memo, "af", a, a_side)
+            bf = _padded(b, mp.k, NF * c)
             bcnt = bf.reshape(mp.k, NF, c).sum(axis=2).astype(np.int64)  # (K, NF)
         else:
-            acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
+            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
             bcnt = _block_sum(b, 1, c)  # (K, NF)
         a3 = _block_sum(acnt, 1, s)  # (MF, CH)
         b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
@@ -389,6 +399,19 @@ def _chunk_products(x: np.ndarray, y: np.ndarray, s: int, h0: int, h1: int) -> n
     if full < h1 - h0:
         np.matmul(x[:, k0 + full * s : k1], y[k0 + full * s : k1], out=out[full])
     return out
+
+
+def _shared(memo: dict | None, name: str, x: np.ndarray, compute: Callable[[], Any]) -> Any:
+    """``compute()`` of the array ``x``, kept in ``memo`` for every view of the same memory (``is``
+    hands each chunk a fresh transposed view of the operand it does not cut); the memo holds ``x``,
+    so that memory stays the same while the memo lives."""
+    if memo is None:
+        return compute()
+    key = (name, x.__array_interface__["data"][0], x.shape, x.strides, x.dtype.str)
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = (x, compute())
+    return hit[1]
 
 
 def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:

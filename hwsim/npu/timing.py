@@ -42,6 +42,11 @@ class PassTimer:
         # identical schedules (property-tested), and the baseline is a reference, not the study.
         self.sched = scheduler("analytic" if dense_baseline else backend, shared=self.shared)
         self.buf_bw = buffer_bytes_per_cycle(arch)
+        # Where no transfer takes time the schedule is the computes back to back (the schedulers'
+        # closed form from the start), whatever the back end, and bytes need no per-tile split
+        # unless a format rounds per tile (csr/csc pointers).
+        self.free = transfer_free(arch)
+        self.linear = dense_baseline or not any(f.format in ("csr", "csc") for f in arch.sparse.formats)
         self.totals: dict[tuple[str, str, str, str], float] = defaultdict(float)
         self.sums = dict.fromkeys(("compute_cycles", "fed_cycles", "algorithmic", "actual", "gated",
                                    "skipped"), 0)
@@ -49,15 +54,16 @@ class PassTimer:
 
     def add(self, t: TileCosts) -> None:
         """Time and count a chunk of tiles (the next ones in loop order)."""
-        tr = traffic(self.arch, t, self.eb, self.dense_baseline)
-        for key, moved in tr.totals.items():
-            self.totals[key] += moved
         compute = t.compute_cycles
         if self.buf_bw:
             fed = sum(t.buf_read[op] * self.eb[op] for op in ("a", "b"))
             compute = np.maximum(compute, np.ceil(fed / self.buf_bw).astype(np.int64))
-        dma, wb = _transfers(self.arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
-        self.sched.feed(compute, dma, wb)
+        tr = traffic(self.arch, _summed(t) if self.free and self.linear else t, self.eb, self.dense_baseline)
+        for key, moved in tr.totals.items():
+            self.totals[key] += moved
+        if not self.free:
+            dma, wb = _transfers(self.arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
+            self.sched.feed(compute, dma, wb)
         s = self.sums
         s["compute_cycles"] += int(t.compute_cycles.sum())
         s["fed_cycles"] += int(compute.sum())
@@ -68,7 +74,7 @@ class PassTimer:
     def row(self, vec: VectorWork) -> dict[str, Any]:
         """The pass's report values, with the non-GEMM work ``vec`` on the vector unit."""
         arch, s = self.arch, self.sums
-        total = self.sched.finish().total_cycles
+        total = s["fed_cycles"] if self.free else self.sched.finish().total_cycles
         quirk = 1 if self.systolic and self.tiles else 0  # SCALE-Sim's Total Cycles: the sum minus 1
         gemm_cycles = total - quirk
         vec_cycles = vec.cycles(arch)
@@ -90,6 +96,18 @@ class PassTimer:
             suffix = "" if kind == "data" else "_metadata"
             row[f"{comp}_{op}{suffix}_{direction}_bytes"] = moved
         return row
+
+
+def _summed(t: TileCosts) -> TileCosts:
+    """The chunk as one entry: every per-tile count summed (for totals that are sums over tiles)."""
+    def one(v: np.ndarray) -> np.ndarray:
+        return np.array([v.sum()], dtype=v.dtype)
+
+    out = TileCosts(*(one(getattr(t, f)) for f in ("compute_cycles", "algorithmic", "actual", "gated",
+                                                   "skipped")), merged_tiles=t.count)
+    for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz", "dram_write"):
+        setattr(out, name, {k: one(v) for k, v in getattr(t, name).items()})
+    return out
 
 
 def transfer_free(arch: Architecture) -> bool:
