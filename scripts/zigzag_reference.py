@@ -57,8 +57,9 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
     wl.write_text(yaml.safe_dump(workload(row)))
     start = time.perf_counter()
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        energy, latency, cmes = get_hardware_performance_zigzag(
-            workload=str(wl), accelerator=str(DATA / "systolic_32x32.yaml"), mapping=str(DATA / "mapping.yaml"),
+        _, _, cmes = get_hardware_performance_zigzag(
+            workload=str(wl), accelerator=str(DATA / "systolic_32x32.yaml"),
+            mapping=str(DATA / "mapping.yaml"),
             opt="energy", dump_folder=str(folder / row["name"]), loma_show_progress_bar=False)
     wall = time.perf_counter() - start
     cme = cmes[0][1][0][0]
@@ -68,7 +69,7 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
                               "latency_cycles": int(cme.latency_total2)}
     hier = cme.accelerator.memory_hierarchy
     names = {"I": "a", "W": "b", "O": "c"}
-    for layer_op, accesses in sorted(cme.memory_word_access.items(), key=lambda kv: str(kv[0])):
+    for layer_op in sorted(cme.memory_word_access, key=str):
         op = names[str(layer_op)]
         mem_op = cme.memory_operand_links.layer_to_mem_op(layer_op)
         levels = hier.get_memory_levels(mem_op=mem_op)
@@ -80,7 +81,7 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
             units = cme.mapping.spatial_mapping.unit_count[layer_op][lv + 1]
             for d in DataDirection:  # bytes = elements per period × bits / 8 × periods × instances
                 moved = amount.get(d) * bits.get(d) / 8 * periods.get(d) * units
-                out[f"{lvl.name}_{op}_{DIRECTIONS[d.name.lower()]}_bytes"] = int(round(moved))
+                out[f"{lvl.name}_{op}_{DIRECTIONS[d.name.lower()]}_bytes"] = round(moved)
             out[f"{lvl.name}_{op}_energy_pj"] = round(float(pj), 3)
     out["temporal_mapping"] = " ".join(str(cme.temporal_mapping).split())
     out["wall_s"] = round(wall, 2)

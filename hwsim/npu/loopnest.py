@@ -166,7 +166,8 @@ def array_counts(m: np.ndarray, k: np.ndarray, n: np.ndarray, rows: int, cols: i
     return out
 
 
-def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray, tensor: str) -> tuple[np.ndarray, np.ndarray]:
+def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
+              tensor: str) -> tuple[np.ndarray, np.ndarray]:
     """Footprint and loads of a tensor's buffer slice at every residency level ``r = 0..5``.
 
     At level ``r`` the tensor's buffer keeps the slice the DRAM loops at positions ``>= r``

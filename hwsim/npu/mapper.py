@@ -73,11 +73,13 @@ class NestResult:
     dram_bytes: float
     bytes: dict[tuple[str, str, str, str], float] = field(default_factory=dict)  # (level, op, kind, dir)
     energy: dict[str, float] = field(default_factory=dict)  # component -> pJ
-    occupancy: dict[str, float] = field(default_factory=dict)  # buffer -> bytes its tiles take
+    occupancy: dict[str, float] = field(default_factory=dict)  # buffer -> bytes its slices take
+    levels: dict[str, int] = field(default_factory=dict)  # operand -> residency level (loopnest.residency)
     candidates: int = 0
 
 
-def per_element(arch: Architecture, level: str, op: str, density: float, elem_bytes: float) -> tuple[float, float]:
+def per_element(arch: Architecture, level: str, op: str, density: float,
+                elem_bytes: float) -> tuple[float, float]:
     """(data, metadata) bytes per element of ``op`` at ``level`` in the format declared there."""
     n = float(_PER_ELEMENT_PROBE)
     rows = arch.compute.rows if arch.compute is not None else 1
@@ -124,7 +126,8 @@ def occupancy(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, 
     return out
 
 
-def _fits(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float], tiles: np.ndarray) -> np.ndarray:
+def _fits(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float],
+          tiles: np.ndarray) -> np.ndarray:
     caps = {name: cap for name, cap in buffers(arch).values() if name}
     occ = occupancy(shape, pass_, arch, elem, tiles)
     ok = np.ones(len(tiles), bool)
@@ -143,7 +146,8 @@ def _no_fit(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, fl
             f"{float(occ[worst][0]):g} B of {worst}, which offers {caps[worst]:g} B; use a larger {worst}")
 
 
-def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float], dens: dict[str, float]) -> dict[str, float]:
+def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
+                dens: dict[str, float]) -> dict[str, float]:
     """Bytes per element (data + metadata) of each operand at each level that stages it."""
     out = {}
     levels = [m.name for m in arch.memories if not m.off_chip] + [arch.off_chip.name]
@@ -299,7 +303,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     best = np.lexsort((p_idx.ravel(), t_idx.ravel(), cost["dram_bytes"].ravel(), obj.ravel()))[0]
     ti, pi = divmod(int(best), len(ORDERS))
     mapping = NestMapping(tuple(int(x) for x in tiles[ti]), tuple(DIMS[i] for i in ORDERS[pi]))
-    return _result(shape, pass_, arch, mapping, cost, (ti, pi), objective, elem, tiles, len(tiles) * len(ORDERS))
+    return _result(shape, mapping, cost, (ti, pi), objective, len(tiles) * len(ORDERS))
 
 
 def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapping, eb: dict[str, float],
@@ -321,15 +325,17 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
                            f"({ {n: c for n, c in buffers(arch).values() if n} })")
     order = np.array([[DIMS.index(d) for d in mapping.order]], np.int64)
     cost = costs(shape, pass_, arch, tiles, order, eb, dens, dataflow or arch.compute.dataflow)
-    return _result(shape, pass_, arch, mapping, cost, (0, 0), "given", elem, tiles, 1)
+    return _result(shape, mapping, cost, (0, 0), "given", 1)
 
 
-def _result(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapping, cost: dict, at: tuple[int, int],
-            objective: str, elem: dict[str, float], tiles: np.ndarray, n: int) -> NestResult:
+def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: tuple[int, int], objective: str,
+            n: int) -> NestResult:
     ti, pi = at
     get = lambda k: float(cost[k][ti, pi])  # noqa: E731
     moved = {tuple(k.split(":")[1:]): get(k) for k in cost if k.startswith("bytes:")}
     energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
     occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
-    return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), int(cost["cycles"][ti, pi]),
-                      get("dram_bytes"), moved, energy, occ, n)
+    cycles = int(cost["cycles"][ti, pi])
+    return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
+                      get("dram_bytes"), moved, energy, occ,
+                      {op: int(cost[f"level_{op}"][ti, pi]) for op in "abc"}, n)
