@@ -193,7 +193,8 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
-               dataflow: str, levels: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+               dataflow: str, levels: dict[str, np.ndarray] | None = None,
+               slices: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
     """Element counts of every (tile, order) candidate, shaped ``(T, P)``.
 
     Args:
@@ -201,6 +202,7 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
         orders: ``(P, 5)`` permutations of ``range(5)``: the DRAM loops, outermost first.
         levels: per GEMM operand, its residency level ``(T, P)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
+        slices: per GEMM operand, :func:`residency`'s result when the caller has it already.
 
     Returns, per GEMM operand ``op`` of the pass: ``dram_read_{op}`` (elements fetched into the
     buffer), for the written operand ``c`` also ``dram_write_c`` (every write-back, final or
@@ -216,7 +218,7 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     role = ROLES[pass_]
     tp = (len(tiles), len(orders))
     for op, tensor in role.items():
-        fp, ld = residency(shape, tiles, orders, tensor)
+        fp, ld = slices[op] if slices is not None else residency(shape, tiles, orders, tensor)
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
         fp_r = np.take_along_axis(fp, r[None], axis=0)[0]
         moved = fp_r * np.take_along_axis(ld, r[None], axis=0)[0] * g

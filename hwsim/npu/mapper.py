@@ -25,11 +25,11 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
-from archs import Architecture, energy_pj
+from archs import Architecture
+from archs.energy import energy_table
 
 from ..errors import MappingError
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
@@ -87,11 +87,35 @@ def per_element(arch: Architecture, level: str, op: str, density: float,
     return float(data[0]) / n, float(meta[0]) / n
 
 
+_ARCHS: dict[int, tuple[Architecture, dict[tuple[str, str], float]]] = {}  # id -> (arch, energy table)
+
+
+def _table(arch: Architecture) -> dict[tuple[str, str], float]:
+    """The energy table as a dict, once per architecture object (hashing a whole architecture for
+    every lookup costs more than the lookup; the object is kept so that its id stays its own)."""
+    hit = _ARCHS.get(id(arch))
+    if hit is None or hit[0] is not arch:
+        hit = _ARCHS[id(arch)] = (arch, {(e.component, e.action): e.energy_pj for e in energy_table(arch)})
+    return hit[1]
+
+
 def _energy(arch: Architecture, component: str, action: str) -> float:
-    try:
-        return energy_pj(arch, component, action)
-    except KeyError:
-        return 0.0
+    """One entry of the architecture's energy table (0 when it has none), looked up once per arch."""
+    return _table(arch).get((component, action), 0.0)
+
+
+def traffic_energy(arch: Architecture, totals: dict[tuple[str, str, str, str], float]) -> dict[str, float]:
+    """Energy (pJ) per component of memory and link traffic (``hwsim.energy.pass_energy``'s rule)."""
+    links = {ln.name for ln in arch.links}
+    out: dict[str, float] = defaultdict(float)
+    for (component, _op, kind, direction), moved in totals.items():
+        if component in links:
+            out[component] += moved * _energy(arch, component, "transfer")
+            continue
+        action = direction if kind == "data" else f"metadata_{direction}"
+        key = component if kind == "data" else f"{component}_metadata"
+        out[key] += moved * _energy(arch, component, action)
+    return dict(out)
 
 
 def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:
@@ -165,8 +189,9 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
-    levels = _levels(shape, pass_, arch, tiles, orders, elem)
-    c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels)
+    res = {op: residency(shape, tiles, orders, ROLES[pass_][op]) for op in ("a", "b", "c")}
+    levels = _levels(arch, res, elem, (len(tiles), len(orders)))
+    c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels, res)
     off = arch.off_chip.name
     bufs = buffers(arch)
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
@@ -234,15 +259,14 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     return out
 
 
-def _levels(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
-            elem: dict[str, float]) -> dict[str, np.ndarray]:
+def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], elem: dict[str, float],
+            tp: tuple[int, int]) -> dict[str, np.ndarray]:
     """Residency level of each operand ``(T, P)``: the largest slice its buffer still holds.
 
     An operand alone in its buffer takes the smallest level (largest slice) that fits; operands
     sharing a buffer start at one tile each and grow in the order c, b, a while the sum fits.
     """
-    tp = (len(tiles), len(orders))
-    fps = {op: residency(shape, tiles, orders, ROLES[pass_][op])[0] for op in ("a", "b", "c")}
+    fps = {op: res[op][0] for op in ("a", "b", "c")}
     levels = {op: np.full(tp, 5, np.int64) for op in ("a", "b", "c")}
     bufs = buffers(arch)
     for name in sorted({n for n, _ in bufs.values() if n}):
@@ -287,10 +311,16 @@ def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float
     df = dataflow or arch.compute.dataflow
     if objective not in OBJECTIVES:
         raise MappingError(f"unknown mapping objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    return _search(shape, pass_, arch, key_e, key_d, objective, df)
+    _table(arch)  # registers the architecture under its id
+    key = (shape, pass_, id(arch), key_e, key_d, objective, df)
+    if key not in _CACHE:
+        _CACHE[key] = _search(shape, pass_, arch, key_e, key_d, objective, df)
+    return _CACHE[key]
 
 
-@lru_cache(maxsize=4096)
+_CACHE: dict[tuple, NestResult] = {}  # search results of this process, by arguments (arch by id)
+
+
 def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_d: tuple, objective: str,
             dataflow: str) -> NestResult:
     eb = dict(zip("abc", key_e, strict=True))

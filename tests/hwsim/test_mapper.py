@@ -15,7 +15,7 @@ import archs
 from archs.components import RepresentationFormat, SparseFeatures
 from hwsim.errors import MappingError
 from hwsim.npu.loopnest import DIMS, RELEVANT, ROLES, ConvShape
-from hwsim.npu.mapper import NestMapping, _search, evaluate, search
+from hwsim.npu.mapper import _CACHE, NestMapping, evaluate, search
 
 TWIN = Path(__file__).resolve().parents[1] / "data" / "zigzag" / "systolic_32x32_hwsim.yaml"
 ONE = {"a": 1.0, "b": 1.0, "c": 1.0}
@@ -107,7 +107,7 @@ def test_search_is_deterministic_and_cached(twin):
     a = search(shape, "backward_weight", twin, ONE, objective="edp")
     b = search(shape, "backward_weight", twin, ONE, objective="edp")
     assert a is b  # the cache
-    _search.cache_clear()
+    _CACHE.clear()
     c = search(shape, "backward_weight", twin, ONE, objective="edp")
     assert c is not a and (c.notation, c.energy_pj, c.bytes) == (a.notation, a.energy_pj, a.bytes)
 
