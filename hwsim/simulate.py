@@ -133,15 +133,19 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
             inputs = [LayerInput.read(it, li, weights=reads_weights) for li in chosen]
         args = [(ctx, tr.layers[li], inp, li, passes) for li, inp in zip(chosen, inputs, strict=True)]
+
+        def replay(a: tuple) -> list[dict[str, Any]]:
+            spec, dens = a[1], a[2].densities(a[1])
+            out = [{**r, **dens} for r in family.layer_rows(*a)]
+            return out if mapped is None else [mapped.apply(spec, r) for r in out]
+
         if threads == 1:
-            results = (family.layer_rows(*a) for a in args)
+            results = (replay(a) for a in args)
         else:  # each worker's matmuls get one BLAS thread: the workers share the cores
             with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(lambda a: family.layer_rows(*a), args))  # in layer order
-        for (_, spec, inp, _, _), layer_rows in zip(args, results, strict=True):
-            dens = inp.densities(spec)
-            layer_rows = [{**r, **dens} for r in layer_rows]
-            rows += layer_rows if mapped is None else [mapped.apply(spec, r) for r in layer_rows]
+                results = list(pool.map(replay, args))  # in layer order
+        for layer_rows in results:
+            rows += layer_rows
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -119,19 +119,22 @@ def footprints(shape: ConvShape, tiles: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def tile_loads(trips_ordered: np.ndarray, relevant_ordered: np.ndarray) -> np.ndarray:
-    """Loads of a tile: the product of the trips at or outside the innermost relevant loop that
-    turns (trips > 1); 1 when no relevant loop turns.
+    """Loads of a tile at every residency level: the product of the trips at or outside the
+    innermost relevant loop that turns (trips > 1) among the loops outside the level; 1 when none.
 
     Args:
-        trips_ordered: ``(..., L)`` trips of the DRAM loops, outermost first.
-        relevant_ordered: ``(..., L)`` bool, the loop's dimension indexes the tensor.
+        trips_ordered: ``(N, 5)`` trips of the DRAM loops, outermost first.
+        relevant_ordered: ``(N, 5)`` bool, the loop's dimension indexes the tensor.
+
+    Returns ``(6, N)``: row ``r`` counts the loads when the loops at positions ``< r`` are outside.
     """
     active = relevant_ordered & (trips_ordered > 1)
-    L = trips_ordered.shape[-1]
-    last = L - 1 - np.argmax(active[..., ::-1], axis=-1)  # innermost active loop
-    cum = np.cumprod(trips_ordered, axis=-1)
-    out = np.take_along_axis(cum, last[..., None], axis=-1)[..., 0]
-    return np.where(active.any(axis=-1), out, 1)
+    n = len(trips_ordered)
+    last = np.maximum.accumulate(np.where(active, np.arange(5)[None, :], -1), axis=1)  # innermost so far
+    cum = np.cumprod(trips_ordered, axis=1)
+    picked = np.take_along_axis(cum, np.maximum(last, 0), axis=1)
+    loads = np.where(last >= 0, picked, 1)  # (N, 5): level r = column r - 1
+    return np.concatenate([np.ones((1, n), np.int64), loads.T], axis=0)
 
 
 def tile_gemm(shape: ConvShape, tiles: np.ndarray, pass_: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,34 +176,33 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     At level ``r`` the tensor's buffer keeps the slice the DRAM loops at positions ``>= r``
     sweep (``r = 5``: one tile; ``r = 0``: the whole tensor of one group): a slice of the operand
     stays while the loops outside it turn, and it is loaded as often as the relevant loops
-    outside it say (:func:`tile_loads` over positions ``< r``).
+    outside it say (:func:`tile_loads`).
 
-    Returns ``(footprint, loads)``, each ``(6, T, P)`` elements / times (per group).
+    Args:
+        tiles, orders: ``(N, 5)`` each: candidate ``i`` is tile ``tiles[i]`` under loop order
+            ``orders[i]`` (a permutation of ``range(5)``, outermost first).
+
+    Returns ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
     """
     dims = np.array(shape.dims, np.int64)
-    trips = dims[None, :] // tiles  # (T, 5)
-    trips_ord = trips[:, orders]  # (T, P, 5) outermost first
-    rel = np.broadcast_to(np.array(RELEVANT[tensor])[orders][None], trips_ord.shape)
-    pos = np.argsort(orders, axis=1)  # (P, 5): position of each dimension in the order
-    fps, lds = [], []
-    for r in range(6):
-        inner = (pos >= r)[None]  # (1, P, 5) dimension swept inside the slice
-        slice_dims = tiles[:, None, :] * np.where(inner, trips[:, None, :], 1)
-        fps.append(footprints(shape, slice_dims)[tensor])
-        outer = np.where(np.arange(5)[None, None, :] < r, trips_ord, 1)
-        lds.append(tile_loads(outer, rel))
-    return np.stack(fps), np.stack(lds)
+    trips = dims[None, :] // tiles  # (N, 5) in DIMS order
+    trips_ord = np.take_along_axis(trips, orders, axis=1)  # (N, 5) outermost first
+    rel = np.array(RELEVANT[tensor])[orders]
+    pos = np.argsort(orders, axis=1)  # (N, 5): position of each dimension in its order
+    inner = pos[None, :, :] >= np.arange(6)[:, None, None]  # (6, N, 5) swept inside the slice
+    slice_dims = tiles[None] * np.where(inner, trips[None], 1)
+    return footprints(shape, slice_dims)[tensor], tile_loads(trips_ord, rel)
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
                dataflow: str, levels: dict[str, np.ndarray] | None = None,
                slices: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
-    """Element counts of every (tile, order) candidate, shaped ``(T, P)``.
+    """Element counts of every candidate, shaped ``(N,)``.
 
     Args:
-        tiles: ``(T, 5)`` tile sizes in ``DIMS`` order (each divides its dimension).
-        orders: ``(P, 5)`` permutations of ``range(5)``: the DRAM loops, outermost first.
-        levels: per GEMM operand, its residency level ``(T, P)`` in ``0..5`` (:func:`residency`;
+        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension).
+        orders: ``(N, 5)`` permutations of ``range(5)``: each candidate's DRAM loops, outermost first.
+        levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
         slices: per GEMM operand, :func:`residency`'s result when the caller has it already.
 
@@ -216,7 +218,7 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     g = shape.groups
     out: dict[str, np.ndarray] = {}
     role = ROLES[pass_]
-    tp = (len(tiles), len(orders))
+    tp = (len(tiles),)
     for op, tensor in role.items():
         fp, ld = slices[op] if slices is not None else residency(shape, tiles, orders, tensor)
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
@@ -232,8 +234,8 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     m, k, n = tile_gemm(shape, tiles, pass_)
     arr = array_counts(m, k, n, rows, cols, dataflow)
     for key in ("a", "b", "c"):
-        out[f"array_{key}"] = np.broadcast_to((arr[key] * n_tiles)[:, None], tp)
+        out[f"array_{key}"] = arr[key] * n_tiles
     out["array_read_c"] = out["array_c"] - shape.size(role["c"])
-    out["compute_cycles"] = np.broadcast_to((arr["cycles"] * n_tiles)[:, None], tp)
-    out["tiles"] = np.broadcast_to(n_tiles[:, None], tp)
+    out["compute_cycles"] = arr["cycles"] * n_tiles
+    out["tiles"] = n_tiles
     return out

@@ -121,7 +121,8 @@ def traffic_energy(arch: Architecture, totals: dict[tuple[str, str, str, str], f
 def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:
     """Fitting tiles ``(T, 5)``; undominated ones only when more than KEEP_ALL_TILES fit."""
     divs = [divisors(d) for d in shape.dims]
-    tiles = np.array(list(itertools.product(*divs)), np.int64)
+    grids = np.meshgrid(*divs, indexing="ij")  # every combination, in itertools.product's order
+    tiles = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
     fits = _fits(shape, pass_, arch, elem, tiles)
     kept = tiles[fits]
     if len(kept) == 0:
@@ -185,12 +186,13 @@ def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
 
 def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
           eb: dict[str, float], dens: dict[str, float], dataflow: str) -> dict[str, np.ndarray]:
-    """Bytes, energy (pJ) and cycles of every candidate ``(T, P)``: keys ``energy_pj``,
+    """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
+    ``orders[i]``): keys ``energy_pj``,
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
     res = {op: residency(shape, tiles, orders, ROLES[pass_][op]) for op in ("a", "b", "c")}
-    levels = _levels(arch, res, elem, (len(tiles), len(orders)))
+    levels = _levels(arch, res, elem, (len(tiles),))
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels, res)
     off = arch.off_chip.name
     bufs = buffers(arch)
@@ -261,7 +263,7 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
 
 def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], elem: dict[str, float],
             tp: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Residency level of each operand ``(T, P)``: the largest slice its buffer still holds.
+    """Residency level of each operand ``(N,)``: the largest slice its buffer still holds.
 
     An operand alone in its buffer takes the smallest level (largest slice) that fits; operands
     sharing a buffer start at one tile each and grow in the order c, b, a while the sum fits.
@@ -272,14 +274,14 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], e
     for name in sorted({n for n, _ in bufs.values() if n}):
         ops = [op for op in ("c", "b", "a") if bufs[op][0] == name]
         cap = bufs[ops[0]][1]
-        size = {op: fps[op] * elem[f"{name}:{op}"] for op in ops}  # (6, T, P) bytes per level
+        size = {op: fps[op] * elem[f"{name}:{op}"] for op in ops}  # (6, N) bytes per level
         if cap <= 0:
             for op in ops:
                 levels[op][:] = 0
             continue
         for op in ops:
             others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
-            fits = size[op] + others <= cap  # (6, T, P); level 5 fits by construction
+            fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
             levels[op] = np.argmax(fits, axis=0)  # smallest fitting level
     return levels
 
@@ -327,13 +329,25 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     dens = dict(zip("abc", key_d, strict=True))
     elem = _elem_bytes(arch, pass_, eb, dens)
     tiles = _candidates(shape, pass_, arch, elem)
-    cost = costs(shape, pass_, arch, tiles, ORDERS, eb, dens, dataflow)
+    ti, pi = _pairs(shape, tiles)
+    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow)
     obj = objective_of(cost, objective)
-    t_idx, p_idx = np.meshgrid(np.arange(len(tiles)), np.arange(len(ORDERS)), indexing="ij")
-    best = np.lexsort((p_idx.ravel(), t_idx.ravel(), cost["dram_bytes"].ravel(), obj.ravel()))[0]
-    ti, pi = divmod(int(best), len(ORDERS))
-    mapping = NestMapping(tuple(int(x) for x in tiles[ti]), tuple(DIMS[i] for i in ORDERS[pi]))
-    return _result(shape, mapping, cost, (ti, pi), objective, len(tiles) * len(ORDERS))
+    best = int(np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))[0])  # ties: fewer bytes, then first
+    mapping = NestMapping(tuple(int(x) for x in tiles[ti[best]]), tuple(DIMS[i] for i in ORDERS[pi[best]]))
+    return _result(shape, mapping, cost, best, objective, len(ti))
+
+
+def _pairs(shape: ConvShape, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tile, order) index pairs worth costing, tile-major: orders that differ only in where the
+    loops of one trip sit are the same nest, so only the order that puts those loops innermost in
+    ``DIMS`` order is kept (``|turning loops|!`` orders per tile instead of 120)."""
+    turning = (np.array(shape.dims)[None, :] // tiles) > 1  # (T, 5)
+    t_ord = turning[:, ORDERS]  # (T, P, 5) outermost first
+    outer, inner = t_ord[:, :, :-1], t_ord[:, :, 1:]  # each pair of neighbouring loops
+    rising = (ORDERS[None, :, :-1] < ORDERS[None, :, 1:]) | outer | inner  # still loops in DIMS order
+    keep = (outer | ~inner) & rising  # and no turning loop inside a still one
+    ti, pi = np.nonzero(keep.all(axis=2))
+    return ti, pi
 
 
 def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapping, eb: dict[str, float],
@@ -355,17 +369,16 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
                            f"({ {n: c for n, c in buffers(arch).values() if n} })")
     order = np.array([[DIMS.index(d) for d in mapping.order]], np.int64)
     cost = costs(shape, pass_, arch, tiles, order, eb, dens, dataflow or arch.compute.dataflow)
-    return _result(shape, mapping, cost, (0, 0), "given", 1)
+    return _result(shape, mapping, cost, 0, "given", 1)
 
 
-def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: tuple[int, int], objective: str,
+def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objective: str,
             n: int) -> NestResult:
-    ti, pi = at
-    get = lambda k: float(cost[k][ti, pi])  # noqa: E731
+    get = lambda k: float(cost[k][at])  # noqa: E731
     moved = {tuple(k.split(":")[1:]): get(k) for k in cost if k.startswith("bytes:")}
     energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
     occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
-    cycles = int(cost["cycles"][ti, pi])
+    cycles = int(cost["cycles"][at])
     return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
-                      {op: int(cost[f"level_{op}"][ti, pi]) for op in "abc"}, n)
+                      {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n)

@@ -164,13 +164,15 @@ def test_scalar_walk_agrees_with_closed_form_on_all_levels(twin):
     """Every residency level, every order, one awkward shape: closed form == walk."""
     from hwsim.npu.loopnest import nest_costs
     shape = ConvShape(2, 6, 4, 6, 4, 3, 3, 2, 2)
-    tiles = np.array([[1, 3, 2, 2, 2], [2, 2, 4, 3, 1]], np.int64)
-    orders = np.array(list(itertools.permutations(range(5)))[::7], np.int64)
+    pairs = list(itertools.product([[1, 3, 2, 2, 2], [2, 2, 4, 3, 1]],
+                                   list(itertools.permutations(range(5)))[::7]))
+    tiles = np.array([t for t, _ in pairs], np.int64)
+    orders = np.array([o for _, o in pairs], np.int64)
     for r in range(6):
-        levels = {op: np.full((len(tiles), len(orders)), r) for op in "abc"}
+        levels = {op: np.full(len(pairs), r) for op in "abc"}
         c = nest_costs(shape, "forward", tiles, orders, 4, 4, "ws", levels)
-        for ti, pi in itertools.product(range(len(tiles)), range(len(orders))):
-            ref = scalar_traffic(shape, "forward", tuple(tiles[ti]), tuple(DIMS[i] for i in orders[pi]),
+        for i, (tile, order) in enumerate(pairs):
+            ref = scalar_traffic(shape, "forward", tuple(tile), tuple(DIMS[j] for j in order),
                                  {o: r for o in "abc"})
-            assert (c["dram_read_a"][ti, pi], c["dram_read_b"][ti, pi], c["dram_write_c"][ti, pi]) == \
-                (ref["a"], ref["b"], ref["c"])
+            got = (c["dram_read_a"][i], c["dram_read_b"][i], c["dram_write_c"][i])
+            assert got == (ref["a"], ref["b"], ref["c"])
