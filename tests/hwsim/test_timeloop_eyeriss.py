@@ -42,6 +42,22 @@ def test_energy_within_10_percent(rows):
     assert rows["search"]["energy_pj"] == pytest.approx(TIMELOOP["energy_pj"], rel=0.10)
 
 
+def test_timeloops_own_mapping_gives_its_dram_count_in_the_loop_nest():
+    """Timeloop's map (timeloop-mapper.map.txt): DRAM loops P8 Q2 M4 (outermost first), GLB tile
+    Inputs 9831 = 3·29·113 and Outputs 6272 = 8·14·56, weights fetched per M tile (216 each): at
+    residency level 5 (one tile each) the closed form gives Timeloop's 572,528 exactly."""
+    import numpy as np
+
+    from hwsim.npu.loopnest import DIMS, ConvShape, footprints, nest_costs
+
+    shape = ConvShape(1, 32, 3, 112, 112, 3, 3, 2, 2)
+    tile = np.array([[1, 8, 3, 14, 56]])
+    assert {k: int(v[0]) for k, v in footprints(shape, tile).items()} == {"I": 9831, "W": 216, "O": 6272}
+    order = np.array([[DIMS.index(d) for d in ("OY", "OX", "K", "B", "C")]])
+    c = nest_costs(shape, "forward", tile, order, 12, 14, "os")
+    assert int(c["dram_read_a"][0] + c["dram_read_b"][0] + c["dram_write_c"][0]) == TIMELOOP["dram"]
+
+
 def test_fixed_order_im2col_traffic_is_what_the_mapper_removes(rows):
     """The fixed order fetches the im2col input from DRAM (9/4 of the raw input here): far off."""
     assert accesses(rows["fixed"], "dram") > 2 * TIMELOOP["dram"]
