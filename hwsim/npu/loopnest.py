@@ -169,29 +169,28 @@ def array_counts(m: np.ndarray, k: np.ndarray, n: np.ndarray, rows: int, cols: i
     return out
 
 
-def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
-              tensor: str) -> tuple[np.ndarray, np.ndarray]:
-    """Footprint and loads of a tensor's buffer slice at every residency level ``r = 0..5``.
+def residency(shape: ConvShape, tiles: np.ndarray,
+              orders: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Footprint and loads of each tensor's buffer slice at every residency level ``r = 0..5``.
 
-    At level ``r`` the tensor's buffer keeps the slice the DRAM loops at positions ``>= r``
-    sweep (``r = 5``: one tile; ``r = 0``: the whole tensor of one group): a slice of the operand
-    stays while the loops outside it turn, and it is loaded as often as the relevant loops
-    outside it say (:func:`tile_loads`).
+    At level ``r`` a tensor's buffer keeps the slice the DRAM loops at positions ``>= r`` sweep
+    (``r = 5``: one tile; ``r = 0``: the whole tensor of one group): a slice of the operand stays
+    while the loops outside it turn, and it is loaded as often as the relevant loops outside it
+    say (:func:`tile_loads`).
 
     Args:
         tiles, orders: ``(N, 5)`` each: candidate ``i`` is tile ``tiles[i]`` under loop order
             ``orders[i]`` (a permutation of ``range(5)``, outermost first).
 
-    Returns ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
+    Returns per tensor ``I, W, O``: ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
     """
     dims = np.array(shape.dims, np.int64)
     trips = dims[None, :] // tiles  # (N, 5) in DIMS order
     trips_ord = np.take_along_axis(trips, orders, axis=1)  # (N, 5) outermost first
-    rel = np.array(RELEVANT[tensor])[orders]
     pos = np.argsort(orders, axis=1)  # (N, 5): position of each dimension in its order
     inner = pos[None, :, :] >= np.arange(6)[:, None, None]  # (6, N, 5) swept inside the slice
-    slice_dims = tiles[None] * np.where(inner, trips[None], 1)
-    return footprints(shape, slice_dims)[tensor], tile_loads(trips_ord, rel)
+    fps = footprints(shape, tiles[None] * np.where(inner, trips[None], 1))
+    return {t: (fps[t], tile_loads(trips_ord, np.array(RELEVANT[t])[orders])) for t in RELEVANT}
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
@@ -204,7 +203,7 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
         orders: ``(N, 5)`` permutations of ``range(5)``: each candidate's DRAM loops, outermost first.
         levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
-        slices: per GEMM operand, :func:`residency`'s result when the caller has it already.
+        slices: :func:`residency`'s result when the caller has it already.
 
     Returns, per GEMM operand ``op`` of the pass: ``dram_read_{op}`` (elements fetched into the
     buffer), for the written operand ``c`` also ``dram_write_c`` (every write-back, final or
@@ -219,8 +218,9 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     out: dict[str, np.ndarray] = {}
     role = ROLES[pass_]
     tp = (len(tiles),)
+    slices = residency(shape, tiles, orders) if slices is None else slices
     for op, tensor in role.items():
-        fp, ld = slices[op] if slices is not None else residency(shape, tiles, orders, tensor)
+        fp, ld = slices[tensor]
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
         fp_r = np.take_along_axis(fp, r[None], axis=0)[0]
         moved = fp_r * np.take_along_axis(ld, r[None], axis=0)[0] * g

@@ -191,9 +191,10 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
-    res = {op: residency(shape, tiles, orders, ROLES[pass_][op]) for op in ("a", "b", "c")}
-    levels = _levels(arch, res, elem, (len(tiles),))
-    c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels, res)
+    slices = residency(shape, tiles, orders)
+    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),))
+    c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
+                   slices)
     off = arch.off_chip.name
     bufs = buffers(arch)
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
