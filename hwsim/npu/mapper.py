@@ -34,12 +34,11 @@ from archs.energy import energy_table
 from ..errors import MappingError
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
 from .mapping import buffers
-from .traffic import moved_bytes
+from .traffic import PER_ELEMENT
 
 OBJECTIVES = ("energy", "latency", "edp", "dram")
 KEEP_ALL_TILES = 200  # up to this many fitting tiles are all evaluated; above, only undominated ones
 ORDERS = np.array(list(itertools.permutations(range(5))), np.int64)  # (120, 5), canonical order
-_PER_ELEMENT_PROBE = 1 << 20  # elements used to turn a format's bytes into bytes per element
 
 
 @dataclass(frozen=True)
@@ -80,11 +79,18 @@ class NestResult:
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
                 elem_bytes: float) -> tuple[float, float]:
-    """(data, metadata) bytes per element of ``op`` at ``level`` in the format declared there."""
-    n = float(_PER_ELEMENT_PROBE)
-    rows = arch.compute.rows if arch.compute is not None else 1
-    data, meta = moved_bytes(arch, level, op, np.array([n]), np.array([round(n * density)]), elem_bytes, rows)
-    return float(data[0]) / n, float(meta[0]) / n
+    """(data, metadata) bytes per element of ``op`` at ``level`` in the format declared there
+    (``hwsim.npu.traffic.moved_bytes``'s rule per element; csr/csc pointers: one per array-row
+    vector of elements, averaged)."""
+    fmt = next((f for f in arch.sparse.formats if f.level == level and f.operand == op), None)
+    if fmt is None or fmt.format == "dense":
+        return elem_bytes, 0.0
+    if fmt.format in PER_ELEMENT:
+        return density * elem_bytes, fmt.metadata_bits / 8
+    meta = density * fmt.metadata_bits / 8
+    if fmt.format in ("csr", "csc"):
+        meta += fmt.pointer_bits / 8 / max(arch.compute.rows if arch.compute is not None else 1, 1)
+    return density * elem_bytes, meta
 
 
 _ARCHS: dict[int, tuple[Architecture, dict[tuple[str, str], float]]] = {}  # id -> (arch, energy table)

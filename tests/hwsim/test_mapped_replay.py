@@ -97,3 +97,27 @@ def test_cli_show_mapping_and_bad_file(trace, tmp_path):
     err = subprocess.run([*run, "--mapping", str(bad)], capture_output=True, text=True, timeout=300)
     assert err.returncode == 2 and "Traceback" not in err.stderr
     assert f"{bad}: layers:" in err.stderr
+
+
+def test_energy_saving_includes_the_dram_bytes_a_compressed_format_saves(tmp_path):
+    """A machine whose DRAM holds the input zvc-compressed and nothing else sparse: the fixed order
+    counts the masks' non-zeros nowhere (a format without an action), so its saving is at most 1;
+    with the mapper the input crosses DRAM at density · 1 B + 1 bit per element, and the saving is
+    exactly those bytes at 64 pJ/B (the 10×10×16 input fits on chip: read once either way)."""
+    from dataclasses import replace
+
+    from archs.components import RepresentationFormat, SparseFeatures
+
+    twin = archs.load(TWIN)
+    arch = replace(twin, sparse=SparseFeatures(formats=(RepresentationFormat("dram", "a", "zvc", 1),)))
+    path = write_synthetic([conv("small", 16, 10, 10, 8, 3)], tmp_path / "t", batch=1,
+                           density={"x": 0.25, "w": 1.0, "dy": 1.0})
+    fixed = simulate(path, arch, passes=["forward"]).to_frame().iloc[0]
+    found = simulate(path, arch, passes=["forward"], mapping="search").to_frame().iloc[0]
+    n = 16 * 10 * 10
+    assert fixed["energy_saving"] <= 1.0
+    assert found["dram_a_read_bytes"] == pytest.approx(found["density_x"] * n, abs=1e-6)
+    assert found["dram_a_metadata_read_bytes"] == pytest.approx(n / 8)
+    saved_pj = (n - found["density_x"] * n - n / 8) * 64.0
+    assert found["dense_energy_pj"] - found["energy_pj"] == pytest.approx(saved_pj, rel=1e-9)
+    assert found["energy_saving"] > 1.0
