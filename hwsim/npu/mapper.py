@@ -323,11 +323,14 @@ def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float
     _table(arch)  # registers the architecture under its id
     key = (shape, pass_, id(arch), key_e, key_d, objective, df)
     if key not in _CACHE:
+        if len(_CACHE) >= CACHE_ENTRIES:  # a long-lived process: start over rather than grow
+            _CACHE.clear()
         _CACHE[key] = _search(shape, pass_, arch, key_e, key_d, objective, df)
     return _CACHE[key]
 
 
 _CACHE: dict[tuple, NestResult] = {}  # search results of this process, by arguments (arch by id)
+CACHE_ENTRIES = 20000
 
 
 def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_d: tuple, objective: str,
