@@ -120,6 +120,44 @@ def eyeriss_v2_pe() -> Architecture:
     )
 
 
+def eyeriss_like() -> Architecture:
+    """Timeloop/Accelergy's eyeriss_like design (65 nm, 12×14 PEs, 128 KiB GLB) [ref §1.3, §6 edge NPU 1]."""
+    return Architecture(
+        name="eyeriss-like",
+        family="edge_npu",
+        description="The memory hierarchy and energy table of timeloop-accelergy-exercises' eyeriss_like "
+                    "(architecture_parameters.md §1.3): per-PE ifmap, weight and psum scratchpads, a 128 KiB "
+                    "global buffer for inputs and outputs (weights bypass it), LPDDR4. Spad energies are per "
+                    "byte of a 16-bit access holding two 8-bit values (psums: one 16-bit value). The array "
+                    "runs hwsim's output-stationary dataflow, not Eyeriss's row-stationary one; bandwidths "
+                    "are not modelled (0 = unlimited). tests/hwsim/test_timeloop_eyeriss.py checks it "
+                    "against Timeloop's MobileNet layer-1 reference.",
+        clock_hz=200e6,  # Eyeriss core clock [ref §2.1]
+        tech_nm=65,  # the ERT is 65 nm [ref §1.3]
+        compute=ComputeArray(
+            rows=12, cols=14,  # 12×14 = 168 PEs [ref §1.3]
+            mac_energy_pj=0.208,  # ERT MAC (8b×8b, 16b add) [ref §1.3]
+            gated_mac_energy_pj=0.0,  # the design has no gating: never charged
+            microarchitecture="systolic", dataflow="os",
+            precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=16, psum_bits=16),
+        ),
+        vector_unit=VectorUnit(lanes=14, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
+        memories=(
+            Memory(name="ifmap_spad", kind="register_file", capacity_bytes=24, instances=168,  # 12×16 b
+                   operands=("a",), read_energy_pj_per_byte=0.20 / 2, write_energy_pj_per_byte=0.18 / 2),
+            Memory(name="weights_spad", kind="register_file", capacity_bytes=384, instances=168,  # 192×16 b
+                   operands=("b",), read_energy_pj_per_byte=1.98 / 2, write_energy_pj_per_byte=1.88 / 2),
+            Memory(name="psum_spad", kind="register_file", capacity_bytes=32, instances=168,  # 16×16 b
+                   operands=("c",), read_energy_pj_per_byte=0.25 / 2, write_energy_pj_per_byte=0.22 / 2),
+            Memory(name="shared_glb", kind="global_buffer", capacity_bytes=128 * 1024,  # 16384×64 b
+                   operands=("a", "c"),  # weights bypass the GLB in eyeriss_like
+                   read_energy_pj_per_byte=18.18 / 8, write_energy_pj_per_byte=14.14 / 8),  # per 64 b
+            Memory(name="dram", kind="dram", capacity_bytes=0,
+                   read_energy_pj_per_byte=512 / 8, write_energy_pj_per_byte=512 / 8),  # 512 pJ per 64 b
+        ),
+    )
+
+
 # Unstructured sparse kernels (Sputnik, Gale et al. SC'20) reach 27% of FP32 CUDA-core peak on V100
 # [ref §3.3]. Against the FP16 tensor-core peak that is 0.27 × FP32/TC rate; on A100 and H100 an SM
 # has 64 resp. 128 FP32 lanes against 1024 resp. 2048 dense FP16 tensor FMAs per clock, i.e. 1/16
@@ -425,7 +463,8 @@ def reram_neurosim() -> Architecture:
     )
 
 
-_BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "gpu-a100": gpu_a100,
+_BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "eyeriss-like": eyeriss_like,
+             "gpu-a100": gpu_a100,
              "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac,
              "reram-neurosim": reram_neurosim}
 PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}
