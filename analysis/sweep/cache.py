@@ -1,0 +1,304 @@
+"""What a sweep worker computes once and reuses across points.
+
+Per worker process, least recently used first out, within ``budget_bytes``:
+
+1. **traces**: each trace is opened once, and each iteration's masks, counts, stats and weights are
+   read once (unpacked bool masks, 1 byte per element), for every point that replays it;
+2. **edge-NPU operands**: the GEMM operand masks of each (trace, iteration, layer, pass) — the
+   im2col views — and the effectual-MAC counts, which depend on the trace only;
+3. **edge-NPU tile costs**: the per-tile mask reductions of each (operands, mapping, sparse
+   features, buffer residency) — the mapping fixes the tile shape — so points that differ only in
+   energies, bandwidths, clock or capacities that leave the mapping alone reuse them and re-run
+   only traffic, timing and energy.
+
+The memos wrap three functions that ``hwsim.npu.replay`` calls (``operands``, ``effectual``,
+``tile_costs``) while :func:`installed` is active, keyed by the identity of the cached mask
+arrays (which the cache keeps alive, so an identity is never reused). Arrays that are not the
+cache's own (e.g. N:M-compressed operands, built per point) are computed as usual, never stored.
+Results are the same bit for bit with or without the cache (tests/analysis/test_sweep_cache.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from traces import Trace
+from traces.reader import Iteration
+
+DEFAULT_BUDGET_BYTES = 2 * 2**30  # per worker process
+
+
+def nbytes(obj: Any) -> int:
+    """Bytes held by the arrays inside ``obj`` (arrays, lists/tuples/dicts of them, dataclasses)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, dict):
+        return sum(nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes(v) for v in obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return sum(nbytes(getattr(obj, f.name)) for f in fields(obj))
+    return 0
+
+
+class Memo:
+    """A byte-bounded LRU map; ``stats`` counts hits and misses per kind."""
+
+    def __init__(self, budget_bytes: int, on_evict: Any = None) -> None:
+        self.budget_bytes = budget_bytes
+        self.on_evict = on_evict
+        self.used_bytes = 0
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._lock = threading.RLock()
+        self.stats: dict[str, int] = {}
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            hit = self._items.get(key)
+            kind = key[0]
+            self.stats[f"{kind}_hits" if hit else f"{kind}_misses"] = \
+                self.stats.get(f"{kind}_hits" if hit else f"{kind}_misses", 0) + 1
+            if hit is None:
+                return None
+            self._items.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: Any, value: Any, size: int | None = None) -> None:
+        size = nbytes(value) if size is None else size
+        with self._lock:
+            if key in self._items or size > self.budget_bytes:
+                return
+            self._items[key] = (value, size)
+            self.used_bytes += size
+            while self.used_bytes > self.budget_bytes:
+                _, (old, old_size) = self._items.popitem(last=False)
+                self.used_bytes -= old_size
+                if self.on_evict is not None:
+                    self.on_evict(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.used_bytes = 0
+
+
+class CachedIteration:
+    """An :class:`traces.reader.Iteration` whose per-layer reads are kept (the same array objects
+    every time); ``close`` does nothing (the cache owns the file)."""
+
+    def __init__(self, it: Iteration, owner: WorkerCache) -> None:
+        self._it, self._owner = it, owner
+        self.index, self.batch = it.index, it.batch
+        self.mask_batch, self.has_masks = it.mask_batch, it.has_masks
+        self._memo: dict[tuple, Any] = {}
+
+    def _get(self, what: str, layer: Any, *args: Any) -> Any:
+        key = (what, layer, *args)
+        if key not in self._memo:
+            value = getattr(self._it, what)(layer, *args)
+            self._memo[key] = value
+            self._owner.own(value)
+        return self._memo[key]
+
+    def mask(self, layer: Any, tensor: str) -> np.ndarray | None:
+        return self._get("mask", layer, tensor)
+
+    def count(self, layer: Any, tensor: str) -> int | None:
+        return self._it.count(layer, tensor)
+
+    def weights(self, layer: Any) -> Any:
+        return self._get("weights", layer)
+
+    def layer_stats(self, layer: Any) -> dict[str, Any]:
+        return dict(self._get("layer_stats", layer))
+
+    def close(self) -> None:
+        """Kept open for the next point."""
+
+    def __enter__(self) -> CachedIteration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:  # anything else a family reads (e.g. array, meta)
+        return getattr(self._it, name)
+
+
+class CachedTrace(Trace):
+    """A :class:`traces.Trace` that hands out :class:`CachedIteration` objects, each opened once."""
+
+    def __init__(self, path: str | Path, owner: WorkerCache) -> None:
+        super().__init__(path)
+        self._owner = owner
+        self._open: dict[int, CachedIteration] = {}
+        self._lock = threading.Lock()
+
+    def iteration(self, index: int) -> CachedIteration:  # type: ignore[override]
+        with self._lock:
+            if index not in self._open:
+                self._open[index] = CachedIteration(super().iteration(index), self._owner)
+            return self._open[index]
+
+    def close_all(self) -> None:
+        """Close the files and let go of everything read."""
+        for it in self._open.values():
+            self._owner.release(list(it._memo.values()))
+            it._it.close()
+        self._open.clear()
+
+
+MAX_TRACES = 2  # traces a worker keeps open with their masks read (tasks come grouped per trace)
+
+
+class WorkerCache:
+    """The cache of one worker process (see the module docstring)."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.memo = Memo(budget_bytes, on_evict=self.release)
+        self._traces: OrderedDict[str, CachedTrace] = OrderedDict()
+        self._owned: dict[int, tuple[np.ndarray, int]] = {}  # id -> (array kept alive, its token)
+        self._next_token = 0
+        self._lock = threading.RLock()
+
+    def trace(self, path: str | Path, content_hash: str) -> CachedTrace:
+        """The trace with this content hash, opened once per worker (the MAX_TRACES most recent)."""
+        with self._lock:
+            if content_hash not in self._traces:
+                self._traces[content_hash] = CachedTrace(path, self)
+                while len(self._traces) > MAX_TRACES:
+                    self._traces.popitem(last=False)[1].close_all()
+            self._traces.move_to_end(content_hash)
+            return self._traces[content_hash]
+
+    def own(self, value: Any) -> None:
+        """Keep ``value``'s arrays alive under fresh tokens (memo keys use tokens, never bare ids,
+        so an id reused after a release cannot hit an old entry)."""
+        with self._lock:
+            for arr in _arrays(value):
+                if not self.owns(arr):
+                    self._owned[id(arr)] = (arr, self._next_token)
+                    self._next_token += 1
+
+    def release(self, value: Any) -> None:
+        """Stop keeping ``value``'s arrays (an evicted entry or a closed trace)."""
+        with self._lock:
+            for arr in _arrays(value):
+                if self.owns(arr) and arr is not None:
+                    del self._owned[id(arr)]
+
+    def owns(self, arr: Any) -> bool:
+        if arr is None:
+            return True
+        held = self._owned.get(id(arr))
+        return held is not None and held[0] is arr
+
+    def token(self, arr: Any) -> int | None:
+        return None if arr is None else self._owned[id(arr)][1]
+
+    def stats(self) -> dict[str, int]:
+        return {**self.memo.stats, "cached_bytes": self.memo.used_bytes}
+
+    # -- the memos around hwsim.npu.replay -----------------------------------------------------------
+    def operands(self, original: Any) -> Any:
+        def memo_operands(spec: Any, pass_: str, masks: dict, cache: dict | None = None) -> Any:
+            with self._lock:
+                if not all(self.owns(masks.get(t)) for t in masks):
+                    return original(spec, pass_, masks, cache)
+                key = ("operands", spec.name, pass_, tuple(self.token(masks.get(t)) for t in sorted(masks)))
+            hit = self.memo.get(key)
+            if hit is None:
+                hit = original(spec, pass_, masks, cache)
+                self.own([(g.a, g.b, g.need) for g in hit])
+                self.memo.put(key, hit)
+            return hit
+        return memo_operands
+
+    def effectual(self, original: Any) -> Any:
+        def memo_effectual(spec: Any, pass_: str, masks: dict) -> Any:
+            with self._lock:
+                if not all(self.owns(masks.get(t)) for t in masks):
+                    return original(spec, pass_, masks)
+                key = ("effectual", spec.name, pass_, tuple(self.token(masks.get(t)) for t in sorted(masks)))
+            hit = self.memo.get(key)
+            if hit is None:
+                hit = original(spec, pass_, masks)
+                self.memo.put(key, hit, 64)
+            return hit
+        return memo_effectual
+
+    def tile_costs(self, original: Any) -> Any:
+        def memo_tile_costs(a: Any, b: Any, need: Any, mp: Any, features: Any, resident: Any = None) -> Any:
+            with self._lock:
+                if not (self.owns(a) and self.owns(b) and self.owns(need)):
+                    return original(a, b, need, mp, features, resident)
+                res = tuple(sorted((resident or {}).items()))
+                key = ("tiles", self.token(a), self.token(b), self.token(need), mp, features, res)
+            hit = self.memo.get(key)
+            if hit is None:
+                hit = original(a, b, need, mp, features, resident)
+                self.memo.put(key, hit)
+            return hit
+        return memo_tile_costs
+
+
+def _arrays(value: Any) -> Iterator[np.ndarray]:
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _arrays(v)
+    elif is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            yield from _arrays(getattr(value, f.name))
+
+
+_PATCHED = ("operands", "effectual", "tile_costs")
+_install_lock = threading.Lock()
+_installed: dict[str, Any] = {}
+_depth = 0
+_WORKER: WorkerCache | None = None
+
+
+def worker_cache(budget_bytes: int = DEFAULT_BUDGET_BYTES) -> WorkerCache:
+    """This process's cache (made on first use)."""
+    global _WORKER
+    with _install_lock:
+        if _WORKER is None or _WORKER.memo.budget_bytes != budget_bytes:
+            _WORKER = WorkerCache(budget_bytes)
+        return _WORKER
+
+
+@contextlib.contextmanager
+def installed(cache: WorkerCache) -> Iterator[WorkerCache]:
+    """Route ``hwsim.npu.replay``'s operand, effectual-count and tile-cost calls through ``cache``
+    while the block runs (re-entrant and thread-safe; the originals come back at the end)."""
+    global _depth
+    from hwsim.npu import replay
+
+    with _install_lock:
+        if _depth == 0:
+            for name in _PATCHED:
+                original = getattr(replay, name, None)
+                if original is None:  # the replay changed shape: no memo, same results
+                    continue
+                _installed[name] = original
+                setattr(replay, name, getattr(cache, name)(original))
+        _depth += 1
+    try:
+        yield cache
+    finally:
+        with _install_lock:
+            _depth -= 1
+            if _depth == 0:
+                for name, original in _installed.items():
+                    setattr(replay, name, original)
+                _installed.clear()

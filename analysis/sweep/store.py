@@ -1,0 +1,108 @@
+"""The sweep directory: spec and versions beside a Parquet dataset appended in atomic batches.
+
+::
+
+    DIR/spec.yaml                  the spec of the latest run (earlier ones: specs/<hash>.yaml)
+    DIR/sweep.json                 software versions, spec hashes, one entry per run
+    DIR/traces/                    synthetic traces drawn for the sweep
+    DIR/results/points/part-N.parquet   one row per point: key, design, axes, summary, status, error
+    DIR/results/rows/part-N.parquet     one row per point × iteration × layer × pass (the report)
+
+A batch is written rows first, then points, each through a temporary file and a rename; a point
+is done when its key is in ``results/points``. Rows of a batch whose points file never arrived
+(killed in between) are removed when the sweep is opened again, so a rerun recomputes exactly the
+points that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from traces.writer import atomic_write
+
+PART = re.compile(r"^part-(\d{6})\.parquet$")
+
+
+class Store:
+    """Reads and appends the results of one sweep directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        self.points_dir = self.dir / "results" / "points"
+        self.rows_dir = self.dir / "results" / "rows"
+
+    def open(self) -> None:
+        """Create the layout and remove what a killed run left half-written."""
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        committed = {f.name for f in self.points_dir.iterdir() if PART.match(f.name)}
+        for f in self.rows_dir.iterdir():
+            if PART.match(f.name) and f.name not in committed:
+                f.unlink()  # rows of a batch whose points file was never written
+        for d in (self.points_dir, self.rows_dir):
+            for f in d.glob(".part-*.tmp-*"):  # a temporary file of a killed writer
+                f.unlink(missing_ok=True)
+
+    def done_keys(self) -> set[str]:
+        """Keys of every point written so far (computed or failed)."""
+        keys: set[str] = set()
+        for f in self._parts(self.points_dir):
+            keys.update(pd.read_parquet(f, columns=["point_key"])["point_key"])
+        return keys
+
+    def append(self, points: pd.DataFrame, rows: pd.DataFrame) -> Path:
+        """Write one batch atomically: rows, then points (the commit)."""
+        n = max((int(PART.match(f.name).group(1)) for f in self._parts(self.points_dir)), default=-1) + 1
+        name = f"part-{n:06d}.parquet"
+        if not rows.empty:
+            atomic_write(self.rows_dir / name, lambda f: rows.to_parquet(f, index=False))
+        out = self.points_dir / name
+        atomic_write(out, lambda f: points.to_parquet(f, index=False))
+        return out
+
+    def points(self) -> pd.DataFrame:
+        """Every point written, in key order."""
+        parts = [pd.read_parquet(f) for f in self._parts(self.points_dir)]
+        if not parts:
+            return pd.DataFrame()
+        df = pd.concat(parts, ignore_index=True)
+        return df.drop_duplicates("point_key", keep="first").sort_values("point_key", kind="stable") \
+            .reset_index(drop=True)
+
+    def rows(self) -> pd.DataFrame:
+        """Every report row of every computed point, ordered by point key and row within the point."""
+        committed = {f.name for f in self._parts(self.points_dir)}
+        parts = [pd.read_parquet(f) for f in self._parts(self.rows_dir) if f.name in committed]
+        if not parts:
+            return pd.DataFrame()
+        df = pd.concat(parts, ignore_index=True)
+        df = df.drop_duplicates(["point_key", "row"], keep="first")
+        return df.sort_values(["point_key", "row"], kind="stable").reset_index(drop=True)
+
+    def record_run(self, spec_text: str, versions: dict[str, str], counts: dict[str, int]) -> None:
+        """Store the spec and append this run to ``sweep.json`` (software versions, counts)."""
+        digest = hashlib.sha256(spec_text.encode()).hexdigest()[:16]
+        (self.dir / "specs").mkdir(parents=True, exist_ok=True)
+        for p in (self.dir / "spec.yaml", self.dir / "specs" / f"{digest}.yaml"):
+            atomic_write(p, lambda f: f.write(spec_text.encode()))
+        meta_path = self.dir / "sweep.json"
+        meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
+        meta["runs"].append({"spec": digest, "versions": versions, "finished_unix": round(time.time(), 3),
+                             **counts})
+        meta["versions"] = versions
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+    def runs(self) -> list[dict[str, Any]]:
+        meta_path = self.dir / "sweep.json"
+        return json.loads(meta_path.read_text())["runs"] if meta_path.exists() else []
+
+    @staticmethod
+    def _parts(d: Path) -> list[Path]:
+        return sorted(f for f in d.iterdir() if PART.match(f.name)) if d.exists() else []
