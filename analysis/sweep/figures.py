@@ -64,7 +64,7 @@ def parallel_coordinates(points: pd.DataFrame, axes: Sequence[str], color: str =
         if a not in pts or pts[a].isna().all() or any(d["label"] == LABELS.get(a, a) for d in dims):
             continue
         col = pts[a]
-        if col.dtype == object:
+        if not pd.api.types.is_numeric_dtype(col):
             levels = sorted(col.dropna().astype(str).unique())
             codes = col.astype(str).map({v: i for i, v in enumerate(levels)})
             dims.append({"label": a, "values": codes, "tickvals": list(range(len(levels))),
