@@ -9,18 +9,23 @@ Per worker process, least recently used first out, within ``budget_bytes``:
 3. **edge-NPU tile costs**: the per-tile mask reductions of each (operands, mapping, sparse
    features, buffer residency) — the mapping fixes the tile shape — so points that differ only in
    energies, bandwidths, clock or capacities that leave the mapping alone reuse them and re-run
-   only traffic, timing and energy.
+   only traffic, timing and energy;
+4. **edge-NPU schedules**: the timing back end's result for each (back end, per-tile compute,
+   DMA-in and write-back cycles), keyed by a hash of those arrays, so points whose cycles per tile
+   do not change (energies only; capacities that keep the mapping) skip the timing loop too.
 
-The memos wrap three functions that ``hwsim.npu.replay`` calls (``operands``, ``effectual``,
-``tile_costs``) while :func:`installed` is active, keyed by the identity of the cached mask
-arrays (which the cache keeps alive, so an identity is never reused). Arrays that are not the
-cache's own (e.g. N:M-compressed operands, built per point) are computed as usual, never stored.
-Results are the same bit for bit with or without the cache (tests/analysis/test_sweep_cache.py).
+The memos wrap four functions that ``hwsim.npu.replay`` calls (``operands``, ``effectual``,
+``tile_costs``, ``timing_backend``) while :func:`installed` is active. The first three are keyed by
+tokens of the cached mask arrays (the cache keeps those arrays alive and never reuses a token);
+arrays that are not the cache's own (e.g. N:M-compressed operands, built per point) are computed
+as usual and never stored. Results are the same bit for bit with or without the cache
+(tests/analysis/test_sweep_run.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -250,6 +255,28 @@ class WorkerCache:
         return memo_tile_costs
 
 
+    def timing_backend(self, original: Any) -> Any:
+        def memo_backend(name: str) -> Any:
+            engine = original(name)
+
+            def memo_engine(compute: Any, dma: Any, wb: Any, **kw: Any) -> Any:
+                key = ("schedule", name, _digest(compute), _digest(dma), _digest(wb),
+                       tuple(sorted(kw.items())))
+                hit = self.memo.get(key)
+                if hit is None:
+                    hit = engine(compute, dma, wb, **kw)
+                    self.memo.put(key, hit)
+                return hit
+            return memo_engine
+        return memo_backend
+
+
+def _digest(arr: Any) -> tuple[str, tuple[int, ...], str]:
+    """A content key of an array: dtype, shape and a 128-bit BLAKE2 hash of its bytes."""
+    a = np.ascontiguousarray(arr)
+    return a.dtype.str, a.shape, hashlib.blake2b(memoryview(a).cast("B"), digest_size=16).hexdigest()
+
+
 def _arrays(value: Any) -> Iterator[np.ndarray]:
     if isinstance(value, np.ndarray):
         yield value
@@ -261,7 +288,7 @@ def _arrays(value: Any) -> Iterator[np.ndarray]:
             yield from _arrays(getattr(value, f.name))
 
 
-_PATCHED = ("operands", "effectual", "tile_costs")
+_PATCHED = ("operands", "effectual", "tile_costs", "timing_backend")
 _install_lock = threading.Lock()
 _installed: dict[str, Any] = {}
 _depth = 0
