@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean scalesim-reference scalesim-sparse scalesim-user
+.PHONY: install demo test lint bench bench-sweeps clean scalesim-reference scalesim-sparse scalesim-user
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
+# Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
+bench-sweeps: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -51,6 +51,24 @@ def test_the_cache_changes_no_row_and_is_used(trace, tmp_path):
     assert after.get("tiles_hits", 0) > before.get("tiles_hits", 0)  # the two GLB sizes share tile costs
 
 
+def test_energy_only_points_reuse_tiles_and_schedules(trace, tmp_path):
+    axes = """      compute.mac_energy_pj: [0.2, 0.3, 0.4]
+      compute.rows: [16]"""
+    spec = load_spec(write_spec(tmp_path, trace, axes=axes))
+    execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False)
+    before = cache_stats()
+    execute(spec, tmp_path / "cached", scheduler="inprocess")
+    after = cache_stats()
+    plain, cached = load(tmp_path / "plain")[1], load(tmp_path / "cached")[1]
+    pd.testing.assert_frame_equal(plain, cached, check_exact=True)
+    npu = cached[cached["arch"] == "edge-npu"]
+    assert npu.groupby("point_key")["energy_compute_pj"].sum().nunique() == 3  # the energies did change
+    keys = ("tiles_misses", "schedule_hits", "schedule_misses")
+    gained = {k: after.get(k, 0) - before.get(k, 0) for k in keys}
+    # the second and third points reduce no mask and run no timing loop: everything comes from the first
+    assert gained["tiles_misses"] > 0 and gained["schedule_hits"] == 2 * gained["schedule_misses"]
+
+
 def test_a_rerun_adds_only_new_points(trace, tmp_path):
     spec = load_spec(write_spec(tmp_path, trace))
     first = execute(spec, tmp_path / "out", scheduler="inprocess")
