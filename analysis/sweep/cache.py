@@ -175,14 +175,17 @@ class WorkerCache:
         self._lock = threading.RLock()
 
     def trace(self, path: str | Path, content_hash: str) -> CachedTrace:
-        """The trace with this content hash, opened once per worker (the MAX_TRACES most recent)."""
+        """The trace at ``path`` with this content hash, opened once per worker (the MAX_TRACES most
+        recent). Keyed by both: a copy elsewhere is opened from there (reports name their trace's path),
+        and a path rewritten with new content is opened again."""
+        key = f"{content_hash}:{Path(path).resolve()}"
         with self._lock:
-            if content_hash not in self._traces:
-                self._traces[content_hash] = CachedTrace(path, self)
+            if key not in self._traces:
+                self._traces[key] = CachedTrace(path, self)
                 while len(self._traces) > MAX_TRACES:
                     self._traces.popitem(last=False)[1].close_all()
-            self._traces.move_to_end(content_hash)
-            return self._traces[content_hash]
+            self._traces.move_to_end(key)
+            return self._traces[key]
 
     def own(self, value: Any) -> None:
         """Keep ``value``'s arrays alive under fresh tokens (memo keys use tokens, never bare ids,
@@ -211,6 +214,16 @@ class WorkerCache:
 
     def stats(self) -> dict[str, int]:
         return {**self.memo.stats, "cached_bytes": self.memo.used_bytes}
+
+    def clear(self) -> None:
+        """Forget everything (close the traces, drop every memo entry and count)."""
+        with self._lock:
+            for t in self._traces.values():
+                t.close_all()
+            self._traces.clear()
+            self.memo.clear()
+            self.memo.stats.clear()
+            self._owned.clear()
 
     # -- the memos around hwsim.npu.replay -----------------------------------------------------------
     def operands(self, original: Any) -> Any:

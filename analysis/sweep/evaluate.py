@@ -53,7 +53,7 @@ def run_task(trace_path: str, trace_hash: str, points: list[Point], options: Opt
                                   backend=options.backend, workers=1)
             rows = report.to_frame(meta=True)
             out.append(PointResult(p.key, rows, None, time.perf_counter() - t0))
-        except (ValueError, KeyError, ArithmeticError, MemoryError) as exc:  # MappingError is a ValueError
+        except Exception as exc:  # a MappingError (a ValueError) above all; any other is recorded too
             msg = " ".join(f"{type(exc).__name__}: {exc}".split())
             out.append(PointResult(p.key, None, msg, time.perf_counter() - t0))
     return out

@@ -295,8 +295,12 @@ def _axes(raw: Any, arch: Architecture, where: str, problems: list[str]) -> tupl
             if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
                 problems.append(f"{sub}.steps: expected a positive integer, got {steps!r}")
                 continue
-            if _check_value(arch, str(path), int(low) if integer else low, f"{sub}.min", problems) and \
-                    _check_value(arch, str(path), int(high) if integer else high, f"{sub}.max", problems):
+            inner = low + 0.37 * (high - low)  # a value between the ends: int fields need integer: true
+            ok = _check_value(arch, str(path), int(low) if integer else low, f"{sub}.min", problems)
+            ok = ok and _check_value(arch, str(path), int(high) if integer else high, f"{sub}.max", problems)
+            ok = ok and (integer or inner == int(inner) or _check_value(
+                arch, str(path), inner, f"{sub} (add integer: true for this integer field)", problems))
+            if ok:
                 out.append(Axis(str(path), low=float(low), high=float(high), steps=steps, log=log,
                                 integer=integer))
         else:

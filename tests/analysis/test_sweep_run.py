@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from analysis.sweep import execute, load, load_spec
+from analysis.sweep.cache import worker_cache
 from analysis.sweep.evaluate import cache_stats
 from analysis.sweep.store import Store
 
@@ -39,6 +40,7 @@ def write_spec(tmp_path, trace, **kw):
 def test_the_cache_changes_no_row_and_is_used(trace, tmp_path):
     spec = load_spec(write_spec(tmp_path, trace))
     plain = execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False)
+    worker_cache().clear()
     before = cache_stats()
     cached = execute(spec, tmp_path / "cached", scheduler="inprocess")
     after = cache_stats()
@@ -56,6 +58,7 @@ def test_energy_only_points_reuse_tiles_and_schedules(trace, tmp_path):
       compute.rows: [16]"""
     spec = load_spec(write_spec(tmp_path, trace, axes=axes))
     execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False)
+    worker_cache().clear()  # earlier tests replayed this trace: start cold
     before = cache_stats()
     execute(spec, tmp_path / "cached", scheduler="inprocess")
     after = cache_stats()
@@ -67,6 +70,17 @@ def test_energy_only_points_reuse_tiles_and_schedules(trace, tmp_path):
     gained = {k: after.get(k, 0) - before.get(k, 0) for k in keys}
     # the second and third points reduce no mask and run no timing loop: everything comes from the first
     assert gained["tiles_misses"] > 0 and gained["schedule_hits"] == 2 * gained["schedule_misses"]
+
+
+def test_a_copy_of_a_trace_is_read_from_where_it_is(trace, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(trace, tmp_path / "copy.trace")
+    for t, out in ((trace, "a"), (copy, "b")):  # same content, same keys; each run names its own trace
+        execute(load_spec(write_spec(tmp_path, t)), tmp_path / out, scheduler="inprocess")
+    a, b = load(tmp_path / "a")[1], load(tmp_path / "b")[1]
+    assert set(a["trace"]) == {str(Path(trace).resolve())} and set(b["trace"]) == {str(copy.resolve())}
+    pd.testing.assert_frame_equal(a.drop(columns="trace"), b.drop(columns="trace"), check_exact=True)
 
 
 def test_a_rerun_adds_only_new_points(trace, tmp_path):

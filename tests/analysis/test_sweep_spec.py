@@ -47,6 +47,9 @@ def test_the_grid_has_every_combination_and_constraints_remove_the_rest(trace, t
     ("      compute.rows: [8, -1]", "designs[0].axes.compute.rows[1]: must be > 0, got -1"),
     ("      compute.dataflow: [ws, xs]", "designs[0].axes.compute.dataflow[1]: must be one of"),
     ("      memories.glbb.capacity_bytes: [1]", "did you mean 'memories.glb.capacity_bytes'?"),
+    ("      compute.rows: {min: 4, max: 64}", "designs[0].axes.compute.rows (add integer: true for this "
+                                              "integer field): expected an integer"),
+    ("      compute.rows: {min: 4, max: 2}", "designs[0].axes.compute.rows: min 4 is above max 2"),
 ])
 def test_axis_errors_name_the_path(trace, tmp_path, axes, expect):
     found = problems_of(spec_text(trace, axes=axes), tmp_path)
