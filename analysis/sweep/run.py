@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from archs import ConfigError
+
 from . import summary
 from .cache import DEFAULT_BUDGET_BYTES
 from .evaluate import PointResult, run_task
@@ -45,9 +47,33 @@ class RunCounts:
 def plan(spec: SweepSpec, directory: Path) -> tuple[list[Point], list[str], list[str], int]:
     """(points, trace paths, trace hashes, rejected): every point of the spec, keyed."""
     paths = [str(materialize(t, directory)) for t in spec.traces]
+    check_iterations(spec, paths)
     hashes = [content_hash(Path(p)) for p in paths]
     points, rejected = expand(spec.designs, hashes, spec.options)
     return points, paths, hashes, rejected
+
+
+def check_iterations(spec: SweepSpec, paths: list[str]) -> None:
+    """Refuse, before anything runs, options.iterations that a trace does not have (every point on it
+    would fail the same way), and traces with no iteration to replay."""
+    import traces
+
+    problems = []
+    for source, path in zip(spec.traces, paths, strict=True):
+        tr = traces.load(path)
+        if spec.options.iterations is None:
+            if not tr.mask_iterations:
+                problems.append(f"traces.{source.label}: no iteration with exact masks; list the iterations "
+                                "to replay in options.iterations (counts-only ones replay in expected-value "
+                                "mode)")
+            continue
+        missing = [i for i in spec.options.iterations if i not in tr.iterations]
+        if missing:
+            span = f"{tr.iterations[0]}..{tr.iterations[-1]}" if tr.iterations else "none"
+            problems.append(f"options.iterations: iteration {missing[0]} is not in trace {source.label!r} "
+                            f"(its iterations: {span}; with masks: {tr.mask_iterations[:8]})")
+    if problems:
+        raise ConfigError(problems, "sweep")
 
 
 def tasks(points: list[Point], n_workers: int, per_task: int | None = None) -> list[list[Point]]:
@@ -75,8 +101,16 @@ def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "
         progress: called with (done, failed, remaining, total) as points finish.
     """
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     store = Store(d)
+    with store.lock():
+        return _execute(spec, d, store, scheduler=scheduler, workers=workers, batch_points=batch_points,
+                        cache_bytes=cache_bytes, use_cache=use_cache, progress=progress, versions=versions)
+
+
+def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, workers: int | None,
+             batch_points: int, cache_bytes: int, use_cache: bool,
+             progress: Callable[[int, int, int, int], None] | None,
+             versions: dict[str, str] | None) -> RunCounts:
     store.open()
     points, paths, hashes, rejected = plan(spec, d)
     done = store.done_keys()

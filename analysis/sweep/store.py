@@ -16,10 +16,13 @@ points that are missing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,35 @@ class Store:
         self.dir = Path(directory)
         self.points_dir = self.dir / "results" / "points"
         self.rows_dir = self.dir / "results" / "rows"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``DIR/.lock`` (this process's id) while a run writes; a second run on the same
+        directory is refused while the first is alive; a lock left by a killed run is taken over."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / ".lock"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    holder = int(path.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    holder = 0
+                if holder and holder != os.getpid() and _alive(holder):
+                    raise ValueError(f"{self.dir}: another sweep (process {holder}) is writing here; wait "
+                                     "for it to finish or stop it, then rerun") from None
+                path.unlink(missing_ok=True)  # left by a run that no longer exists
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            break
+        else:
+            raise ValueError(f"{self.dir}: cannot take {path}; remove it if no sweep is running")
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     def open(self) -> None:
         """Create the layout and remove what a killed run left half-written."""
@@ -106,3 +138,14 @@ class Store:
     @staticmethod
     def _parts(d: Path) -> list[Path]:
         return sorted(f for f in d.iterdir() if PART.match(f.name)) if d.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

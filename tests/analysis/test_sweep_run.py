@@ -154,6 +154,22 @@ def test_a_half_written_batch_is_dropped_on_open(tmp_path):
     assert s.done_keys() == {"a"} and list(s.rows()["cycles"]) == [1, 2]
 
 
+def test_a_second_run_on_the_same_directory_is_refused_while_the_first_lives(trace, tmp_path):
+    spec = load_spec(write_spec(tmp_path, trace))
+    out = tmp_path / "out"
+    out.mkdir()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(str(alive.pid))
+        with pytest.raises(ValueError, match=f"another sweep \\(process {alive.pid}\\) is writing here"):
+            execute(spec, out, scheduler="inprocess")
+    finally:
+        alive.kill()
+        alive.wait()
+    counts = execute(spec, out, scheduler="inprocess")  # the lock of a process that is gone is taken over
+    assert counts.computed == 12 and not (out / ".lock").exists()
+
+
 def test_in_process_local_cluster_and_external_scheduler_agree(trace, tmp_path):
     spec = load_spec(write_spec(tmp_path, trace))
     execute(spec, tmp_path / "inprocess", scheduler="inprocess")

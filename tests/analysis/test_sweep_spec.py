@@ -139,3 +139,13 @@ def test_the_cli_prints_one_line_and_exits_2(trace, tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "inprocess"]) == 2
     assert "designs[0].base: no preset or file named 'no-such-chip'" in capsys.readouterr().err
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "udp://x"]) == 2
+
+
+def test_iterations_a_trace_does_not_have_are_refused_before_running(trace, tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text(trace, extra="  iterations: [0, 5]\n"))
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o"), "--scheduler", "inprocess"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "options.iterations: iteration 5 is not in trace 't.trace' (its iterations: 0..0" in err
+    assert not list((tmp_path / "o" / "results" / "points").glob("part-*"))
