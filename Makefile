@@ -22,12 +22,18 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
 
 # Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
 bench-sweeps: $(STAMP)
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
+
+# SCALE-Sim 3.0.0 in its own venv (it fails on NumPy 2.4): the reference targets and `make bench`'s live layer
+.venv-scalesim/.installed:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	touch $@
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -145,9 +145,30 @@ def sparse_mode() -> int:
     return 0
 
 
+def live_mode(layer: str, dataflow: str) -> int:
+    """One layer of bench/resnet18_scalesim.csv on bench/array_32x32_user.cfg, timed now (for `make
+    bench`): prints ``{"total_cycles": …, "wall_s": …}``."""
+    import json
+
+    bench = DATA.parents[2] / "bench"
+    lines = (bench / "resnet18_scalesim.csv").read_text().splitlines()
+    line = next((ln for ln in lines[1:] if ln.split(",")[0].strip() == layer), None)
+    if line is None:
+        print(f"no layer {layer!r} in bench/resnet18_scalesim.csv", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / f"{layer}.csv"
+        one.write_text(lines[0] + "\n" + line + "\n")
+        row = run(bench / "array_32x32_user.cfg", one, dataflow, False, Path(tmp))[0]
+    print(json.dumps({"total_cycles": row["total_cycles"], "wall_s": row["topology_wall_s"]}))
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
+    if len(sys.argv) == 4 and sys.argv[1] == "live":
+        return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:
         return sparse_mode()
     rows = []

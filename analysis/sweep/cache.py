@@ -268,6 +268,39 @@ class WorkerCache:
         return memo_tile_costs
 
 
+    def tile_chunks(self, original: Any) -> Any:
+        """The chunked form of the tile costs (``tiles.tile_chunks``): chunks are kept as they are
+        yielded, while they stay under a quarter of the budget (a pass too large for that is
+        streamed as before, so the replay's memory bound holds)."""
+        def memo_tile_chunks(a: Any, b: Any, need: Any, mp: Any, features: Any, resident: Any = None,
+                             max_tiles: Any = None) -> Iterator[Any]:
+            with self._lock:
+                owned = self.owns(a) and self.owns(b) and self.owns(need)
+                if owned:
+                    res = tuple(sorted((resident or {}).items()))
+                    key = ("tiles", self.token(a), self.token(b), self.token(need), mp, features, res,
+                           max_tiles)
+            if not owned:
+                yield from original(a, b, need, mp, features, resident, max_tiles)
+                return
+            hit = self.memo.get(key)
+            if hit is not None:
+                yield from hit
+                return
+            kept: list | None = []
+            size = 0
+            for t in original(a, b, need, mp, features, resident, max_tiles):
+                if kept is not None:
+                    size += nbytes(t)
+                    if size <= self.memo.budget_bytes // 4:
+                        kept.append(t)
+                    else:
+                        kept = None
+                yield t
+            if kept is not None:
+                self.memo.put(key, kept, size)
+        return memo_tile_chunks
+
     def timing_backend(self, original: Any) -> Any:
         def memo_backend(name: str) -> Any:
             engine = original(name)
@@ -301,7 +334,9 @@ def _arrays(value: Any) -> Iterator[np.ndarray]:
             yield from _arrays(getattr(value, f.name))
 
 
-_PATCHED = ("operands", "effectual", "tile_costs", "timing_backend")
+# Names looked up in hwsim.npu.replay; one the replay does not have is left alone (no memo, same
+# results): ``tile_costs`` and ``timing_backend`` (whole-pass replay) or ``tile_chunks`` (chunked).
+_PATCHED = ("operands", "effectual", "tile_costs", "tile_chunks", "timing_backend")
 _install_lock = threading.Lock()
 _installed: dict[str, Any] = {}
 _depth = 0

@@ -1,12 +1,32 @@
-"""Analytic timing: closed form without contention, a tight integer loop with it.
+"""Analytic timing: closed form without contention, vectorized max-plus with it.
 
 Tiles flow DMA-in → compute → write-back. Without contention (unlimited buffer slots, dedicated
 channels) ``t_i = max(ready_i, t_{i−1}) + c_i`` is prefix sums and a running maximum
-(:func:`stage`). With two buffer slots per side and, optionally, one channel shared by DMA-in and
-write-back, a loop over plain integers applies the event engine's rules one tile at a time
-(a DMA-in waits for a free input slot, a compute for its data and a free output slot, a
-write-back for its compute; a shared channel serves the earlier request first): about 0.5 µs
-per tile. (A vectorized fixed point of the stage equations was tried: exact, but slower.)
+(:func:`stage`). With ``slots`` buffer slots per side and, optionally, one channel shared by
+DMA-in and write-back, the event engine's rules hold (a DMA-in waits for a free input slot, a
+compute for its data and a free output slot, a write-back for its compute; a shared channel serves
+the earlier request first). Step ``i`` ends compute ``c_i``, write-back ``w_i`` and the next
+DMA-in ``d_{i+1}``::
+
+    d_{i+1} = max(d_i, c_{i+1−S}) + D_{i+1}        (own channel)
+    c_i     = max(d_i, c_{i−1}, w_{i−S}) + C_i
+    w_i     = max(c_i, w_{i−1}) + W_i              (own channel)
+
+and on a shared channel ``w_i`` and ``d_{i+1}`` are served in the order of their requests (the
+write-back first iff ``c_i < max(d_i, c_{i+1−S})``), one after the other.
+
+These are solved as a fixed point over whole arrays: given estimates of every ``c``, ``w`` and
+``d``, one sweep recomputes each stage with :func:`stage` (the DMA or shared-channel stage from
+the old computes, then the compute stage, then the write-back stage). A sweep's value at step
+``i`` depends only on estimates at steps ``≤ i``, so (by induction from step 0) a prefix that a
+sweep leaves unchanged is exact; it is committed and the window slides on. Windows grow while
+sweeps converge and shrink when they do not; where the critical path keeps switching between
+the slot constraints (a prefix advancing by only a few steps per sweep) a plain scalar loop
+takes a stretch of steps, so the worst case is never slower than a loop. The schedule is exact,
+equal to the event engine's (property-tested against it and against a scalar reference).
+
+:class:`Scheduler` takes the tiles in chunks and keeps only the last ``slots`` steps between
+them, so a replay can time any number of tiles in bounded memory.
 """
 
 from __future__ import annotations
@@ -15,17 +35,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MIN_WINDOW = 1024  # steps per sweep, at least …
+MAX_WINDOW = 1 << 18  # … and at most (memory per sweep: ~30 int64 arrays of this length)
+SLOW_ADVANCE = 32  # a sweep that commits fewer steps than this hands a stretch to the loop
+LOOP_STRETCH = 2048  # steps the scalar loop takes then
+
 
 @dataclass(frozen=True)
 class Schedule:
-    """When each tile's stages end, in cycles."""
+    """When each tile's stages end, in cycles (arrays ``(n_tiles,)``; empty when not kept)."""
 
     dma_end: np.ndarray
     compute_end: np.ndarray
     wb_end: np.ndarray
+    end_cycles: int | None = None  # the last compute or write-back end (when the arrays are not kept)
 
     @property
     def total_cycles(self) -> int:
+        if self.end_cycles is not None:
+            return self.end_cycles
         if len(self.wb_end) == 0:
             return 0
         return int(max(self.wb_end[-1], self.compute_end[-1]))
@@ -45,97 +73,198 @@ def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2,
         dma_end = np.cumsum(dma)
         compute_end = stage(dma_end, compute)
         return Schedule(dma_end, compute_end, stage(compute_end, wb))
-    return _loop(compute, dma, wb, slots, shared)
+    s = Scheduler(slots=slots, shared=shared, keep=True)
+    s.feed(compute, dma, wb)
+    return s.finish()
 
 
-def _loop(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, slots: int, shared: bool) -> Schedule:
-    """One tile at a time, the event engine's rules; a shared channel serves the earlier request.
+class Scheduler:
+    """The contention schedule of a stream of tiles fed in chunks (``feed``), exact across chunks.
 
-    Runs of identical tiles are skipped exactly: the update from one tile to the next commutes
-    with shifting every time by the same amount, so once the whole state (this tile's ends, the
-    next load, the slot history, the channels) has advanced by one period ``P`` for ``slots + 1``
-    steps in a row, every further identical tile advances it by ``P`` again.
+    Between chunks it keeps the last tile (its step needs the next tile's DMA time) and the
+    state of the last ``slots`` steps; with ``keep`` it also keeps every end time (for tests and
+    small runs), otherwise only the total.
     """
-    n = len(compute)
-    c_l, d_l, w_l = compute.tolist(), dma.tolist(), wb.tolist()
-    d_end, c_end, w_end = [0] * n, [0] * n, [0] * n
-    rf_hist, wf_hist = [0] * n, [0] * n  # channel free times after each tile
-    run_end = _run_ends(c_l, d_l, w_l)
-    read_free = write_free = 0
-    prev_c = prev_w = 0
-    if n:
-        d_end[0] = d_l[0]
-        read_free = d_end[0]
-        if shared:
-            write_free = read_free
-    i = 0
-    while i < n:
-        out_slot = w_end[i - slots] if i >= slots else 0
-        ce = d_end[i] if d_end[i] > prev_c else prev_c
-        if out_slot > ce:
-            ce = out_slot
-        ce += c_l[i]
-        c_end[i] = prev_c = ce
-        wb_first = False
-        if i + 1 < n:
-            slot = c_end[i + 1 - slots] if i + 1 >= slots else 0
-            d_req = d_end[i] if d_end[i] > slot else slot
-            wb_first = shared and ce < d_req
-        if not wb_first and i + 1 < n:
-            start = d_req if d_req > read_free else read_free
-            d_end[i + 1] = read_free = start + d_l[i + 1]
-            if shared:
-                write_free = read_free
-        start = ce if ce > write_free else write_free
-        if prev_w > start:
-            start = prev_w
-        w_end[i] = prev_w = start + w_l[i]
-        write_free = prev_w
-        if shared:
-            read_free = write_free
-        if wb_first:
-            start = d_req if d_req > read_free else read_free
-            d_end[i + 1] = read_free = start + d_l[i + 1]
-            if shared:
-                write_free = read_free
-        rf_hist[i], wf_hist[i] = read_free, write_free
-        last = run_end[i] - 2  # the last tile whose step uses only this run's inputs
-        if last - i > 2 and _steady(i, slots, c_end, w_end, d_end, rf_hist, wf_hist, run_end):
-            p, count = c_end[i] - c_end[i - 1], last - i
-            for seq, base in ((c_end, i), (w_end, i), (rf_hist, i), (wf_hist, i), (d_end, i + 1)):
-                seq[base + 1 : base + 1 + count] = _arith(seq[base], p, count)
-            i = last
-            prev_c, prev_w = c_end[i], w_end[i]
-            read_free, write_free = rf_hist[i], wf_hist[i]
-        i += 1
-    return Schedule(np.array(d_end, np.int64), np.array(c_end, np.int64), np.array(w_end, np.int64))
+
+    def __init__(self, *, slots: int = 2, shared: bool = False, keep: bool = False) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self.slots, self.shared, self.keep = slots, shared, keep
+        self._pending: tuple[int, int, int] | None = None  # (C, D, W) of the last tile fed
+        self._d = 0  # end of the pending tile's DMA-in
+        self._c_hist = np.zeros(slots, np.int64)  # c of the last `slots` finished steps, oldest first
+        self._w_hist = np.zeros(slots, np.int64)
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._end = 0
+        self.tiles = 0
+
+    def feed(self, compute: np.ndarray, dma: np.ndarray, wb: np.ndarray) -> None:
+        """Add tiles (``(n,)`` integer cycles each); all but the last are scheduled now."""
+        c, d, w = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (compute, dma, wb))
+        if not len(c):
+            return
+        if self._pending is None:  # the very first tile: its DMA starts at 0
+            self._d = int(d[0])
+        else:
+            pc, pd, pw = self._pending
+            c, d, w = np.r_[pc, c], np.r_[pd, d], np.r_[pw, w]
+        self.tiles += len(c) - (self._pending is not None)
+        self._pending = (int(c[-1]), int(d[-1]), int(w[-1]))
+        if len(c) > 1:
+            self._steps(c[:-1], w[:-1], d[1:])
+
+    def finish(self) -> Schedule:
+        """Schedule the last tile and return the schedule (arrays only with ``keep``)."""
+        if self._pending is not None:
+            pc, _, pw = self._pending
+            # a zero-length DMA after the last tile changes nothing: on a shared channel it is
+            # served after the write-back or, when requested earlier, at a time the write-back
+            # could not have started before either
+            self._steps(np.array([pc]), np.array([pw]), np.zeros(1, np.int64))
+            self._pending = None
+        if not self.keep:
+            return Schedule(*(np.zeros(0, np.int64) for _ in range(3)), end_cycles=self._end)
+        if not self._parts:
+            return Schedule(*(np.zeros(0, np.int64) for _ in range(3)))
+        dn, c, w = (np.concatenate(p) for p in zip(*self._parts, strict=True))
+        d = np.r_[self._first_d, dn[:-1]]
+        return Schedule(d, c, w)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _steps(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
+        """Solve steps whose durations are given: compute ``C_i``, write-back ``W_i`` and the next
+        tile's DMA ``D_{i+1}``; commit them and advance the state."""
+        if self.keep and not self._parts:
+            self._first_d = self._d
+        n = len(c_dur)
+        if (not dn_dur.any() and not w_dur.any() and self._d <= self._c_hist[-1]
+                and self._w_hist.max() <= self._c_hist[-1]):
+            self._commit(*_transfer_free(c_dur, self._d, self._c_hist, self.shared))
+            return
+        est_c, est_w, est_dn = _relaxed(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist)
+        f, window = 0, MAX_WINDOW
+        while f < n:
+            g, sweeps = min(n, f + window), 0
+            while f < g:
+                c0, w0, dn0 = est_c[f:g], est_w[f:g], est_dn[f:g]
+                c, w, dn = _sweep(c_dur[f:g], w_dur[f:g], dn_dur[f:g], c0, w0, dn0, self._d, self._c_hist,
+                                  self._w_hist, self.slots, self.shared)
+                changed = np.flatnonzero((c != c0) | (w != w0) | (dn != dn0))
+                k = len(c) if len(changed) == 0 else int(changed[0])
+                if k:
+                    self._commit(c[:k], w[:k], dn[:k])
+                est_c[f:g], est_w[f:g], est_dn[f:g] = c, w, dn
+                f, sweeps = f + k, sweeps + 1
+                if f < g and sweeps >= 3:  # fresh estimates need two sweeps and a third to confirm
+                    if k < SLOW_ADVANCE:
+                        break
+                    if g - f > 16 * k:  # a sweep's work per committed step is too high: shorten it
+                        g = min(g, f + max(MIN_WINDOW, 4 * k))
+            if f < g:  # slow region: a stretch of steps by the scalar loop
+                g = min(n, f + LOOP_STRETCH)
+                self._commit(*_loop(c_dur[f:g], w_dur[f:g], dn_dur[f:g], self._d, self._c_hist,
+                                    self._w_hist, self.slots, self.shared))
+                f, window = g, MIN_WINDOW
+            else:
+                window = min(window * 2, MAX_WINDOW) if sweeps <= 3 else max(window // 2, MIN_WINDOW)
+
+    def _commit(self, c: np.ndarray, w: np.ndarray, dn: np.ndarray) -> None:
+        s = self.slots
+        self._c_hist = np.r_[self._c_hist, c][-s:]
+        self._w_hist = np.r_[self._w_hist, w][-s:]
+        self._d = int(dn[-1])
+        self._end = max(self._end, int(c[-1]), int(w[-1]))
+        if self.keep:
+            self._parts.append((dn.copy(), c.copy(), w.copy()))
 
 
-def _arith(start: int, step: int, count: int) -> list[int] | range:
-    """``start + step, start + 2·step, …`` (``count`` values)."""
-    return [start] * count if step == 0 else range(start + step, start + step * (count + 1), step)
+def _transfer_free(c_dur, d0: int, c_hist, shared: bool):
+    """Steps without transfer time, from a state whose transfers have caught up with the computes
+    (``d_0`` and every recent write-back end by the last compute end): the computes run back to
+    back, each write-back ends with its compute, and each DMA-in is requested (and ends) when both
+    its slot and the previous DMA-in are free — on a shared channel also after the previous
+    write-back, which is always served after it."""
+    c = int(c_hist[-1]) + np.cumsum(c_dur)
+    cc = np.concatenate((c_hist, c))
+    ready = cc[1 : len(c) + 1]  # c_{i+1−S}
+    if shared:
+        ready = np.maximum(ready, cc[len(c_hist) - 1 : -1])  # c_{i−1}
+    return c, c.copy(), np.maximum.accumulate(np.maximum(ready, d0))
 
 
-def _run_ends(c: list[int], d: list[int], w: list[int]) -> list[int]:
-    """For each tile, the end (exclusive) of the run of identical tiles it belongs to."""
-    n = len(c)
-    if n == 0:
-        return []
-    t = np.array([c, d, w])
-    ends = np.append(np.flatnonzero((t[:, 1:] != t[:, :-1]).any(axis=0)) + 1, n)
-    return ends[np.searchsorted(ends, np.arange(n), side="right")].tolist()
+def _relaxed(c_dur, w_dur, dn_dur, d0: int, c_hist, w_hist):
+    """First estimates: the stages without slot limits, each DMA-in right after the previous one."""
+    dn = d0 + np.cumsum(dn_dur)
+    d = np.concatenate(([d0], dn[:-1]))
+    d[0] = max(d0, int(c_hist[-1]))
+    c = stage(d, c_dur)
+    ready_w = c.copy()
+    ready_w[0] = max(ready_w[0], int(w_hist[-1]))
+    return c, stage(ready_w, w_dur), dn
 
 
-def _steady(i: int, slots: int, c_end: list[int], w_end: list[int], d_end: list[int],
-            rf: list[int], wf: list[int], run_end: list[int]) -> bool:
-    """Whether the state after tile ``i`` is the state after ``i − 1`` shifted by one period."""
-    back = slots + 2
-    if i < back or run_end[i - back] != run_end[i]:
-        return False  # the last steps must all belong to this run
-    p = c_end[i] - c_end[i - 1]
-    for k in range(slots + 1):
-        j = i - k
-        if (c_end[j] - c_end[j - 1] != p or w_end[j] - w_end[j - 1] != p or d_end[j + 1] - d_end[j] != p
-                or rf[j] - rf[j - 1] != p or wf[j] - wf[j - 1] != p):
-            return False
-    return True
+def _sweep(c_dur, w_dur, dn_dur, c_old, w_old, dn_old, d0: int, c_hist, w_hist, slots: int, shared: bool):
+    """One fixed-point sweep over steps ``0..m-1`` from the exact state before step 0."""
+    m = len(c_dur)
+    cc = np.r_[c_hist, c_old]  # c_{i−S} … : index i of step i−S
+    ww = np.r_[w_hist, w_old]
+    c_next_slot = cc[1 : m + 1]  # c_{i+1−S}: the compute that frees the next tile's input slot
+    d_old = np.r_[d0, dn_old[:-1]]
+    if not shared:
+        ready = c_next_slot.copy()
+        ready[0] = max(ready[0], d0)
+        dn = stage(ready, dn_dur)
+        d = np.r_[d0, dn[:-1]]
+    else:
+        d_req = np.maximum(d_old, c_next_slot)
+        wb_first = c_old < d_req
+        ready_seq = np.empty(2 * m, np.int64)
+        dur_seq = np.empty(2 * m, np.int64)
+        pos_w = 2 * np.arange(m) + (~wb_first)
+        pos_d = 2 * np.arange(m) + wb_first
+        ready_seq[pos_w], dur_seq[pos_w] = c_old, w_dur
+        ready_seq[pos_d], dur_seq[pos_d] = c_next_slot, dn_dur
+        ready_seq[0] = max(ready_seq[0], d0, int(w_hist[-1]))  # the channel is free after both
+        end = stage(ready_seq, dur_seq)
+        dn = end[pos_d]
+        w_chan = end[pos_w]
+        d = np.r_[d0, dn[:-1]]
+    ready_c = np.maximum(d, ww[:m])
+    ready_c[0] = max(ready_c[0], int(c_hist[-1]))
+    c = stage(ready_c, c_dur)
+    if not shared:
+        ready_w = c.copy()
+        ready_w[0] = max(ready_w[0], int(w_hist[-1]))
+        w = stage(ready_w, w_dur)
+    else:
+        w = w_chan
+    return c, w, dn
+
+
+def _loop(c_dur, w_dur, dn_dur, d0: int, c_hist, w_hist, slots: int, shared: bool):
+    """The same steps one at a time (plain integers): for stretches where sweeps converge slowly."""
+    m = len(c_dur)
+    cl, wl, dl = c_dur.tolist(), w_dur.tolist(), dn_dur.tolist()
+    ch, wh = [int(v) for v in c_hist], [int(v) for v in w_hist]  # grow as steps finish
+    c_out, w_out, dn_out = [0] * m, [0] * m, [0] * m
+    d = d0
+    free = max(d0, wh[-1])  # shared channel: free after the last write-back and this DMA
+    for i in range(m):
+        ce = max(d, ch[-1], wh[-slots]) + cl[i]
+        d_req = max(d, ch[-slots + 1] if slots > 1 else ce)
+        if not shared:
+            dn = d_req + dl[i]
+            we = max(ce, wh[-1]) + wl[i]
+        elif ce < d_req:  # the write-back was requested first
+            we = max(ce, free) + wl[i]
+            dn = max(d_req, we) + dl[i]
+            free = dn
+        else:
+            dn = max(d_req, free) + dl[i]
+            we = max(ce, dn) + wl[i]
+            free = we
+        ch.append(ce)
+        wh.append(we)
+        c_out[i], w_out[i], dn_out[i], d = ce, we, dn, dn
+    return (np.array(c_out, np.int64), np.array(w_out, np.int64), np.array(dn_out, np.int64))

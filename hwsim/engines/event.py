@@ -66,3 +66,24 @@ def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2,
         env.process(proc())
     env.run()
     return Schedule(np.array(d_end, np.int64), np.array(c_end, np.int64), np.array(w_end, np.int64))
+
+
+class Scheduler:
+    """Chunk-fed front of :func:`run`: collects the tiles' cycles and simulates them at ``finish``."""
+
+    def __init__(self, *, slots: int = 2, shared: bool = False) -> None:
+        self.slots, self.shared = slots, shared
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.tiles = 0
+
+    def feed(self, compute: np.ndarray, dma: np.ndarray, wb: np.ndarray) -> None:
+        part = tuple(np.asarray(v, dtype=np.int64).reshape(-1) for v in (compute, dma, wb))
+        self._parts.append(part)
+        self.tiles += len(part[0])
+
+    def finish(self) -> Schedule:
+        if not self._parts:
+            return run(*(np.zeros(0, np.int64) for _ in range(3)), slots=self.slots, shared=self.shared)
+        c, d, w = (np.concatenate(p) for p in zip(*self._parts, strict=True))
+        self._parts = []
+        return run(c, d, w, slots=self.slots, shared=self.shared)

@@ -12,7 +12,8 @@ uncompressed. Counts-only iterations are not compressed (no mask to compress).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,21 +21,22 @@ import numpy as np
 from archs import Architecture
 from traces.layer import LayerSpec
 
-from ..energy import pass_energy
-from ..engines import backend as timing_backend
+from ..engines import BACKEND_NAMES
 from ..errors import MappingError
 from ..layer_input import LayerInput
 from ..update import layer_update_row, state_tensors, update_row
 from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
 from ..workload import OPERAND_KIND, effectual, operands
+from . import tiles
 from .expected import expected_tile_costs
-from .mapping import buffers, map_gemm
+from .mapping import Mapping, buffers, map_gemm
 from .structured import is_nm, nm_compress
-from .tiles import DENSE, Features, TileCosts, tile_costs
-from .traffic import traffic
+from .tiles import DENSE, Features, TileCosts, tile_chunks
+from .timing import PassTimer, buffer_bytes_per_cycle, transfer_free
 
-# Measured peak memory per tile of one pass (tile costs, dense baseline, timing state): 510-540 bytes
-# on eyeriss-v2-pe layers of 0.45-1.8 M tiles (ws and os, 2 cores); 600 leaves a margin.
+# Measured peak memory per tile of a chunk (tile costs, traffic, transfer cycles): 510-540 bytes on
+# eyeriss-v2-pe layers of 0.45-1.8 M tiles (ws and os, 2 cores); 600 leaves a margin. Tiles are
+# costed and timed in chunks of at most TILES_PER_CHUNK (or one column fold, if larger).
 BYTES_PER_TILE = 600
 
 
@@ -44,15 +46,17 @@ def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | Non
     ``memory_budget_bytes``: a pass whose estimated peak memory exceeds it is refused up front."""
     if arch.compute is None:
         map_gemm(1, 1, 1, arch)  # raises the family's MappingError
-    ctx = _Context(arch, dataflow or arch.compute.dataflow, timing_backend(backend), stream_chunk, manifest)
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKEND_NAMES)}")
+    ctx = _Context(arch, dataflow or arch.compute.dataflow, backend, stream_chunk, manifest)
     ctx.memory_budget_bytes = memory_budget_bytes
     return ctx
 
 
 class _Context:
-    def __init__(self, arch: Architecture, dataflow: str, engine: Callable, chunk: int | None,
+    def __init__(self, arch: Architecture, dataflow: str, backend: str, chunk: int | None,
                  manifest: dict[str, Any]) -> None:
-        self.arch, self.dataflow, self.engine, self.chunk = arch, dataflow, engine, chunk
+        self.arch, self.dataflow, self.backend, self.chunk = arch, dataflow, backend, chunk
         self.features = Features.of(arch)
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
@@ -61,6 +65,16 @@ class _Context:
         self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
         self.systolic = arch.compute.microarchitecture == "systolic"
         self.baselines: dict[tuple, dict] = {}  # dense baselines, reused across iterations
+        # Where no transfer takes time and the buffers feed the array at any rate, the schedule is
+        # the sum of the tiles' compute cycles and every other count a sum over tiles, so a fold's
+        # stream chunks are merged into one entry — exact as long as each count is a sum over the
+        # chunks: not a per-PE-skipping fold's slowest PE (unless the array is a single PE) and not
+        # a csr/csc pointer count (rounded up per tile).
+        free = transfer_free(arch) and not buffer_bytes_per_cycle(arch)
+        self.merge_dense = free
+        single_pe = arch.compute.rows * arch.compute.cols == 1
+        self.merge_sparse = free and (not self.features.pe_skip or single_pe) \
+            and not any(f.format in ("csr", "csc") for f in arch.sparse.formats)
 
 
 def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
@@ -122,12 +136,20 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
         res = _residency(mp, eb, buffers(ctx.arch))
         d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
-        sparse = TileCosts.concat([expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)] * g.groups)
+        budget = ctx.memory_budget_bytes
+        if budget is not None and mp.n_tiles * BYTES_PER_TILE > budget:  # expected costs are not chunked
+            raise MappingError(
+                f"layer {spec.name}, {pass_} (counts only): {mp.n_tiles:,} expected tiles need about "
+                f"{mp.n_tiles * BYTES_PER_TILE / 2**30:.1f} GiB, over the memory budget of "
+                f"{budget / 2**30:.1f} GiB; record masks for this iteration, use a larger array or stream "
+                "chunk, or raise --memory-budget")
+        timer = _timer(ctx, eb, [(mp, res)], dense_baseline=False)
+        sparse = expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)
+        for _ in range(g.groups):
+            timer.add(sparse)
         vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
-        out = _timed(ctx, sparse, eb, vec, dense_baseline=False)
-        dense_tile = tile_costs(None, None, None, mp, DENSE, res)  # cheap: no masks
-        base = _baseline(ctx, (spec.name, pass_, it.batch, vec), out, True, eb, vec,
-                         lambda t=dense_tile, n=g.groups: [t] * n)
+        out = timer.row(vec)
+        base = _baseline(ctx, (spec.name, pass_, it.batch, vec), out, True, eb, vec, [(mp, res)] * g.groups)
         row = _compare(ctx, pass_, out, base)
         row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(g.macs * d_a * d_b * d_need)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=it.batch, batch=it.batch,
@@ -140,10 +162,10 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
               cache: dict) -> dict:
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
-    _check_memory(ctx, spec, pass_, batch, eb)
+    max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
     groups = operands(spec, pass_, masks, cache)
     bufs = buffers(arch)
-    sparse, dense = [], []
+    sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:
         m, k, n = g.dims
         try:
@@ -157,7 +179,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             a, b = nm_compress(g.a, g.b, *nm)  # the array runs M × K' × N (K' ≈ K·n/m)
             mp_run = map_gemm(m, b.shape[0], n, arch, ctx.dataflow, eb, ctx.chunk)
             res_run = _residency(mp_run, eb, bufs)
-        sparse.append(tile_costs(a, b, g.need, mp_run, ctx.features, res_run))
+        sparse.append((a, b, g.need, mp_run, res_run))
         dense.append((mp, res))
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
     base_vec = vec
@@ -168,44 +190,83 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             t = transpose_work(moved, w_nnz)
             vec = VectorWork(vec.ops + t.ops, vec.offchip_read_bytes + t.offchip_read_bytes,
                              vec.offchip_write_bytes + t.offchip_write_bytes)
-    out = _timed(ctx, TileCosts.concat(sparse), eb, vec, dense_baseline=False)
-    base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec,
-                     lambda: [tile_costs(None, None, None, mp, DENSE, res) for mp, res in dense])
+    timer = _timer(ctx, eb, [(mp, res) for *_, mp, res in sparse], dense_baseline=False)
+    for a, b, need, mp, res in sparse:
+        for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse):
+            timer.add(t)
+    out = timer.row(vec)
+    base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec, dense,
+                     max_tiles)
     row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
     return row
 
 
-def _check_memory(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> None:
-    """Refuse a pass whose estimated peak memory (tiles × BYTES_PER_TILE plus the operand masks)
-    is over the budget, before anything large is allocated, with the estimate and the fixes."""
+def _tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
+                 features: Features, res: dict[str, bool], max_tiles: int | None,
+                 merge: bool) -> Iterator[TileCosts]:
+    """The group's tile costs in chunks; with ``merge``, one entry per fold standing for the fold's
+    stream chunks (the same tile model with one chunk of the whole streamed dimension)."""
+    if not merge or mp.chunks <= 1:
+        yield from tile_chunks(a, b, need, mp, features, res, max_tiles)
+        return
+    whole = replace(mp, stream_chunk=max(mp.stream_dim, 1))
+    for t in tile_chunks(a, b, need, whole, features, res, max_tiles):
+        t.merged_tiles = t.n * mp.chunks
+        yield t
+
+
+def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> int:
+    """Tiles to cost and time at once in this pass: ``TILES_PER_CHUNK``, or fewer so that a chunk
+    (× BYTES_PER_TILE) and the operand masks stay within the memory budget. A pass whose single
+    row fold (its stream chunks are never split) does not fit is refused up front, before anything
+    large is allocated, with the estimate and the fixes."""
+    limit = tiles.TILES_PER_CHUNK
     budget = ctx.memory_budget_bytes
     if budget is None:
-        return
+        return limit
     g = spec.gemm(pass_, batch)
+    masks = 2 * g.m * g.k * g.groups  # boolean operand masks (A and needs)
     try:
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
     except MappingError:
-        return  # the replay itself reports why it does not map
-    tiles = mp.row_folds * mp.col_folds * -(-mp.stream_dim // mp.stream_chunk) * g.groups
-    need = tiles * BYTES_PER_TILE + 2 * g.m * g.k * g.groups  # + boolean operand masks (A and needs)
+        return limit  # the replay itself reports why it does not map
+    least = max(mp.chunks, 1)  # one row fold's stream chunks
+    need = least * BYTES_PER_TILE + masks
     if need > budget:
         raise MappingError(
-            f"layer {spec.name}, {pass_}: {tiles:,} tiles need about {need / 2**30:.1f} GiB, over the memory "
-            f"budget of {budget / 2**30:.1f} GiB; replay fewer samples (record with --mask-samples), use a "
-            "larger array or stream chunk, or raise --memory-budget (chunked replay is not built yet)")
+            f"layer {spec.name}, {pass_}: one row fold of {least:,} tiles and the operand masks need "
+            f"about {need / 2**30:.1f} GiB, over the memory budget of {budget / 2**30:.1f} GiB; replay fewer "
+            "samples (record with --mask-samples), use a larger array or stream chunk, or raise "
+            "--memory-budget")
+    return max(least, min(limit, int((budget - masks) // BYTES_PER_TILE)))
 
 
 def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[str, float],
-              vec: VectorWork, dense_tiles: Callable[[], list[TileCosts]]) -> dict:
+              vec: VectorWork, dense: list[tuple[Mapping, dict[str, bool]]],
+              max_tiles: int | None = None) -> dict:
     """The dense baseline of a pass: the replay itself on a machine without sparse features
     (same tiles, bytes and work); otherwise computed once per layer, pass, batch and non-GEMM
-    work — it does not depend on the masks — and reused across iterations."""
+    work — it does not depend on the masks — and reused across iterations. ``dense``: each
+    group's mapping and residency."""
     if same_work and ctx.features.dense and not ctx.arch.sparse.formats:
         return out
     if key not in ctx.baselines:
-        ctx.baselines[key] = _timed(ctx, TileCosts.concat(dense_tiles()), eb, vec, dense_baseline=True)
+        timer = _timer(ctx, eb, dense, dense_baseline=True)
+        for mp, res in dense:
+            for t in _tile_chunks(None, None, None, mp, DENSE, res, max_tiles, ctx.merge_dense):
+                timer.add(t)
+        ctx.baselines[key] = timer.row(vec)
     return ctx.baselines[key]
+
+
+def _timer(ctx: _Context, eb: dict[str, float], runs: list[tuple[Mapping, dict[str, bool]]], *,
+           dense_baseline: bool) -> PassTimer:
+    """A pass timer for these groups' mappings: partial sums spill (and are read back) in ws and
+    is when they do not stay on chip across the row folds."""
+    spills = any(mp.dataflow in ("ws", "is") and not res["c"] and mp.row_folds > 1 for mp, res in runs)
+    return PassTimer(ctx.arch, ctx.backend, eb, dense_baseline=dense_baseline,
+                     read_operands={"a", "b"} | ({"c"} if spills else set()), systolic=ctx.systolic)
 
 
 def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
@@ -228,84 +289,6 @@ def _residency(mp: Any, eb: dict[str, float], bufs: dict[str, tuple[str, float]]
 
     stream_out = {"ws": mp.m, "is": mp.n, "os": mp.cols}[mp.dataflow]
     return {"a": fits("a", mp.m * mp.k), "b": fits("b", mp.k * mp.n), "c": fits("c", stream_out * mp.cols)}
-
-
-def _timed(ctx: _Context, t: TileCosts, eb: dict[str, float], vec: VectorWork, *,
-           dense_baseline: bool) -> dict:
-    arch = ctx.arch
-    tr = traffic(arch, t, eb, dense_baseline)
-    compute = t.compute_cycles.copy()
-    buf_bw = _buffer_bytes_per_cycle(arch)
-    if buf_bw:
-        fed = sum(t.buf_read[op] * eb[op] for op in ("a", "b"))
-        compute = np.maximum(compute, np.ceil(fed / buf_bw).astype(np.int64))
-    dma, wb, shared = _transfers(arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
-    sched = ctx.engine(compute, dma, wb, shared=shared)
-    quirk = 1 if ctx.systolic and len(compute) else 0  # SCALE-Sim's Total Cycles: the sum minus 1
-    gemm_cycles = sched.total_cycles - quirk
-    vec_cycles = vec.cycles(arch)
-    cycles = max(gemm_cycles, vec_cycles)  # the vector unit works on outputs as they are written back
-    actual, gated = int(t.actual.sum()), int(t.gated.sum())
-    energy = pass_energy(arch, actual_macs=actual, gated_macs=gated, traffic=tr.totals,
-                         vector_ops=vec.ops, cycles=cycles)
-    row: dict[str, Any] = {
-        "cycles": int(cycles), "gemm_cycles": int(gemm_cycles), "compute_cycles": int(t.compute_cycles.sum()),
-        "stall_cycles": int(max(sched.total_cycles - int(compute.sum()), 0)),
-        "vector_cycles": int(vec_cycles), "tiles": int(t.n),
-        "algorithmic_macs": int(t.algorithmic.sum()), "actual_macs": actual, "gated_macs": gated,
-        "skipped_macs": int(t.skipped.sum()), "vector_ops": float(vec.ops),
-        "energy_pj": float(sum(energy.values())),
-    }
-    for comp, pj in energy.items():
-        row[f"energy_{comp}_pj"] = pj
-    for (comp, op, kind, direction), moved in tr.totals.items():
-        suffix = "" if kind == "data" else "_metadata"
-        row[f"{comp}_{op}{suffix}_{direction}_bytes"] = moved
-    return row
-
-
-def _buffer_bytes_per_cycle(arch: Architecture) -> float:
-    """Bytes per cycle the staging buffer(s) can feed the array (0: unlimited)."""
-    names = {b for b, _ in buffers(arch).values() if b}
-    bws = [arch.memory(n).bandwidth_bytes_per_s for n in names]
-    if not bws or any(b == 0 for b in bws):
-        return 0.0
-    return sum(bws) / arch.clock_hz
-
-
-def _transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarray,
-               n: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Per-tile DMA-in and write-back cycles over the off-chip channels, and whether they share one.
-
-    An operand travels on the link between the off-chip level and its buffer if the architecture
-    has one, else on the off-chip memory's own channel. Reads on different channels overlap.
-    """
-    off = arch.off_chip
-
-    def channel(op: str, read: bool) -> tuple[str, float]:
-        for ln in arch.links:
-            end = ln.source if read else ln.destination
-            if op in ln.operands and end == off.name:
-                return ln.name, ln.bandwidth_bytes_per_s
-        return off.name, off.bandwidth_bytes_per_s
-
-    per_channel: dict[str, tuple[float, np.ndarray]] = {}
-    for op, moved in reads.items():
-        name, bw = channel(op, True)
-        per_channel[name] = (bw, per_channel.get(name, (bw, np.zeros(n)))[1] + moved)
-    dma = np.zeros(n, np.int64)
-    for bw, moved in per_channel.values():
-        dma = np.maximum(dma, _cycles(arch, bw, moved))
-    wname, wbw = channel("c", False)
-    return dma, _cycles(arch, wbw, writes), wname in per_channel
-
-
-def _cycles(arch: Architecture, bandwidth: float, moved: np.ndarray) -> np.ndarray:
-    if bandwidth <= 0:
-        return np.zeros(len(moved), np.int64)
-    per_cycle = bandwidth / arch.clock_hz
-    cyc = np.ceil(moved / per_cycle).astype(np.int64)
-    return np.where(moved > 0, cyc + arch.off_chip.latency_cycles, 0)
 
 
 def _update(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0, changed: bool = False) -> dict:

@@ -20,7 +20,8 @@ Micro-architectures (DESIGN.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -80,10 +81,16 @@ class TileCosts:
     dram_read: dict[str, np.ndarray] = field(default_factory=dict)  # dense elements fetched
     dram_read_nz: dict[str, np.ndarray] = field(default_factory=dict)
     dram_write: dict[str, np.ndarray] = field(default_factory=dict)  # c (and psum spills)
+    merged_tiles: int | None = None  # tiles the entries stand for, where entries merge several
 
     @property
     def n(self) -> int:
         return len(self.compute_cycles)
+
+    @property
+    def count(self) -> int:
+        """Tiles these costs cover (entries, unless several tiles were merged into one entry)."""
+        return self.n if self.merged_tiles is None else self.merged_tiles
 
     @classmethod
     def concat(cls, parts: list[TileCosts]) -> TileCosts:
@@ -167,8 +174,61 @@ def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     return _block_reduce(x, axis, size, np.maximum)
 
 
+TILES_PER_CHUNK = 1 << 18  # tiles costed at once by tile_chunks (≈ 150 MB of per-tile arrays)
+
+
+def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
+                features: Features, resident: dict[str, bool] | None = None,
+                max_tiles: int | None = None) -> Iterator[TileCosts]:
+    """:func:`tile_costs` of one GEMM group in consecutive chunks of at most ``max_tiles`` (default
+    ``TILES_PER_CHUNK``) tiles, in loop order; concatenated, the chunks equal ``tile_costs`` of
+    the whole group exactly.
+
+    A chunk is whole column folds (the outermost loop: ``cols`` columns of the output, ``n`` in ws
+    and os, ``m`` in is) or, where one column fold has more tiles than ``max_tiles``, a range of
+    its row folds (``rows`` rows of ``k`` in ws and is, of ``m`` in os); a single row fold's
+    stream chunks are never split. Each chunk is the same tile model on the operands' slices.
+    """
+    limit = TILES_PER_CHUNK if max_tiles is None else max_tiles
+    per_row = max(mp.chunks, 1)
+    per_fold = max(mp.row_folds, 1) * per_row
+    cols, rows = max(mp.col_folds, 1), max(mp.row_folds, 1)
+    col_step = max(1, limit // per_fold)
+    row_step = rows if per_fold <= limit else max(1, limit // per_row)
+    if col_step >= cols and row_step >= rows:
+        yield tile_costs(a, b, need, mp, features, resident)
+        return
+    # the axes of (a, b, need) that the column and the row folds cut
+    col_cut = {"ws": ("b", 1), "os": ("b", 1), "is": ("a", 0)}[mp.dataflow]
+    row_cut = {"ws": (("a", 1), ("b", 0)), "is": (("a", 1), ("b", 0)), "os": (("a", 0),)}[mp.dataflow]
+    ops = {"a": a, "b": b}
+    for c0 in range(0, cols, col_step):
+        c_lo, c_hi = c0 * mp.cols, min(mp.col_dim, (c0 + col_step) * mp.cols)
+        sub_ops = dict(ops)
+        op, axis = col_cut
+        if sub_ops[op] is not None:
+            sub_ops[op] = sub_ops[op][:, c_lo:c_hi] if axis == 1 else sub_ops[op][c_lo:c_hi]
+        sub_need = None if need is None else (need[c_lo:c_hi] if mp.dataflow == "is" else need[:, c_lo:c_hi])
+        col_dim = {"ws": "n", "os": "n", "is": "m"}[mp.dataflow]
+        col_mp = replace(mp, **{col_dim: c_hi - c_lo})
+        for r0 in range(0, rows, row_step):
+            r_lo, r_hi = r0 * mp.rows, min(mp.row_dim, (r0 + row_step) * mp.rows)
+            if row_step >= rows:
+                yield tile_costs(sub_ops["a"], sub_ops["b"], sub_need, col_mp, features, resident, (c0, 0))
+                continue
+            cut = dict(sub_ops)
+            for op, axis in row_cut:
+                if cut[op] is not None:
+                    cut[op] = cut[op][:, r_lo:r_hi] if axis == 1 else cut[op][r_lo:r_hi]
+            row_need = sub_need if (sub_need is None or mp.dataflow != "os") else sub_need[r_lo:r_hi]
+            row_dim = {"ws": "k", "is": "k", "os": "m"}[mp.dataflow]
+            row_mp = replace(col_mp, **{row_dim: r_hi - r_lo})
+            yield tile_costs(cut["a"], cut["b"], row_need, row_mp, features, resident, (c0, r0), rows)
+
+
 def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
-               features: Features, resident: dict[str, bool] | None = None) -> TileCosts:
+               features: Features, resident: dict[str, bool] | None = None,
+               origin: tuple[int, int] = (0, 0), row_folds: int | None = None) -> TileCosts:
     """Costs of every tile of one GEMM group.
 
     Args:
@@ -176,23 +236,28 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
         need: bool ``(M, N)`` needed outputs, or None (all).
         resident: per operand, whether all of it stays in its buffer during the pass (it is
             fetched from DRAM once instead of once per outer fold).
+        origin: the indices of ``mp``'s first column fold and first row fold, and ``row_folds``
+            the row folds of the whole GEMM, when ``mp`` covers a part of a GEMM's folds
+            (:func:`tile_chunks`).
     """
     res = {"a": False, "b": False, "c": False, **(resident or {})}
     if mp.dataflow == "is":  # IS on A·B is WS on Bᵀ·Aᵀ with the operands' roles swapped
         swapped = Mapping("ws", mp.rows, mp.cols, mp.n, mp.k, mp.m, mp.stream_chunk)
         t = _ws(None if b is None else b.T, None if a is None else a.T, None, swapped,
                 Features(features.gate, frozenset({"a": "b", "b": "a"}[o] for o in features.skip),
-                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]})
+                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]},
+                origin, row_folds)
         for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
             d = getattr(t, name)
             setattr(t, name, {{"a": "b", "b": "a"}.get(k, k): v for k, v in d.items()})
         return t
     if mp.dataflow == "ws":
-        return _ws(a, b, need, mp, features, res)
-    return _os(a, b, need, mp, features, res)
+        return _ws(a, b, need, mp, features, res, origin, row_folds)
+    return _os(a, b, need, mp, features, res, origin)
 
 
-def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tuple[int, int] = (0, 0),
+        row_folds: int | None = None) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, KF, CH = g.shape
@@ -234,17 +299,19 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     out.buf_read = {"a": a_sent, "b": b_first}
     out.buf_read_nz = {"a": np.where(fold_alive, a_nz, 0), "b": np.where(first & fold_alive, b_nz, 0)}
     # DRAM: B tiles once; A chunks per tile unless A stays resident (then in the first column fold)
-    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
+    first_col = (np.arange(origin[0], origin[0] + NF)[:, None, None] == 0) & (grid > 0)
     fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
     out.dram_read = {"a": np.where(fetch_a, length * used_r, 0), "b": np.where(first, used_r * used_c, 0)}
     out.dram_read_nz = {"a": np.where(fetch_a, np.broadcast_to(a_nz, grid.shape), 0),
                         "b": np.where(first, np.broadcast_to(b_nz, grid.shape), 0)}
-    last_k = np.arange(KF)[None, :, None] == KF - 1
+    kf_all = KF if row_folds is None else row_folds  # row folds of the whole GEMM
+    k_index = np.arange(origin[1], origin[1] + KF)[None, :, None]
+    last_k = k_index == kf_all - 1
     c_out = length * used_c
-    spill = not res["c"] and KF > 1  # partial sums of all chunks do not stay on chip
+    spill = not res["c"] and kf_all > 1  # partial sums of all chunks do not stay on chip
     out.dram_write = {"c": np.where(last_k | spill, c_out, 0)}
     if spill:
-        out.dram_read["c"] = np.where(np.arange(KF)[None, :, None] > 0, c_out, 0)
+        out.dram_read["c"] = np.where(k_index > 0, c_out, 0)
         out.dram_read_nz["c"] = out.dram_read["c"]
     out.buf_read["c"] = np.zeros_like(c_out)
     out.buf_read_nz["c"] = np.zeros_like(c_out)
@@ -252,11 +319,11 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     return _flat(out)
 
 
-def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts:
+def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
+        origin: tuple[int, int] = (0, 0)) -> TileCosts:
     r, c, s = mp.rows, mp.cols, mp.stream_chunk
     g = grid_of(mp)
     NF, MF, CH = g.shape
-    ch_len = g.length[0, 0]
     grid = np.ones(g.shape, np.int64)
     used_r, used_c, length, first, last = g.used_r, g.used_c, g.length, g.first, g.last
     algorithmic = g.algorithmic
@@ -265,29 +332,23 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
     else:
-        acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
-        bcnt = _block_sum(b, 1, c)  # (K, NF)
+        if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
+            af, bf = _padded(a, MF * r, mp.k), _padded(b, mp.k, NF * c)
+            acnt = af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) non-zeros per row fold, k
+            bcnt = bf.reshape(mp.k, NF, c).sum(axis=2).astype(np.int64)  # (K, NF)
+        else:
+            acnt = _block_sum(a, 0, r)  # (MF, K) non-zeros per row fold and k
+            bcnt = _block_sum(b, 1, c)  # (K, NF)
         a3 = _block_sum(acnt, 1, s)  # (MF, CH)
         b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            af, bf = a.astype(np.float32), b.astype(np.float32)
-            t = np.empty(grid.shape, np.int64)
-            actual = np.empty(grid.shape, np.int64)
-            for h in range(CH):  # one matmul in total, cut at the stream chunks
-                ks = slice(h * s, h * s + ch_len[h])
-                work = af[:, ks] @ bf[ks, :]  # (M, N) effectual pairs per PE (exact integers)
-                if need is not None:
-                    work *= need
-                    actual[:, :, h] = np.rint(_block_sum(_block_sum(work, 0, r), 1, c)).astype(np.int64).T
-                else:  # a tile's pairs: its row-block counts of A times column-block counts of B
-                    actual[:, :, h] = (acnt[:, ks] @ bcnt[ks, :]).T
-                t[:, :, h] = _block_max(_block_max(work, 0, r), 1, c).T
+            t, actual = _os_pe_work(af, bf, need, r, c, s, CH, acnt, bcnt)
             a_sent, b_sent = used_r * length, length * used_c
         else:
-            pairs = np.stack([acnt[:, h * s : h * s + ch_len[h]] @ bcnt[h * s : h * s + ch_len[h]]
-                              for h in range(CH)], axis=-1).transpose(1, 0, 2)  # (NF, MF, CH)
+            pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
+            pairs = np.rint(pairs).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
             live = np.ones((MF, mp.k, NF), dtype=bool)
             if "a" in f.skip:
                 live &= (acnt > 0)[:, :, None]
@@ -304,8 +365,8 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     out.buf_read = {"a": a_sent, "b": b_sent, "c": np.zeros_like(grid)}
     out.buf_read_nz = {"a": np.broadcast_to(a_nz, grid.shape), "b": np.broadcast_to(b_nz, grid.shape),
                        "c": np.zeros_like(grid)}
-    first_col = (np.arange(NF)[:, None, None] == 0) & (grid > 0)
-    first_row = (np.arange(MF)[None, :, None] == 0) & (grid > 0)
+    first_col = (np.arange(origin[0], origin[0] + NF)[:, None, None] == 0) & (grid > 0)
+    first_row = (np.arange(origin[1], origin[1] + MF)[None, :, None] == 0) & (grid > 0)
     fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
     fetch_b = first_row if res["b"] else np.ones_like(grid, dtype=bool)
     out.dram_read = {"a": np.where(fetch_a, used_r * length, 0), "b": np.where(fetch_b, length * used_c, 0)}
@@ -314,6 +375,65 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool]) -> TileCosts
     c_out = np.where(last, used_r * used_c, 0)
     out.dram_write = {"c": c_out, "c_array": c_out}
     return _flat(out)
+
+
+def _chunk_products(x: np.ndarray, y: np.ndarray, s: int, h0: int, h1: int) -> np.ndarray:
+    """``x[:, K_h] @ y[K_h, :]`` for stream chunks ``h0 ≤ h < h1`` of ``s`` (the last may be
+    shorter), as one batched matmul: ``(h1 − h0, X, Y)`` in ``x``'s dtype."""
+    k0, k1 = h0 * s, min(x.shape[1], h1 * s)
+    full = (k1 - k0) // s
+    out = np.empty((h1 - h0, x.shape[0], y.shape[1]), x.dtype)
+    if full:
+        xs = x[:, k0 : k0 + full * s].reshape(x.shape[0], full, s).transpose(1, 0, 2)
+        np.matmul(xs, y[k0 : k0 + full * s].reshape(full, s, y.shape[1]), out=out[:full])
+    if full < h1 - h0:
+        np.matmul(x[:, k0 + full * s : k1], y[k0 + full * s : k1], out=out[full])
+    return out
+
+
+def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``x`` as float32 ``(rows, cols)``, zero beyond its own extent (one pass when no padding)."""
+    if x.shape == (rows, cols):
+        return x.astype(np.float32)
+    out = np.zeros((rows, cols), np.float32)
+    out[: x.shape[0], : x.shape[1]] = x
+    return out
+
+
+def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
+                chunks: int, acnt: np.ndarray, bcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
+    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
+
+    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices (exact: a
+    PE's count is at most the chunk length, below 2**24; BLAS reads the slices in place),
+    zero-padded to whole PE blocks (a padded PE has no pairs, which changes no block's maximum or
+    sum), reduced over the PE rows (contiguous) and then the columns. A tile's pairs are its
+    row-block counts of A times the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt``
+    ``(K, NF)``) unless some outputs are not needed. ``af`` ``(MF·r, K)`` and ``bf`` ``(K, NF·c)``
+    are the operands so padded (:func:`_padded`)."""
+    k = af.shape[1]
+    mf, nf = af.shape[0] // r, bf.shape[1] // c
+    needf = None if need is None else _padded(need, mf * r, nf * c)
+    t = np.empty((chunks, mf, nf), np.float32)
+    actual = np.empty((chunks, mf, nf), np.float64)  # block sums can pass 2**24 where t cannot
+    ac, bc = acnt.astype(np.float64), bcnt.astype(np.float64)
+    for h in range(chunks):
+        ks = slice(h * s, min(k, (h + 1) * s))
+        work = af[:, ks] @ bf[ks]  # (M, N) effectual pairs per PE
+        if needf is not None:
+            work *= needf  # a PE whose output is not needed does nothing
+        if r == c == 1:
+            t[h] = work
+            actual[h] = work
+            continue
+        rows = work.reshape(mf, r, nf * c)
+        t[h] = rows.max(axis=1).reshape(mf, nf, c).max(axis=2)
+        if needf is not None:
+            actual[h] = rows.sum(axis=1, dtype=np.float64).reshape(mf, nf, c).sum(axis=2)
+        else:
+            actual[h] = ac[:, ks] @ bc[ks]
+    return t.astype(np.int64).transpose(2, 1, 0), actual.astype(np.int64).transpose(2, 1, 0)
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:

@@ -55,3 +55,33 @@ def test_expected_close_to_exact_on_uniform_masks(df, pe_skip):
     assert abs(expected.compute_cycles.sum() / exact.compute_cycles.sum() - 1) < 0.05
     assert abs(expected.actual.sum() / exact.actual.sum() - 1) < 0.02
     assert (expected.algorithmic == exact.algorithmic).all()
+
+
+def test_counts_only_pass_over_the_memory_budget_is_refused_up_front(tmp_path):
+    """Expected tile costs are built for a whole pass at once: over the budget, a one-line refusal
+    naming the tile count (the exact iteration of the same trace still replays, in chunks)."""
+    from hwsim.errors import MappingError
+    from hwsim.npu.mapping import map_gemm
+    from hwsim.npu.replay import BYTES_PER_TILE
+
+    spec = conv("c", 16, 12, 12, 16, 3, padding=1)
+    rng = np.random.default_rng(0)
+    x, w = rng.random((1, 16, 12, 12)) < 0.5, rng.random((16, 16, 3, 3)) < 0.5
+    writer = TraceWriter(tmp_path / "t")
+    writer.write_manifest(new_manifest([spec], model={"name": "m"}, method={"name": "dense", "params": {}},
+                                       dataset={"name": "d"}, schedule={}, batch_size=1))
+    counts = np.full((1, len(TENSORS)), -1, dtype=np.int64)
+    counts[0, TENSOR_INDEX["x"]], counts[0, TENSOR_INDEX["w"]] = int(x.sum()), int(w.sum())
+    writer.write_iteration(0, {"batch": 1}, counts, {(0, "x"): bits.pack(x), (0, "w"): bits.pack(w)})
+    writer.write_iteration(1, {"batch": 1}, counts)
+    import archs
+
+    g = spec.gemm("forward", 1)
+    tiles = map_gemm(g.m, g.k, g.n, archs.PRESETS["eyeriss-v2-pe"], "os").n_tiles
+    budget = tiles * BYTES_PER_TILE - 1
+    with pytest.raises(MappingError, match=rf"counts only\): {tiles:,} expected tiles"):
+        simulate(tmp_path / "t", "eyeriss-v2-pe", passes=["forward"], iterations="all", workers=1,
+                 memory_budget_bytes=budget)
+    exact = simulate(tmp_path / "t", "eyeriss-v2-pe", passes=["forward"], iterations=[0], workers=1,
+                     memory_budget_bytes=budget).to_frame()
+    assert exact["tiles"].iloc[0] == tiles

@@ -65,8 +65,9 @@ def test_reports_are_identical_for_any_number_of_workers(tmp_path):
 
 
 def test_a_pass_over_the_memory_budget_is_refused_up_front(tmp_path, capsys):
-    """Instead of being killed by the kernel, a replay whose pass would need more memory than its
-    budget stops before allocating, naming the tile count, the estimate and the fixes."""
+    """Instead of being killed by the kernel, a replay whose smallest chunk (one row fold) would need
+    more memory than its budget stops before allocating, naming the tile count, the estimate and
+    the fixes; at exactly that budget it runs (in chunks of one row fold) and counts every tile."""
     from hwsim.cli import main
     from hwsim.npu.mapping import map_gemm as mapping
     from hwsim.npu.replay import BYTES_PER_TILE
@@ -77,11 +78,13 @@ def test_a_pass_over_the_memory_budget_is_refused_up_front(tmp_path, capsys):
     g = spec.gemm("forward", 2)
     mp = mapping(g.m, g.k, g.n, arch, arch.compute.dataflow, {"a": 1, "b": 1, "c": 1})
     tiles = mp.row_folds * mp.col_folds * -(-mp.stream_dim // mp.stream_chunk)
-    need = tiles * BYTES_PER_TILE + 2 * g.m * g.k
-    with pytest.raises(MappingError, match=rf"layer c, forward: {tiles:,} tiles need about"):
+    need = mp.chunks * BYTES_PER_TILE + 2 * g.m * g.k
+    with pytest.raises(MappingError, match=rf"layer c, forward: one row fold of {mp.chunks} tiles"):
         simulate(path, arch, passes=["forward"], workers=1, memory_budget_bytes=need - 1)
     ok = simulate(path, arch, passes=["forward"], workers=1, memory_budget_bytes=need).to_frame()
-    assert ok["tiles"].iloc[0] == tiles  # the estimate counts the tiles the replay builds
+    assert ok["tiles"].iloc[0] == tiles  # every tile replayed, one row fold at a time
+    whole = simulate(path, arch, passes=["forward"], workers=1).to_frame()
+    assert ok["cycles"].iloc[0] == whole["cycles"].iloc[0]
     assert main(["replay", str(path), "--arch", "eyeriss-v2-pe", "--memory-budget", "1KiB"]) == 2
     err = capsys.readouterr().err
     assert "over the memory budget of 0.0 GiB" in err and "--memory-budget" in err
