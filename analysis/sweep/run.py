@@ -168,7 +168,7 @@ def _results(groups: list[list[Point]], paths: list[str], hashes: list[str], spe
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     else:
-        client = Client(scheduler, timeout=30)
+        client = Client(scheduler, timeout=60)
     try:
         futures = [client.submit(run_task, paths[g[0].trace], hashes[g[0].trace], g, spec.options,
                                  cache_bytes,

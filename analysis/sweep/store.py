@@ -105,8 +105,8 @@ class Store:
         if not parts:
             return pd.DataFrame()
         df = pd.concat(parts, ignore_index=True)
-        return df.drop_duplicates("point_key", keep="first").sort_values("point_key", kind="stable") \
-            .reset_index(drop=True)
+        df = df.drop_duplicates("point_key", keep="first").sort_values("point_key", kind="stable")
+        return _canonical(df, ["point_key"])
 
     def rows(self) -> pd.DataFrame:
         """Every report row of every computed point, ordered by point key and row within the point."""
@@ -116,7 +116,7 @@ class Store:
             return pd.DataFrame()
         df = pd.concat(parts, ignore_index=True)
         df = df.drop_duplicates(["point_key", "row"], keep="first")
-        return df.sort_values(["point_key", "row"], kind="stable").reset_index(drop=True)
+        return _canonical(df.sort_values(["point_key", "row"], kind="stable"), ["point_key", "row"])
 
     def record_run(self, spec_text: str, versions: dict[str, str], counts: dict[str, int]) -> None:
         """Store the spec and append this run to ``sweep.json`` (software versions, counts)."""
@@ -149,3 +149,10 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _canonical(df: pd.DataFrame, leading: list[str]) -> pd.DataFrame:
+    """Columns in a fixed order (``leading``, then by name), whatever the batches held: points of
+    different families have different columns, and which batch came first depends on the scheduler."""
+    rest = sorted(c for c in df.columns if c not in leading)
+    return df[[*leading, *rest]].reset_index(drop=True)
