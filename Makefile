@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean scalesim-reference scalesim-sparse scalesim-user zigzag-reference
+.PHONY: install demo test lint bench bench-sweeps clean scalesim-reference scalesim-sparse scalesim-user \
+        zigzag-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
+# Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
+bench-sweeps: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
 
 # SCALE-Sim 3.0.0 in its own venv (it fails on NumPy 2.4): the reference targets and `make bench`'s live layer
 .venv-scalesim/.installed:

@@ -36,6 +36,17 @@ from .components import (
 TWIN_DIR = Path(__file__).with_name("presets")
 PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
 
+# Areas, µm², 65 nm: Accelergy's reference area table of the Eyeriss-like design [src]
+# timeloop-accelergy-exercises@09545d3 workspace/example_designs/example_designs/eyeriss_like/
+# ref_outputs/default_problem/timeloop-mapper.ART.yaml: mac 191.82, weights_spad (192 × 16 b = 384 B)
+# 11632.88556, shared_glb (16384 × 64 b = 128 KiB) 217363.36892.
+EYERISS_MAC_UM2 = 191.82
+EYERISS_SPAD_UM2_PER_BYTE = 11632.88556 / 384  # [derived] scaled linearly with capacity
+EYERISS_GLB_UM2 = 217363.36892
+# A100: 826 mm² die for the full GA100's 128 SMs [ref §3.1]; per SM this spreads everything on the die
+# (L2, HBM PHYs, NVLink) over the SMs, so it is an upper bound on an SM's own area [derived].
+A100_DIE_MM2_PER_SM = 826 / 128
+
 
 def edge_npu() -> Architecture:
     """Ethos/Eyeriss-class edge NPU: 16×16 int8 systolic array, 128 KiB GLB, LPDDR4 [ref §5.1]."""
@@ -43,8 +54,9 @@ def edge_npu() -> Architecture:
         name="edge-npu",
         family="edge_npu",
         description="Ethos-U65-256/Eyeriss-class edge NPU at 45 nm energies "
-                    "(architecture_parameters.md §5.1). No leakage or area figure is cited, "
-                    "so none is modelled.",
+                    "(architecture_parameters.md §5.1). Areas are the 65 nm Accelergy eyeriss_like "
+                    "reference areas, not scaled to 45 nm; no leakage figure is cited, so none is "
+                    "modelled.",
         clock_hz=500e6,  # Vela Ethos-U55 High-End / U65 system configs [ref §2.3]
         tech_nm=45,  # Horowitz ISSCC'14 energies [ref §1.1]
         compute=ComputeArray(
@@ -53,16 +65,19 @@ def edge_npu() -> Architecture:
             gated_mac_energy_pj=0.018,  # Sparseloop Eyeriss-v2 PE ERT, ~3% of a MAC [ref §1.3]
             microarchitecture="systolic", dataflow="ws",
             precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=16, psum_bits=32),
+            area_mm2=256 * EYERISS_MAC_UM2 * 1e-6,  # 256 MACs [src: eyeriss_like ART, EYERISS_MAC_UM2]
         ),
         vector_unit=VectorUnit(lanes=16, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
         memories=(
             Memory(name="rf", kind="register_file", capacity_bytes=512, instances=256,  # Eyeriss 0.5 kB RF
-                   read_energy_pj_per_byte=0.30, write_energy_pj_per_byte=0.30),  # RF = 1× MAC [ref §1.2]
+                   read_energy_pj_per_byte=0.30, write_energy_pj_per_byte=0.30,  # RF = 1× MAC [ref §1.2]
+                   area_mm2=512 * EYERISS_SPAD_UM2_PER_BYTE * 1e-6),  # [derived] weights_spad per byte × 512
             Memory(name="glb", kind="global_buffer", capacity_bytes=128 * 1024,  # Accelergy eyeriss_like
                    read_energy_pj_per_byte=2.5, write_energy_pj_per_byte=2.5,  # Horowitz 32 KB 20 pJ/64b
                    metadata_read_energy_pj_per_byte=1.2,  # Sparseloop weight_spad metadata, rounded up
                    bandwidth_bytes_per_s=8e9,  # Vela U65 Mid-End SRAM [ref §2.3]
-                   double_buffered=True),
+                   double_buffered=True,
+                   area_mm2=EYERISS_GLB_UM2 * 1e-6),  # the same 128 KiB shared_glb [src: eyeriss_like ART]
             Memory(name="dram", kind="dram", capacity_bytes=0,
                    read_energy_pj_per_byte=8 * PJ_PER_BIT,  # LPDDR4 8 pJ/bit [ref §1.4]
                    write_energy_pj_per_byte=8 * PJ_PER_BIT,
@@ -169,7 +184,7 @@ SPUTNIK_EFFICIENCY = 0.27 / 16
 def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
          smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
          hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
-         warp_tile: tuple[int, int]) -> Architecture:
+         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
         gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
@@ -195,7 +210,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycl
                        max_split_k=16,
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
-                       kernel_launch_ns=2000.0),
+                       kernel_launch_ns=2000.0,
+                       sm_area_mm2=sm_area_mm2),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
         memories=(
             Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
@@ -226,7 +242,8 @@ def gpu_a100() -> Architecture:
                 hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
                 l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
-                warp_tile=(64, 64))  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
+                warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
+                sm_area_mm2=A100_DIE_MM2_PER_SM)  # the die spread over 128 SMs [ref §3.1, derived]
 
 
 def gpu_h100() -> Architecture:
