@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 
-.PHONY: install demo test lint bench clean scalesim-reference scalesim-sparse scalesim-user
+.PHONY: install demo test lint bench bench-sweeps clean scalesim-reference scalesim-sparse scalesim-user \
+        zigzag-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
+# Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
+bench-sweeps: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
 
 # SCALE-Sim 3.0.0 in its own venv (it fails on NumPy 2.4): the reference targets and `make bench`'s live layer
 .venv-scalesim/.installed:
@@ -53,6 +58,14 @@ scalesim-user:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py user
+
+# Re-run the real ZigZag (zigzag-dse 3.9.1, LOMA mapping search; its own venv: it pulls onnx and
+# matplotlib and forgets six) and rewrite tests/data/zigzag/reference.csv, which
+# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against (about a minute).
+zigzag-reference:
+	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
+	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six
+	.venv-zigzag/bin/python scripts/zigzag_reference.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

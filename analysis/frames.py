@@ -281,6 +281,29 @@ def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def mappings(df: pd.DataFrame) -> pd.DataFrame:
+    """Per PE-array machine, trace, layer and pass (last replayed iteration): the mapping
+    (docs/mapping.md's notation) and the off-chip bytes per operand, read and written (data and
+    metadata). Empty when no row has a mapping."""
+    if "mapping" not in df.columns:
+        return pd.DataFrame()
+    m = df[df["mapping"].notna()]
+    if m.empty:
+        return pd.DataFrame()
+    m = m.assign(trace=m["trace"].map(lambda p: Path(str(p)).name)).sort_values("iteration", kind="stable")
+    last = m.groupby(["arch", "trace", "layer", "pass"], sort=False).last()
+    out = pd.DataFrame({"mapping": last["mapping"]})
+    off = m["off_chip"].iloc[0] if "off_chip" in m.columns else "dram"
+    for op in ("a", "b", "c"):
+        for direction in ("read", "write"):
+            cols = [c for c in (f"{off}_{op}_{direction}_bytes", f"{off}_{op}_metadata_{direction}_bytes")
+                    if c in last.columns]
+            total = last[cols].fillna(0).sum(axis=1) if cols else 0.0
+            if cols and float(np.sum(total)) > 0:
+                out[f"{off} {op} {direction} (B)"] = total
+    return out.reset_index()
+
+
 def _readable(path: str | Path) -> bool:
     return (Path(str(path)) / "manifest.json").is_file()
 

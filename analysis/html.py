@@ -92,6 +92,15 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
         parts.append(fig.to_html(full_html=False, include_plotlyjs=first, config={"displaylogo": False},
                                  div_id=f"figure-{i}-{meta['figure']}"))  # stable ids: identical reports
         first = False
+    maps = frames.mappings(df)
+    if not maps.empty:
+        parts += ["<h2>Mappings per layer and pass (PE arrays)</h2>",
+                  "<p class='note'>How each pass's data moved above the array (docs/mapping.md): the fixed "
+                  "order (<code>ws M2040 | C1 R2 M3</code>: dataflow, streamed chunk, folds) or a searched "
+                  "or given loop nest (<code>B1 K64 C64 OY28 OX28 | OY2 OX2</code>: buffer tile, then the "
+                  "DRAM loops outermost first), with the off-chip bytes per operand of the last replayed "
+                  "iteration (data and metadata).</p>",
+                  maps.to_html(index=False, classes="summary", border=0)]
     paths = frames.gpu_paths(df)
     if not paths.empty:
         parts += ["<h2>GPU kernel paths per layer and pass</h2>",

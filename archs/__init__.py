@@ -31,7 +31,7 @@ from .components import (
     VectorUnit,
     WriteModel,
 )
-from .derived import peak_macs_per_s, peak_ops_per_s
+from .derived import area_by_component_mm2, chip_area_mm2, peak_macs_per_s, peak_ops_per_s
 from .energy import EnergyEntry, energy_pj, energy_table, leakage_mw
 from .errors import ConfigError
 from .loader import dump, from_dict, load_file, loads, replace, to_dict
@@ -39,12 +39,44 @@ from .presets import PRESETS
 from .scalesim import from_scalesim_cfg
 
 __all__ = [
-    "FAMILIES", "PRESETS", "Adc", "Architecture", "ComputeArray", "ConfigError", "Crossbar", "Dac",
-    "EfficiencyPoint", "EnergyEntry", "GpuCompute", "Link", "Memory", "Peripheral", "Precision",
-    "RepresentationFormat", "ReramCompute", "SparseAction", "SparseFeatures", "StructuredSparsity",
-    "TensorCore", "VectorUnit", "WriteModel", "dump", "energy_pj", "energy_table", "from_dict",
-    "from_scalesim_cfg", "leakage_mw", "load", "load_file", "loads", "peak_macs_per_s", "peak_ops_per_s",
-    "replace", "to_dict",
+    "FAMILIES",
+    "PRESETS",
+    "Adc",
+    "Architecture",
+    "ComputeArray",
+    "ConfigError",
+    "Crossbar",
+    "Dac",
+    "EfficiencyPoint",
+    "EnergyEntry",
+    "GpuCompute",
+    "Link",
+    "Memory",
+    "Peripheral",
+    "Precision",
+    "RepresentationFormat",
+    "ReramCompute",
+    "SparseAction",
+    "SparseFeatures",
+    "StructuredSparsity",
+    "TensorCore",
+    "VectorUnit",
+    "WriteModel",
+    "area_by_component_mm2",
+    "chip_area_mm2",
+    "dump",
+    "energy_pj",
+    "energy_table",
+    "from_dict",
+    "from_scalesim_cfg",
+    "leakage_mw",
+    "load",
+    "load_file",
+    "loads",
+    "peak_macs_per_s",
+    "peak_ops_per_s",
+    "replace",
+    "to_dict",
 ]
 
 

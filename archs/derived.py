@@ -65,11 +65,35 @@ def adc_power_share(r: ReramCompute) -> float:
     return r.imas_per_tile * r.adcs_per_ima * r.adc.power_mw / tile_power_mw(r)
 
 
+def area_by_component_mm2(arch: Architecture) -> dict[str, float]:
+    """On-chip area per component, mm² (all instances; the off-chip DRAM/HBM is not on the chip).
+    A component whose preset cites no area contributes 0 (``area_mm2`` defaults to 0)."""
+    out = {m.name: m.area_mm2 * m.instances for m in arch.memories if not m.off_chip}
+    out["vector_unit"] = arch.vector_unit.area_mm2
+    if arch.compute is not None:
+        out["compute"] = arch.compute.area_mm2
+    if arch.gpu is not None:
+        out["sms"] = arch.gpu.sms * arch.gpu.sm_area_mm2
+    if arch.reram is not None:
+        r = arch.reram
+        ima = (r.crossbars_per_ima * r.crossbar.area_mm2 + r.adcs_per_ima * r.adc.area_mm2
+               + r.dacs_per_ima * r.dac.area_mm2 + sum(p.count * p.area_mm2 for p in r.ima_peripherals))
+        out["imas"] = r.tiles * r.imas_per_tile * ima
+        out["tile_peripherals"] = r.tiles * sum(p.count * p.area_mm2 for p in r.tile_peripherals)
+    return out
+
+
+def chip_area_mm2(arch: Architecture) -> float:
+    """Total on-chip area, mm²: the sum of :func:`area_by_component_mm2`."""
+    return float(sum(area_by_component_mm2(arch).values()))
+
+
 def summary(arch: Architecture) -> dict[str, float]:
     """Headline figures with their units in the keys."""
     out = {"clock_hz": arch.clock_hz, "peak_tops": peak_ops_per_s(arch) / 1e12,
            "off_chip_bandwidth_bytes_per_s": arch.off_chip.bandwidth_bytes_per_s,
-           "on_chip_capacity_bytes": sum(m.capacity_bytes * m.instances for m in arch.memories[:-1])}
+           "on_chip_capacity_bytes": sum(m.capacity_bytes * m.instances for m in arch.memories[:-1]),
+           "chip_area_mm2": chip_area_mm2(arch)}
     if arch.sparse.structured is not None:
         out["peak_tops_structured_sparse"] = peak_ops_per_s(arch, structured_sparse=True) / 1e12
     if arch.compute is not None:

@@ -36,6 +36,17 @@ from .components import (
 TWIN_DIR = Path(__file__).with_name("presets")
 PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
 
+# Areas, µm², 65 nm: Accelergy's reference area table of the Eyeriss-like design [src]
+# timeloop-accelergy-exercises@09545d3 workspace/example_designs/example_designs/eyeriss_like/
+# ref_outputs/default_problem/timeloop-mapper.ART.yaml: mac 191.82, weights_spad (192 × 16 b = 384 B)
+# 11632.88556, shared_glb (16384 × 64 b = 128 KiB) 217363.36892.
+EYERISS_MAC_UM2 = 191.82
+EYERISS_SPAD_UM2_PER_BYTE = 11632.88556 / 384  # [derived] scaled linearly with capacity
+EYERISS_GLB_UM2 = 217363.36892
+# A100: 826 mm² die for the full GA100's 128 SMs [ref §3.1]; per SM this spreads everything on the die
+# (L2, HBM PHYs, NVLink) over the SMs, so it is an upper bound on an SM's own area [derived].
+A100_DIE_MM2_PER_SM = 826 / 128
+
 
 def edge_npu() -> Architecture:
     """Ethos/Eyeriss-class edge NPU: 16×16 int8 systolic array, 128 KiB GLB, LPDDR4 [ref §5.1]."""
@@ -43,8 +54,9 @@ def edge_npu() -> Architecture:
         name="edge-npu",
         family="edge_npu",
         description="Ethos-U65-256/Eyeriss-class edge NPU at 45 nm energies "
-                    "(architecture_parameters.md §5.1). No leakage or area figure is cited, "
-                    "so none is modelled.",
+                    "(architecture_parameters.md §5.1). Areas are the 65 nm Accelergy eyeriss_like "
+                    "reference areas, not scaled to 45 nm; no leakage figure is cited, so none is "
+                    "modelled.",
         clock_hz=500e6,  # Vela Ethos-U55 High-End / U65 system configs [ref §2.3]
         tech_nm=45,  # Horowitz ISSCC'14 energies [ref §1.1]
         compute=ComputeArray(
@@ -53,16 +65,19 @@ def edge_npu() -> Architecture:
             gated_mac_energy_pj=0.018,  # Sparseloop Eyeriss-v2 PE ERT, ~3% of a MAC [ref §1.3]
             microarchitecture="systolic", dataflow="ws",
             precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=16, psum_bits=32),
+            area_mm2=256 * EYERISS_MAC_UM2 * 1e-6,  # 256 MACs [src: eyeriss_like ART, EYERISS_MAC_UM2]
         ),
         vector_unit=VectorUnit(lanes=16, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
         memories=(
             Memory(name="rf", kind="register_file", capacity_bytes=512, instances=256,  # Eyeriss 0.5 kB RF
-                   read_energy_pj_per_byte=0.30, write_energy_pj_per_byte=0.30),  # RF = 1× MAC [ref §1.2]
+                   read_energy_pj_per_byte=0.30, write_energy_pj_per_byte=0.30,  # RF = 1× MAC [ref §1.2]
+                   area_mm2=512 * EYERISS_SPAD_UM2_PER_BYTE * 1e-6),  # [derived] weights_spad per byte × 512
             Memory(name="glb", kind="global_buffer", capacity_bytes=128 * 1024,  # Accelergy eyeriss_like
                    read_energy_pj_per_byte=2.5, write_energy_pj_per_byte=2.5,  # Horowitz 32 KB 20 pJ/64b
                    metadata_read_energy_pj_per_byte=1.2,  # Sparseloop weight_spad metadata, rounded up
                    bandwidth_bytes_per_s=8e9,  # Vela U65 Mid-End SRAM [ref §2.3]
-                   double_buffered=True),
+                   double_buffered=True,
+                   area_mm2=EYERISS_GLB_UM2 * 1e-6),  # the same 128 KiB shared_glb [src: eyeriss_like ART]
             Memory(name="dram", kind="dram", capacity_bytes=0,
                    read_energy_pj_per_byte=8 * PJ_PER_BIT,  # LPDDR4 8 pJ/bit [ref §1.4]
                    write_energy_pj_per_byte=8 * PJ_PER_BIT,
@@ -120,6 +135,44 @@ def eyeriss_v2_pe() -> Architecture:
     )
 
 
+def eyeriss_like() -> Architecture:
+    """Timeloop/Accelergy's eyeriss_like design (65 nm, 12×14 PEs, 128 KiB GLB) [ref §1.3, §6 edge NPU 1]."""
+    return Architecture(
+        name="eyeriss-like",
+        family="edge_npu",
+        description="The memory hierarchy and energy table of timeloop-accelergy-exercises' eyeriss_like "
+                    "(architecture_parameters.md §1.3): per-PE ifmap, weight and psum scratchpads, a 128 KiB "
+                    "global buffer for inputs and outputs (weights bypass it), LPDDR4. Spad energies are per "
+                    "byte of a 16-bit access holding two 8-bit values (psums: one 16-bit value). The array "
+                    "runs hwsim's output-stationary dataflow, not Eyeriss's row-stationary one; bandwidths "
+                    "are not modelled (0 = unlimited). tests/hwsim/test_timeloop_eyeriss.py checks it "
+                    "against Timeloop's MobileNet layer-1 reference.",
+        clock_hz=200e6,  # Eyeriss core clock [ref §2.1]
+        tech_nm=65,  # the ERT is 65 nm [ref §1.3]
+        compute=ComputeArray(
+            rows=12, cols=14,  # 12×14 = 168 PEs [ref §1.3]
+            mac_energy_pj=0.208,  # ERT MAC (8b×8b, 16b add) [ref §1.3]
+            gated_mac_energy_pj=0.0,  # the design has no gating: never charged
+            microarchitecture="systolic", dataflow="os",
+            precision=Precision(activation_bits=8, weight_bits=8, gradient_bits=16, psum_bits=16),
+        ),
+        vector_unit=VectorUnit(lanes=14, op_energy_pj=0.1),  # one 32b int add, Horowitz [ref §1.1]
+        memories=(
+            Memory(name="ifmap_spad", kind="register_file", capacity_bytes=24, instances=168,  # 12×16 b
+                   operands=("a",), read_energy_pj_per_byte=0.20 / 2, write_energy_pj_per_byte=0.18 / 2),
+            Memory(name="weights_spad", kind="register_file", capacity_bytes=384, instances=168,  # 192×16 b
+                   operands=("b",), read_energy_pj_per_byte=1.98 / 2, write_energy_pj_per_byte=1.88 / 2),
+            Memory(name="psum_spad", kind="register_file", capacity_bytes=32, instances=168,  # 16×16 b
+                   operands=("c",), read_energy_pj_per_byte=0.25 / 2, write_energy_pj_per_byte=0.22 / 2),
+            Memory(name="shared_glb", kind="global_buffer", capacity_bytes=128 * 1024,  # 16384×64 b
+                   operands=("a", "c"),  # weights bypass the GLB in eyeriss_like
+                   read_energy_pj_per_byte=18.18 / 8, write_energy_pj_per_byte=14.14 / 8),  # per 64 b
+            Memory(name="dram", kind="dram", capacity_bytes=0,
+                   read_energy_pj_per_byte=512 / 8, write_energy_pj_per_byte=512 / 8),  # 512 pJ per 64 b
+        ),
+    )
+
+
 # Unstructured sparse kernels (Sputnik, Gale et al. SC'20) reach 27% of FP32 CUDA-core peak on V100
 # [ref §3.3]. Against the FP16 tensor-core peak that is 0.27 × FP32/TC rate; on A100 and H100 an SM
 # has 64 resp. 128 FP32 lanes against 1024 resp. 2048 dense FP16 tensor FMAs per clock, i.e. 1/16
@@ -131,7 +184,7 @@ SPUTNIK_EFFICIENCY = 0.27 / 16
 def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
          smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
          hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
-         warp_tile: tuple[int, int]) -> Architecture:
+         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
         gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
@@ -157,7 +210,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycl
                        max_split_k=16,
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
-                       kernel_launch_ns=2000.0),
+                       kernel_launch_ns=2000.0,
+                       sm_area_mm2=sm_area_mm2),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
         memories=(
             Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
@@ -188,7 +242,8 @@ def gpu_a100() -> Architecture:
                 hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
                 l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
-                warp_tile=(64, 64))  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
+                warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
+                sm_area_mm2=A100_DIE_MM2_PER_SM)  # the die spread over 128 SMs [ref §3.1, derived]
 
 
 def gpu_h100() -> Architecture:
@@ -425,7 +480,8 @@ def reram_neurosim() -> Architecture:
     )
 
 
-_BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "gpu-a100": gpu_a100,
+_BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "eyeriss-like": eyeriss_like,
+             "gpu-a100": gpu_a100,
              "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac,
              "reram-neurosim": reram_neurosim}
 PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}

@@ -6,7 +6,9 @@ its passes and returns report rows with the dense baseline beside them. Nothing 
 to a family: a family is a package with ``context(arch, manifest, *, dataflow, backend,
 stream_chunk)`` and ``layer_rows(ctx, spec, layer_input, layer_index, passes)``; the context has
 a ``meta`` dict that goes into the report's metadata. A family that sets ``READS_WEIGHTS = True``
-also gets the recorded float16 weights and updates in its ``LayerInput``.
+also gets the recorded float16 weights and updates in its ``LayerInput``. A family with a
+``mapping_context(arch, mapping, objective, dataflow, stream_chunk)`` maps its rows (``mapping=``):
+the context's ``apply(spec, row)`` returns each row with its mapping and traffic.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
              layers: Sequence[int | str] | None = None, backend: str = "analytic",
              stream_chunk: int | None = None, workers: int | None = None,
              memory_budget_bytes: float | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Report:
+             progress: Callable[[int, int], None] | None = None,
+             mapping: str | Path | None = None, mapping_objective: str = "energy") -> Report:
     """Replay ``trace`` on ``arch``.
 
     Args:
@@ -79,6 +82,11 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             estimate, instead of the process being killed (default: half of this machine's memory;
             edge NPU only: the other families' passes are small).
         progress: called with (done, total) after every layer of every iteration.
+        mapping: edge NPU: ``None``/``"fixed"`` (the fixed loop order, SCALE-Sim's), ``"search"``
+            (the mapper picks each layer's tiles and loop order by ``mapping_objective``: energy,
+            latency, edp or dram) or a YAML mapping file (docs/mapping.md). Every edge-NPU row
+            gets a ``mapping`` column.
+        mapping_objective: what ``search`` minimises.
     """
     tr = trace if isinstance(trace, Trace) else load_trace(trace)
     machine = arch if isinstance(arch, Architecture) else archs.load(arch)
@@ -114,20 +122,30 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
     ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk,
                          memory_budget_bytes=budget / threads)  # layers replay concurrently
+    mapper = getattr(family, "mapping_context", None)
+    if mapper is None and mapping not in (None, "fixed"):
+        raise ValueError(f"mapping {str(mapping)!r} applies to PE arrays (edge_npu machines); "
+                         f"{machine.name} is a {machine.family} machine: leave the mapping out")
+    mapped = mapper(machine, mapping, mapping_objective, dataflow, stream_chunk) if mapper else None
     rows: list[dict[str, Any]] = []
     done, total = 0, len(its) * len(chosen)
     for index in its:
         with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
             inputs = [LayerInput.read(it, li, weights=reads_weights) for li in chosen]
         args = [(ctx, tr.layers[li], inp, li, passes) for li, inp in zip(chosen, inputs, strict=True)]
+
+        def replay(a: tuple) -> list[dict[str, Any]]:
+            spec, dens = a[1], a[2].densities(a[1])
+            out = [{**r, **dens} for r in family.layer_rows(*a)]
+            return out if mapped is None else [mapped.apply(spec, r) for r in out]
+
         if threads == 1:
-            results = (family.layer_rows(*a) for a in args)
+            results = (replay(a) for a in args)
         else:  # each worker's matmuls get one BLAS thread: the workers share the cores
             with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(lambda a: family.layer_rows(*a), args))  # in layer order
-        for (_, spec, inp, _, _), layer_rows in zip(args, results, strict=True):
-            dens = inp.densities(spec)
-            rows += [{**r, **dens} for r in layer_rows]
+                results = list(pool.map(replay, args))  # in layer order
+        for layer_rows in results:
+            rows += layer_rows
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -137,5 +155,6 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             "dataflow": None, "off_chip": machine.off_chip.name, "trace_iterations": len(tr),
             "clock_hz": machine.clock_hz, "method": man["method"]["name"], "model": man["model"]["name"],
             "dataset": (man.get("dataset") or {}).get("name", ""), "batch_size": man.get("batch_size"),
-            **ctx.meta}
+            **ctx.meta, **({"mapping": mapped.mode, "mapping_objective": mapping_objective}
+                           if mapped is not None else {})}
     return Report(rows, meta)

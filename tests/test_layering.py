@@ -23,6 +23,8 @@ HEAVY = {
               "traces/methods"},
     "simpy": {"hwsim/engines/event.py"},
     "plotly": {"analysis"},
+    "dask": {"analysis/sweep"},
+    "distributed": {"analysis/sweep"},
 }
 
 
@@ -68,7 +70,7 @@ def test_import_and_trace_loading_do_not_import_torch(tmp_path):
         "validate.validate(tr)\n"
         "for it in tr:\n"
         "    it.mask(0, 'x'); it.mask(0, 'w')\n"
-        "heavy = sorted(m for m in ('torch', 'simpy', 'plotly') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('torch', 'simpy', 'plotly', 'dask', 'distributed') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -28,3 +28,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 def test_there_is_a_trace_replay_notebook():
     assert any(p.name == "01_trace_replay.ipynb" for p in NOTEBOOKS)
+
+
+def test_there_are_exploration_and_sweep_notebooks():
+    names = {p.name for p in NOTEBOOKS}
+    assert {"02_architecture_exploration.ipynb", "03_design_space_sweep.ipynb"} <= names

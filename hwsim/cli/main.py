@@ -26,6 +26,7 @@ from .archs import add_archs
 from .demo import add_demo
 from .replay import add_replay
 from .report import add_report
+from .sweep import add_sweep
 from .trace import add_trace, add_train
 
 USER_ERRORS = (ConfigError, TraceFormatError, RecorderError, FileExistsError, FileNotFoundError,
@@ -34,7 +35,8 @@ USER_ERRORS = (ConfigError, TraceFormatError, RecorderError, FileExistsError, Fi
 
 # -- entry point ------------------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace, add_replay, add_report, add_archs]
+COMMANDS: list[Callable[[Any], None]] = [add_demo, add_train, add_trace, add_replay, add_sweep, add_report,
+                                         add_archs]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -28,6 +28,14 @@ def add_replay(sub: Any) -> None:
     p.add_argument("--memory-budget", metavar="SIZE",
                    help="peak memory the replay may take, e.g. 8GiB or 4e9 (default: half of this machine's "
                         "memory); a layer that would need more is refused up front with the estimate")
+    p.add_argument("--mapping", default="fixed", metavar="fixed|search|FILE",
+                   help="edge NPU: how each layer's data moves above the array: fixed (the fixed loop order, "
+                        "SCALE-Sim's), search (the mapper picks tiles and loop order per layer and pass, "
+                        "by --objective) or a YAML mapping file (docs/mapping.md); default fixed")
+    p.add_argument("--objective", choices=["energy", "latency", "edp", "dram"], default="energy",
+                   help="what --mapping search minimises (default energy)")
+    p.add_argument("--show-mapping", action="store_true",
+                   help="print the mapping of every layer and pass (notation: docs/mapping.md)")
     p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
     p.set_defaults(func=cmd_replay)
 
@@ -82,11 +90,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not budget > 0:
             raise ValueError(f"--memory-budget: must be positive, got {args.memory_budget!r}")
     try:
+        mapping = args.mapping if args.mapping in ("fixed", "search") else Path(args.mapping)
         report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
-                          backend=args.backend, memory_budget_bytes=budget, progress=progress)
+                          backend=args.backend, memory_budget_bytes=budget, progress=progress,
+                          mapping=mapping, mapping_objective=args.objective)
         dense = None if dense_tr is None else simulate(dense_tr, machine, dataflow=args.dataflow,
                                                        passes=passes, backend=args.backend,
-                                                       memory_budget_bytes=budget)
+                                                       memory_budget_bytes=budget, mapping=mapping,
+                                                       mapping_objective=args.objective)
     finally:
         if bar is not None:
             bar.close()
@@ -105,6 +116,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if dense is not None:
         print_versus_dense_training(report, dense)
     print_summary(report)
+    if args.show_mapping:
+        print_mapping(report)
     if saved is not None:
         print(f"results written to {saved}")
     return 0
@@ -195,6 +208,24 @@ def print_summary(report: Any) -> None:
           f"{cyc['run_estimate']:,.0f} cycles = {cyc['run_estimate'] / m['clock_hz'] * 1e3:,.3f} ms "
           f"(per iteration {cyc['per_iteration_mean']:,.0f} ± {cyc['per_iteration_std']:,.0f}), "
           f"speedup {t.loc['dense_cycles', 'run_estimate'] / cyc['run_estimate']:.3f}x")
+
+
+def print_mapping(report: Any) -> None:
+    """The mapping of every layer and pass (the last replayed iteration's), with its DRAM bytes."""
+    df = report.to_frame()
+    if "mapping" not in df.columns:
+        print(f"mappings: {report.meta['arch']} is a {report.meta.get('family')} machine; mappings apply to "
+              "PE arrays (edge_npu)")
+        return
+    off = report.meta.get("off_chip", "dram")
+    dram = [c for c in df.columns if c.startswith(f"{off}_") and c.endswith("_bytes")]
+    rows = df.dropna(subset=["mapping"]).groupby(["layer", "pass"], sort=False).last()
+    import pandas as pd
+
+    print(f"mappings ({report.meta.get('mapping', 'fixed')}; tile | DRAM loops outermost first, "
+          "docs/mapping.md):")
+    _print_frame(pd.DataFrame({"mapping": rows["mapping"],
+                               "DRAM (kB)": rows[dram].sum(axis=1).map(lambda v: f"{v / 1e3:,.1f}")}))
 
 
 def _print_writes(df: Any) -> None:

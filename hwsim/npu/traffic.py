@@ -98,6 +98,15 @@ def traffic(arch: Architecture, t: TileCosts, elem_bytes: dict[str, float], dens
             if "c" in m.operands:
                 totals[(m.name, "c", "data", "read")] += macs * elem_bytes["c"]
                 totals[(m.name, "c", "data", "write")] += macs * elem_bytes["c"]
+    totals.update(link_totals(arch, totals))
+    return Traffic(dict(totals), off_read, write)
+
+
+def link_totals(arch: Architecture, totals: dict[tuple[str, str, str, str], float]) -> dict[tuple, float]:
+    """Bytes each link carries, from the memories' totals: a link from the off-chip level carries
+    its reads, one to it its writes, any other the reads of its source (data and metadata)."""
+    off = arch.off_chip.name
+    out: dict[tuple[str, str, str, str], float] = defaultdict(float)
     for ln in arch.links:
         for op in ln.operands:
             if ln.source == off:
@@ -108,5 +117,5 @@ def traffic(arch: Architecture, t: TileCosts, elem_bytes: dict[str, float], dens
                 key = (ln.source, op, "data", "read")
             moved = totals.get(key, 0.0) + totals.get((key[0], op, "metadata", key[3]), 0.0)
             if moved:
-                totals[(ln.name, op, "data", "transfer")] += moved
-    return Traffic(dict(totals), off_read, write)
+                out[(ln.name, op, "data", "transfer")] += moved
+    return dict(out)

@@ -88,6 +88,22 @@ def test_report_numbers_equal_the_results_file(demo):
         assert got[key] == pytest.approx(row["dense_cycles"] / row["cycles"], rel=1e-12)
 
 
+def test_mapping_table_shows_each_edge_npu_pass_and_its_dram_bytes(demo):
+    from analysis.frames import mappings
+
+    results, html, _ = demo
+    table = mappings(results)
+    npu = results[results["mapping"].notna()]
+    assert set(table["arch"]) == set(npu["arch"]) and "Mappings per layer and pass" in html
+    assert len(table) == len(npu.groupby(["arch", "trace", "layer", "pass"]))
+    row = table.iloc[0]
+    src = npu[(npu["layer"] == row["layer"]) & (npu["pass"] == row["pass"]) & (npu["arch"] == row["arch"])]
+    src = src[src["iteration"] == src["iteration"].max()].iloc[0]
+    assert row["mapping"] == src["mapping"]
+    expected = src["dram_a_read_bytes"] + src.get("dram_a_metadata_read_bytes", 0)
+    assert row["dram a read (B)"] == pytest.approx(expected)
+
+
 def test_hwsim_report_command(demo, tmp_path, capsys):
     results, _, _ = demo
     path = tmp_path / "r.csv"

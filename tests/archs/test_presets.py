@@ -16,8 +16,8 @@ def test_yaml_twin_loads_to_the_preset_and_is_current(name):
 
 
 def test_preset_names_are_the_issue_names():
-    assert set(PRESETS) == {"edge-npu", "eyeriss-v2-pe", "gpu-a100", "gpu-h100", "gpu-h200", "reram-isaac",
-                            "reram-neurosim"}
+    assert set(PRESETS) == {"edge-npu", "eyeriss-v2-pe", "eyeriss-like", "gpu-a100", "gpu-h100", "gpu-h200",
+                            "reram-isaac", "reram-neurosim"}  # eyeriss-like: issue 10 (Timeloop reference)
     assert {a.family for a in PRESETS.values()} == {"edge_npu", "gpu", "reram"}
 
 

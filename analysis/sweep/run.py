@@ -1,0 +1,205 @@
+"""Running a sweep: in-process, on a Dask LocalCluster, or on an existing Dask scheduler.
+
+Points are grouped into tasks by trace (a worker reads each trace once and keeps it, see
+:mod:`.cache`), results come back as they finish and are appended to the sweep directory in
+batches (:mod:`.store`); a rerun computes only the points whose keys are not written yet.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from archs import ConfigError
+
+from . import summary
+from .cache import DEFAULT_BUDGET_BYTES
+from .evaluate import PointResult, run_task
+from .points import Point, expand
+from .spec import SweepSpec
+from .store import Store
+from .traces import content_hash, materialize
+
+BATCH_POINTS = 16  # points per Parquet batch (also written every BATCH_SECONDS)
+BATCH_SECONDS = 10.0
+
+
+@dataclass
+class RunCounts:
+    """What a run did: points in the spec, already written before, computed now, failed now,
+    rejected by constraints."""
+
+    total: int
+    already_done: int
+    computed: int
+    failed: int
+    rejected: int
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+def plan(spec: SweepSpec, directory: Path) -> tuple[list[Point], list[str], list[str], int]:
+    """(points, trace paths, trace hashes, rejected): every point of the spec, keyed."""
+    paths = [str(materialize(t, directory)) for t in spec.traces]
+    check_iterations(spec, paths)
+    hashes = [content_hash(Path(p)) for p in paths]
+    points, rejected = expand(spec.designs, hashes, spec.options)
+    return points, paths, hashes, rejected
+
+
+def check_iterations(spec: SweepSpec, paths: list[str]) -> None:
+    """Refuse, before anything runs, options.iterations that a trace does not have (every point on it
+    would fail the same way), and traces with no iteration to replay."""
+    import traces
+
+    problems = []
+    for source, path in zip(spec.traces, paths, strict=True):
+        tr = traces.load(path)
+        if spec.options.iterations is None:
+            if not tr.mask_iterations:
+                problems.append(f"traces.{source.label}: no iteration with exact masks; list the iterations "
+                                "to replay in options.iterations (counts-only ones replay in expected-value "
+                                "mode)")
+            continue
+        missing = [i for i in spec.options.iterations if i not in tr.iterations]
+        if missing:
+            span = f"{tr.iterations[0]}..{tr.iterations[-1]}" if tr.iterations else "none"
+            problems.append(f"options.iterations: iteration {missing[0]} is not in trace {source.label!r} "
+                            f"(its iterations: {span}; with masks: {tr.mask_iterations[:8]})")
+    if problems:
+        raise ConfigError(problems, "sweep")
+
+
+def tasks(points: list[Point], n_workers: int, per_task: int | None = None) -> list[list[Point]]:
+    """Points grouped by trace, cut into chunks: about four per worker, at most 32 points each."""
+    by_trace: dict[int, list[Point]] = {}
+    for p in points:
+        by_trace.setdefault(p.trace, []).append(p)
+    size = per_task or max(1, min(32, -(-len(points) // max(1, 4 * n_workers))))
+    return [group[i:i + size] for group in by_trace.values() for i in range(0, len(group), size)]
+
+
+def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "local",
+            workers: int | None = None, batch_points: int = BATCH_POINTS,
+            cache_bytes: int = DEFAULT_BUDGET_BYTES,
+            use_cache: bool = True, progress: Callable[[int, int, int, int], None] | None = None,
+            versions: dict[str, str] | None = None) -> RunCounts:
+    """Run every point of ``spec`` not yet in ``directory``; returns what was done.
+
+    Args:
+        scheduler: ``"inprocess"`` (no Dask), ``"local"`` (a ``distributed.LocalCluster`` of
+            ``workers`` single-threaded processes, default one per core) or a scheduler address
+            such as ``tcp://host:8786`` (its workers must see the same paths).
+        batch_points: points per Parquet batch.
+        cache_bytes: per-worker cache budget (:mod:`.cache`).
+        progress: called with (done, failed, remaining, total) as points finish.
+    """
+    d = Path(directory)
+    store = Store(d)
+    with store.lock():
+        return _execute(spec, d, store, scheduler=scheduler, workers=workers, batch_points=batch_points,
+                        cache_bytes=cache_bytes, use_cache=use_cache, progress=progress, versions=versions)
+
+
+def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, workers: int | None,
+             batch_points: int, cache_bytes: int, use_cache: bool,
+             progress: Callable[[int, int, int, int], None] | None,
+             versions: dict[str, str] | None) -> RunCounts:
+    store.open()
+    points, paths, hashes, rejected = plan(spec, d)
+    done = store.done_keys()
+    todo = [p for p in points if p.key not in done]
+    versions = versions or software_versions()
+    started = {"total": len(points), "todo": len(todo), "status": "started"}
+    store.record_run(spec.text or "", versions, started)
+    n_workers = workers or os.cpu_count() or 1
+    counts = RunCounts(len(points), len(points) - len(todo), 0, 0, rejected)
+    if progress is not None:
+        progress(0, 0, len(todo), len(todo))
+    pending: list[tuple[Point, PointResult]] = []
+    last_write = time.monotonic()
+    by_key = {p.key: p for p in todo}
+
+    def flush() -> None:
+        nonlocal pending, last_write
+        if pending:
+            pts, rows = summary.batch_frames(spec, pending, paths)
+            store.append(pts, rows)
+            pending = []
+        last_write = time.monotonic()
+
+    for results in _results(tasks(todo, n_workers), paths, hashes, spec, scheduler, n_workers, cache_bytes,
+                            use_cache):
+        for r in results:
+            pending.append((by_key[r.key], r))
+            counts.computed += 1
+            counts.failed += r.error is not None
+        if len(pending) >= batch_points or time.monotonic() - last_write > BATCH_SECONDS:
+            flush()
+        if progress is not None:
+            progress(counts.computed, counts.failed, len(todo) - counts.computed, len(todo))
+    flush()
+    store.record_run(spec.text or "", versions, {**counts.as_dict(), "status": "finished"})
+    return counts
+
+
+def _results(groups: list[list[Point]], paths: list[str], hashes: list[str], spec: SweepSpec,
+             scheduler: str | None, n_workers: int, cache_bytes: int,
+             use_cache: bool) -> Iterator[list[PointResult]]:
+    """Each task's results as it finishes."""
+    if not groups:
+        return
+    if scheduler in (None, "inprocess"):
+        for g in groups:
+            ti = g[0].trace
+            yield run_task(paths[ti], hashes[ti], g, spec.options, cache_bytes, use_cache)
+        return
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler, timeout=60)
+    try:
+        futures = [client.submit(run_task, paths[g[0].trace], hashes[g[0].trace], g, spec.options,
+                                 cache_bytes,
+                                 use_cache, pure=False) for g in groups]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def software_versions() -> dict[str, str]:
+    """Versions stored beside the results."""
+    from importlib import metadata
+
+    import hwsim
+
+    out = {"hwsim": hwsim.__version__}
+    for pkg in ("numpy", "pandas", "pyarrow", "dask", "distributed"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def load(directory: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(points, rows)`` of a sweep directory (see :mod:`.store`)."""
+    s = Store(directory)
+    if not (s.dir / "results" / "points").is_dir():
+        raise ValueError(f"{s.dir}: not a sweep directory (no results/points); "
+                         "run `hwsim sweep SPEC --out DIR`")
+    return s.points(), s.rows()

@@ -1,0 +1,241 @@
+"""The loop nest above the PE array: raw tensors, buffer tiles, DRAM-level loop order, traffic.
+
+A layer is the convolution loop nest ``G, B, K, C, OY, OX, FY, FX`` (a linear layer is a 1×1
+convolution with ``OX`` = rows per sample). Three tensors live above the array *as they are*
+(no im2col): ``I`` (inputs or their gradient, indexed ``B, C, IY, IX`` with ``IY = (OY-1)·s + FY``,
+``(OY-1)·FY + FY`` when ``s > FY``: a strided 1×1 layer skips the rows between its windows),
+``W`` (``K, C, FY, FX``) and ``O`` (outputs or their gradient, ``B, K, OY, OX``). A mapping has two
+levels above the array:
+
+- the *buffer tile*: how many of ``B, K, C, OY, OX`` one tile holds (``FY, FX`` always whole; the
+  divisors of each dimension). A tile of ``I`` is a window with its halo:
+  ``tB · tC · ((tOY-1)·min(s,FY) + FY) · ((tOX-1)·min(s,FX) + FX)`` elements; ``W`` ``tK · tC · FY · FX``;
+  ``O`` ``tB · tK · tOY · tOX``;
+- the *DRAM loops*: the trips ``D / tD`` of those dimensions, in an order (outermost first).
+
+A tensor's tile stays in its buffer while the DRAM loops inside its innermost relevant loop turn
+(partial residency: that slice stays, the rest streams), so it is loaded
+``Π trips of the loops at or outside its innermost relevant loop`` times (a loop of one trip
+counts for nothing). The written tensor of a pass (``O`` forward, ``I`` backward-data, ``W``
+backward-weight) is written back at every load and read back at every load but its first visit of
+each element: partial sums spilled when a reduction loop sits outside it, and in backward-data the
+overlapping halos of ``dX`` tiles (col2im's overlapping sums happen in the output buffer within a
+tile and across tiles as these counted read-modify-writes).
+
+Inside a tile the array runs the tile's GEMM (``forward`` ``M=tB·tOY·tOX, K=tC·FY·FX, N=tK``; the
+other passes as ``LayerSpec.gemm``) with SCALE-Sim's fold conventions (``hwsim.npu.mapping``):
+the buffer-to-array reads, the weight-register fills and the output-buffer accumulation follow
+from the folds. Every count here is a closed form over the candidate arrays (numpy, no loop over
+tiles).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from traces.layer import LayerSpec
+
+DIMS = ("B", "K", "C", "OY", "OX")  # the loops a mapping tiles, in this canonical order
+RELEVANT = {"I": (True, False, True, True, True), "W": (False, True, True, False, False),
+            "O": (True, True, False, True, True)}
+# per pass: GEMM operand -> tensor of the loop nest
+ROLES = {"forward": {"a": "I", "b": "W", "c": "O"},
+         "backward_data": {"a": "O", "b": "W", "c": "I"},
+         "backward_weight": {"a": "I", "b": "O", "c": "W"}}
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One group of a layer as a convolution loop nest (element counts, no batch in ``x``)."""
+
+    b: int
+    k: int
+    c: int
+    oy: int
+    ox: int
+    fy: int = 1
+    fx: int = 1
+    sy: int = 1
+    sx: int = 1
+    groups: int = 1
+
+    @property
+    def dims(self) -> tuple[int, int, int, int, int]:
+        return (self.b, self.k, self.c, self.oy, self.ox)
+
+    @property
+    def iy(self) -> int:
+        """Input rows the layer reads (``window(OY, s, FY)``; padding rows included)."""
+        return (self.oy - 1) * min(self.sy, self.fy) + self.fy
+
+    @property
+    def ix(self) -> int:
+        return (self.ox - 1) * min(self.sx, self.fx) + self.fx
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the whole layer (all groups)."""
+        return self.groups * self.b * self.k * self.c * self.oy * self.ox * self.fy * self.fx
+
+    def size(self, tensor: str) -> int:
+        """Elements of a whole tensor over all groups (``I`` as the windows cover it)."""
+        per = {"I": self.b * self.c * self.iy * self.ix, "W": self.k * self.c * self.fy * self.fx,
+               "O": self.b * self.k * self.oy * self.ox}[tensor]
+        return per * self.groups
+
+    @classmethod
+    def of(cls, spec: LayerSpec, batch: int) -> ConvShape:
+        """The loop nest of a recorded layer for ``batch`` samples (inputs as the padded windows
+        reach them: ``IY = (OY-1)·min(s, FY) + FY``)."""
+        g = spec.groups
+        if spec.kind == "conv2d":
+            k, cg, fy, fx = spec.w_shape
+            return cls(batch, k // g, cg, spec.y_shape[1], spec.y_shape[2], fy, fx, spec.stride[0],
+                       spec.stride[1], g)
+        return cls(batch, spec.w_shape[0], spec.w_shape[1], 1, spec.rows_per_sample)
+
+
+def divisors(n: int) -> np.ndarray:
+    """Ascending divisors of ``n >= 1``."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return np.array(sorted(set(small + [n // d for d in small])), np.int64)
+
+
+def window(t: np.ndarray | int, stride: int, f: int) -> np.ndarray | int:
+    """Input rows (or columns) that ``t`` output rows read: the union of their windows,
+    ``(t-1)·min(s, F) + F`` (a 1×1 stride-2 layer reads every other row, not the gaps)."""
+    return (t - 1) * min(stride, f) + f
+
+
+def footprints(shape: ConvShape, tiles: np.ndarray) -> dict[str, np.ndarray]:
+    """Elements of each tensor's tile; ``tiles`` is ``(..., 5)`` in ``DIMS`` order -> ``(...)`` each."""
+    tb, tk, tc, toy, tox = (tiles[..., i] for i in range(5))
+    return {"I": tb * tc * window(toy, shape.sy, shape.fy) * window(tox, shape.sx, shape.fx),
+            "W": tk * tc * shape.fy * shape.fx,
+            "O": tb * tk * toy * tox}
+
+
+def tile_loads(trips_ordered: np.ndarray, relevant_ordered: np.ndarray) -> np.ndarray:
+    """Loads of a tile at every residency level: the product of the trips at or outside the
+    innermost relevant loop that turns (trips > 1) among the loops outside the level; 1 when none.
+
+    Args:
+        trips_ordered: ``(N, 5)`` trips of the DRAM loops, outermost first.
+        relevant_ordered: ``(N, 5)`` bool, the loop's dimension indexes the tensor.
+
+    Returns ``(6, N)``: row ``r`` counts the loads when the loops at positions ``< r`` are outside.
+    """
+    active = relevant_ordered & (trips_ordered > 1)
+    n = len(trips_ordered)
+    last = np.maximum.accumulate(np.where(active, np.arange(5)[None, :], -1), axis=1)  # innermost so far
+    cum = np.cumprod(trips_ordered, axis=1)
+    picked = np.take_along_axis(cum, np.maximum(last, 0), axis=1)
+    loads = np.where(last >= 0, picked, 1)  # (N, 5): level r = column r - 1
+    return np.concatenate([np.ones((1, n), np.int64), loads.T], axis=0)
+
+
+def tile_gemm(shape: ConvShape, tiles: np.ndarray, pass_: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(M, K, N)`` of the GEMM the array runs for one tile (``LayerSpec.gemm``'s orientation)."""
+    tb, tk, tc, toy, tox = tiles.T
+    rows, red, cols = tb * toy * tox, tc * shape.fy * shape.fx, tk
+    if pass_ == "forward":
+        return rows, red, cols
+    if pass_ == "backward_data":
+        return rows, cols, red
+    return red, rows, cols
+
+
+def array_counts(m: np.ndarray, k: np.ndarray, n: np.ndarray, rows: int, cols: int,
+                 dataflow: str) -> dict[str, np.ndarray]:
+    """Per tile GEMM ``M×K×N`` on an ``rows×cols`` array (SCALE-Sim's folds, ``hwsim.npu.mapping``):
+    elements the buffers send to the array (``a``, ``b``), partial sums the array writes into the
+    output buffer (``c``), and compute cycles (folds × (fill + streamed length))."""
+    def folds(x: np.ndarray, size: int) -> np.ndarray:
+        return -(-x // size)
+
+    if dataflow == "ws":
+        rf, cf, stream, fill = folds(k, rows), folds(n, cols), m, 2 * rows + cols - 2
+        out = {"a": m * k * cf, "b": k * n, "c": m * n * rf}
+    elif dataflow == "is":
+        rf, cf, stream, fill = folds(k, rows), folds(m, cols), n, 2 * rows + cols - 2
+        out = {"a": k * m, "b": k * n * cf, "c": m * n * rf}
+    else:  # os
+        rf, cf, stream, fill = folds(m, rows), folds(n, cols), k, rows + cols - 2
+        out = {"a": m * k * cf, "b": k * n * rf, "c": m * n}
+    out["cycles"] = rf * cf * (fill + stream)
+    return out
+
+
+def residency(shape: ConvShape, tiles: np.ndarray,
+              orders: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Footprint and loads of each tensor's buffer slice at every residency level ``r = 0..5``.
+
+    At level ``r`` a tensor's buffer keeps the slice the DRAM loops at positions ``>= r`` sweep
+    (``r = 5``: one tile; ``r = 0``: the whole tensor of one group): a slice of the operand stays
+    while the loops outside it turn, and it is loaded as often as the relevant loops outside it
+    say (:func:`tile_loads`).
+
+    Args:
+        tiles, orders: ``(N, 5)`` each: candidate ``i`` is tile ``tiles[i]`` under loop order
+            ``orders[i]`` (a permutation of ``range(5)``, outermost first).
+
+    Returns per tensor ``I, W, O``: ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
+    """
+    dims = np.array(shape.dims, np.int64)
+    trips = dims[None, :] // tiles  # (N, 5) in DIMS order
+    trips_ord = np.take_along_axis(trips, orders, axis=1)  # (N, 5) outermost first
+    pos = np.argsort(orders, axis=1)  # (N, 5): position of each dimension in its order
+    inner = pos[None, :, :] >= np.arange(6)[:, None, None]  # (6, N, 5) swept inside the slice
+    fps = footprints(shape, tiles[None] * np.where(inner, trips[None], 1))
+    return {t: (fps[t], tile_loads(trips_ord, np.array(RELEVANT[t])[orders])) for t in RELEVANT}
+
+
+def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
+               dataflow: str, levels: dict[str, np.ndarray] | None = None,
+               slices: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+    """Element counts of every candidate, shaped ``(N,)``.
+
+    Args:
+        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension).
+        orders: ``(N, 5)`` permutations of ``range(5)``: each candidate's DRAM loops, outermost first.
+        levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
+            default 5: one tile).
+        slices: :func:`residency`'s result when the caller has it already.
+
+    Returns, per GEMM operand ``op`` of the pass: ``dram_read_{op}`` (elements fetched into the
+    buffer), for the written operand ``c`` also ``dram_write_c`` (every write-back, final or
+    spilled) and ``dram_read_c`` (partial sums read back = writes − distinct elements); the
+    array side ``array_{op}`` (buffer-to-array elements of ``a`` and ``b``, partial-sum writes
+    of ``c``), ``array_read_c`` (accumulation reads = writes − distinct elements), ``slice_{op}``
+    (elements the buffer keeps), ``tiles`` (tiles run) and ``compute_cycles``.
+    """
+    dims = np.array(shape.dims, np.int64)
+    trips = dims[None, :] // tiles  # (T, 5)
+    g = shape.groups
+    out: dict[str, np.ndarray] = {}
+    role = ROLES[pass_]
+    tp = (len(tiles),)
+    slices = residency(shape, tiles, orders) if slices is None else slices
+    for op, tensor in role.items():
+        fp, ld = slices[tensor]
+        r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
+        fp_r = np.take_along_axis(fp, r[None], axis=0)[0]
+        moved = fp_r * np.take_along_axis(ld, r[None], axis=0)[0] * g
+        out[f"slice_{op}"] = fp_r
+        if op == "c":
+            out["dram_write_c"] = moved
+            out["dram_read_c"] = moved - shape.size(tensor)
+        else:
+            out[f"dram_read_{op}"] = moved
+    n_tiles = np.prod(trips, axis=1) * g  # (T,)
+    m, k, n = tile_gemm(shape, tiles, pass_)
+    arr = array_counts(m, k, n, rows, cols, dataflow)
+    for key in ("a", "b", "c"):
+        out[f"array_{key}"] = arr[key] * n_tiles
+    out["array_read_c"] = out["array_c"] - shape.size(role["c"])
+    out["compute_cycles"] = arr["cycles"] * n_tiles
+    out["tiles"] = n_tiles
+    return out

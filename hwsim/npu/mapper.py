@@ -1,0 +1,394 @@
+"""The mapper: search buffer tiles and DRAM loop orders for one layer's pass, by an objective.
+
+Candidates are every tile (each of ``B, K, C, OY, OX`` a divisor of its dimension; ``FY, FX``
+whole) whose footprints fit the buffers staging them (a buffer shared by operands holds the sum;
+a double-buffered one offers half), times every order of the five DRAM loops. Tiles that can grow
+in one dimension and still fit are dominated (every DRAM and buffer-fill count is non-increasing
+in a tile size; see docs/mapping.md) and are dropped when more than ``KEEP_ALL_TILES`` fit. All
+candidates are costed at once (``hwsim.npu.loopnest.nest_costs``: arrays over tiles × orders),
+bytes per element from the operands' densities and the formats declared at each level
+(sparse-aware: a compressed operand's tile takes fewer buffer bytes, so larger tiles fit), and
+the best by the objective wins; ties go to fewer DRAM bytes, then to the first candidate in the
+canonical order (tiles ascending, orders in ``itertools.permutations`` order): deterministic.
+
+Objectives: ``energy`` (pJ, default), ``latency`` (cycles: compute, or the DRAM transfer time
+when that is longer), ``edp`` (their product), ``dram`` (DRAM bytes). Results are cached per
+(layer shape, pass, architecture, densities, objective, dataflow) for the process.
+
+Notation of a mapping (the ``mapping`` column of a report row):
+``B1 K64 C64 OY8 OX56 | OY7`` — the buffer tile, then the DRAM loops that turn, outermost first
+with their trips (``-`` when the whole layer is one tile).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archs import Architecture
+from archs.energy import energy_table
+
+from ..errors import MappingError
+from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
+from .mapping import buffers
+from .traffic import PER_ELEMENT
+
+OBJECTIVES = ("energy", "latency", "edp", "dram")
+KEEP_ALL_TILES = 200  # up to this many fitting tiles are all evaluated; above, only undominated ones
+ORDERS = np.array(list(itertools.permutations(range(5))), np.int64)  # (120, 5), canonical order
+
+
+@dataclass(frozen=True)
+class NestMapping:
+    """A buffer tile (elements per dimension, ``DIMS`` order) and the DRAM loop order (outermost
+    first, all five dimensions)."""
+
+    tile: tuple[int, int, int, int, int]
+    order: tuple[str, ...] = DIMS
+
+    def trips(self, shape: ConvShape) -> tuple[int, ...]:
+        return tuple(d // t for d, t in zip(shape.dims, self.tile, strict=True))
+
+    def notation(self, shape: ConvShape) -> str:
+        """``B1 K64 C64 OY8 OX56 | OY7``: tile, then the turning DRAM loops outermost first."""
+        trips = dict(zip(DIMS, self.trips(shape), strict=True))
+        tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
+        loops = " ".join(f"{d}{trips[d]}" for d in self.order if trips[d] > 1)
+        return f"{tile} | {loops or '-'}"
+
+
+@dataclass
+class NestResult:
+    """The chosen mapping of one pass and what it costs (whole layer, all groups)."""
+
+    mapping: NestMapping
+    notation: str
+    objective: str
+    energy_pj: float
+    cycles: int
+    dram_bytes: float
+    bytes: dict[tuple[str, str, str, str], float] = field(default_factory=dict)  # (level, op, kind, dir)
+    energy: dict[str, float] = field(default_factory=dict)  # component -> pJ
+    occupancy: dict[str, float] = field(default_factory=dict)  # buffer -> bytes its slices take
+    levels: dict[str, int] = field(default_factory=dict)  # operand -> residency level (loopnest.residency)
+    candidates: int = 0
+
+
+def per_element(arch: Architecture, level: str, op: str, density: float,
+                elem_bytes: float) -> tuple[float, float]:
+    """(data, metadata) bytes per element of ``op`` at ``level`` in the format declared there
+    (``hwsim.npu.traffic.moved_bytes``'s rule per element; csr/csc pointers: one per array-row
+    vector of elements, averaged)."""
+    fmt = next((f for f in arch.sparse.formats if f.level == level and f.operand == op), None)
+    if fmt is None or fmt.format == "dense":
+        return elem_bytes, 0.0
+    if fmt.format in PER_ELEMENT:
+        return density * elem_bytes, fmt.metadata_bits / 8
+    meta = density * fmt.metadata_bits / 8
+    if fmt.format in ("csr", "csc"):
+        meta += fmt.pointer_bits / 8 / max(arch.compute.rows if arch.compute is not None else 1, 1)
+    return density * elem_bytes, meta
+
+
+_ARCHS: dict[int, tuple[Architecture, dict[tuple[str, str], float]]] = {}  # id -> (arch, energy table)
+
+
+def _table(arch: Architecture) -> dict[tuple[str, str], float]:
+    """The energy table as a dict, once per architecture object (hashing a whole architecture for
+    every lookup costs more than the lookup; the object is kept so that its id stays its own)."""
+    hit = _ARCHS.get(id(arch))
+    if hit is None or hit[0] is not arch:
+        hit = _ARCHS[id(arch)] = (arch, {(e.component, e.action): e.energy_pj for e in energy_table(arch)})
+    return hit[1]
+
+
+def _energy(arch: Architecture, component: str, action: str) -> float:
+    """One entry of the architecture's energy table (0 when it has none), looked up once per arch."""
+    return _table(arch).get((component, action), 0.0)
+
+
+def traffic_energy(arch: Architecture, totals: dict[tuple[str, str, str, str], float]) -> dict[str, float]:
+    """Energy (pJ) per component of memory and link traffic (``hwsim.energy.pass_energy``'s rule)."""
+    links = {ln.name for ln in arch.links}
+    out: dict[str, float] = defaultdict(float)
+    for (component, _op, kind, direction), moved in totals.items():
+        if component in links:
+            out[component] += moved * _energy(arch, component, "transfer")
+            continue
+        action = direction if kind == "data" else f"metadata_{direction}"
+        key = component if kind == "data" else f"{component}_metadata"
+        out[key] += moved * _energy(arch, component, action)
+    return dict(out)
+
+
+def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:
+    """Fitting tiles ``(T, 5)``; undominated ones only when more than KEEP_ALL_TILES fit."""
+    divs = [divisors(d) for d in shape.dims]
+    grids = np.meshgrid(*divs, indexing="ij")  # every combination, in itertools.product's order
+    tiles = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
+    fits = _fits(shape, pass_, arch, elem, tiles)
+    kept = tiles[fits]
+    if len(kept) == 0:
+        raise MappingError(_no_fit(shape, pass_, arch, elem))
+    if len(kept) <= KEEP_ALL_TILES:
+        return kept
+    grow_fits = np.zeros(len(kept), bool)
+    for d, dv in enumerate(divs):
+        idx = np.searchsorted(dv, kept[:, d])
+        can = idx + 1 < len(dv)
+        bumped = kept[can].copy()
+        bumped[:, d] = dv[idx[can] + 1]
+        grow_fits[np.flatnonzero(can)] |= _fits(shape, pass_, arch, elem, bumped)
+    return kept[~grow_fits]
+
+
+def occupancy(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float],
+              tiles: np.ndarray) -> dict[str, np.ndarray]:
+    """Bytes each buffer's tiles take, per buffer name -> ``(T,)``; ``elem`` is bytes per element
+    of each operand in that buffer's format."""
+    fp = footprints(shape, tiles)
+    out: dict[str, np.ndarray] = {}
+    for op, (name, _cap) in buffers(arch).items():
+        if name:
+            out[name] = out.get(name, 0) + fp[ROLES[pass_][op]] * elem[f"{name}:{op}"]
+    return out
+
+
+def _fits(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float],
+          tiles: np.ndarray) -> np.ndarray:
+    caps = {name: cap for name, cap in buffers(arch).values() if name}
+    occ = occupancy(shape, pass_, arch, elem, tiles)
+    ok = np.ones(len(tiles), bool)
+    for name, used in occ.items():
+        if caps[name] > 0:
+            ok &= used <= caps[name]
+    return ok
+
+
+def _no_fit(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> str:
+    ones = np.ones((1, 5), np.int64)
+    occ = occupancy(shape, pass_, arch, elem, ones)
+    caps = {name: cap for name, cap in buffers(arch).values() if name}
+    worst = max(occ, key=lambda n: float(occ[n][0]) / max(caps[n], 1e-9))
+    return (f"{pass_}: even a one-element tile (whole {shape.fy}×{shape.fx} filter window) needs "
+            f"{float(occ[worst][0]):g} B of {worst}, which offers {caps[worst]:g} B; use a larger {worst}")
+
+
+def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
+                dens: dict[str, float]) -> dict[str, float]:
+    """Bytes per element (data + metadata) of each operand at each level that stages it."""
+    out = {}
+    levels = [m.name for m in arch.memories if not m.off_chip] + [arch.off_chip.name]
+    for op in ("a", "b", "c"):
+        for lv in levels:
+            d, m = per_element(arch, lv, op, dens[op], eb[op])
+            out[f"{lv}:{op}"] = d + m
+            out[f"{lv}:{op}:data"], out[f"{lv}:{op}:meta"] = d, m
+    return out
+
+
+def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
+          eb: dict[str, float], dens: dict[str, float], dataflow: str) -> dict[str, np.ndarray]:
+    """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
+    ``orders[i]``): keys ``energy_pj``,
+    ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
+    ``energy:<component>``."""
+    elem = _elem_bytes(arch, pass_, eb, dens)
+    slices = residency(shape, tiles, orders)
+    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),))
+    c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
+                   slices)
+    off = arch.off_chip.name
+    bufs = buffers(arch)
+    moved: dict[tuple[str, str, str, str], np.ndarray] = {}
+
+    def add(level: str, op: str, elems: np.ndarray, direction: str, dense: bool = False) -> None:
+        data = eb[op] if dense else elem[f"{level}:{op}:data"]
+        meta = 0.0 if dense else elem[f"{level}:{op}:meta"]
+        for kind, per in (("data", data), ("metadata", meta)):
+            if per:
+                key = (level, op, kind, direction)
+                moved[key] = moved.get(key, 0) + elems * per
+    final = shape.size(ROLES[pass_]["c"])
+    for op in ("a", "b"):
+        add(off, op, c[f"dram_read_{op}"], "read")
+        if bufs[op][0]:
+            add(bufs[op][0], op, c[f"dram_read_{op}"], "write")
+            add(bufs[op][0], op, c[f"array_{op}"], "read")
+    spill = c["dram_write_c"] - final  # partial sums written back before their last visit
+    add(off, "c", np.full(spill.shape, final, np.float64), "write")
+    add(off, "c", spill, "write", dense=True)
+    add(off, "c", c["dram_read_c"], "read", dense=True)
+    if bufs["c"][0]:
+        cb = bufs["c"][0]
+        add(cb, "c", c["array_c"], "write", dense=True)
+        add(cb, "c", c["array_read_c"], "read", dense=True)
+        add(cb, "c", c["dram_write_c"], "read", dense=True)
+        add(cb, "c", c["dram_read_c"], "write", dense=True)
+    shape2 = c["dram_write_c"].shape
+    energy: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(shape2))
+    for (level, _op, kind, direction), b in moved.items():
+        action = direction if kind == "data" else f"metadata_{direction}"
+        energy[level] = energy[level] + b * _energy(arch, level, action)
+    macs = float(shape.macs)
+    for m in arch.memories:  # register files: per MAC, as hwsim.npu.traffic charges them
+        if m.kind == "register_file":
+            per = sum(eb[op] for op in ("a", "b") if op in m.operands) * _energy(arch, m.name, "read")
+            if "c" in m.operands:
+                per += eb["c"] * (_energy(arch, m.name, "read") + _energy(arch, m.name, "write"))
+            if per:
+                energy[m.name] = energy[m.name] + macs * per
+    for ln in arch.links:
+        for op in ln.operands:
+            end, direction = ((ln.source, "read") if ln.destination != off else (ln.destination, "write"))
+            for kind in ("data", "metadata"):
+                if (end, op, kind, direction) in moved:
+                    energy[ln.name] = energy[ln.name] + moved[(end, op, kind, direction)] * _energy(
+                        arch, ln.name, "transfer")
+    energy["compute"] = energy["compute"] + macs * _energy(arch, "compute", "mac")
+    out: dict[str, np.ndarray] = {f"bytes:{':'.join(k)}": v for k, v in moved.items()}
+    out.update({f"energy:{k}": v for k, v in energy.items()})
+    out["energy_pj"] = sum(energy.values())
+    dram = sum(v for (lv, _o, _k, _d), v in moved.items() if lv == off)
+    out["dram_bytes"] = np.broadcast_to(dram, shape2)
+    bw = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    transfer = np.ceil(out["dram_bytes"] / bw) if bw > 0 else 0
+    out["cycles"] = np.maximum(c["compute_cycles"], transfer).astype(np.int64)
+    bufs_used: dict[str, np.ndarray] = {}
+    for op, (name, _cap) in bufs.items():
+        if name:
+            bufs_used[name] = bufs_used.get(name, 0) + c[f"slice_{op}"] * elem[f"{name}:{op}"]
+    for name, used in bufs_used.items():
+        out[f"occupancy:{name}"] = used
+    for op in ("a", "b", "c"):
+        out[f"level_{op}"] = levels[op]
+    return out
+
+
+def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], elem: dict[str, float],
+            tp: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Residency level of each operand ``(N,)``: the largest slice its buffer still holds.
+
+    An operand alone in its buffer takes the smallest level (largest slice) that fits; operands
+    sharing a buffer start at one tile each and grow in the order c, b, a while the sum fits.
+    """
+    fps = {op: res[op][0] for op in ("a", "b", "c")}
+    levels = {op: np.full(tp, 5, np.int64) for op in ("a", "b", "c")}
+    bufs = buffers(arch)
+    for name in sorted({n for n, _ in bufs.values() if n}):
+        ops = [op for op in ("c", "b", "a") if bufs[op][0] == name]
+        cap = bufs[ops[0]][1]
+        size = {op: fps[op] * elem[f"{name}:{op}"] for op in ops}  # (6, N) bytes per level
+        if cap <= 0:
+            for op in ops:
+                levels[op][:] = 0
+            continue
+        for op in ops:
+            others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
+            fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
+            levels[op] = np.argmax(fits, axis=0)  # smallest fitting level
+    return levels
+
+
+def objective_of(cost: dict[str, np.ndarray], objective: str) -> np.ndarray:
+    if objective == "energy":
+        return cost["energy_pj"]
+    if objective == "latency":
+        return cost["cycles"].astype(np.float64)
+    if objective == "edp":
+        return cost["energy_pj"] * cost["cycles"]
+    if objective == "dram":
+        return cost["dram_bytes"]
+    raise MappingError(f"unknown mapping objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+
+
+def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float],
+           densities: dict[str, float] | None = None, objective: str = "energy",
+           dataflow: str | None = None) -> NestResult:
+    """The best mapping of one pass by ``objective`` (cached per arguments for the process).
+
+    Args:
+        eb: bytes per element of the GEMM operands ``a``, ``b``, ``c`` of the pass.
+        densities: non-zero fraction of each operand (default 1); formats shrink its bytes.
+    """
+    dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
+    key_d = tuple(round(float(dens[o]), 6) for o in ("a", "b", "c"))
+    key_e = tuple(float(eb[o]) for o in ("a", "b", "c"))
+    df = dataflow or arch.compute.dataflow
+    if objective not in OBJECTIVES:
+        raise MappingError(f"unknown mapping objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    _table(arch)  # registers the architecture under its id
+    key = (shape, pass_, id(arch), key_e, key_d, objective, df)
+    if key not in _CACHE:
+        if len(_CACHE) >= CACHE_ENTRIES:  # a long-lived process: start over rather than grow
+            _CACHE.clear()
+        _CACHE[key] = _search(shape, pass_, arch, key_e, key_d, objective, df)
+    return _CACHE[key]
+
+
+_CACHE: dict[tuple, NestResult] = {}  # search results of this process, by arguments (arch by id)
+CACHE_ENTRIES = 20000
+
+
+def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_d: tuple, objective: str,
+            dataflow: str) -> NestResult:
+    eb = dict(zip("abc", key_e, strict=True))
+    dens = dict(zip("abc", key_d, strict=True))
+    elem = _elem_bytes(arch, pass_, eb, dens)
+    tiles = _candidates(shape, pass_, arch, elem)
+    ti, pi = _pairs(shape, tiles)
+    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow)
+    obj = objective_of(cost, objective)
+    best = int(np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))[0])  # ties: fewer bytes, then first
+    mapping = NestMapping(tuple(int(x) for x in tiles[ti[best]]), tuple(DIMS[i] for i in ORDERS[pi[best]]))
+    return _result(shape, mapping, cost, best, objective, len(ti))
+
+
+def _pairs(shape: ConvShape, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tile, order) index pairs worth costing, tile-major: orders that differ only in where the
+    loops of one trip sit are the same nest, so only the order that puts those loops innermost in
+    ``DIMS`` order is kept (``|turning loops|!`` orders per tile instead of 120)."""
+    turning = (np.array(shape.dims)[None, :] // tiles) > 1  # (T, 5)
+    t_ord = turning[:, ORDERS]  # (T, P, 5) outermost first
+    outer, inner = t_ord[:, :, :-1], t_ord[:, :, 1:]  # each pair of neighbouring loops
+    rising = (ORDERS[None, :, :-1] < ORDERS[None, :, 1:]) | outer | inner  # still loops in DIMS order
+    keep = (outer | ~inner) & rising  # and no turning loop inside a still one
+    ti, pi = np.nonzero(keep.all(axis=2))
+    return ti, pi
+
+
+def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapping, eb: dict[str, float],
+             densities: dict[str, float] | None = None, dataflow: str | None = None) -> NestResult:
+    """The cost of a given mapping (a user's, or SCALE-Sim's); MappingError when it does not fit
+    or its tile does not divide the layer."""
+    dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
+    for d, size, t in zip(DIMS, shape.dims, mapping.tile, strict=True):
+        if t < 1 or size % t:
+            raise MappingError(f"tile {d}{t} does not divide the layer's {d} = {size}; use a divisor "
+                               f"({', '.join(str(x) for x in divisors(size)[:8])}, ...)")
+    if sorted(mapping.order) != sorted(DIMS):
+        raise MappingError(f"order {list(mapping.order)} must name each of {', '.join(DIMS)} once")
+    elem = _elem_bytes(arch, pass_, eb, dens)
+    tiles = np.array([mapping.tile], np.int64)
+    if not _fits(shape, pass_, arch, elem, tiles)[0]:
+        occ = {n: float(v[0]) for n, v in occupancy(shape, pass_, arch, elem, tiles).items()}
+        raise MappingError(f"tile {mapping.notation(shape).split(' |')[0]} needs {occ} bytes; over a buffer "
+                           f"({ {n: c for n, c in buffers(arch).values() if n} })")
+    order = np.array([[DIMS.index(d) for d in mapping.order]], np.int64)
+    cost = costs(shape, pass_, arch, tiles, order, eb, dens, dataflow or arch.compute.dataflow)
+    return _result(shape, mapping, cost, 0, "given", 1)
+
+
+def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objective: str,
+            n: int) -> NestResult:
+    get = lambda k: float(cost[k][at])  # noqa: E731
+    moved = {tuple(k.split(":")[1:]): get(k) for k in cost if k.startswith("bytes:")}
+    energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
+    occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
+    cycles = int(cost["cycles"][at])
+    return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
+                      get("dram_bytes"), moved, energy, occ,
+                      {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n)

@@ -1,0 +1,198 @@
+"""Report rows under a mapping: ``simulate(..., mapping=...)`` / ``hwsim replay --mapping``.
+
+Without a mapping (``fixed``) a row keeps the replay's traffic (``hwsim.npu.mapping``'s fixed loop
+order, SCALE-Sim's convention) and its ``mapping`` column names that order. With ``search`` (the
+mapper, ``hwsim.npu.mapper``) or a mapping file, the traffic above the array comes from the loop
+nest of the chosen mapping (raw tensors with halos, partial residency, partial-sum and col2im
+read-modify-writes, formats at every level, densities from the iteration's masks): the DRAM
+level, the buffer fills and drains, the output buffer's accumulation and the links. What the
+array itself does stays the replay's, counted from the masks: cycles, MACs, the buffer-to-array
+reads of ``a`` and ``b`` (so cycles and SRAM reads keep agreeing with SCALE-Sim). The energy of the
+replaced traffic is replaced; the dense baseline is the same machine without sparse features under
+its own mapping (search) or the same mapping (file), so an energy saving includes the DRAM bytes
+a compressed format saves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from archs import Architecture
+from archs.components import SparseFeatures
+from traces.layer import LayerSpec
+
+from ..errors import MappingError
+from ..workload import OPERAND_KIND
+from .loopnest import DIMS, ROLES, ConvShape
+from .mapper import NestMapping, NestResult, evaluate, search, traffic_energy
+from .mapping import buffers, map_gemm
+from .mapping_file import MappingFile, load_mapping_file
+from .tiles import DENSE, TileCosts, tile_costs
+from .traffic import link_totals, traffic
+
+# per pass, the recorded tensor whose density each GEMM operand has
+DENSITY_OF = {"forward": {"a": "x", "b": "w", "c": "y"},
+              "backward_data": {"a": "dy", "b": "w", "c": "dx"},
+              "backward_weight": {"a": "x", "b": "dy", "c": "dw"}}
+DIRECTIONS = ("read", "write", "transfer")
+
+
+@dataclass
+class MappingContext:
+    """How rows are mapped: ``fixed``, ``search`` (by ``objective``) or a mapping file."""
+
+    arch: Architecture
+    mode: str
+    objective: str = "energy"
+    file: MappingFile | None = None
+    dataflow: str | None = None
+    stream_chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        self.dense_arch = replace(self.arch, sparse=SparseFeatures())  # the dense baseline's machine
+        self.fixed_dense: dict[tuple, dict] = {}
+
+    @classmethod
+    def of(cls, arch: Architecture, mapping: str | Path | None, objective: str, dataflow: str | None,
+           stream_chunk: int | None) -> MappingContext:
+        """``mapping``: None or ``fixed`` (today's order), ``search``, or a YAML mapping file."""
+        df = dataflow or (arch.compute.dataflow if arch.compute is not None else None)
+        if mapping is None or mapping == "fixed":
+            return cls(arch, "fixed", objective, None, df, stream_chunk)
+        if mapping == "search":
+            return cls(arch, "search", objective, None, df, stream_chunk)
+        if mapping == "scalesim":
+            raise MappingError("--mapping scalesim is not built yet; use fixed (SCALE-Sim's loop order for "
+                               "cycles and SRAM reads), search, or a mapping file")
+        f = load_mapping_file(mapping)
+        return cls(arch, "file", f.objective, f, df, stream_chunk)
+
+    def apply(self, spec: LayerSpec, row: dict[str, Any]) -> dict[str, Any]:
+        """The row with its ``mapping`` column and, unless fixed, the loop nest's traffic."""
+        pass_ = row.get("pass")
+        if pass_ not in ROLES:
+            return row
+        eb = self.elem_bytes(pass_)
+        batch = int(row.get("simulated_batch") or row.get("batch") or 1)
+        if self.mode == "fixed":
+            g = spec.gemm(pass_, batch)
+            mp = map_gemm(g.m, g.k, g.n, self.arch, self.dataflow, eb, self.stream_chunk)
+            stream = {"ws": "M", "is": "N", "os": "K"}[mp.dataflow]
+            return {**row, "mapping": f"{mp.dataflow} {stream}{mp.stream_chunk} | "
+                                      f"C{mp.col_folds} R{mp.row_folds} {stream}{mp.chunks}"}
+        shape = ConvShape.of(spec, batch)
+        dens = {op: float(row.get(f"density_{t}", 1.0)) for op, t in DENSITY_OF[pass_].items()}
+        try:
+            res = self.choose(spec, shape, pass_, self.arch, eb, dens)
+            base = self.choose(spec, shape, pass_, self.dense_arch, eb, {"a": 1.0, "b": 1.0, "c": 1.0})
+        except MappingError as exc:
+            raise MappingError(f"layer {spec.name}, {pass_}: {exc}") from None
+        out = dict(row)
+        old = _totals_of(self.arch, row)
+        new = merge(self.arch, old, res)
+        e_old, e_new = _traffic_energy(self.arch, old), _traffic_energy(self.arch, new)
+        for key in [k for k in out if k.endswith("_bytes") and _parse(self.arch, k) is not None]:
+            del out[key]
+        for (comp, op, kind, direction), moved in new.items():
+            out[f"{comp}_{op}{'' if kind == 'data' else '_metadata'}_{direction}_bytes"] = moved
+        for comp in set(e_old) | set(e_new):
+            out[f"energy_{comp}_pj"] = e_new.get(comp, 0.0)
+        out["energy_pj"] = row["energy_pj"] - sum(e_old.values()) + sum(e_new.values())
+        fixed_dense = self.fixed_dense_totals(spec, pass_, batch, eb)
+        d_old = sum(_traffic_energy(self.arch, fixed_dense).values())
+        d_new = sum(_traffic_energy(self.arch, merge(self.arch, fixed_dense, base)).values())
+        out["dense_energy_pj"] = row["dense_energy_pj"] - d_old + d_new
+        out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+        out["mapping"] = res.notation
+        out["mapping_source"] = self.mode
+        return out
+
+    def elem_bytes(self, pass_: str) -> dict[str, float]:
+        p = self.arch.compute.precision
+        bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
+        return {op: bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+
+    def choose(self, spec: LayerSpec, shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float],
+               dens: dict[str, float]) -> NestResult:
+        given = self.file.lookup(spec.name, pass_) if self.file is not None else None
+        if given is None:  # searched at densities rounded up to 5 % (cached across iterations), then
+            # costed at the exact ones: the footprints only shrink, so the choice still fits
+            coarse = {op: min(1.0, math.ceil(d * 20 - 1e-9) / 20) for op, d in dens.items()}
+            found = search(shape, pass_, arch, eb, coarse, self.objective, self.dataflow)
+            if coarse == dens:
+                return found
+            given = found.mapping
+        tile = tuple(t or d for t, d in zip(given.tile, shape.dims, strict=True))
+        try:
+            return evaluate(shape, pass_, arch, NestMapping(tile, given.order), eb, dens, self.dataflow)
+        except MappingError as exc:
+            raise MappingError(f"{self.file.path}: {exc}") from None
+
+    def fixed_dense_totals(self, spec: LayerSpec, pass_: str, batch: int,
+                           eb: dict[str, float]) -> dict[tuple[str, str, str, str], float]:
+        """The dense baseline's traffic under the fixed order (what the replay's baseline moved)."""
+        from .replay import _residency  # the replay's own residency rule, for its own baseline
+
+        key = (spec.name, pass_, batch)
+        if key in self.fixed_dense:
+            return self.fixed_dense[key]
+
+        g = spec.gemm(pass_, batch)
+        mp = map_gemm(g.m, g.k, g.n, self.arch, self.dataflow, eb, self.stream_chunk)
+        t = tile_costs(None, None, None, mp, DENSE, _residency(mp, eb, buffers(self.arch)))
+        self.fixed_dense[key] = traffic(self.arch, TileCosts.concat([t] * g.groups), eb, True).totals
+        return self.fixed_dense[key]
+
+
+def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float],
+          res: NestResult) -> dict[tuple[str, str, str, str], float]:
+    """The replay's traffic with everything above the array replaced by the loop nest's: the
+    buffer-to-array reads of ``a`` and ``b`` and the register files stay; links are recomputed."""
+    bufs = {op: name for op, (name, _) in buffers(arch).items()}
+    links = {ln.name for ln in arch.links}
+    keep = {}
+    for (comp, op, kind, direction), moved in old.items():
+        if comp in links or comp == arch.off_chip.name:
+            continue
+        if comp == bufs.get(op) and not (op in ("a", "b") and direction == "read"):
+            continue
+        keep[(comp, op, kind, direction)] = moved
+    for (comp, op, kind, direction), moved in res.bytes.items():
+        if comp == bufs.get(op) and op in ("a", "b") and direction == "read":
+            continue
+        keep[(comp, op, kind, direction)] = keep.get((comp, op, kind, direction), 0.0) + moved
+    keep.update(link_totals(arch, keep))
+    return keep
+
+
+def _parse(arch: Architecture, column: str) -> tuple[str, str, str, str] | None:
+    """``glb_a_metadata_read_bytes`` -> ``("glb", "a", "metadata", "read")``; None if not traffic."""
+    names = [m.name for m in arch.memories] + [ln.name for ln in arch.links]
+    for comp in sorted(names, key=len, reverse=True):
+        if not column.startswith(f"{comp}_"):
+            continue
+        rest = column[len(comp) + 1:-len("_bytes")].split("_")
+        if len(rest) == 2 and rest[0] in "abc" and rest[1] in DIRECTIONS:
+            return comp, rest[0], "data", rest[1]
+        if len(rest) == 3 and rest[0] in "abc" and rest[1] == "metadata" and rest[2] in DIRECTIONS:
+            return comp, rest[0], "metadata", rest[2]
+    return None
+
+
+def _totals_of(arch: Architecture, row: dict[str, Any]) -> dict[tuple[str, str, str, str], float]:
+    out = {}
+    for col, v in row.items():
+        if col.endswith("_bytes"):
+            key = _parse(arch, col)
+            if key is not None:
+                out[key] = float(v)
+    return out
+
+
+_traffic_energy = traffic_energy
+
+
+__all__ = ["DIMS", "MappingContext", "merge"]
