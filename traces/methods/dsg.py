@@ -124,7 +124,7 @@ class _DSGLayer:
         rows = true_rows.shape[0]
         drs = self.selection_rule == "drs"
         topks = 1 if self.share_threshold else rows
-        stats = {"proj_k": self.proj_k, "kept_target": kept, "kept_min": int(per_row.min()),
+        stats = {"proj_k": self.proj_k, "kept_target": kept, "rows": rows, "kept_min": int(per_row.min()),
                  "kept_max": int(per_row.max()), "recall_vs_oracle": round(recall, 6),
                  "drs_macs": rows * n_out * self.proj_k if drs else 0,
                  "drs_proj_adds": projection_additions(rows, n_out, w.shape[1], self.proj_k) if drs else 0,
