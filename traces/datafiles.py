@@ -5,11 +5,11 @@ file raises :class:`DataMissingError` (a ValueError) with one line that says whi
 where. Formats, as their publishers document them:
 
 - **CIFAR-10 / CIFAR-100 python batches** (``cifar-10-batches-py``, ``cifar-100-python``): pickled
-  dicts with ``b"data"``, a uint8 array ``(N, 3072)`` whose rows are a 32×32 image as three
+  dicts (read as torchvision does, ``encoding="latin1"``) with ``data``, a uint8 array ``(N, 3072)`` whose rows are a 32×32 image as three
   row-major planes R, G, B (1024 bytes each), and ``b"labels"`` (CIFAR-10) or ``b"fine_labels"``
   (CIFAR-100), lists of ``N`` ints. CIFAR-10 has ``data_batch_1`` … ``data_batch_5``,
   ``test_batch`` and ``batches.meta``; CIFAR-100 has ``train``, ``test`` and ``meta``.
-  Unpickling is restricted to plain containers, so a hostile file cannot run code.
+  Unpickling is restricted to containers and numpy arrays, so a hostile file cannot run code.
 - **IDX** (MNIST, Fashion-MNIST): ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
   ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, optionally gzipped (``.gz``): a
   big-endian header (magic ``0x00000803`` for images, ``0x00000801`` for labels, then the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 from pathlib import Path
 from typing import ClassVar
@@ -55,23 +56,32 @@ def _need_dir(data_dir: Path | None, name: str, what: str) -> Path:
     return d
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """Loads only builtin containers and numbers: CIFAR batches need nothing else."""
+class _NumpyUnpickler(pickle.Unpickler):
+    """Allows only what pickled numpy arrays and builtin containers need: a data file cannot run code."""
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data batch")
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data file")
+        if module == "numpy.core.multiarray":
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
 
 
 def _unpickle(path: Path) -> dict:
+    """A CIFAR batch as torchvision reads it (``encoding="latin1"``), keys as ``bytes``."""
     with open(path, "rb") as f:
         try:
-            obj = _SafeUnpickler(f, encoding="bytes").load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            obj = _NumpyUnpickler(f, encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
             raise DataMissingError(f"{path}: not a CIFAR python batch ({exc}); use the python version "
                                    "of the data set (cifar-10-python.tar.gz, extracted)") from None
     if not isinstance(obj, dict):
         raise DataMissingError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
-    return obj
+    return {k.encode("latin1") if isinstance(k, str) else k: v for k, v in obj.items()}
 
 
 def cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -118,12 +128,12 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataMissingError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}, "
                                "expected 000008NN)")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    dims = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataMissingError(f"{path}: header says {tuple(dims)} ({int(np.prod(dims))} bytes), "
+    if body.size != math.prod(dims):
+        raise DataMissingError(f"{path}: header says {dims} ({math.prod(dims)} bytes), "
                                f"found {body.size} bytes of data")
-    return body.reshape(tuple(int(v) for v in dims))
+    return body.reshape(dims)
 
 
 def read_idx_set(data_dir: Path | None, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -188,21 +198,6 @@ def read_image_folder(data_dir: Path | None, name: str = "image-folder"
 # deeplearning.net pickle (train 50,000 + validation 10,000 = MNIST's 60,000 training images, and
 # the 10,000 test images), float32 in [0, 1], 784 values per image.
 MNIST_PACKAGE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-
-
-class _NumpyUnpickler(pickle.Unpickler):
-    """Allows only what a pickled numpy array needs."""
-
-    ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct")}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in the MNIST pickle")
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray"
-        return super().find_class(module, name)
 
 
 def packaged_mnist_path() -> Path:

@@ -74,14 +74,16 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
           method_params: dict[str, Any] | None = None,
           progress: Callable[[dict[str, Any]], None] | None = None, data_dir: str | Path | None = None,
           schedule: str = "step", augment: bool = False, max_batches: int | None = None,
-          test_samples: int | None = None) -> TrainResult:
+          test_samples: int | None = None, stop_after_s: float | None = None) -> TrainResult:
     """Train ``model`` on ``dataset`` with ``method``, recording a trace to ``out`` if given.
 
     Deterministic for a given seed. ``lr_milestones`` are epochs at which the learning rate is
     divided by 10 (``schedule="step"``); ``"cosine"`` anneals per iteration from ``lr`` to 0.
     ``weight_decay`` is SGD's L2 term (the method decides which parameters get it). ``data_dir``
     holds a file-backed data set's files. ``max_batches`` caps the iterations per epoch and
-    ``test_samples`` the test set (smoke runs). ``progress`` is called after every iteration with
+    ``test_samples`` the test set (smoke runs). ``stop_after_s`` ends training after the first
+    epoch that finishes past that many seconds (single-phase methods only; the result's
+    ``history`` says how many epochs ran). ``progress`` is called after every iteration with
     ``{"iteration", "total", "epoch", "phase", "loss", "accuracy", "density"}`` (the library never prints).
     """
     import time
@@ -95,6 +97,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    stopped = False
     torch.manual_seed(seed)
     meth = make_method(method, dataset, model, **(method_params or {}))
     data = load_dataset(dataset, image=wants_image(model), seed=seed, data_dir=data_dir)
@@ -165,6 +168,11 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
                 history.append({"epoch": epoch, "phase": phase.name, "loss": loss_value,
                                 "test_accuracy": accuracy(net, xte, yte), "density": meth.density()})
                 epoch += 1
+                if stop_after_s is not None and len(phases) == 1 and time.perf_counter() - start > stop_after_s:
+                    stopped = True
+                    break
+            if stopped:
+                break
         evaluation = meth.evaluate(xte, yte)
         if rec is not None and evaluation:
             rec.set_results(evaluation)
@@ -175,7 +183,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
     if rec is not None:
         rec.close(complete=True)
     best = max(range(len(history)), key=lambda i: history[i]["test_accuracy"])
-    return TrainResult(Path(out) if out is not None else None, total, loss_value,
+    return TrainResult(Path(out) if out is not None else None, it, loss_value,
                        history[-1]["test_accuracy"], history, evaluation, meth,
                        best_accuracy=history[best]["test_accuracy"], best_epoch=history[best]["epoch"],
                        wall_s=time.perf_counter() - start)
