@@ -19,6 +19,7 @@ Rows that need CIFAR-10/100 or Fashion-MNIST are listed with the command to run 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -130,7 +131,8 @@ def dsg_costs(method: Any, model: Any, x: Any) -> dict[str, Any]:
         kept = math.ceil((1 - layer.gamma) * k_out - 1e-9)
         fwd += rows * (kept * kr + k_out * layer.proj_k)
         bwd_data += rows * kept * kr
-        overhead += projection_additions(rows, k_out, kr, layer.proj_k) + selection_compares(rows, k_out, kept, rows)
+        overhead += projection_additions(rows, k_out, kr, layer.proj_k)
+        overhead += selection_compares(rows, k_out, kept, rows)
     train = fwd + bwd_data + dense_fwd
     recall = {n: layer.last_stats["recall_vs_oracle"] for n, layer in method.layers.items()}
     return {"inference_reduction": dense_fwd / fwd, "training_reduction": 3 * dense_fwd / train,
@@ -233,7 +235,8 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
     ]
     # DST
     lines += ["## DST (arXiv 2005.06870, Table 1), MNIST", "",
-              "| model | paper: remaining % | ours: remaining % | paper: sparse acc % | ours: sparse best / last % "
+              "| model | paper: remaining % | ours: remaining % | paper: sparse acc % "
+              "| ours: sparse best / last % "
               "| paper: dense % | ours: dense best / last % | epochs (sparse / dense) | seeds | α | wall |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row, name in (("dst-lenet300", "LeNet-300-100"), ("dst-lenet5", "LeNet-5-Caffe")):
@@ -271,7 +274,8 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
               "dsg-mlp is 784-300-100-10 with BN, dsg-lenet is LeNet-5-Caffe with BN; block order "
               "CONV → ReLU → BN with double-mask selection; ε = 0.5 (k = floor(ln(d+1)/ε²)); DRS "
               "selection; the classifier stays dense.", "",
-              "| model | run | best / last acc % | epochs | inference × (paper conv.) | training × (paper conv.) "
+              "| model | run | best / last acc % | epochs | inference × (paper conv.) "
+              "| training × (paper conv.) "
               "| inference × (with projection + selection) | training × (with projection + selection) "
               "| DRS recall vs oracle (last iteration, per layer) | wall |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -282,7 +286,8 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
             x = by[(row, label)][0]
             acc = f"{cell(row, label, 'best_accuracy')} / {cell(row, label, 'last_accuracy')}"
             if label == "dense":
-                lines.append(f"| {row} | dense | {acc} | {epochs_of[(row, label)].epochs} | 1 | 1 | 1 | 1 | — "
+                lines.append(f"| {row} | dense | {acc} | {epochs_of[(row, label)].epochs} "
+                             "| 1 | 1 | 1 | 1 | — "
                              f"| {wall(row, label)} |")
                 continue
             rec = ", ".join(f"{n} {v:.2f}" for n, v in x["recall_vs_oracle"].items())
@@ -308,27 +313,32 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
             continue
         x = by[("mlevel-lenet5", label)][0]
         ev = x.get("evaluation") or {}
-        lines += [f"### {label} ({'rerouting-aware growth' if label == 'reroute-trained' else 'each level grown alone, as before'}; "
+        how = "rerouting-aware growth" if label == "reroute-trained" else "each level grown alone, as before"
+        lines += [f"### {label} ({how}; "
                   f"{settings[('mlevel-lenet5', label)].epochs} epochs, seed {x['seed']}, "
                   f"{x['wall_s'] / 60:.1f} min)", ""]
         if not ev:
             lines += ["(training ended before every level was built)", ""]
             continue
-        lines += ["| level | weights % | FLOPs % | accuracy % | per-layer density |", "| --- | --- | --- | --- | --- |"]
+        lines += ["| level | weights % | FLOPs % | accuracy % | per-layer density |",
+                  "| --- | --- | --- | --- | --- |"]
         for lv in ev["levels"]:
             dens = ", ".join(f"{n} {v * 100:.1f}" for n, v in lv["layer_densities"].items())
-            lines.append(f"| {lv['level']} | {lv['weight_fraction'] * 100:.2f} | {lv['flop_fraction'] * 100:.2f} "
+            lines.append(f"| {lv['level']} | {lv['weight_fraction'] * 100:.2f} "
+                         f"| {lv['flop_fraction'] * 100:.2f} "
                          f"| {lv['accuracy'] * 100:.2f} | {dens} |")
         lines += ["", "| reroute after r layers | FLOPs % | accuracy % |", "| --- | --- | --- |"]
         for rr in ev["reroute"]:
-            lines.append(f"| {rr['reroute_after']} | {rr['flop_fraction'] * 100:.2f} | {rr['accuracy'] * 100:.2f} |")
+            lines.append(f"| {rr['reroute_after']} | {rr['flop_fraction'] * 100:.2f} "
+                         f"| {rr['accuracy'] * 100:.2f} |")
         accs = [rr["accuracy"] for rr in ev["reroute"]]
-        drops = [round((a - b) * 100, 2) for a, b in zip(accs, accs[1:]) if b < a]
-        lines += ["", f"Accuracy from the sparsest to the densest reroute point: "
+        drops = [round((a - b) * 100, 2) for a, b in itertools.pairwise(accs) if b < a]
+        lines += ["", "Accuracy from the sparsest to the densest reroute point: "
                   + ("monotone." if not drops else f"not monotone (drops of {drops} points)."), ""]
     dense5 = by.get(("dst-lenet5", "dense"))
     if dense5:
-        lines += [f"Dense LeNet-5-Caffe for reference (DST row): {cell('dst-lenet5', 'dense', 'best_accuracy')} % best.", ""]
+        best = cell("dst-lenet5", "dense", "best_accuracy")
+        lines += [f"Dense LeNet-5-Caffe for reference (DST row): {best} % best.", ""]
     if not_run:
         lines += ["## Runs that did not fit the time budget", "",
                   "Not started before the deadline (rerun `make reproduce` on a quieter machine): "

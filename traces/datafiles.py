@@ -5,10 +5,11 @@ file raises :class:`DataMissingError` (a ValueError) with one line that says whi
 where. Formats, as their publishers document them:
 
 - **CIFAR-10 / CIFAR-100 python batches** (``cifar-10-batches-py``, ``cifar-100-python``): pickled
-  dicts (read as torchvision does, ``encoding="latin1"``) with ``data``, a uint8 array ``(N, 3072)`` whose rows are a 32×32 image as three
-  row-major planes R, G, B (1024 bytes each), and ``b"labels"`` (CIFAR-10) or ``b"fine_labels"``
-  (CIFAR-100), lists of ``N`` ints. CIFAR-10 has ``data_batch_1`` … ``data_batch_5``,
-  ``test_batch`` and ``batches.meta``; CIFAR-100 has ``train``, ``test`` and ``meta``.
+  dicts (read as torchvision does, ``encoding="latin1"``) with ``data``, a uint8 array
+  ``(N, 3072)`` whose rows are a 32×32 image as three row-major planes R, G, B (1024 bytes
+  each), and ``labels`` (CIFAR-10) or ``fine_labels`` (CIFAR-100), lists of ``N`` ints.
+  CIFAR-10 has ``data_batch_1`` … ``data_batch_5``, ``test_batch``
+  and ``batches.meta``; CIFAR-100 has ``train``, ``test`` and ``meta``.
   Unpickling is restricted to containers and numpy arrays, so a hostile file cannot run code.
 - **IDX** (MNIST, Fashion-MNIST): ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
   ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, optionally gzipped (``.gz``): a

@@ -168,7 +168,8 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
                 history.append({"epoch": epoch, "phase": phase.name, "loss": loss_value,
                                 "test_accuracy": accuracy(net, xte, yte), "density": meth.density()})
                 epoch += 1
-                if stop_after_s is not None and len(phases) == 1 and time.perf_counter() - start > stop_after_s:
+                late = stop_after_s is not None and time.perf_counter() - start > stop_after_s
+                if late and len(phases) == 1:
                     stopped = True
                     break
             if stopped:

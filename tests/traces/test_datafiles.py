@@ -53,7 +53,8 @@ def test_cifar10_python_batches_byte_for_byte(tmp_path):
     raw = xtr.astype(np.float64)
     mean, std = raw.mean(axis=(0, 2, 3)), raw.std(axis=(0, 2, 3))
     assert ds.x_train.shape == (20, 3, 32, 32) and ds.n_classes == 10
-    np.testing.assert_allclose(ds.x_train, (raw - mean[:, None, None]) / std[:, None, None], rtol=1e-5, atol=1e-5)
+    expected = (raw - mean[:, None, None]) / std[:, None, None]
+    np.testing.assert_allclose(ds.x_train, expected, rtol=1e-5, atol=1e-5)
     assert ds.y_train.tolist() == expected_labels
 
 
@@ -67,7 +68,8 @@ def test_cifar100_fine_labels(tmp_path):
         (d / name).write_bytes(pickle.dumps(batch, protocol=2))
     (d / "meta").write_bytes(pickle.dumps({b"fine_label_names": []}, protocol=2))
     ds = load_dataset("cifar100", image=True, data_dir=tmp_path)
-    assert ds.n_classes == 100 and ds.y_train.tolist() == list(range(90, 96)) and ds.y_test.tolist() == [90, 91, 92]
+    assert ds.n_classes == 100 and ds.y_train.tolist() == list(range(90, 96))
+    assert ds.y_test.tolist() == [90, 91, 92]
 
 
 def test_a_batch_that_needs_code_is_refused(tmp_path):
@@ -87,7 +89,8 @@ def write_idx(path, array: np.ndarray, compress: bool) -> None:
 @pytest.mark.parametrize("compress", [False, True])
 def test_idx_files(tmp_path, compress):
     rng = np.random.default_rng(2)
-    xtr, xte = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8), rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    xtr = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    xte = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
     ytr, yte = np.array([3, 1, 4, 1, 5, 9, 2], np.uint8), np.array([6, 5, 3], np.uint8)
     sfx = ".gz" if compress else ""
     for name, arr in (("train-images-idx3-ubyte", xtr), ("train-labels-idx1-ubyte", ytr),
@@ -119,7 +122,7 @@ def test_image_folder(tmp_path):
                 arr = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
                 Image.fromarray(arr).save(tmp_path / split / cls / f"{i}.png")
                 pixels[(split, cls, i)] = arr
-    xtr, ytr, xte, yte, classes = datafiles.read_image_folder(tmp_path)
+    xtr, ytr, _, yte, classes = datafiles.read_image_folder(tmp_path)
     assert classes == ["ant", "cat"] and ytr.tolist() == [0, 0, 1, 1] and yte.tolist() == [0, 1]
     assert xtr.shape == (4, 3, 6, 5)
     assert np.array_equal(xtr[2].transpose(1, 2, 0), pixels[("train", "cat", 0)])
@@ -131,7 +134,8 @@ def test_missing_data_dir_is_one_line_exit_2(tmp_path, capsys):
         assert main(["train", "--dataset", dataset, "--model", "vgg8", "--data-dir", str(missing),
                      "--out", str(tmp_path / "t")]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and str(missing) in err and "put " in err and "nothing is downloaded" in err
+        assert err.count("\n") == 1 and str(missing) in err
+        assert "put " in err and "nothing is downloaded" in err
     assert main(["train", "--dataset", "cifar10", "--model", "vgg8", "--data-dir", str(tmp_path),
                  "--out", str(tmp_path / "t")]) == 2  # exists, but holds no batches
     err = capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_cifar_models_take_32x32(name):
     convs = sum(isinstance(b.gemm, torch.nn.Conv2d) for b in blocks)
     fcs = len(blocks) - convs
     expected = {"vgg8-paper": (6, 2), "resnet8": (9, 2), "resnet20": (21, 1), "wrn-8-2": (10, 1),
-                "vgg16": (13, 2)}[name]  # resnets: stem + 2 per block + projections (wrn-8-2: stem 16 → 32 too)
+                "vgg16": (13, 2)}[name]  # resnets: stem + 2 per block + projections (wrn-8-2: 16 → 32 too)
     assert (convs, fcs) == expected
     if name == "vgg8-paper":  # the DSG paper's width: 128-128-256-256-512-512, FC 1024
         assert [b.gemm.weight.shape[0] for b in blocks] == [128, 128, 256, 256, 512, 512, 1024, 10]
