@@ -32,6 +32,18 @@ def test_every_row_runs_and_is_reported(tmp_path):
     flops = [p["flops_per_sample"] for p in ml["evaluation"]["reroute"]]
     assert flops == sorted(flops) and len(flops) == 5  # LeNet-5-Caffe: 4 layers, 5 reroute points
 
+    # runs split over two processes merge into the same report
+    half = len(results) // 2
+    (tmp_path / "a.json").write_text(json.dumps(results[:half]))
+    (tmp_path / "b.json").write_text(json.dumps(results[half:]))
+    merged = tmp_path / "merged"
+    assert mod.main(["--smoke", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                     "--out", str(merged)]) == 0
+
+    def body(t: str) -> list[str]:
+        return [line for line in t.splitlines() if "Total wall time" not in line]
+    assert body((merged / "reproduction.md").read_text()) == body(text)
+
 
 def test_a_run_past_the_deadline_is_listed_not_run(tmp_path):
     mod = load_script()
