@@ -397,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="with --merge: a sentence on how this run went")
     args = p.parse_args(argv)
     runs = [r for r in FULL if not args.rows or r.row in args.rows.split(",")]
+    if args.smoke:
+        runs = [Run(r.row, r.label, r.model, r.method, r.epochs, r.lr, r.seeds[:1], r.method_params)
+                for r in runs]
     if args.merge:
         merged: dict[tuple[str, str, int], dict[str, Any]] = {}
         for path in args.merge:
@@ -414,9 +417,6 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.out / "reproduction.json")
         print(f"wrote {args.out / 'reproduction.md'} from {len(merged)} runs")
         return 0
-    if args.smoke:
-        runs = [Run(r.row, r.label, r.model, r.method, r.epochs, r.lr, r.seeds[:1], r.method_params)
-                for r in runs]
     jobs = [(r, s) for r in runs for s in r.seeds]  # priority order: a pool takes them first come
     start = time.perf_counter()
     deadline = time.time() + 60 * args.budget_min
