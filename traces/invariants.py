@@ -5,7 +5,8 @@
   it equals the selection except where BN's output is exactly 0 (a channel whose batch values are
   all 0 has zero mean and variance); dY at the GEMM output lies within the selection mask.
 - dst: the weight mask equals ``|W| > t`` (up to the float16 rounding of the stored weights);
-  with the collapse rule on, no layer keeps 1 % or less.
+  with the collapse rule on, no layer keeps 1 % or less; every threshold is finite (the logged
+  minimum and maximum, and the stored threshold vector).
 - mlevel: level masks are nested; the frozen core (its weights, the layer's bias and its BN's
   affine parameters) does not change while a denser level grows.
 - nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.structured``'s convention)
@@ -87,12 +88,21 @@ class DSTChecker(Checker):
             li = trace.layer_index(name)
             spec = trace.layers[li]
             kept = it.count(li, "w")
+            stats = it.layer_stats(li)
+            for key in ("threshold_min", "threshold_max", "threshold_mean"):
+                if key in stats and not math.isfinite(float(stats[key])):
+                    problems.append(f"meta.layer_stats.{name}.{key}: {stats[key]} is not finite; "
+                                    "thresholds must stay finite (lower alpha or the learning rate)")
             if self.params.get("collapse_reset") and kept is not None and kept <= ratio * spec.numel("w", 1):
                 problems.append(f"counts[{name}, w]: {kept} kept weights, at or below the collapse "
                                 f"ratio {ratio} that resets thresholds")
             if not it.has_masks:
                 continue
             t, stored, mask = it.array(li, "threshold"), it.weights(li), it.mask(li, "w")
+            if t is not None and not np.isfinite(t).all():
+                problems.append(f"L{li}.threshold: {int((~np.isfinite(t)).sum())} non-finite threshold(s) "
+                                f"(first {t[~np.isfinite(t)].flat[0]}); thresholds must stay finite")
+                continue
             if t is None or stored is None or mask is None:
                 continue
             w = np.abs(stored[0].astype(np.float32))

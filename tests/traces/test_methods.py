@@ -125,12 +125,17 @@ def test_dst_mask_is_thresholded_weights_and_flips_are_logged(runs):
 def test_mlevel_nested_levels_and_frozen_core(runs):
     tr = traces.load(runs["mlevel"].trace)
     validate(tr)
+    kept, total = np.zeros(2), 0
     with tr.iteration(tr.mask_iterations[-1]) as it:
         for li, s in enumerate(tr.layers):
             l0 = traces.bits.unpack(it.array(li, "level0"), s.w_shape)
             l1 = traces.bits.unpack(it.array(li, "level1"), s.w_shape)
             assert not (l0 & ~l1).any()
-            assert abs(l0.mean() - 0.05) < 0.01 and abs(l1.mean() - 0.15) < 0.01
+            assert l0.mean() >= 0.01  # the global allocation's per-layer floor
+            kept += [l0.sum(), l1.sum()]
+            total += l0.size
+    # global allocation: the network's weight density is the level's (per-layer densities differ)
+    assert abs(kept[0] / total - 0.05) < 0.002 and abs(kept[1] / total - 0.15) < 0.002
     grow = [i for i in tr.mask_iterations if tr.iteration(i).layer_stats(0).get("stage") == 1]
     assert len(grow) >= 2
     first = tr.iteration(grow[0])

@@ -14,11 +14,12 @@ METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "ml
                                  "nm": NM}
 
 
-def make_method(name: str, dataset: str = "digits", **params: Any) -> Method:
-    """A method by name with its parameters (unknown names and parameters raise ValueError)."""
+def make_method(name: str, dataset: str = "digits", model: str | None = None, **params: Any) -> Method:
+    """A method by name with its parameters (unknown names and parameters raise ValueError);
+    ``dataset`` and ``model`` pick the paper's defaults where they differ by data set and model."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
-    return METHODS[name](dataset=dataset, **params)
+    return METHODS[name](dataset=dataset, model=model, **params)
 
 
 __all__ = ["DSG", "DST", "METHODS", "NM", "Method", "MultiLevel", "Phase", "accuracy", "make_method"]

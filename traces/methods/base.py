@@ -31,11 +31,12 @@ class Method:
     block_order: ClassVar[str] = "bn-relu"
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, dataset: str = "digits", **params: Any) -> None:
+    def __init__(self, dataset: str = "digits", model: str | None = None, **params: Any) -> None:
         unknown = set(params) - set(self.DEFAULTS)
         if unknown:
             raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
                              f"known: {sorted(self.DEFAULTS) or 'none'}")
+        self.dataset, self.model_name = dataset, model
         self.params = {**self.dataset_defaults(dataset), **{k: v for k, v in params.items()
                                                             if v is not None}}
         self.check_params()
@@ -65,6 +66,16 @@ class Method:
         assert self.model is not None
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: every trainable parameter with ``weight_decay``."""
+        return [{"params": self.trainable(), "weight_decay": weight_decay}]
+
+    def before_step(self) -> None:
+        """Called before every training iteration's forward pass (multi-level draws its route)."""
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (DST keeps its thresholds finite here)."""
+
     def regularizer(self) -> torch.Tensor | float:
         """A loss term added to the task loss every iteration."""
         return 0.0
@@ -82,14 +93,16 @@ class Method:
         return dict(self.params)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy in eval mode, without gradients."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    """Top-1 accuracy in eval mode, without gradients (``chunk`` samples per forward pass)."""
     was = model.training
     model.eval()
+    correct = 0
     with torch.no_grad():
-        acc = float((model(x).argmax(1) == y).float().mean())
+        for i in range(0, len(x), chunk):
+            correct += int((model(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum())
     model.train(was)
-    return acc
+    return correct / max(len(x), 1)
 
 
 def swap_module(root: nn.Module, qualname: str, new: nn.Module) -> None:

@@ -1,0 +1,55 @@
+"""`make reproduce`'s smoke version: every paper row runs for a few iterations and is reported."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = mod  # dataclasses resolve the module's annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_row_runs_and_is_reported(tmp_path):
+    mod = load_script()
+    assert mod.main(["--smoke", "--workers", "1", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "reproduction.md").read_text()
+    results = json.loads((tmp_path / "reproduction.json").read_text())
+    assert {(r["row"], r["label"]) for r in results} == {(r.row, r.label) for r in mod.FULL}
+    assert not any(r.get("skipped") for r in results)
+    assert "Smoke run" in text
+    for needle in ("| LeNet-300-100 | 2.48 ± 0.21 |", "| LeNet-5-Caffe | 1.64 ± 0.13 |",  # paper numbers
+                   "| dsg-mlp | γ=0.8 |", "| dsg-lenet | γ=0.9 |", "MNIST in place of Fashion-MNIST",
+                   "| reroute after r layers | FLOPs % | accuracy % |", "--dataset cifar10 --data-dir DIR"):
+        assert needle in text
+    ml = next(r for r in results if r["row"] == "mlevel-lenet5" and r["label"] == "reroute-trained")
+    flops = [p["flops_per_sample"] for p in ml["evaluation"]["reroute"]]
+    assert flops == sorted(flops) and len(flops) == 5  # LeNet-5-Caffe: 4 layers, 5 reroute points
+
+    # runs split over two processes merge into the same report
+    half = len(results) // 2
+    (tmp_path / "a.json").write_text(json.dumps(results[:half]))
+    (tmp_path / "b.json").write_text(json.dumps(results[half:]))
+    merged = tmp_path / "merged"
+    assert mod.main(["--smoke", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                     "--out", str(merged)]) == 0
+
+    def body(t: str) -> list[str]:
+        return [line for line in t.splitlines() if "Total wall time" not in line]
+    assert body((merged / "reproduction.md").read_text()) == body(text)
+
+
+def test_a_run_past_the_deadline_is_listed_not_run(tmp_path):
+    mod = load_script()
+    assert mod.main(["--smoke", "--workers", "1", "--out", str(tmp_path), "--rows", "dsg-mlp",
+                     "--budget-min", "0"]) == 0
+    text = (tmp_path / "reproduction.md").read_text()
+    assert "Runs that did not fit the time budget" in text and "dsg-mlp γ=0.5 seed 0" in text
