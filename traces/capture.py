@@ -86,6 +86,7 @@ _UNWATCHED = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.gra
 _ATTRIBUTE = frozenset({"__get__", "__set__", "__delete__"})  # tensor attribute access: no GEMM
 
 _bookkeeping_depth = 0
+_grad_enabled = torch.is_grad_enabled
 
 
 @contextmanager
@@ -170,6 +171,8 @@ class Gate(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        if not _grad_enabled():  # the optimizer, evaluation, backward hooks: no graph, no GEMM to see
+            return func(*args, **kwargs)
         if self.in_forward() or func in _UNWATCHED or getattr(func, "__name__", None) in _ATTRIBUTE \
                 or not self.training() or not _needs_grad(args, kwargs):
             return func(*args, **kwargs)

@@ -15,7 +15,8 @@ from .errors import TraceFormatError
 from .layer import MAX_BATCH, LayerSpec
 
 FORMAT_NAME = "hwsim-trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz)
+READABLE_VERSIONS = (1, 2)  # version 1 traces (one file per iteration) read unchanged
 MANIFEST_NAME = "manifest.json"
 
 # Per layer, one count per tensor in this order (-1: not present in that iteration).
@@ -110,10 +111,11 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
     if d.get("format") != FORMAT_NAME:
         raise TraceFormatError(file, "format", repr(d.get("format")), repr(FORMAT_NAME))
     version = d.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        readable = " or ".join(map(str, READABLE_VERSIONS))
         raise TraceFormatError(
             file, "format_version", repr(version),
-            f"{FORMAT_VERSION} (this hwsim reads trace format {FORMAT_VERSION}; "
+            f"{readable} (this hwsim reads trace formats {readable}; "
             "re-record the trace or use the hwsim that wrote it)",
         )
     for key, typ in REQUIRED.items():

@@ -26,6 +26,7 @@ from .manifest import MANIFEST_NAME, MASK_TENSORS, TENSOR_INDEX, TENSORS, check_
 from .writer import ITER_GLOB, iteration_filename, member
 
 _ITER_RE = re.compile(r"^iter-(\d{8})\.(masks|counts)\.npz$")
+_BATCH_RE = re.compile(r"^iter-(\d{8})-(\d{8})\.counts\.npz$")  # format 2: counts-only iterations
 _MEMBER_RE = re.compile(r"^L(\d+)\.(\w+)$")
 _LAYER_ARRAYS = (*MASK_TENSORS, "w_delta", "weight", "delta_weight")
 
@@ -63,22 +64,82 @@ class Trace:
         self.layers: list[LayerSpec] = check_manifest(self.manifest, mfile)
         self._layer_index = {s.name: i for i, s in enumerate(self.layers)}
         self._files: dict[int, Path] = {}
+        self._rows: dict[int, int] = {}  # iteration -> its row in a batch file (format 2)
+        self._batch: tuple[Path, np.ndarray, list[dict[str, Any]]] | None = None  # the last batch read
         masks: list[int] = []
         for f in sorted(self.path.glob(ITER_GLOB)):
-            m = _ITER_RE.match(f.name)
-            if m is None:
-                raise TraceFormatError(f, "file name", repr(f.name), "iter-NNNNNNNN.(masks|counts).npz")
-            index = int(m.group(1))
-            if index in self._files:
-                raise TraceFormatError(f, "file name", f"a second file for iteration {index}",
-                                       "one file per iteration")
-            self._files[index] = f
-            if m.group(2) == "masks":
-                masks.append(index)
+            for index, row in self._indices(f):
+                if index in self._files:
+                    raise TraceFormatError(f, "file name", f"a second file for iteration {index} "
+                                           f"(also in {self._files[index].name})", "one file per iteration")
+                self._files[index] = f
+                if row is not None:
+                    self._rows[index] = row
+                elif f.name.endswith(".masks.npz"):
+                    masks.append(index)
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
         _check_iteration_files(self.path, self.manifest, self.iterations)
         self._checker = checker_for(self.manifest) if check else None
+
+    def _indices(self, f: Path) -> list[tuple[int, int | None]]:
+        """The iterations a file holds, with their row in a batch file (None: a one-iteration file)."""
+        m = _ITER_RE.match(f.name)
+        if m is not None:
+            return [(int(m.group(1)), None)]
+        b = _BATCH_RE.match(f.name)
+        if b is None:
+            raise TraceFormatError(f, "file name", repr(f.name), "iter-NNNNNNNN.(masks|counts).npz or "
+                                   "iter-FIRST-LAST.counts.npz")
+        first, last = int(b.group(1)), int(b.group(2))
+        if self.manifest["format_version"] < 2 or last <= first:
+            raise TraceFormatError(f, "file name", repr(f.name),
+                                   "a batch file iter-FIRST-LAST.counts.npz with FIRST < LAST, in a trace "
+                                   "of format_version 2 or later" if last <= first else
+                                   "one file per iteration in a trace of format_version 1")
+        return [(i, i - first) for i in range(first, last + 1)]
+
+    def batch_rows(self, file: Path) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """A batch file's counts ``(n_iter, n_layers, n_tensors)`` and per-iteration metadata,
+        checked; the last batch read is kept (memory: one batch)."""
+        if self._batch is not None and self._batch[0] == file:
+            return self._batch[1], self._batch[2]
+        b = _BATCH_RE.match(file.name)
+        first, n = int(b.group(1)), int(b.group(2)) - int(b.group(1)) + 1
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                names = set(z.files)
+                if names != {"meta", "counts"}:
+                    extra = sorted(names - {"meta", "counts"})
+                    raise TraceFormatError(file, extra[0] if extra else "meta" if "meta" not in names
+                                           else "counts", "an unknown field" if extra else "field missing",
+                                           "a batch file holds exactly meta and counts")
+                counts, meta_bytes = z["counts"], z["meta"]
+        except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile,
+                zlib.error) as exc:
+            if isinstance(exc, TraceFormatError):
+                raise
+            raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
+                                   "a complete .npz batch file") from None
+        expected = (n, len(self.layers), len(TENSORS))
+        if counts.shape != expected or counts.dtype.kind not in "iu":
+            raise TraceFormatError(file, "counts", f"{counts.dtype} {counts.shape}",
+                                   f"int64 {expected} (iterations × layers × tensors)")
+        try:
+            metas = _parse_json(meta_bytes.tobytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON list") from None
+        except ValueError as exc:
+            raise TraceFormatError(file, "meta", str(exc), "finite numbers, each key once") from None
+        if not isinstance(metas, list) or len(metas) != n:
+            found = f"a list of {len(metas)}" if isinstance(metas, list) else type(metas).__name__
+            raise TraceFormatError(file, "meta", found, f"a JSON list of {n} objects, one per iteration")
+        for i, meta in enumerate(metas):
+            if not isinstance(meta, dict) or meta.get("iteration") != first + i or meta.get("has_masks"):
+                raise TraceFormatError(file, f"meta[{i}]", repr(meta)[:80],
+                                       f"an object with iteration {first + i} and has_masks false")
+        self._batch = (file, counts, metas)
+        return counts, metas
 
     # -- layer table -------------------------------------------------------------------------
     def layer_index(self, layer: int | str) -> int:
@@ -113,7 +174,7 @@ class Trace:
         """Open one iteration (its masks are read on demand), checking the method's invariants."""
         if index not in self._files:
             raise KeyError(f"iteration {index} is not in {self.path}")
-        it = Iteration(self, index, self._files[index])
+        it = Iteration(self, index, self._files[index], self._rows.get(index))
         if self._checker is not None:
             problems = self._checker(self, it)
             if problems:
@@ -145,30 +206,21 @@ class Trace:
 
 
 class Iteration:
-    """One iteration file. Counts and metadata are read at open; arrays on demand."""
+    """One iteration: its own file, or a row of a batch file of counts-only iterations (``row``).
+    Counts and metadata are read at open; arrays on demand."""
 
-    def __init__(self, trace: Trace, index: int, file: Path) -> None:
+    def __init__(self, trace: Trace, index: int, file: Path, row: int | None = None) -> None:
         self.trace = trace
         self.index = index
         self.file = file
-        try:
-            self._npz = np.load(file, allow_pickle=False)
-            names = set(self._npz.files)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
-                                   "a complete .npz iteration file") from None
-        if "meta" not in names or "counts" not in names:
-            raise TraceFormatError(file, "meta" if "meta" not in names else "counts",
-                                   "field missing", "every iteration file has meta and counts")
-        try:
-            self.meta: dict[str, Any] = _parse_json(self._read("meta").tobytes())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON object") from None
-        except ValueError as exc:
-            raise TraceFormatError(file, "meta", str(exc), "finite numbers, each key once") from None
-        if not isinstance(self.meta, dict):
-            raise TraceFormatError(file, "meta", type(self.meta).__name__, "a JSON object")
-        self.counts: np.ndarray = self._read("counts")
+        self._npz: Any = None
+        if row is not None:
+            counts, metas = trace.batch_rows(file)
+            self.meta: dict[str, Any] = metas[row]
+            self.counts: np.ndarray = counts[row]
+            names: set[str] = set()
+        else:
+            names = self._open(file)
         expected = (len(trace.layers), len(TENSORS))
         if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
             raise TraceFormatError(file, "counts", f"{self.counts.dtype} {self.counts.shape}",
@@ -180,6 +232,28 @@ class Iteration:
         self.epoch = self.meta.get("epoch")
         self._members = names
         self._check_members(names)
+
+    def _open(self, file: Path) -> set[str]:
+        """Open a one-iteration file: its member names; ``meta`` and ``counts`` read."""
+        try:
+            self._npz = np.load(file, allow_pickle=False)
+            names = set(self._npz.files)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
+                                   "a complete .npz iteration file") from None
+        if "meta" not in names or "counts" not in names:
+            raise TraceFormatError(file, "meta" if "meta" not in names else "counts",
+                                   "field missing", "every iteration file has meta and counts")
+        try:
+            self.meta = _parse_json(self._read("meta").tobytes())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise TraceFormatError(file, "meta", f"invalid JSON ({exc})", "a JSON object") from None
+        except ValueError as exc:
+            raise TraceFormatError(file, "meta", str(exc), "finite numbers, each key once") from None
+        if not isinstance(self.meta, dict):
+            raise TraceFormatError(file, "meta", type(self.meta).__name__, "a JSON object")
+        self.counts = self._read("counts")
+        return names
 
     def _meta_int(self, key: str, most: int = MAX_BATCH) -> int:
         value = self.meta.get(key)
@@ -300,7 +374,8 @@ class Iteration:
 
     def close(self) -> None:
         """Release the file handle."""
-        self._npz.close()
+        if self._npz is not None:
+            self._npz.close()
 
     def __enter__(self) -> Iteration:
         return self

@@ -22,6 +22,7 @@ that no recorded layer call accounts for, found where it is executed (PyTorch's 
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from . import bits
+from .background import BackgroundWriter
 from .capture import (
     Gate,
     GemmWatch,
@@ -70,13 +72,31 @@ def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any
     return Recorder(model, path, every=every, **kwargs)
 
 
-def _nnz(t: torch.Tensor) -> int:
-    return int(torch.count_nonzero(t))
+def _count(t: torch.Tensor) -> torch.Tensor:
+    """Non-zeros of ``t`` as a 0-d int64 tensor: no host sync; :meth:`Recorder._collect` reads all
+    of an iteration's counts with one ``torch.stack(...).tolist()``."""
+    return torch.count_nonzero(t.detach())
 
 
-def _packed(t: torch.Tensor, samples: int | None = None) -> np.ndarray:
-    t = t if samples is None else t[:samples]
-    return bits.pack((t != 0).detach().cpu().numpy())
+def _mask(t: torch.Tensor, samples: int | None = None) -> torch.Tensor:
+    """``t != 0`` (the first ``samples`` samples) as a new bool tensor: a one-byte-per-element
+    staging copy that later in-place changes of ``t`` do not reach; packed to bits when written."""
+    t = t.detach() if samples is None else t.detach()[:samples]
+    return t != 0
+
+
+def _host(mask: torch.Tensor) -> np.ndarray:
+    """A bool mask tensor as a numpy array (zero-copy on the CPU)."""
+    return mask.cpu().numpy()
+
+
+def _write(writer: TraceWriter, index: int, meta: dict[str, Any], counts: np.ndarray,
+           masks: dict[tuple[int, str], np.ndarray] | None,
+           weights: dict[int, tuple[np.ndarray, np.ndarray]] | None,
+           arrays: dict[tuple[int, str], np.ndarray] | None) -> None:
+    """One iteration's write job: pack the ``bool`` masks to bits and write (any thread)."""
+    packed = None if masks is None else {k: bits.pack(v) for k, v in masks.items()}
+    writer.write_iteration(index, meta, counts, packed, weights, arrays)
 
 
 @dataclass
@@ -86,8 +106,8 @@ class _Call:
     module: nn.Module
     layer: int
     batch: int
-    counts: dict[str, int] = field(default_factory=dict)
-    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, torch.Tensor] = field(default_factory=dict)  # 0-d int64 (see _count)
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool staging copies (see _mask)
     w_before: torch.Tensor | None = None
     w_version: int = 0
     gemm: str | None = None  # the operator of the layer's own GEMM in this call, once executed
@@ -104,6 +124,12 @@ class Recorder:
         optimizer: the optimizer (for its name, hyperparameters, state dtypes and learning rate).
         model_name, method, method_params, dataset, seed: provenance written to the manifest.
         overwrite: replace an existing trace at ``path``.
+        first: exact masks on iteration 0 (the schedule's ``first``).
+        counts_batch: consecutive counts-only iterations written per file (1: one file each); a
+            killed run loses at most the unfinished batch.
+        background: pack and write on a worker thread (:class:`~traces.background.BackgroundWriter`)
+            instead of in :meth:`step`; the files are the same bytes either way.
+        max_pending: iterations the worker may have queued before :meth:`step` waits for it.
     """
 
     def __init__(self, model: nn.Module, path: str | Path, *, every: int = 10,
@@ -112,14 +138,21 @@ class Recorder:
                  optimizer: torch.optim.Optimizer | None = None, model_name: str | None = None,
                  method: str = "dense", method_params: dict[str, Any] | None = None,
                  dataset: dict[str, Any] | None = None, seed: int | None = None,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, first: bool = True, counts_batch: int = 64,
+                 background: bool = True, max_pending: int = 2) -> None:
         if not isinstance(model, nn.Module):
             raise RecorderError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.path = Path(path)
-        self.schedule = Schedule(every=every, iters_per_epoch=iters_per_epoch,
+        self.schedule = Schedule(every=every, first=first, iters_per_epoch=iters_per_epoch,
                                  mask_samples=mask_samples, weights=weights,
                                  weight_snapshot_every=weight_snapshot_every, lr_changes=lr_changes)
+        if counts_batch < 1 or max_pending < 1:
+            raise RecorderError(f"counts_batch and max_pending must be >= 1, got {counts_batch} and "
+                                f"{max_pending}")
+        self._counts_batch = counts_batch
+        self._background = background
+        self._max_pending = max_pending
         self.optimizer = optimizer
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
@@ -138,6 +171,7 @@ class Recorder:
         self._watch: GemmWatch | None = None  # on during a training forward pass of the model
         self._forward_marks: list[bool] = []  # per open model forward: whether it turned the watch on
         self._writer: TraceWriter | None = None
+        self._worker: BackgroundWriter | None = None  # with background=True: runs the writer's jobs
         self.iteration = 0
         self._batch0: int | None = None
         self._reset_iteration()
@@ -147,7 +181,10 @@ class Recorder:
     # -- setup ------------------------------------------------------------------------------------
     def __enter__(self) -> Recorder:
         self._writer = TraceWriter(self.path, overwrite=self._overwrite,
-                                   weight_snapshot_every=self.schedule.weight_snapshot_every)
+                                   weight_snapshot_every=self.schedule.weight_snapshot_every,
+                                   counts_batch=self._counts_batch)
+        if self._background:
+            self._worker = BackgroundWriter(self._writer, self._max_pending)
         self._handles.append(self.model.register_forward_pre_hook(self._forward_begins, prepend=True))
         self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
         for m in self._targets:
@@ -162,7 +199,11 @@ class Recorder:
         self.close(complete=exc_type is None)
 
     def close(self, complete: bool = True) -> None:
-        """Detach from the model and finalize the manifest."""
+        """Detach from the model, write what is queued and finalize the manifest.
+
+        Raises an error of the background writer (a full disk), unless ``complete`` is False
+        (closing because of another exception, which then goes on unmasked).
+        """
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -173,10 +214,23 @@ class Recorder:
             self._gate = None
         if self in _ACTIVE:
             _ACTIVE.remove(self)
-        if self._writer is not None and not complete and self._writer.iterations_written == 0:
-            self._writer.discard()  # refused before any step: leave nothing that blocks a rerun
-        elif self._writer is not None and self._layers:
-            self._writer.write_manifest(self._manifest(complete=complete))
+        writer, worker = self._writer, self._worker
+        self._worker = None
+        if worker is not None:
+            worker.close(raise_error=complete)  # everything queued is written first
+            if worker._error is not None:  # the trace stops at the failure: leave it incomplete
+                return
+        if writer is not None and not complete and writer.iterations_written == 0:
+            writer.discard()  # refused before any step: leave nothing that blocks a rerun
+        elif writer is not None and self._layers:
+            writer.write_manifest(self._manifest(complete=complete))
+
+    def _submit(self, job: Any) -> None:
+        """Run a write job now, or queue it for the background writer."""
+        if self._worker is not None:
+            self._worker.submit(job)
+        else:
+            job(self._writer)
 
     # -- public API for training methods ---------------------------------------------------------
     def set_mask(self, module: nn.Module, name: str, mask: torch.Tensor | None) -> None:
@@ -316,9 +370,9 @@ class Recorder:
         call = self._call_count[module]
         self._call_count[module] += 1
         rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
-        rec.counts["x"] = _nnz(x)
+        rec.counts["x"] = _count(x)
         if self._masks_now:
-            rec.masks["x"] = _packed(x, self.schedule.mask_samples)
+            rec.masks["x"] = _mask(x, self.schedule.mask_samples)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -334,19 +388,19 @@ class Recorder:
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
         self._check_or_add_spec(rec, module, args[0], y)
-        rec.counts["y"] = _nnz(y)
+        rec.counts["y"] = _count(y)
         w_mask = self._method_mask(module, "w", module.weight.shape)
         w = module.weight if w_mask is None else w_mask
-        rec.counts["w"] = _nnz(w)
+        rec.counts["w"] = _count(w)
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
-            rec.counts["y_sel"] = _nnz(sel)
+            rec.counts["y_sel"] = _count(sel)
         if self._masks_now:
             b = self.schedule.mask_samples
-            rec.masks["y"] = _packed(y, b)
-            rec.masks["w"] = _packed(w)
+            rec.masks["y"] = _mask(y, b)
+            rec.masks["w"] = _mask(w)
             if sel is not None:
-                rec.masks["y_sel"] = _packed(sel, b)
+                rec.masks["y_sel"] = _mask(sel, b)
             if self.schedule.weights:
                 rec.w_before = module.weight.detach().clone()
         rec.w_version = module.weight._version
@@ -355,9 +409,9 @@ class Recorder:
         self._calls.append(rec)
 
     def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
-        rec.counts[name] = _nnz(grad)
+        rec.counts[name] = _count(grad)
         if self._masks_now:
-            rec.masks[name] = _packed(grad, self.schedule.mask_samples)
+            rec.masks[name] = _mask(grad, self.schedule.mask_samples)
 
     def _method_mask(self, module: nn.Module, name: str, shape: torch.Size) -> torch.Tensor | None:
         mask = self._method_masks.get(module, {}).get(name)
@@ -396,6 +450,8 @@ class Recorder:
         """
         if self._writer is None:
             raise RecorderError("rec.step() outside the `with traces.record(...)` block")
+        if self._worker is not None:
+            self._worker.raise_error()  # a write that failed since the last step
         if not self._calls:
             raise RecorderError("rec.step() but no training forward pass was recorded since the last "
                                 "step (is the model in eval mode or under torch.no_grad()?)")
@@ -413,7 +469,8 @@ class Recorder:
                                 "same layer calls every iteration")
         if self.iteration == 0:
             self._batch0 = self._calls[0].batch
-            self._writer.write_manifest(self._manifest(complete=False))
+            manifest = copy.deepcopy(self._manifest(complete=False))  # the worker's own copy
+            self._submit(lambda w: w.write_manifest(manifest))
         counts, masks, weights = self._collect()
         meta = {"batch": self._calls[0].batch, "reasons": self._reasons, "lr": self._lr(),
                 "loss": loss, "metrics": metrics or {},
@@ -424,38 +481,46 @@ class Recorder:
             meta["epoch"] = self.iteration // self.schedule.iters_per_epoch
         if self._masks_now and self.schedule.mask_samples is not None:
             meta["mask_batch"] = min(self.schedule.mask_samples, meta["batch"])
-        self._writer.write_iteration(self.iteration, meta, counts, masks if self._masks_now else None,
-                                     weights or None, arrays if self._masks_now else None)
+        self._submit(partial(_write, index=self.iteration, meta=meta, counts=counts,
+                             masks=masks if self._masks_now else None, weights=weights or None,
+                             arrays=arrays if self._masks_now else None))
         self.iteration += 1
         self._reset_iteration()
 
     def _collect(self) -> tuple[np.ndarray, dict, dict]:
+        """This iteration's counts ``(n_layers, n_tensors)`` (read from the device in one
+        transfer), masks as bool arrays ``{(layer, tensor): mask}`` and weights."""
         counts = np.full((len(self._layers), len(TENSORS)), -1, dtype=np.int64)
+        where: list[tuple[int, int]] = []  # (layer, tensor column) of each value
+        values: list[torch.Tensor] = []  # 0-d int64 counts
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in self._calls:
-            row = counts[c.layer]
-            for name, value in c.counts.items():
-                row[TENSOR_INDEX[name]] = value
             grad = c.module.weight.grad
             if grad is not None:
-                row[TENSOR_INDEX["dw"]] = _nnz(grad)
+                c.counts["dw"] = _count(grad)
             need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
             if need is not None:
-                row[TENSOR_INDEX["dw_needed"]] = _nnz(need)
+                c.counts["dw_needed"] = _count(need)
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
             if y_out is not None:
-                row[TENSOR_INDEX["y_out"]] = _nnz(y_out)
+                c.counts["y_out"] = _count(y_out)
+            for name, value in c.counts.items():
+                where.append((c.layer, TENSOR_INDEX[name]))
+                values.append(value)
             if self._masks_now:
-                masks.update({(c.layer, k): v for k, v in c.masks.items()})
+                masks.update({(c.layer, k): _host(v) for k, v in c.masks.items()})
                 if need is not None:
-                    masks[(c.layer, "dw_needed")] = _packed(need)
+                    masks[(c.layer, "dw_needed")] = _host(_mask(need))
                 if y_out is not None:
-                    masks[(c.layer, "y_out")] = _packed(y_out, self.schedule.mask_samples)
+                    masks[(c.layer, "y_out")] = _host(_mask(y_out, self.schedule.mask_samples))
                 if c.w_before is not None:
                     now = c.module.weight.detach()
                     weights[c.layer] = (c.w_before.to(torch.float16).cpu().numpy(),
                                         (now - c.w_before).to(torch.float16).cpu().numpy())
+        if values:
+            rows, cols = zip(*where, strict=True)
+            counts[list(rows), list(cols)] = torch.stack(values).tolist()
         return counts, masks, weights
 
     def _manifest(self, complete: bool) -> dict[str, Any]:

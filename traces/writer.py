@@ -4,6 +4,12 @@ A process killed at any moment leaves a directory whose ``manifest.json`` and ev
 ``iter-*.npz`` are complete; half-written files only exist under hidden ``.tmp`` names that the
 reader ignores. Iteration files are NumPy ``.npz`` archives (a zip of ``.npy`` arrays) read with
 ``allow_pickle=False``: no pickles anywhere.
+
+Counts-only iterations may be written in batches (``counts_batch``): consecutive counts-only
+iterations are kept in memory and written as one file ``iter-FIRST-LAST.counts.npz`` when the
+batch is full, before any other iteration file and before the manifest. Files are written in
+iteration order, so a killed run leaves every completed batch and no gap; the iterations of the
+unfinished batch are lost.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ ITER_GLOB = "iter-*.npz"
 def iteration_filename(index: int, has_masks: bool) -> str:
     """File name of iteration ``index``: ``iter-00000012.masks.npz`` or ``...counts.npz``."""
     return f"iter-{index:08d}.{'masks' if has_masks else 'counts'}.npz"
+
+
+def batch_filename(first: int, last: int) -> str:
+    """File name of the counts-only iterations ``first..last`` (inclusive):
+    ``iter-00000001-00000009.counts.npz``."""
+    return f"iter-{first:08d}-{last:08d}.counts.npz"
 
 
 def member(layer: int, name: str) -> str:
@@ -72,7 +84,8 @@ def encode_json(obj: Any) -> np.ndarray:
 
 
 class TraceWriter:
-    """Writes a trace directory: the manifest and one ``.npz`` file per iteration.
+    """Writes a trace directory: the manifest and one ``.npz`` file per iteration (or per batch
+    of ``counts_batch`` consecutive counts-only iterations).
 
     Weight masks are stored as a full packed snapshot, or as the element indices that flipped
     since the layer's latest snapshot (``L{l}.w_delta``, with the snapshot's iteration in the
@@ -82,15 +95,19 @@ class TraceWriter:
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False,
-                 weight_snapshot_every: int = 10) -> None:
+                 weight_snapshot_every: int = 10, counts_batch: int = 1) -> None:
         self.path = Path(path)
         if weight_snapshot_every < 1:
             raise ValueError(f"weight_snapshot_every must be >= 1, got {weight_snapshot_every}")
+        if counts_batch < 1:
+            raise ValueError(f"counts_batch must be >= 1, got {counts_batch}")
         self.weight_snapshot_every = weight_snapshot_every
+        self.counts_batch = counts_batch  # counts-only iterations per file (1: one file each)
         self._prepare_dir(overwrite)
         self._w_snapshot: dict[int, tuple[int, np.ndarray]] = {}  # layer -> (iteration, packed)
         self._w_since: dict[int, int] = {}
-        self.iterations_written = 0
+        self._pending: list[tuple[dict[str, Any], np.ndarray]] = []  # counts-only, not yet written
+        self.iterations_written = 0  # iterations accepted (a pending batch's included)
 
     def _prepare_dir(self, overwrite: bool) -> None:
         p = self.path
@@ -116,7 +133,8 @@ class TraceWriter:
             shutil.rmtree(p)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Atomically (re)write ``manifest.json``."""
+        """Atomically (re)write ``manifest.json``, after writing any pending counts batch."""
+        self.flush()
         text = json.dumps(manifest, indent=1).encode()
         atomic_write(self.path / MANIFEST_NAME, lambda f: f.write(text))
 
@@ -128,8 +146,8 @@ class TraceWriter:
         masks: dict[tuple[int, str], np.ndarray] | None = None,
         weights: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
         arrays: dict[tuple[int, str], np.ndarray] | None = None,
-    ) -> Path:
-        """Write iteration ``index``.
+    ) -> Path | None:
+        """Write iteration ``index`` (its path), or keep it for a counts batch (``None``).
 
         Args:
             meta: JSON-ready facts about the iteration (``batch``, ``mask_batch``, ``epoch``...).
@@ -144,6 +162,16 @@ class TraceWriter:
             raise ValueError(f"counts must be (n_layers, {len(TENSORS)}), got {counts.shape}")
         has_masks = masks is not None
         meta = {**meta, "iteration": int(index), "has_masks": has_masks}
+        if self._pending and (index != self._pending[-1][0]["iteration"] + 1
+                              or counts.shape != self._pending[-1][1].shape):
+            self.flush()  # a batch holds consecutive iterations of one layer table
+        if self.counts_batch > 1 and not has_masks and not weights and not arrays:
+            self._pending.append((meta, counts.copy()))
+            self.iterations_written += 1
+            if len(self._pending) >= self.counts_batch:
+                self.flush()
+            return None
+        self.flush()  # files appear in iteration order: a killed run leaves no gap
         out: dict[str, np.ndarray] = {"counts": counts}
         if has_masks:
             w_base: dict[str, int] = {}
@@ -166,6 +194,23 @@ class TraceWriter:
         path = self.path / iteration_filename(index, has_masks)
         atomic_write(path, lambda f: np.savez(f, **out))
         self.iterations_written += 1
+        return path
+
+    def flush(self) -> Path | None:
+        """Write the pending counts-only iterations as one batch file (its path; None if none)."""
+        if not self._pending:
+            return None
+        metas = [m for m, _ in self._pending]
+        first, last = metas[0]["iteration"], metas[-1]["iteration"]
+        if first == last:  # a batch of one is an ordinary counts file
+            path = self.path / iteration_filename(first, False)
+            out = {"counts": self._pending[0][1], "meta": encode_json(metas[0])}
+        else:
+            path = self.path / batch_filename(first, last)
+            out = {"counts": np.stack([c for _, c in self._pending]),  # (n_iter, n_layers, n_tensors)
+                   "meta": encode_json(metas)}
+        atomic_write(path, lambda f: np.savez(f, **out))
+        self._pending.clear()
         return path
 
     def _weight_mask(self, index: int, layer: int, packed: np.ndarray,

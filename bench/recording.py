@@ -1,0 +1,151 @@
+"""Recording overhead: a plain training step against the same step recorded into a trace.
+
+For VGG-8 and the small ResNet (synthetic-cifar, 3×32×32) and the MLP (digits, 64 features),
+batch 64, SGD with momentum: recording exact masks every step, every 10 steps, and counts only.
+Each measurement runs in fresh processes with 2 BLAS/OpenMP threads; inside a process, blocks of
+``steps`` plain steps and ``steps`` recorded steps alternate (which goes first alternates too), a
+recorded block being a whole recording: open, the steps, close (the background writer drained).
+The ratio of each adjacent pair is taken and the median over all pairs reported, so load from
+other jobs on the machine hits both sides of a pair alike.
+
+    python bench/recording.py            # prints a markdown table
+    python bench/recording.py --out bench/recording.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+THREADS = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+MODELS = {"vgg8": "synthetic-cifar", "resnet": "synthetic-cifar", "mlp": "digits"}
+MODES = {  # recorder options per mode
+    "every step": {"every": 1},
+    "every 10 steps": {"every": 10},
+    "counts only": {"every": 0, "first": False},
+}
+BATCH = 64
+
+
+def child(task: dict) -> list[tuple[float, float]]:
+    """In this (fresh) process: ``(plain_s, recorded_s)`` per step for each pair of blocks."""
+    import shutil
+    import tempfile
+
+    import torch
+    import torch.nn.functional as F
+
+    import traces
+    from traces.datasets import load_dataset
+    from traces.models import build_model, wants_image
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    data = load_dataset(MODELS[task["model"]], image=wants_image(task["model"]), seed=0)
+    net = build_model(task["model"], data.input_shape, data.n_classes)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.from_numpy(data.x_train[:BATCH]), torch.from_numpy(data.y_train[:BATCH])
+    steps, options = task["steps"], MODES[task["mode"]]
+    work = Path(tempfile.mkdtemp(prefix="hwsim-bench-recording-"))
+
+    def step(rec: traces.Recorder | None) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        if rec is not None:
+            rec.step(loss=loss.item())
+
+    def plain() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(None)
+        return (time.perf_counter() - start) / steps
+
+    def recorded(n: int) -> float:
+        start = time.perf_counter()
+        with traces.record(net, work / f"r{n}.trace", optimizer=opt, **options) as rec:
+            for _ in range(steps):
+                step(rec)
+        wall = (time.perf_counter() - start) / steps
+        shutil.rmtree(work / f"r{n}.trace")
+        return wall
+
+    try:
+        plain()  # warm up: allocator, first-use costs, the recorder's imports and thread
+        recorded(-1)
+        pairs = []
+        for i in range(task["pairs"]):
+            if (i + task["order"]) % 2:
+                r, p = recorded(i), plain()
+            else:
+                p, r = plain(), recorded(i)
+            pairs.append((p, r))
+        return pairs
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_child(task: dict) -> list[tuple[float, float]]:
+    env = {**os.environ, **THREADS}
+    root = str(BENCH.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(task)], env=env, check=True,
+                         capture_output=True, text=True, cwd=root)
+    return [tuple(p) for p in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def measure_recording(processes: int = 2, pairs: int = 3, steps: int = 10,
+                      models: tuple[str, ...] = tuple(MODELS),
+                      modes: tuple[str, ...] = tuple(MODES)) -> list[dict]:
+    """Recording overhead per model and mode: one dict per row with ``model``, ``mode``,
+    ``plain_ms`` and ``recorded_ms`` (medians, milliseconds per step), ``ratio`` (the median of
+    the paired ratios recorded/plain), ``ratio_min``/``ratio_max`` and ``pairs`` (how many)."""
+    import numpy as np
+
+    rows = []
+    for model in models:
+        for mode in modes:
+            got: list[tuple[float, float]] = []
+            for proc in range(processes):
+                got += _run_child({"model": model, "mode": mode, "steps": steps, "pairs": pairs,
+                                   "order": proc})
+            plain, rec = np.array(got).T
+            ratios = rec / plain
+            rows.append({"model": model, "mode": mode, "plain_ms": float(np.median(plain) * 1e3),
+                         "recorded_ms": float(np.median(rec) * 1e3), "ratio": float(np.median(ratios)),
+                         "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()),
+                         "pairs": len(got)})
+            print(f"{model} {mode}: {rows[-1]['ratio']:.2f}x", file=sys.stderr)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a markdown table."""
+    lines = ["| model | recording | plain step (ms) | recorded step (ms) | ratio (median of pairs) "
+             "| ratio range | pairs |", "|---|---|---:|---:|---:|---|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['mode']} | {r['plain_ms']:.2f} | {r['recorded_ms']:.2f} | "
+                     f"{r['ratio']:.2f}× | {r['ratio_min']:.2f}–{r['ratio_max']:.2f} | {r['pairs']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(json.loads(argv[1]))))
+        return 0
+    rows = measure_recording()
+    text = table(rows)
+    print(text)
+    if argv[:1] == ["--out"]:
+        Path(argv[1]).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
