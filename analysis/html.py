@@ -109,10 +109,14 @@ def write_report(results: pd.DataFrame | Iterable[str | Path], path: str | Path,
                   "sparse path was not taken, and the weight density below which the sparse kernel would "
                   "beat the dense one for that shape.</p>",
                   paths.to_html(index=False, classes="summary", border=0)]
-    parts.append("</body></html>")
+    return write_page(path, parts)
+
+
+def write_page(path: str | Path, parts: list[str]) -> Path:
+    """Close the page's HTML ``parts`` and write them to ``path`` atomically (directories made)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(parts).encode("utf-8")
+    text = "\n".join([*parts, "</body></html>"]).encode("utf-8")
     atomic_write(target, lambda f: f.write(text))
     return target
 

@@ -165,6 +165,17 @@ def measure(task: dict, threads: int = 2) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def sweep_bench(trace: Path) -> list[dict]:
+    """Points per minute of each sweep case, as a sweep and as a plain simulate() loop."""
+    rows = []
+    for case in SWEEP_CASES:
+        for mode in ("loop", "sweep"):
+            r = measure({"kind": "sweep", "trace": str(trace), "case": case, "mode": mode})
+            rows.append({"case": case, "mode": mode, **r})
+            print(f"sweep case {case} {mode}: {r['points_per_min']:.0f} points/min", file=sys.stderr)
+    return rows
+
+
 def tour_trace(work: Path, batch: int) -> Path:
     """The README tour's ResNet-18 trace (ImageNet-size, x=0.2, dy=0.3) at this batch size."""
     from traces.synth import read_layer_table, write_synthetic
@@ -285,12 +296,7 @@ def main() -> int:
         print(f"{arch}: {r['wall_s']:.2f} s", file=sys.stderr)
     reram = measure({"kind": "reram", "trace": str(trace)})
     print(f"reram-isaac: {reram['wall_s']:.2f} s", file=sys.stderr)
-    sweep_rows = []
-    for case in SWEEP_CASES:
-        for mode in ("loop", "sweep"):
-            r = measure({"kind": "sweep", "trace": str(trace), "case": case, "mode": mode})
-            sweep_rows.append({"case": case, "mode": mode, **r})
-            print(f"sweep case {case} {mode}: {r['points_per_min']:.0f} points/min", file=sys.stderr)
+    sweep_rows = sweep_bench(trace)
     floor = measure(floor_task)
     print(f"matmul floor: {floor['wall_s']:.2f} s", file=sys.stderr)
     ss_rows = []
@@ -486,12 +492,7 @@ def sweeps_only() -> int:
     if not (trace / "manifest.json").exists():
         write_synthetic(read_layer_table(BENCH / "resnet18_imagenet.csv"), trace, batch=8, density=DENSITY,
                         per_channel=True, overwrite=True)
-    sweep_rows = []
-    for case in SWEEP_CASES:
-        for mode in ("loop", "sweep"):
-            r = measure({"kind": "sweep", "trace": str(trace), "case": case, "mode": mode})
-            sweep_rows.append({"case": case, "mode": mode, **r})
-            print(f"sweep case {case} {mode}: {r['points_per_min']:.0f} points/min", file=sys.stderr)
+    sweep_rows = sweep_bench(trace)
     path = BENCH / "results.md"
     text = path.read_text() if path.exists() else ""
     head = text.split("## Design-space sweeps")[0].rstrip("\n")

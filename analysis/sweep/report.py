@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from traces.writer import atomic_write
-
-from ..html import STYLE
+from ..html import STYLE, write_page
 from ..pareto_front import pareto
 from . import figures
 from .run import load
@@ -70,9 +68,4 @@ def write_sweep_report(directory: str | Path, path: str | Path, title: str | Non
         parts += ["<h2>Failed points</h2>",
                   failed[["design", "trace_label", "values", "error"]].to_html(index=False, classes="summary",
                                                                                border=0)]
-    parts.append("</body></html>")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(parts).encode("utf-8")
-    atomic_write(target, lambda f: f.write(text))
-    return target
+    return write_page(path, parts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from traces.manifest import FORMAT_VERSION
 from traces.models import MLP, ResNet
 from traces.validate import validate
 from traces.writer import TraceWriter
+
+from .killing import kill_after_files
 
 
 def _train(path, *, background: bool, counts_batch: int, steps: int = 23, every: int = 5,
@@ -176,17 +177,7 @@ KILLED = textwrap.dedent("""
 
 def test_sigkill_leaves_every_completed_counts_batch(tmp_path):
     path = tmp_path / "killed.trace"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(path)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(path.glob("iter-*.npz"))) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the recorder wrote nothing"
-            time.sleep(0.02)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_files(KILLED, path, 3)
     files = sorted(path.glob("iter-*.npz"))
     tr = traces.load(path)
     assert not tr.complete

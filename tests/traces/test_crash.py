@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import textwrap
-import time
 
 import traces
 from traces.validate import validate
+
+from .killing import kill_after_files
 
 SCRIPT = textwrap.dedent("""
     import sys, torch, torch.nn.functional as F
@@ -31,17 +29,7 @@ SCRIPT = textwrap.dedent("""
 
 def test_sigkill_mid_run_leaves_a_loadable_trace(tmp_path):
     path = tmp_path / "killed.trace"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(path)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(path.glob("iter-*.npz"))) < 8:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the recorder wrote nothing"
-            time.sleep(0.02)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_files(SCRIPT, path, 8)
     tr = traces.load(path)
     assert not tr.complete  # never closed
     assert tr.iterations == list(range(len(tr.iterations)))  # no gaps: every completed iteration
