@@ -32,7 +32,7 @@ from .components import (
     WriteModel,
 )
 from .derived import area_by_component_mm2, chip_area_mm2, peak_macs_per_s, peak_ops_per_s
-from .energy import EnergyEntry, energy_pj, energy_table, leakage_mw
+from .energy import EnergyEntry, energy_lookup, energy_pj, energy_table, leakage_mw
 from .errors import ConfigError
 from .loader import dump, from_dict, load_file, loads, replace, to_dict
 from .presets import PRESETS
@@ -65,6 +65,7 @@ __all__ = [
     "area_by_component_mm2",
     "chip_area_mm2",
     "dump",
+    "energy_lookup",
     "energy_pj",
     "energy_table",
     "from_dict",

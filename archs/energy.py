@@ -7,6 +7,7 @@ not describe is absent, and asking for it raises ``KeyError``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from .architecture import Architecture
@@ -53,12 +54,27 @@ def energy_table(arch: Architecture) -> tuple[EnergyEntry, ...]:
     return tuple(out)
 
 
+_TABLES: OrderedDict[int, tuple[Architecture, dict[tuple[str, str], float]]] = OrderedDict()
+_TABLES_KEPT = 64  # architectures whose tables stay built (a sweep's designs, one at a time)
+
+
+def energy_lookup(arch: Architecture) -> dict[tuple[str, str], float]:
+    """The energy table as ``{(component, action): pJ}``, built once per architecture object (hashing a
+    whole architecture costs more than a lookup; the object is kept so that its id stays its own)."""
+    hit = _TABLES.get(id(arch))
+    if hit is None or hit[0] is not arch:
+        hit = _TABLES[id(arch)] = (arch, {(e.component, e.action): e.energy_pj for e in energy_table(arch)})
+        while len(_TABLES) > _TABLES_KEPT:
+            _TABLES.popitem(last=False)
+    return hit[1]
+
+
 def energy_pj(arch: Architecture, component: str, action: str) -> float:
     """One entry of the table; ``KeyError`` naming what exists when absent."""
-    for e in energy_table(arch):
-        if e.component == component and e.action == action:
-            return e.energy_pj
-    known = sorted({f"{e.component}.{e.action}" for e in energy_table(arch)})
+    table = energy_lookup(arch)
+    if (component, action) in table:
+        return table[(component, action)]
+    known = sorted(f"{c}.{a}" for c, a in table)
     raise KeyError(f"{arch.name} has no energy for {component}.{action}; it has {known}")
 
 

@@ -257,14 +257,17 @@ def loads(text: str, source: str = "<string>") -> Architecture:
     return from_dict(parse_yaml(text, source), source)
 
 
+def read_config(path: str | Path) -> str:
+    """The text of a configuration file; ``ConfigError`` naming the file when it cannot be read."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read the file ({exc.__class__.__name__}: {exc})"], str(path)) from None
+
+
 def load_file(path: str | Path) -> Architecture:
     """Parse an architecture YAML file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read the file ({exc.__class__.__name__}: {exc})"], str(p)) from None
-    return loads(text, str(p))
+    return loads(read_config(path), str(path))
 
 
 # -- dataclasses -> plain data and YAML --------------------------------------------------------------

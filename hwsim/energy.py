@@ -15,15 +15,25 @@ def pass_energy(arch: Architecture, *, actual_macs: int, gated_macs: int,
     if arch.compute is not None:
         out["compute"] += actual_macs * energy_pj(arch, "compute", "mac")
         out["compute"] += gated_macs * energy_pj(arch, "compute", "gated_mac")
-    link_names = {ln.name for ln in arch.links}
+    for key, pj in traffic_energy(arch, traffic).items():
+        out[key] += pj
+    out["vector_unit"] += vector_ops * energy_pj(arch, "vector_unit", "op")
+    seconds = cycles / arch.clock_hz
+    out["leakage"] += sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12
+    return dict(out)
+
+
+def traffic_energy(arch: Architecture, traffic: dict[tuple[str, str, str, str], float]) -> dict[str, float]:
+    """Energy (pJ) of memory and link traffic per component: bytes by (component, operand, data or
+    metadata, direction) × the component's energy per byte for that action (a link's: transfer);
+    metadata goes to ``<component>_metadata``."""
+    links = {ln.name for ln in arch.links}
+    out: dict[str, float] = defaultdict(float)
     for (component, _op, kind, direction), moved in traffic.items():
-        if component in link_names:
+        if component in links:
             out[component] += moved * energy_pj(arch, component, "transfer")
             continue
         action = direction if kind == "data" else f"metadata_{direction}"
         key = component if kind == "data" else f"{component}_metadata"
         out[key] += moved * energy_pj(arch, component, action)
-    out["vector_unit"] += vector_ops * energy_pj(arch, "vector_unit", "op")
-    seconds = cycles / arch.clock_hz
-    out["leakage"] += sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12
     return dict(out)

@@ -16,7 +16,7 @@ from typing import Any
 
 import archs
 from archs import Architecture, ConfigError
-from archs.loader import parse_yaml
+from archs.loader import parse_yaml, read_config
 from hwsim.engines import BACKEND_NAMES
 from traces.layer import PASSES
 
@@ -109,10 +109,7 @@ class SweepSpec:
 def load_spec(path: str | Path) -> SweepSpec:
     """Read a sweep spec file; relative trace paths are relative to the file."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"cannot read the file ({exc.__class__.__name__}: {exc})"], str(p)) from None
+    text = read_config(p)
     return spec_from_dict(parse_yaml(text, str(p)), source=str(p), root=p.parent, text=text)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archs import Architecture
-from archs.energy import energy_table
+from archs.energy import energy_lookup
 
 from ..errors import MappingError
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
@@ -93,35 +93,9 @@ def per_element(arch: Architecture, level: str, op: str, density: float,
     return density * elem_bytes, meta
 
 
-_ARCHS: dict[int, tuple[Architecture, dict[tuple[str, str], float]]] = {}  # id -> (arch, energy table)
-
-
-def _table(arch: Architecture) -> dict[tuple[str, str], float]:
-    """The energy table as a dict, once per architecture object (hashing a whole architecture for
-    every lookup costs more than the lookup; the object is kept so that its id stays its own)."""
-    hit = _ARCHS.get(id(arch))
-    if hit is None or hit[0] is not arch:
-        hit = _ARCHS[id(arch)] = (arch, {(e.component, e.action): e.energy_pj for e in energy_table(arch)})
-    return hit[1]
-
-
 def _energy(arch: Architecture, component: str, action: str) -> float:
     """One entry of the architecture's energy table (0 when it has none), looked up once per arch."""
-    return _table(arch).get((component, action), 0.0)
-
-
-def traffic_energy(arch: Architecture, totals: dict[tuple[str, str, str, str], float]) -> dict[str, float]:
-    """Energy (pJ) per component of memory and link traffic (``hwsim.energy.pass_energy``'s rule)."""
-    links = {ln.name for ln in arch.links}
-    out: dict[str, float] = defaultdict(float)
-    for (component, _op, kind, direction), moved in totals.items():
-        if component in links:
-            out[component] += moved * _energy(arch, component, "transfer")
-            continue
-        action = direction if kind == "data" else f"metadata_{direction}"
-        key = component if kind == "data" else f"{component}_metadata"
-        out[key] += moved * _energy(arch, component, action)
-    return dict(out)
+    return energy_lookup(arch).get((component, action), 0.0)
 
 
 def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:
@@ -320,16 +294,16 @@ def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float
     df = dataflow or arch.compute.dataflow
     if objective not in OBJECTIVES:
         raise MappingError(f"unknown mapping objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
-    _table(arch)  # registers the architecture under its id
     key = (shape, pass_, id(arch), key_e, key_d, objective, df)
-    if key not in _CACHE:
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not arch:  # the entry keeps its architecture: an id is never reused
         if len(_CACHE) >= CACHE_ENTRIES:  # a long-lived process: start over rather than grow
             _CACHE.clear()
-        _CACHE[key] = _search(shape, pass_, arch, key_e, key_d, objective, df)
-    return _CACHE[key]
+        hit = _CACHE[key] = (arch, _search(shape, pass_, arch, key_e, key_d, objective, df))
+    return hit[1]
 
 
-_CACHE: dict[tuple, NestResult] = {}  # search results of this process, by arguments (arch by id)
+_CACHE: dict[tuple, tuple[Architecture, NestResult]] = {}  # search results by arguments (arch by id)
 CACHE_ENTRIES = 20000
 
 

@@ -24,10 +24,11 @@ from archs import Architecture
 from archs.components import SparseFeatures
 from traces.layer import LayerSpec
 
+from ..energy import traffic_energy
 from ..errors import MappingError
 from ..workload import OPERAND_KIND
 from .loopnest import DIMS, ROLES, ConvShape
-from .mapper import NestMapping, NestResult, evaluate, search, traffic_energy
+from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
 from .mapping_file import MappingFile, load_mapping_file
 from .tiles import DENSE, TileCosts, tile_costs
@@ -93,7 +94,7 @@ class MappingContext:
         out = dict(row)
         old = _totals_of(self.arch, row)
         new = merge(self.arch, old, res)
-        e_old, e_new = _traffic_energy(self.arch, old), _traffic_energy(self.arch, new)
+        e_old, e_new = traffic_energy(self.arch, old), traffic_energy(self.arch, new)
         for key in [k for k in out if k.endswith("_bytes") and _parse(self.arch, k) is not None]:
             del out[key]
         for (comp, op, kind, direction), moved in new.items():
@@ -102,8 +103,8 @@ class MappingContext:
             out[f"energy_{comp}_pj"] = e_new.get(comp, 0.0)
         out["energy_pj"] = row["energy_pj"] - sum(e_old.values()) + sum(e_new.values())
         fixed_dense = self.fixed_dense_totals(spec, pass_, batch, eb)
-        d_old = sum(_traffic_energy(self.arch, fixed_dense).values())
-        d_new = sum(_traffic_energy(self.arch, merge(self.arch, fixed_dense, base)).values())
+        d_old = sum(traffic_energy(self.arch, fixed_dense).values())
+        d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base)).values())
         out["dense_energy_pj"] = row["dense_energy_pj"] - d_old + d_new
         out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
         out["mapping"] = res.notation
@@ -191,8 +192,6 @@ def _totals_of(arch: Architecture, row: dict[str, Any]) -> dict[tuple[str, str, 
                 out[key] = float(v)
     return out
 
-
-_traffic_energy = traffic_energy
 
 
 __all__ = ["DIMS", "MappingContext", "merge"]
