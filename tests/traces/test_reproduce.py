@@ -53,3 +53,24 @@ def test_a_run_past_the_deadline_is_listed_not_run(tmp_path):
                      "--budget-min", "0"]) == 0
     text = (tmp_path / "reproduction.md").read_text()
     assert "Runs that did not fit the time budget" in text and "dsg-mlp γ=0.5 seed 0" in text
+
+
+def test_resume_runs_only_what_is_missing(tmp_path, capsys):
+    mod = load_script()
+    first = tmp_path / "first"
+    assert mod.main(["--smoke", "--workers", "1", "--out", str(first), "--rows", "dsg-mlp",
+                     "--budget-min", "0"]) == 0  # every run past the deadline: all skipped
+    earlier = json.loads((first / "reproduction.json").read_text())
+    assert len(earlier) == 4 and all(r.get("skipped") for r in earlier)
+    # pretend the dense run finished earlier: resuming keeps it and runs the three γ runs only
+    kept = {"row": "dsg-mlp", "label": "dense", "seed": 0, "best_accuracy": 0.5, "last_accuracy": 0.5,
+            "epochs_run": 1, "wall_s": 1.0, "history": [0.5]}
+    (first / "reproduction.json").write_text(json.dumps([kept, *earlier[1:]]))
+    capsys.readouterr()
+    second = tmp_path / "second"
+    assert mod.main(["--smoke", "--workers", "1", "--out", str(second), "--rows", "dsg-mlp",
+                     "--resume", str(first / "reproduction.json")]) == 0
+    ran = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done ")]
+    assert [line.split(":")[0] for line in ran] == [f"done dsg-mlp γ={g} seed 0" for g in (0.5, 0.8, 0.9)]
+    results = json.loads((second / "reproduction.json").read_text())
+    assert results[0] == kept and len(results) == 4 and not any(r.get("skipped") for r in results)
