@@ -117,6 +117,10 @@ class Architecture:
         s = self.sparse.structured
         if s is not None and s.n > s.m:
             problems.append(f"sparse.structured: n={s.n} must not exceed m={s.m}")
+        if s is not None and (s.kernel_tile_m == 0) != (s.kernel_tile_n == 0):
+            problems.append(f"sparse.structured: kernel_tile_m={s.kernel_tile_m} and kernel_tile_n="
+                            f"{s.kernel_tile_n}: give both (a fixed N:M kernel tile) or neither (0, 0: the "
+                            "dense GEMM heuristic's tiles)")
         dens = [p.density for p in self.sparse.kernel_efficiency]
         if dens != sorted(set(dens)):
             problems.append("sparse.kernel_efficiency: densities must be strictly increasing")

@@ -140,6 +140,20 @@ class StructuredSparsity:
                    "(scalesim 3.0.0 systolic_compute_ws.py)")
     split_k: bool = spec(False, doc="GPU: the N:M kernels may split K over thread blocks (PyTorch's "
                                     "semi-structured kernels do not by default)")
+    kernel_tile_m: int = spec(0, doc="GPU: the N:M kernel's fixed thread-block tile along M (the dense "
+                                     "operand's rows); 0: the dense GEMM heuristic's tiles", ge=0, le=2**16)
+    kernel_tile_n: int = spec(0, doc="GPU: the N:M kernel's fixed tile along N (the sparse operand's "
+                                     "columns); 0 together with kernel_tile_m", ge=0, le=2**16)
+    kernel_tile_k: int = spec(0, doc="GPU: the N:M kernel's K per main-loop step; 0: gpu.threadblock_k",
+                              ge=0, le=2**16)
+    kernel_stages: int = spec(0, doc="GPU: K steps in flight in the N:M kernel; 0: gpu.pipeline_stages",
+                              ge=0, le=64)
+    kernel_raster: Literal["m", "n"] = spec(
+        "m", doc="GPU: the N:M kernel issues thread blocks along M (the dense operand's rows) first, or "
+                 "along N (the sparse operand's columns: PyTorch's CUTLASS kernel, whose A is the weight)")
+    min_dense_rows: int = spec(1, doc="GPU: the dense operand's rows are padded with zeros to a multiple of "
+                                      "this before the N:M kernel (a copy kernel) and the result sliced",
+                               ge=1, le=2**16)
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,8 @@ SPUTNIK_EFFICIENCY = 0.27 / 16
 def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
          smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
          hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
-         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0) -> Architecture:
+         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0,
+         nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
         gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
@@ -225,7 +226,15 @@ def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycl
         sparse=SparseFeatures(
             structured=StructuredSparsity(n=2, m=4, operand="b", math_speedup=2.0,  # [ref §3.2]
                                           metadata_bits_per_nonzero=2,  # 2-bit index per kept value
-                                          split_k=False),  # PyTorch's semi-structured kernels: no split-K
+                                          split_k=False,  # PyTorch's semi-structured kernels: no split-K
+                                          kernel_tile_m=nm_kernel[0], kernel_tile_n=nm_kernel[1],
+                                          kernel_tile_k=nm_kernel[2], kernel_stages=nm_kernel[3],
+                                          kernel_raster=nm_kernel[4],
+                                          # PyTorch pads the dense operand's rows to a multiple of 8 for
+                                          # FP16 (torch/sparse/semi_structured.py, _DTYPE_SHAPE_CONSTRAINTS
+                                          # dense_min_rows, CUTLASS and cuSPARSELt alike; 32 in 2.1 per
+                                          # pytorch#111339)
+                                          min_dense_rows=8),
             kernel_efficiency=(EfficiencyPoint(density=0.01, efficiency=SPUTNIK_EFFICIENCY),
                                EfficiencyPoint(density=1.0, efficiency=SPUTNIK_EFFICIENCY)),
             unstructured_policy="auto",
@@ -243,7 +252,13 @@ def gpu_a100() -> Architecture:
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
                 l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
                 warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
-                sm_area_mm2=A100_DIE_MM2_PER_SM)  # the die spread over 128 SMs [ref §3.1, derived]
+                sm_area_mm2=A100_DIE_MM2_PER_SM,  # the die spread over 128 SMs [ref §3.1, derived]
+                # PyTorch's CUTLASS 2:4 kernel for FP16/BF16 on sm8x ships one configuration:
+                # threadblock 128×128×64, 3 stages, split-K 1, identity swizzle with the weight as
+                # CUTLASS's A, so blocks step along the weight's output rows (our N) first
+                # (aten/src/ATen/native/sparse/cuda/SparseSemiStructuredLinear.cu). Hopper runs
+                # cuSPARSELt, whose heuristic is not published: H100/H200 keep the dense heuristic's tiles.
+                nm_kernel=(128, 128, 64, 3, "n"))
 
 
 def gpu_h100() -> Architecture:

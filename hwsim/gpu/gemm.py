@@ -10,7 +10,8 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
   ``tm / warp_tile_m`` times, at ``smem_bytes_per_cycle_per_sm``;
 - the main loop lasts ``max(math, smem) / tensor_core_efficiency`` (``threadblocks_per_sm`` blocks
   share one SM), but at least ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K
-  steps are in flight, each a round trip to memory: Little's law);
+  steps are in flight, each a round trip to memory: Little's law); a fixed :class:`Kernel` brings
+  its own tile, K step and stages;
 - a prologue (the first load's latency) and an epilogue (C written to L2 at the SM's share of the
   L2 bandwidth).
 
@@ -63,36 +64,55 @@ class GemmCost:
     traffic: dict[tuple[str, str, str, str], float] = field(default_factory=dict)  # (level, op, kind, dir)
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """A fixed kernel configuration (a library that ships one tile instead of a heuristic):
+    thread-block tile ``tm × tn``, ``tk`` per main-loop step, ``stages`` K steps in flight, blocks
+    issued M tiles fastest (``raster="m"``) or N tiles fastest (``"n"``)."""
+
+    tm: int
+    tn: int
+    tk: int
+    stages: int
+    raster: str = "m"
+
+
 def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
-              split_k: bool = True) -> GemmCost:
-    """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable)."""
+              split_k: bool = True, kernel: Kernel | None = None) -> GemmCost:
+    """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable); with
+    ``kernel``, that one configuration only (split-K still tried if ``split_k``)."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
     if min(m, k, n) <= 0:
         raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
-    return _best(arch, m, k, n, ops, math_speedup, split_k)
+    return _best(arch, m, k, n, ops, math_speedup, split_k, kernel)
 
 
 @lru_cache(maxsize=4096)
 def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
-          split_k: bool) -> GemmCost:
+          split_k: bool, kernel: Kernel | None) -> GemmCost:
     g = arch.gpu
     slots = g.sms * g.threadblocks_per_sm
+    tk = kernel.tk if kernel else g.threadblock_k
+    stages = kernel.stages if kernel else g.pipeline_stages
     best: GemmCost | None = None
-    for tm, tn in candidate_tiles(arch):
+    for tm, tn in ([(kernel.tm, kernel.tn)] if kernel else candidate_tiles(arch)):
         small = -(-m // tm) * -(-n // tn) < g.sms
-        k_total = -(-k // g.threadblock_k)
+        k_total = -(-k // tk)
         splits = split_factors(k_total, g.max_split_k) if split_k and small else [1]
         for s in splits:
-            c = _cost(arch, grid(m, k, n, tm, tn, g.threadblock_k, s, slots), m, k, n, ops, speedup)
+            c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, kernel.raster if kernel else "m"), m, k, n,
+                      ops, speedup, stages)
             if best is None or c.cycles < best.cycles:
                 best = c
     assert best is not None
     return best
 
 
-def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float) -> GemmCost:
+def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float,
+          stages: int | None = None) -> GemmCost:
     g = arch.gpu
+    stages = stages or g.pipeline_stages
     tm, tn, tk, steps = gr.tm, gr.tn, gr.tk, gr.k_steps
     fma_per_sm = g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle * speedup
     math_c = tm * tn * tk * steps / fma_per_sm
@@ -101,7 +121,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     step_bytes = tm * tk * ops.a * (1 + warps_n) + tk * tn * b_elem * (1 + warps_m)  # writes + reads
     smem_c = steps * step_bytes / g.smem_bytes_per_cycle_per_sm if g.smem_bytes_per_cycle_per_sm else 0.0
     main = g.threadblocks_per_sm * max(math_c, smem_c) / g.tensor_core_efficiency
-    main = max(main, steps * g.memory_latency_cycles / g.pipeline_stages)
+    main = max(main, steps * g.memory_latency_cycles / stages)
     out_bytes = PARTIAL_BYTES if gr.split > 1 else ops.c
     # real (unpadded) sizes per panel and per output tile, averaged over the grid
     k_slice = k / gr.split

@@ -33,7 +33,7 @@ from ..workload import effectual, operand_counts
 from .gemm import GemmCost, Operands, gemm_cost
 from .kernels import launch_cycles, memory_kernel_cycles
 from .sparse import compress_cycles as recompress
-from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_operands
+from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_gemm
 
 PASS_TENSORS = {"forward": ("x", "w"), "backward_data": ("dy", "w"), "backward_weight": ("x", "dy")}
 
@@ -112,29 +112,34 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     algorithmic = g.macs
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
-                           "gpu_compress_cycles": 0, "gpu_convert_cycles": 0,
+                           "gpu_compress_cycles": 0, "gpu_pad_cycles": 0, "gpu_convert_cycles": 0,
                            "gpu_gather_cycles": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
     s = arch.sparse.structured
     ok, reason = structured_applies(spec, pass_, masks.get("w"), s)
     if ok:
-        ops = structured_operands(k, n, eb, s)
-        nm_gemm = _grouped(gemm_cost(arch, m, k, n, ops, math_speedup=s.math_speedup, split_k=s.split_k),
-                           g.groups, arch)
+        nm = structured_gemm(arch, m, k, n, eb, g.groups)
+        nm_gemm = _grouped(nm.gemm, g.groups, arch)
         cyc = read = written = 0
         if it.weight_mask_changed():  # each pass that runs 2:4 compresses its own orientation
             cyc, read, written = recompress(arch, spec.numel("w", 1), eb, 1)
-        if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + cyc > dense.cycles:
+        if arch.sparse.unstructured_policy == "auto" and nm_gemm.cycles + nm.pad_cycles + cyc > dense.cycles:
             ok = False  # the library keeps the dense GEMM where 2:4 does not pay
+            padded = f", padding the dense operand to {nm.padded_rows} rows" if nm.pad_cycles else ""
             reason = (f"the dense GEMM ({dense.cycles:,} cycles) is faster than {s.n}:{s.m} "
-                      f"({nm_gemm.cycles + cyc:,} cycles, compression included)")
+                      f"({nm_gemm.cycles + nm.pad_cycles + cyc:,} cycles, compression{padded} included)")
         else:
-            gemm, tc_macs = nm_gemm, min(algorithmic, (-(-k // s.m)) * s.n * n * m * g.groups)
+            gemm = nm_gemm
+            padded_macs = nm.padded_rows * k * n * g.groups  # the tensor cores multiply padded rows too
+            tc_macs = min(padded_macs, (-(-k // s.m)) * s.n * n * nm.padded_rows * g.groups)
             out["gpu_sparse_path"], out["gpu_sparse_operand"] = f"{s.n}:{s.m}", "b"
-            out["gpu_compress_cycles"], extra = cyc, cyc
+            out["gpu_compress_cycles"], out["gpu_pad_cycles"] = cyc, nm.pad_cycles
+            extra = cyc + nm.pad_cycles
             traffic[(arch.off_chip.name, "b", "data", "read")] += read
             traffic[(arch.off_chip.name, "b", "data", "write")] += written
+            traffic[(arch.off_chip.name, "a", "data", "read")] += nm.pad_read_bytes
+            traffic[(arch.off_chip.name, "a", "data", "write")] += nm.pad_write_bytes
     if not ok:
         static_w = pass_ in ("forward", "backward_data") and not it.weight_mask_changed()
         gemm, extra, tc_macs, cuda_macs = _unstructured(ctx, g, nnz_a, nnz_b, need, dense_one, dense, reason,

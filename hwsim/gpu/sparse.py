@@ -8,7 +8,9 @@
   of ``m`` (``ceil(K/m)·n`` per column) plus ``metadata_bits_per_nonzero`` bits per stored value.
   A mask that changes during training is compressed again every step: a memory-bound kernel that
   reads W dense and writes the compressed values and metadata (twice when backward-data also runs
-  2:4: once per orientation).
+  2:4: once per orientation). The kernel is the library's (``structured.kernel_tile_*``,
+  ``kernel_stages``; PyTorch's CUTLASS path ships one tile, no split-K) on the dense operand padded
+  to ``structured.min_dense_rows`` rows by a copy kernel (:func:`structured_gemm`).
 - **Unstructured**: the sparser input operand in CSR (values, 32-bit column indices, 32-bit row
   pointers) times the other, dense. Effectual MACs (``nnz × other dimension``) run at
   ``efficiency(density) ×`` the dense tensor-core peak (``sparse.kernel_efficiency``, linear
@@ -36,7 +38,7 @@ from archs import Architecture, StructuredSparsity
 from traces.layer import LayerSpec
 from traces.structured import backward_data_nm, group_counts, weight_matrix
 
-from .gemm import GemmCost, Operands, gemm_cost
+from .gemm import GemmCost, Kernel, Operands, gemm_cost
 from .kernels import launch_cycles, memory_kernel_cycles
 
 INDEX_BYTES = 4  # CSR column index and row pointer: 32-bit
@@ -77,6 +79,42 @@ def structured_operands(k: int, n: int, element_bytes: float, s: StructuredSpars
     """Per-element bytes of A, compressed B (values, metadata) and C for the GEMM model."""
     data, meta = compressed_bytes(k, n, element_bytes, s)
     return Operands(element_bytes, data / (k * n), element_bytes, meta / (k * n))
+
+
+@dataclass
+class StructuredCost:
+    """One N:M GEMM as the library runs it: the dense operand padded (if it must be), then the kernel."""
+
+    gemm: GemmCost
+    padded_rows: int  # rows of the dense operand the kernel sees (a multiple of min_dense_rows)
+    pad_cycles: int  # the zero-padding copy kernel (0: no padding needed)
+    pad_read_bytes: float  # the dense operand read by the padding kernel
+    pad_write_bytes: float  # the padded copy written
+
+
+def structured_gemm(arch: Architecture, m: int, k: int, n: int, element_bytes: float,
+                    groups: int = 1) -> StructuredCost:
+    """``m × k × n`` with ``b`` (``k × n``) compressed N:M along ``k``, on the machine's N:M kernel
+    (one GEMM; ``groups`` only sizes the padding kernel, which pads every group's operand at once).
+
+    The dense operand's ``m`` rows are padded with zeros to a multiple of
+    ``structured.min_dense_rows`` by a copy kernel (read ``m·k``, write the padded ``m'·k``
+    elements) and the kernel computes ``m' × k × n``; the result is sliced back as a view (no
+    copy). With ``kernel_tile_m/n`` set, the kernel is that one configuration (a library that ships
+    one tile, such as PyTorch's CUTLASS path), otherwise the dense heuristic's tiles.
+    """
+    s = arch.sparse.structured
+    g = arch.gpu
+    rows = -(-m // s.min_dense_rows) * s.min_dense_rows
+    kernel = Kernel(s.kernel_tile_m, s.kernel_tile_n, s.kernel_tile_k or g.threadblock_k,
+                    s.kernel_stages or g.pipeline_stages, s.kernel_raster) if s.kernel_tile_m else None
+    gemm = gemm_cost(arch, rows, k, n, structured_operands(k, n, element_bytes, s),
+                     math_speedup=s.math_speedup, split_k=s.split_k, kernel=kernel)
+    pad_c, read, written = 0, 0.0, 0.0
+    if rows != m:
+        read, written = groups * m * k * element_bytes, groups * rows * k * element_bytes
+        pad_c = memory_kernel_cycles(arch, read + written, ops=groups * rows * k)
+    return StructuredCost(gemm, rows, pad_c, read, written)
 
 
 def compress_cycles(arch: Architecture, w_numel: int, element_bytes: float,

@@ -3,7 +3,8 @@ panels each wave touches.
 
 A GEMM ``C[M×N] = A[M×K]·B[K×N]`` is cut into ``tm × tn`` output tiles; with split-K each tile's
 K range is cut into ``split`` slices computed by separate thread blocks. Thread blocks are issued
-in grid order, M fastest (CUDA's ``blockIdx.x``), then N, then the K slice, and run in waves of
+in grid order, M fastest (CUDA's ``blockIdx.x``; a kernel may raster N fastest), then N, then the
+K slice, and run in waves of
 ``sms × threadblocks_per_sm`` blocks; the last partial wave costs a full wave (wave quantization,
 NVIDIA "Matrix Multiplication Background" guide §3.2). Edge tiles are computed in full (tile
 quantization, same guide §3.1).
@@ -67,8 +68,14 @@ class Grid:
         return len(self.blocks_per_wave)
 
 
-def grid(m: int, k: int, n: int, tm: int, tn: int, tk: int, split: int, slots: int) -> Grid:
-    """Tile ``m × k × n`` into ``tm × tn`` blocks with ``split`` K slices, issued ``slots`` at a time."""
+def grid(m: int, k: int, n: int, tm: int, tn: int, tk: int, split: int, slots: int,
+         raster: str = "m") -> Grid:
+    """Tile ``m × k × n`` into ``tm × tn`` blocks with ``split`` K slices, issued ``slots`` at a time,
+    M tiles fastest (``raster="m"``) or N tiles fastest (``"n"``: the transposed problem's grid)."""
+    if raster == "n":
+        t = grid(n, k, m, tn, tm, tk, split, slots)
+        return Grid(tm, tn, tk, split, t.gn, t.gm, t.k_steps, slots, t.blocks_per_wave,
+                    t.b_panels_per_wave, t.a_panels_per_wave)
     gm, gn = -(-m // tm), -(-n // tn)
     k_total = -(-k // tk)
     k_steps = -(-k_total // split)

@@ -108,6 +108,9 @@ def test_replace_by_dotted_path_is_validated():
         archs.replace(a, {"compute.rowz": 4})
     with pytest.raises(ConfigError, match=r"memories\.sram: no element named 'sram'"):
         archs.replace(a, {"memories.sram.capacity_bytes": 4})
+    g = archs.PRESETS["gpu-h100"]  # no fixed 2:4 kernel: half a tile is refused with the fix
+    with pytest.raises(ConfigError, match=r"structured: kernel_tile_m=128 and kernel_tile_n=0: give both"):
+        archs.replace(g, {"sparse.structured.kernel_tile_m": 128})
 
 
 def test_load_by_name_file_or_error(tmp_path):

@@ -40,6 +40,14 @@ def test_distinct_panels_per_wave_match_brute_force(gm, gn, split, slots):
         sel = wave == w
         assert g.a_panels_per_wave[w] == len(set(zip(m_i[sel], s_i[sel], strict=True)))
         assert g.b_panels_per_wave[w] == len(set(zip(n_i[sel], s_i[sel], strict=True)))
+    # N tiles fastest (PyTorch's CUTLASS 2:4 kernel): the same blocks issued in the other order
+    g = grid(gm * 64, split * 32 * 3, gn * 64, 64, 64, 32, split, slots, raster="n")
+    n_i, m_i = idx % gn, (idx // gn) % gm
+    assert (g.gm, g.gn, g.blocks) == (gm, gn, gm * gn * split)
+    for w in range(g.waves):
+        sel = wave == w
+        assert g.a_panels_per_wave[w] == len(set(zip(m_i[sel], s_i[sel], strict=True)))
+        assert g.b_panels_per_wave[w] == len(set(zip(n_i[sel], s_i[sel], strict=True)))
 
 
 def test_split_k_engages_for_a_small_grid_only():
@@ -110,7 +118,7 @@ def test_a_changing_24_mask_is_compressed_every_step():
 
 def test_backward_data_pays_its_own_compression_when_forward_runs_dense():
     """Replayed alone, backward-data's 2:4 still pays for compressing Wᵀ (the reviewer's case)."""
-    spec = linear(2048, 1024, 1024)
+    spec = linear(4096, 1024, 1024)
     it = layer_input(spec, transposable_24(1024, 1024), stats={"flips_on": 3})
     alone = replay(spec, it, passes=("backward_data",))["backward_data"]
     assert alone["gpu_sparse_path"] == "2:4"
