@@ -5,7 +5,8 @@ for work that streams through off-chip memory (the weight update); elementwise w
 GEMM's output is bounded by the lanes alone. Counts per pass and layer:
 
 - forward: 2 ops per output (bias, activation/BN) + a method's own work recorded in the trace
-  (DSG: its DRS MACs and additions; DST: 2 ops per weight for the threshold compare);
+  (DSG: its DRS MACs, additions and selection compares; DST: 2 ops per weight for the threshold
+  compare);
 - backward-data: 2 ops per dY element (ReLU′, BN backward) + col2im additions of overlapping
   windows (im2col elements minus input elements);
 - update: per weight, 4 ops (SGD with momentum: decay, momentum, step, write) reading the weight,
@@ -52,6 +53,7 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
     if pass_ == "forward":
         ops = 2 * spec.numel("y", batch)
         ops += float(stats.get("drs_macs", 0)) + float(stats.get("drs_adds", 0))
+        ops += float(stats.get("selection_compares", 0))  # DSG's threshold and top-k compares
         if method == "dst":
             ops += 2 * spec.numel("w", 1)
         return VectorWork(ops)

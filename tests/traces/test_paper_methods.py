@@ -155,6 +155,26 @@ def test_projection_additions_are_n_d_k_per_layer(dsg_runs):
     assert (stats["training_reduction_with_overheads"] < stats["training_mac_reduction"]).all()
 
 
+def test_replay_charges_dsgs_selection_work_on_the_vector_unit(dsg_runs):
+    """Forward vector ops = 2 per output + DRS MACs + projection additions + selection compares,
+    each from the trace's own closed-form stats (checked above)."""
+    from hwsim.simulate import simulate
+
+    tr = traces.load(dsg_runs["drs"].trace)
+    frame = simulate(dsg_runs["drs"].trace, "edge-npu", passes=("forward",)).to_frame()
+    specs = {s.name: s for s in tr.layers}
+    by_index = {it.index: it for it in tr}
+    checked = 0
+    for _, row in frame[frame["layer"].isin(["conv1", "conv2", "fc1", "fc2"])].iterrows():
+        it = by_index[int(row["iteration"])]
+        st = it.layer_stats(row["layer"])
+        expected = 2 * specs[row["layer"]].numel("y", int(row["simulated_batch"])) + st["drs_macs"] \
+            + st["drs_adds"] + st["selection_compares"]
+        assert row["vector_ops"] == expected and st["selection_compares"] > 0
+        checked += 1
+    assert checked >= 4
+
+
 def test_oracle_selection_costs_no_projection(dsg_runs):
     tr = traces.load(dsg_runs["oracle"].trace)
     validate(tr)
