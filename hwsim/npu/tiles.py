@@ -42,27 +42,37 @@ class Features:
     pe_skip: bool = False  # per-PE skipping of ineffectual pairs
     nm: tuple[int, int] | None = None  # (n, m): b is stored N:M-compressed along K (hwsim.npu.structured)
     input_rereads: int = 1  # ws: streamed elements sent per compressed row (SCALE-Sim: m // n)
+    count: frozenset[str] = frozenset()  # operands stored in a compressed format somewhere: their
+    # non-zeros per tile are counted from the masks even when the timing is dense (bytes change)
 
     @property
     def dense(self) -> bool:
         return not (self.gate or self.skip or self.pe_skip or self.nm)
 
+    def swapped(self) -> Features:
+        """The same features with operands ``a`` and ``b`` exchanged (is runs as ws on Bᵀ·Aᵀ)."""
+        other = {"a": "b", "b": "a"}
+        return Features(self.gate, frozenset(other[o] for o in self.skip), self.pe_skip, self.nm,
+                        self.input_rereads, frozenset(other.get(o, o) for o in self.count))
+
     @classmethod
     def of(cls, arch: Architecture) -> Features:
         """The features of an edge-NPU machine: its actions, and N:M compression of ``b`` when
         ``sparse.structured`` names it (a format alone, without an action or a structure, is a
-        storage choice: the tile counts stay dense and only the bytes change)."""
+        storage choice: the tile counts stay dense and only the bytes change, from the non-zeros
+        of the operands in ``count``)."""
         acts = arch.sparse.actions
+        count = frozenset(f.operand for f in arch.sparse.formats if f.format != "dense" and f.operand in "ab")
         gate = any(a.kind == "gating" and a.level == "compute" for a in acts)
         skips = [a for a in acts if a.kind == "skipping"]
         s = arch.sparse.structured
         nm = (s.n, s.m) if s is not None and arch.compute is not None and s.operand == "b" else None
         rereads = s.m // s.n if nm and s.ws_input_rereads else 1
         if arch.compute is not None and arch.compute.microarchitecture == "pe_skipping":
-            return cls(gate=gate, pe_skip=bool(skips), nm=nm, input_rereads=rereads)
+            return cls(gate=gate, pe_skip=bool(skips), nm=nm, input_rereads=rereads, count=count)
         targets = [(a.target,) if a.target in ("a", "b") else a.condition_on for a in skips]
         skip = frozenset(op for ops in targets for op in ops if op in ("a", "b"))
-        return cls(gate=gate, skip=skip, nm=nm, input_rereads=rereads)
+        return cls(gate=gate, skip=skip, nm=nm, input_rereads=rereads, count=count)
 
 
 DENSE = Features()
@@ -250,8 +260,7 @@ def tile_costs(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | No
     if mp.dataflow == "is":  # IS on A·B is WS on Bᵀ·Aᵀ with the operands' roles swapped
         swapped = Mapping("ws", mp.rows, mp.cols, mp.n, mp.k, mp.m, mp.stream_chunk)
         t = _ws(None if b is None else b.T, None if a is None else a.T, None, swapped,
-                Features(features.gate, frozenset({"a": "b", "b": "a"}[o] for o in features.skip),
-                         features.pe_skip, features.nm), {"a": res["b"], "b": res["a"], "c": res["c"]},
+                replace(features.swapped(), input_rereads=1), {"a": res["b"], "b": res["a"], "c": res["c"]},
                 origin, row_folds)
         for name in ("buf_read", "buf_read_nz", "dram_read", "dram_read_nz"):
             d = getattr(t, name)
@@ -273,6 +282,12 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
         t = length
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
+        if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
+            acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K)
+            a_nz = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r).sum(2).T[None]  # (1, KF, CH)
+        if "b" in f.count and b is not None:
+            brow = _block_sum(b, 1, c)  # (K, NF)
+            b_nz = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF).sum(1).T[:, :, None]
     else:
         acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
         brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
@@ -337,6 +352,11 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         t, actual = length, algorithmic
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
+        if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
+            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K)
+            a_nz = _block_sum(acnt, 1, s)[None]  # (1, MF, CH)
+        if "b" in f.count and b is not None:
+            b_nz = _block_sum(_block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
         if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
             def a_side() -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,26 @@ def test_replayed_dram_reads_of_a_compressed_operand(tmp_path):
     assert row.dense_energy_pj > row.energy_pj
 
 
+def test_a_format_without_skipping_still_moves_compressed_bytes(tmp_path):
+    # The same layer on a machine whose only sparse feature is the formats (no gating, no
+    # skipping): the timing stays dense, but DRAM still holds X as ZVC, so it moves the non-zeros
+    # plus one bit per element, in every dataflow (is runs as ws with the operands swapped).
+    path = write_synthetic([linear("fc", 128, 32)], tmp_path / "t", batch=64, density={"x": 0.25})
+    from traces import load
+
+    with load(path).iteration(0) as it:
+        nnz_x = int(it.mask("fc", "x").sum())
+    storage_only = archs.replace(archs.PRESETS["edge-npu"], {"sparse.actions": []})
+    for dataflow in ("ws", "os", "is"):
+        row = simulate(path, storage_only, passes=["forward"], dataflow=dataflow).to_frame().iloc[0]
+        assert row.dram_a_read_bytes == nnz_x, dataflow
+        assert row.dram_a_metadata_read_bytes == 64 * 128 / 8
+        assert row.skipped_macs == row.gated_macs == 0  # nothing skips: only the bytes change
+    plain = archs.replace(storage_only, {"sparse.formats": []})
+    row = simulate(path, plain, passes=["forward"]).to_frame().iloc[0]
+    assert row.dram_a_read_bytes == 64 * 128 and row.get("dram_a_metadata_read_bytes", 0) == 0
+
+
 def test_compressed_weights_pay_transposes_and_reencodes(tmp_path):
     from traces.training import train
 
