@@ -62,10 +62,12 @@ def test_resume_runs_only_what_is_missing(tmp_path, capsys):
                      "--budget-min", "0"]) == 0  # every run past the deadline: all skipped
     earlier = json.loads((first / "reproduction.json").read_text())
     assert len(earlier) == 4 and all(r.get("skipped") for r in earlier)
-    # pretend the dense run finished earlier: resuming keeps it and runs the three γ runs only
+    # pretend the dense run finished earlier with the planned 3 epochs, and γ=0.5 with only 1 (an
+    # older plan): resuming keeps the dense run and runs the three γ runs
     kept = {"row": "dsg-mlp", "label": "dense", "seed": 0, "best_accuracy": 0.5, "last_accuracy": 0.5,
-            "epochs_run": 1, "wall_s": 1.0, "history": [0.5]}
-    (first / "reproduction.json").write_text(json.dumps([kept, *earlier[1:]]))
+            "epochs_run": 3, "wall_s": 1.0, "history": [0.5] * 3}
+    short = {**kept, "label": "γ=0.5", "epochs_run": 1, "history": [0.5]}
+    (first / "reproduction.json").write_text(json.dumps([kept, short, *earlier[2:]]))
     capsys.readouterr()
     second = tmp_path / "second"
     assert mod.main(["--smoke", "--workers", "1", "--out", str(second), "--rows", "dsg-mlp",
