@@ -10,6 +10,7 @@ other jobs on the machine hits both sides of a pair alike.
 
     python bench/recording.py            # prints a markdown table
     python bench/recording.py --out bench/recording.md
+    python bench/recording.py --models mlp --modes "counts only"   # one row
 """
 
 from __future__ import annotations
@@ -139,11 +140,27 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(child(json.loads(argv[1]))))
         return 0
-    rows = measure_recording()
-    text = table(rows)
+    import argparse
+
+    p = argparse.ArgumentParser(description="Recording overhead: plain training steps against recorded ones, "
+                                "in fresh processes, as a markdown table (minutes per model and mode).")
+    p.add_argument("--out", type=Path, help="also write the table to this file")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    p.add_argument("--processes", type=int, default=2, help="fresh processes per row (default 2)")
+    p.add_argument("--pairs", type=int, default=3, help="plain/recorded block pairs per process (default 3)")
+    args = p.parse_args(argv)
+    models, modes = tuple(args.models.split(",")), tuple(args.modes.split(","))
+    for name, given, known in (("--models", models, MODELS), ("--modes", modes, MODES)):
+        unknown = [x for x in given if x not in known]
+        if unknown:
+            p.error(f"{name}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
+    text = table(measure_recording(args.processes, args.pairs, models=models, modes=modes))
     print(text)
-    if argv[:1] == ["--out"]:
-        Path(argv[1]).write_text(text + "\n")
+    if args.out:
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, args.out)
     return 0
 
 
