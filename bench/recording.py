@@ -2,11 +2,14 @@
 
 For VGG-8 and the small ResNet (synthetic-cifar, 3×32×32) and the MLP (digits, 64 features),
 batch 64, SGD with momentum: recording exact masks every step, every 10 steps, and counts only.
-Each measurement runs in fresh processes with 2 BLAS/OpenMP threads; inside a process, blocks of
-``steps`` plain steps and ``steps`` recorded steps alternate (which goes first alternates too), a
-recorded block being a whole recording: open, the steps, close (the background writer drained).
-The ratio of each adjacent pair is taken and the median over all pairs reported, so load from
-other jobs on the machine hits both sides of a pair alike.
+Each measurement runs in fresh processes with 2 BLAS/OpenMP threads; inside a process, a block of
+``steps`` plain steps and a recorded block alternate (which goes first alternates too). A recorded
+block is two whole recordings (open, the steps, close with the background writer drained) of
+``steps`` and ``3·steps`` steps: their difference is the cost of ``2·steps`` recorded steps in a
+running recording, and the rest of the short one is the recording's fixed cost (opening the trace,
+closing it), reported on its own since it is paid once per recording, not per step. The ratio of
+each adjacent pair is taken and the median over all pairs reported, so load from other jobs on the
+machine hits both sides of a pair alike.
 
     python bench/recording.py            # prints a markdown table
     python bench/recording.py --out bench/recording.md
@@ -33,8 +36,9 @@ MODES = {  # recorder options per mode
 BATCH = 64
 
 
-def child(task: dict) -> list[tuple[float, float]]:
-    """In this (fresh) process: ``(plain_s, recorded_s)`` per step for each pair of blocks."""
+def child(task: dict) -> list[tuple[float, float, float]]:
+    """In this (fresh) process: ``(plain_s, recorded_s, fixed_s)`` per pair of blocks: seconds per
+    plain step, seconds per recorded step, and the recording's fixed cost (open and close)."""
     import shutil
     import tempfile
 
@@ -68,14 +72,22 @@ def child(task: dict) -> list[tuple[float, float]]:
             step(None)
         return (time.perf_counter() - start) / steps
 
-    def recorded(n: int) -> float:
+    def recording(n: int, count: int) -> float:
+        """Wall seconds of one whole recording of ``count`` steps (open, steps, close)."""
         start = time.perf_counter()
         with traces.record(net, work / f"r{n}.trace", optimizer=opt, **options) as rec:
-            for _ in range(steps):
+            for _ in range(count):
                 step(rec)
-        wall = (time.perf_counter() - start) / steps
+        wall = time.perf_counter() - start
         shutil.rmtree(work / f"r{n}.trace")
         return wall
+
+    def recorded(n: int) -> tuple[float, float]:
+        """(seconds per recorded step, fixed seconds per recording) from a recording of ``steps``
+        steps and one of ``3·steps``: the difference is ``2·steps`` recorded steps."""
+        short, long = recording(2 * n, steps), recording(2 * n + 1, 3 * steps)
+        per_step = (long - short) / (2 * steps)
+        return per_step, short - steps * per_step
 
     try:
         plain()  # warm up: allocator, first-use costs, the recorder's imports and thread
@@ -86,13 +98,13 @@ def child(task: dict) -> list[tuple[float, float]]:
                 r, p = recorded(i), plain()
             else:
                 p, r = plain(), recorded(i)
-            pairs.append((p, r))
+            pairs.append((p, *r))
         return pairs
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_child(task: dict) -> list[tuple[float, float]]:
+def _run_child(task: dict) -> list[tuple[float, float, float]]:
     env = {**os.environ, **THREADS}
     root = str(BENCH.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -112,16 +124,16 @@ def measure_recording(processes: int = 2, pairs: int = 3, steps: int = 10,
     rows = []
     for model in models:
         for mode in modes:
-            got: list[tuple[float, float]] = []
+            got: list[tuple[float, float, float]] = []
             for proc in range(processes):
                 got += _run_child({"model": model, "mode": mode, "steps": steps, "pairs": pairs,
                                    "order": proc})
-            plain, rec = np.array(got).T
+            plain, rec, fixed = np.array(got).T
             ratios = rec / plain
             rows.append({"model": model, "mode": mode, "plain_ms": float(np.median(plain) * 1e3),
                          "recorded_ms": float(np.median(rec) * 1e3), "ratio": float(np.median(ratios)),
                          "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max()),
-                         "pairs": len(got)})
+                         "fixed_ms": float(np.median(fixed) * 1e3), "pairs": len(got)})
             print(f"{model} {mode}: {rows[-1]['ratio']:.2f}x", file=sys.stderr)
     return rows
 
@@ -129,10 +141,12 @@ def measure_recording(processes: int = 2, pairs: int = 3, steps: int = 10,
 def table(rows: list[dict]) -> str:
     """The rows as a markdown table."""
     lines = ["| model | recording | plain step (ms) | recorded step (ms) | ratio (median of pairs) "
-             "| ratio range | pairs |", "|---|---|---:|---:|---:|---|---:|"]
+             "| ratio range | open + close (ms, once per recording) | pairs |",
+             "|---|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['mode']} | {r['plain_ms']:.2f} | {r['recorded_ms']:.2f} | "
-                     f"{r['ratio']:.2f}× | {r['ratio_min']:.2f}–{r['ratio_max']:.2f} | {r['pairs']} |")
+                     f"{r['ratio']:.2f}× | {r['ratio_min']:.2f}–{r['ratio_max']:.2f} | {r['fixed_ms']:.1f} "
+                     f"| {r['pairs']} |")
     return "\n".join(lines)
 
 
