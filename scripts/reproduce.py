@@ -454,8 +454,10 @@ def main(argv: list[str] | None = None) -> int:
         results = [res for res in json.loads(args.resume.read_text()) if not res.get("skipped")
                    and res.get("epochs_run", 0) >= planned.get((res["row"], res["label"]), 0)]
     finished = {(res["row"], res["label"], res["seed"]) for res in results}
-    # priority order: a pool takes them first come
-    jobs = [(r, s) for r in runs for s in r.seeds if (r.row, r.label, s) not in finished]
+    # priority order, a pool taking them first come: every row's first seed, in the rows' order, then
+    # every row's second seed, and so on (a budget cut drops extra seeds before whole rows)
+    jobs = [(r, s) for i in range(max(len(r.seeds) for r in runs)) for r in runs
+            if i < len(r.seeds) for s in r.seeds[i:i + 1] if (r.row, r.label, s) not in finished]
     start = time.perf_counter()
     deadline = time.time() + 60 * args.budget_min
     args.out.mkdir(parents=True, exist_ok=True)
