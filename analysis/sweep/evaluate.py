@@ -24,6 +24,7 @@ from . import cache as worker
 from .points import Point
 from .reprice import price_points, record, timing_key
 from .spec import Options
+from .summary import point_totals
 
 
 @dataclass
@@ -34,6 +35,7 @@ class PointResult:
     rows: pd.DataFrame | None  # Report.to_frame(meta=True); None when the point failed
     error: str | None
     seconds: float
+    totals: dict[str, Any] | None = None  # summary.point_totals of the rows
 
 
 def run_task(trace_path: str, trace_hash: str, points: list[Point], options: Options,
@@ -71,7 +73,8 @@ def _one(trace: Any, p: Point, options: Options, wc: worker.WorkerCache, use_cac
         with worker.installed(wc) if use_cache else contextlib.nullcontext():
             report = simulate(trace, p.arch, passes=options.passes, iterations=its, backend=options.backend,
                               workers=1)
-        return PointResult(p.key, report.to_frame(meta=True), None, time.perf_counter() - t0)
+        rows = report.to_frame(meta=True)
+        return PointResult(p.key, rows, None, time.perf_counter() - t0, point_totals(rows, 1)[0])
     except Exception as exc:  # a MappingError (a ValueError) above all; any other is recorded too
         return PointResult(p.key, None, _message(exc), time.perf_counter() - t0)
 
@@ -99,10 +102,17 @@ def _group(trace: Any, group: list[Point], options: Options, wc: worker.WorkerCa
             return [PointResult(p.key, None, msg, each) for p in group]
         if use_cache:
             wc.memo.put(memo_key, template, template.nbytes)
-    frames = price_points(template, [p.arch for p in group])
+    stacked = price_points(template, [p.arch for p in group])
+    totals = point_totals(stacked, len(group))
     wc.count("repriced_points", len(group))
+    n = len(template.frame)
     each = (time.perf_counter() - t0) / len(group)
-    return [PointResult(p.key, df, None, each) for p, df in zip(group, frames, strict=True)]
+    out = []
+    for i, p in enumerate(group):
+        rows = stacked.iloc[i * n:(i + 1) * n]
+        rows.index = pd.RangeIndex(n)
+        out.append(PointResult(p.key, rows, None, each, totals[i]))
+    return out
 
 
 def options_key(options: Options) -> str:

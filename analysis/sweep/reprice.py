@@ -33,6 +33,7 @@ from hwsim.simulate import simulate
 from .spec import Options
 
 STEP_BYTES = 200  # memory of one tape step and its arrays (memo accounting), bytes
+EVAL_VALUES = 2_000_000  # tape steps × points evaluated at once (16 MB of float64 values)
 
 
 def timing_key(arch: Architecture, plain: dict[str, Any] | None = None) -> str:
@@ -82,26 +83,27 @@ def record(trace: Any, arch: Architecture, options: Options) -> Template:
     return Template(frame, cells, tape)
 
 
-def price_points(template: Template, arch_list: list[Architecture]) -> list[pd.DataFrame]:
-    """Each architecture's report frame (``Report.to_frame(meta=True)``): the template's rows with
-    its energies. The architectures must share the template's timing key."""
-    vals = template.tape.evaluate(pricing.price_arrays(arch_list, template.tape.leaves))
-    n = len(arch_list)
-    columns = {}
-    for col, (pos, steps) in template.cells.items():
-        m = np.empty((len(steps), n), np.float64)  # (cells, points)
-        for j, s in enumerate(steps):
-            m[j] = vals[s]
+def price_points(template: Template, arch_list: list[Architecture]) -> pd.DataFrame:
+    """The report frames (``Report.to_frame(meta=True)``) of several architectures that share the
+    template's timing key, one after the other (each ``len(template.frame)`` rows): the template's
+    rows, with each architecture's energies."""
+    n_points, n_rows = len(arch_list), len(template.frame)
+    tape = template.tape
+    full = {col: np.repeat(template.frame[col].to_numpy(np.float64)[None, :], n_points, axis=0)
+            for col in template.cells}  # column -> (points, rows)
+    chunk = max(1, EVAL_VALUES // max(len(tape), 1))  # points per tape run: bounded memory
+    for lo in range(0, n_points, chunk):
+        hi = min(lo + chunk, n_points)
+        vals = tape.evaluate(pricing.price_arrays(arch_list[lo:hi], tape.leaves))
+        for col, (pos, steps) in template.cells.items():
+            block = full[col]
+            for j, s in zip(pos, steps, strict=True):
+                block[lo:hi, j] = vals[s]
+        del vals
+    out = template.frame.take(np.tile(np.arange(n_rows), n_points))
+    out.index = pd.RangeIndex(n_rows * n_points)
+    for col, block in full.items():
         if col.endswith(("_bytes", "_pj")):  # Report.to_frame's rule: missing -> 0 (NaN too)
-            m[np.isnan(m)] = 0.0
-        base = template.frame[col].to_numpy(dtype=np.float64)
-        full = np.repeat(base[:, None], n, axis=1)  # (rows, points)
-        full[pos] = m
-        columns[col] = full
-    out = []
-    for g in range(n):
-        df = template.frame.copy()
-        for col, full in columns.items():
-            df[col] = full[:, g]
-        out.append(df)
+            block[np.isnan(block)] = 0.0
+        out[col] = block.ravel()
     return out

@@ -202,6 +202,18 @@ def test_a_group_that_cannot_be_recorded_is_replayed_per_point(conv_trace, tmp_p
                                   check_exact=True)
 
 
+def test_pricing_a_group_in_chunks_of_points_changes_nothing(conv_trace, tmp_path, monkeypatch):
+    axes = {"compute.mac_energy_pj": [0.2, 0.3, 0.4], "memories.dram.write_energy_pj_per_byte": [20.0, 40.0]}
+    sw = _sweep([conv_trace], "edge-npu", axes, None)
+    sw.run(tmp_path / "per_point", scheduler="inprocess", reprice=False)
+    monkeypatch.setattr("analysis.sweep.reprice.EVAL_VALUES", 1)  # one point per run of the tape
+    worker_cache().clear()
+    sw.run(tmp_path / "chunked", scheduler="inprocess")
+    assert cache_stats().get("repriced_points") == 6
+    pd.testing.assert_frame_equal(load(tmp_path / "per_point")[1], load(tmp_path / "chunked")[1],
+                                  check_exact=True)
+
+
 def test_a_failing_group_records_the_per_point_error_for_each_point(conv_trace, tmp_path):
     axes = {"memories.glb.capacity_bytes": [16], "compute.mac_energy_pj": [0.2, 0.3]}
     sw = _sweep([conv_trace], "edge-npu", axes, None)
