@@ -214,6 +214,23 @@ def test_pricing_a_group_in_chunks_of_points_changes_nothing(conv_trace, tmp_pat
                                   check_exact=True)
 
 
+def test_the_cli_re_prices_unless_told_not_to(conv_trace, tmp_path, capsys):
+    from hwsim.cli.main import main
+
+    spec = tmp_path / "spec.yaml"
+    sw = _sweep([conv_trace], "edge-npu", {"compute.mac_energy_pj": [0.2, 0.3, 0.4]}, None)
+    spec.write_text(sw.to_yaml())
+    counted = {}
+    for name, extra in (("default", []), ("no_reprice", ["--no-reprice"])):
+        worker_cache().clear()
+        out = str(tmp_path / name)
+        assert main(["sweep", str(spec), "--out", out, "--scheduler", "inprocess", *extra]) == 0
+        counted[name] = (cache_stats().get("replays"), cache_stats().get("repriced_points", 0))
+    assert counted == {"default": (1, 3), "no_reprice": (3, 0)}
+    pd.testing.assert_frame_equal(load(tmp_path / "default")[1], load(tmp_path / "no_reprice")[1],
+                                  check_exact=True)
+
+
 def test_a_failing_group_records_the_per_point_error_for_each_point(conv_trace, tmp_path):
     axes = {"memories.glb.capacity_bytes": [16], "compute.mac_energy_pj": [0.2, 0.3]}
     sw = _sweep([conv_trace], "edge-npu", axes, None)
