@@ -26,7 +26,6 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from numbers import Number
 from typing import Any
 
 import numpy as np
@@ -72,12 +71,13 @@ def price_table(arch: Architecture) -> dict[Key, float]:
 
 def prices(arch: Architecture) -> dict[Key, Any]:
     """The prices the replay of ``arch`` uses: :func:`price_table`, built once per architecture object,
-    or the symbols of a :func:`recording` of this object. While a recording is active, any other
-    architecture's prices raise :class:`NotRepriceable` (its energies would not be recorded)."""
-    rec = _RECORDING.get(id(arch))
-    if rec is not None and rec[0] is arch:
-        return rec[1]
-    if _RECORDING:
+    or the symbols of a :func:`recording` of this object in this thread. While a recording is active
+    in this thread, any other architecture's prices raise :class:`NotRepriceable` (its energies would
+    not be recorded)."""
+    rec = getattr(_LOCAL, "recording", None)
+    if rec is not None:
+        if rec[0] is arch:
+            return rec[1]
         raise NotRepriceable(f"{arch.name}: prices of an architecture other than the one recorded")
     hit = _PRICES.get(id(arch))
     if hit is None or hit[0] is not arch:
@@ -230,34 +230,30 @@ def _operand(tape: Tape, x: Any) -> int | float:
         if x.tape is not tape:
             raise NotRepriceable("symbols of two recordings mixed")
         return x.index
-    if isinstance(x, (bool, np.bool_)):
-        return float(x)
-    if isinstance(x, (int, float, np.integer, np.float64)) and isinstance(x, Number):
-        # an int meets a float as float(int) in Python and numpy alike (correctly rounded)
+    if isinstance(x, (bool, np.bool_, int, float, np.integer)):
+        # an int meets a float as float(int) in Python and numpy alike (correctly rounded); np.float64
+        # is a float; narrower floats (float32: numpy would compute in float32) are refused below
         return float(x)
     raise NotRepriceable(f"a recorded energy met a {type(x).__name__} (only Python and float64 numbers "
                          "replay bit for bit)")
 
 
-_RECORDING: dict[int, tuple[Architecture, dict[Key, Sym]]] = {}
-_record_lock = threading.Lock()
+_LOCAL = threading.local()  # .recording: (architecture, its symbolic prices) while recording
 
 
 @contextlib.contextmanager
 def recording(arch: Architecture) -> Iterator[Tape]:
-    """While the block runs, :func:`prices` of this architecture object are symbols on the yielded
-    tape (one replay at a time in the process: any other architecture's prices are refused)."""
+    """While the block runs, :func:`prices` of this architecture object, in this thread, are symbols
+    on the yielded tape, and any other architecture's prices are refused. The replay must run in this
+    thread (``simulate(..., workers=1)``); other threads keep plain prices."""
+    if getattr(_LOCAL, "recording", None) is not None:
+        raise RuntimeError("a price recording is already active in this thread")
     tape = Tape()
-    table = {key: tape.leaf(key) for key in price_table(arch)}
-    with _record_lock:
-        if _RECORDING:
-            raise RuntimeError("one price recording at a time")
-        _RECORDING[id(arch)] = (arch, table)
+    _LOCAL.recording = (arch, {key: tape.leaf(key) for key in price_table(arch)})
     try:
         yield tape
     finally:
-        with _record_lock:
-            _RECORDING.clear()
+        _LOCAL.recording = None
 
 
 def price_arrays(archs_: Iterable[Architecture], keys: Iterable[Key]) -> dict[Key, np.ndarray]:

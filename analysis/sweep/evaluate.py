@@ -102,7 +102,11 @@ def _group(trace: Any, group: list[Point], options: Options, wc: worker.WorkerCa
             return [PointResult(p.key, None, msg, each) for p in group]
         if use_cache:
             wc.memo.put(memo_key, template, template.nbytes)
-    stacked = price_points(template, [p.arch for p in group])
+    try:
+        stacked = price_points(template, [p.arch for p in group])
+    except (KeyError, NotRepriceable):  # a point without one of the recorded prices: cannot happen
+        wc.count("reprice_fallbacks")   # within a timing key, but never price it wrong
+        return [_one(trace, p, options, wc, use_cache) for p in group]
     totals = point_totals(stacked, len(group))
     wc.count("repriced_points", len(group))
     n = len(template.frame)

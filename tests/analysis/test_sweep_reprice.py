@@ -322,6 +322,19 @@ def test_the_tape_replays_python_float_arithmetic_bit_for_bit(program, tables):
             assert got.tobytes() == np.float64(want).tobytes() or (np.isnan(got) and math.isnan(want))
 
 
+def test_a_recording_is_this_threads_only(conv_trace):
+    """A worker with several threads: one records, the others replay with plain prices."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    arch = archs.PRESETS["edge-npu"]
+    plain = simulate(conv_trace, arch, passes=["forward"], workers=1).to_frame()
+    with pricing.recording(arch), ThreadPoolExecutor(1) as pool:
+        assert isinstance(pricing.price(arch, "compute", "mac"), pricing.Sym)
+        other = pool.submit(lambda: simulate(conv_trace, arch, passes=["forward"], workers=1).to_frame())
+        pd.testing.assert_frame_equal(plain, other.result(), check_exact=True)
+        assert pool.submit(pricing.price, arch, "compute", "mac").result() == arch.compute.mac_energy_pj
+
+
 def test_a_symbol_in_a_comparison_or_a_conversion_refuses():
     s = pricing.Tape().leaf(("compute", "mac"))
     for use in (lambda: s > 0, lambda: bool(s), lambda: float(s), lambda: s == 1.0, lambda: round(s),
