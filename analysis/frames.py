@@ -154,13 +154,19 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def offchip_columns(df: pd.DataFrame, level: str) -> list[str]:
+    """The traffic columns (``<level>_<operand>[_metadata]_<direction>_bytes``) of one memory level, in
+    the frame's order."""
+    return [c for c in df.columns if isinstance(c, str) and c.startswith(f"{level}_") and _BYTES.match(c)]
+
+
 def offchip_bytes(df: pd.DataFrame) -> pd.Series:
     """Bytes each row moves to and from the off-chip memory (DRAM/HBM: the row's ``off_chip``),
     data and metadata, all operands."""
     out = np.zeros(len(df))
     levels = df["off_chip"] if "off_chip" in df else pd.Series("dram", index=df.index)
     for level in levels.dropna().unique():
-        cols = [c for c in df.columns if c.startswith(f"{level}_") and _BYTES.match(c)]
+        cols = offchip_columns(df, level)
         rows = (levels == level).to_numpy()
         if cols:
             out[rows] = df.loc[rows, cols].fillna(0).sum(axis=1).to_numpy()

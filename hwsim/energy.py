@@ -1,10 +1,15 @@
-"""Energy = action counts × the architecture's energy table + leakage × time (never in a loop)."""
+"""Energy = action counts × the architecture's energy table + leakage × time (never in a loop).
+
+Prices come from ``hwsim.pricing`` (so a sweep can record this arithmetic once and re-price it
+for many energy tables, bit for bit)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from archs import Architecture, energy_pj, leakage_mw
+from archs import Architecture
+
+from .pricing import price
 
 
 def pass_energy(arch: Architecture, *, actual_macs: int, gated_macs: int,
@@ -13,13 +18,13 @@ def pass_energy(arch: Architecture, *, actual_macs: int, gated_macs: int,
     """Energy per component in pJ: compute, each memory level and link, vector unit, leakage."""
     out: dict[str, float] = defaultdict(float)
     if arch.compute is not None:
-        out["compute"] += actual_macs * energy_pj(arch, "compute", "mac")
-        out["compute"] += gated_macs * energy_pj(arch, "compute", "gated_mac")
+        out["compute"] += actual_macs * price(arch, "compute", "mac")
+        out["compute"] += gated_macs * price(arch, "compute", "gated_mac")
     for key, pj in traffic_energy(arch, traffic).items():
         out[key] += pj
-    out["vector_unit"] += vector_ops * energy_pj(arch, "vector_unit", "op")
+    out["vector_unit"] += vector_ops * price(arch, "vector_unit", "op")
     seconds = cycles / arch.clock_hz
-    out["leakage"] += sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12
+    out["leakage"] += price(arch, "leakage", "total_mw") * 1e-3 * seconds * 1e12
     return dict(out)
 
 
@@ -31,9 +36,9 @@ def traffic_energy(arch: Architecture, traffic: dict[tuple[str, str, str, str], 
     out: dict[str, float] = defaultdict(float)
     for (component, _op, kind, direction), moved in traffic.items():
         if component in links:
-            out[component] += moved * energy_pj(arch, component, "transfer")
+            out[component] += moved * price(arch, component, "transfer")
             continue
         action = direction if kind == "data" else f"metadata_{direction}"
         key = component if kind == "data" else f"{component}_metadata"
-        out[key] += moved * energy_pj(arch, component, action)
+        out[key] += moved * price(arch, component, action)
     return dict(out)

@@ -12,6 +12,7 @@ from traces.layer import LayerSpec
 
 from .energy import pass_energy
 from .layer_input import LayerInput
+from .pricing import ratio, total_pj
 from .vector import compressed_weight_bytes, update_work
 
 STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
@@ -37,16 +38,16 @@ def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: 
                 (off, "b", "data", "write"): vec.offchip_write_bytes}
     energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=traffic_, vector_ops=vec.ops,
                          cycles=cycles)
-    e = float(sum(energy.values()))
+    e = total_pj(energy)
     base_traffic = {(off, "b", "data", "read"): base.offchip_read_bytes,
                     (off, "b", "data", "write"): base.offchip_write_bytes}
-    e_base = float(sum(pass_energy(arch, actual_macs=0, gated_macs=0, traffic=base_traffic,
-                                   vector_ops=base.ops, cycles=base_cycles).values()))
+    e_base = total_pj(pass_energy(arch, actual_macs=0, gated_macs=0, traffic=base_traffic,
+                                  vector_ops=base.ops, cycles=base_cycles))
     row = {"iteration": index, "layer": spec.name, "pass": "update", "mode": "exact", "cycles": cycles,
            "gemm_cycles": 0,
            "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
            "energy_pj": e, "dense_cycles": base_cycles, "dense_energy_pj": e_base,
-           "speedup": base_cycles / max(cycles, 1), "energy_saving": e_base / e if e else 1.0,
+           "speedup": base_cycles / max(cycles, 1), "energy_saving": ratio(e_base, e, 1.0),
            f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
     row.update({f"energy_{k}_pj": v for k, v in energy.items()})
     return row

@@ -12,7 +12,10 @@ Per worker process, least recently used first out, within ``budget_bytes``:
    only traffic, timing and energy;
 4. **edge-NPU schedules**: the timing back end's result for each (back end, per-tile compute,
    DMA-in and write-back cycles), keyed by a hash of those arrays, so points whose cycles per tile
-   do not change (energies only; capacities that keep the mapping) skip the timing loop too.
+   do not change (energies only; capacities that keep the mapping) skip the timing loop too;
+5. **timed replays with symbolic prices** (``analysis.sweep.reprice``): per (trace, timing key,
+   options), the report of one replay whose energies are a tape over the prices, so every later
+   point that differs only in prices is priced from it without replaying.
 
 The memos wrap four functions that ``hwsim.npu.replay`` calls (``operands``, ``effectual``,
 ``tile_costs``, ``timing_backend``) while :func:`installed` is active. The first three are keyed by
@@ -214,6 +217,11 @@ class WorkerCache:
 
     def stats(self) -> dict[str, int]:
         return {**self.memo.stats, "cached_bytes": self.memo.used_bytes}
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` (``replays``, ``repriced_points``, ``reprice_fallbacks``)."""
+        with self.memo._lock:
+            self.memo.stats[name] = self.memo.stats.get(name, 0) + n
 
     def clear(self) -> None:
         """Forget everything (close the traces, drop every memo entry and count)."""

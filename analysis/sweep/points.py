@@ -26,6 +26,7 @@ from archs import Architecture, ConfigError
 
 from .expr import ExpressionError
 from .fields import field_values
+from .reprice import timing_key
 from .spec import Axis, Design, Options
 
 KEY_VERSION = 1  # bump when the meaning of a key's inputs changes
@@ -43,6 +44,7 @@ class Point:
     values: tuple[tuple[str, Any], ...]
     arch: Architecture | None
     error: str | None = None
+    timing: str = ""  # the timing key (``reprice.timing_key``): points that share it differ in prices only
 
 
 def sample(design: Design) -> list[dict[str, Any]]:
@@ -105,12 +107,12 @@ def build(design: Design, values: dict[str, Any]) -> tuple[Architecture | None, 
 
 
 def point_key(trace_hash: str, arch: Architecture | None, options: Options,
-              values: dict[str, Any], base: Architecture) -> str:
+              values: dict[str, Any], base: Architecture, plain: dict[str, Any] | None = None) -> str:
     """A stable hex key of (trace content, architecture, options); a point whose values do not make
-    a machine is keyed by its base and values instead."""
+    a machine is keyed by its base and values instead. ``plain``: ``archs.to_dict(arch)`` if at hand."""
     body = {"v": KEY_VERSION, "trace": trace_hash, "options": options.as_dict()}
     if arch is not None:
-        body["arch"] = archs.to_dict(arch)
+        body["arch"] = plain if plain is not None else archs.to_dict(arch)
     else:
         body["base"], body["values"] = archs.to_dict(base), {k: repr(v) for k, v in values.items()}
     text = json.dumps(body, sort_keys=True, default=repr, separators=(",", ":"))
@@ -129,10 +131,12 @@ def expand(designs: tuple[Design, ...], trace_hashes: list[str], options: Option
             if not kept:
                 rejected += len(trace_hashes)
                 continue
+            plain = archs.to_dict(arch) if arch is not None else None
+            timing = timing_key(arch, plain) if arch is not None else ""
             for ti, th in enumerate(trace_hashes):
-                key = point_key(th, arch, options, values, design.arch)
+                key = point_key(th, arch, options, values, design.arch, plain)
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(Point(key, di, ti, idx, tuple(values.items()), arch, error))
+                out.append(Point(key, di, ti, idx, tuple(values.items()), arch, error, timing))
     return out, rejected

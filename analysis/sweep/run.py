@@ -27,6 +27,7 @@ from .traces import content_hash, materialize
 
 BATCH_POINTS = 16  # points per Parquet batch (also written every BATCH_SECONDS)
 BATCH_SECONDS = 10.0
+GROUP_PIECE = 256  # points of one timing key per task at most (one re-priced replay each)
 
 
 @dataclass
@@ -77,19 +78,26 @@ def check_iterations(spec: SweepSpec, paths: list[str]) -> None:
 
 
 def tasks(points: list[Point], n_workers: int, per_task: int | None = None) -> list[list[Point]]:
-    """Points grouped by trace, cut into chunks: about four per worker, at most 32 points each."""
-    by_trace: dict[int, list[Point]] = {}
+    """Points grouped by trace, then by timing key (points that differ only in prices travel
+    together and are re-priced from one replay, :mod:`.reprice`; a group of more than
+    GROUP_PIECE points is cut into pieces of that size). Each task is ``per_task`` such units:
+    by default about four tasks per worker, at most 32 units each."""
+    by_trace: dict[int, dict[str, list[Point]]] = {}
     for p in points:
-        by_trace.setdefault(p.trace, []).append(p)
-    size = per_task or max(1, min(32, -(-len(points) // max(1, 4 * n_workers))))
-    return [group[i:i + size] for group in by_trace.values() for i in range(0, len(group), size)]
+        by_trace.setdefault(p.trace, {}).setdefault(p.timing or p.key, []).append(p)
+    units = {t: [g[i:i + GROUP_PIECE] for g in groups.values() for i in range(0, len(g), GROUP_PIECE)]
+             for t, groups in by_trace.items()}
+    n_units = sum(len(u) for u in units.values())
+    size = per_task or max(1, min(32, -(-n_units // max(1, 4 * n_workers))))
+    return [[p for unit in us[i:i + size] for p in unit]
+            for us in units.values() for i in range(0, len(us), size)]
 
 
 def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "local",
             workers: int | None = None, batch_points: int = BATCH_POINTS,
             cache_bytes: int = DEFAULT_BUDGET_BYTES,
             use_cache: bool = True, progress: Callable[[int, int, int, int], None] | None = None,
-            versions: dict[str, str] | None = None) -> RunCounts:
+            versions: dict[str, str] | None = None, reprice: bool = True) -> RunCounts:
     """Run every point of ``spec`` not yet in ``directory``; returns what was done.
 
     Args:
@@ -98,19 +106,22 @@ def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "
             such as ``tcp://host:8786`` (its workers must see the same paths).
         batch_points: points per Parquet batch.
         cache_bytes: per-worker cache budget (:mod:`.cache`).
+        reprice: time points that differ only in prices once and price them together
+            (:mod:`.reprice`; the rows are the same bit for bit either way).
         progress: called with (done, failed, remaining, total) as points finish.
     """
     d = Path(directory)
     store = Store(d)
     with store.lock():
         return _execute(spec, d, store, scheduler=scheduler, workers=workers, batch_points=batch_points,
-                        cache_bytes=cache_bytes, use_cache=use_cache, progress=progress, versions=versions)
+                        cache_bytes=cache_bytes, use_cache=use_cache, progress=progress, versions=versions,
+                        reprice=reprice)
 
 
 def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, workers: int | None,
              batch_points: int, cache_bytes: int, use_cache: bool,
              progress: Callable[[int, int, int, int], None] | None,
-             versions: dict[str, str] | None) -> RunCounts:
+             versions: dict[str, str] | None, reprice: bool = True) -> RunCounts:
     store.open()
     points, paths, hashes, rejected = plan(spec, d)
     done = store.done_keys()
@@ -135,7 +146,7 @@ def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, w
         last_write = time.monotonic()
 
     for results in _results(tasks(todo, n_workers), paths, hashes, spec, scheduler, n_workers, cache_bytes,
-                            use_cache):
+                            use_cache, reprice):
         for r in results:
             pending.append((by_key[r.key], r))
             counts.computed += 1
@@ -151,14 +162,14 @@ def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, w
 
 def _results(groups: list[list[Point]], paths: list[str], hashes: list[str], spec: SweepSpec,
              scheduler: str | None, n_workers: int, cache_bytes: int,
-             use_cache: bool) -> Iterator[list[PointResult]]:
+             use_cache: bool, reprice: bool = True) -> Iterator[list[PointResult]]:
     """Each task's results as it finishes."""
     if not groups:
         return
     if scheduler in (None, "inprocess"):
         for g in groups:
             ti = g[0].trace
-            yield run_task(paths[ti], hashes[ti], g, spec.options, cache_bytes, use_cache)
+            yield run_task(paths[ti], hashes[ti], g, spec.options, cache_bytes, use_cache, reprice)
         return
     from distributed import Client, LocalCluster, as_completed
 
@@ -171,8 +182,7 @@ def _results(groups: list[list[Point]], paths: list[str], hashes: list[str], spe
         client = Client(scheduler, timeout=60)
     try:
         futures = [client.submit(run_task, paths[g[0].trace], hashes[g[0].trace], g, spec.options,
-                                 cache_bytes,
-                                 use_cache, pure=False) for g in groups]
+                                 cache_bytes, use_cache, reprice, pure=False) for g in groups]
         for fut in as_completed(futures):
             yield fut.result()
     finally:

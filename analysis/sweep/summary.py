@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 import archs
 
-from ..frames import offchip_bytes
-from .evaluate import PointResult
+from ..frames import offchip_columns
 from .fields import field_values
 from .points import Point
 from .spec import SweepSpec
 
+if TYPE_CHECKING:
+    from .evaluate import PointResult
+
 # Per-point metrics, per recorded iteration (means over the replayed iterations).
 METRICS = ("cycles", "dense_cycles", "speedup", "energy_pj", "dense_energy_pj", "energy_saving",
            "offchip_bytes", "latency_s", "energy_j", "chip_area_mm2", "peak_macs_per_s")
+
+
+def point_totals(frame: pd.DataFrame, n_points: int) -> list[dict[str, Any]]:
+    """Per-point sums of the report rows ``frame``: ``n_points`` points' rows one after the other, the
+    same number each, with the same columns (one point's frame, or a re-priced group's). Each point's
+    numbers depend on its own rows only, computed the same way whatever the stack (bit for bit):
+    per-point means over the replayed iterations of cycles, energies and off-chip bytes."""
+    if frame.empty or n_points == 0:
+        return [{} for _ in range(n_points)]
+    n = len(frame) // n_points
+    n_it = max(int(frame["iteration"].iloc[:n].nunique()), 1)
+
+    def per_point(values: np.ndarray) -> np.ndarray:  # (points,): each point's rows summed in order
+        return np.add.reduce(values.reshape(n_points, n), axis=1)
+
+    sums = {col: per_point(frame[col].to_numpy(np.float64)) for col in SUMMED}
+    level = frame["off_chip"].iloc[0] if "off_chip" in frame else "dram"
+    moved = np.zeros(len(frame))
+    for col in offchip_columns(frame, level):  # one column at a time, in order: the same for every stack
+        moved = moved + np.nan_to_num(frame[col].to_numpy(np.float64), nan=0.0)
+    sums["offchip_bytes"] = per_point(moved)
+    method = str(frame["method"].iloc[0]) if "method" in frame else ""
+    model = str(frame["model"].iloc[0]) if "model" in frame else ""
+    return [{**{k: float(v[i]) / n_it for k, v in sums.items()}, "method": method, "model": model}
+            for i in range(n_points)]
+
+
+SUMMED = ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj")
 
 
 def point_row(spec: SweepSpec, p: Point, r: PointResult, trace_path: str) -> dict[str, Any]:
@@ -42,17 +72,15 @@ def point_row(spec: SweepSpec, p: Point, r: PointResult, trace_path: str) -> dic
         row["peak_macs_per_s"] = archs.peak_macs_per_s(arch)
     if r.rows is None or r.rows.empty:
         return row
-    df = r.rows
-    n_it = max(int(df["iteration"].nunique()), 1)
-    for col in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
-        row[col] = float(df[col].sum()) / n_it
-    row["offchip_bytes"] = float(offchip_bytes(df).sum()) / n_it
+    t = r.totals if r.totals is not None else point_totals(r.rows, 1)[0]
+    for col in (*SUMMED, "offchip_bytes"):
+        row[col] = t[col]
     row["speedup"] = row["dense_cycles"] / row["cycles"] if row["cycles"] > 0 else np.nan
     row["energy_saving"] = row["dense_energy_pj"] / row["energy_pj"] if row["energy_pj"] > 0 else np.nan
     row["latency_s"] = row["cycles"] / float(arch.clock_hz)
     row["energy_j"] = row["energy_pj"] * 1e-12
-    row["method"] = str(df["method"].iloc[0]) if "method" in df else ""
-    row["model"] = str(df["model"].iloc[0]) if "model" in df else ""
+    row["method"] = t["method"]
+    row["model"] = t["model"]
     row["arch"] = arch.name
     return row
 
@@ -61,14 +89,13 @@ def batch_frames(spec: SweepSpec, results: list[tuple[Point, PointResult]],
                  paths: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(points, rows) frames of one batch."""
     pts = pd.DataFrame([point_row(spec, p, r, paths[p.trace]) for p, r in results])
-    parts = []
-    for p, r in results:
-        if r.rows is not None and not r.rows.empty:
-            df = r.rows.copy()
-            df.insert(0, "row", np.arange(len(df), dtype=np.int64))
-            df.insert(0, "point_key", p.key)
-            parts.append(df)
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    parts = [(p.key, r.rows) for p, r in results if r.rows is not None and not r.rows.empty]
+    if not parts:
+        return _objects_as_text(pts), pd.DataFrame()
+    rows = pd.concat([df for _, df in parts], ignore_index=True)
+    lengths = [len(df) for _, df in parts]
+    rows.insert(0, "row", np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]))
+    rows.insert(0, "point_key", np.repeat(np.array([k for k, _ in parts], dtype=object), lengths))
     return _objects_as_text(pts), rows
 
 

@@ -23,6 +23,9 @@ def add_sweep(sub: Any) -> None:
     p.add_argument("--batch-points", type=int, default=16, help="points per Parquet batch (default 16)")
     p.add_argument("--cache-bytes", default="2GiB", help="cache budget per worker (default 2GiB)")
     p.add_argument("--no-cache", action="store_true", help="recompute every mask reduction for every point")
+    p.add_argument("--no-reprice", action="store_true",
+                   help="replay every point, also those that differ from another only in energies (by "
+                        "default they are timed once and re-priced; the rows are the same bit for bit)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -50,7 +53,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         counts = execute(spec, args.out, scheduler=sched, workers=args.workers,
                          batch_points=args.batch_points, cache_bytes=cache_bytes,
-                         use_cache=not args.no_cache, progress=bar.update)
+                         use_cache=not args.no_cache, progress=bar.update, reprice=not args.no_reprice)
     except OSError as exc:
         if sched not in ("local", "inprocess") and "connect" in str(exc).lower():
             raise ValueError(f"--scheduler {sched}: cannot reach the scheduler ({exc}); start one with "

@@ -20,13 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from archs import Architecture, energy_pj
+from archs import Architecture
 from traces.im2col import as_conv, geometry, rows_of
 from traces.layer import GemmDims, LayerSpec
 
 from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
+from ..pricing import price, ratio, total_pj
 from ..update import layer_update_row, state_tensors
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
@@ -168,7 +169,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     row["gpu_split_k"] = gemm.split if gemm is not None else 0
     row["gpu_waves"] = gemm.waves if gemm is not None else 0
     row["speedup"] = base_cycles / max(cycles, 1)
-    row["energy_saving"] = base["energy_pj"] / row["energy_pj"] if row["energy_pj"] else float("nan")
+    row["energy_saving"] = ratio(base["energy_pj"], row["energy_pj"], float("nan"))
     row["utilization"] = (tc_macs + cuda_macs) / max(cycles * ctx.peak_fma_per_cycle, 1)
     if masks:
         row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
@@ -276,7 +277,7 @@ def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm:
     arch = ctx.arch
     energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=dict(traffic),
                          vector_ops=vec_ops + cuda_macs, cycles=cycles)
-    energy["tensor_core"] = tc_macs * energy_pj(arch, "tensor_core", "fma")
+    energy["tensor_core"] = tc_macs * price(arch, "tensor_core", "fma")
     compute = gemm.math_cycles if gemm is not None else 0
     actual = tc_macs + cuda_macs
     row: dict[str, Any] = {
@@ -284,7 +285,7 @@ def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm:
         "stall_cycles": int(max(gemm_cycles - compute, 0)), "vector_cycles": int(vec_cycles),
         "tiles": int(gemm.blocks if gemm is not None else 0), "algorithmic_macs": int(algorithmic),
         "actual_macs": int(actual), "gated_macs": 0, "skipped_macs": int(algorithmic - actual),
-        "vector_ops": float(vec_ops), "energy_pj": float(sum(energy.values())),
+        "vector_ops": float(vec_ops), "energy_pj": total_pj(energy),
     }
     for comp, pj in energy.items():
         row[f"energy_{comp}_pj"] = pj

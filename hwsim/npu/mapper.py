@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archs import Architecture
-from archs.energy import energy_lookup
 
 from ..errors import MappingError
+from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
 from .mapping import buffers
 from .traffic import PER_ELEMENT
@@ -95,7 +95,7 @@ def per_element(arch: Architecture, level: str, op: str, density: float,
 
 def _energy(arch: Architecture, component: str, action: str) -> float:
     """One entry of the architecture's energy table (0 when it has none), looked up once per arch."""
-    return energy_lookup(arch).get((component, action), 0.0)
+    return prices(arch).get((component, action), 0.0)
 
 
 def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:

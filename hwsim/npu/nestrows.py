@@ -26,6 +26,7 @@ from traces.layer import LayerSpec
 
 from ..energy import traffic_energy
 from ..errors import MappingError
+from ..pricing import ratio
 from ..workload import OPERAND_KIND
 from .loopnest import DIMS, ROLES, ConvShape
 from .mapper import NestMapping, NestResult, evaluate, search
@@ -106,7 +107,7 @@ class MappingContext:
         d_old = sum(traffic_energy(self.arch, fixed_dense).values())
         d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base)).values())
         out["dense_energy_pj"] = row["dense_energy_pj"] - d_old + d_new
-        out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+        out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"], float("nan"))
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out

@@ -24,6 +24,7 @@ from traces.layer import LayerSpec
 from ..engines import BACKEND_NAMES
 from ..errors import MappingError
 from ..layer_input import LayerInput
+from ..pricing import ratio
 from ..update import layer_update_row, state_tensors, update_row
 from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
 from ..workload import OPERAND_KIND, effectual, operands
@@ -273,7 +274,7 @@ def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
     """A report row: the replay, its dense baseline, and the ratios."""
     row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
     row["speedup"] = base["cycles"] / max(out["cycles"], 1)
-    row["energy_saving"] = base["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan")
+    row["energy_saving"] = ratio(base["energy_pj"], out["energy_pj"], float("nan"))
     pes = ctx.arch.compute.rows * ctx.arch.compute.cols
     row["utilization"] = out["actual_macs"] / max(out["cycles"] * pes, 1)
     return row

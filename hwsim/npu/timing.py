@@ -19,6 +19,7 @@ from archs import Architecture
 
 from ..energy import pass_energy
 from ..engines import scheduler
+from ..pricing import total_pj
 from ..vector import VectorWork
 from .mapping import buffers
 from .tiles import TileCosts
@@ -88,7 +89,7 @@ class PassTimer:
             "vector_cycles": int(vec_cycles), "tiles": int(self.tiles),
             "algorithmic_macs": s["algorithmic"], "actual_macs": s["actual"], "gated_macs": s["gated"],
             "skipped_macs": s["skipped"], "vector_ops": float(vec.ops),
-            "energy_pj": float(sum(energy.values())),
+            "energy_pj": total_pj(energy),
         }
         for comp, pj in energy.items():
             row[f"energy_{comp}_pj"] = pj

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from archs import Architecture, leakage_mw
+from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.layer import LayerSpec
 
 from ..layer_input import LayerInput
+from ..pricing import price, prices, ratio, total_pj, value
 from ..update import state_tensors, update_row
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
@@ -144,21 +145,20 @@ def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int]
 
 
 def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str, float]:
-    """Energy per component in pJ."""
+    """Energy per component in pJ (prices from ``hwsim.pricing``: the fields' values, re-priceable)."""
     r, arch = ctx.r, ctx.arch
+    p = prices(arch)
     read_ns = r.crossbar.read_cycle_ns
-    ima_mw = sum(p.count * p.power_mw for p in r.ima_peripherals)
-    tile_mw = sum(p.count * p.power_mw for p in r.tile_peripherals)
     seconds = cycles / arch.clock_hz
     return {
-        "crossbar": c.crossbar_reads * r.crossbar.power_mw * read_ns,  # mW × ns = pJ
-        "adc": c.adc_conversions * r.adc.conversion_energy_pj,
-        "accumulation": c.adc_conversions * r.accumulation_energy_pj_per_conversion,
-        "dac": c.dac_drives * r.dac.power_mw * read_ns,
-        "ima_peripherals": c.ima_busy_ns * ima_mw,
-        "tile_peripherals": c.ima_busy_ns / r.imas_per_tile * tile_mw,
-        "vector_unit": vec.ops * arch.vector_unit.op_energy_pj,
-        "leakage": sum(leakage_mw(arch).values()) * 1e-3 * seconds * 1e12,
+        "crossbar": c.crossbar_reads * p[("crossbar", "power_mw")] * read_ns,  # mW × ns = pJ
+        "adc": c.adc_conversions * p[("adc", "conversion")],
+        "accumulation": c.adc_conversions * p[("accumulation", "conversion")],
+        "dac": c.dac_drives * p[("dac", "power_mw")] * read_ns,
+        "ima_peripherals": c.ima_busy_ns * p[("ima_peripherals", "power_mw")],
+        "tile_peripherals": c.ima_busy_ns / r.imas_per_tile * p[("tile_peripherals", "power_mw")],
+        "vector_unit": vec.ops * p[("vector_unit", "op")],
+        "leakage": p[("leakage", "total_mw")] * 1e-3 * seconds * 1e12,
     }
 
 
@@ -177,10 +177,10 @@ def _timed(ctx: Context, c: MvmCosts, vec: VectorWork, data_ns: tuple[float, flo
     cycles = max(gemm_cycles + buffer_cycles + ic_cycles, vec_cycles)
     energy = _energy(ctx, c, vec, cycles)
     out: dict[str, Any] = {"cycles": int(cycles), "gemm_cycles": int(gemm_cycles),
-                           "vector_cycles": int(vec_cycles), "energy_pj": float(sum(energy.values())),
+                           "vector_cycles": int(vec_cycles), "energy_pj": total_pj(energy),
                            "reram_buffer_cycles": int(buffer_cycles),
                            "reram_interconnect_cycles": int(ic_cycles)}
-    out.update({f"energy_{k}_pj": float(v) for k, v in energy.items()})
+    out.update({f"energy_{k}_pj": value(v) for k, v in energy.items()})
     return out
 
 
@@ -200,7 +200,7 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "dense_stall_cycles": dense["reram_buffer_cycles"] + dense["reram_interconnect_cycles"],
         "dense_energy_pj": dense["energy_pj"],
         "speedup": dense["cycles"] / max(out["cycles"], 1),
-        "energy_saving": dense["energy_pj"] / out["energy_pj"] if out["energy_pj"] else float("nan"),
+        "energy_saving": ratio(dense["energy_pj"], out["energy_pj"], float("nan")),
         "utilization": actual / (seconds * ctx.peak_macs_per_s) if seconds else 0.0,
         "reram_crossbar_reads": c.crossbar_reads, "reram_adc_conversions": c.adc_conversions,
         "reram_dac_drives": c.dac_drives, "reram_dense_adc_conversions": base.adc_conversions,
@@ -229,11 +229,11 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     heat = per_crossbar(sw.changed, lm, r)  # (cells, G, n_x, k_x): cells written per crossbar
     reps = lm.replicas
     write_cycles = math.ceil(round(sw.latency_ns * ctx.arch.clock_hz / 1e9, 6))
-    energy = sw.pulses * reps * r.write.pulse_energy_pj
+    energy = sw.pulses * reps * price(ctx.arch, "cell", "write_pulse")
     max_writes = int(counts.max(initial=0))
     per_epoch_max = max_writes / steps * ctx.steps_per_epoch
     # the chip leaks during the write latency too (leakage × time, like every other row)
-    leak = sum(leakage_mw(ctx.arch).values()) * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
+    leak = price(ctx.arch, "leakage", "total_mw") * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
     row["energy_leakage_pj"] = row.get("energy_leakage_pj", 0.0) + leak
     row.update({
         "cycles": row["cycles"] + write_cycles, "dense_cycles": row["dense_cycles"] + write_cycles,
@@ -255,5 +255,5 @@ def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
         "reram_lifetime_epochs": lifetime_epochs(per_epoch_max, r),
     })
     row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
-    row["energy_saving"] = row["dense_energy_pj"] / row["energy_pj"] if row["energy_pj"] else 1.0
+    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"], 1.0)
     return row

@@ -39,7 +39,7 @@ def write_spec(tmp_path, trace, **kw):
 
 def test_the_cache_changes_no_row_and_is_used(trace, tmp_path):
     spec = load_spec(write_spec(tmp_path, trace))
-    plain = execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False)
+    plain = execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False, reprice=False)
     worker_cache().clear()
     before = cache_stats()
     cached = execute(spec, tmp_path / "cached", scheduler="inprocess")
@@ -54,13 +54,15 @@ def test_the_cache_changes_no_row_and_is_used(trace, tmp_path):
 
 
 def test_energy_only_points_reuse_tiles_and_schedules(trace, tmp_path):
+    """Replayed per point (re-pricing off: the path a group that cannot be re-priced takes), energy-only
+    points still share their mask reductions (tests/analysis/test_sweep_reprice.py: re-pricing on)."""
     axes = """      compute.mac_energy_pj: [0.2, 0.3, 0.4]
       compute.rows: [16]"""
     spec = load_spec(write_spec(tmp_path, trace, axes=axes))
-    execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False)
+    execute(spec, tmp_path / "plain", scheduler="inprocess", use_cache=False, reprice=False)
     worker_cache().clear()  # earlier tests replayed this trace: start cold
     before = cache_stats()
-    execute(spec, tmp_path / "cached", scheduler="inprocess")
+    execute(spec, tmp_path / "cached", scheduler="inprocess", reprice=False)
     after = cache_stats()
     plain, cached = load(tmp_path / "plain")[1], load(tmp_path / "cached")[1]
     pd.testing.assert_frame_equal(plain, cached, check_exact=True)
@@ -175,7 +177,11 @@ def test_a_second_run_on_the_same_directory_is_refused_while_the_first_lives(tra
 
 
 def test_in_process_local_cluster_and_external_scheduler_agree(trace, tmp_path):
-    spec = load_spec(write_spec(tmp_path, trace))
+    # two array shapes × three MAC energies: each shape's energies are re-priced on whichever worker
+    axes = """      compute.rows: [8, 16]
+      compute.cols: [8]
+      compute.mac_energy_pj: [0.2, 0.3, 0.4]"""
+    spec = load_spec(write_spec(tmp_path, trace, axes=axes))
     execute(spec, tmp_path / "inprocess", scheduler="inprocess")
     execute(spec, tmp_path / "local", scheduler="local", workers=2)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -200,7 +206,7 @@ def test_in_process_local_cluster_and_external_scheduler_agree(trace, tmp_path):
             c.wait_for_workers(2, timeout=120)
             assert len(c.scheduler_info()["workers"]) == 2
         counts = execute(spec, tmp_path / "external", scheduler=address)
-        assert counts.computed == 12
+        assert counts.computed == 8
     finally:
         for p in reversed(procs):
             p.terminate()
