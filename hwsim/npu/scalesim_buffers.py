@@ -41,15 +41,15 @@ def dram_reads(stream: Iterable[np.ndarray], buffer_words: int, address_space: i
     """Words SCALE-Sim's CALC read buffer of ``buffer_words`` words fetches from DRAM for a
     demand sequence (batches of ``(n,)`` int64 addresses in ``[0, address_space)``)."""
     w = window_words(buffer_words)
-    stamp = np.full(address_space, -1, np.int64)  # the window an address was last fetched in
-    scratch = np.empty(address_space, np.int64)
+    stamp = np.full(address_space, -1, np.int32)  # the window an address was last fetched in
+    scratch = np.empty(address_space, np.int32)
     window, in_window, total = 0, 0, 0
     for batch in stream:
         seg = max(SEGMENT_WINDOWS * w, 1 << 16) if w else len(batch)
         for lo in range(0, len(batch), max(seg, 1)):
             part = batch[lo:lo + seg]
             while len(part):
-                idx = np.arange(len(part), dtype=np.int64)
+                idx = np.arange(len(part), dtype=np.int32)
                 scratch[part[::-1]] = idx[::-1]  # the first position of each address in ``part``
                 new = (scratch[part] == idx) & (stamp[part] != window)
                 count = np.cumsum(new)
