@@ -32,14 +32,12 @@ of ``X`` with the convolution's addresses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from traces.layer import LayerSpec
-
-Addr = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (row index, col index) -> address (int64)
 
 # per dataflow and operand: (block rows, block cols, flipped, skewed); rows/cols name what indexes
 # them: "M"/"K"/"N" a whole GEMM dimension, "R:x"/"C:x" the fold's slice of x on the array
@@ -54,48 +52,56 @@ FOLDED = {"ws": ("K", "N"), "os": ("M", "N"), "is": ("K", "M")}
 MATRIX = {"a": ("M", "K"), "b": ("K", "N"), "c": ("M", "N")}
 FOLD_FILL = {"ws": 2, "is": 2, "os": 1}  # fold length = FOLD_FILL·R + C + T − 2
 BATCH_ELEMENTS = 1 << 21  # folds are generated in batches of about this many block elements
+INVALID = np.int64(-(1 << 62))  # a padded row or column: its sum with any address is negative
 
 
 @dataclass(frozen=True)
 class Gemm:
-    """One group's GEMM as SCALE-Sim runs it, with each operand's address function."""
+    """One group's GEMM as SCALE-Sim runs it. Every operand's address is separable: element
+    ``(i, j)`` of its matrix has address ``parts[op][0][i] + parts[op][1][j]`` (``(rows,)`` and
+    ``(cols,)`` int64 arrays)."""
 
     m: int
     k: int
     n: int
-    addr: dict[str, Addr]
+    parts: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def space(self, op: str) -> int:
+        """One past the largest address of ``op``."""
+        rows, cols = self.parts[op]
+        return int(rows.max() + cols.max()) + 1 if len(rows) and len(cols) else 1
 
 
-def _unique(cols: int) -> Addr:
-    return lambda r, c: r * cols + c
+def _unique(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(rows, dtype=np.int64) * cols, np.arange(cols, dtype=np.int64)
 
 
 def operand_addresses(spec: LayerSpec, pass_: str, batch: int) -> Gemm:
     """The pass's GEMM (one group) and SCALE-Sim's address of every element of ``a``, ``b``, ``c``."""
     g = spec.gemm(pass_, batch)
-    addr = {"a": _unique(g.k), "b": _unique(g.n), "c": _unique(g.n)}
+    parts = {"a": _unique(g.m, g.k), "b": _unique(g.k, g.n), "c": _unique(g.m, g.n)}
     if spec.kind == "conv2d" and pass_ in ("forward", "backward_weight"):
-        conv = _conv_ifmap(spec)
-        addr["a"] = conv if pass_ == "forward" else (lambda r, c: conv(c, r))
-    return Gemm(g.m, g.k, g.n, addr)
+        window, offset = _conv_ifmap(spec, batch)
+        parts["a"] = (window, offset) if pass_ == "forward" else (offset, window)
+    return Gemm(g.m, g.k, g.n, parts)
 
 
-def _conv_ifmap(spec: LayerSpec) -> Addr:
-    """``(im2col row, im2col column) -> `` position in the padded input of one group."""
-    _, cg, _, fx = spec.w_shape
+def _conv_ifmap(spec: LayerSpec, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """SCALE-Sim's ifmap address of one group's im2col element ``(m, k)``, split as
+    ``window[m] + offset[k]``: the window's corner in the padded input, and the element's place
+    in the window (``k = (filter row, filter column, channel)``, channel fastest)."""
+    _, cg, fy, fx = spec.w_shape
     _, h, w = spec.x_shape
     _, oh, ow = spec.y_shape
     iy, ix = h + 2 * spec.padding[0], w + 2 * spec.padding[1]
     (sy, sx), (dy, dx) = spec.stride, spec.dilation
-
-    def addr(m: np.ndarray, k: np.ndarray) -> np.ndarray:
-        b, p = np.divmod(m, oh * ow)
-        oy, ox = np.divmod(p, ow)
-        r, rest = np.divmod(k, fx * cg)
-        s, ch = np.divmod(rest, cg)
-        return ((b * iy + oy * sy + r * dy) * ix + ox * sx + s * dx) * cg + ch
-
-    return addr
+    b, oy, ox = np.meshgrid(np.arange(batch, dtype=np.int64), np.arange(oh, dtype=np.int64),
+                            np.arange(ow, dtype=np.int64), indexing="ij")
+    window = (((b * iy + oy * sy) * ix + ox * sx) * cg).ravel()
+    r, s, ch = np.meshgrid(np.arange(fy, dtype=np.int64), np.arange(fx, dtype=np.int64),
+                           np.arange(cg, dtype=np.int64), indexing="ij")
+    offset = ((r * dy * ix + s * dx) * cg + ch).ravel()
+    return window, offset
 
 
 def fold_cycles(dataflow: str, rows: int, cols: int, gemm: Gemm) -> int:
@@ -131,7 +137,7 @@ def demand(dataflow: str, op: str, rows: int, cols: int, gemm: Gemm,
             return dim, rows if side == "R" else cols, side
         return spec_, size[spec_], ""
 
-    (r_dim, n_r, r_side), (c_dim, n_c, c_side) = axis(r_spec), axis(c_spec)
+    (r_dim, n_r, r_side), (_, n_c, c_side) = axis(r_spec), axis(c_spec)
     # within a fold: the demand-matrix row of every block element, and the reading order
     rr, cc = np.meshgrid(np.arange(n_r, dtype=np.int64), np.arange(n_c, dtype=np.int64), indexing="ij")
     row_in_fold = (n_r - 1 - rr) if flipped else rr
@@ -142,15 +148,15 @@ def demand(dataflow: str, op: str, rows: int, cols: int, gemm: Gemm,
     r_idx, c_idx = rr.ravel()[order], cc.ravel()[order]
     fold_ids = np.arange(rf * cf, dtype=np.int64)  # fold f: column fold f // rf, row fold f % rf
     per_batch = max(1, BATCH_ELEMENTS // max(n_r * n_c, 1))
-    m_dim, k_dim = MATRIX[op]
+    m_dim, _ = MATRIX[op]
+    # the operand's address parts along the block's rows and columns, INVALID past the matrix
+    row_part, col_part = gemm.parts[op] if r_dim == m_dim else gemm.parts[op][::-1]
+    row_part = np.concatenate([row_part, np.full(n_r, INVALID)])
+    col_part = np.concatenate([col_part, np.full(n_c, INVALID)])
     for start in range(0, len(fold_ids), per_batch):
         f = fold_ids[start:start + per_batch, None]
         off = {"R": (f % rf) * rows, "C": (f // rf) * cols, "": np.zeros_like(f)}
-        ri = r_idx[None, :] + off[r_side]
-        ci = c_idx[None, :] + off[c_side]
-        idx = {r_dim: ri, c_dim: ci}
-        valid = (ri < size[r_dim]) & (ci < size[c_dim])
-        a = np.where(valid, gemm.addr[op](np.where(valid, idx[m_dim], 0), np.where(valid, idx[k_dim], 0)), -1)
+        a = row_part[r_idx[None, :] + off[r_side]] + col_part[c_idx[None, :] + off[c_side]]
         keep = a.ravel() >= 0
         cyc = None
         if with_cycles:

@@ -68,7 +68,7 @@ def layer_counts(spec: LayerSpec, pass_: str, batch: int, arch: Architecture, da
     gemm = operand_addresses(spec, pass_, batch)
     words = buffer_words(arch, eb)
     groups = spec.groups
-    space = {"a": _space(gemm, "a"), "b": gemm.k * gemm.n}
+    space = {op: gemm.space(op) for op in ("a", "b")}
     reads = {}
     for op in ("a", "b"):
         stream = (addr for addr, _ in demand(dataflow, op, rows, cols, gemm))
@@ -78,12 +78,6 @@ def layer_counts(spec: LayerSpec, pass_: str, batch: int, arch: Architecture, da
     writes = groups * dram_writes(cycles, c_words, cols)
     rf, cf = folds(dataflow, rows, cols, gemm)
     return ScalesimCounts(dataflow, rf, cf, words, reads, writes)
-
-
-def _space(gemm, op: str) -> int:
-    """One past the largest address of ``op`` (its address function is monotone in both indices)."""
-    m, k = (gemm.m, gemm.k)
-    return int(gemm.addr[op](np.int64(m - 1), np.int64(k - 1))) + 1 if m and k else 1
 
 
 def result(counts: ScalesimCounts, arch: Architecture, eb: dict[str, float],
