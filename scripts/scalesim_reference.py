@@ -7,6 +7,8 @@
   and tests/hwsim/test_scalesim_dram.py compare against it. The same for the configs in
   tests/data/scalesim/dram/ (SRAMs of 1-2 KiB, so that SCALE-Sim's read windows roll over and its
   ofmap buffer drains many times within a layer): tests/data/scalesim/dram/reference.csv.
+- ``resnet18``: tests/data/scalesim/resnet18/reference.csv — the same columns for four ResNet-18 conv
+  layers on a 32×32 array with 64 KiB SRAMs (minutes); tests/hwsim/test_scalesim_dram.py.
 - ``sparse``: tests/data/scalesim/sparse_reference.csv — N:M weight sparsity (``[sparsity]
   SparsitySupport: true``, layer-wise N:M from the topologies' Sparsity column) for every config in
   tests/data/scalesim/sparse/*.cfg, dataflows ws, os and is: the same columns plus SCALE-Sim's
@@ -173,9 +175,25 @@ def live_mode(layer: str, dataflow: str) -> int:
     return 0
 
 
+def resnet18_mode() -> int:
+    """Four ResNet-18 conv layers (tests/data/scalesim/resnet18/conv_layers.csv) on a 32×32 array
+    with 64 KiB SRAMs in CALC mode, ws/os/is: the DRAM counts at a realistic size (minutes)."""
+    folder = DATA / "resnet18"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for df in ("ws", "os", "is"):
+            rows += run(folder / "array_32x32_calc.cfg", folder / "conv_layers.csv", df, False, Path(tmp),
+                        dram=True)
+            print(f"resnet18 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(folder / "reference.csv", rows)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
+    if sys.argv[1:] == ["resnet18"]:
+        return resnet18_mode()
     if len(sys.argv) == 4 and sys.argv[1] == "live":
         return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:

@@ -45,7 +45,7 @@ def dram_reads(stream: Iterable[np.ndarray], buffer_words: int, address_space: i
     scratch = np.empty(address_space, np.int32)
     window, in_window, total = 0, 0, 0
     for batch in stream:
-        seg = max(SEGMENT_WINDOWS * w, 1 << 16) if w else len(batch)
+        seg = max(SEGMENT_WINDOWS * w, 256) if w else len(batch)
         for lo in range(0, len(batch), max(seg, 1)):
             part = batch[lo:lo + seg]
             while len(part):
