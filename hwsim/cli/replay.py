@@ -223,8 +223,11 @@ def print_mapping(report: Any) -> None:
     rows = df.dropna(subset=["mapping"]).groupby(["layer", "pass"], sort=False).last()
     import pandas as pd
 
-    print(f"mappings ({report.meta.get('mapping', 'fixed')}; tile | DRAM loops outermost first, "
-          "docs/mapping.md):")
+    mode = report.meta.get("mapping", "fixed")
+    notation = {"scalesim": "dataflow | column and row folds | read windows | ofmap drain, in words",
+                "fixed": "dataflow and stream chunk | folds and chunks"}.get(
+        mode, "tile | DRAM loops outermost first")
+    print(f"mappings ({mode}; {notation}, docs/mapping.md):")
     _print_frame(pd.DataFrame({"mapping": rows["mapping"],
                                "DRAM (kB)": rows[dram].sum(axis=1).map(lambda v: f"{v / 1e3:,.1f}")}))
 
