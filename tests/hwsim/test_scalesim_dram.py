@@ -237,6 +237,27 @@ def test_batch_groups_and_padding_in_closed_form():
     assert bw.reads["a"] == counts.reads["a"]
 
 
+def test_formats_apply_to_scalesims_words(tmp_path):
+    """On a machine whose DRAM holds the input compressed (edge-npu: zvc, 1 bit per element), the
+    words SCALE-Sim reads move as non-zeros plus metadata; the dense baseline moves them dense, so
+    the energy saving includes the DRAM bytes saved. A shared buffer gives each operand a third."""
+    arch = archs.load("edge-npu")
+    spec = conv("c", 16, 20, 20, 24, 3)
+    trace = write_synthetic([spec], tmp_path / "t", batch=2, density={"x": 0.4})
+    row = simulate(trace, arch, passes=["forward"], mapping="scalesim").to_frame().iloc[0]
+    counts = layer_counts(spec, "forward", 2, arch, "ws", {"a": 1.0, "b": 1.0, "c": 1.0})
+    assert counts.buffer_words == {op: 131072 // 3 for op in "abc"}
+    assert row["dram_a_read_bytes"] == pytest.approx(counts.reads["a"] * row["density_x"])
+    assert row["dram_a_metadata_read_bytes"] == pytest.approx(counts.reads["a"] / 8)
+    assert row["dram_b_read_bytes"] == counts.reads["b"]
+    assert row["dram_c_write_bytes"] == counts.writes
+    dram = arch.memory("dram")  # its data energy is of these bytes (metadata: energy_dram_metadata_pj)
+    read = row["dram_a_read_bytes"] + row["dram_b_read_bytes"]
+    assert row["energy_dram_pj"] == pytest.approx(read * dram.read_energy_pj_per_byte
+                                                  + counts.writes * dram.write_energy_pj_per_byte)
+    assert row["energy_saving"] > 1.0
+
+
 def test_cli_replay_mapping_scalesim(tmp_path):
     trace = write_synthetic([conv("c", 8, 10, 10, 12, 3)], tmp_path / "t", batch=2, density={"x": 0.5})
     out = tmp_path / "rows.csv"
