@@ -66,19 +66,17 @@ def dram_reads(stream: Iterable[np.ndarray], buffer_words: int, address_space: i
     return total
 
 
-def dram_writes(cycles: np.ndarray, buffer_words: int, line_words: int) -> int:
+def dram_writes(cycles: np.ndarray | Iterable[np.ndarray], buffer_words: int, line_words: int) -> int:
     """Words SCALE-Sim's ofmap write buffer of ``buffer_words`` words drains to DRAM, for array
-    writes at ``cycles`` (``(n,)`` int64, non-decreasing: one entry per word written), with lines
-    of ``line_words`` (the array's columns in CALC mode)."""
-    n = len(cycles)
-    if n == 0:
-        return 0
+    writes at ``cycles`` (int64, non-decreasing, one entry per word written; an array or batches
+    of arrays in order), with lines of ``line_words`` (the array's columns in CALC mode)."""
+    batches = [cycles] if isinstance(cycles, np.ndarray) else cycles
     bw = line_words
     active = -(-buffer_words // 2)
     drain_words = buffer_words - active
     drain_lines = -(-drain_words // bw)
     pad_at: dict[int, int] = {}  # last line of a closed segment -> its empty slots
-    lines, seg_start, drained_line, drained, drain_end, k = 0, 0, 0, 0, 0, 0
+    lines, seg_start, drained_line, drained, drain_end, k, base = 0, 0, 0, 0, 0, 0, 0
 
     def close(end: int) -> None:
         nonlocal lines, seg_start
@@ -98,20 +96,24 @@ def dram_writes(cycles: np.ndarray, buffer_words: int, line_words: int) -> int:
         drained_line, drained = last, drained + moved
         return got
 
-    while True:
-        j = max(k, int(np.searchsorted(cycles, drain_end, "left")), drain_words + drained)
-        # while a drain is under way, a full buffer would stall the array (not in CALC's model)
-        busy_end = min(j, n)
-        if busy_end > k and busy_end >= buffer_words + drained:
-            raise MappingError(f"SCALE-Sim's ofmap buffer ({buffer_words} words) would stall while "
-                               "draining; its CALC model is stall-free: a larger ofmap buffer")
-        if j >= n:
-            break
-        close(j + 1)
-        got = drain()
-        drain_end = int(cycles[j]) + got - 1
-        k = j + 1
-    close(n)
+    for batch in batches:
+        end = base + len(batch)
+        while True:  # k: the next word (global index) that may trigger a drain
+            j = max(k, base + int(np.searchsorted(batch, drain_end, "left")), drain_words + drained)
+            # while a drain is under way, a full buffer would stall the array (not in CALC's model)
+            busy_end = min(j, end)
+            if busy_end > k and busy_end >= buffer_words + drained:
+                raise MappingError(f"SCALE-Sim's ofmap buffer ({buffer_words} words) would stall while "
+                                   "draining; its CALC model is stall-free: a larger ofmap buffer")
+            if j >= end:
+                k = max(k, end)
+                break
+            close(j + 1)
+            got = drain()
+            drain_end = int(batch[j - base]) + got - 1
+            k = j + 1
+        base = end
+    close(base)
     while drained_line < lines:
         drain()
     return drained

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from archs import Architecture
 from traces.layer import LayerSpec
 
@@ -73,8 +71,8 @@ def layer_counts(spec: LayerSpec, pass_: str, batch: int, arch: Architecture, da
     for op in ("a", "b"):
         stream = (addr for addr, _ in demand(dataflow, op, rows, cols, gemm))
         reads[op] = groups * dram_reads(stream, words[op], space[op])
-    cycles = np.concatenate([cyc for _, cyc in demand(dataflow, "c", rows, cols, gemm, with_cycles=True)])
-    c_words = words["c"] or 2 * len(cycles) + 2  # no ofmap buffer: nothing drains before the end
+    cycles = (cyc for _, cyc in demand(dataflow, "c", rows, cols, gemm, with_cycles=True))
+    c_words = words["c"] or 1 << 62  # no ofmap buffer: nothing drains before the end
     writes = groups * dram_writes(cycles, c_words, cols)
     rf, cf = folds(dataflow, rows, cols, gemm)
     return ScalesimCounts(dataflow, rf, cf, words, reads, writes)

@@ -205,7 +205,10 @@ def test_write_drains_agree_with_a_per_word_port(seed):
     per_cycle = rng.integers(0, bw + 1, int(rng.integers(10, 3000)))  # at most bw words a cycle, as CALC
     cycles = np.repeat(np.arange(len(per_cycle)), per_cycle)
     for words in (64, 200, 1000, 1 << 16):
-        assert dram_writes(cycles, words, bw) == writes_scalar(cycles.tolist(), words, bw), (seed, words, bw)
+        expected = writes_scalar(cycles.tolist(), words, bw)
+        assert dram_writes(cycles, words, bw) == expected, (seed, words, bw)
+        batches = np.array_split(cycles, int(rng.integers(2, 6)))  # as the demand streams come
+        assert dram_writes(iter(batches), words, bw) == expected, (seed, words, bw)
 
 
 def test_distinct_reads_and_unique_writes_when_everything_fits():
