@@ -11,9 +11,10 @@ distinct counts: ``W`` per full window plus the distinct addresses of the last o
 step per window boundary, never per address).
 
 **Writes** (``memory/write_buffer.py``). Every ofmap word the array writes (no dedup) goes into
-lines of ``bw`` words (``bw`` = array columns in CALC). After each word, if the buffer holds
-more than half its ``S`` words and no drain is under way, the current line is closed (a partial
-line padded with empty slots) and ``⌈(S/2)/bw⌉`` lines are drained, taking one cycle per line; a
+lines of ``bw`` words (``bw`` = array columns in CALC). After each word, if more than
+``⌊S/2⌋`` words wait (as SCALE-Sim counts them: what a drain counts is what it frees) and no drain
+is under way, the current line is closed (a partial line padded with empty slots) and
+``⌈⌊S/2⌋/bw⌉`` lines are drained, taking one cycle per line; a
 drain counts ``lines·bw`` words minus the empty slots of its *last* line only, so a padded line
 in the middle of a drain counts as full (SCALE-Sim's DRAM writes can exceed the words written:
 73,743 for 73,728 on one layer). At the end everything left drains the same way.

@@ -37,9 +37,10 @@ class ScalesimCounts:
     @property
     def notation(self) -> str:
         """``scalesim ws | C2 R12 | W a32750 b32750 | D c32768``: dataflow, column and row folds,
-        the read windows of ``a`` and ``b`` and the drain of ``c`` (words)."""
+        the read windows of ``a`` and ``b`` and the drain of ``c`` (words; ``-``: never, without
+        a buffer or with one under 100 words)."""
         w = {op: window_words(self.buffer_words[op]) or "-" for op in "ab"}
-        drain = self.buffer_words["c"] - -(-self.buffer_words["c"] // 2)
+        drain = (self.buffer_words["c"] - -(-self.buffer_words["c"] // 2)) or "-"
         return (f"scalesim {self.dataflow} | C{self.col_folds} R{self.row_folds} | "
                 f"W a{w['a']} b{w['b']} | D c{drain}")
 
