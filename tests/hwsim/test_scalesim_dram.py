@@ -20,13 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import archs
 from hwsim.errors import MappingError
-from hwsim.npu.scalesim_buffers import dram_reads, dram_writes
+from hwsim.npu.scalesim_buffers import dram_reads, dram_writes, window_words
+from hwsim.npu.scalesim_demand import demand, fold_cycles, folds, operand_addresses
 from hwsim.npu.scalesim_traffic import layer_counts
 from hwsim.simulate import simulate
-from traces.synth import conv, read_scalesim_topology, write_synthetic
+from traces.synth import conv, linear, read_scalesim_topology, write_synthetic
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "scalesim"
 FOLDERS = {"calc": DATA, "small": DATA / "dram"}
@@ -259,6 +262,47 @@ def test_formats_apply_to_scalesims_words(tmp_path):
     assert row["energy_dram_pj"] == pytest.approx(read * dram.read_energy_pj_per_byte
                                                   + counts.writes * dram.write_energy_pj_per_byte)
     assert row["energy_saving"] > 1.0
+
+
+SRAM_READS = {  # SCALE-Sim's im2col SRAM read counts (docs: peer_simulators appendix), per dataflow
+    "ws": lambda m, k, n, r, c: (m * k * math.ceil(n / c), k * n),
+    "os": lambda m, k, n, r, c: (m * k * math.ceil(n / c), k * n * math.ceil(m / r)),
+    "is": lambda m, k, n, r, c: (m * k, k * n * math.ceil(m / c)),
+}
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(kind=st.sampled_from(["conv", "linear"]), pass_=st.sampled_from(["forward", "backward_data",
+                                                                          "backward_weight"]),
+       dataflow=st.sampled_from(["ws", "os", "is"]), rows=st.integers(1, 9), cols=st.integers(1, 9),
+       c=st.integers(1, 6), h=st.integers(3, 9), k=st.integers(1, 7), f=st.integers(1, 3),
+       stride=st.integers(1, 2), pad=st.integers(0, 1), dil=st.integers(1, 2), batch=st.integers(1, 3),
+       words=st.sampled_from([150, 400, 2000, 1 << 20]))
+def test_stream_bounds_on_random_layers(kind, pass_, dataflow, rows, cols, c, h, k, f, stride, pad, dil,
+                                        batch, words):
+    """Every pass, dataflow, array and buffer: the demand stream of a and b is as long as SCALE-Sim's
+    SRAM reads; DRAM reads lie between the distinct addresses and the stream length, equal to the
+    distinct addresses when the buffer holds everything; DRAM writes at least every word written."""
+    if h + 2 * pad < (f - 1) * dil + 1:
+        return
+    spec = conv("x", c, h, h, k, f, stride=stride, padding=pad, dilation=dil) if kind == "conv" \
+        else linear("x", c * f, k, rows=h)
+    gemm = operand_addresses(spec, pass_, batch)
+    for op, sram in zip("ab", SRAM_READS[dataflow](gemm.m, gemm.k, gemm.n, rows, cols), strict=True):
+        stream = np.concatenate([a for a, _ in demand(dataflow, op, rows, cols, gemm)])
+        assert len(stream) == sram
+        distinct = len(np.unique(stream))
+        got = dram_reads(iter([stream]), words, gemm.space(op))
+        assert distinct <= got <= len(stream)
+        if distinct < window_words(words):  # one window holds everything: each address once
+            assert got == distinct
+    cycles = np.concatenate([cy for _, cy in demand(dataflow, "c", rows, cols, gemm, with_cycles=True)])
+    assert np.all(np.diff(cycles) >= 0)
+    rf, cf = folds(dataflow, rows, cols, gemm)
+    assert cycles[-1] < rf * cf * fold_cycles(dataflow, rows, cols, gemm)  # within the layer's cycles
+    assert dram_writes(cycles, 1 << 40, cols) == len(cycles)
+    if words >= 2 * cols:  # CALC's ofmap buffer: drains keep up (at most C words a cycle)
+        assert dram_writes(cycles, words, cols) >= len(cycles)
 
 
 def test_cli_replay_mapping_scalesim(tmp_path):
