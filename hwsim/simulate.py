@@ -82,7 +82,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             estimate, instead of the process being killed (default: half of this machine's memory;
             edge NPU only: the other families' passes are small).
         progress: called with (done, total) after every layer of every iteration.
-        mapping: edge NPU: ``None``/``"fixed"`` (the fixed loop order, SCALE-Sim's), ``"search"``
+        mapping: edge NPU: ``None``/``"fixed"`` (the fixed loop order, SCALE-Sim's), ``"scalesim"``
+            (SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes per operand), ``"search"``
             (the mapper picks each layer's tiles and loop order by ``mapping_objective``: energy,
             latency, edp or dram) or a YAML mapping file (docs/mapping.md). Every edge-NPU row
             gets a ``mapping`` column.

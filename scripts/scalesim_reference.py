@@ -1,8 +1,14 @@
 """Run the real SCALE-Sim v3 (scalesim 3.0.0) and commit what it says.
 
 - ``calc`` (default): tests/data/scalesim/reference.csv — for every config in tests/data/scalesim/*.cfg
-  (stall-free CALC bandwidth), every dataflow and both topologies: Total Cycles, stall cycles and
-  SRAM access counts. tests/hwsim/test_scalesim_agreement.py compares against it.
+  (stall-free CALC bandwidth), every dataflow and both topologies: Total Cycles, stall cycles,
+  SRAM access counts and (last three columns) DRAM reads of ifmap and filter and DRAM writes of
+  ofmap, in words (DETAILED_ACCESS_REPORT.csv; word = 1 byte). tests/hwsim/test_scalesim_agreement.py
+  and tests/hwsim/test_scalesim_dram.py compare against it. The same for the configs in
+  tests/data/scalesim/dram/ (SRAMs of 1-2 KiB, so that SCALE-Sim's read windows roll over and its
+  ofmap buffer drains many times within a layer): tests/data/scalesim/dram/reference.csv.
+- ``resnet18``: tests/data/scalesim/resnet18/reference.csv — the same columns for four ResNet-18 conv
+  layers on a 32×32 array with 64 KiB SRAMs (minutes); tests/hwsim/test_scalesim_dram.py.
 - ``sparse``: tests/data/scalesim/sparse_reference.csv — N:M weight sparsity (``[sparsity]
   SparsitySupport: true``, layer-wise N:M from the topologies' Sparsity column) for every config in
   tests/data/scalesim/sparse/*.cfg, dataflows ws, os and is: the same columns plus SCALE-Sim's
@@ -49,7 +55,8 @@ def read_report(path: Path) -> list[dict[str, str]]:
     return [{h: v.strip() for h, v in zip(head, r, strict=False) if h} for r in rows[1:] if r]
 
 
-def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> list[dict[str, object]]:
+def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path,
+        dram: bool = False) -> list[dict[str, object]]:
     cp = configparser.ConfigParser()
     cp.read(cfg)
     cp.set("architecture_presets", "Dataflow", dataflow)
@@ -80,6 +87,10 @@ def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path) -> l
                      "sram_filter_reads": int(float(a["SRAM Filter Reads"])),
                      "sram_ofmap_writes": int(float(a["SRAM OFMAP Writes"])),
                      "topology_wall_s": round(wall, 3)})
+        if dram:  # appended after the original columns, which stay as they were
+            rows[-1].update({"dram_ifmap_reads": int(float(a["DRAM IFMAP Reads"])),
+                             "dram_filter_reads": int(float(a["DRAM Filter Reads"])),
+                             "dram_ofmap_writes": int(float(a["DRAM OFMAP Writes"]))})
         if sparse is not None:  # keep SCALE-Sim's own (possibly fractional) numbers as it prints them
             s = sparse[i]
             rows[-1] = {**{k: v for k, v in rows[-1].items() if k != "topology_wall_s"},
@@ -164,21 +175,39 @@ def live_mode(layer: str, dataflow: str) -> int:
     return 0
 
 
+def resnet18_mode() -> int:
+    """Four ResNet-18 conv layers (tests/data/scalesim/resnet18/conv_layers.csv) on a 32×32 array
+    with 64 KiB SRAMs in CALC mode, ws/os/is: the DRAM counts at a realistic size (minutes)."""
+    folder = DATA / "resnet18"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for df in ("ws", "os", "is"):
+            rows += run(folder / "array_32x32_calc.cfg", folder / "conv_layers.csv", df, False, Path(tmp),
+                        dram=True)
+            print(f"resnet18 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(folder / "reference.csv", rows)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
+    if sys.argv[1:] == ["resnet18"]:
+        return resnet18_mode()
     if len(sys.argv) == 4 and sys.argv[1] == "live":
         return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:
         return sparse_mode()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for cfg in sorted(DATA.glob("*.cfg")):
-            for df in ("ws", "os", "is"):
-                for topo, gemm in ((DATA / "conv_layers.csv", False), (DATA / "gemm_layers.csv", True)):
-                    rows += run(cfg, topo, df, gemm, Path(tmp))
-                    print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
-    write(DATA / "reference.csv", rows)
+    for folder in (DATA, DATA / "dram"):
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for cfg in sorted(folder.glob("*.cfg")):
+                for df in ("ws", "os", "is"):
+                    for topo, gemm in ((DATA / "conv_layers.csv", False), (DATA / "gemm_layers.csv", True)):
+                        rows += run(cfg, topo, df, gemm, Path(tmp), dram=True)
+                        print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s",
+                              file=sys.stderr)
+        write(folder / "reference.csv", rows)
     return 0
 
 

@@ -28,10 +28,11 @@ def add_replay(sub: Any) -> None:
     p.add_argument("--memory-budget", metavar="SIZE",
                    help="peak memory the replay may take, e.g. 8GiB or 4e9 (default: half of this machine's "
                         "memory); a layer that would need more is refused up front with the estimate")
-    p.add_argument("--mapping", default="fixed", metavar="fixed|search|FILE",
+    p.add_argument("--mapping", default="fixed", metavar="fixed|scalesim|search|FILE",
                    help="edge NPU: how each layer's data moves above the array: fixed (the fixed loop order, "
-                        "SCALE-Sim's), search (the mapper picks tiles and loop order per layer and pass, "
-                        "by --objective) or a YAML mapping file (docs/mapping.md); default fixed")
+                        "SCALE-Sim's), scalesim (SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes), "
+                        "search (the mapper picks tiles and loop order per layer and pass, by --objective) "
+                        "or a YAML mapping file (docs/mapping.md); default fixed")
     p.add_argument("--objective", choices=["energy", "latency", "edp", "dram"], default="energy",
                    help="what --mapping search minimises (default energy)")
     p.add_argument("--show-mapping", action="store_true",
@@ -90,7 +91,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not budget > 0:
             raise ValueError(f"--memory-budget: must be positive, got {args.memory_budget!r}")
     try:
-        mapping = args.mapping if args.mapping in ("fixed", "search") else Path(args.mapping)
+        mapping = args.mapping if args.mapping in ("fixed", "scalesim", "search") else Path(args.mapping)
         report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
                           backend=args.backend, memory_budget_bytes=budget, progress=progress,
                           mapping=mapping, mapping_objective=args.objective)
@@ -222,8 +223,11 @@ def print_mapping(report: Any) -> None:
     rows = df.dropna(subset=["mapping"]).groupby(["layer", "pass"], sort=False).last()
     import pandas as pd
 
-    print(f"mappings ({report.meta.get('mapping', 'fixed')}; tile | DRAM loops outermost first, "
-          "docs/mapping.md):")
+    mode = report.meta.get("mapping", "fixed")
+    notation = {"scalesim": "dataflow | column and row folds | read windows | ofmap drain, in words",
+                "fixed": "dataflow and stream chunk | folds and chunks"}.get(
+        mode, "tile | DRAM loops outermost first")
+    print(f"mappings ({mode}; {notation}, docs/mapping.md):")
     _print_frame(pd.DataFrame({"mapping": rows["mapping"],
                                "DRAM (kB)": rows[dram].sum(axis=1).map(lambda v: f"{v / 1e3:,.1f}")}))
 

@@ -1,7 +1,10 @@
 """Report rows under a mapping: ``simulate(..., mapping=...)`` / ``hwsim replay --mapping``.
 
 Without a mapping (``fixed``) a row keeps the replay's traffic (``hwsim.npu.mapping``'s fixed loop
-order, SCALE-Sim's convention) and its ``mapping`` column names that order. With ``search`` (the
+order, SCALE-Sim's convention) and its ``mapping`` column names that order. With ``scalesim`` the
+traffic above the array is SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes
+(``hwsim.npu.scalesim_traffic``), and the array's writes into the output buffer stay the replay's
+too. With ``search`` (the
 mapper, ``hwsim.npu.mapper``) or a mapping file, the traffic above the array comes from the loop
 nest of the chosen mapping (raw tensors with halos, partial residency, partial-sum and col2im
 read-modify-writes, formats at every level, densities from the iteration's masks): the DRAM
@@ -32,6 +35,8 @@ from .loopnest import DIMS, ROLES, ConvShape
 from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
 from .mapping_file import MappingFile, load_mapping_file
+from .scalesim_traffic import ScalesimCounts, layer_counts
+from .scalesim_traffic import result as scalesim_result
 from .tiles import DENSE, TileCosts, tile_costs
 from .traffic import link_totals, traffic
 
@@ -44,7 +49,7 @@ DIRECTIONS = ("read", "write", "transfer")
 
 @dataclass
 class MappingContext:
-    """How rows are mapped: ``fixed``, ``search`` (by ``objective``) or a mapping file."""
+    """How rows are mapped: ``fixed``, ``scalesim``, ``search`` (by ``objective``) or a mapping file."""
 
     arch: Architecture
     mode: str
@@ -56,19 +61,20 @@ class MappingContext:
     def __post_init__(self) -> None:
         self.dense_arch = replace(self.arch, sparse=SparseFeatures())  # the dense baseline's machine
         self.fixed_dense: dict[tuple, dict] = {}
+        self.scalesim_cache: dict[tuple, ScalesimCounts] = {}
 
     @classmethod
     def of(cls, arch: Architecture, mapping: str | Path | None, objective: str, dataflow: str | None,
            stream_chunk: int | None) -> MappingContext:
-        """``mapping``: None or ``fixed`` (today's order), ``search``, or a YAML mapping file."""
+        """``mapping``: None or ``fixed`` (today's order), ``scalesim`` (SCALE-Sim's DRAM counts),
+        ``search``, or a YAML mapping file."""
         df = dataflow or (arch.compute.dataflow if arch.compute is not None else None)
         if mapping is None or mapping == "fixed":
             return cls(arch, "fixed", objective, None, df, stream_chunk)
         if mapping == "search":
             return cls(arch, "search", objective, None, df, stream_chunk)
         if mapping == "scalesim":
-            raise MappingError("--mapping scalesim is not built yet; use fixed (SCALE-Sim's loop order for "
-                               "cycles and SRAM reads), search, or a mapping file")
+            return cls(arch, "scalesim", objective, None, df, stream_chunk)
         f = load_mapping_file(mapping)
         return cls(arch, "file", f.objective, f, df, stream_chunk)
 
@@ -87,14 +93,21 @@ class MappingContext:
                                       f"C{mp.col_folds} R{mp.row_folds} {stream}{mp.chunks}"}
         shape = ConvShape.of(spec, batch)
         dens = {op: float(row.get(f"density_{t}", 1.0)) for op, t in DENSITY_OF[pass_].items()}
+        dense = {"a": 1.0, "b": 1.0, "c": 1.0}
         try:
-            res = self.choose(spec, shape, pass_, self.arch, eb, dens)
-            base = self.choose(spec, shape, pass_, self.dense_arch, eb, {"a": 1.0, "b": 1.0, "c": 1.0})
+            if self.mode == "scalesim":
+                counts = self.scalesim_counts(spec, pass_, batch, eb)
+                res = scalesim_result(counts, self.arch, eb, dens)
+                base = scalesim_result(counts, self.dense_arch, eb, dense)
+            else:
+                res = self.choose(spec, shape, pass_, self.arch, eb, dens)
+                base = self.choose(spec, shape, pass_, self.dense_arch, eb, dense)
         except MappingError as exc:
             raise MappingError(f"layer {spec.name}, {pass_}: {exc}") from None
         out = dict(row)
         old = _totals_of(self.arch, row)
-        new = merge(self.arch, old, res)
+        array_writes = self.mode == "scalesim"  # SCALE-Sim's own array-side ofmap writes: the replay's
+        new = merge(self.arch, old, res, array_writes)
         e_old, e_new = traffic_energy(self.arch, old), traffic_energy(self.arch, new)
         for key in [k for k in out if k.endswith("_bytes") and _parse(self.arch, k) is not None]:
             del out[key]
@@ -105,12 +118,21 @@ class MappingContext:
         out["energy_pj"] = row["energy_pj"] - sum(e_old.values()) + sum(e_new.values())
         fixed_dense = self.fixed_dense_totals(spec, pass_, batch, eb)
         d_old = sum(traffic_energy(self.arch, fixed_dense).values())
-        d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base)).values())
+        d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base, array_writes)).values())
         out["dense_energy_pj"] = row["dense_energy_pj"] - d_old + d_new
         out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"], float("nan"))
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out
+
+    def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int,
+                        eb: dict[str, float]) -> ScalesimCounts:
+        """SCALE-Sim's DRAM words of this pass, cached per layer geometry within the run."""
+        key = (spec.kind, spec.x_shape, spec.w_shape, spec.y_shape, spec.stride, spec.padding, spec.dilation,
+               spec.groups, pass_, batch, tuple(sorted(eb.items())))
+        if key not in self.scalesim_cache:
+            self.scalesim_cache[key] = layer_counts(spec, pass_, batch, self.arch, self.dataflow, eb)
+        return self.scalesim_cache[key]
 
     def elem_bytes(self, pass_: str) -> dict[str, float]:
         p = self.arch.compute.precision
@@ -149,21 +171,26 @@ class MappingContext:
         return self.fixed_dense[key]
 
 
-def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float],
-          res: NestResult) -> dict[tuple[str, str, str, str], float]:
+def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float], res: NestResult,
+          keep_array_writes: bool = False) -> dict[tuple[str, str, str, str], float]:
     """The replay's traffic with everything above the array replaced by the loop nest's: the
-    buffer-to-array reads of ``a`` and ``b`` and the register files stay; links are recomputed."""
+    buffer-to-array reads of ``a`` and ``b`` and the register files stay (with
+    ``keep_array_writes``, also the array's writes into the output buffer); links are recomputed."""
     bufs = {op: name for op, (name, _) in buffers(arch).items()}
     links = {ln.name for ln in arch.links}
     keep = {}
     for (comp, op, kind, direction), moved in old.items():
         if comp in links or comp == arch.off_chip.name:
             continue
-        if comp == bufs.get(op) and not (op in ("a", "b") and direction == "read"):
+        array_side = (op in ("a", "b") and direction == "read") or \
+            (keep_array_writes and op == "c" and direction == "write")
+        if comp == bufs.get(op) and not array_side:
             continue
         keep[(comp, op, kind, direction)] = moved
     for (comp, op, kind, direction), moved in res.bytes.items():
         if comp == bufs.get(op) and op in ("a", "b") and direction == "read":
+            continue
+        if keep_array_writes and comp == bufs.get(op) and op == "c" and direction == "write":
             continue
         keep[(comp, op, kind, direction)] = keep.get((comp, op, kind, direction), 0.0) + moved
     keep.update(link_totals(arch, keep))
