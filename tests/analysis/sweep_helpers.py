@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from traces.synth import conv, linear, write_synthetic
@@ -35,3 +40,21 @@ designs:
 options:
   passes: [forward, backward_data, backward_weight]
 {extra}"""
+
+
+def kill_sweep_midway(spec_path: Path, out: Path, parts_before_kill: int) -> None:
+    """Run ``hwsim sweep SPEC --out OUT`` one point per batch in a subprocess and SIGKILL it once
+    ``parts_before_kill`` result batches are on disk (or after two minutes)."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "sweep", str(spec_path), "--out", str(out),
+                             "--scheduler", "inprocess", "--batch-points", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out / "results" / "points"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= parts_before_kill:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

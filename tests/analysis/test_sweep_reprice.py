@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +22,7 @@ from analysis.sweep.store import Store
 from hwsim import pricing
 from hwsim.simulate import simulate
 
-from .sweep_helpers import small_trace
+from .sweep_helpers import kill_sweep_midway, small_trace
 
 REPO = Path(__file__).resolve().parents[2]
 PASSES = ["forward", "backward_data", "backward_weight", "update"]
@@ -160,18 +155,7 @@ options:
 """)
     whole = execute(load_spec(spec_path), tmp_path / "whole", scheduler="inprocess")
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "sweep", str(spec_path), "--out", str(out),
-                             "--scheduler", "inprocess", "--batch-points", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = out / "results" / "points"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 2:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_sweep_midway(spec_path, out, 2)
     written = len(Store(out).done_keys())
     assert 4 <= written < whole.total, "the sweep should have been killed part-way"
     resumed = execute(load_spec(spec_path), out, scheduler="inprocess")

@@ -4,7 +4,6 @@ the worker cache changes nothing but the time."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from analysis.sweep.cache import worker_cache
 from analysis.sweep.evaluate import cache_stats
 from analysis.sweep.store import Store
 
-from .sweep_helpers import small_trace, spec_text
+from .sweep_helpers import kill_sweep_midway, small_trace, spec_text
 
 REPO = Path(__file__).resolve().parents[2]
 BIG_AXES = """      compute.rows: [4, 8, 16]
@@ -123,18 +122,7 @@ def test_a_sweep_killed_mid_way_resumes_to_the_same_rows(trace, tmp_path):
     spec = load_spec(spec_path)
     whole = execute(spec, tmp_path / "whole", scheduler="inprocess")
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "sweep", str(spec_path), "--out", str(out),
-                             "--scheduler", "inprocess", "--batch-points", "1"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = out / "results" / "points"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 3:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_sweep_midway(spec_path, out, 3)
     written = len(Store(out).done_keys())
     assert 3 <= written < whole.total, "the sweep should have been killed part-way"
     resumed = execute(spec, out, scheduler="inprocess")

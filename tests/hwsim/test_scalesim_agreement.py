@@ -8,30 +8,17 @@ archs.from_scalesim_cfg, and every layer's Total Cycles and SRAM read counts mus
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
 import archs
 from hwsim.simulate import simulate
-from traces.synth import read_scalesim_topology, write_synthetic
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "scalesim"
-
-
-def reference() -> list[dict[str, str]]:
-    lines = [ln for ln in (DATA / "reference.csv").read_text().splitlines() if not ln.startswith("#")]
-    return list(csv.DictReader(lines))
+from .scalesim_data import DATA, reference, topology_traces
 
 
 @pytest.fixture(scope="module")
 def traces_by_topology(tmp_path_factory):
-    out = {}
-    for topo in ("conv_layers", "gemm_layers"):
-        layers = read_scalesim_topology(DATA / f"{topo}.csv")
-        out[topo] = write_synthetic(layers, tmp_path_factory.mktemp(topo) / "t", batch=1)
-    return out
+    return topology_traces(tmp_path_factory)
 
 
 def test_reference_covers_the_required_cases():

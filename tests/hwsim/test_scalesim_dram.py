@@ -31,22 +31,16 @@ from hwsim.npu.scalesim_traffic import layer_counts
 from hwsim.simulate import simulate
 from traces.synth import conv, linear, read_scalesim_topology, write_synthetic
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "scalesim"
+from .scalesim_data import DATA, reference, topology_traces
+
 FOLDERS = {"calc": DATA, "small": DATA / "dram"}
 
 
-def reference(folder: Path) -> list[dict[str, str]]:
-    lines = [ln for ln in (folder / "reference.csv").read_text().splitlines() if not ln.startswith("#")]
-    return list(csv.DictReader(lines))
 
 
 @pytest.fixture(scope="module")
 def traces_by_topology(tmp_path_factory):
-    out = {}
-    for topo in ("conv_layers", "gemm_layers"):
-        layers = read_scalesim_topology(DATA / f"{topo}.csv")
-        out[topo] = write_synthetic(layers, tmp_path_factory.mktemp(topo) / "t", batch=1)
-    return out
+    return topology_traces(tmp_path_factory)
 
 
 def test_references_cover_every_layer_dataflow_and_config():
