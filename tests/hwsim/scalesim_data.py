@@ -19,7 +19,7 @@ def reference(folder: Path = DATA) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
-def topology_traces(tmp_path_factory) -> dict[str, Path]:
+def topology_traces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One batch-1 dense trace per reference topology (conv_layers, gemm_layers)."""
     out = {}
     for topo in ("conv_layers", "gemm_layers"):
