@@ -41,6 +41,7 @@ def machines():
     yield "edge-npu-pe-skipping", archs.replace(slow, {"compute.microarchitecture": "pe_skipping"})
     yield "scalesim-user", archs.from_scalesim_cfg(CFG)  # one channel for reads and write-backs
     yield "eyeriss-v2-pe", archs.PRESETS["eyeriss-v2-pe"]
+    yield "edge-npu-formats-only", archs.replace(slow, {"sparse.actions": []})  # dense timing, counted bytes
 
 
 @pytest.mark.parametrize("df", ["ws", "os", "is"])
@@ -55,7 +56,7 @@ def test_chunked_replay_equals_unchunked(trace, monkeypatch, name, arch, df):
 
 @pytest.mark.parametrize("df", ["ws", "os", "is"])
 @pytest.mark.parametrize("feature", [Features(), Features(gate=True, skip=frozenset("ab")),
-                                     Features(pe_skip=True)])
+                                     Features(pe_skip=True), Features(count=frozenset("ab"))])
 def test_tile_chunks_concatenate_to_tile_costs(df, feature):
     rng = np.random.default_rng(3)
     arch = archs.PRESETS["edge-npu"]
