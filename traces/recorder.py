@@ -74,10 +74,8 @@ def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any
 
 def _count(t: torch.Tensor) -> torch.Tensor:
     """Non-zeros of ``t`` as a 0-d int64 tensor: no host sync; :meth:`Recorder._collect` reads all
-    of an iteration's counts with one ``torch.stack(...).tolist()``. ``(t != 0).sum()`` counts the
-    same elements as ``torch.count_nonzero`` (NaN counts, ``-0.0`` does not) and on CPU takes 2.5×
-    less time (1 and 2 threads, a 1 M-element activation: 1.5 against 3.9 ms on one thread)."""
-    return (t.detach() != 0).sum()
+    of an iteration's counts with one ``torch.stack(...).tolist()``."""
+    return torch.count_nonzero(t.detach())
 
 
 def _mask(t: torch.Tensor, samples: int | None = None) -> torch.Tensor:
