@@ -470,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     finished = {(res["row"], res["label"], res["seed"]) for res in results}
     # priority order, a pool taking them first come: every row's first seed, in the rows' order, then
     # every row's second seed, and so on (a budget cut drops extra seeds before whole rows)
-    jobs = [(r, s) for i in range(max(len(r.seeds) for r in runs)) for r in runs
-            if i < len(r.seeds) for s in r.seeds[i:i + 1] if (r.row, r.label, s) not in finished]
+    jobs = [(r, r.seeds[i]) for i in range(max((len(r.seeds) for r in runs), default=0)) for r in runs
+            if i < len(r.seeds) and (r.row, r.label, r.seeds[i]) not in finished]
     start = time.perf_counter()
     deadline = time.time() + 60 * args.budget_min
     args.out.mkdir(parents=True, exist_ok=True)

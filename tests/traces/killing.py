@@ -6,8 +6,29 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
+
+
+def mlp_recording_script(record_options: str, steps: int) -> str:
+    """A ``python -c`` script that trains a seeded MLP on one batch for ``steps`` steps, recording
+    into ``sys.argv[1]`` with ``traces.record(model, path, <record_options>, optimizer=opt)``."""
+    return textwrap.dedent(f"""
+        import sys, torch, torch.nn.functional as F
+        import traces
+        from traces.models import MLP
+        torch.manual_seed(0)
+        model = MLP(64, 10, hidden=(256, 256))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        x, t = torch.relu(torch.randn(32, 64)), torch.randint(0, 10, (32,))
+        with traces.record(model, sys.argv[1], {record_options}, optimizer=opt) as rec:
+            for i in range({steps}):
+                opt.zero_grad()
+                F.cross_entropy(model(x), t).backward()
+                opt.step()
+                rec.step()
+    """)
 
 
 def kill_after_files(script: str, path: Path, files: int, timeout_s: float = 120) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from traces.models import MLP, ResNet
 from traces.validate import validate
 from traces.writer import TraceWriter
 
-from .killing import kill_after_files
+from .killing import kill_after_files, mlp_recording_script
 
 
 def _train(path, *, background: bool, counts_batch: int, steps: int = 23, every: int = 5,
@@ -85,30 +86,27 @@ def test_batched_counts_read_like_one_file_per_iteration(tmp_path):
     assert validate(batched).iterations == 23
 
 
+def _set_format_version(trace: Path, version: int) -> None:
+    """Rewrite the trace manifest's ``format_version`` (as an older or newer writer would have)."""
+    manifest = trace / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["format_version"] = version
+    manifest.write_text(json.dumps(doc))
+
+
 def test_format_1_traces_still_read(tmp_path):
     """A trace as format 1 wrote it (version 1 in the manifest, a file per iteration) loads."""
-    import json
-
     _train(tmp_path / "t", background=False, counts_batch=1)
-    m = tmp_path / "t" / "manifest.json"
-    doc = json.loads(m.read_text())
-    doc["format_version"] = 1
-    m.write_text(json.dumps(doc))
+    _set_format_version(tmp_path / "t", 1)
     assert validate(traces.load(tmp_path / "t")).iterations == 23
 
 
 def test_a_batch_file_in_a_format_1_trace_or_a_bad_batch_is_refused(tmp_path):
-    import json
-
     _train(tmp_path / "t", background=False, counts_batch=4)
-    m = tmp_path / "t" / "manifest.json"
-    doc = json.loads(m.read_text())
-    doc["format_version"] = 1
-    m.write_text(json.dumps(doc))
+    _set_format_version(tmp_path / "t", 1)
     with pytest.raises(traces.TraceFormatError, match="one file per iteration in a trace of format_version"):
         traces.load(tmp_path / "t")
-    doc["format_version"] = 2
-    m.write_text(json.dumps(doc))
+    _set_format_version(tmp_path / "t", 2)
     batch = tmp_path / "t" / "iter-00000001-00000004.counts.npz"
     with np.load(batch) as z:
         counts, meta = z["counts"], z["meta"]
@@ -158,21 +156,8 @@ def test_backpressure_blocks_the_submitter_instead_of_queueing_without_bound(tmp
     assert ran == [1, 2, 3]
 
 
-KILLED = textwrap.dedent("""
-    import sys, torch, torch.nn.functional as F
-    import traces
-    from traces.models import MLP
-    torch.manual_seed(0)
-    model = MLP(64, 10, hidden=(256, 256))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, t = torch.relu(torch.randn(32, 64)), torch.randint(0, 10, (32,))
-    with traces.record(model, sys.argv[1], every=0, first=False, counts_batch=8, optimizer=opt) as rec:
-        for i in range(10**7):
-            opt.zero_grad()
-            F.cross_entropy(model(x), t).backward()
-            opt.step()
-            rec.step()
-""")
+KILLED = mlp_recording_script("every=0, first=False, counts_batch=8", 10**7)
+
 
 
 def test_sigkill_leaves_every_completed_counts_batch(tmp_path):

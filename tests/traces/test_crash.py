@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import textwrap
 
 import traces
 from traces.validate import validate
 
-from .killing import kill_after_files
+from .killing import kill_after_files, mlp_recording_script
 
-SCRIPT = textwrap.dedent("""
-    import sys, torch, torch.nn.functional as F
-    import traces
-    from traces.models import MLP
-    torch.manual_seed(0)
-    model = MLP(64, 10, hidden=(256, 256))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x, t = torch.relu(torch.randn(32, 64)), torch.randint(0, 10, (32,))
-    with traces.record(model, sys.argv[1], every=1, optimizer=opt) as rec:
-        for i in range(100000):
-            opt.zero_grad()
-            F.cross_entropy(model(x), t).backward()
-            opt.step()
-            rec.step()
-""")
+SCRIPT = mlp_recording_script("every=1", 100000)
+
 
 
 def test_sigkill_mid_run_leaves_a_loadable_trace(tmp_path):
