@@ -56,7 +56,8 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
     ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
-    the im2col of ``x``.
+    the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
+    object, so what is derived from its memory can be shared too).
     """
     g = geometry(spec)
     x = masks.get("x")
@@ -66,6 +67,11 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
         if grp not in cache:
             cache[grp] = im2col(as_conv(spec, "x", x), g, grp, dtype=bool)
         return cache[grp]
+
+    def dyrows(grp: int) -> np.ndarray:
+        if ("dy", grp) not in cache:
+            cache[("dy", grp)] = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+        return cache[("dy", grp)]
 
     w = masks["w"]
     dy = masks.get("dy")
@@ -79,11 +85,11 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
             need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp) > 0
             out.append(GemmOperands(a, wg.T, need))
         elif pass_ == "backward_data":
-            a = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            a = dyrows(grp)
             out.append(GemmOperands(a, wg, _valid_taps(spec, a.shape[0])))
         elif pass_ == "backward_weight":
             xa = xcol(grp)
-            d = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            d = dyrows(grp)
             need_w = masks.get("dw_needed")
             need = None
             if need_w is not None:

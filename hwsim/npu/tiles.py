@@ -159,8 +159,12 @@ def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type
     """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
 
     Full blocks go through a reshape of the (view of the) leading part, the short last block
-    apart: no padded copy of ``x``.
+    apart: no padded copy of ``x``. Blocks along the contiguous axis of a 2-D array are reduced
+    by pairwise halving (:func:`_halving`), where numpy's reduce over a short inner axis is slow.
     """
+    if (x.ndim == 2 and size > 1 and x.strides[axis] == x.itemsize and x.strides[1 - axis] != x.itemsize
+            and (dtype is None or np.dtype(dtype) == x.dtype)):
+        return _halving(x, size, op) if axis == 1 else _halving(x.T, size, op).T
     x = np.moveaxis(x, axis, 0)
     n = x.shape[0]
     full = n // size * size
@@ -175,8 +179,33 @@ def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type
     return np.moveaxis(np.concatenate(parts) if len(parts) > 1 else parts[0], 0, axis)
 
 
+def _halving(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
+    """``op`` over consecutive blocks of ``size`` columns of ``x`` ``(R, N)`` → ``(R, ⌈N/size⌉)``,
+    in ``x``'s dtype: full blocks by pairwise halving (element-wise ``op`` of the two halves of
+    every block at once, ⌈log2 size⌉ passes), a short last block apart."""
+    n_full = x.shape[1] // size
+    parts = []
+    if n_full:
+        y = x[:, : n_full * size].reshape(x.shape[0], n_full, size)
+        while y.shape[2] > 1:
+            half = y.shape[2] // 2
+            z = op(y[:, :, :half], y[:, :, half : 2 * half])
+            if y.shape[2] % 2:
+                op(z[:, :, 0], y[:, :, -1], out=z[:, :, 0])
+            y = z
+        parts.append(y[:, :, 0])
+    if n_full * size < x.shape[1]:
+        parts.append(op.reduce(x[:, n_full * size :], axis=1)[:, None])
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
 def _block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input)."""
+    """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input).
+
+    Boolean blocks of at most 255 count in uint8 (exact; the reduction then runs without a
+    per-element cast, ~4× faster) before widening."""
+    if x.dtype == np.bool_ and size <= 255:
+        return _block_reduce(x.view(np.uint8), axis, size, np.add, np.uint8).astype(np.int64)
     return _block_reduce(x, axis, size, np.add, np.float64 if x.dtype.kind == "f" else np.int64)
 
 
@@ -190,7 +219,7 @@ TILES_PER_CHUNK = 1 << 18  # tiles costed at once by tile_chunks (≈ 150 MB of 
 
 def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
                 features: Features, resident: dict[str, bool] | None = None,
-                max_tiles: int | None = None) -> Iterator[TileCosts]:
+                max_tiles: int | None = None, memo: dict | None = None) -> Iterator[TileCosts]:
     """:func:`tile_costs` of one GEMM group in consecutive chunks of at most ``max_tiles`` (default
     ``TILES_PER_CHUNK``) tiles, in loop order; concatenated, the chunks equal ``tile_costs`` of
     the whole group exactly.
@@ -199,6 +228,8 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     and os, ``m`` in is) or, where one column fold has more tiles than ``max_tiles``, a range of
     its row folds (``rows`` rows of ``k`` in ws and is, of ``m`` in os); a single row fold's
     stream chunks are never split. Each chunk is the same tile model on the operands' slices.
+    ``memo`` (a dict kept across a layer's passes) shares what they compute from the same operand
+    memory, e.g. the float32 casts of the per-PE work.
     """
     limit = TILES_PER_CHUNK if max_tiles is None else max_tiles
     per_row = max(mp.chunks, 1)
@@ -207,9 +238,9 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     col_step = max(1, limit // per_fold)
     row_step = rows if per_fold <= limit else max(1, limit // per_row)
     if col_step >= cols and row_step >= rows:
-        yield tile_costs(a, b, need, mp, features, resident)
+        yield tile_costs(a, b, need, mp, features, resident, memo=memo)
         return
-    memo: dict = {}  # what the chunks of column folds share: reductions of the operand they all read
+    memo = {} if memo is None else memo  # what the chunks share: reductions of the operand they all read
     # the axes of (a, b, need) that the column and the row folds cut
     col_cut = {"ws": ("b", 1), "os": ("b", 1), "is": ("a", 0)}[mp.dataflow]
     row_cut = {"ws": (("a", 1), ("b", 0)), "is": (("a", 1), ("b", 0)), "os": (("a", 0),)}[mp.dataflow]
@@ -283,13 +314,13 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K)
+            acol = _shared(memo, f"acol{s}", a, lambda: _block_sum(a, 0, s))  # (CH, K)
             a_nz = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r).sum(2).T[None]  # (1, KF, CH)
         if "b" in f.count and b is not None:
             brow = _block_sum(b, 1, c)  # (K, NF)
             b_nz = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF).sum(1).T[:, :, None]
     else:
-        acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
+        acol = _shared(memo, f"acol{s}", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
         brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
         acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
         brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
@@ -303,7 +334,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
             actual = pairs
         else:
             if "a" in f.skip:
-                nzrow = _shared(memo, "nzrow", a, lambda: _block_sum(_block_sum(a, 1, r) > 0, 0, s))
+                nzrow = _shared(memo, f"nzrow{r},{s}", a, lambda: _block_sum(_block_sum(a, 1, r) > 0, 0, s))
                 t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
             else:
                 t = length.copy()
@@ -353,22 +384,15 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K)
+            acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K)
             a_nz = _block_sum(acnt, 1, s)[None]  # (1, MF, CH)
         if "b" in f.count and b is not None:
             b_nz = _block_sum(_block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
-        if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
-            def a_side() -> tuple[np.ndarray, np.ndarray]:
-                af = _padded(a, MF * r, mp.k)
-                return af, af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) per row fold, k
-
-            af, acnt = _shared(memo, "af", a, a_side)
-            bf = _padded(b, mp.k, NF * c)
-            bcnt = bf.reshape(mp.k, NF, c).sum(axis=2).astype(np.int64)  # (K, NF)
-        else:
-            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
-            bcnt = _block_sum(b, 1, c)  # (K, NF)
+        if f.pe_skip:  # the per-PE work is a float32 matmul of the operands (casts shared by the passes)
+            af, bf = _f32(memo, a), _f32(memo, b)
+        acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
+        bcnt = _block_sum(b, 1, c)  # (K, NF)
         a3 = _block_sum(acnt, 1, s)  # (MF, CH)
         b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
@@ -434,13 +458,12 @@ def _shared(memo: dict | None, name: str, x: np.ndarray, compute: Callable[[], A
     return hit[1]
 
 
-def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """``x`` as float32 ``(rows, cols)``, zero beyond its own extent (one pass when no padding)."""
-    if x.shape == (rows, cols):
-        return x.astype(np.float32)
-    out = np.zeros((rows, cols), np.float32)
-    out[: x.shape[0], : x.shape[1]] = x
-    return out
+def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
+    """``x`` as float32, cast once per block of memory: a transposed view of an array cast before
+    (backward-weight's ``Xᵀ`` after forward's ``X``) is that cast's transpose, not a new cast."""
+    base = x.T if (x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous) else x
+    cast = _shared(memo, "f32", base, lambda: base.astype(np.float32))
+    return cast if base is x else cast.T
 
 
 def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
@@ -448,32 +471,32 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
     of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
 
-    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices (exact: a
-    PE's count is at most the chunk length, below 2**24; BLAS reads the slices in place),
-    zero-padded to whole PE blocks (a padded PE has no pairs, which changes no block's maximum or
-    sum), reduced over the PE rows (contiguous) and then the columns. A tile's pairs are its
-    row-block counts of A times the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt``
-    ``(K, NF)``) unless some outputs are not needed. ``af`` ``(MF·r, K)`` and ``bf`` ``(K, NF·c)``
-    are the operands so padded (:func:`_padded`)."""
+    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices ``af``
+    ``(M, K)`` and ``bf`` ``(K, N)`` (exact: a PE's count is at most the chunk length, below
+    2**24; BLAS reads the slices in place), reduced over blocks of ``r`` rows and ``c`` columns
+    (short last blocks apart, no padded copy). A tile's pairs are its row-block counts of A times
+    the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt`` ``(K, NF)``) unless some outputs
+    are not needed (``need`` bool ``(M, N)``); then they are the block sums of the masked work, in
+    float32 where every block sum stays below 2**24 (exact), else float64."""
     k = af.shape[1]
-    mf, nf = af.shape[0] // r, bf.shape[1] // c
-    needf = None if need is None else _padded(need, mf * r, nf * c)
+    mf, nf = acnt.shape[0], bcnt.shape[1]
     t = np.empty((chunks, mf, nf), np.float32)
-    actual = np.empty((chunks, mf, nf), np.float64)  # block sums can pass 2**24 where t cannot
+    actual = np.empty((chunks, mf, nf), np.float64)
     ac, bc = acnt.astype(np.float64), bcnt.astype(np.float64)
+    sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
         work = af[:, ks] @ bf[ks]  # (M, N) effectual pairs per PE
-        if needf is not None:
-            work *= needf  # a PE whose output is not needed does nothing
+        if need is not None:
+            np.multiply(work, need, out=work)  # a PE whose output is not needed does nothing
         if r == c == 1:
             t[h] = work
             actual[h] = work
             continue
-        rows = work.reshape(mf, r, nf * c)
-        t[h] = rows.max(axis=1).reshape(mf, nf, c).max(axis=2)
-        if needf is not None:
-            actual[h] = rows.sum(axis=1, dtype=np.float64).reshape(mf, nf, c).sum(axis=2)
+        rows = _block_max(work, 0, r)  # (MF, N)
+        t[h] = _block_max(rows, 1, c)
+        if need is not None:
+            actual[h] = _block_reduce(_block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add, sum_dtype)
         else:
             actual[h] = ac[:, ks] @ bc[ks]
     return t.astype(np.int64).transpose(2, 1, 0), actual.astype(np.int64).transpose(2, 1, 0)
