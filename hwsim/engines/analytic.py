@@ -39,6 +39,7 @@ MIN_WINDOW = 1024  # steps per sweep, at least …
 MAX_WINDOW = 1 << 18  # … and at most (memory per sweep: ~30 int64 arrays of this length)
 SLOW_ADVANCE = 32  # a sweep that commits fewer steps than this hands a stretch to the loop
 LOOP_STRETCH = 2048  # steps the scalar loop takes then
+RUN_JUMP = 64  # runs of at least this many identical tiles are solved by their period
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,45 @@ class Scheduler:
         tile's DMA ``D_{i+1}``; commit them and advance the state."""
         if self.keep and not self._parts:
             self._first_d = self._d
+        n = len(c_dur)
+        if n >= RUN_JUMP:
+            same = (c_dur[1:] == c_dur[:-1]) & (w_dur[1:] == w_dur[:-1]) & (dn_dur[1:] == dn_dur[:-1])
+            starts = np.flatnonzero(np.r_[True, ~same])
+            ends = np.r_[starts[1:], n]
+            long = ends - starts >= RUN_JUMP
+            if long.any():
+                f = 0
+                for s0, e0 in zip(starts[long].tolist(), ends[long].tolist(), strict=True):
+                    if f < s0:
+                        self._solve(c_dur[f:s0], w_dur[f:s0], dn_dur[f:s0])
+                    self._run(c_dur[s0:e0], w_dur[s0:e0], dn_dur[s0:e0])
+                    f = e0
+                if f < n:
+                    self._solve(c_dur[f:], w_dur[f:], dn_dur[f:])
+                return
+        self._solve(c_dur, w_dur, dn_dur)
+
+    def _run(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
+        """A run of identical steps: the first few one by one; once the state (the last ``slots``
+        compute and write-back ends and the next DMA end) is the previous step's shifted by a
+        constant ``p``, every later step is too (each step is max and + of the state and the same
+        durations, so shifting the state shifts the step), and the rest of the run is arithmetic."""
+        s, n = self.slots, len(c_dur)
+        head = min(n, 4 * s + 4)
+        c, w, dn = _loop(c_dur[:head], w_dur[:head], dn_dur[:head], self._d, self._c_hist, self._w_hist,
+                         s, self.shared)
+        self._commit(c, w, dn)
+        if head == n:
+            return
+        p = int(dn[-1] - dn[-2])
+        if not (np.all(np.diff(c[-s - 1 :]) == p) and np.all(np.diff(w[-s - 1 :]) == p)):
+            self._solve(c_dur[head:], w_dur[head:], dn_dur[head:])
+            return
+        shift = p * np.arange(1, n - head + 1, dtype=np.int64)
+        self._commit(int(c[-1]) + shift, int(w[-1]) + shift, int(dn[-1]) + shift)
+
+    def _solve(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
+        """Steps without long runs: the transfer-free closed form or fixed-point sweeps."""
         n = len(c_dur)
         if (not dn_dur.any() and not w_dur.any() and self._d <= self._c_hist[-1]
                 and self._w_hist.max() <= self._c_hist[-1]):

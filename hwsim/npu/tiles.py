@@ -159,11 +159,12 @@ def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type
     """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
 
     Full blocks go through a reshape of the (view of the) leading part, the short last block
-    apart: no padded copy of ``x``. Blocks along the contiguous axis of a 2-D array are reduced
-    by pairwise halving (:func:`_halving`), where numpy's reduce over a short inner axis is slow.
+    apart: no padded copy of ``x``. Maxima of blocks along the contiguous axis of a 2-D array
+    are taken by pairwise halving (:func:`_halving`): numpy's maximum over a short inner axis is
+    ~3× slower (its sums are not, and stay a reduce).
     """
-    if (x.ndim == 2 and size > 1 and x.strides[axis] == x.itemsize and x.strides[1 - axis] != x.itemsize
-            and (dtype is None or np.dtype(dtype) == x.dtype)):
+    if (op is np.maximum and x.ndim == 2 and size > 1 and x.strides[axis] == x.itemsize
+            and x.strides[1 - axis] != x.itemsize and dtype is None):
         return _halving(x, size, op) if axis == 1 else _halving(x.T, size, op).T
     x = np.moveaxis(x, axis, 0)
     n = x.shape[0]

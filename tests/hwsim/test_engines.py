@@ -204,3 +204,48 @@ def test_event_back_end_simulates_the_replay_and_not_its_dense_baseline(tmp_path
     assert (ev["stall_cycles"] > 0).any()  # contention: the back ends had something to agree on
     pd.testing.assert_frame_equal(ev.drop(columns="backend", errors="ignore"),
                                   an.drop(columns="backend", errors="ignore"))
+
+
+def test_long_runs_of_identical_tiles_jump_by_their_period_exactly(monkeypatch):
+    """Runs of ≥ RUN_JUMP identical tiles after irregular tiles (some with long transfers, so a
+    backlog drains during the run): equal to the scalar reference, and both ways a run ends are
+    taken (the periodic jump, and the sweeps where the state is not yet periodic)."""
+    from tests.hwsim.reference_schedule import reference_schedule
+
+    taken = {"jump": 0, "sweeps": 0}
+    orig_commit, orig_solve = engine_analytic.Scheduler._commit, engine_analytic.Scheduler._solve
+    in_run = {"on": False}
+
+    def run(self, c, w, dn):
+        in_run["on"] = True
+        try:
+            return orig_run(self, c, w, dn)
+        finally:
+            in_run["on"] = False
+
+    def solve(self, c, w, dn):
+        if in_run["on"]:
+            taken["sweeps"] += 1
+        return orig_solve(self, c, w, dn)
+
+    def commit(self, c, w, dn):
+        if in_run["on"] and len(c) > 4 * self.slots + 4:
+            taken["jump"] += 1
+        return orig_commit(self, c, w, dn)
+
+    orig_run = engine_analytic.Scheduler._run
+    monkeypatch.setattr(engine_analytic.Scheduler, "_run", run)
+    monkeypatch.setattr(engine_analytic.Scheduler, "_solve", solve)
+    monkeypatch.setattr(engine_analytic.Scheduler, "_commit", commit)
+    for seed in range(40):
+        rng = np.random.default_rng(500 + seed)
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            parts.append(rng.integers(0, 400, (int(rng.integers(0, 5)), 3)))
+            parts.append(np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(64, 300)), 1)))
+        t = np.concatenate(parts)
+        for slots in (1, 2, 3):
+            for shared in (False, True):
+                want = reference_schedule(t[:, 0], t[:, 1], t[:, 2], slots, shared)
+                _assert_same(engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], slots=slots, shared=shared), want)
+    assert taken["jump"] > 0 and taken["sweeps"] > 0
