@@ -390,16 +390,16 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         if "b" in f.count and b is not None:
             b_nz = _block_sum(_block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
-        if f.pe_skip:  # the per-PE work is a float32 matmul of the operands (casts shared by the passes)
-            af, bf = _f32(memo, a), _f32(memo, b)
-        acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
-        bcnt = _block_sum(b, 1, c)  # (K, NF)
-        a3 = _block_sum(acnt, 1, s)  # (MF, CH)
-        b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
+        if f.pe_skip:  # a float32 matmul of the operands (cast once for all the layer's passes)
+            t, actual, a3, b3 = _os_pe_work(_f32(memo, a), _f32(memo, b), need, r, c, s, CH)
+        else:
+            acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
+            bcnt = _block_sum(b, 1, c)  # (K, NF)
+            a3 = _block_sum(acnt, 1, s)  # (MF, CH)
+            b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            t, actual = _os_pe_work(af, bf, need, r, c, s, CH, acnt, bcnt)
             a_sent, b_sent = used_r * length, length * used_c
         else:
             pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
@@ -467,40 +467,54 @@ def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
     return cast if base is x else cast.T
 
 
-def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
-                chunks: int, acnt: np.ndarray, bcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
-    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
+SLAB_BYTES = 1 << 20  # per-PE work computed and reduced at once (rows of it): about a core's L2
 
-    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices ``af``
+
+def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
+                chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
+    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs;
+    and the non-zeros of A per row fold and chunk ``(MF, CH)`` and of B per chunk and column fold
+    ``(CH, NF)``.
+
+    Every PE's pairs in a chunk are a float32 matmul of the 0/1 operands' K-slices ``af``
     ``(M, K)`` and ``bf`` ``(K, N)`` (exact: a PE's count is at most the chunk length, below
-    2**24; BLAS reads the slices in place), reduced over blocks of ``r`` rows and ``c`` columns
-    (short last blocks apart, no padded copy). A tile's pairs are its row-block counts of A times
-    the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt`` ``(K, NF)``) unless some outputs
-    are not needed (``need`` bool ``(M, N)``); then they are the block sums of the masked work, in
-    float32 where every block sum stays below 2**24 (exact), else float64."""
-    k = af.shape[1]
-    mf, nf = acnt.shape[0], bcnt.shape[1]
+    2**24; BLAS reads the slices in place), computed a slab of whole row folds at a time into one
+    reused buffer of about ``SLAB_BYTES`` (so it is reduced while in cache, and no page of a fresh
+    ``M×N`` array is faulted in); unneeded outputs (``need`` bool ``(M, N)``) are zeroed, and the
+    work is reduced over blocks of ``r`` rows and ``c`` columns (short last blocks apart, no
+    padded copy): maxima, and sums in float32 where every block sum stays below 2**24 (exact),
+    else float64. The operands' counts are matrix-vector products with a vector of ones."""
+    k, m, n = af.shape[1], af.shape[0], bf.shape[1]
+    mf, nf = -(-m // r), -(-n // c)
     t = np.empty((chunks, mf, nf), np.float32)
     actual = np.empty((chunks, mf, nf), np.float64)
-    ac, bc = acnt.astype(np.float64), bcnt.astype(np.float64)
+    a3 = np.empty((mf, chunks), np.float64)
+    b3 = np.empty((chunks, nf), np.float64)
     sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
+    step = r * max(1, SLAB_BYTES // (4 * max(n, 1) * r))  # rows per slab: whole row folds
+    buf = np.empty((min(step, m), n), np.float32)
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
-        work = af[:, ks] @ bf[ks]  # (M, N) effectual pairs per PE
-        if need is not None:
-            np.multiply(work, need, out=work)  # a PE whose output is not needed does nothing
-        if r == c == 1:
-            t[h] = work
-            actual[h] = work
-            continue
-        rows = _block_max(work, 0, r)  # (MF, N)
-        t[h] = _block_max(rows, 1, c)
-        if need is not None:
-            actual[h] = _block_reduce(_block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add, sum_dtype)
-        else:
-            actual[h] = ac[:, ks] @ bc[ks]
-    return t.astype(np.int64).transpose(2, 1, 0), actual.astype(np.int64).transpose(2, 1, 0)
+        bk = bf[ks]
+        ones = np.ones(ks.stop - ks.start, np.float32)
+        a3[:, h] = _block_sum(af[:, ks] @ ones, 0, r)
+        b3[h] = _block_sum(ones @ bk, 0, c)
+        for m0 in range(0, m, step):
+            m1 = min(m, m0 + step)
+            f0, f1 = m0 // r, -(-m1 // r)
+            work = np.matmul(af[m0:m1, ks], bk, out=buf[: m1 - m0])  # effectual pairs per PE
+            if need is not None:
+                np.multiply(work, need[m0:m1], out=work)  # a PE whose output is not needed does nothing
+            if r == c == 1:
+                t[h, f0:f1] = work
+                actual[h, f0:f1] = work
+                continue
+            t[h, f0:f1] = _block_max(_block_max(work, 0, r), 1, c)
+            actual[h, f0:f1] = _block_reduce(_block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
+                                             sum_dtype)
+    t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
+    return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:
