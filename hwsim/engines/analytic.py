@@ -176,8 +176,13 @@ class Scheduler:
         self._commit(int(c[-1]) + shift, int(w[-1]) + shift, int(dn[-1]) + shift)
 
     def _solve(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
-        """Steps without long runs: the transfer-free closed form or fixed-point sweeps."""
+        """Steps without long runs: the transfer-free closed form or fixed-point sweeps (a few
+        steps, as between runs, by the scalar loop: sweeps cost more per call than it per step)."""
         n = len(c_dur)
+        if n < RUN_JUMP:
+            self._commit(*_loop(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist, self.slots,
+                                self.shared))
+            return
         if (not dn_dur.any() and not w_dur.any() and self._d <= self._c_hist[-1]
                 and self._w_hist.max() <= self._c_hist[-1]):
             self._commit(*_transfer_free(c_dur, self._d, self._c_hist, self.shared))
