@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traces.accounting import backward_data_effectual, backward_weight_effectual, forward_effectual
-from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid
+from traces.accounting import backward_data_effectual, backward_weight_effectual, count, forward_effectual
+from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 from traces.layer import LayerSpec
 
 # operand -> the trace tensor it is made of, per pass
@@ -115,15 +115,10 @@ def operand_counts(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | No
         dy4 = as_conv(spec, "dy", masks["dy"])
         return [(int(dy4[:, grp * g.kg:(grp + 1) * g.kg].sum()), w_nnz[grp]) for grp in range(g.groups)]
     x4 = as_conv(spec, "x", masks["x"])
-    (r, s), (p, q) = g.kernel, g.out_hw
-    (sh, sw), (dh, dw), (ph, pw) = g.stride, g.dilation, g.padding
     out = []
     for grp in range(g.groups):
-        per_pixel = x4[:, grp * g.cg:(grp + 1) * g.cg].sum(axis=(0, 1), dtype=np.int64)  # (H, W)
-        padded = np.pad(per_pixel, ((ph, ph), (pw, pw)))
-        rows = [slice(i * dh, i * dh + sh * (p - 1) + 1, sh) for i in range(r)]  # tap i's output rows
-        cols = [slice(j * dw, j * dw + sw * (q - 1) + 1, sw) for j in range(s)]
-        xcol = sum(int(padded[ri, cj].sum()) for ri in rows for cj in cols)  # one window per tap
+        per_pixel = count(x4[:, grp * g.cg:(grp + 1) * g.cg], (0, 1))  # (H, W)
+        xcol = sum(int(view.sum()) for *_, view in taps(per_pixel, g))  # one window per tap
         if pass_ == "forward":
             out.append((xcol, w_nnz[grp]))
         elif pass_ == "backward_weight":
