@@ -40,9 +40,9 @@ OPERAND_KIND = {
 class GemmOperands:
     """One group of one pass: operand masks (bool) and the needed-output mask (None: all)."""
 
-    a: np.ndarray  # (M, K)
+    a: np.ndarray  # (M, K) bool, or float32 0/1 where asked for (see operands)
     b: np.ndarray  # (K, N)
-    need: np.ndarray | None  # (M, N)
+    need: np.ndarray | None  # (M, N) bool
 
     @property
     def dims(self) -> tuple[int, int, int]:
@@ -50,28 +50,31 @@ class GemmOperands:
 
 
 def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
-             cache: dict | None = None) -> list[GemmOperands]:
+             cache: dict | None = None, dtype: type = bool) -> list[GemmOperands]:
     """The GEMM operands of every group of one pass, from the layer's masks.
 
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
     ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
     the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
-    object, so what is derived from its memory can be shared too).
+    object, so what is derived from its memory can be shared too). ``dtype`` is that of the
+    im2col and ``dY`` matrices: bool, or float32 0/1 for a tile model that multiplies them (the
+    cast then costs nothing: it happens in the copy that builds them).
     """
     g = geometry(spec)
     x = masks.get("x")
     cache = {} if cache is None else cache
 
     def xcol(grp: int) -> np.ndarray:
-        if grp not in cache:
-            cache[grp] = im2col(as_conv(spec, "x", x), g, grp, dtype=bool)
-        return cache[grp]
+        if ("x", grp, dtype) not in cache:
+            cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype)
+        return cache[("x", grp, dtype)]
 
     def dyrows(grp: int) -> np.ndarray:
-        if ("dy", grp) not in cache:
-            cache[("dy", grp)] = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
-        return cache[("dy", grp)]
+        if ("dy", grp, dtype) not in cache:
+            dy4 = as_conv(spec, "dy", dy.astype(bool, copy=False))
+            cache[("dy", grp, dtype)] = rows_of(dy4, g, grp, dtype)
+        return cache[("dy", grp, dtype)]
 
     w = masks["w"]
     dy = masks.get("dy")
@@ -82,7 +85,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
         if pass_ == "forward":
             a = xcol(grp)
             sel = masks.get("y_sel")
-            need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp) > 0
+            need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp, bool)
             out.append(GemmOperands(a, wg.T, need))
         elif pass_ == "backward_data":
             a = dyrows(grp)

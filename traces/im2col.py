@@ -108,7 +108,10 @@ def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32)
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * p * q, -1)
 
 
-def rows_of(t: np.ndarray, g: ConvGeometry, group: int) -> np.ndarray:
-    """``(n·P·Q, Kout/g)`` float32 GEMM view of one group of an output-shaped ``t (n, K, P, Q)``."""
-    ts = t[:, group * g.kg : (group + 1) * g.kg].astype(np.float32)
-    return ts.transpose(0, 2, 3, 1).reshape(-1, g.kg)
+def rows_of(t: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
+    """``(n·P·Q, Kout/g)`` GEMM view of one group of an output-shaped ``t (n, K, P, Q)``, as
+    ``dtype`` (one copy: the cast happens in the transposing copy)."""
+    ts = t[:, group * g.kg : (group + 1) * g.kg].transpose(0, 2, 3, 1)
+    out = np.empty(ts.shape, dtype)
+    out[...] = ts
+    return out.reshape(-1, g.kg)

@@ -165,7 +165,9 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
     max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
-    groups = operands(spec, pass_, masks, cache)
+    # output-stationary per-PE skipping multiplies the operands in float32: have them built so
+    os_pe = ctx.features.pe_skip and not ctx.features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
+    groups = operands(spec, pass_, masks, cache, np.float32 if os_pe else bool)
     bufs = buffers(arch)
     sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:

@@ -462,6 +462,8 @@ def _shared(memo: dict | None, name: str, x: np.ndarray, compute: Callable[[], A
 def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
     """``x`` as float32, cast once per block of memory: a transposed view of an array cast before
     (backward-weight's ``Xᵀ`` after forward's ``X``) is that cast's transpose, not a new cast."""
+    if x.dtype == np.float32:
+        return x
     base = x.T if (x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous) else x
     cast = _shared(memo, "f32", base, lambda: base.astype(np.float32))
     return cast if base is x else cast.T
