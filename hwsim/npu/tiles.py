@@ -404,12 +404,12 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         else:
             pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
             pairs = np.rint(pairs).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
-            live = np.ones((MF, mp.k, NF), dtype=bool)
-            if "a" in f.skip:
-                live &= (acnt > 0)[:, :, None]
-            if "b" in f.skip:
-                live &= (bcnt > 0)[None, :, :]
-            t = _block_sum(live, 1, s).transpose(2, 0, 1)  # (NF, MF, CH)
+            # a K step runs unless a skipped operand's slice is all zero: the live steps of a tile
+            # are a 0/1 matrix product over the chunk, exact in float64
+            a_live = (acnt > 0) if "a" in f.skip else np.ones(acnt.shape, bool)
+            b_live = (bcnt > 0) if "b" in f.skip else np.ones(bcnt.shape, bool)
+            t = _chunk_products(a_live.astype(np.float64), b_live.astype(np.float64), s, 0, CH)
+            t = np.rint(t).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
             actual = pairs if f.gate else t * used_r * used_c
             a_sent, b_sent = t * used_r, t * used_c
     attempted = actual if f.pe_skip else t * used_r * used_c
