@@ -35,11 +35,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .periodic import segments
+
 MIN_WINDOW = 1024  # steps per sweep, at least …
 MAX_WINDOW = 1 << 18  # … and at most (memory per sweep: ~30 int64 arrays of this length)
 SLOW_ADVANCE = 32  # a sweep that commits fewer steps than this hands a stretch to the loop
 LOOP_STRETCH = 2048  # steps the scalar loop takes then
-RUN_JUMP = 64  # runs of at least this many identical tiles are solved by their period
+RUN_JUMP = 64  # periodic stretches of at least this many tiles are solved by their period …
+BLOCK_REPEATS = 4  # … when they repeat a block of several tiles at least this many times
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Scheduler:
         self._w_hist = np.zeros(slots, np.int64)
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._end = 0
+        self._capture: list | None = None  # commits of the block being solved (periodic stretches)
         self.tiles = 0
 
     def feed(self, compute: np.ndarray, dma: np.ndarray, wb: np.ndarray) -> None:
@@ -138,42 +142,41 @@ class Scheduler:
         tile's DMA ``D_{i+1}``; commit them and advance the state."""
         if self.keep and not self._parts:
             self._first_d = self._d
-        n = len(c_dur)
-        if n >= RUN_JUMP:
-            same = (c_dur[1:] == c_dur[:-1]) & (w_dur[1:] == w_dur[:-1]) & (dn_dur[1:] == dn_dur[:-1])
-            starts = np.flatnonzero(np.r_[True, ~same])
-            ends = np.r_[starts[1:], n]
-            long = ends - starts >= RUN_JUMP
-            if long.any():
-                f = 0
-                for s0, e0 in zip(starts[long].tolist(), ends[long].tolist(), strict=True):
-                    if f < s0:
-                        self._solve(c_dur[f:s0], w_dur[f:s0], dn_dur[f:s0])
-                    self._run(c_dur[s0:e0], w_dur[s0:e0], dn_dur[s0:e0])
-                    f = e0
-                if f < n:
-                    self._solve(c_dur[f:], w_dur[f:], dn_dur[f:])
-                return
-        self._solve(c_dur, w_dur, dn_dur)
+        for a, b, period in segments(c_dur, w_dur, dn_dur, min_tiles=RUN_JUMP, min_repeats=BLOCK_REPEATS):
+            if period:
+                self._periodic(c_dur[a:b], w_dur[a:b], dn_dur[a:b], period)
+            else:
+                self._solve(c_dur[a:b], w_dur[a:b], dn_dur[a:b])
 
-    def _run(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
-        """A run of identical steps: the first few one by one; once the state (the last ``slots``
-        compute and write-back ends and the next DMA end) is the previous step's shifted by a
-        constant ``p``, every later step is too (each step is max and + of the state and the same
-        durations, so shifting the state shifts the step), and the rest of the run is arithmetic."""
+    def _periodic(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray, period: int) -> None:
+        """Steps that repeat a block of ``period`` steps: blocks one by one until the state after a
+        block (the last ``slots`` compute and write-back ends and the next DMA end) is the state
+        after the previous block shifted by a constant ``Δ``; then every later block is the last
+        one shifted by ``Δ`` again (each step is max and + of the state and its durations, so
+        shifting the state shifts the step), and the rest is arithmetic."""
         s, n = self.slots, len(c_dur)
-        head = min(n, 4 * s + 4)
-        c, w, dn = _loop(c_dur[:head], w_dur[:head], dn_dur[:head], self._d, self._c_hist, self._w_hist,
-                         s, self.shared)
-        self._commit(c, w, dn)
-        if head == n:
-            return
-        p = int(dn[-1] - dn[-2])
-        if not (np.all(np.diff(c[-s - 1 :]) == p) and np.all(np.diff(w[-s - 1 :]) == p)):
-            self._solve(c_dur[head:], w_dur[head:], dn_dur[head:])
-            return
-        shift = p * np.arange(1, n - head + 1, dtype=np.int64)
-        self._commit(int(c[-1]) + shift, int(w[-1]) + shift, int(dn[-1]) + shift)
+        blocks = n // period
+        tries = max(8, -(-(4 * s + 4) // period) + 2)  # a transient of a few steps, or blocks
+        prev = None
+        for k in range(blocks):
+            seg = slice(k * period, (k + 1) * period)
+            self._capture = []
+            self._solve(c_dur[seg], w_dur[seg], dn_dur[seg])
+            got = [np.concatenate(p) for p in zip(*self._capture, strict=True)]
+            self._capture = None
+            state = np.r_[self._c_hist, self._w_hist, self._d]
+            if prev is not None:
+                delta = state - prev
+                if (delta == delta[-1]).all() and k + 1 < blocks:
+                    shift = delta[-1] * np.arange(1, blocks - k, dtype=np.int64)[:, None]  # (later blocks, 1)
+                    self._commit(*((v[None, :] + shift).reshape(-1) for v in got))
+                    break
+            if k + 1 >= tries:  # not periodic yet: the rest as plain steps
+                if (k + 1) * period < n:
+                    rest = slice((k + 1) * period, n)
+                    self._solve(c_dur[rest], w_dur[rest], dn_dur[rest])
+                return
+            prev = state
 
     def _solve(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
         """Steps without long runs: the transfer-free closed form or fixed-point sweeps (a few
@@ -220,6 +223,8 @@ class Scheduler:
         self._w_hist = np.r_[self._w_hist, w][-s:]
         self._d = int(dn[-1])
         self._end = max(self._end, int(c[-1]), int(w[-1]))
+        if self._capture is not None:
+            self._capture.append((c, w, dn))
         if self.keep:
             self._parts.append((dn.copy(), c.copy(), w.copy()))
 

@@ -207,46 +207,66 @@ def test_event_back_end_simulates_the_replay_and_not_its_dense_baseline(tmp_path
                                   an.drop(columns="backend", errors="ignore"))
 
 
-def test_long_runs_of_identical_tiles_jump_by_their_period_exactly(monkeypatch):
-    """Runs of ≥ RUN_JUMP identical tiles after irregular tiles (some with long transfers, so a
-    backlog drains during the run): equal to the scalar reference, and both ways a run ends are
-    taken (the periodic jump, and the sweeps where the state is not yet periodic)."""
+def _periodic_tiles(rng) -> np.ndarray:
+    """Irregular tiles (some with long transfers, so a backlog drains during what follows),
+    runs of one tile, and blocks of a few runs repeated many times."""
+    parts = []
+    for _ in range(int(rng.integers(1, 5))):
+        parts.append(rng.integers(0, 400, (int(rng.integers(0, 5)), 3)))
+        kind = rng.integers(0, 2)
+        if kind == 0:
+            parts.append(np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(64, 300)), 1)))
+        else:
+            runs = [np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(1, 30)), 1))
+                    for _ in range(int(rng.integers(2, 5)))]
+            parts.append(np.tile(np.concatenate(runs), (int(rng.integers(4, 40)), 1)))
+    return np.concatenate(parts)
+
+
+def test_periodic_stretches_are_solved_by_their_period_exactly(monkeypatch):
+    """Runs of one tile and repeated blocks after irregular tiles: equal to the scalar reference,
+    whole or fed in chunks, and both ways a stretch ends are taken (the periodic shift, and the
+    plain steps where the state has not become periodic within the tries)."""
+    from hwsim.engines.periodic import segments
     from tests.hwsim.reference_schedule import reference_schedule
 
-    taken = {"jump": 0, "sweeps": 0}
-    orig_commit, orig_solve = engine_analytic.Scheduler._commit, engine_analytic.Scheduler._solve
-    in_run = {"on": False}
+    taken = {"shift": 0, "plain": 0, "blocks": 0}
+    orig = engine_analytic.Scheduler._periodic
+    monkeypatch.setattr(engine_analytic, "BLOCK_REPEATS", 4)
 
-    def run(self, c, w, dn):
-        in_run["on"] = True
+    def periodic(self, c, w, dn, period):
+        taken["blocks"] += period > 1
+        before = len(c)
+        calls = {"n": 0}
+        solve = self._solve
+
+        def counting(*a):
+            calls["n"] += len(a[0])
+            return solve(*a)
+
+        self._solve = counting
         try:
-            return orig_run(self, c, w, dn)
+            orig(self, c, w, dn, period)
         finally:
-            in_run["on"] = False
+            del self._solve
+        taken["shift" if calls["n"] < before else "plain"] += 1
 
-    def solve(self, c, w, dn):
-        if in_run["on"]:
-            taken["sweeps"] += 1
-        return orig_solve(self, c, w, dn)
-
-    def commit(self, c, w, dn):
-        if in_run["on"] and len(c) > 4 * self.slots + 4:
-            taken["jump"] += 1
-        return orig_commit(self, c, w, dn)
-
-    orig_run = engine_analytic.Scheduler._run
-    monkeypatch.setattr(engine_analytic.Scheduler, "_run", run)
-    monkeypatch.setattr(engine_analytic.Scheduler, "_solve", solve)
-    monkeypatch.setattr(engine_analytic.Scheduler, "_commit", commit)
+    monkeypatch.setattr(engine_analytic.Scheduler, "_periodic", periodic)
     for seed in range(40):
         rng = np.random.default_rng(500 + seed)
-        parts = []
-        for _ in range(int(rng.integers(1, 5))):
-            parts.append(rng.integers(0, 400, (int(rng.integers(0, 5)), 3)))
-            parts.append(np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(64, 300)), 1)))
-        t = np.concatenate(parts)
+        t = _periodic_tiles(rng)
+        cover = segments(t[:, 0], t[:, 1], t[:, 2], min_tiles=64, min_repeats=4)
+        assert [a for a, *_ in cover] == [0] + [b for _, b, _ in cover[:-1]] and cover[-1][1] == len(t)
+        for a, b, period in cover:  # a periodic segment repeats its first block throughout
+            if period:
+                assert (b - a) % period == 0
+                np.testing.assert_array_equal(t[a:b], np.tile(t[a : a + period], ((b - a) // period, 1)))
         for slots in (1, 2, 3):
             for shared in (False, True):
                 want = reference_schedule(t[:, 0], t[:, 1], t[:, 2], slots, shared)
                 _assert_same(engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], slots=slots, shared=shared), want)
-    assert taken["jump"] > 0 and taken["sweeps"] > 0
+                s = engine_analytic.Scheduler(slots=slots, shared=shared, keep=True)
+                for part in np.split(t, np.sort(rng.integers(0, len(t), 3))):
+                    s.feed(part[:, 0], part[:, 1], part[:, 2])
+                _assert_same(s.finish(), want)
+    assert taken["shift"] > 0 and taken["plain"] > 0 and taken["blocks"] > 0
