@@ -486,7 +486,8 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     ``M×N`` array is faulted in); unneeded outputs (``need`` bool ``(M, N)``) are zeroed, and the
     work is reduced over blocks of ``r`` rows and ``c`` columns (short last blocks apart, no
     padded copy): maxima, and sums in float32 where every block sum stays below 2**24 (exact),
-    else float64. The operands' counts are matrix-vector products with a vector of ones."""
+    else float64. The operands' counts are matrix-vector products with a vector of ones (A's slab
+    by slab, while it is in cache)."""
     k, m, n = af.shape[1], af.shape[0], bf.shape[1]
     mf, nf = -(-m // r), -(-n // c)
     t = np.empty((chunks, mf, nf), np.float32)
@@ -500,12 +501,14 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
         ks = slice(h * s, min(k, (h + 1) * s))
         bk = bf[ks]
         ones = np.ones(ks.stop - ks.start, np.float32)
-        a3[:, h] = _block_sum(af[:, ks] @ ones, 0, r)
         b3[h] = _block_sum(ones @ bk, 0, c)
+        a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
             f0, f1 = m0 // r, -(-m1 // r)
-            work = np.matmul(af[m0:m1, ks], bk, out=buf[: m1 - m0])  # effectual pairs per PE
+            a_slab = af[m0:m1, ks]
+            work = np.matmul(a_slab, bk, out=buf[: m1 - m0])  # effectual pairs per PE
+            np.matmul(a_slab, ones, out=a_rows[m0:m1])  # the slab's rows are still in cache
             if need is not None:
                 np.multiply(work, need[m0:m1], out=work)  # a PE whose output is not needed does nothing
             if r == c == 1:
@@ -515,6 +518,7 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
             t[h, f0:f1] = _block_max(_block_max(work, 0, r), 1, c)
             actual[h, f0:f1] = _block_reduce(_block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
                                              sum_dtype)
+        a3[:, h] = _block_sum(a_rows, 0, r)
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
 
