@@ -28,6 +28,7 @@ import numpy as np
 
 from archs import Architecture
 
+from .blocks import block_max, block_reduce, block_sum
 from .mapping import Mapping
 
 OPS = ("a", "b", "c")
@@ -155,66 +156,6 @@ def grid_of(mp: Mapping) -> Grid:
                 stream[None, None, :] * ones, first, last)
 
 
-def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
-    """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
-
-    Full blocks go through a reshape of the (view of the) leading part, the short last block
-    apart: no padded copy of ``x``. Maxima of blocks along the contiguous axis of a 2-D array
-    are taken by pairwise halving (:func:`_halving`): numpy's maximum over a short inner axis is
-    ~3× slower (its sums are not, and stay a reduce).
-    """
-    if (op is np.maximum and x.ndim == 2 and size > 1 and x.strides[axis] == x.itemsize
-            and x.strides[1 - axis] != x.itemsize and dtype is None):
-        return _halving(x, size, op) if axis == 1 else _halving(x.T, size, op).T
-    x = np.moveaxis(x, axis, 0)
-    n = x.shape[0]
-    full = n // size * size
-    parts = []
-    if full:
-        head = x[:full]
-        parts.append(op.reduce(head.reshape(full // size, size, *x.shape[1:]), axis=1, dtype=dtype))
-    if full < n:
-        parts.append(op.reduce(x[full:], axis=0, dtype=dtype)[None])
-    if not parts:
-        return np.moveaxis(np.zeros((0, *x.shape[1:]), dtype or x.dtype), 0, axis)
-    return np.moveaxis(np.concatenate(parts) if len(parts) > 1 else parts[0], 0, axis)
-
-
-def _halving(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
-    """``op`` over consecutive blocks of ``size`` columns of ``x`` ``(R, N)`` → ``(R, ⌈N/size⌉)``,
-    in ``x``'s dtype: full blocks by pairwise halving (element-wise ``op`` of the two halves of
-    every block at once, ⌈log2 size⌉ passes), a short last block apart."""
-    n_full = x.shape[1] // size
-    parts = []
-    if n_full:
-        y = x[:, : n_full * size].reshape(x.shape[0], n_full, size)
-        while y.shape[2] > 1:
-            half = y.shape[2] // 2
-            z = op(y[:, :, :half], y[:, :, half : 2 * half])
-            if y.shape[2] % 2:
-                op(z[:, :, 0], y[:, :, -1], out=z[:, :, 0])
-            y = z
-        parts.append(y[:, :, 0])
-    if n_full * size < x.shape[1]:
-        parts.append(op.reduce(x[:, n_full * size :], axis=1)[:, None])
-    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-
-
-def _block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input).
-
-    Boolean blocks of at most 255 count in uint8 (exact; the reduction then runs without a
-    per-element cast, ~4× faster) before widening."""
-    if x.dtype == np.bool_ and size <= 255:
-        return _block_reduce(x.view(np.uint8), axis, size, np.add, np.uint8).astype(np.int64)
-    return _block_reduce(x, axis, size, np.add, np.float64 if x.dtype.kind == "f" else np.int64)
-
-
-def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Maximum over consecutive blocks of ``size`` along ``axis``."""
-    return _block_reduce(x, axis, size, np.maximum)
-
-
 TILES_PER_CHUNK = 1 << 18  # tiles costed at once by tile_chunks (≈ 150 MB of per-tile arrays)
 
 
@@ -315,14 +256,14 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acol = _shared(memo, f"acol{s}", a, lambda: _block_sum(a, 0, s))  # (CH, K)
+            acol = _shared(memo, f"acol{s}", a, lambda: block_sum(a, 0, s))  # (CH, K)
             a_nz = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r).sum(2).T[None]  # (1, KF, CH)
         if "b" in f.count and b is not None:
-            brow = _block_sum(b, 1, c)  # (K, NF)
+            brow = block_sum(b, 1, c)  # (K, NF)
             b_nz = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF).sum(1).T[:, :, None]
     else:
-        acol = _shared(memo, f"acol{s}", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
-        brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
+        acol = _shared(memo, f"acol{s}", a, lambda: block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
+        brow = block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
         acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
         brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
         pairs = np.einsum("hfr,frn->nfh", acol3, brow3)  # (NF, KF, CH) a∧b pairs
@@ -335,7 +276,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
             actual = pairs
         else:
             if "a" in f.skip:
-                nzrow = _shared(memo, f"nzrow{r},{s}", a, lambda: _block_sum(_block_sum(a, 1, r) > 0, 0, s))
+                nzrow = _shared(memo, f"nzrow{r},{s}", a, lambda: block_sum(block_sum(a, 1, r) > 0, 0, s))
                 t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
             else:
                 t = length.copy()
@@ -385,18 +326,18 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K)
-            a_nz = _block_sum(acnt, 1, s)[None]  # (1, MF, CH)
+            acnt = _shared(memo, f"acnt{r}", a, lambda: block_sum(a, 0, r))  # (MF, K)
+            a_nz = block_sum(acnt, 1, s)[None]  # (1, MF, CH)
         if "b" in f.count and b is not None:
-            b_nz = _block_sum(_block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
+            b_nz = block_sum(block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
         if f.pe_skip:  # a float32 matmul of the operands (cast once for all the layer's passes)
             t, actual, a3, b3 = _os_pe_work(_f32(memo, a), _f32(memo, b), need, r, c, s, CH)
         else:
-            acnt = _shared(memo, f"acnt{r}", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
-            bcnt = _block_sum(b, 1, c)  # (K, NF)
-            a3 = _block_sum(acnt, 1, s)  # (MF, CH)
-            b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
+            acnt = _shared(memo, f"acnt{r}", a, lambda: block_sum(a, 0, r))  # (MF, K) per row fold and k
+            bcnt = block_sum(b, 1, c)  # (K, NF)
+            a3 = block_sum(acnt, 1, s)  # (MF, CH)
+            b3 = block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
@@ -501,7 +442,7 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
         ks = slice(h * s, min(k, (h + 1) * s))
         bk = bf[ks]
         ones = np.ones(ks.stop - ks.start, np.float32)
-        b3[h] = _block_sum(ones @ bk, 0, c)
+        b3[h] = block_sum(ones @ bk, 0, c)
         a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
@@ -515,10 +456,10 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
                 t[h, f0:f1] = work
                 actual[h, f0:f1] = work
                 continue
-            t[h, f0:f1] = _block_max(_block_max(work, 0, r), 1, c)
-            actual[h, f0:f1] = _block_reduce(_block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
+            t[h, f0:f1] = block_max(block_max(work, 0, r), 1, c)
+            actual[h, f0:f1] = block_reduce(block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
                                              sum_dtype)
-        a3[:, h] = _block_sum(a_rows, 0, r)
+        a3[:, h] = block_sum(a_rows, 0, r)
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
 
