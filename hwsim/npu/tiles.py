@@ -410,7 +410,8 @@ def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
     return cast if base is x else cast.T
 
 
-SLAB_BYTES = 1 << 20  # per-PE work computed and reduced at once (rows of it): about a core's L2
+SLAB_BYTES = 1 << 20  # per-PE work computed and reduced at once (rows of it): about a core's L2 …
+SLAB_MIN_ROWS = 256  # … but never fewer rows than this (a wide N then spills to L3)
 
 
 def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
@@ -436,7 +437,8 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     a3 = np.empty((mf, chunks), np.float64)
     b3 = np.empty((chunks, nf), np.float64)
     sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
-    step = r * max(1, SLAB_BYTES // (4 * max(n, 1) * r))  # rows per slab: whole row folds
+    # rows per slab: whole row folds, and at least SLAB_MIN_ROWS (a few rows would re-read B per slab)
+    step = r * max(-(-SLAB_MIN_ROWS // r), SLAB_BYTES // (4 * max(n, 1) * r))
     buf = np.empty((min(step, m), n), np.float32)
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
