@@ -410,7 +410,7 @@ def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
     return cast if base is x else cast.T
 
 
-SLAB_BYTES = 1 << 20  # per-PE work computed and reduced at once (rows of it): about a core's L2 …
+SLAB_BYTES = 1 << 21  # per-PE work computed and reduced at once (rows of it): about a core's L2 …
 SLAB_MIN_ROWS = 256  # … but never fewer rows than this (a wide N then spills to L3)
 
 
