@@ -99,19 +99,22 @@ def tap_valid(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
 def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
     """``(n·P·Q, C/g·R·S)`` im2col of one group of ``x (n, C, H, W)``, as ``dtype``.
 
-    Column order ``(c, r, s)`` matches a weight reshaped to ``(Kout, C/g·R·S)``.
+    Column order ``(c, r, s)`` matches a weight reshaped to ``(Kout, C/g·R·S)``. The gathering
+    copy runs in the narrower of ``x``'s dtype and ``dtype`` (a bool gather and then a contiguous
+    cast is up to 25 % faster than a float32 gather).
     """
-    xs = x[:, group * g.cg : (group + 1) * g.cg].astype(dtype, copy=False)
+    xs = x[:, group * g.cg : (group + 1) * g.cg]
+    if xs.dtype.itemsize > np.dtype(dtype).itemsize:
+        xs = xs.astype(dtype)
     win = windows(xs, g)  # (n, Cg, P, Q, R, S)
     n = x.shape[0]
     p, q = g.out_hw
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * p * q, -1)
+    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * p * q, -1).astype(dtype, copy=False)
 
 
 def rows_of(t: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
     """``(n·P·Q, Kout/g)`` GEMM view of one group of an output-shaped ``t (n, K, P, Q)``, as
-    ``dtype`` (one copy: the cast happens in the transposing copy)."""
-    ts = t[:, group * g.kg : (group + 1) * g.kg].transpose(0, 2, 3, 1)
-    out = np.empty(ts.shape, dtype)
-    out[...] = ts
-    return out.reshape(-1, g.kg)
+    ``dtype``: a transposing copy in ``t``'s own dtype, then a contiguous cast (casting inside the
+    transposing copy is ~7× slower)."""
+    ts = np.ascontiguousarray(t[:, group * g.kg : (group + 1) * g.kg].transpose(0, 2, 3, 1))
+    return ts.astype(dtype, copy=False).reshape(-1, g.kg)
