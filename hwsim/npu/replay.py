@@ -151,7 +151,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
             timer.add(sparse)
         vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
         out = timer.row(vec)
-        base = _baseline(ctx, (spec.name, pass_, it.batch, vec), out, True, eb, vec, [(mp, res)] * g.groups)
+        base = _baseline(ctx, pass_, out, True, eb, vec, [(mp, res)] * g.groups)
         row = _compare(ctx, pass_, out, base)
         row["effectual_macs"] = row["effectual_macs_gemm_view"] = round(g.macs * d_a * d_b * d_need)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=it.batch, batch=it.batch,
@@ -199,7 +199,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
         for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse, memo):
             timer.add(t)
     out = timer.row(vec)
-    base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec, dense,
+    base = _baseline(ctx, pass_, out, vec is base_vec, eb, base_vec, dense,
                      max_tiles)
     row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
@@ -247,15 +247,18 @@ def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dic
     return max(least, min(limit, int((budget - masks) // BYTES_PER_TILE)))
 
 
-def _baseline(ctx: _Context, key: tuple, out: dict, same_work: bool, eb: dict[str, float],
+def _baseline(ctx: _Context, pass_: str, out: dict, same_work: bool, eb: dict[str, float],
               vec: VectorWork, dense: list[tuple[Mapping, dict[str, bool]]],
               max_tiles: int | None = None) -> dict:
     """The dense baseline of a pass: the replay itself on a machine without sparse features
-    (same tiles, bytes and work); otherwise computed once per layer, pass, batch and non-GEMM
-    work — it does not depend on the masks — and reused across iterations. ``dense``: each
-    group's mapping and residency."""
+    (same tiles, bytes and work); otherwise computed once per distinct set of its inputs (the
+    groups' mappings and residency, bytes per element, non-GEMM work) — it does not depend on the
+    masks — and reused across iterations and by layers of the same shape (ResNet-18 has 21
+    layers of 10 shapes). ``dense``: each group's mapping and residency."""
     if same_work and ctx.features.dense and not ctx.arch.sparse.formats:
         return out
+    key = (pass_, tuple((mp, tuple(sorted(res.items()))) for mp, res in dense), tuple(sorted(eb.items())),
+           vec, max_tiles)
     if key not in ctx.baselines:
         timer = _timer(ctx, eb, dense, dense_baseline=True)
         for mp, res in dense:
