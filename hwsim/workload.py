@@ -15,11 +15,12 @@ backward_weight     X im2colᵀ          dY              dw_needed, else all
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from traces.accounting import backward_data_effectual, backward_weight_effectual, count, forward_effectual
-from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
+from traces.im2col import ConvGeometry, as_conv, geometry, im2col, rows_of, tap_valid, taps
 from traces.layer import LayerSpec
 
 # operand -> the trace tensor it is made of, per pass
@@ -136,12 +137,20 @@ def _valid_taps(spec: LayerSpec, rows: int) -> np.ndarray | None:
     """``(rows, Kr)``: which backward-data products land inside the input (None: all do)."""
     if spec.kind == "linear" or spec.padding == (0, 0):
         return None
-    g = geometry(spec)
+    return _valid_taps_of(geometry(spec), rows)
+
+
+@lru_cache(maxsize=4)
+def _valid_taps_of(g: ConvGeometry, rows: int) -> np.ndarray:
+    """:func:`_valid_taps` of one geometry, read-only and kept for the next layer of the same
+    shape (a few MB each; ResNet-18's backward-data passes have 5 shapes)."""
     vp, vq = tap_valid(g)  # (R, P), (S, Q)
     (r, s), (p, q) = g.kernel, g.out_hw
     per_pixel = vp.T[:, None, None, :, None] & vq.T[None, :, None, None, :]  # (P, Q, 1, R, S)
     per_pixel = np.broadcast_to(per_pixel, (p, q, g.cg, r, s)).reshape(p * q, -1)
-    return np.tile(per_pixel, (rows // (p * q), 1))
+    out = np.tile(per_pixel, (rows // (p * q), 1))
+    out.flags.writeable = False
+    return out
 
 
 def effectual(spec: LayerSpec, pass_: str, masks: dict) -> tuple[int, int]:
