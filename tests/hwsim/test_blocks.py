@@ -18,7 +18,7 @@ def _reference(x: np.ndarray, axis: int, size: int, op) -> np.ndarray:
     return np.moveaxis(op.reduce(full, axis=1), 0, axis)
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 7, 16, 255, 256, 300])
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 16, 255, 256, 300, 600])
 @pytest.mark.parametrize("axis", [0, 1])
 @pytest.mark.parametrize("layout", ["c", "transposed", "strided"])
 def test_block_sums_and_maxima_equal_the_padded_reference(size, axis, layout):
@@ -26,7 +26,9 @@ def test_block_sums_and_maxima_equal_the_padded_reference(size, axis, layout):
     base = rng.random((517, 389))
     views = {"c": base, "transposed": np.ascontiguousarray(base.T).T, "strided": base[::2, ::3]}
     x = views[layout]
-    for arr in (x < 0.6, (x * 40).astype(np.float32)):  # bool counts (uint8 path), float maxima (halving)
+    ones = x < 0.6
+    ones[:, 0] = ones[0, :] = True  # an all-ones row and column: block counts up to the block size
+    for arr in (ones, (x * 40).astype(np.float32)):  # bool counts (uint8/16 paths), float maxima (halving)
         got_sum, got_max = block_sum(arr, axis, size), block_max(arr, axis, size)
         np.testing.assert_array_equal(got_sum, _reference(arr, axis, size, np.add))
         want_max = _reference(arr, axis, size, np.maximum)
