@@ -160,11 +160,11 @@ class MappingContext:
         """The dense baseline's traffic under the fixed order (what the replay's baseline moved)."""
         from .replay import _residency  # the replay's own residency rule, for its own baseline
 
-        key = (spec.name, pass_, batch)
+        g = spec.gemm(pass_, batch)
+        key = (pass_, g.m, g.k, g.n, g.groups, tuple(sorted(eb.items())))  # layers of one shape share it
         if key in self.fixed_dense:
             return self.fixed_dense[key]
 
-        g = spec.gemm(pass_, batch)
         mp = map_gemm(g.m, g.k, g.n, self.arch, self.dataflow, eb, self.stream_chunk)
         t = tile_costs(None, None, None, mp, DENSE, _residency(mp, eb, buffers(self.arch)))
         self.fixed_dense[key] = traffic(self.arch, TileCosts.concat([t] * g.groups), eb, True).totals
