@@ -1,10 +1,38 @@
 """Event-driven timing with simpy (simpy decides when): one process per hardware engine.
 
-DMA-in, compute and write-back are processes; double buffering is two slots per side: a DMA-in
-waits until the compute of the tile two back has freed its input slot, a compute until the
-write-back two back has freed its output slot. A channel shared by DMA-in and write-back is a
-resource serving one transfer at a time at full bandwidth. Back-pressure and bandwidth stalls
-emerge; there is one event per tile per engine (plus one per shared-channel request).
+Tiles flow DMA-in → compute → write-back with ``slots`` buffer slots per side: a DMA-in waits
+until the compute ``slots`` tiles back has freed its input slot, a compute for its data, the
+previous compute and the write-back ``slots`` tiles back (its output slot), a write-back for its
+compute. Each channel serves one transfer at a time at full bandwidth.
+
+Processes. Own channels: three processes (DMA-in, compute, write-back), each serving its tiles in
+order. One channel shared by DMA-in and write-back: two processes, the channel and the compute
+array. Per step ``i`` the channel serves the write-back ``W_i`` and the next load ``D_{i+1}``
+in the order of their requests (the write-back first iff requested strictly earlier; the load is
+requested when the previous load is done and its input slot is free), and the transfers of step
+``i`` before those of step ``i+1`` — for ``slots`` ≤ 2 that is first come, first served, the
+analytic back end's rule. Without contention (``contention=False``) the slots are unlimited and
+the channels separate.
+
+A process that starts an operation knows its end (start + duration) and publishes it at once; a
+process that needs an end waits on an event while it is not yet published and otherwise sleeps
+until the published time. So an operation costs one timeout, plus one wake-up where its input
+was not yet decided.
+
+Saturated stretches of a shared channel (``slots`` ≥ 2). When the channel never waits for the
+compute array — it serves ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back and each compute
+ends before the channel reaches its write-back — every end time is a prefix sum of the transfer
+times (``c_j = max(d_j, w_{j−S}) + C_j``), so the channel process serves the whole stretch in one
+timeout. It decides the stretch at its step boundary from what is already determined there (the
+channel's free time, ``d_i``, the last computes and write-backs) and checks, step by step in
+array operations, every condition that makes the event-by-event rules give these values: the
+load requested before it is served and before the write-back (``max(d_j, c_{j+1−S}) ≤`` the
+channel's free time and ``≤ c_j``) and the compute done before the channel gets to its
+write-back (``c_j ≤ d_{j+1}``). It commits the longest prefix of steps that passes, which is
+then exact by induction over the steps; the first step that fails is simulated event by event.
+The compute process skips the tiles of a committed stretch and resumes after it. On the ResNet-18
+bench (edge NPU, shared DRAM channel) such stretches hold 93–97 % of the tiles; the others
+(compute-bound or alternating regimes) are simulated tile by tile.
 """
 
 from __future__ import annotations
@@ -14,58 +42,223 @@ import simpy
 
 from .analytic import Schedule
 
+MIN_STRETCH = 64  # steps a stretch attempt looks at first …
+MAX_STRETCH = 1 << 15  # … and at most (doubling while whole attempts pass)
+UNKNOWN = -1  # an end not yet decided
+
 
 def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2, shared: bool = False,
         contention: bool = True) -> Schedule:
-    """Schedule tiles by simulation; the same contract as :func:`hwsim.engines.analytic.run`."""
-    c_l, d_l, w_l = (np.asarray(v, dtype=np.int64).tolist() for v in (compute, dma, wb))
-    n = len(c_l)
-    env = simpy.Environment()
-    channel = simpy.Resource(env, capacity=1) if (shared and contention) else None
-    loaded = [env.event() for _ in range(n)]
-    computed = [env.event() for _ in range(n)]
-    written = [env.event() for _ in range(n)]
-    d_end, c_end, w_end = [0] * n, [0] * n, [0] * n
+    """Schedule tiles by simulation; the same contract as :func:`hwsim.engines.analytic.run`
+    (inputs ``(n_tiles,)`` integer cycles, outputs the end cycle of each tile's stages)."""
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    c, d, w = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (compute, dma, wb))
+    if not len(c):
+        return Schedule(*(np.zeros(0, np.int64) for _ in range(3)))
+    return _Replay(c, d, w, slots, shared and contention, contention).run()
 
-    def transfer(duration: int):
-        if channel is None:
-            if duration:
-                yield env.timeout(duration)
-            return
-        with channel.request() as req:
-            yield req
-            if duration:
-                yield env.timeout(duration)
 
-    def dma_in():
-        for i in range(n):
-            if contention and i >= slots:
-                yield computed[i - slots]  # its input slot is free again
-            yield from transfer(d_l[i])
-            d_end[i] = env.now
-            loaded[i].succeed()
+class _Replay:
+    """One simulation: the tiles' durations, the ends published so far and the waiting processes."""
 
-    def compute_engine():
-        for i in range(n):
-            yield loaded[i]
-            if contention and i >= slots:
-                yield written[i - slots]  # its output slot is free again
-            if c_l[i]:
-                yield env.timeout(c_l[i])
-            c_end[i] = env.now
-            computed[i].succeed()
+    def __init__(self, c: np.ndarray, d: np.ndarray, w: np.ndarray, slots: int, shared: bool,
+                 contention: bool) -> None:
+        self.env = simpy.Environment()
+        self.c_np, self.d_np, self.w_np = c, d, w
+        self.C, self.D, self.W = c.tolist(), d.tolist(), w.tolist()
+        self.n, self.slots, self.shared, self.contention = len(c), slots, shared, contention
+        n = self.n
+        self.d_end, self.c_end, self.w_end = [UNKNOWN] * n, [UNKNOWN] * n, [UNKNOWN] * n
+        self.waiters: list[tuple[list[int], int, simpy.Event]] = []  # (ends, index, event)
+        self.stretched = 0  # steps served in saturated stretches (for tests and the docs)
 
-    def write_back():
-        for i in range(n):
-            yield computed[i]
-            yield from transfer(w_l[i])
-            w_end[i] = env.now
-            written[i].succeed()
+    def run(self) -> Schedule:
+        env = self.env
+        env.process(self._compute())
+        if self.shared:
+            env.process(self._channel())
+        else:
+            env.process(self._dma_in())
+            env.process(self._write_back())
+        env.run()
+        return Schedule(*(np.array(v, np.int64) for v in (self.d_end, self.c_end, self.w_end)))
 
-    for proc in (dma_in, compute_engine, write_back):
-        env.process(proc())
-    env.run()
-    return Schedule(np.array(d_end, np.int64), np.array(c_end, np.int64), np.array(w_end, np.int64))
+    # -- publishing and waiting ----------------------------------------------------------------
+
+    def _publish(self, ends: list[int], i: int, t: int) -> None:
+        ends[i] = t
+        if self.waiters:
+            self._wake()
+
+    def _wake(self) -> None:
+        keep = []
+        for ends, i, ev in self.waiters:
+            if ends[i] == UNKNOWN:
+                keep.append((ends, i, ev))
+            else:
+                ev.succeed()
+        self.waiters = keep
+
+    def _decided(self, ends: list[int], i: int) -> simpy.Event:
+        """An event that fires when ``ends[i]`` is published (it is not yet)."""
+        ev = self.env.event()
+        self.waiters.append((ends, i, ev))
+        return ev
+
+    # -- processes -----------------------------------------------------------------------------
+
+    def _compute(self):
+        env, C, c_end, d_end, w_end = self.env, self.C, self.c_end, self.d_end, self.w_end
+        s, contention = self.slots, self.contention
+        i = 0
+        while i < self.n:
+            if c_end[i] != UNKNOWN:  # decided by a channel stretch
+                i += 1
+                continue
+            while d_end[i] == UNKNOWN:
+                yield self._decided(d_end, i)
+            ready = d_end[i]
+            if i and c_end[i - 1] > ready:
+                ready = c_end[i - 1]
+            if contention and i >= s:
+                while w_end[i - s] == UNKNOWN:
+                    yield self._decided(w_end, i - s)
+                if w_end[i - s] > ready:
+                    ready = w_end[i - s]
+            if c_end[i] != UNKNOWN:  # a stretch decided it while this process waited
+                continue
+            end = ready + C[i]
+            self._publish(c_end, i, end)
+            if end > env.now:
+                yield env.timeout(end - env.now)
+            i += 1
+
+    def _dma_in(self):
+        """Own channel: load ``i`` once the load before it is done and its input slot is free."""
+        env, D, c_end, d_end = self.env, self.D, self.c_end, self.d_end
+        s, contention = self.slots, self.contention
+        for i in range(self.n):
+            start = env.now
+            if contention and i >= s:
+                while c_end[i - s] == UNKNOWN:
+                    yield self._decided(c_end, i - s)
+                start = max(start, c_end[i - s])
+            end = start + D[i]
+            self._publish(d_end, i, end)
+            if end > env.now:
+                yield env.timeout(end - env.now)
+
+    def _write_back(self):
+        """Own channel: write-back ``i`` once its compute is done and the one before it."""
+        env, W, c_end, w_end = self.env, self.W, self.c_end, self.w_end
+        for i in range(self.n):
+            while c_end[i] == UNKNOWN:
+                yield self._decided(c_end, i)
+            end = max(env.now, c_end[i]) + W[i]
+            self._publish(w_end, i, end)
+            if end > env.now:
+                yield env.timeout(end - env.now)
+
+    def _channel(self):
+        """Shared channel: the first load, then per step ``i`` the write-back ``W_i`` and the
+        load ``D_{i+1}`` in request order (saturated stretches in one timeout)."""
+        env, D = self.env, self.D
+        c_end, d_end, w_end = self.c_end, self.d_end, self.w_end
+        n, s = self.n, self.slots
+        self._publish(d_end, 0, D[0])
+        if D[0]:
+            yield env.timeout(D[0])
+        i, span, cooldown, failures = 0, MIN_STRETCH, 0, 0
+        while i < n:
+            if s >= 2 and i < n - 1:
+                if cooldown:
+                    cooldown -= 1
+                else:
+                    k, span = self._stretch(i, span)
+                    if k:
+                        failures = 0
+                        end = w_end[i + k - 1]
+                        if end > env.now:
+                            yield env.timeout(end - env.now)
+                        i += k
+                        continue
+                    failures += 1
+                    cooldown = min(1 << failures, 64)  # back off where stretches keep failing
+            w_first, d_req = False, 0
+            if i < n - 1:
+                d_req = d_end[i]
+                if i + 1 >= s:  # the load of i+1 also waits for its input slot
+                    j = i + 1 - s
+                    while c_end[j] == UNKNOWN:
+                        yield self._decided(c_end, j)
+                    d_req = max(d_req, c_end[j])
+                # an undecided compute ends no earlier than now, and now >= d_req here when
+                # slots >= 2 (slots == 1 waited for this very compute), so the load is first
+                w_first = c_end[i] != UNKNOWN and c_end[i] < d_req
+            if w_first:
+                yield from self._serve_wb(i)
+            if i < n - 1:
+                end = max(env.now, d_req) + D[i + 1]
+                self._publish(d_end, i + 1, end)
+                if end > env.now:
+                    yield env.timeout(end - env.now)
+            if not w_first:
+                yield from self._serve_wb(i)
+            i += 1
+
+    def _serve_wb(self, i: int):
+        env, c_end = self.env, self.c_end
+        while c_end[i] == UNKNOWN:
+            yield self._decided(c_end, i)
+        end = max(env.now, c_end[i]) + self.W[i]
+        self._publish(self.w_end, i, end)
+        if end > env.now:
+            yield env.timeout(end - env.now)
+
+    # -- saturated stretches ---------------------------------------------------------------------
+
+    def _stretch(self, i: int, span: int) -> tuple[int, int]:
+        """Decide steps ``i, i+1, …`` of a saturated shared channel at once, from the channel's
+        step boundary (now: the channel is free); returns (steps committed, next span)."""
+        s, now = self.slots, self.env.now
+        c_end, d_end, w_end = self.c_end, self.d_end, self.w_end
+        L = min(span, self.n - 1 - i)
+        ci = c_end[i]
+        if ci == UNKNOWN:  # its inputs are all decided (slots >= 2): the compute rule gives it
+            ci = d_end[i]
+            if i:
+                ci = max(ci, c_end[i - 1])
+            if i >= s:
+                ci = max(ci, w_end[i - s])
+            ci += self.C[i]
+        seq = np.empty(2 * L, np.int64)
+        seq[0::2] = self.d_np[i + 1 : i + 1 + L]  # D_{j+1}
+        seq[1::2] = self.w_np[i : i + L]  # W_j
+        ends = np.cumsum(seq)
+        ends += now
+        dn, wj = ends[0::2], ends[1::2]  # d_{j+1}, w_j for j = i … i+L−1
+        w_hist = [w_end[j] if j >= 0 else 0 for j in range(i - s, i)]  # w_{i−S} … w_{i−1}
+        w_all = np.concatenate((np.array(w_hist, np.int64), wj))  # w_all[S + j − i] = w_j
+        cn = np.maximum(dn, w_all[1 : L + 1]) + self.c_np[i + 1 : i + 1 + L]  # c_{j+1} (if c_j <= d_{j+1})
+        c_hist = [c_end[j] if j >= 0 else 0 for j in range(i + 1 - s, i)]  # c_{i+1−S} … c_{i−1}
+        c_all = np.concatenate((np.array([*c_hist, ci], np.int64), cn))  # c_all[S − 1 + j − i] = c_j
+        cj = c_all[s - 1 : s - 1 + L]
+        d_req = np.maximum(np.concatenate(([d_end[i]], dn[:-1])), c_all[:L])  # max(d_j, c_{j+1−S})
+        free = np.concatenate(([now], wj[:-1]))  # the channel's free time before D_{j+1}
+        bad = np.flatnonzero((d_req > free) | (cj < d_req) | (cj > dn))
+        k = L if len(bad) == 0 else int(bad[0])
+        if k:
+            if c_end[i] == UNKNOWN:
+                c_end[i] = ci
+            d_end[i + 1 : i + 1 + k] = dn[:k].tolist()
+            w_end[i : i + k] = wj[:k].tolist()
+            c_end[i + 1 : i + k] = cn[: k - 1].tolist()
+            self.stretched += k
+            if self.waiters:
+                self._wake()
+        span = min(2 * span, MAX_STRETCH) if k == L else max(MIN_STRETCH, span // 2)
+        return k, span
 
 
 class Scheduler:
