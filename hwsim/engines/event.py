@@ -21,18 +21,23 @@ was not yet decided.
 
 Saturated stretches of a shared channel (``slots`` ≥ 2). When the channel never waits for the
 compute array — it serves ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back and each compute
-ends before the channel reaches its write-back — every end time is a prefix sum of the transfer
-times (``c_j = max(d_j, w_{j−S}) + C_j``), so the channel process serves the whole stretch in one
-timeout. It decides the stretch at its step boundary from what is already determined there (the
-channel's free time, ``d_i``, the last computes and write-backs) and checks, step by step in
-array operations, every condition that makes the event-by-event rules give these values: the
-load requested before it is served and before the write-back (``max(d_j, c_{j+1−S}) ≤`` the
-channel's free time and ``≤ c_j``) and the compute done before the channel gets to its
-write-back (``c_j ≤ d_{j+1}``). It commits the longest prefix of steps that passes, which is
-then exact by induction over the steps; the first step that fails is simulated event by event.
-The compute process skips the tiles of a committed stretch and resumes after it. On the ResNet-18
-bench (edge NPU, shared DRAM channel) such stretches hold 93–97 % of the tiles; the others
-(compute-bound or alternating regimes) are simulated tile by tile.
+ends before the channel reaches its write-back — every end time follows from prefix sums of the
+transfer times: ``d_{j+1} = w_{j−1} + D_{j+1}``, ``w_j = d_{j+1} + W_j`` and
+``c_{j+1} = d_{j+1} + C_{j+1}`` (its output slot was freed by ``W_{j+1−S}``, served before
+``D_{j+1}``). So the channel process serves the whole stretch
+in one timeout. It decides it at a step boundary ``i`` (the channel free now, ``d_i``, ``c_i`` and
+every earlier compute and write-back decided) and keeps the longest prefix of steps ``j`` with
+``c_j ≤ d_{j+1}``; by induction over the steps the event-by-event rules give the same values
+there, because with two or more slots the rest of each step holds by itself: ``D_{j+1}`` is
+requested at ``max(d_j, c_{j+1−S})``, which is no later than the channel's free time (``d_j``
+and ``c_{j−1}`` ended before ``W_{j−1}`` was served) and no later than ``c_j`` (a compute ends
+after its data and the compute before it), so the load is served first and at once, and the
+write-back right after it because its compute is done. The first step that fails
+(``c_j > d_{j+1}``: the array holds the channel up) is simulated event by event, and after a
+failed attempt a few steps are (backing off up to 64 steps). The compute process skips the tiles
+of a committed stretch and resumes after it. On the ResNet-18 bench (edge NPU, shared DRAM
+channel) such stretches hold 94.6–98.1 % of the tiles; the others (compute-bound or alternating
+regimes) are simulated tile by tile. On separate channels every tile is simulated.
 """
 
 from __future__ import annotations
@@ -221,36 +226,23 @@ class _Replay:
     def _stretch(self, i: int, span: int) -> tuple[int, int]:
         """Decide steps ``i, i+1, …`` of a saturated shared channel at once, from the channel's
         step boundary (now: the channel is free); returns (steps committed, next span)."""
-        s, now = self.slots, self.env.now
+        now = self.env.now
         c_end, d_end, w_end = self.c_end, self.d_end, self.w_end
         L = min(span, self.n - 1 - i)
         ci = c_end[i]
-        if ci == UNKNOWN:  # its inputs are all decided (slots >= 2): the compute rule gives it
-            ci = d_end[i]
-            if i:
-                ci = max(ci, c_end[i - 1])
-            if i >= s:
-                ci = max(ci, w_end[i - s])
-            ci += self.C[i]
+        if ci == UNKNOWN:  # the compute process has yet to take tile i (at this same time)
+            return 0, span
         seq = np.empty(2 * L, np.int64)
         seq[0::2] = self.d_np[i + 1 : i + 1 + L]  # D_{j+1}
         seq[1::2] = self.w_np[i : i + L]  # W_j
         ends = np.cumsum(seq)
         ends += now
         dn, wj = ends[0::2], ends[1::2]  # d_{j+1}, w_j for j = i … i+L−1
-        w_hist = [w_end[j] if j >= 0 else 0 for j in range(i - s, i)]  # w_{i−S} … w_{i−1}
-        w_all = np.concatenate((np.array(w_hist, np.int64), wj))  # w_all[S + j − i] = w_j
-        cn = np.maximum(dn, w_all[1 : L + 1]) + self.c_np[i + 1 : i + 1 + L]  # c_{j+1} (if c_j <= d_{j+1})
-        c_hist = [c_end[j] if j >= 0 else 0 for j in range(i + 1 - s, i)]  # c_{i+1−S} … c_{i−1}
-        c_all = np.concatenate((np.array([*c_hist, ci], np.int64), cn))  # c_all[S − 1 + j − i] = c_j
-        cj = c_all[s - 1 : s - 1 + L]
-        d_req = np.maximum(np.concatenate(([d_end[i]], dn[:-1])), c_all[:L])  # max(d_j, c_{j+1−S})
-        free = np.concatenate(([now], wj[:-1]))  # the channel's free time before D_{j+1}
-        bad = np.flatnonzero((d_req > free) | (cj < d_req) | (cj > dn))
+        cn = dn + self.c_np[i + 1 : i + 1 + L]  # c_{j+1}, if c_j <= d_{j+1}
+        cj = np.concatenate(([ci], cn[:-1]))  # c_j
+        bad = np.flatnonzero(cj > dn)  # the array would hold the channel up at W_j
         k = L if len(bad) == 0 else int(bad[0])
         if k:
-            if c_end[i] == UNKNOWN:
-                c_end[i] = ci
             d_end[i + 1 : i + 1 + k] = dn[:k].tolist()
             w_end[i : i + k] = wj[:k].tolist()
             c_end[i + 1 : i + k] = cn[: k - 1].tolist()
