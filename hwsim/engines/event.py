@@ -1,43 +1,50 @@
 """Event-driven timing with simpy (simpy decides when): one process per hardware engine.
 
-Tiles flow DMA-in → compute → write-back with ``slots`` buffer slots per side: a DMA-in waits
-until the compute ``slots`` tiles back has freed its input slot, a compute for its data, the
-previous compute and the write-back ``slots`` tiles back (its output slot), a write-back for its
+Tiles flow DMA-in → compute → write-back with ``slots`` (S) buffer slots per side: a DMA-in
+waits until the compute S tiles back has freed its input slot, a compute for its data, the
+previous compute and the write-back S tiles back (its output slot), a write-back for its
 compute. Each channel serves one transfer at a time at full bandwidth.
 
 Processes. Own channels: three processes (DMA-in, compute, write-back), each serving its tiles in
 order. One channel shared by DMA-in and write-back: two processes, the channel and the compute
-array. Per step ``i`` the channel serves the write-back ``W_i`` and the next load ``D_{i+1}``
-in the order of their requests (the write-back first iff requested strictly earlier; the load is
-requested when the previous load is done and its input slot is free), and the transfers of step
-``i`` before those of step ``i+1`` — for ``slots`` ≤ 2 that is first come, first served, the
-analytic back end's rule. Without contention (``contention=False``) the slots are unlimited and
-the channels separate.
+array; the channel serves requests first come, first served, and per step ``i`` that is the next
+load ``D_{i+1}`` and then the write-back ``W_i``: the load is requested at
+``max(d_i, c_{i+1−S})``, the write-back at ``c_i``, and a compute ends after its data and after
+every earlier compute, so the write-back is never requested first (on a tie the load goes first,
+the analytic back end's rule). Without contention (``contention=False``) the slots are unlimited
+and the channels separate.
 
 A process that starts an operation knows its end (start + duration) and publishes it at once; a
 process that needs an end waits on an event while it is not yet published and otherwise sleeps
 until the published time. So an operation costs one timeout, plus one wake-up where its input
 was not yet decided.
 
-Saturated stretches of a shared channel (``slots`` ≥ 2). When the channel never waits for the
-compute array — it serves ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back and each compute
-ends before the channel reaches its write-back — every end time follows from prefix sums of the
-transfer times: ``d_{j+1} = w_{j−1} + D_{j+1}``, ``w_j = d_{j+1} + W_j`` and
-``c_{j+1} = d_{j+1} + C_{j+1}`` (its output slot was freed by ``W_{j+1−S}``, served before
-``D_{j+1}``). So the channel process serves the whole stretch
-in one timeout. It decides it at a step boundary ``i`` (the channel free now, ``d_i``, ``c_i`` and
-every earlier compute and write-back decided) and keeps the longest prefix of steps ``j`` with
-``c_j ≤ d_{j+1}``; by induction over the steps the event-by-event rules give the same values
-there, because with two or more slots the rest of each step holds by itself: ``D_{j+1}`` is
-requested at ``max(d_j, c_{j+1−S})``, which is no later than the channel's free time (``d_j``
-and ``c_{j−1}`` ended before ``W_{j−1}`` was served) and no later than ``c_j`` (a compute ends
-after its data and the compute before it), so the load is served first and at once, and the
-write-back right after it because its compute is done. The first step that fails
-(``c_j > d_{j+1}``: the array holds the channel up) is simulated event by event, and after a
-failed attempt a few steps are (backing off up to 64 steps). The compute process skips the tiles
-of a committed stretch and resumes after it. On the ResNet-18 bench (edge NPU, shared DRAM
-channel) such stretches hold 94.6–98.1 % of the tiles; the others (compute-bound or alternating
-regimes) are simulated tile by tile. On separate channels every tile is simulated.
+Stretches of a shared channel (S ≥ 2). Where one engine never waits for the other, the channel
+process serves many steps in one timeout. At a step boundary ``i`` (the channel free now,
+``d_i``, ``c_i`` and everything earlier decided) it computes the next steps' ends under one of
+two assumptions and keeps the longest prefix of steps ``j`` that the rules confirm:
+
+- *channel saturated*: the channel serves ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back
+  (prefix sums: ``d_{j+1} = w_{j−1} + D_{j+1}``, ``w_j = d_{j+1} + W_j``) and each compute starts
+  with its data (``c_{j+1} = d_{j+1} + C_{j+1}``). Confirmed while ``c_j ≤ d_{j+1}``: the
+  compute is done when the channel reaches its write-back, and the compute of ``j+1`` is not
+  held by it; its output slot was freed by ``W_{j+1−S}``, served before ``D_{j+1}``, and the
+  load ``D_{j+1}`` was requested by the channel's free time (``d_j`` and ``c_{j−1}`` ended
+  before ``W_{j−1}`` was served).
+- *compute-bound*: the computes run back to back (``c_{j+1} = c_j + C_{j+1}``) and the channel
+  serves the transfers in the order above as they are requested (a serial stage over known
+  request times: ``D_{j+1}`` at ``c_{j+1−S}``, ``W_j`` at ``c_j``). Confirmed while
+  ``d_{j+1} ≤ c_j``: the data of compute ``j+1`` is there when compute ``j`` ends (its output
+  slot too: ``W_{j+1−S}`` precedes ``D_{j+1}`` on the channel).
+
+By induction over the steps, the event-by-event rules give the same ends on every confirmed
+step, so a stretch is exact. The step after a stretch is tried under the other assumption, then
+simulated event by event; where attempts fail or commit fewer than ``MIN_USEFUL`` steps the
+channel process simulates a few steps before trying again (backing off up to 64). The compute
+process skips the tiles of a committed stretch and resumes after it. On the ResNet-18 bench
+(edge NPU, batch 8, shared DRAM channel) stretches hold 93–98 % of the tiles (88–98 % with 4× and
+16× the DRAM bandwidth); alternating regimes, separate channels and one slot are simulated tile
+by tile.
 """
 
 from __future__ import annotations
@@ -45,10 +52,11 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from .analytic import Schedule
+from .analytic import Schedule, stage
 
 MIN_STRETCH = 64  # steps a stretch attempt looks at first …
 MAX_STRETCH = 1 << 15  # … and at most (doubling while whole attempts pass)
+MIN_USEFUL = 8  # a stretch shorter than this counts as a failed attempt (the channel backs off)
 UNKNOWN = -1  # an end not yet decided
 
 
@@ -76,7 +84,8 @@ class _Replay:
         n = self.n
         self.d_end, self.c_end, self.w_end = [UNKNOWN] * n, [UNKNOWN] * n, [UNKNOWN] * n
         self.waiters: list[tuple[list[int], int, simpy.Event]] = []  # (ends, index, event)
-        self.stretched = 0  # steps served in saturated stretches (for tests and the docs)
+        self.stretched = [0, 0]  # steps served in stretches: channel-saturated, compute-bound
+        self.span, self.regime = MIN_STRETCH, 0  # the next attempt's length and first regime
 
     def run(self) -> Schedule:
         env = self.env
@@ -166,91 +175,109 @@ class _Replay:
                 yield env.timeout(end - env.now)
 
     def _channel(self):
-        """Shared channel: the first load, then per step ``i`` the write-back ``W_i`` and the
-        load ``D_{i+1}`` in request order (saturated stretches in one timeout)."""
+        """Shared channel: the first load, then per step ``i`` the load ``D_{i+1}`` and the
+        write-back ``W_i`` (stretches of steps in one timeout where one engine saturates)."""
         env, D = self.env, self.D
         c_end, d_end, w_end = self.c_end, self.d_end, self.w_end
         n, s = self.n, self.slots
         self._publish(d_end, 0, D[0])
         if D[0]:
             yield env.timeout(D[0])
-        i, span, cooldown, failures = 0, MIN_STRETCH, 0, 0
+        i, cooldown, failures = 0, 0, 0
         while i < n:
             if s >= 2 and i < n - 1:
                 if cooldown:
                     cooldown -= 1
                 else:
-                    k, span = self._stretch(i, span)
-                    if k:
+                    k = self._stretch(i)
+                    if k >= MIN_USEFUL:
                         failures = 0
+                    else:  # back off where stretches keep failing or stay short
+                        failures += 1
+                        cooldown = min(1 << failures, 64)
+                    if k:
                         end = w_end[i + k - 1]
                         if end > env.now:
                             yield env.timeout(end - env.now)
                         i += k
                         continue
-                    failures += 1
-                    cooldown = min(1 << failures, 64)  # back off where stretches keep failing
-            w_first, d_req = False, 0
-            if i < n - 1:
+            if i < n - 1:  # the load is requested when the one before is done and its slot free
                 d_req = d_end[i]
-                if i + 1 >= s:  # the load of i+1 also waits for its input slot
+                if i + 1 >= s:
                     j = i + 1 - s
                     while c_end[j] == UNKNOWN:
                         yield self._decided(c_end, j)
                     d_req = max(d_req, c_end[j])
-                # an undecided compute ends no earlier than now, and now >= d_req here when
-                # slots >= 2 (slots == 1 waited for this very compute), so the load is first
-                w_first = c_end[i] != UNKNOWN and c_end[i] < d_req
-            if w_first:
-                yield from self._serve_wb(i)
-            if i < n - 1:
                 end = max(env.now, d_req) + D[i + 1]
                 self._publish(d_end, i + 1, end)
                 if end > env.now:
                     yield env.timeout(end - env.now)
-            if not w_first:
-                yield from self._serve_wb(i)
+            while c_end[i] == UNKNOWN:  # the write-back is requested when its compute ends
+                yield self._decided(c_end, i)
+            end = max(env.now, c_end[i]) + self.W[i]
+            self._publish(w_end, i, end)
+            if end > env.now:
+                yield env.timeout(end - env.now)
             i += 1
 
-    def _serve_wb(self, i: int):
-        env, c_end = self.env, self.c_end
-        while c_end[i] == UNKNOWN:
-            yield self._decided(c_end, i)
-        end = max(env.now, c_end[i]) + self.W[i]
-        self._publish(self.w_end, i, end)
-        if end > env.now:
-            yield env.timeout(end - env.now)
+    # -- stretches -------------------------------------------------------------------------------
 
-    # -- saturated stretches ---------------------------------------------------------------------
-
-    def _stretch(self, i: int, span: int) -> tuple[int, int]:
-        """Decide steps ``i, i+1, …`` of a saturated shared channel at once, from the channel's
-        step boundary (now: the channel is free); returns (steps committed, next span)."""
-        now = self.env.now
-        c_end, d_end, w_end = self.c_end, self.d_end, self.w_end
-        L = min(span, self.n - 1 - i)
-        ci = c_end[i]
+    def _stretch(self, i: int) -> int:
+        """Decide steps ``i, i+1, …`` of a shared channel at once where the channel or the compute
+        array saturates, from the channel's step boundary (now: the channel is free, ``c_i`` and
+        everything before step ``i`` decided); returns the steps committed (0: none)."""
+        ci = self.c_end[i]
         if ci == UNKNOWN:  # the compute process has yet to take tile i (at this same time)
-            return 0, span
-        seq = np.empty(2 * L, np.int64)
-        seq[0::2] = self.d_np[i + 1 : i + 1 + L]  # D_{j+1}
-        seq[1::2] = self.w_np[i : i + L]  # W_j
-        ends = np.cumsum(seq)
-        ends += now
-        dn, wj = ends[0::2], ends[1::2]  # d_{j+1}, w_j for j = i … i+L−1
-        cn = dn + self.c_np[i + 1 : i + 1 + L]  # c_{j+1}, if c_j <= d_{j+1}
-        cj = np.concatenate(([ci], cn[:-1]))  # c_j
-        bad = np.flatnonzero(cj > dn)  # the array would hold the channel up at W_j
-        k = L if len(bad) == 0 else int(bad[0])
+            return 0
+        L = min(self.span, self.n - 1 - i)
+        k, arrays = self._try(self.regime, i, L, ci)
+        if k == 0:  # the other engine may be the one that saturates here
+            self.regime ^= 1
+            k, arrays = self._try(self.regime, i, L, ci)
+        self.span = min(2 * self.span, MAX_STRETCH) if k == L else max(MIN_STRETCH, self.span // 2)
         if k:
-            d_end[i + 1 : i + 1 + k] = dn[:k].tolist()
-            w_end[i : i + k] = wj[:k].tolist()
-            c_end[i + 1 : i + k] = cn[: k - 1].tolist()
-            self.stretched += k
+            dn, wj, cn = arrays
+            self.d_end[i + 1 : i + 1 + k] = dn[:k].tolist()
+            self.w_end[i : i + k] = wj[:k].tolist()
+            self.c_end[i + 1 : i + k] = cn[: k - 1].tolist()
+            self.stretched[self.regime] += k
             if self.waiters:
                 self._wake()
-        span = min(2 * span, MAX_STRETCH) if k == L else max(MIN_STRETCH, span // 2)
-        return k, span
+        if k < L:  # step i+k fails this regime: try the other one first next time
+            self.regime ^= 1
+        return k
+
+    def _try(self, regime: int, i: int, L: int, ci: int) -> tuple[int, tuple[np.ndarray, ...]]:
+        """Steps ``i … i+L−1`` assuming the channel (``regime`` 0) or the compute array (1) never
+        waits; returns how many leading steps the rules confirm and the ends ``d_{j+1}``, ``w_j``,
+        ``c_{j+1}`` (``(L,)`` cycles each)."""
+        s, now = self.slots, self.env.now
+        dur = np.empty(2 * L, np.int64)  # the channel's order: D_{i+1}, W_i, D_{i+2}, W_{i+1}, …
+        dur[0::2] = self.d_np[i + 1 : i + 1 + L]
+        dur[1::2] = self.w_np[i : i + L]
+        c_dur = self.c_np[i + 1 : i + 1 + L]
+        if regime == 0:  # saturated channel: back to back; each compute starts with its data
+            ends = np.cumsum(dur)
+            ends += now
+            dn, wj = ends[0::2], ends[1::2]
+            cn = dn + c_dur
+            cj = np.concatenate(([ci], cn[:-1]))
+            ok = cj <= dn  # the compute is done before the channel reaches its write-back
+        else:  # compute-bound: back to back computes; the channel serves requests as they come
+            cn = np.cumsum(c_dur)
+            cn += ci
+            cj = np.concatenate(([ci], cn[:-1]))
+            c_end = self.c_end
+            c_hist = [c_end[j] if j >= 0 else 0 for j in range(i + 1 - s, i)]  # c_{i+1−S} … c_{i−1}
+            ready = np.empty(2 * L, np.int64)
+            ready[0::2] = np.concatenate((np.array(c_hist, np.int64), cj))[:L]  # slot: c_{j+1−S}
+            ready[1::2] = cj  # a write-back is requested when its compute ends
+            ready[0] = max(ready[0], now)  # the channel is free now (d_i is past)
+            ends = stage(ready, dur)
+            dn, wj = ends[0::2], ends[1::2]
+            ok = dn <= cj  # compute j+1's data is there when compute j ends
+        bad = np.flatnonzero(~ok)
+        return (L if len(bad) == 0 else int(bad[0])), (dn, wj, cn)
 
 
 class Scheduler:
