@@ -96,6 +96,9 @@ class _Replay:
             env.process(self._dma_in())
             env.process(self._write_back())
         env.run()
+        # every list is filled in tile order, so a last end still undecided means a process stalled
+        if UNKNOWN in (self.d_end[-1], self.c_end[-1], self.w_end[-1]):
+            raise RuntimeError("event engine: the processes stopped before the last tile (a bug)")
         return Schedule(*(np.array(v, np.int64) for v in (self.d_end, self.c_end, self.w_end)))
 
     # -- publishing and waiting ----------------------------------------------------------------
