@@ -52,12 +52,14 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
-from .analytic import Schedule, stage
+from . import stretches
+from .analytic import Schedule
+from .stretches import UNKNOWN
 
 MIN_STRETCH = 64  # steps a stretch attempt looks at first …
 MAX_STRETCH = 1 << 15  # … and at most (doubling while whole attempts pass)
-MIN_USEFUL = 8  # a stretch shorter than this counts as a failed attempt (the channel backs off)
-UNKNOWN = -1  # an end not yet decided
+MIN_USEFUL = 8  # a stretch shorter than this counts as a failed attempt (back off)
+MAX_BACKOFF = 64  # steps simulated one by one after repeated failed attempts, at most
 
 
 def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2, shared: bool = False,
@@ -72,6 +74,37 @@ def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2,
     return _Replay(c, d, w, slots, shared and contention, contention).run()
 
 
+class _Attempts:
+    """When to try a stretch, how long and which regime first: spans double while whole
+    attempts pass and halve otherwise; after a failed or short attempt a few steps (doubling up
+    to ``MAX_BACKOFF``) are simulated one by one; the regime that worked last is tried first."""
+
+    def __init__(self, regimes: tuple[str, ...]) -> None:
+        self.regimes, self.first = regimes, 0
+        self.span, self.cooldown, self.failures = MIN_STRETCH, 0, 0
+
+    def due(self) -> bool:
+        if self.cooldown:
+            self.cooldown -= 1
+            return False
+        return True
+
+    def order(self) -> list[int]:
+        r = len(self.regimes)
+        return [(self.first + k) % r for k in range(r)]
+
+    def record(self, regime: int, k: int, L: int) -> None:
+        self.span = min(2 * self.span, MAX_STRETCH) if k == L else max(MIN_STRETCH, self.span // 2)
+        self.first = regime
+        if k >= MIN_USEFUL:
+            self.failures = 0
+            # the step after a stretch fails its regime: simulate it, then try the regime again
+            self.cooldown = 0 if k == L else 1
+        else:
+            self.failures += 1
+            self.cooldown = min(1 << self.failures, MAX_BACKOFF)
+
+
 class _Replay:
     """One simulation: the tiles' durations, the ends published so far and the waiting processes."""
 
@@ -84,8 +117,9 @@ class _Replay:
         n = self.n
         self.d_end, self.c_end, self.w_end = [UNKNOWN] * n, [UNKNOWN] * n, [UNKNOWN] * n
         self.waiters: list[tuple[list[int], int, simpy.Event]] = []  # (ends, index, event)
-        self.stretched = [0, 0]  # steps served in stretches: channel-saturated, compute-bound
-        self.span, self.regime = MIN_STRETCH, 0  # the next attempt's length and first regime
+        regimes = stretches.SHARED_REGIMES if shared else stretches.OWN_REGIMES
+        self.stretched = dict.fromkeys(regimes, 0)  # steps served in stretches, per regime
+        self.attempts = _Attempts(regimes)
 
     def run(self) -> Schedule:
         env = self.env
@@ -127,10 +161,10 @@ class _Replay:
 
     def _compute(self):
         env, C, c_end, d_end, w_end = self.env, self.C, self.c_end, self.d_end, self.w_end
-        s, contention = self.slots, self.contention
+        s, contention, own = self.slots, self.contention, not self.shared
         i = 0
         while i < self.n:
-            if c_end[i] != UNKNOWN:  # decided by a channel stretch
+            if c_end[i] != UNKNOWN:  # decided by a stretch
                 i += 1
                 continue
             while d_end[i] == UNKNOWN:
@@ -147,6 +181,9 @@ class _Replay:
                 continue
             end = ready + C[i]
             self._publish(c_end, i, end)
+            if own and i < self.n - 1 and self.attempts.due():
+                i = self._own_stretch(i)
+                end = c_end[i]
             if end > env.now:
                 yield env.timeout(end - env.now)
             i += 1
@@ -155,27 +192,41 @@ class _Replay:
         """Own channel: load ``i`` once the load before it is done and its input slot is free."""
         env, D, c_end, d_end = self.env, self.D, self.c_end, self.d_end
         s, contention = self.slots, self.contention
-        for i in range(self.n):
-            start = env.now
+        i = 0
+        while i < self.n:
+            if d_end[i] != UNKNOWN:  # decided by a stretch
+                i += 1
+                continue
+            start = d_end[i - 1] if i else 0
             if contention and i >= s:
                 while c_end[i - s] == UNKNOWN:
                     yield self._decided(c_end, i - s)
+                if d_end[i] != UNKNOWN:
+                    continue
                 start = max(start, c_end[i - s])
             end = start + D[i]
             self._publish(d_end, i, end)
             if end > env.now:
                 yield env.timeout(end - env.now)
+            i += 1
 
     def _write_back(self):
         """Own channel: write-back ``i`` once its compute is done and the one before it."""
         env, W, c_end, w_end = self.env, self.W, self.c_end, self.w_end
-        for i in range(self.n):
+        i = 0
+        while i < self.n:
+            if w_end[i] != UNKNOWN:  # decided by a stretch
+                i += 1
+                continue
             while c_end[i] == UNKNOWN:
                 yield self._decided(c_end, i)
-            end = max(env.now, c_end[i]) + W[i]
+            if w_end[i] != UNKNOWN:
+                continue
+            end = max(c_end[i], w_end[i - 1] if i else 0) + W[i]
             self._publish(w_end, i, end)
             if end > env.now:
                 yield env.timeout(end - env.now)
+            i += 1
 
     def _channel(self):
         """Shared channel: the first load, then per step ``i`` the load ``D_{i+1}`` and the
@@ -186,24 +237,16 @@ class _Replay:
         self._publish(d_end, 0, D[0])
         if D[0]:
             yield env.timeout(D[0])
-        i, cooldown, failures = 0, 0, 0
+        i = 0
         while i < n:
-            if s >= 2 and i < n - 1:
-                if cooldown:
-                    cooldown -= 1
-                else:
-                    k = self._stretch(i)
-                    if k >= MIN_USEFUL:
-                        failures = 0
-                    else:  # back off where stretches keep failing or stay short
-                        failures += 1
-                        cooldown = min(1 << failures, 64)
-                    if k:
-                        end = w_end[i + k - 1]
-                        if end > env.now:
-                            yield env.timeout(end - env.now)
-                        i += k
-                        continue
+            if s >= 2 and i < n - 1 and c_end[i] != UNKNOWN and self.attempts.due():
+                k = self._shared_stretch(i)
+                if k:
+                    end = w_end[i + k - 1]
+                    if end > env.now:
+                        yield env.timeout(end - env.now)
+                    i += k
+                    continue
             if i < n - 1:  # the load is requested when the one before is done and its slot free
                 d_req = d_end[i]
                 if i + 1 >= s:
@@ -223,64 +266,52 @@ class _Replay:
                 yield env.timeout(end - env.now)
             i += 1
 
-    # -- stretches -------------------------------------------------------------------------------
+    # -- stretches (hwsim/engines/stretches.py) --------------------------------------------------
 
-    def _stretch(self, i: int) -> int:
-        """Decide steps ``i, i+1, …`` of a shared channel at once where the channel or the compute
-        array saturates, from the channel's step boundary (now: the channel is free, ``c_i`` and
-        everything before step ``i`` decided); returns the steps committed (0: none)."""
-        ci = self.c_end[i]
-        if ci == UNKNOWN:  # the compute process has yet to take tile i (at this same time)
-            return 0
-        L = min(self.span, self.n - 1 - i)
-        k, arrays = self._try(self.regime, i, L, ci)
-        if k == 0:  # the other engine may be the one that saturates here
-            self.regime ^= 1
-            k, arrays = self._try(self.regime, i, L, ci)
-        self.span = min(2 * self.span, MAX_STRETCH) if k == L else max(MIN_STRETCH, self.span // 2)
+    def _shared_stretch(self, i: int) -> int:
+        """At the shared channel's step boundary ``i``: commit a stretch; returns its steps."""
+        att = self.attempts
+        L = min(att.span, self.n - 1 - i)
+        for r in att.order():
+            regime = att.regimes[r]
+            k, dn, wj, cn = stretches.shared(regime, i, L, self.env.now, self.c_np, self.d_np, self.w_np,
+                                             self.c_end, self.slots)
+            if k:
+                break
+        att.record(r, k, L)
         if k:
-            dn, wj, cn = arrays
             self.d_end[i + 1 : i + 1 + k] = dn[:k].tolist()
             self.w_end[i : i + k] = wj[:k].tolist()
             self.c_end[i + 1 : i + k] = cn[: k - 1].tolist()
-            self.stretched[self.regime] += k
+            self.stretched[regime] += k
             if self.waiters:
                 self._wake()
-        if k < L:  # step i+k fails this regime: try the other one first next time
-            self.regime ^= 1
         return k
 
-    def _try(self, regime: int, i: int, L: int, ci: int) -> tuple[int, tuple[np.ndarray, ...]]:
-        """Steps ``i … i+L−1`` assuming the channel (``regime`` 0) or the compute array (1) never
-        waits; returns how many leading steps the rules confirm and the ends ``d_{j+1}``, ``w_j``,
-        ``c_{j+1}`` (``(L,)`` cycles each)."""
-        s, now = self.slots, self.env.now
-        dur = np.empty(2 * L, np.int64)  # the channel's order: D_{i+1}, W_i, D_{i+2}, W_{i+1}, …
-        dur[0::2] = self.d_np[i + 1 : i + 1 + L]
-        dur[1::2] = self.w_np[i : i + L]
-        c_dur = self.c_np[i + 1 : i + 1 + L]
-        if regime == 0:  # saturated channel: back to back; each compute starts with its data
-            ends = np.cumsum(dur)
-            ends += now
-            dn, wj = ends[0::2], ends[1::2]
-            cn = dn + c_dur
-            cj = np.concatenate(([ci], cn[:-1]))
-            ok = cj <= dn  # the compute is done before the channel reaches its write-back
-        else:  # compute-bound: back to back computes; the channel serves requests as they come
-            cn = np.cumsum(c_dur)
-            cn += ci
-            cj = np.concatenate(([ci], cn[:-1]))
-            c_end = self.c_end
-            c_hist = [c_end[j] if j >= 0 else 0 for j in range(i + 1 - s, i)]  # c_{i+1−S} … c_{i−1}
-            ready = np.empty(2 * L, np.int64)
-            ready[0::2] = np.concatenate((np.array(c_hist, np.int64), cj))[:L]  # slot: c_{j+1−S}
-            ready[1::2] = cj  # a write-back is requested when its compute ends
-            ready[0] = max(ready[0], now)  # the channel is free now (d_i is past)
-            ends = stage(ready, dur)
-            dn, wj = ends[0::2], ends[1::2]
-            ok = dn <= cj  # compute j+1's data is there when compute j ends
-        bad = np.flatnonzero(~ok)
-        return (L if len(bad) == 0 else int(bad[0])), (dn, wj, cn)
+    def _own_stretch(self, i: int) -> int:
+        """After the compute process decided ``c_i`` (own channels): commit a stretch of tiles
+        ``i+1 …``; returns the last tile whose compute is now decided."""
+        att = self.attempts
+        L = min(att.span, self.n - 1 - i)
+        slots = self.slots if self.contention else None
+        for r in att.order():
+            regime = att.regimes[r]
+            k, m, p, d_tail, w_tail, c_est = stretches.own(regime, i, L, self.c_np, self.d_np, self.w_np,
+                                                           self.c_end, self.d_end, self.w_end, slots)
+            if k:
+                break
+        att.record(r, k, L)
+        if not k:
+            return i
+        last = i + k
+        self.c_end[i + 1 : last + 1] = c_est[:k].tolist()
+        if m < last:
+            self.d_end[m + 1 : last + 1] = d_tail[: last - m].tolist()
+        self.w_end[p + 1 : last + 1] = w_tail[: last - p].tolist()
+        self.stretched[regime] += k
+        if self.waiters:
+            self._wake()
+        return last
 
 
 class Scheduler:

@@ -209,8 +209,7 @@ def test_event_back_end_simulates_the_replay_and_not_its_dense_baseline(tmp_path
 # --- the event engine (one process per engine, saturated shared-channel stretches) against the scalar loop
 
 def _event_counted(c, d, w, **kw):
-    """The event engine's schedule and how many steps it served in stretches: ``[channel-saturated,
-    compute-bound]``."""
+    """The event engine's schedule and how many steps it served in stretches, per regime."""
     contention = kw.pop("contention", True)
     slots, shared = kw.pop("slots", 2), kw.pop("shared", False)
     replay = engine_event._Replay(*(np.asarray(v, dtype=np.int64) for v in (c, d, w)), slots,
@@ -227,6 +226,12 @@ def _compute_bound_tiles(rng, n: int) -> np.ndarray:
     for start in rng.integers(0, n, 3):  # channel-bound stretches: the array waits for data
         d[start : start + 40] = rng.integers(3000, 5000, len(d[start : start + 40]))
     return np.stack([c, d, w], 1)
+
+
+def _writeback_bound_tiles(rng, n: int) -> np.ndarray:
+    """(n, 3) tiles whose write-backs take longest (separate channels: the write-back channel
+    saturates and each compute waits for its output slot)."""
+    return np.stack([rng.integers(100, 1500, n), rng.integers(100, 1500, n), rng.integers(1600, 3000, n)], 1)
 
 
 def _channel_bound_tiles(rng, n: int) -> np.ndarray:
@@ -252,26 +257,30 @@ def test_event_engine_equals_the_scalar_loop(seed, shared, slots, monkeypatch):
     monkeypatch.setattr(engine_event, "MAX_STRETCH", 64)
     rng = np.random.default_rng(500 + seed)
     for t in (_regime_tiles(rng, int(rng.integers(1, 3000))), _channel_bound_tiles(rng, 2000),
-              _compute_bound_tiles(rng, 2000)):
+              _compute_bound_tiles(rng, 2000), _writeback_bound_tiles(rng, 500)):
         got, stretched = _event_counted(t[:, 0], t[:, 1], t[:, 2], slots=slots, shared=shared)
         _assert_same(got, reference_schedule(t[:, 0], t[:, 1], t[:, 2], slots, shared))
-        if not (shared and slots >= 2):
-            assert sum(stretched) == 0  # stretches exist on a shared channel with two or more slots only
+        if shared and slots == 1:
+            assert sum(stretched.values()) == 0  # a shared channel with one slot: tile by tile
 
 
-@pytest.mark.parametrize("bound", ["channel", "compute"])
-def test_stretches_cover_a_saturated_stream_exactly(bound):
+# (tiles, shared, the regime expected to serve most steps, the least share of steps it serves);
+# measured on seeds 3, 4, 5: 0.981-0.982, 0.956-0.963, 0.936-0.940, 0.993, 0.999
+SATURATED = [(_channel_bound_tiles, True, "channel", 0.9), (_compute_bound_tiles, True, "compute", 0.9),
+             (_channel_bound_tiles, False, "dma", 0.85), (_compute_bound_tiles, False, "compute", 0.9),
+             (_writeback_bound_tiles, False, "write_back", 0.9)]
+
+
+@pytest.mark.parametrize("make, shared, regime, least", SATURATED)
+def test_stretches_cover_a_saturated_stream_exactly(make, shared, regime, least):
     """Where one engine saturates, most steps are served in stretches of that regime, the
     others tile by tile, and the schedule is the scalar loop's."""
     from tests.hwsim.reference_schedule import reference_schedule
 
-    make = _channel_bound_tiles if bound == "channel" else _compute_bound_tiles
     t = make(np.random.default_rng(3), 20_000)
-    got, stretched = _event_counted(t[:, 0], t[:, 1], t[:, 2], shared=True)
-    _assert_same(got, reference_schedule(t[:, 0], t[:, 1], t[:, 2], 2, True))
-    regime, least = (0, 0.9) if bound == "channel" else (1, 0.85)
-    # measured on seeds 3, 4, 5: channel-saturated 0.963-0.966 of the steps, compute-bound 0.914-0.920
-    assert least * len(t) < stretched[regime] and sum(stretched) < len(t)
+    got, stretched = _event_counted(t[:, 0], t[:, 1], t[:, 2], shared=shared)
+    _assert_same(got, reference_schedule(t[:, 0], t[:, 1], t[:, 2], 2, shared))
+    assert least * len(t) < stretched[regime] and sum(stretched.values()) < len(t)
 
 
 def test_event_engine_without_contention_is_the_closed_form():
@@ -279,7 +288,7 @@ def test_event_engine_without_contention_is_the_closed_form():
     t = _regime_tiles(rng, 3000)
     got, stretched = _event_counted(t[:, 0], t[:, 1], t[:, 2], shared=True, contention=False)
     _assert_same(got, engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], contention=False))
-    assert sum(stretched) == 0
+    assert stretched["compute"] > 0  # measured: 2,718 of the 3,000 steps
 
 
 @given(st.data())
