@@ -7,44 +7,48 @@ compute. Each channel serves one transfer at a time at full bandwidth.
 
 Processes. Own channels: three processes (DMA-in, compute, write-back), each serving its tiles in
 order. One channel shared by DMA-in and write-back: two processes, the channel and the compute
-array; the channel serves requests first come, first served, and per step ``i`` that is the next
-load ``D_{i+1}`` and then the write-back ``W_i``: the load is requested at
-``max(d_i, c_{i+1−S})``, the write-back at ``c_i``, and a compute ends after its data and after
-every earlier compute, so the write-back is never requested first (on a tie the load goes first,
-the analytic back end's rule). Without contention (``contention=False``) the slots are unlimited
-and the channels separate.
+array; per step ``i`` the channel serves the next load ``D_{i+1}`` and then the write-back
+``W_i`` (the analytic back end's order). The load is requested at ``max(d_i, c_{i+1−S})``, the
+write-back at ``c_i``, and a compute ends after its data and after every earlier compute, so the
+write-back is never requested before that load (on a tie the load goes first); with S ≤ 2 the
+order is first come, first served (``D_{i+2}`` is requested no earlier than ``c_i``), with S ≥ 3
+a load may be requested before an earlier tile's write-back yet is served after it. Without
+contention (``contention=False``) the slots are unlimited and the channels separate.
 
 A process that starts an operation knows its end (start + duration) and publishes it at once; a
 process that needs an end waits on an event while it is not yet published and otherwise sleeps
 until the published time. So an operation costs one timeout, plus one wake-up where its input
 was not yet decided.
 
-Stretches of a shared channel (S ≥ 2). Where one engine never waits for the other, the channel
-process serves many steps in one timeout. At a step boundary ``i`` (the channel free now,
-``d_i``, ``c_i`` and everything earlier decided) it computes the next steps' ends under one of
-two assumptions and keeps the longest prefix of steps ``j`` that the rules confirm:
+Stretches. Where one engine never waits for the others, many steps are decided at once and
+served in one timeout; the ends are computed in array operations (``stretches.py``) and kept
+only for the leading steps the exact rules confirm, so by induction over the steps they are the
+ends the event-by-event simulation gives. On a shared channel (S ≥ 2) the channel process
+decides them at its step boundary ``i`` (the channel free now, ``d_i``, ``c_i`` and everything
+earlier decided), assuming
 
-- *channel saturated*: the channel serves ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back
-  (prefix sums: ``d_{j+1} = w_{j−1} + D_{j+1}``, ``w_j = d_{j+1} + W_j``) and each compute starts
-  with its data (``c_{j+1} = d_{j+1} + C_{j+1}``). Confirmed while ``c_j ≤ d_{j+1}``: the
-  compute is done when the channel reaches its write-back, and the compute of ``j+1`` is not
-  held by it; its output slot was freed by ``W_{j+1−S}``, served before ``D_{j+1}``, and the
-  load ``D_{j+1}`` was requested by the channel's free time (``d_j`` and ``c_{j−1}`` ended
-  before ``W_{j−1}`` was served).
-- *compute-bound*: the computes run back to back (``c_{j+1} = c_j + C_{j+1}``) and the channel
-  serves the transfers in the order above as they are requested (a serial stage over known
-  request times: ``D_{j+1}`` at ``c_{j+1−S}``, ``W_j`` at ``c_j``). Confirmed while
-  ``d_{j+1} ≤ c_j``: the data of compute ``j+1`` is there when compute ``j`` ends (its output
-  slot too: ``W_{j+1−S}`` precedes ``D_{j+1}`` on the channel).
+- the channel saturated: ``D_{i+1}, W_i, D_{i+2}, W_{i+1}, …`` back to back (prefix sums) and
+  each compute starting with its data; confirmed while ``c_j ≤ d_{j+1}`` (the compute is done
+  when the channel reaches its write-back and does not hold the next compute; the load
+  ``D_{j+1}`` was requested by the channel's free time, as ``d_j`` and ``c_{j−1}`` ended before
+  ``W_{j−1}`` was served, and the output slot of ``j+1`` was freed by ``W_{j+1−S}``, served
+  before ``D_{j+1}``); or
+- the array compute-bound: the computes back to back and the channel a serial stage over their
+  request times (``D_{j+1}`` at ``c_{j+1−S}``, ``W_j`` at ``c_j``); confirmed while
+  ``d_{j+1} ≤ c_j`` (the output slot too: ``W_{j+1−S}`` precedes ``D_{j+1}``).
 
-By induction over the steps, the event-by-event rules give the same ends on every confirmed
-step, so a stretch is exact. The step after a stretch is tried under the other assumption, then
-simulated event by event; where attempts fail or commit fewer than ``MIN_USEFUL`` steps the
-channel process simulates a few steps before trying again (backing off up to 64). The compute
-process skips the tiles of a committed stretch and resumes after it. On the ResNet-18 bench
-(edge NPU, batch 8, shared DRAM channel) stretches hold 93–98 % of the tiles (88–98 % with 4× and
-16× the DRAM bandwidth); alternating regimes, separate channels and one slot are simulated tile
-by tile.
+On separate channels the compute process decides them after it took tile ``i``, assuming the
+loads, the computes or the write-backs back to back; from the assumed computes the loads and
+write-backs are serial stages over their request times (exact given the computes), and a step is
+confirmed while ``max(d_j, c_{j−1}, w_{j−S}) + C_j`` equals the assumed ``c_j``. The other
+processes skip the tiles a stretch decided and resume after them.
+
+Where an attempt fails the first regime, the others are tried; the step after a stretch is
+simulated event by event; after attempts that fail or commit fewer than ``MIN_USEFUL`` steps a
+few steps (doubling, up to ``MAX_BACKOFF``) are simulated before the next attempt. Not covered by
+stretches, so simulated tile by tile: regimes that alternate every few tiles, a shared channel
+with one slot. On the ResNet-18 bench (edge NPU, batch 8, shared DRAM channel) stretches hold
+93–98 % of the tiles.
 """
 
 from __future__ import annotations
