@@ -99,7 +99,8 @@ class _Attempts:
 
     def record(self, regime: int, k: int, L: int) -> None:
         self.span = min(2 * self.span, MAX_STRETCH) if k == L else max(MIN_STRETCH, self.span // 2)
-        self.first = regime
+        if k:
+            self.first = regime
         if k >= MIN_USEFUL:
             self.failures = 0
             # the step after a stretch fails its regime: simulate it, then try the regime again
