@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traces.accounting import backward_data_effectual, backward_weight_effectual, forward_effectual
-from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid
+from traces.accounting import backward_data_effectual, backward_weight_effectual, count, forward_effectual
+from traces.im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 from traces.layer import LayerSpec
 
 # operand -> the trace tensor it is made of, per pass
@@ -40,9 +40,9 @@ OPERAND_KIND = {
 class GemmOperands:
     """One group of one pass: operand masks (bool) and the needed-output mask (None: all)."""
 
-    a: np.ndarray  # (M, K)
+    a: np.ndarray  # (M, K) bool, or float32 0/1 where asked for (see operands)
     b: np.ndarray  # (K, N)
-    need: np.ndarray | None  # (M, N)
+    need: np.ndarray | None  # (M, N) bool
 
     @property
     def dims(self) -> tuple[int, int, int]:
@@ -50,22 +50,31 @@ class GemmOperands:
 
 
 def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
-             cache: dict | None = None) -> list[GemmOperands]:
+             cache: dict | None = None, dtype: type = bool) -> list[GemmOperands]:
     """The GEMM operands of every group of one pass, from the layer's masks.
 
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
     ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
-    the im2col of ``x``.
+    the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
+    object, so what is derived from its memory can be shared too). ``dtype`` is that of the
+    im2col and ``dY`` matrices: bool, or float32 0/1 for a tile model that multiplies them (the
+    cast then costs nothing: it happens in the copy that builds them).
     """
     g = geometry(spec)
     x = masks.get("x")
     cache = {} if cache is None else cache
 
     def xcol(grp: int) -> np.ndarray:
-        if grp not in cache:
-            cache[grp] = im2col(as_conv(spec, "x", x), g, grp, dtype=bool)
-        return cache[grp]
+        if ("x", grp, dtype) not in cache:
+            cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype)
+        return cache[("x", grp, dtype)]
+
+    def dyrows(grp: int) -> np.ndarray:
+        if ("dy", grp, dtype) not in cache:
+            dy4 = as_conv(spec, "dy", dy.astype(bool, copy=False))
+            cache[("dy", grp, dtype)] = rows_of(dy4, g, grp, dtype)
+        return cache[("dy", grp, dtype)]
 
     w = masks["w"]
     dy = masks.get("dy")
@@ -76,14 +85,14 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
         if pass_ == "forward":
             a = xcol(grp)
             sel = masks.get("y_sel")
-            need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp) > 0
+            need = None if sel is None else rows_of(as_conv(spec, "y", sel), g, grp, bool)
             out.append(GemmOperands(a, wg.T, need))
         elif pass_ == "backward_data":
-            a = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            a = dyrows(grp)
             out.append(GemmOperands(a, wg, _valid_taps(spec, a.shape[0])))
         elif pass_ == "backward_weight":
             xa = xcol(grp)
-            d = rows_of(as_conv(spec, "dy", dy), g, grp) > 0
+            d = dyrows(grp)
             need_w = masks.get("dw_needed")
             need = None
             if need_w is not None:
@@ -109,15 +118,10 @@ def operand_counts(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | No
         dy4 = as_conv(spec, "dy", masks["dy"])
         return [(int(dy4[:, grp * g.kg:(grp + 1) * g.kg].sum()), w_nnz[grp]) for grp in range(g.groups)]
     x4 = as_conv(spec, "x", masks["x"])
-    (r, s), (p, q) = g.kernel, g.out_hw
-    (sh, sw), (dh, dw), (ph, pw) = g.stride, g.dilation, g.padding
     out = []
     for grp in range(g.groups):
-        per_pixel = x4[:, grp * g.cg:(grp + 1) * g.cg].sum(axis=(0, 1), dtype=np.int64)  # (H, W)
-        padded = np.pad(per_pixel, ((ph, ph), (pw, pw)))
-        rows = [slice(i * dh, i * dh + sh * (p - 1) + 1, sh) for i in range(r)]  # tap i's output rows
-        cols = [slice(j * dw, j * dw + sw * (q - 1) + 1, sw) for j in range(s)]
-        xcol = sum(int(padded[ri, cj].sum()) for ri in rows for cj in cols)  # one window per tap
+        per_pixel = count(x4[:, grp * g.cg:(grp + 1) * g.cg], (0, 1))  # (H, W)
+        xcol = sum(int(view.sum()) for *_, view in taps(per_pixel, g))  # one window per tap
         if pass_ == "forward":
             out.append((xcol, w_nnz[grp]))
         elif pass_ == "backward_weight":

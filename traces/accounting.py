@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, windows
+from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 from .layer import LayerSpec
 
 _CHUNK_ELEMENTS = 1 << 24  # im2col elements per chunk: bounds memory at ~64 MB of float32
@@ -41,6 +41,18 @@ class PassCounts:
         return self.effectual / self.algorithmic if self.algorithmic else 0.0
 
 
+def count(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """Non-zeros of the bool array ``x`` along ``axis`` (int64), accumulated in the narrowest
+    unsigned type that holds the extent (uint8 up to 255, uint16 up to 65,535): exact, and 2-8×
+    faster than an int64 sum, which casts every element."""
+    axes = (axis,) if isinstance(axis, int) else axis
+    extent = int(np.prod([x.shape[a] for a in axes]))
+    if x.dtype != np.bool_ or extent > 65535:
+        return x.sum(axis=axis, dtype=np.int64)
+    narrow = np.uint8 if extent <= 255 else np.uint16
+    return np.add.reduce(x.view(np.uint8), axis=axis, dtype=narrow).astype(np.int64)
+
+
 def _batch_chunks(n: int, per_sample: int) -> list[slice]:
     step = max(1, _CHUNK_ELEMENTS // max(per_sample, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
@@ -60,9 +72,11 @@ def forward_effectual(spec: LayerSpec, x: np.ndarray, w: np.ndarray,
     total = 0
     if y_sel is None:
         # Σ_m Σ_k Σ_kr A[m,kr]·B[k,kr] = Σ_kr colsum(A)[kr] · Σ_k B[k,kr]
-        col = windows(x4.sum(axis=0, dtype=np.int64), g).sum(axis=(1, 2))  # (C, R, S)
+        col = np.zeros((x4.shape[1], *g.kernel), np.int64)  # (C, R, S)
+        for r, s, view in taps(count(x4, 0), g):
+            col[:, r, s] = view.sum(axis=(-2, -1))
         for grp in range(g.groups):
-            wsum = w4[grp * g.kg : (grp + 1) * g.kg].sum(axis=0, dtype=np.int64)  # (Cg, R, S)
+            wsum = count(w4[grp * g.kg : (grp + 1) * g.kg], 0)  # (Cg, R, S)
             total += int((col[grp * g.cg : (grp + 1) * g.cg] * wsum).sum())
         return total
     sel4 = as_conv(spec, "y", y_sel)
@@ -80,11 +94,13 @@ def backward_data_effectual(spec: LayerSpec, dy: np.ndarray, w: np.ndarray) -> t
     """Effectual backward-data MACs ``dy ∧ w``: (GEMM view, excluding products on padding)."""
     g = geometry(spec)
     dy4, w4 = as_conv(spec, "dy", dy), as_conv(spec, "w", w)
-    dyk = dy4.sum(axis=0, dtype=np.int64)  # (K, P, Q)
-    wk = w4.sum(axis=1, dtype=np.int64)  # (K, R, S)
+    dyk = count(dy4, 0)  # (K, P, Q)
+    wk = count(w4, 1)  # (K, R, S)
     gemm = int((dyk.sum(axis=(1, 2)) * wk.sum(axis=(1, 2))).sum())
     vp, vq = tap_valid(g)  # (R, P), (S, Q)
-    reach = np.einsum("kpq,rp,sq->krs", dyk, vp.astype(np.int64), vq.astype(np.int64))
+    # reach[k, r, s] = Σ_pq vp[r, p]·dyk[k, p, q]·vq[s, q], as two float64 matrix products (exact:
+    # every partial sum is an integer count below 2**53)
+    reach = np.rint(vp.astype(np.float64) @ dyk.astype(np.float64) @ vq.T.astype(np.float64)).astype(np.int64)
     return gemm, int((reach * wk).sum())
 
 
@@ -97,9 +113,9 @@ def backward_weight_effectual(spec: LayerSpec, x: np.ndarray, dy: np.ndarray,
     if dw_needed is None:
         # Σ_kr Σ_k Σ_m A[m,kr]·D[m,k] = Σ_m rowsum(A)[m] · rowsum(D)[m], per group
         for grp in range(g.groups):
-            xs = x4[:, grp * g.cg : (grp + 1) * g.cg].sum(axis=1, dtype=np.int64)  # (n, H, W)
-            field = windows(xs, g).sum(axis=(-2, -1))  # (n, P, Q) non-zeros per receptive field
-            ds = dy4[:, grp * g.kg : (grp + 1) * g.kg].sum(axis=1, dtype=np.int64)  # (n, P, Q)
+            xs = count(x4[:, grp * g.cg : (grp + 1) * g.cg], 1)  # (n, H, W)
+            field = sum(view for *_, view in taps(xs, g))  # (n, P, Q) non-zeros per receptive field
+            ds = count(dy4[:, grp * g.kg : (grp + 1) * g.kg], 1)  # (n, P, Q)
             total += int((field * ds).sum())
         return total
     need4 = as_conv(spec, "dw_needed", dw_needed)

@@ -75,6 +75,18 @@ def windows(x: np.ndarray, g: ConvGeometry) -> np.ndarray:
     return win[..., : (p - 1) * sh + 1 : sh, : (q - 1) * sw + 1 : sw, ::dh, ::dw]
 
 
+def taps(x: np.ndarray, g: ConvGeometry) -> list[tuple[int, int, np.ndarray]]:
+    """Each kernel tap's view of the zero-padded input: ``(r, s, view)`` with ``view (..., P, Q)``
+    the input elements tap ``(r, s)`` reads for every output (a strided slice; the same elements
+    as ``windows(x)[..., r, s]``, but summing over outputs reads them with long inner loops)."""
+    (ph, pw), (sh, sw), (dh, dw) = g.padding, g.stride, g.dilation
+    (r, s), (p, q) = g.kernel, g.out_hw
+    pad = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+    xp = np.pad(x, pad) if (ph or pw) else x
+    return [(i, j, xp[..., i * dh : i * dh + sh * (p - 1) + 1 : sh, j * dw : j * dw + sw * (q - 1) + 1 : sw])
+            for i in range(r) for j in range(s)]
+
+
 def tap_valid(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Which taps land inside the input: ``(R, P)`` and ``(S, Q)`` bool tables."""
     (ph, pw), (sh, sw), (dh, dw) = g.padding, g.stride, g.dilation
@@ -96,7 +108,10 @@ def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32)
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * p * q, -1)
 
 
-def rows_of(t: np.ndarray, g: ConvGeometry, group: int) -> np.ndarray:
-    """``(n·P·Q, Kout/g)`` float32 GEMM view of one group of an output-shaped ``t (n, K, P, Q)``."""
-    ts = t[:, group * g.kg : (group + 1) * g.kg].astype(np.float32)
-    return ts.transpose(0, 2, 3, 1).reshape(-1, g.kg)
+def rows_of(t: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
+    """``(n·P·Q, Kout/g)`` GEMM view of one group of an output-shaped ``t (n, K, P, Q)``, as
+    ``dtype`` (one copy: the cast happens in the transposing copy)."""
+    ts = t[:, group * g.kg : (group + 1) * g.kg].transpose(0, 2, 3, 1)
+    out = np.empty(ts.shape, dtype)
+    out[...] = ts
+    return out.reshape(-1, g.kg)

@@ -235,14 +235,16 @@ class WorkerCache:
 
     # -- the memos around hwsim.npu.replay -----------------------------------------------------------
     def operands(self, original: Any) -> Any:
-        def memo_operands(spec: Any, pass_: str, masks: dict, cache: dict | None = None) -> Any:
+        def memo_operands(spec: Any, pass_: str, masks: dict, cache: dict | None = None,
+                          dtype: Any = bool) -> Any:
             with self._lock:
                 if not all(self.owns(masks.get(t)) for t in masks):
-                    return original(spec, pass_, masks, cache)
-                key = ("operands", spec.name, pass_, tuple(self.token(masks.get(t)) for t in sorted(masks)))
+                    return original(spec, pass_, masks, cache, dtype)
+                key = ("operands", spec.name, pass_, tuple(self.token(masks.get(t)) for t in sorted(masks)),
+                       np.dtype(dtype).str)
             hit = self.memo.get(key)
             if hit is None:
-                hit = original(spec, pass_, masks, cache)
+                hit = original(spec, pass_, masks, cache, dtype)
                 self.own([(g.a, g.b, g.need) for g in hit])
                 self.memo.put(key, hit)
             return hit
@@ -281,7 +283,7 @@ class WorkerCache:
         yielded, while they stay under a quarter of the budget (a pass too large for that is
         streamed as before, so the replay's memory bound holds)."""
         def memo_tile_chunks(a: Any, b: Any, need: Any, mp: Any, features: Any, resident: Any = None,
-                             max_tiles: Any = None) -> Iterator[Any]:
+                             max_tiles: Any = None, memo: dict | None = None) -> Iterator[Any]:
             with self._lock:
                 owned = self.owns(a) and self.owns(b) and self.owns(need)
                 if owned:
@@ -289,7 +291,7 @@ class WorkerCache:
                     key = ("tiles", self.token(a), self.token(b), self.token(need), mp, features, res,
                            max_tiles)
             if not owned:
-                yield from original(a, b, need, mp, features, resident, max_tiles)
+                yield from original(a, b, need, mp, features, resident, max_tiles, memo)
                 return
             hit = self.memo.get(key)
             if hit is not None:
@@ -297,7 +299,7 @@ class WorkerCache:
                 return
             kept: list | None = []
             size = 0
-            for t in original(a, b, need, mp, features, resident, max_tiles):
+            for t in original(a, b, need, mp, features, resident, max_tiles, memo):
                 if kept is not None:
                     size += nbytes(t)
                     if size <= self.memo.budget_bytes // 4:

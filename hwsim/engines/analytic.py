@@ -35,10 +35,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .periodic import segments
+
 MIN_WINDOW = 1024  # steps per sweep, at least …
 MAX_WINDOW = 1 << 18  # … and at most (memory per sweep: ~30 int64 arrays of this length)
 SLOW_ADVANCE = 32  # a sweep that commits fewer steps than this hands a stretch to the loop
 LOOP_STRETCH = 2048  # steps the scalar loop takes then
+RUN_JUMP = 64  # periodic stretches of at least this many tiles are solved by their period …
+BLOCK_REPEATS = 4  # … when they repeat a block of several tiles at least this many times
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Scheduler:
         self._w_hist = np.zeros(slots, np.int64)
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._end = 0
+        self._capture: list | None = None  # commits of the block being solved (periodic stretches)
         self.tiles = 0
 
     def feed(self, compute: np.ndarray, dma: np.ndarray, wb: np.ndarray) -> None:
@@ -137,7 +142,50 @@ class Scheduler:
         tile's DMA ``D_{i+1}``; commit them and advance the state."""
         if self.keep and not self._parts:
             self._first_d = self._d
+        for a, b, period in segments(c_dur, w_dur, dn_dur, min_tiles=RUN_JUMP, min_repeats=BLOCK_REPEATS):
+            if period:
+                self._periodic(c_dur[a:b], w_dur[a:b], dn_dur[a:b], period)
+            else:
+                self._solve(c_dur[a:b], w_dur[a:b], dn_dur[a:b])
+
+    def _periodic(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray, period: int) -> None:
+        """Steps that repeat a block of ``period`` steps: blocks one by one until the state after a
+        block (the last ``slots`` compute and write-back ends and the next DMA end) is the state
+        after the previous block shifted by a constant ``Δ``; then every later block is the last
+        one shifted by ``Δ`` again (each step is max and + of the state and its durations, so
+        shifting the state shifts the step), and the rest is arithmetic."""
+        s, n = self.slots, len(c_dur)
+        blocks = n // period
+        tries = max(8, -(-(4 * s + 4) // period) + 2)  # a transient of a few steps, or blocks
+        prev = None
+        for k in range(blocks):
+            seg = slice(k * period, (k + 1) * period)
+            self._capture = []
+            self._solve(c_dur[seg], w_dur[seg], dn_dur[seg])
+            got = [np.concatenate(p) for p in zip(*self._capture, strict=True)]
+            self._capture = None
+            state = np.r_[self._c_hist, self._w_hist, self._d]
+            if prev is not None:
+                delta = state - prev
+                if (delta == delta[-1]).all() and k + 1 < blocks:
+                    shift = delta[-1] * np.arange(1, blocks - k, dtype=np.int64)[:, None]  # (later blocks, 1)
+                    self._commit(*((v[None, :] + shift).reshape(-1) for v in got))
+                    break
+            if k + 1 >= tries:  # not periodic yet: the rest as plain steps
+                if (k + 1) * period < n:
+                    rest = slice((k + 1) * period, n)
+                    self._solve(c_dur[rest], w_dur[rest], dn_dur[rest])
+                return
+            prev = state
+
+    def _solve(self, c_dur: np.ndarray, w_dur: np.ndarray, dn_dur: np.ndarray) -> None:
+        """Steps without long runs: the transfer-free closed form or fixed-point sweeps (a few
+        steps, as between runs, by the scalar loop: sweeps cost more per call than it per step)."""
         n = len(c_dur)
+        if n < RUN_JUMP:
+            self._commit(*_loop(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist, self.slots,
+                                self.shared))
+            return
         if (not dn_dur.any() and not w_dur.any() and self._d <= self._c_hist[-1]
                 and self._w_hist.max() <= self._c_hist[-1]):
             self._commit(*_transfer_free(c_dur, self._d, self._c_hist, self.shared))
@@ -175,6 +223,8 @@ class Scheduler:
         self._w_hist = np.r_[self._w_hist, w][-s:]
         self._d = int(dn[-1])
         self._end = max(self._end, int(c[-1]), int(w[-1]))
+        if self._capture is not None:
+            self._capture.append((c, w, dn))
         if self.keep:
             self._parts.append((dn.copy(), c.copy(), w.copy()))
 

@@ -12,7 +12,6 @@ report marks such rows ``mode = "expected"``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from .mapping import Mapping
 from .tiles import Features, TileCosts, _flat, grid_of
@@ -26,6 +25,9 @@ def _round(x: np.ndarray) -> np.ndarray:
 
 
 def _expected_max(trials: np.ndarray, p: float, n_pe: np.ndarray) -> np.ndarray:
+    # imported here: scipy.special takes ~0.1 s to import, and exact replays never need it
+    from scipy.special import ndtri
+
     mu = trials * p
     sigma = np.sqrt(trials * p * (1 - p))
     z = np.where(n_pe > 1, ndtri(n_pe / (n_pe + 1.0)), 0.0)

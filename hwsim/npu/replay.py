@@ -84,7 +84,8 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
         return _expected_rows(ctx, spec, it, li, passes)
     masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")}
     stats = it.layer_stats(li)
-    cache: dict = {}  # the layer's im2col, shared by forward and backward-weight
+    cache: dict = {}  # the layer's im2col and dY rows, shared by the passes
+    memo: dict = {}  # what the tile model computes from the same operand memory in several passes
     rows = []
     for pass_ in passes:
         if pass_ == "update":
@@ -101,7 +102,7 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
             continue  # nothing upstream needs this layer's input gradient (e.g. the first layer)
         if pass_ == "backward_weight" and it.count(li, "dw") is None:
             continue
-        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats, cache)
+        row = _gemm_row(ctx, spec, pass_, masks, it.mask_batch, stats, cache, memo)
         row.update(iteration=it.index, layer=spec.name, simulated_batch=it.mask_batch, batch=it.batch,
                    mode="exact")
         rows.append(row)
@@ -160,11 +161,13 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
 
 
 def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict,
-              cache: dict) -> dict:
+              cache: dict, memo: dict | None = None) -> dict:
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
-    max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
-    groups = operands(spec, pass_, masks, cache)
+    # output-stationary per-PE skipping multiplies the operands in float32: have them built so
+    os_pe = ctx.features.pe_skip and not ctx.features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
+    max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb, 4 if os_pe else 1)
+    groups = operands(spec, pass_, masks, cache, np.float32 if os_pe else bool)
     bufs = buffers(arch)
     sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:
@@ -193,7 +196,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
                              vec.offchip_write_bytes + t.offchip_write_bytes)
     timer = _timer(ctx, eb, [(mp, res) for *_, mp, res in sparse], dense_baseline=False)
     for a, b, need, mp, res in sparse:
-        for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse):
+        for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse, memo):
             timer.add(t)
     out = timer.row(vec)
     base = _baseline(ctx, (spec.name, pass_, batch, base_vec), out, vec is base_vec, eb, base_vec, dense,
@@ -205,19 +208,20 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
 
 def _tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
                  features: Features, res: dict[str, bool], max_tiles: int | None,
-                 merge: bool) -> Iterator[TileCosts]:
+                 merge: bool, memo: dict | None = None) -> Iterator[TileCosts]:
     """The group's tile costs in chunks; with ``merge``, one entry per fold standing for the fold's
     stream chunks (the same tile model with one chunk of the whole streamed dimension)."""
     if not merge or mp.chunks <= 1:
-        yield from tile_chunks(a, b, need, mp, features, res, max_tiles)
+        yield from tile_chunks(a, b, need, mp, features, res, max_tiles, memo)
         return
     whole = replace(mp, stream_chunk=max(mp.stream_dim, 1))
-    for t in tile_chunks(a, b, need, whole, features, res, max_tiles):
+    for t in tile_chunks(a, b, need, whole, features, res, max_tiles, memo):
         t.merged_tiles = t.n * mp.chunks
         yield t
 
 
-def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> int:
+def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float],
+                 operand_bytes: int = 1) -> int:
     """Tiles to cost and time at once in this pass: ``TILES_PER_CHUNK``, or fewer so that a chunk
     (× BYTES_PER_TILE) and the operand masks stay within the memory budget. A pass whose single
     row fold (its stream chunks are never split) does not fit is refused up front, before anything
@@ -227,7 +231,7 @@ def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dic
     if budget is None:
         return limit
     g = spec.gemm(pass_, batch)
-    masks = 2 * g.m * g.k * g.groups  # boolean operand masks (A and needs)
+    masks = (operand_bytes + 1) * g.m * g.k * g.groups  # the operand A (bool or float32) and needs
     try:
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
     except MappingError:

@@ -28,6 +28,7 @@ import numpy as np
 
 from archs import Architecture
 
+from .blocks import block_max, block_reduce, block_sum
 from .mapping import Mapping
 
 OPS = ("a", "b", "c")
@@ -155,42 +156,12 @@ def grid_of(mp: Mapping) -> Grid:
                 stream[None, None, :] * ones, first, last)
 
 
-def _block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
-    """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
-
-    Full blocks go through a reshape of the (view of the) leading part, the short last block
-    apart: no padded copy of ``x``.
-    """
-    x = np.moveaxis(x, axis, 0)
-    n = x.shape[0]
-    full = n // size * size
-    parts = []
-    if full:
-        head = x[:full]
-        parts.append(op.reduce(head.reshape(full // size, size, *x.shape[1:]), axis=1, dtype=dtype))
-    if full < n:
-        parts.append(op.reduce(x[full:], axis=0, dtype=dtype)[None])
-    if not parts:
-        return np.moveaxis(np.zeros((0, *x.shape[1:]), dtype or x.dtype), 0, axis)
-    return np.moveaxis(np.concatenate(parts) if len(parts) > 1 else parts[0], 0, axis)
-
-
-def _block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input)."""
-    return _block_reduce(x, axis, size, np.add, np.float64 if x.dtype.kind == "f" else np.int64)
-
-
-def _block_max(x: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """Maximum over consecutive blocks of ``size`` along ``axis``."""
-    return _block_reduce(x, axis, size, np.maximum)
-
-
 TILES_PER_CHUNK = 1 << 18  # tiles costed at once by tile_chunks (≈ 150 MB of per-tile arrays)
 
 
 def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | None, mp: Mapping,
                 features: Features, resident: dict[str, bool] | None = None,
-                max_tiles: int | None = None) -> Iterator[TileCosts]:
+                max_tiles: int | None = None, memo: dict | None = None) -> Iterator[TileCosts]:
     """:func:`tile_costs` of one GEMM group in consecutive chunks of at most ``max_tiles`` (default
     ``TILES_PER_CHUNK``) tiles, in loop order; concatenated, the chunks equal ``tile_costs`` of
     the whole group exactly.
@@ -199,6 +170,8 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     and os, ``m`` in is) or, where one column fold has more tiles than ``max_tiles``, a range of
     its row folds (``rows`` rows of ``k`` in ws and is, of ``m`` in os); a single row fold's
     stream chunks are never split. Each chunk is the same tile model on the operands' slices.
+    ``memo`` (a dict kept across a layer's passes) shares what they compute from the same operand
+    memory, e.g. the float32 casts of the per-PE work.
     """
     limit = TILES_PER_CHUNK if max_tiles is None else max_tiles
     per_row = max(mp.chunks, 1)
@@ -207,9 +180,9 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     col_step = max(1, limit // per_fold)
     row_step = rows if per_fold <= limit else max(1, limit // per_row)
     if col_step >= cols and row_step >= rows:
-        yield tile_costs(a, b, need, mp, features, resident)
+        yield tile_costs(a, b, need, mp, features, resident, memo=memo)
         return
-    memo: dict = {}  # what the chunks of column folds share: reductions of the operand they all read
+    memo = {} if memo is None else memo  # what the chunks share: reductions of the operand they all read
     # the axes of (a, b, need) that the column and the row folds cut
     col_cut = {"ws": ("b", 1), "os": ("b", 1), "is": ("a", 0)}[mp.dataflow]
     row_cut = {"ws": (("a", 1), ("b", 0)), "is": (("a", 1), ("b", 0)), "os": (("a", 0),)}[mp.dataflow]
@@ -283,14 +256,14 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
         actual, a_nz, b_nz = algorithmic, length * used_r, used_r * used_c
         fold_alive = np.ones_like(grid, dtype=bool)
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K)
+            acol = _shared(memo, f"acol{s}", a, lambda: block_sum(a, 0, s))  # (CH, K)
             a_nz = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r).sum(2).T[None]  # (1, KF, CH)
         if "b" in f.count and b is not None:
-            brow = _block_sum(b, 1, c)  # (K, NF)
+            brow = block_sum(b, 1, c)  # (K, NF)
             b_nz = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF).sum(1).T[:, :, None]
     else:
-        acol = _shared(memo, "acol", a, lambda: _block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
-        brow = _block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
+        acol = _shared(memo, f"acol{s}", a, lambda: block_sum(a, 0, s))  # (CH, K): non-zeros per chunk and k
+        brow = block_sum(b, 1, c)  # (K, NF): non-zeros per k and column fold
         acol3 = np.pad(acol, ((0, 0), (0, KF * r - mp.k))).reshape(CH, KF, r)
         brow3 = np.pad(brow, ((0, KF * r - mp.k), (0, 0))).reshape(KF, r, NF)
         pairs = np.einsum("hfr,frn->nfh", acol3, brow3)  # (NF, KF, CH) a∧b pairs
@@ -303,7 +276,7 @@ def _ws(a, b, need, mp: Mapping, f: Features, res: dict[str, bool], origin: tupl
             actual = pairs
         else:
             if "a" in f.skip:
-                nzrow = _shared(memo, "nzrow", a, lambda: _block_sum(_block_sum(a, 1, r) > 0, 0, s))
+                nzrow = _shared(memo, f"nzrow{r},{s}", a, lambda: block_sum(block_sum(a, 1, r) > 0, 0, s))
                 t = np.broadcast_to(nzrow.T[None], grid.shape).copy()  # (CH, KF) non-zero rows
             else:
                 t = length.copy()
@@ -353,38 +326,31 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         a_nz, b_nz = used_r * length, length * used_c
         a_sent, b_sent = a_nz, b_nz
         if "a" in f.count and a is not None:  # a compressed format moves the non-zeros only
-            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K)
-            a_nz = _block_sum(acnt, 1, s)[None]  # (1, MF, CH)
+            acnt = _shared(memo, f"acnt{r}", a, lambda: block_sum(a, 0, r))  # (MF, K)
+            a_nz = block_sum(acnt, 1, s)[None]  # (1, MF, CH)
         if "b" in f.count and b is not None:
-            b_nz = _block_sum(_block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
+            b_nz = block_sum(block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
-        if f.pe_skip:  # the float32 operands the per-PE work needs give the block counts too
-            def a_side() -> tuple[np.ndarray, np.ndarray]:
-                af = _padded(a, MF * r, mp.k)
-                return af, af.reshape(MF, r, mp.k).sum(axis=1).astype(np.int64)  # (MF, K) per row fold, k
-
-            af, acnt = _shared(memo, "af", a, a_side)
-            bf = _padded(b, mp.k, NF * c)
-            bcnt = bf.reshape(mp.k, NF, c).sum(axis=2).astype(np.int64)  # (K, NF)
+        if f.pe_skip:  # a float32 matmul of the operands (cast once for all the layer's passes)
+            t, actual, a3, b3 = _os_pe_work(_f32(memo, a), _f32(memo, b), need, r, c, s, CH)
         else:
-            acnt = _shared(memo, "acnt", a, lambda: _block_sum(a, 0, r))  # (MF, K) per row fold and k
-            bcnt = _block_sum(b, 1, c)  # (K, NF)
-        a3 = _block_sum(acnt, 1, s)  # (MF, CH)
-        b3 = _block_sum(bcnt, 0, s)  # (CH, NF)
+            acnt = _shared(memo, f"acnt{r}", a, lambda: block_sum(a, 0, r))  # (MF, K) per row fold and k
+            bcnt = block_sum(b, 1, c)  # (K, NF)
+            a3 = block_sum(acnt, 1, s)  # (MF, CH)
+            b3 = block_sum(bcnt, 0, s)  # (CH, NF)
         a_nz = np.broadcast_to(a3[None], grid.shape)
         b_nz = np.broadcast_to(b3.T[:, None, :], grid.shape)
         if f.pe_skip:
-            t, actual = _os_pe_work(af, bf, need, r, c, s, CH, acnt, bcnt)
             a_sent, b_sent = used_r * length, length * used_c
         else:
             pairs = _chunk_products(acnt.astype(np.float64), bcnt.astype(np.float64), s, 0, CH)
             pairs = np.rint(pairs).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
-            live = np.ones((MF, mp.k, NF), dtype=bool)
-            if "a" in f.skip:
-                live &= (acnt > 0)[:, :, None]
-            if "b" in f.skip:
-                live &= (bcnt > 0)[None, :, :]
-            t = _block_sum(live, 1, s).transpose(2, 0, 1)  # (NF, MF, CH)
+            # a K step runs unless a skipped operand's slice is all zero: the live steps of a tile
+            # are a 0/1 matrix product over the chunk, exact in float64
+            a_live = (acnt > 0) if "a" in f.skip else np.ones(acnt.shape, bool)
+            b_live = (bcnt > 0) if "b" in f.skip else np.ones(bcnt.shape, bool)
+            t = _chunk_products(a_live.astype(np.float64), b_live.astype(np.float64), s, 0, CH)
+            t = np.rint(t).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
             actual = pairs if f.gate else t * used_r * used_c
             a_sent, b_sent = t * used_r, t * used_c
     attempted = actual if f.pe_skip else t * used_r * used_c
@@ -434,49 +400,70 @@ def _shared(memo: dict | None, name: str, x: np.ndarray, compute: Callable[[], A
     return hit[1]
 
 
-def _padded(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """``x`` as float32 ``(rows, cols)``, zero beyond its own extent (one pass when no padding)."""
-    if x.shape == (rows, cols):
-        return x.astype(np.float32)
-    out = np.zeros((rows, cols), np.float32)
-    out[: x.shape[0], : x.shape[1]] = x
-    return out
+def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
+    """``x`` as float32, cast once per block of memory: a transposed view of an array cast before
+    (backward-weight's ``Xᵀ`` after forward's ``X``) is that cast's transpose, not a new cast."""
+    if x.dtype == np.float32:
+        return x
+    base = x.T if (x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous) else x
+    cast = _shared(memo, "f32", base, lambda: base.astype(np.float32))
+    return cast if base is x else cast.T
+
+
+SLAB_BYTES = 1 << 20  # per-PE work computed and reduced at once (rows of it): about a core's L2 …
+SLAB_MIN_ROWS = 256  # … but never fewer rows than this (a wide N then spills to L3)
 
 
 def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
-                chunks: int, acnt: np.ndarray, bcnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
-    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs.
+    of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs;
+    and the non-zeros of A per row fold and chunk ``(MF, CH)`` and of B per chunk and column fold
+    ``(CH, NF)``.
 
-    Every PE's pairs in a chunk are one float32 matmul of the 0/1 operands' K-slices (exact: a
-    PE's count is at most the chunk length, below 2**24; BLAS reads the slices in place),
-    zero-padded to whole PE blocks (a padded PE has no pairs, which changes no block's maximum or
-    sum), reduced over the PE rows (contiguous) and then the columns. A tile's pairs are its
-    row-block counts of A times the column-block counts of B (``acnt`` ``(MF, K)``, ``bcnt``
-    ``(K, NF)``) unless some outputs are not needed. ``af`` ``(MF·r, K)`` and ``bf`` ``(K, NF·c)``
-    are the operands so padded (:func:`_padded`)."""
-    k = af.shape[1]
-    mf, nf = af.shape[0] // r, bf.shape[1] // c
-    needf = None if need is None else _padded(need, mf * r, nf * c)
+    Every PE's pairs in a chunk are a float32 matmul of the 0/1 operands' K-slices ``af``
+    ``(M, K)`` and ``bf`` ``(K, N)`` (exact: a PE's count is at most the chunk length, below
+    2**24; BLAS reads the slices in place), computed a slab of whole row folds at a time into one
+    reused buffer of about ``SLAB_BYTES`` (so it is reduced while in cache, and no page of a fresh
+    ``M×N`` array is faulted in); unneeded outputs (``need`` bool ``(M, N)``) are zeroed, and the
+    work is reduced over blocks of ``r`` rows and ``c`` columns (short last blocks apart, no
+    padded copy): maxima, and sums in float32 where every block sum stays below 2**24 (exact),
+    else float64. The operands' counts are matrix-vector products with a vector of ones (A's slab
+    by slab, while it is in cache)."""
+    k, m, n = af.shape[1], af.shape[0], bf.shape[1]
+    mf, nf = -(-m // r), -(-n // c)
     t = np.empty((chunks, mf, nf), np.float32)
-    actual = np.empty((chunks, mf, nf), np.float64)  # block sums can pass 2**24 where t cannot
-    ac, bc = acnt.astype(np.float64), bcnt.astype(np.float64)
+    actual = np.empty((chunks, mf, nf), np.float64)
+    a3 = np.empty((mf, chunks), np.float64)
+    b3 = np.empty((chunks, nf), np.float64)
+    sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
+    # rows per slab: whole row folds, and at least SLAB_MIN_ROWS (a few rows would re-read B per slab)
+    step = r * max(-(-SLAB_MIN_ROWS // r), SLAB_BYTES // (4 * max(n, 1) * r))
+    buf = np.empty((min(step, m), n), np.float32)
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
-        work = af[:, ks] @ bf[ks]  # (M, N) effectual pairs per PE
-        if needf is not None:
-            work *= needf  # a PE whose output is not needed does nothing
-        if r == c == 1:
-            t[h] = work
-            actual[h] = work
-            continue
-        rows = work.reshape(mf, r, nf * c)
-        t[h] = rows.max(axis=1).reshape(mf, nf, c).max(axis=2)
-        if needf is not None:
-            actual[h] = rows.sum(axis=1, dtype=np.float64).reshape(mf, nf, c).sum(axis=2)
-        else:
-            actual[h] = ac[:, ks] @ bc[ks]
-    return t.astype(np.int64).transpose(2, 1, 0), actual.astype(np.int64).transpose(2, 1, 0)
+        bk = bf[ks]
+        ones = np.ones(ks.stop - ks.start, np.float32)
+        b3[h] = block_sum(ones @ bk, 0, c)
+        a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
+        for m0 in range(0, m, step):
+            m1 = min(m, m0 + step)
+            f0, f1 = m0 // r, -(-m1 // r)
+            a_slab = af[m0:m1, ks]
+            work = np.matmul(a_slab, bk, out=buf[: m1 - m0])  # effectual pairs per PE
+            np.matmul(a_slab, ones, out=a_rows[m0:m1])  # the slab's rows are still in cache
+            if need is not None:
+                np.multiply(work, need[m0:m1], out=work)  # a PE whose output is not needed does nothing
+            if r == c == 1:
+                t[h, f0:f1] = work
+                actual[h, f0:f1] = work
+                continue
+            t[h, f0:f1] = block_max(block_max(work, 0, r), 1, c)
+            actual[h, f0:f1] = block_reduce(block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
+                                             sum_dtype)
+        a3[:, h] = block_sum(a_rows, 0, r)
+    t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
+    return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:

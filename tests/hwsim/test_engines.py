@@ -141,12 +141,13 @@ def test_vectorized_schedule_equals_the_scalar_loop(seed, shared, slots, monkeyp
 
 
 def test_every_solver_path_runs_on_long_arrays():
-    """The balanced regime hands stretches to the loop; the others are solved by sweeps alone."""
-    calls = {"loop": 0}
+    """The balanced regime hands stretches to the loop; the others are solved by sweeps (the loop
+    takes only the last tile, scheduled alone at ``finish``)."""
+    steps = {"loop": 0}
     orig = engine_analytic._loop
 
     def counting(*a, **k):
-        calls["loop"] += 1
+        steps["loop"] += len(a[0])
         return orig(*a, **k)
 
     rng = np.random.default_rng(7)
@@ -154,9 +155,9 @@ def test_every_solver_path_runs_on_long_arrays():
     engine_analytic._loop = counting
     try:
         engine_analytic.run(rng.integers(50, 100, n), rng.integers(0, 40, n), rng.integers(0, 10, n))
-        assert calls["loop"] == 0  # compute-bound: sweeps converge
+        assert steps["loop"] == 1  # compute-bound: sweeps converge
         engine_analytic.run(rng.integers(0, 100, n), rng.integers(0, 100, n), rng.integers(0, 100, n))
-        assert calls["loop"] > 0  # balanced: the critical path keeps switching slot constraints
+        assert steps["loop"] > 1000  # balanced: the critical path keeps switching slot constraints
     finally:
         engine_analytic._loop = orig
 
@@ -206,7 +207,7 @@ def test_event_back_end_simulates_the_replay_and_not_its_dense_baseline(tmp_path
                                   an.drop(columns="backend", errors="ignore"))
 
 
-# --- the event engine (one process per engine, saturated shared-channel stretches) against the scalar loop
+# --- the event engine (one process per engine, stretches where one engine saturates) against the scalar loop
 
 def _event_counted(c, d, w, **kw):
     """The event engine's schedule and how many steps it served in stretches, per regime."""
@@ -309,3 +310,80 @@ def test_event_engine_property(data):
                      reference_schedule(c, d, w, slots, shared))
     finally:
         engine_event.MIN_STRETCH, engine_event.MAX_STRETCH = old
+
+
+def _periodic_tiles(rng) -> np.ndarray:
+    """Irregular tiles (some with long transfers, so a backlog drains during what follows),
+    runs of one tile, and blocks of a few runs repeated many times."""
+    parts = []
+    for _ in range(int(rng.integers(1, 5))):
+        parts.append(rng.integers(0, 400, (int(rng.integers(0, 5)), 3)))
+        kind = rng.integers(0, 2)
+        if kind == 0:
+            parts.append(np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(64, 300)), 1)))
+        else:
+            runs = [np.tile(rng.integers(0, 60, (1, 3)), (int(rng.integers(1, 30)), 1))
+                    for _ in range(int(rng.integers(2, 5)))]
+            parts.append(np.tile(np.concatenate(runs), (int(rng.integers(4, 40)), 1)))
+    return np.concatenate(parts)
+
+
+def test_periodic_stretches_are_solved_by_their_period_exactly(monkeypatch):
+    """Runs of one tile and repeated blocks after irregular tiles: equal to the scalar reference,
+    whole or fed in chunks, and both ways a stretch ends are taken (the periodic shift, and the
+    plain steps where the state has not become periodic within the tries)."""
+    from hwsim.engines.periodic import segments
+    from tests.hwsim.reference_schedule import reference_schedule
+
+    taken = {"shift": 0, "plain": 0, "blocks": 0}
+    orig = engine_analytic.Scheduler._periodic
+    monkeypatch.setattr(engine_analytic, "BLOCK_REPEATS", 4)
+
+    def periodic(self, c, w, dn, period):
+        taken["blocks"] += period > 1
+        before = len(c)
+        calls = {"n": 0}
+        solve = self._solve
+
+        def counting(*a):
+            calls["n"] += len(a[0])
+            return solve(*a)
+
+        self._solve = counting
+        try:
+            orig(self, c, w, dn, period)
+        finally:
+            del self._solve
+        taken["shift" if calls["n"] < before else "plain"] += 1
+
+    monkeypatch.setattr(engine_analytic.Scheduler, "_periodic", periodic)
+    for seed in range(40):
+        rng = np.random.default_rng(500 + seed)
+        t = _periodic_tiles(rng)
+        cover = segments(t[:, 0], t[:, 1], t[:, 2], min_tiles=64, min_repeats=4)
+        assert [a for a, *_ in cover] == [0] + [b for _, b, _ in cover[:-1]] and cover[-1][1] == len(t)
+        for a, b, period in cover:  # a periodic segment repeats its first block throughout
+            if period:
+                assert (b - a) % period == 0
+                np.testing.assert_array_equal(t[a:b], np.tile(t[a : a + period], ((b - a) // period, 1)))
+        for slots in (1, 2, 3):
+            for shared in (False, True):
+                want = reference_schedule(t[:, 0], t[:, 1], t[:, 2], slots, shared)
+                _assert_same(engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], slots=slots, shared=shared), want)
+                s = engine_analytic.Scheduler(slots=slots, shared=shared, keep=True)
+                for part in np.split(t, np.sort(rng.integers(0, len(t), 3))):
+                    s.feed(part[:, 0], part[:, 1], part[:, 2])
+                _assert_same(s.finish(), want)
+    assert taken["shift"] > 0 and taken["plain"] > 0 and taken["blocks"] > 0
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("seed", range(10))
+def test_event_engine_on_runs_and_repeated_blocks(seed, shared):
+    """The analytic back end's periodic inputs (runs and repeated blocks after backlogs): the
+    event engine equals the scalar loop there too."""
+    from tests.hwsim.reference_schedule import reference_schedule
+
+    t = _periodic_tiles(np.random.default_rng(700 + seed))
+    _assert_same(engine_event.run(t[:, 0], t[:, 1], t[:, 2], shared=shared),
+                 reference_schedule(t[:, 0], t[:, 1], t[:, 2], 2, shared))

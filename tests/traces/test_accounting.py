@@ -99,3 +99,15 @@ def test_linear_matches_scalar_reference(shape):
     fwd_all, _, bw_all = linear_effectual(x.reshape(rows, f), w, None, dy.reshape(rows, out))
     assert accounting.forward_effectual(spec, x, w) == fwd_all
     assert accounting.backward_weight_effectual(spec, x, dy) == bw_all
+
+
+@pytest.mark.parametrize("extent", [1, 255, 256, 65535, 65536])
+def test_narrow_counts_equal_an_int64_sum_at_every_accumulator_boundary(extent):
+    """uint8 up to 255, uint16 up to 65,535, int64 beyond: an all-ones slice is the worst case."""
+    rng = np.random.default_rng(extent)
+    x = rng.random((extent, 3)) < 0.5
+    x[:, 0] = True  # every element non-zero: the largest count the accumulator must hold
+    np.testing.assert_array_equal(accounting.count(x, 0), x.sum(axis=0, dtype=np.int64))
+    y = x.reshape(-1, 1, 3)[:, :, ::2]  # a strided view, two axes at once
+    np.testing.assert_array_equal(accounting.count(y, (0, 1)), y.sum(axis=(0, 1), dtype=np.int64))
+    assert accounting.count(x, 0).dtype == np.int64
