@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import bits
 from .background import BackgroundWriter
@@ -48,6 +49,7 @@ from .capture import (
 from .errors import RecorderError
 from .layer import LayerSpec
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .schedule import Schedule
 from .writer import TraceWriter
 
@@ -72,22 +74,36 @@ def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any
     return Recorder(model, path, every=every, **kwargs)
 
 
-def _count(t: torch.Tensor) -> torch.Tensor:
-    """Non-zeros of ``t`` as a 0-d int64 tensor: no host sync; :meth:`Recorder._collect` reads all
-    of an iteration's counts with one ``torch.stack(...).tolist()``."""
-    return torch.count_nonzero(t.detach())
+# The recorder's own tensor work runs with PyTorch's Python-level dispatch switched off
+# (``with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():``): the recording's Gate and GemmWatch (and
+# any other torch-function or dispatch mode) neither see nor pay for it; it is never model work.
+_NO_FUNCTION_MODES = torch._C.DisableTorchFunction
+_NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
 
 
-def _mask(t: torch.Tensor, samples: int | None = None) -> torch.Tensor:
-    """``t != 0`` (the first ``samples`` samples) as a new bool tensor: a one-byte-per-element
-    staging copy that later in-place changes of ``t`` do not reach; packed to bits when written."""
-    t = t.detach() if samples is None else t.detach()[:samples]
-    return t != 0
+def _count(t: torch.Tensor) -> int | torch.Tensor:
+    """Non-zeros of ``t`` (:func:`traces.nonzero.count_nonzero`): an ``int`` on the CPU, a 0-d
+    tensor elsewhere, which :meth:`Recorder._collect` reads with one ``torch.stack(...).tolist()``."""
+    return count_nonzero(t)
 
 
-def _host(mask: torch.Tensor) -> np.ndarray:
-    """A bool mask tensor as a numpy array (zero-copy on the CPU)."""
-    return mask.cpu().numpy()
+def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A copy of a weight before the optimizer updates it in place (numpy on the CPU: a fresh
+    torch tensor of a large layer pays first-touch page faults, numpy reuses freed memory)."""
+    w = w.detach()
+    if w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64):
+        return w.numpy().copy()
+    return w.clone()
+
+
+def _weights_f16(before: np.ndarray | torch.Tensor, now: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight, delta_weight)`` as float16 arrays: the weight before the update and the update,
+    the difference taken in the weight's own precision (IEEE, so numpy and torch agree bit for bit)."""
+    now = now.detach()
+    if isinstance(before, np.ndarray):
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN, as torch gives them
+            return before.astype(np.float16), (now.numpy() - before).astype(np.float16)
+    return (before.to(torch.float16).cpu().numpy(), (now - before).to(torch.float16).cpu().numpy())
 
 
 def _write(writer: TraceWriter, index: int, meta: dict[str, Any], counts: np.ndarray,
@@ -106,9 +122,9 @@ class _Call:
     module: nn.Module
     layer: int
     batch: int
-    counts: dict[str, torch.Tensor] = field(default_factory=dict)  # 0-d int64 (see _count)
-    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool staging copies (see _mask)
-    w_before: torch.Tensor | None = None
+    counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # see _count
+    masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
+    w_before: np.ndarray | torch.Tensor | None = None
     w_version: int = 0
     gemm: str | None = None  # the operator of the layer's own GEMM in this call, once executed
 
@@ -169,6 +185,7 @@ class Recorder:
         self._handles: list[Any] = []
         self._gate: Gate | None = None  # watches training computation outside the forward pass
         self._watch: GemmWatch | None = None  # on during a training forward pass of the model
+        self._gate_suspended = False  # the gate is off the mode stack (see _gate_off)
         self._forward_marks: list[bool] = []  # per open model forward: whether it turned the watch on
         self._writer: TraceWriter | None = None
         self._worker: BackgroundWriter | None = None  # with background=True: runs the writer's jobs
@@ -192,6 +209,8 @@ class Recorder:
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm)
         self._gate.__enter__()
+        self._handles.append(register_optimizer_step_pre_hook(self._optimizer_begins))
+        self._handles.append(register_optimizer_step_post_hook(self._optimizer_ends))
         _ACTIVE.append(self)
         return self
 
@@ -290,11 +309,13 @@ class Recorder:
 
     # -- the GEMM watch ----------------------------------------------------------------------------
     def _forward_begins(self, module: nn.Module, args: tuple) -> None:
-        """The model's forward pre-hook: a training forward pass turns the GEMM watch on."""
+        """The model's forward pre-hook: a training forward pass turns the GEMM watch on (and the
+        outside-forward gate off for the pass: the watch sees every operator the gate would)."""
         start = self._watch is None and self._training_now()
         if start:  # only training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
+            self._gate_off()
         self._forward_marks.append(start)
 
     def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
@@ -303,10 +324,35 @@ class Recorder:
             self._stop_watch()
 
     def _stop_watch(self) -> None:
-        """Leave the GEMM watch's dispatch mode, if it is on."""
+        """Leave the GEMM watch's dispatch mode, if it is on, and put the gate back."""
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.__exit__(None, None, None)
+        self._gate_on()
+
+    def _gate_off(self) -> None:
+        """Take the outside-forward gate off the mode stack, where nothing it watches can run:
+        a watched forward pass (the watch sees every operator) or an optimizer step (no grad)."""
+        if not self._gate_suspended and self._gate is not None:
+            self._gate_suspended = self._gate.suspend()
+
+    def _gate_on(self) -> None:
+        """Put the gate back after :meth:`_gate_off`."""
+        if self._gate_suspended:
+            self._gate_suspended = False
+            self._gate.resume()
+
+    def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        """Any optimizer's step pre-hook: a step runs under ``torch.no_grad()`` (unless the
+        optimizer is ``differentiable``), where the gate lets every call pass, so it goes off."""
+        if not optimizer.defaults.get("differentiable", False):
+            self._gate_off()
+
+    def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        """Any optimizer's step post-hook (not run when the step raised: the next forward pass,
+        :meth:`step` or :meth:`close` puts the gate back then)."""
+        if self._watch is None:
+            self._gate_on()
 
     def _on_gemm(self, func: Any) -> None:
         """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
@@ -356,9 +402,22 @@ class Recorder:
         lr = self.optimizer.param_groups[0].get("lr")
         return float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
 
+    def _take(self, rec: _Call, name: str, t: torch.Tensor, samples: int | None = None) -> None:
+        """Count ``t``'s non-zeros into ``rec.counts[name]``; on a mask iteration also stage its
+        mask (the first ``samples`` samples), from which the count is read when it covers all of ``t``."""
+        if not self._masks_now:
+            rec.counts[name] = _count(t)
+            return
+        mask = rec.masks[name] = nonzero_mask(t, samples)
+        rec.counts[name] = count_mask(mask) if mask.shape == t.shape else _count(t)
+
     def _pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
         if not self._recording(module):
             return None
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            return self._layer_begins(module, args)
+
+    def _layer_begins(self, module: nn.Module, args: tuple) -> tuple | None:
         if not self._started:
             self._begin_iteration()
         x = args[0]
@@ -370,9 +429,7 @@ class Recorder:
         call = self._call_count[module]
         self._call_count[module] += 1
         rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
-        rec.counts["x"] = _count(x)
-        if self._masks_now:
-            rec.masks["x"] = _mask(x, self.schedule.mask_samples)
+        self._take(rec, "x", x, self.schedule.mask_samples)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -383,35 +440,32 @@ class Recorder:
     def _post_hook(self, module: nn.Module, args: tuple, y: Any) -> None:
         if not self._stack or self._stack[-1].module is not module:
             return
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._layer_ends(module, args, y)
+
+    def _layer_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         rec = self._stack.pop()
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
         self._check_or_add_spec(rec, module, args[0], y)
-        rec.counts["y"] = _count(y)
+        b = self.schedule.mask_samples
+        self._take(rec, "y", y, b)
         w_mask = self._method_mask(module, "w", module.weight.shape)
-        w = module.weight if w_mask is None else w_mask
-        rec.counts["w"] = _count(w)
+        self._take(rec, "w", module.weight if w_mask is None else w_mask)
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
-            rec.counts["y_sel"] = _count(sel)
-        if self._masks_now:
-            b = self.schedule.mask_samples
-            rec.masks["y"] = _mask(y, b)
-            rec.masks["w"] = _mask(w)
-            if sel is not None:
-                rec.masks["y_sel"] = _mask(sel, b)
-            if self.schedule.weights:
-                rec.w_before = module.weight.detach().clone()
+            self._take(rec, "y_sel", sel, b)
+        if self._masks_now and self.schedule.weights:
+            rec.w_before = _weight_copy(module.weight)
         rec.w_version = module.weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
         self._calls.append(rec)
 
     def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
-        rec.counts[name] = _count(grad)
-        if self._masks_now:
-            rec.masks[name] = _mask(grad, self.schedule.mask_samples)
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._take(rec, name, grad, self.schedule.mask_samples)
 
     def _method_mask(self, module: nn.Module, name: str, shape: torch.Size) -> torch.Tensor | None:
         mask = self._method_masks.get(module, {}).get(name)
@@ -432,14 +486,15 @@ class Recorder:
         return self._layer_of[key]
 
     def _check_or_add_spec(self, rec: _Call, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        spec = layer_spec(module, self._targets[module], self._call_count[module] - 1, x, y)
-        if rec.layer < len(self._layers):
+        if rec.layer < len(self._layers):  # a known layer: only its per-sample shapes can change
             old = self._layers[rec.layer]
-            if (old.x_shape, old.y_shape) != (spec.x_shape, spec.y_shape):
+            shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
+            if (old.x_shape, old.y_shape) != shapes:
                 raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
-                                    f"{old.y_shape} to {spec.x_shape}->{spec.y_shape}")
+                                    f"{old.y_shape} to {shapes[0]}->{shapes[1]}")
         elif rec.layer == len(self._layers):
-            self._layers.append(spec)
+            self._layers.append(layer_spec(module, self._targets[module], self._call_count[module] - 1,
+                                           x, y))
 
     # -- iteration end ----------------------------------------------------------------------------
     def step(self, *, loss: float | None = None, **metrics: float | str) -> None:
@@ -450,6 +505,12 @@ class Recorder:
         """
         if self._writer is None:
             raise RecorderError("rec.step() outside the `with traces.record(...)` block")
+        if self._watch is None:
+            self._gate_on()  # after an optimizer step that raised
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._end_iteration(loss, metrics)
+
+    def _end_iteration(self, loss: float | None, metrics: dict[str, float | str]) -> None:
         if self._worker is not None:
             self._worker.raise_error()  # a write that failed since the last step
         if not self._calls:
@@ -488,36 +549,33 @@ class Recorder:
         self._reset_iteration()
 
     def _collect(self) -> tuple[np.ndarray, dict, dict]:
-        """This iteration's counts ``(n_layers, n_tensors)`` (read from the device in one
-        transfer), masks as bool arrays ``{(layer, tensor): mask}`` and weights."""
+        """This iteration's counts ``(n_layers, n_tensors)`` (counts still on an accelerator are
+        read in one transfer), masks as bool arrays ``{(layer, tensor): mask}`` and weights."""
         counts = np.full((len(self._layers), len(TENSORS)), -1, dtype=np.int64)
-        where: list[tuple[int, int]] = []  # (layer, tensor column) of each value
-        values: list[torch.Tensor] = []  # 0-d int64 counts
+        where: list[tuple[int, int]] = []  # (layer, tensor column) of each count still a tensor
+        values: list[torch.Tensor] = []  # 0-d int64 counts on an accelerator
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in self._calls:
             grad = c.module.weight.grad
-            if grad is not None:
+            if grad is not None:  # counted only: the trace stores no dw mask
                 c.counts["dw"] = _count(grad)
             need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
             if need is not None:
-                c.counts["dw_needed"] = _count(need)
+                self._take(c, "dw_needed", need)
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
             if y_out is not None:
-                c.counts["y_out"] = _count(y_out)
+                self._take(c, "y_out", y_out, self.schedule.mask_samples)
             for name, value in c.counts.items():
-                where.append((c.layer, TENSOR_INDEX[name]))
-                values.append(value)
+                if isinstance(value, int):
+                    counts[c.layer, TENSOR_INDEX[name]] = value
+                else:
+                    where.append((c.layer, TENSOR_INDEX[name]))
+                    values.append(value)
             if self._masks_now:
-                masks.update({(c.layer, k): _host(v) for k, v in c.masks.items()})
-                if need is not None:
-                    masks[(c.layer, "dw_needed")] = _host(_mask(need))
-                if y_out is not None:
-                    masks[(c.layer, "y_out")] = _host(_mask(y_out, self.schedule.mask_samples))
+                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
                 if c.w_before is not None:
-                    now = c.module.weight.detach()
-                    weights[c.layer] = (c.w_before.to(torch.float16).cpu().numpy(),
-                                        (now - c.w_before).to(torch.float16).cpu().numpy())
+                    weights[c.layer] = _weights_f16(c.w_before, c.module.weight)
         if values:
             rows, cols = zip(*where, strict=True)
             counts[list(rows), list(cols)] = torch.stack(values).tolist()
