@@ -4,11 +4,14 @@
 its memory should (8.3 ms for a 64×64×32×32 float32 ReLU output on two threads; viewed as int32
 it counts in 0.5 ms, but that view would count ``-0.0``, bit pattern ``0x80000000``, as
 non-zero). :func:`count_nonzero` counts the same elements as ``torch.count_nonzero`` (NaN and
-±inf are non-zero, ``+0.0`` and ``-0.0`` are not) with numpy, in cache-sized chunks written
-into a reused per-thread buffer, so no temporary the size of the tensor is allocated:
+±inf are non-zero, ``+0.0`` and ``-0.0`` are not):
 
-- ``float32``/``float64``: ``x != 0`` into a ``bool`` buffer, then a count of the buffer's
-  non-zero bytes;
+- floats of at least ``FAST_ELEMENTS`` elements: ``count_nonzero`` of the integer bit patterns
+  and their minimum, two vectorized passes on torch's threads (1 M float32 elements: 0.15 ms
+  against 1.7 ms). The minimum is the pattern of ``-0.0`` (sign bit alone, the smallest integer)
+  exactly when the tensor holds a ``-0.0``; then, and for smaller tensors:
+- ``float32``/``float64``: ``x != 0`` by numpy, in cache-sized chunks into a reused per-thread
+  ``bool`` buffer (no temporary the size of the tensor), then a count of the buffer's bytes;
 - ``float16``/``bfloat16``: the ``int16`` bit pattern with the sign bit cleared
   (``bits & 0x7fff``): zero exactly for ``±0.0``, non-zero for NaN, ±inf and subnormals;
 - ``bool`` and integer dtypes: ``np.count_nonzero`` directly;
@@ -27,32 +30,36 @@ import numpy as np
 import torch
 
 CHUNK_ELEMENTS = 1 << 18  # elements per chunk: the bool buffer (256 KiB) and the chunk stay in L2
-_NUMPY_FLOATS = {torch.float32, torch.float64}  # compared with 0 by numpy's SIMD loops
-_FLOATS16 = {torch.float16, torch.bfloat16}  # counted on their int16 bit patterns (numpy's float16
-# comparison is emulated: 4.7 ms for 4 M elements, the bit patterns 0.66 ms)
-_INTEGERS = {torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-             torch.uint16, torch.uint32, torch.uint64}
+FAST_ELEMENTS = 1 << 15  # from this size on, floats are counted on their bit patterns by torch first
+_BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
+         torch.float64: torch.int64}  # the integer view of each IEEE float type
+_SIGN_ONLY = {torch.int16: -(1 << 15), torch.int32: -(1 << 31), torch.int64: -(1 << 63)}  # -0.0
+_NUMPY_FLOATS = frozenset({torch.float32, torch.float64})  # compared with 0 by numpy's SIMD loops
+_FLOATS16 = frozenset({torch.float16, torch.bfloat16})  # counted on their int16 bit patterns
+# (numpy's float16 comparison is emulated: 4.7 ms for 4 M elements, the bit patterns 0.66 ms)
+_INTEGERS = frozenset({torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                       torch.uint16, torch.uint32, torch.uint64})
 _local = threading.local()  # each thread its own buffers (a recorder may run in any thread)
 
 
 def _buffer(dtype: type) -> np.ndarray:
-    """This thread's reusable ``CHUNK_ELEMENTS`` buffer of ``dtype``."""
-    key = f"buf_{np.dtype(dtype).name}"
-    buf = getattr(_local, key, None)
+    """This thread's reusable ``CHUNK_ELEMENTS`` buffer of ``dtype`` (``np.bool_`` or ``np.int16``)."""
+    buf = getattr(_local, "bool" if dtype is np.bool_ else "int16", None)
     if buf is None:
         buf = np.empty(CHUNK_ELEMENTS, dtype=dtype)
-        setattr(_local, key, buf)
+        setattr(_local, "bool" if dtype is np.bool_ else "int16", buf)
     return buf
 
 
 def count_array(a: np.ndarray) -> int:
     """Non-zeros of a numpy array (floats: NaN counts, ``-0.0`` does not), in chunks."""
-    if a.dtype.kind in "biu":
+    kind = a.dtype.kind
+    if kind in "biu":
         return int(np.count_nonzero(a))
-    if a.dtype.kind != "f":
+    if kind != "f":
         raise TypeError(f"count_array: unsupported dtype {a.dtype}")
-    if not a.flags.c_contiguous:  # a strided view: one bool temporary of its size
-        return int(np.count_nonzero(a != 0))
+    if a.size <= CHUNK_ELEMENTS or not a.flags.c_contiguous:  # small, or a strided view: one
+        return int(np.count_nonzero(a != 0))  # bool temporary of its size
     flat = a.reshape(-1)
     buf = _buffer(np.bool_)
     total = 0
@@ -78,17 +85,32 @@ def _count_bits16(bits: np.ndarray) -> int:
     return total
 
 
+def _count_bits(t: torch.Tensor) -> int | None:
+    """Non-zeros of a large float tensor from its integer bit patterns, in two fast passes on
+    torch's threads: ``count_nonzero`` of the bits (which takes ``-0.0``, the pattern with only
+    the sign bit set, for non-zero) and their minimum, which is that pattern exactly when the
+    tensor holds a ``-0.0``. None then: the caller counts the slow way."""
+    bits = t.view(_BITS[t.dtype])
+    if int(bits.min()) == _SIGN_ONLY[bits.dtype]:
+        return None
+    return int(torch.count_nonzero(bits))
+
+
 def count_nonzero(t: torch.Tensor) -> int | torch.Tensor:
     """The number of non-zero elements of ``t``, exactly what ``torch.count_nonzero(t)`` gives.
 
     Returns a Python ``int`` for a CPU tensor, or a 0-d ``int64`` tensor on ``t``'s device
     otherwise (read it later, with other counts, to avoid one device sync per tensor).
     """
-    if t.device.type != "cpu" or t.layout != torch.strided or t.is_quantized:
+    if not t.is_cpu or t.layout is not torch.strided or t.is_quantized:
         return torch.count_nonzero(t.detach())
-    dtype = t.dtype
     if t.requires_grad:
         t = t.detach()
+    dtype = t.dtype
+    if dtype in _BITS and t.numel() >= FAST_ELEMENTS:
+        n = _count_bits(t)
+        if n is not None:
+            return n
     if dtype in _NUMPY_FLOATS or dtype in _INTEGERS:
         return count_array(t.numpy())
     if dtype in _FLOATS16:
@@ -105,11 +127,12 @@ def nonzero_mask(t: torch.Tensor, samples: int | None = None) -> np.ndarray | to
     the new tensor), otherwise a ``bool`` tensor on ``t``'s device.
     """
     t = t.detach() if samples is None else t.detach()[:samples]
-    if t.device.type != "cpu" or t.layout != torch.strided or t.is_quantized:
+    if not t.is_cpu or t.layout is not torch.strided or t.is_quantized:
         return t != 0
-    if t.dtype in _NUMPY_FLOATS or t.dtype in _INTEGERS:
+    dtype = t.dtype
+    if dtype in _NUMPY_FLOATS or dtype in _INTEGERS:
         return np.not_equal(t.numpy(), 0)
-    if t.dtype in _FLOATS16:
+    if dtype in _FLOATS16:
         return np.not_equal(np.bitwise_and(t.view(torch.int16).numpy(), 0x7FFF), 0)
     return (t != 0).numpy()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from traces.nonzero import CHUNK_ELEMENTS, count_mask, count_nonzero, host_mask, nonzero_mask
+from traces.nonzero import CHUNK_ELEMENTS, FAST_ELEMENTS, count_mask, count_nonzero, host_mask, nonzero_mask
 from traces.recorder import _weight_copy, _weights_f16
 
 # 0.0, -0.0 (bit pattern 0x80000000 in float32), NaN of both signs, ±inf, a float32 subnormal,
@@ -25,12 +25,13 @@ def reference(t: torch.Tensor) -> int:
     return int(torch.count_nonzero(t))
 
 
-def edge_tensor(dtype: torch.dtype, n: int, seed: int) -> torch.Tensor:
-    """``n`` elements of ``dtype``: mostly zeros (of both signs), edge values at random places,
-    and one at each chunk boundary, where a chunked count could go wrong."""
+def edge_tensor(dtype: torch.dtype, n: int, seed: int, negative_zero: bool = True) -> torch.Tensor:
+    """``n`` elements of ``dtype``: mostly zeros (of both signs, or only +0.0), edge values at
+    random places, and one at each chunk boundary, where a chunked count could go wrong."""
     g = torch.Generator().manual_seed(seed)
     if dtype.is_floating_point:
-        values = torch.tensor(EDGE, dtype=torch.float64).to(dtype)
+        values = torch.tensor(EDGE if negative_zero else [abs(v) for v in EDGE], dtype=torch.float64)
+        values = values.to(dtype)
     else:
         values = torch.tensor([0, 1, 0, 7, 0, 1], dtype=torch.int64).to(dtype)
     t = values[torch.randint(0, len(values), (n,), generator=g)]
@@ -42,9 +43,10 @@ def edge_tensor(dtype: torch.dtype, n: int, seed: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype", FLOATS + INTEGERS + UNSIGNED, ids=str)
 def test_count_nonzero_equals_torch_on_every_dtype_and_edge_value(dtype):
-    sizes = [0, 1, 5, CHUNK_ELEMENTS, 2 * CHUNK_ELEMENTS + 3]
-    for seed, n in enumerate(sizes):
-        t = edge_tensor(dtype, n, seed)
+    sizes = [0, 1, 5, FAST_ELEMENTS - 1, FAST_ELEMENTS, CHUNK_ELEMENTS, 2 * CHUNK_ELEMENTS + 3]
+    # large floats are counted on their bits unless they hold a -0.0: both ways, every size
+    for seed, (n, negative_zero) in enumerate((n, z) for n in sizes for z in (True, False)):
+        t = edge_tensor(dtype, n, seed, negative_zero)
         got = count_nonzero(t)
         assert type(got) is int and got == reference(t), (dtype, n)
         mask = nonzero_mask(t)
@@ -61,7 +63,10 @@ def test_float_edge_values_counted_like_torch():
     # in float16 and bfloat16 1e-45 underflows to 0.0 (6e-8 is float16's smallest subnormal)
     assert count_nonzero(t.half()) == int(torch.count_nonzero(t.half())) == 7
     assert count_nonzero(t.bfloat16()) == int(torch.count_nonzero(t.bfloat16())) == 7
-    assert count_nonzero(-torch.zeros(1000)) == 0
+    assert count_nonzero(-torch.zeros(1000)) == count_nonzero(-torch.zeros(FAST_ELEMENTS)) == 0
+    one = torch.zeros(FAST_ELEMENTS)
+    one[-1] = -0.0
+    assert count_nonzero(one) == 0 and count_nonzero(one.double()) == 0 and count_nonzero(one.half()) == 0
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int32], ids=str)
