@@ -13,7 +13,8 @@ Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backwa
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
 call of a reused module is its own record; eval and ``no_grad`` passes are ignored. GEMM work
 the hooks cannot see raises :class:`RecorderError` instead of being lost: compiled modules,
-recurrent and attention layers up front, and, while a training step runs, every matrix product
+recurrent and attention layers up front, and, while a watched training step runs (iteration 0
+and every mask iteration; every iteration with ``gemm_check="every"``), every matrix product
 that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
 :mod:`traces.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
 ``nn.LSTMCell``, a second GEMM inside one layer call. Training methods mark their own math with
@@ -54,6 +55,7 @@ from .schedule import Schedule
 from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
+GEMM_CHECKS = ("masks", "every")  # which training iterations run under the GEMM watch and gate
 _ACTIVE: list[Recorder] = []
 
 
@@ -154,6 +156,13 @@ class Recorder:
         max_pending: jobs the worker may have queued before :meth:`step` waits for it (a job is
             one mask iteration, or a whole batch of counts-only iterations: those are handed
             to the worker ``counts_batch`` at a time, since each hand-over costs a thread switch).
+        gemm_check: which iterations run under the GEMM watch and gate that refuse unrecorded
+            matrix products: ``"masks"`` (default) iteration 0 and every mask iteration, from the
+            model's forward pass to :meth:`step`; ``"every"``: every iteration, from start to end.
+            Their Python-level dispatch costs 0.3-0.6 ms per step (half a plain MLP step), so by
+            default counts-only iterations run unwatched: work a model does on every step is
+            refused at iteration 0, work done only on some steps is refused if one of them is a
+            mask iteration; pass ``"every"`` to refuse it on any step.
     """
 
     def __init__(self, model: nn.Module, path: str | Path, *, every: int = 10,
@@ -163,7 +172,7 @@ class Recorder:
                  method: str = "dense", method_params: dict[str, Any] | None = None,
                  dataset: dict[str, Any] | None = None, seed: int | None = None,
                  overwrite: bool = False, first: bool = True, counts_batch: int = 64,
-                 background: bool = True, max_pending: int = 2) -> None:
+                 background: bool = True, max_pending: int = 2, gemm_check: str = "masks") -> None:
         if not isinstance(model, nn.Module):
             raise RecorderError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -171,6 +180,9 @@ class Recorder:
         self.schedule = Schedule(every=every, first=first, iters_per_epoch=iters_per_epoch,
                                  mask_samples=mask_samples, weights=weights,
                                  weight_snapshot_every=weight_snapshot_every, lr_changes=lr_changes)
+        if gemm_check not in GEMM_CHECKS:
+            raise RecorderError(f"gemm_check must be one of {GEMM_CHECKS}, got {gemm_check!r}")
+        self._gemm_check = gemm_check
         if counts_batch < 1 or max_pending < 1:
             raise RecorderError(f"counts_batch and max_pending must be >= 1, got {counts_batch} and "
                                 f"{max_pending}")
@@ -193,7 +205,7 @@ class Recorder:
         self._handles: list[Any] = []
         self._gate: Gate | None = None  # watches training computation outside the forward pass
         self._watch: GemmWatch | None = None  # on during a training forward pass of the model
-        self._gate_suspended = False  # the gate is off the mode stack (see _gate_off)
+        self._gate_off_for: str | None = None  # why the gate is off the mode stack (see _gate_off)
         self._forward_marks: list[bool] = []  # per open model forward: whether it turned the watch on
         self._writer: TraceWriter | None = None
         self._worker: BackgroundWriter | None = None  # with background=True: runs the writer's jobs
@@ -327,14 +339,26 @@ class Recorder:
 
     # -- the GEMM watch ----------------------------------------------------------------------------
     def _forward_begins(self, module: nn.Module, args: tuple) -> None:
-        """The model's forward pre-hook: a training forward pass turns the GEMM watch on (and the
-        outside-forward gate off for the pass: the watch sees every operator the gate would)."""
+        """The model's forward pre-hook: a training forward pass of a watched iteration turns the
+        GEMM watch on (and the outside-forward gate off for the pass: the watch sees every
+        operator the gate would)."""
         start = self._watch is None and self._training_now()
-        if start:  # only training forward passes pay the dispatch mode's per-operator cost
+        if start:
+            if not self._started:
+                self._begin_iteration()
+            start = self._watched()
+        if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
-            self._gate_off()
+            if self._gate_off_for == "unwatched":
+                self._gate_off_for = "forward"  # back on when the pass ends, for the loss
+            else:
+                self._gate_off("forward")
         self._forward_marks.append(start)
+
+    def _watched(self) -> bool:
+        """Whether the current iteration runs under the GEMM watch and gate (``gemm_check``)."""
+        return self._gemm_check == "every" or self.iteration == 0 or self._masks_now
 
     def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         """The model's forward hook (run even when the forward raised): the watch goes off again."""
@@ -348,29 +372,29 @@ class Recorder:
             watch.__exit__(None, None, None)
         self._gate_on()
 
-    def _gate_off(self) -> None:
-        """Take the outside-forward gate off the mode stack, where nothing it watches can run:
-        a watched forward pass (the watch sees every operator) or an optimizer step (no grad)."""
-        if not self._gate_suspended and self._gate is not None:
-            self._gate_suspended = self._gate.suspend()
+    def _gate_off(self, why: str) -> None:
+        """Take the outside-forward gate off the mode stack: during a watched forward pass (the
+        watch sees every operator), an optimizer step (no grad: nothing the gate watches) or,
+        with ``gemm_check="masks"``, from :meth:`step` until a watched iteration's forward pass."""
+        if self._gate_off_for is None and self._gate is not None and self._gate.suspend():
+            self._gate_off_for = why
 
-    def _gate_on(self) -> None:
-        """Put the gate back after :meth:`_gate_off`."""
-        if self._gate_suspended:
-            self._gate_suspended = False
+    def _gate_on(self, *whys: str) -> None:
+        """Put the gate back if it is off (for one of ``whys``, when given)."""
+        if self._gate_off_for is not None and (not whys or self._gate_off_for in whys):
+            self._gate_off_for = None
             self._gate.resume()
 
     def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         """Any optimizer's step pre-hook: a step runs under ``torch.no_grad()`` (unless the
         optimizer is ``differentiable``), where the gate lets every call pass, so it goes off."""
         if not optimizer.defaults.get("differentiable", False):
-            self._gate_off()
+            self._gate_off("optimizer")
 
     def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        """Any optimizer's step post-hook (not run when the step raised: the next forward pass,
-        :meth:`step` or :meth:`close` puts the gate back then)."""
-        if self._watch is None:
-            self._gate_on()
+        """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
+        watched forward pass or :meth:`close` puts the gate back then)."""
+        self._gate_on("optimizer")
 
     def _on_gemm(self, func: Any) -> None:
         """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
@@ -523,10 +547,11 @@ class Recorder:
         """
         if self._writer is None:
             raise RecorderError("rec.step() outside the `with traces.record(...)` block")
-        if self._watch is None:
-            self._gate_on()  # after an optimizer step that raised
+        self._gate_on("optimizer")  # after an optimizer step that raised
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._end_iteration(loss, metrics)
+        if self._gemm_check == "masks" and self._watch is None:
+            self._gate_off("unwatched")  # until a watched iteration's forward pass
 
     def _end_iteration(self, loss: float | None, metrics: dict[str, float | str]) -> None:
         if self._worker is not None:
