@@ -157,9 +157,10 @@ class Gate(TorchFunctionMode):
     on the model's output, a recorded layer called on its own): every Python-level torch call
     that builds autograd graph while ``training()`` holds runs under a :class:`GemmWatch`.
 
-    Inside the forward pass (``in_forward()``) the recorder's own watch is already on; backward
-    calls and calls without grad-requiring tensors (data preparation, the optimizer, evaluation)
-    pass through.
+    Inside the forward pass (``in_forward()``) the recorder's own watch is already on (the
+    recorder takes the gate off the mode stack for the pass, :meth:`suspend`); backward calls
+    and calls without grad-requiring tensors (data preparation, the optimizer, evaluation) pass
+    through.
     """
 
     def __init__(self, training: Callable[[], bool], in_forward: Callable[[], bool],
@@ -168,6 +169,20 @@ class Gate(TorchFunctionMode):
         self.training = training  # whether a training step is being recorded now
         self.in_forward = in_forward  # whether the recorder's forward-pass watch is on
         self.on_gemm = on_gemm
+
+    def suspend(self) -> bool:
+        """Take the gate off the torch-function mode stack while the recorder's own watch covers
+        the computation (the model's forward pass), so the forward's torch calls do not pay for
+        it. Returns False, and leaves the stack alone, when the gate is not on top of it."""
+        n = torch._C._len_torch_function_stack()
+        if n == 0 or torch._C._get_function_stack_at(n - 1) is not self:
+            return False
+        torch._C._pop_torch_function_stack()
+        return True
+
+    def resume(self) -> None:
+        """Put the gate back on top of the stack after :meth:`suspend` returned True."""
+        torch._C._push_on_torch_function_stack(self)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}

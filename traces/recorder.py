@@ -13,7 +13,8 @@ Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backwa
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
 call of a reused module is its own record; eval and ``no_grad`` passes are ignored. GEMM work
 the hooks cannot see raises :class:`RecorderError` instead of being lost: compiled modules,
-recurrent and attention layers up front, and, while a training step runs, every matrix product
+recurrent and attention layers up front, and, while a watched training step runs (iteration 0
+and every mask iteration; every iteration with ``gemm_check="every"``), every matrix product
 that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
 :mod:`traces.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
 ``nn.LSTMCell``, a second GEMM inside one layer call. Training methods mark their own math with
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import bits
 from .background import BackgroundWriter
@@ -48,10 +50,12 @@ from .capture import (
 from .errors import RecorderError
 from .layer import LayerSpec
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .schedule import Schedule
 from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
+GEMM_CHECKS = ("masks", "every")  # which training iterations run under the GEMM watch and gate
 _ACTIVE: list[Recorder] = []
 
 
@@ -72,22 +76,36 @@ def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any
     return Recorder(model, path, every=every, **kwargs)
 
 
-def _count(t: torch.Tensor) -> torch.Tensor:
-    """Non-zeros of ``t`` as a 0-d int64 tensor: no host sync; :meth:`Recorder._collect` reads all
-    of an iteration's counts with one ``torch.stack(...).tolist()``."""
-    return torch.count_nonzero(t.detach())
+# The recorder's own tensor work runs with PyTorch's Python-level dispatch switched off
+# (``with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():``): the recording's Gate and GemmWatch (and
+# any other torch-function or dispatch mode) neither see nor pay for it; it is never model work.
+_NO_FUNCTION_MODES = torch._C.DisableTorchFunction
+_NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
 
 
-def _mask(t: torch.Tensor, samples: int | None = None) -> torch.Tensor:
-    """``t != 0`` (the first ``samples`` samples) as a new bool tensor: a one-byte-per-element
-    staging copy that later in-place changes of ``t`` do not reach; packed to bits when written."""
-    t = t.detach() if samples is None else t.detach()[:samples]
-    return t != 0
+def _count(t: torch.Tensor) -> int | torch.Tensor:
+    """Non-zeros of ``t`` (:func:`traces.nonzero.count_nonzero`): an ``int`` on the CPU, a 0-d
+    tensor elsewhere, which :meth:`Recorder._collect` reads with one ``torch.stack(...).tolist()``."""
+    return count_nonzero(t)
 
 
-def _host(mask: torch.Tensor) -> np.ndarray:
-    """A bool mask tensor as a numpy array (zero-copy on the CPU)."""
-    return mask.cpu().numpy()
+def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A copy of a weight before the optimizer updates it in place (numpy on the CPU: a fresh
+    torch tensor of a large layer pays first-touch page faults, numpy reuses freed memory)."""
+    w = w.detach()
+    if w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64):
+        return w.numpy().copy()
+    return w.clone()
+
+
+def _weights_f16(before: np.ndarray | torch.Tensor, now: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight, delta_weight)`` as float16 arrays: the weight before the update and the update,
+    the difference taken in the weight's own precision. Converted by torch (vectorized: 0.26 ms
+    for 2.4 M elements, where numpy's ``astype(float16)`` takes 4 ms)."""
+    now = now.detach()
+    if isinstance(before, np.ndarray):
+        before = torch.from_numpy(before)
+    return (before.to(torch.float16).cpu().numpy(), (now - before).to(torch.float16).cpu().numpy())
 
 
 def _write(writer: TraceWriter, index: int, meta: dict[str, Any], counts: np.ndarray,
@@ -99,6 +117,12 @@ def _write(writer: TraceWriter, index: int, meta: dict[str, Any], counts: np.nda
     writer.write_iteration(index, meta, counts, packed, weights, arrays)
 
 
+def _run_jobs(jobs: list[Any], writer: TraceWriter) -> None:
+    """Several write jobs as one job of the background writer, in order."""
+    for job in jobs:
+        job(writer)
+
+
 @dataclass
 class _Call:
     """What one call of one recorded module produced during the current iteration."""
@@ -106,9 +130,9 @@ class _Call:
     module: nn.Module
     layer: int
     batch: int
-    counts: dict[str, torch.Tensor] = field(default_factory=dict)  # 0-d int64 (see _count)
-    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # bool staging copies (see _mask)
-    w_before: torch.Tensor | None = None
+    counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # see _count
+    masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
+    w_before: np.ndarray | torch.Tensor | None = None
     w_version: int = 0
     gemm: str | None = None  # the operator of the layer's own GEMM in this call, once executed
 
@@ -129,7 +153,16 @@ class Recorder:
             killed run loses at most the unfinished batch.
         background: pack and write on a worker thread (:class:`~traces.background.BackgroundWriter`)
             instead of in :meth:`step`; the files are the same bytes either way.
-        max_pending: iterations the worker may have queued before :meth:`step` waits for it.
+        max_pending: jobs the worker may have queued before :meth:`step` waits for it (a job is
+            one mask iteration, or a whole batch of counts-only iterations: those are handed
+            to the worker ``counts_batch`` at a time, since each hand-over costs a thread switch).
+        gemm_check: which iterations run under the GEMM watch and gate that refuse unrecorded
+            matrix products: ``"masks"`` (default) iteration 0 and every mask iteration, from the
+            model's forward pass to :meth:`step`; ``"every"``: every iteration, from start to end.
+            Their Python-level dispatch costs 0.3-0.6 ms per step (half a plain MLP step), so by
+            default counts-only iterations run unwatched: work a model does on every step is
+            refused at iteration 0, work done only on some steps is refused if one of them is a
+            mask iteration; pass ``"every"`` to refuse it on any step.
     """
 
     def __init__(self, model: nn.Module, path: str | Path, *, every: int = 10,
@@ -139,7 +172,7 @@ class Recorder:
                  method: str = "dense", method_params: dict[str, Any] | None = None,
                  dataset: dict[str, Any] | None = None, seed: int | None = None,
                  overwrite: bool = False, first: bool = True, counts_batch: int = 64,
-                 background: bool = True, max_pending: int = 2) -> None:
+                 background: bool = True, max_pending: int = 2, gemm_check: str = "masks") -> None:
         if not isinstance(model, nn.Module):
             raise RecorderError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -147,6 +180,9 @@ class Recorder:
         self.schedule = Schedule(every=every, first=first, iters_per_epoch=iters_per_epoch,
                                  mask_samples=mask_samples, weights=weights,
                                  weight_snapshot_every=weight_snapshot_every, lr_changes=lr_changes)
+        if gemm_check not in GEMM_CHECKS:
+            raise RecorderError(f"gemm_check must be one of {GEMM_CHECKS}, got {gemm_check!r}")
+        self._gemm_check = gemm_check
         if counts_batch < 1 or max_pending < 1:
             raise RecorderError(f"counts_batch and max_pending must be >= 1, got {counts_batch} and "
                                 f"{max_pending}")
@@ -169,9 +205,11 @@ class Recorder:
         self._handles: list[Any] = []
         self._gate: Gate | None = None  # watches training computation outside the forward pass
         self._watch: GemmWatch | None = None  # on during a training forward pass of the model
+        self._gate_off_for: str | None = None  # why the gate is off the mode stack (see _gate_off)
         self._forward_marks: list[bool] = []  # per open model forward: whether it turned the watch on
         self._writer: TraceWriter | None = None
         self._worker: BackgroundWriter | None = None  # with background=True: runs the writer's jobs
+        self._held: list[Any] = []  # write jobs of counts-only iterations not yet handed to the worker
         self.iteration = 0
         self._batch0: int | None = None
         self._reset_iteration()
@@ -192,6 +230,8 @@ class Recorder:
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm)
         self._gate.__enter__()
+        self._handles.append(register_optimizer_step_pre_hook(self._optimizer_begins))
+        self._handles.append(register_optimizer_step_post_hook(self._optimizer_ends))
         _ACTIVE.append(self)
         return self
 
@@ -217,6 +257,9 @@ class Recorder:
         writer, worker = self._writer, self._worker
         self._worker = None
         if worker is not None:
+            if self._held and worker._error is None:
+                worker.submit(partial(_run_jobs, self._held))
+            self._held = []
             worker.close(raise_error=complete)  # everything queued is written first
             if worker._error is not None:  # the trace stops at the failure: leave it incomplete
                 return
@@ -225,12 +268,18 @@ class Recorder:
         elif writer is not None and self._layers:
             writer.write_manifest(self._manifest(complete=complete))
 
-    def _submit(self, job: Any) -> None:
-        """Run a write job now, or queue it for the background writer."""
-        if self._worker is not None:
-            self._worker.submit(job)
-        else:
+    def _submit(self, job: Any, counts_only: bool = False) -> None:
+        """Run a write job now, or queue it for the background writer: a counts-only iteration's
+        job waits until ``counts_batch`` of them (or another job) can go in one hand-over, which
+        wakes the worker thread (about 0.3 ms of the training thread's time each)."""
+        if self._worker is None:
             job(self._writer)
+            return
+        self._held.append(job)
+        if counts_only and len(self._held) < self._counts_batch:
+            return
+        jobs, self._held = self._held, []
+        self._worker.submit(partial(_run_jobs, jobs))
 
     # -- public API for training methods ---------------------------------------------------------
     def set_mask(self, module: nn.Module, name: str, mask: torch.Tensor | None) -> None:
@@ -290,12 +339,26 @@ class Recorder:
 
     # -- the GEMM watch ----------------------------------------------------------------------------
     def _forward_begins(self, module: nn.Module, args: tuple) -> None:
-        """The model's forward pre-hook: a training forward pass turns the GEMM watch on."""
+        """The model's forward pre-hook: a training forward pass of a watched iteration turns the
+        GEMM watch on (and the outside-forward gate off for the pass: the watch sees every
+        operator the gate would)."""
         start = self._watch is None and self._training_now()
-        if start:  # only training forward passes pay the dispatch mode's per-operator cost
+        if start:
+            if not self._started:
+                self._begin_iteration()
+            start = self._watched()
+        if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
+            if self._gate_off_for == "unwatched":
+                self._gate_off_for = "forward"  # back on when the pass ends, for the loss
+            else:
+                self._gate_off("forward")
         self._forward_marks.append(start)
+
+    def _watched(self) -> bool:
+        """Whether the current iteration runs under the GEMM watch and gate (``gemm_check``)."""
+        return self._gemm_check == "every" or self.iteration == 0 or self._masks_now
 
     def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         """The model's forward hook (run even when the forward raised): the watch goes off again."""
@@ -303,10 +366,35 @@ class Recorder:
             self._stop_watch()
 
     def _stop_watch(self) -> None:
-        """Leave the GEMM watch's dispatch mode, if it is on."""
+        """Leave the GEMM watch's dispatch mode, if it is on, and put the gate back."""
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.__exit__(None, None, None)
+        self._gate_on()
+
+    def _gate_off(self, why: str) -> None:
+        """Take the outside-forward gate off the mode stack: during a watched forward pass (the
+        watch sees every operator), an optimizer step (no grad: nothing the gate watches) or,
+        with ``gemm_check="masks"``, from :meth:`step` until a watched iteration's forward pass."""
+        if self._gate_off_for is None and self._gate is not None and self._gate.suspend():
+            self._gate_off_for = why
+
+    def _gate_on(self, *whys: str) -> None:
+        """Put the gate back if it is off (for one of ``whys``, when given)."""
+        if self._gate_off_for is not None and (not whys or self._gate_off_for in whys):
+            self._gate_off_for = None
+            self._gate.resume()
+
+    def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        """Any optimizer's step pre-hook: a step runs under ``torch.no_grad()`` (unless the
+        optimizer is ``differentiable``), where the gate lets every call pass, so it goes off."""
+        if not optimizer.defaults.get("differentiable", False):
+            self._gate_off("optimizer")
+
+    def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
+        watched forward pass or :meth:`close` puts the gate back then)."""
+        self._gate_on("optimizer")
 
     def _on_gemm(self, func: Any) -> None:
         """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
@@ -356,9 +444,22 @@ class Recorder:
         lr = self.optimizer.param_groups[0].get("lr")
         return float(lr) if isinstance(lr, (int, float, torch.Tensor)) else None
 
+    def _take(self, rec: _Call, name: str, t: torch.Tensor, samples: int | None = None) -> None:
+        """Count ``t``'s non-zeros into ``rec.counts[name]``; on a mask iteration also stage its
+        mask (the first ``samples`` samples), from which the count is read when it covers all of ``t``."""
+        if not self._masks_now:
+            rec.counts[name] = _count(t)
+            return
+        mask = rec.masks[name] = nonzero_mask(t, samples)
+        rec.counts[name] = count_mask(mask) if mask.shape == t.shape else _count(t)
+
     def _pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
         if not self._recording(module):
             return None
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            return self._layer_begins(module, args)
+
+    def _layer_begins(self, module: nn.Module, args: tuple) -> tuple | None:
         if not self._started:
             self._begin_iteration()
         x = args[0]
@@ -370,9 +471,7 @@ class Recorder:
         call = self._call_count[module]
         self._call_count[module] += 1
         rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
-        rec.counts["x"] = _count(x)
-        if self._masks_now:
-            rec.masks["x"] = _mask(x, self.schedule.mask_samples)
+        self._take(rec, "x", x, self.schedule.mask_samples)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -383,35 +482,32 @@ class Recorder:
     def _post_hook(self, module: nn.Module, args: tuple, y: Any) -> None:
         if not self._stack or self._stack[-1].module is not module:
             return
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._layer_ends(module, args, y)
+
+    def _layer_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         rec = self._stack.pop()
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
         self._check_or_add_spec(rec, module, args[0], y)
-        rec.counts["y"] = _count(y)
+        b = self.schedule.mask_samples
+        self._take(rec, "y", y, b)
         w_mask = self._method_mask(module, "w", module.weight.shape)
-        w = module.weight if w_mask is None else w_mask
-        rec.counts["w"] = _count(w)
+        self._take(rec, "w", module.weight if w_mask is None else w_mask)
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
-            rec.counts["y_sel"] = _count(sel)
-        if self._masks_now:
-            b = self.schedule.mask_samples
-            rec.masks["y"] = _mask(y, b)
-            rec.masks["w"] = _mask(w)
-            if sel is not None:
-                rec.masks["y_sel"] = _mask(sel, b)
-            if self.schedule.weights:
-                rec.w_before = module.weight.detach().clone()
+            self._take(rec, "y_sel", sel, b)
+        if self._masks_now and self.schedule.weights:
+            rec.w_before = _weight_copy(module.weight)
         rec.w_version = module.weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
         self._calls.append(rec)
 
     def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
-        rec.counts[name] = _count(grad)
-        if self._masks_now:
-            rec.masks[name] = _mask(grad, self.schedule.mask_samples)
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._take(rec, name, grad, self.schedule.mask_samples)
 
     def _method_mask(self, module: nn.Module, name: str, shape: torch.Size) -> torch.Tensor | None:
         mask = self._method_masks.get(module, {}).get(name)
@@ -432,14 +528,15 @@ class Recorder:
         return self._layer_of[key]
 
     def _check_or_add_spec(self, rec: _Call, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-        spec = layer_spec(module, self._targets[module], self._call_count[module] - 1, x, y)
-        if rec.layer < len(self._layers):
+        if rec.layer < len(self._layers):  # a known layer: only its per-sample shapes can change
             old = self._layers[rec.layer]
-            if (old.x_shape, old.y_shape) != (spec.x_shape, spec.y_shape):
+            shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
+            if (old.x_shape, old.y_shape) != shapes:
                 raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
-                                    f"{old.y_shape} to {spec.x_shape}->{spec.y_shape}")
+                                    f"{old.y_shape} to {shapes[0]}->{shapes[1]}")
         elif rec.layer == len(self._layers):
-            self._layers.append(spec)
+            self._layers.append(layer_spec(module, self._targets[module], self._call_count[module] - 1,
+                                           x, y))
 
     # -- iteration end ----------------------------------------------------------------------------
     def step(self, *, loss: float | None = None, **metrics: float | str) -> None:
@@ -450,6 +547,13 @@ class Recorder:
         """
         if self._writer is None:
             raise RecorderError("rec.step() outside the `with traces.record(...)` block")
+        self._gate_on("optimizer")  # after an optimizer step that raised
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            self._end_iteration(loss, metrics)
+        if self._gemm_check == "masks" and self._watch is None:
+            self._gate_off("unwatched")  # until a watched iteration's forward pass
+
+    def _end_iteration(self, loss: float | None, metrics: dict[str, float | str]) -> None:
         if self._worker is not None:
             self._worker.raise_error()  # a write that failed since the last step
         if not self._calls:
@@ -481,43 +585,41 @@ class Recorder:
             meta["epoch"] = self.iteration // self.schedule.iters_per_epoch
         if self._masks_now and self.schedule.mask_samples is not None:
             meta["mask_batch"] = min(self.schedule.mask_samples, meta["batch"])
-        self._submit(partial(_write, index=self.iteration, meta=meta, counts=counts,
-                             masks=masks if self._masks_now else None, weights=weights or None,
-                             arrays=arrays if self._masks_now else None))
+        masks, arrays = (masks, arrays) if self._masks_now else (None, None)
+        self._submit(partial(_write, index=self.iteration, meta=meta, counts=counts, masks=masks,
+                             weights=weights or None, arrays=arrays),
+                     counts_only=masks is None and not weights and not arrays)
         self.iteration += 1
         self._reset_iteration()
 
     def _collect(self) -> tuple[np.ndarray, dict, dict]:
-        """This iteration's counts ``(n_layers, n_tensors)`` (read from the device in one
-        transfer), masks as bool arrays ``{(layer, tensor): mask}`` and weights."""
+        """This iteration's counts ``(n_layers, n_tensors)`` (counts still on an accelerator are
+        read in one transfer), masks as bool arrays ``{(layer, tensor): mask}`` and weights."""
         counts = np.full((len(self._layers), len(TENSORS)), -1, dtype=np.int64)
-        where: list[tuple[int, int]] = []  # (layer, tensor column) of each value
-        values: list[torch.Tensor] = []  # 0-d int64 counts
+        where: list[tuple[int, int]] = []  # (layer, tensor column) of each count still a tensor
+        values: list[torch.Tensor] = []  # 0-d int64 counts on an accelerator
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in self._calls:
             grad = c.module.weight.grad
-            if grad is not None:
+            if grad is not None:  # counted only: the trace stores no dw mask
                 c.counts["dw"] = _count(grad)
             need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
             if need is not None:
-                c.counts["dw_needed"] = _count(need)
+                self._take(c, "dw_needed", need)
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
             if y_out is not None:
-                c.counts["y_out"] = _count(y_out)
+                self._take(c, "y_out", y_out, self.schedule.mask_samples)
             for name, value in c.counts.items():
-                where.append((c.layer, TENSOR_INDEX[name]))
-                values.append(value)
+                if isinstance(value, int):
+                    counts[c.layer, TENSOR_INDEX[name]] = value
+                else:
+                    where.append((c.layer, TENSOR_INDEX[name]))
+                    values.append(value)
             if self._masks_now:
-                masks.update({(c.layer, k): _host(v) for k, v in c.masks.items()})
-                if need is not None:
-                    masks[(c.layer, "dw_needed")] = _host(_mask(need))
-                if y_out is not None:
-                    masks[(c.layer, "y_out")] = _host(_mask(y_out, self.schedule.mask_samples))
+                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
                 if c.w_before is not None:
-                    now = c.module.weight.detach()
-                    weights[c.layer] = (c.w_before.to(torch.float16).cpu().numpy(),
-                                        (now - c.w_before).to(torch.float16).cpu().numpy())
+                    weights[c.layer] = _weights_f16(c.w_before, c.module.weight)
         if values:
             rows, cols = zip(*where, strict=True)
             counts[list(rows), list(cols)] = torch.stack(values).tolist()

@@ -81,12 +81,18 @@ def make_batches(n_batches=2, n=6, seed=0):
             for _ in range(n_batches)]
 
 
-def test_counts_and_masks_equal_independent_computation(tmp_path):
+# a mask iteration (counts read off the masks), a counts-only one (counted on their own), and a
+# mask iteration whose masks hold 2 of the 6 samples (counts of the whole batch on their own)
+OPTIONS = [{"every": 1}, {"every": 0, "first": False}, {"every": 1, "mask_samples": 2}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["masks", "counts_only", "mask_samples"])
+def test_counts_and_masks_equal_independent_computation(tmp_path, options):
     torch.manual_seed(0)
     model = Awkward()
     before = copy.deepcopy(model)
     batches = make_batches(1)
-    tr = run_steps(model, tmp_path / "t", batches, every=1)
+    tr = run_steps(model, tmp_path / "t", batches, **options)
     assert [s.name for s in tr.layers] == ["stem", "gconv", "short", "fc"]
     assert tr.layers[1].groups == 4 and tr.layers[1].dilation == (2, 2)
     assert tr.layers[0].stride == (2, 2) and tr.layers[0].padding == (1, 1)
@@ -96,11 +102,14 @@ def test_counts_and_masks_equal_independent_computation(tmp_path):
             for t, value in tensors.items():
                 expected = int((value != 0).sum())
                 assert it.count(name, t) == expected, (name, t)
-                if t != "dw":
+                if t != "dw" and options["every"]:
                     mask = it.mask(name, t)
-                    np.testing.assert_array_equal(mask, (value != 0).numpy().reshape(mask.shape))
+                    rows = value if t == "w" else value[:options.get("mask_samples")]
+                    np.testing.assert_array_equal(mask, (rows != 0).numpy().reshape(mask.shape))
             assert it.count(name, "y_sel") is None and it.count(name, "dw_needed") is None
         assert it.count("stem", "dx") is None  # the data needs no gradient: no backward-data pass
+        if not options["every"]:
+            return
         w, dw = it.weights("fc")
         np.testing.assert_array_equal(w, before.fc.weight.detach().half().numpy())
         np.testing.assert_array_equal(

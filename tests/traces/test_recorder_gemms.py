@@ -98,11 +98,14 @@ def test_eval_and_no_grad_passes_are_not_refused(tmp_path, case, extra, op):
         model(x)  # eval mode with gradients: not a training step either
 
 
-def test_the_same_model_without_extra_work_records(tmp_path):
+@pytest.mark.parametrize("gemm_check", ["every", "masks"])
+def test_the_same_model_without_extra_work_records(tmp_path, gemm_check):
     model = WithExtra(lambda m, h: h)
-    with traces.record(model, tmp_path / "t") as rec:
+    with traces.record(model, tmp_path / "t", every=0, gemm_check=gemm_check) as rec:
+        assert modes_left() == (0, 1)  # before the first step the outside-forward gate is on
         train_step(model, rec)
-        assert modes_left() == (0, 1)  # between forward passes only the outside-forward gate is on
+        # between steps only the gate is on, or with "masks" nothing (iteration 1 is unwatched)
+        assert modes_left() == (0, int(gemm_check == "every"))
         train_step(model, rec)
     assert modes_left() == (0, 0)
     tr = traces.load(tmp_path / "t")
@@ -229,3 +232,60 @@ def test_layer_run_without_gradients_inside_a_training_forward_is_refused(tmp_pa
     with pytest.raises(RecorderError, match=r"aten\.addmm at .*no recorded layer accounts for.*no_grad"):
         with traces.record(model, tmp_path / "t") as rec:
             train_step(model, rec)
+
+
+class Sometimes(nn.Module):
+    """Two recorded layers; from iteration ``start`` on, an unrecorded GEMM between them."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 3)
+        self.w = nn.Parameter(torch.randn(4, 4))
+        self.start, self.calls = start, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc(x))
+        if self.calls >= self.start:
+            h = h @ self.w
+        self.calls += 1
+        return self.out(h)
+
+
+@pytest.mark.parametrize(("gemm_check", "every", "refused_at"), [
+    ("every", 5, 3),  # every iteration watched: refused where it first runs
+    ("masks", 5, 5),  # counts-only iterations 3 and 4 unwatched: refused at the mask iteration 5
+    ("masks", 0, None),  # no mask iteration after 0: never seen (the documented limit)
+])
+def test_gemm_check_watches_every_iteration_or_the_mask_iterations(tmp_path, gemm_check, every, refused_at):
+    torch.manual_seed(0)
+    model = Sometimes(start=3)
+    done = []
+    with contextlib.ExitStack() as stack:
+        if refused_at is not None:
+            stack.enter_context(pytest.raises(RecorderError, match=r"aten\.mm at .*no recorded layer"))
+        with traces.record(model, tmp_path / "t", every=every, first=True, gemm_check=gemm_check) as rec:
+            for i in range(7):
+                train_step(model, rec)
+                done.append(i)
+    assert done == list(range(7 if refused_at is None else refused_at))
+    assert modes_left() == (0, 0)
+
+
+def test_gemm_on_the_output_is_refused_on_a_mask_iteration_after_unwatched_ones(tmp_path):
+    """With gemm_check="masks" the gate comes back after a watched forward pass, for the loss."""
+    model = nn.Linear(4, 4)
+    head = nn.Parameter(torch.randn(4, 3))
+    plain = lambda y, t: F.cross_entropy(y[:, :3], t)  # noqa: E731
+    stray = lambda y, t: F.cross_entropy(torch.linalg.matmul(y, head), t)  # noqa: E731
+    with pytest.raises(RecorderError, match=r"aten\.mm at .* in <lambda>.*no recorded layer"):
+        with traces.record(model, tmp_path / "t", every=3) as rec:
+            for _ in range(3):  # iterations 0 (watched), 1, 2 (not)
+                train_step(model, rec, loss_fn=plain)
+            assert rec.iteration == 3  # a mask iteration
+            train_step(model, rec, loss_fn=stray)
+    assert traces.load(tmp_path / "t").iterations == [0, 1, 2]
+
+
+def test_gemm_check_must_be_known(tmp_path):
+    with pytest.raises(RecorderError, match=r"gemm_check must be one of \('masks', 'every'\), got 'some'"):
+        traces.record(nn.Linear(4, 3), tmp_path / "t", gemm_check="some")
