@@ -130,21 +130,27 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     mapped = mapper(machine, mapping, mapping_objective, dataflow, stream_chunk) if mapper else None
     rows: list[dict[str, Any]] = []
     done, total = 0, len(its) * len(chosen)
+
+    def replay(a: tuple) -> list[dict[str, Any]]:
+        spec, dens = a[1], a[2].densities(a[1])
+        out = [{**r, **dens} for r in family.layer_rows(*a)]
+        return out if mapped is None else [mapped.apply(spec, r) for r in out]
+
+    def args(it: Any, li: int) -> tuple:
+        return ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li, passes
+
     for index in its:
-        with tr.iteration(index) as it:  # read in this thread: the archive is not thread-safe
-            inputs = [LayerInput.read(it, li, weights=reads_weights) for li in chosen]
-        args = [(ctx, tr.layers[li], inp, li, passes) for li, inp in zip(chosen, inputs, strict=True)]
-
-        def replay(a: tuple) -> list[dict[str, Any]]:
-            spec, dens = a[1], a[2].densities(a[1])
-            out = [{**r, **dens} for r in family.layer_rows(*a)]
-            return out if mapped is None else [mapped.apply(spec, r) for r in out]
-
         if threads == 1:
-            results = (replay(a) for a in args)
+            with tr.iteration(index) as it:
+                inputs = [args(it, li) for li in chosen]
+            results = (replay(a) for a in inputs)
         else:  # each worker's matmuls get one BLAS thread: the workers share the cores
             with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(replay, args))  # in layer order
+                # layers are read in this thread (the archive is not thread-safe), each handed to the
+                # workers as soon as it is read, so reading overlaps the replay of the layers before it
+                with tr.iteration(index) as it:
+                    futures = [pool.submit(replay, args(it, li)) for li in chosen]
+                results = [f.result() for f in futures]  # in layer order
         for layer_rows in results:
             rows += layer_rows
             done += 1

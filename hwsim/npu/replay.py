@@ -12,6 +12,7 @@ uncompressed. Counts-only iterations are not compressed (no mask to compress).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -65,7 +66,9 @@ class _Context:
         p = arch.compute.precision
         self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
         self.systolic = arch.compute.microarchitecture == "systolic"
-        self.baselines: dict[tuple, dict] = {}  # dense baselines, reused across iterations
+        self.baselines: dict[tuple, dict] = {}  # dense baselines, reused across iterations …
+        self.baseline_locks: dict[tuple, threading.Lock] = {}  # … computed once even when two workers
+        self.lock = threading.Lock()  # need the same one at once (layers of one shape side by side)
         # Where no transfer takes time and the buffers feed the array at any rate, the schedule is
         # the sum of the tiles' compute cycles and every other count a sum over tiles, so a fold's
         # stream chunks are merged into one entry — exact as long as each count is a sum over the
@@ -259,12 +262,15 @@ def _baseline(ctx: _Context, pass_: str, out: dict, same_work: bool, eb: dict[st
         return out
     key = (pass_, tuple((mp, tuple(sorted(res.items()))) for mp, res in dense), tuple(sorted(eb.items())),
            vec, max_tiles)
-    if key not in ctx.baselines:
-        timer = _timer(ctx, eb, dense, dense_baseline=True)
-        for mp, res in dense:
-            for t in _tile_chunks(None, None, None, mp, DENSE, res, max_tiles, ctx.merge_dense):
-                timer.add(t)
-        ctx.baselines[key] = timer.row(vec)
+    with ctx.lock:
+        lock = ctx.baseline_locks.setdefault(key, threading.Lock())
+    with lock:  # a worker that needs a baseline another is computing waits for it, freeing its core
+        if key not in ctx.baselines:
+            timer = _timer(ctx, eb, dense, dense_baseline=True)
+            for mp, res in dense:
+                for t in _tile_chunks(None, None, None, mp, DENSE, res, max_tiles, ctx.merge_dense):
+                    timer.add(t)
+            ctx.baselines[key] = timer.row(vec)
     return ctx.baselines[key]
 
 
