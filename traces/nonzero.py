@@ -27,6 +27,8 @@ The recorder calls these functions with PyTorch's Python-level dispatch switched
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,27 +60,25 @@ def count_array(a: np.ndarray) -> int:
         raise TypeError(f"count_array: unsupported dtype {a.dtype}")
     if a.size <= CHUNK_ELEMENTS or not a.flags.c_contiguous:  # small, or a strided view: one
         return int(np.count_nonzero(a != 0))  # bool temporary of its size
-    flat = a.reshape(-1)
-    buf = _buffer(np.bool_)
-    total = 0
-    for start in range(0, flat.size, CHUNK_ELEMENTS):
-        part = flat[start:start + CHUNK_ELEMENTS]
-        out = buf[:part.size]
-        np.not_equal(part, 0, out=out)
-        total += int(np.count_nonzero(out))
-    return total
+    return _chunked(a.reshape(-1), np.bool_, lambda part, out: np.not_equal(part, 0, out=out))
 
 
 def _count_bits16(bits: np.ndarray) -> int:
     """Non-zeros of a 16-bit float array given as its ``int16`` bit patterns: sign bit cleared,
     only ``±0.0`` is zero."""
     flat = bits.reshape(-1) if bits.flags.c_contiguous else np.ascontiguousarray(bits).reshape(-1)
-    buf = _buffer(np.int16)
+    return _chunked(flat, np.int16, lambda part, out: np.bitwise_and(part, 0x7FFF, out=out))
+
+
+def _chunked(flat: np.ndarray, dtype: type, fill: Callable[[np.ndarray, np.ndarray], Any]) -> int:
+    """Non-zeros of ``fill(part, out)`` over ``flat`` in chunks of ``CHUNK_ELEMENTS``, each into
+    the thread's reused ``dtype`` buffer (it stays in cache)."""
+    buf = _buffer(dtype)
     total = 0
     for start in range(0, flat.size, CHUNK_ELEMENTS):
         part = flat[start:start + CHUNK_ELEMENTS]
         out = buf[:part.size]
-        np.bitwise_and(part, 0x7FFF, out=out)
+        fill(part, out)
         total += int(np.count_nonzero(out))
     return total
 
