@@ -22,8 +22,12 @@ the old computes, then the compute stage, then the write-back stage). A sweep's 
 sweep leaves unchanged is exact; it is committed and the window slides on. Windows grow while
 sweeps converge and shrink when they do not; where the critical path keeps switching between
 the slot constraints (a prefix advancing by only a few steps per sweep) a plain scalar loop
-takes a stretch of steps, so the worst case is never slower than a loop. The schedule is exact,
-equal to the event engine's (property-tested against it and against a scalar reference).
+takes a stretch of steps, so the worst case is never slower than a loop. Periodic stretches (a
+run of one tile, a block of runs repeated; :mod:`hwsim.engines.periodic`) are solved a block at a
+time until the state after a block is the previous one's shifted by a constant, and shifted from
+there on (each step is a max and a sum of the state and the same durations, so a shifted state
+gives a shifted step). The schedule is exact, equal to the event engine's (property-tested
+against it and against a scalar reference).
 
 :class:`Scheduler` takes the tiles in chunks and keeps only the last ``slots`` steps between
 them, so a replay can time any number of tiles in bounded memory.
