@@ -41,15 +41,20 @@ class PassCounts:
         return self.effectual / self.algorithmic if self.algorithmic else 0.0
 
 
-def count(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-    """Non-zeros of the bool array ``x`` along ``axis`` (int64), accumulated in the narrowest
-    unsigned type that holds the extent (uint8 up to 255, uint16 up to 65,535): exact, and 2-8×
+def count_dtype(extent: int) -> type | None:
+    """The narrowest unsigned type that holds a count of ``extent`` booleans (uint8 up to 255,
+    uint16 up to 65,535; None beyond): summing a bool array's uint8 view in it is exact and 2-8×
     faster than an int64 sum, which casts every element."""
+    return np.uint8 if extent <= 255 else np.uint16 if extent <= 65535 else None
+
+
+def count(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    """Non-zeros of the bool array ``x`` along ``axis`` (int64), accumulated in
+    :func:`count_dtype` of the extent."""
     axes = (axis,) if isinstance(axis, int) else axis
-    extent = int(np.prod([x.shape[a] for a in axes]))
-    if x.dtype != np.bool_ or extent > 65535:
+    narrow = count_dtype(int(np.prod([x.shape[a] for a in axes])))
+    if x.dtype != np.bool_ or narrow is None:
         return x.sum(axis=axis, dtype=np.int64)
-    narrow = np.uint8 if extent <= 255 else np.uint16
     return np.add.reduce(x.view(np.uint8), axis=axis, dtype=narrow).astype(np.int64)
 
 

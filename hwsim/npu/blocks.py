@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from traces.accounting import count_dtype
+
 
 def block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
     """Reduce ``x`` with ``op`` over consecutive blocks of ``size`` along ``axis``.
@@ -59,11 +61,10 @@ def halving(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
 def block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input).
 
-    Boolean blocks count in uint8 up to 255 elements (exact; the reduction then runs without a
-    per-element cast, ~8× faster than int64) and in uint16 up to 65,535 (~4× faster) before
+    Boolean blocks count in the narrow type of :func:`traces.accounting.count_dtype` before
     widening."""
-    if x.dtype == np.bool_ and size <= 65535:
-        narrow = np.uint8 if size <= 255 else np.uint16
+    narrow = count_dtype(size)
+    if x.dtype == np.bool_ and narrow is not None:
         return block_reduce(x.view(np.uint8), axis, size, np.add, narrow).astype(np.int64)
     return block_reduce(x, axis, size, np.add, np.float64 if x.dtype.kind == "f" else np.int64)
 
