@@ -60,7 +60,8 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
     object, so what is derived from its memory can be shared too). ``dtype`` is that of the
     im2col and ``dY`` matrices: bool, or float32 0/1 for a tile model that multiplies them (the
-    cast then costs nothing: it happens in the copy that builds them).
+    cast then costs nothing: it happens in the copy that builds them; the float32 im2col is
+    column-major, :func:`traces.im2col.im2col`'s faster gather, which BLAS reads in place).
     """
     g = geometry(spec)
     x = masks.get("x")
@@ -68,7 +69,8 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
 
     def xcol(grp: int) -> np.ndarray:
         if ("x", grp, dtype) not in cache:
-            cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype)
+            cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype,
+                                               "C" if dtype is bool else "F")
         return cache[("x", grp, dtype)]
 
     def dyrows(grp: int) -> np.ndarray:

@@ -96,19 +96,28 @@ def tap_valid(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
     return (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
 
 
-def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32) -> np.ndarray:
+def im2col(x: np.ndarray, g: ConvGeometry, group: int, dtype: type = np.float32,
+           order: str = "C") -> np.ndarray:
     """``(n·P·Q, C/g·R·S)`` im2col of one group of ``x (n, C, H, W)``, as ``dtype``.
 
     Column order ``(c, r, s)`` matches a weight reshaped to ``(Kout, C/g·R·S)``. The gathering
     copy runs in the narrower of ``x``'s dtype and ``dtype`` (a bool gather and then a contiguous
-    cast is up to 25 % faster than a float32 gather).
+    cast is up to 25 % faster than a float32 gather). ``order="F"``: the same matrix, column-major
+    (the transpose of a C-contiguous ``(C/g·R·S, n·P·Q)`` array): its gathering copy reads and
+    writes runs of ``Q`` along the input's rows instead of the kernel's ``S`` taps, 2-3× faster
+    for 3×3 kernels; BLAS reads it in place.
     """
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' or 'F', got {order!r}")
     xs = x[:, group * g.cg : (group + 1) * g.cg]
     if xs.dtype.itemsize > np.dtype(dtype).itemsize:
         xs = xs.astype(dtype)
     win = windows(xs, g)  # (n, Cg, P, Q, R, S)
     n = x.shape[0]
     p, q = g.out_hw
+    if order == "F":
+        cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(-1, n * p * q)
+        return cols.astype(dtype, copy=False).T
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * p * q, -1).astype(dtype, copy=False)
 
 
