@@ -428,8 +428,8 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     ``M×N`` array is faulted in); unneeded outputs (``need`` bool ``(M, N)``) are zeroed, and the
     work is reduced over blocks of ``r`` rows and ``c`` columns (short last blocks apart, no
     padded copy): maxima, and sums in float32 where every block sum stays below 2**24 (exact),
-    else float64. The operands' counts are matrix-vector products with a vector of ones (A's slab
-    by slab, while it is in cache)."""
+    else float64. A's non-zeros per row come out of the same matmul, as one more column of ones
+    in B (cheaper than a matrix-vector product that reads A again); B's from a vector of ones."""
     k, m, n = af.shape[1], af.shape[0], bf.shape[1]
     mf, nf = -(-m // r), -(-n // c)
     t = np.empty((chunks, mf, nf), np.float32)
@@ -438,22 +438,23 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     b3 = np.empty((chunks, nf), np.float64)
     sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
     # rows per slab: whole row folds, and at least SLAB_MIN_ROWS (a few rows would re-read B per slab)
-    step = r * max(-(-SLAB_MIN_ROWS // r), SLAB_BYTES // (4 * max(n, 1) * r))
-    buf = np.empty((min(step, m), n), np.float32)
+    step = r * max(-(-SLAB_MIN_ROWS // r), SLAB_BYTES // (4 * (n + 1) * r))
+    buf = np.empty((min(step, m), n + 1), np.float32)  # the work, and A's non-zeros per row
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
-        bk = bf[ks]
-        ones = np.ones(ks.stop - ks.start, np.float32)
-        b3[h] = block_sum(ones @ bk, 0, c)
+        bk = np.empty((ks.stop - ks.start, n + 1), np.float32)  # B's chunk and a column of ones
+        bk[:, :n] = bf[ks]
+        bk[:, n] = 1
+        b3[h] = block_sum(bk[:, n] @ bk[:, :n], 0, c)
         a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
             f0, f1 = m0 // r, -(-m1 // r)
-            a_slab = af[m0:m1, ks]
-            work = np.matmul(a_slab, bk, out=buf[: m1 - m0])  # effectual pairs per PE
-            np.matmul(a_slab, ones, out=a_rows[m0:m1])  # the slab's rows are still in cache
-            if need is not None:
-                np.multiply(work, need[m0:m1], out=work)  # a PE whose output is not needed does nothing
+            both = np.matmul(af[m0:m1, ks], bk, out=buf[: m1 - m0])
+            work = both[:, :n]  # effectual pairs per PE
+            a_rows[m0:m1] = both[:, n]
+            if need is not None:  # a PE whose output is not needed does nothing
+                _zero_unneeded(work, need[m0:m1])
             if r == c == 1:
                 t[h, f0:f1] = work
                 actual[h, f0:f1] = work
@@ -464,6 +465,17 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
         a3[:, h] = block_sum(a_rows, 0, r)
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
+
+
+def _zero_unneeded(work: np.ndarray, need: np.ndarray) -> None:
+    """``work *= need`` in place (``work`` float ``(R, N)``, ``need`` bool ``(R, N)``), touching
+    only the rows with an unneeded output where those are few (backward-data's taps on padding:
+    the border pixels' rows)."""
+    partial = np.flatnonzero(~need.all(axis=1))
+    if 4 * len(partial) < len(need):
+        work[partial] *= need[partial]
+    else:
+        np.multiply(work, need, out=work)
 
 
 def _finish(cycles, algorithmic, actual, gated, skipped) -> TileCosts:

@@ -88,3 +88,39 @@ def test_one_dense_pe_row_costs_what_the_dense_row_costs():
     dense = tile_costs(None, None, None, mp, Features())
     assert sparse.compute_cycles.sum() == dense.compute_cycles.sum() == 8 + 8 + 8 - 2
     assert sparse.actual.sum() == k * n  # but only that row's MACs are performed
+
+
+@pytest.mark.parametrize("partial_rows", [3, 400])
+def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, monkeypatch):
+    """Per-PE skipping in os over many slabs of per-PE work (small slabs here: 24 rows), with a
+    few rows that have unneeded outputs (the row-wise zeroing) and with many (the whole-slab
+    zeroing)."""
+    from hwsim.npu import tiles
+
+    monkeypatch.setattr(tiles, "SLAB_BYTES", 1024)
+    monkeypatch.setattr(tiles, "SLAB_MIN_ROWS", 16)
+    rng = np.random.default_rng(partial_rows)
+    m, k, n, rows, cols, chunk = 700, 11, 9, 4, 3, 5
+    a = rng.random((m, k)) < 0.5
+    b = rng.random((k, n)) < 0.6
+    need = np.ones((m, n), bool)
+    hit = rng.choice(m, partial_rows, replace=False)
+    need[hit] = rng.random((partial_rows, n)) < 0.5
+    mp = Mapping("os", rows, cols, m, k, n, chunk)
+    f = FEATURES["pe_skip"]
+    ref = reference(a, b, need, "os", rows, cols, chunk, f.gate, f.skip, f.pe_skip, mp.fill_cycles)
+    np.testing.assert_array_equal(vectorized(a, b, need, mp, f), ref)
+
+
+def test_zero_unneeded_equals_the_product():
+    from hwsim.npu.tiles import _zero_unneeded
+
+    rng = np.random.default_rng(0)
+    for partial in (0, 5, 60):
+        work = rng.integers(0, 40, (64, 13)).astype(np.float32)
+        need = np.ones(work.shape, bool)
+        need[rng.choice(64, partial, replace=False)] = False
+        expected = work * need
+        view = np.concatenate([work, np.ones((64, 1), np.float32)], 1)[:, :13]  # a strided view, as used
+        _zero_unneeded(view, need)
+        np.testing.assert_array_equal(view, expected)
