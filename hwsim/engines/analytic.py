@@ -69,8 +69,12 @@ class Schedule:
 
 def stage(ready: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """End times of a serial stage: ``end_i = max(ready_i, end_{i−1}) + duration_i``."""
-    before = np.cumsum(duration) - duration  # work queued ahead of tile i
-    return np.maximum.accumulate(ready - before) + before + duration
+    done = np.cumsum(duration)  # work queued up to and including tile i
+    out = ready - done
+    out += duration  # ready_i minus the work queued ahead of tile i
+    np.maximum.accumulate(out, out=out)
+    out += done
+    return out
 
 
 def run(compute: np.ndarray, dma: np.ndarray, wb: np.ndarray, *, slots: int = 2, shared: bool = False,
@@ -273,16 +277,17 @@ def _sweep(c_dur, w_dur, dn_dur, c_old, w_old, dn_old, d0: int, c_hist, w_hist, 
     else:
         d_req = np.maximum(d_old, c_next_slot)
         wb_first = c_old < d_req
-        ready_seq = np.empty(2 * m, np.int64)
-        dur_seq = np.empty(2 * m, np.int64)
-        pos_w = 2 * np.arange(m) + (~wb_first)
-        pos_d = 2 * np.arange(m) + wb_first
-        ready_seq[pos_w], dur_seq[pos_w] = c_old, w_dur
-        ready_seq[pos_d], dur_seq[pos_d] = c_next_slot, dn_dur
-        ready_seq[0] = max(ready_seq[0], d0, int(w_hist[-1]))  # the channel is free after both
-        end = stage(ready_seq, dur_seq)
-        dn = end[pos_d]
-        w_chan = end[pos_w]
+        # the channel's requests in order, two per step: (write-back, DMA-in) or (DMA-in, write-back)
+        ready_seq = np.empty((m, 2), np.int64)
+        dur_seq = np.empty((m, 2), np.int64)
+        ready_seq[:, 0] = np.where(wb_first, c_old, c_next_slot)
+        ready_seq[:, 1] = np.where(wb_first, c_next_slot, c_old)
+        dur_seq[:, 0] = np.where(wb_first, w_dur, dn_dur)
+        dur_seq[:, 1] = np.where(wb_first, dn_dur, w_dur)
+        ready_seq[0, 0] = max(ready_seq[0, 0], d0, int(w_hist[-1]))  # the channel is free after both
+        end = stage(ready_seq.reshape(-1), dur_seq.reshape(-1)).reshape(m, 2)
+        dn = np.where(wb_first, end[:, 1], end[:, 0])
+        w_chan = np.where(wb_first, end[:, 0], end[:, 1])
         d = np.r_[d0, dn[:-1]]
     ready_c = np.maximum(d, ww[:m])
     ready_c[0] = max(ready_c[0], int(c_hist[-1]))
