@@ -51,7 +51,7 @@ class GemmOperands:
 
 
 def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
-             cache: dict | None = None, dtype: type = bool) -> list[GemmOperands]:
+             cache: dict | None = None, dtype: type = bool, order: str = "C") -> list[GemmOperands]:
     """The GEMM operands of every group of one pass, from the layer's masks.
 
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
@@ -59,9 +59,10 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
     the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
     object, so what is derived from its memory can be shared too). ``dtype`` is that of the
-    im2col and ``dY`` matrices: bool, or float32 0/1 for a tile model that multiplies them (the
-    cast then costs nothing: it happens in the copy that builds them; the float32 im2col is
-    column-major, :func:`traces.im2col.im2col`'s faster gather, which BLAS reads in place).
+    im2col and ``dY`` matrices: bool, or float32 0/1 for a model that multiplies them whole (the
+    cast then costs nothing: it happens in the copy that builds them). ``order`` is the im2col's
+    memory order: ``"F"`` (column-major) is :func:`traces.im2col.im2col`'s faster gather, for a
+    model that reads it row slab by row slab (BLAS, or a cast into a column-major buffer).
     """
     g = geometry(spec)
     x = masks.get("x")
@@ -70,7 +71,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     def xcol(grp: int) -> np.ndarray:
         if ("x", grp, dtype) not in cache:
             cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype,
-                                               "C" if dtype is bool else "F")
+                                               order)
         return cache[("x", grp, dtype)]
 
     def dyrows(grp: int) -> np.ndarray:

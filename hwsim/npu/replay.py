@@ -167,10 +167,11 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
               cache: dict, memo: dict | None = None) -> dict:
     arch = ctx.arch
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
-    # output-stationary per-PE skipping multiplies the operands in float32: have them built so
+    # output-stationary per-PE skipping multiplies row slabs of the operands (cast to float32 a slab
+    # at a time): the im2col is gathered column-major, its faster order
     os_pe = ctx.features.pe_skip and not ctx.features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
-    max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb, 4 if os_pe else 1)
-    groups = operands(spec, pass_, masks, cache, np.float32 if os_pe else bool)
+    max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
+    groups = operands(spec, pass_, masks, cache, bool, "F" if os_pe else "C")
     bufs = buffers(arch)
     sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:
@@ -223,8 +224,7 @@ def _tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | 
         yield t
 
 
-def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float],
-                 operand_bytes: int = 1) -> int:
+def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float]) -> int:
     """Tiles to cost and time at once in this pass: ``TILES_PER_CHUNK``, or fewer so that a chunk
     (× BYTES_PER_TILE) and the operand masks stay within the memory budget. A pass whose single
     row fold (its stream chunks are never split) does not fit is refused up front, before anything
@@ -234,7 +234,7 @@ def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dic
     if budget is None:
         return limit
     g = spec.gemm(pass_, batch)
-    masks = (operand_bytes + 1) * g.m * g.k * g.groups  # the operand A (bool or float32) and needs
+    masks = 2 * g.m * g.k * g.groups  # the operand A and the needed outputs (bool)
     try:
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
     except MappingError:

@@ -20,6 +20,7 @@ Micro-architectures (DESIGN.md):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -171,7 +172,7 @@ def tile_chunks(a: np.ndarray | None, b: np.ndarray | None, need: np.ndarray | N
     its row folds (``rows`` rows of ``k`` in ws and is, of ``m`` in os); a single row fold's
     stream chunks are never split. Each chunk is the same tile model on the operands' slices.
     ``memo`` (a dict kept across a layer's passes) shares what they compute from the same operand
-    memory, e.g. the float32 casts of the per-PE work.
+    memory, e.g. an operand's non-zeros per row fold.
     """
     limit = TILES_PER_CHUNK if max_tiles is None else max_tiles
     per_row = max(mp.chunks, 1)
@@ -331,8 +332,8 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
         if "b" in f.count and b is not None:
             b_nz = block_sum(block_sum(b, 1, c), 0, s).T[:, None, :]  # (NF, 1, CH)
     else:
-        if f.pe_skip:  # a float32 matmul of the operands (cast once for all the layer's passes)
-            t, actual, a3, b3 = _os_pe_work(_f32(memo, a), _f32(memo, b), need, r, c, s, CH)
+        if f.pe_skip:  # a float32 matmul of the 0/1 operands, cast slab by slab
+            t, actual, a3, b3 = _os_pe_work(a, b, need, r, c, s, CH)
         else:
             acnt = _shared(memo, f"acnt{r}", a, lambda: block_sum(a, 0, r))  # (MF, K) per row fold and k
             bcnt = block_sum(b, 1, c)  # (K, NF)
@@ -400,37 +401,47 @@ def _shared(memo: dict | None, name: str, x: np.ndarray, compute: Callable[[], A
     return hit[1]
 
 
-def _f32(memo: dict | None, x: np.ndarray) -> np.ndarray:
-    """``x`` as float32, cast once per block of memory: a transposed view of an array cast before
-    (backward-weight's ``Xᵀ`` after forward's ``X``) is that cast's transpose, not a new cast."""
-    if x.dtype == np.float32:
-        return x
-    base = x.T if (x.ndim == 2 and not x.flags.c_contiguous and x.T.flags.c_contiguous) else x
-    cast = _shared(memo, "f32", base, lambda: base.astype(np.float32))
-    return cast if base is x else cast.T
-
-
 SLAB_BYTES = 1 << 21  # per-PE work computed and reduced at once (rows of it): about a core's L2 …
 SLAB_MIN_ROWS = 256  # … but never fewer rows than this (a wide N then spills to L3)
+CAST_BYTES = 1 << 22  # A's rows cast to float32 at once (within a slab), read by BLAS from cache …
+CAST_MIN_ROWS = 64  # … but never fewer rows than this
+
+_scratch = threading.local()  # per thread: reused float32 buffers (no fresh pages per call)
 
 
-def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
+def _buffer(name: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
+    """A float32 ``shape`` array in ``order`` from this thread's scratch memory named ``name``
+    (contents undefined; valid until the next call with that name on this thread)."""
+    size = shape[0] * shape[1]
+    mem = getattr(_scratch, name, None)
+    if mem is None or mem.size < size:
+        mem = np.empty(size, np.float32)
+        setattr(_scratch, name, mem)
+    if order == "F":
+        return mem[:size].reshape(shape[::-1]).T
+    return mem[:size].reshape(shape)
+
+
+def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c: int, s: int,
                 chunks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Output-stationary per-PE skipping: each PE (one output) works through its effectual pairs
     of the chunk. Per tile ``(NF, MF, CH)``: the slowest PE's pairs (cycles) and all PEs' pairs;
     and the non-zeros of A per row fold and chunk ``(MF, CH)`` and of B per chunk and column fold
     ``(CH, NF)``.
 
-    Every PE's pairs in a chunk are a float32 matmul of the 0/1 operands' K-slices ``af``
-    ``(M, K)`` and ``bf`` ``(K, N)`` (exact: a PE's count is at most the chunk length, below
-    2**24; BLAS reads the slices in place), computed a slab of whole row folds at a time into one
-    reused buffer of about ``SLAB_BYTES`` (so it is reduced while in cache, and no page of a fresh
-    ``M×N`` array is faulted in); unneeded outputs (``need`` bool ``(M, N)``) are zeroed, and the
-    work is reduced over blocks of ``r`` rows and ``c`` columns (short last blocks apart, no
-    padded copy): maxima, and sums in float32 where every block sum stays below 2**24 (exact),
-    else float64. A's non-zeros per row come out of the same matmul, as one more column of ones
-    in B (cheaper than a matrix-vector product that reads A again); B's from a vector of ones."""
-    k, m, n = af.shape[1], af.shape[0], bf.shape[1]
+    Every PE's pairs in a chunk are a float32 matmul of the 0/1 operands' K-slices ``a``
+    ``(M, K)`` and ``b`` ``(K, N)`` (bool or float32; exact: a PE's count is at most the chunk
+    length, below 2**24), computed a slab of whole row folds at a time into one reused buffer of
+    about ``SLAB_BYTES`` (so it is reduced while in cache, and no page of a fresh ``M×N`` array
+    is faulted in). A bool A is cast to float32 ``CAST_BYTES`` at a time into a reused buffer
+    in A's own memory order (a contiguous cast that BLAS then reads from cache: no full-size
+    float32 copy of A); B's chunk is cast whole. Unneeded outputs (``need`` bool ``(M, N)``) are
+    zeroed, and the work is reduced over blocks of ``r`` rows and ``c`` columns (short last
+    blocks apart, no padded copy): maxima, and sums in float32 where every block sum stays below
+    2**24 (exact), else float64. A's non-zeros per row come out of the same matmul, as one more
+    column of ones in B (cheaper than a matrix-vector product that reads A again); B's from a
+    vector of ones."""
+    k, m, n = a.shape[1], a.shape[0], b.shape[1]
     mf, nf = -(-m // r), -(-n // c)
     t = np.empty((chunks, mf, nf), np.float32)
     actual = np.empty((chunks, mf, nf), np.float64)
@@ -439,18 +450,31 @@ def _os_pe_work(af: np.ndarray, bf: np.ndarray, need: np.ndarray | None, r: int,
     sum_dtype = np.float32 if r * c * min(s, k) < 2**24 else np.float64
     # rows per slab: whole row folds, and at least SLAB_MIN_ROWS (a few rows would re-read B per slab)
     step = r * max(-(-SLAB_MIN_ROWS // r), SLAB_BYTES // (4 * (n + 1) * r))
-    buf = np.empty((min(step, m), n + 1), np.float32)  # the work, and A's non-zeros per row
+    buf = _buffer("work", (min(step, m), n + 1))  # the work, and A's non-zeros per row
+    cast = a.dtype != np.float32
+    a_order = "F" if a.ndim == 2 and a.strides[0] < a.strides[1] else "C"
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
-        bk = np.empty((ks.stop - ks.start, n + 1), np.float32)  # B's chunk and a column of ones
-        bk[:, :n] = bf[ks]
+        width = ks.stop - ks.start
+        bk = np.empty((width, n + 1), np.float32)  # B's chunk and a column of ones
+        bk[:, :n] = b[ks]
         bk[:, n] = 1
         b3[h] = block_sum(bk[:, n] @ bk[:, :n], 0, c)
+        sub = max(CAST_MIN_ROWS, CAST_BYTES // (4 * max(width, 1)))  # A's rows cast at once
+        a_buf = _buffer("a", (min(sub, step, m), width), a_order) if cast else None
         a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
             f0, f1 = m0 // r, -(-m1 // r)
-            both = np.matmul(af[m0:m1, ks], bk, out=buf[: m1 - m0])
+            both = buf[: m1 - m0]
+            if a_buf is None:
+                np.matmul(a[m0:m1, ks], bk, out=both)
+            else:
+                for s0 in range(m0, m1, len(a_buf)):
+                    s1 = min(m1, s0 + len(a_buf))
+                    a_f32 = a_buf[: s1 - s0]
+                    np.copyto(a_f32, a[s0:s1, ks])
+                    np.matmul(a_f32, bk, out=both[s0 - m0 : s1 - m0])
             work = both[:, :n]  # effectual pairs per PE
             a_rows[m0:m1] = both[:, n]
             if need is not None:  # a PE whose output is not needed does nothing

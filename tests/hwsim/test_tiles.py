@@ -90,15 +90,18 @@ def test_one_dense_pe_row_costs_what_the_dense_row_costs():
     assert sparse.actual.sum() == k * n  # but only that row's MACs are performed
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("partial_rows", [3, 400])
-def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, monkeypatch):
-    """Per-PE skipping in os over many slabs of per-PE work (small slabs here: 24 rows), with a
-    few rows that have unneeded outputs (the row-wise zeroing) and with many (the whole-slab
-    zeroing)."""
+def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, order, monkeypatch):
+    """Per-PE skipping in os over many slabs of per-PE work (small slabs here: 24 rows), each
+    cast in several parts (10 rows), with A in either memory order, with a few rows that have
+    unneeded outputs (the row-wise zeroing) and with many (the whole-slab zeroing)."""
     from hwsim.npu import tiles
 
     monkeypatch.setattr(tiles, "SLAB_BYTES", 1024)
     monkeypatch.setattr(tiles, "SLAB_MIN_ROWS", 16)
+    monkeypatch.setattr(tiles, "CAST_BYTES", 200)
+    monkeypatch.setattr(tiles, "CAST_MIN_ROWS", 10)
     rng = np.random.default_rng(partial_rows)
     m, k, n, rows, cols, chunk = 700, 11, 9, 4, 3, 5
     a = rng.random((m, k)) < 0.5
@@ -109,7 +112,9 @@ def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, mon
     mp = Mapping("os", rows, cols, m, k, n, chunk)
     f = FEATURES["pe_skip"]
     ref = reference(a, b, need, "os", rows, cols, chunk, f.gate, f.skip, f.pe_skip, mp.fill_cycles)
-    np.testing.assert_array_equal(vectorized(a, b, need, mp, f), ref)
+    a_in = np.asfortranarray(a) if order == "F" else a
+    np.testing.assert_array_equal(vectorized(a_in, b, need, mp, f), ref)
+    np.testing.assert_array_equal(vectorized(a_in.astype(np.float32), b, need, mp, f), ref)  # no cast
 
 
 def test_zero_unneeded_equals_the_product():
