@@ -29,7 +29,7 @@ import numpy as np
 
 from archs import Architecture
 
-from .blocks import block_max, block_reduce, block_sum
+from .blocks import block_reduce, block_sum
 from .mapping import Mapping
 
 OPS = ("a", "b", "c")
@@ -463,6 +463,8 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
         sub = max(CAST_MIN_ROWS, CAST_BYTES // (4 * max(width, 1)))  # A's rows cast at once
         a_buf = _buffer("a", (min(sub, step, m), width), a_order) if cast else None
         a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
+        row_max = np.empty((mf, n), np.float32)  # per row fold and column: the work's maximum …
+        row_sum = np.empty((mf, n), sum_dtype)  # … and sum
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
             f0, f1 = m0 // r, -(-m1 // r)
@@ -483,12 +485,30 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
                 t[h, f0:f1] = work
                 actual[h, f0:f1] = work
                 continue
-            t[h, f0:f1] = block_max(block_max(work, 0, r), 1, c)
-            actual[h, f0:f1] = block_reduce(block_reduce(work, 0, r, np.add, sum_dtype), 1, c, np.add,
-                                             sum_dtype)
+            _row_blocks(work, r, np.maximum, np.float32, row_max[f0:f1])
+            _row_blocks(work, r, np.add, sum_dtype, row_sum[f0:f1])
+        if not r == c == 1:  # the column folds, once per chunk
+            t[h] = _col_blocks(row_max, c, np.maximum)
+            actual[h] = _col_blocks(row_sum, c, np.add)
         a3[:, h] = block_sum(a_rows, 0, r)
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
+
+
+def _row_blocks(x: np.ndarray, size: int, op: np.ufunc, dtype: type, out: np.ndarray) -> None:
+    """``op`` over consecutive blocks of ``size`` rows of ``x`` ``(R, N)`` into ``out``
+    ``(⌈R/size⌉, N)`` in ``dtype`` (one reduce over a reshaped view when the blocks are whole)."""
+    if len(x) % size:
+        out[...] = block_reduce(x, 0, size, op, dtype)
+    else:
+        op.reduce(x.reshape(-1, size, x.shape[1]), axis=1, dtype=dtype, out=out)
+
+
+def _col_blocks(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
+    """``op`` over consecutive blocks of ``size`` columns of ``x`` ``(R, N)`` → ``(R, ⌈N/size⌉)``:
+    reduced as blocks of rows of the contiguous transpose (a reduce over a short contiguous inner
+    axis, or pairwise halving along it, is 2-4× slower)."""
+    return block_reduce(np.ascontiguousarray(x.T), 0, size, op).T
 
 
 def _zero_unneeded(work: np.ndarray, need: np.ndarray) -> None:

@@ -129,3 +129,19 @@ def test_zero_unneeded_equals_the_product():
         view = np.concatenate([work, np.ones((64, 1), np.float32)], 1)[:, :13]  # a strided view, as used
         _zero_unneeded(view, need)
         np.testing.assert_array_equal(view, expected)
+
+
+def test_row_and_column_blocks_equal_a_loop_over_blocks():
+    from hwsim.npu.tiles import _col_blocks, _row_blocks
+
+    rng = np.random.default_rng(1)
+    for rows, cols, size in [(32, 48, 16), (30, 45, 16), (7, 5, 3), (1, 9, 4), (9, 1, 4)]:
+        x = rng.integers(0, 100, (rows, cols)).astype(np.float32)
+        starts_r, starts_c = range(0, rows, size), range(0, cols, size)
+        for op, fn in ((np.maximum, np.max), (np.add, np.sum)):
+            want_r = np.array([fn(x[i : i + size], axis=0) for i in starts_r])
+            got_r = np.empty(want_r.shape, np.float32)
+            _row_blocks(x, size, op, np.float32, got_r)
+            np.testing.assert_array_equal(got_r, want_r)
+            want_c = np.stack([fn(x[:, j : j + size], axis=1) for j in starts_c], axis=1)
+            np.testing.assert_array_equal(_col_blocks(x, size, op), want_c)
