@@ -28,7 +28,7 @@ def segments(c: np.ndarray, w: np.ndarray, dn: np.ndarray, *, min_tiles: int,
     starts = np.flatnonzero(change)
     lens = np.diff(np.r_[starts, n])
     runs = len(starts)
-    if runs * 2 > n and not (lens >= min_tiles).any():
+    if runs * 2 > n and not (lens >= min_tiles).any() and not _lag_repeats(c, w, dn, min_tiles):
         return [(0, n, 0)]  # mostly distinct tiles: nothing repeats
     # a run's symbol: its tile and its length; a block of q runs repeats where symbols do at lag q
     _, sym = np.unique(np.stack([c[starts], w[starts], dn[starts], lens], 1), axis=0, return_inverse=True)
@@ -67,3 +67,17 @@ def segments(c: np.ndarray, w: np.ndarray, dn: np.ndarray, *, min_tiles: int,
     if plain < n:
         out.append((plain, n, 0))
     return out
+
+
+def _lag_repeats(c: np.ndarray, w: np.ndarray, dn: np.ndarray, min_tiles: int) -> bool:
+    """Whether at least ``min_tiles`` tiles equal the tile 2..MAX_BLOCK_RUNS places later: the
+    cheap sign of blocks of short runs (a dense pass's folds of two stream chunks: ``A, B, A, B,
+    …``) that a stream of mostly distinct runs may still hold."""
+    for lag in range(2, MAX_BLOCK_RUNS + 1):
+        same = dn[lag:] == dn[:-lag]  # the DMA-in first: it differs most often in a sparse stream
+        if np.count_nonzero(same) < min_tiles:
+            continue
+        same &= (c[lag:] == c[:-lag]) & (w[lag:] == w[:-lag])
+        if np.count_nonzero(same) >= min_tiles:
+            return True
+    return False

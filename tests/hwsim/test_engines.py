@@ -377,6 +377,25 @@ def test_periodic_stretches_are_solved_by_their_period_exactly(monkeypatch):
     assert taken["shift"] > 0 and taken["plain"] > 0 and taken["blocks"] > 0
 
 
+@pytest.mark.parametrize("period", [2, 3, 4])
+def test_blocks_of_single_tiles_are_found_and_solved_exactly(period):
+    """A stream whose runs are all one tile long but repeat in blocks (a dense pass's folds of
+    two stream chunks: A, B, A, B, …), after distinct tiles: the repeated part is a periodic
+    segment, and the schedule equals the scalar reference."""
+    from hwsim.engines.periodic import segments
+    from tests.hwsim.reference_schedule import reference_schedule
+
+    rng = np.random.default_rng(period)
+    distinct = rng.integers(0, 3000, (50, 3))
+    block = rng.integers(0, 3000, (period, 3))
+    t = np.concatenate([distinct, np.tile(block, (300 // period, 1))])
+    cover = segments(t[:, 0], t[:, 1], t[:, 2], min_tiles=64, min_repeats=4)
+    assert any(p == period and b - a >= 290 for a, b, p in cover), cover
+    for shared in (False, True):
+        want = reference_schedule(t[:, 0], t[:, 1], t[:, 2], 2, shared)
+        _assert_same(engine_analytic.run(t[:, 0], t[:, 1], t[:, 2], slots=2, shared=shared), want)
+
+
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("seed", range(10))
 def test_event_engine_on_runs_and_repeated_blocks(seed, shared):
