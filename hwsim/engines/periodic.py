@@ -70,14 +70,15 @@ def segments(c: np.ndarray, w: np.ndarray, dn: np.ndarray, *, min_tiles: int,
 
 
 def _lag_repeats(c: np.ndarray, w: np.ndarray, dn: np.ndarray, min_tiles: int) -> bool:
-    """Whether at least ``min_tiles`` tiles equal the tile 2..MAX_BLOCK_RUNS places later: the
-    cheap sign of blocks of short runs (a dense pass's folds of two stream chunks: ``A, B, A, B,
-    …``) that a stream of mostly distinct runs may still hold."""
+    """Whether ``min_tiles`` consecutive tiles each equal the tile 2..MAX_BLOCK_RUNS places
+    later: the cheap sign of a repeated block of short runs (a dense pass's folds of two stream
+    chunks: ``A, B, A, B, …``) in a stream of mostly distinct runs, worth the full analysis."""
     for lag in range(2, MAX_BLOCK_RUNS + 1):
         same = dn[lag:] == dn[:-lag]  # the DMA-in first: it differs most often in a sparse stream
         if np.count_nonzero(same) < min_tiles:
             continue
         same &= (c[lag:] == c[:-lag]) & (w[lag:] == w[:-lag])
-        if np.count_nonzero(same) >= min_tiles:
+        edges = np.flatnonzero(np.diff(np.r_[False, same, False]))  # starts and ends of True runs
+        if len(edges) and (edges[1::2] - edges[::2]).max() >= min_tiles:
             return True
     return False
