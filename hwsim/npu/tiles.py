@@ -453,18 +453,22 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
     buf = _buffer("work", (min(step, m), n + 1))  # the work, and A's non-zeros per row
     cast = a.dtype != np.float32
     a_order = "F" if a.ndim == 2 and a.strides[0] < a.strides[1] else "C"
+    b_order = "F" if b.ndim == 2 and b.strides[0] < b.strides[1] else "C"  # forward's B is Wᵀ
+    a_rows = np.empty((chunks, m), np.float32)  # A's non-zeros per row in each chunk
+    single = r == c == 1
+    if not single:
+        row_max = np.empty((chunks, mf, n), np.float32)  # per row fold and column: the work's maximum …
+        row_sum = np.empty((chunks, mf, n), sum_dtype)  # … and sum
     for h in range(chunks):
         ks = slice(h * s, min(k, (h + 1) * s))
         width = ks.stop - ks.start
-        bk = np.empty((width, n + 1), np.float32)  # B's chunk and a column of ones
+        # B's chunk and a column of ones, in B's memory order (a contiguous cast)
+        bk = np.empty((width, n + 1), np.float32, order=b_order)
         bk[:, :n] = b[ks]
         bk[:, n] = 1
         b3[h] = block_sum(bk[:, n] @ bk[:, :n], 0, c)
         sub = max(CAST_MIN_ROWS, CAST_BYTES // (4 * max(width, 1)))  # A's rows cast at once
         a_buf = _buffer("a", (min(sub, step, m), width), a_order) if cast else None
-        a_rows = np.empty(m, np.float32)  # A's non-zeros per row in the chunk
-        row_max = np.empty((mf, n), np.float32)  # per row fold and column: the work's maximum …
-        row_sum = np.empty((mf, n), sum_dtype)  # … and sum
         for m0 in range(0, m, step):
             m1 = min(m, m0 + step)
             f0, f1 = m0 // r, -(-m1 // r)
@@ -478,19 +482,19 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
                     np.copyto(a_f32, a[s0:s1, ks])
                     np.matmul(a_f32, bk, out=both[s0 - m0 : s1 - m0])
             work = both[:, :n]  # effectual pairs per PE
-            a_rows[m0:m1] = both[:, n]
+            a_rows[h, m0:m1] = both[:, n]
             if need is not None:  # a PE whose output is not needed does nothing
                 _zero_unneeded(work, need[m0:m1])
-            if r == c == 1:
+            if single:
                 t[h, f0:f1] = work
                 actual[h, f0:f1] = work
                 continue
-            _row_blocks(work, r, np.maximum, np.float32, row_max[f0:f1])
-            _row_blocks(work, r, np.add, sum_dtype, row_sum[f0:f1])
-        if not r == c == 1:  # the column folds, once per chunk
-            t[h] = _col_blocks(row_max, c, np.maximum)
-            actual[h] = _col_blocks(row_sum, c, np.add)
-        a3[:, h] = block_sum(a_rows, 0, r)
+            _row_blocks(work, r, np.maximum, np.float32, row_max[h, f0:f1])
+            _row_blocks(work, r, np.add, sum_dtype, row_sum[h, f0:f1])
+    if not single:  # the column folds, once for all chunks
+        t[...] = _col_blocks(row_max.reshape(chunks * mf, n), c, np.maximum).reshape(t.shape)
+        actual[...] = _col_blocks(row_sum.reshape(chunks * mf, n), c, np.add).reshape(t.shape)
+    a3[...] = block_sum(a_rows, 1, r).T
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
 

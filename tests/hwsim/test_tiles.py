@@ -94,7 +94,7 @@ def test_one_dense_pe_row_costs_what_the_dense_row_costs():
 @pytest.mark.parametrize("partial_rows", [3, 400])
 def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, order, monkeypatch):
     """Per-PE skipping in os over many slabs of per-PE work (small slabs here: 24 rows), each
-    cast in several parts (10 rows), with A in either memory order, with a few rows that have
+    cast in several parts (10 rows), with A and B in either memory order, with a few rows that have
     unneeded outputs (the row-wise zeroing) and with many (the whole-slab zeroing)."""
     from hwsim.npu import tiles
 
@@ -112,9 +112,9 @@ def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, ord
     mp = Mapping("os", rows, cols, m, k, n, chunk)
     f = FEATURES["pe_skip"]
     ref = reference(a, b, need, "os", rows, cols, chunk, f.gate, f.skip, f.pe_skip, mp.fill_cycles)
-    a_in = np.asfortranarray(a) if order == "F" else a
-    np.testing.assert_array_equal(vectorized(a_in, b, need, mp, f), ref)
-    np.testing.assert_array_equal(vectorized(a_in.astype(np.float32), b, need, mp, f), ref)  # no cast
+    a_in, b_in = (np.asfortranarray(a), np.asfortranarray(b)) if order == "F" else (a, b)
+    np.testing.assert_array_equal(vectorized(a_in, b_in, need, mp, f), ref)
+    np.testing.assert_array_equal(vectorized(a_in.astype(np.float32), b_in, need, mp, f), ref)  # no cast
 
 
 def test_zero_unneeded_equals_the_product():
