@@ -377,6 +377,20 @@ def test_periodic_stretches_are_solved_by_their_period_exactly(monkeypatch):
     assert taken["shift"] > 0 and taken["plain"] > 0 and taken["blocks"] > 0
 
 
+def test_run_symbols_are_equal_exactly_for_equal_rows():
+    """The column-by-column codes of periodic.py: equal iff the rows are (as np.unique over the
+    stacked rows numbers them), on few and on many distinct values, large ones included."""
+    from hwsim.engines.periodic import _symbols
+
+    rng = np.random.default_rng(3)
+    for n, hi in [(1, 5), (500, 3), (2000, 50), (3000, 2**40)]:
+        cols = tuple(rng.integers(0, hi, n) for _ in range(4))
+        got = _symbols(cols)
+        _, want = np.unique(np.stack(cols, 1), axis=0, return_inverse=True)
+        want = want.reshape(-1)
+        np.testing.assert_array_equal(got[:, None] == got[None, :], want[:, None] == want[None, :])
+
+
 @pytest.mark.parametrize("period", [2, 3, 4])
 def test_blocks_of_single_tiles_are_found_and_solved_exactly(period):
     """A stream whose runs are all one tile long but repeat in blocks (a dense pass's folds of
