@@ -19,7 +19,10 @@ These are solved as a fixed point over whole arrays: given estimates of every ``
 ``d``, one sweep recomputes each stage with :func:`stage` (the DMA or shared-channel stage from
 the old computes, then the compute stage, then the write-back stage). A sweep's value at step
 ``i`` depends only on estimates at steps ``≤ i``, so (by induction from step 0) a prefix that a
-sweep leaves unchanged is exact; it is committed and the window slides on. Windows grow while
+sweep leaves unchanged is exact; it is committed and the window slides on. The first estimates
+are the stages without slot limits or, on a shared channel that never idles over the stretch
+(loads and write-backs outlast the computes: a sparse pass's usual regime), the channel's
+requests back to back, which one sweep then confirms. Windows grow while
 sweeps converge and shrink when they do not; where the critical path keeps switching between
 the slot constraints (a prefix advancing by only a few steps per sweep) a plain scalar loop
 takes a stretch of steps, so the worst case is never slower than a loop. Periodic stretches (a
@@ -198,7 +201,10 @@ class Scheduler:
                 and self._w_hist.max() <= self._c_hist[-1]):
             self._commit(*_transfer_free(c_dur, self._d, self._c_hist, self.shared))
             return
-        est_c, est_w, est_dn = _relaxed(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist)
+        est = _saturated(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist) if self.shared else None
+        if est is None:
+            est = _relaxed(c_dur, w_dur, dn_dur, self._d, self._c_hist, self._w_hist)
+        est_c, est_w, est_dn = est
         f, window = 0, MAX_WINDOW
         while f < n:
             g, sweeps = min(n, f + window), 0
@@ -260,6 +266,28 @@ def _relaxed(c_dur, w_dur, dn_dur, d0: int, c_hist, w_hist):
     ready_w = c.copy()
     ready_w[0] = max(ready_w[0], int(w_hist[-1]))
     return c, stage(ready_w, w_dur), dn
+
+
+def _saturated(c_dur, w_dur, dn_dur, d0: int, c_hist, w_hist):
+    """First estimates on a shared channel that never idles (the channel-bound regime of a sparse
+    pass: loads and write-backs outlast the computes): from when it is free, it serves
+    ``D_1, W_0, D_2, W_1, …`` back to back, each compute starting with its data. None unless
+    every compute then ends before the channel has loaded the next tile (``c_i ≤ d_{i+1}``: the
+    regime holds throughout), where the relaxed estimates serve better. Only a first guess: the
+    sweeps keep what they confirm."""
+    m = len(c_dur)
+    seq = np.empty((m, 2), np.int64)
+    seq[:, 0] = dn_dur
+    seq[:, 1] = w_dur
+    ends = np.cumsum(seq.reshape(-1)).reshape(m, 2)
+    ends += max(d0, int(w_hist[-1]))
+    dn, w = ends[:, 0], ends[:, 1]
+    d = np.concatenate(([d0], dn[:-1]))
+    d[0] = max(d0, int(c_hist[-1]))
+    c = stage(d, c_dur)
+    if (c > dn).any():
+        return None
+    return c, w.copy(), dn.copy()
 
 
 def _sweep(c_dur, w_dur, dn_dur, c_old, w_old, dn_old, d0: int, c_hist, w_hist, slots: int, shared: bool):

@@ -377,6 +377,34 @@ def test_periodic_stretches_are_solved_by_their_period_exactly(monkeypatch):
     assert taken["shift"] > 0 and taken["plain"] > 0 and taken["blocks"] > 0
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_channel_bound_streams_start_from_the_saturated_channel(seed, monkeypatch):
+    """A shared channel that loads and writes back for longer than the computes take (a sparse
+    os pass): the sweeps start from the saturated-channel estimates, which they confirm in one
+    sweep, and the schedule equals the scalar reference; where one compute outlasts the
+    channel the estimates are the relaxed ones, and the schedule is still exact."""
+    from tests.hwsim.reference_schedule import reference_schedule
+
+    used = []
+    orig = engine_analytic._saturated
+    monkeypatch.setattr(engine_analytic, "_saturated", lambda *a: used.append(orig(*a)) or used[-1])
+    rng = np.random.default_rng(900 + seed)
+    n = 3000
+    c = rng.integers(100, 400, n)
+    d = rng.integers(500, 700, n)
+    w = rng.integers(0, 2, n) * rng.integers(400, 600, n)
+    if seed % 2:
+        c[int(rng.integers(100, n))] = 5000  # the regime breaks once
+    sweeps = []
+    orig_sweep = engine_analytic._sweep
+    monkeypatch.setattr(engine_analytic, "_sweep", lambda *a: sweeps.append(1) or orig_sweep(*a))
+    got = engine_analytic.run(c, d, w, slots=2, shared=True)
+    _assert_same(got, reference_schedule(c, d, w, 2, True))
+    assert used and (used[0] is None) == bool(seed % 2)
+    if not seed % 2:
+        assert len(sweeps) == 1
+
+
 def test_run_symbols_are_equal_exactly_for_equal_rows():
     """The column-by-column codes of periodic.py: equal iff the rows are (as np.unique over the
     stacked rows numbers them), on few and on many distinct values, large ones included."""
