@@ -15,6 +15,7 @@ partial sums (each is at most ``Kr`` or ``rows`` < 2**24) that are summed in int
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ import numpy as np
 from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 from .layer import LayerSpec
 
+SHORT_TRAIL = 16  # count(): elements after the counted axis below which it is moved last first
 _CHUNK_ELEMENTS = 1 << 24  # im2col elements per chunk: bounds memory at ~64 MB of float32
 
 
@@ -55,7 +57,13 @@ def count(x: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
     narrow = count_dtype(int(np.prod([x.shape[a] for a in axes])))
     if x.dtype != np.bool_ or narrow is None:
         return x.sum(axis=axis, dtype=np.int64)
-    return np.add.reduce(x.view(np.uint8), axis=axis, dtype=narrow).astype(np.int64)
+    u8 = x.view(np.uint8)
+    if isinstance(axis, int) and axis % x.ndim < x.ndim - 1 and math.prod(x.shape[axis:][1:]) <= SHORT_TRAIL:
+        # a reduce whose inner loop would be a few elements (a weight's taps): over the last
+        # axis of a copy instead (W (K, C, 3, 3) over C: 3.1 -> 0.9 ms)
+        u8 = np.ascontiguousarray(np.moveaxis(u8, axis, -1))
+        axis = -1
+    return np.add.reduce(u8, axis=axis, dtype=narrow).astype(np.int64)
 
 
 def _batch_chunks(n: int, per_sample: int) -> list[slice]:

@@ -111,3 +111,16 @@ def test_narrow_counts_equal_an_int64_sum_at_every_accumulator_boundary(extent):
     y = x.reshape(-1, 1, 3)[:, :, ::2]  # a strided view, two axes at once
     np.testing.assert_array_equal(accounting.count(y, (0, 1)), y.sum(axis=(0, 1), dtype=np.int64))
     assert accounting.count(x, 0).dtype == np.int64
+
+
+def test_counts_along_any_axis_equal_an_int64_sum():
+    """Short trailing extents (a weight's taps: the counted axis is moved last first) and long
+    ones, negative axes and strided views."""
+    rng = np.random.default_rng(7)
+    for shape in [(6, 300, 3, 3), (4, 5, 7, 7), (3, 2, 1), (9, 4), (2, 3, 4, 20)]:
+        x = rng.random(shape) < 0.4
+        for view in (x, x[..., ::-1], x[::2]):
+            for axis in range(-view.ndim, view.ndim):
+                got = accounting.count(view, axis)
+                np.testing.assert_array_equal(got, view.sum(axis=axis, dtype=np.int64))
+                assert got.dtype == np.int64
