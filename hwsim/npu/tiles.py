@@ -493,7 +493,11 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
             _row_blocks(work, r, np.add, sum_dtype, row_sum[h, f0:f1])
     if not single:  # the column folds, once for all chunks
         t[...] = _col_blocks(row_max.reshape(chunks * mf, n), c, np.maximum).reshape(t.shape)
-        actual[...] = _col_blocks(row_sum.reshape(chunks * mf, n), c, np.add).reshape(t.shape)
+        # block sums as a product with the 0/1 column-fold indicator (exact: integers below 2**24
+        # in float32, else float64 below 2**53); 2-10x faster than the transposed reduce
+        fold = np.zeros((n, nf), sum_dtype)
+        fold[np.arange(n), np.arange(n) // c] = 1
+        actual[...] = (row_sum.reshape(chunks * mf, n) @ fold).reshape(t.shape)
     a3[...] = block_sum(a_rows, 1, r).T
     t, actual, a3, b3 = (v.astype(np.int64) for v in (t, actual, a3, b3))
     return t.transpose(2, 1, 0), actual.transpose(2, 1, 0), a3, b3
