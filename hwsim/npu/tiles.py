@@ -463,7 +463,7 @@ def _os_pe_work(a: np.ndarray, b: np.ndarray, need: np.ndarray | None, r: int, c
         ks = slice(h * s, min(k, (h + 1) * s))
         width = ks.stop - ks.start
         # B's chunk and a column of ones, in B's memory order (a contiguous cast)
-        bk = np.empty((width, n + 1), np.float32, order=b_order)
+        bk = _buffer("b", (width, n + 1), b_order)
         bk[:, :n] = b[ks]
         bk[:, n] = 1
         b3[h] = block_sum(bk[:, n] @ bk[:, :n], 0, c)
