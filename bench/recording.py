@@ -33,6 +33,11 @@ MODES = {  # recorder options per mode
     "every 10 steps": {"every": 10},
     "counts only": {"every": 0, "first": False},
 }
+# Lower bounds, no recorder: the hooks a recorder needs to see every layer's tensors (a forward
+# pre-hook that aliases the input and hooks its gradient, a forward hook that hooks the output's
+# gradient), doing nothing; and the same hooks counting x, y, w, dx, dy and, after the step, dw
+# exactly (traces.nonzero.count_nonzero), with no bookkeeping and no writing.
+FLOORS = ("floor: hooks", "floor: hooks + counts")
 BATCH = 64
 
 
@@ -55,7 +60,7 @@ def child(task: dict) -> list[tuple[float, float, float]]:
     net = build_model(task["model"], data.input_shape, data.n_classes)
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.from_numpy(data.x_train[:BATCH]), torch.from_numpy(data.y_train[:BATCH])
-    steps, options = task["steps"], MODES[task["mode"]]
+    steps, options = task["steps"], MODES.get(task["mode"], {})
     work = Path(tempfile.mkdtemp(prefix="hwsim-bench-recording-"))
 
     def step(rec: traces.Recorder | None) -> None:
@@ -89,6 +94,8 @@ def child(task: dict) -> list[tuple[float, float, float]]:
         per_step = (long - short) / (2 * steps)
         return per_step, short - steps * per_step
 
+    if task["mode"] in FLOORS:
+        recorded = _floor(net, step, steps, count=task["mode"] == FLOORS[1])
     try:
         plain()  # warm up: allocator, first-use costs, the recorder's imports and thread
         recorded(-1)
@@ -104,6 +111,48 @@ def child(task: dict) -> list[tuple[float, float, float]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _floor(net, step, steps: int, count: bool):  # type: ignore[no-untyped-def]
+    """A ``recorded(n)`` for a floor mode: ``(seconds per step, 0.0)`` over ``2·steps`` steps with
+    the floor's hooks on ``net``'s Conv2d/Linear layers (removed after the block)."""
+    from torch import nn
+
+    from traces.nonzero import count_nonzero
+
+    counts: list[int] = []
+    see = (lambda t: counts.append(count_nonzero(t))) if count else (lambda t: None)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def pre(module, args):  # type: ignore[no-untyped-def]
+        x = args[0]
+        see(x)
+        if x.requires_grad:
+            x = x.view_as(x)
+            x.register_hook(see)
+            return (x, *args[1:])
+        return None
+
+    def post(module, args, y):  # type: ignore[no-untyped-def]
+        see(y)
+        see(module.weight)
+        y.register_hook(see)
+
+    def recorded(n: int) -> tuple[float, float]:
+        handles = [h for m in layers
+                   for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+        try:
+            start = time.perf_counter()
+            for _ in range(2 * steps):
+                step(None)
+                for m in layers:
+                    see(m.weight.grad)
+                counts.clear()
+            return (time.perf_counter() - start) / (2 * steps), 0.0
+        finally:
+            for h in handles:
+                h.remove()
+    return recorded
+
+
 def _run_child(task: dict) -> list[tuple[float, float, float]]:
     env = {**os.environ, **THREADS}
     root = str(BENCH.parent)
@@ -115,7 +164,7 @@ def _run_child(task: dict) -> list[tuple[float, float, float]]:
 
 def measure_recording(processes: int = 2, pairs: int = 3, steps: int = 10,
                       models: tuple[str, ...] = tuple(MODELS),
-                      modes: tuple[str, ...] = tuple(MODES)) -> list[dict]:
+                      modes: tuple[str, ...] = (*MODES, *FLOORS)) -> list[dict]:
     """Recording overhead per model and mode: one dict per row with ``model``, ``mode``,
     ``plain_ms`` and ``recorded_ms`` (medians, milliseconds per step), ``ratio`` (the median of
     the paired ratios recorded/plain), ``ratio_min``/``ratio_max`` and ``pairs`` (how many)."""
@@ -160,12 +209,13 @@ def main(argv: list[str]) -> int:
                                 "in fresh processes, as a markdown table (minutes per model and mode).")
     p.add_argument("--out", type=Path, help="also write the table to this file")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    p.add_argument("--modes", default=",".join((*MODES, *FLOORS)),
+                   help=f"comma-separated, from {', '.join((*MODES, *FLOORS))}")
     p.add_argument("--processes", type=int, default=2, help="fresh processes per row (default 2)")
     p.add_argument("--pairs", type=int, default=3, help="plain/recorded block pairs per process (default 3)")
     args = p.parse_args(argv)
     models, modes = tuple(args.models.split(",")), tuple(args.modes.split(","))
-    for name, given, known in (("--models", models, MODELS), ("--modes", modes, MODES)):
+    for name, given, known in (("--models", models, MODELS), ("--modes", modes, (*MODES, *FLOORS))):
         unknown = [x for x in given if x not in known]
         if unknown:
             p.error(f"{name}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")

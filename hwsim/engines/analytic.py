@@ -12,8 +12,10 @@ DMA-in ``d_{i+1}``::
     c_i     = max(d_i, c_{i−1}, w_{i−S}) + C_i
     w_i     = max(c_i, w_{i−1}) + W_i              (own channel)
 
-and on a shared channel ``w_i`` and ``d_{i+1}`` are served in the order of their requests (the
-write-back first iff ``c_i < max(d_i, c_{i+1−S})``), one after the other.
+and on a shared channel ``w_i`` and ``d_{i+1}`` are served in the order of their requests, one
+after the other. The DMA-in is requested at ``max(d_i, c_{i+1−S})`` and the write-back at ``c_i``,
+which is never earlier (a compute ends after its data and after the computes before it), so the
+DMA-in goes first (ties included) and the write-back follows it.
 
 These are solved as a fixed point over whole arrays: given estimates of every ``c``, ``w`` and
 ``d``, one sweep recomputes each stage with :func:`stage` (the DMA or shared-channel stage from

@@ -128,13 +128,21 @@ def tile_loads(trips_ordered: np.ndarray, relevant_ordered: np.ndarray) -> np.nd
 
     Returns ``(6, N)``: row ``r`` counts the loads when the loops at positions ``< r`` are outside.
     """
-    active = relevant_ordered & (trips_ordered > 1)
-    n = len(trips_ordered)
-    last = np.maximum.accumulate(np.where(active, np.arange(5)[None, :], -1), axis=1)  # innermost so far
-    cum = np.cumprod(trips_ordered, axis=1)
-    picked = np.take_along_axis(cum, np.maximum(last, 0), axis=1)
-    loads = np.where(last >= 0, picked, 1)  # (N, 5): level r = column r - 1
-    return np.concatenate([np.ones((1, n), np.int64), loads.T], axis=0)
+    return _tile_loads_t(np.ascontiguousarray(trips_ordered.T), np.ascontiguousarray(relevant_ordered.T))
+
+
+def _tile_loads_t(trips_t: np.ndarray, relevant_t: np.ndarray,
+                  cum_t: np.ndarray | None = None) -> np.ndarray:
+    """:func:`tile_loads` on position-major ``(5, N)`` arrays (whole rows per loop position);
+    ``cum_t``: the trips' running product along the positions, when the caller has it."""
+    n = trips_t.shape[1]
+    active = relevant_t & (trips_t > 1)
+    last = np.maximum.accumulate(np.where(active, np.arange(5)[:, None], -1), axis=0)  # innermost so far
+    cum = np.cumprod(trips_t, axis=0) if cum_t is None else cum_t
+    picked = cum[np.maximum(last, 0), np.arange(n)[None, :]]
+    out = np.ones((6, n), np.int64)
+    out[1:] = np.where(last >= 0, picked, 1)  # level r = position r - 1
+    return out
 
 
 def tile_gemm(shape: ConvShape, tiles: np.ndarray, pass_: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,12 +193,20 @@ def residency(shape: ConvShape, tiles: np.ndarray,
     Returns per tensor ``I, W, O``: ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
     """
     dims = np.array(shape.dims, np.int64)
-    trips = dims[None, :] // tiles  # (N, 5) in DIMS order
-    trips_ord = np.take_along_axis(trips, orders, axis=1)  # (N, 5) outermost first
-    pos = np.argsort(orders, axis=1)  # (N, 5): position of each dimension in its order
-    inner = pos[None, :, :] >= np.arange(6)[:, None, None]  # (6, N, 5) swept inside the slice
-    fps = footprints(shape, tiles[None] * np.where(inner, trips[None], 1))
-    return {t: (fps[t], tile_loads(trips_ord, np.array(RELEVANT[t])[orders])) for t in RELEVANT}
+    n = len(tiles)
+    tiles_t = np.ascontiguousarray(tiles.T)  # (5, N): whole rows per dimension
+    trips_t = dims[:, None] // tiles_t
+    orders_t = np.ascontiguousarray(orders.T)  # (5, N): dimension at each position, outermost first
+    cols = np.arange(n)[None, :]
+    trips_ord = trips_t[orders_t, cols]  # (5, N) by position
+    pos = np.empty_like(orders_t)  # (5, N): position of each dimension in its order
+    pos[orders_t, cols] = np.arange(5)[:, None]
+    # extent of each dimension in the slice at level r: the whole dimension where its loop is at
+    # a position >= r (swept inside the slice), else the tile's
+    ext = np.where(pos[:, None, :] >= np.arange(6)[None, :, None], dims[:, None, None], tiles_t[:, None, :])
+    fps = footprints(shape, np.moveaxis(ext, 0, -1))  # (6, N) each
+    cum = np.cumprod(trips_ord, axis=0)
+    return {t: (fps[t], _tile_loads_t(trips_ord, np.array(RELEVANT[t])[orders_t], cum)) for t in RELEVANT}
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
