@@ -125,7 +125,7 @@ class Scheduler:
             self._d = int(d[0])
         else:
             pc, pd, pw = self._pending
-            c, d, w = np.r_[pc, c], np.r_[pd, d], np.r_[pw, w]
+            c, d, w = np.concatenate(([pc], c)), np.concatenate(([pd], d)), np.concatenate(([pw], w))
         self.tiles += len(c) - (self._pending is not None)
         self._pending = (int(c[-1]), int(d[-1]), int(w[-1]))
         if len(c) > 1:
@@ -145,7 +145,7 @@ class Scheduler:
         if not self._parts:
             return Schedule(*(np.zeros(0, np.int64) for _ in range(3)))
         dn, c, w = (np.concatenate(p) for p in zip(*self._parts, strict=True))
-        d = np.r_[self._first_d, dn[:-1]]
+        d = np.concatenate(([self._first_d], dn[:-1]))
         return Schedule(d, c, w)
 
     # -- internals ---------------------------------------------------------------------------
@@ -177,7 +177,7 @@ class Scheduler:
             self._solve(c_dur[seg], w_dur[seg], dn_dur[seg])
             got = [np.concatenate(p) for p in zip(*self._capture, strict=True)]
             self._capture = None
-            state = np.r_[self._c_hist, self._w_hist, self._d]
+            state = np.concatenate((self._c_hist, self._w_hist, [self._d]))
             if prev is not None:
                 delta = state - prev
                 if (delta == delta[-1]).all() and k + 1 < blocks:
@@ -235,8 +235,8 @@ class Scheduler:
 
     def _commit(self, c: np.ndarray, w: np.ndarray, dn: np.ndarray) -> None:
         s = self.slots
-        self._c_hist = np.r_[self._c_hist, c][-s:]
-        self._w_hist = np.r_[self._w_hist, w][-s:]
+        self._c_hist = np.concatenate((self._c_hist, c))[-s:]
+        self._w_hist = np.concatenate((self._w_hist, w))[-s:]
         self._d = int(dn[-1])
         self._end = max(self._end, int(c[-1]), int(w[-1]))
         if self._capture is not None:
@@ -295,15 +295,15 @@ def _saturated(c_dur, w_dur, dn_dur, d0: int, c_hist, w_hist):
 def _sweep(c_dur, w_dur, dn_dur, c_old, w_old, dn_old, d0: int, c_hist, w_hist, slots: int, shared: bool):
     """One fixed-point sweep over steps ``0..m-1`` from the exact state before step 0."""
     m = len(c_dur)
-    cc = np.r_[c_hist, c_old]  # c_{i−S} … : index i of step i−S
-    ww = np.r_[w_hist, w_old]
+    cc = np.concatenate((c_hist, c_old))  # c_{i−S} … : index i of step i−S
+    ww = np.concatenate((w_hist, w_old))
     c_next_slot = cc[1 : m + 1]  # c_{i+1−S}: the compute that frees the next tile's input slot
-    d_old = np.r_[d0, dn_old[:-1]]
+    d_old = np.concatenate(([d0], dn_old[:-1]))
     if not shared:
         ready = c_next_slot.copy()
         ready[0] = max(ready[0], d0)
         dn = stage(ready, dn_dur)
-        d = np.r_[d0, dn[:-1]]
+        d = np.concatenate(([d0], dn[:-1]))
     else:
         d_req = np.maximum(d_old, c_next_slot)
         wb_first = c_old < d_req
@@ -318,7 +318,7 @@ def _sweep(c_dur, w_dur, dn_dur, c_old, w_old, dn_old, d0: int, c_hist, w_hist, 
         end = stage(ready_seq.reshape(-1), dur_seq.reshape(-1)).reshape(m, 2)
         dn = np.where(wb_first, end[:, 1], end[:, 0])
         w_chan = np.where(wb_first, end[:, 0], end[:, 1])
-        d = np.r_[d0, dn[:-1]]
+        d = np.concatenate(([d0], dn[:-1]))
     ready_c = np.maximum(d, ww[:m])
     ready_c[0] = max(ready_c[0], int(c_hist[-1]))
     c = stage(ready_c, c_dur)

@@ -24,15 +24,15 @@ def segments(c: np.ndarray, w: np.ndarray, dn: np.ndarray, *, min_tiles: int,
     n = len(c)
     if n < min_tiles:
         return [(0, n, 0)] if n else []
-    change = np.r_[True, (c[1:] != c[:-1]) | (w[1:] != w[:-1]) | (dn[1:] != dn[:-1])]
+    change = np.concatenate(([True], (c[1:] != c[:-1]) | (w[1:] != w[:-1]) | (dn[1:] != dn[:-1])))
     starts = np.flatnonzero(change)
-    lens = np.diff(np.r_[starts, n])
+    lens = np.diff(np.concatenate((starts, [n])))
     runs = len(starts)
     if runs * 2 > n and not (lens >= min_tiles).any() and not _lag_repeats(c, w, dn, min_tiles):
         return [(0, n, 0)]  # mostly distinct tiles: nothing repeats
     # a run's symbol: its tile and its length; a block of q runs repeats where symbols do at lag q
     sym = _symbols((c[starts], w[starts], dn[starts], lens))
-    tile_at = np.r_[starts, n]  # first tile of each run (and the end)
+    tile_at = np.concatenate((starts, [n]))  # first tile of each run (and the end)
     best_end = np.where(lens >= min_tiles, np.arange(runs) + 1, -1)  # in runs: a long run alone
     best_q = np.where(lens >= min_tiles, 1, 0)
     for q in range(2, MAX_BLOCK_RUNS + 1):
@@ -43,7 +43,7 @@ def segments(c: np.ndarray, w: np.ndarray, dn: np.ndarray, *, min_tiles: int,
         idx = np.arange(len(eq))
         last_false = np.minimum.accumulate(np.where(eq, len(eq), idx)[::-1])[::-1]
         same = last_false - idx
-        reps = (np.r_[same, np.zeros(q, np.int64)] + q) // q  # whole blocks of q runs from j
+        reps = (np.concatenate((same, np.zeros(q, np.int64))) + q) // q  # whole blocks of q runs from j
         end = np.arange(runs) + reps * q  # in runs
         tiles = tile_at[np.minimum(end, runs)] - tile_at[:runs]
         ok = (reps >= min_repeats) & (tiles >= min_tiles) & (end > best_end)
@@ -98,5 +98,5 @@ def _lag_repeats(c: np.ndarray, w: np.ndarray, dn: np.ndarray, min_tiles: int) -
 
 def _longest(x: np.ndarray) -> int:
     """The longest run of True in the bool array ``x``."""
-    edges = np.flatnonzero(np.diff(np.r_[False, x, False]))  # starts and ends of the runs
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], x, [False]))))  # starts and ends of the runs
     return int((edges[1::2] - edges[::2]).max(initial=0))
