@@ -407,16 +407,20 @@ CAST_BYTES = 1 << 22  # A's rows cast to float32 at once (within a slab), read b
 CAST_MIN_ROWS = 64  # … but never fewer rows than this
 
 _scratch = threading.local()  # per thread: reused float32 buffers (no fresh pages per call)
+SCRATCH_KEEP_BYTES = 1 << 24  # a larger buffer (B's chunk of a huge layer) is not kept
 
 
 def _buffer(name: str, shape: tuple[int, int], order: str = "C") -> np.ndarray:
     """A float32 ``shape`` array in ``order`` from this thread's scratch memory named ``name``
-    (contents undefined; valid until the next call with that name on this thread)."""
+    (contents undefined; valid until the next call with that name on this thread). Buffers up to
+    ``SCRATCH_KEEP_BYTES`` stay with the thread (a few MB: the work slab, A's cast rows, B's
+    chunk); a larger one is allocated for this call only."""
     size = shape[0] * shape[1]
     mem = getattr(_scratch, name, None)
     if mem is None or mem.size < size:
         mem = np.empty(size, np.float32)
-        setattr(_scratch, name, mem)
+        if 4 * size <= SCRATCH_KEEP_BYTES:
+            setattr(_scratch, name, mem)
     if order == "F":
         return mem[:size].reshape(shape[::-1]).T
     return mem[:size].reshape(shape)

@@ -145,3 +145,17 @@ def test_row_and_column_blocks_equal_a_loop_over_blocks():
             np.testing.assert_array_equal(got_r, want_r)
             want_c = np.stack([fn(x[:, j : j + size], axis=1) for j in starts_c], axis=1)
             np.testing.assert_array_equal(_col_blocks(x, size, op), want_c)
+
+
+def test_scratch_buffers_are_reused_up_to_the_kept_size(monkeypatch):
+    """The per-thread buffers of the per-PE work: the same memory for a shape that fits the
+    previous one, a fresh array (not kept) above SCRATCH_KEEP_BYTES."""
+    from hwsim.npu import tiles
+
+    monkeypatch.setattr(tiles, "SCRATCH_KEEP_BYTES", 4096)
+    small = tiles._buffer("test", (10, 20))
+    again = tiles._buffer("test", (20, 10), "F")
+    assert again.shape == (20, 10) and again.flags.f_contiguous and np.shares_memory(small, again)
+    big = tiles._buffer("test", (40, 40))  # 6,400 bytes: not kept
+    assert not np.shares_memory(big, tiles._buffer("test", (40, 40)))
+    assert np.shares_memory(small, tiles._buffer("test", (5, 5)))
