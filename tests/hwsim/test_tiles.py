@@ -96,12 +96,12 @@ def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, ord
     """Per-PE skipping in os over many slabs of per-PE work (small slabs here: 24 rows), each
     cast in several parts (10 rows), with A and B in either memory order, with a few rows that have
     unneeded outputs (the row-wise zeroing) and with many (the whole-slab zeroing)."""
-    from hwsim.npu import tiles
+    from hwsim.npu import pework
 
-    monkeypatch.setattr(tiles, "SLAB_BYTES", 1024)
-    monkeypatch.setattr(tiles, "SLAB_MIN_ROWS", 16)
-    monkeypatch.setattr(tiles, "CAST_BYTES", 200)
-    monkeypatch.setattr(tiles, "CAST_MIN_ROWS", 10)
+    monkeypatch.setattr(pework, "SLAB_BYTES", 1024)
+    monkeypatch.setattr(pework, "SLAB_MIN_ROWS", 16)
+    monkeypatch.setattr(pework, "CAST_BYTES", 200)
+    monkeypatch.setattr(pework, "CAST_MIN_ROWS", 10)
     rng = np.random.default_rng(partial_rows)
     m, k, n, rows, cols, chunk = 700, 11, 9, 4, 3, 5
     a = rng.random((m, k)) < 0.5
@@ -118,7 +118,7 @@ def test_os_pe_skip_over_several_slabs_equals_scalar_reference(partial_rows, ord
 
 
 def test_zero_unneeded_equals_the_product():
-    from hwsim.npu.tiles import _zero_unneeded
+    from hwsim.npu.pework import _zero_unneeded
 
     rng = np.random.default_rng(0)
     for partial in (0, 5, 60):
@@ -132,7 +132,7 @@ def test_zero_unneeded_equals_the_product():
 
 
 def test_row_and_column_blocks_equal_a_loop_over_blocks():
-    from hwsim.npu.tiles import _col_blocks, _row_blocks
+    from hwsim.npu.pework import _col_blocks, _row_blocks
 
     rng = np.random.default_rng(1)
     for rows, cols, size in [(32, 48, 16), (30, 45, 16), (7, 5, 3), (1, 9, 4), (9, 1, 4)]:
@@ -150,12 +150,12 @@ def test_row_and_column_blocks_equal_a_loop_over_blocks():
 def test_scratch_buffers_are_reused_up_to_the_kept_size(monkeypatch):
     """The per-thread buffers of the per-PE work: the same memory for a shape that fits the
     previous one, a fresh array (not kept) above SCRATCH_KEEP_BYTES."""
-    from hwsim.npu import tiles
+    from hwsim.npu import pework
 
-    monkeypatch.setattr(tiles, "SCRATCH_KEEP_BYTES", 4096)
-    small = tiles._buffer("test", (10, 20))
-    again = tiles._buffer("test", (20, 10), "F")
+    monkeypatch.setattr(pework, "SCRATCH_KEEP_BYTES", 4096)
+    small = pework._buffer("test", (10, 20))
+    again = pework._buffer("test", (20, 10), "F")
     assert again.shape == (20, 10) and again.flags.f_contiguous and np.shares_memory(small, again)
-    big = tiles._buffer("test", (40, 40))  # 6,400 bytes: not kept
-    assert not np.shares_memory(big, tiles._buffer("test", (40, 40)))
-    assert np.shares_memory(small, tiles._buffer("test", (5, 5)))
+    big = pework._buffer("test", (40, 40))  # 6,400 bytes: not kept
+    assert not np.shares_memory(big, pework._buffer("test", (40, 40)))
+    assert np.shares_memory(small, pework._buffer("test", (5, 5)))
