@@ -41,7 +41,7 @@ OPERAND_KIND = {
 class GemmOperands:
     """One group of one pass: operand masks (bool) and the needed-output mask (None: all)."""
 
-    a: np.ndarray  # (M, K) bool, or float32 0/1 where asked for (see operands)
+    a: np.ndarray  # (M, K) bool
     b: np.ndarray  # (K, N)
     need: np.ndarray | None  # (M, N) bool
 
@@ -51,16 +51,14 @@ class GemmOperands:
 
 
 def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
-             cache: dict | None = None, dtype: type = bool, order: str = "C") -> list[GemmOperands]:
+             cache: dict | None = None, order: str = "C") -> list[GemmOperands]:
     """The GEMM operands of every group of one pass, from the layer's masks.
 
     ``masks`` holds bool arrays for ``x``, ``w``, ``dy`` and optionally ``y_sel`` and
     ``dw_needed`` (``None`` where absent); activation masks may cover fewer samples than the batch.
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
     the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
-    object, so what is derived from its memory can be shared too). ``dtype`` is that of the
-    im2col and ``dY`` matrices: bool, or float32 0/1 for a model that multiplies them whole (the
-    cast then costs nothing: it happens in the copy that builds them). ``order`` is the im2col's
+    object, so what is derived from its memory can be shared too). ``order`` is the im2col's
     memory order: ``"F"`` (column-major) is :func:`traces.im2col.im2col`'s faster gather, for a
     model that reads it row slab by row slab (BLAS, or a cast into a column-major buffer).
     """
@@ -69,16 +67,14 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     cache = {} if cache is None else cache
 
     def xcol(grp: int) -> np.ndarray:
-        if ("x", grp, dtype) not in cache:
-            cache[("x", grp, dtype)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, dtype,
-                                               order)
-        return cache[("x", grp, dtype)]
+        if ("x", grp) not in cache:
+            cache[("x", grp)] = im2col(as_conv(spec, "x", x.astype(bool, copy=False)), g, grp, bool, order)
+        return cache[("x", grp)]
 
     def dyrows(grp: int) -> np.ndarray:
-        if ("dy", grp, dtype) not in cache:
-            dy4 = as_conv(spec, "dy", dy.astype(bool, copy=False))
-            cache[("dy", grp, dtype)] = rows_of(dy4, g, grp, dtype)
-        return cache[("dy", grp, dtype)]
+        if ("dy", grp) not in cache:
+            cache[("dy", grp)] = rows_of(as_conv(spec, "dy", dy.astype(bool, copy=False)), g, grp, bool)
+        return cache[("dy", grp)]
 
     w = masks["w"]
     dy = masks.get("dy")

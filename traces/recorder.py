@@ -83,12 +83,6 @@ _NO_FUNCTION_MODES = torch._C.DisableTorchFunction
 _NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
 
 
-def _count(t: torch.Tensor) -> int | torch.Tensor:
-    """Non-zeros of ``t`` (:func:`traces.nonzero.count_nonzero`): an ``int`` on the CPU, a 0-d
-    tensor elsewhere, which :meth:`Recorder._collect` reads with one ``torch.stack(...).tolist()``."""
-    return count_nonzero(t)
-
-
 def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
     """A copy of a weight before the optimizer updates it in place (numpy on the CPU: a fresh
     torch tensor of a large layer pays first-touch page faults, numpy reuses freed memory)."""
@@ -130,7 +124,7 @@ class _Call:
     module: nn.Module
     layer: int
     batch: int
-    counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # see _count
+    counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
     w_before: np.ndarray | torch.Tensor | None = None
     w_version: int = 0
@@ -448,10 +442,10 @@ class Recorder:
         """Count ``t``'s non-zeros into ``rec.counts[name]``; on a mask iteration also stage its
         mask (the first ``samples`` samples), from which the count is read when it covers all of ``t``."""
         if not self._masks_now:
-            rec.counts[name] = _count(t)
+            rec.counts[name] = count_nonzero(t)
             return
         mask = rec.masks[name] = nonzero_mask(t, samples)
-        rec.counts[name] = count_mask(mask) if mask.shape == t.shape else _count(t)
+        rec.counts[name] = count_mask(mask) if mask.shape == t.shape else count_nonzero(t)
 
     def _pre_hook(self, module: nn.Module, args: tuple) -> tuple | None:
         if not self._recording(module):
@@ -603,7 +597,7 @@ class Recorder:
         for c in self._calls:
             grad = c.module.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = _count(grad)
+                c.counts["dw"] = count_nonzero(grad)
             need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)

@@ -236,15 +236,15 @@ class WorkerCache:
     # -- the memos around hwsim.npu.replay -----------------------------------------------------------
     def operands(self, original: Any) -> Any:
         def memo_operands(spec: Any, pass_: str, masks: dict, cache: dict | None = None,
-                          dtype: Any = bool, order: str = "C") -> Any:
+                          order: str = "C") -> Any:
             with self._lock:
                 if not all(self.owns(masks.get(t)) for t in masks):
-                    return original(spec, pass_, masks, cache, dtype, order)
+                    return original(spec, pass_, masks, cache, order)
                 key = ("operands", spec.name, pass_, tuple(self.token(masks.get(t)) for t in sorted(masks)),
-                       np.dtype(dtype).str, order)
+                       order)
             hit = self.memo.get(key)
             if hit is None:
-                hit = original(spec, pass_, masks, cache, dtype, order)
+                hit = original(spec, pass_, masks, cache, order)
                 self.own([(g.a, g.b, g.need) for g in hit])
                 self.memo.put(key, hit)
             return hit

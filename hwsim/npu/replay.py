@@ -171,7 +171,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
     # at a time): the im2col is gathered column-major, its faster order
     os_pe = ctx.features.pe_skip and not ctx.features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
     max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
-    groups = operands(spec, pass_, masks, cache, bool, "F" if os_pe else "C")
+    groups = operands(spec, pass_, masks, cache, "F" if os_pe else "C")
     bufs = buffers(arch)
     sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:
