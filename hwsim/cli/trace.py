@@ -26,6 +26,9 @@ def add_train(sub: Any) -> None:
                    "(default: digits)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory holding the data set's files (nothing is downloaded)")
+    p.add_argument("--inputs", choices=["standardized", "unit"], default="standardized",
+                   help="file-backed data sets: pixels standardized per channel, or unit ([0, 1], as DST's "
+                   "official MNIST code feeds them) (default: standardized)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
@@ -177,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
                        lr_milestones=milestones, method_params=params, progress=progress,
                        data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
-                       schedule=args.schedule, augment=args.augment)
+                       schedule=args.schedule, augment=args.augment, inputs=args.inputs)
     finally:
         if bar is not None:
             bar.close()

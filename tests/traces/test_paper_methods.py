@@ -228,9 +228,32 @@ def test_dst_thresholds_stay_finite_under_a_huge_alpha():
     r = train(method="dst", epochs=2, lr=0.5, method_params={"alpha": 50.0, "collapse_reset": False})
     for layer in r.method.layers.values():
         t = layer.threshold.detach()
-        ceiling = layer.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + 1
+        ceiling = layer.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + 1 + 1e-3
         assert torch.isfinite(t).all() and (t <= ceiling + 1e-6).all()
     assert r.method.density() < 0.05  # the regularizer did push (everything, here) out
+
+
+def test_dst_threshold_clamp_changes_no_gradient():
+    from traces.methods import make_method
+    from traces.models import build_model
+
+    m = make_method("dst", "digits", "mlp")
+    net = m.prepare(build_model("mlp", (64,), 10))
+    layer = m.layers["fc1"]
+    with torch.no_grad():
+        layer.threshold[0] = 100.0  # row 0 fully masked, far outside the estimator's support
+    grads = []
+    for clamp in (False, True):
+        if clamp:
+            layer.clamp_threshold()
+            top = layer.weight.detach()[0].abs().max()
+            assert float(layer.threshold[0]) == pytest.approx(float(top) + 1.001)
+        net.zero_grad()
+        x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
+        net(x).pow(2).mean().backward()  # the task loss only (no α term)
+        grads.append((layer.weight.grad[0].clone(), layer.threshold.grad[0].clone()))
+    for w_grad, t_grad in grads:  # before and after the clamp: no gradient reaches row 0
+        assert (w_grad == 0).all() and t_grad == 0
 
 
 def tamper(trace_dir, edit) -> None:
