@@ -163,6 +163,7 @@ class NMChecker(Checker):
         self.active = "n" in nm and "m" in nm
         self.n, self.m = int(nm.get("n", 2)), int(nm.get("m", 4))
         self.transposable = bool(nm.get("transposable", False))
+        self.grouping = str(nm.get("grouping", "kr"))
 
     def __call__(self, trace: Any, it: Any) -> Problems:
         if not self.active:
@@ -181,7 +182,7 @@ class NMChecker(Checker):
                                 f"{k_out}×{math.ceil(kr / m)} groups of {m} allows ({limit})")
             if not it.has_masks or (w := it.mask(li, "w")) is None:
                 continue
-            counts = structured.group_counts(structured.weight_matrix(w), m)
+            counts = structured.group_counts(structured.grouped_matrix(w, self.grouping), m)
             if (counts > n).any():
                 r, g = np.argwhere(counts > n)[0]
                 problems.append(f"L{li}.w: layer {name}: {int((counts > n).sum())} of {counts.size} groups "

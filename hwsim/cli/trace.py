@@ -69,13 +69,17 @@ def add_train(sub: Any) -> None:
                    help="per-layer densities: mlevel: global (one magnitude ranking, default) or uniform; "
                    "baselines: uniform or erk (Erdős–Rényi-Kernel; defaults: erk for set/rigl, uniform for "
                    "snfs/gmp/topkast)")
-    g.add_argument("--no-reroute-training", dest="reroute_training", action="store_false", default=None,
-                   help="grow each level alone, without training the rerouted mixed-level configurations")
+    g.add_argument("--reroute-training", dest="reroute_training", action="store_true", default=None,
+                   help="this project's addition (not the paper's): also train the rerouted mixed-level "
+                   "configurations while a level grows (default off)")
     g = p.add_argument_group("N:M structured, SR-STE (--method nm)")
     g.add_argument("--nm-n", dest="n", type=int, help="weights kept per group (default 2)")
     g.add_argument("--nm-m", dest="m", type=int, help="group size along the reduction Kr (default 4)")
     g.add_argument("--transposable", action="store_true", default=None,
                    help="masks N:M along output channels too (backward-data on sparse tensor cores)")
+    g.add_argument("--nm-group", dest="grouping", choices=["kr", "channels"],
+                   help="N:M groups along Kr in (C, R, S) order (default), or along input channels at each "
+                   "kernel position (the official SR-STE grouping)")
     g.add_argument("--nm-decay", dest="decay", type=float,
                    help="SR-STE decay λ_W on pruned weights (default 2e-4, the paper's)")
     g.add_argument("--dense-first", action="store_true", default=None,
@@ -97,8 +101,8 @@ def add_train(sub: Any) -> None:
 
 METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
                   "dst": ("alpha", "collapse_reset", "threshold_weight_decay"),
-                  "mlevel": ("levels", "allocation", "reroute_training"),
-                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last"),
+                  "mlevel": ("levels", "allocation", "reroute_training", "dense_last"),
+                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last", "grouping"),
                   "set": ("density", "allocation", "dense_first", "dense_last", "zeta"),
                   "rigl": ("density", "allocation", "dense_first", "dense_last", "delta_t", "drop_fraction"),
                   "snfs": ("density", "allocation", "dense_first", "dense_last", "prune_rate"),
@@ -106,7 +110,8 @@ METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_thres
                   "topkast": ("density", "allocation", "dense_first", "dense_last", "backward_density")}
 
 
-OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay"}  # where flag and option differ
+# where flag and option differ
+OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay", "grouping": "--nm-group"}
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:

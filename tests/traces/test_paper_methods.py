@@ -338,3 +338,27 @@ def test_uniform_allocation_keeps_every_layer_at_the_level():
     for lv, target in zip(r.evaluation["levels"], (0.05, 0.15), strict=True):
         for density in lv["layer_densities"].values():
             assert abs(density - target) < 0.01
+
+
+def test_nm_channel_grouping_is_the_official_sr_ste_grouping(tmp_path):
+    import traces
+    from traces.validate import validate
+
+    r = train(method="nm", model="vgg8", epochs=1, max_batches=3, every=1, out=tmp_path / "t",
+              method_params={"grouping": "channels"})
+    tr = traces.load(tmp_path / "t")
+    assert validate(tr).iterations == 3
+    layer = r.method.layers["conv2"]  # 16 input channels, 3×3
+    w = layer.nm_mask().numpy()  # (Kout, C, R, S)
+    per_position = w.reshape(w.shape[0], w.shape[1] // 4, 4, 3, 3).sum(axis=2)  # 4 channels per group
+    assert (per_position == 2).all()  # exactly 2 of every 4 input channels, at every kernel position
+    along_kr = w.reshape(w.shape[0], -1).reshape(w.shape[0], -1, 4).sum(axis=2)
+    assert (along_kr > 2).any()  # not 2:4 in the (C, R, S) order: the grouping really differs
+
+
+def test_mlevel_dense_classifier_is_shared_and_frozen_while_levels_grow():
+    r = train(method="mlevel", epochs=4, method_params={"dense_last": True})
+    assert "out" not in r.method.layers and list(r.method.layers) == ["fc1", "fc2"]
+    classifier = r.method.shared[0]
+    assert not any(p.requires_grad for p in classifier.parameters())  # frozen in the last (grow) phases
+    assert r.method.params["reroute_training"] is False  # the paper's procedure by default

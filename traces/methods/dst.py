@@ -18,7 +18,9 @@ paper's data set they stand in for. The paper's Table 1 per-row α is in its unr
 
 Weight decay: the official CIFAR code gives every parameter, thresholds included, the SGD weight
 decay of 1e-4 (MNIST: 0); ``threshold_weight_decay=True`` (default) does the same, ``False`` exempts
-the thresholds. Finite thresholds: the official code has no guard (a threshold can grow without bound and, with a
+the thresholds.
+
+Finite thresholds: the official code has no guard (a threshold can grow without bound and, with a
 large α and learning rate, overflow). Ours clamps each threshold after every step to at most
 ``max|W_row| + 1 + 1e-3`` (:data:`CLAMP_MARGIN`): there the whole row is masked and every
 ``|q| = |W| − t`` exceeds 1, where the surrogate derivative is 0, so the clamp itself changes
@@ -40,7 +42,6 @@ from torch import nn
 from ..models import Model
 from ..recorder import active_recorder
 from .base import Method, clone_as, swap_module
-
 
 CLAMP_MARGIN = 1.0 + 1e-3  # threshold ceiling above max|W_row|: past the estimator's support (|q| ≤ 1)
 
