@@ -98,9 +98,13 @@ class MappingContext:
         dense = {"a": 1.0, "b": 1.0, "c": 1.0}
         try:
             if self.mode == "scalesim":
-                counts = self.scalesim_counts(spec, pass_, batch, eb)
-                res = scalesim_result(counts, self.arch, eb, dens)
-                base = scalesim_result(counts, self.dense_arch, eb, dense)
+                nm = row.get("structured_nm") if pass_ == "forward" else None
+                nm = tuple(int(v) for v in nm.split(":")) if isinstance(nm, str) else None
+                counts = self.scalesim_counts(spec, pass_, batch, eb, nm)
+                # a compressed filter's words are its kept values: dense in the SRAM's format
+                res = scalesim_result(counts, self.arch, eb, {**dens, "b": 1.0} if nm else dens)
+                base = scalesim_result(self.scalesim_counts(spec, pass_, batch, eb) if nm else counts,
+                                       self.dense_arch, eb, dense)
             else:
                 res = self.choose(spec, shape, pass_, self.arch, eb, dens)
                 base = self.choose(spec, shape, pass_, self.dense_arch, eb, dense)
@@ -140,13 +144,14 @@ class MappingContext:
         out["mapping_source"] = self.mode
         return out
 
-    def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int,
-                        eb: dict[str, float]) -> ScalesimCounts:
-        """SCALE-Sim's DRAM words of this pass, cached per layer geometry within the run."""
+    def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float],
+                        nm: tuple[int, ...] | None = None) -> ScalesimCounts:
+        """SCALE-Sim's DRAM words of this pass (``nm``: its N:M filter compression), cached per
+        layer geometry within the run."""
         key = (spec.kind, spec.x_shape, spec.w_shape, spec.y_shape, spec.stride, spec.padding, spec.dilation,
-               spec.groups, pass_, batch, tuple(sorted(eb.items())))
+               spec.groups, pass_, batch, tuple(sorted(eb.items())), nm)
         if key not in self.scalesim_cache:
-            self.scalesim_cache[key] = layer_counts(spec, pass_, batch, self.arch, self.dataflow, eb)
+            self.scalesim_cache[key] = layer_counts(spec, pass_, batch, self.arch, self.dataflow, eb, nm)
         return self.scalesim_cache[key]
 
     def timing(self, shape: ConvShape, pass_: str, arch: Architecture, res: NestResult, eb: dict[str, float],
@@ -226,14 +231,17 @@ def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float], res: 
     ``keep_array_writes``, also the array's writes into the output buffer); links are recomputed."""
     bufs = {op: name for op, (name, _) in buffers(arch).items()}
     links = {ln.name for ln in arch.links}
+    off = arch.off_chip.name
     keep = {}
     for (comp, op, kind, direction), moved in old.items():
-        if comp in links or comp == arch.off_chip.name:
+        if comp in links or comp == off:
             continue
         array_side = (op in ("a", "b") and direction == "read") or \
             (keep_array_writes and op == "c" and direction == "write")
         if comp == bufs.get(op) and not array_side:
             continue
+        if comp == bufs.get(op) and op == "c" and direction == "write":  # the array's writes only: not
+            moved -= old.get((off, "c", kind, "read"), 0.0)  # the old order's partial sums reloaded from DRAM
         keep[(comp, op, kind, direction)] = moved
     for (comp, op, kind, direction), moved in res.bytes.items():
         if comp == bufs.get(op) and op in ("a", "b") and direction == "read":
