@@ -74,8 +74,9 @@ scalesim-resnet18:
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18
 
-# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; seconds): the committed
-# tests/data/scalesim/sparse_reference.csv that tests/hwsim/test_scalesim_sparse_agreement.py compares against.
+# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; under a minute): the committed
+# tests/data/scalesim/sparse_reference.csv and sparse/dram/reference.csv (DRAM counts included) that
+# tests/hwsim/test_scalesim_sparse_agreement.py and test_scalesim_nm_cli.py compare against.
 scalesim-sparse:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'

@@ -299,7 +299,7 @@ def parse_density(text: str) -> dict[str, float]:
 
 
 def cmd_trace_synth(args: argparse.Namespace) -> int:
-    from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
+    from traces.synth import read_layer_table, read_scalesim_sparsity, read_scalesim_topology, write_synthetic
 
     if args.seed < 0:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
@@ -317,7 +317,9 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
             raise ValueError(f"--structured: {exc}") from None
     path = write_synthetic(layers, args.out, batch=args.batch, density=parse_density(args.density),
                            per_channel=args.per_channel, iterations=args.iterations, seed=args.seed,
-                           overwrite=args.overwrite, structured=structured)
+                           overwrite=args.overwrite, structured=structured,
+                           layer_nm=read_scalesim_sparsity(args.scalesim_topology) if args.scalesim_topology
+                           else None)
     print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
     return 0
 
