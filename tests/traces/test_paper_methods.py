@@ -247,7 +247,7 @@ def test_dst_threshold_clamp_changes_no_gradient():
         if clamp:
             layer.clamp_threshold()
             top = layer.weight.detach()[0].abs().max()
-            assert float(layer.threshold[0]) == pytest.approx(float(top) + 1.001)
+            assert float(layer.threshold.detach()[0]) == pytest.approx(float(top) + 1.001)
         net.zero_grad()
         x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
         net(x).pow(2).mean().backward()  # the task loss only (no α term)
