@@ -62,8 +62,9 @@ scalesim-resnet18:
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18
 
-# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; seconds): the committed
-# tests/data/scalesim/sparse_reference.csv that tests/hwsim/test_scalesim_sparse_agreement.py compares against.
+# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; under a minute): the committed
+# tests/data/scalesim/sparse_reference.csv and sparse/dram/reference.csv (DRAM counts included) that
+# tests/hwsim/test_scalesim_sparse_agreement.py and test_scalesim_nm_cli.py compare against.
 scalesim-sparse:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
@@ -77,7 +78,7 @@ scalesim-user:
 
 # Re-run the real ZigZag (zigzag-dse 3.9.1, LOMA mapping search; its own venv: it pulls onnx and
 # matplotlib and forgets six) and rewrite tests/data/zigzag/reference.csv, which
-# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against (about a minute).
+# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper and latency against (a few minutes).
 zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six

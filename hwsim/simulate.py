@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,6 +31,7 @@ from traces.layer import PASSES, update_owners
 from .engines import BACKEND_NAMES
 from .errors import MappingError
 from .layer_input import LayerInput
+from .pool import LayerPool
 from .report import Report
 
 FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu", "reram": "hwsim.reram"}  # family -> its package
@@ -77,7 +77,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         stream_chunk: edge NPU: an explicit chunk of the streamed dimension (a user-given mapping).
         workers: threads replaying layers concurrently (default: up to 2, one per core), each
             with one BLAS thread during the call; the report is the same, bit for bit, for any
-            number.
+            number. An exception in the calling thread (Ctrl-C) cancels the layers not started
+            and returns without waiting for the ones running (``hwsim.pool``).
         memory_budget_bytes: peak memory the replay may take; a layer's pass whose estimate is over
             its share (the budget divided by the worker threads) is refused up front with the
             estimate, instead of the process being killed (default: half of this machine's memory;
@@ -144,23 +145,31 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         return (ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li,
                 passes if owners[li] else no_update)
 
-    for index in its:
-        if threads == 1:
+    def emit(layer_rows: list[dict[str, Any]]) -> None:
+        nonlocal done
+        rows.extend(layer_rows)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if threads == 1:
+        for index in its:
             with tr.iteration(index) as it:
-                inputs = [args(it, li) for li in chosen]
-            results = (replay(a) for a in inputs)
-        else:  # each worker's matmuls get one BLAS thread: the workers share the cores
-            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+                for li in chosen:  # one layer read at a time
+                    emit(replay(args(it, li)))
+    else:  # each worker's matmuls get one BLAS thread: the workers share the cores
+        with threadpool_limits(limits=1, user_api="blas"), LayerPool(threads) as pool:
+            for index in its:
                 # layers are read in this thread (the archive is not thread-safe), each handed to the
                 # workers as soon as it is read, so reading overlaps the replay of the layers before it
+                futures = []
                 with tr.iteration(index) as it:
-                    futures = [pool.submit(replay, args(it, li)) for li in chosen]
-                results = [f.result() for f in futures]  # in layer order
-        for layer_rows in results:
-            rows += layer_rows
-            done += 1
-            if progress is not None:
-                progress(done, total)
+                    for li in chosen:
+                        futures.append(pool.submit(replay, args(it, li)))
+                        while futures and futures[0].done():
+                            emit(futures.pop(0).result())
+                for f in futures:  # in layer order
+                    emit(f.result())
     man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
             "backend": backend,

@@ -124,8 +124,11 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         return lr / 10 ** sum(epoch >= m for m in lr_milestones)
 
     def optimizer(lr_now: float) -> torch.optim.Optimizer:
-        return torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
+        made = torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
+        meth.attach_optimizer(made)
+        return made
 
+    meth.begin_training(total, per_epoch)
     opt = optimizer(lr)
     rec = None
     if out is not None:
