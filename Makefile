@@ -90,7 +90,7 @@ scalesim-user:
 
 # Re-run the real ZigZag (zigzag-dse 3.9.1, LOMA mapping search; its own venv: it pulls onnx and
 # matplotlib and forgets six) and rewrite tests/data/zigzag/reference.csv, which
-# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against (about a minute).
+# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper and latency against (a few minutes).
 zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six
