@@ -27,7 +27,7 @@ from archs import Architecture
 from archs.units import format_size
 from traces import Trace
 from traces import load as load_trace
-from traces.layer import PASSES
+from traces.layer import PASSES, update_owners
 
 from .engines import BACKEND_NAMES
 from .errors import MappingError
@@ -69,7 +69,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
         dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); for other
             families a dataflow is a ``ValueError`` (they have no PE array).
-        passes: any of ``forward, backward_data, backward_weight, update``.
+        passes: any of ``forward, backward_data, backward_weight, update``; the update is one per
+            weight parameter and step, on the first layer naming it (``traces.layer.update_owners``).
         iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
             iteration). Iterations with masks replay exactly; counts-only ones in expected-value
             mode (``hwsim.expected``), marked ``mode = "expected"`` in the report.
@@ -162,8 +163,12 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         out = [{**r, **dens} for r in family.layer_rows(*a)]
         return out if mapped is None else [mapped.apply(spec, r) for r in out]
 
+    owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step
+    no_update = tuple(p for p in passes if p != "update")
+
     def args(it: Any, li: int) -> tuple:
-        return ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li, passes
+        return (ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li,
+                passes if owners[li] else no_update)
 
     def emit(layer_rows: list[dict[str, Any]]) -> None:
         nonlocal done
