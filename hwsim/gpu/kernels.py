@@ -14,6 +14,19 @@ import math
 from archs import Architecture
 
 
+def hbm_bytes_per_cycle(arch: Architecture) -> float:
+    """Off-chip bytes per ``clock_hz`` cycle a kernel streams: ``gpu.hbm_achievable_bytes_per_s`` when set
+    (what copy kernels measure on the card), else the memory's datasheet bandwidth."""
+    bw = arch.gpu.hbm_achievable_bytes_per_s or arch.off_chip.bandwidth_bytes_per_s
+    return bw / arch.clock_hz
+
+
+def sm_cycle_scale(arch: Architecture) -> float:
+    """``clock_hz`` cycles per SM cycle: an SM at ``gpu.sustained_clock_hz`` (the clock it holds at the
+    board power limit) takes ``clock_hz / sustained_clock_hz`` counted cycles per cycle of its own."""
+    return arch.clock_hz / (arch.gpu.sustained_clock_hz or arch.clock_hz)
+
+
 def launch_cycles(arch: Architecture) -> int:
     """Cycles between dependent kernels (launch and drain), from ``gpu.kernel_launch_ns``."""
     return math.ceil(arch.gpu.kernel_launch_ns * 1e-9 * arch.clock_hz)
@@ -23,6 +36,6 @@ def memory_kernel_cycles(arch: Architecture, moved_bytes: float, ops: float = 0.
     """One kernel that moves ``moved_bytes`` through HBM and does ``ops`` element operations."""
     if moved_bytes <= 0 and ops <= 0:
         return 0
-    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    bpc = hbm_bytes_per_cycle(arch)
     mem = math.ceil(moved_bytes / bpc) if bpc else 0
     return launch_cycles(arch) + max(math.ceil(ops / arch.vector_unit.lanes), mem)
