@@ -238,12 +238,13 @@ class GpuCompute:
                                        "shared-memory pipeline)", gt=0)
     max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0)
     kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0)
-    sustained_clock_hz: float = spec(
-        0.0, doc="SM clock held under a sustained tensor-core load at the board power limit, Hz (0 = "
-                 "clock_hz); math and shared-memory time run at it, cycles are counted at clock_hz", ge=0)
-    hbm_achievable_bytes_per_s: float = spec(
-        0.0, doc="off-chip bandwidth a streaming kernel reaches, bytes/s (0 = the off-chip memory's "
-                 "bandwidth_bytes_per_s, the datasheet figure)", ge=0)
+    sustained_clock_fraction: float = spec(
+        1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
+                 "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
+        gt=0, le=2)
+    hbm_achievable_fraction: float = spec(
+        1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
+                 "streaming kernel reaches", gt=0, le=1)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
 

@@ -4,8 +4,9 @@
 tabulates all of them.
 
 A card is its chip (SMs, tensor cores, caches) plus what the board lets the chip do: the clock the
-SMs hold under a sustained tensor-core load at the board power limit (``sustained_clock_hz``) and
-the HBM bandwidth a streaming kernel reaches (``hbm_achievable_bytes_per_s``). The per-SM-cycle
+SMs hold under a sustained tensor-core load at the board power limit (``sustained_clock_fraction`` of
+``clock_hz``) and the HBM bandwidth a streaming kernel reaches (``hbm_achievable_fraction`` of the
+datasheet's); fractions, so that a sweep over the clock or the bandwidth still moves them. The per-SM-cycle
 efficiency of a library's main loop is a property of the chip generation and the library, shared by
 every card of that generation.
 """
@@ -44,12 +45,16 @@ AMPERE_CUSPARSELT_24_EFFICIENCY = 0.643
 HOPPER_CUTLASS_24_EFFICIENCY = AMPERE_CUTLASS_24_EFFICIENCY
 HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 
-# Unstructured sparse kernels (Sputnik, Gale et al. SC'20) reach 27% of FP32 CUDA-core peak on V100
-# [ref §3.3]. Against the FP16 tensor-core peak that is 0.27 × FP32/TC rate; on A100 and H100 an SM
-# has 64 resp. 128 FP32 lanes against 1024 resp. 2048 dense FP16 tensor FMAs per clock, i.e. 1/16
-# (A100: 19.5 vs 312 TFLOPS), so 0.27 / 16 = 0.0169 of the dense tensor-core peak [derived]. The
-# abstract gives one figure, not a curve, so the efficiency is flat in density.
-SPUTNIK_EFFICIENCY = 0.27 / 16
+# Unstructured SpMM, Sputnik (Gale et al. SC'20) on the CUDA cores, FP32: effectual-FMA throughput as a
+# fraction of the dense FP16 tensor-core peak, by density of the sparse operand. [fitted] per density
+# on the M = 1024 rows (20 shapes each) of M-H482/NM-SpMM's A100 PCIe 80GB Sputnik timings
+# (tests/data/gpu_published.csv, nmspmm_sputnik_*_1024x*: median signed error zero per level); the
+# other 320 rows (M = 256, 512, 2048, 4096) are held out. Against the A100's FP32 peak (1/16 of the
+# tensor cores') these are 0.16-0.24: the rate falls as the operand gets sparser. Linear between the
+# knots, clamped outside. [assumption] H100: the same fractions (its SM doubles FP32 lanes and tensor
+# FMAs alike).
+SPUTNIK_DENSITIES = (0.125, 0.25, 0.375, 0.5)
+SPUTNIK_CURVE = (0.01138, 0.01254, 0.01429, 0.01519)
 # [fitted] cuSPARSE CSR SpMM through PyTorch's sparse CSR matmul, on goat_h100sxm_csr78 (H100 SXM,
 # 8192³ FP16 at density 0.22, 70.05 ms): 0.22 · 8192³ effectual FMAs in 70.05 ms against 132 · 4 · 512
 # FMAs per cycle at 1.83 GHz. One point: flat in density.
@@ -95,8 +100,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
                        kernel_launch_ns=2000.0,
-                       sustained_clock_hz=sustained_clock_hz,
-                       hbm_achievable_bytes_per_s=hbm_achievable_bytes_per_s,
+                       sustained_clock_fraction=sustained_clock_hz / clock_hz,
+                       hbm_achievable_fraction=hbm_achievable_bytes_per_s / hbm_bytes_per_s,
                        sm_area_mm2=sm_area_mm2),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
         memories=(
@@ -123,8 +128,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                                           library=library,  # type: ignore[arg-type]
                                           cutlass_efficiency=cutlass_efficiency,
                                           cusparselt_efficiency=cusparselt_efficiency),
-            kernel_efficiency=(EfficiencyPoint(density=0.01, efficiency=SPUTNIK_EFFICIENCY),
-                               EfficiencyPoint(density=1.0, efficiency=SPUTNIK_EFFICIENCY)),
+            kernel_efficiency=tuple(EfficiencyPoint(density=d, efficiency=e)
+                                    for d, e in zip(SPUTNIK_DENSITIES, SPUTNIK_CURVE, strict=True)),
             cusparse_efficiency=(EfficiencyPoint(density=0.01, efficiency=CUSPARSE_EFFICIENCY),
                                  EfficiencyPoint(density=1.0, efficiency=CUSPARSE_EFFICIENCY)),
             unstructured_library="sputnik",
@@ -175,9 +180,9 @@ def gpu_a100_80gb() -> Architecture:
                  sustained_clock_hz=1.41e9)
 
 
-# [fitted] A100 80GB PCIe at its 300 W limit: the clock that puts the GA100's dense efficiency on the
-# A100 PCIe MAMF point mamf_a100pcie_1 (252.9 TFLOPS).
-A100_PCIE_SUSTAINED_CLOCK_HZ = 1.376e9
+# [fitted] A100 80GB PCIe at its 300 W limit: the clock (as a fraction of 1.41 GHz) that puts the
+# GA100's dense efficiency on the A100 PCIe MAMF point mamf_a100pcie_1 (252.9 TFLOPS).
+A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.976
 
 
 def gpu_a100_80gb_pcie() -> Architecture:
@@ -186,7 +191,7 @@ def gpu_a100_80gb_pcie() -> Architecture:
                  "a public matmul measurement, docs/gpu.md) with 80 GB HBM2e at 1935 GB/s (1727 GB/s "
                  "measured).",
                  hbm_bytes=80e9, hbm_bytes_per_s=1935e9, achieved=1727e9,
-                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_HZ)
+                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.41e9)
 
 
 def _h100(name: str, description: str, *, sms: int, clock_hz: float, sustained_clock_hz: float,
@@ -214,9 +219,9 @@ def gpu_h100() -> Architecture:
                  hbm_pj_per_bit=4.05)  # hwcomponents-cacti HBM3 [ref §1.4]
 
 
-# [fitted] H100 PCIe at its 350 W limit: the clock that puts the GH100's dense efficiency on
-# zzc95_h100pcie_bf16_8192 (492.8 TFLOPS at 8192³).
-H100_PCIE_SUSTAINED_CLOCK_HZ = 1.256e9
+# [fitted] H100 PCIe at its 350 W limit: the clock (as a fraction of 1.62 GHz) that puts the GH100's
+# dense efficiency on zzc95_h100pcie_bf16_8192 (492.8 TFLOPS at 8192³).
+H100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.775
 
 
 def gpu_h100_pcie() -> Architecture:
@@ -225,7 +230,8 @@ def gpu_h100_pcie() -> Architecture:
     return _h100("gpu-h100-pcie", "H100 PCIe 80 GB: 114 SMs of the GH100, 756 TFLOPS FP16 dense at 1.62 GHz "
                  "on paper, clock under the 350 W limit fitted on a public matmul measurement "
                  "(docs/gpu.md), HBM2e 2.0 TB/s.",
-                 sms=114, clock_hz=1.62e9, sustained_clock_hz=H100_PCIE_SUSTAINED_CLOCK_HZ,
+                 sms=114, clock_hz=1.62e9,
+                 sustained_clock_hz=H100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.62e9,
                  hbm_bytes=80e9, hbm_bytes_per_s=2.0e12,
                  hbm_pj_per_bit=3.9)  # HBM2e: NeuroSim's HBM2 figure [ref §1.4]
 

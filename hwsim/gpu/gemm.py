@@ -10,7 +10,7 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
   ``tm / warp_tile_m`` times, at ``smem_bytes_per_cycle_per_sm``;
 - the main loop lasts ``max(math, smem) / efficiency`` SM cycles (``threadblocks_per_sm`` blocks
   share one SM; ``efficiency`` is the library's: ``tensor_core_efficiency`` for the dense GEMM), which
-  at ``sustained_clock_hz`` are ``clock_hz / sustained_clock_hz`` counted cycles each, but at least
+  at the sustained clock are ``1 / sustained_clock_fraction`` counted cycles each, but at least
   ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K steps are in flight, each a
   round trip to memory: Little's law); a fixed :class:`Kernel` brings its own tile, K step and
   stages;

@@ -15,16 +15,16 @@ from archs import Architecture
 
 
 def hbm_bytes_per_cycle(arch: Architecture) -> float:
-    """Off-chip bytes per ``clock_hz`` cycle a kernel streams: ``gpu.hbm_achievable_bytes_per_s`` when set
-    (what copy kernels measure on the card), else the memory's datasheet bandwidth."""
-    bw = arch.gpu.hbm_achievable_bytes_per_s or arch.off_chip.bandwidth_bytes_per_s
-    return bw / arch.clock_hz
+    """Off-chip bytes per ``clock_hz`` cycle a kernel streams: the memory's datasheet bandwidth times
+    ``gpu.hbm_achievable_fraction`` (what copy kernels measure on the card)."""
+    return arch.off_chip.bandwidth_bytes_per_s * arch.gpu.hbm_achievable_fraction / arch.clock_hz
 
 
 def sm_cycle_scale(arch: Architecture) -> float:
-    """``clock_hz`` cycles per SM cycle: an SM at ``gpu.sustained_clock_hz`` (the clock it holds at the
-    board power limit) takes ``clock_hz / sustained_clock_hz`` counted cycles per cycle of its own."""
-    return arch.clock_hz / (arch.gpu.sustained_clock_hz or arch.clock_hz)
+    """``clock_hz`` cycles per SM cycle: an SM at ``gpu.sustained_clock_fraction · clock_hz`` (the clock
+    it holds at the board power limit) takes ``1 / sustained_clock_fraction`` counted cycles per cycle
+    of its own."""
+    return 1.0 / arch.gpu.sustained_clock_fraction
 
 
 def launch_cycles(arch: Architecture) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 import archs
@@ -46,10 +44,7 @@ def test_h200_is_h100_compute_with_hbm3e():
     h100, h200 = PRESETS["gpu-h100"], PRESETS["gpu-h200"]
     # NVIDIA H200 product page: 141 GB HBM3e at 4.8 TB/s, same GH100 compute (989 TFLOPS FP16 dense)
     # the same chip and clocks; only what the memory system reaches differs
-    assert dataclasses.replace(h200.gpu, hbm_achievable_bytes_per_s=0.0) == \
-        dataclasses.replace(h100.gpu, hbm_achievable_bytes_per_s=0.0)
-    achieved = h200.gpu.hbm_achievable_bytes_per_s / 4.8e12
-    assert achieved == pytest.approx(h100.gpu.hbm_achievable_bytes_per_s / 3.35e12)
+    assert h200.gpu == h100.gpu  # the fraction of the datasheet bandwidth reached is shared
     assert within(archs.peak_ops_per_s(h200) / 1e12, 989, 0.01)
     assert h200.off_chip.capacity_bytes == 141e9 and h200.off_chip.bandwidth_bytes_per_s == 4.8e12
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import archs
@@ -34,9 +35,12 @@ from hwsim.gpu.gemm import Operands, gemm_cost
 from hwsim.gpu.kernels import memory_kernel_cycles
 from hwsim.gpu.sparse import compress_cycles, spmm_cost, structured_gemm
 
+SPUTNIK_DENSITIES = (0.125, 0.25, 0.375, 0.5)  # the knots of the Sputnik curve: the measured levels
+
 CSV = Path(__file__).resolve().parents[2] / "data" / "gpu_published.csv"
 DENSE = Operands(2, 2, 2)
-ELEMENT_BYTES = 2
+ELEMENT_BYTES = 2  # FP16/BF16 GEMMs
+DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Point:
     preset: str
     group: str  # dense | 2:4 | unstructured
     library: str
+    dtype: str
     kind: str
     m: int
     k: int
@@ -60,23 +65,38 @@ class Point:
 
 def load(path: Path = CSV) -> list[Point]:
     with path.open(newline="") as f:
-        return [Point(r["id"], r["preset"], r["group"], r["library"], r["kind"], int(r["m"]), int(r["k"]),
-                      int(r["n"]), float(r["density"]), float(r["measured"]), r["unit"], r["split"],
-                      r["source"]) for r in csv.DictReader(f)]
+        return [Point(r["id"], r["preset"], r["group"], r["library"], r["dtype"], r["kind"], int(r["m"]),
+                      int(r["k"]), int(r["n"]), float(r["density"]), float(r["measured"]), r["unit"],
+                      r["split"], r["source"]) for r in csv.DictReader(f)]
 
 
 def _arch(p: Point, overrides: dict | None = None) -> Architecture:
     """The point's preset with its library chosen (``cutlass-profiler``: CUTLASS's profiler picks
-    the best of its kernels, so no fixed tile) and ``overrides`` (dotted paths) applied."""
-    changes = dict(overrides or {})
-    if p.group == "2:4":
-        changes["sparse.structured.library"] = "cutlass" if p.library == "cutlass-profiler" else p.library
-        if p.library == "cutlass-profiler":
+    the best of its kernels, so no fixed tile) and ``overrides`` (dotted paths; ``KNOT@density`` sets
+    one knot of the Sputnik curve) applied."""
+    return _variant(p.preset, p.group, p.library, tuple(sorted((overrides or {}).items())))
+
+
+@lru_cache(maxsize=1024)
+def _variant(preset: str, group: str, library: str, overrides: tuple) -> Architecture:
+    changes = {}
+    for key, value in overrides:
+        if key.startswith(KNOT):
+            density = float(key.removeprefix(KNOT))
+            curve = archs.PRESETS[preset].sparse.kernel_efficiency
+            changes["sparse.kernel_efficiency"] = [
+                {"density": q.density, "efficiency": value if q.density == density else q.efficiency}
+                for q in curve]
+        else:
+            changes[key] = value
+    if group == "2:4":
+        changes["sparse.structured.library"] = "cutlass" if library == "cutlass-profiler" else library
+        if library == "cutlass-profiler":
             changes.update({"sparse.structured.kernel_tile_m": 0, "sparse.structured.kernel_tile_n": 0,
                             "sparse.structured.split_k": True})
-    if p.group == "unstructured":
-        changes["sparse.unstructured_library"] = p.library
-    arch = archs.PRESETS[p.preset]
+    if group == "unstructured":
+        changes["sparse.unstructured_library"] = library
+    arch = archs.PRESETS[preset]
     return archs.replace(arch, changes) if changes else arch
 
 
@@ -136,7 +156,7 @@ def model_value(p: Point, overrides: dict | None = None) -> float:
                   + _activation(arch, m, n))
     elif p.kind == "spmm_a":
         nnz = round(p.density * m * k)
-        cycles = spmm_cost(arch, m, k, n, nnz, "a", ELEMENT_BYTES, convert=False).cycles
+        cycles = spmm_cost(arch, m, k, n, nnz, "a", DTYPE_BYTES[p.dtype], convert=False).cycles
     else:
         raise ValueError(f"{p.id}: unknown kind {p.kind!r}")
     seconds = _seconds(arch, cycles)
@@ -183,35 +203,59 @@ def summary(points: list[Point]) -> dict[str, dict[str, float]]:
         errs = [abs(error(p)) for p in pts]
         held = [abs(error(p)) for p in pts if p.split == "holdout"]
         out[name] = {"n": len(errs), "mae": statistics.fmean(errs), "median": statistics.median(errs),
-                     "n_holdout": len(held), "mae_holdout": statistics.fmean(held) if held else float("nan")}
+                     "n_holdout": len(held), "mae_holdout": statistics.fmean(held) if held else float("nan"),
+                     "median_holdout": statistics.median(held) if held else float("nan")}
     return out
 
+
+KNOT = "sputnik_knot@"  # an override key: one knot of the Sputnik curve, by its density
 
 # What each fitted constant of archs/gpu_presets.py is fitted on: (constant, spec field, presets,
 # point filter). Fitted in this order (later fits use the earlier values: the 2:4 speedups need the
 # dense times), each on the ``fit`` points of its presets and group only.
 FITS = (
     ("AMPERE_DENSE_EFFICIENCY", "gpu.tensor_core_efficiency", ("gpu-a100",), "dense"),
-    ("A100_PCIE_SUSTAINED_CLOCK_HZ", "gpu.sustained_clock_hz", ("gpu-a100-80gb-pcie",), "dense"),
+    ("A100_PCIE_SUSTAINED_CLOCK_FRACTION", "gpu.sustained_clock_fraction", ("gpu-a100-80gb-pcie",), "dense"),
     ("HOPPER_DENSE_EFFICIENCY", "gpu.tensor_core_efficiency", ("gpu-h100",), "dense"),
-    ("H100_PCIE_SUSTAINED_CLOCK_HZ", "gpu.sustained_clock_hz", ("gpu-h100-pcie",), "dense"),
+    ("H100_PCIE_SUSTAINED_CLOCK_FRACTION", "gpu.sustained_clock_fraction", ("gpu-h100-pcie",), "dense"),
     ("AMPERE_CUTLASS_24_EFFICIENCY", "sparse.structured.cutlass_efficiency", ("gpu-a100",), "2:4/cutlass"),
     ("AMPERE_CUSPARSELT_24_EFFICIENCY", "sparse.structured.cusparselt_efficiency", ("gpu-a100",),
      "2:4/cusparselt"),
+    *((f"SPUTNIK_CURVE[{i}]", f"{KNOT}{d}", ("gpu-a100-80gb-pcie",), f"unstructured/sputnik/{d}")
+      for i, d in enumerate(SPUTNIK_DENSITIES)),
 )
 
 
+def preset_constant(name: str) -> float:
+    """The value archs/gpu_presets.py carries for a FITS name (``NAME`` or ``NAME[i]``)."""
+    from archs import gpu_presets
+
+    base, _, index = name.partition("[")
+    value = getattr(gpu_presets, base)
+    return value[int(index.rstrip("]"))] if index else value
+
+
 def fit_points(points: list[Point], presets: tuple[str, ...], what: str) -> list[Point]:
-    group, _, library = what.partition("/")
+    """The ``fit`` rows of ``presets`` in ``what`` (``group``, ``group/library`` or
+    ``group/library/density``)."""
+    group, library, density = ([*what.split("/"), "", ""])[:3]
     return [p for p in points if p.split == "fit" and p.preset in presets and p.group == group
-            and (not library or p.library == library)]
+            and (not library or p.library == library) and (not density or p.density == float(density))]
+
+
+def search_range(field: str) -> tuple[float, float]:
+    """Where ``fit_one`` looks for a field's value: a Sputnik knot, or an efficiency or clock fraction."""
+    return (1e-4, 0.1) if field.startswith(KNOT) else (0.3, 1.0)
 
 
 def fit_one(points: list[Point], field: str, lo: float, hi: float) -> float:
-    """The value of ``field`` in ``[lo, hi]`` at which the fit points' mean signed error is zero
-    (bisection: every error is monotone in an efficiency or a clock)."""
+    """The value of ``field`` in ``[lo, hi]`` at which the fit points' signed error is zero on average
+    (the median for unstructured points, whose target is a median; bisection: every error is monotone
+    in an efficiency or a clock)."""
+    average = statistics.median if points[0].group == "unstructured" else statistics.fmean
+
     def mean_error(value: float) -> float:
-        return statistics.fmean(error(p, {field: value}) for p in points)
+        return average([error(p, {field: value}) for p in points])
 
     rising = mean_error(hi) > mean_error(lo)
     for _ in range(30):
@@ -230,14 +274,14 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--fit"]:  # the values archs/gpu_presets.py carries, recomputed
         for name, field, presets, what in FITS:
             chosen = fit_points(pts, presets, what)
-            clock = "clock" in field
-            lo, hi = (0.5e9, 2.0e9) if clock else (0.3, 1.0)
-            print(f"{name} = {fit_one(chosen, field, lo, hi):.4g}  # on {', '.join(p.id for p in chosen)}")
+            names = ", ".join(p.id for p in chosen) if len(chosen) <= 4 else \
+                f"{len(chosen)} points, {chosen[0].id}, ..."
+            print(f"{name} = {fit_one(chosen, field, *search_range(field)):.4g}  # on {names}")
         sys.exit(0)
     for p in pts:
         print(f"{p.id:28s} {p.split:7s} {group_of(p):32s} published {p.measured:10.4g} {p.unit:6s} "
               f"model {model_value(p):10.4g}  error {error(p):+7.1%}")
     print()
     for name, s in summary(pts).items():
-        print(f"{name:34s} n={s['n']:2.0f} MAE {s['mae']:6.1%} median {s['median']:6.1%}   "
-              f"held-out n={s['n_holdout']:2.0f} MAE {s['mae_holdout']:6.1%}")
+        print(f"{name:34s} n={s['n']:3.0f} MAE {s['mae']:6.1%} median {s['median']:6.1%}   held-out "
+              f"n={s['n_holdout']:3.0f} MAE {s['mae_holdout']:6.1%} median {s['median_holdout']:6.1%}")
