@@ -8,13 +8,15 @@
   of ``m`` (``ceil(K/m)·n`` per column) plus ``metadata_bits_per_nonzero`` bits per stored value.
   A mask that changes during training is compressed again every step: a memory-bound kernel that
   reads W dense and writes the compressed values and metadata (twice when backward-data also runs
-  2:4: once per orientation). The kernel is the library's (``structured.kernel_tile_*``,
-  ``kernel_stages``; PyTorch's CUTLASS path ships one tile, no split-K) on the dense operand padded
-  to ``structured.min_dense_rows`` rows by a copy kernel (:func:`structured_gemm`).
+  2:4: once per orientation). The kernel is the library's (``structured.library``: ``cutlass``,
+  PyTorch's one CUTLASS tile from ``kernel_tile_*``/``kernel_stages``, no split-K; ``cusparselt``, a
+  tile and split-K per shape; each at its own main-loop efficiency, :func:`library_kernel`) on the
+  dense operand padded to ``structured.min_dense_rows`` rows by a copy kernel (:func:`structured_gemm`).
 - **Unstructured**: the sparser input operand in CSR (values, 32-bit column indices, 32-bit row
   pointers) times the other, dense. Effectual MACs (``nnz × other dimension``) run at
   ``efficiency(density) ×`` the dense tensor-core peak (``sparse.kernel_efficiency``, linear
-  interpolation, clamped at the ends); the kernel takes ``launch + latency + max(math, HBM bytes /
+  interpolation, clamped at the ends; ``sparse.unstructured_library: cusparse`` reads
+  ``cusparse_efficiency`` instead); the kernel takes ``launch + latency + max(math, HBM bytes /
   bandwidth, latency-bound row streaming)`` (a row's non-zeros arrive ``threadblock_k`` at a time
   with ``pipeline_stages`` steps in flight, as in the dense main loop). An operand whose sparsity
   changes every step (activations and gradients always; a weight when its mask changed) is first
