@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,9 @@ def add_replay(sub: Any) -> None:
     p.add_argument("--show-mapping", action="store_true",
                    help="print the mapping of every layer and pass (notation: docs/mapping.md)")
     p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="replay a trace whose recording did not finish (killed, disk full, an error "
+                        "in the step): only the iterations it holds")
     p.set_defaults(func=cmd_replay)
 
 
@@ -80,6 +84,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 str(args.arch))
     machine = archs.load(args.arch)  # simulate() refuses a dataflow for machines without a PE array
     tr = traces.load(args.trace)
+    check_complete(tr, args.trace, args.allow_incomplete)
+    if not tr.complete:
+        print(f"{args.trace}: incomplete trace, replaying the {len(tr)} iterations it holds", file=sys.stderr)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -89,6 +96,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     dense_tr = _comparable_dense(tr, args.dense_trained) if args.dense_trained is not None else None
+    if dense_tr is not None:
+        check_complete(dense_tr, args.dense_trained, args.allow_incomplete)
     budget = None
     if args.memory_budget is not None:
         from archs.units import parse as parse_size
@@ -131,6 +140,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if saved is not None:
         print(f"results written to {saved}")
     return 0
+
+
+def check_complete(tr: Any, path: Path, allowed: bool) -> None:
+    """ValueError for a trace whose recording did not close it (killed, disk full, an error in the
+    training step), unless ``allowed``: a replay would extrapolate from what is left."""
+    if tr.complete or allowed:
+        return
+    its = tr.iterations
+    masks = len(tr.mask_iterations)
+    held = f"iterations {its[0]}..{its[-1]} ({masks} with masks)" if its else "no iterations"
+    raise ValueError(f"{path}: incomplete trace: its recording did not finish (killed, disk full or an "
+                     f"error in the training step); it holds {held}; replay those with --allow-incomplete")
 
 
 def _comparable_dense(tr: Any, path: Path) -> Any:
