@@ -123,6 +123,9 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
     ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk,
                          memory_budget_bytes=budget / threads)  # layers replay concurrently
+    prime = getattr(family, "prime", None)  # expected values a family takes from the trace (ReRAM writes)
+    if prime is not None:
+        prime(ctx, tr, its, chosen)
     mapper = getattr(family, "mapping_context", None)
     if mapper is None and mapping not in (None, "fixed"):
         raise ValueError(f"mapping {str(mapping)!r} applies to PE arrays (edge_npu machines); "

@@ -235,7 +235,7 @@ def print_mapping(report: Any) -> None:
 def _print_writes(df: Any) -> None:
     """ReRAM: cell writes of the recorded updates per layer, and the projected lifetime."""
     if "reram_cell_writes" not in df.columns:
-        print("cell writes: the trace records no weights (train with weights recorded to count them)")
+        print("cell writes: no recorded update to take them from (train with weights recorded to count them)")
         return
     u = df[df["pass"] == "update"].dropna(subset=["reram_cell_writes"])
     if u.empty:
@@ -250,7 +250,8 @@ def _print_writes(df: Any) -> None:
     }
     import pandas as pd
 
-    print("cell writes of the recorded updates (all copies of each layer; lifetime against the endurance):")
+    print("cell writes per step (recorded updates, or their expected value on counts-only iterations; all "
+          "copies of each layer; lifetime in pulses against the endurance):")
     _print_frame(pd.DataFrame(table))
 
 
