@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,13 +24,16 @@ from threadpoolctl import threadpool_limits
 
 import archs
 from archs import Architecture
+from archs.units import format_size
 from traces import Trace
 from traces import load as load_trace
-from traces.layer import PASSES
+from traces.layer import PASSES, update_owners
 
 from .engines import BACKEND_NAMES
 from .errors import MappingError
 from .layer_input import LayerInput
+from .memory import MemoryBudgetError, family_working_bytes, input_bytes, operand_bytes
+from .pool import LayerPool
 from .report import Report
 
 FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu", "reram": "hwsim.reram"}  # family -> its package
@@ -67,7 +69,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
         dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); for other
             families a dataflow is a ``ValueError`` (they have no PE array).
-        passes: any of ``forward, backward_data, backward_weight, update``.
+        passes: any of ``forward, backward_data, backward_weight, update``; the update is one per
+            weight parameter and step, on the first layer naming it (``traces.layer.update_owners``).
         iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
             iteration). Iterations with masks replay exactly; counts-only ones in expected-value
             mode (``hwsim.expected``), marked ``mode = "expected"`` in the report.
@@ -76,11 +79,14 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         stream_chunk: edge NPU: an explicit chunk of the streamed dimension (a user-given mapping).
         workers: threads replaying layers concurrently (default: up to 2, one per core), each
             with one BLAS thread during the call; the report is the same, bit for bit, for any
-            number.
-        memory_budget_bytes: peak memory the replay may take; a layer's pass whose estimate is over
-            its share (the budget divided by the worker threads) is refused up front with the
-            estimate, instead of the process being killed (default: half of this machine's memory;
-            edge NPU only: the other families' passes are small).
+            number. An exception in the calling thread (Ctrl-C) cancels the layers not started
+            and returns without waiting for the ones running (``hwsim.pool``).
+        memory_budget_bytes: peak memory the replay may take beyond what the process holds when
+            it starts (``hwsim.memory``): the layers in flight, their masks and working sets, fit it
+            together (layers wait for room; an edge-NPU pass is costed in chunks sized to a
+            worker's share); a layer that does not fit alone is refused up front with its estimate
+            (``MemoryBudgetError``) instead of the process being killed (default: half of this
+            machine's memory).
         progress: called with (done, total) after every layer of every iteration.
         mapping: edge NPU: ``None``/``"fixed"`` (the fixed loop order, SCALE-Sim's), ``"scalesim"``
             (SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes per operand), ``"search"``
@@ -121,8 +127,29 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     budget = default_memory_budget_bytes() if memory_budget_bytes is None else float(memory_budget_bytes)
     if not budget > 0:
         raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
+    # memory: each layer in flight holds its input (masks) and its working set; a worker's share of
+    # the budget, less the largest input, is what an edge-NPU pass sizes its chunks to
+    sched = tr.manifest.get("schedule") or {}
+    mask_batch = min(int(tr.manifest.get("batch_size") or 1), int(sched.get("mask_samples") or 1 << 62))
+    stored_weights = reads_weights and bool(sched.get("weights", True))
+    in_bytes = {li: input_bytes(tr.layers[li], mask_batch, stored_weights) for li in chosen}
+    largest = max(in_bytes.values())
+    if threads > 1 and budget / threads < max(in_bytes[li] + operand_bytes(tr.layers[li], mask_batch, passes)
+                                              for li in chosen) + 16 * 2**20:
+        threads = 1  # too tight for layers side by side: one at a time, each with the whole budget
+    if budget <= largest:
+        li = max(chosen, key=in_bytes.__getitem__)
+        raise MemoryBudgetError(tr.layers[li].name, in_bytes[li], budget, "its masks alone")
     ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk,
-                         memory_budget_bytes=budget / threads)  # layers replay concurrently
+                         memory_budget_bytes=budget / threads - largest)  # layers replay concurrently
+    working = family_working_bytes(family)
+    need = {li: in_bytes[li] + working(ctx, tr.layers[li], mask_batch, passes, stored_weights)
+            for li in chosen}
+    for li in chosen:  # refused before anything is read
+        if need[li] > budget:
+            raise MemoryBudgetError(tr.layers[li].name, need[li], budget,
+                                    f"its masks {format_size(in_bytes[li])} and its working set "
+                                    f"{format_size(need[li] - in_bytes[li])} at batch {mask_batch}")
     prime = getattr(family, "prime", None)  # expected values a family takes from the trace (ReRAM writes)
     if prime is not None:
         prime(ctx, tr, its, chosen)
@@ -139,26 +166,40 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         out = [{**r, **dens} for r in family.layer_rows(*a)]
         return out if mapped is None else [mapped.apply(spec, r) for r in out]
 
-    def args(it: Any, li: int) -> tuple:
-        return ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li, passes
+    owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step
+    no_update = tuple(p for p in passes if p != "update")
 
-    for index in its:
-        if threads == 1:
+    def args(it: Any, li: int) -> tuple:
+        return (ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li,
+                passes if owners[li] else no_update)
+
+    def emit(layer_rows: list[dict[str, Any]]) -> None:
+        nonlocal done
+        rows.extend(layer_rows)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if threads == 1:
+        for index in its:
             with tr.iteration(index) as it:
-                inputs = [args(it, li) for li in chosen]
-            results = (replay(a) for a in inputs)
-        else:  # each worker's matmuls get one BLAS thread: the workers share the cores
-            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+                for li in chosen:  # one layer read at a time
+                    emit(replay(args(it, li)))
+    else:  # each worker's matmuls get one BLAS thread: the workers share the cores
+        with threadpool_limits(limits=1, user_api="blas"), LayerPool(threads, budget) as pool:
+            for index in its:
                 # layers are read in this thread (the archive is not thread-safe), each handed to the
-                # workers as soon as it is read, so reading overlaps the replay of the layers before it
+                # workers as soon as it is read and its memory fits beside the layers in flight, so
+                # reading overlaps the replay of the layers before it
+                futures = []
                 with tr.iteration(index) as it:
-                    futures = [pool.submit(replay, args(it, li)) for li in chosen]
-                results = [f.result() for f in futures]  # in layer order
-        for layer_rows in results:
-            rows += layer_rows
-            done += 1
-            if progress is not None:
-                progress(done, total)
+                    for li in chosen:
+                        pool.reserve(need[li])
+                        futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
+                        while futures and futures[0].done():
+                            emit(futures.pop(0).result())
+                for f in futures:  # in layer order
+                    emit(f.result())
     man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
             "backend": backend,

@@ -19,6 +19,7 @@ middle dimensions, ``Kr = F`` and ``groups = 1``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,15 +28,18 @@ GEMM_PASSES = PASSES[:3]
 KINDS = ("conv2d", "linear")
 
 # Magnitudes a trace may describe, so that every count and GEMM dimension replay forms fits int64:
-# a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, MACs of one pass for
-# one sample <= 2**42, and (traces.manifest) a batch <= 2**20 samples: 2**20 · 2**42 = 2**62.
+# a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, a batch <= 2**20
+# samples, and the MACs of one pass for the whole batch <= 2**62 (traces.manifest checks it against
+# the manifest's batch_size; a trace without one is checked for the largest batch, 2**20 samples).
+# A GPT-3 projection of 32768 tokens × 12288 × 12288 (2**42.2 MACs) is one such pass.
 MAX_DIM = 2**31
 MAX_ELEMENTS = 2**36
-MAX_MACS_PER_SAMPLE = 2**42
+MAX_MACS_PER_PASS = 2**62
 MAX_BATCH = 2**20
 _SHAPES = ("x_shape", "w_shape", "y_shape")
 _PAIRS = ("stride", "padding", "dilation")
 _TEXT = ("name", "kind", "module", "module_type")
+_OPTIONAL_TEXT = ("parameter",)
 
 # Which tensors each per-sample or per-weight shape applies to.
 ACTIVATION_TENSORS = ("x", "dx")
@@ -79,6 +83,17 @@ class LayerSpec:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: bool = False
+    # the weight parameter this call uses, by its first name in ``model.named_parameters()``: the
+    # calls of a reused module and weight-tied modules share one (format 3; None: the module's own)
+    parameter: str | None = None
+
+    @property
+    def weight_name(self) -> str:
+        """The weight parameter's identity: ``parameter``, else (traces before format 3, synthetic
+        layers) the module's own weight, ``<module>.weight``."""
+        if self.parameter is not None:
+            return self.parameter
+        return f"{self.module}.weight" if self.module else "weight"
 
     def tensor_shape(self, tensor: str, batch: int) -> tuple[int, ...]:
         """Full shape of a recorded tensor for ``batch`` samples."""
@@ -157,6 +172,9 @@ class LayerSpec:
         for key in _TEXT:
             if key in fields and not isinstance(fields[key], str):
                 raise ValueError(f"{key}: expected text, got {fields[key]!r}")
+        for key in _OPTIONAL_TEXT:
+            if fields.get(key) is not None and not isinstance(fields[key], str):
+                raise ValueError(f"{key}: expected text or null, got {fields[key]!r}")
         return cls(**fields)
 
     def check(self) -> list[str]:
@@ -205,11 +223,35 @@ class LayerSpec:
             problems.append(f"y_shape: {self.y_shape}, but the geometry gives {expected}")
         return problems or self._check_macs()
 
-    def _check_macs(self) -> list[str]:
-        macs = self.rows_per_sample * self.reduction * self.w_shape[0]
-        if macs > MAX_MACS_PER_SAMPLE:
-            return [f"w_shape: {macs:.3g} MACs per sample in one pass exceed 2**42"]
+    @property
+    def macs_per_sample(self) -> int:
+        """MACs of one pass for one sample: ``rows_per_sample · Kr · Kout`` (all groups)."""
+        return self.rows_per_sample * self.reduction * self.w_shape[0]
+
+    def check_batch(self, batch: int) -> list[str]:
+        """Problems of this layer at ``batch`` samples: one pass's MACs must fit int64 (2**62)."""
+        macs = self.macs_per_sample * batch
+        if macs > MAX_MACS_PER_PASS:
+            return [f"w_shape: {macs:.3g} MACs in one pass of {batch} sample(s) exceed 2**62"]
         return []
+
+    def _check_macs(self) -> list[str]:
+        return self.check_batch(1)
+
+
+def update_owners(layers: Sequence[LayerSpec]) -> list[bool]:
+    """Per layer, whether it carries its weight's update: the first layer of each parameter.
+
+    Updates belong to parameters, not calls (DESIGN.md): the calls of a reused module (weight
+    sharing, gradient accumulation, checkpointing) and weight-tied modules do their forward and
+    backward work per call, but the optimizer updates their shared weight once per step.
+    """
+    seen: set[str] = set()
+    owners = []
+    for spec in layers:
+        owners.append(spec.weight_name not in seen)
+        seen.add(spec.weight_name)
+    return owners
 
 
 def conv_out_size(
