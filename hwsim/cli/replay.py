@@ -315,9 +315,15 @@ def _print_writes(df: Any) -> None:
     table = {
         "cells written/step": by["reram_cell_writes"].mean().map(lambda v: f"{v:,.0f}"),
         "pulses/step": by["reram_write_pulses"].mean().map(lambda v: f"{v:,.0f}"),
-        "max writes/cell/epoch": last["reram_max_cell_writes_per_epoch"].map(lambda v: f"{v:,.1f}"),
-        "lifetime (epochs)": last["reram_lifetime_epochs"].map(lambda v: f"{v:,.4g}"),
     }
+    if "reram_lifetime_epochs" in last.columns:  # wear is kept on recorded updates only
+        table["max pulses/cell/epoch"] = last["reram_max_cell_pulses_per_epoch"].map(
+            lambda v: "-" if v != v else f"{v:,.1f}")
+        table["lifetime (epochs)"] = last["reram_lifetime_epochs"].map(
+            lambda v: "-" if v != v else f"{v:,.4g}")
+    else:
+        table["lifetime (epochs)"] = by["reram_cell_writes"].mean().map(
+            lambda v: "- (no recorded update replayed)")
     import pandas as pd
 
     print("cell writes per step (recorded updates, or their expected value on counts-only iterations; all "
