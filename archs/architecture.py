@@ -90,8 +90,6 @@ class Architecture:
             if macs > MAX_MACS_PER_CYCLE:
                 problems.append(f"compute: rows × cols × macs_per_pe_per_cycle = {macs:.3g} MACs per cycle "
                                 f"exceeds 2**30; describe a smaller array")
-        if self.reram is not None:
-            problems += self.reram.check()
         stored: dict[tuple[str, str], int] = {}
         for i, f in enumerate(self.sparse.formats):
             if f.level not in known:

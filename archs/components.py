@@ -257,7 +257,7 @@ class Crossbar:
 
     rows: int = spec(doc="word lines", gt=0, le=2**20)
     cols: int = spec(doc="bit lines", gt=0, le=2**20)
-    bits_per_cell: int = spec(doc="bits stored per cell", gt=0, le=64)
+    bits_per_cell: int = spec(doc="bits stored per cell (at most 16: 65,536 conductance levels)", gt=0, le=16)
     read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", gt=0)
     power_mw: float = spec(doc="power while reading, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -382,7 +382,8 @@ class ReramCompute:
     dac: Dac = spec(doc="the DAC")
     write: WriteModel = spec(doc="cell writes for weight updates")
     input_bits: int = spec(16, doc="bits per input, applied bit-serially through the DACs", gt=0, le=64)
-    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells", gt=0, le=64)
+    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells (at least 2: a signed "
+                                    "weight needs a sign and a magnitude bit)", ge=2, le=32)
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
     accumulation_energy_pj_per_conversion: float = spec(
         0.0, doc="energy of the digital accumulation (adders, registers, shift-and-add of input and weight "
@@ -433,23 +434,3 @@ class ReramCompute:
                "gradient; backward-data without transposed_read); 0 = the vector unit, one op per MAC",
         ge=0, le=2**30)
     digital_mac_energy_pj: float = spec(0.0, doc="energy of one MAC on the digital MAC array, pJ", ge=0)
-
-    def check(self, path: str = "reram") -> list[str]:
-        """Cross-field problems of a ReRAM description (empty when consistent)."""
-        out = []
-        if self.weight_bits < 2:
-            out.append(f"{path}.weight_bits: must be >= 2 (a signed weight needs a sign and a magnitude "
-                       "bit), "
-                       f"got {self.weight_bits}")
-        if self.crossbar.bits_per_cell > max(self.weight_bits, 1):
-            out.append(f"{path}.crossbar.bits_per_cell: must be <= weight_bits ({self.weight_bits}), got "
-                       f"{self.crossbar.bits_per_cell}; a cell holds at most one weight's bits")
-        if self.crossbar.bits_per_cell > 16:
-            out.append(f"{path}.crossbar.bits_per_cell: at most 16 conductance bits per cell are modelled, "
-                       "got "
-                       f"{self.crossbar.bits_per_cell}")
-        if self.digital_macs_per_cycle > 0 and self.digital_mac_energy_pj <= 0:
-            out.append(f"{path}.digital_mac_energy_pj: a digital MAC array of {self.digital_macs_per_cycle} "
-                       "MACs "
-                       f"per cycle needs its energy per MAC (> 0)")
-        return out

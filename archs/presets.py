@@ -174,8 +174,9 @@ def reram_isaac() -> Architecture:
         name="reram-isaac",
         family="reram",
         description="ISAAC (ISCA'16)-like chip at 32 nm: 168 tiles × 12 IMAs × 8 crossbars of 128×128 "
-                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs; training writes from NeuroSim "
-                    "defaults (architecture_parameters.md §4.1, §4.6, §5.3).",
+                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs (architecture_parameters.md §4.1, "
+                    "§5.3); training: NeuroSim V2.1's 32 nm RRAM writes, one copy per layer, weight "
+                    "gradients on a 16-bit digital MAC array (docs/reram.md).",
         clock_hz=1.2e9,  # ISAAC tile clock [ref §4.1]
         tech_nm=32,
         reram=ReramCompute(

@@ -74,7 +74,9 @@ def _curve_pulses(g: np.ndarray, n: int, a: float) -> np.ndarray:
     """Pulse number at normalized conductance ``g`` in [0, 1] on ``g(p) = B(1 - exp(-p / (a·n)))``."""
     big_a = a * n
     b = 1.0 / (1.0 - math.exp(-n / big_a))
-    return -big_a * np.log1p(-np.clip(g, 0.0, 1.0) / b)
+    # the curve runs from 0 pulses (g = 0) to n (g = 1); the clip keeps a very non-linear curve finite
+    x = np.minimum(np.clip(g, 0.0, 1.0) / b, 1.0 - 1e-15)
+    return np.clip(-big_a * np.log1p(-x), 0.0, n)
 
 
 def pulse_counts(l0: np.ndarray, l1: np.ndarray, r: ReramCompute) -> tuple[np.ndarray, np.ndarray]:

@@ -47,8 +47,8 @@ def test_conversions_whose_partial_sums_can_exceed_the_adc_range_are_counted():
     ({"reram.weight_bits": 1, "reram.signed_weights": "differential"}, "reram.weight_bits"),
     ({"reram.crossbar.bits_per_cell": 64}, "reram.crossbar.bits_per_cell"),
     ({"reram.crossbar.bits_per_cell": 17, "reram.weight_bits": 32}, "reram.crossbar.bits_per_cell"),
+    ({"reram.weight_bits": 64}, "reram.weight_bits"),
     ({"reram.adc.bits": 64}, "reram.adc.bits"),
-    ({"reram.digital_mac_energy_pj": 0.0}, "reram.digital_mac_energy_pj"),
 ])
 def test_degenerate_specs_get_a_one_line_error_naming_the_field(changes, field):
     with pytest.raises(archs.ConfigError) as err:
@@ -63,6 +63,11 @@ def test_degenerate_specs_get_a_one_line_error_naming_the_field(changes, field):
     {"reram.weight_bits": 2, "reram.signed_weights": "differential"},
     {"reram.weight_bits": 16, "reram.crossbar.bits_per_cell": 16},
     {"reram.adc.bits": 1, "reram.adc.reference_bits": 32},
+    {"reram.crossbar.bits_per_cell": 8, "reram.weight_bits": 4},  # a cell wider than the weight: one cell
+    {"reram.weight_bits": 32, "reram.crossbar.bits_per_cell": 16},
+    {"reram.write.nonlinearity_ltp": 1e-9, "reram.write.nonlinearity_ltd": 1e6,
+     "reram.write.levels_ltp": 2**20},
+    {"reram.digital_mac_energy_pj": 0.0},
 ])
 def test_small_but_valid_specs_replay_with_work_and_writes(changes):
     arch = archs.replace(ISAAC, changes)
