@@ -17,8 +17,6 @@ from .components import (
     ComputeArray,
     Crossbar,
     Dac,
-    EfficiencyPoint,
-    GpuCompute,
     Link,
     Memory,
     Peripheral,
@@ -27,11 +25,11 @@ from .components import (
     ReramCompute,
     SparseAction,
     SparseFeatures,
-    StructuredSparsity,
-    TensorCore,
     VectorUnit,
     WriteModel,
 )
+from .gpu_presets import GPU_BUILDERS, gpu_a100, gpu_h100, gpu_h200  # noqa: F401 (re-exported)
+from .reram_presets import neurosim_v21_write
 
 TWIN_DIR = Path(__file__).with_name("presets")
 PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
@@ -43,9 +41,6 @@ PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
 EYERISS_MAC_UM2 = 191.82
 EYERISS_SPAD_UM2_PER_BYTE = 11632.88556 / 384  # [derived] scaled linearly with capacity
 EYERISS_GLB_UM2 = 217363.36892
-# A100: 826 mm² die for the full GA100's 128 SMs [ref §3.1]; per SM this spreads everything on the die
-# (L2, HBM PHYs, NVLink) over the SMs, so it is an upper bound on an SM's own area [derived].
-A100_DIE_MM2_PER_SM = 826 / 128
 
 
 def edge_npu() -> Architecture:
@@ -173,127 +168,15 @@ def eyeriss_like() -> Architecture:
     )
 
 
-# Unstructured sparse kernels (Sputnik, Gale et al. SC'20) reach 27% of FP32 CUDA-core peak on V100
-# [ref §3.3]. Against the FP16 tensor-core peak that is 0.27 × FP32/TC rate; on A100 and H100 an SM
-# has 64 resp. 128 FP32 lanes against 1024 resp. 2048 dense FP16 tensor FMAs per clock, i.e. 1/16
-# (A100: 19.5 vs 312 TFLOPS), so 0.27 / 16 = 0.0169 of the dense tensor-core peak [derived]. The
-# abstract gives one figure, not a curve, so the efficiency is flat in density.
-SPUTNIK_EFFICIENCY = 0.27 / 16
-
-
-def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
-         smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
-         hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
-         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0,
-         nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
-    return Architecture(
-        name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
-        gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
-                       tensor_core=TensorCore(fma_per_cycle=fma_per_cycle,
-                                              fma_energy_pj=1.5),  # FP16 mult 1.1 + add 0.4 [ref §1.1]
-                       # default tile 128×128×32, the middle of cuBLAS's tile set (NVIDIA "Matrix
-                       # Multiplication Background" guide §2.3); the heuristic also tries the others
-                       threadblock_m=128, threadblock_n=128, threadblock_k=32, threadblocks_per_sm=1,
-                       warp_tile_m=warp_tile[0], warp_tile_n=warp_tile[1],
-                       element_bits=16,  # FP16/BF16 training [ref §3.2: torchao runs FP16]
-                       # [assumption] cuBLAS main loops sustain ~75% of the FP16 tensor peak on large
-                       # GEMMs; cross-checked in tests/hwsim/gpu against torchao's measured dense
-                       # linear (3 GEMMs of 13008×1024×4096 in 1.661 ms = 197 TFLOPS end to end)
-                       tensor_core_efficiency=0.75,
-                       # CUDA C++ Programming Guide, compute capability 8.x/9.0: 32 banks × 4 bytes
-                       # per clock per SM
-                       smem_bytes_per_cycle_per_sm=128,
-                       l2_bytes_per_cycle=l2_bytes_per_cycle,
-                       # [assumption] a global load that misses L1 takes ~600 cycles on A100/H100
-                       # (microbenchmark studies report several hundred ns; check before quoting)
-                       memory_latency_cycles=600,
-                       pipeline_stages=4,  # CUTLASS sm80 multistage GEMMs keep 3-5 K-steps in flight
-                       max_split_k=16,
-                       # [assumption] ~2 µs between dependent kernels (launch + drain), the order
-                       # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
-                       kernel_launch_ns=2000.0,
-                       sm_area_mm2=sm_area_mm2),
-        vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
-        memories=(
-            Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
-                   read_energy_pj_per_byte=3.9, write_energy_pj_per_byte=3.9),  # 256 KiB SMEM [ref §1.3]
-            Memory(name="l2", kind="l2", capacity_bytes=l2_bytes,
-                   read_energy_pj_per_byte=12.5, write_energy_pj_per_byte=12.5),  # 1 MB SRAM [ref §1.1]
-            Memory(name="hbm", kind="hbm", capacity_bytes=hbm_bytes, bandwidth_bytes_per_s=hbm_bytes_per_s,
-                   read_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT,
-                   write_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT),
-        ),
-        sparse=SparseFeatures(
-            structured=StructuredSparsity(n=2, m=4, operand="b", math_speedup=2.0,  # [ref §3.2]
-                                          metadata_bits_per_nonzero=2,  # 2-bit index per kept value
-                                          split_k=False,  # PyTorch's semi-structured kernels: no split-K
-                                          kernel_tile_m=nm_kernel[0], kernel_tile_n=nm_kernel[1],
-                                          kernel_tile_k=nm_kernel[2], kernel_stages=nm_kernel[3],
-                                          kernel_raster=nm_kernel[4],
-                                          # PyTorch pads the dense operand's rows to a multiple of 8 for
-                                          # FP16 (torch/sparse/semi_structured.py, _DTYPE_SHAPE_CONSTRAINTS
-                                          # dense_min_rows, CUTLASS and cuSPARSELt alike; 32 in 2.1 per
-                                          # pytorch#111339)
-                                          min_dense_rows=8),
-            kernel_efficiency=(EfficiencyPoint(density=0.01, efficiency=SPUTNIK_EFFICIENCY),
-                               EfficiencyPoint(density=1.0, efficiency=SPUTNIK_EFFICIENCY)),
-            unstructured_policy="auto",
-        ),
-    )
-
-
-def gpu_a100() -> Architecture:
-    """A100-SXM4-40GB-like GPU [ref §3.1, §5.2]."""
-    return _gpu("gpu-a100", "A100 SXM4 40GB-like: 108 SMs, 4 tensor cores each at 256 FP16 FMA/clock, "
-                "1.41 GHz boost, HBM2 1555 GB/s (architecture_parameters.md §3.1, §5.2).",
-                clock_hz=1.41e9, sms=108, fma_per_cycle=256, smem_bytes=192 * 1024,  # 192 KB L1/smem
-                l2_bytes=40e6, hbm_bytes=40e9, hbm_bytes_per_s=1555e9,
-                hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
-                fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
-                l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
-                warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
-                sm_area_mm2=A100_DIE_MM2_PER_SM,  # the die spread over 128 SMs [ref §3.1, derived]
-                # PyTorch's CUTLASS 2:4 kernel for FP16/BF16 on sm8x ships one configuration:
-                # threadblock 128×128×64, 3 stages, split-K 1, identity swizzle with the weight as
-                # CUTLASS's A, so blocks step along the weight's output rows (our N) first
-                # (aten/src/ATen/native/sparse/cuda/SparseSemiStructuredLinear.cu). Hopper runs
-                # cuSPARSELt, whose heuristic is not published: H100/H200 keep the dense heuristic's tiles.
-                nm_kernel=(128, 128, 64, 3, "n"))
-
-
-def gpu_h100() -> Architecture:
-    """H100-SXM5-like GPU [ref §3.1, §5.2]."""
-    return _gpu("gpu-h100", "H100 SXM5-like: 132 SMs, 4 tensor cores each at 512 FP16 FMA/clock, "
-                "1.83 GHz, HBM3 3.35 TB/s (architecture_parameters.md §3.1, §5.2).",
-                clock_hz=1.83e9, sms=132, fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem
-                l2_bytes=50e6, hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
-                hbm_pj_per_bit=4.05,  # hwcomponents-cacti HBM3 [ref §1.4]
-                fp32_lanes_per_sm=128,  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
-                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] A100's L2 bytes/clk per SM × 132
-                warp_tile=(64, 256))  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
-
-
-def gpu_h200() -> Architecture:
-    """H200-SXM-like GPU: H100 compute with 141 GB HBM3e at 4.8 TB/s [NVIDIA H200 product page]."""
-    return _gpu("gpu-h200", "H200 SXM-like: the GH100 compute of the H100 SXM (132 SMs, 989 TFLOPS FP16 "
-                "dense) with 141 GB HBM3e at 4.8 TB/s (NVIDIA H200 product page).",
-                clock_hz=1.83e9, sms=132, fma_per_cycle=512, smem_bytes=228 * 1024,  # as H100 [ref §3.1]
-                l2_bytes=50e6,  # same GH100 die as H100 [ref §3.1]
-                hbm_bytes=141e9, hbm_bytes_per_s=4.8e12,  # NVIDIA H200 product page
-                hbm_pj_per_bit=4.05,  # [assumption] as H100's HBM3; no HBM3e figure in [ref §1.4]
-                fp32_lanes_per_sm=128,  # as H100
-                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] as H100
-                warp_tile=(64, 256))  # as H100
-
-
 def reram_isaac() -> Architecture:
     """ISAAC-like ReRAM crossbar chip with training writes [ref §4.1, §4.6, §5.3]."""
     return Architecture(
         name="reram-isaac",
         family="reram",
         description="ISAAC (ISCA'16)-like chip at 32 nm: 168 tiles × 12 IMAs × 8 crossbars of 128×128 "
-                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs; training writes from NeuroSim "
-                    "defaults (architecture_parameters.md §4.1, §4.6, §5.3).",
+                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs (architecture_parameters.md §4.1, "
+                    "§5.3); training: NeuroSim V2.1's 32 nm RRAM writes, one copy per layer, weight "
+                    "gradients on a 16-bit digital MAC array (docs/reram.md).",
         clock_hz=1.2e9,  # ISAAC tile clock [ref §4.1]
         tech_nm=32,
         reram=ReramCompute(
@@ -301,6 +184,7 @@ def reram_isaac() -> Architecture:
             crossbar=Crossbar(rows=128, cols=128, bits_per_cell=2, read_cycle_ns=100,
                               power_mw=0.3),  # PUMA constants.py: 0.3 mW per 128×128 [ref §4.1]
             adcs_per_ima=8, adc=Adc(bits=8, sample_rate_hz=1.28e9, power_mw=2.0,  # hwcomponents isaac.py
+                                    reference_bits=8,  # the 2 mW is ISAAC's 8-bit ADC [ref §1.5]
                                     area_mm2=0.0012),  # 1200 µm² each [ref §1.5]
             dacs_per_ima=8 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # 4 mW per 1024 DACs [ref §1.5]
             input_bits=16, weight_bits=16,  # 16-bit inputs bit-serial, weights over 8 cells [ref §4.1]
@@ -323,14 +207,22 @@ def reram_isaac() -> Architecture:
                 Peripheral(name="max_pool", power_mw=0.4),
                 Peripheral(name="output_register (3 KB)", power_mw=1.68),
             ),
-            write=WriteModel(pulse_energy_pj=10.0,  # round default in the 0.1-120 pJ V²/R·t range [ref §4.6]
-                             pulse_ns=50.0,  # NeuroSim default write pulse [ref §4.3]
-                             max_pulses_per_update=60,  # NeuroSim maxNumLevelLTP [ref §5.3]
-                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
-                             row_parallel=True),  # row-by-row writes [ref §4.6]
+            # training writes: NeuroSim V2.1's RRAM at the same 32 nm node (archs/reram_presets.py), one
+            # pulse per level of the 2-bit cell (levels 0), SET then RESET phase per row
+            write=neurosim_v21_write(levels_ltp=0, levels_ltd=0),
+            # training keeps one copy per layer: rewriting ISAAC's up-to-64 copies every step multiplies
+            # the writes (energy and wear) by the copies for a forward pass that is a small part of a
+            # training step (docs/reram.md "Replication in training")
+            replicas_in_training="none",
+            weight_range_max=0.0,  # the layer's max|W| at its first update, then fixed
+            # weight gradients (and backward-data: no transposed read) on a digital MAC array: one 16×16
+            # 16-bit MAC array per tile [assumption], 16-bit MAC = Horowitz 45 nm 16b mult (~1.0,
+            # interpolated) + 32b add (0.1) = 1.1 pJ, × 32/45 to 32 nm (first-order C scaling) = 0.78 pJ
+            # [ref §1.1, derived]
+            digital_macs_per_cycle=168 * 256, digital_mac_energy_pj=1.1 * 32 / 45,
         ),
-        # the digital unit: ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one element
-        # per cycle each, at the shift-and-add energy per op [ref §4.1]
+        # the vector unit (non-GEMM work): ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one
+        # element per cycle each, at the shift-and-add energy per op [ref §4.1]
         vector_unit=VectorUnit(lanes=2 * 168, op_energy_pj=0.021),
         memories=(
             Memory(name="edram", kind="edram", capacity_bytes=64 * 1024, instances=168,  # [ref §4.1]
@@ -454,6 +346,7 @@ def reram_neurosim() -> Architecture:
             # numColMuxed = 8 columns per sense amp: 16 per subarray, 64 per PE (Param.cpp)
             adcs_per_ima=NEUROSIM_SUBARRAYS_PER_PE * 128 // NEUROSIM_COL_MUXED,
             adc=Adc(bits=4,  # 4-bit ADC, Table VII [ref §4.3]
+                    reference_bits=4,  # the energy below is NeuroSim's at its 16 levels
                     sample_rate_hz=1 / NEUROSIM_LATENCY_COL_S,  # one column per LatencyCol (computed)
                     power_mw=conversion_pj / read_ns),  # MLSA energy per conversion (computed formula)
             # the word-line drive of one row for one input bit: array WL charging × numColMuxed and the
@@ -477,9 +370,12 @@ def reram_neurosim() -> Architecture:
             write=WriteModel(pulse_energy_pj=2**2 / NEUROSIM_R_ON_OHM * 50e-9 * 1e12,  # V²/R·t: 2 V
                              # (Param.cpp writeVoltage) for 50 ns (NeuroSim write pulse [ref §4.3]) at R_on
                              pulse_ns=50.0,  # NeuroSim default write pulse width [ref §4.3]
-                             max_pulses_per_update=1,  # a 1-bit cell switches with one SET/RESET [assumption]
-                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
+                             # levels 0: a 1-bit cell switches with one SET or RESET pulse [assumption]
+                             endurance_cycles=1e6,  # a parameter; report pulses per cell [ref §4.6]
                              row_parallel=True),  # row-by-row writes [ref §4.6]
+            # NeuroSim V2.1 writes every duplicated array (ProcessingUnit.cpp: writeDynamicEnergyWU ×
+            # arrayDupRow·arrayDupCol), so its copies stay in training and are rewritten
+            replicas_in_training="rewritten",
         ),
         # chip-level ReLU/max-pool (Param.cpp chipActivation): one lane per PE at ISAAC's digital op
         # energy [ref §4.1] [assumption]
@@ -496,9 +392,7 @@ def reram_neurosim() -> Architecture:
 
 
 _BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "eyeriss-like": eyeriss_like,
-             "gpu-a100": gpu_a100,
-             "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac,
-             "reram-neurosim": reram_neurosim}
+             **GPU_BUILDERS, "reram-isaac": reram_isaac, "reram-neurosim": reram_neurosim}
 PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}
 
 

@@ -15,6 +15,8 @@
   sparse/dram/*.cfg), dataflows ws, os and is: the same columns plus SCALE-Sim's SPARSE_REPORT.csv
   (original and compressed filter storage, filter metadata storage, in its words), DRAM counts
   last. tests/hwsim/test_scalesim_sparse_agreement.py and test_scalesim_nm_cli.py compare against it.
+- ``resnet18-nm``: tests/data/scalesim/resnet18/nm_reference.csv — those four layers with 2:4
+  filters (``[sparsity]`` on), the same columns plus the sparse ones; test_scalesim_nm_cli.py.
 - ``user``: bench/scalesim_user_mode.csv — ResNet-18 conv layers (bench/resnet18_scalesim.csv) on
   bench/array_32x32_user.cfg (limited DRAM bandwidth), one layer per run, with the wall time of
   each: the SCALE-Sim side of `make bench` and of docs/validation.md. It takes minutes.
@@ -199,11 +201,27 @@ def resnet18_mode() -> int:
     return 0
 
 
+def resnet18_nm_mode() -> int:
+    """The same four ResNet-18 layers with 2:4 filters (``conv_layers_2of4.csv``, ``array_32x32_nm.cfg``:
+    ``[sparsity]`` on, layer-wise): tests/data/scalesim/resnet18/nm_reference.csv (minutes)."""
+    folder = DATA / "resnet18"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for df in ("ws", "os", "is"):
+            rows += run(folder / "array_32x32_nm.cfg", folder / "conv_layers_2of4.csv", df, False, Path(tmp),
+                        dram=True)
+            print(f"resnet18 2:4 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(folder / "nm_reference.csv", rows)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
     if sys.argv[1:] == ["resnet18"]:
         return resnet18_mode()
+    if sys.argv[1:] == ["resnet18-nm"]:
+        return resnet18_nm_mode()
     if len(sys.argv) == 4 and sys.argv[1] == "live":
         return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:

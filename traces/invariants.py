@@ -12,6 +12,10 @@
 - nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.structured``'s convention)
   and, with ``transposable``, along each group's output channels too; its non-zero count never
   exceeds ``n`` per group. Synthetic traces made with ``structured`` N:M masks are held to the same.
+- set, rigl, topkast: every masked layer keeps exactly its allocated count (``params.kept``) in
+  every iteration; snfs: the masked layers together keep the allocated total (it moves weights
+  between layers); gmp: never fewer than the final count; topkast: the forward set lies inside
+  the set that takes gradients (``w ⊆ dw_needed``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class DSGChecker(Checker):
     def __call__(self, trace: Any, it: Any) -> Problems:
         problems: Problems = []
         gamma, shared = float(self.params["gamma"]), bool(self.params.get("share_threshold"))
+        double = self.params.get("masks", "double") == "double"  # single mask: BN output not re-masked
         for name in self.params.get("layers", {}):
             li = trace.layer_index(name)
             spec: LayerSpec = trace.layers[li]
@@ -53,17 +58,17 @@ class DSGChecker(Checker):
                 continue
             if not shared and sel != rows * kept:
                 problems.append(f"counts[{name}, y_sel]: {sel} selected, expected {rows} rows × {kept} kept")
-            if out is not None and out > sel:
+            if double and out is not None and out > sel:
                 problems.append(f"counts[{name}, y_out]: block output has {out} non-zeros, more than "
                                 f"the {sel} selected")
             if dy is not None and dy > sel:
                 problems.append(f"counts[{name}, dy]: {dy} non-zeros exceed the {sel} selected outputs")
             if it.has_masks:
-                problems += self._masks(it, li, spec, kept, shared)
+                problems += self._masks(it, li, spec, kept, shared, double)
         return problems
 
     @staticmethod
-    def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool) -> Problems:
+    def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool, double: bool = True) -> Problems:
         sel = it.mask(li, "y_sel")
         rows = np.moveaxis(sel, 1, -1).reshape(-1, sel.shape[1]) if spec.kind == "conv2d" \
             else sel.reshape(-1, sel.shape[-1])
@@ -72,7 +77,7 @@ class DSGChecker(Checker):
         if not shared and not (per_row == kept).all():
             out.append(f"L{li}.y_sel: rows keep {per_row.min()}..{per_row.max()} outputs, expected {kept}")
         y_out, dy = it.mask(li, "y_out"), it.mask(li, "dy")
-        if y_out is not None and (y_out & ~sel).any():
+        if double and y_out is not None and (y_out & ~sel).any():
             out.append(f"L{li}.y_out: {int((y_out & ~sel).sum())} block-output non-zeros outside the "
                        "selection (the second mask of double-mask selection is missing)")
         if dy is not None and (dy & ~sel).any():
@@ -162,6 +167,7 @@ class NMChecker(Checker):
         self.active = "n" in nm and "m" in nm
         self.n, self.m = int(nm.get("n", 2)), int(nm.get("m", 4))
         self.transposable = bool(nm.get("transposable", False))
+        self.grouping = str(nm.get("grouping", "kr"))
 
     def __call__(self, trace: Any, it: Any) -> Problems:
         if not self.active:
@@ -180,7 +186,7 @@ class NMChecker(Checker):
                                 f"{k_out}×{math.ceil(kr / m)} groups of {m} allows ({limit})")
             if not it.has_masks or (w := it.mask(li, "w")) is None:
                 continue
-            counts = structured.group_counts(structured.weight_matrix(w), m)
+            counts = structured.group_counts(structured.grouped_matrix(w, self.grouping), m)
             if (counts > n).any():
                 r, g = np.argwhere(counts > n)[0]
                 problems.append(f"L{li}.w: layer {name}: {int((counts > n).sum())} of {counts.size} groups "
@@ -192,6 +198,39 @@ class NMChecker(Checker):
         return problems
 
 
+class BaselineChecker(Checker):
+    """Weight-mask baselines: allocated weight counts, and Top-KAST's A ⊆ B."""
+
+    def __init__(self, params: dict[str, Any], method: str) -> None:
+        super().__init__(params)
+        self.method = method
+        self.kept: dict[str, int] = {k: int(v) for k, v in (params.get("kept") or {}).items()}
+
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        problems: Problems = []
+        counts = {name: it.count(trace.layer_index(name), "w") for name in self.kept}
+        if any(c is None for c in counts.values()):
+            return [f"counts[w]: missing for a {self.method} layer"]
+        if self.method == "snfs":
+            total, want = sum(counts.values()), sum(self.kept.values())
+            if total != want:
+                problems.append(f"counts[w]: the masked layers keep {total} weights in total, "
+                                f"expected the allocated {want} (snfs moves weights, never adds)")
+        for name, want in self.kept.items():
+            got = counts[name]
+            if self.method in ("set", "rigl", "topkast") and got != want:
+                problems.append(f"counts[{name}, w]: {got} kept weights, expected the allocated {want}")
+            if self.method == "gmp" and got < want:
+                problems.append(f"counts[{name}, w]: {got} kept weights, below the final {want}")
+            if self.method == "topkast" and it.has_masks:
+                li = trace.layer_index(name)
+                w, need = it.mask(li, "w"), it.mask(li, "dw_needed")
+                if w is not None and need is not None and (w & ~need).any():
+                    problems.append(f"L{li}.w: layer {name}: {int((w & ~need).sum())} forward weights "
+                                    "outside the backward set (dw_needed)")
+        return problems
+
+
 CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker, "nm": NMChecker,
             "synthetic": NMChecker}
 
@@ -199,4 +238,7 @@ CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker, "
 def checker_for(manifest: dict[str, Any]) -> Checker:
     """The invariant checker of a trace's method (a no-op for dense or unknown methods)."""
     method = manifest.get("method", {})
-    return CHECKERS.get(method.get("name"), Checker)(method.get("params", {}) or {})
+    name = method.get("name")
+    if name in ("set", "rigl", "snfs", "gmp", "topkast"):
+        return BaselineChecker(method.get("params", {}) or {}, name)
+    return CHECKERS.get(name, Checker)(method.get("params", {}) or {})

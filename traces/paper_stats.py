@@ -165,6 +165,7 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
     ``n, m`` default to :func:`trace_nm`.
     """
     dn, dm = trace_nm(trace)
+    grouping = (trace.manifest["method"].get("params") or {}).get("grouping", "kr")
     n, m = dn if n is None else n, dm if m is None else m
     structured.check_nm(n, m)
     rows = []
@@ -174,10 +175,11 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
             if w is None:
                 continue
             mat = structured.weight_matrix(w)  # (Kout, Kr)
+            fwd_mat = structured.grouped_matrix(w, grouping)  # the groups the method formed
             per = mat.shape[0] // s.groups
             back = np.concatenate([structured.group_counts(mat[g * per:(g + 1) * per].T, m).ravel()
                                    for g in range(s.groups)])
-            fwd = structured.group_counts(mat, m)
+            fwd = structured.group_counts(fwd_mat, m)
             rows.append({"iteration": it.index, "layer": s.name, "n": n, "m": m, "groups": fwd.size,
                          "forward_nm_fraction": float((fwd <= n).mean()),
                          "backward_data_nm_fraction": float((back <= n).mean()),

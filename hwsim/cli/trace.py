@@ -26,6 +26,9 @@ def add_train(sub: Any) -> None:
                    "(default: digits)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory holding the data set's files (nothing is downloaded)")
+    p.add_argument("--inputs", choices=["standardized", "unit"], default="standardized",
+                   help="file-backed data sets: pixels standardized per channel, or unit ([0, 1], as DST's "
+                   "official MNIST code feeds them) (default: standardized)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
@@ -66,13 +69,17 @@ def add_train(sub: Any) -> None:
                    help="per-layer densities: mlevel: global (one magnitude ranking, default) or uniform; "
                    "baselines: uniform or erk (Erdős–Rényi-Kernel; defaults: erk for set/rigl, uniform for "
                    "snfs/gmp/topkast)")
-    g.add_argument("--no-reroute-training", dest="reroute_training", action="store_false", default=None,
-                   help="grow each level alone, without training the rerouted mixed-level configurations")
+    g.add_argument("--reroute-training", dest="reroute_training", action="store_true", default=None,
+                   help="this project's addition (not the paper's): also train the rerouted mixed-level "
+                   "configurations while a level grows (default off)")
     g = p.add_argument_group("N:M structured, SR-STE (--method nm)")
     g.add_argument("--nm-n", dest="n", type=int, help="weights kept per group (default 2)")
     g.add_argument("--nm-m", dest="m", type=int, help="group size along the reduction Kr (default 4)")
     g.add_argument("--transposable", action="store_true", default=None,
                    help="masks N:M along output channels too (backward-data on sparse tensor cores)")
+    g.add_argument("--nm-group", dest="grouping", choices=["kr", "channels"],
+                   help="N:M groups along Kr in (C, R, S) order (default), or along input channels at each "
+                   "kernel position (the official SR-STE grouping)")
     g.add_argument("--nm-decay", dest="decay", type=float,
                    help="SR-STE decay λ_W on pruned weights (default 2e-4, the paper's)")
     g.add_argument("--dense-first", action="store_true", default=None,
@@ -94,8 +101,8 @@ def add_train(sub: Any) -> None:
 
 METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
                   "dst": ("alpha", "collapse_reset", "threshold_weight_decay"),
-                  "mlevel": ("levels", "allocation", "reroute_training"),
-                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last"),
+                  "mlevel": ("levels", "allocation", "reroute_training", "dense_last"),
+                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last", "grouping"),
                   "set": ("density", "allocation", "dense_first", "dense_last", "zeta"),
                   "rigl": ("density", "allocation", "dense_first", "dense_last", "delta_t", "drop_fraction"),
                   "snfs": ("density", "allocation", "dense_first", "dense_last", "prune_rate"),
@@ -103,7 +110,8 @@ METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_thres
                   "topkast": ("density", "allocation", "dense_first", "dense_last", "backward_density")}
 
 
-OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay"}  # where flag and option differ
+# where flag and option differ
+OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay", "grouping": "--nm-group"}
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -177,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
                        lr_milestones=milestones, method_params=params, progress=progress,
                        data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
-                       schedule=args.schedule, augment=args.augment)
+                       schedule=args.schedule, augment=args.augment, inputs=args.inputs)
     finally:
         if bar is not None:
             bar.close()

@@ -241,8 +241,16 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         compute = np.maximum(compute // n_t, fed).astype(np.int64) * n_t
     first = sum(c[f"slice_{op}"] * elem[f"{off}:{op}"] for op in ("a", "b"))
     last = c["slice_c"] * elem[f"{off}:c"]
+    g = shape.groups
+
+    def events(moved: np.ndarray, slice_: np.ndarray) -> np.ndarray:  # loads of a slice, all groups
+        return np.where(moved > 0, moved / np.maximum(slice_ * g, 1), 0) * g
+
+    # a tile loads every operand whose slice turns there: the operand loaded most often marks them all
+    dma = np.maximum(events(c["dram_read_a"], c["slice_a"]), events(c["dram_read_b"], c["slice_b"]))
+    writes = events(c["dram_write_c"], c["slice_c"])
     out["compute_cycles"] = compute
-    out["cycles"] = estimate(out, arch, compute, first, last, c["tiles"])
+    out["cycles"] = estimate(out, arch, compute, first, last, c["tiles"], np.maximum(dma, 0) + writes)
     bufs_used: dict[str, np.ndarray] = {}
     for op, (name, _cap) in bufs.items():
         if name:

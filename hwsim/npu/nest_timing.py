@@ -25,7 +25,7 @@ exact when no transfer takes time, and a bound-based estimate otherwise (``docs/
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from archs import Architecture
 from ..engines import scheduler
 from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, tile_gemm
 from .mapping import buffers
-from .timing import buffer_bytes_per_cycle, shares_channel, transfers
+from .timing import buffer_bytes_per_cycle, shares_channel, transfer_free, transfers
 
 CHUNK_TILES = 1 << 20  # tiles generated and fed to the scheduler at once
 
@@ -92,22 +92,75 @@ class NestPlan:
     def total(self) -> int:
         return self.tiles_per_group * self.groups
 
-    def chunk(self, start: int, stop: int) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    def _revisit(self, i: np.ndarray) -> np.ndarray:
+        """Whether a load of the written operand at tile ``i`` (within its group) is a revisit."""
+        revisit = np.zeros(len(i), bool)
+        for q in np.flatnonzero(self.revisit_loops):
+            revisit |= (i // self.strides[q]) % self.trips[q] > 0
+        return revisit
+
+    def chunk(self, start: int, stop: int,
+              prefetch: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Tiles ``start..stop-1`` (loop order, groups one after the other): compute cycles,
-        off-chip read bytes per operand, write-back bytes; each ``(stop - start,)``."""
+        off-chip read bytes per operand, write-back bytes; each ``(stop - start,)``.
+
+        ``prefetch`` (double-buffered staging buffers): a slice is loaded while the slice before it
+        is in use — the bytes of the load at tile ``e`` are spread evenly over the ``inner`` tiles
+        before ``e`` — and a visit's write-back drains over the next visit's tiles; only the first
+        loads (tile 0) and the last write-back stay whole. Without it every load and write-back
+        happens at its own tile."""
+        if prefetch:
+            return self._prefetched(np.arange(start, stop, dtype=np.int64))
         i = np.arange(start, stop, dtype=np.int64) % self.tiles_per_group
         reads = {o: np.where(i % self.inner[o] == 0, self.per_event[o], 0.0) for o in "ab"}
         load_c = i % self.inner["c"] == 0
         if self.per_event["c"]:
-            revisit = np.zeros(len(i), bool)
-            for q in np.flatnonzero(self.revisit_loops):
-                revisit |= (i // self.strides[q]) % self.trips[q] > 0
             if self.revisit_loops.any():
-                reads["c"] = np.where(load_c & revisit, self.per_event["c"], 0.0)
+                reads["c"] = np.where(load_c & self._revisit(i), self.per_event["c"], 0.0)
             else:  # halo read-modify-writes only (backward-data): with every visit's load
                 reads["c"] = np.where(load_c, self.per_event["c"], 0.0)
         writes = np.where((i + 1) % self.inner["c"] == 0, self.per_event["c_write"], 0.0)
         return np.full(len(i), self.compute, np.int64), reads, writes
+
+    def _prefetched(self, g: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """``chunk(prefetch=True)``: the load due at tile ``e`` streams in with the DMAs of tiles
+        ``e - inner + 1 .. e`` (each overlaps the compute of the tile before it); the write-back of
+        a visit ending at tile ``x`` drains with tiles ``x .. x + inner - 1``."""
+        total, first = self.total, g == 0
+        reads = {}
+        for o in "abc":
+            period, per = self.inner[o], self.per_event[o]
+            if not per:
+                continue
+            due = (g + period - 1) // period * period  # the load whose stream this tile's DMA carries
+            ok = (g > 0) & (due < total)
+            if o == "c" and self.revisit_loops.any():  # partial sums: only revisits are read back
+                reads[o] = np.where(ok & self._revisit(due % self.tiles_per_group), per / period, 0.0)
+            else:
+                reads[o] = np.where(ok, per / period, 0.0) + np.where(first, per, 0.0)
+        period, per = self.inner["c"], self.per_event["c_write"]
+        ending = (g + 1) // period * period - 1  # the last tile of the visit this tile drains
+        spread = (ending >= 0) & (ending < total - 1)
+        writes = np.where(spread, per / period, 0.0) + np.where(g == total - 1, per, 0.0)
+        return np.full(len(g), self.compute, np.int64), reads, writes
+
+    def starts(self, start: int, stop: int, prefetch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Tiles where a transfer begins — its latency is paid there once, however its bytes are
+        spread (``chunk``'s ``prefetch``) — as ``(dma_in, write_back)`` bool arrays ``(stop - start,)``."""
+        g = np.arange(start, stop, dtype=np.int64)
+        total, n = self.total, self.tiles_per_group
+        dma = np.zeros(len(g), bool)
+        for o in "abc":
+            if not self.per_event[o]:
+                continue
+            period = self.inner[o]
+            due = g - 1 + period if prefetch else g  # the load that starts streaming at this tile
+            at = ((g - 1) % period == 0) & (g > 0) & (due < total) if prefetch else g % period == 0
+            if o == "c" and self.revisit_loops.any():
+                at &= self._revisit(due % n)
+            dma |= at | ((g == 0) & (o != "c" or not self.revisit_loops.any()))
+        wb = (g + 1) % self.inner["c"] == 0 if self.per_event["c_write"] else np.zeros(len(g), bool)
+        return dma, wb
 
 
 def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
@@ -150,35 +203,49 @@ def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -
     """Schedule a plan's tiles (DMA-in → compute → write-back) on the back end."""
     read_ops = {o for o in "abc" if plan.per_event[o] > 0}
     slots = slots_of(arch)
+    prefetch = slots == 2
     sched = scheduler(backend, slots=slots, shared=shares_channel(arch, read_ops or {"a"}))
+    # the off-chip latency: paid where a transfer starts, not per tile it is spread over
+    lat = 0 if transfer_free(arch) else arch.off_chip.latency_cycles
+    no_latency = replace(arch, memories=tuple(replace(m, latency_cycles=0) if m.off_chip else m
+                                              for m in arch.memories)) if lat else arch
     for start in range(0, plan.total, CHUNK_TILES):
-        compute, reads, writes = plan.chunk(start, min(start + CHUNK_TILES, plan.total))
-        dma, wb = transfers(arch, reads, writes, len(compute))
+        stop = min(start + CHUNK_TILES, plan.total)
+        compute, reads, writes = plan.chunk(start, stop, prefetch=prefetch)
+        dma, wb = transfers(no_latency, reads, writes, len(compute))
+        if lat:
+            dma_at, wb_at = plan.starts(start, stop, prefetch)
+            dma, wb = dma + lat * dma_at, wb + lat * wb_at
         sched.feed(compute, dma, wb)
     end = sched.finish().total_cycles if plan.total else 0
     return NestTiming(int(end), plan.compute * plan.total, plan.array_cycles * plan.total, plan.total, slots)
 
 
 def estimate(cost: dict[str, np.ndarray], arch: Architecture, compute_cycles: np.ndarray,
-             first_load_bytes: np.ndarray, last_write_bytes: np.ndarray, tiles: np.ndarray) -> np.ndarray:
+             first_load_bytes: np.ndarray, last_write_bytes: np.ndarray, tiles: np.ndarray,
+             transfers_: np.ndarray | None = None) -> np.ndarray:
     """The mapper's closed-form cycles of each candidate ``(N,)`` for the schedule above.
 
-    With ``S`` slots and one DRAM channel of ``bw`` bytes per cycle (``D``: all transfer cycles,
+    With ``S`` slots and one DRAM channel of ``bw`` bytes per cycle (``D``: all transfer cycles, the
+    off-chip latency once per transfer (``transfers_``: DMA-ins and write-backs of all tiles),
     ``D0``: the first tile's loads, ``Wl``: the last write-back, ``C``: all computes, ``c``: one
-    tile's): ``S = 2``: ``max(D0 + C + Wl, D + c)`` (loads hide behind computes, the channel is
-    the other bound); ``S = 1``: ``D + C`` on a shared channel (nothing overlaps), ``D0 + C + Wl``
-    bounded below by ``D`` otherwise. Exact when no transfer takes time: ``C``.
+    tile's): ``S = 2``: ``max(D0 + C + Wl, D)`` (the first loads, every compute and the last
+    write-back in a row; or the channel busy throughout); ``S = 1``: ``D + C`` on a shared channel
+    (a tile's load, compute and write-back never overlap another's), ``max(D0 + C + Wl, D + c)``
+    otherwise. Exact when no transfer takes time (``C``); on a shared channel both are lower bounds
+    of the schedule (``S = 1``: equal to it where the loads and write-backs serialize).
     """
     bw = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
     if bw <= 0:
         return compute_cycles.astype(np.int64)
-    lat = arch.off_chip.latency_cycles  # every transfer pays it (timing.transfers); counted once each way
-    d_all = np.ceil(cost["dram_bytes"] / bw) + 2 * lat
+    lat = arch.off_chip.latency_cycles  # every transfer holds the channel that much longer (timing.transfers)
+    n_transfers = 2 if transfers_ is None else transfers_
+    d_all = np.ceil(cost["dram_bytes"] / bw) + lat * n_transfers
     d0 = np.ceil(first_load_bytes / bw) + np.where(first_load_bytes > 0, lat, 0)
     wl = np.ceil(last_write_bytes / bw) + np.where(last_write_bytes > 0, lat, 0)
     per_tile = np.ceil(compute_cycles / np.maximum(tiles, 1))
-    if slots_of(arch) == 2:
-        out = np.maximum(d0 + compute_cycles + wl, d_all + per_tile)
+    if slots_of(arch) == 2:  # the next slices stream in while this one computes
+        out = np.maximum(d0 + compute_cycles + wl, d_all)
     elif shares_channel(arch, {"a", "b"}):
         out = d_all + compute_cycles
     else:

@@ -125,15 +125,38 @@ def test_estimate_is_the_schedule_when_transfers_take_no_time(preset):
         assert timed(arch, shape, pass_, res) == res.cycles == res.compute_cycles, (shape, pass_)
 
 
-def test_estimate_close_to_the_schedule_on_a_limited_channel():
-    """Dense, edge-npu's double-buffered GLB and a 7.5 B/cycle DRAM (the preset), and the ZigZag
-    twin's single-slot SRAMs on a 1 B/cycle DRAM: the estimate is within 6 % of the schedule
-    (measured: 0.94-1.00), never above it by more than 1 %."""
+DEPTHWISE = ConvShape(4, 1, 1, 28, 28, 3, 3, 1, 1, groups=32)
+
+
+def test_estimate_is_a_close_lower_bound_on_a_limited_channel():
+    """Dense, edge-npu's double-buffered GLB on its 7.5 B/cycle DRAM channel (500 cycles of latency
+    per transfer), and the ZigZag twin's single-slot SRAMs on a 1 B/cycle DRAM: the estimate never
+    exceeds the schedule and is within 8 % of it (measured 0.92-1.00; the 0.92 is a depthwise
+    layer's weight gradient, 55-cycle tiles against 500 cycles of latency at each group's loads)."""
     for arch in (archs.load("edge-npu"), with_dram_bandwidth(archs.load(TWIN), 1.0)):
-        for shape, pass_ in itertools.product(SHAPES, ROLES):
+        for shape, pass_ in itertools.product([*SHAPES, DEPTHWISE], ROLES):
             res = search(shape, pass_, arch, ONE)
             ratio = res.cycles / timed(arch, shape, pass_, res)
-            assert 0.94 <= ratio <= 1.01, (arch.name, shape, pass_, ratio)
+            assert 0.92 <= ratio <= 1.0, (arch.name, shape, pass_, ratio)
+
+
+@pytest.mark.parametrize("pass_", list(ROLES))
+def test_prefetched_plan_moves_the_same_bytes_with_as_many_transfer_starts(pass_):
+    """Double-buffered: a load streams in with the tiles before it and a write-back drains with the
+    tiles after it; the bytes per operand and the number of transfers that pay the latency stay."""
+    arch = archs.load("edge-npu")
+    for shape in (SHAPES[1], DEPTHWISE):
+        res = search(shape, pass_, arch, ONE)
+        plan = nest_plan(shape, pass_, arch, res.mapping.tile, res.mapping.order, res.levels,
+                         dram_of(arch, res), ONE, "ws")
+        _, reads, writes = plan.chunk(0, plan.total)
+        _, spread, spread_w = plan.chunk(0, plan.total, prefetch=True)
+        for op in reads:
+            assert spread[op].sum() == pytest.approx(reads[op].sum(), rel=1e-9), op
+        assert spread_w.sum() == pytest.approx(writes.sum(), rel=1e-9)
+        dma, wb = plan.starts(0, plan.total)
+        dma_p, wb_p = plan.starts(0, plan.total, prefetch=True)
+        assert dma.sum() == dma_p.sum() and wb.sum() == wb_p.sum()
 
 
 def test_one_tile_nest_keeps_scalesims_fold_cycles():
@@ -171,7 +194,7 @@ def test_rows_are_timed_by_the_mapping_they_name(limited_trace):
     assert (found["cycles"] < fixed["cycles"]).sum() >= len(found) // 2  # fewer DRAM bytes, less waiting
     for row in found.to_dict("records"):
         assert row["gemm_cycles"] >= row["compute_cycles"] - 1
-        assert 0.94 <= row["dense_mapper_gemm_cycles"] / row["dense_gemm_cycles"] <= 1.01
+        assert 0.92 <= row["dense_mapper_gemm_cycles"] / row["dense_gemm_cycles"] <= 1.0
         assert row["speedup"] == pytest.approx(row["dense_cycles"] / row["cycles"])
         dram = sum(v for k, v in row.items() if k.startswith("dram_") and k.endswith("_bytes"))
         assert row["gemm_cycles"] >= dram  # 1 B/cycle: the channel alone takes that long
