@@ -39,7 +39,7 @@ NOT_RUN = {
 }
 # (file name, first line of the block) -> what the block is
 NOT_CODE = {
-    ("README.md", "method machine"): "the demo's output (tests/test_readme_demo.py)",
+    ("README.md", "test accuracy"): "the demo's output, generated (tests/test_readme_demo.py)",
     ("methods.md", "forward"): "the update rule of a method, as formulas",
     ("sweeps.md", "DIR/spec.yaml"): "a directory listing",
     ("trace-format.md", "run.trace/"): "a directory listing",
