@@ -150,6 +150,9 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             raise MemoryBudgetError(tr.layers[li].name, need[li], budget,
                                     f"its masks {format_size(in_bytes[li])} and its working set "
                                     f"{format_size(need[li] - in_bytes[li])} at batch {mask_batch}")
+    prime = getattr(family, "prime", None)  # expected values a family takes from the trace (ReRAM writes)
+    if prime is not None:
+        prime(ctx, tr, its, chosen)
     mapper = getattr(family, "mapping_context", None)
     if mapper is None and mapping not in (None, "fixed"):
         raise ValueError(f"mapping {str(mapping)!r} applies to PE arrays (edge_npu machines); "
@@ -183,20 +186,16 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
                 for li in chosen:  # one layer read at a time
                     emit(replay(args(it, li)))
     else:  # each worker's matmuls get one BLAS thread: the workers share the cores
-        with threadpool_limits(limits=1, user_api="blas"), LayerPool(threads, budget) as pool:
-            for index in its:
-                # layers are read in this thread (the archive is not thread-safe), each handed to the
-                # workers as soon as it is read and its memory fits beside the layers in flight, so
-                # reading overlaps the replay of the layers before it
-                futures = []
-                with tr.iteration(index) as it:
-                    for li in chosen:
-                        pool.reserve(need[li])
-                        futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
-                        while futures and futures[0].done():
-                            emit(futures.pop(0).result())
-                for f in futures:  # in layer order
-                    emit(f.result())
+        limits = threadpool_limits(limits=1, user_api="blas")
+        try:
+            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # BLAS keeps one thread: a cancelled worker may still be inside a BLAS call, and
+            # changing the thread count would wait for it; the process is ending
+        except BaseException:
+            limits.restore_original_limits()
+            raise
+        limits.restore_original_limits()
     man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
             "backend": backend,
@@ -206,3 +205,22 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             **ctx.meta, **({"mapping": mapped.mode, "mapping_objective": mapping_objective}
                            if mapped is not None else {})}
     return Report(rows, meta)
+
+
+def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, budget: float,
+                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable) -> None:
+    """Replay with ``threads`` layer workers. Layers are read in this thread (the archive is not
+    thread-safe), each handed to the workers as soon as it is read and its memory (``need``) fits
+    beside the layers in flight, so reading overlaps the replay of the layers before it; results
+    are emitted in layer order."""
+    with LayerPool(threads, budget) as pool:
+        for index in its:
+            futures = []
+            with tr.iteration(index) as it:
+                for li in chosen:
+                    pool.reserve(need[li])
+                    futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
+                    while futures and futures[0].done():
+                        emit(futures.pop(0).result())
+            for f in futures:
+                emit(f.result())

@@ -62,6 +62,10 @@ class MvmCosts:
     segments: int = 0  # all (vector, block) pairs
     ima_busy_ns: float = 0.0  # IMA-nanoseconds of activity (peripherals are charged by it)
     time_ns: float = 0.0
+    digital_macs: int = 0  # MACs run on the digital MAC array (passes off the crossbars)
+    # conversions whose largest possible partial sum (every driven line at full input times a full
+    # cell) exceeds the ADC's 2^bits - 1: an upper bound of the clipped conversions (masks, no values)
+    over_range_conversions: int = 0
 
     def __add__(self, o: MvmCosts) -> MvmCosts:
         """Groups run side by side on their own crossbars: counts add, time is the longest."""
@@ -69,7 +73,8 @@ class MvmCosts:
                         self.crossbar_reads + o.crossbar_reads, self.dac_drives + o.dac_drives,
                         self.adc_conversions + o.adc_conversions, self.active_segments + o.active_segments,
                         self.segments + o.segments, self.ima_busy_ns + o.ima_busy_ns,
-                        max(self.time_ns, o.time_ns))
+                        max(self.time_ns, o.time_ns), self.digital_macs + o.digital_macs,
+                        self.over_range_conversions + o.over_range_conversions)
 
 
 def reads_per_vector(r: ReramCompute) -> int:
@@ -102,8 +107,10 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
     in_block, out_block = (xb.cols, xb.rows) if transposed else (xb.rows, xb.cols)
     kb, nb = math.ceil(k / in_block), math.ceil(n / out_block)
     sets = lm.slices * lm.sets  # crossbars per (K block, N block)
+    pair = 2 if r.signed_weights == "differential_subtract" else 1  # crossbars sharing each conversion
+    conv_sets = sets // pair  # crossbars' worth of conversions per (K block, N block)
     bits = reads_per_vector(r)
-    adcs_per_xbar = r.adcs_per_ima / r.crossbars_per_ima
+    adcs_per_xbar = r.adcs_per_ima / r.crossbars_per_ima * pair
     imas_per_block = math.ceil(nb * sets / r.crossbars_per_ima)
     width = np.minimum(out_block, n - out_block * np.arange(nb))  # (nb,) mapped columns per crossbar
     rows_in = np.minimum(in_block, k - in_block * np.arange(kb))  # (kb,) mapped rows per block
@@ -117,7 +124,7 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
     else:
         conv_cols = np.broadcast_to(width[None, :], (kb, nb))
     xbars = ((per_xbar > 0).sum(axis=1) if skips.crossbars else np.full(kb, nb)) * sets  # (kb,)
-    conv_per_read = conv_cols.sum(axis=1).astype(np.int64) * sets  # (kb,) conversions per read
+    conv_per_read = conv_cols.sum(axis=1).astype(np.int64) * conv_sets  # (kb,) conversions per read
     adc_ns = np.ceil(conv_cols.max(axis=1, initial=0) / adcs_per_xbar) / r.adc.sample_rate_hz * 1e9
     read_ns = np.maximum(xb.read_cycle_ns, adc_ns)  # (kb,)
     p = xb.parallel_rows if 0 < xb.parallel_rows < in_block else in_block  # lines driven at once
@@ -131,6 +138,9 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
         sub = np.clip(rows_in[:, None] - p * np.arange(spb)[None, :], 0, p)  # (kb, spb) mapped lines
         drives = np.broadcast_to(sub[None], (m, kb, spb)).astype(np.int64)
     active = drives > 0  # (M, kb, spb): the reads that happen
+    full = (2**r.crossbar.bits_per_cell - 1) * (2**r.dac.bits - 1)  # one line's largest contribution
+    lines_in_range = min((2**r.adc.bits - 1) // full, 2**62)  # lines whose full sum the ADC still holds
+    over = (drives > lines_in_range).sum(axis=(0, 2), dtype=np.int64)  # (kb,) reads that can clip
     n_active = active.sum(axis=(0, 2), dtype=np.int64)  # (kb,)
     macs = int(drives.sum(axis=(0, 2)) @ (conv_cols.sum(axis=1).astype(np.int64)))
     vec_ns = bits * (active.sum(axis=2) * read_ns[None, :]).max(axis=1, initial=0.0)  # (M,) blocks parallel
@@ -141,6 +151,7 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
         crossbar_reads=int(bits * n_active @ xbars),
         dac_drives=int(bits * drives.sum(axis=(0, 2)) @ xbars),
         adc_conversions=int(bits * n_active @ conv_per_read),
+        over_range_conversions=int(bits * over @ conv_per_read),
         active_segments=int(n_active.sum()), segments=m * int((rows_in[:, None] > p * np.arange(spb)).sum()),
         ima_busy_ns=float(bits * (n_active * read_ns) @ np.full(kb, imas_per_block)),
         time_ns=float(per_rep.max(initial=0.0)))
