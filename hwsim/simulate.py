@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,11 +26,12 @@ import archs
 from archs import Architecture
 from traces import Trace
 from traces import load as load_trace
-from traces.layer import PASSES
+from traces.layer import PASSES, update_owners
 
 from .engines import BACKEND_NAMES
 from .errors import MappingError
 from .layer_input import LayerInput
+from .pool import LayerPool
 from .report import Report
 
 FAMILIES = {"edge_npu": "hwsim.npu", "gpu": "hwsim.gpu", "reram": "hwsim.reram"}  # family -> its package
@@ -67,7 +67,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         arch: an Architecture, a preset name, a YAML file or a SCALE-Sim .cfg.
         dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); for other
             families a dataflow is a ``ValueError`` (they have no PE array).
-        passes: any of ``forward, backward_data, backward_weight, update``.
+        passes: any of ``forward, backward_data, backward_weight, update``; the update is one per
+            weight parameter and step, on the first layer naming it (``traces.layer.update_owners``).
         iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
             iteration). Iterations with masks replay exactly; counts-only ones in expected-value
             mode (``hwsim.expected``), marked ``mode = "expected"`` in the report.
@@ -76,7 +77,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         stream_chunk: edge NPU: an explicit chunk of the streamed dimension (a user-given mapping).
         workers: threads replaying layers concurrently (default: up to 2, one per core), each
             with one BLAS thread during the call; the report is the same, bit for bit, for any
-            number.
+            number. An exception in the calling thread (Ctrl-C) cancels the layers not started
+            and returns without waiting for the ones running (``hwsim.pool``).
         memory_budget_bytes: peak memory the replay may take; a layer's pass whose estimate is over
             its share (the budget divided by the worker threads) is refused up front with the
             estimate, instead of the process being killed (default: half of this machine's memory;
@@ -136,26 +138,38 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         out = [{**r, **dens} for r in family.layer_rows(*a)]
         return out if mapped is None else [mapped.apply(spec, r) for r in out]
 
-    def args(it: Any, li: int) -> tuple:
-        return ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li, passes
+    owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step
+    no_update = tuple(p for p in passes if p != "update")
 
-    for index in its:
-        if threads == 1:
+    def args(it: Any, li: int) -> tuple:
+        return (ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li,
+                passes if owners[li] else no_update)
+
+    def emit(layer_rows: list[dict[str, Any]]) -> None:
+        nonlocal done
+        rows.extend(layer_rows)
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if threads == 1:
+        for index in its:
             with tr.iteration(index) as it:
-                inputs = [args(it, li) for li in chosen]
-            results = (replay(a) for a in inputs)
-        else:  # each worker's matmuls get one BLAS thread: the workers share the cores
-            with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+                for li in chosen:  # one layer read at a time
+                    emit(replay(args(it, li)))
+    else:  # each worker's matmuls get one BLAS thread: the workers share the cores
+        with threadpool_limits(limits=1, user_api="blas"), LayerPool(threads) as pool:
+            for index in its:
                 # layers are read in this thread (the archive is not thread-safe), each handed to the
                 # workers as soon as it is read, so reading overlaps the replay of the layers before it
+                futures = []
                 with tr.iteration(index) as it:
-                    futures = [pool.submit(replay, args(it, li)) for li in chosen]
-                results = [f.result() for f in futures]  # in layer order
-        for layer_rows in results:
-            rows += layer_rows
-            done += 1
-            if progress is not None:
-                progress(done, total)
+                    for li in chosen:
+                        futures.append(pool.submit(replay, args(it, li)))
+                        while futures and futures[0].done():
+                            emit(futures.pop(0).result())
+                for f in futures:  # in layer order
+                    emit(f.result())
     man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
             "backend": backend,

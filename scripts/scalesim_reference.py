@@ -9,11 +9,14 @@
   ofmap buffer drains many times within a layer): tests/data/scalesim/dram/reference.csv.
 - ``resnet18``: tests/data/scalesim/resnet18/reference.csv — the same columns for four ResNet-18 conv
   layers on a 32×32 array with 64 KiB SRAMs (minutes); tests/hwsim/test_scalesim_dram.py.
-- ``sparse``: tests/data/scalesim/sparse_reference.csv — N:M weight sparsity (``[sparsity]
-  SparsitySupport: true``, layer-wise N:M from the topologies' Sparsity column) for every config in
-  tests/data/scalesim/sparse/*.cfg, dataflows ws, os and is: the same columns plus SCALE-Sim's
-  SPARSE_REPORT.csv (original and compressed filter storage, filter metadata storage, in its words).
-  tests/hwsim/test_scalesim_sparse_agreement.py compares against it.
+- ``sparse``: tests/data/scalesim/sparse_reference.csv (and sparse/dram/reference.csv: 1 KiB
+  SRAMs) — N:M weight sparsity (``[sparsity] SparsitySupport: true``, layer-wise N:M from the
+  topologies' Sparsity column) for every config in tests/data/scalesim/sparse/*.cfg (and
+  sparse/dram/*.cfg), dataflows ws, os and is: the same columns plus SCALE-Sim's SPARSE_REPORT.csv
+  (original and compressed filter storage, filter metadata storage, in its words), DRAM counts
+  last. tests/hwsim/test_scalesim_sparse_agreement.py and test_scalesim_nm_cli.py compare against it.
+- ``resnet18-nm``: tests/data/scalesim/resnet18/nm_reference.csv — those four layers with 2:4
+  filters (``[sparsity]`` on), the same columns plus the sparse ones; test_scalesim_nm_cli.py.
 - ``user``: bench/scalesim_user_mode.csv — ResNet-18 conv layers (bench/resnet18_scalesim.csv) on
   bench/array_32x32_user.cfg (limited DRAM bandwidth), one layer per run, with the wall time of
   each: the SCALE-Sim side of `make bench` and of docs/validation.md. It takes minutes.
@@ -93,13 +96,16 @@ def run(cfg: Path, topology: Path, dataflow: str, gemm: bool, folder: Path,
                              "dram_ofmap_writes": int(float(a["DRAM OFMAP Writes"]))})
         if sparse is not None:  # keep SCALE-Sim's own (possibly fractional) numbers as it prints them
             s = sparse[i]
-            rows[-1] = {**{k: v for k, v in rows[-1].items() if k != "topology_wall_s"},
+            dram_cols = ("dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes")
+            kept = {k: v for k, v in rows[-1].items() if k != "topology_wall_s" and k not in dram_cols}
+            rows[-1] = {**kept,
                         "nm": nm_of(topology)[name], "sparse_rep": s["Sparsity Representation"],
                         "sram_ifmap_reads_raw": a["SRAM IFMAP Reads"],
                         "original_filter_storage": s["Original Filter Storage"],
                         "new_filter_storage": s["New Storage (Filter+Metadata)"],
                         "filter_metadata_storage": s["Filter Metadata Storage"],
-                        "topology_wall_s": rows[-1]["topology_wall_s"]}
+                        "topology_wall_s": rows[-1]["topology_wall_s"],
+                        **{k: rows[-1][k] for k in dram_cols if k in rows[-1]}}
     return rows
 
 
@@ -143,16 +149,22 @@ def write(target: Path, rows: list[dict[str, object]]) -> None:
 
 
 def sparse_mode() -> int:
+    """N:M runs: the configs of tests/data/scalesim/sparse/ (64 KiB SRAMs) into sparse_reference.csv
+    and of sparse/dram/ (1 KiB SRAMs: read windows roll over, the ofmap buffer drains often) into
+    sparse/dram/reference.csv, with the DRAM counts in the last three columns."""
     folder = DATA / "sparse"
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for cfg in sorted(folder.glob("*.cfg")):
-            for df in ("ws", "os", "is"):
-                for topo, gemm in ((folder / "conv_layers_nm.csv", False),
-                                   (folder / "gemm_layers_nm.csv", True)):
-                    rows += run(cfg, topo, df, gemm, Path(tmp))
-                    print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
-    write(DATA / "sparse_reference.csv", rows)
+    for cfg_folder, target in ((folder, DATA / "sparse_reference.csv"),
+                               (folder / "dram", folder / "dram" / "reference.csv")):
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for cfg in sorted(cfg_folder.glob("*.cfg")):
+                for df in ("ws", "os", "is"):
+                    for topo, gemm in ((folder / "conv_layers_nm.csv", False),
+                                       (folder / "gemm_layers_nm.csv", True)):
+                        rows += run(cfg, topo, df, gemm, Path(tmp), dram=True)
+                        print(f"{cfg.stem} {df} {topo.stem}: {rows[-1]['topology_wall_s']} s",
+                              file=sys.stderr)
+        write(target, rows)
     return 0
 
 
@@ -189,11 +201,27 @@ def resnet18_mode() -> int:
     return 0
 
 
+def resnet18_nm_mode() -> int:
+    """The same four ResNet-18 layers with 2:4 filters (``conv_layers_2of4.csv``, ``array_32x32_nm.cfg``:
+    ``[sparsity]`` on, layer-wise): tests/data/scalesim/resnet18/nm_reference.csv (minutes)."""
+    folder = DATA / "resnet18"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for df in ("ws", "os", "is"):
+            rows += run(folder / "array_32x32_nm.cfg", folder / "conv_layers_2of4.csv", df, False, Path(tmp),
+                        dram=True)
+            print(f"resnet18 2:4 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(folder / "nm_reference.csv", rows)
+    return 0
+
+
 def main() -> int:
     if sys.argv[1:] == ["user"]:
         return user_mode()
     if sys.argv[1:] == ["resnet18"]:
         return resnet18_mode()
+    if sys.argv[1:] == ["resnet18-nm"]:
+        return resnet18_nm_mode()
     if len(sys.argv) == 4 and sys.argv[1] == "live":
         return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:

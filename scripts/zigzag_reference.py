@@ -1,11 +1,13 @@
 """Run the real ZigZag (zigzag-dse 3.9.1) and commit what it says: tests/data/zigzag/reference.csv.
 
-For every layer of tests/data/zigzag/layers.csv (ResNet-18 convolutions and BERT GEMMs) on the
-machine of tests/data/zigzag/systolic_32x32.yaml (a 32×32 weight-stationary array with three
-64 KiB SRAMs, mirrored by archs/presets/systolic-32x32.yaml), ZigZag's LOMA search picks the
-temporal mapping of least energy; the CSV keeps, per layer: the energy (total, MAC, and per operand
-and memory level), the bytes each memory level reads and writes per operand (every port is one
-byte wide, so ZigZag's word accesses are bytes), and the chosen loop nest (innermost first).
+For every layer of tests/data/zigzag/layers.csv (every distinct layer of ResNet-18's forward pass,
+its classifier included, and three BERT GEMMs) on the machine of tests/data/zigzag/systolic_32x32.yaml
+(a 32×32 weight-stationary array with three 64 KiB SRAMs and a 1-byte DRAM port, mirrored by
+tests/data/zigzag/systolic_32x32_hwsim.yaml), ZigZag's LOMA search picks the temporal mapping of
+least energy; the CSV keeps, per layer: the energy (total, MAC, and per operand and memory level),
+the latency (``latency_total2``: ideal compute, stall slack, on- and off-loading), the bytes each
+memory level reads and writes per operand (every port is one byte wide, so ZigZag's word accesses
+are bytes), and the chosen loop nest (innermost first).
 tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against it.
 
 Run with `make zigzag-reference` (it makes .venv-zigzag). Nothing here is imported by hwsim.

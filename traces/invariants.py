@@ -41,6 +41,7 @@ class DSGChecker(Checker):
     def __call__(self, trace: Any, it: Any) -> Problems:
         problems: Problems = []
         gamma, shared = float(self.params["gamma"]), bool(self.params.get("share_threshold"))
+        double = self.params.get("masks", "double") == "double"  # single mask: BN output not re-masked
         for name in self.params.get("layers", {}):
             li = trace.layer_index(name)
             spec: LayerSpec = trace.layers[li]
@@ -53,17 +54,17 @@ class DSGChecker(Checker):
                 continue
             if not shared and sel != rows * kept:
                 problems.append(f"counts[{name}, y_sel]: {sel} selected, expected {rows} rows × {kept} kept")
-            if out is not None and out > sel:
+            if double and out is not None and out > sel:
                 problems.append(f"counts[{name}, y_out]: block output has {out} non-zeros, more than "
                                 f"the {sel} selected")
             if dy is not None and dy > sel:
                 problems.append(f"counts[{name}, dy]: {dy} non-zeros exceed the {sel} selected outputs")
             if it.has_masks:
-                problems += self._masks(it, li, spec, kept, shared)
+                problems += self._masks(it, li, spec, kept, shared, double)
         return problems
 
     @staticmethod
-    def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool) -> Problems:
+    def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool, double: bool = True) -> Problems:
         sel = it.mask(li, "y_sel")
         rows = np.moveaxis(sel, 1, -1).reshape(-1, sel.shape[1]) if spec.kind == "conv2d" \
             else sel.reshape(-1, sel.shape[-1])
@@ -72,7 +73,7 @@ class DSGChecker(Checker):
         if not shared and not (per_row == kept).all():
             out.append(f"L{li}.y_sel: rows keep {per_row.min()}..{per_row.max()} outputs, expected {kept}")
         y_out, dy = it.mask(li, "y_out"), it.mask(li, "dy")
-        if y_out is not None and (y_out & ~sel).any():
+        if double and y_out is not None and (y_out & ~sel).any():
             out.append(f"L{li}.y_out: {int((y_out & ~sel).sum())} block-output non-zeros outside the "
                        "selection (the second mask of double-mask selection is missing)")
         if dy is not None and (dy & ~sel).any():
@@ -162,6 +163,7 @@ class NMChecker(Checker):
         self.active = "n" in nm and "m" in nm
         self.n, self.m = int(nm.get("n", 2)), int(nm.get("m", 4))
         self.transposable = bool(nm.get("transposable", False))
+        self.grouping = str(nm.get("grouping", "kr"))
 
     def __call__(self, trace: Any, it: Any) -> Problems:
         if not self.active:
@@ -180,7 +182,7 @@ class NMChecker(Checker):
                                 f"{k_out}×{math.ceil(kr / m)} groups of {m} allows ({limit})")
             if not it.has_masks or (w := it.mask(li, "w")) is None:
                 continue
-            counts = structured.group_counts(structured.weight_matrix(w), m)
+            counts = structured.group_counts(structured.grouped_matrix(w, self.grouping), m)
             if (counts > n).any():
                 r, g = np.argwhere(counts > n)[0]
                 problems.append(f"L{li}.w: layer {name}: {int((counts > n).sum())} of {counts.size} groups "

@@ -19,6 +19,7 @@ middle dimensions, ``Kr = F`` and ``groups = 1``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ MAX_BATCH = 2**20
 _SHAPES = ("x_shape", "w_shape", "y_shape")
 _PAIRS = ("stride", "padding", "dilation")
 _TEXT = ("name", "kind", "module", "module_type")
+_OPTIONAL_TEXT = ("parameter",)
 
 # Which tensors each per-sample or per-weight shape applies to.
 ACTIVATION_TENSORS = ("x", "dx")
@@ -79,6 +81,17 @@ class LayerSpec:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: bool = False
+    # the weight parameter this call uses, by its first name in ``model.named_parameters()``: the
+    # calls of a reused module and weight-tied modules share one (format 3; None: the module's own)
+    parameter: str | None = None
+
+    @property
+    def weight_name(self) -> str:
+        """The weight parameter's identity: ``parameter``, else (traces before format 3, synthetic
+        layers) the module's own weight, ``<module>.weight``."""
+        if self.parameter is not None:
+            return self.parameter
+        return f"{self.module}.weight" if self.module else "weight"
 
     def tensor_shape(self, tensor: str, batch: int) -> tuple[int, ...]:
         """Full shape of a recorded tensor for ``batch`` samples."""
@@ -157,6 +170,9 @@ class LayerSpec:
         for key in _TEXT:
             if key in fields and not isinstance(fields[key], str):
                 raise ValueError(f"{key}: expected text, got {fields[key]!r}")
+        for key in _OPTIONAL_TEXT:
+            if fields.get(key) is not None and not isinstance(fields[key], str):
+                raise ValueError(f"{key}: expected text or null, got {fields[key]!r}")
         return cls(**fields)
 
     def check(self) -> list[str]:
@@ -210,6 +226,21 @@ class LayerSpec:
         if macs > MAX_MACS_PER_SAMPLE:
             return [f"w_shape: {macs:.3g} MACs per sample in one pass exceed 2**42"]
         return []
+
+
+def update_owners(layers: Sequence[LayerSpec]) -> list[bool]:
+    """Per layer, whether it carries its weight's update: the first layer of each parameter.
+
+    Updates belong to parameters, not calls (DESIGN.md): the calls of a reused module (weight
+    sharing, gradient accumulation, checkpointing) and weight-tied modules do their forward and
+    backward work per call, but the optimizer updates their shared weight once per step.
+    """
+    seen: set[str] = set()
+    owners = []
+    for spec in layers:
+        owners.append(spec.weight_name not in seen)
+        seen.add(spec.weight_name)
+    return owners
 
 
 def conv_out_size(

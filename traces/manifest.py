@@ -15,8 +15,10 @@ from .errors import TraceFormatError
 from .layer import MAX_BATCH, LayerSpec
 
 FORMAT_NAME = "hwsim-trace"
-FORMAT_VERSION = 2  # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz)
-READABLE_VERSIONS = (1, 2)  # version 1 traces (one file per iteration) read unchanged
+# 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz); 3: layers name
+# their weight parameter (one update per parameter)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # older traces read unchanged (a layer's parameter: its module's weight)
 MANIFEST_NAME = "manifest.json"
 
 # Per layer, one count per tensor in this order (-1: not present in that iteration).
@@ -113,7 +115,8 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         raise TraceFormatError(file, "format", repr(d.get("format")), repr(FORMAT_NAME))
     version = d.get("format_version")
     if version not in READABLE_VERSIONS or isinstance(version, bool):
-        readable = " or ".join(map(str, READABLE_VERSIONS))
+        *older, last = map(str, READABLE_VERSIONS)
+        readable = f"{', '.join(older)} or {last}" if older else last
         raise TraceFormatError(
             file, "format_version", repr(version),
             f"{readable} (this hwsim reads trace formats {readable}; "
@@ -141,6 +144,7 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
     _check_fields(d, file)
     layers: list[LayerSpec] = []
     names: set[str] = set()
+    shapes: dict[str, tuple[int, ...]] = {}  # weight shape per parameter
     for i, entry in enumerate(d["layers"]):
         where = f"layers[{i}]"
         try:
@@ -160,6 +164,11 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         if spec.name in names:
             raise TraceFormatError(file, f"{where}.name", repr(spec.name), "a unique layer name")
         names.add(spec.name)
+        first = shapes.setdefault(spec.weight_name, spec.w_shape)
+        if first != spec.w_shape:
+            raise TraceFormatError(file, f"{where}.w_shape", list(spec.w_shape),
+                                   f"{list(first)}, the shape of parameter {spec.weight_name!r} "
+                                   "in an earlier layer (layers naming one parameter share its weight)")
         layers.append(spec)
     return layers
 

@@ -15,6 +15,8 @@
   model, every iteration.
 - Multi-level (arXiv 2112.10930): weights and FLOPs (2 per weight-MAC) per sample for every
   level and every reroute point (the first r layers at the densest level, the rest sparsest).
+- The weight-mask baselines (SET, RigL, SNFS, GMP, Top-KAST): weight density, the fraction of
+  the weight gradient each needs, and mask flips, per mask iteration and layer.
 - N:M (SR-STE, arXiv 2102.04010), and for every trace: the fraction of weight groups that satisfy
   N:M per layer, along ``Kr`` (forward) and along output channels (backward-data), on every mask
   iteration; N:M from the method's parameters (nm, or a structured synthetic trace), else 2:4.
@@ -163,6 +165,7 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
     ``n, m`` default to :func:`trace_nm`.
     """
     dn, dm = trace_nm(trace)
+    grouping = (trace.manifest["method"].get("params") or {}).get("grouping", "kr")
     n, m = dn if n is None else n, dm if m is None else m
     structured.check_nm(n, m)
     rows = []
@@ -172,14 +175,38 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
             if w is None:
                 continue
             mat = structured.weight_matrix(w)  # (Kout, Kr)
+            fwd_mat = structured.grouped_matrix(w, grouping)  # the groups the method formed
             per = mat.shape[0] // s.groups
             back = np.concatenate([structured.group_counts(mat[g * per:(g + 1) * per].T, m).ravel()
                                    for g in range(s.groups)])
-            fwd = structured.group_counts(mat, m)
+            fwd = structured.group_counts(fwd_mat, m)
             rows.append({"iteration": it.index, "layer": s.name, "n": n, "m": m, "groups": fwd.size,
                          "forward_nm_fraction": float((fwd <= n).mean()),
                          "backward_data_nm_fraction": float((back <= n).mean()),
                          "density": float(mat.mean())})
+    return pd.DataFrame(rows)
+
+
+BASELINES = ("set", "rigl", "snfs", "gmp", "topkast")
+
+
+def baseline_stats(trace: Trace) -> pd.DataFrame:
+    """Weight-mask baselines (SET, RigL, SNFS, GMP, Top-KAST), per mask iteration and layer: the
+    weight density the GEMMs used, the fraction of weight-gradient entries the method needs
+    (``dw_needed``; 1.0 where it reads a dense gradient), and the mask flips logged for that step.
+    """
+    rows = []
+    for it in trace.masks():
+        for li, s in enumerate(trace.layers):
+            w = it.mask(li, "w")
+            if w is None:
+                continue
+            need = it.mask(li, "dw_needed")
+            st = it.layer_stats(s.name)
+            rows.append({"iteration": it.index, "layer": s.name, "weight_density": float(w.mean()),
+                         "dw_needed_fraction": 1.0 if need is None else float(need.mean()),
+                         "flips_on": st.get("flips_on"), "flips_off": st.get("flips_off"),
+                         "mask_update": st.get("mask_update"), "dense_grad": st.get("dense_grad")})
     return pd.DataFrame(rows)
 
 
@@ -194,4 +221,6 @@ def paper_stats(trace: Trace) -> dict[str, pd.DataFrame]:
         return mlevel_stats(trace)
     if method == "nm":
         return {"nm": nm_stats(trace)}
+    if method in BASELINES:
+        return {"baseline": baseline_stats(trace)}
     return {}

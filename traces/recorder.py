@@ -48,7 +48,7 @@ from .capture import (
     op_name,
 )
 from .errors import RecorderError
-from .layer import LayerSpec
+from .layer import LayerSpec, update_owners
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .schedule import Schedule
@@ -193,6 +193,9 @@ class Recorder:
         }
         self._overwrite = overwrite
         self._targets = find_targets(model)
+        # each parameter by its first name (named_parameters() lists a tied parameter once)
+        self._param_names: dict[torch.Tensor, str] = {p: n for n, p in model.named_parameters()}
+        self._owners: list[bool] = []  # per layer of the table: whether it carries its parameter's update
         self._method_masks: dict[nn.Module, dict[str, torch.Tensor]] = defaultdict(dict)
         self._layers: list[LayerSpec] = []
         self._layer_of: dict[tuple[str, int], int] = {}
@@ -492,8 +495,8 @@ class Recorder:
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
             self._take(rec, "y_sel", sel, b)
-        if self._masks_now and self.schedule.weights:
-            rec.w_before = _weight_copy(module.weight)
+        if self._masks_now and self.schedule.weights and self._owns_update(rec.layer):
+            rec.w_before = _weight_copy(module.weight)  # once per parameter: its update's layer
         rec.w_version = module.weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
@@ -511,6 +514,11 @@ class Recorder:
         return mask
 
     # -- layer table -------------------------------------------------------------------------------
+    def _owns_update(self, layer: int) -> bool:
+        """Whether ``layer`` is the first layer of its weight parameter, which carries the
+        parameter's update (one per optimizer step, whatever the number of calls)."""
+        return self._owners[layer]
+
     def _layer_index(self, qual: str, call: int, module: nn.Module) -> int:
         key = (qual, call)
         if key in self._layer_of:
@@ -529,8 +537,10 @@ class Recorder:
                 raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
                                     f"{old.y_shape} to {shapes[0]}->{shapes[1]}")
         elif rec.layer == len(self._layers):
-            self._layers.append(layer_spec(module, self._targets[module], self._call_count[module] - 1,
-                                           x, y))
+            qual = self._targets[module]
+            param = self._param_names.get(module.weight, f"{qual}.weight" if qual else "weight")
+            self._layers.append(layer_spec(module, qual, self._call_count[module] - 1, x, y, param))
+            self._owners = update_owners(self._layers)
 
     # -- iteration end ----------------------------------------------------------------------------
     def step(self, *, loss: float | None = None, **metrics: float | str) -> None:

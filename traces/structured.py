@@ -23,6 +23,24 @@ def weight_matrix(w_mask: np.ndarray) -> np.ndarray:
     return w.reshape(w.shape[0], -1)
 
 
+GROUPINGS = ("kr", "channels")
+
+
+def grouped_matrix(w_mask: np.ndarray, grouping: str = "kr") -> np.ndarray:
+    """The ``(Kout, Kr)`` matrix whose consecutive elements form the N:M groups.
+
+    ``"kr"``: ``Kr`` in the trace's ``(C, R, S)`` order (:func:`weight_matrix`); ``"channels"``:
+    ``(R, S, C)`` order, so groups run along input channels at each kernel position (the official
+    SR-STE code's grouping, and the K order of NHWC implicit-GEMM kernels). Equal for linear layers.
+    """
+    w = np.asarray(w_mask, dtype=bool)
+    if grouping == "channels" and w.ndim == 4:
+        w = np.moveaxis(w, 1, -1)  # (Kout, R, S, C)
+    elif grouping not in GROUPINGS:
+        raise ValueError(f"N:M grouping must be one of {GROUPINGS}, got {grouping!r}")
+    return w.reshape(w.shape[0], -1)
+
+
 def group_counts(mat: np.ndarray, m: int) -> np.ndarray:
     """Non-zeros per group of ``m`` consecutive elements along the last axis.
 
@@ -78,8 +96,9 @@ def check_nm(n: int, m: int) -> None:
         raise ValueError(f"n (kept per group) must be an integer in 1..m={m}, got {n!r}; e.g. n=2, m=4")
 
 
-def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
-    """Keep the ``n`` largest ``scores`` of every group of ``m`` along ``Kr`` (the convention above).
+def nm_mask(scores: np.ndarray, n: int, m: int, grouping: str = "kr") -> np.ndarray:
+    """Keep the ``n`` largest ``scores`` of every group of ``m`` along ``Kr`` (the convention above;
+    ``grouping="channels"``: along input channels, :func:`grouped_matrix`).
 
     Args:
         scores: ``(Kout, ...)`` (e.g. ``|W|``); ties go to the earlier element.
@@ -90,6 +109,8 @@ def nm_mask(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     """
     check_nm(n, m)
     s = np.asarray(scores, dtype=np.float64)
+    if grouping == "channels" and s.ndim == 4:  # group along C: solve in (Kout, R, S, C), move back
+        return np.moveaxis(nm_mask(np.moveaxis(s, 1, -1), n, m), -1, 1)
     mat = s.reshape(s.shape[0], -1)  # (Kout, Kr)
     rows, k = mat.shape
     pad = (-k) % m

@@ -41,8 +41,28 @@ def linear(name: str, in_features: int, out_features: int, rows: int | None = No
                      (*lead, out_features))
 
 
+def read_scalesim_sparsity(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Each layer's N:M from a SCALE-Sim v3 topology's ``Sparsity`` column (the last cell with a
+    ``:``); layers without one are left out (SCALE-Sim runs them dense, ``1:1``)."""
+    p = Path(path)
+    out = {}
+    for i, row in enumerate(_csv_rows(p)[1:], start=2):
+        cells = [c.strip() for c in row if c.strip()]
+        text = next((c for c in cells[1:] if ":" in c), None)
+        if text is None:
+            continue
+        try:
+            n, m = (int(v) for v in text.split(":"))
+            nm.check_nm(n, m)
+        except ValueError as exc:
+            raise ValueError(f"{p}: line {i}: Sparsity {text!r}: expected N:M such as 2:4 ({exc})") from None
+        out[cells[0]] = (n, m)
+    return out
+
+
 def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
-    """Layers of a SCALE-Sim topology CSV, conv (8 columns) or GEMM (``name, M, N, K``).
+    """Layers of a SCALE-Sim topology CSV, conv (8 columns) or GEMM (``name, M, N, K``), each
+    optionally followed by v3's ``Sparsity`` column (``2:4``; :func:`read_scalesim_sparsity`).
 
     SCALE-Sim's IFMAP sizes include any padding and its output is ``ceil((H − R + S)/S)``: where
     ``(H − R)`` is not a multiple of the stride, that reads past the edge, so the input is widened
@@ -55,7 +75,7 @@ def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
         raise ValueError(f"{p}: empty topology")
     layers = []
     for i, row in enumerate(rows[1:], start=2):
-        cells = [c.strip() for c in row if c.strip()]
+        cells = [c.strip() for c in row if c.strip() and ":" not in c]  # the Sparsity column aside
         try:
             nums = [int(v) for v in cells[1:]]
         except ValueError:
@@ -152,13 +172,17 @@ def _mask(rng: np.random.Generator, shape: tuple[int, ...], density: float, per_
 def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int = 1,
                     density: dict[str, float] | None = None, per_channel: bool = False,
                     iterations: int = 1, seed: int = 0, overwrite: bool = False,
-                    name: str = "synthetic", structured: tuple[int, int, bool] | None = None) -> Path:
+                    name: str = "synthetic", structured: tuple[int, int, bool] | None = None,
+                    layer_nm: dict[str, tuple[int, int]] | None = None) -> Path:
     """Write a trace whose masks are drawn at the given densities (tensors ``x``, ``w``, ``dy``).
 
     Every iteration carries masks; ``dx`` is recorded as present for every layer but the first
     and ``dw`` as dense, so all passes are replayed. ``structured=(n, m, transposable)`` draws
     N:M weight masks instead of a weight density (the manifest's method params say so, and the
-    reader then checks every weight mask is N:M).
+    reader then checks every weight mask is N:M). ``layer_nm`` gives some layers their own N:M
+    (a SCALE-Sim topology's Sparsity column): those layers' weight masks keep exactly
+    ``min(n, group length)`` random values per group of ``m`` along Kr, and the manifest's method
+    params record them as ``nm`` (an N:M machine compresses each such layer at its own N:M).
     """
     dens = {**DEFAULT_DENSITY, **(density or {})}
     bad = {k: v for k, v in dens.items() if k not in DEFAULT_DENSITY or not 0 < v <= 1}
@@ -181,6 +205,16 @@ def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int
             raise ValueError("a weight density (w=...) and structured N:M weights exclude each other; "
                              "drop one")
         params["structured"] = {"n": n, "m": m, "transposable": bool(transposable)}
+    if layer_nm:
+        unknown = sorted(set(layer_nm) - {spec.name for spec in layers})
+        if unknown:
+            raise ValueError(f"layer_nm names layers the table does not have: {unknown}")
+        if structured is not None or (density and "w" in density):
+            raise ValueError("per-layer N:M weights exclude a weight density (w=...) and --structured; "
+                             "drop one")
+        for n_, m_ in layer_nm.values():
+            nm.check_nm(n_, m_)
+        params["nm"] = {k: [int(v[0]), int(v[1])] for k, v in layer_nm.items()}
     rng = np.random.default_rng(seed)
     writer = TraceWriter(path, overwrite=overwrite)
     manifest = new_manifest(list(layers), model={"name": name, "class": "synthetic"},
@@ -196,6 +230,8 @@ def write_synthetic(layers: Sequence[LayerSpec], path: str | Path, *, batch: int
                 shape = spec.tensor_shape(t, batch)
                 if t == "w" and structured is not None:
                     mask = nm.random_nm_mask(rng, shape, n, m, transposable, spec.groups)
+                elif t == "w" and layer_nm and spec.name in layer_nm:
+                    mask = nm.random_nm_mask(rng, shape, *layer_nm[spec.name])
                 else:
                     mask = _mask(rng, shape, dens[t], per_channel)
                 masks[(li, t)] = bits.pack(mask)

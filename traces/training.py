@@ -74,17 +74,20 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
           method_params: dict[str, Any] | None = None,
           progress: Callable[[dict[str, Any]], None] | None = None, data_dir: str | Path | None = None,
           schedule: str = "step", augment: bool = False, max_batches: int | None = None,
-          test_samples: int | None = None, stop_after_s: float | None = None) -> TrainResult:
+          test_samples: int | None = None, stop_after_s: float | None = None,
+          inputs: str = "standardized") -> TrainResult:
     """Train ``model`` on ``dataset`` with ``method``, recording a trace to ``out`` if given.
 
     Deterministic for a given seed. ``lr_milestones`` are epochs at which the learning rate is
     divided by 10 (``schedule="step"``); ``"cosine"`` anneals per iteration from ``lr`` to 0.
     ``weight_decay`` is SGD's L2 term (the method decides which parameters get it). ``data_dir``
     holds a file-backed data set's files. ``max_batches`` caps the iterations per epoch and
-    ``test_samples`` the test set (smoke runs). ``stop_after_s`` ends training after the first
-    epoch that finishes past that many seconds (single-phase methods only; the result's
-    ``history`` says how many epochs ran). ``progress`` is called after every iteration with
-    ``{"iteration", "total", "epoch", "phase", "loss", "accuracy", "density"}`` (the library never prints).
+    ``test_samples`` the test set (smoke runs). ``inputs``: how file-backed data sets scale their
+    pixels, ``"standardized"`` (per channel) or ``"unit"`` ([0, 1], as DST's official MNIST code).
+    ``stop_after_s`` ends training after the first epoch that finishes past that many seconds
+    (single-phase methods only; the result's ``history`` says how many epochs ran). ``progress``
+    is called after every iteration with ``{"iteration", "total", "epoch", "phase", "loss",
+    "accuracy", "density"}`` (the library never prints).
     """
     import time
 
@@ -100,7 +103,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
     stopped = False
     torch.manual_seed(seed)
     meth = make_method(method, dataset, model, **(method_params or {}))
-    data = load_dataset(dataset, image=wants_image(model), seed=seed, data_dir=data_dir)
+    data = load_dataset(dataset, image=wants_image(model), seed=seed, data_dir=data_dir, inputs=inputs)
     net = meth.prepare(build_model(model, data.input_shape, data.n_classes, meth.block_order))
     xtr, ytr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     xte, yte = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
@@ -124,8 +127,11 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         return lr / 10 ** sum(epoch >= m for m in lr_milestones)
 
     def optimizer(lr_now: float) -> torch.optim.Optimizer:
-        return torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
+        made = torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
+        meth.attach_optimizer(made)
+        return made
 
+    meth.begin_training(total, per_epoch)
     opt = optimizer(lr)
     rec = None
     if out is not None:

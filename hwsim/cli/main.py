@@ -3,8 +3,9 @@
 User errors (bad traces, bad configs, bad options, file-system failures such as a read-only or
 full disk) print one line naming the file and exit 2, never a traceback; set ``HWSIM_DEBUG=1`` to
 see the traceback anyway. Output piped into a reader that stops early (``| head``) ends quietly
-with status 141 (128 + SIGPIPE, as if killed by it). Long work shows a progress bar (on a
-terminal). torch is imported only by the commands that train.
+with status 141 (128 + SIGPIPE, as if killed by it). Ctrl-C prints one line and exits 130 at
+once (replay's layer workers are not waited for), however often it is pressed. Long work shows a
+progress bar (on a terminal). torch is imported only by the commands that train.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def _terminate_cleanly() -> Any:
     if threading.current_thread() is threading.main_thread():
         return signal.signal(signal.SIGTERM, on_term)
     return None
+
+
+def _ignore_further_interrupts() -> None:
+    """After Ctrl-C the command is over: more presses while the process ends (cancelled layer
+    workers, the interpreter's exit) are ignored instead of raising in the middle of the exit. The
+    handler is not restored, also for a caller that runs ``main`` in its own process."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # What to do about a file-system error, by errno.
@@ -131,7 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _user_error(printable(describe_os_error(exc)))
     except KeyboardInterrupt:
-        print("hwsim: interrupted", file=sys.stderr)
+        _ignore_further_interrupts()
+        try:
+            print("hwsim: interrupted", file=sys.stderr)
+        except OSError:
+            pass
         return 130
     finally:
         if previous is not None:

@@ -69,6 +69,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         check_output(args.out, "--out")  # before minutes of simulation, not after
     import archs
 
+    if str(args.arch).endswith(".cfg"):
+        from archs.scalesim import bandwidth_mode
+
+        if bandwidth_mode(args.arch) == "USER":
+            raise archs.ConfigError([
+                "[run_presets] InterfaceBandwidth: USER (SCALE-Sim's bandwidth-limited prefetch and stall "
+                "model) is not modelled; use CALC (stall-free, reproduced exactly), or save the machine as "
+                "YAML (hwsim archs show --yaml FILE.cfg) to time its links with hwsim's own model"],
+                str(args.arch))
     machine = archs.load(args.arch)  # simulate() refuses a dataflow for machines without a PE array
     tr = traces.load(args.trace)
     bar = None

@@ -12,8 +12,10 @@ from .common import _bar, _print_frame, check_output
 def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
                        description="Train a built-in model on built-in data while recording a trace.")
-    p.add_argument("--method", default="dense", choices=["dense", "dsg", "dst", "mlevel", "nm"],
-                   help="training method (default: dense)")
+    p.add_argument("--method", default="dense",
+                   choices=["dense", "dsg", "dst", "mlevel", "nm", "set", "rigl", "snfs", "gmp", "topkast"],
+                   help="training method (default: dense); set, rigl, snfs, gmp, topkast are the field's "
+                   "weight-sparsity baselines (docs/methods.md)")
     p.add_argument("--model", default="mlp",
                    help="model: small ones mlp, lenet5, vgg8 (width 16), resnet; the papers' lenet-300-100, "
                    "lenet-5-caffe, dsg-mlp, dsg-lenet, vgg8-paper, resnet8, resnet20, wrn-8-2, vgg16 "
@@ -24,6 +26,9 @@ def add_train(sub: Any) -> None:
                    "(default: digits)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory holding the data set's files (nothing is downloaded)")
+    p.add_argument("--inputs", choices=["standardized", "unit"], default="standardized",
+                   help="file-backed data sets: pixels standardized per channel, or unit ([0, 1], as DST's "
+                   "official MNIST code feeds them) (default: standardized)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
@@ -60,31 +65,53 @@ def add_train(sub: Any) -> None:
                    help="do not reset the thresholds of a layer that keeps <= 1%% of its weights")
     g = p.add_argument_group("multi-level (--method mlevel)")
     g.add_argument("--levels", help="weight density per level, sparsest first (default 0.05,0.15)")
-    g.add_argument("--allocation", choices=["global", "uniform"],
-                   help="per-layer densities: one global magnitude ranking, or every layer alike "
-                   "(default global)")
-    g.add_argument("--no-reroute-training", dest="reroute_training", action="store_false", default=None,
-                   help="grow each level alone, without training the rerouted mixed-level configurations")
+    g.add_argument("--allocation", choices=["global", "uniform", "erk"],
+                   help="per-layer densities: mlevel: global (one magnitude ranking, default) or uniform; "
+                   "baselines: uniform or erk (Erdős–Rényi-Kernel; defaults: erk for set/rigl, uniform for "
+                   "snfs/gmp/topkast)")
+    g.add_argument("--reroute-training", dest="reroute_training", action="store_true", default=None,
+                   help="this project's addition (not the paper's): also train the rerouted mixed-level "
+                   "configurations while a level grows (default off)")
     g = p.add_argument_group("N:M structured, SR-STE (--method nm)")
     g.add_argument("--nm-n", dest="n", type=int, help="weights kept per group (default 2)")
     g.add_argument("--nm-m", dest="m", type=int, help="group size along the reduction Kr (default 4)")
     g.add_argument("--transposable", action="store_true", default=None,
                    help="masks N:M along output channels too (backward-data on sparse tensor cores)")
+    g.add_argument("--nm-group", dest="grouping", choices=["kr", "channels"],
+                   help="N:M groups along Kr in (C, R, S) order (default), or along input channels at each "
+                   "kernel position (the official SR-STE grouping)")
     g.add_argument("--nm-decay", dest="decay", type=float,
                    help="SR-STE decay λ_W on pruned weights (default 2e-4, the paper's)")
     g.add_argument("--dense-first", action="store_true", default=None,
                    help="keep the first GEMM layer dense")
     g.add_argument("--dense-last", action="store_true", default=None, help="keep the classifier dense")
+    g = p.add_argument_group("baselines (--method set|rigl|snfs|gmp|topkast)")
+    g.add_argument("--density", type=float, help="weights kept over the sparsified layers (default 0.1)")
+    g.add_argument("--delta-t", dest="delta_t", type=int,
+                   help="rigl, gmp: steps between mask updates (default 100)")
+    g.add_argument("--drop-fraction", dest="drop_fraction", type=float,
+                   help="rigl: initial drop fraction, cosine-decayed (default 0.3)")
+    g.add_argument("--zeta", type=float, help="set: fraction replaced per update (default 0.3)")
+    g.add_argument("--prune-rate", dest="prune_rate", type=float,
+                   help="snfs: initial prune rate, cosine-decayed (default 0.5)")
+    g.add_argument("--backward-density", dest="backward_density", type=float,
+                   help="topkast: density of the set that takes gradients (default 0.2)")
     p.set_defaults(func=cmd_train)
 
 
 METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_threshold"),
                   "dst": ("alpha", "collapse_reset", "threshold_weight_decay"),
-                  "mlevel": ("levels", "allocation", "reroute_training"),
-                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last")}
+                  "mlevel": ("levels", "allocation", "reroute_training", "dense_last"),
+                  "nm": ("n", "m", "transposable", "decay", "dense_first", "dense_last", "grouping"),
+                  "set": ("density", "allocation", "dense_first", "dense_last", "zeta"),
+                  "rigl": ("density", "allocation", "dense_first", "dense_last", "delta_t", "drop_fraction"),
+                  "snfs": ("density", "allocation", "dense_first", "dense_last", "prune_rate"),
+                  "gmp": ("density", "allocation", "dense_first", "dense_last", "delta_t"),
+                  "topkast": ("density", "allocation", "dense_first", "dense_last", "backward_density")}
 
 
-OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay"}  # where flag and option differ
+# where flag and option differ
+OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay", "grouping": "--nm-group"}
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
                        lr_milestones=milestones, method_params=params, progress=progress,
                        data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
-                       schedule=args.schedule, augment=args.augment)
+                       schedule=args.schedule, augment=args.augment, inputs=args.inputs)
     finally:
         if bar is not None:
             bar.close()
@@ -272,7 +299,7 @@ def parse_density(text: str) -> dict[str, float]:
 
 
 def cmd_trace_synth(args: argparse.Namespace) -> int:
-    from traces.synth import read_layer_table, read_scalesim_topology, write_synthetic
+    from traces.synth import read_layer_table, read_scalesim_sparsity, read_scalesim_topology, write_synthetic
 
     if args.seed < 0:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
@@ -290,7 +317,9 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
             raise ValueError(f"--structured: {exc}") from None
     path = write_synthetic(layers, args.out, batch=args.batch, density=parse_density(args.density),
                            per_channel=args.per_channel, iterations=args.iterations, seed=args.seed,
-                           overwrite=args.overwrite, structured=structured)
+                           overwrite=args.overwrite, structured=structured,
+                           layer_nm=read_scalesim_sparsity(args.scalesim_topology) if args.scalesim_topology
+                           else None)
     print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
     return 0
 
@@ -340,6 +369,11 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
             low = df.groupby("layer", sort=False)[["forward_nm_fraction", "backward_data_nm_fraction"]].min()
             table = last[["forward_nm_fraction", "backward_data_nm_fraction"]].join(low.add_suffix("_min"))
             _print_frame(table.map(lambda v: f"{v:.4f}"))
+        elif name == "baseline":
+            print(f"\n{tr.manifest['method']['name']}: weight density, weight-gradient entries needed and "
+                  "mask flips per layer (mean over mask iterations)")
+            cols = ["weight_density", "dw_needed_fraction", "flips_on", "flips_off"]
+            _print_frame(df.groupby("layer", sort=False)[cols].mean().map(lambda v: f"{v:.4f}"))
         elif name == "dst":
             print("\nDST remaining-weight ratio (arXiv 2005.06870): first, middle and last iterations")
             picks = sorted({0, len(df) // 2, len(df) - 1})

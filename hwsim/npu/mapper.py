@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,10 +34,13 @@ from ..errors import MappingError
 from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
 from .mapping import buffers
+from .nest_timing import estimate
+from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
 OBJECTIVES = ("energy", "latency", "edp", "dram")
 KEEP_ALL_TILES = 200  # up to this many fitting tiles are all evaluated; above, only undominated ones
+RUNNERS_UP = 7  # next-best mappings a result keeps (the latency objective re-times them)
 ORDERS = np.array(list(itertools.permutations(range(5))), np.int64)  # (120, 5), canonical order
 
 
@@ -75,6 +78,8 @@ class NestResult:
     occupancy: dict[str, float] = field(default_factory=dict)  # buffer -> bytes its slices take
     levels: dict[str, int] = field(default_factory=dict)  # operand -> residency level (loopnest.residency)
     candidates: int = 0
+    compute_cycles: int = 0  # the array's (or the buffers' feed) cycles of all tiles, no transfer
+    runners_up: tuple[NestMapping, ...] = ()  # the next best mappings by the objective (search only)
 
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
@@ -228,9 +233,24 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     out["energy_pj"] = sum(energy.values())
     dram = sum(v for (lv, _o, _k, _d), v in moved.items() if lv == off)
     out["dram_bytes"] = np.broadcast_to(dram, shape2)
-    bw = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
-    transfer = np.ceil(out["dram_bytes"] / bw) if bw > 0 else 0
-    out["cycles"] = np.maximum(c["compute_cycles"], transfer).astype(np.int64)
+    compute = c["compute_cycles"]
+    buf_bw = buffer_bytes_per_cycle(arch)
+    if buf_bw:  # a tile computes no faster than its staging buffers feed the array
+        n_t = np.maximum(c["tiles"], 1)
+        fed = np.ceil((c["array_a"] * eb["a"] + c["array_b"] * eb["b"]) / n_t / buf_bw)
+        compute = np.maximum(compute // n_t, fed).astype(np.int64) * n_t
+    first = sum(c[f"slice_{op}"] * elem[f"{off}:{op}"] for op in ("a", "b"))
+    last = c["slice_c"] * elem[f"{off}:c"]
+    g = shape.groups
+
+    def events(moved: np.ndarray, slice_: np.ndarray) -> np.ndarray:  # loads of a slice, all groups
+        return np.where(moved > 0, moved / np.maximum(slice_ * g, 1), 0) * g
+
+    # a tile loads every operand whose slice turns there: the operand loaded most often marks them all
+    dma = np.maximum(events(c["dram_read_a"], c["slice_a"]), events(c["dram_read_b"], c["slice_b"]))
+    writes = events(c["dram_write_c"], c["slice_c"])
+    out["compute_cycles"] = compute
+    out["cycles"] = estimate(out, arch, compute, first, last, c["tiles"], np.maximum(dma, 0) + writes)
     bufs_used: dict[str, np.ndarray] = {}
     for op, (name, _cap) in bufs.items():
         if name:
@@ -316,9 +336,14 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     ti, pi = _pairs(shape, tiles)
     cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow)
     obj = objective_of(cost, objective)
-    best = int(np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))[0])  # ties: fewer bytes, then first
-    mapping = NestMapping(tuple(int(x) for x in tiles[ti[best]]), tuple(DIMS[i] for i in ORDERS[pi[best]]))
-    return _result(shape, mapping, cost, best, objective, len(ti))
+    ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))  # ties: fewer bytes, then first
+    best = int(ranked[0])
+
+    def mapping_at(j: int) -> NestMapping:
+        return NestMapping(tuple(int(x) for x in tiles[ti[j]]), tuple(DIMS[i] for i in ORDERS[pi[j]]))
+
+    res = _result(shape, mapping_at(best), cost, best, objective, len(ti))
+    return replace(res, runners_up=tuple(mapping_at(int(j)) for j in ranked[1:RUNNERS_UP + 1]))
 
 
 def _pairs(shape: ConvShape, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,4 +390,5 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
     cycles = int(cost["cycles"][at])
     return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
-                      {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n)
+                      {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
+                      int(cost["compute_cycles"][at]))

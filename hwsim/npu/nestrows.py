@@ -29,12 +29,13 @@ from traces.layer import LayerSpec
 
 from ..energy import traffic_energy
 from ..errors import MappingError
-from ..pricing import ratio
+from ..pricing import price, ratio
 from ..workload import OPERAND_KIND
 from .loopnest import DIMS, ROLES, ConvShape
 from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
 from .mapping_file import MappingFile, load_mapping_file
+from .nest_timing import NestTiming, nest_plan, nest_timing
 from .scalesim_traffic import ScalesimCounts, layer_counts
 from .scalesim_traffic import result as scalesim_result
 from .tiles import DENSE, TileCosts, tile_costs
@@ -62,6 +63,7 @@ class MappingContext:
         self.dense_arch = replace(self.arch, sparse=SparseFeatures())  # the dense baseline's machine
         self.fixed_dense: dict[tuple, dict] = {}
         self.scalesim_cache: dict[tuple, ScalesimCounts] = {}
+        self.timings: dict[tuple, NestTiming] = {}
 
     @classmethod
     def of(cls, arch: Architecture, mapping: str | Path | None, objective: str, dataflow: str | None,
@@ -96,15 +98,32 @@ class MappingContext:
         dense = {"a": 1.0, "b": 1.0, "c": 1.0}
         try:
             if self.mode == "scalesim":
-                counts = self.scalesim_counts(spec, pass_, batch, eb)
-                res = scalesim_result(counts, self.arch, eb, dens)
-                base = scalesim_result(counts, self.dense_arch, eb, dense)
+                nm = row.get("structured_nm") if pass_ == "forward" else None
+                nm = tuple(int(v) for v in nm.split(":")) if isinstance(nm, str) else None
+                counts = self.scalesim_counts(spec, pass_, batch, eb, nm)
+                # a compressed filter's words are its kept values: dense in the SRAM's format
+                res = scalesim_result(counts, self.arch, eb, {**dens, "b": 1.0} if nm else dens)
+                base = scalesim_result(self.scalesim_counts(spec, pass_, batch, eb) if nm else counts,
+                                       self.dense_arch, eb, dense)
             else:
                 res = self.choose(spec, shape, pass_, self.arch, eb, dens)
                 base = self.choose(spec, shape, pass_, self.dense_arch, eb, dense)
         except MappingError as exc:
             raise MappingError(f"layer {spec.name}, {pass_}: {exc}") from None
         out = dict(row)
+        if self.mode == "scalesim":  # SCALE-Sim's CALC mode is stall-free by construction
+            retime(self.arch, out, row["gemm_cycles"] - row["stall_cycles"], row["compute_cycles"], 0,
+                   row["dense_gemm_cycles"] - row["dense_stall_cycles"], row["dense_compute_cycles"], 0)
+        else:
+            scale = ratio(row["compute_cycles"], row["dense_compute_cycles"], 1.0)
+            t = self.timing(shape, pass_, self.arch, res, eb, scale)
+            tb = self.timing(shape, pass_, self.dense_arch, base, eb, 1.0)
+            quirk = 1 if self.arch.compute.microarchitecture == "systolic" and t.tiles else 0
+            retime(self.arch, out, t.total_cycles - quirk, round(t.array_cycles * scale),
+                   max(t.total_cycles - t.compute_cycles, 0), tb.total_cycles - quirk, tb.array_cycles,
+                   max(tb.total_cycles - tb.compute_cycles, 0))
+            out["mapper_gemm_cycles"] = res.cycles - quirk
+            out["dense_mapper_gemm_cycles"] = base.cycles - quirk
         old = _totals_of(self.arch, row)
         array_writes = self.mode == "scalesim"  # SCALE-Sim's own array-side ofmap writes: the replay's
         new = merge(self.arch, old, res, array_writes)
@@ -115,24 +134,42 @@ class MappingContext:
             out[f"{comp}_{op}{'' if kind == 'data' else '_metadata'}_{direction}_bytes"] = moved
         for comp in set(e_old) | set(e_new):
             out[f"energy_{comp}_pj"] = e_new.get(comp, 0.0)
-        out["energy_pj"] = row["energy_pj"] - sum(e_old.values()) + sum(e_new.values())
+        out["energy_pj"] = out["energy_pj"] - sum(e_old.values()) + sum(e_new.values())
         fixed_dense = self.fixed_dense_totals(spec, pass_, batch, eb)
         d_old = sum(traffic_energy(self.arch, fixed_dense).values())
         d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base, array_writes)).values())
-        out["dense_energy_pj"] = row["dense_energy_pj"] - d_old + d_new
+        out["dense_energy_pj"] = out["dense_energy_pj"] - d_old + d_new
         out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"], float("nan"))
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out
 
-    def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int,
-                        eb: dict[str, float]) -> ScalesimCounts:
-        """SCALE-Sim's DRAM words of this pass, cached per layer geometry within the run."""
+    def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float],
+                        nm: tuple[int, ...] | None = None) -> ScalesimCounts:
+        """SCALE-Sim's DRAM words of this pass (``nm``: its N:M filter compression), cached per
+        layer geometry within the run."""
         key = (spec.kind, spec.x_shape, spec.w_shape, spec.y_shape, spec.stride, spec.padding, spec.dilation,
-               spec.groups, pass_, batch, tuple(sorted(eb.items())))
+               spec.groups, pass_, batch, tuple(sorted(eb.items())), nm)
         if key not in self.scalesim_cache:
-            self.scalesim_cache[key] = layer_counts(spec, pass_, batch, self.arch, self.dataflow, eb)
+            self.scalesim_cache[key] = layer_counts(spec, pass_, batch, self.arch, self.dataflow, eb, nm)
         return self.scalesim_cache[key]
+
+    def timing(self, shape: ConvShape, pass_: str, arch: Architecture, res: NestResult, eb: dict[str, float],
+               scale: float) -> NestTiming:
+        """The chosen nest scheduled tile by tile (``nest_timing``), cached within the run."""
+        off = arch.off_chip.name
+        dram: dict[tuple[str, str], float] = {}
+        for (level, op, _kind, direction), moved in res.bytes.items():
+            if level == off:
+                dram[(op, direction)] = dram.get((op, direction), 0.0) + moved
+        key = (shape, pass_, id(arch), res.mapping, tuple(sorted(res.levels.items())),
+               tuple(sorted((k, round(v, 3)) for k, v in dram.items())), tuple(sorted(eb.items())),
+               round(scale, 9))
+        if key not in self.timings:
+            plan = nest_plan(shape, pass_, arch, res.mapping.tile, res.mapping.order, res.levels, dram, eb,
+                             self.dataflow or arch.compute.dataflow, scale)
+            self.timings[key] = nest_timing(plan, arch)
+        return self.timings[key]
 
     def elem_bytes(self, pass_: str) -> dict[str, float]:
         p = self.arch.compute.precision
@@ -146,6 +183,8 @@ class MappingContext:
             # costed at the exact ones: the footprints only shrink, so the choice still fits
             coarse = {op: min(1.0, math.ceil(d * 20 - 1e-9) / 20) for op, d in dens.items()}
             found = search(shape, pass_, arch, eb, coarse, self.objective, self.dataflow)
+            if self.objective == "latency":  # the estimate ranks; the schedule decides among the best
+                found = self.fastest(shape, pass_, arch, eb, coarse, found)
             if coarse == dens:
                 return found
             given = found.mapping
@@ -154,6 +193,20 @@ class MappingContext:
             return evaluate(shape, pass_, arch, NestMapping(tile, given.order), eb, dens, self.dataflow)
         except MappingError as exc:
             raise MappingError(f"{self.file.path}: {exc}") from None
+
+    def fastest(self, shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float],
+                dens: dict[str, float], found: NestResult) -> NestResult:
+        """Among the latency search's best mappings and the energy search's choice, the one whose
+        schedule ends first (ties: the earlier in that list): ``--objective latency`` never
+        reports more cycles than ``energy`` on the same machine."""
+        energy = search(shape, pass_, arch, eb, dens, "energy", self.dataflow)
+        best, best_cycles = found, None
+        for mp in (found.mapping, *found.runners_up, energy.mapping):
+            res = found if mp == found.mapping else evaluate(shape, pass_, arch, mp, eb, dens, self.dataflow)
+            cycles = self.timing(shape, pass_, arch, res, eb, 1.0).total_cycles
+            if best_cycles is None or cycles < best_cycles:
+                best, best_cycles = res, cycles
+        return best
 
     def fixed_dense_totals(self, spec: LayerSpec, pass_: str, batch: int,
                            eb: dict[str, float]) -> dict[tuple[str, str, str, str], float]:
@@ -178,14 +231,17 @@ def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float], res: 
     ``keep_array_writes``, also the array's writes into the output buffer); links are recomputed."""
     bufs = {op: name for op, (name, _) in buffers(arch).items()}
     links = {ln.name for ln in arch.links}
+    off = arch.off_chip.name
     keep = {}
     for (comp, op, kind, direction), moved in old.items():
-        if comp in links or comp == arch.off_chip.name:
+        if comp in links or comp == off:
             continue
         array_side = (op in ("a", "b") and direction == "read") or \
             (keep_array_writes and op == "c" and direction == "write")
         if comp == bufs.get(op) and not array_side:
             continue
+        if comp == bufs.get(op) and op == "c" and direction == "write":  # the array's writes only: not
+            moved -= old.get((off, "c", kind, "read"), 0.0)  # the old order's partial sums reloaded from DRAM
         keep[(comp, op, kind, direction)] = moved
     for (comp, op, kind, direction), moved in res.bytes.items():
         if comp == bufs.get(op) and op in ("a", "b") and direction == "read":
@@ -195,6 +251,30 @@ def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float], res: 
         keep[(comp, op, kind, direction)] = keep.get((comp, op, kind, direction), 0.0) + moved
     keep.update(link_totals(arch, keep))
     return keep
+
+
+def retime(arch: Architecture, out: dict[str, Any], gemm_cycles: int, compute_cycles: int, stall_cycles: int,
+           dense_gemm_cycles: int, dense_compute_cycles: int, dense_stall_cycles: int) -> None:
+    """Put a nest's schedule into a row: cycles (the GEMM or the vector unit, whichever is longer),
+    compute and stall cycles, leakage energy over the new time, utilization and speedup; the same
+    for the dense baseline."""
+    leak_pj_per_cycle = price(arch, "leakage", "total_mw") * 1e-3 / arch.clock_hz * 1e12
+    vec = int(out.get("vector_cycles", 0))
+    cycles = max(gemm_cycles, vec)
+    old_dense_gemm = out.get("dense_gemm_cycles", out["dense_cycles"])
+    dense_vec = out["dense_cycles"] if out["dense_cycles"] > old_dense_gemm else 0
+    dense_cycles = max(dense_gemm_cycles, dense_vec)
+    out["energy_pj"] += (cycles - out["cycles"]) * leak_pj_per_cycle
+    out["dense_energy_pj"] += (dense_cycles - out["dense_cycles"]) * leak_pj_per_cycle
+    if "energy_leakage_pj" in out:
+        out["energy_leakage_pj"] = cycles * leak_pj_per_cycle
+    out.update(cycles=int(cycles), gemm_cycles=int(gemm_cycles), compute_cycles=int(compute_cycles),
+               stall_cycles=int(stall_cycles), dense_cycles=int(dense_cycles),
+               dense_gemm_cycles=int(dense_gemm_cycles), dense_compute_cycles=int(dense_compute_cycles),
+               dense_stall_cycles=int(dense_stall_cycles))
+    out["speedup"] = dense_cycles / max(cycles, 1)
+    pes = arch.compute.rows * arch.compute.cols
+    out["utilization"] = out["actual_macs"] / max(cycles * pes, 1)
 
 
 def _parse(arch: Architecture, column: str) -> tuple[str, str, str, str] | None:

@@ -60,6 +60,10 @@ class _Context:
                  manifest: dict[str, Any]) -> None:
         self.arch, self.dataflow, self.backend, self.chunk = arch, dataflow, backend, chunk
         self.features = Features.of(arch)
+        # N:M per layer, as the trace declares it (a SCALE-Sim topology's Sparsity column, recorded by
+        # `trace synth --scalesim-topology`): an N:M machine compresses each layer at its own n:m
+        declared = manifest["method"].get("params", {}).get("nm") if self.features.nm else None
+        self.layer_nm = {str(k): (int(v[0]), int(v[1])) for k, v in (declared or {}).items()}
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.meta = {"dataflow": dataflow}
@@ -79,6 +83,15 @@ class _Context:
         single_pe = arch.compute.rows * arch.compute.cols == 1
         self.merge_sparse = free and (not self.features.pe_skip or single_pe) \
             and not any(f.format in ("csr", "csc") for f in arch.sparse.formats)
+
+
+def _features(ctx: _Context, spec: LayerSpec) -> Features:
+    """The machine's features for this layer: its declared N:M (``ctx.layer_nm``) if it has one."""
+    nm = ctx.layer_nm.get(spec.name)
+    if nm is None:
+        return ctx.features
+    rereads = nm[1] // nm[0] if ctx.arch.sparse.structured.ws_input_rereads else 1
+    return replace(ctx.features, nm=nm, input_rereads=rereads)
 
 
 def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
@@ -169,10 +182,12 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
     eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
     # output-stationary per-PE skipping multiplies row slabs of the operands (cast to float32 a slab
     # at a time): the im2col is gathered column-major, its faster order
-    os_pe = ctx.features.pe_skip and not ctx.features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
+    features = _features(ctx, spec)
+    os_pe = features.pe_skip and not features.nm and (ctx.dataflow or arch.compute.dataflow) == "os"
     max_tiles = _chunk_tiles(ctx, spec, pass_, batch, eb)
     groups = operands(spec, pass_, masks, cache, "F" if os_pe else "C")
     bufs = buffers(arch)
+    ran_nm = None  # the N:M the array ran b compressed at, if it did
     sparse, dense = [], []  # per group: (a, b, need, mapping, residency) as run; (mapping, residency) dense
     for g in groups:
         m, k, n = g.dims
@@ -182,9 +197,10 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             raise MappingError(f"layer {spec.name}, {pass_} ({m}×{k}×{n}): {exc}") from None
         res = _residency(mp, eb, bufs)
         a, b, mp_run, res_run = g.a, g.b, mp, res
-        nm = ctx.features.nm
+        nm = features.nm
         if nm and OPERAND_KIND[pass_]["b"] == "weight" and is_nm(g.b, *nm):
             a, b = nm_compress(g.a, g.b, *nm)  # the array runs M × K' × N (K' ≈ K·n/m)
+            ran_nm = nm
             mp_run = map_gemm(m, b.shape[0], n, arch, ctx.dataflow, eb, ctx.chunk)
             res_run = _residency(mp_run, eb, bufs)
         sparse.append((a, b, g.need, mp_run, res_run))
@@ -200,13 +216,15 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
                              vec.offchip_write_bytes + t.offchip_write_bytes)
     timer = _timer(ctx, eb, [(mp, res) for *_, mp, res in sparse], dense_baseline=False)
     for a, b, need, mp, res in sparse:
-        for t in _tile_chunks(a, b, need, mp, ctx.features, res, max_tiles, ctx.merge_sparse, memo):
+        for t in _tile_chunks(a, b, need, mp, features, res, max_tiles, ctx.merge_sparse, memo):
             timer.add(t)
     out = timer.row(vec)
     base = _baseline(ctx, pass_, out, vec is base_vec, eb, base_vec, dense,
                      max_tiles)
     row = _compare(ctx, pass_, out, base)
     row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
+    if ran_nm is not None:
+        row["structured_nm"] = f"{ran_nm[0]}:{ran_nm[1]}"
     return row
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from archs import Architecture
 from traces.layer import LayerSpec
 
 from .mapper import NestMapping, NestResult, per_element
 from .mapping import buffers
 from .scalesim_buffers import dram_reads, dram_writes, window_words
-from .scalesim_demand import demand, folds, operand_addresses
+from .scalesim_demand import Gemm, demand, folds, operand_addresses
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,14 @@ def buffer_words(arch: Architecture, eb: dict[str, float]) -> dict[str, int]:
 
 
 def layer_counts(spec: LayerSpec, pass_: str, batch: int, arch: Architecture, dataflow: str,
-                 eb: dict[str, float]) -> ScalesimCounts:
+                 eb: dict[str, float], nm: tuple[int, int] | None = None) -> ScalesimCounts:
     """SCALE-Sim's DRAM words of one pass of ``spec`` for ``batch`` samples on ``arch``'s array
-    (every group an identical SCALE-Sim layer of its own)."""
+    (every group an identical SCALE-Sim layer of its own); ``nm``: the filter is N:M-compressed
+    as SCALE-Sim's ``[sparsity]`` does it (:func:`nm_gemm`)."""
     rows, cols = arch.compute.rows, arch.compute.cols
     gemm = operand_addresses(spec, pass_, batch)
+    if nm is not None:
+        gemm = nm_gemm(gemm, *nm)
     words = buffer_words(arch, eb)
     groups = spec.groups
     space = {op: gemm.space(op) for op in ("a", "b")}
@@ -77,6 +82,20 @@ def layer_counts(spec: LayerSpec, pass_: str, batch: int, arch: Architecture, da
     writes = groups * dram_writes(cycles, c_words, cols)
     rf, cf = folds(dataflow, rows, cols, gemm)
     return ScalesimCounts(dataflow, rf, cf, words, reads, writes)
+
+
+def nm_gemm(gemm: Gemm, n: int, m: int) -> Gemm:
+    """The GEMM SCALE-Sim 3.0.0 runs for an ``n:m`` filter (``compute/operand_matrix.py``,
+    ``OptimizedMapping: false``): its fixed pattern keeps the first ``n`` of every ``m`` reduction
+    indices (its im2col order: filter row, filter column, channel), the same for every filter; the
+    filter matrix keeps those rows (``K' × N``) and the ifmap matrix those columns (``M × K'``), each
+    element at its own address, and everything runs as a dense GEMM ``M × K' × N``. Which values a
+    trace's masks keep does not change these counts: they are SCALE-Sim's model, not the masks'."""
+    kept = np.flatnonzero(np.arange(gemm.k) % m < n)
+    a_rows, a_cols = gemm.parts["a"]
+    b_rows, b_cols = gemm.parts["b"]
+    parts = {"a": (a_rows, a_cols[kept]), "b": (b_rows[kept], b_cols), "c": gemm.parts["c"]}
+    return Gemm(gemm.m, len(kept), gemm.n, parts)
 
 
 def result(counts: ScalesimCounts, arch: Architecture, eb: dict[str, float],
@@ -105,4 +124,4 @@ def result(counts: ScalesimCounts, arch: Architecture, eb: dict[str, float],
     return NestResult(NestMapping((1, 1, 1, 1, 1)), counts.notation, "scalesim", 0.0, 0, dram, moved)
 
 
-__all__ = ["ScalesimCounts", "buffer_words", "layer_counts", "result"]
+__all__ = ["ScalesimCounts", "buffer_words", "layer_counts", "nm_gemm", "result"]

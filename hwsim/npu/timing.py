@@ -63,7 +63,7 @@ class PassTimer:
         for key, moved in tr.totals.items():
             self.totals[key] += moved
         if not self.free:
-            dma, wb = _transfers(self.arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
+            dma, wb = transfers(self.arch, tr.offchip_read_per_tile, tr.offchip_write_per_tile, len(compute))
             self.sched.feed(compute, dma, wb)
         s = self.sums
         s["compute_cycles"] += int(t.compute_cycles.sum())
@@ -144,7 +144,7 @@ def buffer_bytes_per_cycle(arch: Architecture) -> float:
     return sum(bws) / arch.clock_hz
 
 
-def _transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarray,
+def transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarray,
                n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-tile DMA-in and write-back cycles over the off-chip channels; reads on different
     channels overlap."""

@@ -59,6 +59,10 @@ def test_timeloops_own_mapping_gives_its_dram_count_in_the_loop_nest():
 
 
 def test_fixed_order_im2col_traffic_is_what_the_mapper_removes(rows):
-    """The fixed order fetches the im2col input from DRAM (9/4 of the raw input here): far off."""
+    """The fixed order fetches the im2col input from DRAM (9/4 of the raw input here): far off. The
+    searched row is timed by its own nest: its tiles' folds each pay the fill and drain (306 cycles
+    more than the one-tile fixed order here), and with no DRAM bandwidth limit the schedule is the
+    mapper's closed form to the cycle."""
     assert accesses(rows["fixed"], "dram") > 2 * TIMELOOP["dram"]
-    assert rows["search"]["cycles"] == rows["fixed"]["cycles"]
+    assert rows["search"]["gemm_cycles"] == rows["search"]["mapper_gemm_cycles"]
+    assert rows["search"]["cycles"] > rows["fixed"]["cycles"]

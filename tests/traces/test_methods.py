@@ -10,7 +10,7 @@ import pytest
 
 import traces
 from traces import TraceFormatError
-from traces.methods.dsg import projection_dim
+from traces.dsg_ops import projection_dim
 from traces.paper_stats import dsg_stats, dst_stats, mlevel_stats
 from traces.training import train
 from traces.validate import validate

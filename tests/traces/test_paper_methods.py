@@ -228,9 +228,32 @@ def test_dst_thresholds_stay_finite_under_a_huge_alpha():
     r = train(method="dst", epochs=2, lr=0.5, method_params={"alpha": 50.0, "collapse_reset": False})
     for layer in r.method.layers.values():
         t = layer.threshold.detach()
-        ceiling = layer.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + 1
+        ceiling = layer.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + 1 + 1e-3
         assert torch.isfinite(t).all() and (t <= ceiling + 1e-6).all()
     assert r.method.density() < 0.05  # the regularizer did push (everything, here) out
+
+
+def test_dst_threshold_clamp_changes_no_gradient():
+    from traces.methods import make_method
+    from traces.models import build_model
+
+    m = make_method("dst", "digits", "mlp")
+    net = m.prepare(build_model("mlp", (64,), 10))
+    layer = m.layers["fc1"]
+    with torch.no_grad():
+        layer.threshold[0] = 100.0  # row 0 fully masked, far outside the estimator's support
+    grads = []
+    for clamp in (False, True):
+        if clamp:
+            layer.clamp_threshold()
+            top = layer.weight.detach()[0].abs().max()
+            assert float(layer.threshold.detach()[0]) == pytest.approx(float(top) + 1.001)
+        net.zero_grad()
+        x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
+        net(x).pow(2).mean().backward()  # the task loss only (no α term)
+        grads.append((layer.weight.grad[0].clone(), layer.threshold.grad[0].clone()))
+    for w_grad, t_grad in grads:  # before and after the clamp: no gradient reaches row 0
+        assert (w_grad == 0).all() and t_grad == 0
 
 
 def tamper(trace_dir, edit) -> None:
@@ -315,3 +338,27 @@ def test_uniform_allocation_keeps_every_layer_at_the_level():
     for lv, target in zip(r.evaluation["levels"], (0.05, 0.15), strict=True):
         for density in lv["layer_densities"].values():
             assert abs(density - target) < 0.01
+
+
+def test_nm_channel_grouping_is_the_official_sr_ste_grouping(tmp_path):
+    import traces
+    from traces.validate import validate
+
+    r = train(method="nm", model="vgg8", epochs=1, max_batches=3, every=1, out=tmp_path / "t",
+              method_params={"grouping": "channels"})
+    tr = traces.load(tmp_path / "t")
+    assert validate(tr).iterations == 3
+    layer = r.method.layers["conv2"]  # 16 input channels, 3×3
+    w = layer.nm_mask().numpy()  # (Kout, C, R, S)
+    per_position = w.reshape(w.shape[0], w.shape[1] // 4, 4, 3, 3).sum(axis=2)  # 4 channels per group
+    assert (per_position == 2).all()  # exactly 2 of every 4 input channels, at every kernel position
+    along_kr = w.reshape(w.shape[0], -1).reshape(w.shape[0], -1, 4).sum(axis=2)
+    assert (along_kr > 2).any()  # not 2:4 in the (C, R, S) order: the grouping really differs
+
+
+def test_mlevel_dense_classifier_is_shared_and_frozen_while_levels_grow():
+    r = train(method="mlevel", epochs=4, method_params={"dense_last": True})
+    assert "out" not in r.method.layers and list(r.method.layers) == ["fc1", "fc2"]
+    classifier = r.method.shared[0]
+    assert not any(p.requires_grad for p in classifier.parameters())  # frozen in the last (grow) phases
+    assert r.method.params["reroute_training"] is False  # the paper's procedure by default

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -76,3 +78,19 @@ def test_resume_runs_only_what_is_missing(tmp_path, capsys):
     assert [line.split(":")[0] for line in ran] == [f"done dsg-mlp γ={g} seed 0" for g in (0.5, 0.8, 0.9)]
     results = json.loads((second / "reproduction.json").read_text())
     assert results[0] == kept and len(results) == 4 and not any(r.get("skipped") for r in results)
+
+
+def test_methods_side_by_side_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("compare_methods", REPO / "scripts" / "compare_methods.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--smoke", "--out", str(tmp_path), "--methods", "dense,snfs,topkast"]) == 0
+    results = {r["method"]: r for r in json.loads((tmp_path / "methods_compare.json").read_text())}
+    assert results["dense"]["dw_needed_fraction"] == 1.0 and results["snfs"]["dw_needed_fraction"] == 1.0
+    assert results["topkast"]["dw_needed_fraction"] == pytest.approx(0.2, abs=0.01)  # its backward set B
+    for r in results.values():
+        assert set(r["families"]) == {"edge-npu", "gpu-a100", "reram-isaac"}
+        for fam in r["families"].values():
+            assert fam["all"]["cycles"] > 0 and fam["all"]["dense_cycles"] > 0
+    text = (tmp_path / "methods_compare.md").read_text()
+    assert "| topkast | 0.100 |" in text and "gpu-a100: speedup" in text

@@ -1,4 +1,5 @@
-"""The sparse training methods (imports torch): dense, DSG, DST, multi-level and N:M (SR-STE)."""
+"""The sparse training methods (imports torch): dense, DSG, DST, multi-level, N:M (SR-STE), and the
+baselines SET, RigL, SNFS (sparse momentum), gradual magnitude pruning and Top-KAST."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from typing import Any
 from .base import Method, Phase, accuracy
 from .dsg import DSG
 from .dst import DST
+from .gmp import GMP
 from .mlevel import MultiLevel
 from .nm import NM
+from .prune_regrow import SET, SNFS, RigL
+from .topkast import TopKAST
 
 METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "mlevel": MultiLevel,
-                                 "nm": NM}
+                                 "nm": NM, "set": SET, "rigl": RigL, "snfs": SNFS, "gmp": GMP,
+                                 "topkast": TopKAST}
+BASELINES = ("set", "rigl", "snfs", "gmp", "topkast")  # the field's weight-sparsity baselines
 
 
 def make_method(name: str, dataset: str = "digits", model: str | None = None, **params: Any) -> Method:
@@ -22,4 +28,5 @@ def make_method(name: str, dataset: str = "digits", model: str | None = None, **
     return METHODS[name](dataset=dataset, model=model, **params)
 
 
-__all__ = ["DSG", "DST", "METHODS", "NM", "Method", "MultiLevel", "Phase", "accuracy", "make_method"]
+__all__ = ["BASELINES", "DSG", "DST", "GMP", "METHODS", "NM", "SET", "SNFS", "Method", "MultiLevel", "Phase",
+           "RigL", "TopKAST", "accuracy", "make_method"]

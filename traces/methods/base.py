@@ -70,6 +70,13 @@ class Method:
         """Optimizer parameter groups: every trainable parameter with ``weight_decay``."""
         return [{"params": self.trainable(), "weight_decay": weight_decay}]
 
+    def attach_optimizer(self, opt: torch.optim.Optimizer) -> None:
+        """The trainer's optimizer, given after every (re)creation (methods that read or clear
+        its momentum keep it)."""
+
+    def begin_training(self, total_iterations: int, iterations_per_epoch: int) -> None:
+        """The run's length in optimizer steps, before the first step (schedules need it)."""
+
     def before_step(self) -> None:
         """Called before every training iteration's forward pass (multi-level draws its route)."""
 

@@ -37,28 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dsg_ops import K_RULES, projection_additions, projection_dim, selection_compares
 from ..models import Model
 from ..recorder import active_recorder, bookkeeping
 from .base import Method, clone_as, swap_module
 
 SELECTIONS = ("drs", "oracle", "random")
-
-
-def projection_dim(d: int, eps: float) -> int:
-    """JL dimension ``k = floor(ln(d + 1) / ε²)``, at least 1 and at most ``d``."""
-    return max(1, min(d, math.floor(math.log(d + 1) / eps**2)))
-
-
-def projection_additions(rows: int, n_out: int, d: int, k: int) -> int:
-    """Additions to project ``rows`` input rows and ``n_out`` weight columns (length ``d``) to
-    ``k`` dimensions with a dense-counted ternary ``k×d`` matrix: ``(rows + n_out)·d·k``."""
-    return (rows + n_out) * d * k
-
-
-def selection_compares(rows: int, n_out: int, kept: int, topks: int) -> int:
-    """Compares to select: every row's ``n_out`` scores against a threshold, plus ``topks`` heap
-    top-k searches of ``n_out·⌈log2(kept + 1)⌉`` compares each."""
-    return rows * n_out + topks * n_out * math.ceil(math.log2(kept + 1))
 
 
 def ternary_projection(k: int, d: int, s: int, generator: torch.Generator) -> torch.Tensor:
@@ -74,10 +58,10 @@ class _DSGLayer:
     """Mixed into Conv2d/Linear subclasses: selects outputs, masks them and their gradient."""
 
     def setup_dsg(self, gamma: float, eps: float, selection: str, share_threshold: bool, s: int,
-                  seed: int) -> None:
+                  seed: int, k_rule: str = "ln-d") -> None:
         self.gamma, self.selection_rule, self.share_threshold = gamma, selection, share_threshold
         d = self.weight[0].numel()
-        self.proj_k = projection_dim(d, eps)
+        self.proj_k = projection_dim(d, eps, k_rule)
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("proj", ternary_projection(self.proj_k, d, s, gen), persistent=False)
         self._gen = gen
@@ -173,6 +157,8 @@ class DSG(Method):
         "share_threshold": False,  # the paper's inter-sample threshold sharing (kept count approximate)
         "s": 3,  # projection sparsity: entries ±√s with probability 1/(2s)
         "dense_first": False,  # keep the first layer dense too (the classifier always is)
+        "k_rule": "ln-d",  # ln-d: floor(ln(d+1)/ε²); achlioptas: ceil(4 ln(d+1)/(ε²/2 − ε³/3)) (dsg_ops)
+        "masks": "double",  # double: the mask on the GEMM output and again after BN (DMS); single: first only
         "seed": 0,
     }
 
@@ -184,6 +170,10 @@ class DSG(Method):
             raise ValueError(f"dsg: eps must be > 0, got {p['eps']}")
         if p["selection"] not in SELECTIONS:
             raise ValueError(f"dsg: selection must be one of {SELECTIONS}, got {p['selection']!r}")
+        if p["k_rule"] not in K_RULES:
+            raise ValueError(f"dsg: k_rule must be one of {K_RULES}, got {p['k_rule']!r}")
+        if p["masks"] not in ("double", "single"):
+            raise ValueError(f"dsg: masks must be 'double' (DMS) or 'single', got {p['masks']!r}")
 
     def prepare(self, model: Model) -> Model:
         p = self.params
@@ -196,10 +186,10 @@ class DSG(Method):
                 raise ValueError(f"dsg: {b.name} is a grouped conv; DSG selection needs groups=1")
             new = clone_as(DSGConv2d if isinstance(b.gemm, nn.Conv2d) else DSGLinear, b.gemm)
             new.setup_dsg(p["gamma"], p["eps"], p["selection"], p["share_threshold"], p["s"],
-                          p["seed"] * 1000 + i)
+                          p["seed"] * 1000 + i, p["k_rule"])
             swap_module(model, b.name, new)
             self.layers[b.name] = new
-            if b.bn is not None:  # double-mask selection: the same mask on the BN output
+            if b.bn is not None and p["masks"] == "double":  # DMS: the same mask on the BN output
                 b.bn.register_forward_hook(_dms_hook(new))
         return super().prepare(model)
 

@@ -18,12 +18,17 @@ paper's data set they stand in for. The paper's Table 1 per-row α is in its unr
 
 Weight decay: the official CIFAR code gives every parameter, thresholds included, the SGD weight
 decay of 1e-4 (MNIST: 0); ``threshold_weight_decay=True`` (default) does the same, ``False`` exempts
-the thresholds. Finite thresholds: the official code has no guard (a threshold can grow without
-bound and, with a large α and learning rate, overflow). Ours clamps each threshold after every
-step to at most ``max|W_row| + 1``: above ``max|W_row|`` the row is fully masked and, past ``+1``,
-the surrogate derivative is 0 for every weight of the row, so the clamp changes neither the mask
-nor the task gradient, only how far α's term can push. A non-finite threshold (NaN/inf) raises,
-and a trace holding one fails validation (traces/invariants.py).
+the thresholds.
+
+Finite thresholds: the official code has no guard (a threshold can grow without bound and, with a
+large α and learning rate, overflow). Ours clamps each threshold after every step to at most
+``max|W_row| + 1 + 1e-3`` (:data:`CLAMP_MARGIN`): there the whole row is masked and every
+``|q| = |W| − t`` exceeds 1, where the surrogate derivative is 0, so the clamp itself changes
+neither the mask nor any gradient at that step. (An earlier ceiling of exactly ``max|W_row| + 1``
+did change gradients: the row's largest weight then sat at ``|q| = 1``, where the estimator is
+still 0.4.) It does change the run against the official code: it bounds how far α can push a
+fully masked row, so such a row can come back sooner than it would there. A non-finite threshold
+(NaN/inf) raises, and a trace holding one fails validation (traces/invariants.py).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from torch import nn
 from ..models import Model
 from ..recorder import active_recorder
 from .base import Method, clone_as, swap_module
+
+CLAMP_MARGIN = 1.0 + 1e-3  # threshold ceiling above max|W_row|: past the estimator's support (|q| ≤ 1)
 
 
 class BinaryStep(torch.autograd.Function):
@@ -60,13 +67,13 @@ class _DSTLayer:
     """Mixed into Conv2d/Linear subclasses: thresholded weights, mask statistics for the trace."""
 
     def clamp_threshold(self) -> None:
-        """Keep thresholds finite and at most ``max|W_row| + 1`` (see the module doc)."""
+        """Keep thresholds finite and at most ``max|W_row| + CLAMP_MARGIN`` (see the module doc)."""
         with torch.no_grad():
             t = self.threshold
             if not torch.isfinite(t).all():
                 raise FloatingPointError(f"dst: a threshold became non-finite ({t[~torch.isfinite(t)][0]}); "
                                          "lower --alpha or --lr")
-            ceiling = self.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + 1
+            ceiling = self.weight.detach().abs().reshape(len(t), -1).amax(dim=1) + CLAMP_MARGIN
             torch.minimum(t, ceiling, out=t)
 
     def setup_dst(self, collapse_reset: bool, collapse_ratio: float) -> None:

@@ -14,7 +14,9 @@ weights (the small conv layers) stay denser than the big FC layers, so a level's
 differs from its weight fraction, as in the paper (13.38 % of the weights but 14.97 % of the
 FLOPs). ``"uniform"`` gives every layer the level's density (FLOPs % = weights %).
 
-Rerouting-aware growth (``reroute_training``, default on): rerouting runs the first r layers at
+Rerouting-aware growth (``reroute_training``, default **off**) is this project's own addition,
+not from the paper or its patent (neither describes how rerouted configurations are trained):
+rerouting runs the first r layers at
 the denser level and the rest at the sparser one, so the grown weights of layer i must work with
 sparse layers downstream, a configuration pure-level training never shows them (untrained, such
 mixes scored below both pure levels). While level k grows (its grow and fit phases), every
@@ -142,7 +144,8 @@ class MultiLevel(Method):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "levels": (0.05, 0.15),  # weight density per level, sparsest first (reference §3.4 / E5)
         "allocation": "global",  # per-layer densities: global magnitude ranking, or uniform
-        "reroute_training": True,  # train the mixed-level (rerouted) configurations while growing
+        "reroute_training": False,  # ours, not the paper's: train the rerouted mixes while growing
+        "dense_last": False,  # keep the classifier dense at every level (as official ResNet codes do)
         "seed": 0,
     }
 
@@ -159,8 +162,11 @@ class MultiLevel(Method):
 
     def prepare(self, model: Model) -> Model:
         self.layers: dict[str, _LevelLayer] = {}
-        self.bns = [b.bn for b in model.blocks() if b.bn is not None]
-        for b in model.blocks():
+        blocks = [b for b in model.blocks() if not (b.classifier and self.params["dense_last"])]
+        # a dense classifier is shared by every level: frozen with the core while levels grow
+        self.shared = [b.gemm for b in model.blocks() if b.classifier and self.params["dense_last"]]
+        self.bns = [b.bn for b in blocks if b.bn is not None]
+        for b in blocks:
             new = clone_as(LevelConv2d if isinstance(b.gemm, nn.Conv2d) else LevelLinear, b.gemm)
             new.setup_levels()
             new.bn = b.bn
@@ -213,8 +219,8 @@ class MultiLevel(Method):
         for layer in self.layers.values():
             if layer.bias is not None:
                 layer.bias.requires_grad_(not frozen)
-        for bn in self.bns:
-            for p in bn.parameters():
+        for module in [*self.bns, *self.shared]:
+            for p in module.parameters():
                 p.requires_grad_(not frozen)
 
     def before_step(self) -> None:
@@ -289,5 +295,6 @@ class MultiLevel(Method):
                 "pruning": f"magnitude, {self.params['allocation']} allocation",
                 "allocation": self.params["allocation"],
                 "reroute_training": bool(self.params["reroute_training"]), "seed": self.params["seed"],
+                "dense_last": bool(self.params["dense_last"]),
                 "frozen_in_growth": ["core weights", "biases", "bn affine"],
                 "bn_running_stats": "per level", "layers": list(self.layers)}

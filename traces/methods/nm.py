@@ -3,8 +3,11 @@
 Every step, for every pruned Conv2d/Linear layer, the mask ``M`` keeps the ``n`` largest
 magnitudes of every group of ``m`` consecutive weights along ``Kr`` (``traces.structured``'s
 convention: a weight ``(Kout, C/g, R, S)`` is the matrix ``(Kout, Kr)``), recomputed from the
-current dense weights ``W`` before the forward. The update rule (sparse-refined straight-through
-estimator) is::
+current dense weights ``W`` before the forward. ``grouping="channels"`` forms the groups along
+input channels at each kernel position instead, as the official SR-STE code (aojunzz/NM-sparsity)
+and NHWC 2:4 kernels do; the default stays ``"kr"`` because the simulator's im2col (and so its GPU
+2:4 check) orders ``Kr`` as ``(C, R, S)`` — docs/methods.md lists this as a deviation. The
+update rule (sparse-refined straight-through estimator) is::
 
     forward:   W̃ = W ⊙ M                                  (the GEMMs use W̃ only)
     backward:  ∇W = ∇W̃ + λ_W · (¬M ⊙ W)                  (straight through to all of W,
@@ -53,8 +56,8 @@ class SRSTE(torch.autograd.Function):
 class _NMLayer:
     """Mixed into Conv2d/Linear subclasses: an N:M mask recomputed from |W| at every forward."""
 
-    def setup_nm(self, n: int, m: int, transposable: bool, decay: float) -> None:
-        self.nm, self.transposable, self.decay = (n, m), transposable, decay
+    def setup_nm(self, n: int, m: int, transposable: bool, decay: float, grouping: str = "kr") -> None:
+        self.nm, self.transposable, self.decay, self.grouping = (n, m), transposable, decay, grouping
         self.register_buffer("prev_mask", torch.ones_like(self.weight, dtype=torch.bool), persistent=False)
 
     def nm_mask(self) -> torch.Tensor:
@@ -63,7 +66,7 @@ class _NMLayer:
         score = self.weight.detach().abs().cpu().numpy()
         groups = getattr(self, "groups", 1)
         mask = structured.transposable_mask(score, n, m, groups) if self.transposable \
-            else structured.nm_mask(score, n, m)
+            else structured.nm_mask(score, n, m, self.grouping)
         return torch.from_numpy(mask).to(self.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +87,7 @@ class _NMLayer:
         mag = self.weight.detach().abs()
         stats: dict[str, Any] = {
             "kept_fraction": round(float(mask.float().mean()), 6),
-            "nm_fraction": structured.nm_fraction(structured.weight_matrix(m_np), n, m),
+            "nm_fraction": structured.nm_fraction(structured.grouped_matrix(m_np, self.grouping), n, m),
             "flips_on": int((mask & ~self.prev_mask).sum()),
             "flips_off": int((~mask & self.prev_mask).sum()),
             "pruned_magnitude_fraction": round(float(mag[~mask].sum() / mag.sum().clamp(min=1e-30)), 6),
@@ -114,6 +117,7 @@ class NM(Method):
         "decay": 2e-4,  # λ_W, the SR-STE decay on pruned weights (paper: 2e-4)
         "dense_first": False,  # keep the first GEMM layer dense
         "dense_last": False,  # keep the classifier dense
+        "grouping": "kr",  # N:M groups along Kr in (C, R, S) order, or "channels" (official SR-STE)
     }
 
     def check_params(self) -> None:
@@ -122,6 +126,12 @@ class NM(Method):
             structured.check_nm(p["n"], p["m"])
         except ValueError as exc:
             raise ValueError(f"nm: {exc} (options n/--nm-n, m/--nm-m)") from None
+        if p["grouping"] not in structured.GROUPINGS:
+            raise ValueError(f"nm: grouping (--nm-group) must be one of {structured.GROUPINGS}, "
+                             f"got {p['grouping']!r}")
+        if p["grouping"] == "channels" and p["transposable"]:
+            raise ValueError("nm: transposable masks are built along Kr; "
+                             "use grouping 'kr' with --transposable")
         if not p["decay"] >= 0:
             raise ValueError(f"nm: decay (λ_W, --nm-decay) must be >= 0, got {p['decay']}; "
                              "the paper uses 2e-4")
@@ -134,7 +144,7 @@ class NM(Method):
             if (i == 0 and p["dense_first"]) or (b.classifier and p["dense_last"]):
                 continue
             new = clone_as(NMConv2d if isinstance(b.gemm, nn.Conv2d) else NMLinear, b.gemm)
-            new.setup_nm(p["n"], p["m"], p["transposable"], p["decay"])
+            new.setup_nm(p["n"], p["m"], p["transposable"], p["decay"], p["grouping"])
             swap_module(model, b.name, new)
             self.layers[b.name] = new
         return super().prepare(model)

@@ -1,0 +1,253 @@
+"""Timing of a loop nest: the tiles of one mapping in loop order through the timing back end.
+
+A mapping (``hwsim.npu.mapper``: a buffer tile, a DRAM loop order, a residency level per operand)
+runs ``Π trips`` tiles per group, in its loop order (outermost first, mixed radix). Per tile:
+
+- **compute**: the tile's GEMM on the array with SCALE-Sim's folds (``loopnest.array_counts``:
+  every fold pays its fill and drain), or the staging buffers' feed time when that is longer
+  (their ``bandwidth_bytes_per_s``), times ``compute_scale`` (a sparse replay's compute ratio);
+- **DMA-in**: an operand's slice is loaded at the tiles where a relevant loop outside its
+  residency level turns (tile ``i`` with ``i mod inner = 0``, ``inner`` the product of the trips
+  inside the innermost relevant turning loop); the written operand's slice is read back only on
+  a revisit (a reduction loop outside it has turned: partial sums);
+- **write-back**: the written operand's slice at the last tile of each visit.
+
+Each operand's DRAM bytes (``NestResult.bytes``: data and metadata, spills at the dense size) are
+spread evenly over its events, so the totals are the nest's to the byte. The DMA and write-back
+cycles come from the off-chip channels (``timing.transfers``), and the back end
+(``hwsim.engines``) schedules DMA-in → compute → write-back with two buffer slots when every
+staging buffer in use is double-buffered (the next tile loads while this one computes), one
+otherwise; the channel is shared when the write-back travels on a read's channel.
+
+:func:`estimate` is the mapper's closed form of the same schedule (per candidate, no loop):
+exact when no transfer takes time, and a bound-based estimate otherwise (``docs/mapping.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from archs import Architecture
+
+from ..engines import scheduler
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, tile_gemm
+from .mapping import buffers
+from .timing import buffer_bytes_per_cycle, shares_channel, transfer_free, transfers
+
+CHUNK_TILES = 1 << 20  # tiles generated and fed to the scheduler at once
+
+
+@dataclass(frozen=True)
+class NestTiming:
+    """The schedule of one mapping (all groups): cycles as the back end ends it."""
+
+    total_cycles: int  # the last compute or write-back end
+    compute_cycles: int  # Σ per-tile compute (array or feed, scaled)
+    array_cycles: int  # Σ per-tile array cycles (folds × (fill + streamed length)), unscaled
+    tiles: int
+    slots: int
+
+
+def slots_of(arch: Architecture) -> int:
+    """Buffer slots per side: 2 when every staging buffer is double-buffered, else 1."""
+    names = {name for name, _ in buffers(arch).values() if name}
+    return 2 if names and all(arch.memory(n).double_buffered for n in names) else 1
+
+
+def _events(shape: ConvShape, tile: tuple[int, ...], order: tuple[str, ...], tensor: str,
+            level: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(trips in order, inner, first_mask)``: a slice of ``tensor`` at residency ``level`` is
+    loaded at tiles ``i`` with ``i mod inner == 0``; ``first_mask`` (bool per position) marks the
+    loops whose index must be 0 for that load to be the slice's first visit (the loops outside
+    the innermost relevant turning one that do not index the tensor)."""
+    pos = [DIMS.index(d) for d in order]
+    trips = np.array([shape.dims[p] // tile[p] for p in pos], np.int64)
+    rel = np.array([RELEVANT[tensor][p] for p in pos])
+    active = [q for q in range(min(level, 5)) if rel[q] and trips[q] > 1]
+    p = active[-1] if active else -1
+    inner = int(np.prod(trips[p + 1:])) if p >= 0 else int(np.prod(trips))
+    first_mask = np.array([q < p and not rel[q] and trips[q] > 1 for q in range(5)])
+    return trips, inner, first_mask
+
+
+@dataclass(frozen=True)
+class NestPlan:
+    """What every tile of a nest does, in closed form: compute cycles (the same for every tile),
+    and per operand the period of its loads (``inner``), the loops that mark a revisit and the
+    bytes one event moves."""
+
+    tiles_per_group: int
+    groups: int
+    compute: int  # cycles per tile
+    array_cycles: int  # the array's cycles per tile (unscaled)
+    inner: dict[str, int]  # operand -> a slice loads at tiles i with i mod inner == 0
+    strides: np.ndarray  # (5,) tiles per step of the loop at each position (c's order)
+    trips: np.ndarray  # (5,) trips of the loops in order
+    revisit_loops: np.ndarray  # (5,) bool: a c load with one of these loops past 0 is a revisit
+    per_event: dict[str, float]  # bytes per event: "a", "b" (reads), "c" (partial-sum reads), "c_write"
+
+    @property
+    def total(self) -> int:
+        return self.tiles_per_group * self.groups
+
+    def _revisit(self, i: np.ndarray) -> np.ndarray:
+        """Whether a load of the written operand at tile ``i`` (within its group) is a revisit."""
+        revisit = np.zeros(len(i), bool)
+        for q in np.flatnonzero(self.revisit_loops):
+            revisit |= (i // self.strides[q]) % self.trips[q] > 0
+        return revisit
+
+    def chunk(self, start: int, stop: int,
+              prefetch: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Tiles ``start..stop-1`` (loop order, groups one after the other): compute cycles,
+        off-chip read bytes per operand, write-back bytes; each ``(stop - start,)``.
+
+        ``prefetch`` (double-buffered staging buffers): a slice is loaded while the slice before it
+        is in use — the bytes of the load at tile ``e`` are spread evenly over the ``inner`` tiles
+        before ``e`` — and a visit's write-back drains over the next visit's tiles; only the first
+        loads (tile 0) and the last write-back stay whole. Without it every load and write-back
+        happens at its own tile."""
+        if prefetch:
+            return self._prefetched(np.arange(start, stop, dtype=np.int64))
+        i = np.arange(start, stop, dtype=np.int64) % self.tiles_per_group
+        reads = {o: np.where(i % self.inner[o] == 0, self.per_event[o], 0.0) for o in "ab"}
+        load_c = i % self.inner["c"] == 0
+        if self.per_event["c"]:
+            if self.revisit_loops.any():
+                reads["c"] = np.where(load_c & self._revisit(i), self.per_event["c"], 0.0)
+            else:  # halo read-modify-writes only (backward-data): with every visit's load
+                reads["c"] = np.where(load_c, self.per_event["c"], 0.0)
+        writes = np.where((i + 1) % self.inner["c"] == 0, self.per_event["c_write"], 0.0)
+        return np.full(len(i), self.compute, np.int64), reads, writes
+
+    def _prefetched(self, g: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """``chunk(prefetch=True)``: the load due at tile ``e`` streams in with the DMAs of tiles
+        ``e - inner + 1 .. e`` (each overlaps the compute of the tile before it); the write-back of
+        a visit ending at tile ``x`` drains with tiles ``x .. x + inner - 1``."""
+        total, first = self.total, g == 0
+        reads = {}
+        for o in "abc":
+            period, per = self.inner[o], self.per_event[o]
+            if not per:
+                continue
+            due = (g + period - 1) // period * period  # the load whose stream this tile's DMA carries
+            ok = (g > 0) & (due < total)
+            if o == "c" and self.revisit_loops.any():  # partial sums: only revisits are read back
+                reads[o] = np.where(ok & self._revisit(due % self.tiles_per_group), per / period, 0.0)
+            else:
+                reads[o] = np.where(ok, per / period, 0.0) + np.where(first, per, 0.0)
+        period, per = self.inner["c"], self.per_event["c_write"]
+        ending = (g + 1) // period * period - 1  # the last tile of the visit this tile drains
+        spread = (ending >= 0) & (ending < total - 1)
+        writes = np.where(spread, per / period, 0.0) + np.where(g == total - 1, per, 0.0)
+        return np.full(len(g), self.compute, np.int64), reads, writes
+
+    def starts(self, start: int, stop: int, prefetch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Tiles where a transfer begins — its latency is paid there once, however its bytes are
+        spread (``chunk``'s ``prefetch``) — as ``(dma_in, write_back)`` bool arrays ``(stop - start,)``."""
+        g = np.arange(start, stop, dtype=np.int64)
+        total, n = self.total, self.tiles_per_group
+        dma = np.zeros(len(g), bool)
+        for o in "abc":
+            if not self.per_event[o]:
+                continue
+            period = self.inner[o]
+            due = g - 1 + period if prefetch else g  # the load that starts streaming at this tile
+            at = ((g - 1) % period == 0) & (g > 0) & (due < total) if prefetch else g % period == 0
+            if o == "c" and self.revisit_loops.any():
+                at &= self._revisit(due % n)
+            dma |= at | ((g == 0) & (o != "c" or not self.revisit_loops.any()))
+        wb = (g + 1) % self.inner["c"] == 0 if self.per_event["c_write"] else np.zeros(len(g), bool)
+        return dma, wb
+
+
+def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
+              order: tuple[str, ...], levels: dict[str, int], dram_bytes: dict[tuple[str, str], float],
+              elem_bytes: dict[str, float], dataflow: str, compute_scale: float = 1.0) -> NestPlan:
+    """The per-tile plan of one mapping.
+
+    Args:
+        levels: residency level per GEMM operand (``NestResult.levels``).
+        dram_bytes: off-chip bytes per ``(operand, "read" | "write")`` (data and metadata).
+        elem_bytes: bytes per element of ``a``, ``b`` (the buffer feed time).
+        compute_scale: multiplies every tile's compute cycles (rounded up).
+    """
+    n = int(np.prod([d // t for d, t in zip(shape.dims, tile, strict=True)]))
+    m, k, nn = tile_gemm(shape, np.array([tile], np.int64), pass_)
+    arr = array_counts(m, k, nn, arch.compute.rows, arch.compute.cols, dataflow)
+    per_tile = int(arr["cycles"][0])
+    compute = per_tile
+    buf_bw = buffer_bytes_per_cycle(arch)
+    if buf_bw:
+        fed = float(arr["a"][0]) * elem_bytes["a"] + float(arr["b"][0]) * elem_bytes["b"]
+        compute = max(compute, int(np.ceil(fed / buf_bw)))
+    if compute_scale != 1.0:
+        compute = int(np.ceil(compute * compute_scale - 1e-9))
+    roles, g = ROLES[pass_], shape.groups
+    ev = {op: _events(shape, tile, order, roles[op], levels[op]) for op in "abc"}
+    trips, inner_c, revisit_loops = ev["c"]
+    per_event = {op: dram_bytes.get((op, "read"), 0.0) / (n // ev[op][1] * g) for op in "ab"}
+    visits = n // inner_c
+    per_event["c_write"] = dram_bytes.get(("c", "write"), 0.0) / (visits * g)
+    revisits = visits - visits // int(np.prod(np.where(revisit_loops, trips, 1)))
+    c_read = dram_bytes.get(("c", "read"), 0.0)
+    per_event["c"] = c_read / ((revisits if revisit_loops.any() else visits) * g) if c_read else 0.0
+    strides = np.array([int(np.prod(trips[q + 1:])) for q in range(5)], np.int64)
+    return NestPlan(n, g, compute, per_tile, {op: ev[op][1] for op in "abc"}, strides, trips,
+                    revisit_loops, per_event)
+
+
+def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -> NestTiming:
+    """Schedule a plan's tiles (DMA-in → compute → write-back) on the back end."""
+    read_ops = {o for o in "abc" if plan.per_event[o] > 0}
+    slots = slots_of(arch)
+    prefetch = slots == 2
+    sched = scheduler(backend, slots=slots, shared=shares_channel(arch, read_ops or {"a"}))
+    # the off-chip latency: paid where a transfer starts, not per tile it is spread over
+    lat = 0 if transfer_free(arch) else arch.off_chip.latency_cycles
+    no_latency = replace(arch, memories=tuple(replace(m, latency_cycles=0) if m.off_chip else m
+                                              for m in arch.memories)) if lat else arch
+    for start in range(0, plan.total, CHUNK_TILES):
+        stop = min(start + CHUNK_TILES, plan.total)
+        compute, reads, writes = plan.chunk(start, stop, prefetch=prefetch)
+        dma, wb = transfers(no_latency, reads, writes, len(compute))
+        if lat:
+            dma_at, wb_at = plan.starts(start, stop, prefetch)
+            dma, wb = dma + lat * dma_at, wb + lat * wb_at
+        sched.feed(compute, dma, wb)
+    end = sched.finish().total_cycles if plan.total else 0
+    return NestTiming(int(end), plan.compute * plan.total, plan.array_cycles * plan.total, plan.total, slots)
+
+
+def estimate(cost: dict[str, np.ndarray], arch: Architecture, compute_cycles: np.ndarray,
+             first_load_bytes: np.ndarray, last_write_bytes: np.ndarray, tiles: np.ndarray,
+             transfers_: np.ndarray | None = None) -> np.ndarray:
+    """The mapper's closed-form cycles of each candidate ``(N,)`` for the schedule above.
+
+    With ``S`` slots and one DRAM channel of ``bw`` bytes per cycle (``D``: all transfer cycles, the
+    off-chip latency once per transfer (``transfers_``: DMA-ins and write-backs of all tiles),
+    ``D0``: the first tile's loads, ``Wl``: the last write-back, ``C``: all computes, ``c``: one
+    tile's): ``S = 2``: ``max(D0 + C + Wl, D)`` (the first loads, every compute and the last
+    write-back in a row; or the channel busy throughout); ``S = 1``: ``D + C`` on a shared channel
+    (a tile's load, compute and write-back never overlap another's), ``max(D0 + C + Wl, D + c)``
+    otherwise. Exact when no transfer takes time (``C``); on a shared channel both are lower bounds
+    of the schedule (``S = 1``: equal to it where the loads and write-backs serialize).
+    """
+    bw = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    if bw <= 0:
+        return compute_cycles.astype(np.int64)
+    lat = arch.off_chip.latency_cycles  # every transfer holds the channel that much longer (timing.transfers)
+    n_transfers = 2 if transfers_ is None else transfers_
+    d_all = np.ceil(cost["dram_bytes"] / bw) + lat * n_transfers
+    d0 = np.ceil(first_load_bytes / bw) + np.where(first_load_bytes > 0, lat, 0)
+    wl = np.ceil(last_write_bytes / bw) + np.where(last_write_bytes > 0, lat, 0)
+    per_tile = np.ceil(compute_cycles / np.maximum(tiles, 1))
+    if slots_of(arch) == 2:  # the next slices stream in while this one computes
+        out = np.maximum(d0 + compute_cycles + wl, d_all)
+    elif shares_channel(arch, {"a", "b"}):
+        out = d_all + compute_cycles
+    else:
+        out = np.maximum(d0 + compute_cycles + wl, d_all + per_tile)
+    return out.astype(np.int64)

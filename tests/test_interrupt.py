@@ -1,0 +1,64 @@
+"""Ctrl-C during `hwsim replay`: one line, exit status 130, however many times it is pressed.
+
+The replay runs in a child process on layers that take a good fraction of a second each (so a
+press lands while a layer worker is busy and others are queued); SIGINT is sent once, then as a
+burst of presses. How long the exit takes is measured in the report of issue 22, not asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from traces.synth import conv, write_synthetic
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    layers = [conv(f"c{i}", 64, 56, 56, 64, 3, padding=1) for i in range(4)]
+    return write_synthetic(layers, tmp_path_factory.mktemp("t") / "t", batch=4,
+                           density={"x": 0.4, "w": 0.6, "dy": 0.5})
+
+
+def _reading(pid: int, trace: Path) -> bool:
+    """Whether process ``pid`` has a file of ``trace`` open (it is replaying)."""
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        return any(str(trace) in os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc for the replay to start")
+@pytest.mark.parametrize("presses", [1, 4])
+def test_ctrl_c_during_replay_exits_130_with_one_line(trace, presses):
+    iterations = ",".join(["0"] * 500)  # far longer than the test: it must be interrupted
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "replay", str(trace), "--arch", "edge-npu",
+                              "--iterations", iterations], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        started = time.monotonic()
+        while not _reading(child.pid, trace.resolve()) and time.monotonic() - started < 60:
+            assert child.poll() is None, child.stderr.read()
+            time.sleep(0.01)
+        time.sleep(0.3)  # the layer workers are busy and more layers are queued
+        for _ in range(presses):
+            child.send_signal(signal.SIGINT)
+            time.sleep(0.15)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.strip().splitlines() == ["hwsim: interrupted"], err
+    assert out == ""  # stopped before any summary
