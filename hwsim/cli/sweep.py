@@ -27,8 +27,8 @@ def add_sweep(sub: Any) -> None:
                    help="replay every point, also those that differ from another only in energies (by "
                         "default they are timed once and re-priced; the rows are the same bit for bit)")
     p.add_argument("--no-retry-failed", action="store_true",
-                   help="keep the points that failed in an earlier run as failed (by default a rerun computes "
-                        "them again)")
+                   help="keep the points that failed in an earlier run as failed (by default a rerun "
+                        "computes them again)")
     p.set_defaults(func=cmd_sweep)
 
 

@@ -73,7 +73,8 @@ def same_as_clean(reference: Path, out: Path) -> None:
     assert list(a_points["point_key"]) == list(b_points["point_key"])
     assert (b_points["status"] == "ok").all()
     # the rows name the drawn trace's path, which is under each sweep's own directory
-    pd.testing.assert_frame_equal(a_rows.drop(columns="trace"), b_rows.drop(columns="trace"), check_exact=True)
+    pd.testing.assert_frame_equal(a_rows.drop(columns="trace"), b_rows.drop(columns="trace"),
+                                  check_exact=True)
 
 
 def test_a_damaged_drawn_trace_is_drawn_again(reference, tmp_path):
@@ -98,7 +99,8 @@ def test_a_truncated_part_is_removed_and_its_points_computed_again(reference, tm
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     if kind == "rows":  # the report refuses it in one line, naming the part and the fix
         status, _, err = cli(["report", str(out), "--out", str(tmp_path / "r.html")])
-        assert status == 2 and err.count("\n") == 1 and "part-000001.parquet: damaged Parquet part" in err, err
+        assert status == 2 and err.count("\n") == 1, err
+        assert "part-000001.parquet: damaged Parquet part" in err, err
     text = run_sweep(reference, out)
     assert f"repaired: results/{kind}/part-000001.parquet is damaged" in text
     assert f"{N_POINTS - 1} already done, computed 1, failed 0" in text
@@ -147,8 +149,8 @@ def test_external_scheduler_with_relative_paths(reference, tmp_path, monkeypatch
         deadline = time.monotonic() + 120  # generous: the machine may be busy
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        procs.append(subprocess.Popen([*dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
-                                       "--no-dashboard"], env=env, cwd=elsewhere, stdout=subprocess.DEVNULL,
+        worker = [*dask, "worker", "--scheduler-file", str(sched_file), "--nthreads", "1", "--no-dashboard"]
+        procs.append(subprocess.Popen(worker, env=env, cwd=elsewhere, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
         from distributed import Client
 

@@ -35,7 +35,7 @@ def test_a_spec_cut_inside_any_comment_is_refused(preset, tmp_path):
     text = preset.read_text()
     cuts = [m.start() + 2 for m in re.finditer("#", text)]
     assert len(cuts) > 50
-    cuts = cuts[:: len(cuts) // 10] + [cuts[-1]]
+    cuts = [*cuts[:: len(cuts) // 10], cuts[-1]]
     spec = tmp_path / "cut.yaml"
     for at in cuts:
         spec.write_text(text[:at])
