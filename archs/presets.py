@@ -17,8 +17,6 @@ from .components import (
     ComputeArray,
     Crossbar,
     Dac,
-    EfficiencyPoint,
-    GpuCompute,
     Link,
     Memory,
     Peripheral,
@@ -27,11 +25,10 @@ from .components import (
     ReramCompute,
     SparseAction,
     SparseFeatures,
-    StructuredSparsity,
-    TensorCore,
     VectorUnit,
     WriteModel,
 )
+from .gpu_presets import GPU_BUILDERS, gpu_a100, gpu_h100, gpu_h200  # noqa: F401 (re-exported)
 
 TWIN_DIR = Path(__file__).with_name("presets")
 PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
@@ -43,9 +40,6 @@ PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
 EYERISS_MAC_UM2 = 191.82
 EYERISS_SPAD_UM2_PER_BYTE = 11632.88556 / 384  # [derived] scaled linearly with capacity
 EYERISS_GLB_UM2 = 217363.36892
-# A100: 826 mm² die for the full GA100's 128 SMs [ref §3.1]; per SM this spreads everything on the die
-# (L2, HBM PHYs, NVLink) over the SMs, so it is an upper bound on an SM's own area [derived].
-A100_DIE_MM2_PER_SM = 826 / 128
 
 
 def edge_npu() -> Architecture:
@@ -171,119 +165,6 @@ def eyeriss_like() -> Architecture:
                    read_energy_pj_per_byte=512 / 8, write_energy_pj_per_byte=512 / 8),  # 512 pJ per 64 b
         ),
     )
-
-
-# Unstructured sparse kernels (Sputnik, Gale et al. SC'20) reach 27% of FP32 CUDA-core peak on V100
-# [ref §3.3]. Against the FP16 tensor-core peak that is 0.27 × FP32/TC rate; on A100 and H100 an SM
-# has 64 resp. 128 FP32 lanes against 1024 resp. 2048 dense FP16 tensor FMAs per clock, i.e. 1/16
-# (A100: 19.5 vs 312 TFLOPS), so 0.27 / 16 = 0.0169 of the dense tensor-core peak [derived]. The
-# abstract gives one figure, not a curve, so the efficiency is flat in density.
-SPUTNIK_EFFICIENCY = 0.27 / 16
-
-
-def _gpu(name: str, description: str, *, clock_hz: float, sms: int, fma_per_cycle: int,
-         smem_bytes: float, l2_bytes: float, hbm_bytes: float, hbm_bytes_per_s: float,
-         hbm_pj_per_bit: float, fp32_lanes_per_sm: int, l2_bytes_per_cycle: float,
-         warp_tile: tuple[int, int], sm_area_mm2: float = 0.0,
-         nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
-    return Architecture(
-        name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
-        gpu=GpuCompute(sms=sms, tensor_cores_per_sm=4,  # 4 TCs per SM on A100 and H100 [ref §3.1]
-                       tensor_core=TensorCore(fma_per_cycle=fma_per_cycle,
-                                              fma_energy_pj=1.5),  # FP16 mult 1.1 + add 0.4 [ref §1.1]
-                       # default tile 128×128×32, the middle of cuBLAS's tile set (NVIDIA "Matrix
-                       # Multiplication Background" guide §2.3); the heuristic also tries the others
-                       threadblock_m=128, threadblock_n=128, threadblock_k=32, threadblocks_per_sm=1,
-                       warp_tile_m=warp_tile[0], warp_tile_n=warp_tile[1],
-                       element_bits=16,  # FP16/BF16 training [ref §3.2: torchao runs FP16]
-                       # [assumption] cuBLAS main loops sustain ~75% of the FP16 tensor peak on large
-                       # GEMMs; cross-checked in tests/hwsim/gpu against torchao's measured dense
-                       # linear (3 GEMMs of 13008×1024×4096 in 1.661 ms = 197 TFLOPS end to end)
-                       tensor_core_efficiency=0.75,
-                       # CUDA C++ Programming Guide, compute capability 8.x/9.0: 32 banks × 4 bytes
-                       # per clock per SM
-                       smem_bytes_per_cycle_per_sm=128,
-                       l2_bytes_per_cycle=l2_bytes_per_cycle,
-                       # [assumption] a global load that misses L1 takes ~600 cycles on A100/H100
-                       # (microbenchmark studies report several hundred ns; check before quoting)
-                       memory_latency_cycles=600,
-                       pipeline_stages=4,  # CUTLASS sm80 multistage GEMMs keep 3-5 K-steps in flight
-                       max_split_k=16,
-                       # [assumption] ~2 µs between dependent kernels (launch + drain), the order
-                       # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
-                       kernel_launch_ns=2000.0,
-                       sm_area_mm2=sm_area_mm2),
-        vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
-        memories=(
-            Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
-                   read_energy_pj_per_byte=3.9, write_energy_pj_per_byte=3.9),  # 256 KiB SMEM [ref §1.3]
-            Memory(name="l2", kind="l2", capacity_bytes=l2_bytes,
-                   read_energy_pj_per_byte=12.5, write_energy_pj_per_byte=12.5),  # 1 MB SRAM [ref §1.1]
-            Memory(name="hbm", kind="hbm", capacity_bytes=hbm_bytes, bandwidth_bytes_per_s=hbm_bytes_per_s,
-                   read_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT,
-                   write_energy_pj_per_byte=hbm_pj_per_bit * PJ_PER_BIT),
-        ),
-        sparse=SparseFeatures(
-            structured=StructuredSparsity(n=2, m=4, operand="b", math_speedup=2.0,  # [ref §3.2]
-                                          metadata_bits_per_nonzero=2,  # 2-bit index per kept value
-                                          split_k=False,  # PyTorch's semi-structured kernels: no split-K
-                                          kernel_tile_m=nm_kernel[0], kernel_tile_n=nm_kernel[1],
-                                          kernel_tile_k=nm_kernel[2], kernel_stages=nm_kernel[3],
-                                          kernel_raster=nm_kernel[4],
-                                          # PyTorch pads the dense operand's rows to a multiple of 8 for
-                                          # FP16 (torch/sparse/semi_structured.py, _DTYPE_SHAPE_CONSTRAINTS
-                                          # dense_min_rows, CUTLASS and cuSPARSELt alike; 32 in 2.1 per
-                                          # pytorch#111339)
-                                          min_dense_rows=8),
-            kernel_efficiency=(EfficiencyPoint(density=0.01, efficiency=SPUTNIK_EFFICIENCY),
-                               EfficiencyPoint(density=1.0, efficiency=SPUTNIK_EFFICIENCY)),
-            unstructured_policy="auto",
-        ),
-    )
-
-
-def gpu_a100() -> Architecture:
-    """A100-SXM4-40GB-like GPU [ref §3.1, §5.2]."""
-    return _gpu("gpu-a100", "A100 SXM4 40GB-like: 108 SMs, 4 tensor cores each at 256 FP16 FMA/clock, "
-                "1.41 GHz boost, HBM2 1555 GB/s (architecture_parameters.md §3.1, §5.2).",
-                clock_hz=1.41e9, sms=108, fma_per_cycle=256, smem_bytes=192 * 1024,  # 192 KB L1/smem
-                l2_bytes=40e6, hbm_bytes=40e9, hbm_bytes_per_s=1555e9,
-                hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
-                fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
-                l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
-                warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
-                sm_area_mm2=A100_DIE_MM2_PER_SM,  # the die spread over 128 SMs [ref §3.1, derived]
-                # PyTorch's CUTLASS 2:4 kernel for FP16/BF16 on sm8x ships one configuration:
-                # threadblock 128×128×64, 3 stages, split-K 1, identity swizzle with the weight as
-                # CUTLASS's A, so blocks step along the weight's output rows (our N) first
-                # (aten/src/ATen/native/sparse/cuda/SparseSemiStructuredLinear.cu). Hopper runs
-                # cuSPARSELt, whose heuristic is not published: H100/H200 keep the dense heuristic's tiles.
-                nm_kernel=(128, 128, 64, 3, "n"))
-
-
-def gpu_h100() -> Architecture:
-    """H100-SXM5-like GPU [ref §3.1, §5.2]."""
-    return _gpu("gpu-h100", "H100 SXM5-like: 132 SMs, 4 tensor cores each at 512 FP16 FMA/clock, "
-                "1.83 GHz, HBM3 3.35 TB/s (architecture_parameters.md §3.1, §5.2).",
-                clock_hz=1.83e9, sms=132, fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem
-                l2_bytes=50e6, hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
-                hbm_pj_per_bit=4.05,  # hwcomponents-cacti HBM3 [ref §1.4]
-                fp32_lanes_per_sm=128,  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
-                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] A100's L2 bytes/clk per SM × 132
-                warp_tile=(64, 256))  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
-
-
-def gpu_h200() -> Architecture:
-    """H200-SXM-like GPU: H100 compute with 141 GB HBM3e at 4.8 TB/s [NVIDIA H200 product page]."""
-    return _gpu("gpu-h200", "H200 SXM-like: the GH100 compute of the H100 SXM (132 SMs, 989 TFLOPS FP16 "
-                "dense) with 141 GB HBM3e at 4.8 TB/s (NVIDIA H200 product page).",
-                clock_hz=1.83e9, sms=132, fma_per_cycle=512, smem_bytes=228 * 1024,  # as H100 [ref §3.1]
-                l2_bytes=50e6,  # same GH100 die as H100 [ref §3.1]
-                hbm_bytes=141e9, hbm_bytes_per_s=4.8e12,  # NVIDIA H200 product page
-                hbm_pj_per_bit=4.05,  # [assumption] as H100's HBM3; no HBM3e figure in [ref §1.4]
-                fp32_lanes_per_sm=128,  # as H100
-                l2_bytes_per_cycle=5120 / 108 * 132,  # [assumption] as H100
-                warp_tile=(64, 256))  # as H100
 
 
 def reram_isaac() -> Architecture:
@@ -496,9 +377,7 @@ def reram_neurosim() -> Architecture:
 
 
 _BUILDERS = {"edge-npu": edge_npu, "eyeriss-v2-pe": eyeriss_v2_pe, "eyeriss-like": eyeriss_like,
-             "gpu-a100": gpu_a100,
-             "gpu-h100": gpu_h100, "gpu-h200": gpu_h200, "reram-isaac": reram_isaac,
-             "reram-neurosim": reram_neurosim}
+             **GPU_BUILDERS, "reram-isaac": reram_isaac, "reram-neurosim": reram_neurosim}
 PRESETS: dict[str, Architecture] = {name: build() for name, build in _BUILDERS.items()}
 
 

@@ -62,3 +62,36 @@ def parse(text: str, field_name: str) -> float:
         known = ", ".join(sorted(units)[:12])
         raise ValueError(f"unknown unit {unit!r} for {dimension}; use one of {known}")
     return value * units[unit]
+
+
+def format_size(n_bytes: float) -> str:
+    """A byte count in the binary unit that fits it: ``512 B``, ``64.0 KiB``, ``1.50 GiB``."""
+    n = float(n_bytes)
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= factor:
+            v = n / factor
+            return f"{v:.2f} {unit}" if v < 10 else f"{v:.1f} {unit}" if v < 100 else f"{v:,.0f} {unit}"
+    return f"{n:,.0f} B"
+
+
+# field-name suffix -> (unit, decimal prefixes apply) for printing a value with its unit
+_PRINT_UNITS = {"_bytes_per_s": "B/s", "_hz": "Hz", "_pj": "pJ", "_ns": "ns", "_mw": "mW", "_mm2": "mm²"}
+
+
+def format_quantity(field_name: str, value: object) -> str:
+    """``value`` of the field ``field_name`` for a label, in a unit that fits it: ``64.0 KiB`` for
+    ``*_bytes``, ``2 TB/s`` for 2e12 ``*_bytes_per_s``, ``1.41 GHz``; a plain number without a unit
+    suffix in the name (``16``, ``0.5``); anything that is not a number as ``str``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    suffix = suffix_of(field_name)
+    if suffix == "_bytes":
+        return format_size(value)
+    v = float(value)
+    if suffix in _PRINT_UNITS:
+        unit = _PRINT_UNITS[suffix]
+        for prefix, factor in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(v) >= factor and unit in ("B/s", "Hz"):
+                return f"{v / factor:.4g} {prefix}{unit}"
+        return f"{v:.4g} {unit}"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"

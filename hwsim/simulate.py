@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 import archs
 from archs import Architecture
+from archs.units import format_size
 from traces import Trace
 from traces import load as load_trace
 from traces.layer import PASSES, update_owners
@@ -31,6 +32,7 @@ from traces.layer import PASSES, update_owners
 from .engines import BACKEND_NAMES
 from .errors import MappingError
 from .layer_input import LayerInput
+from .memory import MemoryBudgetError, family_working_bytes, input_bytes, operand_bytes
 from .pool import LayerPool
 from .report import Report
 
@@ -79,10 +81,12 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             with one BLAS thread during the call; the report is the same, bit for bit, for any
             number. An exception in the calling thread (Ctrl-C) cancels the layers not started
             and returns without waiting for the ones running (``hwsim.pool``).
-        memory_budget_bytes: peak memory the replay may take; a layer's pass whose estimate is over
-            its share (the budget divided by the worker threads) is refused up front with the
-            estimate, instead of the process being killed (default: half of this machine's memory;
-            edge NPU only: the other families' passes are small).
+        memory_budget_bytes: peak memory the replay may take beyond what the process holds when
+            it starts (``hwsim.memory``): the layers in flight, their masks and working sets, fit it
+            together (layers wait for room; an edge-NPU pass is costed in chunks sized to a
+            worker's share); a layer that does not fit alone is refused up front with its estimate
+            (``MemoryBudgetError``) instead of the process being killed (default: half of this
+            machine's memory).
         progress: called with (done, total) after every layer of every iteration.
         mapping: edge NPU: ``None``/``"fixed"`` (the fixed loop order, SCALE-Sim's), ``"scalesim"``
             (SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes per operand), ``"search"``
@@ -123,8 +127,29 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     budget = default_memory_budget_bytes() if memory_budget_bytes is None else float(memory_budget_bytes)
     if not budget > 0:
         raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
+    # memory: each layer in flight holds its input (masks) and its working set; a worker's share of
+    # the budget, less the largest input, is what an edge-NPU pass sizes its chunks to
+    sched = tr.manifest.get("schedule") or {}
+    mask_batch = min(int(tr.manifest.get("batch_size") or 1), int(sched.get("mask_samples") or 1 << 62))
+    stored_weights = reads_weights and bool(sched.get("weights", True))
+    in_bytes = {li: input_bytes(tr.layers[li], mask_batch, stored_weights) for li in chosen}
+    largest = max(in_bytes.values())
+    if threads > 1 and budget / threads < max(in_bytes[li] + operand_bytes(tr.layers[li], mask_batch, passes)
+                                              for li in chosen) + 16 * 2**20:
+        threads = 1  # too tight for layers side by side: one at a time, each with the whole budget
+    if budget <= largest:
+        li = max(chosen, key=in_bytes.__getitem__)
+        raise MemoryBudgetError(tr.layers[li].name, in_bytes[li], budget, "its masks alone")
     ctx = family.context(machine, tr.manifest, dataflow=dataflow, backend=backend, stream_chunk=stream_chunk,
-                         memory_budget_bytes=budget / threads)  # layers replay concurrently
+                         memory_budget_bytes=budget / threads - largest)  # layers replay concurrently
+    working = family_working_bytes(family)
+    need = {li: in_bytes[li] + working(ctx, tr.layers[li], mask_batch, passes, stored_weights)
+            for li in chosen}
+    for li in chosen:  # refused before anything is read
+        if need[li] > budget:
+            raise MemoryBudgetError(tr.layers[li].name, need[li], budget,
+                                    f"its masks {format_size(in_bytes[li])} and its working set "
+                                    f"{format_size(need[li] - in_bytes[li])} at batch {mask_batch}")
     mapper = getattr(family, "mapping_context", None)
     if mapper is None and mapping not in (None, "fixed"):
         raise ValueError(f"mapping {str(mapping)!r} applies to PE arrays (edge_npu machines); "
@@ -158,18 +183,16 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
                 for li in chosen:  # one layer read at a time
                     emit(replay(args(it, li)))
     else:  # each worker's matmuls get one BLAS thread: the workers share the cores
-        with threadpool_limits(limits=1, user_api="blas"), LayerPool(threads) as pool:
-            for index in its:
-                # layers are read in this thread (the archive is not thread-safe), each handed to the
-                # workers as soon as it is read, so reading overlaps the replay of the layers before it
-                futures = []
-                with tr.iteration(index) as it:
-                    for li in chosen:
-                        futures.append(pool.submit(replay, args(it, li)))
-                        while futures and futures[0].done():
-                            emit(futures.pop(0).result())
-                for f in futures:  # in layer order
-                    emit(f.result())
+        limits = threadpool_limits(limits=1, user_api="blas")
+        try:
+            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit)
+        except (KeyboardInterrupt, SystemExit):
+            raise  # BLAS keeps one thread: a cancelled worker may still be inside a BLAS call, and
+            # changing the thread count would wait for it; the process is ending
+        except BaseException:
+            limits.restore_original_limits()
+            raise
+        limits.restore_original_limits()
     man = tr.manifest
     meta = {"arch": machine.name, "family": machine.family, "trace": str(Path(tr.path).resolve()),
             "backend": backend,
@@ -179,3 +202,22 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             **ctx.meta, **({"mapping": mapped.mode, "mapping_objective": mapping_objective}
                            if mapped is not None else {})}
     return Report(rows, meta)
+
+
+def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, budget: float,
+                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable) -> None:
+    """Replay with ``threads`` layer workers. Layers are read in this thread (the archive is not
+    thread-safe), each handed to the workers as soon as it is read and its memory (``need``) fits
+    beside the layers in flight, so reading overlaps the replay of the layers before it; results
+    are emitted in layer order."""
+    with LayerPool(threads, budget) as pool:
+        for index in its:
+            futures = []
+            with tr.iteration(index) as it:
+                for li in chosen:
+                    pool.reserve(need[li])
+                    futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
+                    while futures and futures[0].done():
+                        emit(futures.pop(0).result())
+            for f in futures:
+                emit(f.result())

@@ -41,7 +41,8 @@ def _reading(pid: int, trace: Path) -> bool:
 @pytest.mark.parametrize("presses", [1, 4])
 def test_ctrl_c_during_replay_exits_130_with_one_line(trace, presses):
     iterations = ",".join(["0"] * 500)  # far longer than the test: it must be interrupted
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "PYTHONFAULTHANDLER": "1"}
     child = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "replay", str(trace), "--arch", "edge-npu",
                               "--iterations", iterations], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env)
@@ -54,7 +55,12 @@ def test_ctrl_c_during_replay_exits_130_with_one_line(trace, presses):
         for _ in range(presses):
             child.send_signal(signal.SIGINT)
             time.sleep(0.15)
-        out, err = child.communicate(timeout=120)
+        try:
+            out, err = child.communicate(timeout=300)
+        except subprocess.TimeoutExpired:  # show where it is stuck (faulthandler dumps every thread)
+            child.send_signal(signal.SIGABRT)
+            out, err = child.communicate()
+            pytest.fail(f"still running 300 s after SIGINT:\n{err}")
     finally:
         if child.poll() is None:
             child.kill()

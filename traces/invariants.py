@@ -12,6 +12,10 @@
 - nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.structured``'s convention)
   and, with ``transposable``, along each group's output channels too; its non-zero count never
   exceeds ``n`` per group. Synthetic traces made with ``structured`` N:M masks are held to the same.
+- set, rigl, topkast: every masked layer keeps exactly its allocated count (``params.kept``) in
+  every iteration; snfs: the masked layers together keep the allocated total (it moves weights
+  between layers); gmp: never fewer than the final count; topkast: the forward set lies inside
+  the set that takes gradients (``w ⊆ dw_needed``).
 """
 
 from __future__ import annotations
@@ -194,6 +198,39 @@ class NMChecker(Checker):
         return problems
 
 
+class BaselineChecker(Checker):
+    """Weight-mask baselines: allocated weight counts, and Top-KAST's A ⊆ B."""
+
+    def __init__(self, params: dict[str, Any], method: str) -> None:
+        super().__init__(params)
+        self.method = method
+        self.kept: dict[str, int] = {k: int(v) for k, v in (params.get("kept") or {}).items()}
+
+    def __call__(self, trace: Any, it: Any) -> Problems:
+        problems: Problems = []
+        counts = {name: it.count(trace.layer_index(name), "w") for name in self.kept}
+        if any(c is None for c in counts.values()):
+            return [f"counts[w]: missing for a {self.method} layer"]
+        if self.method == "snfs":
+            total, want = sum(counts.values()), sum(self.kept.values())
+            if total != want:
+                problems.append(f"counts[w]: the masked layers keep {total} weights in total, "
+                                f"expected the allocated {want} (snfs moves weights, never adds)")
+        for name, want in self.kept.items():
+            got = counts[name]
+            if self.method in ("set", "rigl", "topkast") and got != want:
+                problems.append(f"counts[{name}, w]: {got} kept weights, expected the allocated {want}")
+            if self.method == "gmp" and got < want:
+                problems.append(f"counts[{name}, w]: {got} kept weights, below the final {want}")
+            if self.method == "topkast" and it.has_masks:
+                li = trace.layer_index(name)
+                w, need = it.mask(li, "w"), it.mask(li, "dw_needed")
+                if w is not None and need is not None and (w & ~need).any():
+                    problems.append(f"L{li}.w: layer {name}: {int((w & ~need).sum())} forward weights "
+                                    "outside the backward set (dw_needed)")
+        return problems
+
+
 CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker, "nm": NMChecker,
             "synthetic": NMChecker}
 
@@ -201,4 +238,7 @@ CHECKERS = {"dsg": DSGChecker, "dst": DSTChecker, "mlevel": MultiLevelChecker, "
 def checker_for(manifest: dict[str, Any]) -> Checker:
     """The invariant checker of a trace's method (a no-op for dense or unknown methods)."""
     method = manifest.get("method", {})
-    return CHECKERS.get(method.get("name"), Checker)(method.get("params", {}) or {})
+    name = method.get("name")
+    if name in ("set", "rigl", "snfs", "gmp", "topkast"):
+        return BaselineChecker(method.get("params", {}) or {}, name)
+    return CHECKERS.get(name, Checker)(method.get("params", {}) or {})

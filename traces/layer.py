@@ -28,11 +28,13 @@ GEMM_PASSES = PASSES[:3]
 KINDS = ("conv2d", "linear")
 
 # Magnitudes a trace may describe, so that every count and GEMM dimension replay forms fits int64:
-# a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, MACs of one pass for
-# one sample <= 2**42, and (traces.manifest) a batch <= 2**20 samples: 2**20 · 2**42 = 2**62.
+# a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, a batch <= 2**20
+# samples, and the MACs of one pass for the whole batch <= 2**62 (traces.manifest checks it against
+# the manifest's batch_size; a trace without one is checked for the largest batch, 2**20 samples).
+# A GPT-3 projection of 32768 tokens × 12288 × 12288 (2**42.2 MACs) is one such pass.
 MAX_DIM = 2**31
 MAX_ELEMENTS = 2**36
-MAX_MACS_PER_SAMPLE = 2**42
+MAX_MACS_PER_PASS = 2**62
 MAX_BATCH = 2**20
 _SHAPES = ("x_shape", "w_shape", "y_shape")
 _PAIRS = ("stride", "padding", "dilation")
@@ -221,11 +223,20 @@ class LayerSpec:
             problems.append(f"y_shape: {self.y_shape}, but the geometry gives {expected}")
         return problems or self._check_macs()
 
-    def _check_macs(self) -> list[str]:
-        macs = self.rows_per_sample * self.reduction * self.w_shape[0]
-        if macs > MAX_MACS_PER_SAMPLE:
-            return [f"w_shape: {macs:.3g} MACs per sample in one pass exceed 2**42"]
+    @property
+    def macs_per_sample(self) -> int:
+        """MACs of one pass for one sample: ``rows_per_sample · Kr · Kout`` (all groups)."""
+        return self.rows_per_sample * self.reduction * self.w_shape[0]
+
+    def check_batch(self, batch: int) -> list[str]:
+        """Problems of this layer at ``batch`` samples: one pass's MACs must fit int64 (2**62)."""
+        macs = self.macs_per_sample * batch
+        if macs > MAX_MACS_PER_PASS:
+            return [f"w_shape: {macs:.3g} MACs in one pass of {batch} sample(s) exceed 2**62"]
         return []
+
+    def _check_macs(self) -> list[str]:
+        return self.check_batch(1)
 
 
 def update_owners(layers: Sequence[LayerSpec]) -> list[bool]:

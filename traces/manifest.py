@@ -156,7 +156,7 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         except TypeError as exc:
             raise TraceFormatError(file, where, str(exc).replace("LayerSpec.__init__() ", ""),
                                    "a layer entry as in docs/trace-format.md") from None
-        problems = spec.check()
+        problems = spec.check() or spec.check_batch(d["batch_size"] or MAX_BATCH)
         if problems:
             raise TraceFormatError(file, f"{where}.{problems[0].split(':')[0]}",
                                    problems[0].split(": ", 1)[1], "a consistent layer geometry")

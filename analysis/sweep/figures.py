@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from archs.units import format_quantity
+
 from ..pareto_front import pareto
 
 HOVER = ("design", "trace_label", "method", "values", "speedup", "energy_saving")
@@ -78,11 +80,12 @@ def parallel_coordinates(points: pd.DataFrame, axes: Sequence[str], color: str =
 
 
 def heatmap(points: pd.DataFrame, x: str, y: str, value: str = "speedup") -> go.Figure:
-    """Mean ``value`` over the points at each (``x``, ``y``) pair of axis values."""
+    """Mean ``value`` over the points at each (``x``, ``y``) pair of axis values (labelled in units
+    that fit them: ``64.0 KiB``, ``2 TB/s``)."""
     pts = ok_points(points).dropna(subset=[x, y])
     table = pts.pivot_table(index=y, columns=x, values=value, aggfunc="mean").sort_index().sort_index(axis=1)
-    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns],
-                               y=[str(r) for r in table.index], colorscale="Viridis",
+    fig = go.Figure(go.Heatmap(z=table.to_numpy(), x=[format_quantity(x, c) for c in table.columns],
+                               y=[format_quantity(y, r) for r in table.index], colorscale="Viridis",
                                colorbar={"title": LABELS.get(value, value)},
                                text=np.round(table.to_numpy(), 3), texttemplate="%{text}"))
     fig.update_xaxes(title=x, type="category")

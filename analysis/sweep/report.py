@@ -38,13 +38,25 @@ def sweep_figures(points: pd.DataFrame) -> list:
     return figs
 
 
+def spec_name(directory: str | Path) -> str | None:
+    """The ``name`` of the spec last run in ``directory`` (``DIR/spec.yaml``), or None."""
+    import yaml
+
+    try:
+        data = yaml.safe_load((Path(directory) / "spec.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
 def write_sweep_report(directory: str | Path, path: str | Path, title: str | None = None) -> Path:
     """Write the HTML report of the sweep in ``directory`` to ``path``, atomically."""
     points, _ = load(directory)
     if points.empty:
         raise ValueError(f"{directory}: the sweep has no points yet; "
                          f"run `hwsim sweep SPEC --out {directory}`")
-    title = title or f"Sweep {Path(directory).name}"
+    title = title or f"Sweep {spec_name(directory) or Path(directory).name}"
     ok = figures.ok_points(points)
     failed = points[points["status"] != "ok"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

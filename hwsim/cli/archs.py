@@ -84,8 +84,16 @@ def _component_rows(a: Any) -> list[dict[str, str]]:
         rows.append({"component": "gpu", "what": f"{g.sms} SMs × {g.tensor_cores_per_sm} tensor cores × "
                      f"{g.tensor_core.fma_per_cycle} FMA/clock; thread block {g.threadblock_m}×"
                      f"{g.threadblock_n}×{g.threadblock_k}"})
+        rows.append({"component": "gpu card",
+                     "what": f"sustained clock {g.sustained_clock_fraction * a.clock_hz / 1e9:.3g} GHz "
+                     f"({g.sustained_clock_fraction:.0%} of {a.clock_hz / 1e9:.3g}); HBM reached "
+                     f"{g.hbm_achievable_fraction:.0%} of the datasheet's"})
+        if a.sparse.structured is not None:
+            s = a.sparse.structured
+            rows.append({"component": "gpu libraries",
+                         "what": f"N:M via {s.library}; unstructured via {a.sparse.unstructured_library}"})
         rows.append({"component": "gpu timing",
-                     "what": f"main loop at {g.tensor_core_efficiency:.0%} of peak; "
+                     "what": f"dense main loop at {g.tensor_core_efficiency:.0%} of peak; "
                      f"smem {g.smem_bytes_per_cycle_per_sm:g} B/clock/SM; "
                      f"L2 {g.l2_bytes_per_cycle:g} B/clock; "
                      f"latency {g.memory_latency_cycles} cycles × {g.pipeline_stages} stages; "

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from archs.units import format_size
+from hwsim.errors import MappingError
+from hwsim.memory import MemoryBudgetError, keep_freed_memory_small, rss_bytes
 
 from .common import _bar, _print_frame, check_output
 
@@ -26,8 +30,9 @@ def add_replay(sub: Any) -> None:
                         "machine, it leads the summary (what the method buys, its own work included) and "
                         "its rows join --out")
     p.add_argument("--memory-budget", metavar="SIZE",
-                   help="peak memory the replay may take, e.g. 8GiB or 4e9 (default: half of this machine's "
-                        "memory); a layer that would need more is refused up front with the estimate")
+                   help="peak memory (resident) of the whole process, e.g. 512MiB, 8GiB or 4e9 (default: "
+                        "half of this machine's memory); what the process holds before replaying (~125 MB) "
+                        "counts, and a layer that would not fit is refused up front with the estimate")
     p.add_argument("--mapping", default="fixed", metavar="fixed|scalesim|search|FILE",
                    help="edge NPU: how each layer's data moves above the array: fixed (the fixed loop order, "
                         "SCALE-Sim's), scalesim (SCALE-Sim 3.0.0's own CALC-mode DRAM reads and writes), "
@@ -89,25 +94,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     dense_tr = _comparable_dense(tr, args.dense_trained) if args.dense_trained is not None else None
-    budget = None
-    if args.memory_budget is not None:
-        from archs.units import parse as parse_size
-
-        try:
-            budget = parse_size(args.memory_budget, "memory_budget_bytes")
-        except ValueError as exc:
-            raise ValueError(f"--memory-budget: {exc}") from None
-        if not budget > 0:
-            raise ValueError(f"--memory-budget: must be positive, got {args.memory_budget!r}")
+    budget = process_budget(args.memory_budget)
+    held = _held_before_replay(machine, args.out, args.backend)
+    replay_budget = budget.total - held - REPORT_RESERVE_BYTES
+    if replay_budget <= 0:
+        raise ValueError(f"{budget.option}: this process holds {format_size(held)} before the replay starts "
+                         f"(Python, numpy, pandas, pyarrow, the trace's manifest) and keeps "
+                         f"{format_size(REPORT_RESERVE_BYTES)} for the report; give more than "
+                         f"{format_size(held + REPORT_RESERVE_BYTES)}")
     try:
         mapping = args.mapping if args.mapping in ("fixed", "scalesim", "search") else Path(args.mapping)
         report = simulate(tr, machine, dataflow=args.dataflow, passes=passes, iterations=its,
-                          backend=args.backend, memory_budget_bytes=budget, progress=progress,
+                          backend=args.backend, memory_budget_bytes=replay_budget, progress=progress,
                           mapping=mapping, mapping_objective=args.objective)
         dense = None if dense_tr is None else simulate(dense_tr, machine, dataflow=args.dataflow,
                                                        passes=passes, backend=args.backend,
-                                                       memory_budget_bytes=budget, mapping=mapping,
+                                                       memory_budget_bytes=replay_budget, mapping=mapping,
                                                        mapping_objective=args.objective)
+    except MemoryBudgetError as exc:
+        raise ValueError(f"{budget.option}: layer {exc.layer} needs about {format_size(exc.need_bytes)} to "
+                         f"replay, beside the {format_size(held)} this process holds before replaying and "
+                         f"{format_size(REPORT_RESERVE_BYTES)} kept for the report; give at least "
+                         f"{format_size(held + REPORT_RESERVE_BYTES + exc.need_bytes)}, or replay fewer "
+                         "samples (record with --mask-samples)") from None
+    except MappingError as exc:
+        if "memory budget" not in str(exc):
+            raise
+        raise MappingError(f"{exc} (the replay's part of {budget.option}: this process holds "
+                           f"{format_size(held)} before replaying)") from None
     finally:
         if bar is not None:
             bar.close()
@@ -131,6 +145,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if saved is not None:
         print(f"results written to {saved}")
     return 0
+
+
+# What the summary and the results file take after the replay (frames of a few thousand rows, the
+# Parquet writer's buffers): measured 5-12 MB on ResNet-18 replays; 32 MiB leaves a margin.
+REPORT_RESERVE_BYTES = 32 * 2**20
+
+
+class _Budget(NamedTuple):
+    total: float  # bytes the whole process may reach
+    option: str  # how to name it in a message
+
+
+def process_budget(text: str | None) -> _Budget:
+    """``--memory-budget`` in bytes (default: half of this machine's memory)."""
+    from hwsim.simulate import default_memory_budget_bytes
+
+    if text is None:
+        total = default_memory_budget_bytes()
+        return _Budget(total, f"the default memory budget ({format_size(total)}, half of the memory)")
+    from archs.units import parse as parse_size
+
+    try:
+        total = parse_size(text, "memory_budget_bytes")
+    except ValueError as exc:
+        raise ValueError(f"--memory-budget: {exc}") from None
+    if not total > 0:
+        raise ValueError(f"--memory-budget: must be positive, got {text!r}")
+    return _Budget(total, f"--memory-budget {format_size(total)}")
+
+
+def _held_before_replay(machine: Any, out: Path | None, backend: str) -> int:
+    """What this process holds before the replay: the libraries the replay and its outputs use are
+    imported first, so that what comes after is the replay's and the report's."""
+    import importlib
+
+    import pandas  # noqa: F401 - the report's frames
+    import tqdm  # noqa: F401 - the progress bar
+
+    from hwsim.simulate import family_of
+
+    if out is not None and out.suffix == ".parquet":
+        importlib.import_module("pyarrow.parquet")
+    family_of(machine)  # the family's package and what it imports (simpy for the event engine)
+    if backend == "event":
+        importlib.import_module("hwsim.engines.event")  # simpy
+    keep_freed_memory_small()
+    return rss_bytes()
 
 
 def _comparable_dense(tr: Any, path: Path) -> Any:

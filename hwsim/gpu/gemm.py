@@ -8,10 +8,12 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
   by the warps that need them: each warp (Ampere) or warpgroup (Hopper) computes a
   ``warp_tile_m × warp_tile_n`` piece of C, so A is read ``tn / warp_tile_n`` times and B
   ``tm / warp_tile_m`` times, at ``smem_bytes_per_cycle_per_sm``;
-- the main loop lasts ``max(math, smem) / tensor_core_efficiency`` (``threadblocks_per_sm`` blocks
-  share one SM), but at least ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K
-  steps are in flight, each a round trip to memory: Little's law); a fixed :class:`Kernel` brings
-  its own tile, K step and stages;
+- the main loop lasts ``max(math, smem) / efficiency`` SM cycles (``threadblocks_per_sm`` blocks
+  share one SM; ``efficiency`` is the library's: ``tensor_core_efficiency`` for the dense GEMM), which
+  at the sustained clock are ``1 / sustained_clock_fraction`` counted cycles each, but at least
+  ``k_steps · latency / pipeline_stages`` (only ``pipeline_stages`` K steps are in flight, each a
+  round trip to memory: Little's law); a fixed :class:`Kernel` brings its own tile, K step and
+  stages;
 - a prologue (the first load's latency) and an epilogue (C written to L2 at the SM's share of the
   L2 bandwidth).
 
@@ -21,7 +23,8 @@ panel read it from HBM once (the rest hit L2): HBM bytes = distinct panels the w
 bytes are the real rows and columns (padding is predicated off, not loaded). The GEMM is the sum of
 its waves plus one kernel launch; with split-K, the partial sums (FP32) go through HBM and a
 reduction kernel adds them. The heuristic tries every candidate tile (and split-K when the grid is
-smaller than the SM count) and keeps the fastest, as a library's heuristic would.
+smaller than the SM count) in either block order (M or N tiles fastest) and keeps the fastest, as a
+library's heuristic would.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ import numpy as np
 from archs import Architecture
 
 from ..errors import MappingError
-from .kernels import launch_cycles, memory_kernel_cycles
+from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles, sm_cycle_scale
 from .tiling import Grid, candidate_tiles, grid, split_factors
 
 PARTIAL_BYTES = 4  # split-K partial sums are FP32
+# Block orders a library's heuristic may pick: M tiles fastest, or N tiles fastest (a swizzle that
+# keeps an A row panel in L2 while the few N tiles of a narrow GEMM read it).
+RASTERS = ("m", "n")
 
 
 @dataclass(frozen=True)
@@ -78,19 +84,22 @@ class Kernel:
 
 
 def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
-              split_k: bool = True, kernel: Kernel | None = None) -> GemmCost:
+              split_k: bool = True, kernel: Kernel | None = None, efficiency: float = 0.0) -> GemmCost:
     """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable); with
-    ``kernel``, that one configuration only (split-K still tried if ``split_k``)."""
+    ``kernel``, that one configuration only (split-K still tried if ``split_k``). ``efficiency``: the
+    main loop's fraction of the tensor cores' peak (0: ``gpu.tensor_core_efficiency``, the dense
+    library's)."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
     if min(m, k, n) <= 0:
         raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
-    return _best(arch, m, k, n, ops, math_speedup, split_k, kernel)
+    return _best(arch, m, k, n, ops, math_speedup, split_k, kernel,
+                 efficiency or arch.gpu.tensor_core_efficiency)
 
 
 @lru_cache(maxsize=4096)
 def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
-          split_k: bool, kernel: Kernel | None) -> GemmCost:
+          split_k: bool, kernel: Kernel | None, efficiency: float) -> GemmCost:
     g = arch.gpu
     slots = g.sms * g.threadblocks_per_sm
     tk = kernel.tk if kernel else g.threadblock_k
@@ -101,18 +110,21 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
         k_total = -(-k // tk)
         splits = split_factors(k_total, g.max_split_k) if split_k and small else [1]
         for s in splits:
-            c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, kernel.raster if kernel else "m"), m, k, n,
-                      ops, speedup, stages)
-            if best is None or c.cycles < best.cycles:
-                best = c
+            for raster in (kernel.raster,) if kernel else RASTERS:
+                c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, raster), m, k, n, ops, speedup, stages,
+                          efficiency)
+                if best is None or c.cycles < best.cycles:
+                    best = c
     assert best is not None
     return best
 
 
 def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float,
-          stages: int | None = None) -> GemmCost:
+          stages: int | None = None, efficiency: float = 0.0) -> GemmCost:
     g = arch.gpu
     stages = stages or g.pipeline_stages
+    eff = efficiency or g.tensor_core_efficiency
+    scale = sm_cycle_scale(arch)  # counted cycles per SM cycle (the SM holds its sustained clock)
     tm, tn, tk, steps = gr.tm, gr.tn, gr.tk, gr.k_steps
     fma_per_sm = g.tensor_cores_per_sm * g.tensor_core.fma_per_cycle * speedup
     math_c = tm * tn * tk * steps / fma_per_sm
@@ -120,7 +132,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     warps_m, warps_n = max(1, tm // g.warp_tile_m), max(1, tn // g.warp_tile_n)
     step_bytes = tm * tk * ops.a * (1 + warps_n) + tk * tn * b_elem * (1 + warps_m)  # writes + reads
     smem_c = steps * step_bytes / g.smem_bytes_per_cycle_per_sm if g.smem_bytes_per_cycle_per_sm else 0.0
-    main = g.threadblocks_per_sm * max(math_c, smem_c) / g.tensor_core_efficiency
+    main = g.threadblocks_per_sm * max(math_c, smem_c) * scale / eff
     main = max(main, steps * g.memory_latency_cycles / stages)
     out_bytes = PARTIAL_BYTES if gr.split > 1 else ops.c
     # real (unpadded) sizes per panel and per output tile, averaged over the grid
@@ -136,7 +148,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     hbm_read_md = gr.b_panels_per_wave * b_panel * ops.b_metadata
     hbm_write = per_wave * c_tile
     l2_bytes = per_wave * (a_panel + b_panel * b_elem + c_tile)
-    hbm_bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    hbm_bpc = hbm_bytes_per_cycle(arch)
     wave = np.full(gr.waves, float(block))
     if hbm_bpc:
         wave = np.maximum(wave, (hbm_read_a + hbm_read_b + hbm_read_md + hbm_write) / hbm_bpc)
@@ -166,7 +178,7 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
         traffic[(off, "c", "data", "read")] = float(partials)
         traffic[(off, "c", "data", "write")] += m * n * ops.c
     traffic = {key: v for key, v in traffic.items() if key[0] is not None}  # levels the machine has
-    math_total = math.ceil(gr.waves * g.threadblocks_per_sm * math_c / g.tensor_core_efficiency)
+    math_total = math.ceil(gr.waves * g.threadblocks_per_sm * math_c * scale / eff)
     return GemmCost(cycles, math_total, (tm, tn), gr.split, gr.waves, blocks, traffic)
 
 

@@ -14,6 +14,19 @@ import math
 from archs import Architecture
 
 
+def hbm_bytes_per_cycle(arch: Architecture) -> float:
+    """Off-chip bytes per ``clock_hz`` cycle a kernel streams: the memory's datasheet bandwidth times
+    ``gpu.hbm_achievable_fraction`` (what copy kernels measure on the card)."""
+    return arch.off_chip.bandwidth_bytes_per_s * arch.gpu.hbm_achievable_fraction / arch.clock_hz
+
+
+def sm_cycle_scale(arch: Architecture) -> float:
+    """``clock_hz`` cycles per SM cycle: an SM at ``gpu.sustained_clock_fraction · clock_hz`` (the clock
+    it holds at the board power limit) takes ``1 / sustained_clock_fraction`` counted cycles per cycle
+    of its own."""
+    return 1.0 / arch.gpu.sustained_clock_fraction
+
+
 def launch_cycles(arch: Architecture) -> int:
     """Cycles between dependent kernels (launch and drain), from ``gpu.kernel_launch_ns``."""
     return math.ceil(arch.gpu.kernel_launch_ns * 1e-9 * arch.clock_hz)
@@ -23,6 +36,6 @@ def memory_kernel_cycles(arch: Architecture, moved_bytes: float, ops: float = 0.
     """One kernel that moves ``moved_bytes`` through HBM and does ``ops`` element operations."""
     if moved_bytes <= 0 and ops <= 0:
         return 0
-    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    bpc = hbm_bytes_per_cycle(arch)
     mem = math.ceil(moved_bytes / bpc) if bpc else 0
     return launch_cycles(arch) + max(math.ceil(ops / arch.vector_unit.lanes), mem)

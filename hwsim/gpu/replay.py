@@ -32,7 +32,7 @@ from ..update import layer_update_row, state_tensors
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
 from .gemm import GemmCost, Operands, gemm_cost
-from .kernels import launch_cycles, memory_kernel_cycles
+from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles
 from .sparse import compress_cycles as recompress
 from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_gemm
 
@@ -249,7 +249,7 @@ def _grouped(c: GemmCost, groups: int, arch: Architecture) -> GemmCost:
     launch = launch_cycles(arch)
     waves = -(-groups * c.blocks // (g.sms * g.threadblocks_per_sm))
     hbm = sum(v for (level, *_), v in c.traffic.items() if level == arch.off_chip.name)
-    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    bpc = hbm_bytes_per_cycle(arch)
     body = max((c.cycles - launch) * waves / c.waves, groups * hbm / bpc if bpc else 0.0)
     return GemmCost(launch + math.ceil(body), math.ceil(c.math_cycles * waves / c.waves), c.tile, c.split,
                     waves, groups * c.blocks, {k: v * groups for k, v in c.traffic.items()})

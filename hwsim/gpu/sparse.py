@@ -8,13 +8,15 @@
   of ``m`` (``ceil(K/m)·n`` per column) plus ``metadata_bits_per_nonzero`` bits per stored value.
   A mask that changes during training is compressed again every step: a memory-bound kernel that
   reads W dense and writes the compressed values and metadata (twice when backward-data also runs
-  2:4: once per orientation). The kernel is the library's (``structured.kernel_tile_*``,
-  ``kernel_stages``; PyTorch's CUTLASS path ships one tile, no split-K) on the dense operand padded
-  to ``structured.min_dense_rows`` rows by a copy kernel (:func:`structured_gemm`).
+  2:4: once per orientation). The kernel is the library's (``structured.library``: ``cutlass``,
+  PyTorch's one CUTLASS tile from ``kernel_tile_*``/``kernel_stages``, no split-K; ``cusparselt``, a
+  tile and split-K per shape; each at its own main-loop efficiency, :func:`library_kernel`) on the
+  dense operand padded to ``structured.min_dense_rows`` rows by a copy kernel (:func:`structured_gemm`).
 - **Unstructured**: the sparser input operand in CSR (values, 32-bit column indices, 32-bit row
   pointers) times the other, dense. Effectual MACs (``nnz × other dimension``) run at
   ``efficiency(density) ×`` the dense tensor-core peak (``sparse.kernel_efficiency``, linear
-  interpolation, clamped at the ends); the kernel takes ``launch + latency + max(math, HBM bytes /
+  interpolation, clamped at the ends; ``sparse.unstructured_library: cusparse`` reads
+  ``cusparse_efficiency`` instead); the kernel takes ``launch + latency + max(math, HBM bytes /
   bandwidth, latency-bound row streaming)`` (a row's non-zeros arrive ``threadblock_k`` at a time
   with ``pipeline_stages`` steps in flight, as in the dense main loop). An operand whose sparsity
   changes every step (activations and gradients always; a weight when its mask changed) is first
@@ -39,7 +41,7 @@ from traces.layer import LayerSpec
 from traces.structured import backward_data_nm, group_counts, weight_matrix
 
 from .gemm import GemmCost, Kernel, Operands, gemm_cost
-from .kernels import launch_cycles, memory_kernel_cycles
+from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles, sm_cycle_scale
 
 INDEX_BYTES = 4  # CSR column index and row pointer: 32-bit
 
@@ -104,17 +106,33 @@ def structured_gemm(arch: Architecture, m: int, k: int, n: int, element_bytes: f
     one tile, such as PyTorch's CUTLASS path), otherwise the dense heuristic's tiles.
     """
     s = arch.sparse.structured
-    g = arch.gpu
     rows = -(-m // s.min_dense_rows) * s.min_dense_rows
-    kernel = Kernel(s.kernel_tile_m, s.kernel_tile_n, s.kernel_tile_k or g.threadblock_k,
-                    s.kernel_stages or g.pipeline_stages, s.kernel_raster) if s.kernel_tile_m else None
+    kernel, split_k, efficiency = library_kernel(arch)
     gemm = gemm_cost(arch, rows, k, n, structured_operands(k, n, element_bytes, s),
-                     math_speedup=s.math_speedup, split_k=s.split_k, kernel=kernel)
+                     math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency)
     pad_c, read, written = 0, 0.0, 0.0
     if rows != m:
         read, written = groups * m * k * element_bytes, groups * rows * k * element_bytes
         pad_c = memory_kernel_cycles(arch, read + written, ops=groups * rows * k)
     return StructuredCost(gemm, rows, pad_c, read, written)
+
+
+def library_kernel(arch: Architecture) -> tuple[Kernel | None, bool, float]:
+    """(fixed kernel or None for a per-shape choice, split-K allowed, main-loop efficiency) of the
+    machine's N:M library (``sparse.structured.library``):
+
+    - ``cutlass``: PyTorch's CUTLASS path, one configuration (``kernel_tile_*``, ``kernel_stages``,
+      ``kernel_raster``; none set: the dense heuristic's tiles), split-K only if ``split_k``, at
+      ``cutlass_efficiency``;
+    - ``cusparselt``: the tile and split-K are chosen per shape (cuSPARSELt's algorithm search; the
+      model tries the dense heuristic's tiles and split factors), at ``cusparselt_efficiency``.
+    """
+    s, g = arch.sparse.structured, arch.gpu
+    if s.library == "cusparselt":
+        return None, True, s.cusparselt_efficiency or g.tensor_core_efficiency
+    kernel = Kernel(s.kernel_tile_m, s.kernel_tile_n, s.kernel_tile_k or g.threadblock_k,
+                    s.kernel_stages or g.pipeline_stages, s.kernel_raster) if s.kernel_tile_m else None
+    return kernel, s.split_k, s.cutlass_efficiency or g.tensor_core_efficiency
 
 
 def compress_cycles(arch: Architecture, w_numel: int, element_bytes: float,
@@ -127,8 +145,11 @@ def compress_cycles(arch: Architecture, w_numel: int, element_bytes: float,
 
 
 def efficiency(arch: Architecture, density: float) -> float:
-    """Sparse-kernel throughput as a fraction of the dense tensor-core peak at ``density``."""
-    pts = arch.sparse.kernel_efficiency
+    """Sparse-kernel throughput as a fraction of the dense tensor-core peak at ``density``, on the
+    curve of ``sparse.unstructured_library`` (``cusparse``: ``cusparse_efficiency`` when given)."""
+    sp = arch.sparse
+    pts = sp.cusparse_efficiency if sp.unstructured_library == "cusparse" and sp.cusparse_efficiency \
+        else sp.kernel_efficiency
     return float(np.interp(density, [p.density for p in pts], [p.efficiency for p in pts]))
 
 
@@ -161,8 +182,8 @@ def spmm_cost(arch: Architecture, m: int, k: int, n: int, nnz: int, operand: str
     values, meta = nnz * element_bytes, nnz * INDEX_BYTES + (rows + 1) * INDEX_BYTES
     dense_in = groups * (k * n if operand == "a" else m * k) * element_bytes  # the other operand
     out = groups * m * n * element_bytes
-    math_c = macs / (efficiency(arch, max(density, 1e-9)) * peak)
-    bpc = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
+    math_c = macs * sm_cycle_scale(arch) / (efficiency(arch, max(density, 1e-9)) * peak)
+    bpc = hbm_bytes_per_cycle(arch)
     mem_c = (values + meta + dense_in + out) / bpc if bpc else 0.0
     # a row's non-zeros stream in steps of threadblock_k with pipeline_stages steps in flight
     latency_c = math.ceil(nnz / max(rows, 1) / g.threadblock_k) * g.memory_latency_cycles / g.pipeline_stages

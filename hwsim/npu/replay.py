@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from archs import Architecture
+from archs.units import format_size
 from traces.layer import LayerSpec
 
 from ..engines import BACKEND_NAMES
@@ -158,8 +159,8 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         if budget is not None and mp.n_tiles * BYTES_PER_TILE > budget:  # expected costs are not chunked
             raise MappingError(
                 f"layer {spec.name}, {pass_} (counts only): {mp.n_tiles:,} expected tiles need about "
-                f"{mp.n_tiles * BYTES_PER_TILE / 2**30:.1f} GiB, over the memory budget of "
-                f"{budget / 2**30:.1f} GiB; record masks for this iteration, use a larger array or stream "
+                f"{format_size(mp.n_tiles * BYTES_PER_TILE)}, over the memory budget of "
+                f"{format_size(budget)}; record masks for this iteration, use a larger array or stream "
                 "chunk, or raise --memory-budget")
         timer = _timer(ctx, eb, [(mp, res)], dense_baseline=False)
         sparse = expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)
@@ -262,7 +263,7 @@ def _chunk_tiles(ctx: _Context, spec: LayerSpec, pass_: str, batch: int, eb: dic
     if need > budget:
         raise MappingError(
             f"layer {spec.name}, {pass_}: one row fold of {least:,} tiles and the operand masks need "
-            f"about {need / 2**30:.1f} GiB, over the memory budget of {budget / 2**30:.1f} GiB; replay fewer "
+            f"about {format_size(need)}, over the memory budget of {format_size(budget)}; replay fewer "
             "samples (record with --mask-samples), use a larger array or stream chunk, or raise "
             "--memory-budget")
     return max(least, min(limit, int((budget - masks) // BYTES_PER_TILE)))

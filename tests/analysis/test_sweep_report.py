@@ -10,6 +10,7 @@ import archs
 from analysis import pareto
 from analysis.sweep import execute, load, load_spec
 from analysis.sweep.report import write_sweep_report
+from archs.units import format_quantity
 from hwsim.cli.main import main
 
 from .plotly_html import decode, figures
@@ -65,8 +66,8 @@ def test_heatmap_cells_are_means_over_the_other_axes(sweep):
     z = np.asarray(fig.data[0].z, dtype=float)
     expect = npu.groupby(["compute.cols", "compute.rows"])["speedup"].mean()
     for (c, r), v in expect.items():
-        i = list(fig.data[0].y).index(str(c))
-        j = list(fig.data[0].x).index(str(r))
+        i = list(fig.data[0].y).index(format_quantity("compute.cols", c))
+        j = list(fig.data[0].x).index(format_quantity("compute.rows", r))
         assert z[i, j] == v
     assert np.isnan(z).sum() == 1  # 32 × 16 was rejected by the constraint
     best = sf.best_per_method(points)
@@ -77,3 +78,23 @@ def test_report_of_a_directory_that_is_not_a_sweep_is_a_one_line_error(tmp_path,
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a sweep directory" in err
+
+
+def test_the_report_is_titled_by_the_spec_name_and_labels_axes_in_units(sweep, tmp_path):
+    """Issue 22: the title was the folder's name (`Sweep out`) and a heat map's labels printed
+    `2000000000000.0` for 2 TB/s."""
+    import pandas as pd
+
+    from analysis.sweep import figures as sf
+
+    text = write_sweep_report(sweep, tmp_path / "r.html").read_text()
+    assert "<h1>Sweep test</h1>" in text  # spec_text's `name: test`, not the folder `out`
+    points, _ = load(sweep)
+    npu = points[points["design"] == "edge-npu"]
+    fig = sf.heatmap(npu, "compute.rows", "memories.glb.capacity_bytes")
+    assert list(fig.data[0].y) == ["64.0 KiB", "128 KiB"] and list(fig.data[0].x) == ["8", "16", "32"]
+    bw = "memories.hbm.bandwidth_bytes_per_s"
+    pts = pd.DataFrame({"status": "ok", "gpu.sms": [54, 54, 108, 108], bw: [1.555e12, 2e12] * 2,
+                        "speedup": [1.0, 1.1, 1.2, 1.3]})
+    fig = sf.heatmap(pts, "gpu.sms", bw)
+    assert list(fig.data[0].y) == ["1.555 TB/s", "2 TB/s"] and list(fig.data[0].x) == ["54", "108"]

@@ -279,3 +279,22 @@ def test_baselines_hold_their_density_and_dw_needed_semantics(baseline_traces):
                     assert not (it.mask(n, "w") & ~nd).any()  # A inside B
                     assert nd.sum() > it.mask(n, "w").sum()
         assert meth.density() == pytest.approx(0.2, abs=0.01), name
+
+
+def test_a_baseline_trace_that_breaks_its_allocation_is_rejected(baseline_traces, tmp_path):
+    import json
+    import shutil
+
+    from traces import TraceFormatError
+    from traces.validate import validate
+
+    for name in ("rigl", "snfs"):
+        src = baseline_traces[name].trace
+        assert validate(traces.load(src)).iterations == baseline_traces[name].iterations
+        bad = tmp_path / name
+        shutil.copytree(src, bad)
+        manifest = json.loads((bad / "manifest.json").read_text())
+        manifest["method"]["params"]["kept"]["fc1"] += 1  # claims one more weight than the masks hold
+        (bad / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(TraceFormatError, match="allocated"):
+            validate(traces.load(bad))

@@ -94,3 +94,11 @@ def test_methods_side_by_side_smoke(tmp_path):
             assert fam["all"]["cycles"] > 0 and fam["all"]["dense_cycles"] > 0
     text = (tmp_path / "methods_compare.md").read_text()
     assert "| topkast | 0.100 |" in text and "gpu-a100: speedup" in text
+
+
+def test_dst_pairings_are_the_official_trainers():
+    mod = load_script()
+    acc = [0.95, 0.97, 0.98, 0.98, 0.975]  # best 0.98, first reached at epoch 2
+    rem = [0.50, 0.20, 0.10, 0.06, 0.06]  # lowest 0.06, first reached at epoch 3
+    assert mod.dst_pairings(acc, rem) == {"remaining_at_best": 0.10, "best_remaining": 0.06,
+                                          "accuracy_at_best_remaining": 0.98}

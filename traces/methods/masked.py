@@ -212,6 +212,7 @@ class MaskedMethod(Method):
     def describe(self) -> dict[str, Any]:
         return {**self.params, "layers": list(self.layers),
                 "layer_densities": {n: round(d, 6) for n, d in self.densities.items()},
+                "kept": dict(self.keep),
                 "rule": self.RULE}
 
     RULE: ClassVar[str] = ""
