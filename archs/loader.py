@@ -279,8 +279,9 @@ def load_file(path: str | Path) -> Architecture:
     cut short, perhaps inside a comment, would otherwise read as a machine with default sparse
     features and peripherals), is refused."""
     text = read_config(path)
+    data = parse_yaml(text, str(path))  # control characters and syntax errors first, with their line
     check_complete(text, str(path))
-    return loads(text, str(path))
+    return from_dict(data, str(path))
 
 
 def check_complete(text: str, source: str) -> None:
