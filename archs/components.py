@@ -276,8 +276,7 @@ class Crossbar:
 
     rows: int = spec(doc="word lines", gt=0, le=2**20)
     cols: int = spec(doc="bit lines", gt=0, le=2**20)
-    bits_per_cell: int = spec(doc="bits stored per cell (a multi-level cell holds at most 8: 256 "
-                                  "conductance levels, beyond any published ReRAM cell)", gt=0, le=8)
+    bits_per_cell: int = spec(doc="bits stored per cell (at most 16: 65,536 conductance levels)", gt=0, le=16)
     read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", ge=MIN_NS, le=MAX_NS)
     power_mw: float = spec(doc="power while reading, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
@@ -290,14 +289,41 @@ class Crossbar:
 class Adc:
     """Analog-to-digital converter; energy per conversion = power / sample rate."""
 
-    bits: int = spec(doc="resolution, bits", gt=0, le=64)
+    bits: int = spec(doc="resolution, bits: sets the energy per conversion (scaled from reference_bits) and "
+                         "the largest partial sum converted without clipping (2^bits - 1)", gt=0, le=32)
     sample_rate_hz: float = spec(doc="conversions per second", ge=MIN_HZ, le=10 * MAX_HZ)
-    power_mw: float = spec(doc="power at full rate, mW", ge=0)
+    power_mw: float = spec(doc="power at full rate at reference_bits, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
+    reference_bits: int = spec(
+        0, doc="resolution at which power_mw was measured (0 = bits); the energy per conversion scales "
+               "with resolution as the SAR ADCs of hwcomponents-library isaac.py (×1.19-1.21 per bit "
+               "over 4-10 bits; ×2 per bit beyond, Walden)", ge=0, le=32)
+    leakage_mw: float = spec(0.0, doc="static power per ADC, mW (charged over the run time)", ge=0)
 
     @property
     def conversion_energy_pj(self) -> float:
-        return self.power_mw * 1e-3 / self.sample_rate_hz * 1e12
+        """Energy of one conversion at ``bits``, pJ: power / rate at ``reference_bits``, scaled."""
+        ref = self.reference_bits or self.bits
+        return self.power_mw * 1e-3 / self.sample_rate_hz * 1e12 * adc_energy_scale(self.bits, ref)
+
+
+# ADC energy per conversion by resolution, relative: hwcomponents-library@8b56f7e isaac.py (Saberi
+# scaling of ISAAC's 8-bit SAR ADC: 4 b 0.79, 5 b 0.99, 6 b 1.20, 7 b 1.42, 8 b 1.67, 9 b 1.97,
+# 10 b 2.38 pJ at 32 nm; architecture_parameters.md §1.5). Outside 4-10 bits: ×2 per bit (Walden).
+_ADC_PJ_BY_BITS = {4: 0.79, 5: 0.99, 6: 1.20, 7: 1.42, 8: 1.67, 9: 1.97, 10: 2.38}
+
+
+def _adc_relative(bits: int) -> float:
+    if bits < 4:
+        return _ADC_PJ_BY_BITS[4] / 2.0 ** (4 - bits)
+    if bits > 10:
+        return _ADC_PJ_BY_BITS[10] * 2.0 ** (bits - 10)
+    return _ADC_PJ_BY_BITS[bits]
+
+
+def adc_energy_scale(bits: int, reference_bits: int) -> float:
+    """Energy per conversion at ``bits`` over that at ``reference_bits`` (1.0 when equal)."""
+    return _adc_relative(bits) / _adc_relative(reference_bits)
 
 
 @dataclass(frozen=True)
@@ -321,14 +347,44 @@ class Peripheral:
 
 @dataclass(frozen=True)
 class WriteModel:
-    """ReRAM cell writes for training updates."""
+    """ReRAM cell writes for training updates (NeuroSim V2.1's model; docs/reram.md "Training writes")."""
 
-    pulse_energy_pj: float = spec(doc="energy of one write pulse on one cell, pJ", ge=0)
+    pulse_energy_pj: float = spec(doc="energy of one write pulse on one cell at the on conductance, pJ "
+                                      "(V_w² · G_on · pulse width)", ge=0)
     pulse_ns: float = spec(doc="width of one write pulse, ns", ge=MIN_NS, le=MAX_NS)
-    max_pulses_per_update: int = spec(doc="conductance levels: pulses for a full-range update",
-                                      gt=0, le=2**30)
-    endurance_cycles: float = spec(doc="writes a cell survives (report writes per cell against it)", ge=1)
-    row_parallel: bool = spec(True, doc="a crossbar row is written at once (latency = rows × pulses)")
+    endurance_cycles: float = spec(doc="write pulses a cell survives (lifetime = endurance / pulses per "
+                                       "epoch of the most-pulsed cell)", ge=1)
+    levels_ltp: int = spec(0, doc="pulses that take a cell across its whole conductance range when "
+                                  "potentiating (NeuroSim maxNumLevelLTP); 0 = 2^bits_per_cell - 1, one "
+                                  "pulse per level", ge=0, le=2**20)
+    levels_ltd: int = spec(0, doc="the same when depressing (NeuroSim maxNumLevelLTD); 0 = 2^bits_per_cell "
+                                  "- 1", ge=0, le=2**20)
+    nonlinearity_ltp: float = spec(0.0, doc="non-linear potentiation: conductance after p pulses follows "
+                                            "B(1 - exp(-p / (a · levels_ltp))), a this value (NeuroSim's "
+                                            "paramA / maxLevel; smaller = more non-linear); 0 = linear",
+                                   ge=0, le=1e6)
+    nonlinearity_ltd: float = spec(0.0, doc="the same for depression (asymmetric when it differs); 0 = "
+                                            "linear", ge=0, le=1e6)
+    on_off_ratio: float = spec(0.0, doc="G_on / G_off: a pulse costs pulse_energy_pj × the cell's mean "
+                                        "conductance (harmonic mean before/after, as NeuroSim) over G_on; "
+                                        "0 = "
+                                        "every pulse costs pulse_energy_pj", ge=0)
+    row_parallel: bool = spec(True, doc="a crossbar row is written at once, in a SET phase (the row's "
+                                        "largest "
+                                        "LTP pulse count) then a RESET phase (its largest LTD count); else "
+                                        "cell by cell")
+    crossbars_in_parallel: int = spec(0, doc="crossbars written at the same time (NeuroSim "
+                                             "numArrayWriteParallel); 0 = all", ge=0, le=2**30)
+    driver_energy_pj_per_row_pulse: float = spec(
+        0.0, doc="write driver and decoder energy of one row phase pulse (selected word line), pJ", ge=0)
+    driver_energy_pj_per_line_pulse: float = spec(
+        0.0, doc="energy of charging one selected bit/source line to V_w for one pulse of a row phase "
+                 "(NeuroSim: capCol · V_w² per selected column), pJ", ge=0)
+    driver_energy_pj_per_crossbar: float = spec(
+        0.0, doc="decoders and switch matrices of one crossbar written in a step, pJ", ge=0)
+    write_verify: bool = spec(False, doc="each pulse of a row phase is followed by a read-verify of the row")
+    verify_ns: float = spec(0.0, doc="time of one read-verify, ns", ge=0)
+    verify_energy_pj_per_cell: float = spec(0.0, doc="energy of reading back one cell in a verify, pJ", ge=0)
 
 
 @dataclass(frozen=True)
@@ -345,7 +401,8 @@ class ReramCompute:
     dac: Dac = spec(doc="the DAC")
     write: WriteModel = spec(doc="cell writes for weight updates")
     input_bits: int = spec(16, doc="bits per input, applied bit-serially through the DACs", gt=0, le=64)
-    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells", gt=0, le=64)
+    weight_bits: int = spec(16, doc="bits per weight, sliced over bits_per_cell cells (at least 2: a signed "
+                                    "weight needs a sign and a magnitude bit)", ge=2, le=32)
     shift_add_energy_pj: float = spec(0.0, doc="energy per shift-and-add of one partial result, pJ", ge=0)
     accumulation_energy_pj_per_conversion: float = spec(
         0.0, doc="energy of the digital accumulation (adders, registers, shift-and-add of input and weight "
@@ -380,5 +437,21 @@ class ReramCompute:
     interconnect_bandwidth_bytes_per_s: float = spec(
         0.0, doc="bandwidth of the chip interconnect (global bus) that carries every layer's input and "
                  "output activations (input_bits each), bytes/s, in series with the crossbar time "
-                 "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0,
-        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
+                 "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0)
+    replicas_in_training: Literal["rewritten", "none"] = spec(
+        "none", doc="layer copies when the trace trains: rewritten (the copies made for forward throughput "
+                    "are kept and every copy is rewritten from the master copy each step: writes × copies, "
+                    "the changed weights sent to each copy over the first link) or none (one copy per layer "
+                    "while training; replicate_layers then applies to inference traces only)")
+    weight_range_max: float = spec(
+        0.0, doc="the weight the largest conductance code stands for (NeuroSim algoWeightMax); the range is "
+                 "fixed for the whole run, weights beyond it clip; 0 = max|W| of the layer at its first "
+                 "recorded update", ge=0)
+    rescale_every_step: bool = spec(
+        False, doc="recompute the range from max|W| at every step; the cells the new scale re-encodes are "
+                   "written and charged")
+    digital_macs_per_cycle: int = spec(
+        0, doc="MACs per clock of the digital MAC array that runs the GEMMs off the crossbars (weight "
+               "gradient; backward-data without transposed_read); 0 = the vector unit, one op per MAC",
+        ge=0, le=2**30)
+    digital_mac_energy_pj: float = spec(0.0, doc="energy of one MAC on the digital MAC array, pJ", ge=0)

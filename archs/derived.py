@@ -29,9 +29,16 @@ def peak_ops_per_s(arch: Architecture, *, structured_sparse: bool = False) -> fl
     return 2 * peak_macs_per_s(arch, structured_sparse=structured_sparse)
 
 
+def cells_per_weight(r: ReramCompute) -> int:
+    """Cells one weight occupies: its bit slices (``weight_bits``, or ``weight_bits - 1`` magnitude bits
+    for a differential pair, over ``bits_per_cell``) times its column sets (1 offset, 2 differential)."""
+    diff = r.signed_weights == "differential"
+    return -(-(r.weight_bits - diff) // r.crossbar.bits_per_cell) * (2 if diff else 1)
+
+
 def ima_weights_per_row(r: ReramCompute) -> int:
-    """Weights one crossbar row of an IMA holds across its crossbars (bit slices over cells)."""
-    return r.crossbars_per_ima * r.crossbar.cols * r.crossbar.bits_per_cell // r.weight_bits
+    """Weights one crossbar row of an IMA holds across its crossbars (slices and column sets)."""
+    return r.crossbars_per_ima * r.crossbar.cols // cells_per_weight(r)
 
 
 def ima_macs_per_mvm(r: ReramCompute) -> int:

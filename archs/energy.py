@@ -39,7 +39,15 @@ def energy_table(arch: Architecture) -> tuple[EnergyEntry, ...]:
                 EnergyEntry("adc", "conversion", r.adc.conversion_energy_pj, "conversion"),
                 EnergyEntry("dac", "drive", r.dac.power_mw * 1e-3 * read_s * 1e12, "word-line drive"),
                 EnergyEntry("shift_add", "op", r.shift_add_energy_pj, "partial result"),
-                EnergyEntry("cell", "write_pulse", r.write.pulse_energy_pj, "pulse")]
+                EnergyEntry("cell", "write_pulse", r.write.pulse_energy_pj, "pulse"),
+                EnergyEntry("write_driver", "row_pulse", r.write.driver_energy_pj_per_row_pulse,
+                            "row phase pulse"),
+                EnergyEntry("write_driver", "line_pulse", r.write.driver_energy_pj_per_line_pulse,
+                            "selected line × pulse"),
+                EnergyEntry("write_driver", "crossbar", r.write.driver_energy_pj_per_crossbar,
+                            "crossbar written"),
+                EnergyEntry("write_verify", "cell", r.write.verify_energy_pj_per_cell, "cell read back"),
+                EnergyEntry("digital_mac", "mac", r.digital_mac_energy_pj, "MAC")]
     out.append(EnergyEntry("vector_unit", "op", arch.vector_unit.op_energy_pj, "element op"))
     for m in arch.memories:
         md_r = m.read_energy_pj_per_byte if m.metadata_read_energy_pj_per_byte < 0 \
@@ -86,4 +94,7 @@ def leakage_mw(arch: Architecture) -> dict[str, float]:
         out["compute"] = arch.compute.leakage_mw
     if arch.gpu is not None:
         out["sms"] = arch.gpu.sm_leakage_mw * arch.gpu.sms
+    if arch.reram is not None:
+        r = arch.reram
+        out["adc"] = r.adc.leakage_mw * r.adcs_per_ima * r.imas_per_tile * r.tiles
     return out

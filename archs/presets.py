@@ -29,6 +29,7 @@ from .components import (
     WriteModel,
 )
 from .gpu_presets import GPU_BUILDERS, gpu_a100, gpu_h100, gpu_h200  # noqa: F401 (re-exported)
+from .reram_presets import neurosim_v21_write
 
 TWIN_DIR = Path(__file__).with_name("presets")
 PJ_PER_BIT = 8.0  # pJ/bit -> pJ/byte
@@ -173,8 +174,9 @@ def reram_isaac() -> Architecture:
         name="reram-isaac",
         family="reram",
         description="ISAAC (ISCA'16)-like chip at 32 nm: 168 tiles × 12 IMAs × 8 crossbars of 128×128 "
-                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs; training writes from NeuroSim "
-                    "defaults (architecture_parameters.md §4.1, §4.6, §5.3).",
+                    "2-bit cells, 8-bit ADCs, bit-serial 16-bit inputs (architecture_parameters.md §4.1, "
+                    "§5.3); training: NeuroSim V2.1's 32 nm RRAM writes, one copy per layer, weight "
+                    "gradients on a 16-bit digital MAC array (docs/reram.md).",
         clock_hz=1.2e9,  # ISAAC tile clock [ref §4.1]
         tech_nm=32,
         reram=ReramCompute(
@@ -182,6 +184,7 @@ def reram_isaac() -> Architecture:
             crossbar=Crossbar(rows=128, cols=128, bits_per_cell=2, read_cycle_ns=100,
                               power_mw=0.3),  # PUMA constants.py: 0.3 mW per 128×128 [ref §4.1]
             adcs_per_ima=8, adc=Adc(bits=8, sample_rate_hz=1.28e9, power_mw=2.0,  # hwcomponents isaac.py
+                                    reference_bits=8,  # the 2 mW is ISAAC's 8-bit ADC [ref §1.5]
                                     area_mm2=0.0012),  # 1200 µm² each [ref §1.5]
             dacs_per_ima=8 * 128, dac=Dac(bits=1, power_mw=4.0 / 1024),  # 4 mW per 1024 DACs [ref §1.5]
             input_bits=16, weight_bits=16,  # 16-bit inputs bit-serial, weights over 8 cells [ref §4.1]
@@ -204,14 +207,22 @@ def reram_isaac() -> Architecture:
                 Peripheral(name="max_pool", power_mw=0.4),
                 Peripheral(name="output_register (3 KB)", power_mw=1.68),
             ),
-            write=WriteModel(pulse_energy_pj=10.0,  # round default in the 0.1-120 pJ V²/R·t range [ref §4.6]
-                             pulse_ns=50.0,  # NeuroSim default write pulse [ref §4.3]
-                             max_pulses_per_update=60,  # NeuroSim maxNumLevelLTP [ref §5.3]
-                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
-                             row_parallel=True),  # row-by-row writes [ref §4.6]
+            # training writes: NeuroSim V2.1's RRAM at the same 32 nm node (archs/reram_presets.py), one
+            # pulse per level of the 2-bit cell (levels 0), SET then RESET phase per row
+            write=neurosim_v21_write(levels_ltp=0, levels_ltd=0),
+            # training keeps one copy per layer: rewriting ISAAC's up-to-64 copies every step multiplies
+            # the writes (energy and wear) by the copies for a forward pass that is a small part of a
+            # training step (docs/reram.md "Replication in training")
+            replicas_in_training="none",
+            weight_range_max=0.0,  # the layer's max|W| at its first update, then fixed
+            # weight gradients (and backward-data: no transposed read) on a digital MAC array: one 16×16
+            # 16-bit MAC array per tile [assumption], 16-bit MAC = Horowitz 45 nm 16b mult (~1.0,
+            # interpolated) + 32b add (0.1) = 1.1 pJ, × 32/45 to 32 nm (first-order C scaling) = 0.78 pJ
+            # [ref §1.1, derived]
+            digital_macs_per_cycle=168 * 256, digital_mac_energy_pj=1.1 * 32 / 45,
         ),
-        # the digital unit: ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one element
-        # per cycle each, at the shift-and-add energy per op [ref §4.1]
+        # the vector unit (non-GEMM work): ISAAC's 2 sigmoid units per tile [paper: ISAAC tile table], one
+        # element per cycle each, at the shift-and-add energy per op [ref §4.1]
         vector_unit=VectorUnit(lanes=2 * 168, op_energy_pj=0.021),
         memories=(
             Memory(name="edram", kind="edram", capacity_bytes=64 * 1024, instances=168,  # [ref §4.1]
@@ -335,6 +346,7 @@ def reram_neurosim() -> Architecture:
             # numColMuxed = 8 columns per sense amp: 16 per subarray, 64 per PE (Param.cpp)
             adcs_per_ima=NEUROSIM_SUBARRAYS_PER_PE * 128 // NEUROSIM_COL_MUXED,
             adc=Adc(bits=4,  # 4-bit ADC, Table VII [ref §4.3]
+                    reference_bits=4,  # the energy below is NeuroSim's at its 16 levels
                     sample_rate_hz=1 / NEUROSIM_LATENCY_COL_S,  # one column per LatencyCol (computed)
                     power_mw=conversion_pj / read_ns),  # MLSA energy per conversion (computed formula)
             # the word-line drive of one row for one input bit: array WL charging × numColMuxed and the
@@ -358,9 +370,12 @@ def reram_neurosim() -> Architecture:
             write=WriteModel(pulse_energy_pj=2**2 / NEUROSIM_R_ON_OHM * 50e-9 * 1e12,  # V²/R·t: 2 V
                              # (Param.cpp writeVoltage) for 50 ns (NeuroSim write pulse [ref §4.3]) at R_on
                              pulse_ns=50.0,  # NeuroSim default write pulse width [ref §4.3]
-                             max_pulses_per_update=1,  # a 1-bit cell switches with one SET/RESET [assumption]
-                             endurance_cycles=1e6,  # a parameter; report writes per cell [ref §4.6]
+                             # levels 0: a 1-bit cell switches with one SET or RESET pulse [assumption]
+                             endurance_cycles=1e6,  # a parameter; report pulses per cell [ref §4.6]
                              row_parallel=True),  # row-by-row writes [ref §4.6]
+            # NeuroSim V2.1 writes every duplicated array (ProcessingUnit.cpp: writeDynamicEnergyWU ×
+            # arrayDupRow·arrayDupCol), so its copies stay in training and are rewritten
+            replicas_in_training="rewritten",
         ),
         # chip-level ReLU/max-pool (Param.cpp chipActivation): one lane per PE at ISAAC's digital op
         # energy [ref §4.1] [assumption]

@@ -150,6 +150,9 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             raise MemoryBudgetError(tr.layers[li].name, need[li], budget,
                                     f"its masks {format_size(in_bytes[li])} and its working set "
                                     f"{format_size(need[li] - in_bytes[li])} at batch {mask_batch}")
+    prime = getattr(family, "prime", None)  # expected values a family takes from the trace (ReRAM writes)
+    if prime is not None:
+        prime(ctx, tr, its, chosen)
     mapper = getattr(family, "mapping_context", None)
     if mapper is None and mapping not in (None, "fixed"):
         raise ValueError(f"mapping {str(mapping)!r} applies to PE arrays (edge_npu machines); "

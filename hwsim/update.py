@@ -17,12 +17,24 @@ from .vector import compressed_weight_bytes, update_work
 
 STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
 STATE_BYTES = 4.0  # optimizer state is float32
+MAX_STATE_TENSORS = 64  # a recorded count above this is not an optimizer's state
 
 
 def state_tensors(manifest: dict) -> int:
-    """Optimizer state tensors per weight (momentum: 1; Adam: 2) from a trace manifest."""
+    """Optimizer state tensors per weight (momentum: 1; Adam: 2) from a trace manifest: the
+    recorded ``optimizer.state_tensors`` (format 3), else by the optimizer's name (a trace without
+    an optimizer: SGD with momentum); ValueError for a name hwsim does not know."""
     opt = manifest.get("optimizer") or {}
-    return STATE_TENSORS.get(opt.get("name", "SGD"), 1)
+    n = opt.get("state_tensors")
+    if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_STATE_TENSORS:
+        return n
+    name = opt.get("name", "SGD")
+    if name not in STATE_TENSORS:
+        raise ValueError(f"the trace's optimizer {name!r} is not one hwsim knows "
+                         f"({', '.join(STATE_TENSORS)}) and the trace does not record its state "
+                         "(optimizer.state_tensors): re-record it with traces.record(..., "
+                         "optimizer_state_tensors=N)")
+    return STATE_TENSORS[name]
 
 
 def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: int, gradient_bits: int,

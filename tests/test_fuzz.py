@@ -338,7 +338,7 @@ def _manifest_set_label(doc: dict, path: tuple, value: object) -> str:
         return "invalid"  # NaN and Infinity are not trace numbers
     top = path[0]
     if top == "format_version":  # format 1 is still read; the tiny trace has no format-2 batch files
-        return "valid" if _int(value) and value in (1, 2) else "invalid"
+        return "valid" if _int(value) and value in (1, 2, 3) else "invalid"
     if top in ("format", "tensors"):
         return "invalid"
     if len(path) == 1:

@@ -15,11 +15,13 @@ training method's own bookkeeping math (DSG's random projection) is marked with
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import torch
@@ -38,8 +40,9 @@ _UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn
 # einsum, tensordot, inner, conv2d, lstm_cell, ...) normally decompose before the dispatch mode
 # sees them and are listed for backends that keep them whole. Not GEMMs: outer/ger/addr (rank-1,
 # no reduction), element-wise products summed by hand, factorizations and solves (linalg.*),
-# embedding lookups. Backward operators are listed for explicit calls in a forward pass; the
-# backward pass autograd derives from a recorded layer's forward GEMM is that layer's.
+# embedding lookups. Backward operators are listed for explicit calls in a forward pass; in the
+# backward pass a GEMM run by the autograd nodes of a recorded layer's forward call is that
+# layer's (the recorder's backward watch), any other is refused.
 GEMM_OP_NAMES: tuple[str, ...] = (
     # matrix and vector products
     "mm", "addmm", "_addmm_activation", "bmm", "baddbmm", "addbmm", "matmul", "linear", "mv",
@@ -80,9 +83,9 @@ def _packets(names: tuple[str, ...]) -> frozenset:
 
 GEMM_OPS: frozenset = _packets(GEMM_OP_NAMES)  # the OpOverloadPackets, for a cheap membership test
 
-# Python-level calls the outside-forward gate never watches: the backward pass (its GEMMs derive
-# from recorded forward GEMMs) would only pay the dispatch mode's per-operator cost.
-_UNWATCHED = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
+# Python-level calls that run a backward pass: the gate runs them under the recorder's backward
+# watch, which attributes each GEMM to the recorded layer whose autograd node runs it.
+_BACKWARD = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
 _ATTRIBUTE = frozenset({"__get__", "__set__", "__delete__"})  # tensor attribute access: no GEMM
 
 _bookkeeping_depth = 0
@@ -106,19 +109,28 @@ def in_bookkeeping() -> bool:
     return _bookkeeping_depth > 0
 
 
+# frames that are not the user's: PyTorch's, the recorder's and the context managers it enters
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
-               os.path.join(os.path.dirname(os.path.abspath(__file__)), "recorder.py"))
+               os.path.join(os.path.dirname(os.path.abspath(__file__)), "recorder.py"),
+               os.path.abspath(contextlib.__file__))
 
 
-def call_site() -> str:
-    """``file:line in function: source`` of the innermost Python frame outside PyTorch and the
-    recorder: the user's (or a method's) line that led to the operator being dispatched."""
+def user_frame() -> FrameType | None:
+    """The innermost Python frame outside PyTorch and the recorder: the user's (or a method's)
+    code that led to the operator being dispatched (None: no such frame on this thread, as in an
+    autograd worker thread running a C++ backward node)."""
     frame = sys._getframe(1)
     while frame is not None:
         path = os.path.abspath(frame.f_code.co_filename)
         if not path.startswith(_SKIP_FILES[0]) and path not in _SKIP_FILES[1:]:
-            break
+            return frame
         frame = frame.f_back
+    return None
+
+
+def call_site(frame: FrameType | None = None) -> str:
+    """``file:line in function: source`` of ``frame`` (default: :func:`user_frame`)."""
+    frame = frame or user_frame()
     if frame is None:
         return "(no Python call site)"
     code = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
@@ -159,16 +171,17 @@ class Gate(TorchFunctionMode):
 
     Inside the forward pass (``in_forward()``) the recorder's own watch is already on (the
     recorder takes the gate off the mode stack for the pass, :meth:`suspend`); backward calls
-    and calls without grad-requiring tensors (data preparation, the optimizer, evaluation) pass
-    through.
+    run under ``backward()``, the recorder's backward watch; calls without grad-requiring
+    tensors (data preparation, the optimizer, evaluation) pass through.
     """
 
     def __init__(self, training: Callable[[], bool], in_forward: Callable[[], bool],
-                 on_gemm: Callable[[Any], None]) -> None:
+                 on_gemm: Callable[[Any], None], backward: Callable[[], Any]) -> None:
         super().__init__()
         self.training = training  # whether a training step is being recorded now
         self.in_forward = in_forward  # whether the recorder's forward-pass watch is on
         self.on_gemm = on_gemm
+        self.backward = backward  # a context manager watching one backward pass
 
     def suspend(self) -> bool:
         """Take the gate off the torch-function mode stack while the recorder's own watch covers
@@ -188,7 +201,12 @@ class Gate(TorchFunctionMode):
         kwargs = kwargs or {}
         if not _grad_enabled():  # the optimizer, evaluation, backward hooks: no graph, no GEMM to see
             return func(*args, **kwargs)
-        if self.in_forward() or func in _UNWATCHED or getattr(func, "__name__", None) in _ATTRIBUTE \
+        if func in _BACKWARD:
+            if not self.training():
+                return func(*args, **kwargs)
+            with self.backward():
+                return func(*args, **kwargs)
+        if self.in_forward() or getattr(func, "__name__", None) in _ATTRIBUTE \
                 or not self.training() or not _needs_grad(args, kwargs):
             return func(*args, **kwargs)
         with GemmWatch(self.on_gemm):
@@ -204,6 +222,9 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
         if hasattr(m, "_orig_mod") or type(m).__name__ == "OptimizedModule":
             problems.append(f"{where} is torch.compile'd (compiled code bypasses the hooks; "
                             "record the uncompiled model)")
+        elif getattr(m, "_compiled_call_impl", None) is not None:
+            problems.append(f"{where} was compiled in place by {where}.compile() (compiled code "
+                            "bypasses the hooks; record a model that was not compiled)")
         elif isinstance(m, _UNSUPPORTED):
             problems.append(f"{where} ({type(m).__name__}) does GEMM work hwsim cannot record yet")
         elif isinstance(m, nn.Conv2d):

@@ -16,7 +16,7 @@ from .layer import MAX_BATCH, LayerSpec
 
 FORMAT_NAME = "hwsim-trace"
 # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz); 3: layers name
-# their weight parameter (one update per parameter)
+# their weight parameter (one update per parameter), dtypes the autocast dtype
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)  # older traces read unchanged (a layer's parameter: its module's weight)
 MANIFEST_NAME = "manifest.json"
@@ -201,7 +201,11 @@ def _check_fields(d: dict[str, Any], file: Path) -> None:
             raise TraceFormatError(file, "optimizer.name", repr(opt.get("name")), "text")
         if not isinstance(opt.get("params"), dict):
             raise TraceFormatError(file, "optimizer.params", repr(opt.get("params")), "a JSON object")
-    bad = {k: v for k, v in d["dtypes"].items() if not isinstance(v, str)}
+        n = opt.get("state_tensors")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 64):
+            raise TraceFormatError(file, "optimizer.state_tensors", repr(n),
+                                   "weight-shaped state tensors per weight, 0..64, or absent")
+    bad = {k: v for k, v in d["dtypes"].items() if not isinstance(v, str) and (k, v) != ("autocast", None)}
     if bad:
         key = next(iter(bad))
         raise TraceFormatError(file, f"dtypes.{key}", repr(bad[key]), "a dtype name such as 'float32'")

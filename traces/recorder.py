@@ -17,14 +17,19 @@ recurrent and attention layers up front, and, while a watched training step runs
 and every mask iteration; every iteration with ``gemm_check="every"``), every matrix product
 that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
 :mod:`traces.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
-``nn.LSTMCell``, a second GEMM inside one layer call. Training methods mark their own math with
-:func:`bookkeeping`.
+``nn.LSTMCell``, a second GEMM inside one layer call; in the backward pass every GEMM that is not
+a recorded layer call's backward-data or backward-weight GEMM (a custom ``autograd.Function``'s
+backward, a gradient hook, a double backward); GEMMs of modules outside the recorded model (a
+teacher under ``no_grad``); the optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does
+not know (:mod:`traces.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,9 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from . import bits
+from . import bits, optimizers
 from .background import BackgroundWriter
 from .capture import (
     Gate,
@@ -46,6 +52,7 @@ from .capture import (
     in_bookkeeping,
     layer_spec,
     op_name,
+    user_frame,
 )
 from .errors import RecorderError
 from .layer import LayerSpec, update_owners
@@ -55,6 +62,7 @@ from .schedule import Schedule
 from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
+_MAX_LAYER_NODES = 64  # autograd nodes one layer call may create (its GEMM, views, a method's masks)
 GEMM_CHECKS = ("masks", "every")  # which training iterations run under the GEMM watch and gate
 _ACTIVE: list[Recorder] = []
 
@@ -129,6 +137,9 @@ class _Call:
     w_before: np.ndarray | torch.Tensor | None = None
     w_version: int = 0
     gemm: str | None = None  # the operator of the layer's own GEMM in this call, once executed
+    x_node: Any = None  # the autograd node of the layer's aliased input (where its backward ends)
+    backward_gemms: int = 0  # GEMM operators its autograd nodes ran in backward (watched steps)
+    backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
 class Recorder:
@@ -150,6 +161,10 @@ class Recorder:
         max_pending: jobs the worker may have queued before :meth:`step` waits for it (a job is
             one mask iteration, or a whole batch of counts-only iterations: those are handed
             to the worker ``counts_batch`` at a time, since each hand-over costs a thread switch).
+        optimizer_state_tensors: declares an optimizer hwsim does not know (not one of
+            :data:`traces.optimizers.ELEMENTWISE`) element-wise, keeping this many weight-shaped
+            state tensors per weight; without it such an optimizer is refused, and so is one that
+            runs matrix products in its step (``torch.optim.Muon``).
         gemm_check: which iterations run under the GEMM watch and gate that refuse unrecorded
             matrix products: ``"masks"`` (default) iteration 0 and every mask iteration, from the
             model's forward pass to :meth:`step`; ``"every"``: every iteration, from start to end.
@@ -166,7 +181,8 @@ class Recorder:
                  method: str = "dense", method_params: dict[str, Any] | None = None,
                  dataset: dict[str, Any] | None = None, seed: int | None = None,
                  overwrite: bool = False, first: bool = True, counts_batch: int = 64,
-                 background: bool = True, max_pending: int = 2, gemm_check: str = "masks") -> None:
+                 background: bool = True, max_pending: int = 2, gemm_check: str = "masks",
+                 optimizer_state_tensors: int | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise RecorderError(f"record() needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -183,7 +199,21 @@ class Recorder:
         self._counts_batch = counts_batch
         self._background = background
         self._max_pending = max_pending
+        if optimizer_state_tensors is not None and (not isinstance(optimizer_state_tensors, int)
+                                                    or optimizer_state_tensors < 0):
+            raise RecorderError("optimizer_state_tensors must be an integer >= 0 (weight-shaped state "
+                                f"tensors per weight), got {optimizer_state_tensors!r}")
+        self._declared_state = optimizer_state_tensors
+        if optimizer is not None:
+            optimizers.check(optimizer, optimizer_state_tensors)
         self.optimizer = optimizer
+        self._opt_watch: GemmWatch | None = None  # on during a declared optimizer's watched step
+        self._bwd_watch: GemmWatch | None = None  # on during a watched step's backward pass
+        self._own_modules = set(model.modules())
+        self._seen_dtypes: dict[str, torch.dtype] = {}  # activation, gradient, autocast: as first seen
+        self._foreign: list[tuple[nn.Module, GemmWatch | None]] = []  # open calls of other modules
+        self._foreign_handles: list[Any] = []  # the global module hooks, on for watched iterations
+        self._backward_frame: Any = None  # the user's frame that started that backward pass
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
                       "parameters": sum(p.numel() for p in model.parameters())},
@@ -225,8 +255,10 @@ class Recorder:
         for m in self._targets:
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
-        self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm)
+        self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
+                          self._backward_watch)
         self._gate.__enter__()
+        self._watch_foreign(True)  # iteration 0 is watched
         self._handles.append(register_optimizer_step_pre_hook(self._optimizer_begins))
         self._handles.append(register_optimizer_step_post_hook(self._optimizer_ends))
         _ACTIVE.append(self)
@@ -244,6 +276,12 @@ class Recorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._watch_foreign(False)
+        while self._foreign:
+            watch = self._foreign.pop()[1]
+            if watch is not None:
+                watch.__exit__(None, None, None)
+        self._stop_optimizer_watch()
         self._stop_watch()
         self._forward_marks.clear()
         if self._gate is not None:
@@ -383,15 +421,93 @@ class Recorder:
             self._gate.resume()
 
     def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        """Any optimizer's step pre-hook: a step runs under ``torch.no_grad()`` (unless the
-        optimizer is ``differentiable``), where the gate lets every call pass, so it goes off."""
+        """Any optimizer's step pre-hook: refuses an optimizer whose update a trace cannot describe
+        (:func:`traces.optimizers.check`), adopts the first one stepping when ``record`` was given
+        none (the manifest names it), and watches the step of a declared one for matrix products.
+        A step runs under ``torch.no_grad()`` (unless the optimizer is ``differentiable``), where
+        the gate lets every call pass, so it goes off."""
+        if self._writer is None or not self._training_now():
+            return
+        optimizers.check(optimizer, self._declared_state)
+        if self.optimizer is None:
+            self.optimizer = optimizer
+        if not optimizers.is_known(optimizer) and self._opt_watch is None and self._watched():
+            name = type(optimizer).__name__
+            self._opt_watch = GemmWatch(partial(self._on_optimizer_gemm, name))
+            self._opt_watch.__enter__()
         if not optimizer.defaults.get("differentiable", False):
             self._gate_off("optimizer")
 
     def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
         watched forward pass or :meth:`close` puts the gate back then)."""
+        self._stop_optimizer_watch()
         self._gate_on("optimizer")
+
+    def _watch_foreign(self, on: bool) -> None:
+        """Register the global module forward hooks that watch modules outside the recorded model
+        (``on``), or remove them: they are on from the end of the step before a watched iteration
+        (or its start, for an iteration that takes masks for a learning-rate change) to the end of
+        the watched iteration, so that unwatched steps do not pay for the hooks on every module."""
+        if on and not self._foreign_handles:
+            self._foreign_handles = [
+                register_module_forward_pre_hook(self._foreign_begins),
+                register_module_forward_hook(self._foreign_ends, always_call=True)]
+        elif not on:
+            for h in self._foreign_handles:
+                h.remove()
+            self._foreign_handles = []
+
+    def _foreign_begins(self, module: nn.Module, args: tuple) -> None:
+        """Any module's forward pre-hook: a module outside the recorded model (a distillation
+        teacher, a frozen feature extractor) called during a watched training step, gradients
+        or not, runs under a GEMM watch that refuses its matrix products: their work is not in
+        the trace. Nested calls share the outermost call's watch."""
+        if module in self._own_modules:
+            return
+        watch = None
+        if not self._foreign and self._writer is not None and self.model.training \
+                and self._watched_upcoming():
+            watch = GemmWatch(partial(self._on_foreign_gemm, type(module).__name__))
+            watch.__enter__()
+        self._foreign.append((module, watch))
+
+    def _foreign_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
+        if module in self._own_modules or not self._foreign or self._foreign[-1][0] is not module:
+            return
+        watch = self._foreign.pop()[1]
+        if watch is not None:
+            watch.__exit__(None, None, None)
+
+    def _watched_upcoming(self) -> bool:
+        """:meth:`_watched` for the iteration running now or, before its forward pass, the next one."""
+        if self._started:
+            return self._watched()
+        return self._gemm_check == "every" or self.iteration == 0 or bool(
+            self.schedule.reasons(self.iteration, forced=self._force_next))
+
+    def _on_foreign_gemm(self, name: str, func: Any) -> None:
+        """A matrix product in a module outside the recorded model during a training step: refused."""
+        if in_bookkeeping():
+            return
+        raise RecorderError(
+            f"{op_name(func)} at {call_site()} is a matrix product of a {name} module outside the "
+            "recorded model, run during a training step (a distillation teacher, a frozen feature "
+            "extractor; under torch.no_grad() or not): the trace holds the recorded model's layers "
+            "only, so this work would be missing; record that model in a trace of its own, or put "
+            "the recorded model in eval mode while other models evaluate")
+
+    def _stop_optimizer_watch(self) -> None:
+        watch, self._opt_watch = self._opt_watch, None
+        if watch is not None:
+            watch.__exit__(None, None, None)
+
+    def _on_optimizer_gemm(self, name: str, func: Any) -> None:
+        """A matrix product in the step of an optimizer declared element-wise: refused."""
+        raise RecorderError(
+            f"{op_name(func)} at {call_site()} is a matrix product in the step of optimizer {name}, "
+            "declared element-wise (optimizer_state_tensors): hwsim's update pass has no GEMMs, so "
+            "the trace would miss this work; record with an element-wise optimizer")
 
     def _on_gemm(self, func: Any) -> None:
         """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
@@ -416,7 +532,77 @@ class Recorder:
             "in such a module (a layer run under torch.no_grad() or in eval mode inside a training "
             "step is not recorded either)")
 
+    def _map_backward(self, rec: _Call, module: nn.Module, y: torch.Tensor) -> None:
+        """Note the autograd nodes the layer call created (from its output back to its input and
+        parameters), whose backward GEMMs are the layer's: backward-data (when the input needs a
+        gradient) and backward-weight (when the weight does); one convolution_backward does both."""
+        weight = module.weight.requires_grad
+        if isinstance(module, nn.Conv2d):
+            rec.backward_limit = int(rec.x_node is not None or weight)
+        else:
+            rec.backward_limit = int(rec.x_node is not None) + int(weight)
+        todo, seen = [y.grad_fn], 0
+        while todo and seen < _MAX_LAYER_NODES:
+            node = todo.pop()
+            if node is None or node is rec.x_node or node in self._node_calls \
+                    or type(node).__name__ == "AccumulateGrad":
+                continue
+            self._node_calls[node] = rec
+            seen += 1
+            todo.extend(f for f, _ in node.next_functions)
+
+    @contextlib.contextmanager
+    def _backward_watch(self) -> Iterator[None]:
+        """Run one backward pass (``loss.backward()``, ``torch.autograd.grad``) of a watched
+        training step under a GEMM watch: every GEMM operator must be a recorded layer's
+        backward-data or backward-weight GEMM (run by one of its autograd nodes, at most once
+        each), else it is refused."""
+        if not self._watched() or self._bwd_watch is not None:
+            yield
+            return
+        self._backward_frame = user_frame()
+        self._bwd_watch = GemmWatch(self._on_backward_gemm)
+        try:
+            with self._bwd_watch:
+                yield
+        finally:
+            self._bwd_watch = None
+
+    def _on_backward_gemm(self, func: Any) -> None:
+        """Attribute a GEMM operator run in the backward pass to a recorded layer call, or refuse."""
+        if in_bookkeeping():
+            return
+        if self._stack:  # a recorded layer's forward run again in backward (activation checkpointing)
+            self._on_gemm(func)
+            return
+        op, frame = op_name(func), user_frame()
+        if frame is not None and frame is not self._backward_frame:
+            raise RecorderError(
+                f"{op} at {call_site(frame)} is a matrix product in the backward pass, in Python code "
+                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook): it is "
+                "not a recorded layer's backward-data or backward-weight GEMM, so the trace would not "
+                "contain its work; do it in a recorded nn.Conv2d/nn.Linear forward instead, or record "
+                "without it")
+        node = torch._C._current_autograd_node()
+        rec = self._node_calls.get(node) if node is not None else None
+        where = f"in the backward pass started at {call_site(self._backward_frame)}"
+        if rec is None:
+            raise RecorderError(
+                f"{op} {where} runs in autograd node {type(node).__name__}, which belongs to no "
+                "recorded layer call: a backward through a gradient (create_graph=True: a gradient "
+                "penalty, a double backward) or through work outside the recorded layers; a trace "
+                "holds each recorded layer's backward-data and backward-weight GEMMs only, so this "
+                "work would be missing")
+        rec.backward_gemms += 1
+        if rec.backward_gemms > rec.backward_limit:
+            raise RecorderError(
+                f"{op} {where} is one more backward GEMM of the recorded layer "
+                f"{self._layers[rec.layer].name} than its backward-data and backward-weight passes "
+                "(a second backward through the same graph: retain_graph=True, or a double backward); "
+                "a trace holds one backward per layer call, so this work would be missing")
+
     def _reset_iteration(self) -> None:
+        self._node_calls: dict[Any, _Call] = {}  # autograd node -> the recorded layer call it belongs to
         self._calls: list[_Call] = []
         self._stack: list[_Call] = []
         self._call_count: dict[nn.Module, int] = defaultdict(int)
@@ -434,6 +620,8 @@ class Recorder:
         self._force_next = False
         self._last_lr = lr
         self._started = True
+        if self._watched() and self._writer is not None:
+            self._watch_foreign(True)
 
     def _lr(self) -> float | None:
         if self.optimizer is None or not self.optimizer.param_groups:
@@ -468,11 +656,14 @@ class Recorder:
         call = self._call_count[module]
         self._call_count[module] += 1
         rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
+        if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
+            self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", x, self.schedule.mask_samples)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
             x.register_hook(partial(self._grad_hook, rec, "dx"))
+            rec.x_node = x.grad_fn
             return (x, *args[1:])
         return None
 
@@ -488,6 +679,7 @@ class Recorder:
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
         self._check_or_add_spec(rec, module, args[0], y)
+        self._seen_dtypes.setdefault("activation", y.dtype)
         b = self.schedule.mask_samples
         self._take(rec, "y", y, b)
         w_mask = self._method_mask(module, "w", module.weight.shape)
@@ -500,9 +692,12 @@ class Recorder:
         rec.w_version = module.weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
+            if self._watched():
+                self._map_backward(rec, module, y)
         self._calls.append(rec)
 
     def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
+        self._seen_dtypes.setdefault("gradient", grad.dtype)
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._take(rec, name, grad, self.schedule.mask_samples)
 
@@ -551,11 +746,13 @@ class Recorder:
         """
         if self._writer is None:
             raise RecorderError("rec.step() outside the `with traces.record(...)` block")
-        self._gate_on("optimizer")  # after an optimizer step that raised
+        self._stop_optimizer_watch()  # after an optimizer step that raised
+        self._gate_on("optimizer")
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._end_iteration(loss, metrics)
         if self._gemm_check == "masks" and self._watch is None:
             self._gate_off("unwatched")  # until a watched iteration's forward pass
+        self._watch_foreign(self._watched_upcoming())
 
     def _end_iteration(self, loss: float | None, metrics: dict[str, float | str]) -> None:
         if self._worker is not None:
@@ -637,10 +834,16 @@ class Recorder:
         m["iterations"] = self.iteration if complete else None
         return m
 
-    def _dtypes(self) -> dict[str, str]:
+    def _dtypes(self) -> dict[str, str | None]:
+        """The dtypes training used: the weights' (the parameters, the optimizer's master copy),
+        and the activations' and gradients' as the first recorded layer call computed them (under
+        ``torch.autocast``, the autocast dtype, also given as ``autocast``; null without one)."""
         w = next(iter(self._targets)).weight
         name = str(w.dtype).replace("torch.", "")
-        return {"activation": name, "weight": name, "gradient": name, "stored_weights": "float16"}
+        seen = {k: str(v).replace("torch.", "") for k, v in self._seen_dtypes.items()}
+        return {"activation": seen.get("activation", name), "weight": name,
+                "gradient": seen.get("gradient", seen.get("activation", name)),
+                "autocast": seen.get("autocast"), "stored_weights": "float16"}
 
     def _optimizer_info(self) -> dict[str, Any] | None:
         opt = self.optimizer
@@ -656,7 +859,10 @@ class Recorder:
             for k, v in st.items():
                 if isinstance(v, torch.Tensor) and v.numel() > 1:
                     state[k] = str(v.dtype).replace("torch.", "")
-        return {"name": type(opt).__name__, "params": params, "state_dtypes": state}
+        declared = self._declared_state is not None and not optimizers.is_known(opt)
+        return {"name": type(opt).__name__, "params": params, "state_dtypes": state,
+                "state_tensors": self._declared_state if declared else optimizers.state_tensors(opt),
+                "declared": declared}
 
 
 __all__ = ["Recorder", "active_recorder", "bookkeeping", "record"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,6 +44,9 @@ def add_replay(sub: Any) -> None:
     p.add_argument("--show-mapping", action="store_true",
                    help="print the mapping of every layer and pass (notation: docs/mapping.md)")
     p.add_argument("--out", type=Path, help="write the full results: .parquet or .csv")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="replay a trace whose recording did not finish (killed, disk full, an error "
+                        "in the step): only the iterations it holds")
     p.set_defaults(func=cmd_replay)
 
 
@@ -85,6 +89,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 str(args.arch))
     machine = archs.load(args.arch)  # simulate() refuses a dataflow for machines without a PE array
     tr = traces.load(args.trace)
+    check_complete(tr, args.trace, args.allow_incomplete)
+    if not tr.complete:
+        print(f"{args.trace}: incomplete trace, replaying the {len(tr)} iterations it holds", file=sys.stderr)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -94,6 +101,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         bar.update(1)
 
     dense_tr = _comparable_dense(tr, args.dense_trained) if args.dense_trained is not None else None
+    if dense_tr is not None:
+        check_complete(dense_tr, args.dense_trained, args.allow_incomplete)
     budget = process_budget(args.memory_budget)
     held = _held_before_replay(machine, args.out, args.backend)
     replay_budget = budget.total - held - REPORT_RESERVE_BYTES
@@ -145,6 +154,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if saved is not None:
         print(f"results written to {saved}")
     return 0
+
+
+def check_complete(tr: Any, path: Path, allowed: bool) -> None:
+    """ValueError for a trace whose recording did not close it (killed, disk full, an error in the
+    training step), unless ``allowed``: a replay would extrapolate from what is left."""
+    if tr.complete or allowed:
+        return
+    its = tr.iterations
+    masks = len(tr.mask_iterations)
+    held = f"iterations {its[0]}..{its[-1]} ({masks} with masks)" if its else "no iterations"
+    raise ValueError(f"{path}: incomplete trace: its recording did not finish (killed, disk full or an "
+                     f"error in the training step); it holds {held}; replay those with --allow-incomplete")
 
 
 # What the summary and the results file take after the replay (frames of a few thousand rows, the
@@ -305,7 +326,7 @@ def print_mapping(report: Any) -> None:
 def _print_writes(df: Any) -> None:
     """ReRAM: cell writes of the recorded updates per layer, and the projected lifetime."""
     if "reram_cell_writes" not in df.columns:
-        print("cell writes: the trace records no weights (train with weights recorded to count them)")
+        print("cell writes: no recorded update to take them from (train with weights recorded to count them)")
         return
     u = df[df["pass"] == "update"].dropna(subset=["reram_cell_writes"])
     if u.empty:
@@ -315,12 +336,19 @@ def _print_writes(df: Any) -> None:
     table = {
         "cells written/step": by["reram_cell_writes"].mean().map(lambda v: f"{v:,.0f}"),
         "pulses/step": by["reram_write_pulses"].mean().map(lambda v: f"{v:,.0f}"),
-        "max writes/cell/epoch": last["reram_max_cell_writes_per_epoch"].map(lambda v: f"{v:,.1f}"),
-        "lifetime (epochs)": last["reram_lifetime_epochs"].map(lambda v: f"{v:,.4g}"),
     }
+    if "reram_lifetime_epochs" in last.columns:  # wear is kept on recorded updates only
+        table["max pulses/cell/epoch"] = last["reram_max_cell_pulses_per_epoch"].map(
+            lambda v: "-" if v != v else f"{v:,.1f}")
+        table["lifetime (epochs)"] = last["reram_lifetime_epochs"].map(
+            lambda v: "-" if v != v else f"{v:,.4g}")
+    else:
+        table["lifetime (epochs)"] = by["reram_cell_writes"].mean().map(
+            lambda v: "- (no recorded update replayed)")
     import pandas as pd
 
-    print("cell writes of the recorded updates (all copies of each layer; lifetime against the endurance):")
+    print("cell writes per step (recorded updates, or their expected value on counts-only iterations; all "
+          "copies of each layer; lifetime in pulses against the endurance):")
     _print_frame(pd.DataFrame(table))
 
 

@@ -239,8 +239,12 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         n_t = np.maximum(c["tiles"], 1)
         fed = np.ceil((c["array_a"] * eb["a"] + c["array_b"] * eb["b"]) / n_t / buf_bw)
         compute = np.maximum(compute // n_t, fed).astype(np.int64) * n_t
-    first = sum(c[f"slice_{op}"] * elem[f"{off}:{op}"] for op in ("a", "b"))
+    first = {op: c[f"slice_{op}"] * elem[f"{off}:{op}"] for op in ("a", "b")}
     last = c["slice_c"] * elem[f"{off}:c"]
+    dram_by_op: dict[tuple[str, str], np.ndarray] = {}
+    for (lv, op, _kind, direction), b in moved.items():
+        if lv == off:
+            dram_by_op[(op, direction)] = dram_by_op.get((op, direction), 0) + b
     g = shape.groups
 
     def events(moved: np.ndarray, slice_: np.ndarray) -> np.ndarray:  # loads of a slice, all groups
@@ -250,7 +254,7 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     dma = np.maximum(events(c["dram_read_a"], c["slice_a"]), events(c["dram_read_b"], c["slice_b"]))
     writes = events(c["dram_write_c"], c["slice_c"])
     out["compute_cycles"] = compute
-    out["cycles"] = estimate(out, arch, compute, first, last, c["tiles"], np.maximum(dma, 0) + writes)
+    out["cycles"] = estimate(arch, compute, dram_by_op, first, last, c["tiles"], np.maximum(dma, 0) + writes)
     bufs_used: dict[str, np.ndarray] = {}
     for op, (name, _cap) in bufs.items():
         if name:

@@ -34,7 +34,7 @@ from archs import Architecture
 from ..engines import scheduler
 from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, tile_gemm
 from .mapping import buffers
-from .timing import buffer_bytes_per_cycle, shares_channel, transfer_free, transfers
+from .timing import buffer_bytes_per_cycle, channel, shares_channel, transfer_free, transfers
 
 CHUNK_TILES = 1 << 20  # tiles generated and fed to the scheduler at once
 
@@ -221,32 +221,51 @@ def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -
     return NestTiming(int(end), plan.compute * plan.total, plan.array_cycles * plan.total, plan.total, slots)
 
 
-def estimate(cost: dict[str, np.ndarray], arch: Architecture, compute_cycles: np.ndarray,
-             first_load_bytes: np.ndarray, last_write_bytes: np.ndarray, tiles: np.ndarray,
-             transfers_: np.ndarray | None = None) -> np.ndarray:
+def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[str, str], np.ndarray],
+             first_loads: dict[str, np.ndarray], last_write_bytes: np.ndarray, tiles: np.ndarray,
+             transfers_: np.ndarray) -> np.ndarray:
     """The mapper's closed-form cycles of each candidate ``(N,)`` for the schedule above.
 
-    With ``S`` slots and one DRAM channel of ``bw`` bytes per cycle (``D``: all transfer cycles, the
-    off-chip latency once per transfer (``transfers_``: DMA-ins and write-backs of all tiles),
-    ``D0``: the first tile's loads, ``Wl``: the last write-back, ``C``: all computes, ``c``: one
-    tile's): ``S = 2``: ``max(D0 + C + Wl, D)`` (the first loads, every compute and the last
-    write-back in a row; or the channel busy throughout); ``S = 1``: ``D + C`` on a shared channel
-    (a tile's load, compute and write-back never overlap another's), ``max(D0 + C + Wl, D + c)``
-    otherwise. Exact when no transfer takes time (``C``); on a shared channel both are lower bounds
-    of the schedule (``S = 1``: equal to it where the loads and write-backs serialize).
+    Args:
+        dram: off-chip bytes per ``(operand, "read" | "write")``, each ``(N,)``.
+        first_loads: per operand ``a``, ``b``, the bytes of its first slice ``(N,)``.
+        transfers_: DMA-ins and write-backs of all tiles ``(N,)`` (each pays the off-chip latency).
+
+    Per channel (``timing.channel``: a link from or to the off-chip memory, else its own channel),
+    ``D`` is the busiest channel's transfer cycles plus the latency once per transfer, ``D0`` the
+    first tile's loads, ``Wl`` the last write-back, ``C`` all computes and ``c`` one tile's.
+    ``S = 2``: ``max(D0 + C + Wl, D)`` (the first loads, every compute and the last write-back in
+    a row; or the busiest channel throughout); ``S = 1``: ``D + C`` on one channel shared by reads
+    and write-backs (a tile's load, compute and write-back never overlap another's),
+    ``max(D0 + C + Wl, D + c)`` otherwise. Exact when no transfer takes time (``C``); on a shared
+    channel both are lower bounds of the schedule (``S = 1``: equal to it where the loads and
+    write-backs serialize).
     """
-    bw = arch.off_chip.bandwidth_bytes_per_s / arch.clock_hz
-    if bw <= 0:
+    per_cycle = {}
+    busy: dict[str, np.ndarray] = {}
+    first: dict[str, np.ndarray] = {}
+    for (op, direction), moved in dram.items():
+        name, bw = channel(arch, op, direction == "read")
+        per_cycle[name] = bw / arch.clock_hz
+        busy[name] = busy.get(name, 0) + moved
+        if direction == "read" and op in first_loads:
+            first[name] = first.get(name, 0) + first_loads[op]
+    limited = {n for n, bw in per_cycle.items() if bw > 0}
+    if not limited:
         return compute_cycles.astype(np.int64)
-    lat = arch.off_chip.latency_cycles  # every transfer holds the channel that much longer (timing.transfers)
-    n_transfers = 2 if transfers_ is None else transfers_
-    d_all = np.ceil(cost["dram_bytes"] / bw) + lat * n_transfers
-    d0 = np.ceil(first_load_bytes / bw) + np.where(first_load_bytes > 0, lat, 0)
-    wl = np.ceil(last_write_bytes / bw) + np.where(last_write_bytes > 0, lat, 0)
+    lat = arch.off_chip.latency_cycles  # every transfer holds its channel that much longer (timing.transfers)
+    zero = np.zeros(len(compute_cycles))
+    d_all = np.max([np.ceil(zero + busy[n] / per_cycle[n]) for n in limited], axis=0) + lat * transfers_
+    d0 = np.max([np.ceil(zero + first.get(n, 0) / per_cycle[n]) for n in limited], axis=0)
+    d0 = d0 + np.where(sum(first_loads.values()) > 0, lat, 0)
+    _, c_bw = channel(arch, "c", False)
+    wl = np.ceil(last_write_bytes / (c_bw / arch.clock_hz)) + lat if c_bw > 0 else np.zeros_like(d0)
+    wl = np.where(last_write_bytes > 0, wl, 0)
     per_tile = np.ceil(compute_cycles / np.maximum(tiles, 1))
+    reads = {op for (op, direction) in dram if direction == "read"}
     if slots_of(arch) == 2:  # the next slices stream in while this one computes
         out = np.maximum(d0 + compute_cycles + wl, d_all)
-    elif shares_channel(arch, {"a", "b"}):
+    elif shares_channel(arch, reads) and len(per_cycle) == 1:
         out = d_all + compute_cycles
     else:
         out = np.maximum(d0 + compute_cycles + wl, d_all + per_tile)

@@ -121,10 +121,10 @@ def transfer_free(arch: Architecture) -> bool:
 
 def shares_channel(arch: Architecture, read_operands: set[str]) -> bool:
     """Whether the output's write-back travels on a channel that one of the reads also uses."""
-    return _channel(arch, "c", False)[0] in {_channel(arch, op, True)[0] for op in read_operands}
+    return channel(arch, "c", False)[0] in {channel(arch, op, True)[0] for op in read_operands}
 
 
-def _channel(arch: Architecture, op: str, read: bool) -> tuple[str, float]:
+def channel(arch: Architecture, op: str, read: bool) -> tuple[str, float]:
     """The channel an operand travels on between off-chip and its buffer: the link between them if
     the architecture has one, else the off-chip memory's own; ``(name, bytes/s)``."""
     off = arch.off_chip
@@ -150,12 +150,12 @@ def transfers(arch: Architecture, reads: dict[str, np.ndarray], writes: np.ndarr
     channels overlap."""
     per_channel: dict[str, tuple[float, np.ndarray]] = {}
     for op, moved in reads.items():
-        name, bw = _channel(arch, op, True)
+        name, bw = channel(arch, op, True)
         per_channel[name] = (bw, per_channel.get(name, (bw, np.zeros(n)))[1] + moved)
     dma = np.zeros(n, np.int64)
     for bw, moved in per_channel.values():
         dma = np.maximum(dma, _cycles(arch, bw, moved))
-    return dma, _cycles(arch, _channel(arch, "c", False)[1], writes)
+    return dma, _cycles(arch, channel(arch, "c", False)[1], writes)
 
 
 def _cycles(arch: Architecture, bandwidth: float, moved: np.ndarray) -> np.ndarray:

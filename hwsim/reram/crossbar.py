@@ -62,6 +62,10 @@ class MvmCosts:
     segments: int = 0  # all (vector, block) pairs
     ima_busy_ns: float = 0.0  # IMA-nanoseconds of activity (peripherals are charged by it)
     time_ns: float = 0.0
+    digital_macs: int = 0  # MACs run on the digital MAC array (passes off the crossbars)
+    # conversions whose largest possible partial sum (every driven line at full input times a full
+    # cell) exceeds the ADC's 2^bits - 1: an upper bound of the clipped conversions (masks, no values)
+    over_range_conversions: int = 0
 
     def __add__(self, o: MvmCosts) -> MvmCosts:
         """Groups run side by side on their own crossbars: counts add, time is the longest."""
@@ -69,7 +73,8 @@ class MvmCosts:
                         self.crossbar_reads + o.crossbar_reads, self.dac_drives + o.dac_drives,
                         self.adc_conversions + o.adc_conversions, self.active_segments + o.active_segments,
                         self.segments + o.segments, self.ima_busy_ns + o.ima_busy_ns,
-                        max(self.time_ns, o.time_ns))
+                        max(self.time_ns, o.time_ns), self.digital_macs + o.digital_macs,
+                        self.over_range_conversions + o.over_range_conversions)
 
 
 def reads_per_vector(r: ReramCompute) -> int:
@@ -131,6 +136,9 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
         sub = np.clip(rows_in[:, None] - p * np.arange(spb)[None, :], 0, p)  # (kb, spb) mapped lines
         drives = np.broadcast_to(sub[None], (m, kb, spb)).astype(np.int64)
     active = drives > 0  # (M, kb, spb): the reads that happen
+    full = (2**r.crossbar.bits_per_cell - 1) * (2**r.dac.bits - 1)  # one line's largest contribution
+    lines_in_range = min((2**r.adc.bits - 1) // full, 2**62)  # lines whose full sum the ADC still holds
+    over = (drives > lines_in_range).sum(axis=(0, 2), dtype=np.int64)  # (kb,) reads that can clip
     n_active = active.sum(axis=(0, 2), dtype=np.int64)  # (kb,)
     macs = int(drives.sum(axis=(0, 2)) @ (conv_cols.sum(axis=1).astype(np.int64)))
     vec_ns = bits * (active.sum(axis=2) * read_ns[None, :]).max(axis=1, initial=0.0)  # (M,) blocks parallel
@@ -141,6 +149,7 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
         crossbar_reads=int(bits * n_active @ xbars),
         dac_drives=int(bits * drives.sum(axis=(0, 2)) @ xbars),
         adc_conversions=int(bits * n_active @ conv_per_read),
+        over_range_conversions=int(bits * over @ conv_per_read),
         active_segments=int(n_active.sum()), segments=m * int((rows_in[:, None] > p * np.arange(spb)).sum()),
         ima_busy_ns=float(bits * (n_active * read_ns) @ np.full(kb, imas_per_block)),
         time_ns=float(per_rep.max(initial=0.0)))

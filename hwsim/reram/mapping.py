@@ -70,10 +70,13 @@ def chip_imas(r: ReramCompute) -> int:
     return r.tiles * r.imas_per_tile
 
 
-def map_model(layers: Sequence[LayerSpec], r: ReramCompute, vectors: Sequence[int]) -> dict[str, LayerMap]:
+def map_model(layers: Sequence[LayerSpec], r: ReramCompute, vectors: Sequence[int], *,
+              replicate: bool | None = None) -> dict[str, LayerMap]:
     """Map every layer onto the chip, replicating layers into spare IMAs.
 
-    ``vectors[i]``: input vectors one forward pass streams through layer i (batch × P·Q). The copy
+    ``vectors[i]``: input vectors one forward pass streams through layer i (batch × P·Q);
+    ``replicate``: copy layers at all (default ``r.replicate_layers``; a training trace under
+    ``replicas_in_training: none`` maps one copy). The copy
     count of every layer is the smallest that brings its stage (``ceil(vectors / replicas)`` vectors)
     down to a common bound ``T``; the smallest ``T`` whose copies fit the chip is found by bisection.
 
@@ -93,7 +96,7 @@ def map_model(layers: Sequence[LayerSpec], r: ReramCompute, vectors: Sequence[in
             f"short by {short:,} IMAs = {math.ceil(short / per_tile):,} tiles; use a larger chip "
             f"(reram.tiles) or more bits per cell")
     vec = [max(int(v), 1) for v in vectors]
-    if not r.replicate_layers or not maps:
+    if not (r.replicate_layers if replicate is None else replicate) or not maps:
         return {s.name: m for s, m in zip(layers, maps, strict=True)}
 
     cap = r.max_replicas or max(vec)

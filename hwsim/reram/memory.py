@@ -5,7 +5,9 @@ the layer's passes) with room for temporaries; per crossbar pass (``crossbar.mvm
 input row, the lines driven in every sequential read of every block:
 ``M × K-blocks × reads`` int64 counts with their bool and float companions (24 bytes each). The
 update (``writes``) holds per cell of the layer's copy (``weights × slices × column sets``) the
-integer codes and levels before and after the step and their difference (48 bytes per cell).
+integer codes and levels before and after the step, the LTP and LTD pulses, their sum, the
+conductance factor and the padded per-crossbar layouts of the SET and RESET pulses (96 bytes per
+cell); the wear (pulses and writes per cell, 8 bytes) stays in the context across steps.
 Checked against tracemalloc peaks of every ResNet-18 layer at batch 8 and 32 on both presets
 (tests/hwsim/test_memory_budget.py checks the process's peak RSS).
 """
@@ -32,7 +34,7 @@ def working_bytes(ctx: Any, spec: LayerSpec, batch: int, passes: Sequence[str], 
     for p in passes:
         if p == "update":
             if weights:
-                total = max(total, 48 * spec.numel("w", 1) * slices_per_weight(r) * column_sets(r))
+                total = max(total, 96 * spec.numel("w", 1) * slices_per_weight(r) * column_sets(r))
             continue
         if p == "backward_weight" or (p == "backward_data" and not r.transposed_read):  # digital unit
             total = max(total, operands)

@@ -22,20 +22,18 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.layer import LayerSpec
 
 from ..layer_input import LayerInput
-from ..pricing import price, prices, ratio, total_pj, value
-from ..update import state_tensors, update_row
+from ..pricing import prices, ratio, total_pj, value
+from ..update import state_tensors
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
 from .mapping import LayerMap, map_model
-from .writes import lifetime_epochs, per_crossbar, step_writes
+from .update import Wear, recorded_counts, update_pass
 
 READS_WEIGHTS = True
 
@@ -51,11 +49,17 @@ class Context:
         self.state_tensors = state_tensors(manifest)
         batch = int(manifest.get("batch_size") or 1)
         specs = [LayerSpec.from_dict(d) for d in manifest["layers"]]
-        self.maps: dict[str, LayerMap] = map_model(specs, self.r, [batch * s.rows_per_sample for s in specs])
+        self.training = manifest.get("optimizer") is not None
+        keep = self.r.replicas_in_training == "rewritten"
+        replicate = self.r.replicate_layers and (not self.training or keep)
+        self.maps: dict[str, LayerMap] = map_model(specs, self.r, [batch * s.rows_per_sample for s in specs],
+                                                   replicate=replicate)
         self.steps_per_epoch = int((manifest.get("schedule") or {}).get("iters_per_epoch") or 1)
         self.peak_macs_per_s = peak_macs_per_s(arch)
         self.baselines: dict[tuple, MvmCosts] = {}
-        self.wear: dict[str, tuple[np.ndarray, int]] = {}  # layer -> (writes per cell, steps seen)
+        self.wear: dict[str, Wear] = {}  # layer -> pulses and writes per cell so far, and the array's scale
+        self.primed: dict[int, dict[str, dict[str, float]]] = {}  # counts-only iteration -> layer -> counts
+        self.primed_from: dict[int, int] = {}  # counts-only iteration -> its recorded iteration
         used = sum(m.imas * m.replicas for m in self.maps.values())
         chip = self.r.tiles * self.r.imas_per_tile
         self.meta = {"dataflow": None, "reram_imas_used": used, "reram_chip_imas": chip,
@@ -71,6 +75,29 @@ def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | Non
     return Context(arch, manifest)
 
 
+def prime(ctx: Context, tr: Any, iterations: Sequence[int], layers: Sequence[int]) -> None:
+    """Expected-value writes for the counts-only iterations replayed before any recorded one: the
+    writes of the recorded iteration nearest each (the earlier one on a tie), read once."""
+    recorded = [j for j in tr.mask_iterations]
+    chosen = set(recorded)
+    first = min((i for i in iterations if i in chosen), default=math.inf)
+    todo = [i for i in iterations if i not in chosen and i < first]
+    if not todo or not recorded or not ctx.training:
+        return
+    nearest = {i: min(recorded, key=lambda j, i=i: (abs(j - i), j)) for i in todo}
+    for j in sorted(set(nearest.values())):
+        per: dict[str, dict[str, float]] = {}
+        with tr.iteration(j) as it:
+            for li in layers:
+                weights = it.weights(li)
+                if weights is not None:
+                    spec = tr.layers[li]
+                    per[spec.name] = recorded_counts(ctx, spec, weights, it.mask(li, "w"))
+        for i, src in nearest.items():
+            if src == j:
+                ctx.primed[i], ctx.primed_from[i] = per, j
+
+
 def layer_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, passes: Sequence[str]) -> list[dict]:
     """Report rows of one layer of one iteration, one per pass that has work."""
     masks = {t: it.mask(li, t) for t in ("x", "w", "y_sel", "dy", "dw_needed")} if it.has_masks else {}
@@ -81,7 +108,7 @@ def layer_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, passes: S
     for pass_ in passes:
         if pass_ == "update":
             if it.count(li, "dw") is not None:
-                rows.append(_update(ctx, spec, it, li, masks.get("w")))
+                rows.append(update_pass(ctx, spec, it, li, masks.get("w")))
             continue
         need = {"forward": ("x", "w"), "backward_data": ("dy", "w"), "backward_weight": ("x", "dy")}[pass_]
         if exact and any(masks[t] is None for t in need):
@@ -104,10 +131,15 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
     g = spec.gemm(pass_, batch)
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
     on_crossbar = pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read)
-    if not on_crossbar:  # the digital unit: one op per MAC, dense
-        work = VectorWork(vec.ops + g.macs)
-        row = _row(ctx, MvmCosts(), work, MvmCosts(), work, digital_macs=g.macs)
-        row["vector_ops"] = float(vec.ops)  # non-GEMM work only: the MACs are actual_macs (as on the GPU)
+    if not on_crossbar:  # the digital unit, dense: its MAC array, or the vector unit one op per MAC
+        if r.digital_macs_per_cycle > 0:
+            ns = math.ceil(g.macs / r.digital_macs_per_cycle) / ctx.arch.clock_hz * 1e9
+            mac = MvmCosts(algorithmic_macs=g.macs, actual_macs=g.macs, time_ns=ns, digital_macs=g.macs)
+            row = _row(ctx, mac, vec, mac, vec)
+        else:
+            work = VectorWork(vec.ops + g.macs)
+            row = _row(ctx, MvmCosts(), work, MvmCosts(), work, digital_macs=g.macs)
+            row["vector_ops"] = float(vec.ops)  # non-GEMM work only: the MACs are actual_macs (as on the GPU)
         row["reram_engine"] = "digital"
     else:
         lm = ctx.maps[spec.name]
@@ -158,6 +190,7 @@ def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str
         "ima_peripherals": c.ima_busy_ns * p[("ima_peripherals", "power_mw")],
         "tile_peripherals": c.ima_busy_ns / r.imas_per_tile * p[("tile_peripherals", "power_mw")],
         "vector_unit": vec.ops * p[("vector_unit", "op")],
+        "digital_mac": c.digital_macs * p[("digital_mac", "mac")],
         "leakage": p[("leakage", "total_mw")] * 1e-3 * seconds * 1e12,
     }
 
@@ -204,56 +237,6 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "utilization": actual / (seconds * ctx.peak_macs_per_s) if seconds else 0.0,
         "reram_crossbar_reads": c.crossbar_reads, "reram_adc_conversions": c.adc_conversions,
         "reram_dac_drives": c.dac_drives, "reram_dense_adc_conversions": base.adc_conversions,
+        "reram_adc_over_range_conversions": c.over_range_conversions,
         "reram_active_segments": c.active_segments, "reram_segments": c.segments,
     }
-
-
-def _update(ctx: Context, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.ndarray | None) -> dict:
-    """The optimizer on the digital unit, then the cell writes of the recorded update."""
-    r = ctx.r
-    changed_mask = it.weight_mask_changed()
-    # the digital unit works on gradients at the crossbars' input precision
-    row = update_row(ctx.arch, spec, it.index, weight_bits=r.weight_bits, gradient_bits=r.input_bits,
-                     state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0, mask_changed=changed_mask)
-    row["mode"] = "exact" if it.has_masks else "dense_counts_only"
-    if it.weights is None:
-        row["reram_writes_recorded"] = False
-        return row
-    lm = ctx.maps[spec.name]
-    w, dw = it.weights
-    sw = step_writes(w, dw, w_mask, lm, r)
-    counts, steps = ctx.wear.get(spec.name, (np.zeros(sw.changed.shape, np.uint32), 0))
-    counts = counts + sw.changed
-    steps += 1
-    ctx.wear[spec.name] = (counts, steps)
-    heat = per_crossbar(sw.changed, lm, r)  # (cells, G, n_x, k_x): cells written per crossbar
-    reps = lm.replicas
-    write_cycles = math.ceil(round(sw.latency_ns * ctx.arch.clock_hz / 1e9, 6))
-    energy = sw.pulses * reps * price(ctx.arch, "cell", "write_pulse")
-    max_writes = int(counts.max(initial=0))
-    per_epoch_max = max_writes / steps * ctx.steps_per_epoch
-    # the chip leaks during the write latency too (leakage × time, like every other row)
-    leak = price(ctx.arch, "leakage", "total_mw") * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
-    row["energy_leakage_pj"] = row.get("energy_leakage_pj", 0.0) + leak
-    row.update({
-        "cycles": row["cycles"] + write_cycles, "dense_cycles": row["dense_cycles"] + write_cycles,
-        "energy_pj": row["energy_pj"] + energy + leak,
-        "dense_energy_pj": row["dense_energy_pj"] + energy + leak,
-        "energy_cell_write_pj": energy, "reram_writes_recorded": True,
-        "reram_cell_writes": sw.cell_writes * reps, "reram_write_pulses": sw.pulses * reps,
-        "reram_rows_written": sw.rows_written * reps, "reram_write_cycles": write_cycles,
-        "reram_cells": int(sw.changed.size) * reps,
-        "reram_cells_written_fraction": sw.cell_writes / max(sw.changed.size, 1),
-        "reram_crossbars_written": int((heat > 0).sum()) * reps,
-        "reram_max_crossbar_cell_writes": int(heat.max(initial=0)),
-        # cells written on each crossbar of one copy, C order over (sets × slices, groups, n, k):
-        # the report's heat map of writes per crossbar (text, so CSV results keep it too)
-        "reram_crossbar_writes": " ".join(map(str, heat.ravel().tolist())),
-        "reram_max_cell_writes": max_writes, "reram_steps_seen": steps,
-        "reram_writes_per_cell_per_epoch": float(counts.mean()) / steps * ctx.steps_per_epoch,
-        "reram_max_cell_writes_per_epoch": per_epoch_max,
-        "reram_lifetime_epochs": lifetime_epochs(per_epoch_max, r),
-    })
-    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
-    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"], 1.0)
-    return row

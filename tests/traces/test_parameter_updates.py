@@ -189,3 +189,29 @@ def test_layers_naming_one_parameter_must_share_its_shape(tmp_path):
     with pytest.raises(TraceFormatError, match=r"layers\[1\]\.w_shape: found \[8, 16\]; expected \[16, 16\]"):
         write_trace(path, n_iter=1, mask_every=1, layers=layers)
         traces.load(path)
+
+
+class Checkpointed(nn.Module):
+    """A block under activation checkpointing: its forward runs again in the backward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        h = checkpoint(lambda t: torch.relu(self.fc(t)), x, use_reentrant=False)
+        return self.out(h)
+
+
+def test_activation_checkpointing_records_the_recomputation_and_one_update(tmp_path):
+    torch.manual_seed(0)
+    tr = record_run(Checkpointed(), tmp_path / "t", vector)
+    assert [s.name for s in tr.layers] == ["fc", "out", "fc#1"]  # fc#1: recomputed in backward
+    df = simulate(tr, "edge-npu").to_frame()
+    assert sorted(df[df["pass"] == "forward"]["layer"]) == ["fc", "fc", "fc#1", "fc#1", "out", "out"]
+    assert sorted(df[df["pass"] == "update"]["layer"]) == ["fc", "fc", "out", "out"]
+    # the recomputation's output gets no gradient of its own: the backward is the first call's
+    assert set(df[df["pass"] == "backward_weight"]["layer"]) == {"fc", "out"}

@@ -282,3 +282,21 @@ def test_force_next_records_masks_off_schedule(tmp_path):
     assert tr.mask_iterations == [0, 2]
     with tr.iteration(2) as it:
         assert it.meta["reasons"] == ["forced"]
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_manifest_records_the_autocast_dtype(tmp_path, autocast):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            loss = F.cross_entropy(model(torch.randn(4, 6)), torch.tensor([0, 1, 2, 0]))
+        loss.backward()
+        opt.step()
+        rec.step()
+    dtypes = traces.load(tmp_path / "t").manifest["dtypes"]
+    compute = "bfloat16" if autocast else "float32"
+    assert dtypes == {"activation": compute, "weight": "float32", "gradient": compute,
+                      "autocast": autocast and "bfloat16", "stored_weights": "float16"}
