@@ -410,10 +410,11 @@ class ReramCompute:
                  "peripherals' power already covers it, as in the ISAAC table)", ge=0)
     ima_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each IMA")
     tile_peripherals: tuple[Peripheral, ...] = spec((), doc="other circuits in each tile")
-    signed_weights: Literal["offset", "differential"] = spec(
+    signed_weights: Literal["offset", "differential", "differential_subtract"] = spec(
         "offset", doc="signed weights: offset (biased unsigned code in one column set, the bias "
-                      "removed digitally; ISAAC) or differential (a positive and a negative column set, "
-                      "magnitudes in weight_bits - 1 bits)")
+                      "removed digitally; ISAAC), differential (a positive and a negative column set, "
+                      "magnitudes in weight_bits - 1 bits, each column converted) or differential_subtract "
+                      "(the same cells, the pair's currents subtracted in the array before one conversion)")
     transposed_read: bool = spec(
         False, doc="the periphery can drive bit lines and sense word lines, so backward-data runs as a "
                    "transposed read of the same crossbars (else on the digital unit)")
