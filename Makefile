@@ -21,6 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hwsim demo --out $(OUT)
 
+# Run the demo and regenerate what README.md shows of it (docs/demo-summary.txt, docs/demo-timing.json
+# and the README block between the demo-excerpt markers); rerun it whenever the numbers may change.
+readme-demo: $(STAMP)
+	$(PY) scripts/readme_demo.py
+
+# Rerun the demo and fail unless it reproduces docs/demo-summary.txt bit for bit (about 2 min of CPU).
+demo-check: $(STAMP)
+	$(PY) scripts/readme_demo.py --check --out out/demo-check
+
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q

@@ -32,7 +32,7 @@ def peak_ops_per_s(arch: Architecture, *, structured_sparse: bool = False) -> fl
 def cells_per_weight(r: ReramCompute) -> int:
     """Cells one weight occupies: its bit slices (``weight_bits``, or ``weight_bits - 1`` magnitude bits
     for a differential pair, over ``bits_per_cell``) times its column sets (1 offset, 2 differential)."""
-    diff = r.signed_weights == "differential"
+    diff = r.signed_weights != "offset"
     return -(-(r.weight_bits - diff) // r.crossbar.bits_per_cell) * (2 if diff else 1)
 
 
@@ -52,7 +52,8 @@ def mvm_time_ns(r: ReramCompute) -> float:
     long as the crossbar's ADCs take to convert its columns."""
     xb = r.crossbar
     groups = -(-xb.rows // xb.parallel_rows) if 0 < xb.parallel_rows < xb.rows else 1
-    adc_ns = -(-xb.cols * r.crossbars_per_ima // r.adcs_per_ima) / r.adc.sample_rate_hz * 1e9
+    pair = 2 if r.signed_weights == "differential_subtract" else 1  # a subtracting pair converts once
+    adc_ns = -(-xb.cols * r.crossbars_per_ima // (r.adcs_per_ima * pair)) / r.adc.sample_rate_hz * 1e9
     return -(-r.input_bits // r.dac.bits) * groups * max(xb.read_cycle_ns, adc_ns)
 
 

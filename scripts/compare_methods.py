@@ -73,10 +73,13 @@ def run_method(name: str, params: dict[str, Any], cfg: dict[str, Any], root: Pat
     return out
 
 
-def report(results: list[dict[str, Any]], cfg: dict[str, Any], smoke: bool, wall_s: float) -> str:
+def report(results: list[dict[str, Any]], cfg: dict[str, Any], smoke: bool, wall_s: float,
+           note: str = "") -> str:
     lines = ["# Sparse-training methods side by side", ""]
     if smoke:
         lines += ["**Smoke run: a few iterations; these numbers mean nothing.**", ""]
+    if note:
+        lines += [f"**This run:** {note}", ""]
     lines += [f"Written by `make compare-methods` (scripts/compare_methods.py) in {wall_s / 60:.1f} min. "
               f"Model {cfg['model']} on {cfg['dataset']}, {cfg['epochs']} epoch(s), SGD lr {cfg['lr']}, "
               f"momentum 0.9, batch 64, seed {cfg['seed']}. Baselines at 10 % density with their "
@@ -112,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true", help="digits MLP, a few iterations (tests)")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per method (default 2)")
     p.add_argument("--methods", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--note", default="", help="a paragraph on how this run went, printed at the top")
+    p.add_argument("--from-json", type=Path, metavar="JSON",
+                   help="only rewrite the report from an earlier methods_compare.json "
+                   "(with --note, --wall-min)")
+    p.add_argument("--wall-min", type=float, default=0.0, help="with --from-json: the wall time to report")
     args = p.parse_args(argv)
     import torch
 
@@ -124,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                "every": 200, "inputs": "unit"}
     chosen = [m for m in METHODS if not args.methods or m[0] in args.methods.split(",")]
     start = time.perf_counter()
-    results = []
+    results: list[dict[str, Any]] = []
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        chosen = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, params in chosen:
             if name in ("set", "snfs") and args.smoke:
@@ -134,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_method(name, params, cfg, Path(tmp)))
             print(f"done {name}: {results[-1]['wall_s']:.0f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    wall = time.perf_counter() - start
-    for fname, text in (("methods_compare.md", report(results, cfg, args.smoke, wall)),
+    wall = 60 * args.wall_min if args.from_json else time.perf_counter() - start
+    for fname, text in (("methods_compare.md", report(results, cfg, args.smoke, wall, args.note)),
                         ("methods_compare.json", json.dumps(results, indent=1, default=float))):
         tmp_file = args.out / f".{fname}.tmp"
         tmp_file.write_text(text)

@@ -99,6 +99,12 @@ def test_demo_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "against dense training on the same machine" in out and "results.parquet" in out
     assert out.index("against dense training") < out.index("sparse features off")  # the honest one first
+    summary = (tmp_path / "summary.txt").read_text(encoding="utf-8")  # README's excerpt is made from it
+    assert out.endswith(summary)
+    from .test_readme_demo import generator
+
+    rows = generator().excerpt(summary)
+    assert [r.split()[:2] for r in rows[2:]] == [list(r) for r in generator().ROWS]
     df = pd.read_parquet(tmp_path / "results.parquet")
     assert set(df["method"]) == {"dense", "dst", "dsg", "nm"}
     assert set(df["arch"]) == set(DEMO_ARCHS)

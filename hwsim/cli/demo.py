@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import _bar, _print_frame, check_output
+from .common import _bar, check_output
 
 
 def add_demo(sub: Any) -> None:
@@ -64,23 +64,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
                           title=f"hwsim demo: dense and sparse training of {DEMO_MODEL} on {DEMO_DATASET}, "
                                 f"replayed on {', '.join(DEMO_ARCHS)}")
     v = versus_dense_training(results)
-    print("\nWhat each method buys against dense training on the same machine "
-          "(per training iteration, the method's own work included; above 1x = cheaper)")
-    _print_frame(pd.DataFrame({
-        "method": v["method"], "machine": v["arch"],
+    text = summary_text(v, accuracy) + (
+        f"\nresults: {out}  ({len(results)} rows: iteration × layer × pass × machine × method)\n"
+        f"report:  {report}  (open it in a browser; it works offline)\n")
+    (args.out / "summary.txt").write_text(text, encoding="utf-8")  # what README's excerpt is made from
+    print(text, end="")
+    return 0
+
+
+def summary_text(v: Any, accuracy: dict[str, float]) -> str:
+    """The demo's two tables: each method against dense training on each machine, then the
+    feature-only speedup. ``v``: ``analysis.frames.versus_dense_training`` of the results."""
+    import pandas as pd
+
+    def table(columns: dict[str, Any]) -> str:
+        df = pd.DataFrame({"method": v["method"], "machine": v["arch"], **columns})
+        df = df.set_index(["method", "machine"])
+        with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 500):
+            return df.to_string() + "\n"
+
+    versus = table({
         "test accuracy": v["method"].map(accuracy).map(lambda x: f"{x:.3f}"),
         "cycles": v["cycles"].map(lambda x: f"{x:,.0f}"),
         "vs dense training": v["speedup_vs_dense_training"].map(lambda x: f"{x:.3f}x"),
         "energy vs dense": v["energy_saving_vs_dense_training"].map(lambda x: f"{x:.3f}x"),
         "off-chip bytes vs dense": v["offchip_saving_vs_dense_training"].map(lambda x: f"{x:.3f}x"),
         "non-GEMM work vs dense": v["vector_ops_vs_dense_training"].map(lambda x: f"{x:.2f}x"),
-    }).set_index(["method", "machine"]))
-    print("\nThe same trace with the machine's sparse features off (feature-only speedup; this baseline "
-          "carries the method's own work too)")
-    _print_frame(pd.DataFrame({
-        "method": v["method"], "machine": v["arch"],
-        "speedup": v["feature_speedup"].map(lambda x: f"{x:.3f}x"),
-    }).set_index(["method", "machine"]))
-    print(f"\nresults: {out}  ({len(results)} rows: iteration × layer × pass × machine × method)")
-    print(f"report:  {report}  (open it in a browser; it works offline)")
-    return 0
+    })
+    features = table({"speedup": v["feature_speedup"].map(lambda x: f"{x:.3f}x")})
+    return ("\nWhat each method buys against dense training on the same machine (per training iteration, "
+            "the method's own work included; above 1x = cheaper)\n" + versus
+            + "\nThe same trace with the machine's sparse features off (feature-only speedup; this baseline "
+              "carries the method's own work too)\n" + features)

@@ -107,8 +107,10 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
     in_block, out_block = (xb.cols, xb.rows) if transposed else (xb.rows, xb.cols)
     kb, nb = math.ceil(k / in_block), math.ceil(n / out_block)
     sets = lm.slices * lm.sets  # crossbars per (K block, N block)
+    pair = 2 if r.signed_weights == "differential_subtract" else 1  # crossbars sharing each conversion
+    conv_sets = sets // pair  # crossbars' worth of conversions per (K block, N block)
     bits = reads_per_vector(r)
-    adcs_per_xbar = r.adcs_per_ima / r.crossbars_per_ima
+    adcs_per_xbar = r.adcs_per_ima / r.crossbars_per_ima * pair
     imas_per_block = math.ceil(nb * sets / r.crossbars_per_ima)
     width = np.minimum(out_block, n - out_block * np.arange(nb))  # (nb,) mapped columns per crossbar
     rows_in = np.minimum(in_block, k - in_block * np.arange(kb))  # (kb,) mapped rows per block
@@ -122,7 +124,7 @@ def mvm_costs(a: np.ndarray | None, b: np.ndarray | None, dims: tuple[int, int, 
     else:
         conv_cols = np.broadcast_to(width[None, :], (kb, nb))
     xbars = ((per_xbar > 0).sum(axis=1) if skips.crossbars else np.full(kb, nb)) * sets  # (kb,)
-    conv_per_read = conv_cols.sum(axis=1).astype(np.int64) * sets  # (kb,) conversions per read
+    conv_per_read = conv_cols.sum(axis=1).astype(np.int64) * conv_sets  # (kb,) conversions per read
     adc_ns = np.ceil(conv_cols.max(axis=1, initial=0) / adcs_per_xbar) / r.adc.sample_rate_hz * 1e9
     read_ns = np.maximum(xb.read_cycle_ns, adc_ns)  # (kb,)
     p = xb.parallel_rows if 0 < xb.parallel_rows < in_block else in_block  # lines driven at once

@@ -70,6 +70,11 @@ def grow_random(candidates: torch.Tensor, n: int, generator: torch.Generator) ->
     return out.view_as(candidates)
 
 
+def magnitude_order(w: torch.Tensor) -> torch.Tensor:
+    """Flat indices by decreasing ``|w|`` (ties: lower index first); ``top_fraction`` is a prefix."""
+    return _order(w.abs(), descending=True)
+
+
 def top_fraction(w: torch.Tensor, k: int, within: torch.Tensor | None = None) -> torch.Tensor:
     """The ``k`` positions of largest ``|w|`` (among ``within`` if given)."""
     cand = torch.ones_like(w, dtype=torch.bool) if within is None else within

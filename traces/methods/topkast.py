@@ -19,7 +19,14 @@ from typing import Any, ClassVar
 import torch
 
 from .masked import MaskedMethod, _MaskedLayer
-from .rules import top_fraction
+from .rules import magnitude_order, top_fraction
+
+
+def _prefix(order: torch.Tensor, k: int, like: torch.Tensor) -> torch.Tensor:
+    """The first ``k`` flat indices of ``order`` as a mask shaped like ``like``."""
+    out = torch.zeros(like.numel(), dtype=torch.bool)
+    out[order[:k]] = True
+    return out.view_as(like)
 
 
 class TopKAST(MaskedMethod):
@@ -67,8 +74,9 @@ class TopKAST(MaskedMethod):
         with torch.no_grad():
             for name, layer in self.layers.items():
                 w = layer.weight.detach()
-                b_set = top_fraction(w, self.backward_keep(name))
-                a_set = top_fraction(w, self.keep[name])
+                order = magnitude_order(w)  # one sort: A and B are prefixes of it, so A ⊆ B
+                b_set = _prefix(order, self.backward_keep(name), w)
+                a_set = _prefix(order, self.keep[name], w)
                 layer.updated = layer.updated or not torch.equal(a_set, layer.mask)
                 layer.mask, layer.backward_set, layer.grad_mask = a_set, b_set, b_set
 

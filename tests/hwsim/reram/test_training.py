@@ -122,3 +122,18 @@ def test_reram_isaac_training_on_a_dense_mlp_reports_the_update_share_and_real_d
     for col in ("energy_pj", "cycles"):
         r = (up_c[col].sum() / len(counts)) / (up_m[col].sum() / len(masks))
         assert 0.5 < r < 2.0
+
+
+def test_a_subtracting_differential_pair_converts_once_per_pair():
+    """differential: both column sets converted; differential_subtract: the same cells and drives,
+    the pair's currents subtracted before one conversion (closed form: 300 columns × 8 slices ×
+    2 K blocks × 16 input bits for one dense vector, halved by the subtraction)."""
+    spec = linear("fc", 200, 300)
+    two = archs.replace(ISAAC, {"reram.signed_weights": "differential"}).reram
+    sub = archs.replace(ISAAC, {"reram.signed_weights": "differential_subtract"}).reram
+    c2 = mvm_costs(None, None, (1, 200, 300), map_layer(spec, two), two, DENSE)
+    cs = mvm_costs(None, None, (1, 200, 300), map_layer(spec, sub), sub, DENSE)
+    assert (cs.crossbar_reads, cs.dac_drives) == (c2.crossbar_reads, c2.dac_drives)
+    assert c2.adc_conversions == 300 * 8 * 2 * 16 * 2 and cs.adc_conversions == c2.adc_conversions // 2
+    assert peak_macs_per_s(archs.replace(ISAAC, {"reram.signed_weights": "differential_subtract"})) >= \
+        peak_macs_per_s(archs.replace(ISAAC, {"reram.signed_weights": "differential"}))
