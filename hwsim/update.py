@@ -13,7 +13,7 @@ from traces.layer import LayerSpec
 from .energy import pass_energy
 from .layer_input import LayerInput
 from .pricing import ratio, total_pj
-from .vector import compressed_weight_bytes, update_work
+from .vector import UPDATE_OPS_PER_WEIGHT, compressed_weight_bytes, update_work
 
 STATE_TENSORS = {"SGD": 1, "Adam": 2, "AdamW": 2, "RMSprop": 1, "Adagrad": 1}
 STATE_BYTES = 4.0  # optimizer state is float32
@@ -37,13 +37,22 @@ def state_tensors(manifest: dict) -> int:
     return STATE_TENSORS[name]
 
 
+def update_ops_per_weight(manifest: dict) -> float:
+    """Element operations per weight of one optimizer step: the recorder's count
+    (``optimizer.update_ops_per_weight``), else ``UPDATE_OPS_PER_WEIGHT`` (older traces)."""
+    ops = (manifest.get("optimizer") or {}).get("update_ops_per_weight")
+    recorded = isinstance(ops, (int, float)) and not isinstance(ops, bool)
+    return float(ops) if recorded else UPDATE_OPS_PER_WEIGHT
+
+
 def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: int, gradient_bits: int,
-               state: int, w_nnz: int = 0, mask_changed: bool = False) -> dict:
+               state: int, w_nnz: int = 0, mask_changed: bool = False,
+               ops_per_weight: float = UPDATE_OPS_PER_WEIGHT) -> dict:
     """The report row of one layer's update pass (energy in pJ, cycles of the core clock)."""
     wb_, gb = weight_bits / 8, gradient_bits / 8
     reencode = compressed_weight_bytes(arch, spec, w_nnz, wb_) if mask_changed else 0.0
-    vec = update_work(spec, wb_, gb, state, STATE_BYTES, reencode)
-    base = update_work(spec, wb_, gb, state, STATE_BYTES)
+    vec = update_work(spec, wb_, gb, state, STATE_BYTES, reencode, ops_per_weight)
+    base = update_work(spec, wb_, gb, state, STATE_BYTES, ops_per_weight=ops_per_weight)
     cycles, base_cycles = vec.cycles(arch), base.cycles(arch)
     off = arch.off_chip.name
     traffic_ = {(off, "b", "data", "read"): vec.offchip_read_bytes,
@@ -66,10 +75,12 @@ def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: 
 
 
 def layer_update_row(arch: Architecture, spec: LayerSpec, it: LayerInput, li: int, *, weight_bits: int,
-                     gradient_bits: int, state: int) -> dict | None:
+                     gradient_bits: int, state: int,
+                     ops_per_weight: float = UPDATE_OPS_PER_WEIGHT) -> dict | None:
     """The update row of one layer of one iteration (None when its weights got no gradient: frozen),
     re-encoding a compressed weight when the method changed its mask this step."""
     if it.count(li, "dw") is None:
         return None
     return update_row(arch, spec, it.index, weight_bits=weight_bits, gradient_bits=gradient_bits, state=state,
-                      w_nnz=it.count(li, "w") or 0, mask_changed=it.weight_mask_changed())
+                      w_nnz=it.count(li, "w") or 0, mask_changed=it.weight_mask_changed(),
+                      ops_per_weight=ops_per_weight)

@@ -9,8 +9,10 @@ GEMM's output is bounded by the lanes alone. Counts per pass and layer:
   compare);
 - backward-data: 2 ops per dY element (ReLU′, BN backward) + col2im additions of overlapping
   windows (im2col elements minus input elements);
-- update: per weight, 4 ops (SGD with momentum: decay, momentum, step, write) reading the weight,
-  its gradient and the optimizer state and writing the weight and state back;
+- update: per weight, the element operations the optimizer's step ran, as the recorder counted
+  them (``optimizer.update_ops_per_weight``: SGD 1, with momentum 3, Adam 7, AdamW 8), or 4 for a
+  trace without that count (SGD with momentum and weight decay), reading the weight, its gradient
+  and the optimizer state and writing the weight and state back;
 - transposes and re-encodes of a compressed weight (an off-chip format on operand ``b`` that is
   ordered by rows: CSR, CSC or RLE): backward-data reads W in the opposite orientation, so the
   compressed weight is read and written once transposed (1 op per non-zero); and when the weight
@@ -65,13 +67,16 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
 
 
 def update_work(spec: LayerSpec, weight_bytes: float, grad_bytes: float, state_tensors: int,
-                state_bytes: float, reencode_bytes: float = 0.0) -> VectorWork:
+                state_bytes: float, reencode_bytes: float = 0.0,
+                ops_per_weight: float = UPDATE_OPS_PER_WEIGHT) -> VectorWork:
     """The optimizer step of one layer's weights: read W, dW and state; write W and state.
 
-    ``reencode_bytes``: the compressed weight written again because its mask changed.
+    ``reencode_bytes``: the compressed weight written again because its mask changed;
+    ``ops_per_weight``: element operations of the step per weight, as the recorder counted them
+    (``optimizer.update_ops_per_weight``; SGD with momentum 3, Adam 7), else 4.
     """
     n = spec.numel("w", 1)
-    return VectorWork(UPDATE_OPS_PER_WEIGHT * n + (n if reencode_bytes else 0),
+    return VectorWork(ops_per_weight * n + (n if reencode_bytes else 0),
                       offchip_read_bytes=n * (weight_bytes + grad_bytes + state_tensors * state_bytes),
                       offchip_write_bytes=n * (weight_bytes + state_tensors * state_bytes) + reencode_bytes)
 

@@ -145,6 +145,32 @@ def op_name(func: Any) -> str:
     return f"{getattr(func, 'namespace', 'aten')}.{getattr(packet, '__name__', str(func))}"
 
 
+# operators that allocate, copy or alias without computing: not update work
+NOT_WORK = frozenset({"clone", "copy_", "_to_copy", "detach", "lift_fresh", "zeros_like", "empty_like",
+                      "ones_like", "full_like", "empty", "zeros", "ones", "full", "alias"})
+
+
+class ElementwiseCount(TorchDispatchMode):
+    """Counts the element operations of the ``aten`` operators it sees executed: per operator, the
+    elements of the tensor it writes (``self`` of an in-place operator, the output otherwise; every
+    tensor of a ``_foreach_`` list). Views, copies, allocations and operators on tensors of one
+    element (step counters, scalars read back) are not counted. The optimizer step's update work
+    per weight is ``elements / Σ weights stepped`` (SGD with momentum: 3, Adam: 7)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if func.namespace == "aten" and not func.is_view and name.lstrip("_") not in NOT_WORK:
+            written = args[0] if name.endswith("_") and args else out
+            tensors = written if isinstance(written, (list, tuple)) else [written]
+            self.elements += sum(t.numel() for t in tensors if isinstance(t, torch.Tensor) and t.numel() > 1)
+        return out
+
+
 class GemmWatch(TorchDispatchMode):
     """Calls ``on_gemm(func)`` before every GEMM operator (:data:`GEMM_OPS`) it sees executed;
     every other operator passes through after one set lookup."""

@@ -205,6 +205,11 @@ def _check_fields(d: dict[str, Any], file: Path) -> None:
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 64):
             raise TraceFormatError(file, "optimizer.state_tensors", repr(n),
                                    "weight-shaped state tensors per weight, 0..64, or absent")
+        ops = opt.get("update_ops_per_weight")
+        if ops is not None and (isinstance(ops, bool) or not isinstance(ops, (int, float))
+                                or not 0 <= ops <= 1024):
+            raise TraceFormatError(file, "optimizer.update_ops_per_weight", repr(ops),
+                                   "element operations per weight of one optimizer step, 0..1024, or absent")
     bad = {k: v for k, v in d["dtypes"].items() if not isinstance(v, str) and (k, v) != ("autocast", None)}
     if bad:
         key = next(iter(bad))

@@ -41,6 +41,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from . import bits, optimizers
 from .background import BackgroundWriter
 from .capture import (
+    ElementwiseCount,
     Gate,
     GemmWatch,
     bookkeeping,
@@ -201,6 +202,8 @@ class Recorder(StepWatch):
             optimizers.check(optimizer, optimizer_state_tensors)
         self.optimizer = optimizer
         self._opt_watch: GemmWatch | None = None  # on during a declared optimizer's watched step
+        self._opt_count: ElementwiseCount | None = None  # on during any optimizer's watched step
+        self._update_ops_per_weight: float | None = None  # the most a watched step did, per weight
         self._bwd_watch: GemmWatch | None = None  # on during a watched step's backward pass
         self._own_modules = set(model.modules())
         self._seen_dtypes: dict[str, torch.dtype] = {}  # activation, gradient, autocast: as first seen
@@ -626,7 +629,7 @@ class Recorder(StepWatch):
         declared = self._declared_state is not None and not optimizers.is_known(opt)
         return {"name": type(opt).__name__, "params": params, "state_dtypes": state,
                 "state_tensors": self._declared_state if declared else optimizers.state_tensors(opt),
-                "declared": declared}
+                "update_ops_per_weight": self._update_ops_per_weight, "declared": declared}
 
 
 __all__ = ["Recorder", "active_recorder", "bookkeeping", "record"]

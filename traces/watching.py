@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from . import optimizers
-from .capture import GemmWatch, call_site, in_bookkeeping, op_name, user_frame
+from .capture import ElementwiseCount, GemmWatch, call_site, in_bookkeeping, op_name, user_frame
 from .errors import RecorderError
 
 if TYPE_CHECKING:
@@ -104,13 +104,23 @@ class StepWatch:
             name = type(optimizer).__name__
             self._opt_watch = GemmWatch(partial(self._on_optimizer_gemm, name))
             self._opt_watch.__enter__()
+        if self._opt_count is None and self._watched():  # its element work, counted on watched steps
+            self._opt_count = ElementwiseCount()
+            self._opt_count.__enter__()
         if not optimizer.defaults.get("differentiable", False):
             self._gate_off("optimizer")
 
     def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
         watched forward pass or :meth:`close` puts the gate back then)."""
+        count = self._opt_count
         self._stop_optimizer_watch()
+        if count is not None:
+            stepped = sum(p.numel() for g in optimizer.param_groups for p in g["params"]
+                          if p.grad is not None and p.numel() > 1)
+            if stepped:
+                per_weight = count.elements / stepped
+                self._update_ops_per_weight = max(self._update_ops_per_weight or 0.0, per_weight)
         self._gate_on("optimizer")
 
     def _watch_foreign(self, on: bool) -> None:
@@ -168,8 +178,10 @@ class StepWatch:
 
     def _stop_optimizer_watch(self) -> None:
         watch, self._opt_watch = self._opt_watch, None
-        if watch is not None:
-            watch.__exit__(None, None, None)
+        count, self._opt_count = self._opt_count, None
+        for mode in (count, watch):  # the last entered leaves first
+            if mode is not None:
+                mode.__exit__(None, None, None)
 
     def _on_optimizer_gemm(self, name: str, func: Any) -> None:
         """A matrix product in the step of an optimizer declared element-wise: refused."""

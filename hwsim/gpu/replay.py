@@ -28,7 +28,7 @@ from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
 from ..pricing import price, ratio, total_pj
-from ..update import layer_update_row, state_tensors
+from ..update import layer_update_row, state_tensors, update_ops_per_weight
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
 from .gemm import GemmCost, Operands, gemm_cost
@@ -54,6 +54,7 @@ class _Context:
         self.arch = arch
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
+        self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         self.eb = arch.gpu.element_bits / 8
         self.dense_ops = Operands(self.eb, self.eb, self.eb)
         g = arch.gpu
@@ -71,7 +72,7 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
         if pass_ == "update":
             bits = ctx.arch.gpu.element_bits
             row = layer_update_row(ctx.arch, spec, it, li, weight_bits=bits, gradient_bits=bits,
-                                   state=ctx.state_tensors)
+                                   state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
             if row is not None:
                 rows.append({**row, "mode": "exact" if exact else "expected"})
             continue

@@ -27,7 +27,7 @@ from ..engines import BACKEND_NAMES
 from ..errors import MappingError
 from ..layer_input import LayerInput
 from ..pricing import ratio
-from ..update import layer_update_row, state_tensors, update_row
+from ..update import layer_update_row, state_tensors, update_ops_per_weight, update_row
 from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
 from ..workload import OPERAND_KIND, effectual, operands
 from . import tiles
@@ -67,6 +67,7 @@ class _Context:
         self.layer_nm = {str(k): (int(v[0]), int(v[1])) for k, v in (declared or {}).items()}
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
+        self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         self.meta = {"dataflow": dataflow}
         p = arch.compute.precision
         self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
@@ -107,7 +108,8 @@ def layer_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int, passes: 
     for pass_ in passes:
         if pass_ == "update":
             row = layer_update_row(ctx.arch, spec, it, li, weight_bits=ctx.bits["weight"],
-                                   gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors)
+                                   gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors,
+                                   ops_per_weight=ctx.update_ops)
             if row is not None:
                 rows.append(row)
             continue
@@ -327,4 +329,5 @@ def _residency(mp: Any, eb: dict[str, float], bufs: dict[str, tuple[str, float]]
 def _update(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0, changed: bool = False) -> dict:
     return update_row(ctx.arch, spec, index, weight_bits=ctx.bits["weight"],
                       gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors, w_nnz=w_nnz,
+                      ops_per_weight=ctx.update_ops,
                       mask_changed=changed)

@@ -28,7 +28,7 @@ from traces.layer import LayerSpec
 
 from ..layer_input import LayerInput
 from ..pricing import prices, ratio, total_pj, value
-from ..update import state_tensors
+from ..update import state_tensors, update_ops_per_weight
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
@@ -47,6 +47,7 @@ class Context:
         self.skips = Skips.of(arch.sparse)
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
+        self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         batch = int(manifest.get("batch_size") or 1)
         specs = [LayerSpec.from_dict(d) for d in manifest["layers"]]
         self.training = manifest.get("optimizer") is not None

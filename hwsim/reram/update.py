@@ -66,7 +66,8 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     """The update row of one layer: the optimizer on the digital unit, then the cell writes."""
     r, arch = ctx.r, ctx.arch
     row = update_row(arch, spec, it.index, weight_bits=r.weight_bits, gradient_bits=r.input_bits,
-                     state=ctx.state_tensors, w_nnz=it.count(li, "w") or 0,
+                     state=ctx.state_tensors, ops_per_weight=ctx.update_ops,
+                     w_nnz=it.count(li, "w") or 0,
                      mask_changed=it.weight_mask_changed())
     row["mode"] = "exact" if it.has_masks else "dense_counts_only"
     lm = ctx.maps[spec.name]
