@@ -14,7 +14,7 @@ from .components import (
     SparseFeatures,
     VectorUnit,
 )
-from .fields import MAX_MACS_PER_CYCLE, spec
+from .fields import MAX_HZ, MAX_MACS_PER_CYCLE, MIN_HZ, spec
 
 FAMILIES = ("edge_npu", "gpu", "reram")
 _FAMILY_SECTION = {"edge_npu": "compute", "gpu": "gpu", "reram": "reram"}
@@ -27,11 +27,11 @@ class Architecture:
 
     name: str = spec(doc="short name")
     family: Literal["edge_npu", "gpu", "reram"] = spec(doc="edge_npu, gpu or reram")
-    clock_hz: float = spec(doc="core clock, Hz", gt=0)
+    clock_hz: float = spec(doc="core clock, Hz", ge=MIN_HZ, le=MAX_HZ)
     memories: tuple[Memory, ...] = spec(doc="memory levels, innermost first, off-chip last")
     vector_unit: VectorUnit = spec(doc="runs the non-GEMM work")
     description: str = spec("", doc="what this machine is and where its numbers come from")
-    tech_nm: int = spec(45, doc="technology node of the energy figures, nm", gt=0)
+    tech_nm: int = spec(45, doc="technology node of the energy figures, nm", gt=0, le=10**4)
     compute: ComputeArray | None = spec(None, doc="edge NPU: the PE array")
     gpu: GpuCompute | None = spec(None, doc="GPU-like: SMs and tensor cores")
     reram: ReramCompute | None = spec(None, doc="ReRAM: tiles, IMAs, crossbars")

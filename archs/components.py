@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .fields import spec
+from .fields import (
+    MAX_HZ,
+    MAX_NS,
+    MIN_BANDWIDTH_BYTES_PER_S,
+    MIN_BYTES_PER_CYCLE,
+    MIN_EFFICIENCY,
+    MIN_HZ,
+    MIN_NS,
+    spec,
+)
 
 Operand = Literal["a", "b", "c"]
 MemoryKind = Literal["register_file", "scratchpad", "sram", "global_buffer", "shared_memory", "l1",
@@ -69,7 +78,8 @@ class Memory:
     write_energy_pj_per_byte: float = spec(doc="write energy, pJ per byte", ge=0)
     operands: tuple[Operand, ...] = spec(("a", "b", "c"), doc="GEMM operands this level holds")
     instances: int = spec(1, doc="copies (e.g. one register file per PE)", gt=0, le=2**30)
-    bandwidth_bytes_per_s: float = spec(0.0, doc="bandwidth of one instance, bytes/s (0 = unlimited)", ge=0)
+    bandwidth_bytes_per_s: float = spec(0.0, doc="bandwidth of one instance, bytes/s (0 = unlimited)", ge=0,
+                                        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
     metadata_read_energy_pj_per_byte: float = spec(
         -1.0, doc="metadata read energy, pJ per byte (-1 = same as data reads)", ge=-1)
     metadata_write_energy_pj_per_byte: float = spec(
@@ -91,7 +101,8 @@ class Link:
     name: str = spec(doc="unique name")
     source: str = spec(doc="memory the data comes from")
     destination: str = spec(doc="memory the data goes to")
-    bandwidth_bytes_per_s: float = spec(doc="bandwidth, bytes/s (0 = unlimited)", ge=0)
+    bandwidth_bytes_per_s: float = spec(doc="bandwidth, bytes/s (0 = unlimited)", ge=0,
+                                        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
     energy_pj_per_byte: float = spec(0.0, doc="transfer energy beyond the memories' own, pJ per byte", ge=0)
     operands: tuple[Operand, ...] = spec(("a", "b", "c"), doc="operands that travel on this link")
 
@@ -133,7 +144,8 @@ class StructuredSparsity:
     n: int = spec(2, doc="at most n non-zeros ...", gt=0, le=2**10)
     m: int = spec(4, doc="... in every group of m consecutive elements", gt=0, le=2**10)
     operand: Operand = spec("b", doc="the operand that may be N:M sparse")
-    math_speedup: float = spec(2.0, doc="math throughput over dense when the mask is N:M", gt=0, le=2**10)
+    math_speedup: float = spec(2.0, doc="math throughput over dense when the mask is N:M", ge=MIN_EFFICIENCY,
+                               le=2**10)
     metadata_bits_per_nonzero: int = spec(2, doc="index bits stored per kept value", ge=0, le=64)
     ws_input_rereads: bool = spec(
         False, doc="edge NPU, ws: streamed inputs are read m/n times, once per compressed row "
@@ -171,7 +183,8 @@ class EfficiencyPoint:
     """One point of the unstructured sparse-kernel efficiency curve."""
 
     density: float = spec(doc="operand density (0..1]", gt=0, le=1)
-    efficiency: float = spec(doc="effectual-MAC throughput as a fraction of dense peak", gt=0, le=1)
+    efficiency: float = spec(doc="effectual-MAC throughput as a fraction of dense peak", ge=MIN_EFFICIENCY,
+                             le=1)
 
 
 @dataclass(frozen=True)
@@ -224,27 +237,33 @@ class GpuCompute:
     threadblocks_per_sm: int = spec(1, doc="resident thread blocks per SM (they share its tensor cores)",
                                     gt=0, le=2**10)
     warp_tile_m: int = spec(64, doc="M of the C tile one warp (mma.sync) or warpgroup (wgmma) computes; "
-                                    "A and B slices are read from shared memory once per such tile", gt=0)
-    warp_tile_n: int = spec(64, doc="N of that C tile", gt=0)
-    element_bits: int = spec(16, doc="bits per GEMM operand and output element (FP16/BF16)", gt=0)
+                                    "A and B slices are read from shared memory once per such tile", gt=0,
+                             le=2**16)
+    warp_tile_n: int = spec(64, doc="N of that C tile", gt=0, le=2**16)
+    element_bits: int = spec(16, doc="bits per GEMM operand and output element (FP16/BF16)", gt=0, le=64)
     tensor_core_efficiency: float = spec(
-        1.0, doc="fraction of the tensor cores' peak a GEMM main loop sustains", gt=0, le=1)
+        1.0, doc="fraction of the tensor cores' peak a GEMM main loop sustains", ge=MIN_EFFICIENCY, le=1)
     smem_bytes_per_cycle_per_sm: float = spec(
-        0.0, doc="shared-memory bandwidth of one SM, bytes/cycle (0 = unlimited)", ge=0)
+        0.0, doc="shared-memory bandwidth of one SM, bytes/cycle (0 = unlimited)", ge=0,
+        nonzero_ge=MIN_BYTES_PER_CYCLE)
     l2_bytes_per_cycle: float = spec(
-        0.0, doc="L2 bandwidth of the whole chip, bytes/cycle (0 = unlimited)", ge=0)
-    memory_latency_cycles: int = spec(0, doc="latency of a global load that misses L1, cycles", ge=0)
+        0.0, doc="L2 bandwidth of the whole chip, bytes/cycle (0 = unlimited)", ge=0,
+        nonzero_ge=MIN_BYTES_PER_CYCLE)
+    memory_latency_cycles: int = spec(0, doc="latency of a global load that misses L1, cycles", ge=0,
+                                      le=2**40)
     pipeline_stages: int = spec(2, doc="K-steps of operands in flight per thread block (multistage "
-                                       "shared-memory pipeline)", gt=0)
-    max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0)
-    kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0)
+                                       "shared-memory pipeline)", gt=0, le=2**10)
+    max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0,
+                            le=2**16)
+    kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0,
+                                   le=MAX_NS)
     sustained_clock_fraction: float = spec(
         1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
                  "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
-        gt=0, le=2)
+        ge=MIN_EFFICIENCY, le=2)
     hbm_achievable_fraction: float = spec(
         1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
-                 "streaming kernel reaches", gt=0, le=1)
+                 "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
 
@@ -258,12 +277,12 @@ class Crossbar:
     rows: int = spec(doc="word lines", gt=0, le=2**20)
     cols: int = spec(doc="bit lines", gt=0, le=2**20)
     bits_per_cell: int = spec(doc="bits stored per cell (at most 16: 65,536 conductance levels)", gt=0, le=16)
-    read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", gt=0)
+    read_cycle_ns: float = spec(doc="one analog read (one input bit-slice), ns", ge=MIN_NS, le=MAX_NS)
     power_mw: float = spec(doc="power while reading, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
     parallel_rows: int = spec(
         0, doc="lines driven at once in one read (0 = all rows; NeuroSim's partial parallel read: a "
-               "block of rows is read in ceil(rows / parallel_rows) sequential reads)", ge=0)
+               "block of rows is read in ceil(rows / parallel_rows) sequential reads)", ge=0, le=2**20)
 
 
 @dataclass(frozen=True)
@@ -272,7 +291,7 @@ class Adc:
 
     bits: int = spec(doc="resolution, bits: sets the energy per conversion (scaled from reference_bits) and "
                          "the largest partial sum converted without clipping (2^bits - 1)", gt=0, le=32)
-    sample_rate_hz: float = spec(doc="conversions per second", gt=0)
+    sample_rate_hz: float = spec(doc="conversions per second", ge=MIN_HZ, le=10 * MAX_HZ)
     power_mw: float = spec(doc="power at full rate at reference_bits, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
     reference_bits: int = spec(
@@ -332,9 +351,9 @@ class WriteModel:
 
     pulse_energy_pj: float = spec(doc="energy of one write pulse on one cell at the on conductance, pJ "
                                       "(V_w² · G_on · pulse width)", ge=0)
-    pulse_ns: float = spec(doc="width of one write pulse, ns", gt=0)
+    pulse_ns: float = spec(doc="width of one write pulse, ns", ge=MIN_NS, le=MAX_NS)
     endurance_cycles: float = spec(doc="write pulses a cell survives (lifetime = endurance / pulses per "
-                                       "epoch of the most-pulsed cell)", gt=0)
+                                       "epoch of the most-pulsed cell)", ge=1)
     levels_ltp: int = spec(0, doc="pulses that take a cell across its whole conductance range when "
                                   "potentiating (NeuroSim maxNumLevelLTP); 0 = 2^bits_per_cell - 1, one "
                                   "pulse per level", ge=0, le=2**20)
@@ -402,15 +421,17 @@ class ReramCompute:
     replicate_layers: bool = spec(
         True, doc="copy layers into spare IMAs to balance the inter-layer pipeline (ISAAC, PipeLayer)")
     max_replicas: int = spec(0, doc="most copies of one layer (0 = as many as fit; NeuroSim speedUpDegree)",
-                             ge=0)
+                             ge=0, le=2**30)
     tile_input_buffer_bandwidth_bytes_per_s: float = spec(
         0.0, doc="bandwidth of one tile's input buffer, bytes/s: a layer's input activations are written "
                  "into and read out of the input buffers of the tiles of one copy, in series with the "
-                 "crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0)
+                 "crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0,
+        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
     tile_output_buffer_bandwidth_bytes_per_s: float = spec(
         0.0, doc="bandwidth of one tile's output buffer, bytes/s: a layer's partial outputs "
                  "(output_buffer_bits each) pass through the output buffers of the tiles of one copy, in "
-                 "series with the crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0)
+                 "series with the crossbar time (NeuroSim Tile.cpp; 0 = unlimited, no time)", ge=0,
+        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
     output_buffer_bits: int = spec(
         0, doc="bits of one output value in the tile output buffer (NeuroSim: the tile adder tree's "
                "numStage + numAdderBit; 0 = input_bits)", ge=0, le=64)

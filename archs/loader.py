@@ -208,6 +208,10 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
         if bound is not None and not ok(value, bound):
             problems.append(f"{path}: must be {text} {_fmt_bound(bound)}, got {_show(raw)}")
             return _BAD
+    least = meta.get("nonzero_ge")
+    if least is not None and value != 0 and value < least:
+        problems.append(f"{path}: must be 0 (unlimited) or >= {_fmt_bound(least)}, got {_show(raw)}")
+        return _BAD
     return value
 
 
@@ -258,7 +262,12 @@ def loads(text: str, source: str = "<string>") -> Architecture:
 
 
 def read_config(path: str | Path) -> str:
-    """The text of a configuration file; ``ConfigError`` naming the file when it cannot be read."""
+    """The text of a configuration file; ``ConfigError`` naming the file when it cannot be read (or is
+    not a regular file: reading a FIFO would wait forever)."""
+    p = Path(path)
+    if p.exists() and not p.is_file():
+        what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise ConfigError([f"{what}; give a YAML file"], str(path))
     try:
         return Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -266,8 +275,27 @@ def read_config(path: str | Path) -> str:
 
 
 def load_file(path: str | Path) -> Architecture:
-    """Parse an architecture YAML file."""
-    return loads(read_config(path), str(path))
+    """Parse an architecture YAML file; an empty file, or one whose last line has no newline (a copy
+    cut short, perhaps inside a comment, would otherwise read as a machine with default sparse
+    features and peripherals), is refused."""
+    text = read_config(path)
+    data = parse_yaml(text, str(path))  # control characters and syntax errors first, with their line
+    check_complete(text, str(path))
+    return from_dict(data, str(path))
+
+
+def check_complete(text: str, source: str) -> None:
+    """ConfigError for an empty text or one that ends inside a line (written files end with a newline)."""
+    if not text.strip():
+        raise ConfigError(["the file is empty; an architecture needs version, name, family, clock_hz, "
+                           "memories, vector_unit and its family's section (start from `hwsim archs show "
+                           "edge-npu`)"], source)
+    if not text.endswith(("\n", "\r")):
+        line = text.count("\n") + 1
+        tail = text.rsplit("\n", 1)[-1].strip()
+        raise ConfigError([f"line {line}: the file ends inside a line ({tail[-40:]!r}), without a final "
+                           "newline: it looks cut short (an interrupted copy or download); restore the whole "
+                           "file, or end it with a newline if it is complete"], source)
 
 
 # -- dataclasses -> plain data and YAML --------------------------------------------------------------

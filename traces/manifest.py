@@ -54,6 +54,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schedule": dict,
     "complete": bool,
 }
+OPTIONAL = ("iterations",)  # fields a manifest may hold beyond REQUIRED; any other is refused
 
 
 def producer_versions() -> dict[str, str]:
@@ -127,8 +128,19 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         if not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool)):
             names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
             raise TraceFormatError(file, key, type(d[key]).__name__, names)
+    unknown = sorted(set(d) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise TraceFormatError(file, unknown[0], "a field this reader does not know",
+                               "only the fields of docs/trace-format.md "
+                               f"({', '.join([*REQUIRED, *OPTIONAL])}); "
+                               "a newer hwsim may have written it: read it with that version")
     if d["tensors"] != list(TENSORS):
         raise TraceFormatError(file, "tensors", d["tensors"], list(TENSORS))
+    for key in [*LAYOUT, *sorted(set(d["layout"]) - set(LAYOUT))]:
+        if d["layout"].get(key) != LAYOUT.get(key):
+            raise TraceFormatError(file, f"layout.{key}", repr(d["layout"].get(key)),
+                                   f"{LAYOUT[key]!r}, the convention this reader reads" if key in LAYOUT
+                                   else f"only the conventions {', '.join(LAYOUT)}")
     _check_fields(d, file)
     layers: list[LayerSpec] = []
     names: set[str] = set()
@@ -148,6 +160,7 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         if problems:
             raise TraceFormatError(file, f"{where}.{problems[0].split(':')[0]}",
                                    problems[0].split(": ", 1)[1], "a consistent layer geometry")
+        _check_gemm(entry, spec, d["batch_size"] or 1, file, where)
         if spec.name in names:
             raise TraceFormatError(file, f"{where}.name", repr(spec.name), "a unique layer name")
         names.add(spec.name)
@@ -158,6 +171,16 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
                                    "in an earlier layer (layers naming one parameter share its weight)")
         layers.append(spec)
     return layers
+
+
+def _check_gemm(entry: dict[str, Any], spec: LayerSpec, batch: int, file: Path, where: str) -> None:
+    """A layer's ``gemm`` (derived, for information) is what its geometry gives at ``batch_size``."""
+    if "gemm" not in entry:
+        return
+    expected = spec.to_dict(batch)["gemm"]
+    if entry["gemm"] != expected:
+        raise TraceFormatError(file, f"{where}.gemm", repr(entry["gemm"])[:80],
+                               f"{expected} (per pass [M, K, N, groups] for the layer at batch_size {batch})")
 
 
 def _check_fields(d: dict[str, Any], file: Path) -> None:

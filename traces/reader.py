@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import json
+import lzma
 import math
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bits
+from . import bits, checks
 from .errors import TraceFormatError
 from .invariants import checker_for
 from .layer import MAX_BATCH, LayerSpec
@@ -29,6 +31,11 @@ _ITER_RE = re.compile(r"^iter-(\d{8})\.(masks|counts)\.npz$")
 _BATCH_RE = re.compile(r"^iter-(\d{8})-(\d{8})\.counts\.npz$")  # format 2: counts-only iterations
 _MEMBER_RE = re.compile(r"^L(\d+)\.(\w+)$")
 _LAYER_ARRAYS = (*MASK_TENSORS, "w_delta", "weight", "delta_weight")
+# What reading a damaged .npz raises: zip and zlib errors, an unsupported compression method or an
+# encrypted member (NotImplementedError, RuntimeError: one flipped byte in a zip header), LZMA data
+# errors, short structures, bad .npy headers (ValueError, SyntaxError).
+UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error,
+              RuntimeError, lzma.LZMAError, struct.error)
 
 
 def load(path: str | Path, *, check: bool = True) -> Trace:
@@ -55,6 +62,7 @@ class Trace:
             raise TraceFormatError(mfile, "manifest", "no such file",
                                    "the JSON manifest every trace directory starts with "
                                    "(is this a trace written by hwsim?)")
+        _regular(mfile)
         try:
             self.manifest: dict[str, Any] = _parse_json(mfile.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -68,6 +76,7 @@ class Trace:
         self._batch: tuple[Path, np.ndarray, list[dict[str, Any]]] | None = None  # the last batch read
         masks: list[int] = []
         for f in sorted(self.path.glob(ITER_GLOB)):
+            _regular(f)
             for index, row in self._indices(f):
                 if index in self._files:
                     raise TraceFormatError(f, "file name", f"a second file for iteration {index} "
@@ -80,6 +89,8 @@ class Trace:
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
         _check_iteration_files(self.path, self.manifest, self.iterations)
+        self.check = check  # the cheap per-iteration checks (traces.checks) and the method's invariants
+        self.element_table = checks.element_table(self.layers)  # (n_layers, n_tensors) per sample
         self._checker = checker_for(self.manifest) if check else None
 
     def _indices(self, f: Path) -> list[tuple[int, int | None]]:
@@ -115,8 +126,7 @@ class Trace:
                                            else "counts", "an unknown field" if extra else "field missing",
                                            "a batch file holds exactly meta and counts")
                 counts, meta_bytes = z["counts"], z["meta"]
-        except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile,
-                zlib.error) as exc:
+        except UNREADABLE as exc:
             if isinstance(exc, TraceFormatError):
                 raise
             raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
@@ -213,6 +223,7 @@ class Iteration:
         self.trace = trace
         self.index = index
         self.file = file
+        self.row = row  # its row in a batch file, None for a file of its own
         self._npz: Any = None
         if row is not None:
             counts, metas = trace.batch_rows(file)
@@ -232,13 +243,24 @@ class Iteration:
         self.epoch = self.meta.get("epoch")
         self._members = names
         self._check_members(names)
+        if trace.check:
+            try:
+                checks.check_iteration(trace, self)
+            except TraceFormatError:
+                self.close()
+                raise
+
+    @property
+    def members(self) -> set[str]:
+        """The archive member names of a one-iteration file (empty for a batch file's row)."""
+        return set(self._members)
 
     def _open(self, file: Path) -> set[str]:
         """Open a one-iteration file: its member names; ``meta`` and ``counts`` read."""
         try:
             self._npz = np.load(file, allow_pickle=False)
             names = set(self._npz.files)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except UNREADABLE as exc:
             raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
                                    "a complete .npz iteration file") from None
         if "meta" not in names or "counts" not in names:
@@ -265,7 +287,7 @@ class Iteration:
         try:
             self._check_size(name)
             return self._npz[name]
-        except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        except UNREADABLE as exc:
             raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
                                    "an intact array") from None
 
@@ -322,6 +344,10 @@ class Iteration:
             raise TraceFormatError(
                 self.file, name, f"{packed.dtype} of {packed.size} bytes",
                 f"uint8 of {expected} bytes for a mask of shape {shape} (layer {spec.name!r})")
+        if self.trace.check:
+            spec = self.trace.layers[li]
+            checks.check_mask(self.file, name, packed, self.count(li, tensor), int(np.prod(shape)),
+                              spec.numel(tensor, self.batch))
         return packed
 
     def mask(self, layer: int | str, tensor: str) -> np.ndarray | None:
@@ -407,6 +433,15 @@ def _check_iteration_files(path: Path, manifest: dict[str, Any], present: list[i
     if extra:
         raise TraceFormatError(path, "iterations", f"iteration file iter-{extra[0]:08d} beyond the "
                                f"{expected} iterations in the manifest", "only the manifest's iterations")
+
+
+def _regular(f: Path) -> None:
+    """A trace's files are regular files: reading a FIFO would wait forever, a device or a directory
+    is no iteration."""
+    if not f.is_file():
+        what = "a directory" if f.is_dir() else "a dangling link" if f.is_symlink() and not f.exists() \
+            else "not a regular file (a FIFO, socket or device)"
+        raise TraceFormatError(f, "file", what, "a regular file written by the trace writer")
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,8 +1,10 @@
 """Deep trace validation: every iteration file, every mask, every count (numpy only).
 
 Opening a trace checks the manifest; :func:`validate` also opens each iteration and checks
-what the writer promises: mask sizes, zero pad bits, counts within the tensor size and equal
-to the mask popcount where the mask covers the whole batch, and resolvable weight deltas.
+what the writer promises: the cheap checks of :mod:`traces.checks` (counts within the tensor size,
+each file's own iteration number, a mask for every counted tensor of a mask iteration), then every
+mask of every mask iteration: sizes, zero pad bits, popcounts against the counts, resolvable weight
+deltas and stored weights.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import bits
+from .checks import check_iteration, check_mask
 from .errors import TraceFormatError
-from .layer import WEIGHT_TENSORS
-from .manifest import MASK_TENSORS, TENSORS
+from .manifest import MASK_TENSORS
 from .reader import Iteration, Trace
 
 # A method can add invariants: fn(trace, iteration) -> problems as "field: message" strings.
@@ -37,7 +38,7 @@ def validate(trace: Trace, checks: tuple[Check, ...] = (),
         raise TraceFormatError(trace.path, "iterations", "no iteration files",
                                "at least one iter-*.npz (was the recording killed before step 1?)")
     for n, it in enumerate(trace, start=1):
-        _check_counts(trace, it)
+        check_iteration(trace, it)  # also run on opening when the trace was loaded with check
         if it.has_masks:
             _check_masks(trace, it)
         for check in checks:
@@ -50,30 +51,12 @@ def validate(trace: Trace, checks: tuple[Check, ...] = (),
     return Summary(len(trace.layers), len(trace), len(trace.mask_iterations), trace.complete)
 
 
-def _check_counts(trace: Trace, it: Iteration) -> None:
-    for li, spec in enumerate(trace.layers):
-        for ti, tensor in enumerate(TENSORS):
-            value = int(it.counts[li, ti])
-            numel = spec.numel(tensor, it.batch)
-            if value < -1 or value > numel:
-                raise TraceFormatError(it.file, f"counts[{spec.name}, {tensor}]", value,
-                                       f"-1 (absent) or 0..{numel}")
-
-
 def _check_masks(trace: Trace, it: Iteration) -> None:
     for li, spec in enumerate(trace.layers):
         for tensor in MASK_TENSORS:
             packed = it.packed(li, tensor)  # checks dtype and size against the layer table
             if packed is None:
                 continue
-            numel = spec.numel(tensor, it.mask_batch)  # weight shapes ignore the batch
-            if not bits.pad_bits_clear(packed, numel):
-                raise TraceFormatError(it.file, f"L{li}.{tensor}", "non-zero pad bits",
-                                       "zero bits past the last element")
-            count = it.count(li, tensor)
-            full = tensor in WEIGHT_TENSORS or it.mask_batch == it.batch
-            if full and count is not None and bits.popcount(packed) != count:
-                raise TraceFormatError(it.file, f"L{li}.{tensor}",
-                                       f"{bits.popcount(packed)} set bits",
-                                       f"{count}, the recorded count (layer {spec.name!r})")
+            check_mask(it.file, f"L{li}.{tensor}", packed, it.count(li, tensor),
+                              spec.numel(tensor, it.mask_batch), spec.numel(tensor, it.batch))
         it.weights(li)  # checks dtype and shape where weights are stored

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -40,14 +40,18 @@ class RunCounts:
     computed: int
     failed: int
     rejected: int
+    retried: int = 0  # of the computed: points that had failed in an earlier run
+    repairs: list[str] = field(default_factory=list)  # damaged parts and traces found, and what was done
 
     def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if k != "repairs"}
 
 
-def plan(spec: SweepSpec, directory: Path) -> tuple[list[Point], list[str], list[str], int]:
-    """(points, trace paths, trace hashes, rejected): every point of the spec, keyed."""
-    paths = [str(materialize(t, directory)) for t in spec.traces]
+def plan(spec: SweepSpec, directory: Path, repairs: list[str] | None = None
+         ) -> tuple[list[Point], list[str], list[str], int]:
+    """(points, absolute trace paths, trace hashes, rejected): every point of the spec, keyed.
+    Drawn traces found damaged are drawn again (``repairs`` says which)."""
+    paths = [str(materialize(t, directory, repairs)) for t in spec.traces]
     check_iterations(spec, paths)
     hashes = [content_hash(Path(p)) for p in paths]
     points, rejected = expand(spec.designs, hashes, spec.options)
@@ -97,8 +101,13 @@ def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "
             workers: int | None = None, batch_points: int = BATCH_POINTS,
             cache_bytes: int = DEFAULT_BUDGET_BYTES,
             use_cache: bool = True, progress: Callable[[int, int, int, int], None] | None = None,
-            versions: dict[str, str] | None = None, reprice: bool = True) -> RunCounts:
+            versions: dict[str, str] | None = None, reprice: bool = True,
+            retry_failed: bool = True) -> RunCounts:
     """Run every point of ``spec`` not yet in ``directory``; returns what was done.
+
+    Before anything runs, the stored results and drawn traces are verified (:meth:`Store.open`,
+    :func:`.traces.materialize`): damaged ones are removed and computed or drawn again, and
+    ``RunCounts.repairs`` says what was done.
 
     Args:
         scheduler: ``"inprocess"`` (no Dask), ``"local"`` (a ``distributed.LocalCluster`` of
@@ -109,28 +118,32 @@ def execute(spec: SweepSpec, directory: str | Path, *, scheduler: str | None = "
         reprice: time points that differ only in prices once and price them together
             (:mod:`.reprice`; the rows are the same bit for bit either way).
         progress: called with (done, failed, remaining, total) as points finish.
+        retry_failed: compute again the points that failed in an earlier run (their new result
+            replaces the failure); False keeps every failure written.
     """
-    d = Path(directory)
+    d = Path(directory).resolve()
     store = Store(d)
     with store.lock():
         return _execute(spec, d, store, scheduler=scheduler, workers=workers, batch_points=batch_points,
                         cache_bytes=cache_bytes, use_cache=use_cache, progress=progress, versions=versions,
-                        reprice=reprice)
+                        reprice=reprice, retry_failed=retry_failed)
 
 
 def _execute(spec: SweepSpec, d: Path, store: Store, *, scheduler: str | None, workers: int | None,
              batch_points: int, cache_bytes: int, use_cache: bool,
              progress: Callable[[int, int, int, int], None] | None,
-             versions: dict[str, str] | None, reprice: bool = True) -> RunCounts:
-    store.open()
-    points, paths, hashes, rejected = plan(spec, d)
-    done = store.done_keys()
+             versions: dict[str, str] | None, reprice: bool = True, retry_failed: bool = True) -> RunCounts:
+    repairs = store.open()
+    points, paths, hashes, rejected = plan(spec, d, repairs)
+    done = store.done_keys(retry_failed=retry_failed)
     todo = [p for p in points if p.key not in done]
+    written = store.done_keys() if retry_failed else done
+    retried = sum(p.key in written for p in todo)
     versions = versions or software_versions()
     started = {"total": len(points), "todo": len(todo), "status": "started"}
     store.record_run(spec.text or "", versions, started)
     n_workers = workers or os.cpu_count() or 1
-    counts = RunCounts(len(points), len(points) - len(todo), 0, 0, rejected)
+    counts = RunCounts(len(points), len(points) - len(todo), 0, 0, rejected, retried, repairs)
     if progress is not None:
         progress(0, 0, len(todo), len(todo))
     pending: list[tuple[Point, PointResult]] = []

@@ -9,9 +9,12 @@
     DIR/results/rows/part-N.parquet     one row per point × iteration × layer × pass (the report)
 
 A batch is written rows first, then points, each through a temporary file and a rename; a point
-is done when its key is in ``results/points``. Rows of a batch whose points file never arrived
+is done when its key is in ``results/points`` (with status ``ok``; a failed point is computed again
+by the next run unless it is told not to retry). Rows of a batch whose points file never arrived
 (killed in between) are removed when the sweep is opened again, so a rerun recomputes exactly the
-points that are missing.
+points that are missing. Opening also verifies every stored part (each points part is read whole,
+each rows part's Parquet footer): a damaged part is removed with its partner of the same batch, so
+its points are computed again, and :meth:`Store.open` says which.
 """
 
 from __future__ import annotations
@@ -31,6 +34,29 @@ import pandas as pd
 from traces.writer import atomic_write
 
 PART = re.compile(r"^part-(\d{6})\.parquet$")
+
+
+class DamagedPartError(ValueError):
+    """A stored Parquet part cannot be read (truncated, overwritten): one line naming it and the fix."""
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """What reading a damaged Parquet file raises (pyarrow's errors are ValueError or OSError, plus its
+    own ArrowException)."""
+    import pyarrow
+
+    return (OSError, ValueError, EOFError, pyarrow.ArrowException)
+
+
+def _read(f: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """One part, or DamagedPartError naming it and how to recompute it."""
+    try:
+        return pd.read_parquet(f, columns=columns)
+    except _unreadable() as exc:
+        why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DamagedPartError(f"{f}: damaged Parquet part ({why}); rerun the same `hwsim sweep SPEC "
+                               f"--out {f.parents[2]}`: it removes the part and computes its points "
+                               "again") from None
 
 
 class Store:
@@ -70,23 +96,56 @@ class Store:
         finally:
             path.unlink(missing_ok=True)
 
-    def open(self) -> None:
-        """Create the layout and remove what a killed run left half-written."""
+    def open(self) -> list[str]:
+        """Create the layout, remove what a killed run left half-written, and verify every stored part:
+        a batch with a damaged points or rows part is removed whole (its points are computed again).
+        Returns one line per batch removed for damage."""
         self.points_dir.mkdir(parents=True, exist_ok=True)
         self.rows_dir.mkdir(parents=True, exist_ok=True)
-        committed = {f.name for f in self.points_dir.iterdir() if PART.match(f.name)}
-        for f in self.rows_dir.iterdir():
-            if PART.match(f.name) and f.name not in committed:
-                f.unlink()  # rows of a batch whose points file was never written
         for d in (self.points_dir, self.rows_dir):
             for f in d.glob(".part-*.tmp-*"):  # a temporary file of a killed writer
                 f.unlink(missing_ok=True)
+        repairs = []
+        for f in self._parts(self.points_dir):
+            problem = self._damage(f, whole=True) or self._damage(self.rows_dir / f.name, whole=False)
+            if problem is not None:
+                (self.rows_dir / f.name).unlink(missing_ok=True)
+                f.unlink()
+                repairs.append(f"{problem}: removed batch {f.name} (points and rows); its points are "
+                               "computed again")
+        committed = {f.name for f in self.points_dir.iterdir() if PART.match(f.name)}
+        for f in self.rows_dir.iterdir():
+            if PART.match(f.name) and f.name not in committed:
+                f.unlink()  # rows of a batch whose points file was never written (or was damaged)
+        return repairs
 
-    def done_keys(self) -> set[str]:
-        """Keys of every point written so far (computed or failed)."""
+    @staticmethod
+    def _damage(f: Path, whole: bool) -> str | None:
+        """Why part ``f`` cannot be read (None: it can, or it does not exist: a batch of failed points
+        has no rows): a points part is read whole, a rows part's footer (its schema and row groups)."""
+        if not f.exists():
+            return None
+        try:
+            if whole:
+                pd.read_parquet(f)
+            else:
+                import pyarrow.parquet as pq
+
+                pq.read_metadata(f)
+        except _unreadable() as exc:
+            why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            return f"{f.relative_to(f.parents[2])} is damaged ({why[:120]})"
+        return None
+
+    def done_keys(self, retry_failed: bool = False) -> set[str]:
+        """Keys of every point written so far; with ``retry_failed``, only those that succeeded
+        (a failed point is then computed again)."""
         keys: set[str] = set()
         for f in self._parts(self.points_dir):
-            keys.update(pd.read_parquet(f, columns=["point_key"])["point_key"])
+            df = _read(f, None if retry_failed else ["point_key"])
+            if retry_failed and "status" in df.columns:
+                df = df[df["status"] == "ok"]
+            keys.update(df["point_key"])
         return keys
 
     def append(self, points: pd.DataFrame, rows: pd.DataFrame) -> Path:
@@ -100,18 +159,18 @@ class Store:
         return out
 
     def points(self) -> pd.DataFrame:
-        """Every point written, in key order."""
-        parts = [pd.read_parquet(f) for f in self._parts(self.points_dir)]
+        """Every point written, in key order (a point computed again after failing: its latest row)."""
+        parts = [_read(f) for f in self._parts(self.points_dir)]
         if not parts:
             return pd.DataFrame()
         df = pd.concat(parts, ignore_index=True)
-        df = df.drop_duplicates("point_key", keep="first").sort_values("point_key", kind="stable")
+        df = df.drop_duplicates("point_key", keep="last").sort_values("point_key", kind="stable")
         return _canonical(df, ["point_key"])
 
     def rows(self) -> pd.DataFrame:
         """Every report row of every computed point, ordered by point key and row within the point."""
         committed = {f.name for f in self._parts(self.points_dir)}
-        parts = [pd.read_parquet(f) for f in self._parts(self.rows_dir) if f.name in committed]
+        parts = [_read(f) for f in self._parts(self.rows_dir) if f.name in committed]
         if not parts:
             return pd.DataFrame()
         df = pd.concat(parts, ignore_index=True)

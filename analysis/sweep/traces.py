@@ -60,17 +60,33 @@ def parse_layers(rows: list[str]) -> list:
         return read_layer_table(p)
 
 
-def materialize(source: TraceSource, directory: Path) -> Path:
-    """The trace directory of ``source``: its path, or a synthetic trace drawn (once, seeded)
-    under ``directory/traces/``; a synthetic trace already there with the same settings is reused."""
+CHECKSUM_NAME = ".content-sha256"  # a drawn trace's content hash, written beside its files when drawn
+
+
+def materialize(source: TraceSource, directory: Path, repairs: list[str] | None = None) -> Path:
+    """The trace directory of ``source`` as an absolute path (workers may run in another directory):
+    its path, or a synthetic trace drawn (once, seeded) under ``directory/traces/``. A synthetic trace
+    already there with the same settings is reused when its content still has the checksum recorded
+    when it was drawn; a damaged one (or one without a checksum that fails validation) is drawn again,
+    the same bytes as before, and a line saying so is appended to ``repairs``."""
     if source.path is not None:
-        return source.path
+        return Path(source.path).resolve()
     s = source.synthetic or {}
     settings = json.dumps(s, sort_keys=True)
     digest = hashlib.sha256(settings.encode()).hexdigest()[:12]
-    out = directory / "traces" / f"{_safe(source.label)}-{digest}"
-    if (out / "manifest.json").is_file():
-        return out
+    out = (directory / "traces" / f"{_safe(source.label)}-{digest}").resolve()
+    if out.exists():
+        problem = _damage(out)
+        if problem is None:
+            return out
+        import shutil
+
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
+        if repairs is not None:
+            repairs.append(f"trace {source.label!r} ({out.name}) was damaged ({problem}): drawn again")
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         import shutil
@@ -79,8 +95,30 @@ def materialize(source: TraceSource, directory: Path) -> Path:
     write_synthetic(parse_layers(s["layers"]), tmp, batch=s["batch"], density=s["density"],
                     per_channel=s["per_channel"], iterations=s["iterations"], seed=s["seed"],
                     name=source.label)
+    (tmp / CHECKSUM_NAME).write_text(content_hash(tmp) + "\n")
     tmp.rename(out)
     return out
+
+
+def _damage(path: Path) -> str | None:
+    """Why a drawn trace cannot be reused (None: it can): its content differs from the checksum
+    recorded when it was drawn; without a checksum (drawn by an older hwsim), it fails validation
+    (and then gets its checksum)."""
+    import traces
+    from traces.validate import validate
+
+    if not (path / "manifest.json").is_file():
+        return "no manifest.json"
+    stored = path / CHECKSUM_NAME
+    try:
+        if stored.is_file():
+            expected = stored.read_text().strip()
+            return None if content_hash(path) == expected else "content differs from its checksum"
+        validate(traces.load(path))
+    except (OSError, ValueError) as exc:  # TraceFormatError is a ValueError
+        return str(exc).splitlines()[0][:160] if str(exc) else exc.__class__.__name__
+    stored.write_text(content_hash(path) + "\n")
+    return None
 
 
 def content_hash(path: Path) -> str:

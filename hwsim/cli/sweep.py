@@ -26,6 +26,9 @@ def add_sweep(sub: Any) -> None:
     p.add_argument("--no-reprice", action="store_true",
                    help="replay every point, also those that differ from another only in energies (by "
                         "default they are timed once and re-priced; the rows are the same bit for bit)")
+    p.add_argument("--no-retry-failed", action="store_true",
+                   help="keep the points that failed in an earlier run as failed (by default a rerun "
+                        "computes them again)")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -53,7 +56,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         counts = execute(spec, args.out, scheduler=sched, workers=args.workers,
                          batch_points=args.batch_points, cache_bytes=cache_bytes,
-                         use_cache=not args.no_cache, progress=bar.update, reprice=not args.no_reprice)
+                         use_cache=not args.no_cache, progress=bar.update, reprice=not args.no_reprice,
+                         retry_failed=not args.no_retry_failed)
     except OSError as exc:
         if sched not in ("local", "inprocess") and "connect" in str(exc).lower():
             raise ValueError(f"--scheduler {sched}: cannot reach the scheduler ({exc}); start one with "
@@ -61,8 +65,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
+    for line in counts.repairs:  # damaged results or traces found on resume, and what was done
+        print(f"repaired: {line}")
+    retried = f" ({counts.retried} failed before, retried)" if counts.retried else ""
     print(f"{counts.total} points ({counts.rejected} rejected by constraints): {counts.already_done} already "
-          f"done, computed {counts.computed}, failed {counts.failed}; results in {args.out / 'results'}")
+          f"done, computed {counts.computed}{retried}, failed {counts.failed}; results in "
+          f"{args.out / 'results'}")
     return 0
 
 

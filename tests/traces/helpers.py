@@ -18,10 +18,10 @@ LAYERS = [
 
 def write_trace(path: Path, n_iter: int = 6, batch: int = 4, mask_every: int = 2,
                 layers: list[LayerSpec] = LAYERS, snapshot_every: int = 3, seed: int = 0,
-                flip_fraction: float = 0.01) -> dict[int, dict]:
+                flip_fraction: float = 0.01, counts_batch: int = 1) -> dict[int, dict]:
     """Write a trace of random masks; return what was written per mask iteration."""
     rng = np.random.default_rng(seed)
-    writer = TraceWriter(path, weight_snapshot_every=snapshot_every)
+    writer = TraceWriter(path, weight_snapshot_every=snapshot_every, counts_batch=counts_batch)
     writer.write_manifest(new_manifest(layers, model={"name": "synthetic"},
                                        method={"name": "dense", "params": {}},
                                        dataset={"name": "random"}, schedule={"every": mask_every},

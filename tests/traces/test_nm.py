@@ -180,6 +180,9 @@ def test_invariant_rejects_a_broken_group(runs, tmp_path):
     w = bits.unpack(arrays["L1.w"], shape).copy()
     r, c = map(int, np.argwhere(~w)[0])  # one pruned weight turned on: 3 of 4 in its group
     w[r, c] = True
+    r2, c2 = map(int, np.argwhere(w)[-1])  # and one kept weight of the last group off: the count holds
+    assert (r2, c2 // 4) != (r, c // 4)
+    w[r2, c2] = False
     arrays["L1.w"] = bits.pack(w)
     np.savez(f, **arrays)
     with pytest.raises(TraceFormatError, match="invariant to hold") as e:

@@ -1,0 +1,147 @@
+"""Every kind of damage to a trace's files gives one line and exit 2 (issue 22, item 4).
+
+A zip archive's member records its compression method in its central-directory entry (offset 10;
+``zipfile`` ignores the local header's copy, so changing only that one reads the intact data) and an
+encryption flag (bit 0 of the general-purpose flags, offset 8); one changed byte there makes
+``zipfile`` raise ``NotImplementedError`` or ``RuntimeError`` where a truncated file raises
+``BadZipFile``. A FIFO in place of a file would block a reader forever. ``trace validate``, ``trace info``
+and ``replay`` must refuse each in one ``hwsim: error:`` line, exit 2, without hanging (an alarm fails
+a case that runs past 20 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import signal
+import struct
+from pathlib import Path
+
+import pytest
+
+from hwsim.cli import main
+
+from .helpers import write_trace
+
+CENTRAL = b"PK\x01\x02"  # a central-directory entry
+
+
+class Hang(Exception):
+    """A command ran past the alarm (not an OSError: the CLI would report that as a user error)."""
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise Hang(f"hwsim {' '.join(args)} hung")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(20)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            status = main(args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return status, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corrupt") / "clean.trace"
+    write_trace(path, n_iter=6, batch=2, mask_every=3, counts_batch=2)  # masks 0, 3; batches 1-2, 4-5
+    return path
+
+
+def _patch(path: Path, signature: bytes, offset: int, value: bytes, nth: int = 0) -> None:
+    raw = bytearray(path.read_bytes())
+    at = -1
+    for _ in range(nth + 1):
+        at = raw.index(signature, at + 1)
+    raw[at + offset:at + offset + len(value)] = value
+    path.write_bytes(bytes(raw))
+
+
+def method(code: int, nth: int = 0):
+    return lambda p: _patch(p, CENTRAL, 10, struct.pack("<H", code), nth)
+
+
+def encrypted(p: Path) -> None:
+    _patch(p, CENTRAL, 8, struct.pack("<H", 1))
+
+
+def fifo(p: Path) -> None:
+    p.unlink()
+    os.mkfifo(p)
+
+
+def directory(p: Path) -> None:
+    p.unlink()
+    p.mkdir()
+
+
+def dangling(p: Path) -> None:
+    p.unlink()
+    p.symlink_to(p.with_name("nowhere"))
+
+
+DAMAGE = {
+    "unsupported compression method (central directory)": method(99),
+    "bzip2 method on stored data": method(12),
+    "lzma method on stored data": method(14),
+    "deflate method on stored data": method(8),
+    "encrypted flag": encrypted,
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "empty": lambda p: p.write_bytes(b""),
+    "a FIFO": fifo,
+    "a directory": directory,
+    "a dangling link": dangling,
+}
+FILES = ["iter-00000000.masks.npz", "iter-00000001-00000002.counts.npz", "manifest.json"]
+COMMANDS = {"validate": ["trace", "validate"], "info": ["trace", "info"],
+            "replay": ["replay", "--arch", "edge-npu", "--iterations", "0,1,2,3,4,5"]}
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("kind", list(DAMAGE))
+def test_damage_is_one_line_exit_2(clean, tmp_path, name, kind):
+    if name == "manifest.json" and kind not in ("truncated", "empty", "a FIFO", "a directory",
+                                                "a dangling link"):
+        pytest.skip("the manifest is JSON, not a zip archive")
+    trace = tmp_path / "t.trace"
+    shutil.copytree(clean, trace)
+    DAMAGE[kind](trace / name)
+    for command, args in COMMANDS.items():
+        argv = [*args[:2], str(trace), *args[2:]] if command != "replay" else [args[0], str(trace), *args[1:]]
+        status, err = run(argv)
+        assert status == 2, f"{kind} in {name}: {command} exited {status}: {err}"
+        assert err.startswith("hwsim: error: ") and err.count("\n") == 1, f"{kind}, {name}, {command}: {err}"
+        assert name in err or str(trace) in err, err
+
+
+def test_validate_reads_every_member(clean, tmp_path):
+    """``validate`` reads every member of every file: an unsupported method on any one is refused
+    (``info`` and ``replay`` read what they need, and refuse damage there, as above)."""
+    import zipfile
+
+    name = "iter-00000000.masks.npz"
+    with zipfile.ZipFile(clean / name) as z:
+        n_members = len(z.namelist())
+    assert n_members > 5
+    for nth in range(n_members):
+        trace = tmp_path / f"t{nth}.trace"
+        shutil.copytree(clean, trace)
+        method(99, nth)(trace / name)
+        status, err = run(["trace", "validate", str(trace)])
+        assert status == 2 and err.count("\n") == 1 and name in err, (nth, err)
+
+
+def test_clean_copy_passes(clean, tmp_path):
+    """The same commands on the undamaged trace exit 0 (the damage, not the setup, is refused)."""
+    for args in (["trace", "validate", str(clean)], ["trace", "info", str(clean)],
+                 ["replay", str(clean), "--arch", "edge-npu", "--iterations", "0,1,2,3,4,5"]):
+        status, err = run(args)
+        assert status == 0, err

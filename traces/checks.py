@@ -1,0 +1,116 @@
+"""The cheap checks every reader of a trace runs on each iteration it opens (numpy only).
+
+``traces.load(path)`` (``check=True``, what ``hwsim replay`` and ``hwsim trace validate`` both use)
+applies them as each iteration is opened and each mask is read, so a replay never computes with what
+``validate`` refuses: counts within ``-1..numel`` (vectorized over layers × tensors), the file's own
+iteration number and kind, a mask on a mask iteration for every counted tensor that is not dense, a
+mask's popcount equal to its count (or, for masks of the first ``mask_batch`` samples, within what
+the rest of the batch can hold), zero pad bits. Each costs a few array operations per iteration or
+per mask read, next to the replay of that iteration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bits
+from .errors import TraceFormatError
+from .layer import WEIGHT_TENSORS, LayerSpec
+from .manifest import MASK_TENSORS, TENSORS
+
+_IS_WEIGHT = np.array([t in WEIGHT_TENSORS for t in TENSORS])  # (n_tensors,)
+
+
+def element_table(layers: list[LayerSpec]) -> np.ndarray:
+    """Elements per sample (activations, gradients) or in total (weight-shaped tensors) of every
+    layer and tensor: int64 ``(n_layers, n_tensors)``; each fits 2**36 (``traces.layer``)."""
+    return np.array([[spec.numel(t, 1) for t in TENSORS] for spec in layers], dtype=np.int64).reshape(
+        len(layers), len(TENSORS))
+
+
+def numel(table: np.ndarray, batch: int) -> np.ndarray:
+    """Elements of every layer and tensor for ``batch`` samples: int64 ``(n_layers, n_tensors)``
+    (at most 2**36 · 2**20 = 2**56)."""
+    return np.where(_IS_WEIGHT, table, table * batch)
+
+
+def check_counts(file: Path, layers: list[LayerSpec], table: np.ndarray, counts: np.ndarray,
+                 batch: int) -> None:
+    """Every count is -1 (absent) or within ``0..numel`` for ``batch`` samples."""
+    limit = numel(table, batch)  # (n_layers, n_tensors)
+    bad = (counts < -1) | (counts > limit)
+    if bad.any():
+        li, ti = (int(v) for v in np.argwhere(bad)[0])
+        raise TraceFormatError(file, f"counts[{layers[li].name}, {TENSORS[ti]}]", int(counts[li, ti]),
+                               f"-1 (absent) or 0..{int(limit[li, ti])}")
+
+
+def check_identity(file: Path, meta: dict[str, Any], index: int, has_masks: bool) -> None:
+    """The iteration number and kind written inside a one-iteration file match its name (a file
+    copied over another is refused)."""
+    if meta.get("iteration") != index or isinstance(meta.get("iteration"), bool):
+        raise TraceFormatError(file, "meta.iteration", repr(meta.get("iteration")),
+                               f"{index}, the iteration the file name gives (was another iteration's "
+                               "file copied over this one?)")
+    if meta.get("has_masks", False) is not has_masks:
+        raise TraceFormatError(file, "meta.has_masks", repr(meta.get("has_masks")),
+                               f"{str(has_masks).lower()}, as the file name "
+                               f"(.{'masks' if has_masks else 'counts'}.npz) says")
+
+
+def check_batch_size(file: Path, manifest: dict[str, Any], index: int, batch: int) -> None:
+    """Iteration 0's batch is the manifest's ``batch_size`` (the writers record it from there)."""
+    size = manifest.get("batch_size")
+    if index == 0 and size is not None and batch != size:
+        raise TraceFormatError(file, "meta.batch", batch, f"{size}, the manifest's batch_size (the first "
+                               "iteration's batch)")
+
+
+def check_mask_members(file: Path, layers: list[LayerSpec], table: np.ndarray, counts: np.ndarray,
+                       batch: int, names: set[str]) -> None:
+    """On a mask iteration every counted tensor that has a mask format is stored, unless it is
+    dense (its count equals its size: a writer may leave an all-ones mask out)."""
+    limit = numel(table, batch)
+    for ti, tensor in enumerate(TENSORS):
+        if tensor not in MASK_TENSORS:
+            continue
+        counted = np.flatnonzero((counts[:, ti] >= 0) & (counts[:, ti] < limit[:, ti]))  # (k,)
+        for li in counted:
+            if f"L{li}.{tensor}" in names or (tensor == "w" and f"L{li}.w_delta" in names):
+                continue
+            raise TraceFormatError(file, f"L{li}.{tensor}", "field missing",
+                                   f"the mask of every tensor counted on a mask iteration (layer "
+                                   f"{layers[li].name!r} counts {int(counts[li, ti])} of "
+                                   f"{int(limit[li, ti])} non-zeros)")
+
+
+def check_mask(file: Path, name: str, packed: np.ndarray, count: int | None, numel_mask: int,
+               numel_batch: int) -> None:
+    """A mask's pad bits are zero and its popcount agrees with the recorded count: equal where the mask
+    covers the whole tensor (``numel_mask == numel_batch``); otherwise at most the count, and the count
+    at most the popcount plus the elements the mask leaves out."""
+    if not bits.pad_bits_clear(packed, numel_mask):
+        raise TraceFormatError(file, name, "non-zero pad bits", "zero bits past the last element")
+    if count is None:
+        return
+    ones = bits.popcount(packed)
+    if numel_mask == numel_batch and ones != count:
+        raise TraceFormatError(file, name, f"{ones} set bits", f"{count}, the recorded count")
+    if not ones <= count <= ones + (numel_batch - numel_mask):
+        raise TraceFormatError(file, name, f"{ones} set bits in the first samples",
+                               f"a count of the whole batch ({count}) between {ones} and "
+                               f"{ones + numel_batch - numel_mask}")
+
+
+def check_iteration(trace: Any, it: Any) -> None:
+    """The per-iteration checks of an opened iteration ``it`` of ``trace`` (a ``traces.Trace``)."""
+    table = trace.element_table
+    check_counts(it.file, trace.layers, table, it.counts, it.batch)
+    if it.row is None:
+        check_identity(it.file, it.meta, it.index, it.file.name.endswith(".masks.npz"))
+    check_batch_size(it.file, trace.manifest, it.index, it.batch)
+    if it.has_masks:
+        check_mask_members(it.file, trace.layers, table, it.counts, it.batch, it.members)
