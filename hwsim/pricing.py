@@ -104,11 +104,12 @@ def total_pj(energy: dict[str, Any]) -> Any:
 
 
 def ratio(num: Any, den: Any, empty: float) -> Any:
-    """``num / den``, or ``empty`` where ``den`` is zero (an energy saving, a speedup)."""
+    """``num / den`` (an energy saving, a speedup); ``1.0`` where both are zero (nothing was
+    spent either way, so nothing was saved), ``empty`` where only ``den`` is zero."""
     if isinstance(num, Sym) or isinstance(den, Sym):
         tape = num.tape if isinstance(num, Sym) else den.tape
         return tape.step(_RATIO, num, den, float(empty))
-    return num / den if den else empty
+    return num / den if den else (1.0 if not num else empty)
 
 
 def value(x: Any) -> Any:
@@ -165,9 +166,10 @@ class Tape:
                     vals[i] = a * b
                 elif op == _DIV:
                     vals[i] = a / b
-                else:  # _RATIO: num / den where den != 0, else the constant
+                else:  # _RATIO: num / den where den != 0, 1 where both are 0, else the constant
                     num, den = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
-                    vals[i] = np.where(den != 0, num / np.where(den != 0, den, 1.0), z)
+                    vals[i] = np.where(den != 0, num / np.where(den != 0, den, 1.0),
+                                       np.where(num == 0, 1.0, z))
         return vals
 
     def __len__(self) -> int:

@@ -50,8 +50,8 @@ class Report:
         cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj", "dram_bytes"]
         by = df.groupby("pass", observed=True)[cols].sum()
         by.loc["total"] = by.sum()
-        by["speedup"] = by["dense_cycles"] / by["cycles"].where(by["cycles"] > 0)
-        by["energy_saving"] = by["dense_energy_pj"] / by["energy_pj"].where(by["energy_pj"] > 0)
+        by["speedup"] = _ratio(by["dense_cycles"], by["cycles"])
+        by["energy_saving"] = _ratio(by["dense_energy_pj"], by["energy_pj"])
         return by
 
     def totals(self) -> pd.DataFrame:
@@ -89,3 +89,9 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         atomic_write(p, lambda f: f.write(df.to_csv(index=False).encode()))
     return p
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    """``num / den``; 1 where both are zero (nothing spent either way), NaN where only ``den`` is."""
+    out = num / den.where(den > 0)
+    return out.mask((num == 0) & (den == 0), 1.0)

@@ -19,8 +19,8 @@ ALLOWED = {  # package -> packages of ours it may import
 }
 # Heavy imports and the only modules allowed to make them.
 HEAVY = {
-    "torch": {"traces/recorder.py", "traces/capture.py", "traces/nonzero.py", "traces/models.py",
-              "traces/training.py", "traces/methods"},
+    "torch": {"traces/recorder.py", "traces/capture.py", "traces/watching.py", "traces/nonzero.py",
+              "traces/models.py", "traces/training.py", "traces/methods"},
     "simpy": {"hwsim/engines/event.py"},
     "plotly": {"analysis"},
     "dask": {"analysis/sweep"},

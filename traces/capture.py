@@ -110,8 +110,9 @@ def in_bookkeeping() -> bool:
 
 
 # frames that are not the user's: PyTorch's, the recorder's and the context managers it enters
+_HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
-               os.path.join(os.path.dirname(os.path.abspath(__file__)), "recorder.py"),
+               os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.abspath(contextlib.__file__))
 
 

@@ -26,10 +26,8 @@ not know (:mod:`traces.optimizers`). Training methods mark their own math with :
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from . import bits, optimizers
@@ -47,22 +44,18 @@ from .capture import (
     Gate,
     GemmWatch,
     bookkeeping,
-    call_site,
     find_targets,
-    in_bookkeeping,
     layer_spec,
-    op_name,
-    user_frame,
 )
 from .errors import RecorderError
 from .layer import LayerSpec, update_owners
 from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .schedule import Schedule
+from .watching import StepWatch
 from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
-_MAX_LAYER_NODES = 64  # autograd nodes one layer call may create (its GEMM, views, a method's masks)
 GEMM_CHECKS = ("masks", "every")  # which training iterations run under the GEMM watch and gate
 _ACTIVE: list[Recorder] = []
 
@@ -142,7 +135,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder:
+class Recorder(StepWatch):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -371,235 +364,6 @@ class Recorder:
     def _training_now(self) -> bool:
         """Whether computation now belongs to a recorded training step."""
         return self._writer is not None and self.model.training and torch.is_grad_enabled()
-
-    # -- the GEMM watch ----------------------------------------------------------------------------
-    def _forward_begins(self, module: nn.Module, args: tuple) -> None:
-        """The model's forward pre-hook: a training forward pass of a watched iteration turns the
-        GEMM watch on (and the outside-forward gate off for the pass: the watch sees every
-        operator the gate would)."""
-        start = self._watch is None and self._training_now()
-        if start:
-            if not self._started:
-                self._begin_iteration()
-            start = self._watched()
-        if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
-            self._watch = GemmWatch(self._on_gemm)
-            self._watch.__enter__()
-            if self._gate_off_for == "unwatched":
-                self._gate_off_for = "forward"  # back on when the pass ends, for the loss
-            else:
-                self._gate_off("forward")
-        self._forward_marks.append(start)
-
-    def _watched(self) -> bool:
-        """Whether the current iteration runs under the GEMM watch and gate (``gemm_check``)."""
-        return self._gemm_check == "every" or self.iteration == 0 or self._masks_now
-
-    def _forward_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
-        """The model's forward hook (run even when the forward raised): the watch goes off again."""
-        if self._forward_marks and self._forward_marks.pop():
-            self._stop_watch()
-
-    def _stop_watch(self) -> None:
-        """Leave the GEMM watch's dispatch mode, if it is on, and put the gate back."""
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.__exit__(None, None, None)
-        self._gate_on()
-
-    def _gate_off(self, why: str) -> None:
-        """Take the outside-forward gate off the mode stack: during a watched forward pass (the
-        watch sees every operator), an optimizer step (no grad: nothing the gate watches) or,
-        with ``gemm_check="masks"``, from :meth:`step` until a watched iteration's forward pass."""
-        if self._gate_off_for is None and self._gate is not None and self._gate.suspend():
-            self._gate_off_for = why
-
-    def _gate_on(self, *whys: str) -> None:
-        """Put the gate back if it is off (for one of ``whys``, when given)."""
-        if self._gate_off_for is not None and (not whys or self._gate_off_for in whys):
-            self._gate_off_for = None
-            self._gate.resume()
-
-    def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        """Any optimizer's step pre-hook: refuses an optimizer whose update a trace cannot describe
-        (:func:`traces.optimizers.check`), adopts the first one stepping when ``record`` was given
-        none (the manifest names it), and watches the step of a declared one for matrix products.
-        A step runs under ``torch.no_grad()`` (unless the optimizer is ``differentiable``), where
-        the gate lets every call pass, so it goes off."""
-        if self._writer is None or not self._training_now():
-            return
-        optimizers.check(optimizer, self._declared_state)
-        if self.optimizer is None:
-            self.optimizer = optimizer
-        if not optimizers.is_known(optimizer) and self._opt_watch is None and self._watched():
-            name = type(optimizer).__name__
-            self._opt_watch = GemmWatch(partial(self._on_optimizer_gemm, name))
-            self._opt_watch.__enter__()
-        if not optimizer.defaults.get("differentiable", False):
-            self._gate_off("optimizer")
-
-    def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
-        watched forward pass or :meth:`close` puts the gate back then)."""
-        self._stop_optimizer_watch()
-        self._gate_on("optimizer")
-
-    def _watch_foreign(self, on: bool) -> None:
-        """Register the global module forward hooks that watch modules outside the recorded model
-        (``on``), or remove them: they are on from the end of the step before a watched iteration
-        (or its start, for an iteration that takes masks for a learning-rate change) to the end of
-        the watched iteration, so that unwatched steps do not pay for the hooks on every module."""
-        if on and not self._foreign_handles:
-            self._foreign_handles = [
-                register_module_forward_pre_hook(self._foreign_begins),
-                register_module_forward_hook(self._foreign_ends, always_call=True)]
-        elif not on:
-            for h in self._foreign_handles:
-                h.remove()
-            self._foreign_handles = []
-
-    def _foreign_begins(self, module: nn.Module, args: tuple) -> None:
-        """Any module's forward pre-hook: a module outside the recorded model (a distillation
-        teacher, a frozen feature extractor) called during a watched training step, gradients
-        or not, runs under a GEMM watch that refuses its matrix products: their work is not in
-        the trace. Nested calls share the outermost call's watch."""
-        if module in self._own_modules:
-            return
-        watch = None
-        if not self._foreign and self._writer is not None and self.model.training \
-                and self._watched_upcoming():
-            watch = GemmWatch(partial(self._on_foreign_gemm, type(module).__name__))
-            watch.__enter__()
-        self._foreign.append((module, watch))
-
-    def _foreign_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
-        if module in self._own_modules or not self._foreign or self._foreign[-1][0] is not module:
-            return
-        watch = self._foreign.pop()[1]
-        if watch is not None:
-            watch.__exit__(None, None, None)
-
-    def _watched_upcoming(self) -> bool:
-        """:meth:`_watched` for the iteration running now or, before its forward pass, the next one."""
-        if self._started:
-            return self._watched()
-        return self._gemm_check == "every" or self.iteration == 0 or bool(
-            self.schedule.reasons(self.iteration, forced=self._force_next))
-
-    def _on_foreign_gemm(self, name: str, func: Any) -> None:
-        """A matrix product in a module outside the recorded model during a training step: refused."""
-        if in_bookkeeping():
-            return
-        raise RecorderError(
-            f"{op_name(func)} at {call_site()} is a matrix product of a {name} module outside the "
-            "recorded model, run during a training step (a distillation teacher, a frozen feature "
-            "extractor; under torch.no_grad() or not): the trace holds the recorded model's layers "
-            "only, so this work would be missing; record that model in a trace of its own, or put "
-            "the recorded model in eval mode while other models evaluate")
-
-    def _stop_optimizer_watch(self) -> None:
-        watch, self._opt_watch = self._opt_watch, None
-        if watch is not None:
-            watch.__exit__(None, None, None)
-
-    def _on_optimizer_gemm(self, name: str, func: Any) -> None:
-        """A matrix product in the step of an optimizer declared element-wise: refused."""
-        raise RecorderError(
-            f"{op_name(func)} at {call_site()} is a matrix product in the step of optimizer {name}, "
-            "declared element-wise (optimizer_state_tensors): hwsim's update pass has no GEMMs, so "
-            "the trace would miss this work; record with an element-wise optimizer")
-
-    def _on_gemm(self, func: Any) -> None:
-        """Attribute a GEMM operator being executed to the innermost recorded layer call, or refuse."""
-        if in_bookkeeping():
-            return
-        if self._stack:
-            rec = self._stack[-1]
-            if rec.gemm is None:
-                rec.gemm = op_name(func)
-                return
-            raise RecorderError(
-                f"{op_name(func)} at {call_site()} is a second matrix product in one call of the "
-                f"recorded layer {self._targets[rec.module] or '(model)'} (its own GEMM was {rec.gemm}); "
-                "a trace holds one GEMM per layer call, so this work would be missing: move it into a "
-                "Conv2d/Linear module of its own (a training method's own math: wrap it in "
-                "traces.recorder.bookkeeping())")
-        raise RecorderError(
-            f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
-            "for: it runs outside every recorded nn.Conv2d/nn.Linear call during a training step, so "
-            "the trace would not contain its work; hwsim records nn.Conv2d and nn.Linear modules "
-            "(subclasses included), not functional calls or other GEMM modules: wrap the computation "
-            "in such a module (a layer run under torch.no_grad() or in eval mode inside a training "
-            "step is not recorded either)")
-
-    def _map_backward(self, rec: _Call, module: nn.Module, y: torch.Tensor) -> None:
-        """Note the autograd nodes the layer call created (from its output back to its input and
-        parameters), whose backward GEMMs are the layer's: backward-data (when the input needs a
-        gradient) and backward-weight (when the weight does); one convolution_backward does both."""
-        weight = module.weight.requires_grad
-        if isinstance(module, nn.Conv2d):
-            rec.backward_limit = int(rec.x_node is not None or weight)
-        else:
-            rec.backward_limit = int(rec.x_node is not None) + int(weight)
-        todo, seen = [y.grad_fn], 0
-        while todo and seen < _MAX_LAYER_NODES:
-            node = todo.pop()
-            if node is None or node is rec.x_node or node in self._node_calls \
-                    or type(node).__name__ == "AccumulateGrad":
-                continue
-            self._node_calls[node] = rec
-            seen += 1
-            todo.extend(f for f, _ in node.next_functions)
-
-    @contextlib.contextmanager
-    def _backward_watch(self) -> Iterator[None]:
-        """Run one backward pass (``loss.backward()``, ``torch.autograd.grad``) of a watched
-        training step under a GEMM watch: every GEMM operator must be a recorded layer's
-        backward-data or backward-weight GEMM (run by one of its autograd nodes, at most once
-        each), else it is refused."""
-        if not self._watched() or self._bwd_watch is not None:
-            yield
-            return
-        self._backward_frame = user_frame()
-        self._bwd_watch = GemmWatch(self._on_backward_gemm)
-        try:
-            with self._bwd_watch:
-                yield
-        finally:
-            self._bwd_watch = None
-
-    def _on_backward_gemm(self, func: Any) -> None:
-        """Attribute a GEMM operator run in the backward pass to a recorded layer call, or refuse."""
-        if in_bookkeeping():
-            return
-        if self._stack:  # a recorded layer's forward run again in backward (activation checkpointing)
-            self._on_gemm(func)
-            return
-        op, frame = op_name(func), user_frame()
-        if frame is not None and frame is not self._backward_frame:
-            raise RecorderError(
-                f"{op} at {call_site(frame)} is a matrix product in the backward pass, in Python code "
-                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook): it is "
-                "not a recorded layer's backward-data or backward-weight GEMM, so the trace would not "
-                "contain its work; do it in a recorded nn.Conv2d/nn.Linear forward instead, or record "
-                "without it")
-        node = torch._C._current_autograd_node()
-        rec = self._node_calls.get(node) if node is not None else None
-        where = f"in the backward pass started at {call_site(self._backward_frame)}"
-        if rec is None:
-            raise RecorderError(
-                f"{op} {where} runs in autograd node {type(node).__name__}, which belongs to no "
-                "recorded layer call: a backward through a gradient (create_graph=True: a gradient "
-                "penalty, a double backward) or through work outside the recorded layers; a trace "
-                "holds each recorded layer's backward-data and backward-weight GEMMs only, so this "
-                "work would be missing")
-        rec.backward_gemms += 1
-        if rec.backward_gemms > rec.backward_limit:
-            raise RecorderError(
-                f"{op} {where} is one more backward GEMM of the recorded layer "
-                f"{self._layers[rec.layer].name} than its backward-data and backward-weight passes "
-                "(a second backward through the same graph: retain_graph=True, or a double backward); "
-                "a trace holds one backward per layer call, so this work would be missing")
 
     def _reset_iteration(self) -> None:
         self._node_calls: dict[Any, _Call] = {}  # autograd node -> the recorded layer call it belongs to

@@ -101,20 +101,24 @@ def _numbers(df) -> tuple[list[str], np.ndarray]:
     return list(numeric.columns), numeric.to_numpy(dtype=np.float64)
 
 
-RATIOS = {"speedup": "cycles", "energy_saving": "energy_pj"}  # a ratio and its denominator
+# a ratio, its numerator and its denominator
+RATIOS = {"speedup": ("dense_cycles", "cycles"), "energy_saving": ("dense_energy_pj", "energy_pj")}
 
 
 def _check_frame(df, base_nan: dict[str, np.ndarray], where: str) -> None:
     """No infinity and no negative number anywhere; NaN only where the unchanged preset's replay has
     it too (a column that does not apply to a pass, e.g. the update pass's tiles), or in a ratio whose
-    denominator is 0 (0/0: a pass that costs nothing on a machine whose price for it is 0)."""
+    denominator alone is 0 (x/0). 0/0 (a pass that costs nothing either way, on a machine whose price
+    for it is 0) is 1.0, never NaN."""
     columns, values = _numbers(df)
     for c, col in zip(columns, values.T, strict=True):
         assert not np.isinf(col).any(), f"{where}: infinite {c}"
         nan = np.isnan(col)
         allowed = base_nan.get(c, np.zeros(len(col), dtype=bool))
-        if c in RATIOS and RATIOS[c] in df:
-            allowed = allowed | (df[RATIOS[c]].to_numpy() == 0)
+        if c in RATIOS and all(k in df for k in RATIOS[c]):
+            num, den = (df[k].to_numpy() for k in RATIOS[c])
+            assert (col[(num == 0) & (den == 0)] == 1.0).all(), f"{where}: 0/0 in {c} is not 1.0"
+            allowed = allowed | ((den == 0) & (num != 0))
         ok = len(allowed) == len(col) and not (nan & ~allowed).any()
         assert not nan.any() or ok, \
             f"{where}: NaN in {c}"
