@@ -245,7 +245,7 @@ def fit_points(points: list[Point], presets: tuple[str, ...], what: str) -> list
 
 def search_range(field: str) -> tuple[float, float]:
     """Where ``fit_one`` looks for a field's value: a Sputnik knot, or an efficiency or clock fraction."""
-    return (1e-4, 0.1) if field.startswith(KNOT) else (0.3, 1.0)
+    return (1e-3, 0.1) if field.startswith(KNOT) else (0.3, 1.0)  # 1e-3: the spec's lowest efficiency
 
 
 def fit_one(points: list[Point], field: str, lo: float, hi: float) -> float:
