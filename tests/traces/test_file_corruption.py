@@ -105,12 +105,13 @@ COMMANDS = {"validate": ["trace", "validate"], "info": ["trace", "info"],
             "replay": ["replay", "--arch", "edge-npu", "--iterations", "0,1,2,3,4,5"]}
 
 
-@pytest.mark.parametrize("name", FILES)
-@pytest.mark.parametrize("kind", list(DAMAGE))
+ZIP_ONLY = {k for k in DAMAGE if "method" in k or k == "encrypted flag"}  # damage to a zip's headers
+# every damage on both archives; on the manifest (JSON, not a zip) all but the zip-header ones
+CASES = [(name, kind) for name in FILES for kind in DAMAGE if name.endswith(".npz") or kind not in ZIP_ONLY]
+
+
+@pytest.mark.parametrize(("name", "kind"), CASES)
 def test_damage_is_one_line_exit_2(clean, tmp_path, name, kind):
-    if name == "manifest.json" and kind not in ("truncated", "empty", "a FIFO", "a directory",
-                                                "a dangling link"):
-        pytest.skip("the manifest is JSON, not a zip archive")
     trace = tmp_path / "t.trace"
     shutil.copytree(clean, trace)
     DAMAGE[kind](trace / name)
