@@ -187,31 +187,21 @@ def live_mode(layer: str, dataflow: str) -> int:
     return 0
 
 
-def resnet18_mode() -> int:
+def resnet18_mode(nm: bool = False) -> int:
     """Four ResNet-18 conv layers (tests/data/scalesim/resnet18/conv_layers.csv) on a 32×32 array
-    with 64 KiB SRAMs in CALC mode, ws/os/is: the DRAM counts at a realistic size (minutes)."""
+    with 64 KiB SRAMs in CALC mode, ws/os/is: the DRAM counts at a realistic size (minutes). With
+    ``nm``, the same layers with 2:4 filters (``conv_layers_2of4.csv``, ``array_32x32_nm.cfg``:
+    ``[sparsity]`` on, layer-wise) into ``nm_reference.csv``."""
     folder = DATA / "resnet18"
+    cfg, topology, out, label = (
+        ("array_32x32_nm.cfg", "conv_layers_2of4.csv", "nm_reference.csv", "resnet18 2:4") if nm
+        else ("array_32x32_calc.cfg", "conv_layers.csv", "reference.csv", "resnet18"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for df in ("ws", "os", "is"):
-            rows += run(folder / "array_32x32_calc.cfg", folder / "conv_layers.csv", df, False, Path(tmp),
-                        dram=True)
-            print(f"resnet18 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
-    write(folder / "reference.csv", rows)
-    return 0
-
-
-def resnet18_nm_mode() -> int:
-    """The same four ResNet-18 layers with 2:4 filters (``conv_layers_2of4.csv``, ``array_32x32_nm.cfg``:
-    ``[sparsity]`` on, layer-wise): tests/data/scalesim/resnet18/nm_reference.csv (minutes)."""
-    folder = DATA / "resnet18"
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for df in ("ws", "os", "is"):
-            rows += run(folder / "array_32x32_nm.cfg", folder / "conv_layers_2of4.csv", df, False, Path(tmp),
-                        dram=True)
-            print(f"resnet18 2:4 {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
-    write(folder / "nm_reference.csv", rows)
+            rows += run(folder / cfg, folder / topology, df, False, Path(tmp), dram=True)
+            print(f"{label} {df}: {rows[-1]['topology_wall_s']} s", file=sys.stderr)
+    write(folder / out, rows)
     return 0
 
 
@@ -221,7 +211,7 @@ def main() -> int:
     if sys.argv[1:] == ["resnet18"]:
         return resnet18_mode()
     if sys.argv[1:] == ["resnet18-nm"]:
-        return resnet18_nm_mode()
+        return resnet18_mode(nm=True)
     if len(sys.argv) == 4 and sys.argv[1] == "live":
         return live_mode(sys.argv[2], sys.argv[3])
     if sys.argv[1:] == ["sparse"]:
