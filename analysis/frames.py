@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 import traces
-from traces.layer import WEIGHT_TENSORS
-from traces.manifest import TENSORS
+from traces.format.layer import WEIGHT_TENSORS
+from traces.format.manifest import TENSORS
 
 KEYS = ["trace", "arch"]
 PASS_ORDER = ["forward", "backward_data", "backward_weight", "update"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from traces.writer import atomic_write
+from traces.format.writer import atomic_write
 
 PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
 # Columns that ``to_frame(meta=True)`` adds from the report's metadata: the machine, the trace and

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .datasets import load_dataset
 from .methods import METHODS, accuracy, make_method
-from .models import build_model, wants_image
-from .recorder import record
+from .recording.recorder import record
+from .zoo.datasets import load_dataset
+from .zoo.models import build_model, wants_image
 
 
 @dataclass

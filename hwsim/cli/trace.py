@@ -309,7 +309,7 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
         raise ValueError("the layer file lists no layers")
     structured = None
     if args.structured:
-        from traces.structured import parse_nm
+        from traces.format.structured import parse_nm
 
         try:
             structured = parse_nm(args.structured)
@@ -326,8 +326,8 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
 
 def cmd_trace_stats(args: argparse.Namespace) -> int:
     import traces
-    from traces.paper_stats import nm_stats, paper_stats
-    from traces.structured import parse_nm
+    from traces.format.structured import parse_nm
+    from traces.stats.paper_stats import nm_stats, paper_stats
 
     tr = traces.load(args.path)
     if args.csv:
@@ -391,7 +391,7 @@ def cmd_trace_stats(args: argparse.Namespace) -> int:
 
 def cmd_trace_validate(args: argparse.Namespace) -> int:
     import traces
-    from traces.validate import validate
+    from traces.format.validate import validate
 
     tr = traces.load(args.path)
     bar = _bar(len(tr), "validate")

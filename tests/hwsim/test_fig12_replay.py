@@ -11,7 +11,7 @@ import pytest
 
 from hwsim.simulate import simulate
 from traces import TraceWriter, bits
-from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.synth import conv
 
 from ..traces.test_fig12 import GROUND_TRUTH, read_mask

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from traces import LayerSpec, accounting
-from traces.layer import conv_out_size
+from traces.format.layer import conv_out_size
 
 from .scalar_reference import conv_effectual, linear_effectual, random_mask
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..models import Model
+from ..zoo.models import Model
 
 
 @dataclass(frozen=True)

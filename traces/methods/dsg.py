@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..dsg_ops import K_RULES, projection_additions, projection_dim, selection_compares
-from ..models import Model
-from ..recorder import active_recorder, bookkeeping
+from ..recording.recorder import active_recorder, bookkeeping
+from ..stats.dsg_ops import K_RULES, projection_additions, projection_dim, selection_compares
+from ..zoo.models import Model
 from .base import Method, clone_as, swap_module
 
 SELECTIONS = ("drs", "oracle", "random")

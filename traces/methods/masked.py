@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import Model
-from ..recorder import active_recorder
+from ..recording.recorder import active_recorder
+from ..zoo.models import Model
 from .allocation import ALLOCATIONS, kept_counts, layer_densities
 from .base import Method, clone_as, swap_module
 

@@ -1,6 +1,6 @@
 """Data sets: built-in (shipped or generated) and read from the user's files; nothing is downloaded.
 
-numpy only (Pillow for image folders, in :mod:`traces.datafiles`)."""
+numpy only (Pillow for image folders, in :mod:`traces.zoo.datafiles`)."""
 
 from __future__ import annotations
 
