@@ -16,8 +16,8 @@ import pandas as pd
 
 import traces
 from hwsim.pricing import ratios
-from traces.layer import WEIGHT_TENSORS
-from traces.manifest import TENSORS
+from traces.format.layer import WEIGHT_TENSORS
+from traces.format.manifest import TENSORS
 
 KEYS = ["trace", "arch"]
 PASS_ORDER = ["forward", "backward_data", "backward_weight", "update"]

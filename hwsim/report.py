@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from traces.writer import atomic_write
+from traces.format.writer import atomic_write
 
 from .pricing import ratios
 

@@ -8,7 +8,7 @@ compressed off-chip weight is re-encoded. The dense baseline is the same step wi
 from __future__ import annotations
 
 from archs import Architecture
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from .energy import pass_energy
 from .layer_input import LayerInput

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 from archs import Architecture
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 UPDATE_OPS_PER_WEIGHT = 4
 

@@ -19,9 +19,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from traces.accounting import backward_data_effectual, backward_weight_effectual, count, forward_effectual
-from traces.im2col import ConvGeometry, as_conv, geometry, im2col, rows_of, tap_valid, taps
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
+from traces.stats.accounting import (
+    backward_data_effectual,
+    backward_weight_effectual,
+    count,
+    forward_effectual,
+)
+from traces.stats.im2col import ConvGeometry, as_conv, geometry, im2col, rows_of, tap_valid, taps
 
 # operand -> the trace tensor it is made of, per pass
 OPERAND_TENSORS = {
@@ -59,7 +64,7 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     ``cache`` (a dict kept across the passes of one layer) lets forward and backward-weight share
     the im2col of ``x``, and backward-data and backward-weight the rows of ``dY`` (the same array
     object, so what is derived from its memory can be shared too). ``order`` is the im2col's
-    memory order: ``"F"`` (column-major) is :func:`traces.im2col.im2col`'s faster gather, for a
+    memory order: ``"F"`` (column-major) is :func:`traces.stats.im2col.im2col`'s faster gather, for a
     model that reads it row slab by row slab (BLAS, or a cast into a column-major buffer).
     """
     g = geometry(spec)

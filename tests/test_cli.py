@@ -194,7 +194,7 @@ def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
 
     code = textwrap.dedent(f"""
         import sys, time
-        import traces.writer as w
+        import traces.format.writer as w
         from hwsim.cli.main import main
         def slow(path, write):  # the real atomic_write, with a write that takes a while
             return original(path, lambda f: (f.write(b"x"), f.flush(), print("writing", flush=True),

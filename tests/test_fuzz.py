@@ -43,7 +43,7 @@ from archs.fields import MAX_NUMBER
 from hwsim.cli import main
 from hwsim.cli.replay import PASS_NAMES
 from hwsim.simulate import FAMILIES
-from traces.manifest import MASK_TENSORS
+from traces.format.manifest import MASK_TENSORS
 
 from .traces.helpers import write_trace
 

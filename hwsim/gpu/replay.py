@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from archs import Architecture
-from traces.im2col import as_conv, geometry, rows_of
-from traces.layer import GemmDims, LayerSpec
+from traces.format.layer import GemmDims, LayerSpec
+from traces.stats.im2col import as_conv, geometry, rows_of
 
 from ..energy import pass_energy
 from ..errors import MappingError

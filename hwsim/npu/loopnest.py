@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 DIMS = ("B", "K", "C", "OY", "OX")  # the loops a mapping tiles, in this canonical order
 RELEVANT = {"I": (True, False, True, True, True), "W": (False, True, True, False, False),

@@ -25,7 +25,7 @@ from typing import Any
 
 from archs import Architecture
 from archs.components import SparseFeatures
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..energy import traffic_energy
 from ..errors import MappingError

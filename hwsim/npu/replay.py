@@ -21,7 +21,7 @@ import numpy as np
 
 from archs import Architecture
 from archs.units import format_size
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..engines import BACKEND_NAMES
 from ..errors import MappingError

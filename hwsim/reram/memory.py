@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from .mapping import column_sets, slices_per_weight
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from archs import Architecture
 from archs.derived import peak_macs_per_s
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..layer_input import LayerInput
 from ..pricing import prices, ratio, total_pj, value

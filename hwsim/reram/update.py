@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..layer_input import LayerInput
 from ..pricing import price, ratio

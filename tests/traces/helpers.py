@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from traces import LayerSpec, TraceWriter, bits
-from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from traces import LayerSpec, TraceWriter
+from traces.format import bits
+from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 
 LAYERS = [
     LayerSpec("conv", "conv2d", "conv", 0, "Conv2d", (3, 8, 8), (4, 3, 3, 3), (4, 8, 8),

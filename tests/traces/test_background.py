@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 import traces
-from traces.background import BackgroundWriter
-from traces.manifest import FORMAT_VERSION
-from traces.models import MLP, ResNet
-from traces.validate import validate
-from traces.writer import TraceWriter
+from traces.format.manifest import FORMAT_VERSION
+from traces.format.validate import validate
+from traces.format.writer import TraceWriter
+from traces.recording.background import BackgroundWriter
+from traces.zoo.models import MLP, ResNet
 
 from .killing import kill_after_files, mlp_recording_script
 

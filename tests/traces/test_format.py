@@ -11,7 +11,7 @@ import pytest
 
 import traces
 from traces import TraceFormatError
-from traces.validate import validate
+from traces.format.validate import validate
 
 from .helpers import LAYERS, write_trace
 

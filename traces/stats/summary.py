@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..format.layer import GEMM_PASSES, WEIGHT_TENSORS
+from ..format.manifest import TENSORS
+from ..format.reader import Trace
 from .accounting import pass_counts
-from .layer import GEMM_PASSES, WEIGHT_TENSORS
-from .manifest import TENSORS
-from .reader import Trace
 
 SHORT = {"forward": "fwd", "backward_data": "bwd-data", "backward_weight": "bwd-weight"}
 

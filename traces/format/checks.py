@@ -26,7 +26,7 @@ _IS_WEIGHT = np.array([t in WEIGHT_TENSORS for t in TENSORS])  # (n_tensors,)
 
 def element_table(layers: list[LayerSpec]) -> np.ndarray:
     """Elements per sample (activations, gradients) or in total (weight-shaped tensors) of every
-    layer and tensor: int64 ``(n_layers, n_tensors)``; each fits 2**36 (``traces.layer``)."""
+    layer and tensor: int64 ``(n_layers, n_tensors)``; each fits 2**36 (``traces.format.layer``)."""
     return np.array([[spec.numel(t, 1) for t in TENSORS] for spec in layers], dtype=np.int64).reshape(
         len(layers), len(TENSORS))
 

@@ -29,7 +29,7 @@ KINDS = ("conv2d", "linear")
 
 # Magnitudes a trace may describe, so that every count and GEMM dimension replay forms fits int64:
 # a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, a batch <= 2**20
-# samples, and the MACs of one pass for the whole batch <= 2**62 (traces.manifest checks it against
+# samples, and the MACs of one pass for the whole batch <= 2**62 (traces.format.manifest checks it against
 # the manifest's batch_size; a trace without one is checked for the largest batch, 2**20 samples).
 # A GPT-3 projection of 32768 tokens × 12288 × 12288 (2**42.2 MACs) is one such pass.
 MAX_DIM = 2**31

@@ -42,7 +42,7 @@ def load(path: str | Path, *, check: bool = True) -> Trace:
     """Open a trace directory, checking its manifest; iteration files are read lazily.
 
     With ``check``, each iteration is checked against its training method's invariants as it
-    is opened (``traces.invariants``); a violation raises :class:`TraceFormatError`.
+    is opened (``traces.format.invariants``); a violation raises :class:`TraceFormatError`.
     """
     return Trace(path, check=check)
 
@@ -89,7 +89,7 @@ class Trace:
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
         _check_iteration_files(self.path, self.manifest, self.iterations)
-        self.check = check  # the cheap per-iteration checks (traces.checks) and the method's invariants
+        self.check = check  # per-iteration checks (traces.format.checks), method invariants
         self.element_table = checks.element_table(self.layers)  # (n_layers, n_tensors) per sample
         self._checker = checker_for(self.manifest) if check else None
 
@@ -197,7 +197,7 @@ class Trace:
                 field, _, found = problems[0].partition(": ")
                 method = self.manifest["method"]["name"]
                 raise TraceFormatError(it.file, field, found, f"the {method} invariant to hold "
-                                       "(see traces/invariants.py)")
+                                       "(see traces/format/invariants.py)")
         return it
 
     def masks(self) -> Iterator[Iteration]:

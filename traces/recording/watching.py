@@ -1,19 +1,19 @@
 """The recorder's watch over a training step: every GEMM it executes is a recorded layer's, or refused.
 
-:class:`StepWatch` is the part of :class:`~traces.recorder.Recorder` that decides, on the watched
+:class:`StepWatch` is the part of :class:`~traces.recording.recorder.Recorder` that decides, on the watched
 iterations (``gemm_check``), whether each matrix product a training step executes is held by the
 trace (DESIGN.md, recorder rules):
 
-- the model's forward pass runs under a :class:`~traces.capture.GemmWatch` that attributes each
+- the model's forward pass runs under a :class:`~traces.recording.capture.GemmWatch` that attributes each
   GEMM to the innermost recorded layer call (one per call), and the outside-forward
-  :class:`~traces.capture.Gate` watches training computation beyond it (a loss, a head);
+  :class:`~traces.recording.capture.Gate` watches training computation beyond it (a loss, a head);
 - the backward pass runs under a GEMM watch: a GEMM must be run by an autograd node of a recorded
   layer call (its backward-data and backward-weight GEMMs, once each); GEMMs of custom
   ``autograd.Function`` backwards and gradient hooks (Python code autograd runs), of a backward
   through a gradient (a gradient penalty) and second backwards are refused;
 - modules outside the recorded model (a teacher under ``no_grad``) run under a GEMM watch that
   refuses their GEMMs;
-- the optimizer must be one whose update a trace describes (:mod:`traces.optimizers`); a declared
+- the optimizer must be one whose update a trace describes (:mod:`traces.format.optimizers`); a declared
   optimizer's step runs under a GEMM watch.
 """
 
@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from . import optimizers
+from ..format import optimizers
+from ..format.errors import RecorderError
 from .capture import ElementwiseCount, GemmWatch, call_site, in_bookkeeping, op_name, user_frame
-from .errors import RecorderError
 
 if TYPE_CHECKING:
     from .recorder import _Call
@@ -39,7 +39,7 @@ _MAX_LAYER_NODES = 64  # autograd nodes one layer call may create (its GEMM, vie
 
 
 class StepWatch:
-    """The GEMM watch of :class:`~traces.recorder.Recorder` (a mixin: it uses the recorder's
+    """The GEMM watch of :class:`~traces.recording.recorder.Recorder` (a mixin: it uses the recorder's
     model, schedule, writer, layer stack and layer table)."""
 
     def _forward_begins(self, module: nn.Module, args: tuple) -> None:
@@ -91,7 +91,7 @@ class StepWatch:
 
     def _optimizer_begins(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         """Any optimizer's step pre-hook: refuses an optimizer whose update a trace cannot describe
-        (:func:`traces.optimizers.check`), adopts the first one stepping when ``record`` was given
+        (:func:`traces.format.optimizers.check`), adopts the first one stepping when ``record`` was given
         none (the manifest names it), and watches the step of a declared one for matrix products.
         A step runs under ``torch.no_grad()`` (unless the optimizer is ``differentiable``), where
         the gate lets every call pass, so it goes off."""
@@ -243,7 +243,7 @@ class StepWatch:
                 f"recorded layer {self._targets[rec.module] or '(model)'} (its own GEMM was {rec.gemm}); "
                 "a trace holds one GEMM per layer call, so this work would be missing: move it into a "
                 "Conv2d/Linear module of its own (a training method's own math: wrap it in "
-                "traces.recorder.bookkeeping())")
+                "traces.recording.recorder.bookkeeping())")
         raise RecorderError(
             f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
             "for: it runs outside every recorded nn.Conv2d/nn.Linear call during a training step, so "

@@ -29,8 +29,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .errors import RecorderError
-from .layer import LayerSpec
+from ..format.errors import RecorderError
+from ..format.layer import LayerSpec
 
 _UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                 nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)

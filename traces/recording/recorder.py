@@ -16,12 +16,12 @@ the hooks cannot see raises :class:`RecorderError` instead of being lost: compil
 recurrent and attention layers up front, and, while a watched training step runs (iteration 0
 and every mask iteration; every iteration with ``gemm_check="every"``), every matrix product
 that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
-:mod:`traces.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
+:mod:`traces.recording.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
 ``nn.LSTMCell``, a second GEMM inside one layer call; in the backward pass every GEMM that is not
 a recorded layer call's backward-data or backward-weight GEMM (a custom ``autograd.Function``'s
 backward, a gradient hook, a double backward); GEMMs of modules outside the recorded model (a
 teacher under ``no_grad``); the optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does
-not know (:mod:`traces.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
+not know (:mod:`traces.format.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from . import bits, optimizers
+from ..format import bits, optimizers
+from ..format.errors import RecorderError
+from ..format.layer import LayerSpec, update_owners
+from ..format.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from ..format.schedule import Schedule
+from ..format.writer import TraceWriter
 from .background import BackgroundWriter
 from .capture import (
     ElementwiseCount,
@@ -48,13 +53,8 @@ from .capture import (
     find_targets,
     layer_spec,
 )
-from .errors import RecorderError
-from .layer import LayerSpec, update_owners
-from .manifest import TENSOR_INDEX, TENSORS, new_manifest
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
-from .schedule import Schedule
 from .watching import StepWatch
-from .writer import TraceWriter
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
 GEMM_CHECKS = ("masks", "every")  # which training iterations run under the GEMM watch and gate
@@ -148,20 +148,20 @@ class Recorder(StepWatch):
         model: the model being trained.
         path: the trace directory to create.
         every, iters_per_epoch, mask_samples, weights, weight_snapshot_every, lr_changes:
-            the recording :class:`~traces.schedule.Schedule`.
+            the recording :class:`~traces.format.schedule.Schedule`.
         optimizer: the optimizer (for its name, hyperparameters, state dtypes and learning rate).
         model_name, method, method_params, dataset, seed: provenance written to the manifest.
         overwrite: replace an existing trace at ``path``.
         first: exact masks on iteration 0 (the schedule's ``first``).
         counts_batch: consecutive counts-only iterations written per file (1: one file each); a
             killed run loses at most the unfinished batch.
-        background: pack and write on a worker thread (:class:`~traces.background.BackgroundWriter`)
+        background: pack and write on a worker thread (:class:`~traces.recording.background.BackgroundWriter`)
             instead of in :meth:`step`; the files are the same bytes either way.
         max_pending: jobs the worker may have queued before :meth:`step` waits for it (a job is
             one mask iteration, or a whole batch of counts-only iterations: those are handed
             to the worker ``counts_batch`` at a time, since each hand-over costs a thread switch).
         optimizer_state_tensors: declares an optimizer hwsim does not know (not one of
-            :data:`traces.optimizers.ELEMENTWISE`) element-wise, keeping this many weight-shaped
+            :data:`traces.format.optimizers.ELEMENTWISE`) element-wise, keeping this many weight-shaped
             state tensors per weight; without it such an optimizer is refused, and so is one that
             runs matrix products in its step (``torch.optim.Muon``).
         gemm_check: which iterations run under the GEMM watch and gate that refuse unrecorded
