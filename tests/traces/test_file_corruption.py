@@ -170,15 +170,17 @@ def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
     command refuse the file: an iteration file is checked whole (CRC-32 of every member) on opening."""
     import numpy as np
 
-    from traces import TraceWriter, bits
-    from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
+    from traces import TraceWriter
+    from traces.format import bits
+    from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 
     from .helpers import LAYERS
 
     trace = tmp_path / "w.trace"
     writer = TraceWriter(trace)
-    writer.write_manifest(new_manifest(LAYERS, model={"name": "synthetic"}, method={"name": "dense", "params": {}},
-                                       dataset={"name": "random"}, schedule={"every": 1}, batch_size=2))
+    manifest = new_manifest(LAYERS, model={"name": "synthetic"}, method={"name": "dense", "params": {}},
+                            dataset={"name": "random"}, schedule={"every": 1}, batch_size=2)
+    writer.write_manifest(manifest)
     rng = np.random.default_rng(0)
     counts = np.full((len(LAYERS), len(TENSORS)), -1, dtype=np.int64)
     masks = {}
@@ -189,9 +191,7 @@ def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
     weights = {li: (rng.standard_normal(s.w_shape).astype(np.float16),
                     rng.standard_normal(s.w_shape).astype(np.float16)) for li, s in enumerate(LAYERS)}
     writer.write_iteration(0, {"batch": 2}, counts, masks, weights)
-    writer.write_manifest({**new_manifest(LAYERS, model={"name": "synthetic"},
-                                          method={"name": "dense", "params": {}}, dataset={"name": "random"},
-                                          schedule={"every": 1}, batch_size=2), "complete": True, "iterations": 1})
+    writer.write_manifest({**manifest, "complete": True, "iterations": 1})
     replay = ["replay", str(trace), "--arch", "edge-npu", "--iterations", "0", "--passes", "fwd"]
     assert run(replay)[0] == 0
     _flip_inside(trace / "iter-00000000.masks.npz", "L0.weight.npy")

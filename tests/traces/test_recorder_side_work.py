@@ -18,7 +18,7 @@ from torch import nn
 
 import traces
 from traces import RecorderError
-from traces.recorder import bookkeeping
+from traces.recording.recorder import bookkeeping
 
 TARGET = torch.tensor([0, 1, 2, 0, 1])
 

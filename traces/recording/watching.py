@@ -213,7 +213,7 @@ class StepWatch:
             "pseudo-labels, a statistic, a hand-written update) outside the recorded layers and the "
             "optimizer step, so the trace would not contain its work; if it is evaluation, run it "
             "after rec.step() with the model in eval mode; if it is deliberately left out of the "
-            "simulation, run it under traces.recorder.bookkeeping()")
+            "simulation, run it under traces.recording.recorder.bookkeeping()")
 
     def _stop_optimizer_watch(self) -> None:
         watch, self._opt_watch = self._opt_watch, None
