@@ -106,3 +106,51 @@ def test_every_family_replays_matmul_layers(tmp_path, arch):
             assert row["effectual_macs"] == expect, (name, pass_)
             g = traces.load(tmp_path / "t").layers[li].gemm(pass_, 2)
             assert row["algorithmic_macs"] == g.macs
+
+
+def scalar_block_skip(need: np.ndarray, k: int, rows: int, cols: int) -> tuple[int, int]:
+    """Loops over the output blocks of one group: (MACs of the folds that run, of those skipped);
+    a fold runs when one of its rows × cols outputs is needed."""
+    run = skip = 0
+    m, n = need.shape
+    for i0 in range(0, m, rows):
+        for j0 in range(0, n, cols):
+            block = need[i0:i0 + rows, j0:j0 + cols]
+            macs = block.shape[0] * block.shape[1] * k
+            if any(bool(v) for v in block.ravel()):
+                run += macs
+            else:
+                skip += macs
+    return run, skip
+
+
+def test_an_output_stationary_array_skips_masked_score_blocks(tmp_path):
+    """A lockstep output-stationary 4×4 array with skipping of unneeded outputs (target c): a
+    causal 16×16 score matrix has 6 of its 16 blocks above the diagonal; those folds take no
+    cycle and their MACs are skipped (a scalar loop over the blocks gives the counts); the
+    others run whole. Without the action nothing is skipped."""
+    from dataclasses import replace
+
+    import archs
+    from archs.components import SparseAction
+
+    seq, dim, heads, batch = 16, 4, 2, 2
+    write_attention_trace(tmp_path / "t", seq=seq, dim=dim, heads=heads, batch=batch, n_iter=1, density=1.0)
+    tr = traces.load(tmp_path / "t")
+    base = archs.load("edge-npu")
+    arch = replace(base, compute=replace(base.compute, rows=4, cols=4, dataflow="os"),
+                   sparse=replace(base.sparse, formats=(), actions=(
+                       SparseAction(kind="skipping", level="compute", target="c", condition_on=("c",)),)))
+    plain = replace(arch, sparse=replace(arch.sparse, actions=()))
+    causal = np.tril(np.ones((seq, seq), bool))
+    run, skip = scalar_block_skip(causal, dim, 4, 4)
+    assert (run, skip) == (10 * 16 * dim, 6 * 16 * dim)
+    groups = batch * heads
+    row = simulate(tr, arch, passes=("forward",), layers=["attn.scores"]).to_frame().iloc[0]
+    assert row["skipped_macs"] == groups * skip and row["actual_macs"] == groups * run
+    assert row["effectual_macs"] == groups * seq * (seq + 1) // 2 * dim
+    dense = simulate(tr, plain, passes=("forward",), layers=["attn.scores"]).to_frame().iloc[0]
+    assert dense["skipped_macs"] == 0 and dense["actual_macs"] == groups * seq * seq * dim
+    # every fold of this array is one 4-step chunk (K = 4) plus its fill: 6 of 16 folds fewer
+    assert dense["compute_cycles"] * 10 == row["compute_cycles"] * 16
+    assert row["speedup"] > 1
