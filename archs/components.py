@@ -176,6 +176,10 @@ class StructuredSparsity:
     cusparselt_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
                  "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+    cusparselt_serial_epilogue: bool = spec(
+        False, doc="GPU: cuSPARSELt's kernels write a wave's C tiles after its main loops (one thread block "
+                   "per SM: no other block's main loop hides the epilogue), at the HBM bandwidth when C "
+                   "streams out of L2; docs/gpu.md")
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,13 @@ class GpuCompute:
         1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
                  "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
         ge=MIN_EFFICIENCY, le=2)
+    fp16_clock_ratio: float = spec(
+        1.0, doc="sustained clock with FP16 operand data relative to BF16 data (FP16's longer mantissa "
+                 "toggles more bits: more power at the board limit, a lower clock); applies when "
+                 "operand_dtype is fp16", ge=MIN_EFFICIENCY, le=1)
+    operand_dtype: Literal["bf16", "fp16"] = spec(
+        "bf16", doc="the 16-bit type the GEMM operands hold (sustained_clock_fraction is BF16's; FP16 runs "
+                    "at fp16_clock_ratio of it)")
     hbm_achievable_fraction: float = spec(
         1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
                  "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
