@@ -229,3 +229,25 @@ def test_a_product_across_the_batch_is_refused_naming_op_and_line(tmp_path):
                                             r"`return \(h @ h\.T\)\.sum\(1, keepdim=True\)"):
         with traces.record(model, tmp_path / "t"):
             model(torch.randn(3, 4)).sum().backward()
+
+
+@pytest.mark.parametrize("choice, name", [(2, "efficient"), (3, "cudnn")])
+def test_the_backend_torch_would_choose_is_recorded(tmp_path, monkeypatch, choice, name):
+    """Off the CPU, torch chooses the memory-efficient or cuDNN kernel; the recording runs the same
+    decomposition whatever the choice (torch._fused_sdp_choice, stood in for here) and names it."""
+    class Sdpa(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            return F.scaled_dot_product_attention(q, k, v).mean((1, 2, 3))[:, None].expand(-1, 5)
+
+    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *a, **k: choice)
+    train(Sdpa(), tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    assert [s.attention["backend"] for s in tr.layers[1:]] == [name, name]
+    assert tr.layers[1].attention["causal"] is False
+    with tr.iteration(0) as it:
+        assert it.count(1, "y_sel") is None  # no structure: every score is computed
