@@ -68,7 +68,7 @@ def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: 
            "gemm_cycles": 0,
            "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
            "energy_pj": e, "dense_cycles": base_cycles, "dense_energy_pj": e_base,
-           "speedup": base_cycles / max(cycles, 1), "energy_saving": ratio(e_base, e, 1.0),
+           "speedup": ratio(base_cycles, cycles), "energy_saving": ratio(e_base, e),
            f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
     row.update({f"energy_{k}_pj": v for k, v in energy.items()})
     return row

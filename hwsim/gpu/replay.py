@@ -169,8 +169,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     row["gpu_tile"] = f"{gemm.tile[0]}x{gemm.tile[1]}" if gemm is not None else ""
     row["gpu_split_k"] = gemm.split if gemm is not None else 0
     row["gpu_waves"] = gemm.waves if gemm is not None else 0
-    row["speedup"] = base_cycles / max(cycles, 1)
-    row["energy_saving"] = ratio(base["energy_pj"], row["energy_pj"], float("nan"))
+    row["speedup"] = ratio(base_cycles, cycles)
+    row["energy_saving"] = ratio(base["energy_pj"], row["energy_pj"])
     row["utilization"] = (tc_macs + cuda_macs) / max(cycles * ctx.peak_fma_per_cycle, 1)
     if masks:
         row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)

@@ -139,7 +139,7 @@ class MappingContext:
         d_old = sum(traffic_energy(self.arch, fixed_dense).values())
         d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base, array_writes)).values())
         out["dense_energy_pj"] = out["dense_energy_pj"] - d_old + d_new
-        out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"], float("nan"))
+        out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"])
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out
@@ -272,7 +272,7 @@ def retime(arch: Architecture, out: dict[str, Any], gemm_cycles: int, compute_cy
                stall_cycles=int(stall_cycles), dense_cycles=int(dense_cycles),
                dense_gemm_cycles=int(dense_gemm_cycles), dense_compute_cycles=int(dense_compute_cycles),
                dense_stall_cycles=int(dense_stall_cycles))
-    out["speedup"] = dense_cycles / max(cycles, 1)
+    out["speedup"] = ratio(dense_cycles, cycles)
     pes = arch.compute.rows * arch.compute.cols
     out["utilization"] = out["actual_macs"] / max(cycles * pes, 1)
 

@@ -307,8 +307,8 @@ def _timer(ctx: _Context, eb: dict[str, float], runs: list[tuple[Mapping, dict[s
 def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
     """A report row: the replay, its dense baseline, and the ratios."""
     row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
-    row["speedup"] = base["cycles"] / max(out["cycles"], 1)
-    row["energy_saving"] = ratio(base["energy_pj"], out["energy_pj"], float("nan"))
+    row["speedup"] = ratio(base["cycles"], out["cycles"])
+    row["energy_saving"] = ratio(base["energy_pj"], out["energy_pj"])
     pes = ctx.arch.compute.rows * ctx.arch.compute.cols
     row["utilization"] = out["actual_macs"] / max(out["cycles"] * pes, 1)
     return row

@@ -205,12 +205,18 @@ class Gate(TorchFunctionMode):
     """
 
     def __init__(self, training: Callable[[], bool], in_forward: Callable[[], bool],
-                 on_gemm: Callable[[Any], None], backward: Callable[[], Any]) -> None:
+                 on_gemm: Callable[[Any], None], backward: Callable[[], Any],
+                 in_step: Callable[[], bool] = lambda: False,
+                 on_side_gemm: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.training = training  # whether a training step is being recorded now
         self.in_forward = in_forward  # whether the recorder's forward-pass watch is on
         self.on_gemm = on_gemm
         self.backward = backward  # a context manager watching one backward pass
+        # whether a watched training step is under way (its first training forward has run and
+        # rec.step() has not): calls without gradients are then side computations of the step
+        self.in_step = in_step
+        self.on_side_gemm = on_side_gemm or on_gemm
 
     def suspend(self) -> bool:
         """Take the gate off the torch-function mode stack while the recorder's own watch covers
@@ -228,18 +234,21 @@ class Gate(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if not _grad_enabled():  # the optimizer, evaluation, backward hooks: no graph, no GEMM to see
+        if getattr(func, "__name__", None) in _ATTRIBUTE or self.in_forward():
             return func(*args, **kwargs)
-        if func in _BACKWARD:
+        if _grad_enabled() and func in _BACKWARD:
             if not self.training():
                 return func(*args, **kwargs)
             with self.backward():
                 return func(*args, **kwargs)
-        if self.in_forward() or getattr(func, "__name__", None) in _ATTRIBUTE \
-                or not self.training() or not _needs_grad(args, kwargs):
-            return func(*args, **kwargs)
-        with GemmWatch(self.on_gemm):
-            return func(*args, **kwargs)
+        if _grad_enabled() and self.training() and _needs_grad(args, kwargs):
+            with GemmWatch(self.on_gemm):
+                return func(*args, **kwargs)
+        if self.in_step():  # no graph, inside a watched step: an EMA teacher, a statistic, pseudo-labels
+            with GemmWatch(self.on_side_gemm):
+                return func(*args, **kwargs)
+        # data preparation, evaluation, the optimizer (the gate is off during its step): no GEMM to see
+        return func(*args, **kwargs)
 
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:

@@ -88,6 +88,11 @@ _NO_FUNCTION_MODES = torch._C.DisableTorchFunction
 _NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
 
 
+def _transformed(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a torch.func (functorch) wrapper: a vmap batch or a grad-tracking tensor."""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(t))
+
+
 def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
     """A copy of a weight before the optimizer updates it in place (numpy on the CPU: a fresh
     torch tensor of a large layer pays first-touch page faults, numpy reuses freed memory)."""
@@ -256,7 +261,7 @@ class Recorder(StepWatch, ProductCapture):
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._products_enter()  # products of two activations (traces.recording.products)
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
-                          self._backward_watch)
+                          self._backward_watch, self._in_watched_step, self._on_side_gemm)
         self._gate.__enter__()
         self._watch_foreign(True)  # iteration 0 is watched
         self._handles.append(register_optimizer_step_pre_hook(self._optimizer_begins))
@@ -421,6 +426,12 @@ class Recorder(StepWatch, ProductCapture):
         if not self._started:
             self._begin_iteration()
         x = args[0]
+        if any(isinstance(t, torch.Tensor) and _transformed(t) for t in (x, module.weight)):
+            raise RecorderError(
+                f"{self._targets[module] or '(model)'} was called inside a torch.func transform "
+                "(vmap, grad, jacrev: per-sample gradients, a Hessian) during training: a trace holds "
+                "one batched forward and backward per layer call, so the transform's GEMM work would "
+                "be missing or wrong; run the transform in eval mode (model.eval()) or record without it")
         min_dims = 4 if isinstance(module, nn.Conv2d) else 2
         if not isinstance(x, torch.Tensor) or x.dim() < min_dims:
             raise RecorderError(f"{self._targets[module] or '(model)'}: input must be a batched tensor "
