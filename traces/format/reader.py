@@ -352,7 +352,8 @@ class Iteration:
         return self.trace.layers[self.trace.layer_index(layer)].tensor_shape(tensor, self.mask_batch)
 
     def packed(self, layer: int | str, tensor: str) -> np.ndarray | None:
-        """The packed bits of a mask as stored (weight deltas resolved), or None when absent."""
+        """The packed bits of a mask as stored (weight deltas resolved; all ones for a dense tensor
+        whose mask the writer left out, see traces.format.checks), or None when not recorded."""
         li = self.trace.layer_index(layer)
         if tensor not in MASK_TENSORS:
             raise KeyError(f"no mask for tensor {tensor!r}; masks exist for {MASK_TENSORS}")
@@ -362,6 +363,8 @@ class Iteration:
             packed = self._resolve_weight_delta(li, shape)
         elif name in self._members:
             packed = self._read(name)
+        elif self.has_masks and self.count(li, tensor) == self.trace.layers[li].numel(tensor, self.batch):
+            packed = bits.pack(np.ones(shape, dtype=bool))  # a dense tensor: the writer may leave it out
         else:
             return None
         expected = bits.packed_nbytes(int(np.prod(shape)))
