@@ -16,7 +16,6 @@ import pandas as pd
 
 import traces
 from hwsim.pricing import ratios
-from traces.format.layer import WEIGHT_TENSORS
 from traces.format.manifest import TENSORS
 
 KEYS = ["trace", "arch"]
@@ -123,7 +122,7 @@ def densities(trace_path: str | Path, results: pd.DataFrame | None = None) -> pd
             c = counts[:, li, ti]
             if (c < 0).all():
                 continue
-            numel = spec.numel(t, 1) * (1 if t in WEIGHT_TENSORS else batch)
+            numel = spec.numel(t, 1) * (batch if spec.batched(t) else 1)
             d = np.where(c >= 0, c / numel, np.nan)
             rows.append(pd.DataFrame({"layer": spec.name, "tensor": t, "iteration": tr.iterations,
                                       "density": d}))

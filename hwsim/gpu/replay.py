@@ -260,11 +260,12 @@ def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
                  stats: dict) -> tuple[float, dict[tuple[str, str, str, str], float]]:
     """Non-GEMM ops of a pass and their HBM bytes by (level, operand, kind, direction): the output
     (forward: Y; backward-data: dY) is read and written once by a fused elementwise kernel (BN, ReLU,
-    their backward); DST's threshold compare also reads the weight (operand ``b``)."""
+    their backward); DST's threshold compare also reads the weight (operand ``b``). A matmul of two
+    activations has none (its softmax and scaling are vector ops of their own)."""
     ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats).ops
     off = ctx.arch.off_chip.name
     moved: dict[tuple[str, str, str, str], float] = {}
-    if pass_ in ("forward", "backward_data"):
+    if pass_ in ("forward", "backward_data") and spec.has_weight:  # a matmul has no fused kernel
         out = spec.numel("y" if pass_ == "forward" else "dy", batch) * ctx.eb
         moved[(off, "c", "data", "read")] = out
         moved[(off, "c", "data", "write")] = out

@@ -53,6 +53,8 @@ def structured_applies(spec: LayerSpec, pass_: str, w_mask: np.ndarray | None,
         return False, "no N:M structured sparsity on this machine"
     if s.operand != "b":
         return False, f"N:M is on operand {s.operand}; only weight (b) masks are checked"
+    if not spec.has_weight:
+        return False, "a product of two activations: no weight mask to hold N:M"
     if pass_ == "backward_weight":
         return False, "backward-weight produces dW (dense output); its operands X and dY are not N:M weights"
     if w_mask is None:

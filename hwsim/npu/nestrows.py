@@ -30,7 +30,7 @@ from traces.format.layer import LayerSpec
 from ..energy import traffic_energy
 from ..errors import MappingError
 from ..pricing import price, ratio
-from ..workload import OPERAND_KIND
+from ..workload import operand_kind
 from .loopnest import DIMS, ROLES, ConvShape
 from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
@@ -85,7 +85,7 @@ class MappingContext:
         pass_ = row.get("pass")
         if pass_ not in ROLES:
             return row
-        eb = self.elem_bytes(pass_)
+        eb = self.elem_bytes(spec, pass_)
         batch = int(row.get("simulated_batch") or row.get("batch") or 1)
         if self.mode == "fixed":
             g = spec.gemm(pass_, batch)
@@ -171,10 +171,10 @@ class MappingContext:
             self.timings[key] = nest_timing(plan, arch)
         return self.timings[key]
 
-    def elem_bytes(self, pass_: str) -> dict[str, float]:
+    def elem_bytes(self, spec: LayerSpec, pass_: str) -> dict[str, float]:
         p = self.arch.compute.precision
         bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
-        return {op: bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+        return {op: bits[kind] / 8 for op, kind in operand_kind(spec, pass_).items()}
 
     def choose(self, spec: LayerSpec, shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float],
                dens: dict[str, float]) -> NestResult:

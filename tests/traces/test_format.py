@@ -72,7 +72,7 @@ def test_unknown_format_version(tmp_path):
     m.write_text(json.dumps(doc))
     with pytest.raises(TraceFormatError) as e:
         traces.load(tmp_path / "t")
-    assert "manifest.json: format_version: found 99; expected 1, 2 or 3 (this hwsim reads" in one_line(e)
+    assert "manifest.json: format_version: found 99; expected 1, 2, 3 or 4 (this hwsim reads" in one_line(e)
 
 
 def test_truncated_iteration_file(tmp_path):

@@ -1,8 +1,9 @@
 """What the recorder can capture: the modules it hooks, and a watch for the work it cannot see.
 
 The recorder hooks ``nn.Conv2d`` and ``nn.Linear`` modules (subclasses included). Everything else
-that does GEMM work in training would be missing from the trace, so it is refused: compiled,
-recurrent and attention modules and non-zero padding up front (:func:`find_targets`), and any
+that does GEMM work in training would be missing from the trace, so it is refused (products of two
+activations are recorded by :mod:`traces.recording.products`): compiled and recurrent modules and
+non-zero padding up front (:func:`find_targets`), and any
 matrix product that no recorded layer accounts for while it is executed (:class:`GemmWatch`).
 
 The watch works at PyTorch's dispatch level: a ``TorchDispatchMode`` sees every ``aten`` operator
@@ -33,7 +34,7 @@ from ..format.errors import RecorderError
 from ..format.layer import LayerSpec
 
 _UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear, nn.MultiheadAttention, nn.RNNBase, nn.Transformer)
+                nn.Bilinear, nn.RNNBase)
 
 # aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
 # engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
@@ -113,6 +114,7 @@ def in_bookkeeping() -> bool:
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
+               os.path.join(_HERE, "products.py"),
                os.path.abspath(contextlib.__file__))
 
 
@@ -251,7 +253,7 @@ class Gate(TorchFunctionMode):
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
     """The recordable Conv2d/Linear modules of ``model`` by qualified name; RecorderError naming
-    every module that would make the trace wrong (compiled, recurrent, attention, non-zero padding)."""
+    every module that would make the trace wrong (compiled, recurrent, non-zero padding)."""
     problems, targets = [], {}
     for qual, m in model.named_modules():
         where = qual or "(model)"

@@ -240,7 +240,8 @@ class StepWatch:
                 return
             raise RecorderError(
                 f"{op_name(func)} at {call_site()} is a second matrix product in one call of the "
-                f"recorded layer {self._targets[rec.module] or '(model)'} (its own GEMM was {rec.gemm}); "
+                f"recorded layer {self._targets.get(rec.module, getattr(rec, 'qual', '')) or '(model)'} "
+                f"(its own GEMM was {rec.gemm}); "
                 "a trace holds one GEMM per layer call, so this work would be missing: move it into a "
                 "Conv2d/Linear module of its own (a training method's own math: wrap it in "
                 "traces.recording.recorder.bookkeeping())")
