@@ -154,3 +154,11 @@ def test_an_output_stationary_array_skips_masked_score_blocks(tmp_path):
     # every fold of this array is one 4-step chunk (K = 4) plus its fill: 6 of 16 folds fewer
     assert dense["compute_cycles"] * 10 == row["compute_cycles"] * 16
     assert row["speedup"] > 1
+
+
+def test_the_reram_report_names_the_digital_unit_for_a_matmul_stage(tmp_path, capsys):
+    from hwsim.cli.main import main
+
+    write_attention_trace(tmp_path / "t", n_iter=1)
+    assert main(["replay", str(tmp_path / "t"), "--arch", "reram-isaac"]) == 0
+    assert "the slowest stage (attn.scores, digital unit)" in capsys.readouterr().out
