@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from traces.writer import atomic_write
+from traces.format.writer import atomic_write
 
 from . import figures, frames
 

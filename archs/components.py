@@ -176,6 +176,10 @@ class StructuredSparsity:
     cusparselt_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
                  "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+    cusparselt_serial_epilogue: bool = spec(
+        False, doc="GPU: cuSPARSELt's kernels write a wave's C tiles after its main loops (one thread block "
+                   "per SM: no other block's main loop hides the epilogue), at the HBM bandwidth when C "
+                   "streams out of L2; docs/gpu.md")
 
 
 @dataclass(frozen=True)
@@ -255,12 +259,21 @@ class GpuCompute:
                                        "shared-memory pipeline)", gt=0, le=2**10)
     max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0,
                             le=2**16)
+    stream_k: bool = spec(False, doc="the dense GEMM library spreads the tiles of a last, partial wave over "
+                                     "every SM along K (stream-K), paying a fix-up of partial tiles")
     kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0,
                                    le=MAX_NS)
     sustained_clock_fraction: float = spec(
         1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
                  "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
         ge=MIN_EFFICIENCY, le=2)
+    fp16_clock_ratio: float = spec(
+        1.0, doc="sustained clock with FP16 operand data relative to BF16 data (FP16's longer mantissa "
+                 "toggles more bits: more power at the board limit, a lower clock); applies when "
+                 "operand_dtype is fp16", ge=MIN_EFFICIENCY, le=1)
+    operand_dtype: Literal["bf16", "fp16"] = spec(
+        "bf16", doc="the 16-bit type the GEMM operands hold (sustained_clock_fraction is BF16's; FP16 runs "
+                    "at fp16_clock_ratio of it)")
     hbm_achievable_fraction: float = spec(
         1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
                  "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)

@@ -36,7 +36,7 @@ MODES = {  # recorder options per mode
 # Lower bounds, no recorder: the hooks a recorder needs to see every layer's tensors (a forward
 # pre-hook that aliases the input and hooks its gradient, a forward hook that hooks the output's
 # gradient), doing nothing; and the same hooks counting x, y, w, dx, dy and, after the step, dw
-# exactly (traces.nonzero.count_nonzero), with no bookkeeping and no writing.
+# exactly (traces.recording.nonzero.count_nonzero), with no bookkeeping and no writing.
 FLOORS = ("floor: hooks", "floor: hooks + counts")
 BATCH = 64
 
@@ -51,8 +51,8 @@ def child(task: dict) -> list[tuple[float, float, float]]:
     import torch.nn.functional as F
 
     import traces
-    from traces.datasets import load_dataset
-    from traces.models import build_model, wants_image
+    from traces.zoo.datasets import load_dataset
+    from traces.zoo.models import build_model, wants_image
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -116,7 +116,7 @@ def _floor(net, step, steps: int, count: bool):  # type: ignore[no-untyped-def]
     the floor's hooks on ``net``'s Conv2d/Linear layers (removed after the block)."""
     from torch import nn
 
-    from traces.nonzero import count_nonzero
+    from traces.recording.nonzero import count_nonzero
 
     counts: list[int] = []
     see = (lambda t: counts.append(count_nonzero(t))) if count else (lambda t: None)

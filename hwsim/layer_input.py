@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from traces.layer import LayerSpec
-from traces.manifest import TENSORS
+from traces.format.layer import LayerSpec
+from traces.format.manifest import TENSORS
 
 MASK_TENSORS = ("x", "w", "y_sel", "dy", "dw_needed")
 

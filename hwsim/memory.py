@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from archs.units import format_size
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from .errors import MappingError
 from .layer_input import MASK_TENSORS

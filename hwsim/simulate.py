@@ -27,7 +27,7 @@ from archs import Architecture
 from archs.units import format_size
 from traces import Trace
 from traces import load as load_trace
-from traces.layer import PASSES, update_owners
+from traces.format.layer import PASSES, update_owners
 
 from .engines import BACKEND_NAMES
 from .errors import MappingError
@@ -70,7 +70,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         dataflow: edge NPU: ``ws``, ``os`` or ``is`` (default: the architecture's); for other
             families a dataflow is a ``ValueError`` (they have no PE array).
         passes: any of ``forward, backward_data, backward_weight, update``; the update is one per
-            weight parameter and step, on the first layer naming it (``traces.layer.update_owners``).
+            weight parameter and step, on the first layer naming it (``traces.format.layer.update_owners``).
         iterations: which iterations (default: every iteration with exact masks; ``"all"``: every
             iteration). Iterations with masks replay exactly; counts-only ones in expected-value
             mode (``hwsim.expected``), marked ``mode = "expected"`` in the report.

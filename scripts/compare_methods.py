@@ -36,7 +36,7 @@ def run_method(name: str, params: dict[str, Any], cfg: dict[str, Any], root: Pat
     """Train and record one method, replay its last mask iteration on every family."""
     import traces
     from hwsim.simulate import simulate
-    from traces.paper_stats import BASELINES
+    from traces.stats.paper_stats import BASELINES
     from traces.training import train
 
     start = time.perf_counter()

@@ -136,7 +136,7 @@ def dsg_costs(method: Any, model: Any, x: Any) -> dict[str, Any]:
     """
     import torch
 
-    from traces.dsg_ops import projection_additions, selection_compares
+    from traces.stats.dsg_ops import projection_additions, selection_compares
 
     geometry: dict[str, tuple[int, int, int]] = {}
     hooks = []
@@ -184,13 +184,13 @@ def dsg_fig7_lines() -> list[str]:
     """DSG Fig. 7 from layer shapes, γ and k, for the paper's own models (data-free)."""
     import statistics
 
-    from traces.dsg_ops import paper_models, reductions
+    from traces.stats.dsg_ops import paper_models, reductions
 
     models = {n: layers for n, layers in paper_models().items() if "cifar100" not in n}
     lines = ["## DSG (arXiv 1810.00859) Fig. 7 from layer shapes, the paper's own models", "",
              "Data-free: op counts per sample from each model's layer shapes at its data set's geometry "
              "(CIFAR 32×32, ImageNet 224×224), γ and the projection dimension k at ε = 0.5, every CONV/FC "
-             "layer but the classifier selected (traces/dsg_ops.py). *Paper convention*: MACs only, "
+             "layer but the classifier selected (traces/stats/dsg_ops.py). *Paper convention*: MACs only, "
              "forward `rows·(kept·Kr + K·k)`, backward-data over the kept outputs, weight gradient dense, "
              "projection additions left out. *With overheads*: plus the ternary projection's additions "
              "`(rows + K)·Kr·k` and the top-k compares, one op each. Two k rules, since the paper gives "
@@ -250,9 +250,9 @@ def run_one(run: Run, seed: int, smoke: bool, deadline: float) -> dict[str, Any]
     import torch
 
     torch.set_num_threads(1)
-    from traces.datasets import load_dataset
-    from traces.models import wants_image
     from traces.training import train
+    from traces.zoo.datasets import load_dataset
+    from traces.zoo.models import wants_image
 
     head = {"row": run.row, "label": run.label, "seed": seed}
     left = deadline - time.time()

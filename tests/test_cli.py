@@ -57,9 +57,9 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
         expect = "manifest: found no such file"
     elif case == "bad_version":
         doc = json.loads((path / "manifest.json").read_text())
-        doc["format_version"] = 4
+        doc["format_version"] = 5
         (path / "manifest.json").write_text(json.dumps(doc))
-        expect = "format_version: found 4; expected 1, 2 or 3"
+        expect = "format_version: found 5; expected 1, 2, 3 or 4"
     elif case == "truncated":
         f = path / "iter-00000001.masks.npz"
         f.write_bytes(f.read_bytes()[:100])
@@ -194,7 +194,7 @@ def test_sigterm_during_a_write_leaves_no_temporary(tmp_path):
 
     code = textwrap.dedent(f"""
         import sys, time
-        import traces.writer as w
+        import traces.format.writer as w
         from hwsim.cli.main import main
         def slow(path, write):  # the real atomic_write, with a write that takes a while
             return original(path, lambda f: (f.write(b"x"), f.flush(), print("writing", flush=True),

@@ -139,7 +139,7 @@ def test_read_only_file_system(tmp_path, trace):
 
 
 def test_disk_full_while_writing_names_the_file(tmp_path, capsys, monkeypatch, trace):
-    import traces.writer
+    import traces.format.writer
 
     real_open = open
 
@@ -151,7 +151,7 @@ def test_disk_full_while_writing_names_the_file(tmp_path, capsys, monkeypatch, t
             f.write = write
         return f
 
-    monkeypatch.setattr(traces.writer, "open", full_disk_open, raising=False)
+    monkeypatch.setattr(traces.format.writer, "open", full_disk_open, raising=False)
     out = tmp_path / "r.csv"
     err = one_line_error(capsys, ["replay", str(trace), "--arch", "edge-npu", "--out", str(out)],
                          f"{out}: No space left on device: the disk is full")

@@ -19,8 +19,8 @@ ALLOWED = {  # package -> packages of ours it may import
 }
 # Heavy imports and the only modules allowed to make them.
 HEAVY = {
-    "torch": {"traces/recorder.py", "traces/capture.py", "traces/watching.py", "traces/nonzero.py",
-              "traces/models.py", "traces/training.py", "traces/methods"},
+    "torch": {"traces/recording", "traces/zoo/models.py", "traces/zoo/transformer.py",
+              "traces/training.py", "traces/methods"},
     "simpy": {"hwsim/engines/event.py"},
     "plotly": {"analysis"},
     "dask": {"analysis/sweep"},
@@ -37,6 +37,61 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.add(node.module.split(".")[0])
     return out
+
+
+# Inside traces/: each folder is one noun, and the numpy-only side (format, stats) never reaches the
+# torch side (recording, zoo, methods). Folder (or top-level module) -> traces folders it may import.
+TRACES_ALLOWED = {
+    "format": set(),
+    "stats": {"format"},
+    "zoo": set(),
+    "recording": {"format"},
+    "methods": {"format", "stats", "zoo", "recording"},
+    "synth": {"format", "stats"},
+    "training": {"format", "zoo", "methods", "recording"},
+    "__init__": {"format", "stats", "recording"},
+}
+
+
+def traces_imports(path: Path) -> set[str]:
+    """The traces/ folders (or top-level modules) a file inside traces/ imports."""
+    parts = path.relative_to(REPO).with_suffix("").parts  # ("traces", folder, ..., module)
+    package = list(parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            else:
+                target = (node.module or "").split(".")
+            names = [a.name for a in node.names] if len(target) == 1 else [None]
+        elif isinstance(node, ast.Import):
+            target, names = None, []
+            for a in node.names:
+                t = a.name.split(".")
+                if t[0] == "traces" and len(t) > 1:
+                    out.add(t[1])
+            continue
+        else:
+            continue
+        if target[:1] != ["traces"]:
+            continue
+        for name in names:
+            sub = target[1] if len(target) > 1 else name
+            if sub is not None:
+                out.add(sub)
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "traces").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_traces_folders(path):
+    rel = path.relative_to(REPO).as_posix()
+    own = path.relative_to(REPO).with_suffix("").parts[1]
+    assert own in TRACES_ALLOWED, f"{rel}: a new place in traces/; give it a row in TRACES_ALLOWED"
+    extra = traces_imports(path) - {own} - TRACES_ALLOWED[own]
+    assert not extra, f"{rel} imports traces.{sorted(extra)}"
 
 
 def sources():
@@ -65,7 +120,8 @@ def test_import_and_trace_loading_do_not_import_torch(tmp_path):
     write_trace(tmp_path / "t", n_iter=3, mask_every=1)
     code = (
         "import sys, hwsim, traces, archs, analysis, hwsim.cli\n"
-        "from traces import accounting, validate\n"
+        "from traces.format import validate\n"
+        "from traces.stats import accounting\n"
         f"tr = traces.load({str(tmp_path / 't')!r})\n"
         "validate.validate(tr)\n"
         "for it in tr:\n"

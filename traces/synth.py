@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bits
-from . import structured as nm
-from .layer import MAX_BATCH, LayerSpec, conv_out_size
-from .manifest import TENSOR_INDEX, TENSORS, new_manifest
-from .writer import TraceWriter
+from .format import bits
+from .format import structured as nm
+from .format.layer import MAX_BATCH, LayerSpec, conv_out_size
+from .format.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .format.writer import TraceWriter
 
 DEFAULT_DENSITY = {"x": 1.0, "w": 1.0, "dy": 1.0}
 

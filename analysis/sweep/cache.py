@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from traces import Trace
-from traces.reader import Iteration
+from traces.format.reader import Iteration
 
 DEFAULT_BUDGET_BYTES = 2 * 2**30  # per worker process
 
@@ -99,7 +99,7 @@ class Memo:
 
 
 class CachedIteration:
-    """An :class:`traces.reader.Iteration` whose per-layer reads are kept (the same array objects
+    """An :class:`traces.format.reader.Iteration` whose per-layer reads are kept (the same array objects
     every time); ``close`` does nothing (the cache owns the file)."""
 
     def __init__(self, it: Iteration, owner: WorkerCache) -> None:

@@ -18,7 +18,7 @@ import archs
 from archs import Architecture, ConfigError
 from archs.loader import parse_yaml, read_config
 from hwsim.engines import BACKEND_NAMES
-from traces.layer import PASSES
+from traces.format.layer import PASSES
 
 from .expr import Expression, ExpressionError
 from .fields import field_values

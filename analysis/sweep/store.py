@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from traces.writer import atomic_write
+from traces.format.writer import atomic_write
 
 PART = re.compile(r"^part-(\d{6})\.parquet$")
 

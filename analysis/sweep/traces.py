@@ -105,7 +105,7 @@ def _damage(path: Path) -> str | None:
     recorded when it was drawn; without a checksum (drawn by an older hwsim), it fails validation
     (and then gets its checksum)."""
     import traces
-    from traces.validate import validate
+    from traces.format.validate import validate
 
     if not (path / "manifest.json").is_file():
         return "no manifest.json"

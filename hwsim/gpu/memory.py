@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 
 def working_bytes(ctx: Any, spec: LayerSpec, batch: int, passes: Sequence[str], weights: bool) -> int:

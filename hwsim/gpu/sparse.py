@@ -2,7 +2,7 @@
 (Sputnik-style SpMM on the CUDA cores), and DSG's gathered GEMM over the needed outputs.
 
 - **N:M** (``sparse.structured``) applies to the weight operand ``b`` only when the mask is N:M
-  along that pass's reduction axis (``traces.structured``): forward along ``Kr``, backward-data
+  along that pass's reduction axis (``traces.format.structured``): forward along ``Kr``, backward-data
   along the output channels (a *transposable* mask). Backward-weight produces dW, a dense output
   whose operands are X and dY: it runs dense. The compressed operand stores ``n`` values per group
   of ``m`` (``ceil(K/m)·n`` per column) plus ``metadata_bits_per_nonzero`` bits per stored value.
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from archs import Architecture, StructuredSparsity
-from traces.layer import LayerSpec
-from traces.structured import backward_data_nm, group_counts, weight_matrix
+from traces.format.layer import LayerSpec
+from traces.format.structured import backward_data_nm, group_counts, weight_matrix
 
 from .gemm import GemmCost, Kernel, Operands, gemm_cost
 from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles, sm_cycle_scale
@@ -53,6 +53,8 @@ def structured_applies(spec: LayerSpec, pass_: str, w_mask: np.ndarray | None,
         return False, "no N:M structured sparsity on this machine"
     if s.operand != "b":
         return False, f"N:M is on operand {s.operand}; only weight (b) masks are checked"
+    if not spec.has_weight:
+        return False, "a product of two activations: no weight mask to hold N:M"
     if pass_ == "backward_weight":
         return False, "backward-weight produces dW (dense output); its operands X and dY are not N:M weights"
     if w_mask is None:
@@ -108,8 +110,11 @@ def structured_gemm(arch: Architecture, m: int, k: int, n: int, element_bytes: f
     s = arch.sparse.structured
     rows = -(-m // s.min_dense_rows) * s.min_dense_rows
     kernel, split_k, efficiency = library_kernel(arch)
+    serial = s.library == "cusparselt" and s.cusparselt_serial_epilogue
     gemm = gemm_cost(arch, rows, k, n, structured_operands(k, n, element_bytes, s),
-                     math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency)
+                     math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency,
+                     stream_k=False,  # [assumption] the N:M libraries schedule data-parallel tiles
+                     serial_epilogue=serial)
     pad_c, read, written = 0, 0.0, 0.0
     if rows != m:
         read, written = groups * m * k * element_bytes, groups * rows * k * element_bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from traces.accounting import count_dtype
+from traces.stats.accounting import count_dtype
 
 
 def block_reduce(x: np.ndarray, axis: int, size: int, op: np.ufunc, dtype: type | None = None) -> np.ndarray:
@@ -61,7 +61,7 @@ def halving(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
 def block_sum(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     """Sum over consecutive blocks of ``size`` along ``axis`` (int64; float64 for float input).
 
-    Boolean blocks count in the narrow type of :func:`traces.accounting.count_dtype` before
+    Boolean blocks count in the narrow type of :func:`traces.stats.accounting.count_dtype` before
     widening."""
     narrow = count_dtype(size)
     if x.dtype == np.bool_ and narrow is not None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 # per dataflow and operand: (block rows, block cols, flipped, skewed); rows/cols name what indexes
 # them: "M"/"K"/"N" a whole GEMM dimension, "R:x"/"C:x" the fold's slice of x on the array

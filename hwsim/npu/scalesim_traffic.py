@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from archs import Architecture
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from .mapper import NestMapping, NestResult, per_element
 from .mapping import buffers

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from archs import ReramCompute
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..errors import MappingError
 

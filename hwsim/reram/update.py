@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
 
 from ..layer_input import LayerInput
 from ..pricing import price, ratio
@@ -122,8 +122,8 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
         "reram_cells": lm.slices * lm.sets * lm.groups * lm.k * lm.n * reps,
         **extra,
     })
-    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
-    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"], 1.0)
+    row["speedup"] = ratio(row["dense_cycles"], row["cycles"])
+    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"])
     return row
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hwsim.simulate import simulate
-from traces import TraceWriter, bits
-from traces.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from traces import TraceWriter
+from traces.format import bits
+from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.synth import conv
 
 from ..traces.test_fig12 import GROUND_TRUTH, read_mask

@@ -11,7 +11,7 @@ def test_operand_counts_equal_the_im2col_operands(seed):
     """The tap-sum counts equal the non-zeros of the built operands, on strided, padded, dilated
     and grouped convs and on a linear layer."""
     from hwsim.workload import operand_counts, operands
-    from traces.layer import LayerSpec
+    from traces.format.layer import LayerSpec
 
     rng = np.random.default_rng(seed)
     c, k, groups = (4, 6, 2) if seed % 2 else (3, 5, 1)

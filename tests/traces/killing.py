@@ -17,7 +17,7 @@ def mlp_recording_script(record_options: str, steps: int) -> str:
     return textwrap.dedent(f"""
         import sys, torch, torch.nn.functional as F
         import traces
-        from traces.models import MLP
+        from traces.zoo.models import MLP
         torch.manual_seed(0)
         model = MLP(64, 10, hidden=(256, 256))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)

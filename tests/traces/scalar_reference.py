@@ -1,6 +1,6 @@
 """Slow scalar reference for effectual MACs: nested Python loops straight from the definitions.
 
-Independent of traces.accounting: no im2col, no factoring, just every (output, tap) pair.
+Independent of traces.stats.accounting: no im2col, no factoring, just every (output, tap) pair.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import torch
 import traces
 from traces.methods import BASELINES, make_method
 from traces.methods.allocation import kept_counts, layer_densities
-from traces.models import build_model
 from traces.training import train
+from traces.zoo.models import build_model
 
 # -- allocations ---------------------------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ def test_a_baseline_trace_that_breaks_its_allocation_is_rejected(baseline_traces
     import shutil
 
     from traces import TraceFormatError
-    from traces.validate import validate
+    from traces.format.validate import validate
 
     for name in ("rigl", "snfs"):
         src = baseline_traces[name].trace

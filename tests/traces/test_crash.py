@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import traces
-from traces.validate import validate
+from traces.format.validate import validate
 
 from .killing import kill_after_files, mlp_recording_script
 
@@ -25,7 +25,7 @@ def test_sigkill_mid_run_leaves_a_loadable_trace(tmp_path):
 
 
 def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
-    from traces.writer import atomic_write
+    from traces.format.writer import atomic_write
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that no longer runs

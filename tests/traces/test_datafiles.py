@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from hwsim.cli import main
-from traces import datafiles
-from traces.datafiles import DataMissingError
-from traces.datasets import load_dataset
+from traces.zoo import datafiles
+from traces.zoo.datafiles import DataMissingError
+from traces.zoo.datasets import load_dataset
 
 
 def write_cifar10(root, n_per_batch: int = 4, seed: int = 0) -> dict[str, tuple[np.ndarray, list[int]]]:

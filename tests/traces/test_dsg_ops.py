@@ -1,4 +1,4 @@
-"""DSG's op counts from shapes (traces/dsg_ops.py): closed forms by hand, published model sizes,
+"""DSG's op counts from shapes (traces/stats/dsg_ops.py): closed forms by hand, published model sizes,
 and the CIFAR shape tables against the torch models."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from traces.dsg_ops import GemmShape, paper_models, projection_dim, reductions
+from traces.stats.dsg_ops import GemmShape, paper_models, projection_dim, reductions
 
 
 def test_k_rules_by_hand():
@@ -52,7 +52,7 @@ def test_imagenet_tables_have_the_published_sizes():
 def test_cifar_tables_are_the_torch_models(table, model, classes):
     import torch
 
-    from traces.models import build_model
+    from traces.zoo.models import build_model
 
     net = build_model(model, (3, 32, 32), classes)
     seen = []

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from traces.im2col import geometry, im2col
-from traces.layer import LayerSpec
+from traces.format.layer import LayerSpec
+from traces.stats.im2col import geometry, im2col
 
 
 def reference(x: np.ndarray, spec: LayerSpec, group: int) -> np.ndarray:

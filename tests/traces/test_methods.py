@@ -10,10 +10,10 @@ import pytest
 
 import traces
 from traces import TraceFormatError
-from traces.dsg_ops import projection_dim
-from traces.paper_stats import dsg_stats, dst_stats, mlevel_stats
+from traces.format.validate import validate
+from traces.stats.dsg_ops import projection_dim
+from traces.stats.paper_stats import dsg_stats, dst_stats, mlevel_stats
 from traces.training import train
-from traces.validate import validate
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_dsg_trace_invariants(runs):
             assert not (it.mask(name, "dy") & ~sel).any()  # dY within the selection
             y_out = it.mask(name, "y_out")
             assert not (y_out & ~sel).any()  # DMS: the block output is zero outside the selection
-            if it.index > 0:  # ... and equals it once BN's β has moved off 0 (see traces/invariants.py)
+            if it.index > 0:  # ... and equals it once BN's β has moved off 0 (traces/format/invariants.py)
                 assert np.array_equal(y_out, sel)
             spec = tr.layers[tr.layer_index(name)]
             assert it.layer_stats(name)["proj_k"] == projection_dim(spec.reduction, 0.5)
@@ -128,8 +128,8 @@ def test_mlevel_nested_levels_and_frozen_core(runs):
     kept, total = np.zeros(2), 0
     with tr.iteration(tr.mask_iterations[-1]) as it:
         for li, s in enumerate(tr.layers):
-            l0 = traces.bits.unpack(it.array(li, "level0"), s.w_shape)
-            l1 = traces.bits.unpack(it.array(li, "level1"), s.w_shape)
+            l0 = traces.format.bits.unpack(it.array(li, "level0"), s.w_shape)
+            l1 = traces.format.bits.unpack(it.array(li, "level1"), s.w_shape)
             assert not (l0 & ~l1).any()
             assert l0.mean() >= 0.01  # the global allocation's per-layer floor
             kept += [l0.sum(), l1.sum()]
@@ -139,7 +139,7 @@ def test_mlevel_nested_levels_and_frozen_core(runs):
     grow = [i for i in tr.mask_iterations if tr.iteration(i).layer_stats(0).get("stage") == 1]
     assert len(grow) >= 2
     first = tr.iteration(grow[0])
-    core = traces.bits.unpack(first.array(0, "level0"), tr.layers[0].w_shape)
+    core = traces.format.bits.unpack(first.array(0, "level0"), tr.layers[0].w_shape)
     for i in grow[1:]:
         later = tr.iteration(i)
         assert np.array_equal(later.weights(0)[0][core], first.weights(0)[0][core])

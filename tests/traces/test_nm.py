@@ -11,11 +11,9 @@ import torch
 
 import traces
 from hwsim.cli import main
-from traces import TraceFormatError, bits
-from traces.methods import make_method
-from traces.methods.nm import NMLinear
-from traces.paper_stats import nm_stats
-from traces.structured import (
+from traces import TraceFormatError
+from traces.format import bits
+from traces.format.structured import (
     backward_data_nm,
     forward_nm,
     nm_mask,
@@ -24,9 +22,12 @@ from traces.structured import (
     transposable_mask,
     transposable_patterns,
 )
+from traces.format.validate import validate
+from traces.methods import make_method
+from traces.methods.nm import NMLinear
+from traces.stats.paper_stats import nm_stats
 from traces.synth import conv, linear, write_synthetic
 from traces.training import train
-from traces.validate import validate
 
 # -- mask builders against scalar references ----------------------------------------------------------
 

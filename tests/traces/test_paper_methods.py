@@ -12,11 +12,12 @@ import torch
 import traces
 from hwsim.cli import main
 from traces import TraceFormatError
+from traces.format import bits
+from traces.format.validate import validate
 from traces.methods import make_method
-from traces.models import build_model
-from traces.paper_stats import dsg_stats, mlevel_stats
+from traces.stats.paper_stats import dsg_stats, mlevel_stats
 from traces.training import augment_batch, train
-from traces.validate import validate
+from traces.zoo.models import build_model
 
 # -- models ------------------------------------------------------------------------------------------
 
@@ -79,8 +80,8 @@ def test_cosine_schedule_best_and_last_accuracy():
 
 def dense_vgg8_accuracies(difficulty: float, epochs: int) -> list[float]:
     """Test accuracy per epoch of a dense VGG-8 (width 16) on 1,024 synthetic samples (small scale)."""
-    from traces.datasets import synthetic_cifar
     from traces.methods import accuracy
+    from traces.zoo.datasets import synthetic_cifar
 
     d = synthetic_cifar(n_train=1024, n_test=512, difficulty=difficulty)
     torch.manual_seed(0)
@@ -235,7 +236,7 @@ def test_dst_thresholds_stay_finite_under_a_huge_alpha():
 
 def test_dst_threshold_clamp_changes_no_gradient():
     from traces.methods import make_method
-    from traces.models import build_model
+    from traces.zoo.models import build_model
 
     m = make_method("dst", "digits", "mlp")
     net = m.prepare(build_model("mlp", (64,), 10))
@@ -311,7 +312,7 @@ def test_reroute_flops_are_monotone_and_the_closed_form(mlevel_run):
     # closed form: Σ_l 2·nnz(level mask of layer l)·output positions (conv: P·Q, from the geometry)
     positions = {"conv1": 64, "conv2": 16, "fc1": 1, "fc2": 1, "out": 1}
     with tr.iteration(tr.mask_iterations[-1]) as it:
-        nnz = {s.name: [int(traces.bits.unpack(it.array(i, f"level{lv}"), s.w_shape).sum()) for lv in (0, 1)]
+        nnz = {s.name: [int(bits.unpack(it.array(i, f"level{lv}"), s.w_shape).sum()) for lv in (0, 1)]
                for i, s in enumerate(tr.layers)}
     names = [s.name for s in tr.layers]
     for r in range(len(names) + 1):
@@ -342,7 +343,7 @@ def test_uniform_allocation_keeps_every_layer_at_the_level():
 
 def test_nm_channel_grouping_is_the_official_sr_ste_grouping(tmp_path):
     import traces
-    from traces.validate import validate
+    from traces.format.validate import validate
 
     r = train(method="nm", model="vgg8", epochs=1, max_batches=3, every=1, out=tmp_path / "t",
               method_params={"grouping": "channels"})

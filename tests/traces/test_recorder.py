@@ -12,7 +12,7 @@ from torch import nn
 
 import traces
 from traces import RecorderError
-from traces.manifest import TENSOR_INDEX
+from traces.format.manifest import TENSOR_INDEX
 
 
 class Awkward(nn.Module):

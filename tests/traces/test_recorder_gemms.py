@@ -1,6 +1,6 @@
 """Every matrix product executed in a recorded training step is a recorded layer's, or refused.
 
-The recorder watches the aten operators as they are executed (``traces.capture.GemmWatch``), so
+The recorder watches the aten operators as they are executed (``traces.recording.capture.GemmWatch``), so
 each case below, which today's Python-level function list missed or named only vaguely, raises
 a RecorderError naming the operator and the line of the model's code that ran it.
 """
@@ -18,7 +18,7 @@ from torch import nn
 
 import traces
 from traces import RecorderError
-from traces.recorder import bookkeeping
+from traces.recording.recorder import bookkeeping
 
 Extra = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 

@@ -1,5 +1,5 @@
 """What ``trace validate`` refuses, ``replay`` refuses too (issue 22, item 3): the cheap per-iteration
-checks of ``traces.checks`` run whenever a trace is read with ``check=True``.
+checks of ``traces.format.checks`` run whenever a trace is read with ``check=True``.
 
 Each case damages one thing in a small trace written by ``TraceWriter`` and requires exit 2 with one
 ``hwsim: error:`` line naming the file and field, from ``trace validate`` and from ``replay`` (edge NPU
@@ -19,8 +19,8 @@ import pytest
 
 import traces
 from hwsim.cli import main
-from traces import bits
-from traces.manifest import TENSOR_INDEX
+from traces.format import bits
+from traces.format.manifest import TENSOR_INDEX
 
 from .helpers import LAYERS, write_trace
 
@@ -135,7 +135,7 @@ def test_partial_masks_bound_the_count(tmp_path):
     """A mask of the first ``mask_batch`` samples: count >= its popcount, and count <= popcount plus
     what the other samples hold; a count outside is refused on reading, a count inside is read."""
     from traces import TraceWriter
-    from traces.manifest import TENSORS, new_manifest
+    from traces.format.manifest import TENSORS, new_manifest
 
     spec = LAYERS[1]  # fc: x (256,), y (10,)
     per_sample = {"x": 256, "y": 10, "dy": 10}

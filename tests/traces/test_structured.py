@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from traces.structured import backward_data_nm, forward_nm, group_counts, nm_fraction, satisfies_nm
+from traces.format.structured import backward_data_nm, forward_nm, group_counts, nm_fraction, satisfies_nm
 
 
 def test_group_counts_pad_the_short_last_group():

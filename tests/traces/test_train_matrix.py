@@ -6,7 +6,7 @@ import pytest
 
 import traces
 from hwsim.cli import main
-from traces.validate import validate
+from traces.format.validate import validate
 
 METHODS = ["dense", "dsg", "dst", "mlevel", "nm"]
 MODELS = ["mlp", "lenet5", "vgg8", "resnet"]

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..dsg_ops import K_RULES, projection_additions, projection_dim, selection_compares
-from ..models import Model
-from ..recorder import active_recorder, bookkeeping
+from ..recording.recorder import active_recorder, bookkeeping
+from ..stats.dsg_ops import K_RULES, projection_additions, projection_dim, selection_compares
+from ..zoo.models import Model
 from .base import Method, clone_as, swap_module
 
 SELECTIONS = ("drs", "oracle", "random")
@@ -180,7 +180,7 @@ class DSG(Method):
         self.layers: dict[str, _DSGLayer] = {}
         blocks = [b for b in model.blocks() if not b.classifier]
         for i, b in enumerate(blocks):
-            if i == 0 and p["dense_first"]:
+            if (i == 0 and p["dense_first"]) or not model.selectable(b.gemm):
                 continue
             if isinstance(b.gemm, nn.Conv2d) and b.gemm.groups != 1:
                 raise ValueError(f"dsg: {b.name} is a grouped conv; DSG selection needs groups=1")

@@ -28,7 +28,7 @@ neither the mask nor any gradient at that step. (An earlier ceiling of exactly `
 did change gradients: the row's largest weight then sat at ``|q| = 1``, where the estimator is
 still 0.4.) It does change the run against the official code: it bounds how far α can push a
 fully masked row, so such a row can come back sooner than it would there. A non-finite threshold
-(NaN/inf) raises, and a trace holding one fails validation (traces/invariants.py).
+(NaN/inf) raises, and a trace holding one fails validation (traces/format/invariants.py).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import Model
-from ..recorder import active_recorder
+from ..recording.recorder import active_recorder
+from ..zoo.models import Model
 from .base import Method, clone_as, swap_module
 
 CLAMP_MARGIN = 1.0 + 1e-3  # threshold ceiling above max|W_row|: past the estimator's support (|q| ≤ 1)

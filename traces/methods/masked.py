@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import Model
-from ..recorder import active_recorder
+from ..recording.recorder import active_recorder
+from ..zoo.models import Model
 from .allocation import ALLOCATIONS, kept_counts, layer_densities
 from .base import Method, clone_as, swap_module
 
@@ -89,6 +89,8 @@ class MaskedLinear(_MaskedLayer, nn.Linear):
 
 class MaskedMethod(Method):
     """Base of the weight-mask baselines (SET, RigL, SNFS, GMP, Top-KAST)."""
+
+    optimizers: ClassVar[tuple[str, ...]] = ("sgd",)  # they read or clear SGD momentum buffers
 
     COMMON: ClassVar[dict[str, Any]] = {
         "density": 0.1,  # weights kept over the sparsified layers (90 % sparsity)

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import bits
-from ..models import Model
-from ..recorder import active_recorder
+from ..format import bits
+from ..recording.recorder import active_recorder
+from ..zoo.models import Model
 from .base import Method, Phase, accuracy, clone_as, swap_module
 
 

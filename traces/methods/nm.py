@@ -1,7 +1,7 @@
 """N:M structured sparsity trained with SR-STE (Zhou et al., ICLR 2021, arXiv 2102.04010).
 
 Every step, for every pruned Conv2d/Linear layer, the mask ``M`` keeps the ``n`` largest
-magnitudes of every group of ``m`` consecutive weights along ``Kr`` (``traces.structured``'s
+magnitudes of every group of ``m`` consecutive weights along ``Kr`` (``traces.format.structured``'s
 convention: a weight ``(Kout, C/g, R, S)`` is the matrix ``(Kout, Kr)``), recomputed from the
 current dense weights ``W`` before the forward. ``grouping="channels"`` forms the groups along
 input channels at each kernel position instead, as the official SR-STE code (aojunzz/NM-sparsity)
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import structured
-from ..models import Model
-from ..recorder import active_recorder
+from ..format import structured
+from ..recording.recorder import active_recorder
+from ..zoo.models import Model
 from .base import Method, clone_as, swap_module
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import archs
 from hwsim import gpu
 from hwsim.layer_input import LayerInput
-from traces.layer import LayerSpec
-from traces.manifest import TENSORS
+from traces.format.layer import LayerSpec
+from traces.format.manifest import TENSORS
 
 A100 = archs.PRESETS["gpu-a100"]
 

@@ -7,8 +7,8 @@ import pytest
 import archs
 from hwsim import gpu
 from hwsim.layer_input import LayerInput
-from traces.layer import MAX_BATCH
-from traces.manifest import TENSORS
+from traces.format.layer import MAX_BATCH
+from traces.format.manifest import TENSORS
 
 from .helpers import linear
 

@@ -9,7 +9,7 @@
   minimum and maximum, and the stored threshold vector).
 - mlevel: level masks are nested; the frozen core (its weights, the layer's bias and its BN's
   affine parameters) does not change while a denser level grows.
-- nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.structured``'s convention)
+- nm: every pruned layer's weight mask is N:M along ``Kr`` (``traces.format.structured``'s convention)
   and, with ``transposable``, along each group's output channels too; its non-zero count never
   exceeds ``n`` per group. Synthetic traces made with ``structured`` N:M masks are held to the same.
 - set, rigl, topkast: every masked layer keeps exactly its allocated count (``params.kept``) in

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..format.layer import LayerSpec
 from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
-from .layer import LayerSpec
 
 SHORT_TRAIL = 16  # count(): elements after the counted axis below which it is moved last first
 _CHUNK_ELEMENTS = 1 << 24  # im2col elements per chunk: bounds memory at ~64 MB of float32

@@ -25,7 +25,7 @@ non-zero). :func:`count_nonzero` counts the same elements as ``torch.count_nonze
   (on an accelerator it returns a 0-d tensor, read with the step's other counts in one transfer).
 
 The recorder calls these functions with PyTorch's Python-level dispatch switched off (see
-``traces/recorder.py``), so a recording's torch-function and dispatch modes do not pay for them.
+``traces/recording/recorder.py``), so a recording's torch-function and dispatch modes do not pay for them.
 """
 
 from __future__ import annotations

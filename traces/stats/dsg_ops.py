@@ -21,7 +21,7 @@ re-implementation, mtcrawshaw/dynamic-sparse-graph; the default of the training 
 ternary ``±√3`` projection with ``s = 3`` is the one DSG uses. Both are capped at ``d``.
 
 The paper's models at their own geometry are :func:`paper_models` (shape tables; the CIFAR ones
-equal traces/models.py's, a test checks).
+equal traces/zoo/models.py's, a test checks).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
 def paper_models() -> dict[str, list[GemmShape]]:
     """DSG's benchmark models at their data sets' geometry (CIFAR 32×32, ImageNet 224×224).
 
-    CIFAR ones as traces/models.py builds them (``vgg8-paper``, ``resnet8``, ``resnet20``,
+    CIFAR ones as traces/zoo/models.py builds them (``vgg8-paper``, ``resnet8``, ``resnet20``,
     ``wrn-8-2``); ImageNet: VGG-16 (FC 4096-4096), ResNet-18 and WRN-18-2 (ResNet-18 with every
     block twice as wide, stem 64, as Zagoruyko & Komodakis widen it)."""
     return {

@@ -1,7 +1,7 @@
 """Deep trace validation: every iteration file, every mask, every count (numpy only).
 
 Opening a trace checks the manifest; :func:`validate` also opens each iteration and checks
-what the writer promises: the cheap checks of :mod:`traces.checks` (counts within the tensor size,
+what the writer promises: the cheap checks of :mod:`traces.format.checks` (counts within the tensor size,
 each file's own iteration number, a mask for every counted tensor of a mask iteration), then every
 mask of every mask iteration: sizes, zero pad bits, popcounts against the counts, resolvable weight
 deltas and stored weights.

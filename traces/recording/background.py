@@ -2,7 +2,7 @@
 
 The recorder hands each finished iteration (masks as unpacked ``bool`` arrays, counts, weights)
 to :class:`BackgroundWriter`; the worker packs the bits and writes the files with the same
-:class:`~traces.writer.TraceWriter` code, in submission order, so the trace is byte for byte what
+:class:`~traces.format.writer.TraceWriter` code, in submission order, so the trace is byte for byte what
 a synchronous writer produces. The queue holds at most ``max_pending`` jobs: a training loop that
 records faster than the disk writes waits (backpressure) instead of growing memory. An exception
 in the worker (a full disk) is raised again in the training thread at the next submit, drain or
@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .writer import TraceWriter
+from ..format.writer import TraceWriter
 
 Job = Callable[[TraceWriter], object]
 

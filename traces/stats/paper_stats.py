@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import bits, structured
+from ..format import bits, structured
+from ..format.manifest import TENSOR_INDEX
+from ..format.reader import Trace
 from .accounting import backward_weight_effectual
-from .manifest import TENSOR_INDEX
-from .reader import Trace
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layer import LayerSpec
+from ..format.layer import LayerSpec
 
 
 @dataclass(frozen=True)
