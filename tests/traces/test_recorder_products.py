@@ -251,3 +251,23 @@ def test_the_backend_torch_would_choose_is_recorded(tmp_path, monkeypatch, choic
     assert tr.layers[1].attention["causal"] is False
     with tr.iteration(0) as it:
         assert it.count(1, "y_sel") is None  # no structure: every score is computed
+
+
+def test_a_backend_that_cannot_run_still_raises(tmp_path):
+    """On the CPU the memory-efficient kernel does not exist: forcing it fails as it does unrecorded."""
+    class Sdpa(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            return F.scaled_dot_product_attention(q, k, v).sum()
+
+    model = Sdpa()
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        with pytest.raises(RuntimeError, match="No viable backend"):
+            model(torch.randn(N, L, H * D))
+        with pytest.raises(RuntimeError, match="No viable backend"):
+            with traces.record(model, tmp_path / "t"):
+                model(torch.randn(N, L, H * D))
