@@ -271,3 +271,16 @@ def test_a_backend_that_cannot_run_still_raises(tmp_path):
         with pytest.raises(RuntimeError, match="No viable backend"):
             with traces.record(model, tmp_path / "t"):
                 model(torch.randn(N, L, H * D))
+
+
+def test_products_keep_masks_of_the_first_samples_only(tmp_path):
+    """With mask_samples, both operands' masks (B included: it is an activation) hold the first
+    samples; the counts are the whole batch's."""
+    torch.manual_seed(0)
+    train(HandAttention(), tmp_path / "t", steps=1, mask_samples=2)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    with tr.iteration(0) as it:
+        li = tr.layer_index("matmul")
+        assert it.mask(li, "w").shape == (2, H, D, L) and it.mask(li, "y").shape == (2, H, L, L)
+        assert it.mask(li, "w").sum() <= it.count(li, "w") <= it.mask(li, "w").sum() + H * D * L
