@@ -144,6 +144,11 @@ class StepWatch:
         the trace. So does a submodule of the recorded model called on its own, outside the
         model's forward pass, without gradients (an EMA copy kept inside the model, a frozen
         head): its layers are not recorded then. Nested calls share the outermost call's watch."""
+        if getattr(module, "_orig_mod", None) in self._own_modules and self._writer is not None:
+            raise RecorderError(
+                f"the recorded model runs through torch.compile ({type(module).__name__} wrapping "
+                f"{type(module._orig_mod).__name__}): compiled code bypasses the recorder's hooks, so "
+                "the trace would miss or misattribute work; train the uncompiled model while recording")
         own = module in self._own_modules
         if own and (module is self.model or self._forward_marks or torch.is_grad_enabled()):
             return  # the model's own forward, or a training call whose layers are recorded
