@@ -14,9 +14,10 @@ and bias (one row) stay in L2.
 |---|---|---|---|
 | softmax | x; y | y, dy; dx | yes |
 | layer_norm | x; y (+ mean, rstd per row) | x, dy twice (+ mean, rstd); dx | yes |
-| gelu | x; y | x, dy; dx | no |
+| gelu, silu | x; y | x, dy; dx | no |
 | dropout | x; y, mask (1 byte) | dy, mask; dx | no |
 | add | a, b; y | dy; dx (the gradient of an add is copied to both inputs: one read, two writes) | no |
+| mul | a, b; y | a, b, dy; da, db | no |
 | mask | x (scores), bias (L2); y | dy; dx | no |
 """
 
@@ -39,10 +40,14 @@ MEMORY_BOUND = {
     ("layer_norm", "backward_data"): (4, 1, 0.0, 10, True),  # dx kernel and dγ/dβ kernel each read x, dy
     ("gelu", "forward"): (1, 1, 0.0, 10, False),  # tanh form: 1 transcendental + ~9 FMAs
     ("gelu", "backward_data"): (2, 1, 0.0, 14, False),
+    ("silu", "forward"): (1, 1, 0.0, 5, False),  # 1 transcendental + a few FMAs
+    ("silu", "backward_data"): (2, 1, 0.0, 8, False),
     ("dropout", "forward"): (1, 1, 1.0, 3, False),  # plus a 1-byte mask per element
     ("dropout", "backward_data"): (1, 1, 1.0, 1, False),
     ("add", "forward"): (2, 1, 0.0, 1, False),
     ("add", "backward_data"): (1, 2, 0.0, 0, False),
+    ("mul", "forward"): (2, 1, 0.0, 1, False),  # a gated MLP's gate ∘ up
+    ("mul", "backward_data"): (3, 2, 0.0, 2, False),  # a, b, dy in; da, db out
     ("mask", "forward"): (1, 1, 0.0, 1, False),
     ("mask", "backward_data"): (1, 1, 0.0, 0, False),
 }

@@ -124,8 +124,8 @@ def test_published_point_within_20_percent(p):
 
 def test_held_out_points_mean_error():
     held = [abs(p.error) for p in POINTS if p.split == "holdout"]
-    assert len(held) >= 12
-    assert np.mean(held) <= 0.10  # 7.2 % today
+    assert len(held) >= 24
+    assert np.mean(held) <= 0.10
 
 
 def test_gpt3_layer_ops_are_counted_and_fused_attention_wins():

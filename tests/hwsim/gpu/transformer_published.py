@@ -49,9 +49,33 @@ def model_ms(row: dict[str, str]) -> float:
                                int(row["head_dim"]), row["causal"] == "1", key_offset=int(row["key_offset"]))
         return _ms(arch, attention_cost(arch, shape, "forward", fused=True).cycles)
     rows, width, eb = int(row["rows"]), int(row["width"]), float(row["element_bytes"])
+    if row["op"] == "glu_mlp":
+        return glu_mlp_ms(arch, rows, width, int(row["inner"]), row["activation"], row["kind"])
     passes = ["forward"] + (["backward_data"] if row["kind"] == "forward_backward" else [])
     return sum(_ms(arch, memory_bound_cost(arch, row["op"], p, rows * width, row=width,
                                            element_bytes=eb).cycles) for p in passes)
+
+
+def glu_mlp_ms(arch: archs.Architecture, tokens: int, hidden: int, inner: int, act: str,
+               pass_: str) -> float:
+    """A gated MLP ``down(act(gate(x)) ∘ up(x))`` as PyTorch runs it unfused: forward three GEMMs, the
+    activation and the product; backward each linear's two GEMMs (input and weight gradients), the
+    product's and the activation's backward, and the sum of x's two gradients."""
+    eb = arch.gpu.element_bits / 8
+    ops = Operands(eb, eb, eb)
+    m, h, i = tokens, hidden, inner
+
+    def gemm(mm: int, k: int, n: int) -> float:
+        return _ms(arch, batched_gemm_cost(arch, 1, mm, k, n, ops).cycles)
+
+    def vec(kind: str, p: str, elements: int) -> float:
+        return _ms(arch, memory_bound_cost(arch, kind, p, elements).cycles)
+
+    if pass_ == "forward":
+        return 2 * gemm(m, h, i) + gemm(m, i, h) + vec(act, "forward", m * i) + vec("mul", "forward", m * i)
+    return (gemm(m, h, i) + gemm(i, m, h) + 2 * (gemm(m, i, h) + gemm(h, m, i))
+            + vec("mul", "backward_data", m * i) + vec(act, "backward_data", m * i)
+            + vec("add", "forward", m * h))
 
 
 def load() -> list[Point]:
