@@ -497,3 +497,8 @@ class ReramCompute:
                "gradient; backward-data without transposed_read); 0 = the vector unit, one op per MAC",
         ge=0, le=2**30)
     digital_mac_energy_pj: float = spec(0.0, doc="energy of one MAC on the digital MAC array, pJ", ge=0)
+    activation_products: Literal["digital", "crossbar_writes"] = spec(
+        "digital", doc="products of two activations (attention's Q·Kᵀ and P·V, matmul records): digital "
+                       "(the digital unit, as the weight gradient) or crossbar_writes (each GEMM's B operand "
+                       "written into the crossbars the weights leave free, then A streamed through them; "
+                       "write energy, latency and wear from reram.write); the report gives both costs")
