@@ -279,10 +279,11 @@ def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"path": paths})
     if "gpu_dense_reason" in last:
         out["why not sparse (last iteration)"] = last["gpu_dense_reason"].fillna("")
-    if "gpu_crossover_density" in last:
-        out["crossover density"] = last["gpu_crossover_density"].round(4)
-    if "gpu_sparse_density" in last:
-        out["sparse operand density"] = last["gpu_sparse_density"].round(4)
+    # no sparse operand (the dense reason says why): no density to show, a dash rather than NaN
+    for col, name in (("gpu_crossover_density", "crossover density"),
+                      ("gpu_sparse_density", "sparse operand density")):
+        if col in last:
+            out[name] = last[col].map(lambda v: "—" if pd.isna(v) else round(float(v), 4))
     return out.reset_index()
 
 

@@ -418,9 +418,16 @@ class WriteModel:
                                              "numArrayWriteParallel); 0 = all", ge=0, le=2**30)
     driver_energy_pj_per_row_pulse: float = spec(
         0.0, doc="write driver and decoder energy of one row phase pulse (selected word line), pJ", ge=0)
-    driver_energy_pj_per_line_pulse: float = spec(
-        0.0, doc="energy of charging one selected bit/source line to V_w for one pulse of a row phase "
-                 "(NeuroSim: capCol · V_w² per selected column), pJ", ge=0)
+    driver_energy_pj_per_bit_line_pulse: float = spec(
+        0.0, doc="energy of charging one bit line to V_w for one pulse of a row phase (the lines of a "
+                 "row's SET cells; NeuroSim capRow1 · V_w²), pJ", ge=0)
+    driver_energy_pj_per_source_line_pulse: float = spec(
+        0.0, doc="energy of charging one source line to V_w for one pulse of a row phase (the lines of a "
+                 "row's RESET cells; NeuroSim capCol · V_w²), pJ", ge=0)
+    inhibit_unselected_lines: bool = spec(
+        False, doc="the other mapped columns of a crossbar have their opposite line raised to V_w during "
+                   "a row phase (source lines in SET, bit lines in RESET) so their cells keep their "
+                   "level, and pay for it (1T1R arrays, NeuroSim V2.1)")
     driver_energy_pj_per_crossbar: float = spec(
         0.0, doc="decoders and switch matrices of one crossbar written in a step, pJ", ge=0)
     write_verify: bool = spec(False, doc="each pulse of a row phase is followed by a read-verify of the row")

@@ -90,10 +90,11 @@ def test_causal_attention_skips_the_masked_score_products(tmp_path):
 
 
 @pytest.mark.parametrize("arch", ["edge-npu", "gpu-a100", "reram-isaac"])
-def test_every_family_replays_matmul_layers(tmp_path, arch):
-    """All passes of both attention products replay; effectual MACs equal the scalar reference,
-    and no update row appears (a matmul has no weight)."""
-    written = write_attention_trace(tmp_path / "t", seq=6, dim=4, heads=2, batch=2, n_iter=1)
+@pytest.mark.parametrize("batch, heads", [(2, 2), (1, 1)])
+def test_every_family_replays_matmul_layers(tmp_path, arch, batch, heads):
+    """All passes of both attention products replay (one GEMM group per pass included); effectual
+    MACs equal the scalar reference, and no update row appears (a matmul has no weight)."""
+    written = write_attention_trace(tmp_path / "t", seq=6, dim=4, heads=heads, batch=batch, n_iter=1)
     rep = simulate(traces.load(tmp_path / "t"), arch).to_frame()
     assert set(rep["pass"]) == {"forward", "backward_data", "backward_weight"}
     t = written[0]
@@ -104,7 +105,7 @@ def test_every_family_replays_matmul_layers(tmp_path, arch):
             need = m.get("y_sel") if pass_ == "forward" else None
             expect = scalar_effectual(pass_, m["x"], m["w"], m["dy"], need)
             assert row["effectual_macs"] == expect, (name, pass_)
-            g = traces.load(tmp_path / "t").layers[li].gemm(pass_, 2)
+            g = traces.load(tmp_path / "t").layers[li].gemm(pass_, batch)
             assert row["algorithmic_macs"] == g.macs
 
 
@@ -154,3 +155,29 @@ def test_an_output_stationary_array_skips_masked_score_blocks(tmp_path):
     # every fold of this array is one 4-step chunk (K = 4) plus its fill: 6 of 16 folds fewer
     assert dense["compute_cycles"] * 10 == row["compute_cycles"] * 16
     assert row["speedup"] > 1
+
+
+def test_the_reram_report_names_the_digital_unit_for_a_matmul_stage(tmp_path, capsys):
+    from hwsim.cli.main import main
+
+    write_attention_trace(tmp_path / "t", n_iter=1)
+    assert main(["replay", str(tmp_path / "t"), "--arch", "reram-isaac"]) == 0
+    assert "the slowest stage (attn.scores, digital unit)" in capsys.readouterr().out
+
+
+def test_the_trace_side_mac_table_counts_matmul_layers(tmp_path, capsys):
+    """traces.stats (hwsim trace info's effectual-MAC table) counts a matmul's passes as the scalar
+    reference does."""
+    from hwsim.cli.main import main
+    from traces.stats.summary import mac_table
+
+    written = write_attention_trace(tmp_path / "t", seq=5, dim=3, heads=2, batch=2, n_iter=1)
+    table = mac_table(traces.load(tmp_path / "t"))
+    for li, name in enumerate(("attn.scores", "attn.context")):
+        m = written[0][li]
+        for pass_ in ("forward", "backward_data", "backward_weight"):
+            row = table[(table["layer"] == name) & (table["pass"] == pass_)].iloc[0]
+            need = m.get("y_sel") if pass_ == "forward" else None
+            assert row["effectual_macs"] == scalar_effectual(pass_, m["x"], m["w"], m["dy"], need)
+    assert main(["trace", "info", str(tmp_path / "t")]) == 0
+    assert "attn.context" in capsys.readouterr().out

@@ -77,3 +77,14 @@ def test_the_update_pass_counts_no_gemm_work_instead_of_leaving_it_empty():
         assert update[c] == 0, c
     forward = df[df["pass"] == "forward"].iloc[0]
     assert np.isnan(forward["reram_cell_writes"])  # writes do not apply to a GEMM pass: left empty
+
+
+def test_gpu_paths_show_a_dash_where_no_operand_is_sparse():
+    rows = pd.DataFrame({"trace": ["t"] * 2, "arch": ["gpu-a100"] * 2, "layer": ["fc", "conv"],
+                         "pass": ["forward"] * 2, "iteration": [0, 0], "gpu_sparse_path": ["dense", "2:4"],
+                         "gpu_dense_reason": ["no sparse operand or kernel", None],
+                         "gpu_crossover_density": [np.nan, 0.61234], "gpu_sparse_density": [np.nan, 0.5]})
+    out = frames.gpu_paths(rows).set_index("layer")
+    assert out.loc["fc", "crossover density"] == "—" and out.loc["fc", "sparse operand density"] == "—"
+    assert out.loc["conv", "crossover density"] == 0.6123 and out.loc["conv", "sparse operand density"] == 0.5
+    assert not out.isna().any().any()

@@ -165,9 +165,9 @@ def _flip_inside(path: Path, member_name: str) -> None:
     path.write_bytes(bytes(raw))
 
 
-def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
-    """A bit flipped inside the stored weights (which an edge-NPU replay never reads) makes every
-    command refuse the file: an iteration file is checked whole (CRC-32 of every member) on opening."""
+def _weights_trace(tmp_path: Path, weights_of=None) -> Path:
+    """One mask iteration of dense x, w and y masks with stored weights (``weights_of(w, dw)`` may
+    change them before they are written)."""
     import numpy as np
 
     from traces import TraceWriter
@@ -190,12 +190,60 @@ def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
             masks[(li, t)] = bits.pack(np.ones(spec.tensor_shape(t, 2), dtype=bool))
     weights = {li: (rng.standard_normal(s.w_shape).astype(np.float16),
                     rng.standard_normal(s.w_shape).astype(np.float16)) for li, s in enumerate(LAYERS)}
+    if weights_of is not None:
+        weights = {li: weights_of(*wd) for li, wd in weights.items()}
     writer.write_iteration(0, {"batch": 2}, counts, masks, weights)
     writer.write_manifest({**manifest, "complete": True, "iterations": 1})
-    replay = ["replay", str(trace), "--arch", "edge-npu", "--iterations", "0", "--passes", "fwd"]
+    return trace
+
+
+REPLAY_FWD = ["--iterations", "0", "--passes", "fwd"]
+
+
+def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
+    """A bit flipped inside the stored weights (which an edge-NPU replay never reads) makes every
+    command refuse the file: an iteration file is checked whole (CRC-32 of every member) on opening."""
+    trace = _weights_trace(tmp_path)
+    replay = ["replay", str(trace), "--arch", "edge-npu", *REPLAY_FWD]
     assert run(replay)[0] == 0
     _flip_inside(trace / "iter-00000000.masks.npz", "L0.weight.npy")
     for args in (replay, ["trace", "info", str(trace)], ["trace", "validate", str(trace)]):
         status, err = run(args)
         assert status == 2 and err.count("\n") == 1, (args, err)
         assert "iter-00000000.masks.npz: L0.weight" in err and "CRC-32" in err, err
+
+
+def _nan_weights(w, dw):
+    w = w.copy()
+    w.flat[3] = float("nan")
+    return w, dw
+
+
+def _inf_deltas(w, dw):
+    dw = dw.copy()
+    dw.flat[0] = float("inf")
+    return w, dw
+
+
+@pytest.mark.parametrize(("change", "field"), [(_nan_weights, "L0.weight"), (_inf_deltas, "L0.delta_weight")])
+def test_non_finite_stored_weights_are_refused(tmp_path, change, field):
+    """NaN or infinite stored weights (written intact) would give a ReRAM replay garbage cell writes."""
+    trace = _weights_trace(tmp_path, change)
+    replay = ["replay", str(trace), "--arch", "reram-isaac", *REPLAY_FWD]
+    for args in (replay, ["trace", "validate", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and f"{field}: found 1 NaN or infinite values" in err, (args, err)
+
+
+def test_a_weight_without_its_update_is_refused(tmp_path):
+    """Stored weights come in pairs (the weight and its update): one left out is refused on opening."""
+    import numpy as np
+
+    trace = _weights_trace(tmp_path)
+    f = trace / "iter-00000000.masks.npz"
+    with np.load(f) as z:
+        kept = {k: z[k] for k in z.files if k != "L1.delta_weight"}
+    np.savez(f, **kept)
+    for args in (["replay", str(trace), "--arch", "edge-npu", *REPLAY_FWD], ["trace", "info", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and "L1.delta_weight: found field missing" in err, (args, err)

@@ -340,6 +340,11 @@ class Iteration:
                 raise TraceFormatError(self.file, name, "an unknown field",
                                        f"L<layer 0..{n_layers - 1}>.<one of {', '.join(_LAYER_ARRAYS)}, "
                                        "or m_<name>>")
+            if m.group(2) in ("weight", "delta_weight"):
+                pair = member(int(m.group(1)), "delta_weight" if m.group(2) == "weight" else "weight")
+                if pair not in names:
+                    raise TraceFormatError(self.file, pair, "field missing",
+                                           f"stored weights come in pairs: {name} is stored, so is {pair}")
 
     # -- access --------------------------------------------------------------------------------
     def count(self, layer: int | str, tensor: str) -> int | None:
@@ -415,6 +420,10 @@ class Iteration:
             if arr.shape != shape or arr.dtype != np.float16:
                 raise TraceFormatError(self.file, member(li, key), f"{arr.dtype} {arr.shape}",
                                        f"float16 {shape}")
+            if self.trace.check and not np.isfinite(arr).all():
+                raise TraceFormatError(self.file, member(li, key), f"{int((~np.isfinite(arr)).sum())} "
+                                       "NaN or infinite values", "finite weights (a diverged run's "
+                                       "weights do not describe cell writes)")
         return out
 
     def array(self, layer: int | str, name: str) -> np.ndarray | None:
