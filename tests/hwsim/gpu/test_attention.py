@@ -115,6 +115,9 @@ def test_memory_bound_bytes_per_kind():
     assert soft.cycles > gelu.cycles
     with pytest.raises(MappingError, match="no memory-bound GPU kernel"):
         memory_bound_cost(A100, "conv", "forward", 10)
+    # vector lanes not modelled (0): the ops take no time, the bytes still do
+    no_lanes = archs.replace(A100, {"vector_unit.lanes": 0})
+    assert memory_bound_cost(no_lanes, "gelu", "forward", 10**8).cycles == gelu.cycles
 
 
 @pytest.mark.parametrize("p", POINTS, ids=[p.id for p in POINTS])
