@@ -37,3 +37,16 @@ def test_the_cli_refuses_them_in_one_line(trace, args):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         status = main(["replay", str(trace), "--arch", "edge-npu", *args])
     assert status == 2 and err.getvalue().startswith("hwsim: error: ") and err.getvalue().count("\n") == 1
+
+
+def test_a_gpu_without_a_modelled_vector_unit_replays(trace):
+    """``vector_unit.lanes: 0`` (not modelled: counted, takes no time) is accepted by the loader; the
+    GPU's memory kernels divided by it (ZeroDivisionError traceback)."""
+    import archs
+    from archs.loader import from_dict, to_dict
+
+    data = to_dict(archs.load("gpu-a100"))
+    data["vector_unit"]["lanes"] = 0
+    df = simulate(trace, from_dict(data)).to_frame()
+    assert len(df) and (df["cycles"] >= 0).all() and not df["cycles"].isna().any()
+    assert (df["vector_ops"] > 0).any()  # the work is still counted
