@@ -197,9 +197,12 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     bufs = buffers(arch)
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
 
-    def add(level: str, op: str, elems: np.ndarray, direction: str, dense: bool = False) -> None:
-        data = eb[op] if dense else elem[f"{level}:{op}:data"]
-        meta = 0.0 if dense else elem[f"{level}:{op}:meta"]
+    psum = arch.compute.precision.psum_bits / 8  # partial sums move at the accumulators' width
+
+    def add(level: str, op: str, elems: np.ndarray, direction: str, dense: bool = False,
+            partial: bool = False) -> None:
+        data = psum if partial else eb[op] if dense else elem[f"{level}:{op}:data"]
+        meta = 0.0 if dense or partial else elem[f"{level}:{op}:meta"]
         for kind, per in (("data", data), ("metadata", meta)):
             if per:
                 key = (level, op, kind, direction)
@@ -212,22 +215,24 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
             add(bufs[op][0], op, c[f"array_{op}"], "read")
     spill = c["dram_write_c"] - final  # partial sums written back before their last visit
     add(off, "c", np.full(spill.shape, final, np.float64), "write")
-    add(off, "c", spill, "write", dense=True)
-    add(off, "c", c["dram_read_c"], "read", dense=True)
-    if bufs["c"][0]:
+    add(off, "c", spill, "write", partial=True)
+    add(off, "c", c["dram_read_c"], "read", partial=True)
+    if bufs["c"][0]:  # spills leave the output buffer and come back at psum width (its own
+        # accumulation traffic is counted at the output's width, as Timeloop counts words)
         cb = bufs["c"][0]
         add(cb, "c", c["array_c"], "write", dense=True)
         add(cb, "c", c["array_read_c"], "read", dense=True)
-        add(cb, "c", c["dram_write_c"], "read", dense=True)
-        add(cb, "c", c["dram_read_c"], "write", dense=True)
+        add(cb, "c", np.full(spill.shape, final, np.float64), "read", dense=True)
+        add(cb, "c", spill, "read", partial=True)
+        add(cb, "c", c["dram_read_c"], "write", partial=True)
     shape2 = c["dram_write_c"].shape
     macs = float(shape.macs)
     rfs = register_files(arch) if pe is not None else {}
     for op, (rf, _cap) in rfs.items():  # fills from the buffer and drains to it, plus every MAC's access
         if op == "c":
-            add(rf, "c", macs + pe["rf_fill_c"], "read", dense=True)  # a fresh visit's first update reads
-            # nothing: reads = updates − fresh visits + drains = updates + partial sums filled
-            add(rf, "c", macs + pe["rf_fill_c"], "write", dense=True)
+            add(rf, "c", macs + pe["rf_fill_c"], "read", partial=True)  # a fresh visit's first update
+            # reads nothing: reads = updates − fresh visits + drains = updates + partial sums filled
+            add(rf, "c", macs + pe["rf_fill_c"], "write", partial=True)
         else:
             add(rf, op, pe[f"rf_fill_{op}"], "write", dense=True)
             add(rf, op, np.full(shape2, macs), "read", dense=True)
@@ -410,6 +415,7 @@ def _pe_level(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, fl
     counts stacked ``(N,)``."""
     bufs = {op: name for op, (name, _) in buffers(arch).items()}
     price = prices(arch)
+    eb = {**eb, "c": arch.compute.precision.psum_bits / 8}  # a PE keeps and moves partial sums
     maps, rows = [], []
     for tile, order, mp in zip(tiles, orders, given, strict=True):
         t, o = tuple(int(x) for x in tile), tuple(DIMS[i] for i in order)

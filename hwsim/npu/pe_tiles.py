@@ -123,7 +123,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
 
     Args:
         tile: the buffer tile (``DIMS`` order); ``dram_order``: the DRAM loops, outermost first.
-        elem: bytes per element of each operand in its register file (``"a"``, ``"b"``, ``"c"``).
+        elem: bytes per element of each operand in its register file (``"a"``, ``"b"``; ``"c"`` at
+            the partial sums' width).
         pe_tiles, orders: ``(N, 5)`` candidates (default: every fitting tile × every order).
 
     Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
