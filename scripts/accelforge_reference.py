@@ -6,7 +6,8 @@ GEMMs, batch 1, 8-bit values) on a PE-array machine with a per-PE register file 
 DRAM -> 192 KiB global buffer -> 32×32 PEs with a 64-byte register file each -> one MAC per PE;
 per-action energies given, no component models), AccelForge's mapper (FFM) picks the mapping of
 least energy. The spatial unrolling is constrained to input channels over the rows and output
-channels over the columns, every buffer keeps every tensor (no bypass) and a register file keeps
+channels over the columns, each filling its 32 PEs (every layer's C and K are multiples of 32),
+every buffer keeps every tensor (no bypass) and a register file keeps
 whole filter windows (R, S): hwsim's twin (tests/data/accelforge/pe_array_hwsim.yaml) maps the same
 way. The CSV keeps, per layer: energy (total and per component), latency (the maximum over the
 components, in cycles: DRAM 8 B/cycle, one MAC per PE per cycle), the reads and writes of each
@@ -62,9 +63,11 @@ arch:
     spatial:
     - name: rows
       fanout: 32
+      min_usage: 1
       loop_bounds: [{expression: ~c, operator: ==, value: 1}]
     - name: cols
       fanout: 32
+      min_usage: 1
       loop_bounds: [{expression: ~k, operator: ==, value: 1}]
   - !Memory
     name: RF
