@@ -181,6 +181,10 @@ class StructuredSparsity:
     cusparselt_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
                  "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+    cusparselt_serial_epilogue: bool = spec(
+        False, doc="GPU: cuSPARSELt's kernels write a wave's C tiles after its main loops (one thread block "
+                   "per SM: no other block's main loop hides the epilogue), at the HBM bandwidth when C "
+                   "streams out of L2; docs/gpu.md")
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,32 @@ class TensorCore:
 
 
 @dataclass(frozen=True)
+class GpuTransformerKernels:
+    """How a GPU runs attention and the memory-bound kernels around transformer GEMMs (docs/gpu.md)."""
+
+    attention: Literal["fused", "unfused"] = spec(
+        "fused", doc="attention score/context pairs: fused (one FlashAttention-style kernel: Q, K, V tiles "
+                     "in shared memory, online softmax, no score matrix in HBM; backward recomputes the "
+                     "scores) or unfused (batched GEMMs with the scores and probabilities written to and "
+                     "read from HBM, softmax as its own kernel)")
+    flash_tile_q: int = spec(128, doc="fused forward: query rows per thread block", gt=0, le=2**16)
+    flash_tile_kv: int = spec(64, doc="fused forward: key/value rows per inner step", gt=0, le=2**16)
+    flash_backward_tile_q: int = spec(64, doc="fused backward: query rows per inner step", gt=0, le=2**16)
+    flash_backward_tile_kv: int = spec(128, doc="fused backward: key/value rows per thread block", gt=0,
+                                       le=2**16)
+    flash_forward_efficiency: float = spec(
+        1.0, doc="fraction of the tensor cores' peak the fused forward's main loop sustains (its softmax "
+                 "and rescaling work on the CUDA cores included)", ge=MIN_EFFICIENCY, le=1)
+    flash_backward_efficiency: float = spec(
+        1.0, doc="the same for the fused backward (five tile GEMMs per step, dQ accumulated in FP32)",
+        ge=MIN_EFFICIENCY, le=1)
+    reduction_bandwidth_fraction: float = spec(
+        1.0, doc="fraction of the achievable HBM bandwidth (hbm_achievable_fraction) a row-reduction "
+                 "kernel (softmax, LayerNorm) reaches; elementwise kernels (GELU, dropout, adds) reach "
+                 "all of it", ge=MIN_EFFICIENCY, le=1)
+
+
+@dataclass(frozen=True)
 class GpuCompute:
     """Streaming multiprocessors with tensor cores; GEMMs run as thread-block tiles in waves."""
 
@@ -260,17 +290,28 @@ class GpuCompute:
                                        "shared-memory pipeline)", gt=0, le=2**10)
     max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0,
                             le=2**16)
+    stream_k: bool = spec(False, doc="the dense GEMM library spreads the tiles of a last, partial wave over "
+                                     "every SM along K (stream-K), paying a fix-up of partial tiles")
     kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0,
                                    le=MAX_NS)
     sustained_clock_fraction: float = spec(
         1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
                  "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
         ge=MIN_EFFICIENCY, le=2)
+    fp16_clock_ratio: float = spec(
+        1.0, doc="sustained clock with FP16 operand data relative to BF16 data (FP16's longer mantissa "
+                 "toggles more bits: more power at the board limit, a lower clock); applies when "
+                 "operand_dtype is fp16", ge=MIN_EFFICIENCY, le=1)
+    operand_dtype: Literal["bf16", "fp16"] = spec(
+        "bf16", doc="the 16-bit type the GEMM operands hold (sustained_clock_fraction is BF16's; FP16 runs "
+                    "at fp16_clock_ratio of it)")
     hbm_achievable_fraction: float = spec(
         1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
                  "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
+    transformer: GpuTransformerKernels = spec(
+        GpuTransformerKernels(), doc="attention and memory-bound kernels of transformers")
 
 
 # -- ReRAM crossbar --------------------------------------------------------------------------------
@@ -382,9 +423,16 @@ class WriteModel:
                                              "numArrayWriteParallel); 0 = all", ge=0, le=2**30)
     driver_energy_pj_per_row_pulse: float = spec(
         0.0, doc="write driver and decoder energy of one row phase pulse (selected word line), pJ", ge=0)
-    driver_energy_pj_per_line_pulse: float = spec(
-        0.0, doc="energy of charging one selected bit/source line to V_w for one pulse of a row phase "
-                 "(NeuroSim: capCol · V_w² per selected column), pJ", ge=0)
+    driver_energy_pj_per_bit_line_pulse: float = spec(
+        0.0, doc="energy of charging one bit line to V_w for one pulse of a row phase (the lines of a "
+                 "row's SET cells; NeuroSim capRow1 · V_w²), pJ", ge=0)
+    driver_energy_pj_per_source_line_pulse: float = spec(
+        0.0, doc="energy of charging one source line to V_w for one pulse of a row phase (the lines of a "
+                 "row's RESET cells; NeuroSim capCol · V_w²), pJ", ge=0)
+    inhibit_unselected_lines: bool = spec(
+        False, doc="the other mapped columns of a crossbar have their opposite line raised to V_w during "
+                   "a row phase (source lines in SET, bit lines in RESET) so their cells keep their "
+                   "level, and pay for it (1T1R arrays, NeuroSim V2.1)")
     driver_energy_pj_per_crossbar: float = spec(
         0.0, doc="decoders and switch matrices of one crossbar written in a step, pJ", ge=0)
     write_verify: bool = spec(False, doc="each pulse of a row phase is followed by a read-verify of the row")
@@ -461,3 +509,8 @@ class ReramCompute:
                "gradient; backward-data without transposed_read); 0 = the vector unit, one op per MAC",
         ge=0, le=2**30)
     digital_mac_energy_pj: float = spec(0.0, doc="energy of one MAC on the digital MAC array, pJ", ge=0)
+    activation_products: Literal["digital", "crossbar_writes"] = spec(
+        "digital", doc="products of two activations (attention's Q·Kᵀ and P·V, matmul records): digital "
+                       "(the digital unit, as the weight gradient) or crossbar_writes (each GEMM's B operand "
+                       "written into the crossbars the weights leave free, then A streamed through them; "
+                       "write energy, latency and wear from reram.write); the report gives both costs")

@@ -17,6 +17,7 @@ from .architecture import Architecture
 from .components import (
     EfficiencyPoint,
     GpuCompute,
+    GpuTransformerKernels,
     Memory,
     SparseFeatures,
     StructuredSparsity,
@@ -31,17 +32,28 @@ A100_DIE_MM2_PER_SM = 826 / 128
 
 # -- library efficiencies: fraction of the tensor cores' peak per SM cycle a main loop sustains ----
 # [fitted] cuBLAS dense on Ampere, on the A100 SXM MAMF points (mamf_a100sxm_1, _2) at 1.41 GHz.
-AMPERE_DENSE_EFFICIENCY = 0.852
+AMPERE_DENSE_EFFICIENCY = 0.8841
 # [fitted] cuBLAS dense on Hopper, on the H100 SXM MAMF point (mamf_h100sxm_1) at 1.83 GHz.
-HOPPER_DENSE_EFFICIENCY = 0.851
+HOPPER_DENSE_EFFICIENCY = 0.8399
 # [fitted] PyTorch's CUTLASS 2:4 kernel (128×128×64, 3 stages) on Ampere, on PR #90119's CUTLASS
 # speedups at the largest batches (pr90119_cutlass_s1_b256, pr90119_cutlass_s2_b16). Below the dense
 # loop's: the block is shared-memory bound in the model and sustains less of the sparse peak.
-AMPERE_CUTLASS_24_EFFICIENCY = 0.705
+AMPERE_CUTLASS_24_EFFICIENCY = 0.7326
 # [fitted] cuSPARSELt 2:4 on Ampere, on PR #90119's cuSPARSELt speedups (pr90119_cslt_s1_b256,
-# pr90119_cslt_s2_b16).
-AMPERE_CUSPARSELT_24_EFFICIENCY = 0.643
-# [assumption] Hopper's 2:4 libraries: no Hopper 2:4 fit point; the Ampere values.
+# pr90119_cslt_s2_b16), with its C writes after the main loops (cusparselt_serial_epilogue): close to
+# the dense loop's, where a main-loop efficiency alone had to split two shape families' errors.
+AMPERE_CUSPARSELT_24_EFFICIENCY = 0.7966
+# [fitted] FP16 operand data runs at a lower sustained clock than BF16 at the board power limit (FP16's
+# 10-bit mantissa toggles more bits per FMA than BF16's 7): the ratio of the FP16 to the BF16 clock that
+# puts zzc0721 #79's FP16 8192³ (736.2 TFLOPS, zzc79_h100sxm_fp16_8192) on its BF16 run (797.5, same
+# card, same session) on an H100 SXM at 700 W, and #95's (437.1 vs 492.8, zzc95_h100pcie_fp16_8192) on an
+# H100 PCIe at 350 W. [assumption] Other cards take the ratio of their board class: the A100 SXM4
+# (400 W) and H200 the H100 SXM's, the A100 PCIe (300 W) the H100 PCIe's. (The BF16 points fit the
+# clocks and efficiencies; the FP16 ones then only this ratio.)
+HOPPER_SXM_FP16_CLOCK_RATIO = 0.8999
+H100_PCIE_FP16_CLOCK_RATIO = 0.8854
+# [assumption] Hopper's 2:4 libraries: no Hopper 2:4 fit point; the Ampere values (and cuSPARSELt's
+# sm90 kernels, warp-specialized, overlap their epilogue: no serial epilogue).
 HOPPER_CUTLASS_24_EFFICIENCY = AMPERE_CUTLASS_24_EFFICIENCY
 HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 
@@ -54,11 +66,38 @@ HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 # knots, clamped outside. [assumption] H100: the same fractions (its SM doubles FP32 lanes and tensor
 # FMAs alike).
 SPUTNIK_DENSITIES = (0.125, 0.25, 0.375, 0.5)
-SPUTNIK_CURVE = (0.01138, 0.01254, 0.01429, 0.01519)
+SPUTNIK_CURVE = (0.01179, 0.013, 0.0148, 0.01574)
 # [fitted] cuSPARSE CSR SpMM through PyTorch's sparse CSR matmul, on goat_h100sxm_csr78 (H100 SXM,
 # 8192³ FP16 at density 0.22, 70.05 ms): 0.22 · 8192³ effectual FMAs in 70.05 ms against 132 · 4 · 512
 # FMAs per cycle at 1.83 GHz. One point: flat in density.
 CUSPARSE_EFFICIENCY = 0.22 * 8192**3 / 70.052e-3 / (132 * 4 * 512 * 1.83e9)
+
+# -- transformer kernels (docs/gpu.md, "Attention and memory-bound kernels") ----------------------
+# [fitted] FlashAttention-2's forward on Ampere (head dim 128), on gputravel_fa2_b16_s1024 of
+# tests/data/gpu_transformer_published.csv (liangan1/GPU_travel performance/flash-attn/README.md:
+# batch 16, 32 heads, 1024 x 1024, 1.547 ms); the other rows of that table are held out.
+AMPERE_FLASH_FORWARD_EFFICIENCY = 0.578
+# [assumption] its backward: the forward's efficiency times FlashAttention-2's backward/forward
+# throughput ratio on an RTX 4090 (sm89; apache/tvm tl_doc/flash_perf.md, head dim 128, 2k: 124.57 /
+# 169.28 TFLOPs/s), set so the model's backward/forward throughput at 2k, head dim 128 is that ratio.
+AMPERE_FLASH_BACKWARD_EFFICIENCY = 0.45
+# [fitted] PyTorch's LayerNorm kernel reaches this fraction of the achievable HBM bandwidth, on
+# liger_ln_fwd_8192 (LinkedIn Liger-Kernel benchmark/data/all_benchmark_data.csv, A100-SXM4-80GB,
+# torch.nn.LayerNorm forward, 4096 x 8192 FP32, 0.2576 ms); the other widths are held out.
+REDUCTION_BANDWIDTH_FRACTION = 0.58
+
+
+def _transformer() -> GpuTransformerKernels:
+    """FlashAttention-2's tiles for head dim 128 on sm8x (forward 128 query rows x 64 key rows per step,
+    backward 128 key rows per block x 64 query rows per step: flash-attention csrc hdim128 kernel traits)
+    [assumption: read from the kernel launch templates' names, not timed]; fitted efficiencies above.
+    [assumption] Hopper runs the same FlashAttention-2 kernels at the same efficiencies (no H100 fit)."""
+    return GpuTransformerKernels(attention="fused", flash_tile_q=128, flash_tile_kv=64,
+                                 flash_backward_tile_q=64, flash_backward_tile_kv=128,
+                                 flash_forward_efficiency=AMPERE_FLASH_FORWARD_EFFICIENCY,
+                                 flash_backward_efficiency=AMPERE_FLASH_BACKWARD_EFFICIENCY,
+                                 reduction_bandwidth_fraction=REDUCTION_BANDWIDTH_FRACTION)
+
 
 # -- achievable HBM bandwidth ---------------------------------------------------------------------
 # A100 40 GB: a memory-copy kernel measures 1355 GB/s of the datasheet's 1555 (PTsolvers/
@@ -68,6 +107,21 @@ A100_40GB_HBM_ACHIEVED = 1355e9
 # (mli/transformers-benchmarks issue #4) [src]; other cards: the same fraction of their datasheet
 # bandwidth [derived from that fraction; an assumption for HBM3/HBM3e].
 HBM_ACHIEVED_FRACTION = 1727 / 1935
+# H100 PCIe and H200: a streaming read beyond the L2 reaches 1.97 TB/s of 2.0 and 3.89 TB/s of 4.8
+# (te42kyfo/gpu-benches gpu-l2-cache/h100_pcie.txt and h200.txt, data sets of 0.1-1 GB) [src].
+H100_PCIE_HBM_ACHIEVED = 1.97e12
+H200_HBM_ACHIEVED = 3.89e12
+
+# -- achievable L2 bandwidth ----------------------------------------------------------------------
+# What a kernel streaming an L2-resident data set reaches, bytes/s, from te42kyfo/gpu-benches
+# gpu-l2-cache (data sets of 2-28 MB: past the near partition's share, inside the L2) [src]:
+# A100 80GB 5.4 TB/s (a100_80.txt: 5.3-5.5), three quarters of the whitepaper's 5120 B/clk at
+# 1.41 GHz (7.2 TB/s); H100 PCIe 6.9 TB/s (h100_pcie.txt, 10-33 MB); the 132-SM GH100 of the H200
+# 9.8 TB/s (h200.txt, 10-40 MB), also taken for the H100 SXM (same chip, same L2) [assumption].
+# A thread block's panels come through this bandwidth, so it bounds small tiles (docs/gpu.md).
+A100_L2_ACHIEVED = 5.4e12
+H100_PCIE_L2_ACHIEVED = 6.9e12
+GH100_132SM_L2_ACHIEVED = 9.8e12
 
 
 def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: float, sms: int,
@@ -75,7 +129,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
          hbm_achievable_bytes_per_s: float, hbm_pj_per_bit: float, fp32_lanes_per_sm: int,
          l2_bytes_per_cycle: float, warp_tile: tuple[int, int], dense_efficiency: float,
          cutlass_efficiency: float, cusparselt_efficiency: float, library: str,
-         sm_area_mm2: float = 0.0,
+         fp16_clock_ratio: float, sm_area_mm2: float = 0.0, stream_k: bool = False,
+         cusparselt_serial_epilogue: bool = False,
          nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
@@ -97,12 +152,14 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        memory_latency_cycles=600,
                        pipeline_stages=4,  # CUTLASS sm80 multistage GEMMs keep 3-5 K-steps in flight
                        max_split_k=16,
+                       stream_k=stream_k,
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
                        kernel_launch_ns=2000.0,
                        sustained_clock_fraction=sustained_clock_hz / clock_hz,
+                       fp16_clock_ratio=fp16_clock_ratio,
                        hbm_achievable_fraction=hbm_achievable_bytes_per_s / hbm_bytes_per_s,
-                       sm_area_mm2=sm_area_mm2),
+                       sm_area_mm2=sm_area_mm2, transformer=_transformer()),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
         memories=(
             Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,
@@ -127,7 +184,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                                           min_dense_rows=8,
                                           library=library,  # type: ignore[arg-type]
                                           cutlass_efficiency=cutlass_efficiency,
-                                          cusparselt_efficiency=cusparselt_efficiency),
+                                          cusparselt_efficiency=cusparselt_efficiency,
+                                          cusparselt_serial_epilogue=cusparselt_serial_epilogue),
             kernel_efficiency=tuple(EfficiencyPoint(density=d, efficiency=e)
                                     for d, e in zip(SPUTNIK_DENSITIES, SPUTNIK_CURVE, strict=True)),
             cusparse_efficiency=(EfficiencyPoint(density=0.01, efficiency=CUSPARSE_EFFICIENCY),
@@ -145,19 +203,24 @@ PYTORCH_CUTLASS_24 = (128, 128, 64, 3, "n")
 
 
 def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: float, achieved: float,
-          sustained_clock_hz: float) -> Architecture:
+          sustained_clock_hz: float, fp16_clock_ratio: float = HOPPER_SXM_FP16_CLOCK_RATIO) -> Architecture:
     """The GA100 chip of every A100 card [ref §3.1, §5.2]."""
     return _gpu(name, description, clock_hz=1.41e9, sustained_clock_hz=sustained_clock_hz, sms=108,
+                fp16_clock_ratio=fp16_clock_ratio,
                 fma_per_cycle=256, smem_bytes=192 * 1024,  # 192 KB L1/smem [ref §3.1]
                 l2_bytes=40e6, hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s,
                 hbm_achievable_bytes_per_s=achieved,
                 hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
-                l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
+                l2_bytes_per_cycle=A100_L2_ACHIEVED / 1.41e9,  # measured, per clock_hz cycle [src]
                 warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
                 dense_efficiency=AMPERE_DENSE_EFFICIENCY, cutlass_efficiency=AMPERE_CUTLASS_24_EFFICIENCY,
                 cusparselt_efficiency=AMPERE_CUSPARSELT_24_EFFICIENCY,
                 library="cutlass",  # PyTorch's semi-structured default on sm8x [issue 24]
+                # [fitted structure] cuSPARSELt on Ampere writes a wave's C after its main loops: at the
+                # same FLOPs and HBM bytes, PR #90119's cuSPARSELt linear takes 0.61 ms when it writes
+                # 75 MB of C and 0.83 ms when it writes 302 MB (docs/gpu.md, "2:4 structured sparsity")
+                cusparselt_serial_epilogue=True,
                 sm_area_mm2=A100_DIE_MM2_PER_SM, nm_kernel=PYTORCH_CUTLASS_24)
 
 
@@ -182,7 +245,7 @@ def gpu_a100_80gb() -> Architecture:
 
 # [fitted] A100 80GB PCIe at its 300 W limit: the clock (as a fraction of 1.41 GHz) that puts the
 # GA100's dense efficiency on the A100 PCIe MAMF point mamf_a100pcie_1 (252.9 TFLOPS).
-A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.976
+A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.942
 
 
 def gpu_a100_80gb_pcie() -> Architecture:
@@ -191,22 +254,31 @@ def gpu_a100_80gb_pcie() -> Architecture:
                  "a public matmul measurement, docs/gpu.md) with 80 GB HBM2e at 1935 GB/s (1727 GB/s "
                  "measured).",
                  hbm_bytes=80e9, hbm_bytes_per_s=1935e9, achieved=1727e9,
-                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.41e9)
+                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.41e9,
+                 fp16_clock_ratio=H100_PCIE_FP16_CLOCK_RATIO)
 
 
 def _h100(name: str, description: str, *, sms: int, clock_hz: float, sustained_clock_hz: float,
-          hbm_bytes: float, hbm_bytes_per_s: float, hbm_pj_per_bit: float) -> Architecture:
+          hbm_bytes: float, hbm_bytes_per_s: float, hbm_pj_per_bit: float, l2_bytes_per_s: float,
+          hbm_achievable_bytes_per_s: float = 0.0,
+          fp16_clock_ratio: float = HOPPER_SXM_FP16_CLOCK_RATIO) -> Architecture:
     """The GH100 chip [ref §3.1, §5.2]: 2:4 through cuSPARSELt (PyTorch's path on sm90)."""
     return _gpu(name, description, clock_hz=clock_hz, sustained_clock_hz=sustained_clock_hz, sms=sms,
+                fp16_clock_ratio=fp16_clock_ratio,
                 fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem [ref §3.1]
                 l2_bytes=50e6, hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s,
-                hbm_achievable_bytes_per_s=hbm_bytes_per_s * HBM_ACHIEVED_FRACTION,
+                hbm_achievable_bytes_per_s=(hbm_achievable_bytes_per_s
+                                            or hbm_bytes_per_s * HBM_ACHIEVED_FRACTION),
                 hbm_pj_per_bit=hbm_pj_per_bit,
                 fp32_lanes_per_sm=128,  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
-                l2_bytes_per_cycle=5120 / 108 * sms,  # [assumption] A100's L2 bytes/clk per SM
+                l2_bytes_per_cycle=l2_bytes_per_s / clock_hz,  # measured L2 bandwidth [src], per cycle
                 warp_tile=(64, 256),  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
                 dense_efficiency=HOPPER_DENSE_EFFICIENCY, cutlass_efficiency=HOPPER_CUTLASS_24_EFFICIENCY,
-                cusparselt_efficiency=HOPPER_CUSPARSELT_24_EFFICIENCY, library="cusparselt")
+                cusparselt_efficiency=HOPPER_CUSPARSELT_24_EFFICIENCY, library="cusparselt",
+                # Hopper GEMM libraries schedule persistent thread blocks and spread a partial last wave
+                # along K (CUTLASS 3 sm90_tile_scheduler_stream_k.hpp) [src]; that cuBLAS does so on
+                # sm90 is an [assumption] the H100 PCIe 2048³-4096³ timings support (docs/gpu.md)
+                stream_k=True)
 
 
 def gpu_h100() -> Architecture:
@@ -215,13 +287,13 @@ def gpu_h100() -> Architecture:
                  "1.83 GHz at 700 W, HBM3 3.35 TB/s (architecture_parameters.md §3.1, §5.2).",
                  sms=132, clock_hz=1.83e9,
                  sustained_clock_hz=1.83e9,  # [assumption] the clock of NVIDIA's 989 TFLOPS held at 700 W
-                 hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
+                 hbm_bytes=80e9, hbm_bytes_per_s=3.35e12, l2_bytes_per_s=GH100_132SM_L2_ACHIEVED,
                  hbm_pj_per_bit=4.05)  # hwcomponents-cacti HBM3 [ref §1.4]
 
 
 # [fitted] H100 PCIe at its 350 W limit: the clock (as a fraction of 1.62 GHz) that puts the GH100's
 # dense efficiency on zzc95_h100pcie_bf16_8192 (492.8 TFLOPS at 8192³).
-H100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.775
+H100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.7871
 
 
 def gpu_h100_pcie() -> Architecture:
@@ -232,7 +304,9 @@ def gpu_h100_pcie() -> Architecture:
                  "(docs/gpu.md), HBM2e 2.0 TB/s.",
                  sms=114, clock_hz=1.62e9,
                  sustained_clock_hz=H100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.62e9,
-                 hbm_bytes=80e9, hbm_bytes_per_s=2.0e12,
+                 fp16_clock_ratio=H100_PCIE_FP16_CLOCK_RATIO,
+                 hbm_bytes=80e9, hbm_bytes_per_s=2.0e12, hbm_achievable_bytes_per_s=H100_PCIE_HBM_ACHIEVED,
+                 l2_bytes_per_s=H100_PCIE_L2_ACHIEVED,
                  hbm_pj_per_bit=3.9)  # HBM2e: NeuroSim's HBM2 figure [ref §1.4]
 
 
@@ -242,6 +316,7 @@ def gpu_h200() -> Architecture:
                  "dense) with 141 GB HBM3e at 4.8 TB/s (NVIDIA H200 product page).",
                  sms=132, clock_hz=1.83e9, sustained_clock_hz=1.83e9,  # as H100 SXM
                  hbm_bytes=141e9, hbm_bytes_per_s=4.8e12,  # NVIDIA H200 product page
+                 hbm_achievable_bytes_per_s=H200_HBM_ACHIEVED, l2_bytes_per_s=GH100_132SM_L2_ACHIEVED,
                  hbm_pj_per_bit=4.05)  # [assumption] as H100's HBM3; no HBM3e figure in [ref §1.4]
 
 

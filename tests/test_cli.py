@@ -57,9 +57,9 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
         expect = "manifest: found no such file"
     elif case == "bad_version":
         doc = json.loads((path / "manifest.json").read_text())
-        doc["format_version"] = 4
+        doc["format_version"] = 5
         (path / "manifest.json").write_text(json.dumps(doc))
-        expect = "format_version: found 4; expected 1, 2 or 3"
+        expect = "format_version: found 5; expected 1, 2, 3 or 4"
     elif case == "truncated":
         f = path / "iter-00000001.masks.npz"
         f.write_bytes(f.read_bytes()[:100])
@@ -87,9 +87,9 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
 def test_unknown_model_is_a_user_error(tmp_path):
     proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'lenet-300-100', 'lenet-5-caffe', "
-            "'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', 'vgg8', 'vgg8-paper', 'wrn-8-2']"
-            in proc.stderr)
+    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'gpt-small', 'gpt-tiny', "
+            "'lenet-300-100', 'lenet-5-caffe', 'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', "
+            "'vgg8', 'vgg8-paper', 'vit-small', 'vit-tiny', 'wrn-8-2']" in proc.stderr)
 
 
 def test_demo_quick(tmp_path, capsys):
