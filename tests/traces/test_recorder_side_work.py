@@ -194,3 +194,23 @@ def test_the_model_without_gradients_before_its_training_forward_is_refused(tmp_
             F.cross_entropy(model(x), target).backward()
             opt.step()
             rec.step()
+
+
+def test_reentrant_checkpointing_is_refused_with_the_way_out(tmp_path):
+    """``checkpoint(use_reentrant=True)`` runs its forward under no_grad, where layers are not
+    recorded: refused (its GEMMs would be missing), and the message names use_reentrant=False."""
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(Net):
+        def forward(self, x):
+            h = checkpoint(lambda t: torch.relu(self.fc(t)), x.requires_grad_(), use_reentrant=True)
+            return self.out(h)
+
+    model = Checkpointed()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match="pass use_reentrant=False"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            model(torch.randn(5, 4)).sum().backward()
+            opt.step()
+            rec.step()
