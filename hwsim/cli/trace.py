@@ -37,9 +37,9 @@ def add_train(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
-                   help="sgd (with --momentum) or adamw (transformers; not for set/rigl/snfs/gmp/topkast, "
-                   "which read SGD's momentum) (default: sgd)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
+                   help="sgd (with --momentum), adam (DST's LSTM setting) or adamw (transformers); "
+                   "set/rigl/snfs/gmp/topkast read SGD's momentum and take sgd only (default: sgd)")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="SGD weight decay (default: 0; DST's CIFAR code uses 1e-4, thresholds included)")
     p.add_argument("--schedule", choices=["step", "cosine"], default="step",
