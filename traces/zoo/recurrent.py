@@ -20,6 +20,7 @@ unit, the paper's rule. The cell is ``nn.LSTM``'s: ``c' = σ(f)·c + σ(i)·tanh
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -60,9 +61,10 @@ class LSTMClassifier(Model):
     def __init__(self, in_shape: Sequence[int], n_classes: int, hidden: int, layers: int = 2) -> None:
         super().__init__()
         if len(in_shape) != 3 or in_shape[0] != 1:
-            raise ValueError(f"lstm: takes one-channel images (1, H, W) read row by row, got {tuple(in_shape)}")
+            raise ValueError(f"lstm: takes one-channel images (1, H, W) read row by row, "
+                             f"got {tuple(in_shape)}")
         widths = [in_shape[2], *([hidden] * layers)]
-        self.rnn = nn.ModuleList(LSTMLayer(a, b) for a, b in zip(widths, widths[1:], strict=False))
+        self.rnn = nn.ModuleList(LSTMLayer(a, b) for a, b in itertools.pairwise(widths))
         self.out = nn.Linear(hidden, n_classes)
 
     def _pairs(self):
