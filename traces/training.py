@@ -146,7 +146,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
             return 0.5 * lr * (1 + math.cos(math.pi * it / total))
         return lr / 10 ** sum(epoch >= m for m in lr_milestones)
 
-    def optimizer(lr_now: float) -> torch.optim.Optimizer:
+    def make_optimizer(lr_now: float) -> torch.optim.Optimizer:
         if optimizer == "adamw":
             made = torch.optim.AdamW(meth.param_groups(weight_decay), lr=lr_now)
         elif optimizer == "adam":
@@ -157,7 +157,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         return made
 
     meth.begin_training(total, per_epoch)
-    opt = optimizer(lr)
+    opt = make_optimizer(lr)
     rec = None
     if out is not None:
         rec = record(net, out, every=every, iters_per_epoch=per_epoch, mask_samples=mask_samples,
@@ -169,7 +169,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
     try:
         for phase in phases:
             meth.begin_phase(phase)
-            opt = optimizer(lr_at(epoch, it))
+            opt = make_optimizer(lr_at(epoch, it))
             if rec is not None:
                 rec.optimizer = opt
             for _ in range(phase.epochs):

@@ -222,3 +222,18 @@ def test_dst_lstm_script_smoke(tmp_path):
         assert len(r["history"]) == 2 and r["iterations"] == 6
         assert 0 < r["remaining_at_best"] <= 1 and r["remaining_last"] == r["history"][-1]["remaining"]
     assert "| lstm-tiny |" in (tmp_path / "dst_lstm.md").read_text()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_first_step_moves_every_weight_by_lr(optimizer):
+    """Adam's first update is ``lr · g / (|g| + eps)``: ``lr`` in magnitude wherever ``g`` ≠ 0
+    (an SGD step at the same lr would move each weight by ``lr · |g|``, far less)."""
+    r = train(model="mlp", dataset="digits", method="dense", epochs=1, batch_size=64, max_batches=1,
+              lr=1e-3, optimizer=optimizer, seed=3)
+    torch.manual_seed(3)
+    data = load_dataset("digits")
+    before = build_model("mlp", data.input_shape, data.n_classes)
+    w0, w1 = before.fc1.weight.detach(), r.method.model.fc1.weight.detach()
+    moved = (w1 - w0).abs()
+    assert moved.max() <= 1e-3 * (1 + 1e-4)
+    assert ((moved > 0.999e-3) | (moved == 0)).float().mean() > 0.99
