@@ -87,9 +87,10 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
 def test_unknown_model_is_a_user_error(tmp_path):
     proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'lenet-300-100', 'lenet-5-caffe', "
-            "'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', 'vgg8', 'vgg8-paper', 'wrn-8-2']"
-            in proc.stderr)
+    from traces.zoo.models import MODELS
+
+    assert {"mlp", "lenet5", "gpt-tiny", "vit-tiny", "dst-lstm-a"} <= set(MODELS)
+    assert f"unknown model 'nope'; choose one of {sorted(MODELS)}" in proc.stderr
 
 
 def test_demo_quick(tmp_path, capsys):
@@ -106,10 +107,14 @@ def test_demo_quick(tmp_path, capsys):
     rows = generator().excerpt(summary)
     assert [r.split()[:2] for r in rows[2:]] == [list(r) for r in generator().ROWS]
     df = pd.read_parquet(tmp_path / "results.parquet")
-    assert set(df["method"]) == {"dense", "dst", "dsg", "nm"}
+    assert set(df["method"]) == {"dense", "dst", "dsg", "nm", "attn-topk"}
     assert set(df["arch"]) == set(DEMO_ARCHS)
     assert "eyeriss-v2-pe" not in DEMO_ARCHS  # a validation fixture, not a machine
-    assert set(df["model"]) == {"lenet5"}  # a conv net: the methods' regime
+    assert set(df["model"]) == {"lenet5", "gpt-tiny"}  # a conv net (the methods' regime), a transformer
+    assert set(df[df["model"] == "gpt-tiny"]["method"]) == {"dense", "nm", "attn-topk"}
+    assert "Transformer example: gpt-tiny" in summary
+    for method in ("dense", "nm", "attn-topk"):
+        assert (tmp_path / f"{method}-gpt-tiny-shakespeare.trace" / "manifest.json").exists()
     assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
     for method in ("dense", "dst", "dsg", "nm"):
         assert (tmp_path / f"{method}-lenet5-digits.trace" / "manifest.json").exists()

@@ -26,6 +26,7 @@ def _record(tmp_path, model: str, method: str, **params):
               lr=1e-3, optimizer="adamw", method_params=params or None)
     tr = traces.load(r.trace)
     assert validate(tr).iterations == len(tr) == 2
+    assert tr.manifest["optimizer"]["name"] == "AdamW"
     return tr
 
 
