@@ -260,3 +260,21 @@ def test_replay_leads_with_the_method_against_dense_training(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "sparse"), "--arch", "edge-npu", "--dense-trained",
                  str(tmp_path / "other")]) == 2
     assert "record both with the same batch size" in capsys.readouterr().err
+
+
+def test_train_transformer_and_lstm_from_the_command_line(tmp_path, capsys):
+    import traces
+
+    out = tmp_path / "gpt"
+    assert main(["train", "--model", "gpt-tiny", "--dataset", "shakespeare", "--method", "attn-topk",
+                 "--attn-k", "4", "--optimizer", "adamw", "--lr", "3e-3", "--epochs", "1",
+                 "--batch-size", "4", "--max-batches", "2", "--every", "1", "--out", str(out)]) == 0
+    tr = traces.load(out)
+    assert len(tr) == 2 and tr.manifest["method"]["params"]["k"] == 4
+    assert any(s.kind == "matmul" for s in tr.layers)
+    capsys.readouterr()
+    for args, error in ((["--model", "gpt-tiny", "--dataset", "digits"], "not text: a sequence model needs"),
+                        (["--method", "rigl", "--optimizer", "adamw"], "works with optimizer sgd"),
+                        (["--max-batches", "0"], "--max-batches: must be >= 1, got 0")):
+        assert main(["train", *args, "--out", str(tmp_path / "x")]) == 2
+        assert error in capsys.readouterr().err

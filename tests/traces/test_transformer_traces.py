@@ -64,7 +64,8 @@ def test_gpt_records_and_replays(tmp_path, method):
             if method == "attn-topk" and s.module.endswith("attn.qkv"):  # the selection's own work
                 stats = it.layer_stats(li)  # every visible score of each sample and head: d_head MACs
                 assert stats["selection_macs"] == BATCH * heads * _causal_kept(length) * (p["dim"] // heads)
-                assert stats["attention_kept_fraction"] == round(_causal_kept(length, 4) / _causal_kept(length), 6)
+                kept = _causal_kept(length, 4) / _causal_kept(length)
+                assert stats["attention_kept_fraction"] == round(kept, 6)
             if method == "nm" and s.kind == "linear" and s.module != "head":
                 w = it.mask(li, "w")
                 assert (w.reshape(w.shape[0], -1, 4).sum(-1) == 2).all()  # 2:4 along the reduction
