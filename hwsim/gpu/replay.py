@@ -102,7 +102,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         counts = operand_counts(spec, pass_, masks)
         nnz_a, nnz_b = sum(a for a, _ in counts), sum(b for _, b in counts)
         need = None
-        if pass_ == "forward" and masks.get("y_sel") is not None and g.groups == 1:
+        if pass_ == "forward" and masks.get("y_sel") is not None and g.groups == 1 and spec.has_weight:
             need = rows_of(as_conv(spec, "y", masks["y_sel"]), geometry(spec), 0) > 0  # (M, N)
     else:  # counts only: operand densities from the tensors' counts
         a_t, b_t = PASS_TENSORS[pass_]
