@@ -269,7 +269,8 @@ class ProductCapture:
         attention = self._next_attention_role()
         sel = None
         if attention is not None and attention["role"] == "scores" and func in _BADDBMM:
-            sel = args[0] != float("-inf")  # MultiheadAttention's additive mask
+            with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+                sel = args[0] != float("-inf")  # MultiheadAttention's additive mask
         name = {**dict.fromkeys(_MATMUL, "matmul"), **dict.fromkeys(_BMM, "bmm"),
                 **dict.fromkeys(_BADDBMM, "baddbmm"), **dict.fromkeys(_EINSUM, "einsum")}[func]
         return self._record_product(func, args, kwargs, a, b, name, view, attention, sel)
@@ -444,8 +445,9 @@ class ProductCapture:
     def _sdpa_run(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                   attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
                   scale: float | None = None, enable_gqa: bool = False) -> Any:
-        choice = torch._fused_sdp_choice(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
-                                         enable_gqa=enable_gqa)  # raises where no backend can run
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():  # the recorder's own questions, no model work
+            choice = torch._fused_sdp_choice(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
+                                             enable_gqa=enable_gqa)  # raises where no backend can run
         if enable_gqa and key.dim() >= 3 and key.shape[-3] != query.shape[-3]:
             rep = query.shape[-3] // key.shape[-3]
             key, value = key.repeat_interleave(rep, -3), value.repeat_interleave(rep, -3)
@@ -465,15 +467,17 @@ class ProductCapture:
         else:
             name = self._attention_call(self._owner())
         att = {"call": name, "causal": bool(is_causal), "backend": _BACKENDS.get(int(choice), "math")}
-        sel, bias = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
-        full_sel = None if sel is None else sel.expand(*lead, rows, cols)
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():  # the structure: what a kernel skips, not work
+            sel, bias = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
+            full_sel = None if sel is None else sel.expand(*lead, rows, cols)
+            blocked = None if sel is None else ~sel
         scores = self._record_product(torch.matmul, (query, kt), {}, query, kt, "matmul", views[0],
                                       {**att, "role": "scores"}, full_sel)
         s = scores * (scale if scale is not None else 1 / math.sqrt(query.shape[-1]))
         if bias is not None:
             s = s + bias
-        if sel is not None:
-            s = s.masked_fill(~sel, float("-inf"))
+        if blocked is not None:
+            s = s.masked_fill(blocked, float("-inf"))
         p = torch._safe_softmax(s, -1)  # a row with every score masked: zeros, as the math backend
         if dropout_p > 0:
             p = torch.dropout(p, dropout_p, True)
