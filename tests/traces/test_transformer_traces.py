@@ -1,5 +1,6 @@
 """The GPT-like model and the ViT train with dense, N:M and DST (and the GPT with top-k attention),
-record, validate and replay on edge-npu, gpu-a100 and reram-isaac (tiny sizes, a few steps)."""
+record, validate and replay on edge-npu, gpu-a100 and reram-isaac (tiny sizes, a few steps); so does
+DST's LSTM (its gate GEMMs as linear calls per time step)."""
 
 from __future__ import annotations
 
@@ -84,4 +85,24 @@ def test_vit_records_and_replays(tmp_path, method):
         for li in scores:
             y_sel = it.mask(li, "y_sel")
             assert y_sel is None or int(y_sel.sum()) == y_sel.shape[0] * p["heads"] * tokens * tokens
+    _replay_all(tr)
+
+
+def test_dst_lstm_records_gate_gemms_per_step_and_replays(tmp_path):
+    """DST's LSTM (tiny): per layer one input-projection call over the 28 steps and one recurrent
+    call per step, all naming their layer's parameter; DST's invariants hold; every family replays."""
+    torch.set_num_threads(1)
+    r = train(model="lstm-tiny", dataset="mnist", method="dst", epochs=1, batch_size=BATCH,
+              max_batches=2, test_samples=16, every=1, mask_samples=MASKED, out=tmp_path / "lstm",
+              optimizer="adam", lr=1e-3)
+    tr = traces.load(r.trace)
+    assert validate(tr).iterations == 2
+    hidden, steps = 16, 28
+    assert len(tr.layers) == 2 * (1 + steps) + 1
+    for layer, inputs in ((0, 28), (1, hidden)):
+        ih = [s for s in tr.layers if s.parameter == f"rnn.{layer}.ih.weight"]
+        hh = [s for s in tr.layers if s.parameter == f"rnn.{layer}.hh.weight"]
+        assert [(s.x_shape, s.w_shape) for s in ih] == [((steps, inputs), (4 * hidden, inputs))]
+        assert len(hh) == steps
+        assert {(s.x_shape, s.w_shape) for s in hh} == {((hidden,), (4 * hidden, hidden))}
     _replay_all(tr)
