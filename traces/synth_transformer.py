@@ -16,7 +16,8 @@ name                          kind    per sample
 and, with ``vocab``, the output projection ``lm_head`` ``(L, d) → (L, vocab)`` tied to the token
 embedding (its parameter is ``wte.weight``). The two attention products carry the ``attention``
 field (``call`` ``h.l.attn``, backend ``flash``: one SDPA call, as ``F.scaled_dot_product_attention``
-records), so a family may cost them fused. The non-GEMM work is the manifest's ``vector_ops`` table:
+records), so a family may cost them fused. The non-GEMM work is the manifest's ``vector_ops`` table
+(written once the trace format has that table):
 per layer two LayerNorms, GELU, two residual adds (and dropouts when ``dropout``), plus the final
 LayerNorm; the softmax is inside the attention call.
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from .format import bits
 from .format.layer import LayerSpec
-from .format.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .format.manifest import OPTIONAL, TENSOR_INDEX, TENSORS, new_manifest
 from .format.writer import TraceWriter
 
 BACKEND = "flash"  # the SDPA backend the attention pairs name (one fused call in the recorded model)
@@ -209,7 +210,8 @@ def write_transformer(cfg: TransformerConfig, path: str | Path, *, density: dict
     manifest = new_manifest(layers, model=model, method={"name": "synthetic", "params": {"density": dens}},
                             dataset={"name": "synthetic"}, seed=seed, batch_size=batch,
                             schedule={"every": 1, "mask_samples": None, "weights": False})
-    manifest["vector_ops"] = transformer_vector_ops(cfg)
+    if "vector_ops" in OPTIONAL:  # the manifest's table of non-GEMM op calls, where the format has it
+        manifest["vector_ops"] = transformer_vector_ops(cfg)
     writer.write_manifest(manifest)
     for it in range(iterations):
         counts = np.full((len(layers), len(TENSORS)), -1, dtype=np.int64)
