@@ -162,3 +162,35 @@ def test_a_recorded_layer_inside_vmap_is_refused(tmp_path):
             vmap(grad(per_sample), in_dims=(None, 0))(params, x)
             opt.step()
             rec.step()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit, imported by torch.compile
+def test_a_compiled_wrapper_of_the_recorded_model_is_refused_as_such(tmp_path):
+    """``torch.compile(model)`` made after the model was handed to ``record`` was refused as "a
+    matrix product of a OptimizedModule module outside the recorded model"; it is the model itself."""
+    model = Net()
+    compiled = torch.compile(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"the recorded model runs through torch\.compile"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            compiled(torch.randn(5, 4)).sum().backward()
+            opt.step()
+            rec.step()
+
+
+def test_the_model_without_gradients_before_its_training_forward_is_refused(tmp_path):
+    """Pseudo-labels from the recorded model itself in training mode under ``no_grad``, then the
+    training step: that pass's GEMMs are the step's work (on main it recorded without a word)."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"ran a forward pass in training mode without gradients at "
+                                            r".*test_recorder_side_work\.py:\d+ .*`target = model\(x\)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            x = torch.randn(5, 4)
+            with torch.no_grad():
+                target = model(x).argmax(-1)
+            opt.zero_grad()
+            F.cross_entropy(model(x), target).backward()
+            opt.step()
+            rec.step()

@@ -218,6 +218,7 @@ class Recorder(StepWatch, ProductCapture):
         self._foreign: list[tuple[nn.Module, GemmWatch | None]] = []  # open calls of other modules
         self._foreign_handles: list[Any] = []  # the global module hooks, on for watched iterations
         self._backward_frame: Any = None  # the user's frame that started that backward pass
+        self._nograd_pass: str | None = None  # call site of a no-grad training-mode pass of the model
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
                       "parameters": sum(p.numel() for p in model.parameters())},
