@@ -51,6 +51,11 @@ class ComputeArray:
     dataflow: Literal["ws", "os", "is"] = spec(
         "ws", doc="default dataflow: weight-, output-, input-stationary")
     macs_per_pe_per_cycle: int = spec(1, doc="MACs one PE completes per cycle", gt=0, le=2**20)
+    register_file_tiling: bool = spec(
+        False, doc="true: the per-PE register files (memories of kind register_file) hold tiles the "
+                   "mapper chooses below the buffer tile (reuse inside a PE, fills from the buffer "
+                   "counted, Timeloop-style spatial multicast and reduction); false: each MAC reads "
+                   "them once (SCALE-Sim's PEs)")
     precision: Precision = spec(Precision(), doc="bits per tensor element")
     leakage_mw: float = spec(0.0, doc="static power of the array, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of the array, mm²", ge=0)
