@@ -25,7 +25,8 @@ from typing import Any
 
 PASSES = ("forward", "backward_data", "backward_weight", "update")
 GEMM_PASSES = PASSES[:3]
-KINDS = ("conv2d", "linear")
+KINDS = ("conv2d", "linear", "embedding")
+NO_GEMM_KINDS = ("embedding",)  # kinds whose passes are no GEMMs (an embedding: gather, scatter-add)
 
 # Magnitudes a trace may describe, so that every count and GEMM dimension replay forms fits int64:
 # a dimension <= 2**31, a tensor of one sample (or the weights) <= 2**36 elements, a batch <= 2**20
@@ -126,8 +127,15 @@ class LayerSpec:
         """Output channels (or features) per group."""
         return self.w_shape[0] // self.groups
 
+    @property
+    def gemm_passes(self) -> tuple[str, ...]:
+        """The passes of this layer that are GEMMs (none for an embedding)."""
+        return () if self.kind in NO_GEMM_KINDS else GEMM_PASSES
+
     def gemm(self, pass_: str, batch: int) -> GemmDims:
         """GEMM dimensions of one training pass for ``batch`` samples."""
+        if self.kind in NO_GEMM_KINDS:
+            raise KeyError(f"{self.name}: an {self.kind} layer runs no GEMM (pass {pass_!r})")
         rows = batch * self.rows_per_sample
         kr, n, g = self.reduction, self.out_per_group, self.groups
         if pass_ == "forward":
@@ -144,7 +152,7 @@ class LayerSpec:
         for key in ("x_shape", "w_shape", "y_shape", "stride", "padding", "dilation"):
             d[key] = list(d[key])
         if batch is not None:
-            d["gemm"] = {p: list(vars(self.gemm(p, batch)).values()) for p in GEMM_PASSES}
+            d["gemm"] = {p: list(vars(self.gemm(p, batch)).values()) for p in self.gemm_passes}
         return d
 
     @classmethod
@@ -193,8 +201,11 @@ class LayerSpec:
                         "a trace describes one sample's tensors and the weights"]
         if self.groups < 1:
             return [*problems, f"groups: must be >= 1, got {self.groups}"]
-        if self.kind == "linear" and self.groups != 1:
-            return [*problems, f"groups: a linear layer has groups 1, got {self.groups}"]
+        if self.kind in ("linear", "embedding") and self.groups != 1:
+            return [*problems, f"groups: a {self.kind} layer has groups 1, got {self.groups}"]
+        if self.kind == "embedding":
+            from .embedding import check_embedding  # one module per kind's geometry
+            return [*problems, *check_embedding(self.x_shape, self.w_shape, self.y_shape)]
         if self.kind == "conv2d":
             for key, low in (("stride", 1), ("padding", 0), ("dilation", 1)):
                 pair = getattr(self, key)
@@ -225,7 +236,10 @@ class LayerSpec:
 
     @property
     def macs_per_sample(self) -> int:
-        """MACs of one pass for one sample: ``rows_per_sample · Kr · Kout`` (all groups)."""
+        """MACs of one pass for one sample: ``rows_per_sample · Kr · Kout`` (all groups; 0 for a
+        kind without GEMMs)."""
+        if self.kind in NO_GEMM_KINDS:
+            return 0
         return self.rows_per_sample * self.reduction * self.w_shape[0]
 
     def check_batch(self, batch: int) -> list[str]:
