@@ -47,6 +47,12 @@ def family_of(arch: Architecture) -> ModuleType:
     return importlib.import_module(FAMILIES[arch.family])
 
 
+def kind_rows(family: ModuleType, kind: str) -> Callable[..., list[dict[str, Any]]]:
+    """The family's cost path for a layer kind: ``<kind>_rows`` where the family has one (an
+    ``embedding``'s ``embedding_rows``), else its GEMM path ``layer_rows``."""
+    return getattr(family, f"{kind}_rows", None) or family.layer_rows
+
+
 def default_memory_budget_bytes() -> float:
     """Half of this machine's physical memory (the replay's default budget)."""
     try:
@@ -163,7 +169,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
 
     def replay(a: tuple) -> list[dict[str, Any]]:
         spec, dens = a[1], a[2].densities(a[1])
-        out = [{**r, **dens} for r in family.layer_rows(*a)]
+        out = [{**r, **dens} for r in kind_rows(family, spec.kind)(*a)]
         return out if mapped is None else [mapped.apply(spec, r) for r in out]
 
     owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step

@@ -24,6 +24,7 @@ from archs import Architecture
 from traces.format.layer import GemmDims, LayerSpec
 from traces.stats.im2col import as_conv, geometry, rows_of
 
+from .. import embedding
 from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
@@ -294,3 +295,16 @@ def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm:
         suffix = "" if kind == "data" else "_metadata"
         row[f"{comp}_{op}{suffix}_{direction}_bytes"] = float(np.float64(moved))
     return row
+
+
+def embedding_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): a gather and a scatter-add kernel, memory-bound on
+    HBM; the table's update as any layer's."""
+    bits = ctx.arch.gpu.element_bits
+
+    def update() -> dict | None:
+        row = layer_update_row(ctx.arch, spec, it, li, weight_bits=bits, gradient_bits=bits,
+                               state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
+        return None if row is None else {**row, "mode": "exact" if it.has_masks else "expected"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.eb, update=update)

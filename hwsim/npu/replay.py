@@ -23,6 +23,7 @@ from archs import Architecture
 from archs.units import format_size
 from traces.format.layer import LayerSpec
 
+from .. import embedding
 from ..engines import BACKEND_NAMES
 from ..errors import MappingError
 from ..layer_input import LayerInput
@@ -331,3 +332,15 @@ def _update(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0, changed:
                       gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors, w_nnz=w_nnz,
                       ops_per_weight=ctx.update_ops,
                       mask_changed=changed)
+
+
+def embedding_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): gather and scatter-add on the NPU's vector unit
+    through its DRAM; the table's update as any layer's."""
+    def update() -> dict | None:
+        return layer_update_row(ctx.arch, spec, it, li, weight_bits=ctx.bits["weight"],
+                                gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors,
+                                ops_per_weight=ctx.update_ops)
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.bits["weight"] / 8,
+                                    update=update)

@@ -26,9 +26,10 @@ from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.format.layer import LayerSpec
 
+from .. import embedding
 from ..layer_input import LayerInput
 from ..pricing import prices, ratio, total_pj, value
-from ..update import state_tensors, update_ops_per_weight
+from ..update import state_tensors, update_ops_per_weight, update_row
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
@@ -49,7 +50,8 @@ class Context:
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         batch = int(manifest.get("batch_size") or 1)
-        specs = [LayerSpec.from_dict(d) for d in manifest["layers"]]
+        # layers with GEMMs sit in crossbars; an embedding's table stays in memory (hwsim.embedding)
+        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.gemm_passes]
         self.training = manifest.get("optimizer") is not None
         keep = self.r.replicas_in_training == "rewritten"
         replicate = self.r.replicate_layers and (not self.training or keep)
@@ -241,3 +243,18 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "reram_adc_over_range_conversions": c.over_range_conversions,
         "reram_active_segments": c.active_segments, "reram_segments": c.segments,
     }
+
+
+def embedding_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): its table is not in crossbars (a gather would
+    need every row read out digitally anyway), so gather, scatter-add and update run on the
+    digital unit through off-chip memory; the update writes no cells."""
+    def update() -> dict | None:
+        if it.count(li, "dw") is None:
+            return None
+        row = update_row(ctx.arch, spec, it.index, weight_bits=ctx.r.weight_bits,
+                         gradient_bits=ctx.r.input_bits, state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
+        return {**row, "mode": "exact" if it.has_masks else "dense_counts_only"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.r.weight_bits / 8,
+                                    update=update)
