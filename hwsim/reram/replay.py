@@ -254,7 +254,8 @@ def embedding_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int,
         if it.count(li, "dw") is None:
             return None
         row = update_row(ctx.arch, spec, it.index, weight_bits=ctx.r.weight_bits,
-                         gradient_bits=ctx.r.input_bits, state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
+                         gradient_bits=ctx.r.input_bits, state=ctx.state_tensors,
+                         ops_per_weight=ctx.update_ops)
         return {**row, "mode": "exact" if it.has_masks else "dense_counts_only"}
     return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.r.weight_bits / 8,
                                     update=update)
