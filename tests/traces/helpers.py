@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from traces import LayerSpec, TraceWriter, bits
+from traces import LayerSpec, TraceWriter
+from traces.format import bits
 from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 
 LAYERS = [
