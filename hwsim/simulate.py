@@ -186,15 +186,24 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         if progress is not None:
             progress(done, total)
 
+    table = (tr.manifest.get("vector_ops") or []) if layers is None else []  # the counted vector work
+    vector_rows = getattr(family, "vector_op_rows", None) if table else None
+
+    def tail(index: int, batch: int) -> None:
+        if vector_rows is not None:
+            rows.extend(vector_rows(ctx, table, batch, index, passes))
+
     if threads == 1:
         for index in its:
             with tr.iteration(index) as it:
                 for li in chosen:  # one layer read at a time
                     emit(replay(args(it, li)))
+                batch = it.batch
+            tail(index, batch)
     else:  # each worker's matmuls get one BLAS thread: the workers share the cores
         limits = threadpool_limits(limits=1, user_api="blas")
         try:
-            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit)
+            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit, tail)
         except (KeyboardInterrupt, SystemExit):
             raise  # BLAS keeps one thread: a cancelled worker may still be inside a BLAS call, and
             # changing the thread count would wait for it; the process is ending
@@ -214,11 +223,12 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
 
 
 def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, budget: float,
-                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable) -> None:
+                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable,
+                   tail: Callable[[int, int], None]) -> None:
     """Replay with ``threads`` layer workers. Layers are read in this thread (the archive is not
     thread-safe), each handed to the workers as soon as it is read and its memory (``need``) fits
     beside the layers in flight, so reading overlaps the replay of the layers before it; results
-    are emitted in layer order."""
+    are emitted in layer order, each iteration's ``vector_ops`` rows (``tail``) after its layers."""
     with LayerPool(threads, budget) as pool:
         for index in its:
             futures = []
@@ -228,5 +238,7 @@ def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, b
                     futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
                     while futures and futures[0].done():
                         emit(futures.pop(0).result())
+                batch = it.batch
             for f in futures:
                 emit(f.result())
+            tail(index, batch)  # the iteration's counted vector work, after its layers

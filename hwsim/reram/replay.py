@@ -26,7 +26,7 @@ from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.format.layer import LayerSpec
 
-from .. import embedding
+from .. import embedding, vector
 from ..layer_input import LayerInput
 from ..pricing import prices, ratio, total_pj, value
 from ..update import state_tensors, update_ops_per_weight, update_row
@@ -49,6 +49,7 @@ class Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         batch = int(manifest.get("batch_size") or 1)
         # layers with GEMMs sit in crossbars; an embedding's table stays in memory (hwsim.embedding)
         specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.gemm_passes]
@@ -132,7 +133,7 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
               cache: dict) -> dict:
     r = ctx.r
     g = spec.gemm(pass_, batch)
-    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
     on_crossbar = pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read)
     if not on_crossbar:  # the digital unit, dense: its MAC array, or the vector unit one op per MAC
         if r.digital_macs_per_cycle > 0:
@@ -259,3 +260,10 @@ def embedding_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int,
         return {**row, "mode": "exact" if it.has_masks else "dense_counts_only"}
     return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.r.weight_bits / 8,
                                     update=update)
+
+
+def vector_op_rows(ctx: Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``) on the chip's digital
+    unit, at its input precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.r.input_bits / 8)

@@ -56,6 +56,7 @@ from .capture import (
 from .functional import FunctionalCalls
 from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
+from .vector_ops import VectorOps
 from .watching import StepWatch
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
@@ -165,7 +166,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder(StepWatch, FunctionalCalls):
+class Recorder(StepWatch, FunctionalCalls, VectorOps):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -281,6 +282,7 @@ class Recorder(StepWatch, FunctionalCalls):
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._functional_enter()
+        self._vector_ops_enter()
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
                           self._backward_watch)
         self._gate.__enter__()
@@ -303,6 +305,7 @@ class Recorder(StepWatch, FunctionalCalls):
             h.remove()
         self._handles.clear()
         self._functional_exit()
+        self._vector_exit()
         self._watch_foreign(False)
         while self._foreign:
             watch = self._foreign.pop()[1]
@@ -655,7 +658,7 @@ class Recorder(StepWatch, FunctionalCalls):
     def _manifest(self, complete: bool) -> dict[str, Any]:
         m = new_manifest(self._layers, schedule=self.schedule.to_dict(), batch_size=self._batch0,
                          optimizer=self._optimizer_info(), dtypes=self._dtypes(),
-                         **self._provenance)
+                         vector_ops=self._vector_rows, **self._provenance)
         m["complete"] = complete
         m["iterations"] = self.iteration if complete else None
         return m
