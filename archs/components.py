@@ -260,6 +260,8 @@ class GpuCompute:
                                        "shared-memory pipeline)", gt=0, le=2**10)
     max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0,
                             le=2**16)
+    stream_k: bool = spec(False, doc="the dense GEMM library spreads the tiles of a last, partial wave over "
+                                     "every SM along K (stream-K), paying a fix-up of partial tiles")
     kernel_launch_ns: float = spec(0.0, doc="time from one kernel's end to the next one's start, ns", ge=0,
                                    le=MAX_NS)
     sustained_clock_fraction: float = spec(

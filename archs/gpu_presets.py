@@ -31,16 +31,16 @@ A100_DIE_MM2_PER_SM = 826 / 128
 
 # -- library efficiencies: fraction of the tensor cores' peak per SM cycle a main loop sustains ----
 # [fitted] cuBLAS dense on Ampere, on the A100 SXM MAMF points (mamf_a100sxm_1, _2) at 1.41 GHz.
-AMPERE_DENSE_EFFICIENCY = 0.852
+AMPERE_DENSE_EFFICIENCY = 0.855
 # [fitted] cuBLAS dense on Hopper, on the H100 SXM MAMF point (mamf_h100sxm_1) at 1.83 GHz.
-HOPPER_DENSE_EFFICIENCY = 0.851
+HOPPER_DENSE_EFFICIENCY = 0.8399
 # [fitted] PyTorch's CUTLASS 2:4 kernel (128×128×64, 3 stages) on Ampere, on PR #90119's CUTLASS
 # speedups at the largest batches (pr90119_cutlass_s1_b256, pr90119_cutlass_s2_b16). Below the dense
 # loop's: the block is shared-memory bound in the model and sustains less of the sparse peak.
-AMPERE_CUTLASS_24_EFFICIENCY = 0.705
+AMPERE_CUTLASS_24_EFFICIENCY = 0.7104
 # [fitted] cuSPARSELt 2:4 on Ampere, on PR #90119's cuSPARSELt speedups (pr90119_cslt_s1_b256,
 # pr90119_cslt_s2_b16).
-AMPERE_CUSPARSELT_24_EFFICIENCY = 0.643
+AMPERE_CUSPARSELT_24_EFFICIENCY = 0.6479
 # [assumption] Hopper's 2:4 libraries: no Hopper 2:4 fit point; the Ampere values.
 HOPPER_CUTLASS_24_EFFICIENCY = AMPERE_CUTLASS_24_EFFICIENCY
 HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
@@ -54,7 +54,7 @@ HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 # knots, clamped outside. [assumption] H100: the same fractions (its SM doubles FP32 lanes and tensor
 # FMAs alike).
 SPUTNIK_DENSITIES = (0.125, 0.25, 0.375, 0.5)
-SPUTNIK_CURVE = (0.01138, 0.01254, 0.01429, 0.01519)
+SPUTNIK_CURVE = (0.0114, 0.01257, 0.01431, 0.01522)
 # [fitted] cuSPARSE CSR SpMM through PyTorch's sparse CSR matmul, on goat_h100sxm_csr78 (H100 SXM,
 # 8192³ FP16 at density 0.22, 70.05 ms): 0.22 · 8192³ effectual FMAs in 70.05 ms against 132 · 4 · 512
 # FMAs per cycle at 1.83 GHz. One point: flat in density.
@@ -68,6 +68,21 @@ A100_40GB_HBM_ACHIEVED = 1355e9
 # (mli/transformers-benchmarks issue #4) [src]; other cards: the same fraction of their datasheet
 # bandwidth [derived from that fraction; an assumption for HBM3/HBM3e].
 HBM_ACHIEVED_FRACTION = 1727 / 1935
+# H100 PCIe and H200: a streaming read beyond the L2 reaches 1.97 TB/s of 2.0 and 3.89 TB/s of 4.8
+# (te42kyfo/gpu-benches gpu-l2-cache/h100_pcie.txt and h200.txt, data sets of 0.1-1 GB) [src].
+H100_PCIE_HBM_ACHIEVED = 1.97e12
+H200_HBM_ACHIEVED = 3.89e12
+
+# -- achievable L2 bandwidth ----------------------------------------------------------------------
+# What a kernel streaming an L2-resident data set reaches, bytes/s, from te42kyfo/gpu-benches
+# gpu-l2-cache (data sets of 2-28 MB: past the near partition's share, inside the L2) [src]:
+# A100 80GB 5.4 TB/s (a100_80.txt: 5.3-5.5), three quarters of the whitepaper's 5120 B/clk at
+# 1.41 GHz (7.2 TB/s); H100 PCIe 6.9 TB/s (h100_pcie.txt, 10-33 MB); the 132-SM GH100 of the H200
+# 9.8 TB/s (h200.txt, 10-40 MB), also taken for the H100 SXM (same chip, same L2) [assumption].
+# A thread block's panels come through this bandwidth, so it bounds small tiles (docs/gpu.md).
+A100_L2_ACHIEVED = 5.4e12
+H100_PCIE_L2_ACHIEVED = 6.9e12
+GH100_132SM_L2_ACHIEVED = 9.8e12
 
 
 def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: float, sms: int,
@@ -75,7 +90,7 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
          hbm_achievable_bytes_per_s: float, hbm_pj_per_bit: float, fp32_lanes_per_sm: int,
          l2_bytes_per_cycle: float, warp_tile: tuple[int, int], dense_efficiency: float,
          cutlass_efficiency: float, cusparselt_efficiency: float, library: str,
-         sm_area_mm2: float = 0.0,
+         sm_area_mm2: float = 0.0, stream_k: bool = False,
          nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
@@ -97,6 +112,7 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        memory_latency_cycles=600,
                        pipeline_stages=4,  # CUTLASS sm80 multistage GEMMs keep 3-5 K-steps in flight
                        max_split_k=16,
+                       stream_k=stream_k,
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
                        kernel_launch_ns=2000.0,
@@ -153,7 +169,7 @@ def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: flo
                 hbm_achievable_bytes_per_s=achieved,
                 hbm_pj_per_bit=3.9,  # NeuroSim DRAM.cpp HBM2 [ref §1.4]
                 fp32_lanes_per_sm=64,  # 6912 FP32 lanes / 108 SMs [ref §3.1]
-                l2_bytes_per_cycle=5120,  # A100 whitepaper: L2 read bandwidth 5120 B/clk [paper]
+                l2_bytes_per_cycle=A100_L2_ACHIEVED / 1.41e9,  # measured, per clock_hz cycle [src]
                 warp_tile=(64, 64),  # CUTLASS sm80 tensor-op GEMMs: 64×64 warp tiles (ldmatrix + mma.sync)
                 dense_efficiency=AMPERE_DENSE_EFFICIENCY, cutlass_efficiency=AMPERE_CUTLASS_24_EFFICIENCY,
                 cusparselt_efficiency=AMPERE_CUSPARSELT_24_EFFICIENCY,
@@ -182,7 +198,7 @@ def gpu_a100_80gb() -> Architecture:
 
 # [fitted] A100 80GB PCIe at its 300 W limit: the clock (as a fraction of 1.41 GHz) that puts the
 # GA100's dense efficiency on the A100 PCIe MAMF point mamf_a100pcie_1 (252.9 TFLOPS).
-A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.976
+A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.9741
 
 
 def gpu_a100_80gb_pcie() -> Architecture:
@@ -195,18 +211,24 @@ def gpu_a100_80gb_pcie() -> Architecture:
 
 
 def _h100(name: str, description: str, *, sms: int, clock_hz: float, sustained_clock_hz: float,
-          hbm_bytes: float, hbm_bytes_per_s: float, hbm_pj_per_bit: float) -> Architecture:
+          hbm_bytes: float, hbm_bytes_per_s: float, hbm_pj_per_bit: float, l2_bytes_per_s: float,
+          hbm_achievable_bytes_per_s: float = 0.0) -> Architecture:
     """The GH100 chip [ref §3.1, §5.2]: 2:4 through cuSPARSELt (PyTorch's path on sm90)."""
     return _gpu(name, description, clock_hz=clock_hz, sustained_clock_hz=sustained_clock_hz, sms=sms,
                 fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem [ref §3.1]
                 l2_bytes=50e6, hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s,
-                hbm_achievable_bytes_per_s=hbm_bytes_per_s * HBM_ACHIEVED_FRACTION,
+                hbm_achievable_bytes_per_s=(hbm_achievable_bytes_per_s
+                                            or hbm_bytes_per_s * HBM_ACHIEVED_FRACTION),
                 hbm_pj_per_bit=hbm_pj_per_bit,
                 fp32_lanes_per_sm=128,  # H100 SM: 128 FP32 lanes [paper: NVIDIA H100 whitepaper]
-                l2_bytes_per_cycle=5120 / 108 * sms,  # [assumption] A100's L2 bytes/clk per SM
+                l2_bytes_per_cycle=l2_bytes_per_s / clock_hz,  # measured L2 bandwidth [src], per cycle
                 warp_tile=(64, 256),  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
                 dense_efficiency=HOPPER_DENSE_EFFICIENCY, cutlass_efficiency=HOPPER_CUTLASS_24_EFFICIENCY,
-                cusparselt_efficiency=HOPPER_CUSPARSELT_24_EFFICIENCY, library="cusparselt")
+                cusparselt_efficiency=HOPPER_CUSPARSELT_24_EFFICIENCY, library="cusparselt",
+                # Hopper GEMM libraries schedule persistent thread blocks and spread a partial last wave
+                # along K (CUTLASS 3 sm90_tile_scheduler_stream_k.hpp) [src]; that cuBLAS does so on
+                # sm90 is an [assumption] the H100 PCIe 2048³-4096³ timings support (docs/gpu.md)
+                stream_k=True)
 
 
 def gpu_h100() -> Architecture:
@@ -215,13 +237,13 @@ def gpu_h100() -> Architecture:
                  "1.83 GHz at 700 W, HBM3 3.35 TB/s (architecture_parameters.md §3.1, §5.2).",
                  sms=132, clock_hz=1.83e9,
                  sustained_clock_hz=1.83e9,  # [assumption] the clock of NVIDIA's 989 TFLOPS held at 700 W
-                 hbm_bytes=80e9, hbm_bytes_per_s=3.35e12,
+                 hbm_bytes=80e9, hbm_bytes_per_s=3.35e12, l2_bytes_per_s=GH100_132SM_L2_ACHIEVED,
                  hbm_pj_per_bit=4.05)  # hwcomponents-cacti HBM3 [ref §1.4]
 
 
 # [fitted] H100 PCIe at its 350 W limit: the clock (as a fraction of 1.62 GHz) that puts the GH100's
 # dense efficiency on zzc95_h100pcie_bf16_8192 (492.8 TFLOPS at 8192³).
-H100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.775
+H100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.7871
 
 
 def gpu_h100_pcie() -> Architecture:
@@ -232,7 +254,8 @@ def gpu_h100_pcie() -> Architecture:
                  "(docs/gpu.md), HBM2e 2.0 TB/s.",
                  sms=114, clock_hz=1.62e9,
                  sustained_clock_hz=H100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.62e9,
-                 hbm_bytes=80e9, hbm_bytes_per_s=2.0e12,
+                 hbm_bytes=80e9, hbm_bytes_per_s=2.0e12, hbm_achievable_bytes_per_s=H100_PCIE_HBM_ACHIEVED,
+                 l2_bytes_per_s=H100_PCIE_L2_ACHIEVED,
                  hbm_pj_per_bit=3.9)  # HBM2e: NeuroSim's HBM2 figure [ref §1.4]
 
 
@@ -242,6 +265,7 @@ def gpu_h200() -> Architecture:
                  "dense) with 141 GB HBM3e at 4.8 TB/s (NVIDIA H200 product page).",
                  sms=132, clock_hz=1.83e9, sustained_clock_hz=1.83e9,  # as H100 SXM
                  hbm_bytes=141e9, hbm_bytes_per_s=4.8e12,  # NVIDIA H200 product page
+                 hbm_achievable_bytes_per_s=H200_HBM_ACHIEVED, l2_bytes_per_s=GH100_132SM_L2_ACHIEVED,
                  hbm_pj_per_bit=4.05)  # [assumption] as H100's HBM3; no HBM3e figure in [ref §1.4]
 
 

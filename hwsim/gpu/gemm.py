@@ -84,22 +84,25 @@ class Kernel:
 
 
 def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
-              split_k: bool = True, kernel: Kernel | None = None, efficiency: float = 0.0) -> GemmCost:
+              split_k: bool = True, kernel: Kernel | None = None, efficiency: float = 0.0,
+              stream_k: bool | None = None) -> GemmCost:
     """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable); with
     ``kernel``, that one configuration only (split-K still tried if ``split_k``). ``efficiency``: the
     main loop's fraction of the tensor cores' peak (0: ``gpu.tensor_core_efficiency``, the dense
-    library's)."""
+    library's). ``stream_k``: whether a last, partial wave is spread over every SM along K (None:
+    ``gpu.stream_k``, the dense library's behaviour)."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
     if min(m, k, n) <= 0:
         raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
     return _best(arch, m, k, n, ops, math_speedup, split_k, kernel,
-                 efficiency or arch.gpu.tensor_core_efficiency)
+                 efficiency or arch.gpu.tensor_core_efficiency,
+                 arch.gpu.stream_k if stream_k is None else stream_k)
 
 
 @lru_cache(maxsize=4096)
 def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
-          split_k: bool, kernel: Kernel | None, efficiency: float) -> GemmCost:
+          split_k: bool, kernel: Kernel | None, efficiency: float, stream_k: bool) -> GemmCost:
     g = arch.gpu
     slots = g.sms * g.threadblocks_per_sm
     tk = kernel.tk if kernel else g.threadblock_k
@@ -112,7 +115,7 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
         for s in splits:
             for raster in (kernel.raster,) if kernel else RASTERS:
                 c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, raster), m, k, n, ops, speedup, stages,
-                          efficiency)
+                          efficiency, stream_k)
                 if best is None or c.cycles < best.cycles:
                     best = c
     assert best is not None
@@ -120,7 +123,7 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
 
 
 def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float,
-          stages: int | None = None, efficiency: float = 0.0) -> GemmCost:
+          stages: int | None = None, efficiency: float = 0.0, stream_k: bool = False) -> GemmCost:
     g = arch.gpu
     stages = stages or g.pipeline_stages
     eff = efficiency or g.tensor_core_efficiency
@@ -150,6 +153,10 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     l2_bytes = per_wave * (a_panel + b_panel * b_elem + c_tile)
     hbm_bpc = hbm_bytes_per_cycle(arch)
     wave = np.full(gr.waves, float(block))
+    share = 1.0  # of a full wave's main loop that the last wave runs
+    if stream_k and gr.split == 1 and gr.blocks_per_wave[-1] < gr.slots:
+        share, last = _stream_k_wave(gr, main, g.l2_bytes_per_cycle, g.memory_latency_cycles)
+        wave[-1] = last + epilogue
     if hbm_bpc:
         wave = np.maximum(wave, (hbm_read_a + hbm_read_b + hbm_read_md + hbm_write) / hbm_bpc)
     if g.l2_bytes_per_cycle:
@@ -178,8 +185,22 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
         traffic[(off, "c", "data", "read")] = float(partials)
         traffic[(off, "c", "data", "write")] += m * n * ops.c
     traffic = {key: v for key, v in traffic.items() if key[0] is not None}  # levels the machine has
-    math_total = math.ceil(gr.waves * g.threadblocks_per_sm * math_c * scale / eff)
+    math_total = math.ceil((gr.waves - 1 + share) * g.threadblocks_per_sm * math_c * scale / eff)
     return GemmCost(cycles, math_total, (tm, tn), gr.split, gr.waves, blocks, traffic)
+
+
+def _stream_k_wave(gr: Grid, main: float, l2_bytes_per_cycle: float, latency: int) -> tuple[float, float]:
+    """(share of a full wave's main loop, cycles) of a last, partial wave run stream-K (Osama et al.,
+    PPoPP'23; CUTLASS 3's ``sm90_tile_scheduler_stream_k``): its ``b`` tiles' K steps are spread evenly
+    over all ``slots`` blocks, so the main loop lasts ``b / slots`` of a full one; each tile is shared by
+    ``q = ceil(slots / b)`` blocks, ``q − 1`` of which write an FP32 partial tile that the tile's owner
+    reads back and adds before its epilogue (the fix-up: ``2·b·(q − 1)`` partial tiles through L2)."""
+    b = int(gr.blocks_per_wave[-1])
+    share = b / gr.slots
+    q = -(-gr.slots // b)
+    fixup_bytes = 2 * b * (q - 1) * gr.tm * gr.tn * PARTIAL_BYTES
+    fixup = fixup_bytes / l2_bytes_per_cycle if l2_bytes_per_cycle else 0.0
+    return share, float(math.ceil(main * share + latency + fixup))
 
 
 def _level(arch: Architecture, kind: str) -> str | None:

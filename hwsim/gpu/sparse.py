@@ -109,7 +109,8 @@ def structured_gemm(arch: Architecture, m: int, k: int, n: int, element_bytes: f
     rows = -(-m // s.min_dense_rows) * s.min_dense_rows
     kernel, split_k, efficiency = library_kernel(arch)
     gemm = gemm_cost(arch, rows, k, n, structured_operands(k, n, element_bytes, s),
-                     math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency)
+                     math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency,
+                     stream_k=False)  # [assumption] the N:M libraries schedule data-parallel tiles
     pad_c, read, written = 0, 0.0, 0.0
     if rows != m:
         read, written = groups * m * k * element_bytes, groups * rows * k * element_bytes

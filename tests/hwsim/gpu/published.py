@@ -6,9 +6,10 @@ the dense operand, ``k`` the reduction, ``n`` the weight's output features; for 
 ``2·m·k·n`` per second over the GEMM, or ``x``: a speedup). Kinds:
 
 - ``gemm``: one dense GEMM; ``time_24``: one 2:4 GEMM; ``speedup_24``: dense over 2:4, one GEMM;
-- ``linear_train`` / ``linear_train_speedup_24``: one linear layer's forward, backward-data and
-  backward-weight GEMMs (torchao's benchmark: with 2:4, forward and backward-data run sparse and the
-  weight is pruned and compressed every step, both orientations);
+- ``linear_train`` / ``linear_train_speedup_24``: one ``nn.Linear``'s (with bias) forward,
+  backward-data and backward-weight GEMMs and its bias-gradient reduction (torchao's benchmark: with
+  2:4, forward and backward-data run sparse and the weight is pruned and compressed every step, both
+  orientations);
 - ``mlp_train`` / ``mlp_train_speedup_24``: two such linears, ``k → n → k``, plus the activation's
   forward and backward memory kernels;
 - ``spmm_a``: an unstructured SpMM, operand ``a`` (``m × k``) sparse at ``density``, CSR built before
@@ -18,7 +19,8 @@ Errors compare times (``model / published − 1`` for a time or a rate, ``model 
 the speedups). GPU kernel time only: the published numbers include host overheads that the model
 leaves out, which matters only for the shortest kernels (docs/gpu.md, "Validation").
 
-Run ``python -m tests.hwsim.gpu.published`` for the table.
+Run ``python -m tests.hwsim.gpu.published`` for the table (``--docs docs/gpu.md``: rewrite the
+table there, ``make gpu-validation``; ``--fit``: the fitted constants).
 """
 
 from __future__ import annotations
@@ -113,14 +115,17 @@ def _sparse(arch: Architecture, m: int, k: int, n: int) -> int:
     return nm.gemm.cycles + nm.pad_cycles
 
 
-def _linear_train(arch: Architecture, m: int, k: int, n: int, sparse: bool) -> int:
+def _linear_train(arch: Architecture, m: int, k: int, n: int, sparse: bool, bias: bool = False) -> int:
     """Forward (m×k×n), backward-data (m×n×k, Wᵀ 2:4 too: a transposable mask) and backward-weight
     (k×m×n, dense) of one linear layer; with ``sparse``, the prune-and-compress kernel of both
-    orientations."""
+    orientations; with ``bias``, the bias gradient: a reduction kernel that reads dY (``m × n``)
+    and writes ``n`` values (``nn.Linear``'s backward runs it; the forward's bias add is fused)."""
     step = _sparse if sparse else _dense
     cycles = step(arch, m, k, n) + step(arch, m, n, k) + _dense(arch, k, m, n)
     if sparse:
         cycles += compress_cycles(arch, n * k, ELEMENT_BYTES, copies=2)[0]
+    if bias:
+        cycles += memory_kernel_cycles(arch, (m * n + n) * ELEMENT_BYTES, ops=m * n)
     return cycles
 
 
@@ -139,7 +144,7 @@ def model_value(p: Point, overrides: dict | None = None) -> float:
     if p.kind == "speedup_24":
         return _dense(arch, m, k, n) / _sparse(arch, m, k, n)
     if p.kind == "linear_train_speedup_24":
-        return _linear_train(arch, m, k, n, False) / _linear_train(arch, m, k, n, True)
+        return _linear_train(arch, m, k, n, False, bias=True) / _linear_train(arch, m, k, n, True, bias=True)
     if p.kind == "mlp_train_speedup_24":
         act = _activation(arch, m, n)
         dense = _linear_train(arch, m, k, n, False) + _linear_train(arch, m, n, k, False) + act
@@ -150,7 +155,7 @@ def model_value(p: Point, overrides: dict | None = None) -> float:
     elif p.kind == "time_24":
         cycles = _sparse(arch, m, k, n)
     elif p.kind == "linear_train":
-        cycles = _linear_train(arch, m, k, n, False)
+        cycles = _linear_train(arch, m, k, n, False, bias=True)
     elif p.kind == "mlp_train":
         cycles = (_linear_train(arch, m, k, n, False) + _linear_train(arch, m, n, k, False)
                   + _activation(arch, m, n))
@@ -206,6 +211,54 @@ def summary(points: list[Point]) -> dict[str, dict[str, float]]:
                      "n_holdout": len(held), "mae_holdout": statistics.fmean(held) if held else float("nan"),
                      "median_holdout": statistics.median(held) if held else float("nan")}
     return out
+
+
+def target_of(group: str) -> tuple[str, float] | None:
+    """The issue's acceptance target of a group: (statistic, bound), or None (no target: too few
+    points, or a card/library the issue does not bound)."""
+    if group.startswith("dense "):
+        return ("mae", 0.10) if group.endswith("≥0.5ms") else ("mae", 0.20)
+    if group in ("2:4 cutlass a100", "2:4 cusparselt a100"):
+        return ("mae", 0.10)
+    if group.startswith("unstructured sputnik"):
+        return ("median", 0.15)
+    return None
+
+
+def markdown_table(points: list[Point]) -> str:
+    """The validation table of docs/gpu.md (``make gpu-validation`` rewrites it there): per group, its
+    points, MAE (or median for unstructured groups) over all and over held-out points, and the target."""
+    rows = ["| group | points | all: MAE | all: median | held-out | held-out MAE | held-out median "
+            "| target |", "|---|---|---|---|---|---|---|---|"]
+    for name, st in summary(points).items():
+        target = target_of(name)
+        if target is None:
+            verdict = "none"
+        else:
+            stat, bound = target
+            held = st[f"{stat}_holdout"] if st["n_holdout"] else st[stat]
+            met = st[stat] <= bound and held <= bound
+            verdict = f"{stat} ≤ {bound:.0%}: {'met' if met else '**missed**'}"
+            if not st["n_holdout"]:
+                verdict += " (fit points only: not validated)"
+        held_mae = f"{st['mae_holdout']:.1%}" if st["n_holdout"] else "—"
+        held_med = f"{st['median_holdout']:.1%}" if st["n_holdout"] else "—"
+        rows.append(f"| {name} | {st['n']:.0f} | {st['mae']:.1%} | {st['median']:.1%} | "
+                    f"{st['n_holdout']:.0f} | {held_mae} | {held_med} | {verdict} |")
+    return "\n".join(rows) + "\n"
+
+
+TABLE_BEGIN = "<!-- gpu-validation-table: generated by `make gpu-validation`, do not edit -->\n"
+TABLE_END = "<!-- end gpu-validation-table -->\n"
+
+
+def docs_with_table(text: str, table: str) -> str:
+    """``text`` (docs/gpu.md) with the block between the table markers replaced by ``table``."""
+    head, _, rest = text.partition(TABLE_BEGIN)
+    _, _, tail = rest.partition(TABLE_END)
+    if not rest:
+        raise ValueError(f"docs/gpu.md: no {TABLE_BEGIN.strip()!r} marker")
+    return head + TABLE_BEGIN + table + TABLE_END + tail
 
 
 KNOT = "sputnik_knot@"  # an override key: one knot of the Sputnik curve, by its density
@@ -271,6 +324,10 @@ if __name__ == "__main__":
     import sys
 
     pts = load()
+    if sys.argv[1:2] == ["--docs"]:  # rewrite the validation table of docs/gpu.md
+        doc = Path(sys.argv[2])
+        doc.write_text(docs_with_table(doc.read_text(), markdown_table(pts)))
+        sys.exit(0)
     if sys.argv[1:] == ["--fit"]:  # the values archs/gpu_presets.py carries, recomputed
         for name, field, presets, what in FITS:
             chosen = fit_points(pts, presets, what)

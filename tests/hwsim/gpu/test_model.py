@@ -30,6 +30,24 @@ def test_one_tile_more_than_the_sms_costs_a_second_wave():
     assert t_extra == pytest.approx(2 * t_full, rel=0.01)  # the lone tile pays a whole wave
 
 
+def test_stream_k_spreads_the_lone_tile_over_every_sm_and_pays_its_fix_up():
+    # the same extra tile with stream-K: its K steps are shared by all slots (main loop ≈ 1/sms of a
+    # wave), and the owner adds sms - 1 FP32 partial tiles, written and read through L2
+    sms, k = A100.gpu.sms, 8192
+    sk = archs.replace(A100, {"gpu.stream_k": True})
+    full = grid(128 * sms, k, 256, 128, 256, 32, 1, sms)
+    extra = grid(128 * (sms + 1), k, 256, 128, 256, 32, 1, sms)
+    launch = launch_cycles(sk)
+    t_full = gemm_mod._cost(sk, full, 128 * sms, k, 256, DENSE, 1.0, stream_k=True).cycles - launch
+    t_extra = gemm_mod._cost(sk, extra, 128 * (sms + 1), k, 256, DENSE, 1.0, stream_k=True).cycles - launch
+    fix_up = 2 * (sms - 1) * 128 * 256 * 4 / sk.gpu.l2_bytes_per_cycle  # partial tiles through L2
+    assert fix_up < t_extra - t_full < fix_up + t_full / sms + 2 * sk.gpu.memory_latency_cycles + 3000
+    assert t_extra < 1.5 * t_full  # not a second whole wave (the data-parallel schedule's 2×, above)
+    # a full last wave is scheduled as before; the N:M kernels never use it
+    assert gemm_mod._cost(sk, full, 128 * sms, k, 256, DENSE, 1.0, stream_k=True).cycles == \
+        gemm_mod._cost(sk, full, 128 * sms, k, 256, DENSE, 1.0).cycles
+
+
 @pytest.mark.parametrize(("gm", "gn", "split", "slots"), [(7, 5, 1, 4), (3, 11, 4, 10), (13, 2, 3, 6),
                                                           (1, 64, 2, 108)])
 def test_distinct_panels_per_wave_match_brute_force(gm, gn, split, slots):
