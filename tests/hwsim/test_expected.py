@@ -9,7 +9,8 @@ from hwsim.npu.expected import expected_tile_costs
 from hwsim.npu.mapping import Mapping
 from hwsim.npu.tiles import Features, tile_costs
 from hwsim.simulate import simulate
-from traces import TraceWriter, bits
+from traces import TraceWriter
+from traces.format import bits
 from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.synth import conv
 

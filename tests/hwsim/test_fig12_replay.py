@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hwsim.simulate import simulate
-from traces import TraceWriter, bits
+from traces import TraceWriter
+from traces.format import bits
 from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.synth import conv
 

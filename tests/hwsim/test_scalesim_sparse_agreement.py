@@ -24,7 +24,7 @@ from archs.scalesim import topology_nm
 from hwsim.npu.structured import compressed_k, is_nm, nm_compress
 from hwsim.npu.tiles import Features
 from hwsim.simulate import simulate
-from traces import bits
+from traces.format import bits
 from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
 from traces.format.structured import forward_nm
 from traces.format.writer import TraceWriter

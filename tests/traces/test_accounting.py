@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traces import LayerSpec, accounting
+from traces import LayerSpec
 from traces.format.layer import conv_out_size
+from traces.stats import accounting
 
 from .scalar_reference import conv_effectual, linear_effectual, random_mask
 

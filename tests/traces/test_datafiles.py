@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hwsim.cli import main
-from traces import datafiles
+from traces.zoo import datafiles
 from traces.zoo.datafiles import DataMissingError
 from traces.zoo.datasets import load_dataset
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from traces import LayerSpec, accounting
+from traces import LayerSpec
+from traces.stats import accounting
 
 # layer: (C, M, E*F side, ground-truth cycles) from the artifact's ground_truth_cycles.yaml
 GROUND_TRUTH = {

@@ -11,7 +11,8 @@ import torch
 
 import traces
 from hwsim.cli import main
-from traces import TraceFormatError, bits
+from traces import TraceFormatError
+from traces.format import bits
 from traces.format.structured import (
     backward_data_nm,
     forward_nm,

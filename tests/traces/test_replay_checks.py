@@ -19,7 +19,7 @@ import pytest
 
 import traces
 from hwsim.cli import main
-from traces import bits
+from traces.format import bits
 from traces.format.manifest import TENSOR_INDEX
 
 from .helpers import LAYERS, write_trace
