@@ -264,7 +264,7 @@ def describe(trace: Any) -> list[str]:
 
 def cmd_trace_info(args: argparse.Namespace) -> int:
     import traces
-    from traces import summary
+    from traces.stats import summary
 
     tr = traces.load(args.path)
     print("\n".join(describe(tr)))
