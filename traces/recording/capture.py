@@ -115,6 +115,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
+               os.path.join(_HERE, "vector_ops.py"),
                os.path.abspath(contextlib.__file__))
 
 

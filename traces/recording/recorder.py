@@ -495,14 +495,15 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
         b = self.schedule.mask_samples
         module, weight = rec.module, rec.weight
         self._take(rec, "y", y, b)
-        w_mask = self._method_mask(module, "w", weight.shape)
-        self._take(rec, "w", weight if w_mask is None else w_mask)
+        if weight is not None:  # a product of two activations (weight None) takes its B elsewhere
+            w_mask = self._method_mask(module, "w", weight.shape)
+            self._take(rec, "w", weight if w_mask is None else w_mask)
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
             self._take(rec, "y_sel", sel, b)
-        if self._masks_now and self.schedule.weights and self._owns_update(rec.layer):
+        if weight is not None and self._masks_now and self.schedule.weights and self._owns_update(rec.layer):
             rec.w_before = _weight_copy(weight)  # once per parameter: its update's layer
-        rec.w_version = weight._version
+        rec.w_version = 0 if weight is None else weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
             if self._watched():
@@ -592,7 +593,8 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
                                 "step (is the model in eval mode or under torch.no_grad()?)")
         if self._stack:
             raise RecorderError("rec.step() inside a forward pass")
-        trainable = [c for c in self._calls if c.weight.requires_grad and c.weight.grad is not None]
+        trainable = [c for c in self._calls
+                     if c.weight is not None and c.weight.requires_grad and c.weight.grad is not None]
         if trainable and all(c.weight._version == c.w_version for c in trainable):
             raise RecorderError("rec.step() before the weights were updated: call it after "
                                 "optimizer.step(), so the trace holds this step's weight update")
@@ -631,10 +633,10 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in self._calls:
-            grad = c.weight.grad
+            grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
                 c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
-            need = self._method_mask(c.module, "dw_needed", c.weight.shape)
+            need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
@@ -648,7 +650,7 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
                     values.append(value)
             if self._masks_now:
                 masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
-                if c.w_before is not None:
+                if c.w_before is not None and c.weight is not None:
                     weights[c.layer] = _weights_f16(*_weights_in_layout(c))
         if values:
             rows, cols = zip(*where, strict=True)

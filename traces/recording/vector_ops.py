@@ -158,6 +158,8 @@ class VectorOps:
             return
         self._vector_rows = []
         for m in self._module_quals:
+            if m is self.model:  # its own hooks are being run: the model's work is module ""
+                continue
             self._vector_handles.append(m.register_forward_pre_hook(self._enter_module))
             self._vector_handles.append(m.register_forward_hook(self._leave_module, always_call=True))
         self._vector_mode = VectorOpCapture(self._vector_rows, batch,

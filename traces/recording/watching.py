@@ -219,7 +219,7 @@ class StepWatch:
         parameters), whose backward GEMMs are the layer's: backward-data (when the input needs a
         gradient) and backward-weight (when the weight does); one convolution_backward does both;
         an embedding's backward (a scatter-add) runs none."""
-        weight = rec.weight.requires_grad
+        weight = rec.weight is not None and rec.weight.requires_grad
         if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
             rec.backward_limit = 0
         elif isinstance(rec.module, (nn.Conv1d, nn.Conv2d)) and rec.module in self._targets:
