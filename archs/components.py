@@ -181,6 +181,10 @@ class StructuredSparsity:
     cusparselt_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
                  "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+    cusparselt_serial_epilogue: bool = spec(
+        False, doc="GPU: cuSPARSELt's kernels write a wave's C tiles after its main loops (one thread block "
+                   "per SM: no other block's main loop hides the epilogue), at the HBM bandwidth when C "
+                   "streams out of L2; docs/gpu.md")
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,13 @@ class GpuCompute:
         1.0, doc="SM clock held under a sustained tensor-core load at the board power limit, as a fraction "
                  "of clock_hz; math and shared-memory time run at it, cycles are counted at clock_hz",
         ge=MIN_EFFICIENCY, le=2)
+    fp16_clock_ratio: float = spec(
+        1.0, doc="sustained clock with FP16 operand data relative to BF16 data (FP16's longer mantissa "
+                 "toggles more bits: more power at the board limit, a lower clock); applies when "
+                 "operand_dtype is fp16", ge=MIN_EFFICIENCY, le=1)
+    operand_dtype: Literal["bf16", "fp16"] = spec(
+        "bf16", doc="the 16-bit type the GEMM operands hold (sustained_clock_fraction is BF16's; FP16 runs "
+                    "at fp16_clock_ratio of it)")
     hbm_achievable_fraction: float = spec(
         1.0, doc="fraction of the off-chip memory's bandwidth_bytes_per_s (the datasheet figure) a "
                  "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
@@ -384,9 +395,16 @@ class WriteModel:
                                              "numArrayWriteParallel); 0 = all", ge=0, le=2**30)
     driver_energy_pj_per_row_pulse: float = spec(
         0.0, doc="write driver and decoder energy of one row phase pulse (selected word line), pJ", ge=0)
-    driver_energy_pj_per_line_pulse: float = spec(
-        0.0, doc="energy of charging one selected bit/source line to V_w for one pulse of a row phase "
-                 "(NeuroSim: capCol · V_w² per selected column), pJ", ge=0)
+    driver_energy_pj_per_bit_line_pulse: float = spec(
+        0.0, doc="energy of charging one bit line to V_w for one pulse of a row phase (the lines of a "
+                 "row's SET cells; NeuroSim capRow1 · V_w²), pJ", ge=0)
+    driver_energy_pj_per_source_line_pulse: float = spec(
+        0.0, doc="energy of charging one source line to V_w for one pulse of a row phase (the lines of a "
+                 "row's RESET cells; NeuroSim capCol · V_w²), pJ", ge=0)
+    inhibit_unselected_lines: bool = spec(
+        False, doc="the other mapped columns of a crossbar have their opposite line raised to V_w during "
+                   "a row phase (source lines in SET, bit lines in RESET) so their cells keep their "
+                   "level, and pay for it (1T1R arrays, NeuroSim V2.1)")
     driver_energy_pj_per_crossbar: float = spec(
         0.0, doc="decoders and switch matrices of one crossbar written in a step, pJ", ge=0)
     write_verify: bool = spec(False, doc="each pulse of a row phase is followed by a read-verify of the row")

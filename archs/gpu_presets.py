@@ -31,17 +31,28 @@ A100_DIE_MM2_PER_SM = 826 / 128
 
 # -- library efficiencies: fraction of the tensor cores' peak per SM cycle a main loop sustains ----
 # [fitted] cuBLAS dense on Ampere, on the A100 SXM MAMF points (mamf_a100sxm_1, _2) at 1.41 GHz.
-AMPERE_DENSE_EFFICIENCY = 0.855
+AMPERE_DENSE_EFFICIENCY = 0.8841
 # [fitted] cuBLAS dense on Hopper, on the H100 SXM MAMF point (mamf_h100sxm_1) at 1.83 GHz.
 HOPPER_DENSE_EFFICIENCY = 0.8399
 # [fitted] PyTorch's CUTLASS 2:4 kernel (128×128×64, 3 stages) on Ampere, on PR #90119's CUTLASS
 # speedups at the largest batches (pr90119_cutlass_s1_b256, pr90119_cutlass_s2_b16). Below the dense
 # loop's: the block is shared-memory bound in the model and sustains less of the sparse peak.
-AMPERE_CUTLASS_24_EFFICIENCY = 0.7104
+AMPERE_CUTLASS_24_EFFICIENCY = 0.7326
 # [fitted] cuSPARSELt 2:4 on Ampere, on PR #90119's cuSPARSELt speedups (pr90119_cslt_s1_b256,
-# pr90119_cslt_s2_b16).
-AMPERE_CUSPARSELT_24_EFFICIENCY = 0.6479
-# [assumption] Hopper's 2:4 libraries: no Hopper 2:4 fit point; the Ampere values.
+# pr90119_cslt_s2_b16), with its C writes after the main loops (cusparselt_serial_epilogue): close to
+# the dense loop's, where a main-loop efficiency alone had to split two shape families' errors.
+AMPERE_CUSPARSELT_24_EFFICIENCY = 0.7966
+# [fitted] FP16 operand data runs at a lower sustained clock than BF16 at the board power limit (FP16's
+# 10-bit mantissa toggles more bits per FMA than BF16's 7): the ratio of the FP16 to the BF16 clock that
+# puts zzc0721 #79's FP16 8192³ (736.2 TFLOPS, zzc79_h100sxm_fp16_8192) on its BF16 run (797.5, same
+# card, same session) on an H100 SXM at 700 W, and #95's (437.1 vs 492.8, zzc95_h100pcie_fp16_8192) on an
+# H100 PCIe at 350 W. [assumption] Other cards take the ratio of their board class: the A100 SXM4
+# (400 W) and H200 the H100 SXM's, the A100 PCIe (300 W) the H100 PCIe's. (The BF16 points fit the
+# clocks and efficiencies; the FP16 ones then only this ratio.)
+HOPPER_SXM_FP16_CLOCK_RATIO = 0.8999
+H100_PCIE_FP16_CLOCK_RATIO = 0.8854
+# [assumption] Hopper's 2:4 libraries: no Hopper 2:4 fit point; the Ampere values (and cuSPARSELt's
+# sm90 kernels, warp-specialized, overlap their epilogue: no serial epilogue).
 HOPPER_CUTLASS_24_EFFICIENCY = AMPERE_CUTLASS_24_EFFICIENCY
 HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 
@@ -54,7 +65,7 @@ HOPPER_CUSPARSELT_24_EFFICIENCY = AMPERE_CUSPARSELT_24_EFFICIENCY
 # knots, clamped outside. [assumption] H100: the same fractions (its SM doubles FP32 lanes and tensor
 # FMAs alike).
 SPUTNIK_DENSITIES = (0.125, 0.25, 0.375, 0.5)
-SPUTNIK_CURVE = (0.0114, 0.01257, 0.01431, 0.01522)
+SPUTNIK_CURVE = (0.01179, 0.013, 0.0148, 0.01574)
 # [fitted] cuSPARSE CSR SpMM through PyTorch's sparse CSR matmul, on goat_h100sxm_csr78 (H100 SXM,
 # 8192³ FP16 at density 0.22, 70.05 ms): 0.22 · 8192³ effectual FMAs in 70.05 ms against 132 · 4 · 512
 # FMAs per cycle at 1.83 GHz. One point: flat in density.
@@ -90,7 +101,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
          hbm_achievable_bytes_per_s: float, hbm_pj_per_bit: float, fp32_lanes_per_sm: int,
          l2_bytes_per_cycle: float, warp_tile: tuple[int, int], dense_efficiency: float,
          cutlass_efficiency: float, cusparselt_efficiency: float, library: str,
-         sm_area_mm2: float = 0.0, stream_k: bool = False,
+         fp16_clock_ratio: float, sm_area_mm2: float = 0.0, stream_k: bool = False,
+         cusparselt_serial_epilogue: bool = False,
          nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
@@ -117,6 +129,7 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        # NVIDIA's CUDA Graphs blog gives for per-kernel launch overhead
                        kernel_launch_ns=2000.0,
                        sustained_clock_fraction=sustained_clock_hz / clock_hz,
+                       fp16_clock_ratio=fp16_clock_ratio,
                        hbm_achievable_fraction=hbm_achievable_bytes_per_s / hbm_bytes_per_s,
                        sm_area_mm2=sm_area_mm2),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
@@ -143,7 +156,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                                           min_dense_rows=8,
                                           library=library,  # type: ignore[arg-type]
                                           cutlass_efficiency=cutlass_efficiency,
-                                          cusparselt_efficiency=cusparselt_efficiency),
+                                          cusparselt_efficiency=cusparselt_efficiency,
+                                          cusparselt_serial_epilogue=cusparselt_serial_epilogue),
             kernel_efficiency=tuple(EfficiencyPoint(density=d, efficiency=e)
                                     for d, e in zip(SPUTNIK_DENSITIES, SPUTNIK_CURVE, strict=True)),
             cusparse_efficiency=(EfficiencyPoint(density=0.01, efficiency=CUSPARSE_EFFICIENCY),
@@ -161,9 +175,10 @@ PYTORCH_CUTLASS_24 = (128, 128, 64, 3, "n")
 
 
 def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: float, achieved: float,
-          sustained_clock_hz: float) -> Architecture:
+          sustained_clock_hz: float, fp16_clock_ratio: float = HOPPER_SXM_FP16_CLOCK_RATIO) -> Architecture:
     """The GA100 chip of every A100 card [ref §3.1, §5.2]."""
     return _gpu(name, description, clock_hz=1.41e9, sustained_clock_hz=sustained_clock_hz, sms=108,
+                fp16_clock_ratio=fp16_clock_ratio,
                 fma_per_cycle=256, smem_bytes=192 * 1024,  # 192 KB L1/smem [ref §3.1]
                 l2_bytes=40e6, hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s,
                 hbm_achievable_bytes_per_s=achieved,
@@ -174,6 +189,10 @@ def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: flo
                 dense_efficiency=AMPERE_DENSE_EFFICIENCY, cutlass_efficiency=AMPERE_CUTLASS_24_EFFICIENCY,
                 cusparselt_efficiency=AMPERE_CUSPARSELT_24_EFFICIENCY,
                 library="cutlass",  # PyTorch's semi-structured default on sm8x [issue 24]
+                # [fitted structure] cuSPARSELt on Ampere writes a wave's C after its main loops: at the
+                # same FLOPs and HBM bytes, PR #90119's cuSPARSELt linear takes 0.61 ms when it writes
+                # 75 MB of C and 0.83 ms when it writes 302 MB (docs/gpu.md, "2:4 structured sparsity")
+                cusparselt_serial_epilogue=True,
                 sm_area_mm2=A100_DIE_MM2_PER_SM, nm_kernel=PYTORCH_CUTLASS_24)
 
 
@@ -198,7 +217,7 @@ def gpu_a100_80gb() -> Architecture:
 
 # [fitted] A100 80GB PCIe at its 300 W limit: the clock (as a fraction of 1.41 GHz) that puts the
 # GA100's dense efficiency on the A100 PCIe MAMF point mamf_a100pcie_1 (252.9 TFLOPS).
-A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.9741
+A100_PCIE_SUSTAINED_CLOCK_FRACTION = 0.942
 
 
 def gpu_a100_80gb_pcie() -> Architecture:
@@ -207,14 +226,17 @@ def gpu_a100_80gb_pcie() -> Architecture:
                  "a public matmul measurement, docs/gpu.md) with 80 GB HBM2e at 1935 GB/s (1727 GB/s "
                  "measured).",
                  hbm_bytes=80e9, hbm_bytes_per_s=1935e9, achieved=1727e9,
-                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.41e9)
+                 sustained_clock_hz=A100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.41e9,
+                 fp16_clock_ratio=H100_PCIE_FP16_CLOCK_RATIO)
 
 
 def _h100(name: str, description: str, *, sms: int, clock_hz: float, sustained_clock_hz: float,
           hbm_bytes: float, hbm_bytes_per_s: float, hbm_pj_per_bit: float, l2_bytes_per_s: float,
-          hbm_achievable_bytes_per_s: float = 0.0) -> Architecture:
+          hbm_achievable_bytes_per_s: float = 0.0,
+          fp16_clock_ratio: float = HOPPER_SXM_FP16_CLOCK_RATIO) -> Architecture:
     """The GH100 chip [ref §3.1, §5.2]: 2:4 through cuSPARSELt (PyTorch's path on sm90)."""
     return _gpu(name, description, clock_hz=clock_hz, sustained_clock_hz=sustained_clock_hz, sms=sms,
+                fp16_clock_ratio=fp16_clock_ratio,
                 fma_per_cycle=512, smem_bytes=228 * 1024,  # 228 KB smem [ref §3.1]
                 l2_bytes=50e6, hbm_bytes=hbm_bytes, hbm_bytes_per_s=hbm_bytes_per_s,
                 hbm_achievable_bytes_per_s=(hbm_achievable_bytes_per_s
@@ -254,6 +276,7 @@ def gpu_h100_pcie() -> Architecture:
                  "(docs/gpu.md), HBM2e 2.0 TB/s.",
                  sms=114, clock_hz=1.62e9,
                  sustained_clock_hz=H100_PCIE_SUSTAINED_CLOCK_FRACTION * 1.62e9,
+                 fp16_clock_ratio=H100_PCIE_FP16_CLOCK_RATIO,
                  hbm_bytes=80e9, hbm_bytes_per_s=2.0e12, hbm_achievable_bytes_per_s=H100_PCIE_HBM_ACHIEVED,
                  l2_bytes_per_s=H100_PCIE_L2_ACHIEVED,
                  hbm_pj_per_bit=3.9)  # HBM2e: NeuroSim's HBM2 figure [ref §1.4]

@@ -1,7 +1,7 @@
 """The ``embedding`` layer kind on any family: a gather forward, a scatter-add backward.
 
 An embedding call of ``N`` samples with ``L`` indices each, into a table ``(V, D)``
-(``traces.format.embedding``), does no MACs:
+(``traces.format.kinds.embedding``), does no MACs:
 
 - forward: a gather: ``N·L`` rows of ``D`` elements read from the table (off-chip: a table is
   larger than any on-chip buffer of the three families) and ``N·L·D`` written out; no
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from archs import Architecture
-from traces.format.embedding import lookups
+from traces.format.kinds.embedding import lookups
 from traces.format.layer import LayerSpec
 
 from .energy import pass_energy

@@ -103,13 +103,28 @@ def total_pj(energy: dict[str, Any]) -> Any:
     return s if isinstance(s, Sym) else float(s)
 
 
-def ratio(num: Any, den: Any, empty: float) -> Any:
-    """``num / den`` (an energy saving, a speedup); ``1.0`` where both are zero (nothing was
-    spent either way, so nothing was saved), ``empty`` where only ``den`` is zero."""
+def ratio(num: Any, den: Any, empty: float | None = None) -> Any:
+    """``num / den`` (a speedup, an energy saving), defined everywhere (docs/simulator.md, "Ratios"):
+    ``1.0`` where both are zero (nothing was spent either way, so nothing was saved); where only
+    ``den`` is zero, ``num`` over one unit of it (one cycle, one pJ, one byte: the run spent less
+    than that, so the true ratio is at least this), or ``empty`` when given (a scale factor)."""
     if isinstance(num, Sym) or isinstance(den, Sym):
         tape = num.tape if isinstance(num, Sym) else den.tape
-        return tape.step(_RATIO, num, den, float(empty))
-    return num / den if den else (1.0 if not num else empty)
+        return tape.step(_RATIO, num, den, None if empty is None else float(empty))
+    if den:
+        return num / den
+    return 1.0 if not num else (num if empty is None else empty)
+
+
+def ratios(num: Any, den: Any) -> Any:
+    """:func:`ratio` element-wise over arrays or pandas Series (the index of ``num`` is kept)."""
+    num_a, den_a = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
+    out = np.where(den_a != 0, num_a / np.where(den_a != 0, den_a, 1.0), np.where(num_a == 0, 1.0, num_a))
+    if hasattr(num, "index") and out.shape == (len(num),):
+        import pandas as pd
+
+        return pd.Series(out, index=num.index)
+    return out
 
 
 def value(x: Any) -> Any:
@@ -166,10 +181,10 @@ class Tape:
                     vals[i] = a * b
                 elif op == _DIV:
                     vals[i] = a / b
-                else:  # _RATIO: num / den where den != 0, 1 where both are 0, else the constant
+                else:  # _RATIO: num / den where den != 0, 1 where both are 0, else num (or the constant)
                     num, den = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64))
                     vals[i] = np.where(den != 0, num / np.where(den != 0, den, 1.0),
-                                       np.where(num == 0, 1.0, z))
+                                       np.where(num == 0, 1.0, num if z is None else z))
         return vals
 
     def __len__(self) -> int:

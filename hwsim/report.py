@@ -10,11 +10,20 @@ import pandas as pd
 
 from traces.format.writer import atomic_write
 
+from .pricing import ratios
+
 PASS_ORDER = ("forward", "backward_data", "backward_weight", "update")
 # Columns that ``to_frame(meta=True)`` adds from the report's metadata: the machine, the trace and
 # what trained it, so a results file says what it is without its trace.
 META_COLUMNS = ("arch", "family", "trace", "backend", "dataflow", "off_chip", "clock_hz", "method", "model",
                 "dataset", "batch_size", "trace_iterations")
+
+# GEMM-side count columns (a pass that runs no GEMM, the update, did none of this work), and the
+# suffixes of the families' own ones (gpu_pad_cycles, reram_adc_conversions, ...)
+GEMM_COUNTS = frozenset({"tiles", "algorithmic_macs", "actual_macs", "gated_macs", "skipped_macs",
+                         "effectual_macs", "effectual_macs_gemm_view", "dense_gemm_cycles",
+                         "dense_compute_cycles", "dense_stall_cycles", "utilization"})
+GEMM_COUNT_SUFFIXES = ("_cycles", "_conversions", "_drives", "crossbar_reads")
 
 
 @dataclass
@@ -35,6 +44,12 @@ class Report:
             return df
         df["pass"] = pd.Categorical(df["pass"], categories=list(PASS_ORDER), ordered=True)
         df = df.fillna({c: 0 for c in df.columns if c.endswith(("_bytes", "_pj"))})
+        # the update pass runs no GEMM: its GEMM-side counts are 0, not missing
+        gemm_side = [c for c in df.columns if c in GEMM_COUNTS or (c.startswith(("gpu_", "reram_"))
+                     and c.endswith(GEMM_COUNT_SUFFIXES))]
+        update = df["pass"] == "update"
+        if update.any() and gemm_side:
+            df.loc[update, gemm_side] = df.loc[update, gemm_side].fillna(0)
         if meta:
             df["pass"] = df["pass"].astype(str)
             for key in META_COLUMNS:
@@ -92,6 +107,5 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
-    """``num / den``; 1 where both are zero (nothing spent either way), NaN where only ``den`` is."""
-    out = num / den.where(den > 0)
-    return out.mask((num == 0) & (den == 0), 1.0)
+    """``num / den`` as :func:`hwsim.pricing.ratios` defines it (0/0 = 1, x/0 = x over one unit)."""
+    return ratios(num, den)

@@ -68,7 +68,7 @@ def update_row(arch: Architecture, spec: LayerSpec, index: int, *, weight_bits: 
            "gemm_cycles": 0,
            "vector_cycles": cycles, "compute_cycles": 0, "stall_cycles": 0, "vector_ops": vec.ops,
            "energy_pj": e, "dense_cycles": base_cycles, "dense_energy_pj": e_base,
-           "speedup": base_cycles / max(cycles, 1), "energy_saving": ratio(e_base, e, 1.0),
+           "speedup": ratio(base_cycles, cycles), "energy_saving": ratio(e_base, e),
            f"{off}_b_read_bytes": vec.offchip_read_bytes, f"{off}_b_write_bytes": vec.offchip_write_bytes}
     row.update({f"energy_{k}_pj": v for k, v in energy.items()})
     return row
@@ -78,8 +78,9 @@ def layer_update_row(arch: Architecture, spec: LayerSpec, it: LayerInput, li: in
                      gradient_bits: int, state: int,
                      ops_per_weight: float = UPDATE_OPS_PER_WEIGHT) -> dict | None:
     """The update row of one layer of one iteration (None when its weights got no gradient: frozen),
-    re-encoding a compressed weight when the method changed its mask this step."""
-    if it.count(li, "dw") is None:
+    re-encoding a compressed weight when the method changed its mask this step. A layer without a
+    weight (``matmul``) has no update: None."""
+    if not spec.has_weight or it.count(li, "dw") is None:
         return None
     return update_row(arch, spec, it.index, weight_bits=weight_bits, gradient_bits=gradient_bits, state=state,
                       w_nnz=it.count(li, "w") or 0, mask_changed=it.weight_mask_changed(),

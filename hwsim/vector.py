@@ -63,7 +63,11 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
     """Non-GEMM work that goes with one GEMM pass of one layer. ``counted``: the trace counts the
     step's non-GEMM work itself (a ``vector_ops`` table, replayed as rows of its own), so the
     per-output estimate of the activation and normalisation around the layer is left out: the
-    forward keeps one op per output for a bias, backward-data its col2im additions."""
+    forward keeps one op per output for a bias, backward-data its col2im additions. A layer without
+    a weight (a ``matmul`` of two activations) has none fused with it: the softmax, scaling and
+    masking around attention products are vector ops of their own."""
+    if not spec.has_weight:
+        return VectorWork(0.0)
     if pass_ == "forward":
         ops = (spec.numel("y", batch) if spec.bias else 0) if counted else 2 * spec.numel("y", batch)
         ops += float(stats.get("drs_macs", 0)) + float(stats.get("drs_adds", 0))

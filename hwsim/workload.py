@@ -10,6 +10,9 @@ forward             X im2col           Wᵀ              y_sel (DSG), else all
 backward_data       dY                 W               taps that land inside the input
 backward_weight     X im2colᵀ          dY              dw_needed, else all
 ==================  =================  ==============  ====================================
+
+Kinds with their own workload (a ``matmul`` of two activations) are in :mod:`hwsim.kinds`; the
+functions here hand them over.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from traces.format.kinds.base import WEIGHT_OPERAND_KINDS
 from traces.format.layer import LayerSpec
 from traces.stats.accounting import (
     backward_data_effectual,
@@ -28,18 +32,22 @@ from traces.stats.accounting import (
 )
 from traces.stats.im2col import ConvGeometry, as_conv, geometry, im2col, rows_of, tap_valid, taps
 
-# operand -> the trace tensor it is made of, per pass
+from .kinds import WORKLOADS
+
+# operand -> the trace tensor it is made of, per pass (for a matmul, w is B and dw its gradient)
 OPERAND_TENSORS = {
     "forward": {"a": "x", "b": "w", "c": "y"},
     "backward_data": {"a": "dy", "b": "w", "c": "dx"},
     "backward_weight": {"a": "x", "b": "dy", "c": "dw"},
 }
-# operand -> precision field of the architecture, per pass
-OPERAND_KIND = {
-    "forward": {"a": "activation", "b": "weight", "c": "activation"},
-    "backward_data": {"a": "gradient", "b": "weight", "c": "gradient"},
-    "backward_weight": {"a": "activation", "b": "gradient", "c": "gradient"},
-}
+# operand -> precision field of the architecture, per pass, for a layer with a weight
+OPERAND_KIND = WEIGHT_OPERAND_KINDS
+
+
+def operand_kind(spec: LayerSpec, pass_: str) -> dict[str, str]:
+    """Operand -> precision field of the architecture in one pass of this layer (a matmul's B
+    operand is an activation, not a weight)."""
+    return spec.geometry.operand_kinds[pass_]
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,8 @@ def operands(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | None],
     memory order: ``"F"`` (column-major) is :func:`traces.stats.im2col.im2col`'s faster gather, for a
     model that reads it row slab by row slab (BLAS, or a cast into a column-major buffer).
     """
+    if spec.kind in WORKLOADS:
+        return WORKLOADS[spec.kind].operands(spec, pass_, masks, cache, order)
     g = geometry(spec)
     x = masks.get("x")
     cache = {} if cache is None else cache
@@ -116,6 +126,8 @@ def operand_counts(spec: LayerSpec, pass_: str, masks: dict[str, np.ndarray | No
     count (summed over the group's channels and the samples) on a strided, dilated window of the
     zero-padded input, so the cost is ``R·S`` slices of an ``H×W`` array, not ``M·K`` elements.
     """
+    if spec.kind in WORKLOADS:
+        return WORKLOADS[spec.kind].operand_counts(spec, pass_, masks)
     g = geometry(spec)
     w4 = as_conv(spec, "w", masks["w"])
     w_nnz = [int(w4[grp * g.kg:(grp + 1) * g.kg].sum()) for grp in range(g.groups)]
@@ -163,6 +175,8 @@ def effectual(spec: LayerSpec, pass_: str, masks: dict) -> tuple[int, int]:
     They differ in backward-data only, where products that land on padding are in the GEMM
     but never needed.
     """
+    if spec.kind in WORKLOADS:
+        return WORKLOADS[spec.kind].effectual(spec, pass_, masks)
     if pass_ == "forward":
         e = forward_effectual(spec, masks["x"], masks["w"], masks["y_sel"])
         return e, e

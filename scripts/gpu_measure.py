@@ -10,8 +10,9 @@ the cuSPARSELt rows):
 
 Every row is one timing with CUDA events: ``--iters`` back-to-back launches of the same kernel after
 ``--warmup`` launches, the mean per launch, the median of ``--repeats`` such runs. Shapes are
-``m × k × n`` as in the CSV: an ``nn.Linear(k, n)`` (weight ``n × k``) applied to ``m`` rows, FP16, no
-bias. 2:4 rows prune the weight to a 2:4 mask along ``k`` and compress it with
+``m × k × n`` as in the CSV: an ``nn.Linear(k, n)`` (weight ``n × k``) applied to ``m`` rows, FP16 (the
+dense rows also in BF16: the card's FP16/BF16 clock ratio), no bias. 2:4 rows prune the weight to a
+2:4 mask along ``k`` and compress it with
 ``to_sparse_semi_structured`` (``SparseSemiStructuredTensor._FORCE_CUTLASS`` selects the library) and
 give the speedup over the dense linear timed in the same run. Unstructured rows store the weight as
 CSR at each density and time ``torch.sparse.mm(W_csr, xᵀ)`` (cuSPARSE); the CSR weight is the sparse
@@ -100,8 +101,8 @@ def main() -> int:
     rows = []
 
     def row(id_: str, group: str, library: str, kind: str, m: int, k: int, n: int, density: float,
-            measured: float, unit: str, convention: str) -> None:
-        rows.append(dict(zip(COLUMNS, (id_, preset, name, group, library, "fp16", kind, m, k, n, density,
+            measured: float, unit: str, convention: str, dtype: str = "fp16") -> None:
+        rows.append(dict(zip(COLUMNS, (id_, preset, name, group, library, dtype, kind, m, k, n, density,
                                        f"{measured:.6g}", unit, "holdout", convention, source), strict=True)))
 
     torch.manual_seed(0)
@@ -112,6 +113,11 @@ def main() -> int:
             dense = time_ms(lambda x=x, w=w: F.linear(x, w), args.warmup, args.iters, args.repeats)
             row(f"measured_dense_{m}x{k}x{n}", "dense", "cublas", "gemm", m, k, n, 1, dense, "ms",
                 f"F.linear, no bias; {timing}")
+            # the same GEMM on BF16 data: the card's FP16/BF16 clock ratio (gpu.fp16_clock_ratio)
+            xb, wb = x.to(torch.bfloat16), w.to(torch.bfloat16)
+            dense_bf16 = time_ms(lambda xb=xb, wb=wb: F.linear(xb, wb), args.warmup, args.iters, args.repeats)
+            row(f"measured_dense_bf16_{m}x{k}x{n}", "dense", "cublas", "gemm", m, k, n, 1, dense_bf16, "ms",
+                f"F.linear, no bias, BF16 copies of the FP16 operands; {timing}", dtype="bf16")
             if k % 64 or n % 32:  # the FP16 weight shapes semi-structured takes (torch pads the rows of x)
                 continue
             w24 = w * mask_24(n, k)

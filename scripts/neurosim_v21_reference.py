@@ -20,8 +20,13 @@ What it does, on CPU, without CIFAR files:
    (``synthesize_update``, which the hwsim test calls too, so both tools get the same cells),
    writes it as NeuroSim's weight files beside the first test image's activations (its own hooks)
    and runs ``NeuroSIM/main``;
-5. writes ``layers.csv`` (NeuroSim's per-layer breakdown, its units and column names) and
-   ``params.csv`` (the parameter table both sides use).
+5. writes ``layers.csv`` (NeuroSim's per-layer breakdown, its units and column names),
+   ``floorplan.csv`` (its printed tiles, speed-up and utilization per layer) and ``params.csv`` (the
+   parameter table both sides use).
+
+The comparison uses NeuroSim's RRAM: set ``memcelltype = 2`` in ``NeuroSIM/Param.cpp`` before ``make``
+(the released default, 3, is a FeFET, whose cell write energy is its polarization switching, not
+V²/R·t; docs/reram.md). ``params.csv`` records the value the build used.
 
 Run it under ``nice``: NeuroSim's C++ model takes minutes per layer on one core.
 """
@@ -63,7 +68,23 @@ def read_hist(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-PARAM_FIELDS = ["technode", "numRowSubArray", "numColSubArray", "cellBit", "maxNumLevelLTP",
+def read_floorplan(stdout: str) -> list[dict[str, str]]:
+    """NeuroSim's printed floorplan per layer: tiles, speed-up (its copies) and utilization."""
+    sections = {"# of tile used for each layer": "tiles", "Speed-up of each layer": "speed_up",
+                "Utilization of each layer": "utilization"}
+    rows = [{"layer": name} for name in LAYERS]
+    key = None
+    for line in stdout.splitlines():
+        s = line.strip()
+        key = next((v for k, v in sections.items() if k in s), key if s.startswith("layer") else None)
+        if key and s.startswith("layer") and ":" in s:
+            i = int(s[len("layer"):s.index(":")]) - 1
+            rows[i][key] = s.split(":")[1].strip()
+    return rows
+
+
+PARAM_FIELDS = ["memcelltype", "accesstype",
+                "technode", "numRowSubArray", "numColSubArray", "cellBit", "maxNumLevelLTP",
                 "maxNumLevelLTD", "writeVoltage", "writePulseWidth", "resistanceOn", "resistanceOff",
                 "readVoltage", "readPulseWidth", "numColMuxed", "levelOutput", "batchSize", "numIteration",
                 "clkFreq", "numRowSubArrayWG", "numColSubArrayWG", "algoWeightMax", "algoWeightMin",
@@ -90,6 +111,8 @@ def main() -> None:
     ap.add_argument("out", type=Path, help="folder for layers.csv, update_hist.csv, params.csv")
     ap.add_argument("--batch", type=int, default=16, help="images in the traced training step")
     ap.add_argument("--seed", type=int, default=117)
+    ap.add_argument("--stderr", type=Path,
+                    help="also keep NeuroSim's stderr here (a build with print statements)")
     args = ap.parse_args()
     root = args.neurosim.resolve()
     out = args.out.resolve()
@@ -163,9 +186,14 @@ def main() -> None:
             for a, b in zip(*np.nonzero(h), strict=True):
                 w.writerow([name, a - CODES, b - CODES, h[a, b]])
     cmd = (rec / "trace_command.sh").read_text()
-    log = subprocess.run(["/bin/bash", "-c", cmd], cwd=root, capture_output=True, text=True,
-                         check=True).stdout
-    (out / "neurosim_stdout.txt").write_text(log)
+    run = subprocess.run(["/bin/bash", "-c", cmd], cwd=root, capture_output=True, text=True, check=True)
+    (out / "neurosim_stdout.txt").write_text(run.stdout)
+    with (out / "floorplan.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["layer", "tiles", "speed_up", "utilization"])
+        w.writeheader()
+        w.writerows(read_floorplan(run.stdout))
+    if args.stderr:
+        args.stderr.write_text(run.stderr)
     rows = list(csv.reader((root / "NeuroSim_Results_Each_Epoch" / "NeuroSim_Breakdown_Epock_0.csv").open()))
     header = next(r for r in rows if r and r[0].startswith("layer_number"))
     keep = [i for i, h in enumerate(header) if h.strip()]  # NeuroSim leaves two unnamed columns

@@ -337,8 +337,8 @@ def _manifest_set_label(doc: dict, path: tuple, value: object) -> str:
     if _has_nonfinite(value):
         return "invalid"  # NaN and Infinity are not trace numbers
     top = path[0]
-    if top == "format_version":  # format 1 is still read; the tiny trace has no format-2 batch files
-        return "valid" if _int(value) and value in (1, 2, 3) else "invalid"
+    if top == "format_version":  # formats 1-3 are still read, but declare no matmul layout (format 4's)
+        return "valid" if _int(value) and value == 4 else "invalid"
     if top in ("format", "tensors"):
         return "invalid"
     if len(path) == 1:

@@ -19,7 +19,8 @@ ALLOWED = {  # package -> packages of ours it may import
 }
 # Heavy imports and the only modules allowed to make them.
 HEAVY = {
-    "torch": {"traces/recording", "traces/zoo/models.py", "traces/training.py", "traces/methods"},
+    "torch": {"traces/recording", "traces/zoo/models.py", "traces/zoo/transformer.py",
+              "traces/training.py", "traces/methods"},
     "simpy": {"hwsim/engines/event.py"},
     "plotly": {"analysis"},
     "dask": {"analysis/sweep"},

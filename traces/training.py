@@ -1,10 +1,12 @@
 """Train a built-in model with a sparse-training method while recording a trace (imports torch).
 
-Schedules: SGD with momentum and weight decay; the learning rate either drops 10× at each
-milestone epoch (``schedule="step"``) or follows a per-iteration cosine from ``lr`` to 0
+Optimizers: SGD with momentum and weight decay, or AdamW (transformers); the learning rate either
+drops 10× at each milestone epoch (``schedule="step"``) or follows a per-iteration cosine from ``lr`` to 0
 (``"cosine"``). Augmentation (``augment=True``): random crop of the 4-pixel zero-padded image and a
 random horizontal flip, drawn from a torch generator seeded with ``seed`` (the papers' CIFAR
 recipe). Test accuracy is measured after every epoch; the result carries the last and the best.
+Sequence models (``gpt-*`` on a text data set) predict the next token at every position: their
+loss is averaged over positions and their accuracy is next-token accuracy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from .methods import METHODS, accuracy, make_method
 from .recording.recorder import record
 from .zoo.datasets import load_dataset
-from .zoo.models import build_model, wants_image
+from .zoo.models import build_model, sequence_length, wants_image
 
 
 @dataclass
@@ -66,6 +68,14 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
 
 
 SCHEDULES = ("step", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def task_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``(B, classes)`` logits, or of ``(B, L, vocab)`` next-token logits
+    averaged over every position."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
 
 def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense", epochs: int = 3,
           batch_size: int = 64, lr: float = 0.1, momentum: float = 0.9, weight_decay: float = 0.0,
@@ -75,12 +85,15 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
           progress: Callable[[dict[str, Any]], None] | None = None, data_dir: str | Path | None = None,
           schedule: str = "step", augment: bool = False, max_batches: int | None = None,
           test_samples: int | None = None, stop_after_s: float | None = None,
-          inputs: str = "standardized") -> TrainResult:
+          inputs: str = "standardized", optimizer: str = "sgd") -> TrainResult:
     """Train ``model`` on ``dataset`` with ``method``, recording a trace to ``out`` if given.
 
     Deterministic for a given seed. ``lr_milestones`` are epochs at which the learning rate is
     divided by 10 (``schedule="step"``); ``"cosine"`` anneals per iteration from ``lr`` to 0.
-    ``weight_decay`` is SGD's L2 term (the method decides which parameters get it). ``data_dir``
+    ``weight_decay`` is SGD's L2 term (the method decides which parameters get it).
+    ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adamw"`` (β = (0.9, 0.999), decoupled
+    ``weight_decay``; what transformers are usually trained with; not with the weight-mask
+    baselines, which read SGD's momentum). ``data_dir``
     holds a file-backed data set's files. ``max_batches`` caps the iterations per epoch and
     ``test_samples`` the test set (smoke runs). ``inputs``: how file-backed data sets scale their
     pixels, ``"standardized"`` (per channel) or ``"unit"`` ([0, 1], as DST's official MNIST code).
@@ -98,12 +111,18 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     stopped = False
     torch.manual_seed(seed)
     meth = make_method(method, dataset, model, **(method_params or {}))
-    data = load_dataset(dataset, image=wants_image(model), seed=seed, data_dir=data_dir, inputs=inputs)
+    if optimizer not in meth.optimizers:
+        raise ValueError(f"method {method!r} works with optimizer {' or '.join(meth.optimizers)}, "
+                         f"not {optimizer!r}")
+    data = load_dataset(dataset, image=wants_image(model), seed=seed, data_dir=data_dir, inputs=inputs,
+                        seq_len=sequence_length(model))
     net = meth.prepare(build_model(model, data.input_shape, data.n_classes, meth.block_order))
     xtr, ytr = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     xte, yte = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
@@ -127,7 +146,10 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
         return lr / 10 ** sum(epoch >= m for m in lr_milestones)
 
     def optimizer(lr_now: float) -> torch.optim.Optimizer:
-        made = torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
+        if optimizer == "adamw":
+            made = torch.optim.AdamW(meth.param_groups(weight_decay), lr=lr_now)
+        else:
+            made = torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
         meth.attach_optimizer(made)
         return made
 
@@ -157,12 +179,12 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
                     opt.zero_grad(set_to_none=True)
                     meth.before_step()
                     logits = net(xb)
-                    loss = F.cross_entropy(logits, ytr[idx]) + meth.regularizer()
+                    loss = task_loss(logits, ytr[idx]) + meth.regularizer()
                     loss.backward()
                     opt.step()
                     meth.after_step()
                     loss_value = loss.item()
-                    batch_acc = float((logits.argmax(1) == ytr[idx]).float().mean())
+                    batch_acc = float((logits.argmax(-1) == ytr[idx]).float().mean())
                     density = meth.density()
                     if rec is not None:
                         extra = {"density": density} if density is not None else {}

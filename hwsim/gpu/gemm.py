@@ -85,24 +85,27 @@ class Kernel:
 
 def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
               split_k: bool = True, kernel: Kernel | None = None, efficiency: float = 0.0,
-              stream_k: bool | None = None) -> GemmCost:
+              stream_k: bool | None = None, serial_epilogue: bool = False) -> GemmCost:
     """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable); with
     ``kernel``, that one configuration only (split-K still tried if ``split_k``). ``efficiency``: the
     main loop's fraction of the tensor cores' peak (0: ``gpu.tensor_core_efficiency``, the dense
     library's). ``stream_k``: whether a last, partial wave is spread over every SM along K (None:
-    ``gpu.stream_k``, the dense library's behaviour)."""
+    ``gpu.stream_k``, the dense library's behaviour). ``serial_epilogue``: a wave writes its C tiles
+    after its main loops (a kernel of one thread block per SM, whose epilogue no other block's main loop
+    hides), at the HBM bandwidth when C streams out of L2, instead of overlapping them."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
     if min(m, k, n) <= 0:
         raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
     return _best(arch, m, k, n, ops, math_speedup, split_k, kernel,
                  efficiency or arch.gpu.tensor_core_efficiency,
-                 arch.gpu.stream_k if stream_k is None else stream_k)
+                 arch.gpu.stream_k if stream_k is None else stream_k, serial_epilogue)
 
 
 @lru_cache(maxsize=4096)
 def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
-          split_k: bool, kernel: Kernel | None, efficiency: float, stream_k: bool) -> GemmCost:
+          split_k: bool, kernel: Kernel | None, efficiency: float, stream_k: bool,
+          serial_epilogue: bool = False) -> GemmCost:
     g = arch.gpu
     slots = g.sms * g.threadblocks_per_sm
     tk = kernel.tk if kernel else g.threadblock_k
@@ -115,7 +118,7 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
         for s in splits:
             for raster in (kernel.raster,) if kernel else RASTERS:
                 c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, raster), m, k, n, ops, speedup, stages,
-                          efficiency, stream_k)
+                          efficiency, stream_k, serial_epilogue)
                 if best is None or c.cycles < best.cycles:
                     best = c
     assert best is not None
@@ -123,7 +126,8 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
 
 
 def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float,
-          stages: int | None = None, efficiency: float = 0.0, stream_k: bool = False) -> GemmCost:
+          stages: int | None = None, efficiency: float = 0.0, stream_k: bool = False,
+          serial_epilogue: bool = False) -> GemmCost:
     g = arch.gpu
     stages = stages or g.pipeline_stages
     eff = efficiency or g.tensor_core_efficiency
@@ -157,10 +161,15 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
     if stream_k and gr.split == 1 and gr.blocks_per_wave[-1] < gr.slots:
         share, last = _stream_k_wave(gr, main, g.l2_bytes_per_cycle, g.memory_latency_cycles)
         wave[-1] = last + epilogue
-    if hbm_bpc:
-        wave = np.maximum(wave, (hbm_read_a + hbm_read_b + hbm_read_md + hbm_write) / hbm_bpc)
-    if g.l2_bytes_per_cycle:
-        wave = np.maximum(wave, l2_bytes / g.l2_bytes_per_cycle)
+    hbm_read = hbm_read_a + hbm_read_b + hbm_read_md
+    if serial_epilogue:  # main loops (bounded by the reads), then the C tiles: one after the other
+        l2_read = per_wave * (a_panel + b_panel * b_elem)
+        body = np.maximum(np.maximum(wave - epilogue, _over(hbm_read, hbm_bpc)),
+                          _over(l2_read, g.l2_bytes_per_cycle))
+        wave = body + np.maximum(epilogue, _over(hbm_write, hbm_bpc))
+    else:
+        wave = np.maximum(np.maximum(wave, _over(hbm_read + hbm_write, hbm_bpc)),
+                          _over(l2_bytes, g.l2_bytes_per_cycle))
     cycles = launch_cycles(arch) + int(np.ceil(wave).sum())
     off, l2, smem = arch.off_chip.name, _level(arch, "l2"), _level(arch, "shared_memory")
     blocks = gr.blocks
@@ -201,6 +210,11 @@ def _stream_k_wave(gr: Grid, main: float, l2_bytes_per_cycle: float, latency: in
     fixup_bytes = 2 * b * (q - 1) * gr.tm * gr.tn * PARTIAL_BYTES
     fixup = fixup_bytes / l2_bytes_per_cycle if l2_bytes_per_cycle else 0.0
     return share, float(math.ceil(main * share + latency + fixup))
+
+
+def _over(moved: np.ndarray, bytes_per_cycle: float) -> np.ndarray:
+    """Cycles to move ``moved`` bytes per wave at ``bytes_per_cycle`` (0: unlimited)."""
+    return moved / bytes_per_cycle if bytes_per_cycle else np.zeros_like(moved)
 
 
 def _level(arch: Architecture, kind: str) -> str | None:

@@ -22,9 +22,10 @@ def hbm_bytes_per_cycle(arch: Architecture) -> float:
 
 def sm_cycle_scale(arch: Architecture) -> float:
     """``clock_hz`` cycles per SM cycle: an SM at ``gpu.sustained_clock_fraction · clock_hz`` (the clock
-    it holds at the board power limit) takes ``1 / sustained_clock_fraction`` counted cycles per cycle
-    of its own."""
-    return 1.0 / arch.gpu.sustained_clock_fraction
+    it holds at the board power limit with BF16 data; times ``gpu.fp16_clock_ratio`` with FP16 data)
+    takes ``1 / sustained_clock_fraction`` counted cycles per cycle of its own."""
+    g = arch.gpu
+    return 1.0 / (g.sustained_clock_fraction * (g.fp16_clock_ratio if g.operand_dtype == "fp16" else 1.0))
 
 
 def launch_cycles(arch: Architecture) -> int:

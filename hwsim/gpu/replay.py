@@ -171,8 +171,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     row["gpu_tile"] = f"{gemm.tile[0]}x{gemm.tile[1]}" if gemm is not None else ""
     row["gpu_split_k"] = gemm.split if gemm is not None else 0
     row["gpu_waves"] = gemm.waves if gemm is not None else 0
-    row["speedup"] = base_cycles / max(cycles, 1)
-    row["energy_saving"] = ratio(base["energy_pj"], row["energy_pj"], float("nan"))
+    row["speedup"] = ratio(base_cycles, cycles)
+    row["energy_saving"] = ratio(base["energy_pj"], row["energy_pj"])
     row["utilization"] = (tc_macs + cuda_macs) / max(cycles * ctx.peak_fma_per_cycle, 1)
     if masks:
         row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
@@ -262,11 +262,12 @@ def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
                  stats: dict) -> tuple[float, dict[tuple[str, str, str, str], float]]:
     """Non-GEMM ops of a pass and their HBM bytes by (level, operand, kind, direction): the output
     (forward: Y; backward-data: dY) is read and written once by a fused elementwise kernel (BN, ReLU,
-    their backward); DST's threshold compare also reads the weight (operand ``b``)."""
+    their backward); DST's threshold compare also reads the weight (operand ``b``). A matmul of two
+    activations has none (its softmax and scaling are vector ops of their own)."""
     ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted).ops
     off = ctx.arch.off_chip.name
     moved: dict[tuple[str, str, str, str], float] = {}
-    if pass_ in ("forward", "backward_data"):
+    if pass_ in ("forward", "backward_data") and spec.has_weight:  # a matmul has no fused kernel
         out = spec.numel("y" if pass_ == "forward" else "dy", batch) * ctx.eb
         moved[(off, "c", "data", "read")] = out
         moved[(off, "c", "data", "write")] = out

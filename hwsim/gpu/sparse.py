@@ -53,6 +53,8 @@ def structured_applies(spec: LayerSpec, pass_: str, w_mask: np.ndarray | None,
         return False, "no N:M structured sparsity on this machine"
     if s.operand != "b":
         return False, f"N:M is on operand {s.operand}; only weight (b) masks are checked"
+    if not spec.has_weight:
+        return False, "a product of two activations: no weight mask to hold N:M"
     if pass_ == "backward_weight":
         return False, "backward-weight produces dW (dense output); its operands X and dY are not N:M weights"
     if w_mask is None:
@@ -108,9 +110,11 @@ def structured_gemm(arch: Architecture, m: int, k: int, n: int, element_bytes: f
     s = arch.sparse.structured
     rows = -(-m // s.min_dense_rows) * s.min_dense_rows
     kernel, split_k, efficiency = library_kernel(arch)
+    serial = s.library == "cusparselt" and s.cusparselt_serial_epilogue
     gemm = gemm_cost(arch, rows, k, n, structured_operands(k, n, element_bytes, s),
                      math_speedup=s.math_speedup, split_k=split_k, kernel=kernel, efficiency=efficiency,
-                     stream_k=False)  # [assumption] the N:M libraries schedule data-parallel tiles
+                     stream_k=False,  # [assumption] the N:M libraries schedule data-parallel tiles
+                     serial_epilogue=serial)
     pad_c, read, written = 0, 0.0, 0.0
     if rows != m:
         read, written = groups * m * k * element_bytes, groups * rows * k * element_bytes

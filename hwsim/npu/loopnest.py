@@ -89,8 +89,11 @@ class ConvShape:
     @classmethod
     def of(cls, spec: LayerSpec, batch: int) -> ConvShape:
         """The loop nest of a recorded layer for ``batch`` samples (inputs as the padded windows
-        reach them: ``IY = (OY-1)·min(s, FY) + FY``)."""
+        reach them: ``IY = (OY-1)·min(s, FY) + FY``). A matmul is ``batch·groups`` groups of one
+        "sample" each: ``OX = M`` rows, ``C = K``, ``K = N`` (B, per group, plays the weight)."""
         g = spec.groups
+        if spec.kind == "matmul":
+            return cls(1, spec.out_per_group, spec.reduction, 1, spec.rows_per_sample, groups=batch * g)
         if spec.kind == "conv2d":
             k, cg, fy, fx = spec.w_shape
             return cls(batch, k // g, cg, spec.y_shape[1], spec.y_shape[2], fy, fx, spec.stride[0],

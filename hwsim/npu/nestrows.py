@@ -30,7 +30,7 @@ from traces.format.layer import LayerSpec
 from ..energy import traffic_energy
 from ..errors import MappingError
 from ..pricing import price, ratio
-from ..workload import OPERAND_KIND
+from ..workload import operand_kind
 from .loopnest import DIMS, ROLES, ConvShape
 from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
@@ -85,7 +85,7 @@ class MappingContext:
         pass_ = row.get("pass")
         if pass_ not in ROLES or pass_ not in spec.gemm_passes:  # the update, an embedding's vector work
             return row
-        eb = self.elem_bytes(pass_)
+        eb = self.elem_bytes(spec, pass_)
         batch = int(row.get("simulated_batch") or row.get("batch") or 1)
         if self.mode == "fixed":
             g = spec.gemm(pass_, batch)
@@ -139,7 +139,7 @@ class MappingContext:
         d_old = sum(traffic_energy(self.arch, fixed_dense).values())
         d_new = sum(traffic_energy(self.arch, merge(self.arch, fixed_dense, base, array_writes)).values())
         out["dense_energy_pj"] = out["dense_energy_pj"] - d_old + d_new
-        out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"], float("nan"))
+        out["energy_saving"] = ratio(out["dense_energy_pj"], out["energy_pj"])
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out
@@ -171,10 +171,10 @@ class MappingContext:
             self.timings[key] = nest_timing(plan, arch)
         return self.timings[key]
 
-    def elem_bytes(self, pass_: str) -> dict[str, float]:
+    def elem_bytes(self, spec: LayerSpec, pass_: str) -> dict[str, float]:
         p = self.arch.compute.precision
         bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
-        return {op: bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+        return {op: bits[kind] / 8 for op, kind in operand_kind(spec, pass_).items()}
 
     def choose(self, spec: LayerSpec, shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float],
                dens: dict[str, float]) -> NestResult:
@@ -272,7 +272,7 @@ def retime(arch: Architecture, out: dict[str, Any], gemm_cycles: int, compute_cy
                stall_cycles=int(stall_cycles), dense_cycles=int(dense_cycles),
                dense_gemm_cycles=int(dense_gemm_cycles), dense_compute_cycles=int(dense_compute_cycles),
                dense_stall_cycles=int(dense_stall_cycles))
-    out["speedup"] = dense_cycles / max(cycles, 1)
+    out["speedup"] = ratio(dense_cycles, cycles)
     pes = arch.compute.rows * arch.compute.cols
     out["utilization"] = out["actual_macs"] / max(cycles * pes, 1)
 

@@ -30,7 +30,7 @@ from ..layer_input import LayerInput
 from ..pricing import ratio
 from ..update import layer_update_row, state_tensors, update_ops_per_weight, update_row
 from ..vector import VectorWork, compressed_weight_bytes, gemm_pass_work, transpose_work
-from ..workload import OPERAND_KIND, effectual, operands
+from ..workload import effectual, operand_kind, operands
 from . import tiles
 from .expected import expected_tile_costs
 from .mapping import Mapping, buffers, map_gemm
@@ -145,7 +145,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
     rows = []
     for pass_ in passes:
         if pass_ == "update":
-            if it.count(li, "dw") is not None:
+            if spec.has_weight and it.count(li, "dw") is not None:
                 rows.append({**_update(ctx, spec, it.index), "mode": "expected"})
             continue
         a_t, b_t, need_t = PASS_TENSORS[pass_]
@@ -155,7 +155,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
                 (pass_ == "backward_weight" and it.count(li, "dw") is None):
             continue
         g = spec.gemm(pass_, it.batch)
-        eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+        eb = {op: ctx.bits[kind] / 8 for op, kind in operand_kind(spec, pass_).items()}
         mp = map_gemm(g.m, g.k, g.n, ctx.arch, ctx.dataflow, eb, ctx.chunk)
         res = _residency(mp, eb, buffers(ctx.arch))
         d_a, d_b, d_need = density(a_t), density(b_t), density(need_t)
@@ -184,7 +184,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
 def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: int, stats: dict,
               cache: dict, memo: dict | None = None) -> dict:
     arch = ctx.arch
-    eb = {op: ctx.bits[kind] / 8 for op, kind in OPERAND_KIND[pass_].items()}
+    eb = {op: ctx.bits[kind] / 8 for op, kind in operand_kind(spec, pass_).items()}
     # output-stationary per-PE skipping multiplies row slabs of the operands (cast to float32 a slab
     # at a time): the im2col is gathered column-major, its faster order
     features = _features(ctx, spec)
@@ -203,7 +203,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
         res = _residency(mp, eb, bufs)
         a, b, mp_run, res_run = g.a, g.b, mp, res
         nm = features.nm
-        if nm and OPERAND_KIND[pass_]["b"] == "weight" and is_nm(g.b, *nm):
+        if nm and operand_kind(spec, pass_)["b"] == "weight" and is_nm(g.b, *nm):
             a, b = nm_compress(g.a, g.b, *nm)  # the array runs M × K' × N (K' ≈ K·n/m)
             ran_nm = nm
             mp_run = map_gemm(m, b.shape[0], n, arch, ctx.dataflow, eb, ctx.chunk)
@@ -212,7 +212,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
         dense.append((mp, res))
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
     base_vec = vec
-    if pass_ == "backward_data":  # W in the other orientation: a compressed weight is transposed
+    if pass_ == "backward_data" and spec.has_weight:  # W the other way: a compressed weight is transposed
         w_nnz = int(masks["w"].sum())
         moved = compressed_weight_bytes(arch, spec, w_nnz, eb["b"])
         if moved:
@@ -309,8 +309,8 @@ def _timer(ctx: _Context, eb: dict[str, float], runs: list[tuple[Mapping, dict[s
 def _compare(ctx: _Context, pass_: str, out: dict, base: dict) -> dict:
     """A report row: the replay, its dense baseline, and the ratios."""
     row = {"pass": pass_, **out, **{f"dense_{k}": v for k, v in base.items() if k in _BASE_KEYS}}
-    row["speedup"] = base["cycles"] / max(out["cycles"], 1)
-    row["energy_saving"] = ratio(base["energy_pj"], out["energy_pj"], float("nan"))
+    row["speedup"] = ratio(base["cycles"], out["cycles"])
+    row["energy_saving"] = ratio(base["energy_pj"], out["energy_pj"])
     pes = ctx.arch.compute.rows * ctx.arch.compute.cols
     row["utilization"] = out["actual_macs"] / max(out["cycles"] * pes, 1)
     return row

@@ -16,6 +16,11 @@ Micro-architectures (DESIGN.md):
 - ``pe_skipping``: each PE skips its ineffectual pairs; a fold (chunk) lasts as long as its
   slowest PE. In os a PE owns one output, so unneeded outputs (DSG's y_sel, dw_needed) cost
   nothing; in ws/is it does not.
+- skipping of ``c`` (a ``skipping`` action with target ``c``, ``Features.skip_out``): a lockstep
+  output-stationary array skips every fold whose output block (rows × cols of C) holds no needed
+  output — a causal score matrix's blocks above the diagonal, a top-k mask's empty blocks: no
+  cycle, no operand read, no write. A fold with one needed output runs whole. (ws and is produce
+  a block's outputs across row folds and stream chunks: nothing is skipped there.)
 """
 
 from __future__ import annotations
@@ -46,16 +51,17 @@ class Features:
     input_rereads: int = 1  # ws: streamed elements sent per compressed row (SCALE-Sim: m // n)
     count: frozenset[str] = frozenset()  # operands stored in a compressed format somewhere: their
     # non-zeros per tile are counted from the masks even when the timing is dense (bytes change)
+    skip_out: bool = False  # lockstep os: folds whose outputs are all unneeded are skipped
 
     @property
     def dense(self) -> bool:
-        return not (self.gate or self.skip or self.pe_skip or self.nm)
+        return not (self.gate or self.skip or self.pe_skip or self.nm or self.skip_out)
 
     def swapped(self) -> Features:
         """The same features with operands ``a`` and ``b`` exchanged (is runs as ws on Bᵀ·Aᵀ)."""
         other = {"a": "b", "b": "a"}
         return Features(self.gate, frozenset(other[o] for o in self.skip), self.pe_skip, self.nm,
-                        self.input_rereads, frozenset(other.get(o, o) for o in self.count))
+                        self.input_rereads, frozenset(other.get(o, o) for o in self.count), self.skip_out)
 
     @classmethod
     def of(cls, arch: Architecture) -> Features:
@@ -72,9 +78,11 @@ class Features:
         rereads = s.m // s.n if nm and s.ws_input_rereads else 1
         if arch.compute is not None and arch.compute.microarchitecture == "pe_skipping":
             return cls(gate=gate, pe_skip=bool(skips), nm=nm, input_rereads=rereads, count=count)
-        targets = [(a.target,) if a.target in ("a", "b") else a.condition_on for a in skips]
+        targets = [(a.target,) if a.target in ("a", "b") else a.condition_on
+                   for a in skips if a.target != "c"]
         skip = frozenset(op for ops in targets for op in ops if op in ("a", "b"))
-        return cls(gate=gate, skip=skip, nm=nm, input_rereads=rereads, count=count)
+        skip_out = any(a.target == "c" for a in skips)
+        return cls(gate=gate, skip=skip, nm=nm, input_rereads=rereads, count=count, skip_out=skip_out)
 
 
 DENSE = Features()
@@ -354,8 +362,13 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
             t = np.rint(t).astype(np.int64).transpose(2, 1, 0)  # (NF, MF, CH)
             actual = pairs if f.gate else t * used_r * used_c
             a_sent, b_sent = t * used_r, t * used_c
+    alive = np.ones((1, 1, 1), bool)  # (NF, MF, 1): folds that run
+    if f.skip_out and not f.pe_skip and need is not None:  # output blocks without a needed output
+        alive = (block_sum(block_sum(need, 0, r), 1, c) > 0).T[:, :, None]
+        t, actual = np.where(alive, t, 0), np.where(alive, actual, 0)
+        a_sent, b_sent = np.where(alive, a_sent, 0), np.where(alive, b_sent, 0)
     attempted = actual if f.pe_skip else t * used_r * used_c
-    cycles = t + np.where(first, mp.fill_cycles, 0)
+    cycles = np.where(alive, t + np.where(first, mp.fill_cycles, 0), 0)
     gated = np.zeros_like(grid) if f.pe_skip else attempted - actual
     skipped = algorithmic - attempted
     out = _finish(cycles, algorithmic, actual, gated, skipped)
@@ -364,12 +377,12 @@ def _os(a, b, need, mp: Mapping, f: Features, res: dict[str, bool],
                        "c": np.zeros_like(grid)}
     first_col = (np.arange(origin[0], origin[0] + NF)[:, None, None] == 0) & (grid > 0)
     first_row = (np.arange(origin[1], origin[1] + MF)[None, :, None] == 0) & (grid > 0)
-    fetch_a = first_col if res["a"] else np.ones_like(grid, dtype=bool)
-    fetch_b = first_row if res["b"] else np.ones_like(grid, dtype=bool)
+    fetch_a = first_col if res["a"] else np.broadcast_to(alive, grid.shape)
+    fetch_b = first_row if res["b"] else np.broadcast_to(alive, grid.shape)
     out.dram_read = {"a": np.where(fetch_a, used_r * length, 0), "b": np.where(fetch_b, length * used_c, 0)}
     out.dram_read_nz = {"a": np.where(fetch_a, np.broadcast_to(a_nz, grid.shape), 0),
                         "b": np.where(fetch_b, np.broadcast_to(b_nz, grid.shape), 0)}
-    c_out = np.where(last, used_r * used_c, 0)
+    c_out = np.where(last & alive, used_r * used_c, 0)
     out.dram_write = {"c": c_out, "c_array": c_out}
     return _flat(out)
 

@@ -36,7 +36,8 @@ def working_bytes(ctx: Any, spec: LayerSpec, batch: int, passes: Sequence[str], 
             if weights:
                 total = max(total, 96 * spec.numel("w", 1) * slices_per_weight(r) * column_sets(r))
             continue
-        if p == "backward_weight" or (p == "backward_data" and not r.transposed_read):  # digital unit
+        if p == "backward_weight" or (p == "backward_data" and not r.transposed_read) \
+                or not spec.has_weight:  # digital unit
             total = max(total, operands)
             continue
         g = spec.gemm(p, batch)

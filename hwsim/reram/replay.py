@@ -7,7 +7,9 @@
   on the digital unit (the vector unit, one op per MAC);
 - backward-weight: on the digital unit (NeuroSim V2's choice: endurance);
 - update: the optimizer on the digital unit (``hwsim.update``) plus the cell writes of the
-  recorded update (``writes``); the crossbars are busy while written, so the write latency adds.
+  recorded update (``writes``); the crossbars are busy while written, so the write latency adds;
+- a ``matmul`` (two activations: attention's ``Q·Kᵀ``, ``P·V``): every pass on the digital unit
+  (an activation operand would have to be written into the crossbars every step).
 
 Energy: crossbar reads, DAC drives, ADC conversions and their digital accumulation per action;
 the IMA and tile peripherals (registers, S+H, shift-and-add, eDRAM buffer, bus, router share...)
@@ -51,8 +53,9 @@ class Context:
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         batch = int(manifest.get("batch_size") or 1)
-        # layers with GEMMs sit in crossbars; an embedding's table stays in memory (hwsim.embedding)
-        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.gemm_passes]
+        # layers with a weight and GEMMs sit in crossbars; a product of two activations (matmul)
+        # does not, nor does an embedding's table (hwsim.embedding)
+        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.has_weight and s.gemm_passes]
         self.training = manifest.get("optimizer") is not None
         keep = self.r.replicas_in_training == "rewritten"
         replicate = self.r.replicate_layers and (not self.training or keep)
@@ -134,7 +137,9 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
     r = ctx.r
     g = spec.gemm(pass_, batch)
     vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
-    on_crossbar = pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read)
+    # an activation operand cannot sit in a crossbar without rewriting it every step: a matmul's
+    # passes run on the digital unit
+    on_crossbar = spec.has_weight and (pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read))
     if not on_crossbar:  # the digital unit, dense: its MAC array, or the vector unit one op per MAC
         if r.digital_macs_per_cycle > 0:
             ns = math.ceil(g.macs / r.digital_macs_per_cycle) / ctx.arch.clock_hz * 1e9
@@ -236,8 +241,8 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "dense_compute_cycles": dense["gemm_cycles"],
         "dense_stall_cycles": dense["reram_buffer_cycles"] + dense["reram_interconnect_cycles"],
         "dense_energy_pj": dense["energy_pj"],
-        "speedup": dense["cycles"] / max(out["cycles"], 1),
-        "energy_saving": ratio(dense["energy_pj"], out["energy_pj"], float("nan")),
+        "speedup": ratio(dense["cycles"], out["cycles"]),
+        "energy_saving": ratio(dense["energy_pj"], out["energy_pj"]),
         "utilization": actual / (seconds * ctx.peak_macs_per_s) if seconds else 0.0,
         "reram_crossbar_reads": c.crossbar_reads, "reram_adc_conversions": c.adc_conversions,
         "reram_dac_drives": c.dac_drives, "reram_dense_adc_conversions": base.adc_conversions,

@@ -29,7 +29,8 @@ from .writes import StepWrites, lifetime_epochs, per_crossbar, range_scale, step
 
 # the counts of one step that price its writes (one copy), averaged in expected-value mode
 COUNTS = ("cell_writes", "set_pulses", "reset_pulses", "pulse_units", "rows_written", "row_pulses",
-          "line_pulses", "verified_cells", "latency_ns", "weights_changed", "crossbars_written")
+          "bit_line_pulses", "source_line_pulses", "verified_cells", "latency_ns", "weights_changed",
+          "crossbars_written")
 
 
 @dataclass
@@ -49,7 +50,8 @@ def _counts(sw: StepWrites) -> dict[str, float]:
     changed_weights = int(sw.changed.any(axis=0).sum())
     return {"cell_writes": sw.cell_writes, "set_pulses": sw.set_pulses, "reset_pulses": sw.reset_pulses,
             "pulse_units": sw.pulse_units, "rows_written": sw.rows_written, "row_pulses": sw.row_pulses,
-            "line_pulses": sw.line_pulses, "verified_cells": sw.verified_cells, "latency_ns": sw.latency_ns,
+            "bit_line_pulses": sw.bit_line_pulses, "source_line_pulses": sw.source_line_pulses,
+            "verified_cells": sw.verified_cells, "latency_ns": sw.latency_ns,
             "weights_changed": changed_weights, "crossbars_written": sw.crossbars_written}
 
 
@@ -91,7 +93,8 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     write_cycles = math.ceil(round(counts["latency_ns"] * arch.clock_hz / 1e9, 6))
     e_cell = counts["pulse_units"] * reps * price(arch, "cell", "write_pulse")
     e_driver = (counts["row_pulses"] * price(arch, "write_driver", "row_pulse")
-                + counts["line_pulses"] * price(arch, "write_driver", "line_pulse")
+                + counts["bit_line_pulses"] * price(arch, "write_driver", "bit_line_pulse")
+                + counts["source_line_pulses"] * price(arch, "write_driver", "source_line_pulse")
                 + counts["crossbars_written"] * price(arch, "write_driver", "crossbar")) * reps
     e_verify = counts["verified_cells"] * reps * price(arch, "write_verify", "cell")
     e_copy = 0.0
@@ -119,8 +122,8 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
         "reram_cells": lm.slices * lm.sets * lm.groups * lm.k * lm.n * reps,
         **extra,
     })
-    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
-    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"], 1.0)
+    row["speedup"] = ratio(row["dense_cycles"], row["cycles"])
+    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"])
     return row
 
 

@@ -116,8 +116,9 @@ def conductance_factor(l0: np.ndarray, l1: np.ndarray, r: ReramCompute) -> np.nd
 @dataclass(frozen=True)
 class StepWrites:
     """Writes of one step of one layer, one copy of its weights. Energies are counts to be priced:
-    ``pulse_units`` × ``cell.write_pulse``, ``row_pulses`` × the driver's row price, ``line_pulses``
-    × its line price, ``verified_cells`` × the verify price."""
+    ``pulse_units`` × ``cell.write_pulse``, ``row_pulses`` × the driver's row price,
+    ``bit_line_pulses`` and ``source_line_pulses`` × its line prices, ``verified_cells`` × the verify
+    price."""
 
     changed: np.ndarray  # (sets × slices, Kout, Kr) bool: cells whose level changes
     pulses_per_cell: np.ndarray  # (sets × slices, Kout, Kr) int32: pulses each cell takes (wear)
@@ -127,7 +128,8 @@ class StepWrites:
     pulse_units: float  # pulses weighted by the conductance factor (= pulses without on_off_ratio)
     rows_written: int  # crossbar rows with at least one written cell
     row_pulses: int  # per row its SET phase plus its RESET phase, summed (NeuroSim totalNumWritePulse)
-    line_pulses: int  # selected lines × pulses: per row, SET cells × SET pulses + RESET alike
+    bit_line_pulses: int  # bit lines charged to V_w × pulses (SET cells' lines, RESET phase inhibits)
+    source_line_pulses: int  # source lines × pulses (RESET cells' lines, SET phase inhibits)
     verified_cells: int  # cells read back in write-verify (row_pulses × columns when verifying)
     latency_ns: float  # write time of the layer
     crossbars_written: int  # crossbars with at least one written cell
@@ -158,8 +160,7 @@ def step_writes(weight: np.ndarray, delta: np.ndarray, mask: np.ndarray | None, 
     units = float((per_cell * factor).sum()) if not isinstance(factor, float) else float(per_cell.sum())
     lay_set, lay_reset = _layout(ltp, lm, r), _layout(ltd, lm, r)  # (cells, G, n_x, cols, k_x, rows)
     set_row, reset_row = lay_set.max(axis=3), lay_reset.max(axis=3)  # (cells, G, n_x, k_x, rows): phases
-    lines = (int(((lay_set > 0).sum(axis=3, dtype=np.int64) * set_row).sum())
-             + int(((lay_reset > 0).sum(axis=3, dtype=np.int64) * reset_row).sum()))
+    bit_lines, source_lines = _line_pulses(lay_set, lay_reset, set_row, reset_row, lm, r)
     phases = set_row.astype(np.int64) + reset_row  # row-phase pulses of each row
     w = r.write
     step_ns = w.pulse_ns + (w.verify_ns if w.write_verify else 0.0)
@@ -173,9 +174,32 @@ def step_writes(weight: np.ndarray, delta: np.ndarray, mask: np.ndarray | None, 
     row_pulses = int(phases.sum())
     cols = r.crossbar.cols
     return StepWrites(changed, per_cell, int(changed.sum()), int(ltp.sum()), int(ltd.sum()), units,
-                      int((phases > 0).sum()), row_pulses, lines,
+                      int((phases > 0).sum()), row_pulses, bit_lines, source_lines,
                       row_pulses * cols if w.write_verify else 0, latency,
                       int((phases.sum(axis=-1) > 0).sum()))
+
+
+def _line_pulses(lay_set: np.ndarray, lay_reset: np.ndarray, set_row: np.ndarray, reset_row: np.ndarray,
+                 lm: LayerMap, r: ReramCompute) -> tuple[int, int]:
+    """Lines charged to V_w, times the pulses of their row phase: ``(bit lines, source lines)``.
+
+    A 1T1R row (NeuroSim V2.1 ``GetWriteUpdateEstimation``, RRAM with CMOS access) is SET by driving
+    the bit lines of its SET cells and RESET by driving the source lines of its RESET cells. With
+    ``inhibit_unselected_lines`` every other mapped column of the crossbar has its opposite line
+    raised for the phase (source lines in SET, bit lines in RESET) so that its cell is not disturbed.
+    ``lay_*``: ``(cells, G, n_x, cols, k_x, rows)`` pulses; ``*_row``: the phase lengths, axis 3 reduced.
+    """
+    n = lm.n  # weight columns of one group
+    cols = r.crossbar.cols
+    mapped = np.minimum(cols, n - np.arange(lm.n_xbars) * cols).reshape(1, 1, -1, 1, 1)  # (1, 1, n_x, 1, 1)
+    set_sel = (lay_set > 0).sum(axis=3, dtype=np.int64)  # (cells, G, n_x, k_x, rows)
+    reset_sel = (lay_reset > 0).sum(axis=3, dtype=np.int64)
+    bit = int((set_sel * set_row).sum())
+    source = int((reset_sel * reset_row).sum())
+    if r.write.inhibit_unselected_lines:
+        bit += int(((mapped - reset_sel) * reset_row).sum())
+        source += int(((mapped - set_sel) * set_row).sum())
+    return bit, source
 
 
 def _layout(cells: np.ndarray, lm: LayerMap, r: ReramCompute) -> np.ndarray:

@@ -254,7 +254,7 @@ def test_an_energy_in_a_decision_refuses_to_be_recorded(conv_trace):
 # -- the tape against Python floats --------------------------------------------------------------------
 
 OPS = st.sampled_from(["add", "radd", "sub", "rsub", "mul", "rmul", "div", "neg", "ratio", "add2", "sub2",
-                       "mul2", "ratio2"])
+                       "mul2", "ratio2", "ratio3"])
 NUMBERS = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.integers(-10**15, 10**15),
                     st.floats(1e-300, 1e-290), st.just(0.0), st.just(0))
 
@@ -271,6 +271,8 @@ def _step(op, a, b, c):
         return pricing.ratio(c, a, 1.0)
     if op == "ratio2":
         return pricing.ratio(a, b, float("nan"))
+    if op == "ratio3":
+        return pricing.ratio(a, b)
     return a + b if op == "add2" else a - b if op == "sub2" else a * b
 
 

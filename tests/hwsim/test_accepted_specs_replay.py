@@ -107,9 +107,9 @@ RATIOS = {"speedup": ("dense_cycles", "cycles"), "energy_saving": ("dense_energy
 
 def _check_frame(df, base_nan: dict[str, np.ndarray], where: str) -> None:
     """No infinity and no negative number anywhere; NaN only where the unchanged preset's replay has
-    it too (a column that does not apply to a pass, e.g. the update pass's tiles), or in a ratio whose
-    denominator alone is 0 (x/0). 0/0 (a pass that costs nothing either way, on a machine whose price
-    for it is 0) is 1.0, never NaN."""
+    it too (a column that does not apply to a pass, e.g. the update pass's tiles), never in a ratio:
+    0/0 (a pass that costs nothing either way, on a machine whose price for it is 0) is 1.0, and x/0
+    is x (over one unit of the denominator)."""
     columns, values = _numbers(df)
     for c, col in zip(columns, values.T, strict=True):
         assert not np.isinf(col).any(), f"{where}: infinite {c}"
@@ -118,7 +118,9 @@ def _check_frame(df, base_nan: dict[str, np.ndarray], where: str) -> None:
         if c in RATIOS and all(k in df for k in RATIOS[c]):
             num, den = (df[k].to_numpy() for k in RATIOS[c])
             assert (col[(num == 0) & (den == 0)] == 1.0).all(), f"{where}: 0/0 in {c} is not 1.0"
-            allowed = allowed | ((den == 0) & (num != 0))
+            x_over_0 = (den == 0) & (num != 0)
+            assert (col[x_over_0] == num[x_over_0]).all(), f"{where}: x/0 in {c} is not x"
+            allowed = np.zeros(len(col), dtype=bool)
         ok = len(allowed) == len(col) and not (nan & ~allowed).any()
         assert not nan.any() or ok, \
             f"{where}: NaN in {c}"

@@ -99,13 +99,17 @@ DAMAGE = {
     "a FIFO": fifo,
     "a directory": directory,
     "a dangling link": dangling,
+    # zipfile reads the central copy and skips these: caught by comparing the two (issue 22 probes)
+    "local header method": lambda p: _patch(p, b"PK\x03\x04", 8, struct.pack("<H", 16)),
+    "local header CRC-32": lambda p: _patch(p, b"PK\x03\x04", 14, b"\x00\x00"),
+    "bytes appended": lambda p: p.write_bytes(p.read_bytes() + b"junk" * 10),
 }
 FILES = ["iter-00000000.masks.npz", "iter-00000001-00000002.counts.npz", "manifest.json"]
 COMMANDS = {"validate": ["trace", "validate"], "info": ["trace", "info"],
             "replay": ["replay", "--arch", "edge-npu", "--iterations", "0,1,2,3,4,5"]}
 
 
-ZIP_ONLY = {k for k in DAMAGE if "method" in k or k == "encrypted flag"}  # damage to a zip's headers
+ZIP_ONLY = {k for k in DAMAGE if "method" in k or "header" in k or k == "encrypted flag"}  # zip headers
 # every damage on both archives; on the manifest (JSON, not a zip) all but the zip-header ones
 CASES = [(name, kind) for name in FILES for kind in DAMAGE if name.endswith(".npz") or kind not in ZIP_ONLY]
 
@@ -146,3 +150,100 @@ def test_clean_copy_passes(clean, tmp_path):
                  ["replay", str(clean), "--arch", "edge-npu", "--iterations", "0,1,2,3,4,5"]):
         status, err = run(args)
         assert status == 0, err
+
+
+def _flip_inside(path: Path, member_name: str) -> None:
+    """Flip one bit in the middle of a stored member's data (its CRC-32 no longer matches)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member_name)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    data_at = info.header_offset + 30 + name_len + extra_len
+    raw[data_at + info.compress_size // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def _weights_trace(tmp_path: Path, weights_of=None) -> Path:
+    """One mask iteration of dense x, w and y masks with stored weights (``weights_of(w, dw)`` may
+    change them before they are written)."""
+    import numpy as np
+
+    from traces import TraceWriter
+    from traces.format import bits
+    from traces.format.manifest import TENSOR_INDEX, TENSORS, new_manifest
+
+    from .helpers import LAYERS
+
+    trace = tmp_path / "w.trace"
+    writer = TraceWriter(trace)
+    manifest = new_manifest(LAYERS, model={"name": "synthetic"}, method={"name": "dense", "params": {}},
+                            dataset={"name": "random"}, schedule={"every": 1}, batch_size=2)
+    writer.write_manifest(manifest)
+    rng = np.random.default_rng(0)
+    counts = np.full((len(LAYERS), len(TENSORS)), -1, dtype=np.int64)
+    masks = {}
+    for li, spec in enumerate(LAYERS):
+        for t in ("x", "w", "y"):
+            counts[li, TENSOR_INDEX[t]] = spec.numel(t, 2)
+            masks[(li, t)] = bits.pack(np.ones(spec.tensor_shape(t, 2), dtype=bool))
+    weights = {li: (rng.standard_normal(s.w_shape).astype(np.float16),
+                    rng.standard_normal(s.w_shape).astype(np.float16)) for li, s in enumerate(LAYERS)}
+    if weights_of is not None:
+        weights = {li: weights_of(*wd) for li, wd in weights.items()}
+    writer.write_iteration(0, {"batch": 2}, counts, masks, weights)
+    writer.write_manifest({**manifest, "complete": True, "iterations": 1})
+    return trace
+
+
+REPLAY_FWD = ["--iterations", "0", "--passes", "fwd"]
+
+
+def test_damage_in_a_member_replay_does_not_need_is_refused_too(tmp_path):
+    """A bit flipped inside the stored weights (which an edge-NPU replay never reads) makes every
+    command refuse the file: an iteration file is checked whole (CRC-32 of every member) on opening."""
+    trace = _weights_trace(tmp_path)
+    replay = ["replay", str(trace), "--arch", "edge-npu", *REPLAY_FWD]
+    assert run(replay)[0] == 0
+    _flip_inside(trace / "iter-00000000.masks.npz", "L0.weight.npy")
+    for args in (replay, ["trace", "info", str(trace)], ["trace", "validate", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and err.count("\n") == 1, (args, err)
+        assert "iter-00000000.masks.npz: L0.weight" in err and "CRC-32" in err, err
+
+
+def _nan_weights(w, dw):
+    w = w.copy()
+    w.flat[3] = float("nan")
+    return w, dw
+
+
+def _inf_deltas(w, dw):
+    dw = dw.copy()
+    dw.flat[0] = float("inf")
+    return w, dw
+
+
+@pytest.mark.parametrize(("change", "field"), [(_nan_weights, "L0.weight"), (_inf_deltas, "L0.delta_weight")])
+def test_non_finite_stored_weights_are_refused(tmp_path, change, field):
+    """NaN or infinite stored weights (written intact) would give a ReRAM replay garbage cell writes."""
+    trace = _weights_trace(tmp_path, change)
+    replay = ["replay", str(trace), "--arch", "reram-isaac", *REPLAY_FWD]
+    for args in (replay, ["trace", "validate", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and f"{field}: found 1 NaN or infinite values" in err, (args, err)
+
+
+def test_a_weight_without_its_update_is_refused(tmp_path):
+    """Stored weights come in pairs (the weight and its update): one left out is refused on opening."""
+    import numpy as np
+
+    trace = _weights_trace(tmp_path)
+    f = trace / "iter-00000000.masks.npz"
+    with np.load(f) as z:
+        kept = {k: z[k] for k in z.files if k != "L1.delta_weight"}
+    np.savez(f, **kept)
+    for args in (["replay", str(trace), "--arch", "edge-npu", *REPLAY_FWD], ["trace", "info", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and "L1.delta_weight: found field missing" in err, (args, err)

@@ -72,7 +72,7 @@ def test_unknown_format_version(tmp_path):
     m.write_text(json.dumps(doc))
     with pytest.raises(TraceFormatError) as e:
         traces.load(tmp_path / "t")
-    assert "manifest.json: format_version: found 99; expected 1, 2 or 3 (this hwsim reads" in one_line(e)
+    assert "manifest.json: format_version: found 99; expected 1, 2, 3 or 4 (this hwsim reads" in one_line(e)
 
 
 def test_truncated_iteration_file(tmp_path):
@@ -98,8 +98,12 @@ def test_corrupt_iteration_file(tmp_path):
     start = info.header_offset + 30 + len(info.filename) + 200  # inside the member's payload
     data[start : start + 8] = b"\xff" * 8
     f.write_bytes(bytes(data))
-    with traces.load(tmp_path / "t").iteration(0) as it, pytest.raises(TraceFormatError) as e:
-        it.mask(0, "x")
+    with pytest.raises(TraceFormatError) as e:  # checked whole on opening
+        traces.load(tmp_path / "t").iteration(0)
+    msg = one_line(e)
+    assert "L0.x: found damaged data (bad CRC-32)" in msg
+    with traces.load(tmp_path / "t", check=False).iteration(0) as it, pytest.raises(TraceFormatError) as e:
+        it.mask(0, "x")  # unchecked: the damage shows where the member is read
     msg = one_line(e)
     assert "L0.x: found unreadable data" in msg and "CRC" in msg
 

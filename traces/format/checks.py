@@ -18,23 +18,23 @@ import numpy as np
 
 from . import bits
 from .errors import TraceFormatError
-from .layer import WEIGHT_TENSORS, LayerSpec
+from .layer import LayerSpec
 from .manifest import MASK_TENSORS, TENSORS
-
-_IS_WEIGHT = np.array([t in WEIGHT_TENSORS for t in TENSORS])  # (n_tensors,)
 
 
 def element_table(layers: list[LayerSpec]) -> np.ndarray:
-    """Elements per sample (activations, gradients) or in total (weight-shaped tensors) of every
-    layer and tensor: int64 ``(n_layers, n_tensors)``; each fits 2**36 (``traces.format.layer``)."""
-    return np.array([[spec.numel(t, 1) for t in TENSORS] for spec in layers], dtype=np.int64).reshape(
-        len(layers), len(TENSORS))
+    """Elements of every layer and tensor for one sample, negated for tensors without a batch
+    dimension (weights, whose size is their total): int64 ``(n_layers, n_tensors)``; each fits
+    2**36 (``traces.format.layer``). Which tensors scale with the batch is the layer kind's
+    (a matmul's ``w`` is an activation)."""
+    return np.array([[spec.numel(t, 1) * (1 if spec.batched(t) else -1) for t in TENSORS]
+                     for spec in layers], dtype=np.int64).reshape(len(layers), len(TENSORS))
 
 
 def numel(table: np.ndarray, batch: int) -> np.ndarray:
     """Elements of every layer and tensor for ``batch`` samples: int64 ``(n_layers, n_tensors)``
     (at most 2**36 · 2**20 = 2**56)."""
-    return np.where(_IS_WEIGHT, table, table * batch)
+    return np.where(table < 0, -table, table * batch)
 
 
 def check_counts(file: Path, layers: list[LayerSpec], table: np.ndarray, counts: np.ndarray,

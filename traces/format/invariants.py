@@ -174,7 +174,7 @@ class NMChecker(Checker):
             return []
         problems: Problems = []
         n, m = self.n, self.m
-        names = self.params.get("layers", [s.name for s in trace.layers])
+        names = self.params.get("layers", [s.name for s in trace.layers if s.has_weight])
         for name in names:
             li = trace.layer_index(name)
             spec: LayerSpec = trace.layers[li]

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TraceFormatError
+from .kinds import KINDS_BEFORE_V4
 from .layer import MAX_BATCH, LayerSpec
 from .vector_ops import check_vector_ops
 
 FORMAT_NAME = "hwsim-trace"
 # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz); 3: layers name
-# their weight parameter (one update per parameter), dtypes the autocast dtype
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)  # older traces read unchanged (a layer's parameter: its module's weight)
+# their weight parameter (one update per parameter), dtypes the autocast dtype; 4: layer kind
+# matmul (a product of two activations, both masks per sample, the optional attention field)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # older traces read unchanged (a layer's parameter: its module's weight)
 MANIFEST_NAME = "manifest.json"
 
 # Per layer, one count per tensor in this order (-1: not present in that iteration).
@@ -28,7 +30,7 @@ TENSOR_INDEX = {t: i for i, t in enumerate(TENSORS)}
 # Tensors whose masks are stored as packed bits on mask iterations (dw: counts only).
 MASK_TENSORS = ("x", "w", "y", "y_sel", "y_out", "dy", "dx", "dw_needed")
 
-LAYOUT = {
+LAYOUT_BEFORE_V4 = {
     "conv2d_activation": "NCHW",
     "conv2d_weight": "(K_out, C_in/groups, R, S)",
     "linear_activation": "(N, ..., features)",
@@ -37,6 +39,16 @@ LAYOUT = {
     "bit_order": "little: bit i of byte j is element 8*j+i; pad bits are 0",
     "mask_batch": "activation and gradient masks hold the first mask_batch samples",
 }
+LAYOUT = {
+    **LAYOUT_BEFORE_V4,
+    "matmul_operands": "x (N, *batch, M, K), w (N, *batch, K, N_out), y (N, *batch, M, N_out): "
+                       "both operands per sample",
+}
+
+
+def layout_of(version: int) -> dict[str, str]:
+    """The layout conventions a trace of format ``version`` declares."""
+    return LAYOUT if version >= 4 else LAYOUT_BEFORE_V4
 
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "format": str,
@@ -141,13 +153,18 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
                                "a newer hwsim may have written it: read it with that version")
     if d["tensors"] != list(TENSORS):
         raise TraceFormatError(file, "tensors", d["tensors"], list(TENSORS))
-    for key in [*LAYOUT, *sorted(set(d["layout"]) - set(LAYOUT))]:
-        if d["layout"].get(key) != LAYOUT.get(key):
+    layout = layout_of(version)
+    for key in [*layout, *sorted(set(d["layout"]) - set(layout))]:
+        if d["layout"].get(key) != layout.get(key):
             raise TraceFormatError(file, f"layout.{key}", repr(d["layout"].get(key)),
-                                   f"{LAYOUT[key]!r}, the convention this reader reads" if key in LAYOUT
-                                   else f"only the conventions {', '.join(LAYOUT)}")
+                                   f"{layout[key]!r}, the convention this reader reads" if key in layout
+                                   else f"only the conventions {', '.join(layout)} "
+                                   f"(format_version {version})")
     _check_fields(d, file)
     if "vector_ops" in d:
+        if version < 4:
+            raise TraceFormatError(file, "vector_ops", "a vector_ops table in a version "
+                                   f"{version} manifest", "none before format 4 (which added it)")
         problem = check_vector_ops(d["vector_ops"])
         if problem:
             raise TraceFormatError(file, f"vector_ops{problem[0]}", problem[1],
@@ -166,6 +183,11 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         except TypeError as exc:
             raise TraceFormatError(file, where, str(exc).replace("LayerSpec.__init__() ", ""),
                                    "a layer entry as in docs/trace-format.md") from None
+        if version < 4 and (spec.kind not in KINDS_BEFORE_V4 or spec.attention is not None):
+            field = "kind" if spec.kind not in KINDS_BEFORE_V4 else "attention"
+            raise TraceFormatError(file, f"{where}.{field}", repr(getattr(spec, field)),
+                                   f"{' or '.join(KINDS_BEFORE_V4)} layers without attention in a trace of "
+                                   f"format_version {version} (format 4 added matmul layers)")
         problems = spec.check() or spec.check_batch(d["batch_size"] or MAX_BATCH)
         if problems:
             raise TraceFormatError(file, f"{where}.{problems[0].split(':')[0]}",
@@ -174,12 +196,14 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
         if spec.name in names:
             raise TraceFormatError(file, f"{where}.name", repr(spec.name), "a unique layer name")
         names.add(spec.name)
+        layers.append(spec)
+        if not spec.has_weight:
+            continue
         first = shapes.setdefault(spec.weight_name, spec.w_shape)
         if first != spec.w_shape:
             raise TraceFormatError(file, f"{where}.w_shape", list(spec.w_shape),
                                    f"{list(first)}, the shape of parameter {spec.weight_name!r} "
                                    "in an earlier layer (layers naming one parameter share its weight)")
-        layers.append(spec)
     return layers
 
 

@@ -125,7 +125,12 @@ class Trace:
                     raise TraceFormatError(file, extra[0] if extra else "meta" if "meta" not in names
                                            else "counts", "an unknown field" if extra else "field missing",
                                            "a batch file holds exactly meta and counts")
-                counts, meta_bytes = z["counts"], z["meta"]
+                counts, meta_bytes = z["counts"], z["meta"]  # read whole: CRC-32 checked
+                damaged = _header_mismatch(file, z.zip) if self.check else None
+                if damaged is not None:
+                    raise TraceFormatError(file, damaged.removesuffix(".npy"), "a damaged zip header",
+                                           "an intact file as the trace writer wrote it; the file was "
+                                           "changed after it was written")
         except UNREADABLE as exc:
             if isinstance(exc, TraceFormatError):
                 raise
@@ -219,7 +224,8 @@ class Iteration:
     """One iteration: its own file, or a row of a batch file of counts-only iterations (``row``).
     Counts and metadata are read at open; arrays on demand."""
 
-    def __init__(self, trace: Trace, index: int, file: Path, row: int | None = None) -> None:
+    def __init__(self, trace: Trace, index: int, file: Path, row: int | None = None,
+                 verify: bool = True) -> None:
         self.trace = trace
         self.index = index
         self.file = file
@@ -232,6 +238,8 @@ class Iteration:
             names: set[str] = set()
         else:
             names = self._open(file)
+            if trace.check and verify:
+                self._verify_members()
         expected = (len(trace.layers), len(TENSORS))
         if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
             raise TraceFormatError(file, "counts", f"{self.counts.dtype} {self.counts.shape}",
@@ -277,6 +285,24 @@ class Iteration:
         self.counts = self._read("counts")
         return names
 
+    def _verify_members(self) -> None:
+        """Every member's CRC-32, also of the arrays this reader will not need (the weights, on a
+        machine that does not price them): a damaged file is refused whole, whatever is read from
+        it. Reads the file once in chunks (memory: one chunk)."""
+        try:
+            damaged, what = self._npz.zip.testzip(), "damaged data (bad CRC-32)"
+            if damaged is None:
+                damaged, what = _header_mismatch(self.file, self._npz.zip), "a damaged zip header"
+        except UNREADABLE as exc:
+            self.close()
+            raise TraceFormatError(self.file, "(archive)", f"unreadable data ({exc})",
+                                   "a complete .npz iteration file") from None
+        if damaged is not None:
+            self.close()
+            raise TraceFormatError(self.file, damaged.removesuffix(".npy"), what,
+                                   "an intact file as the trace writer wrote it; the file was changed "
+                                   "after it was written")
+
     def _meta_int(self, key: str, most: int = MAX_BATCH) -> int:
         value = self.meta.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
@@ -314,6 +340,11 @@ class Iteration:
                 raise TraceFormatError(self.file, name, "an unknown field",
                                        f"L<layer 0..{n_layers - 1}>.<one of {', '.join(_LAYER_ARRAYS)}, "
                                        "or m_<name>>")
+            if m.group(2) in ("weight", "delta_weight"):
+                pair = member(int(m.group(1)), "delta_weight" if m.group(2) == "weight" else "weight")
+                if pair not in names:
+                    raise TraceFormatError(self.file, pair, "field missing",
+                                           f"stored weights come in pairs: {name} is stored, so is {pair}")
 
     # -- access --------------------------------------------------------------------------------
     def count(self, layer: int | str, tensor: str) -> int | None:
@@ -326,7 +357,8 @@ class Iteration:
         return self.trace.layers[self.trace.layer_index(layer)].tensor_shape(tensor, self.mask_batch)
 
     def packed(self, layer: int | str, tensor: str) -> np.ndarray | None:
-        """The packed bits of a mask as stored (weight deltas resolved), or None when absent."""
+        """The packed bits of a mask as stored (weight deltas resolved; all ones for a dense tensor
+        whose mask the writer left out, see traces.format.checks), or None when not recorded."""
         li = self.trace.layer_index(layer)
         if tensor not in MASK_TENSORS:
             raise KeyError(f"no mask for tensor {tensor!r}; masks exist for {MASK_TENSORS}")
@@ -336,6 +368,8 @@ class Iteration:
             packed = self._resolve_weight_delta(li, shape)
         elif name in self._members:
             packed = self._read(name)
+        elif self.has_masks and self.count(li, tensor) == self.trace.layers[li].numel(tensor, self.batch):
+            packed = bits.pack(np.ones(shape, dtype=bool))  # a dense tensor: the writer may leave it out
         else:
             return None
         expected = bits.packed_nbytes(int(np.prod(shape)))
@@ -361,7 +395,7 @@ class Iteration:
         if base_file is None or not base_file.exists():
             raise TraceFormatError(self.file, f"meta.w_base.{li}", repr(base),
                                    "the iteration of an existing full weight-mask snapshot")
-        with Iteration(self.trace, int(base), base_file) as snap:
+        with Iteration(self.trace, int(base), base_file, verify=False) as snap:  # verified when opened itself
             name = member(li, "w")
             if name not in snap._members:
                 raise TraceFormatError(base_file, name, "field missing",
@@ -386,6 +420,10 @@ class Iteration:
             if arr.shape != shape or arr.dtype != np.float16:
                 raise TraceFormatError(self.file, member(li, key), f"{arr.dtype} {arr.shape}",
                                        f"float16 {shape}")
+            if self.trace.check and not np.isfinite(arr).all():
+                raise TraceFormatError(self.file, member(li, key), f"{int((~np.isfinite(arr)).sum())} "
+                                       "NaN or infinite values", "finite weights (a diverged run's "
+                                       "weights do not describe cell writes)")
         return out
 
     def array(self, layer: int | str, name: str) -> np.ndarray | None:
@@ -433,6 +471,40 @@ def _check_iteration_files(path: Path, manifest: dict[str, Any], present: list[i
     if extra:
         raise TraceFormatError(path, "iterations", f"iteration file iter-{extra[0]:08d} beyond the "
                                f"{expected} iterations in the manifest", "only the manifest's iterations")
+
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # a zip member's local header
+
+
+def _header_mismatch(file: Path, zf: zipfile.ZipFile) -> str | None:
+    """The first member whose local header disagrees with its central-directory entry (version,
+    flags, method, time, date, CRC-32, sizes, name: ``zipfile`` reads the central copy and skips
+    the local one, so damage there would pass unseen), or ``"(end of archive)"`` when bytes
+    follow the end-of-central-directory record (the trace writer writes no archive comment)."""
+    with open(file, "rb") as f:
+        for info in zf.infolist():
+            f.seek(info.header_offset)
+            head = f.read(_LOCAL.size)
+            if len(head) < _LOCAL.size:
+                return info.filename
+            _, version, flags, method, time, date, crc, csize, usize, n_name, n_extra = _LOCAL.unpack(head)
+            name, extra = f.read(n_name), f.read(n_extra)
+            dos_date = (info.date_time[0] - 1980) << 9 | info.date_time[1] << 5 | info.date_time[2]
+            dos_time = info.date_time[3] << 11 | info.date_time[4] << 5 | info.date_time[5] // 2
+            sizes = (csize, usize)
+            if sizes == (0xFFFFFFFF, 0xFFFFFFFF) and len(extra) >= 20 and extra[:2] == b"\x01\x00":
+                usize, csize = struct.unpack("<QQ", extra[4:20])  # zip64: the real sizes
+                sizes = (csize, usize)
+            if (version, flags, method, time, date, crc) != (info.extract_version, info.flag_bits,
+                                                             info.compress_type, dos_time, dos_date,
+                                                             info.CRC) \
+                    or (not flags & 0x08 and sizes != (info.compress_size, info.file_size)) \
+                    or name.decode("utf-8", "replace") != info.orig_filename:
+                return info.filename
+        f.seek(-22, 2)
+        if f.read(4) != b"PK\x05\x06" or zf.comment:
+            return "(end of archive)"
+    return None
 
 
 def _regular(f: Path) -> None:

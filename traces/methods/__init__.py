@@ -1,5 +1,6 @@
 """The sparse training methods (imports torch): dense, DSG, DST, multi-level, N:M (SR-STE), and the
-baselines SET, RigL, SNFS (sparse momentum), gradual magnitude pruning and Top-KAST."""
+baselines SET, RigL, SNFS (sparse momentum), gradual magnitude pruning and Top-KAST, and top-k
+attention (dynamic attention sparsity, transformers only)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from .gmp import GMP
 from .mlevel import MultiLevel
 from .nm import NM
 from .prune_regrow import SET, SNFS, RigL
+from .topk_attention import TopKAttention
 from .topkast import TopKAST
 
 METHODS: dict[str, type[Method]] = {"dense": Method, "dsg": DSG, "dst": DST, "mlevel": MultiLevel,
                                  "nm": NM, "set": SET, "rigl": RigL, "snfs": SNFS, "gmp": GMP,
-                                 "topkast": TopKAST}
+                                 "topkast": TopKAST, "attn-topk": TopKAttention}
 BASELINES = ("set", "rigl", "snfs", "gmp", "topkast")  # the field's weight-sparsity baselines
 
 
@@ -29,4 +31,4 @@ def make_method(name: str, dataset: str = "digits", model: str | None = None, **
 
 
 __all__ = ["BASELINES", "DSG", "DST", "GMP", "METHODS", "NM", "SET", "SNFS", "Method", "MultiLevel", "Phase",
-           "RigL", "TopKAST", "accuracy", "make_method"]
+           "RigL", "TopKAST", "TopKAttention", "accuracy", "make_method"]

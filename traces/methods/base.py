@@ -29,6 +29,9 @@ class Method:
 
     name: ClassVar[str] = "dense"
     block_order: ClassVar[str] = "bn-relu"
+    # optimizers the method works with (the weight-mask baselines and multi-level read or clear
+    # SGD's momentum buffers, so they take SGD only)
+    optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adamw")
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dataset: str = "digits", model: str | None = None, **params: Any) -> None:
@@ -101,15 +104,16 @@ class Method:
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
-    """Top-1 accuracy in eval mode, without gradients (``chunk`` samples per forward pass)."""
+    """Top-1 accuracy in eval mode, without gradients (``chunk`` samples per forward pass);
+    sequence models (``(B, L)`` labels): the next-token accuracy over every position."""
     was = model.training
     model.eval()
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), chunk):
-            correct += int((model(x[i:i + chunk]).argmax(1) == y[i:i + chunk]).sum())
+            correct += int((model(x[i:i + chunk]).argmax(-1) == y[i:i + chunk]).sum())
     model.train(was)
-    return correct / max(len(x), 1)
+    return correct / max(y.numel(), 1)
 
 
 def swap_module(root: nn.Module, qualname: str, new: nn.Module) -> None:

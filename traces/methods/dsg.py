@@ -180,7 +180,7 @@ class DSG(Method):
         self.layers: dict[str, _DSGLayer] = {}
         blocks = [b for b in model.blocks() if not b.classifier]
         for i, b in enumerate(blocks):
-            if i == 0 and p["dense_first"]:
+            if (i == 0 and p["dense_first"]) or not model.selectable(b.gemm):
                 continue
             if isinstance(b.gemm, nn.Conv2d) and b.gemm.groups != 1:
                 raise ValueError(f"dsg: {b.name} is a grouped conv; DSG selection needs groups=1")

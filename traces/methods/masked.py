@@ -90,6 +90,8 @@ class MaskedLinear(_MaskedLayer, nn.Linear):
 class MaskedMethod(Method):
     """Base of the weight-mask baselines (SET, RigL, SNFS, GMP, Top-KAST)."""
 
+    optimizers: ClassVar[tuple[str, ...]] = ("sgd",)  # they read or clear SGD momentum buffers
+
     COMMON: ClassVar[dict[str, Any]] = {
         "density": 0.1,  # weights kept over the sparsified layers (90 % sparsity)
         "allocation": "erk",  # per-layer densities: uniform | erk

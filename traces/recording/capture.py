@@ -1,8 +1,9 @@
 """What the recorder can capture: the modules it hooks, and a watch for the work it cannot see.
 
 The recorder hooks ``nn.Conv2d`` and ``nn.Linear`` modules (subclasses included). Everything else
-that does GEMM work in training would be missing from the trace, so it is refused: compiled,
-recurrent and attention modules and non-zero padding up front (:func:`find_targets`), and any
+that does GEMM work in training would be missing from the trace, so it is refused (products of two
+activations are recorded by :mod:`traces.recording.products`): compiled and recurrent modules and
+non-zero padding up front (:func:`find_targets`), and any
 matrix product that no recorded layer accounts for while it is executed (:class:`GemmWatch`).
 
 The watch works at PyTorch's dispatch level: a ``TorchDispatchMode`` sees every ``aten`` operator
@@ -34,7 +35,7 @@ from ..format.layer import LayerSpec
 from .recurrent import recurrent_problem
 
 _UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear, nn.MultiheadAttention, nn.Transformer)
+                nn.Bilinear)
 
 # aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
 # engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
@@ -115,7 +116,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
-               os.path.join(_HERE, "vector_ops.py"),
+               os.path.join(_HERE, "vector_ops.py"), os.path.join(_HERE, "products.py"),
                os.path.abspath(contextlib.__file__))
 
 
@@ -206,12 +207,18 @@ class Gate(TorchFunctionMode):
     """
 
     def __init__(self, training: Callable[[], bool], in_forward: Callable[[], bool],
-                 on_gemm: Callable[[Any], None], backward: Callable[[], Any]) -> None:
+                 on_gemm: Callable[[Any], None], backward: Callable[[], Any],
+                 in_step: Callable[[], bool] = lambda: False,
+                 on_side_gemm: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self.training = training  # whether a training step is being recorded now
         self.in_forward = in_forward  # whether the recorder's forward-pass watch is on
         self.on_gemm = on_gemm
         self.backward = backward  # a context manager watching one backward pass
+        # whether a watched training step is under way (its first training forward has run and
+        # rec.step() has not): calls without gradients are then side computations of the step
+        self.in_step = in_step
+        self.on_side_gemm = on_side_gemm or on_gemm
 
     def suspend(self) -> bool:
         """Take the gate off the torch-function mode stack while the recorder's own watch covers
@@ -229,23 +236,26 @@ class Gate(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if not _grad_enabled():  # the optimizer, evaluation, backward hooks: no graph, no GEMM to see
+        if getattr(func, "__name__", None) in _ATTRIBUTE or self.in_forward():
             return func(*args, **kwargs)
-        if func in _BACKWARD:
+        if _grad_enabled() and func in _BACKWARD:
             if not self.training():
                 return func(*args, **kwargs)
             with self.backward():
                 return func(*args, **kwargs)
-        if self.in_forward() or getattr(func, "__name__", None) in _ATTRIBUTE \
-                or not self.training() or not _needs_grad(args, kwargs):
-            return func(*args, **kwargs)
-        with GemmWatch(self.on_gemm):
-            return func(*args, **kwargs)
+        if _grad_enabled() and self.training() and _needs_grad(args, kwargs):
+            with GemmWatch(self.on_gemm):
+                return func(*args, **kwargs)
+        if self.in_step():  # no graph, inside a watched step: an EMA teacher, a statistic, pseudo-labels
+            with GemmWatch(self.on_side_gemm):
+                return func(*args, **kwargs)
+        # data preparation, evaluation, the optimizer (the gate is off during its step): no GEMM to see
+        return func(*args, **kwargs)
 
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
     """The recordable Conv2d/Linear modules of ``model`` by qualified name; RecorderError naming
-    every module that would make the trace wrong (compiled, recurrent, attention, non-zero padding)."""
+    every module that would make the trace wrong (compiled, recurrent, non-zero padding)."""
     problems, targets = [], {}
     for qual, m in model.named_modules():
         where = qual or "(model)"

@@ -114,15 +114,15 @@ class FunctionalCalls:
     def _functional_enter(self) -> None:
         """Route recurrent modules through their gate GEMMs and hook the model's forward pass so
         that :class:`ParameterGemms` is on during training forward passes."""
-        self._product_mode: ParameterGemms | None = None
-        self._product_depth = 0
+        self._param_mode: ParameterGemms | None = None
+        self._param_depth = 0
         self._patched: list[tuple[nn.Module, Any]] = []
         for m in self.model.modules():
             if isinstance(m, nn.RNNBase):
                 self._patched.append((m, m.__dict__.get("forward")))
                 m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
-        self._handles.append(self.model.register_forward_pre_hook(self._products_on))
-        self._handles.append(self.model.register_forward_hook(self._products_off, prepend=True,
+        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on))
+        self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
                                                               always_call=True))
 
     def _functional_exit(self) -> None:
@@ -132,23 +132,23 @@ class FunctionalCalls:
             else:
                 m.forward = own
         self._patched = []
-        if self._product_mode is not None:
-            self._product_mode.__exit__(None, None, None)
-            self._product_mode, self._product_depth = None, 0
+        if self._param_mode is not None:
+            self._param_mode.__exit__(None, None, None)
+            self._param_mode, self._param_depth = None, 0
 
-    def _products_on(self, module: nn.Module, args: tuple) -> None:
-        self._product_depth += 1
-        if self._product_depth == 1 and self._training_now():
-            self._product_mode = ParameterGemms(self._on_product)
-            self._product_mode.__enter__()
+    def _param_products_on(self, module: nn.Module, args: tuple) -> None:
+        self._param_depth += 1
+        if self._param_depth == 1 and self._training_now():
+            self._param_mode = ParameterGemms(self._on_param_product)
+            self._param_mode.__enter__()
 
-    def _products_off(self, module: nn.Module, args: tuple, y: Any) -> None:
-        self._product_depth = max(self._product_depth - 1, 0)
-        if self._product_depth == 0 and self._product_mode is not None:
-            mode, self._product_mode = self._product_mode, None
+    def _param_products_off(self, module: nn.Module, args: tuple, y: Any) -> None:
+        self._param_depth = max(self._param_depth - 1, 0)
+        if self._param_depth == 0 and self._param_mode is not None:
+            mode, self._param_mode = self._param_mode, None
             mode.__exit__(None, None, None)
 
-    def _on_product(self, func: Any, args: tuple, kwargs: dict) -> Any:
+    def _on_param_product(self, func: Any, args: tuple, kwargs: dict) -> Any:
         """Record ``func(*args, **kwargs)`` as a linear call when it multiplies by a parameter
         outside every recorded call; ``NotImplemented`` otherwise."""
         if self._stack or in_bookkeeping() or not self._training_now():
@@ -163,7 +163,7 @@ class FunctionalCalls:
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             if not self._started:
                 self._begin_iteration()
-            rec = self._product_begins(_Call, param, transposed, x)
+            rec = self._param_product_begins(_Call, param, transposed, x)
             if x.requires_grad:  # alias: this call's own input gradient
                 xa = x.view_as(x)
                 xa.register_hook(partial(self._grad_hook, rec, "dx"))
@@ -180,7 +180,7 @@ class FunctionalCalls:
             qual = rec.qual
             owner = qual.rsplit(".", 1)[0] if "." in qual else ""
             owner_mod = self.model.get_submodule(owner) if owner else self.model
-            spec = LayerSpec(kind="linear", name=self._call_name(rec), module=owner,
+            spec = LayerSpec(kind="linear", name=self._param_call_name(rec), module=owner,
                              call=self._call_count[qual] - 1, module_type=type(owner_mod).__name__,
                              parameter=qual, x_shape=rec.x_shape, y_shape=rec.y_shape,
                              w_shape=(out_f, rec.x_shape[-1]), bias=bias)
@@ -192,11 +192,11 @@ class FunctionalCalls:
             self._call_ends(rec, y)
         return y
 
-    def _call_name(self, rec: Any) -> str:
+    def _param_call_name(self, rec: Any) -> str:
         call = self._call_count[rec.qual] - 1
         return rec.qual if call == 0 else f"{rec.qual}#{call}"
 
-    def _product_begins(self, call_type: type, param: torch.Tensor, transposed: bool, x: torch.Tensor) -> Any:
+    def _param_product_begins(self, call_type: type, param: torch.Tensor, transposed: bool, x: torch.Tensor) -> Any:
         qual = self._param_names[param]
         n_in = param.shape[0] if transposed else param.shape[1]
         batch = self._calls[0].batch if self._calls else int(x.shape[0])

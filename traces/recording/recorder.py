@@ -11,11 +11,13 @@
 Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backward module hooks
 (in-place ops such as ``ReLU(inplace=True)`` break those); every layer's input is aliased so a
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
-call of a reused module is its own record; eval and ``no_grad`` passes are ignored. GEMM work
-the hooks cannot see raises :class:`RecorderError` instead of being lost: compiled modules,
-recurrent and attention layers up front, and, while a watched training step runs (iteration 0
-and every mask iteration; every iteration with ``gemm_check="every"``), every matrix product
-that no recorded layer call accounts for, found where it is executed (PyTorch's dispatch level,
+call of a reused module is its own record; eval and ``no_grad`` passes are ignored. Products of
+two activations (attention, ``bmm``/``einsum`` between activations, SDPA) are ``matmul`` layers
+(:mod:`traces.recording.products`). GEMM work the hooks cannot see raises :class:`RecorderError`
+instead of being lost: compiled modules and recurrent layers up front, and, while a watched
+training step runs (iteration 0 and every mask iteration; every iteration with
+``gemm_check="every"``), every matrix product that no recorded layer call accounts for, found
+where it is executed (PyTorch's dispatch level,
 :mod:`traces.recording.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
 ``nn.LSTMCell``, a second GEMM inside one layer call; in the backward pass every GEMM that is not
 a recorded layer call's backward-data or backward-weight GEMM (a custom ``autograd.Function``'s
@@ -56,6 +58,7 @@ from .capture import (
 from .functional import FunctionalCalls
 from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
+from .products import ProductCapture
 from .vector_ops import VectorOps
 from .watching import StepWatch
 
@@ -86,6 +89,11 @@ def record(model: nn.Module, path: str | Path, *, every: int = 10, **kwargs: Any
 # any other torch-function or dispatch mode) neither see nor pay for it; it is never model work.
 _NO_FUNCTION_MODES = torch._C.DisableTorchFunction
 _NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
+
+
+def _transformed(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a torch.func (functorch) wrapper: a vmap batch or a grad-tracking tensor."""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(t))
 
 
 def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -166,7 +174,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder(StepWatch, FunctionalCalls, VectorOps):
+class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -282,9 +290,10 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._functional_enter()
+        self._products_enter()  # products of two activations (traces.recording.products)
         self._vector_ops_enter()
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
-                          self._backward_watch)
+                          self._backward_watch, self._in_watched_step, self._on_side_gemm)
         self._gate.__enter__()
         self._watch_foreign(True)  # iteration 0 is watched
         self._handles.append(register_optimizer_step_pre_hook(self._optimizer_begins))
@@ -305,6 +314,7 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
             h.remove()
         self._handles.clear()
         self._functional_exit()
+        self._products_exit()
         self._vector_exit()
         self._watch_foreign(False)
         while self._foreign:
@@ -405,6 +415,7 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
     def _reset_iteration(self) -> None:
         self._node_calls: dict[Any, _Call] = {}  # autograd node -> the recorded layer call it belongs to
         self._calls: list[_Call] = []
+        self._products: list[Any] = []  # this iteration's products of two activations (matmul layers)
         self._stack: list[_Call] = []
         self._call_count: dict[nn.Module, int] = defaultdict(int)
         self._stats: dict[nn.Module, dict[str, Any]] = defaultdict(dict)
@@ -451,6 +462,12 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
         if not self._started:
             self._begin_iteration()
         x = args[0]
+        if any(isinstance(t, torch.Tensor) and _transformed(t) for t in (x, module.weight)):
+            raise RecorderError(
+                f"{self._targets[module] or '(model)'} was called inside a torch.func transform "
+                "(vmap, grad, jacrev: per-sample gradients, a Hessian) during training: a trace holds "
+                "one batched forward and backward per layer call, so the transform's GEMM work would "
+                "be missing or wrong; run the transform in eval mode (model.eval()) or record without it")
         min_dims = module_input_dims(module)
         if not isinstance(x, torch.Tensor) or x.dim() < min_dims:
             raise RecorderError(f"{self._targets[module] or '(model)'}: input must be a batched tensor "
@@ -588,7 +605,7 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
     def _end_iteration(self, loss: float | None, metrics: dict[str, float | str]) -> None:
         if self._worker is not None:
             self._worker.raise_error()  # a write that failed since the last step
-        if not self._calls:
+        if not self._calls and not self._products:
             raise RecorderError("rec.step() but no training forward pass was recorded since the last "
                                 "step (is the model in eval mode or under torch.no_grad()?)")
         if self._stack:
@@ -598,17 +615,18 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
         if trainable and all(c.weight._version == c.w_version for c in trainable):
             raise RecorderError("rec.step() before the weights were updated: call it after "
                                 "optimizer.step(), so the trace holds this step's weight update")
-        missing = set(range(len(self._layers))) - {c.layer for c in self._calls}
+        missing = set(range(len(self._layers))) - {c.layer for c in [*self._calls, *self._products]}
         if missing:
             names = ", ".join(self._layers[i].name for i in sorted(missing))
             raise RecorderError(f"layers {names} were not called this iteration; a trace needs the "
                                 "same layer calls every iteration")
+        first = (self._calls or self._products)[0]
         if self.iteration == 0:
-            self._batch0 = self._calls[0].batch
+            self._batch0 = first.batch
             manifest = copy.deepcopy(self._manifest(complete=False))  # the worker's own copy
             self._submit(lambda w: w.write_manifest(manifest))
         counts, masks, weights = self._collect()
-        meta = {"batch": self._calls[0].batch, "reasons": self._reasons, "lr": self._lr(),
+        meta = {"batch": first.batch, "reasons": self._reasons, "lr": self._lr(),
                 "loss": loss, "metrics": metrics or {},
                 "layer_stats": {self._layers[c.layer].name: self._stats[c.module]
                                 for c in self._calls if self._stats.get(c.module)}}
@@ -652,6 +670,15 @@ class Recorder(StepWatch, FunctionalCalls, VectorOps):
                 masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
                 if c.w_before is not None and c.weight is not None:
                     weights[c.layer] = _weights_f16(*_weights_in_layout(c))
+        for c in self._products:  # products of two activations: no weight
+            for name, value in c.counts.items():
+                if isinstance(value, int):
+                    counts[c.layer, TENSOR_INDEX[name]] = value
+                else:
+                    where.append((c.layer, TENSOR_INDEX[name]))
+                    values.append(value)
+            if self._masks_now:
+                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
         if values:
             rows, cols = zip(*where, strict=True)
             counts[list(rows), list(cols)] = torch.stack(values).tolist()

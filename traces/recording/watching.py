@@ -141,18 +141,26 @@ class StepWatch:
         """Any module's forward pre-hook: a module outside the recorded model (a distillation
         teacher, a frozen feature extractor) called during a watched training step, gradients
         or not, runs under a GEMM watch that refuses its matrix products: their work is not in
-        the trace. Nested calls share the outermost call's watch."""
-        if module in self._own_modules:
-            return
+        the trace. So does a submodule of the recorded model called on its own, outside the
+        model's forward pass, without gradients (an EMA copy kept inside the model, a frozen
+        head): its layers are not recorded then. Nested calls share the outermost call's watch."""
+        own = module in self._own_modules
+        if own and (module is self.model or self._forward_marks or torch.is_grad_enabled()):
+            return  # the model's own forward, or a training call whose layers are recorded
         watch = None
         if not self._foreign and self._writer is not None and self.model.training \
                 and self._watched_upcoming():
-            watch = GemmWatch(partial(self._on_foreign_gemm, type(module).__name__))
+            name = type(module).__name__
+            watch = GemmWatch(partial(self._on_own_nograd_gemm if own else self._on_foreign_gemm,
+                                      self._module_name(module) if own else name))
             watch.__enter__()
         self._foreign.append((module, watch))
 
+    def _module_name(self, module: nn.Module) -> str:
+        return next((q for q, m in self.model.named_modules() if m is module), type(module).__name__)
+
     def _foreign_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
-        if module in self._own_modules or not self._foreign or self._foreign[-1][0] is not module:
+        if not self._foreign or self._foreign[-1][0] is not module:
             return
         watch = self._foreign.pop()[1]
         if watch is not None:
@@ -175,6 +183,37 @@ class StepWatch:
             "extractor; under torch.no_grad() or not): the trace holds the recorded model's layers "
             "only, so this work would be missing; record that model in a trace of its own, or put "
             "the recorded model in eval mode while other models evaluate")
+
+    def _on_own_nograd_gemm(self, name: str, func: Any) -> None:
+        """A matrix product of a submodule of the recorded model called without gradients outside
+        the model's forward pass while the model trains: refused."""
+        if in_bookkeeping():
+            return
+        raise RecorderError(
+            f"{op_name(func)} at {call_site()} is a matrix product of submodule {name} of the recorded "
+            "model, called on its own without gradients while the model trains (an EMA or teacher "
+            "copy, a frozen head): layers run without gradients are not recorded, so this work would "
+            "be missing; keep such a copy outside the model and record it in a trace of its own, or "
+            "put the recorded model in eval mode (model.eval()) while it evaluates")
+
+    def _in_watched_step(self) -> bool:
+        """Whether a watched training step is under way: its first training forward pass has run,
+        :meth:`step` has not, and the model is in training mode (the outside-forward gate then
+        watches computation without gradients too)."""
+        return self._started and self._writer is not None and self.model.training and self._watched()
+
+    def _on_side_gemm(self, func: Any) -> None:
+        """A matrix product without gradients inside a watched training step, outside the model's
+        forward pass and the optimizer's step: refused."""
+        if in_bookkeeping():
+            return
+        raise RecorderError(
+            f"{op_name(func)} at {call_site()} is a matrix product run during a training step without "
+            "gradients (under torch.no_grad(), or on tensors that need none: an EMA teacher, "
+            "pseudo-labels, a statistic, a hand-written update) outside the recorded layers and the "
+            "optimizer step, so the trace would not contain its work; if it is evaluation, run it "
+            "after rec.step() with the model in eval mode; if it is deliberately left out of the "
+            "simulation, run it under traces.recording.recorder.bookkeeping()")
 
     def _stop_optimizer_watch(self) -> None:
         watch, self._opt_watch = self._opt_watch, None

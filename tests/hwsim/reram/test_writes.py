@@ -69,6 +69,23 @@ def test_a_row_writes_a_set_phase_then_a_reset_phase():
     assert sw.latency_ns == 4 * r.write.pulse_ns
 
 
+def test_each_row_phase_charges_its_cells_lines_and_inhibits_the_other_mapped_columns():
+    """NeuroSim V2.1 (1T1R RRAM): SET drives the bit lines of the SET cells and raises the source lines of
+    the other mapped columns; RESET drives the RESET cells' source lines and raises the others' bit lines.
+    The same row as above, 4 mapped columns: SET phase 1 pulse, RESET phase 3 pulses."""
+    for inhibit, bit, source in ((True, 1 * 1 + 3 * 3, 1 * 3 + 3 * 1), (False, 1, 3)):
+        r = archs.replace(ISAAC, {"reram.crossbar.bits_per_cell": 4, "reram.weight_bits": 4,
+                                  "reram.write.inhibit_unselected_lines": inhibit}).reram
+        top = 7
+        w = np.zeros((4, 6), np.float32)
+        w[0, 0] = 1.0
+        w[1, 1], w[2, 1] = 2 / top, 5 / top
+        dw = np.zeros_like(w)
+        dw[1, 1], dw[2, 1] = 1 / top, -3 / top
+        sw = step_writes(w, dw, None, map_layer(linear("fc", 6, 4), r), r, 1 / top)
+        assert (sw.bit_line_pulses, sw.source_line_pulses) == (bit, source)
+
+
 def test_non_linear_potentiation_takes_more_pulses_near_the_top_of_the_range():
     r = archs.replace(ISAAC, {"reram.crossbar.bits_per_cell": 4, "reram.weight_bits": 4,
                               "reram.write.levels_ltp": 30, "reram.write.nonlinearity_ltp": 0.2}).reram

@@ -22,19 +22,43 @@ momentum/Adam state still moves), so it is costed like any layer's update.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from .base import GemmDims, Kind
 
 EMBEDDING_PASSES = ("forward", "backward_weight")  # the update is the parameter's, as for any layer
 
 
-def check_embedding(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
-                    y_shape: tuple[int, ...]) -> list[str]:
-    """Problems with an embedding's geometry, as ``field: message`` strings."""
-    if len(w_shape) != 2:
-        return [f"w_shape: an embedding table is (V, D), got {list(w_shape)}"]
-    if y_shape != (*x_shape, w_shape[1]):
-        return [f"y_shape: {list(y_shape)}, but indices {list(x_shape)} of a table {list(w_shape)} "
-                f"give {[*x_shape, w_shape[1]]}"]
-    return []
+class Embedding(Kind):
+    name = "embedding"
+    gemm_passes = ()  # a gather and a scatter-add: no GEMM
+
+    def rows_per_sample(self, spec: Any) -> int:
+        return math.prod(spec.x_shape)  # lookups per sample
+
+    def reduction(self, spec: Any) -> int:
+        return spec.w_shape[1]
+
+    def out_per_group(self, spec: Any) -> int:
+        return spec.w_shape[1]
+
+    def gemm(self, spec: Any, pass_: str, batch: int) -> GemmDims:
+        raise KeyError(f"{spec.name}: an embedding layer runs no GEMM (pass {pass_!r})")
+
+    def macs_per_sample(self, spec: Any) -> int:
+        return 0
+
+    def check(self, spec: Any) -> list[str]:
+        if spec.groups != 1:
+            return [f"groups: an embedding layer has groups 1, got {spec.groups}"]
+        if spec.attention is not None:
+            return ["attention: only matmul layers (activation × activation) take part in attention"]
+        x, w, y = spec.x_shape, spec.w_shape, spec.y_shape
+        if len(w) != 2:
+            return [f"w_shape: an embedding table is (V, D), got {list(w)}"]
+        if y != (*x, w[1]):
+            return [f"y_shape: {list(y)}, but indices {list(x)} of a table {list(w)} give {[*x, w[1]]}"]
+        return []
 
 
 def lookups(x_shape: tuple[int, ...], batch: int) -> int:

@@ -1,0 +1,135 @@
+"""hwsim against NeuroSim V2.1 per VGG-8 layer, written as ``comparison.csv`` beside NeuroSim's results.
+
+Usage (after ``scripts/neurosim_v21_reference.py`` has written its CSVs; runs hwsim only, seconds)::
+
+    python scripts/neurosim_v21_compare.py tests/data/neurosim_v21
+
+Per layer, on NeuroSim's own layer shapes, device and traced weight change (``update_hist.csv``, drawn
+with the oracle script's ``synthesize_update`` and seed, so both tools write the same cells):
+
+- the weight update: hwsim's cell and write-driver energy and its write latency, with the copies NeuroSim
+  writes, against NeuroSim's ``energy_WU`` and ``latency_WU`` (one epoch of ``numIteration`` steps,
+  divided by it);
+
+``tests/hwsim/reram/test_neurosim_v21.py`` recomputes every hwsim column, checks the file and asserts the
+acceptance bounds; docs/reram.md "NeuroSim V2.1" has the table and what differs.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import archs  # noqa: E402
+from archs.reram_presets import neurosim_v21_write  # noqa: E402
+from hwsim.layer_input import LayerInput  # noqa: E402
+from hwsim.reram import context, layer_rows  # noqa: E402
+from traces.synth import linear  # noqa: E402
+
+# NeuroSIM/NetWork.csv @18289cb (VGG-8): (Kr = C·R·S, Kout) per layer
+SHAPES = {"Conv0_": (27, 128), "Conv1_": (1152, 128), "Conv3_": (1152, 256), "Conv4_": (2304, 256),
+          "Conv6_": (2304, 512), "Conv7_": (4608, 512), "FC1_": (8192, 1024), "FC2_": (1024, 10)}
+COLUMNS = ["layer", "weights", "copies", "cells_written", "hwsim_update_energy_j",
+           "neurosim_update_energy_j", "update_energy_ratio", "hwsim_update_latency_s",
+           "neurosim_update_latency_s", "update_latency_ratio"]
+
+
+def oracle_script():
+    """``scripts/neurosim_v21_reference.py`` as a module (its ``synthesize_update`` and readers)."""
+    spec = importlib.util.spec_from_file_location("neurosim_v21_reference",
+                                                  REPO / "scripts" / "neurosim_v21_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def v21_machine() -> archs.Architecture:
+    """NeuroSim V2.1's write setting on the reram-neurosim chip: RRAM 1T1R at 32 nm, one 5-bit cell per
+    5-bit weight (train.py cellBit, wl_weight), 60 levels, 128×128 subarrays, 8 written at once."""
+    w = neurosim_v21_write()
+    changes = {f"reram.write.{k}": getattr(w, k) for k in w.__dataclass_fields__}
+    changes.update({"reram.write.crossbars_in_parallel": 8,  # numArrayWriteParallel (docs/reram.md)
+                    "reram.crossbar.bits_per_cell": 5, "reram.weight_bits": 5,
+                    "reram.weight_range_max": 15 / 16,  # WAGE C() at 5 bits: codes ±15 of 1/16
+                    "reram.replicate_layers": False, "reram.tiles": 2000})
+    return archs.replace(archs.PRESETS["reram-neurosim"], changes)
+
+
+def written_copies(layer: str, speed_up: int) -> int:
+    """The copies whose writes NeuroSim charges: its printed speed-up for the novel-mapped conv layers
+    (``ProcessingUnit.cpp`` × ``arrayDupRow·arrayDupCol``, ``Tile.cpp`` × ``speedUpRow·speedUpCol``);
+    one for the fully connected layers on its conventional tiles, where ``Tile.cpp`` divides the read
+    latency by the speed-up but does not multiply the write energy (FC2: speed-up 8, and its
+    ``energy_WU`` is 1.37× one copy's printed write energy, the rest the delta-weight transfer)."""
+    return speed_up if layer.startswith("Conv") else 1
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    """A CSV with a ``layer`` column as ``{layer: row}``."""
+    with path.open() as f:
+        return {r["layer"]: r for r in csv.DictReader(f)}
+
+
+def update_rows(data: Path) -> list[dict]:
+    """Per layer: hwsim's update energy and latency for NeuroSim's cells and copies, and NeuroSim's."""
+    mod = oracle_script()
+    hist = mod.read_hist(data / "update_hist.csv")
+    with (data / "params.csv").open() as f:
+        params = {r["field"]: r["value"] for r in csv.DictReader(f)}
+    seed, iterations = int(params["seed"]), int(params["numIteration"])
+    ns = read_csv(data / "layers.csv")
+    plan = read_csv(data / "floorplan.csv")
+    arch = v21_machine()
+    out = []
+    for i, (name, (kr, kout)) in enumerate(SHAPES.items()):
+        old, new = mod.synthesize_update(hist[name], (kr, kout), seed + i)
+        w = (old.T / 16).astype(np.float16)  # (Kout, Kr), exact in float16
+        dw = ((new.T.astype(np.int16) - old.T) / 16).astype(np.float16)
+        spec = linear(name, kr, kout)
+        manifest = {"method": {"name": "dense"}, "batch_size": 1, "layers": [spec.to_dict()],
+                    "optimizer": {"name": "SGD"}}
+        ctx = context(arch, manifest)
+        copies = written_copies(name, int(plan[name]["speed_up"]))
+        ctx.maps[name] = replace(ctx.maps[name], replicas=copies)  # NeuroSim's floorplan, rewritten
+        inp = LayerInput(0, 1, 1, True, {"w": w.size, "dw": w.size}, {"w": None}, {}, (w, dw))
+        row = layer_rows(ctx, spec, inp, 0, ["update"])[0]
+        energy = (row["energy_cell_write_pj"] + row["energy_write_driver_pj"]) * 1e-12
+        latency = row["reram_write_cycles"] / arch.clock_hz
+        ns_energy = float(ns[name]["energy_WU(J)"]) / iterations
+        ns_latency = float(ns[name]["latency_WU(s)"]) / iterations
+        out.append({"layer": name, "weights": kr * kout, "copies": copies,
+                    "cells_written": row["reram_cell_writes"],
+                    "hwsim_update_energy_j": energy, "neurosim_update_energy_j": ns_energy,
+                    "update_energy_ratio": energy / ns_energy,
+                    "hwsim_update_latency_s": latency, "neurosim_update_latency_s": ns_latency,
+                    "update_latency_ratio": latency / ns_latency})
+    return out
+
+
+def comparison(data: Path) -> list[dict]:
+    """The rows of ``comparison.csv``."""
+    return update_rows(data)
+
+
+def main() -> None:
+    data = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO / "tests" / "data" / "neurosim_v21"
+    rows = comparison(data)
+    with (data / "comparison.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    print(f"wrote {data / 'comparison.csv'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Products of two activations (attention) are recorded as matmul layers, exactly as the tensors
+hold them: hand-written attention, every CPU SDPA backend, masks; unrecordable ones are refused."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import traces
+from traces import RecorderError
+from traces.format.validate import validate
+
+N, L, H, D = 3, 6, 2, 4  # samples, sequence, heads, head dim
+
+
+def heads(t: torch.Tensor) -> torch.Tensor:
+    """(N, L, H·D) -> (N, H, L, D)."""
+    return t.view(t.shape[0], L, H, D).transpose(1, 2)
+
+
+class HandAttention(nn.Module):
+    """Causal attention written out: q @ kᵀ, masked_fill, softmax, p @ v; ReLU on q and v makes
+    the operands sparse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(H * D, 3 * H * D)
+        self.out = nn.Linear(H * D, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).split(H * D, dim=-1)
+        q, k, v = heads(torch.relu(q)), heads(k), heads(torch.relu(v))
+        s = q @ k.transpose(-2, -1)
+        causal = torch.ones(L, L, dtype=torch.bool).tril()
+        p = torch.softmax((s / math.sqrt(D)).masked_fill(~causal, float("-inf")), -1)
+        o = p @ v
+        return self.out(o.transpose(1, 2).reshape(x.shape[0], L, H * D)).mean(1)
+
+
+def independent(model: HandAttention, x: torch.Tensor, target: torch.Tensor) -> dict:
+    """The products' tensors recomputed functionally, with their gradients from autograd."""
+    q, k, v = F.linear(x, model.qkv.weight, model.qkv.bias).split(H * D, dim=-1)
+    q, kt, v = heads(torch.relu(q)), heads(k).transpose(-2, -1), heads(torch.relu(v))
+    s = torch.matmul(q, kt)
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    p = torch.softmax((s / math.sqrt(D)).masked_fill(~causal, float("-inf")), -1)
+    o = torch.matmul(p, v)
+    y = F.linear(o.transpose(1, 2).reshape(N, L, H * D), model.out.weight, model.out.bias).mean(1)
+    loss = F.cross_entropy(y, target)
+    ds, dq, dkt, do, dp, dv = torch.autograd.grad(loss, [s, q, kt, o, p, v])
+    return {"matmul": {"x": q, "w": kt, "y": s, "dy": ds, "dx": dq, "dw": dkt},
+            "matmul#1": {"x": p, "w": v, "y": o, "dy": do, "dx": dp, "dw": dv}}
+
+
+def train(model: nn.Module, path, steps: int = 2, seed: int = 0, **kw) -> list[float]:
+    torch.manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    with traces.record(model, path, every=1, optimizer=opt, **kw) as rec:
+        for _ in range(steps):
+            x, t = torch.randn(N, L, H * D), torch.randint(0, 5, (N,))
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), t)
+            loss.backward()
+            opt.step()
+            rec.step(loss=loss.item())
+            losses.append(loss.item())
+    return losses
+
+
+def test_hand_written_attention_records_both_products_exactly(tmp_path):
+    torch.manual_seed(1)
+    model = HandAttention()
+    torch.manual_seed(2)
+    x, target = torch.randn(N, L, H * D), torch.randint(0, 5, (N,))
+    truth = independent(model, x, target)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        F.cross_entropy(model(x), target).backward()
+        opt.step()
+        rec.step()
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    by_name = {s.name: s for s in tr.layers}
+    assert [s.kind for s in tr.layers] == ["linear", "matmul", "matmul", "linear"]
+    scores, context = by_name["matmul"], by_name["matmul#1"]
+    assert (scores.x_shape, scores.w_shape, scores.y_shape) == ((H, L, D), (H, D, L), (H, L, L))
+    assert scores.groups == H
+    assert (context.x_shape, context.w_shape, context.y_shape) == ((H, L, L), (H, L, D), (H, L, D))
+    assert scores.attention is None and scores.parameter is None and scores.module_type == "matmul"
+    with tr.iteration(0) as it:
+        for name, tensors in truth.items():
+            li = tr.layer_index(name)
+            for t, value in tensors.items():
+                nz = (value != 0).numpy()
+                assert it.count(li, t) == int(nz.sum()), (name, t)
+                if t != "dw":
+                    assert np.array_equal(it.mask(li, t), nz), (name, t)
+    # explicit attention computes every score: no structure is recorded
+    assert it.count(tr.layer_index("matmul"), "y_sel") is None
+
+
+@pytest.mark.parametrize("backend, name", [(None, "flash"), (SDPBackend.MATH, "math"),
+                                           (SDPBackend.FLASH_ATTENTION, "flash")])
+def test_every_cpu_sdpa_backend_records_causal_attention(tmp_path, backend, name):
+    """F.scaled_dot_product_attention (on the CPU: the fused flash kernel by default, the math one
+    under sdpa_kernel) records as a scores/context pair with the causal structure in y_sel: per
+    sample and head L(L+1)/2 of L² scores; the replay's effectual forward score MACs with dense Q, K
+    are exactly L(L+1)/2·D per head."""
+    class Sdpa(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+            self.out = nn.Linear(H * D, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out(o.transpose(1, 2).reshape(x.shape[0], L, H * D)).mean(1)
+
+    torch.manual_seed(0)
+    model = Sdpa()
+    plain = Sdpa()
+    plain.load_state_dict(model.state_dict())
+    context = sdpa_kernel(backend) if backend is not None else torch.autograd.graph.saved_tensors_hooks(
+        lambda t: t, lambda t: t)
+    with context:
+        recorded = train(model, tmp_path / "t")
+        torch.manual_seed(0)
+        opt = torch.optim.SGD(plain.parameters(), lr=0.1)
+        unrecorded = []
+        for _ in range(2):
+            x, t = torch.randn(N, L, H * D), torch.randint(0, 5, (N,))
+            opt.zero_grad()
+            loss = F.cross_entropy(plain(x), t)
+            loss.backward()
+            opt.step()
+            unrecorded.append(loss.item())
+    assert recorded == pytest.approx(unrecorded, rel=1e-5)  # the same training, up to rounding
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    scores, ctx = tr.layers[1], tr.layers[2]
+    assert (scores.name, ctx.name) == ("scores", "context")
+    assert scores.attention == {"call": "(model)", "role": "scores", "causal": True, "backend": name}
+    assert ctx.attention["role"] == "context" and ctx.attention["call"] == scores.attention["call"]
+    with tr.iteration(1) as it:
+        assert it.count(1, "y_sel") == N * H * L * (L + 1) // 2
+        sel = it.mask(1, "y_sel")
+        assert np.array_equal(sel, np.broadcast_to(np.tril(np.ones((L, L), bool)), (N, H, L, L)))
+        assert not (it.mask(1, "dy") & ~sel).any()  # no gradient reaches a masked score
+        assert np.array_equal(it.mask(2, "x"), sel)  # softmax is positive where selected
+    from hwsim.simulate import simulate
+
+    rows = simulate(tr, "edge-npu", passes=("forward",), layers=["scores"]).to_frame()
+    assert set(rows["effectual_macs"]) == {N * H * L * (L + 1) // 2 * D}
+    assert set(rows["algorithmic_macs"]) == {N * H * L * L * D}
+
+
+def test_sdpa_masks_are_the_structure(tmp_path):
+    """A boolean padding mask and a float mask with -inf entries select exactly what they keep."""
+    keep = torch.ones(N, 1, L, L, dtype=torch.bool)
+    keep[1, :, :, 4:] = False  # sample 1: the last two keys are padding
+    bias = torch.zeros(L, L).masked_fill(torch.eye(L, dtype=torch.bool), float("-inf"))
+
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+            self.out = nn.Linear(H * D, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=keep) + \
+                F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            return self.out(o.transpose(1, 2).reshape(x.shape[0], L, H * D)).mean(1)
+
+    train(Masked(), tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    assert [s.name for s in tr.layers] == ["qkv", "scores", "context", "scores#1", "context#1", "out"]
+    assert tr.layers[3].attention["call"] != tr.layers[1].attention["call"]
+    with tr.iteration(0) as it:
+        assert np.array_equal(it.mask(1, "y_sel"), np.broadcast_to(keep.numpy(), (N, H, L, L)))
+        assert np.array_equal(it.mask(3, "y_sel"),
+                              np.broadcast_to(~np.eye(L, dtype=bool), (N, H, L, L)))
+
+
+def test_einsum_and_bmm_between_activations_record(tmp_path):
+    """einsum with heads and bmm on the (N·H, L, D) layout are per-sample batched products."""
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+            self.out = nn.Linear(H * D, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            s = torch.einsum("nhld,nhmd->nhlm", q, k).softmax(-1)
+            o = torch.bmm(s.reshape(-1, L, L), v.reshape(-1, L, D)).view(x.shape[0], H, L, D)
+            return self.out(o.transpose(1, 2).reshape(x.shape[0], L, H * D)).mean(1)
+
+    train(Mixed(), tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    e, b = tr.layers[1], tr.layers[2]
+    assert (e.name, e.module_type, e.x_shape, e.w_shape, e.y_shape) == \
+        ("einsum", "einsum", (H, L, D), (H, D, L), (H, L, L))
+    assert (b.name, b.module_type, b.x_shape, b.w_shape, b.groups) == ("bmm", "bmm", (H, L, L), (H, L, D), H)
+
+
+def test_a_product_across_the_batch_is_refused_naming_op_and_line(tmp_path):
+    class Gram(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.fc(x)
+            return (h @ h.T).sum(1, keepdim=True)  # mixes the samples
+
+    model = Gram()
+    with pytest.raises(RecorderError, match=r"aten\.mm at .*test_recorder_products\.py:\d+ in forward: "
+                                            r"`return \(h @ h\.T\)\.sum\(1, keepdim=True\)"):
+        with traces.record(model, tmp_path / "t"):
+            model(torch.randn(3, 4)).sum().backward()
+
+
+@pytest.mark.parametrize("choice, name", [(2, "efficient"), (3, "cudnn")])
+def test_the_backend_torch_would_choose_is_recorded(tmp_path, monkeypatch, choice, name):
+    """Off the CPU, torch chooses the memory-efficient or cuDNN kernel; the recording runs the same
+    decomposition whatever the choice (torch._fused_sdp_choice, stood in for here) and names it."""
+    class Sdpa(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            return F.scaled_dot_product_attention(q, k, v).mean((1, 2, 3))[:, None].expand(-1, 5)
+
+    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *a, **k: choice)
+    train(Sdpa(), tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    assert [s.attention["backend"] for s in tr.layers[1:]] == [name, name]
+    assert tr.layers[1].attention["causal"] is False
+    with tr.iteration(0) as it:
+        assert it.count(1, "y_sel") is None  # no structure: every score is computed
+
+
+def test_a_backend_that_cannot_run_still_raises(tmp_path):
+    """On the CPU the memory-efficient kernel does not exist: forcing it fails as it does unrecorded."""
+    class Sdpa(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(H * D, 3 * H * D)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = (heads(t) for t in self.qkv(x).split(H * D, dim=-1))
+            return F.scaled_dot_product_attention(q, k, v).sum()
+
+    model = Sdpa()
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        with pytest.raises(RuntimeError, match="No viable backend"):
+            model(torch.randn(N, L, H * D))
+        with pytest.raises(RuntimeError, match="No viable backend"):
+            with traces.record(model, tmp_path / "t"):
+                model(torch.randn(N, L, H * D))

@@ -1,0 +1,164 @@
+"""GEMM work without gradients inside a training step is refused, never dropped.
+
+Each case below recorded on main before without a word, leaving a trace without that work: an EMA
+copy kept inside the recorded model and run under ``no_grad`` (in the loss, after the optimizer
+step, after ``rec.step()``), the recorded model itself run under ``no_grad`` inside the step, a
+functional product on the model's parameters or on detached tensors, a hand-written update with a
+GEMM; and a recorded layer called inside a ``torch.func`` transform died with a RuntimeError.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import traces
+from traces import RecorderError
+from traces.recording.recorder import bookkeeping
+
+TARGET = torch.tensor([0, 1, 2, 0, 1])
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(x)))
+
+
+class WithEMA(nn.Module):
+    """A model keeping an exponential-moving-average copy of itself as a submodule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = Net()
+        self.ema = copy.deepcopy(self.body).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def ema_in_loss(model, x, out):
+    with torch.no_grad():
+        soft = model.ema(x).softmax(-1)
+    return F.kl_div(out.log_softmax(-1), soft, reduction="batchmean")
+
+
+def model_again_in_loss(model, x, out):
+    with torch.no_grad():
+        target = model(x).argmax(-1)
+    return F.cross_entropy(out, target)
+
+
+def functional_on_weight(model, x, out):
+    with torch.no_grad():
+        F.linear(x, model.fc.weight)
+    return out.sum()
+
+
+def detached_product(model, x, out):
+    return out.sum() + (x @ model.fc.weight.detach().T).sum() * 0
+
+
+def inference_mode_ema(model, x, out):
+    with torch.inference_mode():
+        model.ema(x)
+    return out.sum()
+
+
+CASES = {"ema_in_loss": (ema_in_loss, WithEMA), "model_again_in_loss": (model_again_in_loss, Net),
+         "functional_on_weight": (functional_on_weight, Net), "detached_product": (detached_product, Net),
+         "inference_mode_ema": (inference_mode_ema, WithEMA)}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_gemm_without_gradients_inside_the_step_is_refused(tmp_path, case):
+    loss_of, make = CASES[case]
+    model = make()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    with pytest.raises(RecorderError, match=r"aten\.\w+ at .*test_recorder_side_work\.py:\d+ .*"
+                                            r"(without gradients|submodule ema)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            x = torch.randn(5, 4)
+            opt.zero_grad()
+            loss_of(model, x, model(x)).backward()
+            opt.step()
+            rec.step()
+
+
+def test_a_hand_written_update_with_a_gemm_is_refused(tmp_path):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"aten\.mm at .*w\.sub_.*without gradients"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            model(torch.randn(5, 4)).sum().backward()
+            with torch.no_grad():
+                w = model.fc.weight
+                w.sub_(0.01 * (w.grad @ (w.T @ w)))
+            opt.step()
+            rec.step()
+
+
+def test_an_ema_submodule_after_rec_step_is_refused_unless_the_model_evaluates(tmp_path):
+    def run(path, evaluate: bool) -> None:
+        model = WithEMA()
+        opt = torch.optim.SGD(model.body.parameters(), lr=0.1)
+        with traces.record(model, path, optimizer=opt, every=1) as rec:
+            for _ in range(2):
+                model.train()
+                x = torch.randn(5, 4)
+                opt.zero_grad()
+                F.cross_entropy(model(x), TARGET).backward()
+                opt.step()
+                rec.step()
+                if evaluate:
+                    model.eval()
+                with torch.no_grad():
+                    model.ema(x)
+
+    with pytest.raises(RecorderError, match=r"submodule ema of the recorded model, called on its own "
+                                            "without gradients"):
+        run(tmp_path / "a", evaluate=False)
+    run(tmp_path / "b", evaluate=True)
+    assert traces.load(tmp_path / "b").iterations == [0, 1]
+
+
+def test_side_work_marked_as_bookkeeping_records(tmp_path):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+        x = torch.randn(5, 4)
+        opt.zero_grad()
+        model(x).sum().backward()
+        with torch.no_grad(), bookkeeping():
+            F.linear(x, model.fc.weight)
+        opt.step()
+        rec.step()
+    assert [s.name for s in traces.load(tmp_path / "t").layers] == ["fc", "out"]
+
+
+def test_a_recorded_layer_inside_vmap_is_refused(tmp_path):
+    from torch.func import functional_call, grad, vmap
+
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def per_sample(p, xi):
+        return functional_call(model, p, (xi.unsqueeze(0),)).sum()
+
+    with pytest.raises(RecorderError, match=r"fc was called inside a torch\.func transform"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            x = torch.randn(5, 4)
+            opt.zero_grad()
+            model(x).sum().backward()
+            vmap(grad(per_sample), in_dims=(None, 0))(params, x)
+            opt.step()
+            rec.step()
