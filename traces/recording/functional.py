@@ -196,7 +196,8 @@ class FunctionalCalls:
         call = self._call_count[rec.qual] - 1
         return rec.qual if call == 0 else f"{rec.qual}#{call}"
 
-    def _param_product_begins(self, call_type: type, param: torch.Tensor, transposed: bool, x: torch.Tensor) -> Any:
+    def _param_product_begins(self, call_type: type, param: torch.Tensor, transposed: bool,
+                              x: torch.Tensor) -> Any:
         qual = self._param_names[param]
         n_in = param.shape[0] if transposed else param.shape[1]
         batch = self._calls[0].batch if self._calls else int(x.shape[0])
