@@ -38,6 +38,7 @@ from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
 from . import recurrent
 from .capture import in_bookkeeping
+from .vector_ops import step_batch
 
 _LINEAR = {F.linear, torch._C._nn.linear}
 _MM = {torch.mm, torch.Tensor.mm, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
@@ -121,7 +122,8 @@ class FunctionalCalls:
             if isinstance(m, nn.RNNBase):
                 self._patched.append((m, m.__dict__.get("forward")))
                 m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
-        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on))
+        self._model_batch: int | None = None  # the leading dimension of the model's first input
+        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
                                                               always_call=True))
 
@@ -136,8 +138,10 @@ class FunctionalCalls:
             self._param_mode.__exit__(None, None, None)
             self._param_mode, self._param_depth = None, 0
 
-    def _param_products_on(self, module: nn.Module, args: tuple) -> None:
+    def _param_products_on(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self._param_depth += 1
+        if self._param_depth == 1:
+            self._model_batch = step_batch(args, kwargs)
         if self._param_depth == 1 and self._training_now():
             self._param_mode = ParameterGemms(self._on_param_product)
             self._param_mode.__enter__()
@@ -200,7 +204,7 @@ class FunctionalCalls:
                               x: torch.Tensor) -> Any:
         qual = self._param_names[param]
         n_in = param.shape[0] if transposed else param.shape[1]
-        batch = self._calls[0].batch if self._calls else int(x.shape[0])
+        batch = self._calls[0].batch if self._calls else (self._model_batch or int(x.shape[0]))
         if x.dim() < 1 or x.shape[-1] != n_in or x.numel() % (batch * n_in):
             raise RecorderError(f"{qual}: a product of an input {tuple(x.shape)} with this parameter "
                                 f"cannot be split into the step's batch of {batch} samples")

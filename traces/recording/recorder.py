@@ -133,6 +133,8 @@ def _run_jobs(jobs: list[Any], writer: TraceWriter) -> None:
 def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
     """``t`` (a tensor of ``rec``'s call named ``name``) viewed as the layer's trace tensor: inputs
     and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
+    if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.expand(rec.batch, *t.shape[1:])
     if name in ("x", "dx") and rec.x_shape is not None:
         return t.reshape(rec.batch, *rec.x_shape)
     if name in ("y", "dy", "y_sel", "y_out") and rec.y_shape is not None:
@@ -164,6 +166,7 @@ class _Call:
     layout: Any = None  # weight-shaped tensor -> the layer's w_shape layout (None: as it is)
     x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
+    broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
     w_before: np.ndarray | torch.Tensor | None = None
@@ -475,8 +478,12 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         qual = self._targets[module]
         call = self._call_count[module]
         self._call_count[module] += 1
-        rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]), weight=module.weight,
-                    qual=qual, **module_views(module, x))
+        batch = int(x.shape[0])
+        shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
+        if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
+            batch = self._step_batch_of()
+        rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
+                    qual=qual, broadcast=shared, **module_views(module, x))
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
@@ -495,6 +502,10 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
             return
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._layer_ends(module, args, y)
+
+    def _step_batch_of(self) -> int | None:
+        """The step's batch: the first recorded call's, else the model input's leading dimension."""
+        return self._calls[0].batch if self._calls else self._model_batch
 
     def _layer_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         rec = self._stack.pop()

@@ -33,11 +33,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..format.vector_ops import KINDS
-from .capture import in_bookkeeping
+from .capture import GEMM_OPS, in_bookkeeping
 
 # aten operator (without a trailing "_" of its in-place form) -> kind
 KIND_OF_OP: dict[str, str] = {
-    "_softmax": "softmax", "softmax": "softmax", "_log_softmax": "log_softmax", "log_softmax": "log_softmax",
+    "_softmax": "softmax", "softmax": "softmax", "_safe_softmax": "softmax", "nll_loss_forward": "reduce",
+    "nll_loss2d_forward": "reduce", "mse_loss": "reduce", "binary_cross_entropy": "reduce", "_log_softmax": "log_softmax", "log_softmax": "log_softmax",
     "native_layer_norm": "layer_norm", "layer_norm": "layer_norm", "_fused_rms_norm": "rms_norm",
     "rms_norm": "rms_norm", "native_batch_norm": "batch_norm", "_native_batch_norm_legit": "batch_norm",
     "_native_batch_norm_legit_functional": "batch_norm", "native_group_norm": "layer_norm",
@@ -70,6 +71,7 @@ NOT_COUNTED = frozenset({
     "masked_select", "nonzero", "item", "_reshape_alias", "unsafe_split", "narrow", "diagonal",
     "pad", "constant_pad_nd", "im2col", "col2im", "movedim", "to", "type_as", "set_", "resize",
     "sort", "topk", "argsort", "randperm", "randint", "multinomial", "normal", "uniform",
+    "_fused_sdp_choice", "is_nonzero", "equal", "_assert_async", "sym_size", "sym_numel",
 })
 
 
@@ -92,7 +94,8 @@ class VectorOpCapture(TorchDispatchMode):
         name = func.overloadpacket.__name__
         base = name[:-1] if name.endswith("_") and not name.startswith("__") else name
         if func.namespace != "aten" or func.is_view or base.lstrip("_") in NOT_COUNTED \
-                or base in NOT_COUNTED or self.in_gemm_call() or in_bookkeeping():
+                or base in NOT_COUNTED or func.overloadpacket in GEMM_OPS or self.in_gemm_call() \
+                or in_bookkeeping():
             return out
         self._add(base, args, kwargs or {}, out)
         return out
