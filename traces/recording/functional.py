@@ -123,6 +123,7 @@ class FunctionalCalls:
                 self._patched.append((m, m.__dict__.get("forward")))
                 m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
         self._model_batch: int | None = None  # the leading dimension of the model's first input
+        self._param_products_seen = False  # whether iteration 0 recorded a parameter product
         self._handles.append(self.model.register_forward_pre_hook(self._param_products_on, with_kwargs=True))
         self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
                                                               always_call=True))
@@ -142,7 +143,11 @@ class FunctionalCalls:
         self._param_depth += 1
         if self._param_depth == 1:
             self._model_batch = step_batch(args, kwargs)
-        if self._param_depth == 1 and self._training_now():
+        # on in iteration 0 and, after it, only for a model that did such products then (the mode
+        # costs Python-level dispatch per torch call; a product first seen later still meets the
+        # GEMM watch on watched iterations, which refuses it)
+        wanted = self.iteration == 0 or self._param_products_seen
+        if self._param_depth == 1 and wanted and self._training_now():
             self._param_mode = ParameterGemms(self._on_param_product)
             self._param_mode.__enter__()
 
@@ -164,6 +169,7 @@ class FunctionalCalls:
 
         pos, param, transposed, bias = found
         x = args[pos]
+        self._param_products_seen = True
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             if not self._started:
                 self._begin_iteration()

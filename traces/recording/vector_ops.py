@@ -37,7 +37,8 @@ from .capture import GEMM_OPS, in_bookkeeping
 
 # aten operator (without a trailing "_" of its in-place form) -> kind
 KIND_OF_OP: dict[str, str] = {
-    "_softmax": "softmax", "softmax": "softmax", "_safe_softmax": "softmax", "nll_loss_forward": "reduce",
+    "_softmax": "softmax", "softmax": "softmax", "_safe_softmax": "softmax",
+    "nll_loss_forward": "reduce",
     "nll_loss2d_forward": "reduce", "mse_loss": "reduce", "binary_cross_entropy": "reduce", "_log_softmax": "log_softmax", "log_softmax": "log_softmax",
     "native_layer_norm": "layer_norm", "layer_norm": "layer_norm", "_fused_rms_norm": "rms_norm",
     "rms_norm": "rms_norm", "native_batch_norm": "batch_norm", "_native_batch_norm_legit": "batch_norm",
