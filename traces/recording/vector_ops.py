@@ -38,8 +38,9 @@ from .capture import GEMM_OPS, in_bookkeeping
 # aten operator (without a trailing "_" of its in-place form) -> kind
 KIND_OF_OP: dict[str, str] = {
     "_softmax": "softmax", "softmax": "softmax", "_safe_softmax": "softmax",
-    "nll_loss_forward": "reduce",
-    "nll_loss2d_forward": "reduce", "mse_loss": "reduce", "binary_cross_entropy": "reduce", "_log_softmax": "log_softmax", "log_softmax": "log_softmax",
+    "_log_softmax": "log_softmax", "log_softmax": "log_softmax",
+    "nll_loss_forward": "reduce", "nll_loss2d_forward": "reduce", "mse_loss": "reduce",
+    "binary_cross_entropy": "reduce",
     "native_layer_norm": "layer_norm", "layer_norm": "layer_norm", "_fused_rms_norm": "rms_norm",
     "rms_norm": "rms_norm", "native_batch_norm": "batch_norm", "_native_batch_norm_legit": "batch_norm",
     "_native_batch_norm_legit_functional": "batch_norm", "native_group_norm": "layer_norm",
