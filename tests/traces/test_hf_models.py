@@ -114,3 +114,15 @@ def test_a_hf_gpt2_trace_replays_on_every_family(gpt2_sdpa, preset):
     assert df.loc[work, "energy_pj"].gt(0).all()  # a residual add's backward passes dy on: no work
     gemm = df[df["actual_macs"] > 0]
     assert not gemm.empty and set(gemm["pass"]) == {"forward", "backward_data", "backward_weight"}
+
+
+def test_trace_info_and_stats_read_embedding_layers(gpt2_sdpa):
+    """`hwsim trace info`'s layer table and the MAC accounting take a layer without GEMMs."""
+    from traces.stats import summary
+    from traces.stats.accounting import pass_counts
+
+    table = summary.layer_table(gpt2_sdpa)
+    wte = table[table["layer"] == "transformer.wte"].iloc[0]
+    assert wte["kind"] == "embedding" and wte["fwd M×K×N"] == ""  # no GEMM to show
+    with gpt2_sdpa.iteration(0) as it:
+        assert pass_counts(gpt2_sdpa.layers[0], it.batch, x=it.mask(0, "x"), w=it.mask(0, "w")) == []
