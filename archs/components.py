@@ -51,6 +51,11 @@ class ComputeArray:
     dataflow: Literal["ws", "os", "is"] = spec(
         "ws", doc="default dataflow: weight-, output-, input-stationary")
     macs_per_pe_per_cycle: int = spec(1, doc="MACs one PE completes per cycle", gt=0, le=2**20)
+    register_file_tiling: bool = spec(
+        False, doc="true: the per-PE register files (memories of kind register_file) hold tiles the "
+                   "mapper chooses below the buffer tile (reuse inside a PE, fills from the buffer "
+                   "counted, Timeloop-style spatial multicast and reduction); false: each MAC reads "
+                   "them once (SCALE-Sim's PEs)")
     precision: Precision = spec(Precision(), doc="bits per tensor element")
     leakage_mw: float = spec(0.0, doc="static power of the array, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of the array, mm²", ge=0)
@@ -234,6 +239,32 @@ class TensorCore:
 
 
 @dataclass(frozen=True)
+class GpuTransformerKernels:
+    """How a GPU runs attention and the memory-bound kernels around transformer GEMMs (docs/gpu.md)."""
+
+    attention: Literal["fused", "unfused"] = spec(
+        "fused", doc="attention score/context pairs: fused (one FlashAttention-style kernel: Q, K, V tiles "
+                     "in shared memory, online softmax, no score matrix in HBM; backward recomputes the "
+                     "scores) or unfused (batched GEMMs with the scores and probabilities written to and "
+                     "read from HBM, softmax as its own kernel)")
+    flash_tile_q: int = spec(128, doc="fused forward: query rows per thread block", gt=0, le=2**16)
+    flash_tile_kv: int = spec(64, doc="fused forward: key/value rows per inner step", gt=0, le=2**16)
+    flash_backward_tile_q: int = spec(64, doc="fused backward: query rows per inner step", gt=0, le=2**16)
+    flash_backward_tile_kv: int = spec(128, doc="fused backward: key/value rows per thread block", gt=0,
+                                       le=2**16)
+    flash_forward_efficiency: float = spec(
+        1.0, doc="fraction of the tensor cores' peak the fused forward's main loop sustains (its softmax "
+                 "and rescaling work on the CUDA cores included)", ge=MIN_EFFICIENCY, le=1)
+    flash_backward_efficiency: float = spec(
+        1.0, doc="the same for the fused backward (five tile GEMMs per step, dQ accumulated in FP32)",
+        ge=MIN_EFFICIENCY, le=1)
+    reduction_bandwidth_fraction: float = spec(
+        1.0, doc="fraction of the achievable HBM bandwidth (hbm_achievable_fraction) a row-reduction "
+                 "kernel (softmax, LayerNorm) reaches; elementwise kernels (GELU, dropout, adds) reach "
+                 "all of it", ge=MIN_EFFICIENCY, le=1)
+
+
+@dataclass(frozen=True)
 class GpuCompute:
     """Streaming multiprocessors with tensor cores; GEMMs run as thread-block tiles in waves."""
 
@@ -284,6 +315,8 @@ class GpuCompute:
                  "streaming kernel reaches", ge=MIN_EFFICIENCY, le=1)
     sm_leakage_mw: float = spec(0.0, doc="static power per SM, mW", ge=0)
     sm_area_mm2: float = spec(0.0, doc="area per SM, mm²", ge=0)
+    transformer: GpuTransformerKernels = spec(
+        GpuTransformerKernels(), doc="attention and memory-bound kernels of transformers")
 
 
 # -- ReRAM crossbar --------------------------------------------------------------------------------
@@ -481,3 +514,8 @@ class ReramCompute:
                "gradient; backward-data without transposed_read); 0 = the vector unit, one op per MAC",
         ge=0, le=2**30)
     digital_mac_energy_pj: float = spec(0.0, doc="energy of one MAC on the digital MAC array, pJ", ge=0)
+    activation_products: Literal["digital", "crossbar_writes"] = spec(
+        "digital", doc="products of two activations (attention's Q·Kᵀ and P·V, matmul records): digital "
+                       "(the digital unit, as the weight gradient) or crossbar_writes (each GEMM's B operand "
+                       "written into the crossbars the weights leave free, then A streamed through them; "
+                       "write energy, latency and wear from reram.write); the report gives both costs")

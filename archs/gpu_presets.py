@@ -17,6 +17,7 @@ from .architecture import Architecture
 from .components import (
     EfficiencyPoint,
     GpuCompute,
+    GpuTransformerKernels,
     Memory,
     SparseFeatures,
     StructuredSparsity,
@@ -70,6 +71,33 @@ SPUTNIK_CURVE = (0.01179, 0.013, 0.0148, 0.01574)
 # 8192³ FP16 at density 0.22, 70.05 ms): 0.22 · 8192³ effectual FMAs in 70.05 ms against 132 · 4 · 512
 # FMAs per cycle at 1.83 GHz. One point: flat in density.
 CUSPARSE_EFFICIENCY = 0.22 * 8192**3 / 70.052e-3 / (132 * 4 * 512 * 1.83e9)
+
+# -- transformer kernels (docs/gpu.md, "Attention and memory-bound kernels") ----------------------
+# [fitted] FlashAttention-2's forward on Ampere (head dim 128), on gputravel_fa2_b16_s1024 of
+# tests/data/gpu_transformer_published.csv (liangan1/GPU_travel performance/flash-attn/README.md:
+# batch 16, 32 heads, 1024 x 1024, 1.547 ms); the other rows of that table are held out.
+AMPERE_FLASH_FORWARD_EFFICIENCY = 0.578
+# [assumption] its backward: the forward's efficiency times FlashAttention-2's backward/forward
+# throughput ratio on an RTX 4090 (sm89; apache/tvm tl_doc/flash_perf.md, head dim 128, 2k: 124.57 /
+# 169.28 TFLOPs/s), set so the model's backward/forward throughput at 2k, head dim 128 is that ratio.
+AMPERE_FLASH_BACKWARD_EFFICIENCY = 0.45
+# [fitted] PyTorch's LayerNorm kernel reaches this fraction of the achievable HBM bandwidth, on
+# liger_ln_fwd_8192 (LinkedIn Liger-Kernel benchmark/data/all_benchmark_data.csv, A100-SXM4-80GB,
+# torch.nn.LayerNorm forward, 4096 x 8192 FP32, 0.2576 ms); the other widths are held out.
+REDUCTION_BANDWIDTH_FRACTION = 0.58
+
+
+def _transformer() -> GpuTransformerKernels:
+    """FlashAttention-2's tiles for head dim 128 on sm8x (forward 128 query rows x 64 key rows per step,
+    backward 128 key rows per block x 64 query rows per step: flash-attention csrc hdim128 kernel traits)
+    [assumption: read from the kernel launch templates' names, not timed]; fitted efficiencies above.
+    [assumption] Hopper runs the same FlashAttention-2 kernels at the same efficiencies (no H100 fit)."""
+    return GpuTransformerKernels(attention="fused", flash_tile_q=128, flash_tile_kv=64,
+                                 flash_backward_tile_q=64, flash_backward_tile_kv=128,
+                                 flash_forward_efficiency=AMPERE_FLASH_FORWARD_EFFICIENCY,
+                                 flash_backward_efficiency=AMPERE_FLASH_BACKWARD_EFFICIENCY,
+                                 reduction_bandwidth_fraction=REDUCTION_BANDWIDTH_FRACTION)
+
 
 # -- achievable HBM bandwidth ---------------------------------------------------------------------
 # A100 40 GB: a memory-copy kernel measures 1355 GB/s of the datasheet's 1555 (PTsolvers/
@@ -131,7 +159,7 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        sustained_clock_fraction=sustained_clock_hz / clock_hz,
                        fp16_clock_ratio=fp16_clock_ratio,
                        hbm_achievable_fraction=hbm_achievable_bytes_per_s / hbm_bytes_per_s,
-                       sm_area_mm2=sm_area_mm2),
+                       sm_area_mm2=sm_area_mm2, transformer=_transformer()),
         vector_unit=VectorUnit(lanes=sms * fp32_lanes_per_sm, op_energy_pj=0.9),  # FP32 add [ref §1.1]
         memories=(
             Memory(name="smem", kind="shared_memory", capacity_bytes=smem_bytes, instances=sms,

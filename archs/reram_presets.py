@@ -33,6 +33,15 @@ V21_ROW_PULSE_J = V21_CAP_ROW2_F * V21_VDD**2  # the selected word line, per row
 # mean over the RRAM run's 792 written 128-column subarrays (sd 9 pJ; 32 pJ on FC2's 10-column ones)
 V21_CROSSBAR_J = 105e-12
 
+# NeuroSim V2.1's read of one 128×128 subarray of 5-bit RRAM cells for one input bit (all rows in
+# parallel, 8 columns per 6-bit multi-level sense amp, levelOutput 64), printed by the same build for the
+# first VGG-8 layer (Conv0: 27 rows, 128 columns, 7200 reads of one image, no activation-gradient pass to
+# mix in): ADC 2.74381e-7 J, accumulation 6.96278e-8 J, other 2.4204e-8 J (SubArray.cpp
+# readDynamicEnergyADC, ...Accum, ...Other). Per conversion (128 columns a read) and per read:
+V21_CONVERSION_J = 2.74381e-7 / (7200 * 128)  # the MLSA: 0.298 pJ
+V21_ACCUMULATION_J = 6.96278e-8 / (7200 * 128)  # adders and shift-adds behind it: 0.0756 pJ
+V21_READ_J = 2.4204e-8 / 7200  # word lines, switch matrices, mux and decoders of one read: 3.36 pJ
+
 
 def neurosim_v21_write(*, levels_ltp: int = V21_LEVELS, levels_ltd: int = V21_LEVELS) -> WriteModel:
     """NeuroSim V2.1's RRAM writes (32 nm, 1T1R): V_w²·G_on·t per pulse scaled by the cell's conductance,

@@ -108,6 +108,8 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     bad = [p for p in passes if p not in PASSES]
     if bad:
         raise ValueError(f"unknown pass {bad[0]!r}; passes are {', '.join(PASSES)}")
+    if len(set(passes)) != len(passes):
+        raise ValueError(f"passes {list(passes)} name a pass twice; each pass is replayed once")
     family = family_of(machine)
     if dataflow is not None and machine.family != "edge_npu":
         raise ValueError(f"dataflow {dataflow!r} applies to PE arrays (edge_npu machines); "
@@ -120,6 +122,10 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         its = list(tr.iterations)
     else:
         its = list(iterations)
+    twice = [i for n, i in enumerate(its) if i in its[:n]]
+    if twice:
+        raise ValueError(f"iteration {twice[0]} is given twice; each iteration is replayed once (the "
+                         "whole-run estimate is their mean)")
     missing = [i for i in its if i not in tr.iterations]
     if missing:
         raise ValueError(f"iteration {missing[0]} is not in {tr.path} (it has {len(tr)} iterations, "
@@ -128,11 +134,14 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         raise ValueError(f"{tr.path} has no iteration with exact masks to replay; pass iterations='all' "
                          "to replay its counts in expected-value mode")
     chosen = list(range(len(tr.layers))) if layers is None else [tr.layer_index(x) for x in layers]
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"layers {list(layers)} name a layer twice; each layer is replayed once")
     reads_weights = bool(getattr(family, "READS_WEIGHTS", False))
     threads = max(1, min(workers if workers is not None else min(2, os.cpu_count() or 1), len(chosen)))
     budget = default_memory_budget_bytes() if memory_budget_bytes is None else float(memory_budget_bytes)
-    if not budget > 0:
-        raise ValueError(f"memory budget must be positive, got {memory_budget_bytes!r}")
+    if not 0 < budget < float("inf"):
+        raise ValueError(f"memory budget must be a positive, finite number of bytes, "
+                         f"got {memory_budget_bytes!r}")
     # memory: each layer in flight holds its input (masks) and its working set; a worker's share of
     # the budget, less the largest input, is what an edge-NPU pass sizes its chunks to
     sched = tr.manifest.get("schedule") or {}

@@ -8,7 +8,7 @@ GEMM's output is bounded by the lanes alone. Counts per pass and layer:
   counts activations and normalisations as rows of their own, 1 per output for a bias) + a
   method's own work recorded in the trace
   (DSG: its DRS MACs, additions and selection compares; DST: 2 ops per weight for the threshold
-  compare);
+  compare; top-k attention: its selection product and compares, logged on the qkv layer);
 - backward-data: 2 ops per dY element (ReLU′, BN backward; none with a ``vector_ops`` table) +
   col2im additions of overlapping windows (im2col elements minus input elements);
 - the ``vector_ops`` table (format 4): each row's per-kind op count (``OP_COSTS``), transcendentals
@@ -71,7 +71,8 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
     if pass_ == "forward":
         ops = (spec.numel("y", batch) if spec.bias else 0) if counted else 2 * spec.numel("y", batch)
         ops += float(stats.get("drs_macs", 0)) + float(stats.get("drs_adds", 0))
-        ops += float(stats.get("selection_compares", 0))  # DSG's threshold and top-k compares
+        ops += float(stats.get("selection_compares", 0))  # DSG's and top-k attention's compares
+        ops += float(stats.get("selection_macs", 0))  # top-k attention's selection product
         if method == "dst":
             ops += 2 * spec.numel("w", 1)
         return VectorWork(ops)

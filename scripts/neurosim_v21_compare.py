@@ -10,6 +10,9 @@ with the oracle script's ``synthesize_update`` and seed, so both tools write the
 - the weight update: hwsim's cell and write-driver energy and its write latency, with the copies NeuroSim
   writes, against NeuroSim's ``energy_WU`` and ``latency_WU`` (one epoch of ``numIteration`` steps,
   divided by it);
+- the forward pass of one image: hwsim's in-array energy (crossbar reads, sense amps, accumulation)
+  against NeuroSim's PE energy (``Peak_energy_FW``) and, for reference, its whole forward energy
+  (``energy_FW``, with buffers, interconnect and DRAM, which hwsim does not price per bit).
 
 ``tests/hwsim/reram/test_neurosim_v21.py`` recomputes every hwsim column, checks the file and asserts the
 acceptance bounds; docs/reram.md "NeuroSim V2.1" has the table and what differs.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,17 +34,26 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import archs  # noqa: E402
-from archs.reram_presets import neurosim_v21_write  # noqa: E402
+from archs.reram_presets import V21_ACCUMULATION_J, V21_CONVERSION_J, V21_READ_J, neurosim_v21_write  # noqa: E402
 from hwsim.layer_input import LayerInput  # noqa: E402
 from hwsim.reram import context, layer_rows  # noqa: E402
-from traces.synth import linear  # noqa: E402
+from hwsim.simulate import simulate  # noqa: E402
+from traces.synth import conv, linear, write_synthetic  # noqa: E402
 
 # NeuroSIM/NetWork.csv @18289cb (VGG-8): (Kr = C·R·S, Kout) per layer
 SHAPES = {"Conv0_": (27, 128), "Conv1_": (1152, 128), "Conv3_": (1152, 256), "Conv4_": (2304, 256),
           "Conv6_": (2304, 512), "Conv7_": (4608, 512), "FC1_": (8192, 1024), "FC2_": (1024, 10)}
+# NeuroSIM/NetWork.csv @18289cb: the same layers as convs on their input maps; NeuroSim reads (IFM - K + 1)²
+# positions per image (no padding), so do these
+VGG8 = [conv("Conv0_", 3, 32, 32, 128, 3), conv("Conv1_", 128, 32, 32, 128, 3),
+        conv("Conv3_", 128, 16, 16, 256, 3), conv("Conv4_", 256, 16, 16, 256, 3),
+        conv("Conv6_", 256, 8, 8, 512, 3), conv("Conv7_", 512, 8, 8, 512, 3),
+        linear("FC1_", 8192, 1024), linear("FC2_", 1024, 10)]
+IN_ARRAY = ("energy_crossbar_pj", "energy_adc_pj", "energy_dac_pj", "energy_accumulation_pj")
 COLUMNS = ["layer", "weights", "copies", "cells_written", "hwsim_update_energy_j",
            "neurosim_update_energy_j", "update_energy_ratio", "hwsim_update_latency_s",
-           "neurosim_update_latency_s", "update_latency_ratio"]
+           "neurosim_update_latency_s", "update_latency_ratio", "hwsim_forward_energy_j",
+           "neurosim_forward_pe_energy_j", "forward_energy_ratio", "neurosim_forward_energy_j"]
 
 
 def oracle_script():
@@ -62,6 +75,20 @@ def v21_machine() -> archs.Architecture:
                     "reram.weight_range_max": 15 / 16,  # WAGE C() at 5 bits: codes ±15 of 1/16
                     "reram.replicate_layers": False, "reram.tiles": 2000})
     return archs.replace(archs.PRESETS["reram-neurosim"], changes)
+
+
+def v21_read_machine() -> archs.Architecture:
+    """The same chip reading as NeuroSim V2.1 does: all 128 rows of a subarray at once, 5-bit cells,
+    8-bit inputs bit-serially, a 6-bit sense amp per 8 columns; per read and per conversion the energies
+    NeuroSim printed for its first layer (archs/reram_presets.py ``V21_*_J``)."""
+    base = v21_machine()
+    read_s = base.reram.crossbar.read_cycle_ns * 1e-9
+    return archs.replace(base, {
+        "reram.crossbar.parallel_rows": 0, "reram.crossbar.power_mw": V21_READ_J / read_s * 1e3,
+        "reram.adc.bits": 6, "reram.adc.reference_bits": 6,  # levelOutput 64
+        "reram.adc.power_mw": V21_CONVERSION_J * base.reram.adc.sample_rate_hz * 1e3,
+        "reram.dac.power_mw": 0.0,  # the word lines are in the per-read energy
+        "reram.accumulation_energy_pj_per_conversion": V21_ACCUMULATION_J * 1e12})
 
 
 def written_copies(layer: str, speed_up: int) -> int:
@@ -115,9 +142,32 @@ def update_rows(data: Path) -> list[dict]:
     return out
 
 
+def forward_rows(data: Path) -> dict[str, dict]:
+    """Per layer: hwsim's in-array forward energy of one dense image on ``v21_read_machine``; NeuroSim's
+    energy of its PEs (``Peak_energy_FW``: subarrays, adder trees, accumulation) and its whole forward
+    energy (``energy_FW``: with buffers, interconnect and DRAM), per image (÷ numIteration · batchSize)."""
+    with (data / "params.csv").open() as f:
+        params = {r["field"]: r["value"] for r in csv.DictReader(f)}
+    images = int(params["numIteration"]) * int(params["batchSize"])
+    ns = read_csv(data / "layers.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_synthetic(VGG8, Path(tmp) / "vgg8", batch=1)  # dense: every input bit read
+        df = simulate(path, v21_read_machine(), passes=["forward"]).to_frame()
+    out = {}
+    for spec in VGG8:
+        row = df[df["layer"] == spec.name]
+        energy = float(row[list(IN_ARRAY)].sum().sum()) * 1e-12
+        pe = float(ns[spec.name]["Peak_energy_FW(J)"]) / images
+        out[spec.name] = {"hwsim_forward_energy_j": energy, "neurosim_forward_pe_energy_j": pe,
+                          "forward_energy_ratio": energy / pe,
+                          "neurosim_forward_energy_j": float(ns[spec.name]["energy_FW(J)"]) / images}
+    return out
+
+
 def comparison(data: Path) -> list[dict]:
     """The rows of ``comparison.csv``."""
-    return update_rows(data)
+    fw = forward_rows(data)
+    return [{**r, **fw[r["layer"]]} for r in update_rows(data)]
 
 
 def main() -> None:

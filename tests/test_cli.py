@@ -87,9 +87,10 @@ def test_bad_traces_give_one_line_and_exit_2(tmp_path, case):
 def test_unknown_model_is_a_user_error(tmp_path):
     proc = run("train", "--model", "nope", "--out", str(tmp_path / "t"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ("unknown model 'nope'; choose one of ['dsg-lenet', 'dsg-mlp', 'lenet-300-100', 'lenet-5-caffe', "
-            "'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet8', 'vgg16', 'vgg8', 'vgg8-paper', 'wrn-8-2']"
-            in proc.stderr)
+    from traces.zoo.models import MODELS
+
+    assert {"mlp", "lenet5", "gpt-tiny", "vit-tiny", "dst-lstm-a"} <= set(MODELS)
+    assert f"unknown model 'nope'; choose one of {sorted(MODELS)}" in proc.stderr
 
 
 def test_demo_quick(tmp_path, capsys):
@@ -106,10 +107,14 @@ def test_demo_quick(tmp_path, capsys):
     rows = generator().excerpt(summary)
     assert [r.split()[:2] for r in rows[2:]] == [list(r) for r in generator().ROWS]
     df = pd.read_parquet(tmp_path / "results.parquet")
-    assert set(df["method"]) == {"dense", "dst", "dsg", "nm"}
+    assert set(df["method"]) == {"dense", "dst", "dsg", "nm", "attn-topk"}
     assert set(df["arch"]) == set(DEMO_ARCHS)
     assert "eyeriss-v2-pe" not in DEMO_ARCHS  # a validation fixture, not a machine
-    assert set(df["model"]) == {"lenet5"}  # a conv net: the methods' regime
+    assert set(df["model"]) == {"lenet5", "gpt-tiny"}  # a conv net (the methods' regime), a transformer
+    assert set(df[df["model"] == "gpt-tiny"]["method"]) == {"dense", "nm", "attn-topk"}
+    assert "Transformer example: gpt-tiny" in summary
+    for method in ("dense", "nm", "attn-topk"):
+        assert (tmp_path / f"{method}-gpt-tiny-shakespeare.trace" / "manifest.json").exists()
     assert set(df["pass"]) == {"forward", "backward_data", "backward_weight", "update"}
     for method in ("dense", "dst", "dsg", "nm"):
         assert (tmp_path / f"{method}-lenet5-digits.trace" / "manifest.json").exists()
@@ -255,3 +260,21 @@ def test_replay_leads_with_the_method_against_dense_training(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "sparse"), "--arch", "edge-npu", "--dense-trained",
                  str(tmp_path / "other")]) == 2
     assert "record both with the same batch size" in capsys.readouterr().err
+
+
+def test_train_transformer_and_lstm_from_the_command_line(tmp_path, capsys):
+    import traces
+
+    out = tmp_path / "gpt"
+    assert main(["train", "--model", "gpt-tiny", "--dataset", "shakespeare", "--method", "attn-topk",
+                 "--attn-k", "4", "--optimizer", "adamw", "--lr", "3e-3", "--epochs", "1",
+                 "--batch-size", "4", "--max-batches", "2", "--every", "1", "--out", str(out)]) == 0
+    tr = traces.load(out)
+    assert len(tr) == 2 and tr.manifest["method"]["params"]["k"] == 4
+    assert any(s.kind == "matmul" for s in tr.layers)
+    capsys.readouterr()
+    for args, error in ((["--model", "gpt-tiny", "--dataset", "digits"], "not text: a sequence model needs"),
+                        (["--method", "rigl", "--optimizer", "adamw"], "works with optimizer sgd"),
+                        (["--max-batches", "0"], "--max-batches: must be >= 1, got 0")):
+        assert main(["train", *args, "--out", str(tmp_path / "x")]) == 2
+        assert error in capsys.readouterr().err

@@ -68,7 +68,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
 
 
 SCHEDULES = ("step", "cosine")
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def task_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -91,9 +91,10 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
     Deterministic for a given seed. ``lr_milestones`` are epochs at which the learning rate is
     divided by 10 (``schedule="step"``); ``"cosine"`` anneals per iteration from ``lr`` to 0.
     ``weight_decay`` is SGD's L2 term (the method decides which parameters get it).
-    ``optimizer``: ``"sgd"`` (with ``momentum``) or ``"adamw"`` (β = (0.9, 0.999), decoupled
-    ``weight_decay``; what transformers are usually trained with; not with the weight-mask
-    baselines, which read SGD's momentum). ``data_dir``
+    ``optimizer``: ``"sgd"`` (with ``momentum``), ``"adam"`` (β = (0.9, 0.999), L2
+    ``weight_decay``; DST's LSTM setting) or ``"adamw"`` (decoupled ``weight_decay``; what
+    transformers are usually trained with); the weight-mask baselines read SGD's momentum and take
+    ``"sgd"`` only. ``data_dir``
     holds a file-backed data set's files. ``max_batches`` caps the iterations per epoch and
     ``test_samples`` the test set (smoke runs). ``inputs``: how file-backed data sets scale their
     pixels, ``"standardized"`` (per channel) or ``"unit"`` ([0, 1], as DST's official MNIST code).
@@ -145,16 +146,18 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
             return 0.5 * lr * (1 + math.cos(math.pi * it / total))
         return lr / 10 ** sum(epoch >= m for m in lr_milestones)
 
-    def optimizer(lr_now: float) -> torch.optim.Optimizer:
+    def make_optimizer(lr_now: float) -> torch.optim.Optimizer:
         if optimizer == "adamw":
             made = torch.optim.AdamW(meth.param_groups(weight_decay), lr=lr_now)
+        elif optimizer == "adam":
+            made = torch.optim.Adam(meth.param_groups(weight_decay), lr=lr_now)
         else:
             made = torch.optim.SGD(meth.param_groups(weight_decay), lr=lr_now, momentum=momentum)
         meth.attach_optimizer(made)
         return made
 
     meth.begin_training(total, per_epoch)
-    opt = optimizer(lr)
+    opt = make_optimizer(lr)
     rec = None
     if out is not None:
         rec = record(net, out, every=every, iters_per_epoch=per_epoch, mask_samples=mask_samples,
@@ -166,7 +169,7 @@ def train(*, model: str = "mlp", dataset: str = "digits", method: str = "dense",
     try:
         for phase in phases:
             meth.begin_phase(phase)
-            opt = optimizer(lr_at(epoch, it))
+            opt = make_optimizer(lr_at(epoch, it))
             if rec is not None:
                 rec.optimizer = opt
             for _ in range(phase.epochs):

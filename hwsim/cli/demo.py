@@ -12,7 +12,9 @@ from .common import _bar, check_output
 def add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job: train with sparse methods, replay on the machine presets",
                        description="Train a small conv net (LeNet-5 on the built-in digits) densely and with "
-                                   "the sparse methods while recording traces, replay every trace on the "
+                                   "the sparse methods, and a small GPT-like model on Shakespeare densely, "
+                                   "with 2:4 linears and with top-k attention, while recording traces, "
+                                   "replay every trace on the "
                                    "machine presets, and write results.parquet, report.html and a summary "
                                    "that leads with each method against dense training on each machine.")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default: out/demo)")
@@ -25,46 +27,71 @@ def add_demo(sub: Any) -> None:
 # (8 % and 41 % test accuracy after 10 epochs, against 95 % dense).
 DEMO_METHODS = (("dense", {}), ("dst", {"alpha": 5e-4}), ("dsg", {"gamma": 0.8}), ("nm", {}))
 DEMO_MODEL, DEMO_DATASET = "lenet5", "digits"
+# The transformer example: the GPT-like model on Shakespeare, dense, 2:4 linears and top-k attention,
+# a short AdamW run (60 steps of 32 windows; masks every 20 steps, the last two replayed).
+TRANSFORMER_METHODS = (("dense", {}), ("nm", {}), ("attn-topk", {"k": 8}))
+TRANSFORMER_MODEL, TRANSFORMER_DATASET = "gpt-tiny", "shakespeare"
+TRANSFORMER_STEPS = (60, 20)  # (steps, mask every)
 # Real machines of each simulated family (the single-PE eyeriss-v2-pe is a validation fixture).
 DEMO_ARCHS = ("edge-npu", "gpu-a100", "reram-isaac")
+
+
+def _train_and_replay(args: argparse.Namespace, model: str, dataset: str, methods: Any, picks_max: int,
+                      **train_kwargs: Any) -> tuple[list[Any], dict[str, float]]:
+    """Train ``model`` on ``dataset`` with each method while recording, replay up to ``picks_max``
+    of each trace's mask iterations (spread over the run) on every ``DEMO_ARCHS`` machine."""
+    import traces
+    from hwsim.simulate import simulate
+    from traces.training import train
+
+    frames, accuracy = [], {}
+    for method, params in methods:
+        path = args.out / f"{method}-{model}-{dataset}.trace"
+        bar = _bar(0, f"train {model} {method}")
+        result = train(method=method, model=model, dataset=dataset, out=path, overwrite=True,
+                       method_params=params, **train_kwargs,
+                       progress=lambda info, b=bar: (b.__setattr__("total", info["total"]), b.update(1)))
+        bar.close()
+        accuracy[method] = result.test_accuracy
+        tr = traces.load(path)
+        masks = tr.mask_iterations
+        picks = masks if len(masks) <= picks_max else \
+            [masks[round(i * (len(masks) - 1) / (picks_max - 1))] for i in range(picks_max)]
+        for arch in DEMO_ARCHS:
+            bar = _bar(len(picks) * len(tr.layers), f"replay {model} {method} on {arch}")
+            report = simulate(tr, arch, iterations=picks, progress=lambda d, t, b=bar: b.update(1))
+            bar.close()
+            frames.append(report.to_frame(meta=True).assign(test_accuracy=result.test_accuracy))
+    return frames, accuracy
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    import traces
     from analysis.frames import versus_dense_training
     from analysis.html import write_report
     from hwsim.report import write_frame
-    from hwsim.simulate import simulate
-    from traces.training import train
 
     check_output(args.out, "--out", directory=True)  # before minutes of training, not after
     epochs, every = (1, 11) if args.quick else (10, 44)
-    frames, accuracy = [], {}
-    for method, params in DEMO_METHODS:
-        path = args.out / f"{method}-{DEMO_MODEL}-{DEMO_DATASET}.trace"
-        bar = _bar(0, f"train {method}")
-        result = train(method=method, model=DEMO_MODEL, dataset=DEMO_DATASET, epochs=epochs, every=every,
-                       out=path, overwrite=True, method_params=params,
-                       progress=lambda info, b=bar: (b.__setattr__("total", info["total"]), b.update(1)))
-        bar.close()
-        accuracy[method] = result.test_accuracy
-        tr = traces.load(path)
-        picks = tr.mask_iterations if len(tr.mask_iterations) <= 4 else \
-            [tr.mask_iterations[round(i * (len(tr.mask_iterations) - 1) / 3)] for i in range(4)]
-        for arch in DEMO_ARCHS:
-            bar = _bar(len(picks) * len(tr.layers), f"replay {method} on {arch}")
-            report = simulate(tr, arch, iterations=picks, progress=lambda d, t, b=bar: b.update(1))
-            bar.close()
-            frames.append(report.to_frame(meta=True).assign(test_accuracy=result.test_accuracy))
-    results = pd.concat(frames, ignore_index=True)
+    frames, accuracy = _train_and_replay(args, DEMO_MODEL, DEMO_DATASET, DEMO_METHODS, 4, epochs=epochs,
+                                         every=every)
+    steps, every = (3, 1) if args.quick else TRANSFORMER_STEPS
+    t_frames, t_accuracy = _train_and_replay(
+        args, TRANSFORMER_MODEL, TRANSFORMER_DATASET, TRANSFORMER_METHODS, 2, epochs=1, every=every,
+        max_batches=steps, batch_size=32, optimizer="adamw", lr=3e-3, test_samples=2048)
+    results = pd.concat(frames + t_frames, ignore_index=True)
     out = write_frame(results, args.out / "results.parquet")  # outputs first, then the summaries
     report = write_report(results, args.out / "report.html",
-                          title=f"hwsim demo: dense and sparse training of {DEMO_MODEL} on {DEMO_DATASET}, "
-                                f"replayed on {', '.join(DEMO_ARCHS)}")
+                          title=f"hwsim demo: dense and sparse training of {DEMO_MODEL} on {DEMO_DATASET} "
+                                f"and of {TRANSFORMER_MODEL} on {TRANSFORMER_DATASET}, replayed on "
+                                f"{', '.join(DEMO_ARCHS)}")
     v = versus_dense_training(results)
-    text = summary_text(v, accuracy) + (
+    text = summary_text(v[v["model"] == DEMO_MODEL], accuracy) + (
+        f"\nTransformer example: {TRANSFORMER_MODEL} (4 layers, causal attention, tied embeddings) on "
+        f"{TRANSFORMER_DATASET} (character level), {steps} AdamW steps; accuracy is next-character "
+        "accuracy; attn-topk keeps 8 attention scores per query\n"
+        + summary_text(v[v["model"] == TRANSFORMER_MODEL], t_accuracy)) + (
         f"\nresults: {out}  ({len(results)} rows: iteration × layer × pass × machine × method)\n"
         f"report:  {report}  (open it in a browser; it works offline)\n")
     (args.out / "summary.txt").write_text(text, encoding="utf-8")  # what README's excerpt is made from

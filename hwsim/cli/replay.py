@@ -191,8 +191,8 @@ def process_budget(text: str | None) -> _Budget:
         total = parse_size(text, "memory_budget_bytes")
     except ValueError as exc:
         raise ValueError(f"--memory-budget: {exc}") from None
-    if not total > 0:
-        raise ValueError(f"--memory-budget: must be positive, got {text!r}")
+    if not 0 < total < float("inf"):
+        raise ValueError(f"--memory-budget: must be a positive, finite size, got {text!r}")
     return _Budget(total, f"--memory-budget {format_size(total)}")
 
 

@@ -35,11 +35,14 @@ def add_train(sub: Any) -> None:
                    "official MNIST code feeds them) (default: standardized)")
     p.add_argument("--epochs", type=int, default=3, help="training epochs (default: 3)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per iteration (default: 64)")
+    p.add_argument("--max-batches", type=int, default=None,
+                   help="cap the iterations per epoch (short runs; e.g. the shakespeare corpus has "
+                   "71,180 training windows of 64 characters)")
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (default: 0.1)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd",
-                   help="sgd (with --momentum) or adamw (transformers; not for set/rigl/snfs/gmp/topkast, "
-                   "which read SGD's momentum) (default: sgd)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="sgd",
+                   help="sgd (with --momentum), adam (DST's LSTM setting) or adamw (transformers); "
+                   "set/rigl/snfs/gmp/topkast read SGD's momentum and take sgd only (default: sgd)")
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="SGD weight decay (default: 0; DST's CIFAR code uses 1e-4, thresholds included)")
     p.add_argument("--schedule", choices=["step", "cosine"], default="step",
@@ -150,8 +153,9 @@ def _check_train_options(args: argparse.Namespace) -> None:
                 for key, name, low in (("epochs", "epochs", 1), ("batch_size", "batch-size", 1),
                                        ("every", "every", 1), ("seed", "seed", 0))
                 if getattr(args, key) < low]
-    if args.mask_samples is not None and args.mask_samples < 1:
-        problems.append(f"--mask-samples: must be >= 1, got {args.mask_samples}")
+    for key in ("mask_samples", "max_batches"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
+            problems.append(f"--{key.replace('_', '-')}: must be >= 1, got {getattr(args, key)}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr: must be a positive finite number, got {args.lr}")
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
@@ -197,7 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                        lr_milestones=milestones, method_params=params, progress=progress,
                        data_dir=args.data_dir, momentum=args.momentum, weight_decay=args.weight_decay,
                        schedule=args.schedule, augment=args.augment, inputs=args.inputs,
-                       optimizer=args.optimizer)
+                       optimizer=args.optimizer, max_batches=args.max_batches)
     finally:
         if bar is not None:
             bar.close()
@@ -229,6 +233,10 @@ def add_trace(sub: Any) -> None:
     src.add_argument("--layers", type=Path, help="CSV: name, conv2d, C, H, W, K, kernel, stride, padding, "
                      "groups  |  name, linear, in, out")
     src.add_argument("--scalesim-topology", type=Path, help="a SCALE-Sim topology CSV (conv or GEMM rows)")
+    src.add_argument("--transformer", metavar="CONFIG", help="a GPT-style transformer: a preset (gpt2-small, "
+                     "gpt2-medium, gpt3-175b) and/or key=value sizes: layers, d_model, heads, seq, d_ff, "
+                     "vocab, causal (1/0), dropout (1/0); e.g. gpt2-small or "
+                     "layers=4,d_model=256,heads=4,seq=128; --batch sets the batch")
     syn.add_argument("--density", default="", help="e.g. x=0.2,w=0.5,dy=0.3 or one number for x and dy "
                      "(default: dense)")
     syn.add_argument("--per-channel", action="store_true", help="draw one density per channel around it")
@@ -315,6 +323,8 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
+    if args.transformer:
+        return _synth_transformer(args)
     layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
         read_layer_table(args.layers)
     if not layers:
@@ -333,6 +343,20 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
                            layer_nm=read_scalesim_sparsity(args.scalesim_topology) if args.scalesim_topology
                            else None)
     print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
+    return 0
+
+
+def _synth_transformer(args: argparse.Namespace) -> int:
+    from traces.synth_transformer import parse_config, transformer_layers, write_transformer
+
+    if args.per_channel or args.structured:
+        raise ValueError("--transformer draws uniform masks: drop --per-channel and --structured")
+    cfg = parse_config(args.transformer, batch=args.batch)
+    path = write_transformer(cfg, args.out, density=parse_density(args.density), iterations=args.iterations,
+                             seed=args.seed, overwrite=args.overwrite)
+    print(f"synthetic transformer trace ({cfg.layers} blocks, d_model {cfg.d_model}, {cfg.heads} heads, "
+          f"seq {cfg.seq}, batch {cfg.batch}: {len(transformer_layers(cfg))} GEMM records), "
+          f"{args.iterations} iteration(s) written to {path}")
     return 0
 
 

@@ -39,4 +39,5 @@ def memory_kernel_cycles(arch: Architecture, moved_bytes: float, ops: float = 0.
         return 0
     bpc = hbm_bytes_per_cycle(arch)
     mem = math.ceil(moved_bytes / bpc) if bpc else 0
-    return launch_cycles(arch) + max(math.ceil(ops / arch.vector_unit.lanes), mem)
+    lanes = arch.vector_unit.lanes  # 0: not modelled, the operations take no time (hwsim/vector.py)
+    return launch_cycles(arch) + max(math.ceil(ops / lanes) if lanes else 0, mem)

@@ -35,6 +35,7 @@ from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
 from .mapping import buffers
 from .nest_timing import estimate
+from .pe_tiles import PeMapping, best_pe, given_pe, register_files, tiled
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
@@ -51,6 +52,7 @@ class NestMapping:
 
     tile: tuple[int, int, int, int, int]
     order: tuple[str, ...] = DIMS
+    pe: PeMapping | None = None  # the register-file level (``compute.register_file_tiling``)
 
     def trips(self, shape: ConvShape) -> tuple[int, ...]:
         return tuple(d // t for d, t in zip(shape.dims, self.tile, strict=True))
@@ -60,7 +62,12 @@ class NestMapping:
         trips = dict(zip(DIMS, self.trips(shape), strict=True))
         tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
         loops = " ".join(f"{d}{trips[d]}" for d in self.order if trips[d] > 1)
-        return f"{tile} | {loops or '-'}"
+        if self.pe is None:
+            return f"{tile} | {loops or '-'}"
+        (rd, rf), (cd, cf) = self.pe.spatial
+        per_pe = tuple(t // (rf if d == rd else cf if d == cd else 1) for d, t in zip(DIMS, self.tile,
+                                                                                     strict=True))
+        return f"{tile} | {loops or '-'} || {self.pe.notation(per_pe)}"
 
 
 @dataclass
@@ -80,6 +87,7 @@ class NestResult:
     candidates: int = 0
     compute_cycles: int = 0  # the array's (or the buffers' feed) cycles of all tiles, no transfer
     runners_up: tuple[NestMapping, ...] = ()  # the next best mappings by the objective (search only)
+    tile_array: tuple[int, float] | None = None  # register-file level, per tile: (PE cycles, bytes fed)
 
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
@@ -170,9 +178,11 @@ def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
 
 
 def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
-          eb: dict[str, float], dens: dict[str, float], dataflow: str) -> dict[str, np.ndarray]:
+          eb: dict[str, float], dens: dict[str, float], dataflow: str,
+          pe: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
-    ``orders[i]``): keys ``energy_pj``,
+    ``orders[i]``; ``pe``: their register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts,
+    which replace the systolic array's): keys ``energy_pj``,
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
@@ -180,13 +190,19 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),))
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
                    slices)
+    if pe is not None:
+        for key in ("array_a", "array_b", "array_c", "array_read_c", "compute_cycles"):
+            c[key] = pe[key]
     off = arch.off_chip.name
     bufs = buffers(arch)
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
 
-    def add(level: str, op: str, elems: np.ndarray, direction: str, dense: bool = False) -> None:
-        data = eb[op] if dense else elem[f"{level}:{op}:data"]
-        meta = 0.0 if dense else elem[f"{level}:{op}:meta"]
+    psum = arch.compute.precision.psum_bits / 8  # partial sums move at the accumulators' width
+
+    def add(level: str, op: str, elems: np.ndarray, direction: str, dense: bool = False,
+            partial: bool = False) -> None:
+        data = psum if partial else eb[op] if dense else elem[f"{level}:{op}:data"]
+        meta = 0.0 if dense or partial else elem[f"{level}:{op}:meta"]
         for kind, per in (("data", data), ("metadata", meta)):
             if per:
                 key = (level, op, kind, direction)
@@ -199,22 +215,33 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
             add(bufs[op][0], op, c[f"array_{op}"], "read")
     spill = c["dram_write_c"] - final  # partial sums written back before their last visit
     add(off, "c", np.full(spill.shape, final, np.float64), "write")
-    add(off, "c", spill, "write", dense=True)
-    add(off, "c", c["dram_read_c"], "read", dense=True)
-    if bufs["c"][0]:
+    add(off, "c", spill, "write", partial=True)
+    add(off, "c", c["dram_read_c"], "read", partial=True)
+    if bufs["c"][0]:  # spills leave the output buffer and come back at psum width (its own
+        # accumulation traffic is counted at the output's width, as Timeloop counts words)
         cb = bufs["c"][0]
         add(cb, "c", c["array_c"], "write", dense=True)
         add(cb, "c", c["array_read_c"], "read", dense=True)
-        add(cb, "c", c["dram_write_c"], "read", dense=True)
-        add(cb, "c", c["dram_read_c"], "write", dense=True)
+        add(cb, "c", np.full(spill.shape, final, np.float64), "read", dense=True)
+        add(cb, "c", spill, "read", partial=True)
+        add(cb, "c", c["dram_read_c"], "write", partial=True)
     shape2 = c["dram_write_c"].shape
+    macs = float(shape.macs)
+    rfs = register_files(arch) if pe is not None else {}
+    for op, (rf, _cap) in rfs.items():  # fills from the buffer and drains to it, plus every MAC's access
+        if op == "c":
+            add(rf, "c", macs + pe["rf_fill_c"], "read", partial=True)  # a fresh visit's first update
+            # reads nothing: reads = updates − fresh visits + drains = updates + partial sums filled
+            add(rf, "c", macs + pe["rf_fill_c"], "write", partial=True)
+        else:
+            add(rf, op, pe[f"rf_fill_{op}"], "write", dense=True)
+            add(rf, op, np.full(shape2, macs), "read", dense=True)
     energy: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(shape2))
     for (level, _op, kind, direction), b in moved.items():
         action = direction if kind == "data" else f"metadata_{direction}"
         energy[level] = energy[level] + b * _energy(arch, level, action)
-    macs = float(shape.macs)
     for m in arch.memories:  # register files: per MAC, as hwsim.npu.traffic charges them
-        if m.kind == "register_file":
+        if m.kind == "register_file" and m.name not in {rf for rf, _ in rfs.values()}:
             per = sum(eb[op] for op in ("a", "b") if op in m.operands) * _energy(arch, m.name, "read")
             if "c" in m.operands:
                 per += eb["c"] * (_energy(arch, m.name, "read") + _energy(arch, m.name, "write"))
@@ -338,15 +365,81 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     elem = _elem_bytes(arch, pass_, eb, dens)
     tiles = _candidates(shape, pass_, arch, elem)
     ti, pi = _pairs(shape, tiles)
-    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow)
+    # a register-file level is searched below the best buffer tiles, ranked first without it
+    pe = _no_pe_level(shape, arch, len(ti)) if tiled(arch) else None
+    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow, pe)
     obj = objective_of(cost, objective)
     ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))  # ties: fewer bytes, then first
+    if tiled(arch):  # the register-file level below the best buffer tiles, then ranked again
+        first = np.zeros(len(tiles), bool)  # each tile under its best DRAM order
+        pick = ranked[~_seen(ti[ranked], len(tiles), first)]
+        volume = np.prod(tiles[ti[pick]].astype(np.float64), axis=1)  # ties: larger tiles (more to unroll)
+        pick = pick[np.lexsort((np.arange(len(pick)), -volume, obj[pick]))][:PE_FINALISTS]
+        return _search_pe(shape, pass_, arch, eb, dens, objective, dataflow, tiles[ti[pick]],
+                          ORDERS[pi[pick]], len(ti))
     best = int(ranked[0])
 
     def mapping_at(j: int) -> NestMapping:
         return NestMapping(tuple(int(x) for x in tiles[ti[j]]), tuple(DIMS[i] for i in ORDERS[pi[j]]))
 
     res = _result(shape, mapping_at(best), cost, best, objective, len(ti))
+    return replace(res, runners_up=tuple(mapping_at(int(j)) for j in ranked[1:RUNNERS_UP + 1]))
+
+
+def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:
+    """Whether each entry of ``idx`` repeats an earlier one (``first``: scratch of ``n`` False)."""
+    _, at = np.unique(idx, return_index=True)
+    dup = np.ones(len(idx), bool)
+    dup[at] = False
+    return dup
+
+
+def _no_pe_level(shape: ConvShape, arch: Architecture, n: int) -> dict[str, np.ndarray]:
+    """Counts that leave the register-file level out (no traffic below the buffer; the array's
+    cycles at full use): how buffer candidates are ranked before their own level is searched."""
+    zero = np.zeros(n, np.int64)
+    pe = {k: zero for k in ("array_a", "array_b", "array_c", "array_read_c", "rf_fill_a", "rf_fill_b",
+                            "rf_fill_c", "rf_drain_c")}
+    pe["compute_cycles"] = np.full(n, -(-shape.macs // (arch.compute.rows * arch.compute.cols)), np.int64)
+    return pe
+
+
+PE_FINALISTS = 32  # buffer tiles (best by the objective with the array's per-MAC charges) whose
+# register-file level is searched on a machine with register_file_tiling
+
+
+def _pe_level(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float], dataflow: str,
+              tiles: np.ndarray, orders: np.ndarray,
+              given: list[PeMapping | None]) -> tuple[list[PeMapping], dict[str, np.ndarray]]:
+    """The register-file mapping of each buffer candidate (the given one, or the best) and their
+    counts stacked ``(N,)``."""
+    bufs = {op: name for op, (name, _) in buffers(arch).items()}
+    price = prices(arch)
+    eb = {**eb, "c": arch.compute.precision.psum_bits / 8}  # a PE keeps and moves partial sums
+    maps, rows = [], []
+    for tile, order, mp in zip(tiles, orders, given, strict=True):
+        t, o = tuple(int(x) for x in tile), tuple(DIMS[i] for i in order)
+        if mp is None:
+            mp, counts = best_pe(shape, pass_, arch, t, o, eb, dataflow, bufs, price)
+        else:
+            counts = given_pe(shape, pass_, arch, t, o, eb, dataflow, mp)
+        maps.append(mp)
+        rows.append(counts)
+    return maps, {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def _search_pe(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float], dens: dict[str, float],
+               objective: str, dataflow: str, tiles: np.ndarray, orders: np.ndarray, n: int) -> NestResult:
+    maps, pe = _pe_level(shape, pass_, arch, eb, dataflow, tiles, orders, [None] * len(tiles))
+    cost = costs(shape, pass_, arch, tiles, orders, eb, dens, dataflow, pe)
+    obj = objective_of(cost, objective)
+    ranked = np.lexsort((np.arange(len(tiles)), cost["dram_bytes"], obj))
+
+    def mapping_at(j: int) -> NestMapping:
+        return NestMapping(tuple(int(x) for x in tiles[j]), tuple(DIMS[i] for i in orders[j]), maps[j])
+
+    best = int(ranked[0])
+    res = _result(shape, mapping_at(best), cost, best, objective, n, pe, eb)
     return replace(res, runners_up=tuple(mapping_at(int(j)) for j in ranked[1:RUNNERS_UP + 1]))
 
 
@@ -381,18 +474,29 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
         raise MappingError(f"tile {mapping.notation(shape).split(' |')[0]} needs {occ} bytes; over a buffer "
                            f"({ {n: c for n, c in buffers(arch).values() if n} })")
     order = np.array([[DIMS.index(d) for d in mapping.order]], np.int64)
-    cost = costs(shape, pass_, arch, tiles, order, eb, dens, dataflow or arch.compute.dataflow)
-    return _result(shape, mapping, cost, 0, "given", 1)
+    df = dataflow or arch.compute.dataflow
+    if not tiled(arch):
+        cost = costs(shape, pass_, arch, tiles, order, eb, dens, df)
+        return _result(shape, mapping, cost, 0, "given", 1)
+    maps, pe = _pe_level(shape, pass_, arch, eb, df, tiles, order, [mapping.pe])
+    cost = costs(shape, pass_, arch, tiles, order, eb, dens, df, pe)
+    return _result(shape, replace(mapping, pe=maps[0]), cost, 0, "given", 1, pe, eb)
 
 
 def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objective: str,
-            n: int) -> NestResult:
+            n: int, pe: dict[str, np.ndarray] | None = None,
+            eb: dict[str, float] | None = None) -> NestResult:
     get = lambda k: float(cost[k][at])  # noqa: E731
     moved = {tuple(k.split(":")[1:]): get(k) for k in cost if k.startswith("bytes:")}
     energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
     occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
     cycles = int(cost["cycles"][at])
+    array = None
+    if pe is not None:  # per tile: the PEs' cycles and the bytes the buffers feed them
+        n_tiles = int(np.prod(mapping.trips(shape))) * shape.groups
+        array = (int(pe["compute_cycles"][at]) // n_tiles,
+                 float(pe["array_a"][at] * eb["a"] + pe["array_b"][at] * eb["b"]) / n_tiles)
     return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
-                      int(cost["compute_cycles"][at]))
+                      int(cost["compute_cycles"][at]), tile_array=array)

@@ -165,7 +165,8 @@ class NestPlan:
 
 def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
               order: tuple[str, ...], levels: dict[str, int], dram_bytes: dict[tuple[str, str], float],
-              elem_bytes: dict[str, float], dataflow: str, compute_scale: float = 1.0) -> NestPlan:
+              elem_bytes: dict[str, float], dataflow: str, compute_scale: float = 1.0,
+              array: tuple[int, float] | None = None) -> NestPlan:
     """The per-tile plan of one mapping.
 
     Args:
@@ -173,15 +174,20 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
         dram_bytes: off-chip bytes per ``(operand, "read" | "write")`` (data and metadata).
         elem_bytes: bytes per element of ``a``, ``b`` (the buffer feed time).
         compute_scale: multiplies every tile's compute cycles (rounded up).
+        array: a register-file level's ``(PE cycles, bytes the buffers feed)`` per tile
+            (``NestResult.tile_array``), instead of the systolic array's folds.
     """
     n = int(np.prod([d // t for d, t in zip(shape.dims, tile, strict=True)]))
-    m, k, nn = tile_gemm(shape, np.array([tile], np.int64), pass_)
-    arr = array_counts(m, k, nn, arch.compute.rows, arch.compute.cols, dataflow)
-    per_tile = int(arr["cycles"][0])
+    if array is None:
+        m, k, nn = tile_gemm(shape, np.array([tile], np.int64), pass_)
+        arr = array_counts(m, k, nn, arch.compute.rows, arch.compute.cols, dataflow)
+        per_tile = int(arr["cycles"][0])
+        fed = float(arr["a"][0]) * elem_bytes["a"] + float(arr["b"][0]) * elem_bytes["b"]
+    else:
+        per_tile, fed = array
     compute = per_tile
     buf_bw = buffer_bytes_per_cycle(arch)
     if buf_bw:
-        fed = float(arr["a"][0]) * elem_bytes["a"] + float(arr["b"][0]) * elem_bytes["b"]
         compute = max(compute, int(np.ceil(fed / buf_bw)))
     if compute_scale != 1.0:
         compute = int(np.ceil(compute * compute_scale - 1e-9))

@@ -36,6 +36,7 @@ from .mapper import NestMapping, NestResult, evaluate, search
 from .mapping import buffers, map_gemm
 from .mapping_file import MappingFile, load_mapping_file
 from .nest_timing import NestTiming, nest_plan, nest_timing
+from .pe_tiles import register_files, tiled
 from .scalesim_traffic import ScalesimCounts, layer_counts
 from .scalesim_traffic import result as scalesim_result
 from .tiles import DENSE, TileCosts, tile_costs
@@ -167,7 +168,7 @@ class MappingContext:
                round(scale, 9))
         if key not in self.timings:
             plan = nest_plan(shape, pass_, arch, res.mapping.tile, res.mapping.order, res.levels, dram, eb,
-                             self.dataflow or arch.compute.dataflow, scale)
+                             self.dataflow or arch.compute.dataflow, scale, res.tile_array)
             self.timings[key] = nest_timing(plan, arch)
         return self.timings[key]
 
@@ -190,7 +191,8 @@ class MappingContext:
             given = found.mapping
         tile = tuple(t or d for t, d in zip(given.tile, shape.dims, strict=True))
         try:
-            return evaluate(shape, pass_, arch, NestMapping(tile, given.order), eb, dens, self.dataflow)
+            mapping = NestMapping(tile, given.order, getattr(given, "pe", None))
+            return evaluate(shape, pass_, arch, mapping, eb, dens, self.dataflow)
         except MappingError as exc:
             raise MappingError(f"{self.file.path}: {exc}") from None
 
@@ -232,19 +234,21 @@ def merge(arch: Architecture, old: dict[tuple[str, str, str, str], float], res: 
     bufs = {op: name for op, (name, _) in buffers(arch).items()}
     links = {ln.name for ln in arch.links}
     off = arch.off_chip.name
+    pe_level = tiled(arch)  # the nest has its own register-file level: it replaces the array side too
+    rfs = {rf for rf, _ in register_files(arch).values()} if pe_level else set()
     keep = {}
     for (comp, op, kind, direction), moved in old.items():
-        if comp in links or comp == off:
+        if comp in links or comp == off or comp in rfs:
             continue
-        array_side = (op in ("a", "b") and direction == "read") or \
-            (keep_array_writes and op == "c" and direction == "write")
+        array_side = not pe_level and ((op in ("a", "b") and direction == "read") or
+                                       (keep_array_writes and op == "c" and direction == "write"))
         if comp == bufs.get(op) and not array_side:
             continue
         if comp == bufs.get(op) and op == "c" and direction == "write":  # the array's writes only: not
             moved -= old.get((off, "c", kind, "read"), 0.0)  # the old order's partial sums reloaded from DRAM
         keep[(comp, op, kind, direction)] = moved
     for (comp, op, kind, direction), moved in res.bytes.items():
-        if comp == bufs.get(op) and op in ("a", "b") and direction == "read":
+        if not pe_level and comp == bufs.get(op) and op in ("a", "b") and direction == "read":
             continue
         if keep_array_writes and comp == bufs.get(op) and op == "c" and direction == "write":
             continue

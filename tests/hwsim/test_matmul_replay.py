@@ -90,10 +90,11 @@ def test_causal_attention_skips_the_masked_score_products(tmp_path):
 
 
 @pytest.mark.parametrize("arch", ["edge-npu", "gpu-a100", "reram-isaac"])
-def test_every_family_replays_matmul_layers(tmp_path, arch):
-    """All passes of both attention products replay; effectual MACs equal the scalar reference,
-    and no update row appears (a matmul has no weight)."""
-    written = write_attention_trace(tmp_path / "t", seq=6, dim=4, heads=2, batch=2, n_iter=1)
+@pytest.mark.parametrize("batch, heads", [(2, 2), (1, 1)])
+def test_every_family_replays_matmul_layers(tmp_path, arch, batch, heads):
+    """All passes of both attention products replay (one GEMM group per pass included); effectual
+    MACs equal the scalar reference, and no update row appears (a matmul has no weight)."""
+    written = write_attention_trace(tmp_path / "t", seq=6, dim=4, heads=heads, batch=batch, n_iter=1)
     rep = simulate(traces.load(tmp_path / "t"), arch).to_frame()
     assert set(rep["pass"]) == {"forward", "backward_data", "backward_weight"}
     t = written[0]
@@ -104,7 +105,7 @@ def test_every_family_replays_matmul_layers(tmp_path, arch):
             need = m.get("y_sel") if pass_ == "forward" else None
             expect = scalar_effectual(pass_, m["x"], m["w"], m["dy"], need)
             assert row["effectual_macs"] == expect, (name, pass_)
-            g = traces.load(tmp_path / "t").layers[li].gemm(pass_, 2)
+            g = traces.load(tmp_path / "t").layers[li].gemm(pass_, batch)
             assert row["algorithmic_macs"] == g.macs
 
 

@@ -158,8 +158,6 @@ def test_eval_and_no_grad_passes_are_not_training_steps(tmp_path):
         with torch.no_grad():
             model(x)
         model.train()
-        with torch.no_grad():
-            model(x)
         opt.zero_grad()
         F.cross_entropy(model(x), t).backward()
         opt.step()
@@ -167,6 +165,8 @@ def test_eval_and_no_grad_passes_are_not_training_steps(tmp_path):
         model.eval()
         model(x)  # eval mode with grad enabled: still not a training step
         model.train()
+        with torch.no_grad():
+            model(x)  # training mode without gradients, and no training step follows
     tr = traces.load(tmp_path / "t")
     assert tr.iterations == [0] and tr.complete
     with tr.iteration(0) as it:

@@ -271,3 +271,36 @@ def test_a_backend_that_cannot_run_still_raises(tmp_path):
         with pytest.raises(RuntimeError, match="No viable backend"):
             with traces.record(model, tmp_path / "t"):
                 model(torch.randn(N, L, H * D))
+
+
+def test_products_keep_masks_of_the_first_samples_only(tmp_path):
+    """With mask_samples, both operands' masks (B included: it is an activation) hold the first
+    samples; the counts are the whole batch's."""
+    torch.manual_seed(0)
+    train(HandAttention(), tmp_path / "t", steps=1, mask_samples=2)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    with tr.iteration(0) as it:
+        li = tr.layer_index("matmul")
+        assert it.mask(li, "w").shape == (2, H, D, L) and it.mask(li, "y").shape == (2, H, L, L)
+        assert it.mask(li, "w").sum() <= it.count(li, "w") <= it.mask(li, "w").sum() + H * D * L
+
+
+def test_sdpa_without_a_sample_dimension_is_refused_naming_op_and_line(tmp_path):
+    """Attention over the whole batch as one sequence (2-D q, k, v: no per-sample form) runs as it
+    is (on the CPU, torch's math path: aten.mm), and the GEMM watch refuses it with the line that
+    called it."""
+    class Flat(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 12)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.fc(x).split(4, dim=-1)
+            return F.scaled_dot_product_attention(q, k, v).sum()  # q: (batch, 4)
+
+    model = Flat()
+    with pytest.raises(RecorderError, match=r"aten\.mm at .*test_recorder_products\.py:\d+ in forward: "
+                                            r"`return F\.scaled_dot_product_attention\(q, k, v\)"):
+        with traces.record(model, tmp_path / "t"):
+            model(torch.randn(3, 4)).backward()

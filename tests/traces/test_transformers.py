@@ -180,3 +180,60 @@ def test_transformers_learn(model, method, optimizer, lr, steps):
 def test_adamw_refused_by_momentum_methods():
     with pytest.raises(ValueError, match="works with optimizer sgd"):
         train(model="mlp", method="rigl", optimizer="adamw", epochs=1, max_batches=1)
+
+
+def test_lstm_of_linears_equals_nn_lstm():
+    torch.manual_seed(0)
+    net = build_model("lstm-tiny", (1, 28, 28), 10)
+    hidden = net.rnn[0].hidden
+    ref = torch.nn.LSTM(28, hidden, num_layers=2, batch_first=True)
+    with torch.no_grad():
+        for i, layer in enumerate(net.rnn):
+            getattr(ref, f"weight_ih_l{i}").copy_(layer.ih.weight)
+            getattr(ref, f"bias_ih_l{i}").copy_(layer.ih.bias)
+            getattr(ref, f"weight_hh_l{i}").copy_(layer.hh.weight)
+            getattr(ref, f"bias_hh_l{i}").zero_()
+    x = torch.randn(3, 1, 28, 28)
+    expected = net.out(ref(x[:, 0])[0][:, -1])
+    assert torch.allclose(net(x), expected, atol=1e-5)
+    names = [b.name for b in net.blocks()]
+    assert names == ["rnn.0.ih", "rnn.0.hh", "rnn.1.ih", "rnn.1.hh", "out"]
+
+
+def test_dst_thresholds_per_gate_and_unit_on_the_lstm():
+    net = build_model("lstm-tiny", (1, 28, 28), 10)
+    meth = make_method("dst", "mnist", "lstm-tiny")
+    assert meth.params["alpha"] == 1e-4  # the official LSTM script's default
+    net = meth.prepare(net)
+    hidden = net.rnn[0].hidden
+    for name in ("rnn.0.ih", "rnn.0.hh", "rnn.1.ih", "rnn.1.hh"):
+        assert meth.layers[name].threshold.shape == (4 * hidden,)  # 4 gates × H units
+
+
+def test_dst_lstm_script_smoke(tmp_path):
+    import json
+    import runpy
+
+    script = runpy.run_path(str(__import__("pathlib").Path(__file__).parents[2] / "scripts" / "dst_lstm.py"))
+    assert script["main"](["--smoke", "--epochs", "2", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "dst_lstm.json").read_text())
+    assert [(r["model"], r["method"]) for r in rows] == [("lstm-tiny", "dst"), ("lstm-tiny", "dense")]
+    for r in rows:
+        assert len(r["history"]) == 2 and r["iterations"] == 6
+        assert 0 < r["remaining_at_best"] <= 1 and r["remaining_last"] == r["history"][-1]["remaining"]
+    assert "| lstm-tiny |" in (tmp_path / "dst_lstm.md").read_text()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_first_step_moves_every_weight_by_lr(optimizer):
+    """Adam's first update is ``lr · g / (|g| + eps)``: ``lr`` in magnitude wherever ``g`` ≠ 0
+    (an SGD step at the same lr would move each weight by ``lr · |g|``, far less)."""
+    r = train(model="mlp", dataset="digits", method="dense", epochs=1, batch_size=64, max_batches=1,
+              lr=1e-3, optimizer=optimizer, seed=3)
+    torch.manual_seed(3)
+    data = load_dataset("digits")
+    before = build_model("mlp", data.input_shape, data.n_classes)
+    w0, w1 = before.fc1.weight.detach(), r.method.model.fc1.weight.detach()
+    moved = (w1 - w0).abs()
+    assert moved.max() <= 1e-3 * (1 + 1e-4)
+    assert ((moved > 0.999e-3) | (moved == 0)).float().mean() > 0.99

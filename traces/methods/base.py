@@ -31,7 +31,7 @@ class Method:
     block_order: ClassVar[str] = "bn-relu"
     # optimizers the method works with (the weight-mask baselines and multi-level read or clear
     # SGD's momentum buffers, so they take SGD only)
-    optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adamw")
+    optimizers: ClassVar[tuple[str, ...]] = ("sgd", "adam", "adamw")
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, dataset: str = "digits", model: str | None = None, **params: Any) -> None:

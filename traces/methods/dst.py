@@ -12,6 +12,7 @@ set and model (:data:`ALPHA_TABLE`):
 | --- | --- | --- | --- |
 | mnist, fashion-mnist, digits | any (LeNet-300-100, LeNet-5-Caffe) | 5e-4 | README; Fig. 3 caption |
 | cifar10, cifar100, synthetic-cifar | any (VGG-16, WRN) | 5e-6 | README; Fig. 4 caption |
+| any | the LSTMs (dst-lstm-a, dst-lstm-b, lstm-tiny) | 1e-4 | the official LSTM script's default |
 
 (digits, fashion-mnist and synthetic-cifar are not in the paper: they take the value of the
 paper's data set they stand in for. The paper's Table 1 per-row α is in its unread Appendix A.1.)
@@ -140,8 +141,14 @@ class DST(Method):
         "cifar10": 5e-6, "cifar100": 5e-6, "synthetic-cifar": 5e-6,
     }
 
+    LSTM_MODELS: ClassVar[tuple[str, ...]] = ("dst-lstm-a", "dst-lstm-b", "lstm-tiny")
+    LSTM_ALPHA: ClassVar[float] = 1e-4  # the official LSTM script's default
+
     def dataset_defaults(self, dataset: str) -> dict[str, Any]:
-        return {**self.DEFAULTS, "alpha": self.ALPHA_TABLE.get(dataset, self.DEFAULTS["alpha"])}
+        alpha = self.ALPHA_TABLE.get(dataset, self.DEFAULTS["alpha"])
+        if self.model_name in self.LSTM_MODELS:
+            alpha = self.LSTM_ALPHA
+        return {**self.DEFAULTS, "alpha": alpha}
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         thresholds = {id(layer.threshold) for layer in self.layers.values()}

@@ -20,6 +20,11 @@ as the dense score product, so on hardware the saving is in the softmax, ``P·V`
 backward, not in the forward ``q·kᵀ``; :attr:`TopKAttention.last_stats` keeps, per attention
 module, ``selection_macs`` (that product), ``selection_compares`` (one compare per visible score
 plus ``⌈log2(k + 1)⌉`` heap compares per kept one) and ``kept_fraction`` (kept over visible).
+A recorded step logs them on the attention's ``qkv`` linear (the recorder takes a method's
+numbers per recorded module; ``kept_fraction`` as ``attention_kept_fraction``), and the replay
+charges ``selection_macs`` and ``selection_compares`` as that layer's forward vector work, as it
+does DSG's selection (hwsim/vector.py): an undercount where hardware would run the selection
+product on its GEMM array, whose cost equals the dense score product's.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..recording.recorder import bookkeeping
+from ..recording.recorder import active_recorder, bookkeeping
 from ..zoo.models import Model
 from .base import Method
 
@@ -88,11 +93,18 @@ class TopKAttention(Method):
             int((rows + 1 + lk - lq).clamp(0, lk).sum())
         kept = int(keep.sum())
         visible = b * h * visible_per_head
-        self.last_stats[self.names[attention]] = {
+        stats = {
             "selection_macs": visible * d,
             "selection_compares": visible + kept * math.ceil(math.log2(kk + 1)),
             "kept_fraction": round(kept / visible, 6),
         }
+        self.last_stats[self.names[attention]] = stats
+        rec = active_recorder()
+        if rec is not None and attention.training and torch.is_grad_enabled():
+            # the recorder takes a method's numbers per recorded module: the call's qkv linear
+            rec.log(attention.qkv, selection_macs=stats["selection_macs"],
+                    selection_compares=stats["selection_compares"],
+                    attention_kept_fraction=stats["kept_fraction"])
         return keep
 
     def density(self) -> float | None:

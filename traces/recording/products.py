@@ -24,9 +24,10 @@ hooks on aliases of the operands and on the result, the three gradients.
   (``is_causal``, a boolean ``attn_mask``, ``-inf`` entries of a float one) is the scores'
   ``y_sel``: the products a kernel has to compute. Values equal the fused kernels' up to
   rounding; dropout draws its own random numbers.
-- ``nn.MultiheadAttention`` (``F.multi_head_attention_forward``): its two products (``bmm`` or
-  ``baddbmm`` with the mask) are the scores and context of one attention call; with
-  ``need_weights=False`` it runs SDPA (above). Its projections are parameter products
+- ``nn.MultiheadAttention`` (``F.multi_head_attention_forward``, found among the Python frames):
+  its two products (``bmm`` or ``baddbmm`` with the mask, whose ``-inf`` entries are left out of
+  ``y_sel``) are the scores and context of one attention call; with ``need_weights=False`` it runs
+  SDPA (above). Its projections are parameter products
   (:mod:`traces.recording.functional`).
 
 A product with a parameter operand is not one of these (it passes on, to be recorded as a linear
@@ -58,8 +59,8 @@ _BMM = frozenset({torch.bmm, torch.Tensor.bmm})
 _BADDBMM = frozenset({torch.baddbmm, torch.Tensor.baddbmm})
 _EINSUM = frozenset({torch.einsum})
 _SDPA = frozenset({F.scaled_dot_product_attention})
-_MHA = frozenset({F.multi_head_attention_forward})
-HANDLED = _MATMUL | _BMM | _BADDBMM | _EINSUM | _SDPA | _MHA
+HANDLED = _MATMUL | _BMM | _BADDBMM | _EINSUM | _SDPA
+_MHA_CODE = F.multi_head_attention_forward.__code__  # nn.MultiheadAttention's products run in it
 # torch._fused_sdp_choice's answer -> the trace's attention backend
 _BACKENDS = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}
 _MAX_PRODUCT_NODES = 64  # autograd nodes one product may create (expand, view, bmm, unsafe view)
@@ -211,11 +212,13 @@ class ProductCapture:
         self._act_mode: ActivationProducts | None = None
         self._act_depth = 0
         self._module_names = {m: q for q, m in self.model.named_modules()}
-        self._attention: dict[str, Any] | None = None  # the attention call whose products run now
+        self._mha_current: tuple[Any, dict[str, Any]] | None = None  # (its frame, state): the last
+        # F.multi_head_attention_forward call whose products were seen
         self._handles.append(self.model.register_forward_pre_hook(self._act_on))
         self._handles.append(self.model.register_forward_hook(self._act_off, prepend=True, always_call=True))
 
     def _products_exit(self) -> None:
+        self._mha_current = None
         if self._act_mode is not None:
             self._act_mode.__exit__(None, None, None)
             self._act_mode, self._act_depth = None, 0
@@ -240,8 +243,6 @@ class ProductCapture:
             return NotImplemented
         if func in _SDPA:
             return self._sdpa(args, kwargs)
-        if func in _MHA:
-            return self._mha(func, args, kwargs)
         if func in _EINSUM:
             if len(args) == 2 and isinstance(args[1], (list, tuple)):
                 args = (args[0], *args[1])
@@ -268,7 +269,8 @@ class ProductCapture:
         attention = self._next_attention_role()
         sel = None
         if attention is not None and attention["role"] == "scores" and func in _BADDBMM:
-            sel = args[0] != float("-inf")  # MultiheadAttention's additive mask
+            with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+                sel = args[0] != float("-inf")  # MultiheadAttention's additive mask
         name = {**dict.fromkeys(_MATMUL, "matmul"), **dict.fromkeys(_BMM, "bmm"),
                 **dict.fromkeys(_BADDBMM, "baddbmm"), **dict.fromkeys(_EINSUM, "einsum")}[func]
         return self._record_product(func, args, kwargs, a, b, name, view, attention, sel)
@@ -404,9 +406,25 @@ class ProductCapture:
             todo.extend(f for f, _ in node.next_functions)
 
     # -- attention --------------------------------------------------------------------------------
+    def _mha_state(self) -> dict[str, Any] | None:
+        """The ``F.multi_head_attention_forward`` call running now (found among the Python frames),
+        as ``{"call", "causal", "backend", "done"}``: its products are one attention call's."""
+        import sys
+
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code is not _MHA_CODE:
+            frame = frame.f_back
+        if frame is None:
+            return None
+        if self._mha_current is None or self._mha_current[0] is not frame:
+            causal = bool(frame.f_locals.get("is_causal", False))
+            self._mha_current = (frame, {"call": self._attention_call(self._owner()), "causal": causal,
+                                         "backend": "explicit", "done": 0})
+        return self._mha_current[1]
+
     def _next_attention_role(self) -> dict[str, Any] | None:
         """Inside an attention call (``nn.MultiheadAttention``), the role of its next product."""
-        att = self._attention
+        att = self._mha_state()
         if att is None or att["done"] >= 2:
             return None
         role = ("scores", "context")[att["done"]]
@@ -419,18 +437,6 @@ class ProductCapture:
         self._call_count[f"{base}.attention"] += 1
         return base if call == 0 else f"{base}#{call}"
 
-    def _mha(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        """``F.multi_head_attention_forward``: its two products are one attention call's."""
-        owner = self._owner()
-        causal = bool(kwargs.get("is_causal", False))
-        self._attention = {"call": self._attention_call(owner), "causal": causal, "backend": "explicit",
-                           "done": 0}
-        try:
-            with ActivationProducts(self._on_activation_product):  # its inner products, too
-                return func(*args, **kwargs)
-        finally:
-            self._attention = None
-
     def _sdpa(self, args: tuple, kwargs: dict) -> Any:
         """``F.scaled_dot_product_attention`` as its math decomposition, the two products recorded
         (``NotImplemented``: no per-sample form; it runs as it is and the GEMM watch refuses it)."""
@@ -439,8 +445,9 @@ class ProductCapture:
     def _sdpa_run(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                   attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
                   scale: float | None = None, enable_gqa: bool = False) -> Any:
-        choice = torch._fused_sdp_choice(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
-                                         enable_gqa=enable_gqa)  # raises where no backend can run
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():  # the recorder's own questions, no model work
+            choice = torch._fused_sdp_choice(query, key, value, attn_mask, dropout_p, is_causal, scale=scale,
+                                             enable_gqa=enable_gqa)  # raises where no backend can run
         if enable_gqa and key.dim() >= 3 and key.shape[-3] != query.shape[-3]:
             rep = query.shape[-3] // key.shape[-3]
             key, value = key.repeat_interleave(rep, -3), value.repeat_interleave(rep, -3)
@@ -453,22 +460,24 @@ class ProductCapture:
                      matmul_view((*lead, rows, cols), value.shape, batch))
         except NotAProduct:
             return NotImplemented
-        outer = self._attention  # nn.MultiheadAttention(need_weights=False) runs SDPA: its call
+        outer = self._mha_state()  # nn.MultiheadAttention(need_weights=False) runs SDPA: its call
         if outer is not None and outer["done"] == 0:
             outer["done"] = 2
             name = outer["call"]
         else:
             name = self._attention_call(self._owner())
         att = {"call": name, "causal": bool(is_causal), "backend": _BACKENDS.get(int(choice), "math")}
-        sel, bias = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
-        full_sel = None if sel is None else sel.expand(*lead, rows, cols)
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():  # the structure: what a kernel skips, not work
+            sel, bias = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
+            full_sel = None if sel is None else sel.expand(*lead, rows, cols)
+            blocked = None if sel is None else ~sel
         scores = self._record_product(torch.matmul, (query, kt), {}, query, kt, "matmul", views[0],
                                       {**att, "role": "scores"}, full_sel)
         s = scores * (scale if scale is not None else 1 / math.sqrt(query.shape[-1]))
         if bias is not None:
             s = s + bias
-        if sel is not None:
-            s = s.masked_fill(~sel, float("-inf"))
+        if blocked is not None:
+            s = s.masked_fill(blocked, float("-inf"))
         p = torch._safe_softmax(s, -1)  # a row with every score masked: zeros, as the math backend
         if dropout_p > 0:
             p = torch.dropout(p, dropout_p, True)

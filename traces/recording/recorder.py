@@ -96,6 +96,16 @@ def _transformed(t: torch.Tensor) -> bool:
     return bool(torch._C._functorch.is_functorch_wrapped_tensor(t))
 
 
+def _check_finite(iteration: int, values: dict[str, Any]) -> None:
+    """The loss and metrics given to ``rec.step`` are finite (a trace's JSON holds no NaN): a NaN
+    loss means training diverged, and the masks and weights of such steps describe nothing."""
+    for name, value in values.items():
+        if isinstance(value, (float, int)) and not isinstance(value, bool) and not np.isfinite(value):
+            raise RecorderError(f"rec.step() at iteration {iteration}: the {name} is {value} (training "
+                                "diverged?); a trace holds finite numbers only: lower the learning rate, "
+                                "or stop recording before the run diverges")
+
+
 def _weight_copy(w: torch.Tensor) -> np.ndarray | torch.Tensor:
     """A copy of a weight before the optimizer updates it in place (numpy on the CPU: a fresh
     torch tensor of a large layer pays first-touch page faults, numpy reuses freed memory)."""
@@ -251,6 +261,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._foreign: list[tuple[nn.Module, GemmWatch | None]] = []  # open calls of other modules
         self._foreign_handles: list[Any] = []  # the global module hooks, on for watched iterations
         self._backward_frame: Any = None  # the user's frame that started that backward pass
+        self._nograd_pass: str | None = None  # call site of a no-grad training-mode pass of the model
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
                       "parameters": sum(p.numel() for p in model.parameters())},
@@ -621,6 +632,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
                                 "step (is the model in eval mode or under torch.no_grad()?)")
         if self._stack:
             raise RecorderError("rec.step() inside a forward pass")
+        _check_finite(self.iteration, {"loss": loss, **{f"metric {k}": v for k, v in metrics.items()}})
         trainable = [c for c in self._calls
                      if c.weight is not None and c.weight.requires_grad and c.weight.grad is not None]
         if trainable and all(c.weight._version == c.w_version for c in trainable):
@@ -637,6 +649,12 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
             manifest = copy.deepcopy(self._manifest(complete=False))  # the worker's own copy
             self._submit(lambda w: w.write_manifest(manifest))
         counts, masks, weights = self._collect()
+        for li, pair in (weights or {}).items():
+            if not all(np.isfinite(a).all() for a in pair):
+                raise RecorderError(
+                    f"iteration {self.iteration}: the weights of layer {self._layers[li].name} or their "
+                    "update are not finite in float16 after this step (training diverged, or |w| > 65504): "
+                    "a trace of them would describe no cell writes; lower the learning rate")
         meta = {"batch": first.batch, "reasons": self._reasons, "lr": self._lr(),
                 "loss": loss, "metrics": metrics or {},
                 "layer_stats": {self._layers[c.layer].name: self._stats[c.module]

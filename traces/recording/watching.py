@@ -51,6 +51,17 @@ class StepWatch:
             if not self._started:
                 self._begin_iteration()
             start = self._watched()
+            if self._nograd_pass is not None and start:
+                site, self._nograd_pass = self._nograd_pass, None
+                raise RecorderError(
+                    f"the recorded model ran a forward pass in training mode without gradients at {site} "
+                    "before this training step's forward pass (pseudo-labels, a teacher pass of the model "
+                    "itself): its GEMMs are work of the step that no recorded layer holds, so the trace "
+                    "would miss them; if it was evaluation, put the model in eval mode (model.eval()) "
+                    "for it, as eval passes are not training steps")
+        elif self._watch is None and not self._forward_marks and self._writer is not None \
+                and self.model.training and not torch.is_grad_enabled() and self._watched_upcoming():
+            self._nograd_pass = self._nograd_pass or call_site()  # refused if a training step follows
         if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
@@ -144,6 +155,11 @@ class StepWatch:
         the trace. So does a submodule of the recorded model called on its own, outside the
         model's forward pass, without gradients (an EMA copy kept inside the model, a frozen
         head): its layers are not recorded then. Nested calls share the outermost call's watch."""
+        if getattr(module, "_orig_mod", None) in self._own_modules and self._writer is not None:
+            raise RecorderError(
+                f"the recorded model runs through torch.compile ({type(module).__name__} wrapping "
+                f"{type(module._orig_mod).__name__}): compiled code bypasses the recorder's hooks, so "
+                "the trace would miss or misattribute work; train the uncompiled model while recording")
         own = module in self._own_modules
         if own and (module is self.model or self._forward_marks or torch.is_grad_enabled()):
             return  # the model's own forward, or a training call whose layers are recorded
@@ -251,7 +267,9 @@ class StepWatch:
             "recurrent modules (subclasses included), and F.linear/mm/addmm/matmul with a parameter "
             "as right operand inside the model's forward, not other GEMM modules or products of "
             "computed weights: wrap the computation in such a module (a layer run under "
-            "torch.no_grad() or in eval mode inside a training step is not recorded either)")
+            "torch.no_grad() or in eval mode inside a training step is not recorded either; "
+            "torch.utils.checkpoint(..., use_reentrant=True) runs its forward so: pass "
+            "use_reentrant=False)")
 
     def _map_backward(self, rec: _Call, y: torch.Tensor) -> None:
         """Note the autograd nodes the layer call created (from its output back to its input and

@@ -314,7 +314,17 @@ MODELS = {
     "gpt-small": (lambda s, n, o: _transformer().build_gpt("gpt-small", s, n), False),
     "vit-tiny": (lambda s, n, o: _transformer().build_vit("vit-tiny", s, n), True),
     "vit-small": (lambda s, n, o: _transformer().build_vit("vit-small", s, n), True),
+    # LSTMs of nn.Linear gate layers over image rows (traces/zoo/recurrent.py): DST's MNIST LSTM-a/-b
+    "lstm-tiny": (lambda s, n, o: _recurrent().build_lstm("lstm-tiny", s, n), True),
+    "dst-lstm-a": (lambda s, n, o: _recurrent().build_lstm("dst-lstm-a", s, n), True),
+    "dst-lstm-b": (lambda s, n, o: _recurrent().build_lstm("dst-lstm-b", s, n), True),
 }
+
+
+def _recurrent():  # imported when used: it imports this module
+    from . import recurrent
+
+    return recurrent
 
 
 def _transformer():  # imported when used: it imports this module

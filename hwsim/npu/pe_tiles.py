@@ -1,0 +1,235 @@
+"""The per-PE register-file level: spatial unrolling over the PE array and the tile each PE keeps.
+
+On a machine with ``compute.register_file_tiling`` the per-PE register files (memories of kind
+``register_file``) are a tiling level of their own, below the buffer tile of ``hwsim.npu.mapper``
+(Timeloop's model of a PE array):
+
+- **spatial**: one loop dimension is unrolled over the array's rows and one over its columns
+  (``SPATIAL``: the dataflow's stationary GEMM dimensions as loop dimensions; the factor is the
+  largest divisor of the buffer tile's extent that fits the array side). A tensor that the
+  unrolled dimension does not index is *multicast* (one buffer read feeds the whole row or
+  column) or, for the written tensor, *spatially reduced* (one buffer write per row or column);
+- **the register-file tile**: how many of ``B, K, C, OY, OX`` one PE keeps (``FY, FX`` whole; a
+  divisor of the per-PE extent), each operand in the register file that holds it (one shared,
+  or one per operand), within its capacity;
+- **the buffer-level loops**: the trips from the per-PE extent down to the register-file tile,
+  in an order (outermost first), inside the DRAM loops.
+
+A register-file tile of a tensor is loaded ``Π trips of the loops at or outside the innermost
+relevant turning loop`` of the whole nest (DRAM loops, then buffer-level loops) times, once per
+PE; the buffer is read ``loads × footprint × PEs / multicast`` times. The written tensor leaves
+each visit to the buffer (reduced over the unrolled dimension it ignores) and comes back on a
+revisit (``reads = writes − size``). Every MAC reads ``a`` and ``b`` from the register file and
+updates its partial sum there: the register file's ``c`` is written once per MAC and per partial
+sum filled from the buffer, and read as often (a visit's first update reads nothing, its drain
+reads once). A PE computes one MAC per cycle: the array's cycles are the MACs over the PEs in use.
+
+Every candidate of one buffer tile is costed at once (numpy over register-file tiles × orders).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from archs import Architecture
+
+from ..errors import MappingError
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints
+
+# (pass, dataflow) -> loop dimensions unrolled over the array's rows and columns: the dataflow's
+# stationary GEMM dimensions (DESIGN.md: ws keeps B with K on rows and N on columns, ...) as the
+# loop dimension that carries most of them (C for the im2col reduction C·FY·FX, OX for the rows
+# B·OY·OX, K for output channels)
+SPATIAL = {("forward", "ws"): ("C", "K"), ("forward", "os"): ("OX", "K"), ("forward", "is"): ("C", "OX"),
+           ("backward_data", "ws"): ("K", "C"), ("backward_data", "os"): ("OX", "C"),
+           ("backward_data", "is"): ("K", "OX"),
+           ("backward_weight", "ws"): ("OX", "K"), ("backward_weight", "os"): ("C", "K"),
+           ("backward_weight", "is"): ("OX", "C")}
+ORDERS = np.array(list(itertools.permutations(range(5))), np.int64)  # (120, 5)
+
+
+@dataclass(frozen=True)
+class PeMapping:
+    """Spatial unrolling and the register-file tile of one buffer tile."""
+
+    spatial: tuple[tuple[str, int], tuple[str, int]]  # (dimension, factor) on rows, on columns
+    tile: tuple[int, int, int, int, int]  # elements per PE of B, K, C, OY, OX
+    order: tuple[str, ...]  # buffer-level loops, outermost first
+
+    def notation(self, per_pe: tuple[int, ...]) -> str:
+        """``rows C32 cols K32 | RF B1 K2 C1 OY1 OX4 | OX7 K4``."""
+        (rd, rf), (cd, cf) = self.spatial
+        trips = {d: p // t for d, p, t in zip(DIMS, per_pe, self.tile, strict=True)}
+        tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
+        loops = " ".join(f"{d}{trips[d]}" for d in self.order if trips[d] > 1)
+        return f"rows {rd}{rf} cols {cd}{cf} | RF {tile} | {loops or '-'}"
+
+
+def tiled(arch: Architecture) -> bool:
+    """Whether this machine's register files are a tiling level (``compute.register_file_tiling``)."""
+    return arch.compute is not None and arch.compute.register_file_tiling and bool(register_files(arch))
+
+
+def register_files(arch: Architecture) -> dict[str, tuple[str, float]]:
+    """Per operand, the register file holding it: ``(name, bytes per PE)``; absent: it bypasses."""
+    out = {}
+    for m in arch.memories:
+        if m.kind == "register_file":
+            for op in m.operands:
+                out.setdefault(op, (m.name, m.capacity_bytes))
+    return out
+
+
+def spatial_of(shape: ConvShape, pass_: str, dataflow: str, tile: tuple[int, ...], rows: int,
+               cols: int) -> tuple[tuple[str, int], tuple[str, int]]:
+    """``((row dim, factor), (col dim, factor))``: the largest divisor of the tile's extent that
+    fits each array side."""
+    out = []
+    for d, side in zip(SPATIAL[(pass_, dataflow)], (rows, cols), strict=True):
+        dv = divisors(tile[DIMS.index(d)])
+        out.append((d, int(dv[dv <= side].max())))
+    return out[0], out[1]
+
+
+def _pairs(per_pe: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tile, order) pairs worth costing: loops of one trip innermost in ``DIMS`` order (as
+    ``hwsim.npu.mapper._pairs`` does for the DRAM loops)."""
+    turning = (per_pe[None, :] // cand) > 1
+    t_ord = turning[:, ORDERS]
+    outer, inner = t_ord[:, :, :-1], t_ord[:, :, 1:]
+    rising = (ORDERS[None, :, :-1] < ORDERS[None, :, 1:]) | outer | inner
+    keep = (outer | ~inner) & rising
+    return np.nonzero(keep.all(axis=2))
+
+
+def _loads(trips: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """Loads of a tile under loops ``(P, N)`` (outermost first): the product of the trips at or
+    outside the innermost relevant loop that turns; 1 when none turns."""
+    p = trips.shape[0]
+    active = relevant & (trips > 1)
+    last = np.max(np.where(active, np.arange(p)[:, None], -1), axis=0)  # (N,)
+    cum = np.cumprod(trips, axis=0)
+    picked = cum[np.maximum(last, 0), np.arange(trips.shape[1])]
+    return np.where(last >= 0, picked, 1)
+
+
+def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
+             dram_order: tuple[str, ...], elem: dict[str, float], dataflow: str,
+             pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Counts of every register-file candidate below one buffer tile, each ``(N,)`` over all groups.
+
+    Args:
+        tile: the buffer tile (``DIMS`` order); ``dram_order``: the DRAM loops, outermost first.
+        elem: bytes per element of each operand in its register file (``"a"``, ``"b"``; ``"c"`` at
+            the partial sums' width).
+        pe_tiles, orders: ``(N, 5)`` candidates (default: every fitting tile × every order).
+
+    Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
+    the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
+    (partial sums read back down), ``rf_fill_{op}`` (register-file writes from the buffer, all
+    PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``.
+    """
+    rows, cols = arch.compute.rows, arch.compute.cols
+    (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
+    per_pe = np.array(tile, np.int64)
+    per_pe[DIMS.index(rd)] //= rfac
+    per_pe[DIMS.index(cd)] //= cfac
+    rfs = register_files(arch)
+    roles = ROLES[pass_]
+    if pe_tiles is None:
+        divs = [divisors(int(d)) for d in per_pe]
+        grids = np.meshgrid(*divs, indexing="ij")
+        cand = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
+        fp = footprints(shape, cand)
+        ok = np.ones(len(cand), bool)
+        for name in {n for n, _ in rfs.values()}:
+            cap = next(c for n, c in rfs.values() if n == name)
+            used = sum(fp[roles[op]] * elem[op] for op, (n, _) in rfs.items() if n == name)
+            if cap > 0:
+                ok &= used <= cap
+        cand = cand[ok]
+        if len(cand) == 0:
+            raise MappingError(f"{pass_}: even one element per PE ({shape.fy}×{shape.fx} filter window) "
+                               f"does not fit the register files {sorted({n for n, _ in rfs.values()})}; "
+                               "use larger ones or register_file_tiling: false")
+        ti, pi = _pairs(per_pe, cand)
+        pe_tiles, orders = cand[ti], ORDERS[pi]
+    n = len(pe_tiles)
+    g = shape.groups
+    dims = np.array(shape.dims, np.int64)
+    dram_pos = [DIMS.index(d) for d in dram_order]
+    dram_trips = (dims // np.array(tile, np.int64))[dram_pos]  # (5,)
+    glb_trips = per_pe[None, :] // pe_tiles  # (N, 5) by dimension
+    trips = np.concatenate([np.broadcast_to(dram_trips[:, None], (5, n)),
+                            np.take_along_axis(glb_trips, orders, axis=1).T], axis=0)  # (10, N)
+    fp = footprints(shape, pe_tiles)
+    pes = rfac * cfac
+    spatial = {rd: rfac, cd: cfac}
+    out: dict[str, np.ndarray] = {"pe_tile": pe_tiles, "order": orders}
+    for op, tensor in roles.items():
+        rel = np.array(RELEVANT[tensor])
+        relevant = np.concatenate([np.broadcast_to(rel[dram_pos][:, None], (5, n)), rel[orders].T], axis=0)
+        multicast = int(np.prod([f for d, f in spatial.items() if not rel[DIMS.index(d)]]))
+        if op in rfs:
+            moved = fp[tensor] * _loads(trips, relevant) * pes * g  # register-file tiles loaded, all PEs
+        else:  # no register file: every MAC's operand comes from the buffer
+            moved = np.full(n, shape.macs, np.int64)
+        if op == "c":
+            out["rf_drain_c"] = moved
+            out["array_c"] = moved // multicast  # reduced over the dimension it ignores
+            out["array_read_c"] = out["array_c"] - shape.size(tensor)
+            out["rf_fill_c"] = out["array_read_c"]
+        else:
+            out[f"rf_fill_{op}"] = moved
+            out[f"array_{op}"] = moved // multicast
+    out["compute_cycles"] = np.full(n, -(-shape.macs // pes), np.int64)
+    out["spatial"] = np.array([[DIMS.index(rd), rfac, DIMS.index(cd), cfac]] * n, np.int64)
+    out["per_pe"] = np.broadcast_to(per_pe, (n, 5))
+    return out
+
+
+def pe_energy(arch: Architecture, counts: dict[str, np.ndarray], eb: dict[str, float],
+              buffer_of: dict[str, str], price: dict[tuple[str, str], float]) -> np.ndarray:
+    """pJ of the register-file level's buffer and register-file accesses (the part that differs
+    between candidates of one buffer tile): buffer reads and partial-sum writes, register-file fills
+    and drains."""
+    rfs = register_files(arch)
+    e = np.zeros(len(counts["compute_cycles"]))
+    for op in "ab":
+        e = e + counts[f"array_{op}"] * eb[op] * price.get((buffer_of[op], "read"), 0.0)
+        if op in rfs:
+            e = e + counts[f"rf_fill_{op}"] * eb[op] * price.get((rfs[op][0], "write"), 0.0)
+    cb = buffer_of["c"]
+    e = e + counts["array_c"] * eb["c"] * price.get((cb, "write"), 0.0)
+    e = e + counts["array_read_c"] * eb["c"] * price.get((cb, "read"), 0.0)
+    if "c" in rfs:
+        e = e + counts["rf_drain_c"] * eb["c"] * price.get((rfs["c"][0], "read"), 0.0)
+        e = e + counts["rf_fill_c"] * eb["c"] * price.get((rfs["c"][0], "write"), 0.0)
+    return e
+
+
+def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
+            dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str,
+            buffer_of: dict[str, str], price: dict[tuple[str, str], float]) -> tuple[PeMapping, dict]:
+    """The register-file tile and buffer-level order of least energy below one buffer tile (ties:
+    fewer buffer accesses, then the first candidate: tiles ascending, orders in
+    ``itertools.permutations`` order), and its counts (scalars)."""
+    c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow)
+    e = pe_energy(arch, c, eb, buffer_of, price)
+    accesses = c["array_a"] + c["array_b"] + c["array_c"] + c["array_read_c"]
+    j = int(np.lexsort((np.arange(len(e)), accesses, np.round(e, 6)))[0])
+    sp = c["spatial"][j]
+    mp = PeMapping(((DIMS[sp[0]], int(sp[1])), (DIMS[sp[2]], int(sp[3]))),
+                   tuple(int(x) for x in c["pe_tile"][j]), tuple(DIMS[i] for i in c["order"][j]))
+    return mp, {k: v[j] for k, v in c.items()}
+
+
+def given_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
+             dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str, mp: PeMapping) -> dict:
+    """The counts of one given register-file mapping (scalars)."""
+    c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow, np.array([mp.tile], np.int64),
+                 np.array([[DIMS.index(d) for d in mp.order]], np.int64))
+    return {k: v[0] for k, v in c.items()}
