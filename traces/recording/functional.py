@@ -210,7 +210,9 @@ class FunctionalCalls:
                               x: torch.Tensor) -> Any:
         qual = self._param_names[param]
         n_in = param.shape[0] if transposed else param.shape[1]
-        batch = self._calls[0].batch if self._calls else (self._model_batch or int(x.shape[0]))
+        # the step's batch: the first recorded call's, else this input's leading dimension (the
+        # model's own input may lead with time: a sequence-first recurrent layer)
+        batch = self._calls[0].batch if self._calls else int(x.shape[0])
         if x.dim() < 1 or x.shape[-1] != n_in or x.numel() % (batch * n_in):
             raise RecorderError(f"{qual}: a product of an input {tuple(x.shape)} with this parameter "
                                 f"cannot be split into the step's batch of {batch} samples")
