@@ -31,8 +31,10 @@ from ..pricing import price, ratio, total_pj
 from ..update import layer_update_row, state_tensors, update_ops_per_weight
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
+from .batched import batched_gemm_cost
 from .gemm import GemmCost, Operands, gemm_cost
 from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles
+from .products import fused_pass, unfused_softmax
 from .sparse import compress_cycles as recompress
 from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_gemm
 
@@ -110,17 +112,24 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nnz_b = round(g.k * g.n * g.groups * it.count(li, b_t) / max(spec.numel(b_t, it.batch), 1))
         need = None
     dense_one = gemm_cost(arch, m, k, n, ctx.dense_ops)
-    dense = _grouped(dense_one, g.groups, arch)
+    # a product of two activations is one batched launch over its samples and heads (hwsim/gpu/products.py)
+    dense = _grouped(dense_one, g.groups, arch) if spec.has_weight else \
+        batched_gemm_cost(arch, g.groups, m, k, n, ctx.dense_ops)
     algorithmic = g.macs
+    fused = None if spec.has_weight else fused_pass(arch, spec, pass_, batch)
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
                            "gpu_compress_cycles": 0, "gpu_pad_cycles": 0, "gpu_convert_cycles": 0,
-                           "gpu_gather_cycles": 0}
+                           "gpu_gather_cycles": 0, "gpu_recompute_macs": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
     s = arch.sparse.structured
     ok, reason = structured_applies(spec, pass_, masks.get("w"), s)
-    if ok:
+    if fused is not None:  # one FlashAttention-style kernel for the pair: its baseline is itself
+        gemm = dense = fused.cost
+        tc_macs, ok = min(fused.macs, algorithmic), True
+        out["gpu_sparse_path"], out["gpu_recompute_macs"] = fused.path, fused.recompute_macs
+    if ok and fused is None:
         nm = structured_gemm(arch, m, k, n, eb, g.groups)
         nm_gemm = _grouped(nm.gemm, g.groups, arch)
         cyc = read = written = 0
@@ -148,6 +157,12 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
                                                         out, traffic, static_w)
     vec_ops, vec_traffic = _vector_work(ctx, spec, pass_, batch, stats)
     vec_cycles = memory_kernel_cycles(arch, sum(vec_traffic.values()), vec_ops)
+    if not spec.has_weight and fused is None:  # an unfused SDPA call's mask and softmax kernels
+        soft_cycles, soft_bytes = unfused_softmax(arch, spec, pass_, batch)
+        vec_cycles += soft_cycles
+        for direction in ("read", "write"):
+            vec_traffic[(arch.off_chip.name, "c", "data", direction)] = \
+                vec_traffic.get((arch.off_chip.name, "c", "data", direction), 0.0) + soft_bytes[direction]
     base_traffic: dict = defaultdict(float)
     for key, moved in vec_traffic.items():
         traffic[key] += moved

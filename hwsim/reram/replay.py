@@ -28,11 +28,13 @@ from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.format.layer import LayerSpec
 
+from ..errors import MappingError
 from ..layer_input import LayerInput
-from ..pricing import prices, ratio, total_pj, value
+from ..pricing import price, prices, ratio, total_pj, value
 from ..update import state_tensors, update_ops_per_weight
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
+from .activations import crossbar_product
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
 from .mapping import LayerMap, map_model
 from .update import Wear, recorded_counts, update_pass
@@ -163,10 +165,48 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
         row["reram_engine"] = "transposed_read" if transposed else "crossbar"
         row["reram_replicas"] = lm.replicas
         row["tiles"] = lm.crossbars * lm.replicas
+    if not spec.has_weight:
+        row = _activation_product(ctx, g, vec, row)
     row["pass"] = pass_
     if masks is not None:
         row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
     return row
+
+
+def _activation_product(ctx: Context, g: Any, vec: VectorWork, digital: dict) -> dict:
+    """A product of two activations: the digital unit's row, or (``reram.activation_products:
+    crossbar_writes``) the per-GEMM writes and MVMs of hwsim/reram/activations.py; both costs shown."""
+    out = {"reram_act_path": ctx.r.activation_products, "reram_act_digital_cycles": digital["cycles"],
+           "reram_act_digital_energy_pj": digital["energy_pj"]}
+    try:
+        one_copy = sum(m.crossbars for m in ctx.maps.values())  # replicas give their crossbars up
+        cp = crossbar_product(ctx.arch, (g.m, g.k, g.n), g.groups, one_copy)
+    except MappingError as exc:
+        if ctx.r.activation_products == "crossbar_writes":
+            raise
+        return {**digital, **out, "reram_act_crossbar_cycles": float("nan"),
+                "reram_act_crossbar_energy_pj": float("nan"), "reram_act_crossbar_note": str(exc)}
+    row = _row(ctx, cp.mvm, vec, cp.mvm, vec)
+    write_cycles = _cycles(ctx, cp.write_ns)
+    leak = price(ctx.arch, "leakage", "total_mw") * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
+    extra = cp.write_energy_pj + leak
+    for key in ("cycles", "dense_cycles"):
+        row[key] += write_cycles
+    for key in ("energy_pj", "dense_energy_pj"):
+        row[key] += extra
+    row["energy_cell_write_pj"] = cp.write_energy_pj
+    row["energy_leakage_pj"] = row.get("energy_leakage_pj", 0.0) + leak
+    w = cp.writes
+    out.update({"reram_act_crossbar_cycles": row["cycles"], "reram_act_crossbar_energy_pj": row["energy_pj"],
+                "reram_act_cells_written": w.cells_written, "reram_act_write_pulses": w.pulses,
+                "reram_act_write_cycles": write_cycles, "reram_act_write_energy_pj": cp.write_energy_pj,
+                "reram_act_rounds": w.rounds, "reram_act_pulses_per_cell": w.pulses_per_cell,
+                "reram_act_lifetime_passes": w.lifetime_passes(ctx.r)})
+    if ctx.r.activation_products == "digital":
+        return {**digital, **out}
+    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
+    row["reram_engine"] = "crossbar_writes"
+    return {**row, **out}
 
 
 def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int], lm: LayerMap, groups: int,
