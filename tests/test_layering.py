@@ -48,6 +48,7 @@ TRACES_ALLOWED = {
     "recording": {"format"},
     "methods": {"format", "stats", "zoo", "recording"},
     "synth": {"format", "stats"},
+    "synth_transformer": {"format"},
     "training": {"format", "zoo", "methods", "recording"},
     "__init__": {"format", "stats", "recording"},
 }

@@ -233,6 +233,10 @@ def add_trace(sub: Any) -> None:
     src.add_argument("--layers", type=Path, help="CSV: name, conv2d, C, H, W, K, kernel, stride, padding, "
                      "groups  |  name, linear, in, out")
     src.add_argument("--scalesim-topology", type=Path, help="a SCALE-Sim topology CSV (conv or GEMM rows)")
+    src.add_argument("--transformer", metavar="CONFIG", help="a GPT-style transformer: a preset (gpt2-small, "
+                     "gpt2-medium, gpt3-175b) and/or key=value sizes: layers, d_model, heads, seq, d_ff, "
+                     "vocab, causal (1/0), dropout (1/0); e.g. gpt2-small or "
+                     "layers=4,d_model=256,heads=4,seq=128; --batch sets the batch")
     syn.add_argument("--density", default="", help="e.g. x=0.2,w=0.5,dy=0.3 or one number for x and dy "
                      "(default: dense)")
     syn.add_argument("--per-channel", action="store_true", help="draw one density per channel around it")
@@ -319,6 +323,8 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ValueError(f"--seed: must be >= 0, got {args.seed}")
+    if args.transformer:
+        return _synth_transformer(args)
     layers = read_scalesim_topology(args.scalesim_topology) if args.scalesim_topology else \
         read_layer_table(args.layers)
     if not layers:
@@ -337,6 +343,20 @@ def cmd_trace_synth(args: argparse.Namespace) -> int:
                            layer_nm=read_scalesim_sparsity(args.scalesim_topology) if args.scalesim_topology
                            else None)
     print(f"synthetic trace with {len(layers)} layers, {args.iterations} iteration(s) written to {path}")
+    return 0
+
+
+def _synth_transformer(args: argparse.Namespace) -> int:
+    from traces.synth_transformer import parse_config, transformer_layers, write_transformer
+
+    if args.per_channel or args.structured:
+        raise ValueError("--transformer draws uniform masks: drop --per-channel and --structured")
+    cfg = parse_config(args.transformer, batch=args.batch)
+    path = write_transformer(cfg, args.out, density=parse_density(args.density), iterations=args.iterations,
+                             seed=args.seed, overwrite=args.overwrite)
+    print(f"synthetic transformer trace ({cfg.layers} blocks, d_model {cfg.d_model}, {cfg.heads} heads, "
+          f"seq {cfg.seq}, batch {cfg.batch}: {len(transformer_layers(cfg))} GEMM records), "
+          f"{args.iterations} iteration(s) written to {path}")
     return 0
 
 

@@ -24,6 +24,7 @@ from archs import Architecture
 from traces.format.layer import GemmDims, LayerSpec
 from traces.stats.im2col import as_conv, geometry, rows_of
 
+from .. import embedding, vector
 from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
@@ -31,8 +32,10 @@ from ..pricing import price, ratio, total_pj
 from ..update import layer_update_row, state_tensors, update_ops_per_weight
 from ..vector import gemm_pass_work
 from ..workload import effectual, operand_counts
+from .batched import batched_gemm_cost
 from .gemm import GemmCost, Operands, gemm_cost
 from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles
+from .products import fused_pass, unfused_softmax
 from .sparse import compress_cycles as recompress
 from .sparse import crossover_density, gathered_cost, spmm_cost, structured_applies, structured_gemm
 
@@ -55,6 +58,7 @@ class _Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         self.eb = arch.gpu.element_bits / 8
         self.dense_ops = Operands(self.eb, self.eb, self.eb)
         g = arch.gpu
@@ -110,17 +114,24 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nnz_b = round(g.k * g.n * g.groups * it.count(li, b_t) / max(spec.numel(b_t, it.batch), 1))
         need = None
     dense_one = gemm_cost(arch, m, k, n, ctx.dense_ops)
-    dense = _grouped(dense_one, g.groups, arch)
+    # a product of two activations is one batched launch over its samples and heads (hwsim/gpu/products.py)
+    dense = _grouped(dense_one, g.groups, arch) if spec.has_weight else \
+        batched_gemm_cost(arch, g.groups, m, k, n, ctx.dense_ops)
     algorithmic = g.macs
+    fused = None if spec.has_weight else fused_pass(arch, spec, pass_, batch)
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
                            "gpu_compress_cycles": 0, "gpu_pad_cycles": 0, "gpu_convert_cycles": 0,
-                           "gpu_gather_cycles": 0}
+                           "gpu_gather_cycles": 0, "gpu_recompute_macs": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
     s = arch.sparse.structured
     ok, reason = structured_applies(spec, pass_, masks.get("w"), s)
-    if ok:
+    if fused is not None:  # one FlashAttention-style kernel for the pair: its baseline is itself
+        gemm = dense = fused.cost
+        tc_macs, ok = min(fused.macs, algorithmic), True
+        out["gpu_sparse_path"], out["gpu_recompute_macs"] = fused.path, fused.recompute_macs
+    if ok and fused is None:
         nm = structured_gemm(arch, m, k, n, eb, g.groups)
         nm_gemm = _grouped(nm.gemm, g.groups, arch)
         cyc = read = written = 0
@@ -148,6 +159,12 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
                                                         out, traffic, static_w)
     vec_ops, vec_traffic = _vector_work(ctx, spec, pass_, batch, stats)
     vec_cycles = memory_kernel_cycles(arch, sum(vec_traffic.values()), vec_ops)
+    if not spec.has_weight and fused is None:  # an unfused SDPA call's mask and softmax kernels
+        soft_cycles, soft_bytes = unfused_softmax(arch, spec, pass_, batch)
+        vec_cycles += soft_cycles
+        for direction in ("read", "write"):
+            vec_traffic[(arch.off_chip.name, "c", "data", direction)] = \
+                vec_traffic.get((arch.off_chip.name, "c", "data", direction), 0.0) + soft_bytes[direction]
     base_traffic: dict = defaultdict(float)
     for key, moved in vec_traffic.items():
         traffic[key] += moved
@@ -262,7 +279,7 @@ def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
     (forward: Y; backward-data: dY) is read and written once by a fused elementwise kernel (BN, ReLU,
     their backward); DST's threshold compare also reads the weight (operand ``b``). A matmul of two
     activations has none (its softmax and scaling are vector ops of their own)."""
-    ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats).ops
+    ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted).ops
     off = ctx.arch.off_chip.name
     moved: dict[tuple[str, str, str, str], float] = {}
     if pass_ in ("forward", "backward_data") and spec.has_weight:  # a matmul has no fused kernel
@@ -295,3 +312,23 @@ def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm:
         suffix = "" if kind == "data" else "_metadata"
         row[f"{comp}_{op}{suffix}_{direction}_bytes"] = float(np.float64(moved))
     return row
+
+
+def embedding_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): a gather and a scatter-add kernel, memory-bound on
+    HBM; the table's update as any layer's."""
+    bits = ctx.arch.gpu.element_bits
+
+    def update() -> dict | None:
+        row = layer_update_row(ctx.arch, spec, it, li, weight_bits=bits, gradient_bits=bits,
+                               state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
+        return None if row is None else {**row, "mode": "exact" if it.has_masks else "expected"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.eb, update=update)
+
+
+def vector_op_rows(ctx: _Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``): memory-bound kernels
+    on the SMs' FP32 lanes through HBM, at the GPU's element precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.eb)

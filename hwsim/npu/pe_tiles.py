@@ -16,13 +16,16 @@ On a machine with ``compute.register_file_tiling`` the per-PE register files (me
   in an order (outermost first), inside the DRAM loops.
 
 A register-file tile of a tensor is loaded ``Π trips of the loops at or outside the innermost
-relevant turning loop`` of the whole nest (DRAM loops, then buffer-level loops) times, once per
-PE; the buffer is read ``loads × footprint × PEs / multicast`` times. The written tensor leaves
+relevant turning loop`` of the whole nest times, once per PE, where every DRAM loop counts as
+relevant (the register files sit below the spatial fanout, itself below the DRAM loops: a new
+buffer tile refills them, as AccelForge counts it) and a buffer-level loop as it indexes the
+tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. The written tensor leaves
 each visit to the buffer (reduced over the unrolled dimension it ignores) and comes back on a
 revisit (``reads = writes − size``). Every MAC reads ``a`` and ``b`` from the register file and
 updates its partial sum there: the register file's ``c`` is written once per MAC and per partial
-sum filled from the buffer, and read as often (a visit's first update reads nothing, its drain
-reads once). A PE computes one MAC per cycle: the array's cycles are the MACs over the PEs in use.
+sum filled from the buffer (a revisit's buffer read is multicast back into every PE of the
+reduction, as AccelForge counts it), and read as often (a visit's first update reads nothing, its
+drain reads once). A PE computes one MAC per cycle: the array's cycles are the MACs over the PEs in use.
 
 Every candidate of one buffer tile is costed at once (numpy over register-file tiles × orders).
 """
@@ -171,7 +174,10 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     out: dict[str, np.ndarray] = {"pe_tile": pe_tiles, "order": orders}
     for op, tensor in roles.items():
         rel = np.array(RELEVANT[tensor])
-        relevant = np.concatenate([np.broadcast_to(rel[dram_pos][:, None], (5, n)), rel[orders].T], axis=0)
+        # a register file is refilled whenever a DRAM loop turns (its tile sits below the spatial
+        # fanout, below every DRAM loop: AccelForge's convention); inside, a tile stays while the
+        # buffer-level loops that do not index it turn
+        relevant = np.concatenate([np.ones((5, n), bool), rel[orders].T], axis=0)
         multicast = int(np.prod([f for d, f in spatial.items() if not rel[DIMS.index(d)]]))
         if op in rfs:
             moved = fp[tensor] * _loads(trips, relevant) * pes * g  # register-file tiles loaded, all PEs
@@ -181,7 +187,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
             out["rf_drain_c"] = moved
             out["array_c"] = moved // multicast  # reduced over the dimension it ignores
             out["array_read_c"] = out["array_c"] - shape.size(tensor)
-            out["rf_fill_c"] = out["array_read_c"]
+            out["rf_fill_c"] = out["array_read_c"] * multicast  # a revisit's partial sum into every PE
+            # of the reduction (AccelForge's convention: the buffer read is multicast back down)
         else:
             out[f"rf_fill_{op}"] = moved
             out[f"array_{op}"] = moved // multicast

@@ -7,14 +7,16 @@ does instead, and every row reports what the other choice would have cost:
 - ``digital``: the GEMM runs on the digital unit (the MAC array at ``digital_macs_per_cycle``, or
   the vector unit, one op per MAC), as the weight gradient does.
 - ``crossbar_writes``: per GEMM (one per sample and head), the pass's ``B`` operand (``K × N``) is
-  written into spare crossbars (the chip's crossbars the weights leave free), then ``A``'s ``M``
+  written into spare crossbars (the chip's crossbars one copy of the weights leaves free: layer
+  replicas give theirs up), then ``A``'s ``M``
   rows stream through them as an ordinary in-situ MVM. The cells are written with the training
   write model (``reram.write``): ``K × N × slices × column sets`` cells per GEMM; each cell moves
   from the level it held (the previous product's) to its new one. Values are not recorded for
   activations, so the level change is the expectation for two independent uniform levels of
   ``L = 2^bits_per_cell − 1``: ``E|Δ| = L(L + 2) / (3(L + 1))`` levels, ``E|Δ| · N / L`` pulses
   (``N`` = ``levels_ltp`` / ``levels_ltd``, half of the cells potentiated, half depressed; the
-  non-linear curve is not applied). Row-parallel writes take, per crossbar row, a SET phase and a
+  non-linear curve is not applied; each pulse at ``pulse_energy_pj``, the on-state price, an upper
+  bound when ``on_off_ratio`` is set). Row-parallel writes take, per crossbar row, a SET phase and a
   RESET phase of the whole range (a row of random levels has a cell near each end). When the GEMMs
   of a pass need more crossbars than are spare, they run in rounds that rewrite the same cells:
   wear per cell per pass = rounds × expected pulses, lifetime = endurance over that, in passes.
@@ -24,10 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from archs import ReramCompute
 
 from ..errors import MappingError
+from ..pricing import price
+from .crossbar import DENSE, MvmCosts, mvm_costs
 from .mapping import LayerMap, column_sets, slices_per_weight
 from .writes import full_range_pulses
 
@@ -42,7 +47,8 @@ class OperandWrites:
     cells_written: int  # cells programmed per pass (all groups)
     pulses: float  # expected write pulses per pass (all cells)
     row_pulses: int  # row phases (SET + RESET pulses per written row), all rounds
-    line_pulses: float  # selected lines × pulses, all rounds
+    bit_line_pulses: float  # bit lines charged × pulses (SET cells; RESET phase inhibits), all rounds
+    source_line_pulses: float  # source lines × pulses (RESET cells; SET phase inhibits), all rounds
     latency_ns: float  # write time of the pass (all rounds)
     pulses_per_cell: float  # expected pulses one spare cell takes per pass (wear)
 
@@ -89,7 +95,49 @@ def operand_writes(r: ReramCompute, k: int, n: int, groups: int, spare_crossbars
     in_round = min(groups, at_once) * per_group  # crossbars written in one round
     parallel = w.crossbars_in_parallel or in_round
     round_ns = xbar_ns * -(-in_round // parallel)
+    # per row phase half of the row's mapped columns are SET (bit lines driven for the SET phase), half
+    # RESET (source lines for the RESET phase); inhibiting raises the other half's opposite line
+    half = groups * rows_per_group * min(n, r.crossbar.cols) / 2
+    inhibit = 1 if w.inhibit_unselected_lines else 0
+    bit = half * (n_ltp + inhibit * n_ltd)
+    source = half * (n_ltd + inhibit * n_ltp)
     return OperandWrites(per_group, spare_crossbars, rounds, groups * cells_per_group,
-                         groups * cells_per_group * per_cell, groups * rows_per_group * phase,
-                         groups * rows_per_group * phase * min(n, r.crossbar.cols) / 2,
+                         groups * cells_per_group * per_cell, groups * rows_per_group * phase, bit, source,
                          rounds * round_ns, rounds * per_cell)
+
+
+def spare_crossbars(arch: Any, used: int) -> int:
+    """Crossbars of the chip the weights (``used`` crossbars, all copies) leave free."""
+    r = arch.reram
+    return r.tiles * r.imas_per_tile * r.crossbars_per_ima - used
+
+
+@dataclass(frozen=True)
+class CrossbarProduct:
+    """A pass of ``groups`` products on spare crossbars: the MVMs, the writes, their time and energy."""
+
+    mvm: MvmCosts  # all groups' in-situ MVMs (time_ns: all rounds, writes excluded)
+    writes: OperandWrites
+    write_ns: float
+    write_energy_pj: float
+
+
+def crossbar_product(arch: Any, dims: tuple[int, int, int], groups: int,
+                     used_crossbars: int) -> CrossbarProduct:
+    """``groups`` GEMMs ``m × k × n`` run by writing each ``B`` into spare crossbars and streaming ``A``
+    (dense: an activation operand's zeros are not known before it is written)."""
+    r = arch.reram
+    _, k, n = dims
+    w = operand_writes(r, k, n, groups, spare_crossbars(arch, used_crossbars))
+    lm = operand_map(k, n, r)
+    one = mvm_costs(None, None, dims, lm, r, DENSE)
+    mvm = MvmCosts(one.algorithmic_macs * groups, one.actual_macs * groups, one.crossbar_reads * groups,
+                   one.dac_drives * groups, one.adc_conversions * groups, one.active_segments * groups,
+                   one.segments * groups, one.ima_busy_ns * groups, one.time_ns * w.rounds, 0,
+                   one.over_range_conversions * groups)
+    energy = (w.pulses * price(arch, "cell", "write_pulse")
+              + w.row_pulses * price(arch, "write_driver", "row_pulse")
+              + w.bit_line_pulses * price(arch, "write_driver", "bit_line_pulse")
+              + w.source_line_pulses * price(arch, "write_driver", "source_line_pulse")
+              + groups * lm.crossbars * price(arch, "write_driver", "crossbar"))
+    return CrossbarProduct(mvm, w, w.latency_ns, float(energy))

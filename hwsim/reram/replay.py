@@ -28,11 +28,14 @@ from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.format.layer import LayerSpec
 
+from .. import embedding, vector
+from ..errors import MappingError
 from ..layer_input import LayerInput
-from ..pricing import prices, ratio, total_pj, value
-from ..update import state_tensors, update_ops_per_weight
+from ..pricing import price, prices, ratio, total_pj, value
+from ..update import state_tensors, update_ops_per_weight, update_row
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
+from .activations import crossbar_product
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
 from .mapping import LayerMap, map_model
 from .traffic import TrafficBits, traffic_bits
@@ -53,9 +56,11 @@ class Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         batch = int(manifest.get("batch_size") or 1)
-        # layers with a weight sit in crossbars; a product of two activations (matmul) does not
-        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.has_weight]
+        # layers with a weight and GEMMs sit in crossbars; a product of two activations (matmul)
+        # does not, nor does an embedding's table (hwsim.embedding)
+        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.has_weight and s.gemm_passes]
         self.training = manifest.get("optimizer") is not None
         keep = self.r.replicas_in_training == "rewritten"
         replicate = self.r.replicate_layers and (not self.training or keep)
@@ -136,7 +141,7 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
               cache: dict) -> dict:
     r = ctx.r
     g = spec.gemm(pass_, batch)
-    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
     # an activation operand cannot sit in a crossbar without rewriting it every step: a matmul's
     # passes run on the digital unit
     on_crossbar = spec.has_weight and (pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read))
@@ -168,10 +173,48 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
         row["reram_engine"] = "transposed_read" if transposed else "crossbar"
         row["reram_replicas"] = lm.replicas
         row["tiles"] = lm.crossbars * lm.replicas
+    if not spec.has_weight:
+        row = _activation_product(ctx, g, vec, row)
     row["pass"] = pass_
     if masks is not None:
         row["effectual_macs"], row["effectual_macs_gemm_view"] = effectual(spec, pass_, masks)
     return row
+
+
+def _activation_product(ctx: Context, g: Any, vec: VectorWork, digital: dict) -> dict:
+    """A product of two activations: the digital unit's row, or (``reram.activation_products:
+    crossbar_writes``) the per-GEMM writes and MVMs of hwsim/reram/activations.py; both costs shown."""
+    out = {"reram_act_path": ctx.r.activation_products, "reram_act_digital_cycles": digital["cycles"],
+           "reram_act_digital_energy_pj": digital["energy_pj"]}
+    try:
+        one_copy = sum(m.crossbars for m in ctx.maps.values())  # replicas give their crossbars up
+        cp = crossbar_product(ctx.arch, (g.m, g.k, g.n), g.groups, one_copy)
+    except MappingError as exc:
+        if ctx.r.activation_products == "crossbar_writes":
+            raise
+        return {**digital, **out, "reram_act_crossbar_cycles": float("nan"),
+                "reram_act_crossbar_energy_pj": float("nan"), "reram_act_crossbar_note": str(exc)}
+    row = _row(ctx, cp.mvm, vec, cp.mvm, vec)
+    write_cycles = _cycles(ctx, cp.write_ns)
+    leak = price(ctx.arch, "leakage", "total_mw") * 1e-3 * write_cycles / ctx.arch.clock_hz * 1e12
+    extra = cp.write_energy_pj + leak
+    for key in ("cycles", "dense_cycles"):
+        row[key] += write_cycles
+    for key in ("energy_pj", "dense_energy_pj"):
+        row[key] += extra
+    row["energy_cell_write_pj"] = cp.write_energy_pj
+    row["energy_leakage_pj"] = row.get("energy_leakage_pj", 0.0) + leak
+    w = cp.writes
+    out.update({"reram_act_crossbar_cycles": row["cycles"], "reram_act_crossbar_energy_pj": row["energy_pj"],
+                "reram_act_cells_written": w.cells_written, "reram_act_write_pulses": w.pulses,
+                "reram_act_write_cycles": write_cycles, "reram_act_write_energy_pj": cp.write_energy_pj,
+                "reram_act_rounds": w.rounds, "reram_act_pulses_per_cell": w.pulses_per_cell,
+                "reram_act_lifetime_passes": w.lifetime_passes(ctx.r)})
+    if ctx.r.activation_products == "digital":
+        return {**digital, **out}
+    row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
+    row["reram_engine"] = "crossbar_writes"
+    return {**row, **out}
 
 
 def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int], lm: LayerMap, groups: int,
@@ -257,3 +300,26 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "reram_tile_input_bits": traffic.tile_input, "reram_tile_output_bits": traffic.tile_output,
         "reram_chip_bits": traffic.chip, "reram_dram_bits": traffic.dram,
     }
+
+
+def embedding_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): its table is not in crossbars (a gather would
+    need every row read out digitally anyway), so gather, scatter-add and update run on the
+    digital unit through off-chip memory; the update writes no cells."""
+    def update() -> dict | None:
+        if it.count(li, "dw") is None:
+            return None
+        row = update_row(ctx.arch, spec, it.index, weight_bits=ctx.r.weight_bits,
+                         gradient_bits=ctx.r.input_bits, state=ctx.state_tensors,
+                         ops_per_weight=ctx.update_ops)
+        return {**row, "mode": "exact" if it.has_masks else "dense_counts_only"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.r.weight_bits / 8,
+                                    update=update)
+
+
+def vector_op_rows(ctx: Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``) on the chip's digital
+    unit, at its input precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.r.input_bits / 8)

@@ -194,3 +194,52 @@ def test_the_model_without_gradients_before_its_training_forward_is_refused(tmp_
             F.cross_entropy(model(x), target).backward()
             opt.step()
             rec.step()
+
+
+def test_reentrant_checkpointing_is_refused_with_the_way_out(tmp_path):
+    """``checkpoint(use_reentrant=True)`` runs its forward under no_grad, where layers are not
+    recorded: refused (its GEMMs would be missing), and the message names use_reentrant=False."""
+    from torch.utils.checkpoint import checkpoint
+
+    class Checkpointed(Net):
+        def forward(self, x):
+            h = checkpoint(lambda t: torch.relu(self.fc(t)), x.requires_grad_(), use_reentrant=True)
+            return self.out(h)
+
+    model = Checkpointed()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match="pass use_reentrant=False"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            model(torch.randn(5, 4)).sum().backward()
+            opt.step()
+            rec.step()
+
+
+def test_a_diverged_run_is_refused_at_its_step_not_written_as_a_trace_replay_refuses(tmp_path):
+    """A learning rate of 1e30 made ``hwsim train`` write a trace with NaN weights and a NaN loss in
+    its JSON, which ``trace validate`` and ``replay`` then refused: the recorder refuses at the step."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=1e30)
+    with pytest.raises(RecorderError, match=r"iteration \d+: .*(not finite|the loss is nan)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=1) as rec:
+            for _ in range(4):
+                x = torch.randn(5, 4)
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), TARGET)
+                loss.backward()
+                opt.step()
+                rec.step(loss=loss.item())
+    # refused at the first step: nothing is left that a rerun would have to remove
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_non_finite_loss_is_refused(tmp_path):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"iteration 0: the loss is nan"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            model(torch.randn(5, 4)).sum().backward()
+            opt.step()
+            rec.step(loss=float("nan"))

@@ -4,6 +4,8 @@ DST's LSTM (its gate GEMMs as linear calls per time step)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -105,4 +107,24 @@ def test_dst_lstm_records_gate_gemms_per_step_and_replays(tmp_path):
         assert [(s.x_shape, s.w_shape) for s in ih] == [((steps, inputs), (4 * hidden, inputs))]
         assert len(hh) == steps
         assert {(s.x_shape, s.w_shape) for s in hh} == {((hidden,), (4 * hidden, hidden))}
+    _replay_all(tr)
+
+
+@pytest.mark.parametrize("method", ["dsg", "set", "rigl", "snfs", "gmp", "topkast"])
+def test_gpt_with_dsg_and_the_baselines_records_and_replays(tmp_path, method):
+    torch.set_num_threads(1)
+    r = train(model="gpt-tiny", dataset="shakespeare", method=method, epochs=1, batch_size=BATCH,
+              max_batches=2, test_samples=16, every=1, mask_samples=MASKED, out=tmp_path / method, lr=0.01)
+    tr = traces.load(r.trace)
+    assert validate(tr).iterations == 2  # format and the method's invariants
+    converted = set(r.method.layers)
+    assert "head" not in converted and all(n.endswith(("qkv", "proj", "fc")) for n in converted)
+    if method == "dsg":  # output selection on the MLPs' first linear only
+        with tr.iteration(tr.mask_iterations[-1]) as it:
+            for li, s in enumerate(tr.layers):
+                selected = s.module in converted
+                assert selected == s.module.endswith("mlp.fc")
+                if selected:  # ceil((1 - γ)·4D) outputs kept per row, γ = 0.8
+                    y_sel = it.mask(li, "y_sel")
+                    assert (y_sel.sum(-1) == math.ceil(0.2 * s.y_shape[-1] - 1e-9)).all()
     _replay_all(tr)

@@ -59,7 +59,8 @@ _BMM = frozenset({torch.bmm, torch.Tensor.bmm})
 _BADDBMM = frozenset({torch.baddbmm, torch.Tensor.baddbmm})
 _EINSUM = frozenset({torch.einsum})
 _SDPA = frozenset({F.scaled_dot_product_attention})
-HANDLED = _MATMUL | _BMM | _BADDBMM | _EINSUM | _SDPA
+_MHA = frozenset({F.multi_head_attention_forward})
+HANDLED = _MATMUL | _BMM | _BADDBMM | _EINSUM | _SDPA | _MHA
 _MHA_CODE = F.multi_head_attention_forward.__code__  # nn.MultiheadAttention's products run in it
 # torch._fused_sdp_choice's answer -> the trace's attention backend
 _BACKENDS = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideable"}
@@ -67,6 +68,17 @@ _MAX_PRODUCT_NODES = 64  # autograd nodes one product may create (expand, view, 
 # the recorder's own tensor work runs with Python-level dispatch off (as in traces.recording.recorder)
 _NO_FUNCTION_MODES = torch._C.DisableTorchFunction
 _NO_DISPATCH_MODES = torch._C._DisableTorchDispatch
+
+
+def in_multi_head_attention() -> bool:
+    """Whether ``F.multi_head_attention_forward`` (what ``nn.MultiheadAttention`` runs) is among the
+    calling Python frames: its projections take sequence-major activations."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not _MHA_CODE:
+        frame = frame.f_back
+    return frame is not None
 
 
 class ActivationProducts(TorchFunctionMode):
@@ -243,6 +255,8 @@ class ProductCapture:
             return NotImplemented
         if func in _SDPA:
             return self._sdpa(args, kwargs)
+        if func in _MHA:
+            return self._mha(func, args, kwargs)
         if func in _EINSUM:
             if len(args) == 2 and isinstance(args[1], (list, tuple)):
                 args = (args[0], *args[1])
@@ -436,6 +450,34 @@ class ProductCapture:
         call = self._call_count[f"{base}.attention"]
         self._call_count[f"{base}.attention"] += 1
         return base if call == 0 else f"{base}#{call}"
+
+    def _mha(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``F.multi_head_attention_forward`` is Python code that hands itself to the torch-function
+        modes, which then run it with themselves off the stack: its projections and products would
+        run unseen (and be refused by the GEMM watch). It runs here with the recorder's modes back
+        on the stack, its own first ``has_torch_function`` check answered False (so it does not hand
+        itself over again); every call inside it is seen as in any forward code."""
+        import contextlib
+
+        import torch.nn.functional as nnf
+
+        on_stack = {torch._C._get_function_stack_at(i) for i in range(torch._C._len_torch_function_stack())}
+        modes = [m for m in (getattr(self, "_param_mode", None), self._act_mode) if m is not None
+                 and m not in on_stack]
+        original, asked = nnf.has_torch_function, []
+
+        def first_false(ops: Any) -> bool:
+            asked.append(1)
+            return False if len(asked) == 1 else original(ops)
+
+        nnf.has_torch_function = first_false
+        try:
+            with contextlib.ExitStack() as stack:
+                for mode in modes:
+                    stack.enter_context(mode)
+                return func(*args, **kwargs)
+        finally:
+            nnf.has_torch_function = original
 
     def _sdpa(self, args: tuple, kwargs: dict) -> Any:
         """``F.scaled_dot_product_attention`` as its math decomposition, the two products recorded

@@ -28,7 +28,12 @@ def per_group(arr: np.ndarray) -> np.ndarray:
 
 def _masked_product_sum(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> int:
     """``Σ_g Σ_{i,j} keep[g,i,j] · (a[g] @ b[g])[i,j]`` for bool ``a (G,I,R)``, ``b (G,R,J)``,
-    ``keep (G,I,J)``, in chunks of groups."""
+    ``keep (G,I,J)``, in chunks of groups. A dense operand needs no product: with ``a`` all ones
+    ``(a @ b)[i,j]`` is column ``j``'s count of ``b``, with ``b`` all ones row ``i``'s count of ``a``."""
+    if a.all():  # Σ_j colsum(b)[j] · (needed entries of column j), per group
+        return int((b.sum(axis=1, dtype=np.int64) * keep.sum(axis=1, dtype=np.int64)).sum())
+    if b.all():  # Σ_i rowsum(a)[i] · (needed entries of row i), per group
+        return int((a.sum(axis=2, dtype=np.int64) * keep.sum(axis=2, dtype=np.int64)).sum())
     per = max(a.shape[1] * a.shape[2] + b.shape[1] * b.shape[2] + a.shape[1] * b.shape[2], 1)
     step = max(1, _CHUNK_ELEMENTS // per)
     total = 0

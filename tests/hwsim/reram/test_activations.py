@@ -39,3 +39,24 @@ def test_operand_writes_by_hand():
 def test_too_few_spare_crossbars_is_a_mapping_error():
     with pytest.raises(MappingError, match="activation_products: digital"):
         operand_writes(R, 64, 1024, groups=1, spare_crossbars=10)
+
+
+def test_replay_reports_both_choices(tmp_path):
+    from hwsim.reram.mapping import slices_per_weight
+    from hwsim.simulate import simulate
+    from traces.synth_transformer import TransformerConfig, write_transformer
+
+    cfg = TransformerConfig(layers=1, d_model=64, heads=2, seq=64, batch=2)
+    path = write_transformer(cfg, tmp_path / "t")
+    base = archs.PRESETS["reram-isaac"]
+    frames = {v: simulate(path, archs.replace(base, {"reram.activation_products": v})).to_frame()
+              for v in ("digital", "crossbar_writes")}
+    for v, df in frames.items():
+        fwd = df[(df.layer == "h.0.attn.scores") & (df["pass"] == "forward")].iloc[0]
+        assert fwd["reram_act_path"] == v
+        assert fwd["cycles"] == fwd[f"reram_act_{'digital' if v == 'digital' else 'crossbar'}_cycles"]
+        # forward B = Kᵀ (32 × 64) per sample and head: 4 GEMMs, every cell of every slice written
+        assert fwd["reram_act_cells_written"] == 4 * 32 * 64 * slices_per_weight(R)
+    d, c = (frames[v][frames[v].layer == "h.0.attn.scores"] for v in ("digital", "crossbar_writes"))
+    assert (d["reram_act_crossbar_cycles"].to_numpy() == c["cycles"].to_numpy()).all()
+    assert (c["reram_act_digital_cycles"].to_numpy() == d["cycles"].to_numpy()).all()

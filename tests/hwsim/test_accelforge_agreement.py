@@ -1,0 +1,176 @@
+"""hwsim's register-file level against AccelForge 1.0.467 (committed CSVs; `make accelforge-given`,
+`make accelforge-reference`).
+
+scripts/accelforge_reference.py's machine (DRAM -> 192 KiB global buffer -> 32×32 PEs with a 64-byte
+register file each) and tests/data/accelforge/pe_array_hwsim.yaml describe one machine; layers: three
+ResNet-18 convolutions and two BERT GEMMs (forward, batch 1, 8-bit values: accesses are bytes).
+
+- given.csv: AccelForge's model evaluating hwsim's own chosen mapping of each layer (translated into
+  its mapping nodes): reads and writes of every tensor at DRAM, the global buffer and the register
+  file, and the energy, agree to 0.1 %; latency within 1.25× where hwsim's first loads and last
+  write-back are small next to the computation (AccelForge's latency is the maximum over its
+  components: every transfer overlaps compute).
+- reference.csv (when committed): AccelForge's own mapper on the same machine: accesses per tensor
+  within 1.25×, energy within 10 %, latency within 1.25×.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+import archs
+from hwsim.npu.loopnest import ConvShape
+from hwsim.npu.mapper import search
+from hwsim.npu.nest_timing import nest_plan, nest_timing
+from hwsim.npu.pe_tiles import tiled
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "accelforge"
+ONE = {"a": 1.0, "b": 1.0, "c": 1.0}
+LEVELS = ("dram", "glb", "rf")
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    if not (DATA / name).exists():
+        return []
+    return list(csv.DictReader(ln for ln in (DATA / name).read_text().splitlines() if not ln.startswith("#")))
+
+
+LAYERS = {r["name"]: r for r in _rows("layers.csv")}
+GIVEN = _rows("given.csv")
+REFERENCE = _rows("reference.csv")
+# hwsim's schedule puts the first loads and the last write-back outside the computation; on this
+# layer (the energy objective fills the buffer: 73,728 B of weights before the first tile) they add
+# 42 % to AccelForge's maximum over its components (docs/validation.md §3c)
+NO_MAPPER_RUN = "AccelForge's own mapper has not been run (make accelforge-reference)"
+LATENCY_GAP = {"l2_3x3_s2": (1.3, 1.5)}
+
+
+def shape_of(name: str) -> ConvShape:
+    r = LAYERS[name]
+    s = int(r["stride"])
+    k, c, oy, ox, fy, fx = (int(r[x]) for x in ("k", "c", "oy", "ox", "fy", "fx"))
+    return ConvShape(1, k, c, oy, ox, fy, fx, s, s)
+
+
+def accesses(res, level: str, op: str, direction: str) -> float:
+    return sum(v for (lv, o, _k, d), v in res.bytes.items() if lv == level and o == op and d == direction)
+
+
+def schedule_cycles(arch, shape: ConvShape, res) -> int:
+    dram: dict[tuple[str, str], float] = {}
+    for (lv, op, _k, d), v in res.bytes.items():
+        if lv == "dram":
+            dram[(op, d)] = dram.get((op, d), 0.0) + v
+    plan = nest_plan(shape, "forward", arch, res.mapping.tile, res.mapping.order, res.levels, dram, ONE, "ws",
+                     1.0, res.tile_array)
+    return nest_timing(plan, arch).total_cycles
+
+
+@pytest.fixture(scope="module")
+def results():
+    arch = archs.load(DATA / "pe_array_hwsim.yaml")
+    return arch, {name: search(shape_of(name), "forward", arch, ONE) for name in LAYERS}
+
+
+def test_layers_are_three_convolutions_and_two_gemms_all_given():
+    assert sum(r["kind"] == "conv" for r in LAYERS.values()) >= 3
+    assert sum(r["kind"] == "gemm" for r in LAYERS.values()) >= 2
+    assert [r["layer"] for r in GIVEN] == list(LAYERS)
+    for r in GIVEN + REFERENCE:  # the oracle ran every MAC of the layer
+        assert int(r["macs"]) == shape_of(r["layer"]).macs
+
+
+def test_twin_tiles_its_register_files():
+    assert tiled(archs.load(DATA / "pe_array_hwsim.yaml"))
+
+
+def test_given_mappings_are_hwsims_current_choice(results):
+    """given.csv evaluated the mapping hwsim chooses today (else: `make accelforge-given`)."""
+    _, res = results
+    for r in GIVEN:
+        assert res[r["layer"]].notation == r["hwsim_mapping"], r["layer"]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_accesses_per_tensor_equal_accelforges_model_on_the_same_mapping(results, level):
+    _, res = results
+    for r in GIVEN:
+        for op in "abc":
+            for direction in ("read", "write"):
+                theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
+                ours = accesses(res[r["layer"]], level, op, direction)
+                assert ours == pytest.approx(theirs, rel=1e-3, abs=0.5), (r["layer"], level, op, direction)
+
+
+def test_energy_equals_accelforges_model_on_the_same_mapping(results):
+    _, res = results
+    for r in GIVEN:
+        assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=1e-3), r["layer"]
+
+
+def test_latency_within_125_percent_of_accelforges_model(results):
+    arch, res = results
+    for r in GIVEN:
+        ratio = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
+        low, high = LATENCY_GAP.get(r["layer"], (0.8, 1.25))
+        assert low <= ratio <= high, (r["layer"], ratio)
+
+
+@pytest.mark.skipif(not REFERENCE, reason=NO_MAPPER_RUN)
+@pytest.mark.parametrize("level", LEVELS)
+def test_accesses_per_tensor_within_125_percent_of_accelforges_mapper(results, level):
+    _, res = results
+    for r in REFERENCE:
+        for op in "abc":
+            for direction in ("read", "write"):
+                theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
+                ours = accesses(res[r["layer"]], level, op, direction)
+                if theirs == 0 and ours == 0:
+                    continue
+                assert 0.8 <= ours / max(theirs, 1) <= 1.25, (r["layer"], level, op, direction, ours, theirs)
+
+
+@pytest.mark.skipif(not REFERENCE, reason=NO_MAPPER_RUN)
+def test_energy_and_latency_against_accelforges_mapper(results):
+    arch, res = results
+    for r in REFERENCE:
+        assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=0.10), r["layer"]
+        ours = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]])
+        assert 0.8 <= ours / float(r["latency_cycles"]) <= 1.25, (r["layer"], ours, r["latency_cycles"])
+
+
+def test_register_file_tiles_fit(results):
+    arch, res = results
+    cap = arch.memory("rf").capacity_bytes
+    for name, r in res.items():
+        shape = shape_of(name)
+        b, k, c, oy, ox = r.mapping.pe.tile
+        iy, ix = (oy - 1) * shape.sy + shape.fy, (ox - 1) * shape.sx + shape.fx
+        used = k * c * shape.fy * shape.fx + b * c * iy * ix + b * k * oy * ox
+        assert used <= cap, name
+
+
+def test_replayed_rows_carry_the_register_file_level(tmp_path):
+    """simulate(mapping="search") on the twin: every pass's row has the nest's register-file and
+    buffer accesses (not the replay's per-MAC charges) and the PE level's cycles."""
+    from hwsim.simulate import simulate
+    from traces.synth import conv, linear, write_synthetic
+
+    arch = archs.load(DATA / "pe_array_hwsim.yaml")
+    layers = [conv("c3", 64, 16, 16, 64, 3), linear("fc", 128, 64)]
+    trace = write_synthetic(layers, tmp_path / "t", batch=2)
+    frame = simulate(trace, arch, passes=["forward", "backward_data", "backward_weight"],
+                     mapping="search").to_frame()
+    assert len(frame) == 5  # no backward-data for the first layer (its input needs no gradient)
+    for row in frame.to_dict("records"):
+        spec = next(s for s in layers if s.name == row["layer"])
+        res = search(ConvShape.of(spec, 2), row["pass"], arch, ONE)
+        assert "|| rows" in row["mapping"]
+        macs = ConvShape.of(spec, 2).macs
+        assert row["rf_a_read_bytes"] == macs and row["rf_b_read_bytes"] == macs
+        for key in (("rf", "a", "write"), ("glb", "a", "read"), ("glb", "c", "write")):
+            assert row[f"{key[0]}_{key[1]}_{key[2]}_bytes"] == pytest.approx(accesses(res, *key)), key
+        assert row["gemm_cycles"] >= macs // (arch.compute.rows * arch.compute.cols)
