@@ -14,8 +14,8 @@
 Energy: crossbar reads, DAC drives, ADC conversions and their digital accumulation per action;
 the IMA and tile peripherals (registers, S+H, shift-and-add, eDRAM buffer, bus, router share...)
 as their power × the time their IMAs are busy (a tile's share is the IMA time over the IMAs per
-tile); the activation traffic per bit (``traffic.py``); the digital unit per op; leakage × time. The dense baseline is the same machine with every
-``skip_zero_*`` off.
+tile); the activation traffic per bit (``traffic.py``); the digital unit per op; leakage × time.
+The dense baseline is the same machine with every ``skip_zero_*`` off.
 """
 
 from __future__ import annotations
