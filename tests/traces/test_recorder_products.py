@@ -344,3 +344,20 @@ def test_multihead_attention_records_its_products(tmp_path, need_weights):
     with tr.iteration(0) as it:  # sample-major masks, not the sequence-major layout they ran in
         assert np.array_equal(it.mask(tr.layer_index(proj["attn.in_proj_weight"].name), "x"),
                               (block.h != 0).numpy())
+
+
+def test_a_transformer_encoder_records_unmodified(tmp_path):
+    """nn.TransformerEncoder (self-attention through nn.MultiheadAttention, its feed-forward
+    Linear modules) records every GEMM of a layer: projections, scores, context, feed-forward."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=H * D, nhead=H, dim_feedforward=16, batch_first=True)
+    model = nn.Sequential(nn.Linear(H * D, H * D), nn.TransformerEncoder(layer, num_layers=1),
+                          nn.Flatten(), nn.Linear(L * H * D, 5))
+    train(model, tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    attn = "1.layers.0.self_attn"
+    assert [(s.name, s.kind) for s in tr.layers[1:6]] == [
+        (f"{attn}.in_proj_weight", "linear"), (f"{attn}.scores", "matmul"), (f"{attn}.context", "matmul"),
+        (f"{attn}.out_proj.weight", "linear"), ("1.layers.0.linear1", "linear")]
+    assert tr.layers[2].x_shape == (H, L, D) and tr.layers[2].attention["role"] == "scores"
