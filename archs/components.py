@@ -70,6 +70,11 @@ class VectorUnit:
     op_energy_pj: float = spec(doc="energy per element operation, pJ", ge=0)
     leakage_mw: float = spec(0.0, doc="static power, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area, mm²", ge=0)
+    transcendental_ops: float = spec(
+        4.0, doc="element operations one transcendental (exp, log, erf, tanh, rsqrt) takes, in lane "
+        "slots and energy; 4: an A100 SM's FP32 add/mul/FMA throughput over its special-function "
+        "throughput, 64 vs 16 results per clock (CUDA C++ Programming Guide, arithmetic instruction "
+        "throughput, compute capability 8.0)", ge=1, le=1024)
 
 
 @dataclass(frozen=True)

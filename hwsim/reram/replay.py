@@ -28,10 +28,11 @@ from archs import Architecture
 from archs.derived import peak_macs_per_s
 from traces.format.layer import LayerSpec
 
+from .. import embedding, vector
 from ..errors import MappingError
 from ..layer_input import LayerInput
 from ..pricing import price, prices, ratio, total_pj, value
-from ..update import state_tensors, update_ops_per_weight
+from ..update import state_tensors, update_ops_per_weight, update_row
 from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .activations import crossbar_product
@@ -52,9 +53,11 @@ class Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         batch = int(manifest.get("batch_size") or 1)
-        # layers with a weight sit in crossbars; a product of two activations (matmul) does not
-        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.has_weight]
+        # layers with a weight and GEMMs sit in crossbars; a product of two activations (matmul)
+        # does not, nor does an embedding's table (hwsim.embedding)
+        specs = [s for s in map(LayerSpec.from_dict, manifest["layers"]) if s.has_weight and s.gemm_passes]
         self.training = manifest.get("optimizer") is not None
         keep = self.r.replicas_in_training == "rewritten"
         replicate = self.r.replicate_layers and (not self.training or keep)
@@ -135,7 +138,7 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
               cache: dict) -> dict:
     r = ctx.r
     g = spec.gemm(pass_, batch)
-    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
     # an activation operand cannot sit in a crossbar without rewriting it every step: a matmul's
     # passes run on the digital unit
     on_crossbar = spec.has_weight and (pass_ == "forward" or (pass_ == "backward_data" and r.transposed_read))
@@ -286,3 +289,26 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "reram_adc_over_range_conversions": c.over_range_conversions,
         "reram_active_segments": c.active_segments, "reram_segments": c.segments,
     }
+
+
+def embedding_rows(ctx: Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): its table is not in crossbars (a gather would
+    need every row read out digitally anyway), so gather, scatter-add and update run on the
+    digital unit through off-chip memory; the update writes no cells."""
+    def update() -> dict | None:
+        if it.count(li, "dw") is None:
+            return None
+        row = update_row(ctx.arch, spec, it.index, weight_bits=ctx.r.weight_bits,
+                         gradient_bits=ctx.r.input_bits, state=ctx.state_tensors,
+                         ops_per_weight=ctx.update_ops)
+        return {**row, "mode": "exact" if it.has_masks else "dense_counts_only"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.r.weight_bits / 8,
+                                    update=update)
+
+
+def vector_op_rows(ctx: Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``) on the chip's digital
+    unit, at its input precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.r.input_bits / 8)
