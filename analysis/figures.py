@@ -26,15 +26,18 @@ def _meta(fig: go.Figure, name: str, trace: str, arch: str) -> go.Figure:
 
 def versus_dense_training(table: pd.DataFrame) -> go.Figure:
     """What each method buys on each machine against dense training there (``frames.versus_dense_training``):
-    cycles, energy and off-chip bytes ratios, the method's own work included; 1 = no gain."""
+    cycles, energy and off-chip bytes ratios, the method's own work included; 1 = no gain. With
+    several models in the table (the demo's conv net and transformer), a bar is "model method"."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("speedup vs dense training (x)",
                                                         "energy saving vs dense training (x)",
                                                         "off-chip traffic saving (x)"))
     colors = ["#4C78A8", "#F58518", "#54A24B", "#B279A2", "#E45756", "#72B7B2"]
+    several = "model" in table and table["model"].nunique() > 1
     for i, (arch, g) in enumerate(table.groupby("arch", sort=False)):
+        x = g["model"].astype(str) + " " + g["method"].astype(str) if several else g["method"]
         for col, y in enumerate(("speedup_vs_dense_training", "energy_saving_vs_dense_training",
                                  "offchip_saving_vs_dense_training"), start=1):
-            fig.add_bar(x=g["method"], y=g[y], name=str(arch), legendgroup=str(arch), showlegend=col == 1,
+            fig.add_bar(x=x, y=g[y], name=str(arch), legendgroup=str(arch), showlegend=col == 1,
                         marker_color=colors[i % len(colors)], row=1, col=col)
     for col in (1, 2, 3):
         fig.add_hline(y=1.0, line_dash="dot", line_color="#888", row=1, col=col)

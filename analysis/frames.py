@@ -30,7 +30,8 @@ def load_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such results file (write one with `hwsim replay --out`)")
-        frames.append(pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p))
+        frames.append(pd.read_parquet(p, page_checksum_verification=True) if p.suffix == ".parquet"
+                      else pd.read_csv(p))
     df = pd.concat(frames, ignore_index=True)
     missing = {"trace", "arch", "iteration", "layer", "pass", "cycles", "dense_cycles"} - set(df.columns)
     if missing:

@@ -41,7 +41,7 @@ def input_bytes(spec: LayerSpec, mask_batch: int, weights: bool) -> int:
 def operand_bytes(spec: LayerSpec, batch: int, passes: Sequence[str]) -> int:
     """The largest GEMM pass's operands A and C as bool arrays (``M·K + M·N`` per group), twice:
     what any family's replay of the layer holds at least."""
-    gemms = [spec.gemm(p, batch) for p in passes if p != "update"]
+    gemms = [spec.gemm(p, batch) for p in passes if p in spec.gemm_passes]
     return max((2 * g.groups * g.m * (g.k + g.n) for g in gemms), default=0)
 
 
@@ -50,7 +50,7 @@ def generic_working_bytes(spec: LayerSpec, batch: int, passes: Sequence[str]) ->
     times over (the most any family took per element in the measurements of issue 22), plus 4 MiB."""
     total = 0
     for p in passes:
-        if p == "update":
+        if p not in spec.gemm_passes:
             continue
         g = spec.gemm(p, batch)
         total = max(total, 8 * g.groups * (g.m * g.k + g.k * g.n + g.m * g.n))
@@ -89,7 +89,13 @@ def family_working_bytes(family: ModuleType) -> Callable[[Any, LayerSpec, int, S
         module = importlib.import_module(f"{family.__name__}.memory")
     except ModuleNotFoundError:
         return lambda ctx, spec, batch, passes, weights: generic_working_bytes(spec, batch, passes)
-    return module.working_bytes
+
+    def working(ctx: Any, spec: LayerSpec, batch: int, passes: Sequence[str], weights: bool) -> int:
+        if not spec.gemm_passes:  # an embedding: vector work on counts, no operand arrays
+            return 4 * MIB
+        return module.working_bytes(ctx, spec, batch, passes, weights)
+
+    return working
 
 
 def keep_freed_memory_small() -> None:

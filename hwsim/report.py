@@ -100,7 +100,7 @@ def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
         raise ValueError(f"{p}: unknown results format {p.suffix!r}; use .parquet or .csv")
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix == ".parquet":
-        atomic_write(p, lambda f: df.to_parquet(f, index=False))
+        atomic_write(p, lambda f: df.to_parquet(f, index=False, write_page_checksum=True))  # CRC-32 per page
     else:
         atomic_write(p, lambda f: f.write(df.to_csv(index=False).encode()))
     return p

@@ -47,6 +47,12 @@ def family_of(arch: Architecture) -> ModuleType:
     return importlib.import_module(FAMILIES[arch.family])
 
 
+def kind_rows(family: ModuleType, kind: str) -> Callable[..., list[dict[str, Any]]]:
+    """The family's cost path for a layer kind: ``<kind>_rows`` where the family has one (an
+    ``embedding``'s ``embedding_rows``), else its GEMM path ``layer_rows``."""
+    return getattr(family, f"{kind}_rows", None) or family.layer_rows
+
+
 def default_memory_budget_bytes() -> float:
     """Half of this machine's physical memory (the replay's default budget)."""
     try:
@@ -172,7 +178,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
 
     def replay(a: tuple) -> list[dict[str, Any]]:
         spec, dens = a[1], a[2].densities(a[1])
-        out = [{**r, **dens} for r in family.layer_rows(*a)]
+        out = [{**r, **dens} for r in kind_rows(family, spec.kind)(*a)]
         return out if mapped is None else [mapped.apply(spec, r) for r in out]
 
     owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step
@@ -189,15 +195,24 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
         if progress is not None:
             progress(done, total)
 
+    table = (tr.manifest.get("vector_ops") or []) if layers is None else []  # the counted vector work
+    vector_rows = getattr(family, "vector_op_rows", None) if table else None
+
+    def tail(index: int, batch: int) -> None:
+        if vector_rows is not None:
+            rows.extend(vector_rows(ctx, table, batch, index, passes))
+
     if threads == 1:
         for index in its:
             with tr.iteration(index) as it:
                 for li in chosen:  # one layer read at a time
                     emit(replay(args(it, li)))
+                batch = it.batch
+            tail(index, batch)
     else:  # each worker's matmuls get one BLAS thread: the workers share the cores
         limits = threadpool_limits(limits=1, user_api="blas")
         try:
-            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit)
+            _replay_pooled(tr, its, chosen, threads, budget, need, replay, args, emit, tail)
         except (KeyboardInterrupt, SystemExit):
             raise  # BLAS keeps one thread: a cancelled worker may still be inside a BLAS call, and
             # changing the thread count would wait for it; the process is ending
@@ -217,11 +232,12 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
 
 
 def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, budget: float,
-                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable) -> None:
+                   need: dict[int, float], replay: Callable, args: Callable, emit: Callable,
+                   tail: Callable[[int, int], None]) -> None:
     """Replay with ``threads`` layer workers. Layers are read in this thread (the archive is not
     thread-safe), each handed to the workers as soon as it is read and its memory (``need``) fits
     beside the layers in flight, so reading overlaps the replay of the layers before it; results
-    are emitted in layer order."""
+    are emitted in layer order, each iteration's ``vector_ops`` rows (``tail``) after its layers."""
     with LayerPool(threads, budget) as pool:
         for index in its:
             futures = []
@@ -231,5 +247,7 @@ def _replay_pooled(tr: Trace, its: list[int], chosen: list[int], threads: int, b
                     futures.append(pool.submit(replay, args(it, li), held_bytes=need[li]))
                     while futures and futures[0].done():
                         emit(futures.pop(0).result())
+                batch = it.batch
             for f in futures:
                 emit(f.result())
+            tail(index, batch)  # the iteration's counted vector work, after its layers

@@ -51,7 +51,7 @@ def _unreadable() -> tuple[type[BaseException], ...]:
 def _read(f: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """One part, or DamagedPartError naming it and how to recompute it."""
     try:
-        return pd.read_parquet(f, columns=columns)
+        return pd.read_parquet(f, columns=columns, page_checksum_verification=True)
     except _unreadable() as exc:
         why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise DamagedPartError(f"{f}: damaged Parquet part ({why}); rerun the same `hwsim sweep SPEC "
@@ -122,16 +122,18 @@ class Store:
     @staticmethod
     def _damage(f: Path, whole: bool) -> str | None:
         """Why part ``f`` cannot be read (None: it can, or it does not exist: a batch of failed points
-        has no rows): a points part is read whole, a rows part's footer (its schema and row groups)."""
+        has no rows): a points part is read whole, a rows part's footer (its schema and row groups);
+        both, and every page's CRC-32 (parts are written with page checksums: a flipped bit in a data
+        page is refused, not read as another number)."""
         if not f.exists():
             return None
         try:
             if whole:
-                pd.read_parquet(f)
+                pd.read_parquet(f, page_checksum_verification=True)
             else:
                 import pyarrow.parquet as pq
 
-                pq.read_metadata(f)
+                pq.ParquetFile(f, page_checksum_verification=True).read()  # footer, then every page
         except _unreadable() as exc:
             why = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             return f"{f.relative_to(f.parents[2])} is damaged ({why[:120]})"
@@ -153,9 +155,10 @@ class Store:
         n = max((int(PART.match(f.name).group(1)) for f in self._parts(self.points_dir)), default=-1) + 1
         name = f"part-{n:06d}.parquet"
         if not rows.empty:
-            atomic_write(self.rows_dir / name, lambda f: rows.to_parquet(f, index=False))
+            atomic_write(self.rows_dir / name,
+                         lambda f: rows.to_parquet(f, index=False, write_page_checksum=True))
         out = self.points_dir / name
-        atomic_write(out, lambda f: points.to_parquet(f, index=False))
+        atomic_write(out, lambda f: points.to_parquet(f, index=False, write_page_checksum=True))
         return out
 
     def points(self) -> pd.DataFrame:

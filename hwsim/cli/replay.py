@@ -229,7 +229,7 @@ def _comparable_dense(tr: Any, path: Path) -> Any:
             raise ValueError(f"--dense-trained {path}: its {what} is {b!r}, the replayed trace's is {a!r}; "
                              "compare traces of the same model and data")
     def geometry(t: Any) -> list[tuple]:  # names and GEMM shapes (a method may wrap the module class)
-        return [(s.name, s.gemm("forward", 1), s.gemm("backward_weight", 1)) for s in t.layers]
+        return [(s.name, s.kind, *(s.gemm(p, 1) for p in s.gemm_passes)) for s in t.layers]
 
     if geometry(tr) != geometry(dense):
         raise ValueError(f"--dense-trained {path}: its layer table differs from {tr.path}'s; compare traces "

@@ -4,6 +4,6 @@ See docs/gpu.md."""
 
 from __future__ import annotations
 
-from .replay import context, layer_rows
+from .replay import context, embedding_rows, layer_rows, vector_op_rows
 
-__all__ = ["context", "layer_rows"]
+__all__ = ["context", "embedding_rows", "layer_rows", "vector_op_rows"]

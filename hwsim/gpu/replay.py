@@ -24,6 +24,7 @@ from archs import Architecture
 from traces.format.layer import GemmDims, LayerSpec
 from traces.stats.im2col import as_conv, geometry, rows_of
 
+from .. import embedding, vector
 from ..energy import pass_energy
 from ..errors import MappingError
 from ..layer_input import LayerInput
@@ -57,6 +58,7 @@ class _Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         self.eb = arch.gpu.element_bits / 8
         self.dense_ops = Operands(self.eb, self.eb, self.eb)
         g = arch.gpu
@@ -277,7 +279,7 @@ def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
     (forward: Y; backward-data: dY) is read and written once by a fused elementwise kernel (BN, ReLU,
     their backward); DST's threshold compare also reads the weight (operand ``b``). A matmul of two
     activations has none (its softmax and scaling are vector ops of their own)."""
-    ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats).ops
+    ops = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted).ops
     off = ctx.arch.off_chip.name
     moved: dict[tuple[str, str, str, str], float] = {}
     if pass_ in ("forward", "backward_data") and spec.has_weight:  # a matmul has no fused kernel
@@ -310,3 +312,23 @@ def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm:
         suffix = "" if kind == "data" else "_metadata"
         row[f"{comp}_{op}{suffix}_{direction}_bytes"] = float(np.float64(moved))
     return row
+
+
+def embedding_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): a gather and a scatter-add kernel, memory-bound on
+    HBM; the table's update as any layer's."""
+    bits = ctx.arch.gpu.element_bits
+
+    def update() -> dict | None:
+        row = layer_update_row(ctx.arch, spec, it, li, weight_bits=bits, gradient_bits=bits,
+                               state=ctx.state_tensors, ops_per_weight=ctx.update_ops)
+        return None if row is None else {**row, "mode": "exact" if it.has_masks else "expected"}
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.eb, update=update)
+
+
+def vector_op_rows(ctx: _Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``): memory-bound kernels
+    on the SMs' FP32 lanes through HBM, at the GPU's element precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.eb)

@@ -8,7 +8,7 @@ from pathlib import Path
 from archs import Architecture
 
 from .nestrows import MappingContext
-from .replay import context, layer_rows
+from .replay import context, embedding_rows, layer_rows, vector_op_rows
 
 
 def mapping_context(arch: Architecture, mapping: str | Path | None, objective: str, dataflow: str | None,
@@ -17,4 +17,4 @@ def mapping_context(arch: Architecture, mapping: str | Path | None, objective: s
     return MappingContext.of(arch, mapping, objective, dataflow, stream_chunk)
 
 
-__all__ = ["context", "layer_rows", "mapping_context"]
+__all__ = ["context", "embedding_rows", "layer_rows", "mapping_context", "vector_op_rows"]

@@ -84,7 +84,7 @@ class MappingContext:
     def apply(self, spec: LayerSpec, row: dict[str, Any]) -> dict[str, Any]:
         """The row with its ``mapping`` column and, unless fixed, the loop nest's traffic."""
         pass_ = row.get("pass")
-        if pass_ not in ROLES:
+        if pass_ not in ROLES or pass_ not in spec.gemm_passes:  # the update, an embedding's vector work
             return row
         eb = self.elem_bytes(spec, pass_)
         batch = int(row.get("simulated_batch") or row.get("batch") or 1)

@@ -23,6 +23,7 @@ from archs import Architecture
 from archs.units import format_size
 from traces.format.layer import LayerSpec
 
+from .. import embedding, vector
 from ..engines import BACKEND_NAMES
 from ..errors import MappingError
 from ..layer_input import LayerInput
@@ -68,6 +69,7 @@ class _Context:
         self.method = manifest["method"]["name"]
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
+        self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
         self.meta = {"dataflow": dataflow}
         p = arch.compute.precision
         self.bits = {"activation": p.activation_bits, "weight": p.weight_bits, "gradient": p.gradient_bits}
@@ -168,7 +170,7 @@ def _expected_rows(ctx: _Context, spec: LayerSpec, it: Any, li: int, passes: Seq
         sparse = expected_tile_costs(mp, ctx.features, d_a, d_b, d_need, res)
         for _ in range(g.groups):
             timer.add(sparse)
-        vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li))
+        vec = gemm_pass_work(spec, pass_, it.batch, ctx.method, it.layer_stats(li), ctx.counted)
         out = timer.row(vec)
         base = _baseline(ctx, pass_, out, True, eb, vec, [(mp, res)] * g.groups)
         row = _compare(ctx, pass_, out, base)
@@ -208,7 +210,7 @@ def _gemm_row(ctx: _Context, spec: LayerSpec, pass_: str, masks: dict, batch: in
             res_run = _residency(mp_run, eb, bufs)
         sparse.append((a, b, g.need, mp_run, res_run))
         dense.append((mp, res))
-    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats)
+    vec = gemm_pass_work(spec, pass_, batch, ctx.method, stats, ctx.counted)
     base_vec = vec
     if pass_ == "backward_data" and spec.has_weight:  # W the other way: a compressed weight is transposed
         w_nnz = int(masks["w"].sum())
@@ -331,3 +333,22 @@ def _update(ctx: _Context, spec: LayerSpec, index: int, w_nnz: int = 0, changed:
                       gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors, w_nnz=w_nnz,
                       ops_per_weight=ctx.update_ops,
                       mask_changed=changed)
+
+
+def embedding_rows(ctx: _Context, spec: LayerSpec, it: LayerInput, li: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """An embedding layer (``hwsim.embedding``): gather and scatter-add on the NPU's vector unit
+    through its DRAM; the table's update as any layer's."""
+    def update() -> dict | None:
+        return layer_update_row(ctx.arch, spec, it, li, weight_bits=ctx.bits["weight"],
+                                gradient_bits=ctx.bits["gradient"], state=ctx.state_tensors,
+                                ops_per_weight=ctx.update_ops)
+    return embedding.embedding_rows(ctx.arch, spec, it, li, passes, element_bytes=ctx.bits["weight"] / 8,
+                                    update=update)
+
+
+def vector_op_rows(ctx: _Context, table: list[dict], batch: int, index: int,
+                   passes: Sequence[str]) -> list[dict]:
+    """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``) on the NPU's vector
+    unit, at its activation precision."""
+    return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.bits["activation"] / 8)

@@ -4,6 +4,6 @@ of one layer (``replay``). See docs/reram.md."""
 
 from __future__ import annotations
 
-from .replay import READS_WEIGHTS, context, layer_rows, prime
+from .replay import READS_WEIGHTS, context, embedding_rows, layer_rows, prime, vector_op_rows
 
-__all__ = ["READS_WEIGHTS", "context", "layer_rows", "prime"]
+__all__ = ["READS_WEIGHTS", "context", "embedding_rows", "layer_rows", "prime", "vector_op_rows"]

@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 
 from hwsim.cli import main
-from hwsim.cli.demo import DEMO_ARCHS, DEMO_METHODS
+from hwsim.cli.demo import DEMO_ARCHS, DEMO_METHODS, TRANSFORMER_METHODS
+from hwsim.pricing import ratios
 
 from .plotly_html import decode, figures
 
-DEMO_METHODS_NAMES = [m for m, _ in DEMO_METHODS]
+DEMO_METHODS_NAMES = [m for m, _ in DEMO_METHODS] + [m for m, _ in TRANSFORMER_METHODS]
+TRACES = len(DEMO_METHODS) + len(TRANSFORMER_METHODS)  # the conv net's and the transformer's
+MODELS = 2
 
 PER_KEY = ("layer_speedup", "energy_breakdown", "traffic", "over_iterations")
 
@@ -36,7 +39,7 @@ def test_report_is_self_contained(demo):
     reram = [a for a in DEMO_ARCHS if a.startswith("reram")]
     # + per ReRAM machine
     # (the writes side by side, and per trace a heat map per layer and one per crossbar)
-    assert len(figs) == 2 + len(DEMO_METHODS) + pairs * 4 + len(reram) * (1 + 2 * len(DEMO_METHODS))
+    assert len(figs) == 2 + TRACES + pairs * 4 + len(reram) * (1 + 2 * TRACES)
     assert re.findall(r"<script[^>]*\bsrc=", html) == [] and "<link" not in html  # nothing fetched
     assert html.count("Plotly.newPlot") == len(figs)
     assert len(html) > 3_000_000  # plotly.js itself is inlined
@@ -48,7 +51,7 @@ def test_every_figure_has_data_for_every_trace_and_architecture(demo):
     for f in figs:
         by_kind[f["layout"]["meta"]["figure"]].append(f)
     pairs = set(zip(results["trace"], results["arch"], strict=True))
-    assert len(pairs) == len(DEMO_METHODS) * len(DEMO_ARCHS)  # methods × machines
+    assert len(pairs) == TRACES * len(DEMO_ARCHS)  # traces × machines
     for kind in PER_KEY:
         have = {(f["layout"]["meta"]["trace"], f["layout"]["meta"]["arch"]) for f in by_kind[kind]}
         assert have == pairs, kind
@@ -70,13 +73,14 @@ def test_report_numbers_equal_the_results_file(demo):
             if t.get("yaxis", "y") not in ("y", "y1"):
                 continue  # the energy-saving panel is checked below
             g = rows[rows["pass"] == t["name"]].groupby("layer", sort=False)[["cycles", "dense_cycles"]].sum()
-            expected = (g["dense_cycles"] / g["cycles"]).reindex(list(decode(t["x"])))
+            # ratios: 0/0 is 1 (a vector op with no work in a pass neither gains nor loses)
+            expected = ratios(g["dense_cycles"], g["cycles"]).reindex(list(decode(t["x"])))
             np.testing.assert_allclose(decode(t["y"]), expected.to_numpy(), rtol=1e-12)
         for t in f["data"]:
             if t.get("yaxis") == "y2":
                 g = rows[rows["pass"] == t["name"]].groupby("layer", sort=False)[
                     ["energy_pj", "dense_energy_pj"]].sum()
-                expected = (g["dense_energy_pj"] / g["energy_pj"]).reindex(list(decode(t["x"])))
+                expected = ratios(g["dense_energy_pj"], g["energy_pj"]).reindex(list(decode(t["x"])))
                 np.testing.assert_allclose(decode(t["y"]), expected.to_numpy(), rtol=1e-12)
     (overview,) = (f for f in figs if f["layout"]["meta"]["figure"] == "run_overview")
     sums = results.groupby(["trace", "arch"], sort=False)[["cycles", "dense_cycles"]].sum()
@@ -127,13 +131,15 @@ def test_the_report_leads_with_each_method_against_dense_training(demo):
     results, html, figs = demo
     assert figs[0]["layout"]["meta"]["figure"] == "versus_dense_training"
     assert html.index("against dense training on the same machine") < html.index("Sparse features on or off")
-    per_it = results.groupby(["method", "arch", "iteration"])["cycles"].sum()
-    per_it = per_it.groupby(["method", "arch"]).mean()
+    per_it = results.groupby(["model", "method", "arch", "iteration"])["cycles"].sum()
+    per_it = per_it.groupby(["model", "method", "arch"]).mean()
     for t in figs[0]["data"]:
         if t.get("xaxis", "x") not in ("x", "x1"):
             continue  # the speedup panel: dense-trained cycles over the method's, per iteration
-        for method, y in zip(decode(t["x"]), decode(t["y"]), strict=True):
-            assert y == pytest.approx(per_it[("dense", t["name"])] / per_it[(method, t["name"])], rel=1e-12)
+        for label, y in zip(decode(t["x"]), decode(t["y"]), strict=True):
+            model, method = label.split(" ")  # two models: bars are "model method"
+            expected = per_it[(model, "dense", t["name"])] / per_it[(model, method, t["name"])]
+            assert y == pytest.approx(expected, rel=1e-12)
 
 
 def test_results_are_self_contained(tmp_path, monkeypatch):
@@ -173,17 +179,18 @@ def test_reram_writes_are_shown_side_by_side_with_dense_training(demo):
                 & results["reram_writes_recorded"].fillna(False).astype(bool)]
     bars = [t for t in side["data"] if t.get("xaxis", "x") in ("x", "x1")]  # cells written per step
     assert {t["name"] for t in bars} == set(DEMO_METHODS_NAMES) and "dense" in {t["name"] for t in bars}
+    assert set(results["method"]) == set(DEMO_METHODS_NAMES)
     for t in bars:
         expected = u[u["method"] == t["name"]].groupby("layer", sort=False)["reram_cell_writes"].mean()
         np.testing.assert_allclose(decode(t["y"]), expected.reindex(list(decode(t["x"]))).to_numpy(),
                                    rtol=1e-12)
     heat = [f for f in figs if f["layout"]["meta"]["figure"] == "reram_write_heatmap"]
-    assert len(heat) == len(DEMO_METHODS_NAMES)
+    assert len(heat) == TRACES
     for f in heat:
         z = decode(f["data"][0]["z"]).astype(float)
         assert np.isfinite(z).all() and ((z >= 0) & (z <= 1)).all() and z.max() > 0
     xbar = [f for f in figs if f["layout"]["meta"]["figure"] == "reram_crossbar_heatmap"]
-    assert len(xbar) == len(DEMO_METHODS_NAMES)
+    assert len(xbar) == TRACES
     for f in xbar:  # per layer and update, the crossbars' cells add up to the layer's writes per copy
         meta = f["layout"]["meta"]
         rows = results[(results["trace"] == meta["trace"]) & (results["arch"] == meta["arch"])]
@@ -204,7 +211,7 @@ def test_two_dense_trained_traces_of_one_model_are_averaged_not_multiplied(demo)
                                                         cycles=lambda d: d["cycles"] * 3)
     v = versus_dense_training(pd.concat([results, twin], ignore_index=True))
     one = versus_dense_training(results)
-    assert len(v) == len(one) + len(DEMO_ARCHS)  # the twin's own rows, nothing duplicated
+    assert len(v) == len(one) + MODELS * len(DEMO_ARCHS)  # the twins' own rows, nothing duplicated
     dst = v[v["method"] == "dst"].set_index("arch")
     dst1 = one[one["method"] == "dst"].set_index("arch")
     np.testing.assert_allclose(dst["dense_training_cycles"], 2 * dst1["dense_training_cycles"], rtol=1e-12)

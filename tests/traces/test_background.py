@@ -91,8 +91,9 @@ def _set_format_version(trace: Path, version: int) -> None:
     manifest = trace / "manifest.json"
     doc = json.loads(manifest.read_text())
     doc["format_version"] = version
-    if version < 4:  # format 4 added the matmul layout convention
+    if version < 4:  # format 4 added the matmul layout convention and the vector_ops table
         doc["layout"].pop("matmul_operands", None)
+        doc.pop("vector_ops", None)
     manifest.write_text(json.dumps(doc))
 
 

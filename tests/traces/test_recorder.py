@@ -174,6 +174,8 @@ def test_eval_and_no_grad_passes_are_not_training_steps(tmp_path):
 
 
 def test_functional_gemm_outside_modules_is_refused(tmp_path):
+    """A product with a computed weight (no parameter operand) is refused; the same product with
+    the parameter itself is recorded (tests/traces/test_functional_gemms.py)."""
     class Functional(nn.Module):
         def __init__(self):
             super().__init__()
@@ -181,10 +183,11 @@ def test_functional_gemm_outside_modules_is_refused(tmp_path):
             self.w2 = nn.Parameter(torch.randn(3, 4))
 
         def forward(self, x):
-            return F.linear(self.fc(x), self.w2)
+            return F.linear(self.fc(x), self.w2 * 2)
 
     model = Functional()
-    refusal = r"aten\.mm at .*test_recorder\.py:\d+ in forward: `return F\.linear\(self\.fc\(x\), self\.w2\)`"
+    refusal = (r"aten\.mm at .*test_recorder\.py:\d+ in forward: "
+               r"`return F\.linear\(self\.fc\(x\), self\.w2 \* 2\)`")
     with pytest.raises(RecorderError, match=refusal):
         with traces.record(model, tmp_path / "t"):
             model(torch.randn(2, 4))
@@ -207,11 +210,14 @@ def test_compiled_and_unsupported_modules_are_refused(tmp_path):
     fake_compiled._orig_mod = nn.Linear(2, 2)  # what torch.compile's wrapper carries
     with pytest.raises(RecorderError, match=r"torch\.compile"):
         traces.record(fake_compiled, tmp_path / "a")
-    with pytest.raises(RecorderError, match=r"rnn \(LSTM\)"):
-        traces.record(nn.ModuleDict({"rnn": nn.LSTM(2, 2), "fc": nn.Linear(2, 2)}), tmp_path / "b")
+    with pytest.raises(RecorderError, match=r"rnn \(LSTM\): an LSTM with proj_size > 0"):
+        traces.record(nn.ModuleDict({"rnn": nn.LSTM(2, 2, proj_size=1), "fc": nn.Linear(2, 2)}),
+                      tmp_path / "b")
+    with pytest.raises(RecorderError, match=r"conv \(Conv3d\) does GEMM work hwsim cannot record yet"):
+        traces.record(nn.ModuleDict({"conv": nn.Conv3d(2, 2, 1)}), tmp_path / "b")
     with pytest.raises(RecorderError, match="padding_mode='reflect'"):
         traces.record(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"), tmp_path / "c")
-    with pytest.raises(RecorderError, match=r"no nn\.Conv2d or nn\.Linear"):
+    with pytest.raises(RecorderError, match=r"no nn\.Conv1d/Conv2d/Linear/Embedding"):
         traces.record(nn.ReLU(), tmp_path / "d")
 
 

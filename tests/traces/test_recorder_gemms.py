@@ -22,18 +22,20 @@ from traces.recording.recorder import bookkeeping
 
 Extra = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
-# (case, the extra computation the model's forward applies to h (batch, 4), the aten operator)
+# (case, the extra computation the model's forward applies to h (batch, 4), the aten operator);
+# products with a parameter itself on the right are recorded (tests/traces/test_functional_gemms.py),
+# so the F.linear, addmm and @ cases multiply by a computed weight
 CASES: list[tuple[str, Extra, str]] = [
     ("linalg_matmul", lambda m, h: torch.linalg.matmul(h, m.w), "aten.mm"),
-    ("tensor_addmm", lambda m, h: m.b.addmm(h, m.w), "aten.addmm"),
+    ("tensor_addmm", lambda m, h: m.b.addmm(h, m.w + 0), "aten.addmm"),
     ("multi_dot", lambda m, h: torch.linalg.multi_dot([h, m.w, m.w]), "aten.mm"),
     ("inner", lambda m, h: torch.inner(h, m.w), "aten.mm"),
     ("lstm_cell", lambda m, h: m.lstm(h)[0], "aten.addmm"),
     ("gru_cell", lambda m, h: m.gru(h), "aten.addmm"),
     ("einsum", lambda m, h: torch.einsum("bi,ij->bj", h, m.w), "aten.bmm"),
-    ("f_linear", lambda m, h: F.linear(h, m.w), "aten.mm"),
+    ("f_linear", lambda m, h: F.linear(h, m.w + 0), "aten.mm"),
     ("bmm", lambda m, h: torch.bmm(h[:, None], m.w.expand(len(h), 4, 4))[:, 0], "aten.bmm"),
-    ("matmul_operator", lambda m, h: h @ m.w, "aten.mm"),
+    ("matmul_operator", lambda m, h: h @ (m.w + 0), "aten.mm"),
 ]
 
 
@@ -246,7 +248,7 @@ class Sometimes(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.fc(x))
         if self.calls >= self.start:
-            h = h @ self.w
+            h = h @ (self.w + 0)  # a computed weight: not a recorded parameter product
         self.calls += 1
         return self.out(h)
 

@@ -128,6 +128,11 @@ class LayerSpec:
         """Output channels (or features, or matmul columns ``N``) per group."""
         return self.geometry.out_per_group(self)
 
+    @property
+    def gemm_passes(self) -> tuple[str, ...]:
+        """The passes of this layer that are GEMMs (none for an embedding)."""
+        return self.geometry.gemm_passes
+
     def gemm(self, pass_: str, batch: int) -> GemmDims:
         """GEMM dimensions of one training pass for ``batch`` samples."""
         return self.geometry.gemm(self, pass_, batch)
@@ -138,7 +143,7 @@ class LayerSpec:
         for key in ("x_shape", "w_shape", "y_shape", "stride", "padding", "dilation"):
             d[key] = list(d[key])
         if batch is not None:
-            d["gemm"] = {p: list(vars(self.gemm(p, batch)).values()) for p in GEMM_PASSES}
+            d["gemm"] = {p: list(vars(self.gemm(p, batch)).values()) for p in self.gemm_passes}
         return d
 
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 from .errors import TraceFormatError
 from .kinds import KINDS_BEFORE_V4
 from .layer import MAX_BATCH, LayerSpec
+from .vector_ops import check_vector_ops
 
 FORMAT_NAME = "hwsim-trace"
 # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz); 3: layers name
@@ -66,7 +67,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schedule": dict,
     "complete": bool,
 }
-OPTIONAL = ("iterations",)  # fields a manifest may hold beyond REQUIRED; any other is refused
+OPTIONAL = ("iterations", "vector_ops")  # fields a manifest may hold beyond REQUIRED; any other is refused
 
 
 def producer_versions() -> dict[str, str]:
@@ -96,8 +97,11 @@ def new_manifest(
     batch_size: int | None = None,
     optimizer: dict[str, Any] | None = None,
     dtypes: dict[str, str] | None = None,
+    vector_ops: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Build a manifest dict (``complete`` is False until the writer closes the trace)."""
+    """Build a manifest dict (``complete`` is False until the writer closes the trace);
+    ``vector_ops``: the step's counted non-GEMM work (:mod:`traces.format.vector_ops`), if taken."""
+    extra = {} if vector_ops is None else {"vector_ops": vector_ops}
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -116,6 +120,7 @@ def new_manifest(
         "schedule": schedule,
         "complete": False,
         "iterations": None,
+        **extra,
     }
 
 
@@ -156,6 +161,14 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
                                    else f"only the conventions {', '.join(layout)} "
                                    f"(format_version {version})")
     _check_fields(d, file)
+    if "vector_ops" in d:
+        if version < 4:
+            raise TraceFormatError(file, "vector_ops", "a vector_ops table in a version "
+                                   f"{version} manifest", "none before format 4 (which added it)")
+        problem = check_vector_ops(d["vector_ops"])
+        if problem:
+            raise TraceFormatError(file, f"vector_ops{problem[0]}", problem[1],
+                                   "rows as in docs/trace-format.md (vector_ops)")
     layers: list[LayerSpec] = []
     names: set[str] = set()
     shapes: dict[str, tuple[int, ...]] = {}  # weight shape per parameter

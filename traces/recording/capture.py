@@ -32,9 +32,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..format.errors import RecorderError
 from ..format.layer import LayerSpec
+from .recurrent import recurrent_problem
 
-_UNSUPPORTED = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear, nn.RNNBase)
+_UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
+                nn.Bilinear)
 
 # aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
 # engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
@@ -114,7 +115,8 @@ def in_bookkeeping() -> bool:
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file__),
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
-               os.path.join(_HERE, "products.py"),
+               os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
+               os.path.join(_HERE, "vector_ops.py"), os.path.join(_HERE, "products.py"),
                os.path.abspath(contextlib.__file__))
 
 
@@ -265,7 +267,17 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
                             "bypasses the hooks; record a model that was not compiled)")
         elif isinstance(m, _UNSUPPORTED):
             problems.append(f"{where} ({type(m).__name__}) does GEMM work hwsim cannot record yet")
-        elif isinstance(m, nn.Conv2d):
+        elif isinstance(m, nn.RNNBase):
+            problem = recurrent_problem(m)
+            if problem:
+                problems.append(f"{where} ({type(m).__name__}): {problem}")
+        elif isinstance(m, nn.Embedding):
+            if m.max_norm is not None:
+                problems.append(f"{where}: Embedding(max_norm={m.max_norm}) rewrites weight rows in its "
+                                "forward pass, work a trace does not describe; record it without max_norm")
+            else:
+                targets[m] = qual
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
             if m.padding_mode != "zeros":
                 problems.append(f"{where}: padding_mode={m.padding_mode!r}; only zero padding "
                                 "keeps padded taps ineffectual")
@@ -279,27 +291,39 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
     if problems:
         raise RecorderError("cannot record this model: " + "; ".join(problems))
     if not targets:
-        raise RecorderError(f"{type(model).__name__} has no nn.Conv2d or nn.Linear layers to record")
+        # a model of recurrent layers or functional GEMMs only still records through them
+        if not any(isinstance(m, nn.RNNBase) for m in model.modules()) and not any(
+                p.dim() >= 2 for p in model.parameters()):
+            raise RecorderError(f"{type(model).__name__} has no nn.Conv1d/Conv2d/Linear/Embedding or "
+                                "recurrent layers and no matrix parameters to record")
     return targets
 
 
-def layer_spec(module: nn.Module, qual: str, call: int, x: torch.Tensor, y: torch.Tensor,
-               parameter: str) -> LayerSpec:
-    """The LayerSpec of one call of a recorded module, from the module, its input and output and
-    the name of its weight parameter (shared by the calls of a reused module and by tied modules)."""
+def layer_spec(module: nn.Module, qual: str, call: int, x_shape: tuple[int, ...],
+               y_shape: tuple[int, ...], parameter: str) -> LayerSpec:
+    """The LayerSpec of one call of a recorded module, from the module, its input and output per
+    sample (in the layer's view: :mod:`traces.recording.modules`) and the name of its weight
+    parameter (shared by the calls of a reused module and by tied modules)."""
     base = qual or "(model)"
     name = base if call == 0 else f"{base}#{call}"
+    w_shape = tuple(module.weight.shape)
+    if isinstance(module, nn.Conv1d):
+        w_shape = (w_shape[0], w_shape[1], 1, w_shape[2])
     common = dict(name=name, module=qual, call=call, module_type=type(module).__name__, parameter=parameter,
-                  x_shape=tuple(x.shape[1:]), w_shape=tuple(module.weight.shape),
-                  y_shape=tuple(y.shape[1:]), bias=module.bias is not None)
+                  x_shape=tuple(x_shape), w_shape=w_shape, y_shape=tuple(y_shape),
+                  bias=getattr(module, "bias", None) is not None)
     if isinstance(module, nn.Linear):
         return LayerSpec(kind="linear", **common)
-    pad = module.padding
-    if isinstance(pad, str):
-        pad = (0, 0) if pad == "valid" else tuple(
-            d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
-    spec = LayerSpec(kind="conv2d", stride=tuple(module.stride), padding=tuple(pad),
-                     dilation=tuple(module.dilation), groups=module.groups, **common)
+    if isinstance(module, nn.Embedding):
+        spec = LayerSpec(kind="embedding", **common)
+    else:
+        pad = module.padding
+        if isinstance(pad, str):
+            pad = (0,) * len(module.kernel_size) if pad == "valid" else tuple(
+                d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
+        one = (1,) if isinstance(module, nn.Conv1d) else ()  # a Conv1d is a conv2d of height 1
+        spec = LayerSpec(kind="conv2d", stride=(*one, *module.stride), padding=(*(0,) * len(one), *pad),
+                         dilation=(*one, *module.dilation), groups=module.groups, **common)
     problems = spec.check()
     if problems:
         raise RecorderError(f"{name}: inconsistent geometry: {problems[0]}")

@@ -55,8 +55,11 @@ from .capture import (
     find_targets,
     layer_spec,
 )
+from .functional import FunctionalCalls
+from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
+from .vector_ops import VectorOps
 from .watching import StepWatch
 
 METHOD_MASKS = ("y_sel", "w", "y_out", "dw_needed")
@@ -137,6 +140,32 @@ def _run_jobs(jobs: list[Any], writer: TraceWriter) -> None:
         job(writer)
 
 
+def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
+    """``t`` (a tensor of ``rec``'s call named ``name``) viewed as the layer's trace tensor: inputs
+    and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
+    if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.expand(rec.batch, *t.shape[1:])
+    if getattr(rec, "seq_first", None) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.reshape(rec.seq_first, rec.batch, -1).transpose(0, 1)  # (N, L, features)
+    if name in ("x", "dx") and rec.x_shape is not None:
+        return t.reshape(rec.batch, *rec.x_shape)
+    if name in ("y", "dy", "y_sel", "y_out") and rec.y_shape is not None:
+        return t.reshape(rec.batch, *rec.y_shape)
+    if name in ("w", "dw_needed") and rec.layout is not None:
+        return rec.layout(t)
+    return t
+
+
+def _weights_in_layout(c: _Call) -> tuple[np.ndarray | torch.Tensor, torch.Tensor]:
+    """The weight before the update and now, in the layer's ``w_shape`` layout."""
+    before, now = c.w_before, c.weight.detach()
+    if c.layout is None:
+        return before, now
+    if isinstance(before, np.ndarray):
+        before = torch.from_numpy(before)
+    return c.layout(before), c.layout(now)
+
+
 @dataclass
 class _Call:
     """What one call of one recorded module produced during the current iteration."""
@@ -144,6 +173,13 @@ class _Call:
     module: nn.Module
     layer: int
     batch: int
+    weight: torch.Tensor | None = None  # the parameter the call multiplies by (a module's weight)
+    qual: str = ""  # the recorded call's base name: the module's path, or the parameter's name
+    layout: Any = None  # weight-shaped tensor -> the layer's w_shape layout (None: as it is)
+    x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
+    y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
+    broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
+    seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
     w_before: np.ndarray | torch.Tensor | None = None
@@ -154,7 +190,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder(StepWatch, ProductCapture):
+class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -270,7 +306,9 @@ class Recorder(StepWatch, ProductCapture):
         for m in self._targets:
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
+        self._functional_enter()
         self._products_enter()  # products of two activations (traces.recording.products)
+        self._vector_ops_enter()
         self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
                           self._backward_watch, self._in_watched_step, self._on_side_gemm)
         self._gate.__enter__()
@@ -292,7 +330,9 @@ class Recorder(StepWatch, ProductCapture):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._functional_exit()
         self._products_exit()
+        self._vector_exit()
         self._watch_foreign(False)
         while self._foreign:
             watch = self._foreign.pop()[1]
@@ -420,7 +460,9 @@ class Recorder(StepWatch, ProductCapture):
 
     def _take(self, rec: _Call, name: str, t: torch.Tensor, samples: int | None = None) -> None:
         """Count ``t``'s non-zeros into ``rec.counts[name]``; on a mask iteration also stage its
-        mask (the first ``samples`` samples), from which the count is read when it covers all of ``t``."""
+        mask (the first ``samples`` samples), from which the count is read when it covers all of ``t``.
+        ``t`` is first viewed in the layer's layout (a Conv1d's as a conv2d's, a flat input per sample)."""
+        t = _in_layout(rec, name, t)
         if not self._masks_now:
             rec.counts[name] = count_nonzero(t)
             return
@@ -443,17 +485,24 @@ class Recorder(StepWatch, ProductCapture):
                 "(vmap, grad, jacrev: per-sample gradients, a Hessian) during training: a trace holds "
                 "one batched forward and backward per layer call, so the transform's GEMM work would "
                 "be missing or wrong; run the transform in eval mode (model.eval()) or record without it")
-        min_dims = 4 if isinstance(module, nn.Conv2d) else 2
+        min_dims = module_input_dims(module)
         if not isinstance(x, torch.Tensor) or x.dim() < min_dims:
             raise RecorderError(f"{self._targets[module] or '(model)'}: input must be a batched tensor "
                                 f"with >= {min_dims} dims, got {getattr(x, 'shape', type(x).__name__)}")
         qual = self._targets[module]
         call = self._call_count[module]
         self._call_count[module] += 1
-        rec = _Call(module, self._layer_index(qual, call, module), int(x.shape[0]))
+        batch = int(x.shape[0])
+        shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
+        if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
+            batch = self._step_batch_of()
+        rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
+                    qual=qual, broadcast=shared, **module_views(module, x))
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
-        self._take(rec, "x", x, self.schedule.mask_samples)
+        self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
+        if isinstance(module, nn.Embedding):
+            self._take(rec, "dw_needed", touched_rows(module, x))
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -468,35 +517,51 @@ class Recorder(StepWatch, ProductCapture):
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._layer_ends(module, args, y)
 
+    def _step_batch_of(self) -> int | None:
+        """The step's batch: the first recorded call's, else the model input's leading dimension."""
+        return self._calls[0].batch if self._calls else self._model_batch
+
     def _layer_ends(self, module: nn.Module, args: tuple, y: Any) -> None:
         rec = self._stack.pop()
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
+        rec.y_shape = output_view(module, y)
         self._check_or_add_spec(rec, module, args[0], y)
+        self._call_ends(rec, y)
+
+    def _call_ends(self, rec: _Call, y: torch.Tensor) -> None:
+        """The output side of a recorded call (a module's, or a functional GEMM's): y, w, method
+        masks, the weight before its update, and the hooks that take dy."""
         self._seen_dtypes.setdefault("activation", y.dtype)
         b = self.schedule.mask_samples
+        module, weight = rec.module, rec.weight
         self._take(rec, "y", y, b)
-        w_mask = self._method_mask(module, "w", module.weight.shape)
-        self._take(rec, "w", module.weight if w_mask is None else w_mask)
+        if weight is not None:  # a product of two activations (weight None) takes its B elsewhere
+            w_mask = self._method_mask(module, "w", weight.shape)
+            self._take(rec, "w", weight if w_mask is None else w_mask)
         sel = self._method_mask(module, "y_sel", y.shape)
         if sel is not None:
             self._take(rec, "y_sel", sel, b)
-        if self._masks_now and self.schedule.weights and self._owns_update(rec.layer):
-            rec.w_before = _weight_copy(module.weight)  # once per parameter: its update's layer
-        rec.w_version = module.weight._version
+        if weight is not None and self._masks_now and self.schedule.weights and self._owns_update(rec.layer):
+            rec.w_before = _weight_copy(weight)  # once per parameter: its update's layer
+        rec.w_version = 0 if weight is None else weight._version
         if y.requires_grad:
             y.register_hook(partial(self._grad_hook, rec, "dy"))
             if self._watched():
-                self._map_backward(rec, module, y)
+                self._map_backward(rec, y)
         self._calls.append(rec)
 
     def _grad_hook(self, rec: _Call, name: str, grad: torch.Tensor) -> None:
+        if grad is None:
+            return
         self._seen_dtypes.setdefault("gradient", grad.dtype)
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             self._take(rec, name, grad, self.schedule.mask_samples)
 
     def _method_mask(self, module: nn.Module, name: str, shape: torch.Size) -> torch.Tensor | None:
+        if module not in self._targets:  # a functional call's module: no method masks
+            return None
         mask = self._method_masks.get(module, {}).get(name)
         if mask is not None and tuple(mask.shape) != tuple(shape):
             raise RecorderError(f"{self._targets[module] or '(model)'}: {name} mask has shape "
@@ -522,14 +587,27 @@ class Recorder(StepWatch, ProductCapture):
     def _check_or_add_spec(self, rec: _Call, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
         if rec.layer < len(self._layers):  # a known layer: only its per-sample shapes can change
             old = self._layers[rec.layer]
-            shapes = (tuple(x.shape[1:]), tuple(y.shape[1:]))
+            shapes = (rec.x_shape or tuple(x.shape[1:]), rec.y_shape or tuple(y.shape[1:]))
             if (old.x_shape, old.y_shape) != shapes:
                 raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
                                     f"{old.y_shape} to {shapes[0]}->{shapes[1]}")
         elif rec.layer == len(self._layers):
             qual = self._targets[module]
             param = self._param_names.get(module.weight, f"{qual}.weight" if qual else "weight")
-            self._layers.append(layer_spec(module, qual, self._call_count[module] - 1, x, y, param))
+            self._layers.append(layer_spec(module, qual, self._call_count[module] - 1,
+                                           rec.x_shape or tuple(x.shape[1:]),
+                                           rec.y_shape or tuple(y.shape[1:]), param))
+            self._owners = update_owners(self._layers)
+
+    def _add_spec(self, rec: _Call, spec: LayerSpec) -> None:
+        """Add a functional call's spec to the table (first iteration), or check its shapes."""
+        if rec.layer < len(self._layers):
+            old = self._layers[rec.layer]
+            if (old.x_shape, old.w_shape, old.y_shape) != (spec.x_shape, spec.w_shape, spec.y_shape):
+                raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
+                                    f"{old.y_shape} to {spec.x_shape}->{spec.y_shape}")
+        elif rec.layer == len(self._layers):
+            self._layers.append(spec)
             self._owners = update_owners(self._layers)
 
     # -- iteration end ----------------------------------------------------------------------------
@@ -558,9 +636,9 @@ class Recorder(StepWatch, ProductCapture):
         if self._stack:
             raise RecorderError("rec.step() inside a forward pass")
         _check_finite(self.iteration, {"loss": loss, **{f"metric {k}": v for k, v in metrics.items()}})
-        trainable = [c for c in self._calls if c.module.weight.requires_grad
-                     and c.module.weight.grad is not None]
-        if trainable and all(c.module.weight._version == c.w_version for c in trainable):
+        trainable = [c for c in self._calls
+                     if c.weight is not None and c.weight.requires_grad and c.weight.grad is not None]
+        if trainable and all(c.weight._version == c.w_version for c in trainable):
             raise RecorderError("rec.step() before the weights were updated: call it after "
                                 "optimizer.step(), so the trace holds this step's weight update")
         missing = set(range(len(self._layers))) - {c.layer for c in [*self._calls, *self._products]}
@@ -605,10 +683,10 @@ class Recorder(StepWatch, ProductCapture):
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for c in self._calls:
-            grad = c.module.weight.grad
+            grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = count_nonzero(grad)
-            need = self._method_mask(c.module, "dw_needed", c.module.weight.shape)
+                c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
+            need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
@@ -622,8 +700,8 @@ class Recorder(StepWatch, ProductCapture):
                     values.append(value)
             if self._masks_now:
                 masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
-                if c.w_before is not None:
-                    weights[c.layer] = _weights_f16(c.w_before, c.module.weight)
+                if c.w_before is not None and c.weight is not None:
+                    weights[c.layer] = _weights_f16(*_weights_in_layout(c))
         for c in self._products:  # products of two activations: no weight
             for name, value in c.counts.items():
                 if isinstance(value, int):
@@ -641,7 +719,7 @@ class Recorder(StepWatch, ProductCapture):
     def _manifest(self, complete: bool) -> dict[str, Any]:
         m = new_manifest(self._layers, schedule=self.schedule.to_dict(), batch_size=self._batch0,
                          optimizer=self._optimizer_info(), dtypes=self._dtypes(),
-                         **self._provenance)
+                         vector_ops=self._vector_rows, **self._provenance)
         m["complete"] = complete
         m["iterations"] = self.iteration if complete else None
         return m
@@ -650,7 +728,7 @@ class Recorder(StepWatch, ProductCapture):
         """The dtypes training used: the weights' (the parameters, the optimizer's master copy),
         and the activations' and gradients' as the first recorded layer call computed them (under
         ``torch.autocast``, the autocast dtype, also given as ``autocast``; null without one)."""
-        w = next(iter(self._targets)).weight
+        w = next(iter(self._targets)).weight if self._targets else next(iter(self._param_names))
         name = str(w.dtype).replace("torch.", "")
         seen = {k: str(v).replace("torch.", "") for k, v in self._seen_dtypes.items()}
         return {"activation": seen.get("activation", name), "weight": name,

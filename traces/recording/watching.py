@@ -256,26 +256,30 @@ class StepWatch:
                 return
             raise RecorderError(
                 f"{op_name(func)} at {call_site()} is a second matrix product in one call of the "
-                f"recorded layer {self._targets.get(rec.module, getattr(rec, 'qual', '')) or '(model)'} "
-                f"(its own GEMM was {rec.gemm}); "
+                f"recorded layer {rec.qual or '(model)'} (its own GEMM was {rec.gemm}); "
                 "a trace holds one GEMM per layer call, so this work would be missing: move it into a "
                 "Conv2d/Linear module of its own (a training method's own math: wrap it in "
                 "traces.recording.recorder.bookkeeping())")
         raise RecorderError(
             f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
-            "for: it runs outside every recorded nn.Conv2d/nn.Linear call during a training step, so "
-            "the trace would not contain its work; hwsim records nn.Conv2d and nn.Linear modules "
-            "(subclasses included), not functional calls or other GEMM modules: wrap the computation "
-            "in such a module (a layer run under torch.no_grad() or in eval mode inside a training "
-            "step is not recorded either; torch.utils.checkpoint(..., use_reentrant=True) runs its "
-            "forward so: pass use_reentrant=False)")
+            "for: it runs outside every recorded layer call during a training step, so the trace "
+            "would not contain its work; hwsim records nn.Conv1d/Conv2d/Linear/Embedding and "
+            "recurrent modules (subclasses included), and F.linear/mm/addmm/matmul with a parameter "
+            "as right operand inside the model's forward, not other GEMM modules or products of "
+            "computed weights: wrap the computation in such a module (a layer run under "
+            "torch.no_grad() or in eval mode inside a training step is not recorded either; "
+            "torch.utils.checkpoint(..., use_reentrant=True) runs its forward so: pass "
+            "use_reentrant=False)")
 
-    def _map_backward(self, rec: _Call, module: nn.Module, y: torch.Tensor) -> None:
+    def _map_backward(self, rec: _Call, y: torch.Tensor) -> None:
         """Note the autograd nodes the layer call created (from its output back to its input and
         parameters), whose backward GEMMs are the layer's: backward-data (when the input needs a
-        gradient) and backward-weight (when the weight does); one convolution_backward does both."""
-        weight = module.weight.requires_grad
-        if isinstance(module, nn.Conv2d):
+        gradient) and backward-weight (when the weight does); one convolution_backward does both;
+        an embedding's backward (a scatter-add) runs none."""
+        weight = rec.weight is not None and rec.weight.requires_grad
+        if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
+            rec.backward_limit = 0
+        elif isinstance(rec.module, (nn.Conv1d, nn.Conv2d)) and rec.module in self._targets:
             rec.backward_limit = int(rec.x_node is not None or weight)
         else:
             rec.backward_limit = int(rec.x_node is not None) + int(weight)

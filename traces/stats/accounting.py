@@ -149,6 +149,8 @@ def pass_counts(spec: LayerSpec, batch: int, *, x: np.ndarray | None, w: np.ndar
                 dw_needed: np.ndarray | None = None) -> list[PassCounts]:
     """Counts of every GEMM pass whose operand masks are given (``batch`` = their batch size)."""
     out: list[PassCounts] = []
+    if not spec.gemm_passes:  # an embedding: a gather and a scatter-add, no MACs
+        return out
     if spec.kind == "matmul":  # two activations: traces.stats.products
         masks = {"x": x, "w": w, "y_sel": y_sel, "dy": dy, "dw_needed": dw_needed}
         for pass_, given in (("forward", (x, w)), ("backward_data", (dy, w)), ("backward_weight", (x, dy))):

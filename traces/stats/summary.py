@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..format.layer import GEMM_PASSES
 from ..format.manifest import TENSORS
 from ..format.reader import Trace
 from .accounting import pass_counts
@@ -26,7 +25,7 @@ def layer_table(trace: Trace) -> pd.DataFrame:
         if s.kind == "conv2d":
             row["stride/pad/dil/groups"] = (f"{_shape(s.stride)}/{_shape(s.padding)}/"
                                             f"{_shape(s.dilation)}/{s.groups}")
-        for p in GEMM_PASSES:
+        for p in s.gemm_passes:  # an embedding has none
             g = s.gemm(p, batch)
             row[f"{SHORT[p]} M×K×N"] = f"{g.m}×{g.k}×{g.n}" + (f" ×{g.groups}" if g.groups > 1 else "")
         rows.append(row)

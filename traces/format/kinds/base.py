@@ -49,6 +49,7 @@ class Kind:
 
     name = ""
     has_weight = True  # a parameter operand: the layer has an update pass and weight-shaped tensors
+    gemm_passes: tuple[str, ...] = GEMM_PASSES  # the passes that are GEMMs (an embedding: none)
     operand_kinds: dict[str, dict[str, str]] = WEIGHT_OPERAND_KINDS
 
     def batched(self, tensor: str) -> bool:

@@ -1,0 +1,128 @@
+"""Hugging Face ``transformers`` models record unmodified, validate and replay on the three families.
+
+GPT-2, BERT and ViT are built from tiny configs with random weights (nothing is downloaded), in
+both attention implementations: ``sdpa`` (the default, one SDPA call per attention) and ``eager``
+(explicit matmuls). Their linears (``nn.Linear``, GPT-2's ``Conv1D`` products), embeddings and
+attention products are layer records; LayerNorm, GELU, softmax, dropout and residual adds are the
+``vector_ops`` table.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import traces
+from hwsim.simulate import simulate
+from traces.format.validate import validate
+
+transformers = pytest.importorskip("transformers")
+
+N, L, D, LAYERS = 2, 8, 16, 2
+
+
+def tokens(g: torch.Generator) -> dict[str, torch.Tensor]:
+    return {"input_ids": torch.randint(0, 50, (N, L), generator=g),
+            "labels": torch.randint(0, 50, (N, L), generator=g)}
+
+
+def gpt2(impl: str):
+    config = transformers.GPT2Config(attn_implementation=impl, n_layer=LAYERS, n_head=2, n_embd=D,
+                                     vocab_size=50, n_positions=L)
+    return transformers.GPT2LMHeadModel(config), tokens
+
+
+def bert(impl: str):
+    config = transformers.BertConfig(attn_implementation=impl, num_hidden_layers=LAYERS,
+                                     num_attention_heads=2, hidden_size=D, intermediate_size=2 * D,
+                                     vocab_size=50, max_position_embeddings=L)
+    return transformers.BertForMaskedLM(config), tokens
+
+
+def vit(impl: str):
+    config = transformers.ViTConfig(attn_implementation=impl, num_hidden_layers=LAYERS, num_attention_heads=2,
+                                    hidden_size=D, intermediate_size=2 * D, image_size=8, patch_size=4,
+                                    num_channels=3, num_labels=3)
+    return transformers.ViTForImageClassification(config), lambda g: {
+        "pixel_values": torch.randn(N, 3, 8, 8, generator=g),
+        "labels": torch.randint(0, 3, (N,), generator=g)}
+
+
+def record(path, build, impl: str) -> traces.Trace:
+    torch.manual_seed(0)
+    model, batch = build(impl)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    with traces.record(model, path, every=1, optimizer=opt) as rec:
+        for _ in range(2):
+            opt.zero_grad()
+            model(**batch(g)).loss.backward()
+            opt.step()
+            rec.step()
+    tr = traces.load(path)
+    validate(tr)
+    return tr
+
+
+def kinds(tr: traces.Trace) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in tr.layers:
+        out[s.kind] = out.get(s.kind, 0) + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def gpt2_sdpa(tmp_path_factory) -> traces.Trace:
+    return record(tmp_path_factory.mktemp("gpt2") / "t", gpt2, "sdpa")
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_gpt2_records_its_conv1d_products_tied_head_and_attention(tmp_path, gpt2_sdpa, impl):
+    tr = gpt2_sdpa if impl == "sdpa" else record(tmp_path / "t", gpt2, impl)
+    # per block: c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj (Conv1D products) and two attention
+    # products; wte and wpe embeddings; the head is a Linear tied to wte
+    assert kinds(tr) == {"embedding": 2, "linear": 4 * LAYERS + 1, "matmul": 2 * LAYERS}
+    by_name = {s.name: s for s in tr.layers}
+    c_attn = by_name["transformer.h.0.attn.c_attn.weight"]
+    assert (c_attn.x_shape, c_attn.w_shape, c_attn.module_type) == ((L, D), (3 * D, D), "Conv1D")
+    assert by_name["lm_head"].parameter == by_name["transformer.wte"].parameter == "transformer.wte.weight"
+    vec = {r["kind"] for r in tr.manifest["vector_ops"]}
+    assert {"layer_norm", "add", "tanh", "softmax"} <= vec  # GPT-2's gelu_new is written out with tanh
+    assert "elementwise" not in vec  # every operator it runs has a kind of its own
+
+
+@pytest.mark.parametrize(("build", "expected"), [
+    (bert, {"embedding": 3, "linear": 6 * LAYERS + 2, "matmul": 2 * LAYERS}),
+    (vit, {"conv2d": 1, "linear": 6 * LAYERS + 1, "matmul": 2 * LAYERS}),
+], ids=["bert", "vit"])
+def test_bert_and_vit_record(tmp_path, build, expected):
+    tr = record(tmp_path / "t", build, "sdpa")
+    assert kinds(tr) == expected
+    assert {"layer_norm", "gelu", "add"} <= {r["kind"] for r in tr.manifest["vector_ops"]}
+
+
+@pytest.mark.parametrize("preset", ["edge-npu", "gpu-a100", "reram-isaac"])
+def test_a_hf_gpt2_trace_replays_on_every_family(gpt2_sdpa, preset):
+    tr = gpt2_sdpa
+    df = simulate(tr, preset).to_frame()
+    layers = set(df["layer"])
+    assert {s.name for s in tr.layers} <= layers  # every layer has rows (a matmul, embedding, linear)
+    assert {r["name"] for r in tr.manifest["vector_ops"]} <= layers
+    assert (df["cycles"] >= 0).all() and (df["energy_pj"] >= 0).all()
+    work = (df["actual_macs"] > 0) | (df["vector_ops"] > 0)
+    assert df.loc[work, "energy_pj"].gt(0).all()  # a residual add's backward passes dy on: no work
+    gemm = df[df["actual_macs"] > 0]
+    assert not gemm.empty and set(gemm["pass"]) == {"forward", "backward_data", "backward_weight"}
+
+
+def test_trace_info_and_stats_read_embedding_layers(gpt2_sdpa):
+    """`hwsim trace info`'s layer table and the MAC accounting take a layer without GEMMs."""
+    from traces.stats import summary
+    from traces.stats.accounting import pass_counts
+
+    table = summary.layer_table(gpt2_sdpa)
+    wte = table[table["layer"] == "transformer.wte"].iloc[0]
+    assert wte["kind"] == "embedding" and wte["fwd M×K×N"] == ""  # no GEMM to show
+    with gpt2_sdpa.iteration(0) as it:
+        assert pass_counts(gpt2_sdpa.layers[0], it.batch, x=it.mask(0, "x"), w=it.mask(0, "w")) == []

@@ -1,0 +1,240 @@
+"""Matrix products with a parameter operand that no hooked module accounts for (imports torch).
+
+Models do GEMM work on their parameters outside ``nn.Linear``: Hugging Face GPT-2's
+``transformers.pytorch_utils.Conv1D`` runs ``torch.addmm(bias, x, W)`` with ``W`` stored
+``(in, out)``; a tied output head runs ``F.linear(h, wte.weight)``; a hand-written layer runs
+``x @ self.W``; the recorder's decomposed recurrent layers run ``F.linear`` on their gate weights
+(:mod:`traces.recording.recurrent`). During a recorded training forward pass a torch-function
+mode (:class:`ParameterGemms`) sees these calls with autograd's own tensors, before they
+decompose, and the recorder records each as a ``linear`` call:
+
+- the layer is named by the parameter (``transformer.h.0.attn.c_attn.weight``, then ``#1``, ``#2``
+  for its further calls) and names it as its ``parameter`` (one update per parameter);
+- its weight is the product's right operand in ``(out, in)`` layout: ``W`` of ``F.linear(x, W)``
+  or of ``x @ W.T``, and ``Wᵀ`` of ``x @ W``/``addmm(b, x, W)`` (masks and stored weights are
+  taken of that transposed view);
+- its input is the left operand per sample: ``(N, ..., in)`` as recorded, and a flattened
+  ``(N·L, in)`` (GPT-2's ``x.view(-1, in)``) as ``(L, in)``, the step's batch ``N`` being the
+  first recorded call's.
+
+Handled: ``F.linear``, ``torch.addmm``, ``torch.mm``, ``torch.matmul`` and ``@`` (``Tensor.mm``,
+``Tensor.addmm``, ``Tensor.matmul``, ``Tensor.__matmul__``) with a 2-D parameter (or its
+transpose) on the right. Anything else (a parameter on the left, ``einsum``/``bmm`` with a
+parameter, a product outside the model's forward pass) still meets the GEMM watch, which refuses
+it naming the operator and call site.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..format.errors import RecorderError
+from ..format.layer import LayerSpec, update_owners
+from . import recurrent
+from .capture import in_bookkeeping
+from .products import in_multi_head_attention
+from .vector_ops import step_batch
+
+_LINEAR = {F.linear, torch._C._nn.linear}
+_MM = {torch.mm, torch.Tensor.mm, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__}
+_ADDMM = {torch.addmm, torch.Tensor.addmm}
+PRODUCTS = frozenset(_LINEAR | _MM | _ADDMM)
+
+
+class ParameterGemms(TorchFunctionMode):
+    """Hands every call of :data:`PRODUCTS` to ``on_product(func, args, kwargs)``, which runs it
+    (recording it) or returns ``NotImplemented`` to let it run as it is."""
+
+    def __init__(self, on_product: Any) -> None:
+        super().__init__()
+        self.on_product = on_product
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func in PRODUCTS:
+            out = self.on_product(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
+        return func(*args, **kwargs)
+
+
+def _transpose_of(w: torch.Tensor, params: dict[torch.Tensor, str]) -> torch.Tensor | None:
+    """The 2-D parameter ``P`` when ``w`` is exactly ``P.t()`` (a view), else None."""
+    base = w._base
+    if base is None or base.dim() != 2 or w.dim() != 2 or base not in params:
+        return None
+    if tuple(w.shape) == tuple(base.shape[::-1]) and tuple(w.stride()) == tuple(base.stride()[::-1]) \
+            and w.storage_offset() == base.storage_offset():
+        return base
+    return None
+
+
+def parameter_operand(func: Any, args: tuple, kwargs: dict, params: dict[torch.Tensor, str]
+                      ) -> tuple[int, torch.Tensor, bool, bool] | None:
+    """``(position of x in args, parameter, transposed, bias)`` when ``func(*args)`` multiplies a
+    positional input ``x`` by a 2-D parameter on the right; ``transposed``: the parameter is
+    stored ``(in, out)`` (the layer's weight is its transpose). None: not such a product."""
+    if func in _LINEAR:
+        if len(args) < 2 or not isinstance(args[1], torch.Tensor):
+            return None
+        w, bias = args[1], (args[2] if len(args) > 2 else kwargs.get("bias")) is not None
+        pos, plain = 0, w
+    elif func in _ADDMM:
+        if len(args) < 3:
+            return None
+        pos, plain, bias = 1, args[2], True
+    elif func in _MM:
+        if len(args) < 2:
+            return None
+        pos, plain, bias = 0, args[1], False
+    else:
+        return None
+    if not isinstance(args[pos], torch.Tensor) or not isinstance(plain, torch.Tensor) or plain.dim() != 2:
+        return None
+    if func in _LINEAR:
+        return (pos, w, False, bias) if w in params else None
+    if plain in params:
+        return pos, plain, True, bias
+    base = _transpose_of(plain, params)
+    return (pos, base, False, bias) if base is not None else None
+
+
+def _transposed(t: torch.Tensor) -> torch.Tensor:
+    return t.t()
+
+
+class FunctionalCalls:
+    """The recorder's capture of parameter GEMMs outside hooked modules and of recurrent layers
+    (a mixin of :class:`~traces.recording.recorder.Recorder`)."""
+
+    def _functional_enter(self) -> None:
+        """Route recurrent modules through their gate GEMMs and hook the model's forward pass so
+        that :class:`ParameterGemms` is on during training forward passes."""
+        self._param_mode: ParameterGemms | None = None
+        self._param_depth = 0
+        self._patched: list[tuple[nn.Module, Any]] = []
+        for m in self.model.modules():
+            if isinstance(m, nn.RNNBase):
+                self._patched.append((m, m.__dict__.get("forward")))
+                m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
+        self._model_batch: int | None = None  # the leading dimension of the model's first input
+        self._param_products_seen = False  # whether iteration 0 recorded a parameter product
+        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on, with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
+                                                              always_call=True))
+
+    def _functional_exit(self) -> None:
+        for m, own in self._patched:
+            if own is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = own
+        self._patched = []
+        if self._param_mode is not None:
+            self._param_mode.__exit__(None, None, None)
+            self._param_mode, self._param_depth = None, 0
+
+    def _param_products_on(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self._param_depth += 1
+        if self._param_depth == 1:
+            self._model_batch = step_batch(args, kwargs)
+        # on in iteration 0 and, after it, only for a model that did such products then (the mode
+        # costs Python-level dispatch per torch call; a product first seen later still meets the
+        # GEMM watch on watched iterations, which refuses it)
+        wanted = self.iteration == 0 or self._param_products_seen
+        if self._param_depth == 1 and wanted and self._training_now():
+            self._param_mode = ParameterGemms(self._on_param_product)
+            self._param_mode.__enter__()
+
+    def _param_products_off(self, module: nn.Module, args: tuple, y: Any) -> None:
+        self._param_depth = max(self._param_depth - 1, 0)
+        if self._param_depth == 0 and self._param_mode is not None:
+            mode, self._param_mode = self._param_mode, None
+            mode.__exit__(None, None, None)
+
+    def _on_param_product(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Record ``func(*args, **kwargs)`` as a linear call when it multiplies by a parameter
+        outside every recorded call; ``NotImplemented`` otherwise."""
+        if self._stack or in_bookkeeping() or not self._training_now():
+            return NotImplemented
+        found = parameter_operand(func, args, kwargs, self._param_names)
+        if found is None:
+            return NotImplemented
+        from .recorder import _NO_DISPATCH_MODES, _NO_FUNCTION_MODES, _Call
+
+        pos, param, transposed, bias = found
+        x = args[pos]
+        self._param_products_seen = True
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            if not self._started:
+                self._begin_iteration()
+            rec = self._param_product_begins(_Call, param, transposed, x)
+            if x.requires_grad:  # alias: this call's own input gradient
+                xa = x.view_as(x)
+                xa.register_hook(partial(self._grad_hook, rec, "dx"))
+                rec.x_node = xa.grad_fn
+                args = (*args[:pos], xa, *args[pos + 1:])
+        self._stack.append(rec)
+        try:
+            y = func(*args, **kwargs)
+        finally:
+            self._stack.pop()
+        with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
+            out_f = rec.weight.shape[1] if transposed else rec.weight.shape[0]
+            rec.y_shape = (*rec.x_shape[:-1], out_f)
+            qual = rec.qual
+            owner = qual.rsplit(".", 1)[0] if "." in qual else ""
+            owner_mod = self.model.get_submodule(owner) if owner else self.model
+            spec = LayerSpec(kind="linear", name=self._param_call_name(rec), module=owner,
+                             call=self._call_count[qual] - 1, module_type=type(owner_mod).__name__,
+                             parameter=qual, x_shape=rec.x_shape, y_shape=rec.y_shape,
+                             w_shape=(out_f, rec.x_shape[-1]), bias=bias)
+            problems = spec.check()
+            if problems:
+                raise RecorderError(f"{spec.name}: inconsistent geometry: {problems[0]}")
+            self._add_spec(rec, spec)
+            self._owners = update_owners(self._layers)
+            self._call_ends(rec, y)
+        return y
+
+    def _param_call_name(self, rec: Any) -> str:
+        call = self._call_count[rec.qual] - 1
+        return rec.qual if call == 0 else f"{rec.qual}#{call}"
+
+    def _param_product_begins(self, call_type: type, param: torch.Tensor, transposed: bool,
+                              x: torch.Tensor) -> Any:
+        qual = self._param_names[param]
+        n_in = param.shape[0] if transposed else param.shape[1]
+        # the step's batch: the first recorded call's, else this input's leading dimension (the
+        # model's own input may lead with time: a sequence-first recurrent layer)
+        batch = self._calls[0].batch if self._calls else int(x.shape[0])
+        if x.dim() < 1 or x.shape[-1] != n_in or x.numel() % (batch * n_in):
+            raise RecorderError(f"{qual}: a product of an input {tuple(x.shape)} with this parameter "
+                                f"cannot be split into the step's batch of {batch} samples")
+        seq_first = None
+        if in_multi_head_attention() and x.dim() in (2, 3) and (x.dim() == 2 or x.shape[1] == batch):
+            # nn.MultiheadAttention's projections: (L, N, E) and (L·N, E), sequence-major
+            seq_first = x.shape[0] if x.dim() == 3 else x.shape[0] // batch
+            x_shape = (seq_first, n_in)
+        elif x.dim() >= 2 and x.shape[0] == batch:
+            x_shape = tuple(x.shape[1:])
+        elif x.dim() == 2:  # (N·L, in), batch-major: GPT-2's x.view(-1, in)
+            rows = x.shape[0] // batch
+            x_shape = (rows, n_in) if rows > 1 else (n_in,)
+        else:
+            raise RecorderError(f"{qual}: the input {tuple(x.shape)} of a product with this parameter "
+                                f"does not lead with the step's batch ({batch} samples)")
+        call = self._call_count[qual]
+        self._call_count[qual] += 1
+        owner = qual.rsplit(".", 1)[0] if "." in qual else ""
+        rec = call_type(self.model.get_submodule(owner) if owner else self.model,
+                        self._layer_index(qual, call, None), batch, weight=param, qual=qual,
+                        layout=_transposed if transposed else None, x_shape=x_shape, seq_first=seq_first)
+        self._take(rec, "x", x, self.schedule.mask_samples)
+        return rec
