@@ -147,21 +147,22 @@ def transformer_vector_ops(cfg: TransformerConfig) -> list[dict[str, Any]]:
     both = ["forward", "backward_data"]
     rows: list[dict[str, Any]] = []
 
-    def op(name: str, kind: str, module: str, shape: tuple[int, ...]) -> None:
-        rows.append({"name": name, "kind": kind, "module": module, "shape": list(shape), "passes": both})
+    def op(name: str, kind: str, aten: str, module: str, shape: tuple[int, ...]) -> None:
+        rows.append({"name": name, "kind": kind, "op": aten, "module": module, "shape": list(shape),
+                     "batched": True, "passes": both})
 
     for i in range(cfg.layers):
         p = f"h.{i}"
-        op(f"{p}.ln_1", "layer_norm", f"{p}.ln_1", (L, d))
+        op(f"{p}.ln_1", "layer_norm", "native_layer_norm", f"{p}.ln_1", (L, d))
         if cfg.dropout:
-            op(f"{p}.attn.resid_dropout", "dropout", f"{p}.attn", (L, d))
-        op(f"{p}.add_1", "add", p, (L, d))
-        op(f"{p}.ln_2", "layer_norm", f"{p}.ln_2", (L, d))
-        op(f"{p}.mlp.act", "gelu", f"{p}.mlp", (L, cfg.inner))
+            op(f"{p}.attn.resid_dropout", "dropout", "native_dropout", f"{p}.attn", (L, d))
+        op(f"{p}.add_1", "add", "add", p, (L, d))
+        op(f"{p}.ln_2", "layer_norm", "native_layer_norm", f"{p}.ln_2", (L, d))
+        op(f"{p}.mlp.act", "gelu", "gelu", f"{p}.mlp", (L, cfg.inner))
         if cfg.dropout:
-            op(f"{p}.mlp.dropout", "dropout", f"{p}.mlp", (L, d))
-        op(f"{p}.add_2", "add", p, (L, d))
-    op("ln_f", "layer_norm", "ln_f", (L, d))
+            op(f"{p}.mlp.dropout", "dropout", "native_dropout", f"{p}.mlp", (L, d))
+        op(f"{p}.add_2", "add", "add", p, (L, d))
+    op("ln_f", "layer_norm", "native_layer_norm", "ln_f", (L, d))
     return rows
 
 
