@@ -12,6 +12,7 @@ import lzma
 import math
 import re
 import struct
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -558,6 +559,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     twice = [k for i, k in enumerate(keys) if k in keys[:i]]
     if twice:
         raise ValueError(f"key {twice[0]!r} appears twice in one object")
+    for k, v in pairs:  # JSON allows DEL and C1 controls in text; a trace's names and values never hold them
+        for text in (k, v) if isinstance(v, str) else (k,):
+            bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+            if bad is not None:
+                raise ValueError(f"text {text!r} under key {k!r} holds control character U+{ord(bad):04X}")
     return dict(pairs)
 
 
