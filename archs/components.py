@@ -497,6 +497,26 @@ class ReramCompute:
         0.0, doc="bandwidth of the chip interconnect (global bus) that carries every layer's input and "
                  "output activations (input_bits each), bytes/s, in series with the crossbar time "
                  "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0)
+    tile_input_buffer_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one input bit written into and read out of a tile input buffer, pJ (the "
+                 "M·K·input_bits inputs a crossbar pass streams; 0 where the tile peripherals' power covers "
+                 "it, as in the ISAAC table)", ge=0)
+    tile_output_buffer_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one output bit written into and read out of a tile output buffer, pJ (the "
+                 "M·N·output_buffer_bits partial outputs of a pass)", ge=0)
+    tile_interconnect_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one bit over the H-tree inside a tile, pJ (the pass's inputs and outputs, "
+                 "input_bits and output_buffer_bits each)", ge=0)
+    global_buffer_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one bit read from or written to the chip's global buffer, pJ (the pass's "
+                 "M·(K + N)·input_bits inputs and outputs)", ge=0)
+    interconnect_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one bit over the chip interconnect (global H-tree or bus) between the global "
+                 "buffer and the layer's tiles, pJ (the pass's M·(K + N)·input_bits inputs and outputs)",
+        ge=0)
+    dram_energy_pj_per_bit: float = spec(
+        0.0, doc="energy of one bit of off-chip DRAM traffic, pJ: a training forward pass stores its "
+                 "input activations (input_bits each) for the weight gradient", ge=0)
     replicas_in_training: Literal["rewritten", "none"] = spec(
         "none", doc="layer copies when the trace trains: rewritten (the copies made for forward throughput "
                     "are kept and every copy is rewritten from the master copy each step: writes × copies, "

@@ -42,6 +42,21 @@ V21_CONVERSION_J = 2.74381e-7 / (7200 * 128)  # the MLSA: 0.298 pJ
 V21_ACCUMULATION_J = 6.96278e-8 / (7200 * 128)  # adders and shift-adds behind it: 0.0756 pJ
 V21_READ_J = 2.4204e-8 / 7200  # word lines, switch matrices, mux and decoders of one read: 3.36 pJ
 
+# NeuroSim V2.1's activation traffic for one image of the same layer (Conv0, on a conventional tile),
+# printed by a build with print statements after the forward buffer and H-tree energies of Tile.cpp
+# TileCalculatePerformance and Chip.cpp ChipCalculatePerformance (inputBufferCM, outputBufferCM, hTreeCM,
+# globalBuffer, GhTree: readDynamicEnergy + writeDynamicEnergy) with the bits each was given. The bits:
+# 27 rows × 900 positions × 8 bits into the tile input buffer (194,400); 128 outputs × 900 × 19 bits
+# (1 + the tile adder's numAdderBit) through the output buffer (2,188,800); both over the tile's H-tree;
+# 27·8·900 + 128·8·900 = 1,116,000 bits through the global buffer and the global H-tree. Per bit:
+V21_TILE_INPUT_BUFFER_J_PER_BIT = 1.31829e-9 / 194400  # 0.00678 pJ
+V21_TILE_OUTPUT_BUFFER_J_PER_BIT = 1.29421e-8 / 2188800  # 0.00591 pJ
+V21_TILE_HTREE_J_PER_BIT = 2.30692e-7 / (194400 + 2188800)  # 0.0968 pJ
+V21_GLOBAL_BUFFER_J_PER_BIT = 3.9623e-9 / 1116000  # 0.00355 pJ
+V21_GLOBAL_HTREE_J_PER_BIT = 5.44444e-7 / 1116000  # 0.488 pJ
+V21_TILE_OUTPUT_BITS = 19  # 1 + numAdderBit of the tile's accumulation here (printed bits / outputs)
+V21_DRAM_J_PER_BIT = 3.9e-12  # DRAM.cpp energyperbit, HBM2 (dramType 2); printed 3.19488e-8 J / 8192 b
+
 
 def neurosim_v21_write(*, levels_ltp: int = V21_LEVELS, levels_ltd: int = V21_LEVELS) -> WriteModel:
     """NeuroSim V2.1's RRAM writes (32 nm, 1T1R): V_w²·G_on·t per pulse scaled by the cell's conductance,

@@ -42,6 +42,9 @@ PRICE_FIELDS = frozenset({
     "read_energy_pj_per_byte", "write_energy_pj_per_byte", "metadata_read_energy_pj_per_byte",
     "metadata_write_energy_pj_per_byte", "energy_pj_per_byte", "fma_energy_pj", "power_mw",
     "pulse_energy_pj", "shift_add_energy_pj", "accumulation_energy_pj_per_conversion",
+    "tile_input_buffer_energy_pj_per_bit", "tile_output_buffer_energy_pj_per_bit",
+    "tile_interconnect_energy_pj_per_bit", "global_buffer_energy_pj_per_bit",
+    "interconnect_energy_pj_per_bit", "dram_energy_pj_per_bit",
 })
 
 
@@ -64,6 +67,12 @@ def price_table(arch: Architecture) -> dict[Key, float]:
         out[("crossbar", "power_mw")] = r.crossbar.power_mw
         out[("dac", "power_mw")] = r.dac.power_mw
         out[("accumulation", "conversion")] = r.accumulation_energy_pj_per_conversion
+        out[("tile_input_buffer", "bit")] = r.tile_input_buffer_energy_pj_per_bit
+        out[("tile_output_buffer", "bit")] = r.tile_output_buffer_energy_pj_per_bit
+        out[("tile_interconnect", "bit")] = r.tile_interconnect_energy_pj_per_bit
+        out[("global_buffer", "bit")] = r.global_buffer_energy_pj_per_bit
+        out[("interconnect", "bit")] = r.interconnect_energy_pj_per_bit
+        out[("dram", "bit")] = r.dram_energy_pj_per_bit
         out[("ima_peripherals", "power_mw")] = sum(p.count * p.power_mw for p in r.ima_peripherals)
         out[("tile_peripherals", "power_mw")] = sum(p.count * p.power_mw for p in r.tile_peripherals)
     return out

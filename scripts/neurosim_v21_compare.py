@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import sys
 import tempfile
 from dataclasses import replace
@@ -34,7 +35,19 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import archs  # noqa: E402
-from archs.reram_presets import V21_ACCUMULATION_J, V21_CONVERSION_J, V21_READ_J, neurosim_v21_write  # noqa: E402
+from archs.reram_presets import (  # noqa: E402
+    V21_ACCUMULATION_J,
+    V21_CONVERSION_J,
+    V21_DRAM_J_PER_BIT,
+    V21_GLOBAL_BUFFER_J_PER_BIT,
+    V21_GLOBAL_HTREE_J_PER_BIT,
+    V21_READ_J,
+    V21_TILE_HTREE_J_PER_BIT,
+    V21_TILE_INPUT_BUFFER_J_PER_BIT,
+    V21_TILE_OUTPUT_BITS,
+    V21_TILE_OUTPUT_BUFFER_J_PER_BIT,
+    neurosim_v21_write,
+)
 from hwsim.layer_input import LayerInput  # noqa: E402
 from hwsim.reram import context, layer_rows  # noqa: E402
 from hwsim.simulate import simulate  # noqa: E402
@@ -50,10 +63,18 @@ VGG8 = [conv("Conv0_", 3, 32, 32, 128, 3), conv("Conv1_", 128, 32, 32, 128, 3),
         conv("Conv6_", 256, 8, 8, 512, 3), conv("Conv7_", 512, 8, 8, 512, 3),
         linear("FC1_", 8192, 1024), linear("FC2_", 1024, 10)]
 IN_ARRAY = ("energy_crossbar_pj", "energy_adc_pj", "energy_dac_pj", "energy_accumulation_pj")
+TRAFFIC = ("energy_tile_buffers_pj", "energy_tile_interconnect_pj", "energy_global_buffer_pj",
+           "energy_interconnect_pj")
+# NetWork.csv @18289cb: input map height × width per layer (FC: 1 × 1); NeuroSim's forward DRAM term in
+# training is 2 × H·W·numBitInput bits (Chip.cpp dataLoadIn) at V21_DRAM_J_PER_BIT
+IFM_HW = {"Conv0_": 32 * 32, "Conv1_": 32 * 32, "Conv3_": 16 * 16, "Conv4_": 16 * 16, "Conv6_": 8 * 8,
+          "Conv7_": 8 * 8, "FC1_": 1, "FC2_": 1}
 COLUMNS = ["layer", "weights", "copies", "cells_written", "hwsim_update_energy_j",
            "neurosim_update_energy_j", "update_energy_ratio", "hwsim_update_latency_s",
            "neurosim_update_latency_s", "update_latency_ratio", "hwsim_forward_energy_j",
-           "neurosim_forward_pe_energy_j", "forward_energy_ratio", "neurosim_forward_energy_j"]
+           "neurosim_forward_pe_energy_j", "forward_energy_ratio", "neurosim_forward_energy_j",
+           "hwsim_forward_traffic_energy_j", "hwsim_forward_dram_energy_j", "hwsim_forward_total_energy_j",
+           "forward_total_ratio", "neurosim_forward_dram_energy_j", "forward_on_chip_ratio"]
 
 
 def oracle_script():
@@ -88,7 +109,15 @@ def v21_read_machine() -> archs.Architecture:
         "reram.adc.bits": 6, "reram.adc.reference_bits": 6,  # levelOutput 64
         "reram.adc.power_mw": V21_CONVERSION_J * base.reram.adc.sample_rate_hz * 1e3,
         "reram.dac.power_mw": 0.0,  # the word lines are in the per-read energy
-        "reram.accumulation_energy_pj_per_conversion": V21_ACCUMULATION_J * 1e12})
+        "reram.accumulation_energy_pj_per_conversion": V21_ACCUMULATION_J * 1e12,
+        # the activation traffic, per bit as NeuroSim printed it for Conv0
+        "reram.output_buffer_bits": V21_TILE_OUTPUT_BITS,
+        "reram.tile_input_buffer_energy_pj_per_bit": V21_TILE_INPUT_BUFFER_J_PER_BIT * 1e12,
+        "reram.tile_output_buffer_energy_pj_per_bit": V21_TILE_OUTPUT_BUFFER_J_PER_BIT * 1e12,
+        "reram.tile_interconnect_energy_pj_per_bit": V21_TILE_HTREE_J_PER_BIT * 1e12,
+        "reram.global_buffer_energy_pj_per_bit": V21_GLOBAL_BUFFER_J_PER_BIT * 1e12,
+        "reram.interconnect_energy_pj_per_bit": V21_GLOBAL_HTREE_J_PER_BIT * 1e12,
+        "reram.dram_energy_pj_per_bit": V21_DRAM_J_PER_BIT * 1e12})
 
 
 def written_copies(layer: str, speed_up: int) -> int:
@@ -152,15 +181,27 @@ def forward_rows(data: Path) -> dict[str, dict]:
     ns = read_csv(data / "layers.csv")
     with tempfile.TemporaryDirectory() as tmp:
         path = write_synthetic(VGG8, Path(tmp) / "vgg8", batch=1)  # dense: every input bit read
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["optimizer"] = {"name": "SGD", "params": {}}  # training: inputs stored in DRAM
+        (path / "manifest.json").write_text(json.dumps(manifest))
         df = simulate(path, v21_read_machine(), passes=["forward"]).to_frame()
     out = {}
     for spec in VGG8:
         row = df[df["layer"] == spec.name]
         energy = float(row[list(IN_ARRAY)].sum().sum()) * 1e-12
         pe = float(ns[spec.name]["Peak_energy_FW(J)"]) / images
+        traffic = float(row[list(TRAFFIC)].sum().sum()) * 1e-12
+        dram = float(row["energy_dram_pj"].sum()) * 1e-12
+        whole = float(ns[spec.name]["energy_FW(J)"]) / images
+        ns_dram = 2 * IFM_HW[spec.name] * 8 * V21_DRAM_J_PER_BIT
+        total = energy + traffic + dram
         out[spec.name] = {"hwsim_forward_energy_j": energy, "neurosim_forward_pe_energy_j": pe,
-                          "forward_energy_ratio": energy / pe,
-                          "neurosim_forward_energy_j": float(ns[spec.name]["energy_FW(J)"]) / images}
+                          "forward_energy_ratio": energy / pe, "neurosim_forward_energy_j": whole,
+                          "hwsim_forward_traffic_energy_j": traffic,
+                          "hwsim_forward_dram_energy_j": dram,
+                          "hwsim_forward_total_energy_j": total, "forward_total_ratio": total / whole,
+                          "neurosim_forward_dram_energy_j": ns_dram,
+                          "forward_on_chip_ratio": (energy + traffic) / (whole - ns_dram)}
     return out
 
 

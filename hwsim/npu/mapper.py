@@ -35,7 +35,7 @@ from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
 from .mapping import buffers
 from .nest_timing import estimate
-from .pe_tiles import PeMapping, best_pe, given_pe, register_files, tiled
+from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
@@ -120,8 +120,8 @@ def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str
     kept = tiles[fits]
     if len(kept) == 0:
         raise MappingError(_no_fit(shape, pass_, arch, elem))
-    if len(kept) <= KEEP_ALL_TILES:
-        return kept
+    if len(kept) <= KEEP_ALL_TILES or tiled(arch):  # a register-file level may prefer a smaller tile
+        return kept  # (its per-PE extent divides into a register-file tile that fits): no prune
     grow_fits = np.zeros(len(kept), bool)
     for d, dv in enumerate(divs):
         idx = np.searchsorted(dv, kept[:, d])
@@ -373,6 +373,9 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     if tiled(arch):  # the register-file level below the best buffer tiles, then ranked again
         first = np.zeros(len(tiles), bool)  # each tile under its best DRAM order
         pick = ranked[~_seen(ti[ranked], len(tiles), first)]
+        full = _fills_array(shape, pass_, arch, dataflow, tiles[ti[pick]])
+        if full.any():  # tiles that can use every row and column of the array, where some can
+            pick = pick[full]
         volume = np.prod(tiles[ti[pick]].astype(np.float64), axis=1)  # ties: larger tiles (more to unroll)
         pick = pick[np.lexsort((np.arange(len(pick)), -volume, obj[pick]))][:PE_FINALISTS]
         return _search_pe(shape, pass_, arch, eb, dens, objective, dataflow, tiles[ti[pick]],
@@ -384,6 +387,14 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
 
     res = _result(shape, mapping_at(best), cost, best, objective, len(ti))
     return replace(res, runners_up=tuple(mapping_at(int(j)) for j in ranked[1:RUNNERS_UP + 1]))
+
+
+def _fills_array(shape: ConvShape, pass_: str, arch: Architecture, dataflow: str,
+                 tiles: np.ndarray) -> np.ndarray:
+    """Whether each tile's spatially unrolled extents are multiples of the array's sides."""
+    rd, cd = SPATIAL[(pass_, dataflow)]
+    return ((tiles[:, DIMS.index(rd)] % arch.compute.rows == 0)
+            & (tiles[:, DIMS.index(cd)] % arch.compute.cols == 0))
 
 
 def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:
@@ -404,7 +415,7 @@ def _no_pe_level(shape: ConvShape, arch: Architecture, n: int) -> dict[str, np.n
     return pe
 
 
-PE_FINALISTS = 32  # buffer tiles (best by the objective with the array's per-MAC charges) whose
+PE_FINALISTS = 64  # buffer tiles (best by the objective with the array's per-MAC charges) whose
 # register-file level is searched on a machine with register_file_tiling
 
 
@@ -433,7 +444,8 @@ def _search_pe(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, f
     maps, pe = _pe_level(shape, pass_, arch, eb, dataflow, tiles, orders, [None] * len(tiles))
     cost = costs(shape, pass_, arch, tiles, orders, eb, dens, dataflow, pe)
     obj = objective_of(cost, objective)
-    ranked = np.lexsort((np.arange(len(tiles)), cost["dram_bytes"], obj))
+    partial = pe["array_c"] + pe["array_read_c"]  # ties: fewer DRAM bytes, fewer partial sums through
+    ranked = np.lexsort((np.arange(len(tiles)), partial, cost["dram_bytes"], np.round(obj, 6)))  # the buffer
 
     def mapping_at(j: int) -> NestMapping:
         return NestMapping(tuple(int(x) for x in tiles[j]), tuple(DIMS[i] for i in orders[j]), maps[j])

@@ -222,12 +222,13 @@ def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, .
             dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str,
             buffer_of: dict[str, str], price: dict[tuple[str, str], float]) -> tuple[PeMapping, dict]:
     """The register-file tile and buffer-level order of least energy below one buffer tile (ties:
-    fewer buffer accesses, then the first candidate: tiles ascending, orders in
-    ``itertools.permutations`` order), and its counts (scalars)."""
+    fewer partial sums through the buffer, fewer buffer accesses, then the first candidate: tiles
+    ascending, orders in ``itertools.permutations`` order), and its counts (scalars)."""
     c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow)
     e = pe_energy(arch, c, eb, buffer_of, price)
-    accesses = c["array_a"] + c["array_b"] + c["array_c"] + c["array_read_c"]
-    j = int(np.lexsort((np.arange(len(e)), accesses, np.round(e, 6)))[0])
+    partial = c["array_c"] + c["array_read_c"]  # ties: fewer partial sums through the buffer, then
+    accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then the first
+    j = int(np.lexsort((np.arange(len(e)), accesses, partial, np.round(e, 6)))[0])
     sp = c["spatial"][j]
     mp = PeMapping(((DIMS[sp[0]], int(sp[1])), (DIMS[sp[2]], int(sp[3]))),
                    tuple(int(x) for x in c["pe_tile"][j]), tuple(DIMS[i] for i in c["order"][j]))

@@ -14,8 +14,8 @@
 Energy: crossbar reads, DAC drives, ADC conversions and their digital accumulation per action;
 the IMA and tile peripherals (registers, S+H, shift-and-add, eDRAM buffer, bus, router share...)
 as their power × the time their IMAs are busy (a tile's share is the IMA time over the IMAs per
-tile); the digital unit per op; leakage × time. The dense baseline is the same machine with every
-``skip_zero_*`` off.
+tile); the activation traffic per bit (``traffic.py``); the digital unit per op; leakage × time.
+The dense baseline is the same machine with every ``skip_zero_*`` off.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ from ..workload import effectual, operands
 from .activations import crossbar_product
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
 from .mapping import LayerMap, map_model
+from .traffic import TrafficBits, traffic_bits
+from .traffic import energy as traffic_energy
 from .update import Wear, recorded_counts, update_pass
 
 READS_WEIGHTS = True
+NO_TRAFFIC = TrafficBits()  # passes off the crossbars move no activations through the tiles
 
 
 class Context:
@@ -164,7 +167,9 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
                 sparse = sparse + mvm_costs(op.a, op.b, op.dims, lm, r, ctx.skips, transposed=transposed)
         base = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
         data = data_movement_ns(dims, g.groups, lm, r)
-        row = _row(ctx, sparse, vec, base, vec, data_ns=data)
+        stored = spec.numel("x", batch) if ctx.training and pass_ == "forward" else 0
+        bits = traffic_bits(dims, g.groups, r, dram_values=stored)
+        row = _row(ctx, sparse, vec, base, vec, data_ns=data, traffic=bits)
         row["reram_engine"] = "transposed_read" if transposed else "crossbar"
         row["reram_replicas"] = lm.replicas
         row["tiles"] = lm.crossbars * lm.replicas
@@ -225,8 +230,10 @@ def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int]
     return ctx.baselines[key]
 
 
-def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str, float]:
-    """Energy per component in pJ (prices from ``hwsim.pricing``: the fields' values, re-priceable)."""
+def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int,
+            traffic: TrafficBits) -> dict[str, float]:
+    """Energy per component in pJ (prices from ``hwsim.pricing``: the fields' values, re-priceable);
+    ``traffic``: the activation bits the pass moves (``traffic.py``), priced per bit."""
     r, arch = ctx.r, ctx.arch
     p = prices(arch)
     read_ns = r.crossbar.read_cycle_ns
@@ -241,6 +248,7 @@ def _energy(ctx: Context, c: MvmCosts, vec: VectorWork, cycles: int) -> dict[str
         "vector_unit": vec.ops * p[("vector_unit", "op")],
         "digital_mac": c.digital_macs * p[("digital_mac", "mac")],
         "leakage": p[("leakage", "total_mw")] * 1e-3 * seconds * 1e12,
+        **traffic_energy(traffic, p),
     }
 
 
@@ -249,15 +257,15 @@ def _cycles(ctx: Context, ns: float) -> int:
     return math.ceil(round(ns * ctx.arch.clock_hz / 1e9, 6))
 
 
-def _timed(ctx: Context, c: MvmCosts, vec: VectorWork, data_ns: tuple[float, float] = (0.0, 0.0)
-           ) -> dict[str, Any]:
+def _timed(ctx: Context, c: MvmCosts, vec: VectorWork, data_ns: tuple[float, float] = (0.0, 0.0),
+           traffic: TrafficBits = NO_TRAFFIC) -> dict[str, Any]:
     """Cycles and energy of a pass: the crossbar time, then the activation traffic (tile buffers and
     interconnect, ``data_ns``, in series as NeuroSim adds them), against the digital unit's time."""
     gemm_cycles = _cycles(ctx, c.time_ns)
     buffer_cycles, ic_cycles = _cycles(ctx, data_ns[0]), _cycles(ctx, data_ns[1])
     vec_cycles = vec.cycles(ctx.arch)
     cycles = max(gemm_cycles + buffer_cycles + ic_cycles, vec_cycles)
-    energy = _energy(ctx, c, vec, cycles)
+    energy = _energy(ctx, c, vec, cycles, traffic)
     out: dict[str, Any] = {"cycles": int(cycles), "gemm_cycles": int(gemm_cycles),
                            "vector_cycles": int(vec_cycles), "energy_pj": total_pj(energy),
                            "reram_buffer_cycles": int(buffer_cycles),
@@ -267,8 +275,9 @@ def _timed(ctx: Context, c: MvmCosts, vec: VectorWork, data_ns: tuple[float, flo
 
 
 def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: VectorWork,
-         digital_macs: int = 0, data_ns: tuple[float, float] = (0.0, 0.0)) -> dict[str, Any]:
-    out, dense = _timed(ctx, c, vec, data_ns), _timed(ctx, base, base_vec, data_ns)
+         digital_macs: int = 0, data_ns: tuple[float, float] = (0.0, 0.0),
+         traffic: TrafficBits = NO_TRAFFIC) -> dict[str, Any]:
+    out, dense = _timed(ctx, c, vec, data_ns, traffic), _timed(ctx, base, base_vec, data_ns, traffic)
     algorithmic = digital_macs or c.algorithmic_macs
     actual = digital_macs or c.actual_macs
     seconds = out["cycles"] / ctx.arch.clock_hz
@@ -288,6 +297,8 @@ def _row(ctx: Context, c: MvmCosts, vec: VectorWork, base: MvmCosts, base_vec: V
         "reram_dac_drives": c.dac_drives, "reram_dense_adc_conversions": base.adc_conversions,
         "reram_adc_over_range_conversions": c.over_range_conversions,
         "reram_active_segments": c.active_segments, "reram_segments": c.segments,
+        "reram_tile_input_bits": traffic.tile_input, "reram_tile_output_bits": traffic.tile_output,
+        "reram_chip_bits": traffic.chip, "reram_dram_bits": traffic.dram,
     }
 
 

@@ -247,3 +247,42 @@ def test_a_weight_without_its_update_is_refused(tmp_path):
     for args in (["replay", str(trace), "--arch", "edge-npu", *REPLAY_FWD], ["trace", "info", str(trace)]):
         status, err = run(args)
         assert status == 2 and "L1.delta_weight: found field missing" in err, (args, err)
+
+
+def test_a_mask_replay_does_not_read_is_checked_by_its_header(clean, tmp_path):
+    """A ``y`` mask rewritten with another dtype or length (intact zip, CRC and all) was refused by
+    ``validate`` but replayed with exit 0 (an edge-NPU replay never reads ``y``): every mask and
+    weight member's header is checked when the iteration is opened."""
+    import numpy as np
+
+    for change in (lambda v: v.astype(np.int64), lambda v: v[:-1]):
+        trace = tmp_path / "t.trace"
+        shutil.rmtree(trace, ignore_errors=True)
+        shutil.copytree(clean, trace)
+        f = trace / "iter-00000000.masks.npz"
+        with np.load(f) as z:
+            members = {k: z[k] for k in z.files}
+        members["L0.y"] = change(members["L0.y"])
+        np.savez(f, **members)
+        for args in (COMMANDS["replay"], COMMANDS["info"], COMMANDS["validate"]):
+            argv = [args[0], str(trace), *args[1:]] if args[0] == "replay" else [*args, str(trace)]
+            status, err = run(argv)
+            assert status == 2 and "iter-00000000.masks.npz: L0.y: found" in err, (argv, err)
+
+
+def test_counts_of_an_unsigned_type_are_refused(clean, tmp_path):
+    """Counts rewritten as uint8 turn every -1 (absent) into 255, a plausible count (a y_sel of 255
+    selected outputs): a signed integer type is required, as the writers write int64."""
+    import numpy as np
+
+    trace = tmp_path / "t.trace"
+    shutil.copytree(clean, trace)
+    f = trace / "iter-00000001-00000002.counts.npz"
+    with np.load(f) as z:
+        members = {k: z[k] for k in z.files}
+    members["counts"] = members["counts"].astype(np.uint8)
+    np.savez(f, **members)
+    for args in (COMMANDS["replay"], COMMANDS["validate"]):
+        argv = [args[0], str(trace), *args[1:]] if args[0] == "replay" else [*args, str(trace)]
+        status, err = run(argv)
+        assert status == 2 and "counts: found uint8" in err, (argv, err)

@@ -115,10 +115,14 @@ def test_mask_size_disagrees_with_layer_table(tmp_path):
         arrays = {k: z[k] for k in z.files}
     arrays["L1.x"] = arrays["L1.x"][:-3]
     np.savez(f, **arrays)
-    with traces.load(tmp_path / "t").iteration(0) as it, pytest.raises(TraceFormatError) as e:
-        it.mask("fc", "x")
-    assert ("L1.x: found uint8 of 125 bytes; expected uint8 of 128 bytes for a mask of shape "
-            "(4, 256) (layer 'fc')") in one_line(e)
+    expected = ("L1.x: found uint8 of 125 bytes; expected uint8 of 128 bytes for a mask of shape (4, 256) "
+                "(layer 'fc')")
+    with pytest.raises(TraceFormatError) as e:  # the member headers are checked on opening
+        traces.load(tmp_path / "t").iteration(0)
+    assert expected in one_line(e)
+    with traces.load(tmp_path / "t", check=False).iteration(0) as it, pytest.raises(TraceFormatError) as e:
+        it.mask("fc", "x")  # unchecked: where the mask is read
+    assert expected in one_line(e)
 
 
 def test_path_that_is_not_a_trace(tmp_path):

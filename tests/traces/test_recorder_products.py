@@ -304,3 +304,60 @@ def test_sdpa_without_a_sample_dimension_is_refused_naming_op_and_line(tmp_path)
                                             r"`return F\.scaled_dot_product_attention\(q, k, v\)"):
         with traces.record(model, tmp_path / "t"):
             model(torch.randn(3, 4)).backward()
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_multihead_attention_records_its_products(tmp_path, need_weights):
+    """nn.MultiheadAttention with a causal mask: with need_weights its bmm/baddbmm pair (backend
+    explicit), without it SDPA; either way one attention call's scores and context, the structure
+    in the scores' y_sel."""
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(H * D, H * D)
+            self.attn = nn.MultiheadAttention(H * D, H, batch_first=True)
+            self.out = nn.Linear(H * D, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.inp(x))
+            self.h = h.detach()  # the projections' input, per sample (N, L, E)
+            mask = torch.ones(L, L, dtype=torch.bool).triu(1)  # True: not allowed
+            a, _ = self.attn(h, h, h, attn_mask=mask, need_weights=need_weights)
+            return self.out(a).mean(1)
+
+    block = Block()
+    train(block, tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    products = [s for s in tr.layers if s.kind == "matmul"]
+    assert [s.attention["role"] for s in products] == ["scores", "context"]
+    assert products[0].attention["backend"] == ("explicit" if need_weights else "flash")
+    assert (products[0].x_shape, products[0].w_shape, products[0].groups) == ((H, L, D), (H, D, L), H)
+    with tr.iteration(0) as it:
+        li = tr.layer_index(products[0].name)
+        assert it.count(li, "y_sel") == N * H * L * (L + 1) // 2
+    # its projections (sequence-major inside F.multi_head_attention_forward) are per-sample linears
+    proj = {s.parameter: s for s in tr.layers if s.kind == "linear" and s.parameter.startswith("attn.")}
+    assert proj["attn.in_proj_weight"].x_shape == (L, H * D)
+    assert proj["attn.in_proj_weight"].y_shape == (L, 3 * H * D)
+    assert proj["attn.out_proj.weight"].x_shape == (L, H * D)
+    with tr.iteration(0) as it:  # sample-major masks, not the sequence-major layout they ran in
+        assert np.array_equal(it.mask(tr.layer_index(proj["attn.in_proj_weight"].name), "x"),
+                              (block.h != 0).numpy())
+
+
+def test_a_transformer_encoder_records_unmodified(tmp_path):
+    """nn.TransformerEncoder (self-attention through nn.MultiheadAttention, its feed-forward
+    Linear modules) records every GEMM of a layer: projections, scores, context, feed-forward."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=H * D, nhead=H, dim_feedforward=16, batch_first=True)
+    model = nn.Sequential(nn.Linear(H * D, H * D), nn.TransformerEncoder(layer, num_layers=1),
+                          nn.Flatten(), nn.Linear(L * H * D, 5))
+    train(model, tmp_path / "t", steps=1)
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    attn = "1.layers.0.self_attn"
+    assert [(s.name, s.kind) for s in tr.layers[1:6]] == [
+        (f"{attn}.in_proj_weight", "linear"), (f"{attn}.scores", "matmul"), (f"{attn}.context", "matmul"),
+        (f"{attn}.out_proj.weight", "linear"), ("1.layers.0.linear1", "linear")]
+    assert tr.layers[2].x_shape == (H, L, D) and tr.layers[2].attention["role"] == "scores"

@@ -30,7 +30,7 @@ def test_corpus_split_and_windows():
     data = load_dataset("shakespeare", seq_len=16)
     assert len(text.corpus()) == 38 and len(text.test_plays()) == 3  # plays 10, 20, 30 held out
     assert sum(len(t) for _, t in text.corpus()) == 4_987_656  # docs/methods.md states it
-    assert data.n_classes == len(data.vocabulary) == len(set(data.vocabulary))
+    assert data.n_classes == len(data.vocabulary) == len(set(data.vocabulary)) == 80  # docs/methods.md
     assert list(data.vocabulary) == sorted(data.vocabulary)
     assert "*" not in data.vocabulary and "\\" not in data.vocabulary and "_" not in data.vocabulary
     for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):

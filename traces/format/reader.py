@@ -137,7 +137,7 @@ class Trace:
             raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
                                    "a complete .npz batch file") from None
         expected = (n, len(self.layers), len(TENSORS))
-        if counts.shape != expected or counts.dtype.kind not in "iu":
+        if counts.shape != expected or counts.dtype.kind != "i":
             raise TraceFormatError(file, "counts", f"{counts.dtype} {counts.shape}",
                                    f"int64 {expected} (iterations × layers × tensors)")
         try:
@@ -241,7 +241,7 @@ class Iteration:
             if trace.check and verify:
                 self._verify_members()
         expected = (len(trace.layers), len(TENSORS))
-        if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
+        if self.counts.shape != expected or self.counts.dtype.kind != "i":
             raise TraceFormatError(file, "counts", f"{self.counts.dtype} {self.counts.shape}",
                                    f"int64 {expected} (layers × tensors)")
         self.batch: int = self._meta_int("batch")
@@ -253,6 +253,7 @@ class Iteration:
         self._check_members(names)
         if trace.check:
             try:
+                self._check_headers(names)
                 checks.check_iteration(trace, self)
             except TraceFormatError:
                 self.close()
@@ -317,9 +318,9 @@ class Iteration:
             raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
                                    "an intact array") from None
 
-    def _check_size(self, name: str) -> None:
+    def _check_size(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
         """A member's header must not promise more data than the member holds (a corrupt header would
-        otherwise allocate whatever it claims before the read fails)."""
+        otherwise allocate whatever it claims before the read fails). Returns its shape and dtype."""
         info = self._npz.zip.getinfo(f"{name}.npy")
         with self._npz.zip.open(info) as f:
             version = np.lib.format.read_magic(f)
@@ -330,6 +331,38 @@ class Iteration:
             if needed > info.file_size - f.tell():
                 raise ValueError(f"its header promises {needed} bytes, the file holds "
                                  f"{info.file_size - f.tell()}")
+        return shape, dtype
+
+    def _check_headers(self, names: set[str]) -> None:
+        """The dtype and shape of every mask and weight member, from its header alone (cheap: no data
+        read), also of those a replay will not read (``y``, ``dx`` on most machines): a member the
+        writer could not have written is refused on opening, as ``validate`` refuses it."""
+        for name in sorted(names):
+            m = _MEMBER_RE.match(name)
+            if m is None or not (m.group(2) in MASK_TENSORS or m.group(2) in ("weight", "delta_weight",
+                                                                              "w_delta")):
+                continue
+            spec, tensor = self.trace.layers[int(m.group(1))], m.group(2)
+            try:
+                shape, dtype = self._check_size(name)
+            except UNREADABLE as exc:
+                raise TraceFormatError(self.file, name, f"unreadable data ({exc})",
+                                       "an intact array") from None
+            if tensor in ("weight", "delta_weight"):
+                want, ok = f"float16 {spec.w_shape}", dtype == np.float16 and shape == spec.w_shape
+            elif tensor == "w_delta":
+                want, ok = "a 1-D integer array of element indices", dtype.kind in "iu" and len(shape) == 1
+            else:
+                mask_shape = self.mask_shape(int(m.group(1)), tensor)
+                n = bits.packed_nbytes(int(np.prod(mask_shape)))
+                if not (dtype == np.uint8 and shape == (n,)):
+                    raise TraceFormatError(self.file, name, f"{dtype} of {math.prod(shape)} bytes"
+                                           if len(shape) == 1 else f"{dtype} {shape}",
+                                           f"uint8 of {n} bytes for a mask of shape {mask_shape} "
+                                           f"(layer {spec.name!r})")
+                continue
+            if not ok:
+                raise TraceFormatError(self.file, name, f"{dtype} {shape}", f"{want} (layer {spec.name!r})")
 
     def _check_members(self, names: set[str]) -> None:
         n_layers = len(self.trace.layers)

@@ -38,6 +38,7 @@ from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
 from . import recurrent
 from .capture import in_bookkeeping
+from .products import in_multi_head_attention
 from .vector_ops import step_batch
 
 _LINEAR = {F.linear, torch._C._nn.linear}
@@ -216,7 +217,12 @@ class FunctionalCalls:
         if x.dim() < 1 or x.shape[-1] != n_in or x.numel() % (batch * n_in):
             raise RecorderError(f"{qual}: a product of an input {tuple(x.shape)} with this parameter "
                                 f"cannot be split into the step's batch of {batch} samples")
-        if x.dim() >= 2 and x.shape[0] == batch:
+        seq_first = None
+        if in_multi_head_attention() and x.dim() in (2, 3) and (x.dim() == 2 or x.shape[1] == batch):
+            # nn.MultiheadAttention's projections: (L, N, E) and (L·N, E), sequence-major
+            seq_first = x.shape[0] if x.dim() == 3 else x.shape[0] // batch
+            x_shape = (seq_first, n_in)
+        elif x.dim() >= 2 and x.shape[0] == batch:
             x_shape = tuple(x.shape[1:])
         elif x.dim() == 2:  # (N·L, in), batch-major: GPT-2's x.view(-1, in)
             rows = x.shape[0] // batch
@@ -229,6 +235,6 @@ class FunctionalCalls:
         owner = qual.rsplit(".", 1)[0] if "." in qual else ""
         rec = call_type(self.model.get_submodule(owner) if owner else self.model,
                         self._layer_index(qual, call, None), batch, weight=param, qual=qual,
-                        layout=_transposed if transposed else None, x_shape=x_shape)
+                        layout=_transposed if transposed else None, x_shape=x_shape, seq_first=seq_first)
         self._take(rec, "x", x, self.schedule.mask_samples)
         return rec

@@ -145,6 +145,8 @@ def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
     and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
     if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.expand(rec.batch, *t.shape[1:])
+    if getattr(rec, "seq_first", None) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.reshape(rec.seq_first, rec.batch, -1).transpose(0, 1)  # (N, L, features)
     if name in ("x", "dx") and rec.x_shape is not None:
         return t.reshape(rec.batch, *rec.x_shape)
     if name in ("y", "dy", "y_sel", "y_out") and rec.y_shape is not None:
@@ -177,6 +179,7 @@ class _Call:
     x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
     broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
+    seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
     w_before: np.ndarray | torch.Tensor | None = None

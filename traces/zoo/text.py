@@ -10,7 +10,7 @@ Cleaning (:func:`plain_text`), so the text reads like the usual plain-text Shake
 speaker line ``**HAMLET**`` becomes ``HAMLET:``, heading marks ``#`` and emphasis marks (``_``, ``*``)
 are dropped, Markdown escapes (``\\[``, ``\\--``, ``1\\.``) lose their backslash, and the two-space line-break
 marks at line ends go. The vocabulary is every character of the cleaned corpus, sorted by code
-point (81 of them). Test set: whole plays held out, every tenth play in sorted
+point (80 of them). Test set: whole plays held out, every tenth play in sorted
 path order starting with the tenth (3 of 38: :func:`test_plays`), so no test window shares a
 play with training. Samples are non-overlapping windows of ``seq_len`` characters; the target of
 each position is the next character.

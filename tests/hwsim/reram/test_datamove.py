@@ -60,3 +60,43 @@ def test_replayed_pass_adds_traffic_in_series(tmp_path):
     assert row["stall_cycles"] == row["reram_buffer_cycles"] + row["reram_interconnect_cycles"]
     assert plain["reram_buffer_cycles"] == plain["reram_interconnect_cycles"] == 0
     assert plain["cycles"] == plain["gemm_cycles"]
+
+
+def test_traffic_energy_is_bits_times_the_per_bit_prices(tmp_path):
+    """A replayed conv forward pass of a training trace: each level's energy is the bits the mapping moves
+    (closed form: im2col inputs in, outputs back, both over the tile H-tree; inputs and outputs through the
+    global buffer and interconnect; the input map stored in DRAM) × its per-bit price. Prices 0 (the
+    ISAAC preset: its tile peripherals' power covers eDRAM, bus and router) cost nothing."""
+    import json
+
+    from traces.synth import conv
+
+    prices = dict(tile_input_buffer_energy_pj_per_bit=0.01, tile_output_buffer_energy_pj_per_bit=0.02,
+                  tile_interconnect_energy_pj_per_bit=0.1, global_buffer_energy_pj_per_bit=0.003,
+                  interconnect_energy_pj_per_bit=0.5, dram_energy_pj_per_bit=4.0)
+    arch = dataclasses.replace(ISAAC, reram=dataclasses.replace(R, **prices))
+    spec = conv("c", 3, 8, 8, 16, 3)  # no padding: M = 6·6 positions a sample, K = 27, N = 16
+    path = write_synthetic([spec], tmp_path / "t", batch=2)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["optimizer"] = {"name": "SGD", "params": {}}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    row = simulate(path, arch, passes=["forward"]).to_frame().iloc[0]
+    g = spec.gemm("forward", 2)
+    m, k, n = g.m, g.k, g.n
+    assert (m, k, n) == (2 * 36, 27, 16)
+    t_in, t_out, chip, dram = m * k * 8, m * n * 16, m * (k + n) * 8, 2 * 3 * 8 * 8 * 8
+    assert (row["reram_tile_input_bits"], row["reram_tile_output_bits"], row["reram_chip_bits"],
+            row["reram_dram_bits"]) == (t_in, t_out, chip, dram)
+    assert row["energy_tile_buffers_pj"] == pytest.approx(t_in * 0.01 + t_out * 0.02)
+    assert row["energy_tile_interconnect_pj"] == pytest.approx((t_in + t_out) * 0.1)
+    assert row["energy_global_buffer_pj"] == pytest.approx(chip * 0.003)
+    assert row["energy_interconnect_pj"] == pytest.approx(chip * 0.5)
+    assert row["energy_dram_pj"] == pytest.approx(dram * 4.0)
+    parts = [c for c in row.index if c.startswith("energy_") and c.endswith("_pj") and c != "energy_pj"]
+    assert row["energy_pj"] == pytest.approx(sum(row[c] for c in parts))
+    # an inference trace stores nothing off chip; the ISAAC preset prices no bit
+    manifest["optimizer"] = None
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert simulate(path, arch, passes=["forward"]).to_frame().iloc[0]["energy_dram_pj"] == 0
+    isaac = simulate(path, ISAAC, passes=["forward"]).to_frame().iloc[0]
+    assert isaac[["energy_tile_buffers_pj", "energy_interconnect_pj", "energy_dram_pj"]].sum() == 0

@@ -91,5 +91,26 @@ def test_forward_energy_in_the_arrays_within_30_percent_of_neurosims_pes(rows):
     pe = sum(r["neurosim_forward_pe_energy_j"] for r in rows)
     total = sum(r["hwsim_forward_energy_j"] for r in rows) / pe
     assert 0.7 < total < 1.3, total
-    # NeuroSim's whole forward energy adds buffers, interconnect and DRAM, which hwsim does not price per bit
+    # NeuroSim's whole forward energy adds buffers, interconnect and DRAM: the next test
     assert sum(r["neurosim_forward_energy_j"] for r in rows) / pe > 2
+
+
+def test_whole_forward_energy_with_buffers_interconnect_and_dram(rows):
+    """The same pass with its activation traffic priced per bit (tile buffers, the tile's and the chip's
+    H-trees, the global buffer at NeuroSim's per-bit energies printed for Conv0; DRAM at its HBM2 figure)
+    against NeuroSim's whole forward energy ``energy_FW``. Total within 30 %. On chip (without either
+    tool's DRAM term) every conv layer within 30 %. With DRAM, Conv4, Conv7 and FC2 are over: hwsim
+    stores C·H·W inputs, NeuroSim H·W (docs/reram.md)."""
+    whole = sum(r["neurosim_forward_energy_j"] for r in rows)
+    total = sum(r["hwsim_forward_total_energy_j"] for r in rows) / whole
+    assert 0.7 < total < 1.3, total
+    on_chip = sum(r["hwsim_forward_energy_j"] + r["hwsim_forward_traffic_energy_j"] for r in rows) / (
+        whole - sum(r["neurosim_forward_dram_energy_j"] for r in rows))
+    assert 0.7 < on_chip < 1.3, on_chip
+    for r in rows:
+        parts = ("hwsim_forward_energy_j", "hwsim_forward_traffic_energy_j", "hwsim_forward_dram_energy_j")
+        assert r["hwsim_forward_total_energy_j"] == pytest.approx(sum(r[k] for k in parts))
+        if r["layer"].startswith("Conv"):
+            assert 0.7 < r["forward_on_chip_ratio"] < 1.3, (r["layer"], r["forward_on_chip_ratio"])
+        if r["layer"] in ("Conv0_", "Conv1_", "Conv3_", "Conv6_", "FC1_"):
+            assert 0.7 < r["forward_total_ratio"] < 1.3, (r["layer"], r["forward_total_ratio"])
