@@ -113,6 +113,9 @@ class Store:
                 f.unlink()
                 repairs.append(f"{problem}: removed batch {f.name} (points and rows); its points are "
                                "computed again")
+        log = self._damaged_log()
+        if log is not None:
+            repairs.append(log)
         committed = {f.name for f in self.points_dir.iterdir() if PART.match(f.name)}
         for f in self.rows_dir.iterdir():
             if PART.match(f.name) and f.name not in committed:
@@ -192,6 +195,24 @@ class Store:
                              **counts})
         meta["versions"] = versions
         atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+    def _damaged_log(self) -> str | None:
+        """A ``sweep.json`` run log that is not a JSON object with a list of runs (truncated,
+        overwritten) is kept aside as ``sweep.json.damaged`` and a new log is started: it records
+        provenance only, and the results do not depend on it."""
+        meta_path = self.dir / "sweep.json"
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if isinstance(meta, dict) and isinstance(meta.get("runs"), list):
+                return None
+            why = "not an object with a list of runs"
+        except (ValueError, UnicodeDecodeError) as exc:
+            why = str(exc).splitlines()[0][:80]
+        meta_path.replace(meta_path.with_name("sweep.json.damaged"))
+        return (f"sweep.json is damaged ({why}): kept as sweep.json.damaged, a new run log is started "
+                "(the results do not depend on it)")
 
     def runs(self) -> list[dict[str, Any]]:
         meta_path = self.dir / "sweep.json"

@@ -195,3 +195,16 @@ def test_external_scheduler_with_relative_paths(reference, tmp_path, monkeypatch
     assert status == 0, err
     assert f"computed {N_POINTS}, failed 0" in text, text
     same_as_clean(reference, here / "out" / "sweep")
+
+
+def test_a_damaged_run_log_is_kept_aside_and_a_new_one_started(reference, tmp_path):
+    """A garbled sweep.json made the rerun compute nothing and end with a bare JSON error, naming no
+    file; the run log records provenance only, so it is set aside and started again."""
+    out = tmp_path / "out"
+    run_sweep(reference, out)
+    (out / "sweep.json").write_text("{garbage")
+    text = run_sweep(reference, out)
+    assert "repaired: sweep.json is damaged" in text
+    assert (out / "sweep.json.damaged").read_text() == "{garbage"
+    assert json.loads((out / "sweep.json").read_text())["runs"]  # a new, readable log
+    same_as_clean(reference, out)

@@ -268,3 +268,21 @@ def test_a_mask_replay_does_not_read_is_checked_by_its_header(clean, tmp_path):
             argv = [args[0], str(trace), *args[1:]] if args[0] == "replay" else [*args, str(trace)]
             status, err = run(argv)
             assert status == 2 and "iter-00000000.masks.npz: L0.y: found" in err, (argv, err)
+
+
+def test_counts_of_an_unsigned_type_are_refused(clean, tmp_path):
+    """Counts rewritten as uint8 turn every -1 (absent) into 255, a plausible count (a y_sel of 255
+    selected outputs): a signed integer type is required, as the writers write int64."""
+    import numpy as np
+
+    trace = tmp_path / "t.trace"
+    shutil.copytree(clean, trace)
+    f = trace / "iter-00000001-00000002.counts.npz"
+    with np.load(f) as z:
+        members = {k: z[k] for k in z.files}
+    members["counts"] = members["counts"].astype(np.uint8)
+    np.savez(f, **members)
+    for args in (COMMANDS["replay"], COMMANDS["validate"]):
+        argv = [args[0], str(trace), *args[1:]] if args[0] == "replay" else [*args, str(trace)]
+        status, err = run(argv)
+        assert status == 2 and "counts: found uint8" in err, (argv, err)

@@ -137,7 +137,7 @@ class Trace:
             raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
                                    "a complete .npz batch file") from None
         expected = (n, len(self.layers), len(TENSORS))
-        if counts.shape != expected or counts.dtype.kind not in "iu":
+        if counts.shape != expected or counts.dtype.kind != "i":
             raise TraceFormatError(file, "counts", f"{counts.dtype} {counts.shape}",
                                    f"int64 {expected} (iterations × layers × tensors)")
         try:
@@ -241,7 +241,7 @@ class Iteration:
             if trace.check and verify:
                 self._verify_members()
         expected = (len(trace.layers), len(TENSORS))
-        if self.counts.shape != expected or self.counts.dtype.kind not in "iu":
+        if self.counts.shape != expected or self.counts.dtype.kind != "i":
             raise TraceFormatError(file, "counts", f"{self.counts.dtype} {self.counts.shape}",
                                    f"int64 {expected} (layers × tensors)")
         self.batch: int = self._meta_int("batch")
