@@ -185,7 +185,7 @@ def vector_op_work(arch: Architecture, row: dict, pass_: str, batch: int, elemen
 def vector_elements(row: dict, batch: int) -> int:
     """Elements a ``vector_ops`` row processes per pass (``traces.format.vector_ops.elements``)."""
     n = math.prod(row["shape"])
-    return n * batch if row["batched"] else n
+    return n * batch if row.get("batched", True) else n
 
 
 def vector_op_rows(arch: Architecture, table: list[dict], batch: int, index: int, passes: Sequence[str],
@@ -200,6 +200,8 @@ def vector_op_rows(arch: Architecture, table: list[dict], batch: int, index: int
             if pass_ not in passes:
                 continue
             work = vector_op_work(arch, row, pass_, batch, element_bytes)
+            if not (work.ops or work.offchip_read_bytes or work.offchip_write_bytes):
+                continue  # nothing runs (an add's backward passes its gradient on)
             cycles = work.cycles(arch)
             traffic = {(off, "a", "data", "read"): work.offchip_read_bytes,
                        (off, "c", "data", "write"): work.offchip_write_bytes}

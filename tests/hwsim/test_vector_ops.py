@@ -49,6 +49,7 @@ def test_softmax_and_layer_norm_cost_their_formulas(trace, preset, trans):
         assert row["cycles"] == max(math.ceil(ops / lanes), math.ceil(moved / per_cycle))
         assert row["dense_cycles"] == row["cycles"]  # nothing to skip
     assert ("drop.dropout", "backward_data") not in vec.index  # the mask needs no gradient
+    assert ("add", "backward_data") not in vec.index  # the residual add passes its gradient on
 
 
 def test_a_counted_table_replaces_the_per_output_estimate(trace, tmp_path):

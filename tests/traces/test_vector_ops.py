@@ -71,3 +71,18 @@ def test_the_table_is_checked_when_a_trace_is_opened(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(TraceFormatError, match=r"vector_ops\[1\]\.kind: found 'fft'"):
         traces.load(tmp_path / "t")
+
+
+def test_each_micro_batch_of_an_accumulated_step_has_its_rows(tmp_path):
+    torch.manual_seed(0)
+    model = Block()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(N, L, D)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        for _ in range(2):  # two micro-batches, one optimizer step
+            F.mse_loss(model(x), torch.zeros_like(x)).backward()
+        opt.step()
+        rec.step()
+    names = [r["name"] for r in traces.load(tmp_path / "t").manifest["vector_ops"]]
+    assert len(names) == 14 and names[7:] == [f"{n}#1" for n in names[:7]]

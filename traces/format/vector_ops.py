@@ -21,6 +21,7 @@ KINDS = ("add", "batch_norm", "div", "dropout", "elementwise", "exp", "gelu", "l
          "silu", "softmax", "sqrt", "tanh")
 PASSES = ("forward", "backward_data")
 FIELDS = {"name": str, "kind": str, "op": str, "module": str, "shape": list, "batched": bool, "passes": list}
+OPTIONAL = {"op", "batched"}  # absent: the operator is its kind's, the shape per sample (a synthetic trace)
 
 
 def check_vector_ops(rows: object) -> tuple[str, str] | None:
@@ -29,10 +30,10 @@ def check_vector_ops(rows: object) -> tuple[str, str] | None:
         return "", type(rows).__name__
     names: set[str] = set()
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or set(row) != set(FIELDS):
+        if not isinstance(row, dict) or not set(FIELDS) - OPTIONAL <= set(row) <= set(FIELDS):
             return f"[{i}]", repr(row)[:80]
         for key, typ in FIELDS.items():
-            if not isinstance(row[key], typ):
+            if key in row and not isinstance(row[key], typ):
                 return f"[{i}].{key}", repr(row[key])[:40]
         if row["kind"] not in KINDS:
             return f"[{i}].kind", repr(row["kind"])
@@ -50,4 +51,4 @@ def check_vector_ops(rows: object) -> tuple[str, str] | None:
 def elements(row: dict[str, Any], batch: int) -> int:
     """Elements one row processes in one pass of a step of ``batch`` samples."""
     n = math.prod(row["shape"])
-    return n * batch if row["batched"] else n
+    return n * batch if row.get("batched", True) else n

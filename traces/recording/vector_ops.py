@@ -85,11 +85,11 @@ class VectorOpCapture(TorchDispatchMode):
     """Appends a row to ``rows`` for every counted operator executed while it is on, outside
     recorded GEMM calls (``in_gemm_call()``) and training methods' bookkeeping."""
 
-    def __init__(self, rows: list[dict[str, Any]], batch: int, module_of: Callable[[], str],
-                 in_gemm_call: Callable[[], bool]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], names: dict[str, int], batch: Callable[[], int],
+                 module_of: Callable[[], str], in_gemm_call: Callable[[], bool]) -> None:
         super().__init__()
-        self.rows, self.batch, self.module_of, self.in_gemm_call = rows, batch, module_of, in_gemm_call
-        self.names: dict[str, int] = {}
+        self.rows, self.names, self.batch = rows, names, batch
+        self.module_of, self.in_gemm_call = module_of, in_gemm_call
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
@@ -110,7 +110,7 @@ class VectorOpCapture(TorchDispatchMode):
             return
         if not biggest.is_floating_point() and op not in KIND_OF_OP:  # index arithmetic
             return
-        shape, batched = per_sample(tuple(biggest.shape), self.batch)
+        shape, batched = per_sample(tuple(biggest.shape), self.batch())
         kind = KIND_OF_OP.get(op, "elementwise")
         module = self.module_of()
         base = f"{module}.{kind}" if module else kind
@@ -142,10 +142,12 @@ def step_batch(args: tuple, kwargs: dict) -> int | None:
 
 class VectorOps:
     """The recorder's capture of the ``vector_ops`` table (a mixin of
-    :class:`~traces.recording.recorder.Recorder`): on during iteration 0's first training forward pass."""
+    :class:`~traces.recording.recorder.Recorder`): on during iteration 0's training forward passes
+    (several with gradient accumulation: each micro-batch's work is rows of its own)."""
 
     def _vector_ops_enter(self) -> None:
         self._vector_rows: list[dict[str, Any]] | None = None  # the table, once taken
+        self._vector_names: dict[str, int] = {}  # rows per base name so far (for "#k")
         self._vector_mode: VectorOpCapture | None = None
         self._module_stack: list[str] = []
         self._module_quals = {m: q for q, m in self.model.named_modules()}
@@ -155,19 +157,21 @@ class VectorOps:
         self._vector_handles: list[Any] = []
 
     def _vector_begins(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if self._vector_rows is not None or self._vector_mode is not None or not self._training_now() \
-                or self.iteration != 0:
+        if self._vector_mode is not None or not self._training_now() or self.iteration != 0:
             return
-        batch = step_batch(args, kwargs)
-        if batch is None:
+        hint = step_batch(args, kwargs)
+        if hint is None:
             return
-        self._vector_rows = []
+        if self._vector_rows is None:
+            self._vector_rows = []
         for m in self._module_quals:
             if m is self.model:  # its own hooks are being run: the model's work is module ""
                 continue
             self._vector_handles.append(m.register_forward_pre_hook(self._enter_module))
             self._vector_handles.append(m.register_forward_hook(self._leave_module, always_call=True))
-        self._vector_mode = VectorOpCapture(self._vector_rows, batch,
+        # the step's batch: the recorded calls' (a sequence-first input leads with time), else the input's
+        self._vector_mode = VectorOpCapture(self._vector_rows, self._vector_names,
+                                            lambda: (self._calls[0].batch if self._calls else hint),
                                             lambda: self._module_stack[-1] if self._module_stack else "",
                                             lambda: bool(self._stack))
         self._vector_mode.__enter__()
