@@ -59,6 +59,10 @@ class _Context:
         self.state_tensors = state_tensors(manifest)
         self.update_ops = update_ops_per_weight(manifest)  # element ops per weight of a step
         self.counted = bool(manifest.get("vector_ops"))  # non-GEMM work counted by the trace
+        # score-shaped vector ops (scale, mask, softmax, dropout) of the modules whose attention ran
+        # through SDPA: the GPU costs them with the attention itself (inside the fused kernel, or as the
+        # unfused path's own mask and softmax kernels), so their recorded vector rows are left out
+        self.sdpa_score_ops = sdpa_score_ops(manifest)
         self.eb = arch.gpu.element_bits / 8
         self.dense_ops = Operands(self.eb, self.eb, self.eb)
         g = arch.gpu
@@ -331,4 +335,19 @@ def vector_op_rows(ctx: _Context, table: list[dict], batch: int, index: int,
                    passes: Sequence[str]) -> list[dict]:
     """The trace's counted non-GEMM work (``hwsim.vector.vector_op_rows``): memory-bound kernels
     on the SMs' FP32 lanes through HBM, at the GPU's element precision."""
+    if ctx.sdpa_score_ops:
+        table = [row for row in table
+                 if (row["module"], tuple(row["shape"][-2:])) not in ctx.sdpa_score_ops]
     return vector.vector_op_rows(ctx.arch, table, batch, index, passes, ctx.eb)
+
+
+def sdpa_score_ops(manifest: dict[str, Any]) -> set[tuple[str, tuple[int, ...]]]:
+    """``(module, (Lq, Lk))`` of every scores record of an SDPA call: a vector op of that module over
+    an ``(..., Lq, Lk)`` score matrix is part of the attention the GPU costs (:mod:`.products`)."""
+    out = set()
+    for layer in manifest.get("layers", []):
+        att = layer.get("attention")
+        if layer.get("kind") == "matmul" and att and att.get("backend") != "explicit" \
+                and att.get("role") == "scores":
+            out.add((layer["module"], tuple(layer["y_shape"][-2:])))
+    return out

@@ -127,3 +127,26 @@ def test_gpt_with_dsg_and_the_baselines_records_and_replays(tmp_path, method):
                     y_sel = it.mask(li, "y_sel")
                     assert (y_sel.sum(-1) == math.ceil(0.2 * s.y_shape[-1] - 1e-9)).all()
     _replay_all(tr)
+
+
+def test_gpu_prices_an_sdpa_calls_softmax_once(tmp_path):
+    """The recorded SDPA call's score-shaped vector ops (scale, mask, softmax) are the GPU attention's
+    own work (inside the fused kernel, or the unfused path's mask and softmax kernels): the GPU leaves
+    their vector rows out, an NPU (which runs them on its vector unit) keeps them."""
+    import archs
+
+    tr = _record(tmp_path, "gpt-tiny", "dense")
+    scores = [s for s in tr.layers if s.attention and s.attention["role"] == "scores"]
+    assert scores and all(s.attention["backend"] != "explicit" for s in scores)
+    shapes = {(s.module, s.y_shape[-2:]) for s in scores}
+    table = tr.manifest["vector_ops"]
+    score_rows = {r["name"] for r in table if (r["module"], tuple(r["shape"][-2:])) in shapes}
+    assert any("softmax" in r["kind"] for r in tr.manifest["vector_ops"] if r["name"] in score_rows)
+    last = tr.mask_iterations[-1]
+    npu = set(simulate(tr, "edge-npu", iterations=[last]).to_frame()["layer"])
+    assert score_rows <= npu
+    for mode in ("fused", "unfused"):
+        gpu = archs.replace(archs.load("gpu-a100"), {"gpu.transformer.attention": mode})
+        layers = set(simulate(tr, gpu, iterations=[last]).to_frame()["layer"])
+        assert not score_rows & layers, mode
+        assert {s.name for s in scores} <= layers  # the attention itself is priced
