@@ -682,6 +682,17 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         values: list[torch.Tensor] = []  # 0-d int64 counts on an accelerator
         masks: dict[tuple[int, str], np.ndarray] = {}
         weights: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def take_counts_and_masks(c: _Call) -> None:
+            for name, value in c.counts.items():
+                if isinstance(value, int):
+                    counts[c.layer, TENSOR_INDEX[name]] = value
+                else:
+                    where.append((c.layer, TENSOR_INDEX[name]))
+                    values.append(value)
+            if self._masks_now:
+                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
+
         for c in self._calls:
             grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
@@ -692,25 +703,11 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
             y_out = self._method_mask(c.module, "y_out", (c.batch, *self._layers[c.layer].y_shape))
             if y_out is not None:
                 self._take(c, "y_out", y_out, self.schedule.mask_samples)
-            for name, value in c.counts.items():
-                if isinstance(value, int):
-                    counts[c.layer, TENSOR_INDEX[name]] = value
-                else:
-                    where.append((c.layer, TENSOR_INDEX[name]))
-                    values.append(value)
-            if self._masks_now:
-                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
-                if c.w_before is not None and c.weight is not None:
-                    weights[c.layer] = _weights_f16(*_weights_in_layout(c))
+            take_counts_and_masks(c)
+            if self._masks_now and c.w_before is not None and c.weight is not None:
+                weights[c.layer] = _weights_f16(*_weights_in_layout(c))
         for c in self._products:  # products of two activations: no weight
-            for name, value in c.counts.items():
-                if isinstance(value, int):
-                    counts[c.layer, TENSOR_INDEX[name]] = value
-                else:
-                    where.append((c.layer, TENSOR_INDEX[name]))
-                    values.append(value)
-            if self._masks_now:
-                masks.update({(c.layer, k): host_mask(v) for k, v in c.masks.items()})
+            take_counts_and_masks(c)
         if values:
             rows, cols = zip(*where, strict=True)
             counts[list(rows), list(cols)] = torch.stack(values).tolist()
