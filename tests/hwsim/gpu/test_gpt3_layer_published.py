@@ -62,3 +62,9 @@ def test_holdout_gpt3_projection_gemms_within_20_percent():
 def test_table_lists_every_row():
     table = g3.markdown_table(POINTS)
     assert all(f"`{p.id}`" in table for p in POINTS)
+
+
+def test_docs_table_is_current():
+    docs = (g3.CSV.parents[2] / "docs" / "gpu.md").read_text()
+    assert g3.markdown_table(POINTS) in docs, "rerun python -m tests.hwsim.gpu.gpt3_layer_published and " \
+                                             "paste its table into docs/gpu.md"
