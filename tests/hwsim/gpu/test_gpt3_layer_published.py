@@ -4,6 +4,7 @@ come from the CSV, the model's from hwsim; the bounds are issue 26's."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -25,8 +26,12 @@ def test_csv_rows_are_whole_and_sourced():
     assert {p.op for p in CHECK} == {"qkv", "qk", "av", "proj", "mlp_up", "mlp_down", "softmax",
                                      "layer_norm", "gelu"}
     for p in POINTS:
-        assert p.measured_ms > 0
+        assert p.measured_ms > 0 and p.split in ("check", "holdout", "not_modelled")
         assert math.isnan(p.model_ms) == (p.split == "not_modelled")
+    with g3.CSV.open() as f:
+        for row in csv.DictReader(f):
+            assert "real_hardware/" in row["source"] and " @ " in row["source"], row["id"]
+            assert row["convention"] and row["figure"].startswith("Fig. 5("), row["id"]
     # the published prefill layer adds up to the bar of LLMCompass Fig. 5(i): 66.75 ms with the two
     # all-reduces (2.89 ms each), 60.97 ms without
     pub, _ = g3.layer_totals(POINTS, "llmc_prefill")
