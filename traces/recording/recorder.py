@@ -696,7 +696,11 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for c in self._calls:
             grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
+                if grad.is_sparse:
+                    grad = grad.coalesce().values()
+                elif c.layout is not None:  # in the layer's layout: a row block's own rows
+                    grad = c.layout(grad)
+                c.counts["dw"] = count_nonzero(grad)
             need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)
