@@ -86,8 +86,9 @@ class Context:
         chip = self.r.tiles * self.r.imas_per_tile
         self.meta = {"dataflow": None, "reram_imas_used": used, "reram_chip_imas": chip,
                      "reram_crossbars_used": sum(m.crossbars * m.replicas for m in self.maps.values())}
-        # crossbars the weights hold at any one time (the rest are spare for activation products)
-        self.held_crossbars = self.meta["reram_crossbars_used"]
+        # crossbars one copy of the weights holds at any one time (replicas give theirs up to
+        # activation products, hwsim/reram/activations.py)
+        self.held_crossbars = sum(m.crossbars for m in self.maps.values())
         self.meta["reram_weight_residency"] = "resident"
         if self.residency is not None:
             self.replan(None)
