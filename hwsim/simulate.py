@@ -28,6 +28,7 @@ from archs.units import format_size
 from traces import Trace
 from traces import load as load_trace
 from traces.format.layer import PASSES, update_owners
+from traces.format.validate import check_unread
 
 from .engines import BACKEND_NAMES
 from .errors import MappingError
@@ -165,6 +166,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
             raise MemoryBudgetError(tr.layers[li].name, need[li], budget,
                                     f"its masks {format_size(in_bytes[li])} and its working set "
                                     f"{format_size(need[li] - in_bytes[li])} at batch {mask_batch}")
+    check_unread(tr, its)  # a damaged file is refused though this replay would not read it
     prime = getattr(family, "prime", None)  # expected values a family takes from the trace (ReRAM writes)
     if prime is not None:
         prime(ctx, tr, its, chosen)

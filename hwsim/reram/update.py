@@ -75,6 +75,14 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     lm = ctx.maps[spec.name]
     reps = lm.replicas
     extra: dict[str, Any] = {}
+    # a reprogrammed chip (``residency``): only the part of the layer still in the crossbars at the
+    # update is written now; the rest gets its new weights when it is next programmed
+    share = 1.0 if ctx.residency is None else ctx.residency.update_share.get(spec.name, 1.0)
+    if share == 0.0:
+        row.update(reram_writes_recorded=it.weights is not None, reram_cell_writes=0, reram_write_pulses=0,
+                   reram_write_cycles=0, reram_update_resident_fraction=0.0,
+                   reram_writes_source="reprogrammed: the layer's next programming writes its new weights")
+        return row
     if it.weights is not None:
         counts, extra = _record(ctx, spec, it.weights, w_mask)
         source = "recorded"
@@ -90,6 +98,9 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
             row["reram_writes_recorded"] = False
             row["reram_writes_source"] = "none: no recorded update to take the writes from"
             return row
+    if share < 1.0:  # the resident crossbars' share of the writes (the latency: crossbars write in parallel)
+        counts = {k: v if k == "latency_ns" else v * share for k, v in counts.items()}
+        extra["reram_update_resident_fraction"] = share
     write_cycles = math.ceil(round(counts["latency_ns"] * arch.clock_hz / 1e9, 6))
     e_cell = counts["pulse_units"] * reps * price(arch, "cell", "write_pulse")
     e_driver = (counts["row_pulses"] * price(arch, "write_driver", "row_pulse")

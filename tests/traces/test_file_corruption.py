@@ -286,3 +286,22 @@ def test_counts_of_an_unsigned_type_are_refused(clean, tmp_path):
         argv = [args[0], str(trace), *args[1:]] if args[0] == "replay" else [*args, str(trace)]
         status, err = run(argv)
         assert status == 2 and "counts: found uint8" in err, (argv, err)
+
+
+@pytest.mark.parametrize("arch", ["edge-npu", "gpu-a100", "reram-isaac"])
+@pytest.mark.parametrize(("name", "member_name"), [("iter-00000001-00000002.counts.npz", "counts.npy"),
+                                                   ("iter-00000004-00000005.counts.npz", "meta.npy"),
+                                                   ("iter-00000003.masks.npz", "L1.dy.npy")])
+def test_damage_in_a_file_the_replay_does_not_open_is_refused(clean, tmp_path, arch, name, member_name):
+    """A replay of the mask iterations (the default) never opened the counts-only files, and one of
+    ``--iterations 0`` not iteration 3's file: a bit flipped in them replayed with exit 0 where
+    ``validate`` refused the trace. Every file is checked (CRC-32, headers, counts) before a replay."""
+    trace = tmp_path / "t.trace"
+    shutil.copytree(clean, trace)
+    _flip_inside(trace / name, member_name)
+    extra = ["--iterations", "0"] if name.endswith(".masks.npz") else []
+    for args in (["replay", str(trace), "--arch", arch, *extra], ["trace", "validate", str(trace)]):
+        status, err = run(args)
+        assert status == 2 and err.count("\n") == 1, (args, err)
+        assert f"{name}: {member_name.removesuffix('.npy')}: found damaged data" in err or \
+            f"{name}: (archive)" in err, (args, err)

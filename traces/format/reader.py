@@ -93,6 +93,7 @@ class Trace:
         self.check = check  # per-iteration checks (traces.format.checks), method invariants
         self.element_table = checks.element_table(self.layers)  # (n_layers, n_tensors) per sample
         self._checker = checker_for(self.manifest) if check else None
+        self.unread_checked = False  # traces.format.validate.check_unread has run on this object
 
     def _indices(self, f: Path) -> list[tuple[int, int | None]]:
         """The iterations a file holds, with their row in a batch file (None: a one-iteration file)."""
@@ -110,6 +111,14 @@ class Trace:
                                    "of format_version 2 or later" if last <= first else
                                    "one file per iteration in a trace of format_version 1")
         return [(i, i - first) for i in range(first, last + 1)]
+
+    def file_of(self, index: int) -> Path:
+        """The file holding iteration ``index``."""
+        return self._files[index]
+
+    def row_of(self, index: int) -> int | None:
+        """Iteration ``index``'s row in its batch file (None: a file of its own)."""
+        return self._rows.get(index)
 
     def batch_rows(self, file: Path) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """A batch file's counts ``(n_iter, n_layers, n_tensors)`` and per-iteration metadata,

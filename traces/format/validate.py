@@ -9,7 +9,7 @@ deltas and stored weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .checks import check_iteration, check_mask
@@ -49,6 +49,23 @@ def validate(trace: Trace, checks: tuple[Check, ...] = (),
         if progress is not None:
             progress(n, len(trace))
     return Summary(len(trace.layers), len(trace), len(trace.mask_iterations), trace.complete)
+
+
+def check_unread(trace: Trace, read: Iterable[int]) -> None:
+    """Check every iteration a replay will not open itself (``read`` are those it opens): each file
+    whole (CRC-32 of every member, zip headers against the central directory) and the cheap
+    per-iteration checks of :mod:`traces.format.checks` (counts within their tensors' sizes, the
+    file's own iteration number, a mask for every counted tensor). No mask is decoded: the cost is
+    one read of the files. A damaged file is refused in the line ``validate`` gives, though the
+    replay would not have read it (a replay of the mask iterations never opens a counts-only file).
+    Done once per :class:`Trace` object."""
+    if not trace.check or trace.unread_checked:
+        return
+    skip = set(read)
+    for index in trace.iterations:
+        if index not in skip:
+            Iteration(trace, index, trace.file_of(index), trace.row_of(index)).close()
+    trace.unread_checked = True
 
 
 def _check_masks(trace: Trace, it: Iteration) -> None:

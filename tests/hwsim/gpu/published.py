@@ -15,6 +15,11 @@ the dense operand, ``k`` the reduction, ``n`` the weight's output features; for 
 - ``spmm_a``: an unstructured SpMM, operand ``a`` (``m × k``) sparse at ``density``, CSR built before
   the timing (no conversion).
 
+``split`` is ``fit`` (a fitted constant of ``archs/gpu_presets.py`` was fitted on the row),
+``holdout`` (kept out of every fit) or ``excluded``: kept out of every fit *and* of the group
+statistics, for a reason its ``convention`` states with a citation (a measurement that is not the
+GEMM-only quantity the group bounds); the per-point listing still prints it with its error.
+
 Errors compare times (``model / published − 1`` for a time or a rate, ``model / published − 1`` of
 the speedups). GPU kernel time only: the published numbers include host overheads that the model
 leaves out, which matters only for the shortest kernels (docs/gpu.md, "Validation").
@@ -61,15 +66,16 @@ class Point:
     density: float
     measured: float
     unit: str
-    split: str  # fit | holdout
+    split: str  # fit | holdout | excluded
     source: str
+    convention: str = ""  # what was timed, and for an excluded row why it is excluded (with a citation)
 
 
 def load(path: Path = CSV) -> list[Point]:
     with path.open(newline="") as f:
         return [Point(r["id"], r["preset"], r["group"], r["library"], r["dtype"], r["kind"], int(r["m"]),
                       int(r["k"]), int(r["n"]), float(r["density"]), float(r["measured"]), r["unit"],
-                      r["split"], r["source"]) for r in csv.DictReader(f)]
+                      r["split"], r["source"], r["convention"]) for r in csv.DictReader(f)]
 
 
 def _arch(p: Point, overrides: dict | None = None) -> Architecture:
@@ -201,17 +207,18 @@ def group_of(p: Point) -> str:
 
 def summary(points: list[Point]) -> dict[str, dict[str, float]]:
     """Per group: count, mean absolute error, median absolute error, for all points and for the held-out
-    points alone."""
+    points alone; ``excluded`` points are counted (``n_excluded``) but left out of every statistic."""
     out: dict[str, dict[str, float]] = {}
     groups: dict[str, list[Point]] = {}
     for p in points:
         groups.setdefault(group_of(p), []).append(p)
     for name, pts in sorted(groups.items()):
-        errs = [abs(error(p)) for p in pts]
+        errs = [abs(error(p)) for p in pts if p.split != "excluded"]
         held = [abs(error(p)) for p in pts if p.split == "holdout"]
         out[name] = {"n": len(errs), "mae": statistics.fmean(errs), "median": statistics.median(errs),
                      "n_holdout": len(held), "mae_holdout": statistics.fmean(held) if held else float("nan"),
-                     "median_holdout": statistics.median(held) if held else float("nan")}
+                     "median_holdout": statistics.median(held) if held else float("nan"),
+                     "n_excluded": sum(p.split == "excluded" for p in pts)}
     return out
 
 
@@ -229,9 +236,10 @@ def target_of(group: str) -> tuple[str, float] | None:
 
 def markdown_table(points: list[Point]) -> str:
     """The validation table of docs/gpu.md (``make gpu-validation`` rewrites it there): per group, its
-    points, MAE (or median for unstructured groups) over all and over held-out points, and the target."""
+    points, MAE (or median for unstructured groups) over all and over held-out points, the target, and
+    the excluded points (left out of the statistics; docs/gpu.md says why)."""
     rows = ["| group | points | all: MAE | all: median | held-out | held-out MAE | held-out median "
-            "| target |", "|---|---|---|---|---|---|---|---|"]
+            "| target | excluded |", "|---|---|---|---|---|---|---|---|---|"]
     for name, st in summary(points).items():
         target = target_of(name)
         if target is None:
@@ -246,7 +254,7 @@ def markdown_table(points: list[Point]) -> str:
         held_mae = f"{st['mae_holdout']:.1%}" if st["n_holdout"] else "—"
         held_med = f"{st['median_holdout']:.1%}" if st["n_holdout"] else "—"
         rows.append(f"| {name} | {st['n']:.0f} | {st['mae']:.1%} | {st['median']:.1%} | "
-                    f"{st['n_holdout']:.0f} | {held_mae} | {held_med} | {verdict} |")
+                    f"{st['n_holdout']:.0f} | {held_mae} | {held_med} | {verdict} | {st['n_excluded']:.0f} |")
     return "\n".join(rows) + "\n"
 
 
