@@ -1,10 +1,12 @@
 """How each hooked module type is seen as a trace layer (imports torch).
 
-The recorder hooks ``nn.Conv2d``, ``nn.Linear``, ``nn.Conv1d`` and ``nn.Embedding`` modules.
-Conv2d and Linear tensors are recorded as they are. A ``Conv1d`` is recorded as a ``conv2d`` layer
-of height 1: input ``(N, C, L)`` as ``(N, C, 1, L)``, weight ``(K, C/g, k)`` as ``(K, C/g, 1, k)``,
-output ``(N, K, P)`` as ``(N, K, 1, P)`` (the same elements in the same C order, so every mask is
-the module's own, reshaped). An ``Embedding`` is an ``embedding`` layer: its input is the indices
+The recorder hooks ``nn.Conv2d``, ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv3d``,
+``nn.ConvTranspose1d/2d/3d`` and ``nn.Embedding`` modules. Conv2d, Conv3d, transposed conv and
+Linear tensors are recorded as they are (``conv2d``, ``conv3d``, ``conv_transpose``, ``linear``).
+A ``Conv1d`` is recorded as a ``conv2d`` layer of height 1: input ``(N, C, L)`` as
+``(N, C, 1, L)``, weight ``(K, C/g, k)`` as ``(K, C/g, 1, k)``, output ``(N, K, P)`` as
+``(N, K, 1, P)`` (the same elements in the same C order, so every mask is the module's own,
+reshaped). An ``Embedding`` is an ``embedding`` layer: its input is the indices
 ``(N, L)`` (recorded as a mask of the positions that are not ``padding_idx``), its output
 ``(N, L, D)``, and its weight gradient touches only the rows of the indices seen, which the
 ``dw_needed`` mask holds (every column of a touched row; ``padding_idx`` rows get no gradient).
@@ -28,10 +30,9 @@ from torch.overrides import TorchFunctionMode
 
 def module_input_dims(module: nn.Module) -> int:
     """The fewest dimensions a batched input of ``module`` has."""
-    if isinstance(module, nn.Conv2d):
-        return 4
-    if isinstance(module, nn.Conv1d):
-        return 3
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                           nn.ConvTranspose3d)):
+        return 2 + len(module.kernel_size)
     return 1 if isinstance(module, nn.Embedding) else 2
 
 
