@@ -366,7 +366,8 @@ def _print_pipeline(df: Any, clock_hz: float, meta: dict) -> None:
         print(f"the weights need {meta['reram_imas_used']:,} IMAs of the chip's {meta['reram_chip_imas']:,}: "
               f"written in turns, {meta['reram_programs']} programs, {times} programmings per iteration "
               f"({cyc:,.0f} cycles, {pj / 1e6:,.3f} µJ per iteration; no cell written more than {times} "
-              f"times); forward "
+              f"times: {meta['reram_reprogram_lifetime_iterations']:,.4g} iterations to the endurance); "
+              f"forward "
               f"{per_it.sum().mean():,.0f} cycles, layer by layer (no inter-layer pipeline)")
         return
     worst = fwd.loc[fwd["cycles"].idxmax()]

@@ -99,6 +99,7 @@ class Context:
         self.held_crossbars = res.crossbars
         self.meta.update(reram_weight_residency="reprogram", reram_programs=len(res.programs),
                          reram_programmings_per_iteration=res.programmings_per_iteration,
+                         reram_reprogram_lifetime_iterations=res.lifetime_iterations(self.arch),
                          reram_split_layers=sum(len(p) > 1 for p in res.parts.values()))
 
 

@@ -40,7 +40,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from archs import Architecture
+from archs import Architecture, ReramCompute
 
 from ..errors import MappingError
 from ..pricing import price
@@ -129,13 +129,20 @@ def split_layer(name: str, lm: LayerMap, arch: Architecture) -> list[Part]:
     return out
 
 
+def expected_pulses_per_cell(r: ReramCompute) -> float:
+    """Pulses that programming one cell over an unrelated level takes, expected: ``E|Δ| · N / L``,
+    half LTP and half LTD."""
+    n_ltp, n_ltd = full_range_pulses(r)
+    top = 2**r.crossbar.bits_per_cell - 1
+    return expected_level_change(r) * (n_ltp + n_ltd) / 2 / top
+
+
 def part_writes(part: Part, arch: Architecture) -> PartWrites:
     """Counts of programming one part over whatever its crossbars held (expected level change)."""
     r = arch.reram
     lm = part.lm
     n_ltp, n_ltd = full_range_pulses(r)
-    top = 2**r.crossbar.bits_per_cell - 1
-    per_cell = expected_level_change(r) * (n_ltp + n_ltd) / 2 / top  # half LTP, half LTD
+    per_cell = expected_pulses_per_cell(r)
     groups, width = part.g1 - part.g0, part.c1 - part.c0
     rows = groups * lm.slices * lm.sets * lm.n_xbars * lm.k  # crossbar rows written
     half = rows * min(width, r.crossbar.cols) / 2  # per row phase, half the columns SET, half RESET
@@ -155,9 +162,7 @@ def crossbar_write_ns(part: Part, arch: Architecture) -> float:
     rows = min(part.lm.k, r.crossbar.rows)
     if w.row_parallel:
         return rows * (n_ltp + n_ltd) * step_ns
-    top = 2**r.crossbar.bits_per_cell - 1
-    per_cell = expected_level_change(r) * (n_ltp + n_ltd) / 2 / top
-    return rows * min(part.c1 - part.c0, r.crossbar.cols) * per_cell * step_ns
+    return rows * min(part.c1 - part.c0, r.crossbar.cols) * expected_pulses_per_cell(r) * step_ns
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,12 @@ class Residency:
     def programmings_per_iteration(self) -> int:
         """Programs written per iteration (steady state): no cell is written more often than this."""
         return len(self.written)
+
+    def lifetime_iterations(self, arch: Architecture) -> float:
+        """Iterations until a cell written at every programming reaches the endurance (expected pulses
+        per programming, ``part_writes``); inf when nothing is rewritten."""
+        per_iteration = self.programmings_per_iteration * expected_pulses_per_cell(arch.reram)
+        return arch.reram.write.endurance_cycles / per_iteration if per_iteration > 0 else math.inf
 
     @property
     def crossbars(self) -> int:

@@ -58,7 +58,7 @@ def _counts(sw: StepWrites) -> dict[str, float]:
 def recorded_counts(ctx: Any, spec: LayerSpec, weights: tuple[np.ndarray, np.ndarray],
                     w_mask: np.ndarray | None) -> dict[str, float]:
     """The counts of one recorded update, without touching the wear (for ``prime``)."""
-    w, dw = weights
+    w, dw, w_mask = _crossbar_layout(spec, *weights, w_mask)
     r = ctx.r
     scale = range_scale(w, w_mask, r)
     return _counts(step_writes(w, dw, w_mask, ctx.maps[spec.name], r, scale))
@@ -138,12 +138,21 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     return row
 
 
+def _crossbar_layout(spec: LayerSpec, w: np.ndarray, dw: np.ndarray, w_mask: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The weight, its update and its mask as the crossbars hold them: ``(groups·N, K)``, one
+    column per forward output (a transposed conv's weight is ``(Cin, Cout/g, *k)``: transposed)."""
+    def lay(a: np.ndarray) -> np.ndarray:
+        return spec.geometry.gemm_weight(spec, a)
+    return lay(w), lay(dw), None if w_mask is None else lay(w_mask)
+
+
 def _record(ctx: Any, spec: LayerSpec, weights: tuple[np.ndarray, np.ndarray], w_mask: np.ndarray | None
             ) -> tuple[dict[str, float], dict[str, Any]]:
     """Writes of a recorded update; updates the layer's wear. Returns its counts and wear columns."""
     r = ctx.r
     lm = ctx.maps[spec.name]
-    w, dw = weights
+    w, dw, w_mask = _crossbar_layout(spec, *weights, w_mask)
     wear = ctx.wear.get(spec.name)
     if wear is None:
         wear = ctx.wear[spec.name] = Wear(scale=range_scale(w, w_mask, r))

@@ -43,7 +43,8 @@ def test_written_programs_in_steady_state():
 
 
 def test_three_layers_on_a_chip_that_holds_one(mlp):
-    df = simulate(mlp, ONE_IMA, passes=PASSES).to_frame()
+    rep = simulate(mlp, ONE_IMA, passes=PASSES)
+    df, meta = rep.to_frame(), rep.meta
     fwd = df[df["pass"] == "forward"].set_index("layer")
     r = ONE_IMA.reram
     # every forward is preceded by writing its layer over the previous one: all 8 crossbars, every cell
@@ -71,6 +72,7 @@ def test_three_layers_on_a_chip_that_holds_one(mlp):
     # no cell is written more than 3 times per iteration; the update writes none (each layer's new
     # weights are written when it is next programmed)
     assert fwd["reram_programmings_per_iteration"].tolist() == [3] * 3
+    assert meta["reram_reprogram_lifetime_iterations"] == pytest.approx(w.endurance_cycles / (3 * per_cell))
     upd = df[df["pass"] == "update"]
     assert (upd["reram_cell_writes"] == 0).all()
     # the same machine's dense baseline reprograms too
