@@ -103,6 +103,19 @@ CASES = {
         "meta.batch: found 4; expected 1000"),
     "a manifest field it does not understand": (manifest(lambda d: d.__setitem__("frobnicate", 3)),
                                                 "frobnicate: found a field this reader does not know"),
+    # counts each within its tensor's size, not with each other: an input element of the 3×3 conv
+    # (4 output channels, no bias) reaches at most 3·3·4 = 36 outputs; one of fc (10 outputs) 10;
+    # a weight of fc one output per sample (4); a conv output gradient 3·3·3 = 27 input positions
+    "an input count too small for the output's": (set_count("iter-00000001.counts.npz", 0, "x", 1),
+                                                  "counts[conv, y]: found"),
+    "an all-zero input with non-zero outputs": (set_count("iter-00000003.counts.npz", 1, "x", 0),
+                                                "expected at most 0 × 10 = 0"),
+    "too few weights for the outputs": (set_count("iter-00000001.counts.npz", 1, "w", 1),
+                                        "counts[fc, y]: found"),
+    "an input gradient without an output gradient": (
+        lambda t: (set_count("iter-00000001.counts.npz", 0, "dx", 5)(t),
+                   set_count("iter-00000001.counts.npz", 0, "dy", 0)(t)),
+        "counts[conv, dx]: found 5; expected at most 0 × 27 = 0"),
 }
 
 
