@@ -51,7 +51,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
-from .capture import in_bookkeeping
+from .capture import TO_NUMPY, in_bookkeeping, numpy_conversion
 from .hooks import Hook
 from .nonzero import count_nonzero
 
@@ -96,6 +96,8 @@ class ActivationProducts(TorchFunctionMode):
             out = self.on_call(func, args, kwargs)
             if out is not NotImplemented:
                 return out
+        elif func in TO_NUMPY:  # inside a training forward pass
+            numpy_conversion(args)
         return func(*args, **kwargs)
 
 
