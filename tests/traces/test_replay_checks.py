@@ -181,3 +181,19 @@ def test_partial_masks_bound_the_count(tmp_path):
         tr = traces.load(tmp_path / f"bad{bad}")
         with pytest.raises(traces.TraceFormatError, match=r"L0\.x"), tr.iteration(0) as it:
             it.mask(0, "x")
+
+
+def test_synthetic_traces_are_exempt_from_the_count_bounds(tmp_path):
+    """A synthetic trace writes y and dx dense whatever its inputs' densities: 12 inputs at density
+    0.02 leave most samples without a non-zero input, whose outputs a recorded trace could not have.
+    It validates (its y counts are a convention, not a recording)."""
+    table = tmp_path / "layers.csv"
+    table.write_text("fc,linear,12,4\n")
+    out = tmp_path / "s.trace"
+    status, _, err = run(["trace", "synth", "--layers", str(table), "--out", str(out), "--density",
+                          "x=0.02,w=0.5,dy=0.3", "--batch", "8", "--iterations", "2", "--seed", "0"])
+    assert status == 0, err
+    with traces.load(out).iteration(0) as it:
+        assert it.count(0, "x") < 8 and it.count(0, "y") == 8 * 4  # beyond x·4: a recording could not
+    status, _, err = run(["trace", "validate", str(out)])
+    assert status == 0, err

@@ -67,7 +67,8 @@ def fan_table(layers: list[LayerSpec]) -> tuple[np.ndarray, np.ndarray]:
     ``out`` outputs, a weight element one per GEMM row, an output gradient ``in`` inputs. matmul
     (``A (.., M, K)·B (.., K, N)``, both per sample): ``N``, ``M``, ``K`` and ``M``. Embeddings (a
     gather) and a matmul with an added term (``baddbmm``: y holds the additive mask) have no rules
-    for y; embeddings none at all."""
+    for y; embeddings none at all. Synthetic traces (method ``synthetic``: ``y`` and ``dx`` written
+    dense whatever the inputs' densities) are read without these rules (``traces.format.reader``)."""
     fan = np.zeros((len(layers), len(BOUNDS)), dtype=np.int64)
     per_batch = np.zeros((len(layers), len(BOUNDS)), dtype=bool)
     for li, spec in enumerate(layers):
