@@ -1,6 +1,7 @@
 """What the recorder can capture: the modules it hooks, and a watch for the work it cannot see.
 
-The recorder hooks ``nn.Conv2d`` and ``nn.Linear`` modules (subclasses included). Everything else
+The recorder hooks ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` and
+``nn.Embedding`` modules (subclasses included). Everything else
 that does GEMM work in training would be missing from the trace, so it is refused (products of two
 activations are recorded by :mod:`traces.recording.products`): compiled and recurrent modules and
 non-zero padding up front (:func:`find_targets`), and any
@@ -35,8 +36,8 @@ from ..format.errors import RecorderError, RecorderWarning
 from ..format.layer import LayerSpec
 from .recurrent import recurrent_problem
 
-_UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear)
+_UNSUPPORTED = (nn.Bilinear,)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 # aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
 # engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
@@ -281,7 +282,7 @@ def numpy_conversion(args: tuple) -> None:
 
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
-    """The recordable Conv2d/Linear modules of ``model`` by qualified name; RecorderError naming
+    """The recordable conv, Linear and Embedding modules of ``model`` by qualified name; RecorderError naming
     every module that would make the trace wrong (compiled, recurrent, non-zero padding)."""
     problems, targets = [], {}
     for qual, m in model.named_modules():
@@ -304,7 +305,7 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
                                 "forward pass, work a trace does not describe; record it without max_norm")
             else:
                 targets[m] = qual
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)):
             if m.padding_mode != "zeros":
                 problems.append(f"{where}: padding_mode={m.padding_mode!r}; only zero padding "
                                 "keeps padded taps ineffectual")
@@ -321,7 +322,7 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
         # a model of recurrent layers or functional GEMMs only still records through them
         if not any(isinstance(m, nn.RNNBase) for m in model.modules()) and not any(
                 p.dim() >= 2 for p in model.parameters()):
-            raise RecorderError(f"{type(model).__name__} has no nn.Conv1d/Conv2d/Linear/Embedding or "
+            raise RecorderError(f"{type(model).__name__} has no nn.Conv*/ConvTranspose*/Linear/Embedding or "
                                 "recurrent layers and no matrix parameters to record")
     return targets
 
@@ -343,6 +344,16 @@ def layer_spec(module: nn.Module, qual: str, call: int, x_shape: tuple[int, ...]
         return LayerSpec(kind="linear", **common)
     if isinstance(module, nn.Embedding):
         spec = LayerSpec(kind="embedding", **common)
+    elif isinstance(module, _TRANSPOSED):  # output_padding is what y_shape leaves over
+        spec = LayerSpec(kind="conv_transpose", stride=tuple(module.stride), padding=tuple(module.padding),
+                         dilation=tuple(module.dilation), groups=module.groups, **common)
+    elif isinstance(module, nn.Conv3d):
+        pad = module.padding
+        if isinstance(pad, str):
+            pad = (0,) * 3 if pad == "valid" else tuple(
+                d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
+        spec = LayerSpec(kind="conv3d", stride=tuple(module.stride), padding=tuple(pad),
+                         dilation=tuple(module.dilation), groups=module.groups, **common)
     else:
         pad = module.padding
         if isinstance(pad, str):

@@ -58,7 +58,16 @@ from .capture import (
 )
 from .functional import FunctionalCalls
 from .hooks import Hook
-from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
+from .modules import (
+    flattened_rows,
+    inner_lookups,
+    module_input_dims,
+    module_views,
+    output_view,
+    own_forward_embedding,
+    recorded_input,
+    touched_rows,
+)
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
 from .vector_ops import VectorOps
@@ -147,6 +156,8 @@ def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
     and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
     if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.expand(rec.batch, *t.shape[1:])
+    if getattr(rec, "unbatched", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.unsqueeze(0).expand(rec.batch, *t.shape)
     if getattr(rec, "seq_first", None) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.reshape(rec.seq_first, rec.batch, -1).transpose(0, 1)  # (N, L, features)
     if name in ("x", "dx") and rec.x_shape is not None:
@@ -180,7 +191,9 @@ class _Call:
     layout: Any = None  # weight-shaped tensor -> the layer's w_shape layout (None: as it is)
     x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
+    flat_rows: int | None = None  # a Linear's (N·L, in) input: L rows per sample (modules.py)
     broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
+    unbatched: bool = False  # its activations are one sample's, without a batch dim, shared by the batch
     seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
@@ -306,7 +319,13 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
             self._worker = BackgroundWriter(self._writer, self._max_pending)
         self._handles.append(self.model.register_forward_pre_hook(Hook(self._forward_begins), prepend=True))
         self._handles.append(self.model.register_forward_hook(Hook(self._forward_ends), always_call=True))
+        self._own_forwards: list[tuple[nn.Module, Any]] = []
         for m in self._targets:
+            if own_forward_embedding(m):  # its lookups are recorded, not its call (modules.py)
+                self._own_forwards.append((m, m.__dict__.get("forward")))
+                m.forward = partial(inner_lookups, m, type(m).forward.__get__(m), Hook(self._pre_hook),
+                                    Hook(self._post_hook))
+                continue
             self._handles.append(m.register_forward_pre_hook(Hook(self._pre_hook)))
             self._handles.append(m.register_forward_hook(Hook(self._post_hook)))
         self._functional_enter()
@@ -361,6 +380,12 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for m, own in getattr(self, "_own_forwards", ()):
+            if own is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = own
+        self._own_forwards = []
         self._functional_exit()
         self._products_exit()
         self._vector_exit()
@@ -527,16 +552,29 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         call = self._call_count[module]
         self._call_count[module] += 1
         batch = int(x.shape[0])
-        shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
-        if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
-            batch = self._step_batch_of()
+        step = self._step_batch_of()
+        emb = isinstance(module, nn.Embedding)
+        shared = emb and batch == 1 and (step or 1) > 1  # position ids (1, L)
+        # indices without a batch dimension (T5's relative position buckets, (Lq, Lk))
+        unbatched = emb and x.dim() >= 2 and step is not None and batch not in (1, step)
+        if shared or unbatched:  # indices shared by the batch: recorded as every sample's
+            batch = step
+        views = {"x_shape": tuple(x.shape)} if unbatched else module_views(module, x)
+        rows = flattened_rows(module, x, step)
+        if rows is not None:  # (N·L, in): the step's N samples of L tokens each
+            batch, views = step, {"x_shape": (rows, int(x.shape[1]))}
         rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
-                    qual=qual, broadcast=shared, **module_views(module, x))
+                    qual=qual, broadcast=shared, unbatched=unbatched, flat_rows=rows, **views)
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
         if isinstance(module, nn.Embedding):
-            self._take(rec, "dw_needed", touched_rows(module, x))
+            try:
+                touched = touched_rows(module, x)
+            except ValueError as e:
+                raise RecorderError(f"{qual or '(model)'} (an nn.Embedding): {e}; an embedding's "
+                                    "input must be integer indices") from None
+            self._take(rec, "dw_needed", touched)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -560,7 +598,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
-        rec.y_shape = output_view(module, y)
+        rec.y_shape = tuple(y.shape) if rec.unbatched else output_view(module, y, rec.flat_rows)
         self._check_or_add_spec(rec, module, args[0], y)
         self._call_ends(rec, y)
 
@@ -730,7 +768,11 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for c in self._calls:
             grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
+                if grad.is_sparse:
+                    grad = grad.coalesce().values()
+                elif c.layout is not None:  # in the layer's layout: a row block's own rows
+                    grad = c.layout(grad)
+                c.counts["dw"] = count_nonzero(grad)
             need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)

@@ -263,7 +263,8 @@ class StepWatch:
         raise RecorderError(
             f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
             "for: it runs outside every recorded layer call during a training step, so the trace "
-            "would not contain its work; hwsim records nn.Conv1d/Conv2d/Linear/Embedding and "
+            "would not contain its work; hwsim records nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, "
+            "nn.Linear/Embedding and "
             "recurrent modules (subclasses included), and F.linear/mm/addmm/matmul with a parameter "
             "as right operand inside the model's forward, not other GEMM modules or products of "
             "computed weights: wrap the computation in such a module (a layer run under "
@@ -279,7 +280,7 @@ class StepWatch:
         weight = rec.weight is not None and rec.weight.requires_grad
         if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
             rec.backward_limit = 0
-        elif isinstance(rec.module, (nn.Conv1d, nn.Conv2d)) and rec.module in self._targets:
+        elif isinstance(rec.module, nn.modules.conv._ConvNd) and rec.module in self._targets:
             rec.backward_limit = int(rec.x_node is not None or weight)
         else:
             rec.backward_limit = int(rec.x_node is not None) + int(weight)

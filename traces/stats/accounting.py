@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..format.layer import LayerSpec
-from . import products
+from . import convnd_counts, products
 from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 
 SHORT_TRAIL = 16  # count(): elements after the counted axis below which it is moved last first
@@ -158,6 +158,14 @@ def pass_counts(spec: LayerSpec, batch: int, *, x: np.ndarray | None, w: np.ndar
                 e = products.effectual(spec, pass_, masks)
                 out.append(PassCounts(pass_, batch, spec.gemm(pass_, batch).macs, e,
                                       e if pass_ == "backward_data" else None))
+        return out
+    if spec.kind in ("conv3d", "conv_transpose"):  # traces.stats.convnd_counts
+        masks = {"x": x, "w": w, "y_sel": y_sel, "dy": dy, "dw_needed": dw_needed}
+        for pass_, given in (("forward", (x, w)), ("backward_data", (dy, w)), ("backward_weight", (x, dy))):
+            if all(t is not None for t in given):
+                report, gemm = convnd_counts.effectual(spec, pass_, masks)
+                out.append(PassCounts(pass_, batch, spec.gemm(pass_, batch).macs, gemm,
+                                      report if report != gemm or pass_ == "backward_data" else None))
         return out
     if x is not None and w is not None:
         out.append(PassCounts("forward", batch, spec.gemm("forward", batch).macs,
