@@ -12,6 +12,7 @@ per mask read, next to the replay of that iteration.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,21 +62,23 @@ def fan_table(layers: list[LayerSpec]) -> tuple[np.ndarray, np.ndarray]:
     reaches (int64 ``(n_layers, n_rules)``, 0: the rule does not apply) and whether that fan is
     per sample of a weight (multiplied by the batch: a weight element meets every sample).
 
-    conv2d (weight ``(Kout, C/g, R, S)``, output ``(Kout, P, Q)``): an input element feeds ``R·S``
-    positions of each of its group's ``Kout/g`` channels; a weight element ``P·Q`` outputs per sample;
+    conv2d (weight ``(Kout, C/g, R, S)``, output ``(Kout, P, Q)``; conv3d alike with ``T·R·S`` taps and
+    ``D·P·Q`` positions): an input element feeds ``R·S`` positions of each of its group's ``Kout/g``
+    channels; a weight element ``P·Q`` outputs per sample;
     an output gradient ``C/g·R·S`` input positions. linear (``(out, in)``): an input element feeds
     ``out`` outputs, a weight element one per GEMM row, an output gradient ``in`` inputs. matmul
-    (``A (.., M, K)·B (.., K, N)``, both per sample): ``N``, ``M``, ``K`` and ``M``. Embeddings (a
-    gather) and a matmul with an added term (``baddbmm``: y holds the additive mask) have no rules
-    for y; embeddings none at all. Synthetic traces (method ``synthetic``: ``y`` and ``dx`` written
-    dense whatever the inputs' densities) are read without these rules (``traces.format.reader``)."""
+    (``A (.., M, K)·B (.., K, N)``, both per sample): ``N``, ``M``, ``K`` and ``M``. A matmul with an
+    added term (``baddbmm``: y holds the additive mask) has no rules for y; embeddings (a gather) and
+    transposed convs (not derived yet) none at all. Synthetic traces (method ``synthetic``: ``y`` and
+    ``dx`` written dense whatever the inputs' densities) are read without these rules
+    (``traces.format.reader``)."""
     fan = np.zeros((len(layers), len(BOUNDS)), dtype=np.int64)
     per_batch = np.zeros((len(layers), len(BOUNDS)), dtype=bool)
     for li, spec in enumerate(layers):
-        if spec.kind == "conv2d":
-            k, cg, r, s = spec.w_shape
-            pq = spec.y_shape[1] * spec.y_shape[2]
-            fan[li] = (r * s * (k // spec.groups), pq, cg * r * s, pq)
+        if spec.kind in ("conv2d", "conv3d"):  # weight (Kout, C/g, *kernel), output (Kout, *positions)
+            k, cg = spec.w_shape[:2]
+            taps, pq = math.prod(spec.w_shape[2:]), math.prod(spec.y_shape[1:])
+            fan[li] = (taps * (k // spec.groups), pq, cg * taps, pq)
             per_batch[li] = (False, True, False, True)
         elif spec.kind == "linear":
             rows = spec.rows_per_sample
