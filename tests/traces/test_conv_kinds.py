@@ -17,6 +17,7 @@ from traces.format.layer import LayerSpec
 from traces.format.validate import validate
 from traces.stats.accounting import pass_counts
 from traces.stats.convnd_counts import effectual
+from traces.stats.paper_stats import nm_stats
 
 from .scalar_convnd import conv_nd, conv_transpose_nd
 
@@ -220,6 +221,9 @@ def test_a_transposed_conv_decoder_trains_records_and_validates(tmp_path):
         ("up1", "conv_transpose", (4, 3, 3), (4, 2, 4, 4), (4, 6, 6), (2, 2), (1, 1), (1, 1), 2),
         ("up2", "conv_transpose", (4, 6, 6), (4, 2, 3, 3), (2, 12, 12), (2, 2), (1, 1), (1, 1), 1),
         ("up3", "conv_transpose", (2, 144), (2, 1, 3), (1, 290), (2,), (1,), (2,), 1)]
+    # N:M groups run along the forward's reduction, C_in/g: up2's 4 inputs per (output, tap) column
+    nm = nm_stats(tr, 2, 4).set_index(["iteration", "layer"])
+    assert nm.loc[(0, "up2"), "groups"] == 2 * 3 * 3
 
 
 def test_unsupported_conv_variants_are_refused_naming_module_and_field(tmp_path):
