@@ -9,6 +9,7 @@ attention products are layer records; LayerNorm, GELU, softmax, dropout and resi
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,20 @@ def vit(impl: str):
     return transformers.ViTForImageClassification(config), lambda g: {
         "pixel_values": torch.randn(N, 3, 8, 8, generator=g),
         "labels": torch.randint(0, 3, (N,), generator=g)}
+
+
+def opt(impl: str):
+    config = transformers.OPTConfig(attn_implementation=impl, num_hidden_layers=LAYERS, num_attention_heads=2,
+                                    hidden_size=D, ffn_dim=2 * D, word_embed_proj_dim=D, vocab_size=50,
+                                    max_position_embeddings=L)
+    return transformers.OPTForCausalLM(config), tokens
+
+
+def llama(impl: str):
+    config = transformers.LlamaConfig(attn_implementation=impl, num_hidden_layers=LAYERS,
+                                      num_attention_heads=4, num_key_value_heads=2, hidden_size=D,
+                                      intermediate_size=2 * D, vocab_size=50, max_position_embeddings=L)
+    return transformers.LlamaForCausalLM(config), tokens
 
 
 def record(path, build, impl: str) -> traces.Trace:
@@ -136,3 +151,31 @@ def test_trace_info_and_stats_read_embedding_layers(gpt2_sdpa):
     assert wte["kind"] == "embedding" and wte["fwd M×K×N"] == ""  # no GEMM to show
     with gpt2_sdpa.iteration(0) as it:
         assert pass_counts(gpt2_sdpa.layers[0], it.batch, x=it.mask(0, "x"), w=it.mask(0, "w")) == []
+
+
+def test_opt_records_its_own_forward_positions_and_flattened_mlp(tmp_path):
+    """OPT's learned positions are an nn.Embedding subclass called with the attention mask (it
+    computes the indices itself), and its MLP runs on the tokens flattened to (N·L, d): the lookup
+    of its own weight is recorded, and fc1/fc2 per sample as (L, d)."""
+    tr = record(tmp_path / "t", opt, "sdpa")
+    assert kinds(tr) == {"embedding": 2, "linear": 6 * LAYERS + 1, "matmul": 2 * LAYERS}
+    by_name = {s.name: s for s in tr.layers}
+    fc1 = by_name["model.decoder.layers.0.fc1"]
+    assert (fc1.x_shape, fc1.y_shape) == ((L, D), (L, 2 * D))
+    index = [s.name for s in tr.layers].index("model.decoder.embed_positions")
+    with tr.iteration(0) as it:
+        rows = np.flatnonzero(it.mask(index, "dw_needed").any(axis=1))
+    assert rows.tolist() == list(range(2, L + 2))  # no padding: positions 0..L-1 at OPT's offset 2
+    for preset in ("edge-npu", "gpu-a100", "reram-isaac"):
+        assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()
+
+
+def test_llama_records_grouped_query_attention_and_gated_mlp(tmp_path):
+    """Llama: RMSNorm, rotary positions, grouped-query attention (2 key/value heads for 4 query
+    heads), a SiLU-gated MLP of three linears, an untied head."""
+    tr = record(tmp_path / "t", llama, "sdpa")
+    assert kinds(tr) == {"embedding": 1, "linear": 7 * LAYERS + 1, "matmul": 2 * LAYERS}
+    vec = {r["kind"] for r in tr.manifest["vector_ops"]}
+    assert {"silu", "rsqrt", "softmax"} <= vec  # SiLU gate, RMSNorm as x·rsqrt(mean(x²)+ε)
+    for preset in ("edge-npu", "gpu-a100", "reram-isaac"):
+        assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()

@@ -56,7 +56,16 @@ from .capture import (
     layer_spec,
 )
 from .functional import FunctionalCalls
-from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
+from .modules import (
+    flattened_rows,
+    inner_lookups,
+    module_input_dims,
+    module_views,
+    output_view,
+    own_forward_embedding,
+    recorded_input,
+    touched_rows,
+)
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
 from .vector_ops import VectorOps
@@ -178,6 +187,7 @@ class _Call:
     layout: Any = None  # weight-shaped tensor -> the layer's w_shape layout (None: as it is)
     x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
+    flat_rows: int | None = None  # a Linear's (N·L, in) input: L rows per sample (modules.py)
     broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
     seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
@@ -303,7 +313,13 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
             self._worker = BackgroundWriter(self._writer, self._max_pending)
         self._handles.append(self.model.register_forward_pre_hook(self._forward_begins, prepend=True))
         self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
+        self._own_forwards: list[tuple[nn.Module, Any]] = []
         for m in self._targets:
+            if own_forward_embedding(m):  # its lookups are recorded, not its call (modules.py)
+                self._own_forwards.append((m, m.__dict__.get("forward")))
+                m.forward = partial(inner_lookups, m, type(m).forward.__get__(m), self._pre_hook,
+                                    self._post_hook)
+                continue
             self._handles.append(m.register_forward_pre_hook(self._pre_hook))
             self._handles.append(m.register_forward_hook(self._post_hook))
         self._functional_enter()
@@ -330,6 +346,12 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for m, own in getattr(self, "_own_forwards", ()):
+            if own is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = own
+        self._own_forwards = []
         self._functional_exit()
         self._products_exit()
         self._vector_exit()
@@ -496,13 +518,22 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
         if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
             batch = self._step_batch_of()
+        views = module_views(module, x)
+        rows = flattened_rows(module, x, self._step_batch_of())
+        if rows is not None:  # (N·L, in): the step's N samples of L tokens each
+            batch, views = self._step_batch_of(), {"x_shape": (rows, int(x.shape[1]))}
         rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
-                    qual=qual, broadcast=shared, **module_views(module, x))
+                    qual=qual, broadcast=shared, flat_rows=rows, **views)
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
         if isinstance(module, nn.Embedding):
-            self._take(rec, "dw_needed", touched_rows(module, x))
+            try:
+                touched = touched_rows(module, x)
+            except ValueError as e:
+                raise RecorderError(f"{qual or '(model)'} (an nn.Embedding): {e}; an embedding's "
+                                    "input must be integer indices") from None
+            self._take(rec, "dw_needed", touched)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -526,7 +557,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
-        rec.y_shape = output_view(module, y)
+        rec.y_shape = output_view(module, y, rec.flat_rows)
         self._check_or_add_spec(rec, module, args[0], y)
         self._call_ends(rec, y)
 
