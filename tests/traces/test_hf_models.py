@@ -179,3 +179,74 @@ def test_llama_records_grouped_query_attention_and_gated_mlp(tmp_path):
     assert {"silu", "rsqrt", "softmax"} <= vec  # SiLU gate, RMSNorm as x·rsqrt(mean(x²)+ε)
     for preset in ("edge-npu", "gpu-a100", "reram-isaac"):
         assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()
+
+
+LT, PAD = 6, [0, 3]  # encoder-decoders: target length; padded source tokens per sample (mask 0)
+
+
+def _seq2seq_batch(g: torch.Generator) -> dict[str, torch.Tensor]:
+    mask = torch.ones(N, L, dtype=torch.long)
+    for n, p in enumerate(PAD):
+        mask[n, L - p:] = 0
+    return {"input_ids": torch.randint(3, 50, (N, L), generator=g), "attention_mask": mask,
+            "labels": torch.randint(3, 50, (N, LT), generator=g)}
+
+
+def t5(impl: str):
+    """Relative position biases (one embedding per attention stack, looked up with (Lq, Lk)
+    buckets shared by the batch), cross-attention over the padded source."""
+    config = transformers.T5Config(attn_implementation=impl, vocab_size=50, d_model=D, d_kv=D // 2,
+                                   d_ff=2 * D, num_layers=1, num_decoder_layers=1, num_heads=2,
+                                   relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0)
+    return transformers.T5ForConditionalGeneration(config), _seq2seq_batch
+
+
+def bart(impl: str):
+    """Learned positions (an nn.Embedding subclass making its own indices), cross-attention over
+    the padded source."""
+    config = transformers.BartConfig(attn_implementation=impl, vocab_size=50, d_model=D, encoder_layers=1,
+                                     decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                                     encoder_ffn_dim=2 * D, decoder_ffn_dim=2 * D, max_position_embeddings=L,
+                                     pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+    return transformers.BartForConditionalGeneration(config), _seq2seq_batch
+
+
+# per model: its builder, the attention calls (encoder self, decoder self, cross) and the projections
+SEQ2SEQ = {
+    "t5": (t5, ("encoder.block.0.layer.0.SelfAttention", "decoder.block.0.layer.0.SelfAttention",
+                "decoder.block.0.layer.1.EncDecAttention"), ("q", "k")),
+    "bart": (bart, ("model.encoder.layers.0.self_attn", "model.decoder.layers.0.self_attn",
+                    "model.decoder.layers.0.encoder_attn"), ("q_proj", "k_proj")),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SEQ2SEQ))
+def seq2seq(request, tmp_path_factory) -> tuple[str, traces.Trace]:
+    name = request.param
+    return name, record(tmp_path_factory.mktemp(name) / "t", SEQ2SEQ[name][0], "sdpa")
+
+
+@pytest.mark.parametrize("preset", ["edge-npu", "gpu-a100", "reram-isaac"])
+def test_encoder_decoders_record_cross_attention_padding_and_replay(seq2seq, preset):
+    """HF T5 and BART unmodified: their masks (torch.finfo.min added to the scores, T5's position
+    bias too, or is_causal) are the scores' structure: the decoder's causal self-attention keeps
+    Lt(Lt+1)/2 scores per head, the cross-attention Lt·(L - p) and the encoder L·(L - p) for p
+    padded source tokens."""
+    name, tr = seq2seq
+    _, (enc, dec, cross), (q, k) = SEQ2SEQ[name]
+    assert kinds(tr) == {"embedding": 4, "linear": 17, "matmul": 6}  # q, k, v, o ×3, 2 MLP ×2, head
+    by_name = {s.name: s for s in tr.layers}
+    if name == "t5":
+        bias = by_name[f"{dec}.relative_attention_bias"]
+        assert (bias.x_shape, bias.y_shape) == ((LT, LT), (LT, LT, 2))  # buckets shared by the batch
+    assert by_name[f"{cross}.{k}"].x_shape == (L, D) and by_name[f"{cross}.{q}"].x_shape == (LT, D)
+    kept = {enc: sum(2 * L * (L - p) for p in PAD), dec: N * 2 * LT * (LT + 1) // 2,
+            cross: sum(2 * LT * (L - p) for p in PAD)}
+    with tr.iteration(1) as it:
+        assert {c: it.count(f"{c}.scores", "y_sel") for c in kept} == kept
+    df = simulate(tr, preset, iterations=[1]).to_frame()
+    assert {s.name for s in tr.layers} <= set(df["layer"])
+    fwd = df[(df["layer"] == f"{cross}.scores") & (df["pass"] == "forward")].iloc[0]
+    assert fwd["algorithmic_macs"] == N * 2 * LT * L * (D // 2)
+    assert fwd["effectual_macs"] == kept[cross] * (D // 2)  # Q and K dense: the kept scores' products
+    assert (df["cycles"] >= 0).all() and df["cycles"].sum() > 0
