@@ -210,9 +210,6 @@ def test_compiled_and_unsupported_modules_are_refused(tmp_path):
     fake_compiled._orig_mod = nn.Linear(2, 2)  # what torch.compile's wrapper carries
     with pytest.raises(RecorderError, match=r"torch\.compile"):
         traces.record(fake_compiled, tmp_path / "a")
-    with pytest.raises(RecorderError, match=r"rnn \(LSTM\): an LSTM with proj_size > 0"):
-        traces.record(nn.ModuleDict({"rnn": nn.LSTM(2, 2, proj_size=1), "fc": nn.Linear(2, 2)}),
-                      tmp_path / "b")
     with pytest.raises(RecorderError, match=r"bil \(Bilinear\) does GEMM work hwsim cannot record yet"):
         traces.record(nn.ModuleDict({"bil": nn.Bilinear(2, 2, 1)}), tmp_path / "b")
     with pytest.raises(RecorderError, match="padding_mode='reflect'"):

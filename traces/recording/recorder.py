@@ -154,6 +154,8 @@ def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
     and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
     if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.expand(rec.batch, *t.shape[1:])
+    if getattr(rec, "unbatched", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.unsqueeze(0).expand(rec.batch, *t.shape)
     if getattr(rec, "seq_first", None) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.reshape(rec.seq_first, rec.batch, -1).transpose(0, 1)  # (N, L, features)
     if name in ("x", "dx") and rec.x_shape is not None:
@@ -189,6 +191,7 @@ class _Call:
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
     flat_rows: int | None = None  # a Linear's (N·L, in) input: L rows per sample (modules.py)
     broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
+    unbatched: bool = False  # its activations are one sample's, without a batch dim, shared by the batch
     seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
@@ -515,15 +518,19 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         call = self._call_count[module]
         self._call_count[module] += 1
         batch = int(x.shape[0])
-        shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
-        if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
-            batch = self._step_batch_of()
-        views = module_views(module, x)
-        rows = flattened_rows(module, x, self._step_batch_of())
+        step = self._step_batch_of()
+        emb = isinstance(module, nn.Embedding)
+        shared = emb and batch == 1 and (step or 1) > 1  # position ids (1, L)
+        # indices without a batch dimension (T5's relative position buckets, (Lq, Lk))
+        unbatched = emb and x.dim() >= 2 and step is not None and batch not in (1, step)
+        if shared or unbatched:  # indices shared by the batch: recorded as every sample's
+            batch = step
+        views = {"x_shape": tuple(x.shape)} if unbatched else module_views(module, x)
+        rows = flattened_rows(module, x, step)
         if rows is not None:  # (N·L, in): the step's N samples of L tokens each
-            batch, views = self._step_batch_of(), {"x_shape": (rows, int(x.shape[1]))}
+            batch, views = step, {"x_shape": (rows, int(x.shape[1]))}
         rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
-                    qual=qual, broadcast=shared, flat_rows=rows, **views)
+                    qual=qual, broadcast=shared, unbatched=unbatched, flat_rows=rows, **views)
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
@@ -557,7 +564,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
-        rec.y_shape = output_view(module, y, rec.flat_rows)
+        rec.y_shape = tuple(y.shape) if rec.unbatched else output_view(module, y, rec.flat_rows)
         self._check_or_add_spec(rec, module, args[0], y)
         self._call_ends(rec, y)
 
@@ -727,7 +734,11 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for c in self._calls:
             grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
+                if grad.is_sparse:
+                    grad = grad.coalesce().values()
+                elif c.layout is not None:  # in the layer's layout: a row block's own rows
+                    grad = c.layout(grad)
+                c.counts["dw"] = count_nonzero(grad)
             need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)
