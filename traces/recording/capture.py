@@ -21,6 +21,7 @@ import contextlib
 import linecache
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -31,7 +32,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..format.errors import RecorderError
+from ..format.errors import RecorderError, RecorderWarning
 from ..format.layer import LayerSpec
 from .recurrent import recurrent_problem
 
@@ -130,6 +131,8 @@ GEMM_OPS: frozenset = _packets(GEMM_OP_NAMES)  # the OpOverloadPackets, for a ch
 # watch, which attributes each GEMM to the recorded layer whose autograd node runs it.
 _BACKWARD = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
 _ATTRIBUTE = frozenset({"__get__", "__set__", "__delete__"})  # tensor attribute access: no GEMM
+TO_NUMPY = frozenset({torch.Tensor.numpy, torch.Tensor.__array__})  # x.numpy(), np.asarray(x)
+_numpy_sites: set[str] = set()  # call sites already warned about
 
 _bookkeeping_depth = 0
 _grad_enabled = torch.is_grad_enabled
@@ -158,6 +161,7 @@ _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file_
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
                os.path.join(_HERE, "vector_ops.py"), os.path.join(_HERE, "products.py"),
+               os.path.join(_HERE, "hooks.py"),
                os.path.abspath(contextlib.__file__))
 
 
@@ -279,6 +283,9 @@ class Gate(TorchFunctionMode):
         kwargs = kwargs or {}
         if getattr(func, "__name__", None) in _ATTRIBUTE or self.in_forward():
             return func(*args, **kwargs)
+        if func in TO_NUMPY and self.in_step():
+            numpy_conversion(args)
+            return func(*args, **kwargs)
         if _grad_enabled() and func in _BACKWARD:
             if not self.training():
                 return func(*args, **kwargs)
@@ -292,6 +299,26 @@ class Gate(TorchFunctionMode):
                 return func(*args, **kwargs)
         # data preparation, evaluation, the optimizer (the gate is off during its step): no GEMM to see
         return func(*args, **kwargs)
+
+
+def numpy_conversion(args: tuple) -> None:
+    """A tensor converted to numpy inside a recorded training step (``x.numpy()``,
+    ``np.asarray(x)``): whatever numpy computes from it is invisible to the recorder, which sees
+    torch operators only. A floating tensor of two or more dimensions (an activation, a weight
+    matrix: what a GEMM takes) is warned about once per call site; a vector or integer tensor (a
+    metric, predicted labels) and conversions inside :func:`bookkeeping` are not."""
+    t = args[0] if args else None
+    if in_bookkeeping() or not isinstance(t, torch.Tensor) or t.dim() < 2 or not t.is_floating_point():
+        return
+    site = call_site()
+    if site in _numpy_sites:
+        return
+    _numpy_sites.add(site)
+    warnings.warn(RecorderWarning(
+        f"a {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} tensor was converted to numpy inside "
+        f"a recorded training step at {site}: a GEMM numpy runs on it is not in the trace (the recorder "
+        "sees torch operators only); run that work in torch, or wrap it in "
+        "traces.recording.recorder.bookkeeping() if it is not training work"), stacklevel=3)
 
 
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
