@@ -15,8 +15,10 @@ import traces
 from traces import RecorderError
 from traces.format.layer import LayerSpec
 from traces.format.validate import validate
+from traces.stats import accounting
 from traces.stats.accounting import pass_counts
 from traces.stats.convnd_counts import effectual
+from traces.stats.paper_stats import nm_stats
 
 from .scalar_convnd import conv_nd, conv_transpose_nd
 
@@ -60,6 +62,10 @@ def test_conv3d_counts_equal_the_scalar_reference(case, masked):
     assert effectual(spec, "backward_data", masks) == (bd_in, bd)
     assert effectual(spec, "backward_weight", masks) == (bw, bw)
     assert 0 < bd_in < bd  # padding: some backward-data products land outside x
+    m = masks  # the public accounting functions count the same
+    assert accounting.forward_effectual(spec, m["x"], m["w"], y_sel) == fwd
+    assert accounting.backward_data_effectual(spec, m["dy"], m["w"]) == (bd, bd_in)
+    assert accounting.backward_weight_effectual(spec, m["x"], m["dy"], need) == bw
     macs = N * math.prod(y.shape[2:]) * k * (c // groups) * math.prod(ks)  # closed form, every pass
     assert {p: spec.gemm(p, N).macs for p in PASSES} == dict.fromkeys(PASSES, macs)
     g = spec.gemm("forward", N)
@@ -97,6 +103,10 @@ def test_transposed_conv_counts_equal_the_scalar_reference(case, masked):
     assert effectual(spec, "forward", masks) == (fwd, fwd_gemm)
     assert effectual(spec, "backward_data", masks) == (bd, bd)
     assert effectual(spec, "backward_weight", masks) == (bw, bw)
+    m = masks
+    assert accounting.forward_effectual(spec, m["x"], m["w"], y_sel) == fwd
+    assert accounting.backward_data_effectual(spec, m["dy"], m["w"]) == (bd, bd)
+    assert accounting.backward_weight_effectual(spec, m["x"], m["dy"], need) == bw
     # one product per input element and kernel tap: the inserted zeros are not multiplied
     macs = N * math.prod(size) * cin * (cout // groups) * math.prod(ks)
     assert {p: spec.gemm(p, N).macs for p in PASSES} == dict.fromkeys(PASSES, macs)
@@ -220,6 +230,9 @@ def test_a_transposed_conv_decoder_trains_records_and_validates(tmp_path):
         ("up1", "conv_transpose", (4, 3, 3), (4, 2, 4, 4), (4, 6, 6), (2, 2), (1, 1), (1, 1), 2),
         ("up2", "conv_transpose", (4, 6, 6), (4, 2, 3, 3), (2, 12, 12), (2, 2), (1, 1), (1, 1), 1),
         ("up3", "conv_transpose", (2, 144), (2, 1, 3), (1, 290), (2,), (1,), (2,), 1)]
+    # N:M groups run along the forward's reduction, C_in/g: up2's 4 inputs per (output, tap) column
+    nm = nm_stats(tr, 2, 4).set_index(["iteration", "layer"])
+    assert nm.loc[(0, "up2"), "groups"] == 2 * 3 * 3
 
 
 def test_unsupported_conv_variants_are_refused_naming_module_and_field(tmp_path):

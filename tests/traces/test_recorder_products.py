@@ -361,3 +361,28 @@ def test_a_transformer_encoder_records_unmodified(tmp_path):
         (f"{attn}.in_proj_weight", "linear"), (f"{attn}.scores", "matmul"), (f"{attn}.context", "matmul"),
         (f"{attn}.out_proj.weight", "linear"), ("1.layers.0.linear1", "linear")]
     assert tr.layers[2].x_shape == (H, L, D) and tr.layers[2].attention["role"] == "scores"
+
+
+def test_a_flattened_input_times_a_parameter_records_per_sample(tmp_path):
+    """``F.linear(h.view(-1, d), W)`` with a bare parameter (a router, GPT-2's Conv1D): the
+    (N·L, d) input is recorded per sample as (L, d) (a name clash made it a TypeError once)."""
+
+    class Router(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Linear(4, 6)
+            self.weight = torch.nn.Parameter(torch.randn(3, 6))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.emb(x)
+            return F.linear(h.reshape(-1, 6), self.weight).sum()
+
+    model = Router()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        model(torch.randn(2, 5, 4)).backward()
+        opt.step()
+        rec.step()
+    spec = {s.name: s for s in traces.load(tmp_path / "t").layers}["weight"]
+    assert (spec.x_shape, spec.y_shape) == ((5, 6), (5, 3))

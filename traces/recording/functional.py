@@ -44,6 +44,7 @@ from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
 from . import recurrent
 from .capture import in_bookkeeping
+from .hooks import Hook
 from .products import in_multi_head_attention
 from .vector_ops import step_batch
 
@@ -152,12 +153,14 @@ class FunctionalCalls:
         for m in self.model.modules():
             if isinstance(m, nn.RNNBase):
                 self._patched.append((m, m.__dict__.get("forward")))
-                m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
+                m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m),
+                                    Hook(self._training_now))
         self._model_batch: int | None = None  # the leading dimension of the model's first input
         self._param_products_seen = False  # whether iteration 0 recorded a parameter product
         self._param_rows: dict[str, tuple[int, int]] = {}  # the rows each recorded call's weight spans
-        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._param_products_on),
+                                                                  with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(Hook(self._param_products_off), prepend=True,
                                                               always_call=True))
 
     def _functional_exit(self) -> None:
@@ -274,8 +277,8 @@ class FunctionalCalls:
         elif x.dim() >= 2 and x.shape[0] == batch:
             x_shape = tuple(x.shape[1:])
         elif x.dim() == 2:  # (N·L, in), batch-major: GPT-2's x.view(-1, in)
-            rows = x.shape[0] // batch
-            x_shape = (rows, n_in) if rows > 1 else (n_in,)
+            tokens = x.shape[0] // batch
+            x_shape = (tokens, n_in) if tokens > 1 else (n_in,)
         else:
             raise RecorderError(f"{qual}: the input {tuple(x.shape)} of a product with this parameter "
                                 f"does not lead with the step's batch ({batch} samples)")

@@ -51,7 +51,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
-from .capture import in_bookkeeping
+from .capture import TO_NUMPY, in_bookkeeping, numpy_conversion
+from .hooks import Hook
 from .nonzero import count_nonzero
 
 _MATMUL = frozenset({torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__})
@@ -95,6 +96,8 @@ class ActivationProducts(TorchFunctionMode):
             out = self.on_call(func, args, kwargs)
             if out is not NotImplemented:
                 return out
+        elif func in TO_NUMPY:  # inside a training forward pass
+            numpy_conversion(args)
         return func(*args, **kwargs)
 
 
@@ -234,8 +237,9 @@ class ProductCapture:
         self._module_names = {m: q for q, m in self.model.named_modules()}
         self._mha_current: tuple[Any, dict[str, Any]] | None = None  # (its frame, state): the last
         # F.multi_head_attention_forward call whose products were seen
-        self._handles.append(self.model.register_forward_pre_hook(self._act_on))
-        self._handles.append(self.model.register_forward_hook(self._act_off, prepend=True, always_call=True))
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._act_on)))
+        self._handles.append(self.model.register_forward_hook(Hook(self._act_off), prepend=True,
+                                                              always_call=True))
 
     def _products_exit(self) -> None:
         self._mha_current = None

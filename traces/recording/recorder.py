@@ -54,8 +54,10 @@ from .capture import (
     bookkeeping,
     find_targets,
     layer_spec,
+    user_frame,
 )
 from .functional import FunctionalCalls
+from .hooks import Hook
 from .modules import (
     flattened_rows,
     inner_lookups,
@@ -278,6 +280,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._foreign_handles: list[Any] = []  # the global module hooks, on for watched iterations
         self._backward_frame: Any = None  # the user's frame that started that backward pass
         self._nograd_pass: str | None = None  # call site of a no-grad training-mode pass of the model
+        self._begin_site = ""  # file:line where the current iteration's first recorded call began
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
                       "parameters": sum(p.numel() for p in model.parameters())},
@@ -314,17 +317,17 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
                                    counts_batch=self._counts_batch)
         if self._background:
             self._worker = BackgroundWriter(self._writer, self._max_pending)
-        self._handles.append(self.model.register_forward_pre_hook(self._forward_begins, prepend=True))
-        self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._forward_begins), prepend=True))
+        self._handles.append(self.model.register_forward_hook(Hook(self._forward_ends), always_call=True))
         self._own_forwards: list[tuple[nn.Module, Any]] = []
         for m in self._targets:
             if own_forward_embedding(m):  # its lookups are recorded, not its call (modules.py)
                 self._own_forwards.append((m, m.__dict__.get("forward")))
-                m.forward = partial(inner_lookups, m, type(m).forward.__get__(m), self._pre_hook,
-                                    self._post_hook)
+                m.forward = partial(inner_lookups, m, type(m).forward.__get__(m), Hook(self._pre_hook),
+                                    Hook(self._post_hook))
                 continue
-            self._handles.append(m.register_forward_pre_hook(self._pre_hook))
-            self._handles.append(m.register_forward_hook(self._post_hook))
+            self._handles.append(m.register_forward_pre_hook(Hook(self._pre_hook)))
+            self._handles.append(m.register_forward_hook(Hook(self._post_hook)))
         self._functional_enter()
         self._products_enter()  # products of two activations (traces.recording.products)
         self._vector_ops_enter()
@@ -344,8 +347,36 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         """Detach from the model, write what is queued and finalize the manifest.
 
         Raises an error of the background writer (a full disk), unless ``complete`` is False
-        (closing because of another exception, which then goes on unmasked).
+        (closing because of another exception, which then goes on unmasked). Raises
+        :class:`RecorderError`, leaving the trace marked incomplete, when work of the model ran
+        after the last :meth:`step` and no step followed: a training-mode forward pass under
+        ``no_grad`` (an evaluation left in training mode, a teacher pass of the model itself) or a
+        training forward pass whose step never came; the trace would hold neither.
         """
+        pending = self._unfinished_work() if complete and self._writer is not None else None
+        self._close(complete and pending is None)
+        if pending is not None:
+            raise RecorderError(pending)
+
+    def _unfinished_work(self) -> str | None:
+        """Why closing now would drop work of the model without a word (None: nothing pending)."""
+        way_out = ("put the model in eval mode (model.eval()) for evaluation, as eval passes are not "
+                   "training steps; call rec.step() after each optimizer step")
+        if self._nograd_pass is not None:
+            return (f"the recorded model ran a forward pass in training mode without gradients at "
+                    f"{self._nograd_pass} after the last training step, and no step followed: the "
+                    f"trace holds none of its work (its GEMMs, its batch-norm statistics updates); "
+                    f"{way_out}")
+        if self._started and (self._calls or self._products):
+            first = self._layers[(self._calls or self._products)[0].layer].name
+            n_calls = len(self._calls) + len(self._products)
+            return (f"a training forward pass of the recorded model ({n_calls} "
+                    f"layer calls, the first {first!r}) began at {self._begin_site} after the last "
+                    f"rec.step(), and no step followed: the trace holds none of its work; {way_out}, "
+                    "or run it under torch.no_grad() in eval mode")
+        return None
+
+    def _close(self, complete: bool) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -474,6 +505,9 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._force_next = False
         self._last_lr = lr
         self._started = True
+        frame = user_frame()  # where the step began, named if it never reaches rec.step()
+        self._begin_site = "(no Python call site)" if frame is None else \
+            f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
         if self._watched() and self._writer is not None:
             self._watch_foreign(True)
 

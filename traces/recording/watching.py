@@ -51,7 +51,7 @@ class StepWatch:
             if not self._started:
                 self._begin_iteration()
             start = self._watched()
-            if self._nograd_pass is not None and start:
+            if self._nograd_pass is not None:  # on every iteration: noting it costs one call site
                 site, self._nograd_pass = self._nograd_pass, None
                 raise RecorderError(
                     f"the recorded model ran a forward pass in training mode without gradients at {site} "
@@ -60,8 +60,8 @@ class StepWatch:
                     "would miss them; if it was evaluation, put the model in eval mode (model.eval()) "
                     "for it, as eval passes are not training steps")
         elif self._watch is None and not self._forward_marks and self._writer is not None \
-                and self.model.training and not torch.is_grad_enabled() and self._watched_upcoming():
-            self._nograd_pass = self._nograd_pass or call_site()  # refused if a training step follows
+                and self.model.training and not torch.is_grad_enabled():
+            self._nograd_pass = self._nograd_pass or call_site()  # refused if a step follows, or at close
         if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
