@@ -369,8 +369,8 @@ def sweep_report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, 
         for x in mine:
             pairs = ((x["remaining_at_best"], x["best_accuracy"]),
                      (x["best_remaining"], x["accuracy_at_best_remaining"]))
-            hits = [f"{a * 100:.2f} % at {r * 100:.2f} %" for r, a in pairs
-                    if lo <= r * 100 <= hi and abs(a * 100 - p["sparse"][0]) <= 0.3]
+            hits = list(dict.fromkeys(f"{a * 100:.2f} % at {r * 100:.2f} %" for r, a in pairs  # one if equal
+                                      if lo <= r * 100 <= hi and abs(a * 100 - p["sparse"][0]) <= 0.3))
             lines.append(f"| {x['alpha']:g} | {x['epochs_run']} of 20 | {x['remaining_at_best'] * 100:.2f} "
                          f"| {x['best_accuracy'] * 100:.2f} | {x['best_remaining'] * 100:.2f} "
                          f"| {x['accuracy_at_best_remaining'] * 100:.2f} | {x['remaining'] * 100:.2f} "
@@ -385,6 +385,12 @@ def sweep_report(results: list[dict[str, Any]], runs: list[Run], wall_s: float, 
             steps = zip(x["remaining_history"], x["history"], strict=True)
             text = ", ".join(f"{r * 100:.2f}→{a * 100:.2f}" for r, a in steps)
             lines.append(f"- α = {x['alpha']:g}: {text}")
+        lines += ["", "After the last epoch, per layer (remaining %; threshold resets by the 1 % collapse "
+                  "rule over the run):", ""]
+        for x in mine:
+            layers = ", ".join(f"{n} {v * 100:.2f} % ({x['resets'].get(n, 0)} resets)"
+                               for n, v in x["layer_remaining"].items())
+            lines.append(f"- α = {x['alpha']:g}: {layers}")
         lines.append("")
     return "\n".join(lines) + "\n"
 

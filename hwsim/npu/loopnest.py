@@ -101,6 +101,22 @@ class ConvShape:
         return cls(batch, spec.w_shape[0], spec.w_shape[1], 1, spec.rows_per_sample)
 
 
+TIE_REL = 1e-9  # candidates whose objective differs by less than this fraction are tied
+
+
+def tie_rank(values: np.ndarray, rel: float = TIE_REL) -> np.ndarray:
+    """Rank ``(N,)`` of each value where values within ``rel`` of their neighbour in sorted order
+    share a rank: sums of the same costs taken in another order differ in their last bits, and
+    such a difference must not decide a choice (the tie-breaks after it do)."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(v, kind="stable")
+    s = v[order]
+    gaps = np.diff(s) > rel * np.maximum(np.abs(s[1:]), 1e-300)
+    rank = np.empty(len(v), np.int64)
+    rank[order] = np.concatenate(([0], np.cumsum(gaps)))
+    return rank
+
+
 def divisors(n: int) -> np.ndarray:
     """Ascending divisors of ``n >= 1``."""
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]

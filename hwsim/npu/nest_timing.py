@@ -19,12 +19,22 @@ cycles come from the off-chip channels (``timing.transfers``), and the back end
 staging buffer in use is double-buffered (the next tile loads while this one computes), one
 otherwise; the channel is shared when the write-back travels on a read's channel.
 
+With two slots and the register-file level (its tile's own loops are known: ``TileStream``), the
+first and last tiles are not whole-tile transfers: a tile runs as the steps of its outermost
+turning buffer-level loop, so the first tile computes once its first step's data is in (the rest
+streams in behind it at the channel's rate) and the last write-back is what the last step finishes
+(what earlier tiles and steps finished drains while the last tile computes). Every byte still
+crosses the channel: the cycles taken off the first load join the second, those taken off the last
+write-back the one before it. Without the register-file level a tile's loop nest inside is the
+array's folds, and transfers stay whole tiles.
+
 :func:`estimate` is the mapper's closed form of the same schedule (per candidate, no loop):
 exact when no transfer takes time, and a bound-based estimate otherwise (``docs/mapping.md``).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,6 +58,24 @@ class NestTiming:
     array_cycles: int  # Σ per-tile array cycles (folds × (fill + streamed length)), unscaled
     tiles: int
     slots: int
+
+
+@dataclass(frozen=True)
+class TileStream:
+    """How a tile meets its data when its own loop nest is known (the register-file level): the
+    tile runs as ``substeps`` steps of its outermost turning buffer-level loop, and with
+    double-buffered staging buffers the first tile starts on its first step's data while the rest
+    streams in behind, and the last write-back drains what is final while the last tile computes.
+
+    ``start``: off-chip bytes of ``a`` and ``b`` the first step needs (its footprint; all of an
+    operand that loop does not index); ``tile_write``: the written operand's bytes of one tile;
+    ``late_write``: those the last step finishes (``tile_write / substeps`` when the loop indexes
+    the written operand, else all of them)."""
+
+    substeps: int
+    start: tuple[float, float]
+    tile_write: float
+    late_write: float
 
 
 def slots_of(arch: Architecture) -> int:
@@ -87,6 +115,7 @@ class NestPlan:
     trips: np.ndarray  # (5,) trips of the loops in order
     revisit_loops: np.ndarray  # (5,) bool: a c load with one of these loops past 0 is a revisit
     per_event: dict[str, float]  # bytes per event: "a", "b" (reads), "c" (partial-sum reads), "c_write"
+    stream: TileStream | None = None  # the tile's own steps (register-file level), else whole tiles
 
     @property
     def total(self) -> int:
@@ -166,7 +195,7 @@ class NestPlan:
 def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
               order: tuple[str, ...], levels: dict[str, int], dram_bytes: dict[tuple[str, str], float],
               elem_bytes: dict[str, float], dataflow: str, compute_scale: float = 1.0,
-              array: tuple[int, float] | None = None) -> NestPlan:
+              array: tuple[int, float] | None = None, stream: TileStream | None = None) -> NestPlan:
     """The per-tile plan of one mapping.
 
     Args:
@@ -176,6 +205,8 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
         compute_scale: multiplies every tile's compute cycles (rounded up).
         array: a register-file level's ``(PE cycles, bytes the buffers feed)`` per tile
             (``NestResult.tile_array``), instead of the systolic array's folds.
+        stream: the tile's steps (``NestResult.tile_stream``): the first tile starts on its first
+            step's data and the last write-back drains behind the last tile's steps.
     """
     n = int(np.prod([d // t for d, t in zip(shape.dims, tile, strict=True)]))
     if array is None:
@@ -202,7 +233,7 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
     per_event["c"] = c_read / ((revisits if revisit_loops.any() else visits) * g) if c_read else 0.0
     strides = np.array([int(np.prod(trips[q + 1:])) for q in range(5)], np.int64)
     return NestPlan(n, g, compute, per_tile, {op: ev[op][1] for op in "abc"}, strides, trips,
-                    revisit_loops, per_event)
+                    revisit_loops, per_event, stream)
 
 
 def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -> NestTiming:
@@ -215,34 +246,70 @@ def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -
     lat = 0 if transfer_free(arch) else arch.off_chip.latency_cycles
     no_latency = replace(arch, memories=tuple(replace(m, latency_cycles=0) if m.off_chip else m
                                               for m in arch.memories)) if lat else arch
-    for start in range(0, plan.total, CHUNK_TILES):
-        stop = min(start + CHUNK_TILES, plan.total)
+    edges = [*range(0, plan.total, CHUNK_TILES), plan.total]
+    if len(edges) > 2 and edges[-1] - edges[-2] == 1:  # the last two tiles in one chunk
+        edges[-2] -= 1
+    stream = plan.stream if prefetch else None
+    for start, stop in itertools.pairwise(edges):
         compute, reads, writes = plan.chunk(start, stop, prefetch=prefetch)
         dma, wb = transfers(no_latency, reads, writes, len(compute))
         if lat:
             dma_at, wb_at = plan.starts(start, stop, prefetch)
             dma, wb = dma + lat * dma_at, wb + lat * wb_at
+        if stream is not None:
+            _stream_ends(plan, stream, no_latency, lat, dma, wb, start == 0, stop == plan.total)
         sched.feed(compute, dma, wb)
     end = sched.finish().total_cycles if plan.total else 0
     return NestTiming(int(end), plan.compute * plan.total, plan.array_cycles * plan.total, plan.total, slots)
 
 
+def _stream_ends(plan: NestPlan, stream: TileStream, arch: Architecture, lat: int, dma: np.ndarray,
+                 wb: np.ndarray, first: bool, last: bool) -> None:
+    """Shorten the first tile's loads and the last write-back in place to what the tile's steps
+    leave exposed (``TileStream``); the cycles taken off move to the next load and the write-back
+    before, so the channel carries every byte: the first tile's steps start when the first step's
+    data is in and the last one when all of it is (``max(start, D0 − c + c/steps)``); the last
+    write-back drains what earlier tiles finished while the last tile computes and the last tile's
+    steps as they finish (``max(W − c, W_tile − c + c_last, W_late)``)."""
+    c = plan.compute
+    if first and len(dma) and dma[0] > 0:
+        moved = {o: np.array([min(b, plan.per_event[o])])
+                 for o, b in zip("ab", stream.start, strict=True) if plan.per_event[o]}
+        need = int(transfers(arch, moved, np.zeros(1), 1)[0][0]) + (lat if moved else 0)
+        cut = max(need, int(dma[0]) - c + -(-c // stream.substeps))
+        if cut < dma[0] and plan.total > 1:
+            dma[1] += dma[0] - cut
+            dma[0] = cut
+    if last and plan.total > 1 and wb[-1] > 0:
+        write = plan.per_event["c_write"]
+        tile_w = min(stream.tile_write, write)
+        late_w = min(stream.late_write, tile_w)
+        t_w, t_late = (int(transfers(arch, {}, np.array([b]), 1)[1][0]) + lat for b in (tile_w, late_w))
+        c_late = int(np.ceil(c * late_w / tile_w)) if tile_w else c
+        cut = min(int(wb[-1]), max(int(wb[-1]) - c, t_w - c + c_late, t_late))
+        wb[-2] += wb[-1] - cut
+        wb[-1] = cut
+
+
 def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[str, str], np.ndarray],
              first_loads: dict[str, np.ndarray], last_write_bytes: np.ndarray, tiles: np.ndarray,
-             transfers_: np.ndarray) -> np.ndarray:
+             transfers_: np.ndarray, stream: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The mapper's closed-form cycles of each candidate ``(N,)`` for the schedule above.
 
     Args:
         dram: off-chip bytes per ``(operand, "read" | "write")``, each ``(N,)``.
         first_loads: per operand ``a``, ``b``, the bytes of its first slice ``(N,)``.
         transfers_: DMA-ins and write-backs of all tiles ``(N,)`` (each pays the off-chip latency).
+        stream: the register-file level's tile steps (``TileStream``'s fields as arrays ``(N,)``:
+            ``substeps``, ``start_a``, ``start_b``, ``tile_write``, ``late_write``, bytes).
 
     Per channel (``timing.channel``: a link from or to the off-chip memory, else its own channel),
     ``D`` is the busiest channel's transfer cycles plus the latency once per transfer, ``D0`` the
     first tile's loads, ``Wl`` the last write-back, ``C`` all computes and ``c`` one tile's.
     ``S = 2``: ``max(D0 + C + Wl, D)`` (the first loads, every compute and the last write-back in
-    a row; or the busiest channel throughout); ``S = 1``: ``D + C`` on one channel shared by reads
-    and write-backs (a tile's load, compute and write-back never overlap another's),
+    a row; or the busiest channel throughout; with ``stream``, ``D0`` and ``Wl`` are what the
+    tile's steps leave exposed, as the schedule takes them); ``S = 1``: ``D + C`` on one channel
+    shared by reads and write-backs (a tile's load, compute and write-back never overlap another's),
     ``max(D0 + C + Wl, D + c)`` otherwise. Exact when no transfer takes time (``C``); on a shared
     channel both are lower bounds of the schedule (``S = 1``: equal to it where the loads and
     write-backs serialize).
@@ -270,9 +337,38 @@ def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[st
     per_tile = np.ceil(compute_cycles / np.maximum(tiles, 1))
     reads = {op for (op, direction) in dram if direction == "read"}
     if slots_of(arch) == 2:  # the next slices stream in while this one computes
+        if stream is not None:
+            d0, wl = _exposed(arch, stream, first_loads, last_write_bytes, per_tile, tiles, d0, wl, lat)
         out = np.maximum(d0 + compute_cycles + wl, d_all)
     elif shares_channel(arch, reads) and len(per_cycle) == 1:
         out = d_all + compute_cycles
     else:
         out = np.maximum(d0 + compute_cycles + wl, d_all + per_tile)
     return out.astype(np.int64)
+
+
+def _exposed(arch: Architecture, stream: dict[str, np.ndarray], first_loads: dict[str, np.ndarray],
+             last_write_bytes: np.ndarray, per_tile: np.ndarray, tiles: np.ndarray, d0: np.ndarray,
+             wl: np.ndarray, lat: int) -> tuple[np.ndarray, np.ndarray]:
+    """``estimate``'s first loads and last write-back as ``_stream_ends`` leaves them exposed."""
+    start: dict[str, np.ndarray] = {}
+    per_cycle: dict[str, float] = {}
+    for op in ("a", "b"):
+        if op in first_loads:
+            name, bw = channel(arch, op, True)
+            per_cycle[name] = bw / arch.clock_hz
+            start[name] = start.get(name, 0) + np.minimum(stream[f"start_{op}"], first_loads[op])
+    need = np.max([np.ceil(b / per_cycle[n]) if per_cycle[n] > 0 else np.zeros(len(d0))
+                   for n, b in start.items()], axis=0) + lat
+    step = np.ceil(per_tile / np.maximum(stream["substeps"], 1))
+    d0 = np.where((tiles > 1) & (d0 > 0), np.minimum(d0, np.maximum(need, d0 - per_tile + step)), d0)
+    _, c_bw = channel(arch, "c", False)
+    if c_bw <= 0:
+        return d0, wl
+    tile_w = np.minimum(stream["tile_write"], last_write_bytes)
+    late_w = np.minimum(stream["late_write"], tile_w)
+    t_w = np.ceil(tile_w / (c_bw / arch.clock_hz)) + lat
+    t_late = np.ceil(late_w / (c_bw / arch.clock_hz)) + lat
+    c_late = np.where(tile_w > 0, np.ceil(per_tile * late_w / np.maximum(tile_w, 1)), per_tile)
+    cut = np.minimum(wl, np.maximum.reduce([wl - per_tile, t_w - per_tile + c_late, t_late]))
+    return d0, np.where((tiles > 1) & (wl > 0), cut, wl)

@@ -40,7 +40,7 @@ import numpy as np
 from archs import Architecture
 
 from ..errors import MappingError
-from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints, tie_rank
 
 # (pass, dataflow) -> loop dimensions unrolled over the array's rows and columns: the dataflow's
 # stationary GEMM dimensions (DESIGN.md: ws keeps B with K on rows and N on columns, ...) as the
@@ -133,7 +133,9 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
     the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
     (partial sums read back down), ``rf_fill_{op}`` (register-file writes from the buffer, all
-    PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``.
+    PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``,
+    ``substeps`` (trips of the outermost turning buffer-level loop: the tile's steps) and
+    ``step_{op}`` (elements of each operand's footprint in one step, ``hwsim.npu.nest_timing.TileStream``).
     """
     rows, cols = arch.compute.rows, arch.compute.cols
     (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
@@ -193,6 +195,19 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
             out[f"rf_fill_{op}"] = moved
             out[f"array_{op}"] = moved // multicast
     out["compute_cycles"] = np.full(n, -(-shape.macs // pes), np.int64)
+    # the tile's sub-steps: the trips of its outermost turning buffer-level loop; the first sub-step
+    # needs each operand's footprint with that loop's extent cut by its trips (all of an operand the
+    # loop does not index), and the last one finishes that much of the written operand
+    ordered = np.take_along_axis(glb_trips, orders, axis=1)  # (N, 5) outermost first
+    at = np.argmax(ordered > 1, axis=1)
+    rows_n = np.arange(n)
+    steps = np.where((ordered > 1).any(axis=1), ordered[rows_n, at], 1)
+    sub = np.array(np.broadcast_to(np.array(tile, np.int64), (n, 5)))
+    sub[rows_n, orders[rows_n, at]] //= steps
+    fp_step = footprints(shape, sub)
+    out["substeps"] = steps
+    for op, tensor in roles.items():
+        out[f"step_{op}"] = fp_step[tensor]
     out["spatial"] = np.array([[DIMS.index(rd), rfac, DIMS.index(cd), cfac]] * n, np.int64)
     out["per_pe"] = np.broadcast_to(per_pe, (n, 5))
     return out
@@ -228,7 +243,7 @@ def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, .
     e = pe_energy(arch, c, eb, buffer_of, price)
     partial = c["array_c"] + c["array_read_c"]  # ties: fewer partial sums through the buffer, then
     accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then the first
-    j = int(np.lexsort((np.arange(len(e)), accesses, partial, np.round(e, 6)))[0])
+    j = int(np.lexsort((np.arange(len(e)), accesses, partial, tie_rank(e)))[0])
     sp = c["spatial"][j]
     mp = PeMapping(((DIMS[sp[0]], int(sp[1])), (DIMS[sp[2]], int(sp[3]))),
                    tuple(int(x) for x in c["pe_tile"][j]), tuple(DIMS[i] for i in c["order"][j]))

@@ -7,24 +7,25 @@ ResNet-18 convolutions and two BERT GEMMs (forward, batch 1, 8-bit values: acces
 
 - given.csv: AccelForge's model evaluating hwsim's own chosen mapping of each layer (translated into
   its mapping nodes): reads and writes of every tensor at DRAM, the global buffer and the register
-  file, and the energy, agree to 0.1 %; latency within 1.25× where hwsim's first loads and last
-  write-back are small next to the computation (AccelForge's latency is the maximum over its
-  components: every transfer overlaps compute).
-- reference.csv (the layers its search finished on this machine: bert_qkv): AccelForge's own
-  mapper on the same machine: accesses per tensor within 1.25×, energy within 10 %, latency within
-  1.25×.
+  file, and the energy, agree to 0.1 %; latency within 1.25× (AccelForge's latency is the maximum
+  over its components; hwsim's schedule leaves the first tile's first step and the last tile's last
+  step exposed, docs/mapping.md "Timing of the nest").
+- reference.csv (every layer its search finished on this machine): AccelForge's own mapper on the
+  same machine: accesses per tensor within 1.25×, energy within 10 %, latency within 1.25×.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import archs
-from hwsim.npu.loopnest import ConvShape
-from hwsim.npu.mapper import search
+from hwsim.npu.loopnest import ConvShape, tie_rank
+from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.nest_timing import nest_plan, nest_timing
 from hwsim.npu.pe_tiles import tiled
 
@@ -41,10 +42,6 @@ def _rows(name: str) -> list[dict[str, str]]:
 LAYERS = {r["name"]: r for r in _rows("layers.csv")}
 GIVEN = _rows("given.csv")
 REFERENCE = _rows("reference.csv")
-# hwsim's schedule puts the first loads and the last write-back outside the computation; on this
-# layer (the energy objective fills the buffer: 73,728 B of weights before the first tile) they add
-# 42 % to AccelForge's maximum over its components (docs/validation.md §3c)
-LATENCY_GAP = {"l2_3x3_s2": (1.3, 1.5)}
 
 
 def shape_of(name: str) -> ConvShape:
@@ -64,7 +61,7 @@ def schedule_cycles(arch, shape: ConvShape, res) -> int:
         if lv == "dram":
             dram[(op, d)] = dram.get((op, d), 0.0) + v
     plan = nest_plan(shape, "forward", arch, res.mapping.tile, res.mapping.order, res.levels, dram, ONE, "ws",
-                     1.0, res.tile_array)
+                     1.0, res.tile_array, res.tile_stream)
     return nest_timing(plan, arch).total_cycles
 
 
@@ -114,8 +111,7 @@ def test_latency_within_125_percent_of_accelforges_model(results):
     arch, res = results
     for r in GIVEN:
         ratio = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
-        low, high = LATENCY_GAP.get(r["layer"], (0.8, 1.25))
-        assert low <= ratio <= high, (r["layer"], ratio)
+        assert 0.8 <= ratio <= 1.25, (r["layer"], ratio)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -171,3 +167,49 @@ def test_replayed_rows_carry_the_register_file_level(tmp_path):
         for key in (("rf", "a", "write"), ("glb", "a", "read"), ("glb", "c", "write")):
             assert row[f"{key[0]}_{key[1]}_{key[2]}_bytes"] == pytest.approx(accesses(res, *key)), key
         assert row["gemm_cycles"] >= macs // (arch.compute.rows * arch.compute.cols)
+
+
+def test_first_and_last_steps_are_what_the_schedule_leaves_exposed(results):
+    """l2_3x3_s2 (`B1 K128 C32 OY14 OX28 | C2 OY2`, buffer-level loops `OY14 OX14`, 8 B/cycle): the
+    first tile starts once its weights and the input rows of its first output row are in, and the
+    last write-back is the last tile's last output row (the other half of the output, final one tile
+    earlier, and the last tile's earlier rows drain while it computes). By hand from the layer:"""
+    arch, res = results
+    r = res["l2_3x3_s2"]
+    assert r.notation.startswith("B1 K128 C32 OY14 OX28 | C2 OY2 ") and r.notation.endswith("| OY14 OX14")
+    macs_per_tile = 128 * 32 * 14 * 28 * 9
+    compute = 4 * macs_per_tile // 1024  # four tiles on 32 × 32 PEs
+    first_step = (128 * 32 * 9 + 32 * 3 * 57) / 8  # weights + 3 input rows (stride 2) of 57 columns
+    last_step = 128 * 1 * 28 / 8  # one output row of the last tile
+    assert r.cycles == compute + first_step + last_step  # the mapper's closed form
+    ours = schedule_cycles(arch, shape_of("l2_3x3_s2"), r)
+    assert r.cycles <= ours <= 1.02 * r.cycles
+    # whole tiles instead (the first tile's slices in before it computes, the whole output after):
+    # the bound before the steps were modelled, 1.42× AccelForge's latency
+    whole = dataclasses.replace(r, tile_stream=None)
+    loads = (128 * 32 * 9 + 32 * 29 * 57) / 8
+    assert schedule_cycles(arch, shape_of("l2_3x3_s2"), whole) == compute + loads + 128 * 28 * 28 / 8
+
+
+def test_steps_never_lengthen_the_schedule_nor_move_other_bytes(results):
+    arch, res = results
+    for name, r in res.items():
+        whole = dataclasses.replace(r, tile_stream=None)
+        assert schedule_cycles(arch, shape_of(name), r) <= schedule_cycles(arch, shape_of(name), whole), name
+        assert r.compute_cycles <= r.cycles <= schedule_cycles(arch, shape_of(name), r), name
+
+
+def test_energy_ties_are_broken_by_fewer_partial_sums():
+    """bert_ffn1: `K128 C384 | K24 C2` (AccelForge's choice) and `K192 C256 | K16 C3` cost the same
+    energy to the last bits (1.5× the input's buffer reads against 1/1.5 of the partial sums'): the
+    tie goes to fewer partial sums through the buffer, as AccelForge's mapper breaks it."""
+    arch = archs.load(DATA / "pe_array_hwsim.yaml")
+    shape = shape_of("bert_ffn1")
+    a = evaluate(shape, "forward", arch, NestMapping((1, 128, 384, 1, 128), ("K", "C", "B", "OY", "OX")), ONE)
+    b = evaluate(shape, "forward", arch, NestMapping((1, 192, 256, 1, 128), ("K", "C", "B", "OY", "OX")), ONE)
+    assert a.energy_pj == pytest.approx(b.energy_pj, rel=1e-12)
+    assert accesses(a, "glb", "c", "read") < accesses(b, "glb", "c", "read")
+    assert search(shape, "forward", arch, ONE).notation == a.notation
+    # the whole input stays in the buffer (its slice is the smallest of least traffic: 98,304 B, once)
+    assert accesses(a, "dram", "a", "read") == 768 * 128
+    assert tie_rank(np.array([1.0, 1.0 + 1e-12, 1.0 + 1e-6, 2.0])).tolist() == [0, 0, 1, 2]

@@ -102,3 +102,38 @@ def test_dst_pairings_are_the_official_trainers():
     rem = [0.50, 0.20, 0.10, 0.06, 0.06]  # lowest 0.06, first reached at epoch 3
     assert mod.dst_pairings(acc, rem) == {"remaining_at_best": 0.10, "best_remaining": 0.06,
                                           "accuracy_at_best_remaining": 0.98}
+
+
+def sweep_result(alpha: float, remaining: list[float], accuracy: list[float], fc1_resets: int) -> dict:
+    mod = load_script()
+    return {"row": "dst-sweep-lenet5", "label": f"α={alpha:g}", "seed": 0, "alpha": alpha,
+            "epochs_run": len(accuracy), "history": accuracy, "remaining_history": remaining,
+            "remaining": remaining[-1], "best_accuracy": max(accuracy), "last_accuracy": accuracy[-1],
+            "wall_s": 60.0, "layer_remaining": {"conv1": 0.25, "fc1": 0.0125},
+            "resets": {"conv1": 0, "fc1": fc1_resets}, **mod.dst_pairings(accuracy, remaining)}
+
+
+def test_sweep_report_marks_a_pairing_within_two_sigma_of_table_1():
+    """LeNet-5-Caffe's Table 1 point is 1.64 ± 0.13 % at 99.11 %: a run is "within 2σ" when one of
+    its two pairings lies in [1.38, 1.90] % remaining at 98.81 % accuracy or more."""
+    mod = load_script()
+    runs = [r for r in mod.SWEEP if r.row == "dst-sweep-lenet5"]
+    hit = sweep_result(1e-3, [0.05, 0.018, 0.0150], [0.985, 0.9880, 0.9885], 0)  # lowest: 1.50 % at 98.85
+    miss = sweep_result(2e-3, [0.03, 0.0120, 0.0130], [0.985, 0.9890, 0.9870], 3)  # 1.20 / 1.30 %: too few
+    low_acc = sweep_result(5e-4, [0.05, 0.0160], [0.970, 0.9870], 0)  # 1.60 % but at 98.70 %
+    text = mod.sweep_report([hit, miss, low_acc], runs, 600.0, smoke=False)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| 0.")}
+    assert rows["| 0.001"].endswith("| yes: 98.85 % at 1.50 % | 1.0 min |")
+    assert "| no |" in rows["| 0.002"] and "| no |" in rows["| 0.0005"]
+    assert "- α = 0.002: conv1 25.00 % (0 resets), fc1 1.25 % (3 resets)" in text
+    assert "Not run within the budget: α=0.0001, α=0.0015." in text
+
+
+def test_labels_pick_runs_within_a_row(tmp_path):
+    mod = load_script()
+    with pytest.raises(SystemExit):  # an unknown label is a one-line usage error
+        mod.main(["--sweep", "--rows", "dst-sweep-lenet5", "--labels", "α=0.3", "--out", str(tmp_path)])
+    assert mod.main(["--sweep", "--rows", "dst-sweep-lenet5", "--labels", "α=0.0015", "--budget-min", "0",
+                     "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "reproduction.json").read_text())
+    assert [(r["label"], r.get("skipped")) for r in results] == [("α=0.0015", True)]
