@@ -17,12 +17,13 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
 - a prologue (the first load's latency) and an epilogue (C written to L2 at the SM's share of the
   L2 bandwidth).
 
-Short K (a multistage kernel whose prologue fetches the block's whole K slice: at most
-``stages − 1`` K steps of the kernel as shipped, ``gpu.short_k_tile_k`` × ``gpu.short_k_stages`` or a
-fixed :class:`Kernel`'s own): there is no steady-state main loop, so nothing overlaps a block's loads
-with its MMAs, and its C stores follow its MMAs. A wave's C bytes then leave at the HBM bandwidth
-after its main loops, hidden only by the other blocks resident on the SM: ``min(threadblocks_per_sm,
-smem_bytes_per_sm // (stages · tk · (tm·a + tn·b) bytes))`` of them, each hiding its share.
+Short K (on a machine whose GEMM kernels are multistage, ``gpu.short_k_stages > 0``: a kernel whose
+prologue fetches the block's whole K slice, at most ``stages − 1`` K steps of the kernel as shipped,
+``gpu.short_k_tile_k`` × ``gpu.short_k_stages`` or a fixed :class:`Kernel`'s own): there is no
+steady-state main loop, so nothing overlaps a block's loads with its MMAs, and its C stores follow
+its MMAs. A wave's C bytes then leave at the HBM bandwidth after its main loops, hidden only by the
+other blocks resident on the SM: ``min(threadblocks_per_sm, smem_bytes_per_sm // (stages · tk ·
+(tm·a + tn·b) bytes))`` of them, each hiding its share.
 
 Per wave: the longest of the blocks' time, the wave's L2 traffic over the L2 bandwidth, and its
 HBM traffic over the HBM bandwidth, where tiles of one wave that share an A row panel or a B column
