@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+import traces
 from hwsim.simulate import simulate
 from hwsim.vector import gemm_pass_work
 from hwsim.workload import effectual, operand_counts, operands
-from tests.traces.test_conv_kinds import CONV3D, TRANSPOSED, decoder_trace, sparse, spec_of, volume_trace
+from tests.traces.test_conv_kinds import (
+    CONV3D,
+    TRANSPOSED,
+    Decoder,
+    decoder_trace,
+    sparse,
+    spec_of,
+    volume_trace,
+)
 from traces.stats.convnd_counts import effectual as exact_counts
 
 N = 2
@@ -103,3 +113,27 @@ def test_every_family_replays_3d_and_transposed_convs_with_exact_counts(recorded
                     if spec.kind != "linear":
                         assert (row["effectual_macs"], row["effectual_macs_gemm_view"]) == \
                             exact_counts(spec, pass_, masks)
+
+
+@pytest.mark.parametrize(("preset", "mode"), [("edge-npu", "expected"), ("gpu-a100", "expected"),
+                                              ("reram-isaac", "dense_counts_only")])
+def test_counts_only_iterations_replay_from_the_densities(tmp_path, preset, mode):
+    torch.manual_seed(0)
+    model = Decoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with traces.record(model, tmp_path / "t", every=2, optimizer=opt) as rec:  # iterations 1, 3: counts
+        for _ in range(4):
+            opt.zero_grad()
+            (model(torch.randn(3, 8)) ** 2).mean().backward()
+            opt.step()
+            rec.step()
+    tr = traces.load(tmp_path / "t")
+    df = simulate(tr, preset, iterations=[1, 3]).to_frame()
+    for spec in tr.layers[1:]:  # the transposed convs
+        rows = df[df["layer"] == spec.name].set_index(["iteration", "pass"])
+        for index in (1, 3):
+            assert rows.loc[(index, "update"), "mode"] == mode
+            for pass_ in PASSES:
+                row = rows.loc[(index, pass_)]
+                assert row["mode"] == mode and row["cycles"] > 0
+                assert row["algorithmic_macs"] == spec.gemm(pass_, 3).macs
