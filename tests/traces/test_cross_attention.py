@@ -156,6 +156,33 @@ def test_separate_key_and_value_sizes_record(tmp_path):
     _weights_updated_once(tr, model)
 
 
+def test_a_key_other_than_the_value_uses_three_row_blocks(tmp_path):
+    """Query, key and value three tensors (sequence-first, unbatched: one sample): PyTorch splits
+    in_proj_weight in three row blocks, each a linear on its own sequence, together the parameter."""
+    class Three(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(E, HEADS)
+
+        def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return self.attn(q, k, v)[0].sum()
+
+    model = Three()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        model(torch.randn(LQ, E), torch.randn(LK, E), torch.randn(LK, E)).backward()
+        opt.step()
+        rec.step()
+    tr = traces.load(tmp_path / "t")
+    validate(tr)
+    assert [(s.name, s.x_shape, s.w_shape) for s in tr.layers if s.kind == "linear"] == [
+        ("attn.in_proj_weight[0:8]", (LQ, E), (E, E)), ("attn.in_proj_weight[8:16]", (LK, E), (E, E)),
+        ("attn.in_proj_weight[16:24]", (LK, E), (E, E)), ("attn.out_proj.weight", (LQ, E), (E, E))]
+    assert tr.layers[3].y_shape == (HEADS, LQ, LK)
+    _weights_updated_once(tr, model)
+
+
 def test_a_packed_projection_used_whole_and_in_blocks_is_refused(tmp_path):
     """One nn.MultiheadAttention run as self-attention (its whole in_proj_weight) and as
     cross-attention (its row blocks) in one step would update the rows twice: refused."""

@@ -181,6 +181,17 @@ def test_llama_records_grouped_query_attention_and_gated_mlp(tmp_path):
         assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()
 
 
+def test_mixtral_grouped_gemm_experts_are_refused_not_dropped(tmp_path):
+    """Mixtral's experts run one ``aten._grouped_mm`` over the routed tokens: hwsim has no record
+    for it yet, so the recording stops naming the operator and its line in transformers, instead
+    of a trace without the expert MLPs."""
+    config = transformers.MixtralConfig(num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                        hidden_size=D, intermediate_size=2 * D, num_local_experts=4,
+                                        num_experts_per_tok=2, vocab_size=50, max_position_embeddings=L)
+    with pytest.raises(traces.RecorderError, match=r"aten\._grouped_mm.* at .*\.py:\d+"):
+        record(tmp_path / "t", lambda impl: (transformers.MixtralForCausalLM(config), tokens), "sdpa")
+
+
 LT, PAD = 6, [0, 3]  # encoder-decoders: target length; padded source tokens per sample (mask 0)
 
 

@@ -92,8 +92,7 @@ def test_the_decomposed_recurrent_layer_computes_what_the_fused_one_does(tmp_pat
     assert len(traces.load(tmp_path / "t").layers) == 4 * (1 + T * (2 if proj else 1))
 
 
-@pytest.mark.parametrize("arch", ["edge-npu", "gpu-a100", "reram-isaac"])
-def test_an_lstm_with_projections_is_its_gate_and_projection_gemms(tmp_path, arch):
+def test_an_lstm_with_projections_is_its_gate_and_projection_gemms(tmp_path):
     """nn.LSTM(proj_size=P): weight_ih (4H, I), weight_hh (4H, P) on the projected state and
     weight_hr (P, H) per time step (torch.nn.LSTM docs), so a step's forward MACs are
     N·T·(4H·(I + P) + P·H); it trains, records, validates and every GEMM replays."""
@@ -114,13 +113,14 @@ def test_an_lstm_with_projections_is_its_gate_and_projection_gemms(tmp_path, arc
     assert total == N * T * (4 * H * (F_IN + P) + P * H)
     with tr.iteration(2) as it:  # the projection's input o ⊙ tanh(c) is nonzero from step 0 on
         assert it.count("weight_hh_l0", "x") == 0 and it.count("weight_hr_l0", "x") > 0
-    rep = simulate(tr, arch, iterations=[2]).to_frame()
-    gemm = rep[rep["pass"] != "update"]
-    assert set(names) <= set(gemm["layer"])
-    fwd = gemm[gemm["pass"] == "forward"]
-    assert fwd[fwd["layer"].isin(names)]["algorithmic_macs"].sum() == total
-    updates = rep[(rep["pass"] == "update") & rep["layer"].isin(names)]
-    assert sorted(updates["layer"]) == ["weight_hh_l0", "weight_hr_l0", "weight_ih_l0"]  # once per parameter
+    for arch in ("edge-npu", "gpu-a100", "reram-isaac"):
+        rep = simulate(tr, arch, iterations=[2]).to_frame()
+        gemm = rep[rep["pass"] != "update"]
+        assert set(names) <= set(gemm["layer"]), arch
+        fwd = gemm[gemm["pass"] == "forward"]
+        assert fwd[fwd["layer"].isin(names)]["algorithmic_macs"].sum() == total, arch
+        updates = rep[(rep["pass"] == "update") & rep["layer"].isin(names)]
+        assert sorted(updates["layer"]) == ["weight_hh_l0", "weight_hr_l0", "weight_ih_l0"], arch  # once each
 
 
 def test_conv1d_records_as_a_conv2d_of_height_one(tmp_path):

@@ -53,6 +53,16 @@ GEMM_OP_NAMES: tuple[str, ...] = (
     "addmv", "dot", "vdot", "inner", "tensordot", "einsum", "chain_matmul", "bilinear", "_trilinear",
     "_scaled_mm", "_int_mm", "_sparse_mm", "_sparse_addmm", "sspaddmm", "hspmm", "smm",
     "mkldnn_linear", "_weight_int8pack_mm", "_weight_int4pack_mm", "_cdist_forward",
+    "_weight_int4pack_mm_for_cpu", "_weight_int4pack_mm_with_scales_and_zeros", "_dyn_quant_matmul_4bit",
+    "_scaled_mm_v2", "_grouped_mm", "_scaled_grouped_mm", "_foreach_mm", "_cslt_sparse_mm",
+    "_sparse_semi_structured_mm", "_sparse_semi_structured_addmm", "_sparse_semi_structured_linear",
+    "addmm_", "addbmm_", "baddbmm_", "addmv_", "linear_backward", "matmul_backward", "_scaled_grouped_mm_v2",
+    "_mixed_dtypes_linear", "_sparse_sparse_matmul", "_sparse_mm_reduce_impl",
+    "_sparse_mm_reduce_impl_backward", "sparse_sampled_addmm",
+    "linalg_matmul", "linalg_multi_dot", "_wrapped_quantized_linear_prepacked", "fbgemm_linear_fp16_weight",
+    "fbgemm_linear_fp16_weight_fp32_activation", "fbgemm_linear_int8_weight",
+    "fbgemm_linear_int8_weight_fp32_activation", "mkldnn_linear_backward", "mkldnn_linear_backward_input",
+    "mkldnn_linear_backward_weights", "_compute_linear_combination",
     # convolutions, every backend's variant
     "convolution", "_convolution", "convolution_overrideable", "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc", "cudnn_convolution",
@@ -62,17 +72,47 @@ GEMM_OP_NAMES: tuple[str, ...] = (
     "slow_conv3d_forward", "slow_conv_dilated2d", "slow_conv_dilated3d", "slow_conv_transpose2d",
     "slow_conv_transpose3d", "_conv_depthwise2d", "conv_depthwise3d", "_nnpack_spatial_convolution",
     "_mps_convolution", "_mps_convolution_transpose", "convolution_backward",
-    "_convolution_double_backward",
+    "_convolution_double_backward", "_convolution_mode", "_slow_conv2d_backward", "conv_tbc_backward",
+    "convolution_backward_overrideable", "miopen_convolution_add_relu", "miopen_convolution_relu",
+    "mps_convolution_backward", "mps_convolution_transpose_backward",
     # attention
     "scaled_dot_product_attention", "_scaled_dot_product_attention_math",
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
     "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
-    "_efficient_attention_forward",
+    "_efficient_attention_forward", "_flash_attention_forward_no_dropout_inplace",
+    "_native_multi_head_attention", "_scaled_dot_product_attention_math_for_mps",
+    "_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
+    "_scaled_dot_product_fused_attention_overrideable_backward", "_flash_attention_backward",
+    "_efficient_attention_backward", "_cudnn_attention_forward", "_cudnn_attention_backward",
+    "_triton_multi_head_attention", "_triton_scaled_dot_attention",
     # fused recurrent layers and cells
     "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
     "_cudnn_rnn", "miopen_rnn", "mkldnn_rnn_layer",
 )
+
+
+# aten operators whose names read like GEMMs (see gemm_like_name) but do no product: weight
+# packing, index conversion and layout reorders, and the cuSPARSELt algorithm search (it times
+# candidate kernels, it is not the model's product).
+NOT_GEMM_OP_NAMES: frozenset[str] = frozenset({
+    "_convert_weight_to_int4pack", "_convert_weight_to_int4pack_for_cpu", "_convert_indices_from_coo_to_csr",
+    "_convert_indices_from_csr_to_coo", "_cslt_sparse_mm_search",
+    "_wrapped_linear_prepack", "fbgemm_linear_quantize_weight", "fbgemm_pack_gemm_matrix_fp16",
+    "fbgemm_pack_quantized_matrix", "mkldnn_reorder_conv2d_weight", "mkldnn_reorder_conv3d_weight"})
+
+
+def gemm_like_name(name: str) -> bool:
+    """Whether an aten operator's name reads like a matrix product, convolution or attention (a
+    ``_``-separated word ending in ``mm`` or starting with ``conv``, ``matmul``, ``linear``,
+    ``attention``, ...). A test holds :data:`GEMM_OP_NAMES` to every such operator of the installed
+    PyTorch but :data:`NOT_GEMM_OP_NAMES`, so a PyTorch upgrade's new GEMM kernels (``_grouped_mm``
+    of mixture-of-experts layers came so) cannot run unwatched."""
+    words = {"matmul", "linear", "einsum", "dot", "vdot", "bilinear", "trilinear", "mv", "addmv",
+             "tensordot", "inner"}
+    return any(w.endswith("mm") or w in words or w.startswith("conv") or w.endswith("attention")
+               for w in name.split("_") if w)
 
 
 def _packets(names: tuple[str, ...]) -> frozenset:

@@ -277,8 +277,8 @@ class FunctionalCalls:
         elif x.dim() >= 2 and x.shape[0] == batch:
             x_shape = tuple(x.shape[1:])
         elif x.dim() == 2:  # (N·L, in), batch-major: GPT-2's x.view(-1, in)
-            rows = x.shape[0] // batch
-            x_shape = (rows, n_in) if rows > 1 else (n_in,)
+            tokens = x.shape[0] // batch
+            x_shape = (tokens, n_in) if tokens > 1 else (n_in,)
         else:
             raise RecorderError(f"{qual}: the input {tuple(x.shape)} of a product with this parameter "
                                 f"does not lead with the step's batch ({batch} samples)")
