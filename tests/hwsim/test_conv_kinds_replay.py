@@ -137,3 +137,27 @@ def test_counts_only_iterations_replay_from_the_densities(tmp_path, preset, mode
                 row = rows.loc[(index, pass_)]
                 assert row["mode"] == mode and row["cycles"] > 0
                 assert row["algorithmic_macs"] == spec.gemm(pass_, 3).macs
+
+
+def test_a_pe_that_skips_on_its_own_skips_the_products_cropped_by_padding(tmp_path):
+    """Dense input and weight of a ConvTranspose2d (stride 2, padding 1, output_padding 1, 5×5 ->
+    10×10): along each dimension 14 of the 15 (input, tap) pairs land inside the output, so the
+    forward needs 14² of every 15² products; an output-stationary PE array that skips on its own
+    (eyeriss-v2-pe) performs exactly those and skips the rest; nothing multiplies an inserted zero."""
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.rand_like(conv.weight) + 0.1)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    with traces.record(conv, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        conv(torch.rand(2, 3, 5, 5) + 0.1).sum().backward()
+        opt.step()
+        rec.step()
+    pairs = sum(0 <= 2 * i + t - 1 < 10 for i in range(5) for t in range(3))
+    assert pairs == 14
+    row = simulate(traces.load(tmp_path / "t"), "eyeriss-v2-pe", passes=("forward",)).to_frame().iloc[0]
+    assert row["algorithmic_macs"] == 2 * 5 * 5 * 3 * 4 * 9
+    assert row["effectual_macs"] == row["actual_macs"] == 2 * 3 * 4 * pairs * pairs
+    assert row["skipped_macs"] == 2 * 3 * 4 * (15 * 15 - pairs * pairs)
+    assert row["effectual_macs_gemm_view"] == row["algorithmic_macs"]
