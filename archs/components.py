@@ -550,3 +550,10 @@ class ReramCompute:
                        "(the digital unit, as the weight gradient) or crossbar_writes (each GEMM's B operand "
                        "written into the crossbars the weights leave free, then A streamed through them; "
                        "write energy, latency and wear from reram.write); the report gives both costs")
+    weight_residency: Literal["reprogram", "resident"] = spec(
+        "reprogram", doc="when the model's weights do not fit the crossbars: reprogram (the layers, in "
+                         "forward order, are cut into programs that fit the chip and each program is written "
+                         "into the crossbars before its layers run, every time the iteration needs it; the "
+                         "writes and the weights' off-chip fetch are priced with reram.write and shown in "
+                         "reram_reprogram_* columns) or resident (refuse: every weight must stay in the "
+                         "crossbars). A model that fits is resident either way")

@@ -98,7 +98,8 @@ class ConvShape:
             k, cg, fy, fx = spec.w_shape
             return cls(batch, k // g, cg, spec.y_shape[1], spec.y_shape[2], fy, fx, spec.stride[0],
                        spec.stride[1], g)
-        return cls(batch, spec.w_shape[0], spec.w_shape[1], 1, spec.rows_per_sample)
+        # a linear layer, a 3-D or transposed conv: its forward GEMM (rows × Kr × Kout/g per group)
+        return cls(batch, spec.out_per_group, spec.reduction, 1, spec.rows_per_sample, groups=g)
 
 
 TIE_REL = 1e-9  # candidates whose objective differs by less than this fraction are tied

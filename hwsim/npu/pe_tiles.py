@@ -19,7 +19,12 @@ A register-file tile of a tensor is loaded ``Π trips of the loops at or outside
 relevant turning loop`` of the whole nest times, once per PE, where every DRAM loop counts as
 relevant (the register files sit below the spatial fanout, itself below the DRAM loops: a new
 buffer tile refills them, as AccelForge counts it) and a buffer-level loop as it indexes the
-tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. The written tensor leaves
+tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. A read tile whose
+innermost relevant turning loop is a buffer-level loop keeps the overlap of consecutive windows
+(a register file shifting its input window, as AccelForge counts a tile lowered through that
+loop): each turn loads only what the next tile adds (``t·min(s, F)`` new input rows or columns
+along ``OY``/``OX``; a whole tile along any other loop), the first of each sweep all of it. The
+written tensor leaves
 each visit to the buffer (reduced over the unrolled dimension it ignores) and comes back on a
 revisit (``reads = writes − size``). Every MAC reads ``a`` and ``b`` from the register file and
 updates its partial sum there: the register file's ``c`` is written once per MAC and per partial
@@ -119,6 +124,28 @@ def _loads(trips: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.where(last >= 0, picked, 1)
 
 
+def _slid(shape: ConvShape, tensor: str, pe_tiles: np.ndarray, orders: np.ndarray, trips: np.ndarray,
+          relevant: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Elements of ``tensor`` loaded into one PE's register file ``(N,)`` when a read tile keeps
+    the overlap of consecutive windows: where the innermost relevant loop that turns is a
+    buffer-level loop, each of its turns loads only what the next tile adds (``fp(2t) − fp(t)``:
+    the ``t·min(s, F)`` new input rows or columns of an ``OY``/``OX`` loop; a whole tile for any
+    other loop or tensor); the first tile of each sweep is whole."""
+    p, n = trips.shape
+    active = relevant & (trips > 1)
+    last = np.max(np.where(active, np.arange(p)[:, None], -1), axis=0)  # (N,)
+    loads = _loads(trips, relevant)
+    cols = np.arange(n)
+    inner = last >= 5  # a buffer-level loop (the DRAM loops sit at positions 0-4)
+    sweep = trips[np.maximum(last, 0), cols]
+    dim = orders[cols, np.clip(last - 5, 0, 4)]
+    doubled = np.array(pe_tiles)
+    doubled[cols, dim] *= 2
+    added = footprints(shape, doubled)[tensor] - fp
+    slid = loads // np.maximum(sweep, 1) * (fp + (sweep - 1) * added)
+    return np.where(inner, slid, fp * loads)
+
+
 def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], elem: dict[str, float], dataflow: str,
              pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -183,6 +210,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         multicast = int(np.prod([f for d, f in spatial.items() if not rel[DIMS.index(d)]]))
         if op in rfs:
             moved = fp[tensor] * _loads(trips, relevant) * pes * g  # register-file tiles loaded, all PEs
+            if op != "c":  # a window sliding along the loop around the register files keeps its overlap
+                moved = _slid(shape, tensor, pe_tiles, orders, trips, relevant, fp[tensor]) * pes * g
         else:  # no register file: every MAC's operand comes from the buffer
             moved = np.full(n, shape.macs, np.int64)
         if op == "c":

@@ -51,6 +51,8 @@ class Kind:
     has_weight = True  # a parameter operand: the layer has an update pass and weight-shaped tensors
     gemm_passes: tuple[str, ...] = GEMM_PASSES  # the passes that are GEMMs (an embedding: none)
     operand_kinds: dict[str, dict[str, str]] = WEIGHT_OPERAND_KINDS
+    # the pass whose GEMM result is summed back into an activation (col2im of overlapping windows)
+    col2im_pass = "backward_data"
 
     def batched(self, tensor: str) -> bool:
         """Whether ``tensor`` has a batch dimension (its size scales with the batch)."""
@@ -90,6 +92,11 @@ class Kind:
         if pass_ == "backward_weight":
             return GemmDims(kr, rows, n, g)
         raise KeyError(f"no GEMM for pass {pass_!r}; GEMM passes are {GEMM_PASSES}")
+
+    def gemm_weight(self, spec: Any, w: Any) -> Any:
+        """A weight-shaped array as ``(groups·N, K)``: row ``grp·N + j`` holds the forward GEMM's
+        column ``j`` of group ``grp`` (``B = Wᵀ`` per group; a conv's ``(Kout, C/g·R·S)``)."""
+        return w.reshape(w.shape[0], -1)
 
     def macs_per_sample(self, spec: Any) -> int:
         """MACs of one pass for one sample (all groups)."""
