@@ -319,3 +319,28 @@ def test_manifest_records_the_autocast_dtype(tmp_path, autocast):
     compute = "bfloat16" if autocast else "float32"
     assert dtypes == {"activation": compute, "weight": "float32", "gradient": compute,
                       "autocast": autocast and "bfloat16", "stored_weights": "float16"}
+
+
+def test_a_layer_on_folded_samples_is_refused_in_one_line(tmp_path):
+    """A Conv2d run on frames folded into the batch ((N·D, C, H, W)) after a layer on the N samples:
+    one batch per step, so its counts would be read at the wrong density (counts-only iterations
+    replayed them without a word); refused naming the layer and both batches."""
+
+    class Frames(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Linear(4, 3 * 2 * 5 * 5)
+            self.conv = nn.Conv2d(3, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            frames = self.stem(x).reshape(x.shape[0] * 2, 3, 5, 5)  # 2 frames per sample
+            return self.conv(frames).sum()
+
+    model = Frames()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"conv: called on a batch of 8 where this step's batch is 4 "):
+        with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+            opt.zero_grad()
+            model(torch.randn(4, 4)).backward()
+            opt.step()
+            rec.step()

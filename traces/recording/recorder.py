@@ -563,6 +563,13 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         rows = flattened_rows(module, x, step)
         if rows is not None:  # (N·L, in): the step's N samples of L tokens each
             batch, views = step, {"x_shape": (rows, int(x.shape[1]))}
+        if self._calls and batch != self._calls[0].batch:
+            raise RecorderError(
+                f"{qual or '(model)'}: called on a batch of {batch} where this step's batch is "
+                f"{self._calls[0].batch} ({self._calls[0].qual or '(model)'}'s): a trace holds one batch "
+                "per step, so a layer run on folded or split samples (frames folded into the batch, "
+                "(N·D, C, H, W); a subset of the samples) would be counted at the wrong density; reshape "
+                "so that the samples lead, or record that part as a model of its own")
         rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
                     qual=qual, broadcast=shared, unbatched=unbatched, flat_rows=rows, **views)
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
