@@ -70,6 +70,7 @@ from .modules import (
 )
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
+from .recomputation import Recomputation
 from .vector_ops import VectorOps
 from .watching import StepWatch
 
@@ -205,7 +206,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
+class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps, Recomputation):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -331,7 +332,9 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._functional_enter()
         self._products_enter()  # products of two activations (traces.recording.products)
         self._vector_ops_enter()
-        self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
+        self._recompute_enter()  # activation checkpointing's forward run again in backward
+        self._gate = Gate(self._training_now, lambda: self._watch is not None or self._recomputing > 0,
+                          self._on_gemm,
                           self._backward_watch, self._in_watched_step, self._on_side_gemm)
         self._gate.__enter__()
         self._watch_foreign(True)  # iteration 0 is watched
@@ -389,6 +392,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._functional_exit()
         self._products_exit()
         self._vector_exit()
+        self._recompute_exit()
         self._watch_foreign(False)
         while self._foreign:
             watch = self._foreign.pop()[1]
@@ -479,11 +483,16 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
 
     # -- hooks ----------------------------------------------------------------------------------
     def _recording(self, module: nn.Module) -> bool:
-        return torch.is_grad_enabled() and module.training and self._writer is not None
+        return self._grad_or_checkpointed() and module.training and self._writer is not None
 
     def _training_now(self) -> bool:
         """Whether computation now belongs to a recorded training step."""
-        return self._writer is not None and self.model.training and torch.is_grad_enabled()
+        return self._writer is not None and self.model.training and self._grad_or_checkpointed()
+
+    def _grad_or_checkpointed(self) -> bool:
+        """Gradients are on, or a reentrant checkpoint's forward runs (under no_grad, recorded:
+        :mod:`traces.recording.recomputation`)."""
+        return torch.is_grad_enabled() or getattr(self, "_checkpointed_nograd", 0) > 0
 
     def _reset_iteration(self) -> None:
         self._node_calls: dict[Any, _Call] = {}  # autograd node -> the recorded layer call it belongs to
