@@ -386,3 +386,37 @@ def test_a_flattened_input_times_a_parameter_records_per_sample(tmp_path):
         rec.step()
     spec = {s.name: s for s in traces.load(tmp_path / "t").layers}["weight"]
     assert (spec.x_shape, spec.y_shape) == ((5, 6), (5, 3))
+
+
+def test_baddbmm_with_keyword_operands_records_and_keeps_its_values(tmp_path):
+    """BLOOM's scores: ``alibi.baddbmm(batch1=q, batch2=kᵀ, beta=1, alpha=1/√d)``, the operands by
+    keyword (refused as an unrecorded product once); recorded as a (L, d)·(d, L) matmul per head
+    with the same values as the unrecorded call."""
+
+    class Alibi(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(8, 24)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, length, _ = x.shape
+            heads = self.qkv(x).reshape(n, length, 3, 2, 4).permute(2, 0, 3, 1, 4)
+            q, k, v = heads.reshape(3, n * 2, length, 4)
+            bias = torch.linspace(-1, 0, length).expand(n * 2, 1, length)
+            scores = bias.baddbmm(batch1=q, batch2=k.transpose(1, 2), beta=1.0, alpha=0.5)
+            return torch.bmm(scores.softmax(-1), v).square().sum()
+
+    torch.manual_seed(0)
+    model, x = Alibi(), torch.randn(3, 5, 8)
+    expected = model(x).item()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        loss = model(x)
+        loss.backward()
+        opt.step()
+        rec.step()
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    products = [s for s in traces.load(tmp_path / "t").layers if s.kind == "matmul"]
+    assert [(s.module_type, s.x_shape, s.w_shape) for s in products] == [
+        ("baddbmm", (2, 5, 4), (2, 4, 5)), ("bmm", (2, 5, 5), (2, 5, 4))]

@@ -101,6 +101,26 @@ class ActivationProducts(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+# the operands' keyword names, in positional order (``alibi.baddbmm(batch1=q, batch2=k)``: BLOOM)
+_OPERAND_NAMES = {**dict.fromkeys(_MATMUL, ("input", "other")), **dict.fromkeys(_BMM, ("input", "mat2")),
+                  **dict.fromkeys(_BADDBMM, ("input", "batch1", "batch2"))}
+
+
+def _operands_positional(func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``func``'s operands passed by keyword moved to their positions (the other keywords, such as
+    ``beta``/``alpha``, stay): ``(args, kwargs)`` as the recorder reads them."""
+    names = _OPERAND_NAMES.get(func, ())
+    if not kwargs or not any(n in kwargs for n in names[len(args):]):
+        return args, kwargs
+    kwargs = dict(kwargs)
+    args = list(args)
+    for name in names[len(args):]:
+        if name not in kwargs:
+            break
+        args.append(kwargs.pop(name))
+    return tuple(args), kwargs
+
+
 class NotAProduct(ValueError):
     """A product of two activations that has no per-sample ``matmul`` form: it runs unrecorded, and
     the GEMM watch refuses it naming the operator and call site."""
@@ -269,6 +289,7 @@ class ProductCapture:
             return self._sdpa(args, kwargs)
         if func in _MHA:
             return self._mha(func, args, kwargs)
+        args, kwargs = _operands_positional(func, args, kwargs)
         if func in _EINSUM:
             if len(args) == 2 and isinstance(args[1], (list, tuple)):
                 args = (args[0], *args[1])
