@@ -75,6 +75,9 @@ def gemm_pass_work(spec: LayerSpec, pass_: str, batch: int, method: str, stats: 
         ops += float(stats.get("selection_macs", 0))  # top-k attention's selection product
         if method == "dst":
             ops += 2 * spec.numel("w", 1)
+        if spec.geometry.col2im_pass == "forward":  # a transposed conv sums its products into Y
+            g = spec.gemm("forward", batch)
+            ops += max(g.m * g.n * g.groups - spec.numel("y", batch), 0)
         return VectorWork(ops)
     if pass_ == "backward_data":
         g = spec.gemm("backward_data", batch)

@@ -179,7 +179,8 @@ def test_replay_user_errors(tmp_path):
 
     tiny = tmp_path / "tiny-reram.yaml"  # a crossbar chip too small for the model's weights
     tiny.write_text(archs.dump(archs.replace(archs.PRESETS["reram-isaac"], {
-        "reram.tiles": 1, "reram.imas_per_tile": 1, "reram.crossbars_per_ima": 1})))
+        "reram.tiles": 1, "reram.imas_per_tile": 1, "reram.crossbars_per_ima": 1,
+        "reram.weight_residency": "resident"})))
     for args, expect in ((["--arch", str(tiny)], "short by"),
                          (["--arch", "edge-npx"], "did you mean 'edge-npu'"),
                          (["--arch", "reram-isaac", "--dataflow", "ws"], "applies to PE arrays"),

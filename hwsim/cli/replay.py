@@ -291,7 +291,7 @@ def print_summary(report: Any) -> None:
 
     _print_frame(pd.DataFrame(table, index=s.index))
     if m.get("family") == "reram":
-        _print_pipeline(report.to_frame(), m["clock_hz"])
+        _print_pipeline(report.to_frame(), m["clock_hz"], m)
         _print_writes(report.to_frame())
     t = report.totals()
     n = t.attrs["iterations_in_run"]
@@ -352,12 +352,24 @@ def _print_writes(df: Any) -> None:
     _print_frame(pd.DataFrame(table))
 
 
-def _print_pipeline(df: Any, clock_hz: float) -> None:
-    """ReRAM: the forward pass layer by layer against the inter-layer pipeline (slowest stage)."""
+def _print_pipeline(df: Any, clock_hz: float, meta: dict) -> None:
+    """ReRAM: the forward pass layer by layer against the inter-layer pipeline (slowest stage); a
+    reprogrammed chip (weights written in turns) has no pipeline: what its programmings cost."""
     fwd = df[df["pass"] == "forward"]
     if fwd.empty:
         return
     per_it = fwd.groupby("iteration")["cycles"]
+    if meta.get("reram_weight_residency") == "reprogram":
+        its = df["iteration"].nunique()
+        cyc, pj = df["reram_reprogram_cycles"].sum() / its, df["reram_reprogram_energy_pj"].sum() / its
+        times = meta["reram_programmings_per_iteration"]
+        print(f"the weights need {meta['reram_imas_used']:,} IMAs of the chip's {meta['reram_chip_imas']:,}: "
+              f"written in turns, {meta['reram_programs']} programs, {times} programmings per iteration "
+              f"({cyc:,.0f} cycles, {pj / 1e6:,.3f} µJ per iteration; no cell written more than {times} "
+              f"times: {meta['reram_reprogram_lifetime_iterations']:,.4g} iterations to the endurance); "
+              f"forward "
+              f"{per_it.sum().mean():,.0f} cycles, layer by layer (no inter-layer pipeline)")
+        return
     worst = fwd.loc[fwd["cycles"].idxmax()]
     copies = worst.get("reram_replicas")  # NaN or absent: a layer on the digital unit (a matmul)
     where = f"{int(copies)} copies" if copies is not None and copies == copies else "digital unit"

@@ -31,7 +31,7 @@ from ..layer_input import LayerInput
 from ..pricing import price, ratio, total_pj
 from ..update import layer_update_row, state_tensors, update_ops_per_weight
 from ..vector import gemm_pass_work
-from ..workload import effectual, operand_counts
+from ..workload import effectual, operand_counts, operands
 from .batched import batched_gemm_cost
 from .gemm import GemmCost, Operands, gemm_cost
 from .kernels import hbm_bytes_per_cycle, launch_cycles, memory_kernel_cycles
@@ -111,7 +111,10 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
         nnz_a, nnz_b = sum(a for a, _ in counts), sum(b for _, b in counts)
         need = None
         if pass_ == "forward" and masks.get("y_sel") is not None and g.groups == 1 and spec.has_weight:
-            need = rows_of(as_conv(spec, "y", masks["y_sel"]), geometry(spec), 0) > 0  # (M, N)
+            if spec.kind in ("conv2d", "linear"):
+                need = rows_of(as_conv(spec, "y", masks["y_sel"]), geometry(spec), 0) > 0  # (M, N)
+            else:  # a 3-D or transposed conv: its workload's needed outputs
+                need = operands(spec, pass_, masks)[0].need
     else:  # counts only: operand densities from the tensors' counts
         a_t, b_t = PASS_TENSORS[pass_]
         nnz_a = round(g.m * g.k * g.groups * it.count(li, a_t) / max(spec.numel(a_t, it.batch), 1))

@@ -59,6 +59,7 @@ def structured_applies(spec: LayerSpec, pass_: str, w_mask: np.ndarray | None,
         return False, "backward-weight produces dW (dense output); its operands X and dY are not N:M weights"
     if w_mask is None:
         return False, "counts only: the weight's N:M pattern cannot be checked"
+    w_mask = spec.geometry.gemm_weight(spec, w_mask)  # (groups·N, Kr): a transposed conv's W transposed
     mat = weight_matrix(w_mask)
     fwd_broken = int((group_counts(mat, s.m) > s.n).sum())
     if pass_ == "forward":

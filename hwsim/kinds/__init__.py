@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import matmul
+from . import convnd, matmul
 
-WORKLOADS: dict[str, ModuleType] = {"matmul": matmul}  # kind -> its workload module
+# kind -> its workload module
+WORKLOADS: dict[str, ModuleType] = {"matmul": matmul, "conv3d": convnd, "conv_transpose": convnd}

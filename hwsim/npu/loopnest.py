@@ -98,7 +98,24 @@ class ConvShape:
             k, cg, fy, fx = spec.w_shape
             return cls(batch, k // g, cg, spec.y_shape[1], spec.y_shape[2], fy, fx, spec.stride[0],
                        spec.stride[1], g)
-        return cls(batch, spec.w_shape[0], spec.w_shape[1], 1, spec.rows_per_sample)
+        # a linear layer, a 3-D or transposed conv: its forward GEMM (rows × Kr × Kout/g per group)
+        return cls(batch, spec.out_per_group, spec.reduction, 1, spec.rows_per_sample, groups=g)
+
+
+TIE_REL = 1e-9  # candidates whose objective differs by less than this fraction are tied
+
+
+def tie_rank(values: np.ndarray, rel: float = TIE_REL) -> np.ndarray:
+    """Rank ``(N,)`` of each value where values within ``rel`` of their neighbour in sorted order
+    share a rank: sums of the same costs taken in another order differ in their last bits, and
+    such a difference must not decide a choice (the tie-breaks after it do)."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(v, kind="stable")
+    s = v[order]
+    gaps = np.diff(s) > rel * np.maximum(np.abs(s[1:]), 1e-300)
+    rank = np.empty(len(v), np.int64)
+    rank[order] = np.concatenate(([0], np.cumsum(gaps)))
+    return rank
 
 
 def divisors(n: int) -> np.ndarray:

@@ -32,9 +32,9 @@ from archs import Architecture
 
 from ..errors import MappingError
 from ..pricing import prices
-from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency
+from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, tie_rank
 from .mapping import buffers
-from .nest_timing import estimate
+from .nest_timing import TileStream, estimate
 from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
@@ -88,6 +88,7 @@ class NestResult:
     compute_cycles: int = 0  # the array's (or the buffers' feed) cycles of all tiles, no transfer
     runners_up: tuple[NestMapping, ...] = ()  # the next best mappings by the objective (search only)
     tile_array: tuple[int, float] | None = None  # register-file level, per tile: (PE cycles, bytes fed)
+    tile_stream: TileStream | None = None  # register-file level: the tile's steps (nest_timing)
 
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
@@ -281,7 +282,15 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     dma = np.maximum(events(c["dram_read_a"], c["slice_a"]), events(c["dram_read_b"], c["slice_b"]))
     writes = events(c["dram_write_c"], c["slice_c"])
     out["compute_cycles"] = compute
-    out["cycles"] = estimate(arch, compute, dram_by_op, first, last, c["tiles"], np.maximum(dma, 0) + writes)
+    stream = None
+    if pe is not None and "substeps" in pe:  # the register-file level: the tile's own steps
+        stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, tiles)[ROLES[pass_]["c"]]
+                  * elem[f"{off}:c"], "late_write": pe["step_c"] * elem[f"{off}:c"]}
+        for op in ("a", "b"):
+            stream[f"start_{op}"] = np.minimum(pe[f"step_{op}"] * elem[f"{off}:{op}"], first[op][:, None])
+        out.update({f"stream:{k}": v for k, v in stream.items()})
+    out["cycles"] = estimate(arch, compute, dram_by_op, first, last, c["tiles"], np.maximum(dma, 0) + writes,
+                             stream)
     bufs_used: dict[str, np.ndarray] = {}
     for op, (name, _cap) in bufs.items():
         if name:
@@ -295,10 +304,14 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
 
 def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], elem: dict[str, float],
             tp: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Residency level of each operand ``(N,)``: the largest slice its buffer still holds.
+    """Residency level of each operand ``(N,)``: the smallest slice that moves as few DRAM bytes
+    as the largest slice its buffer still holds.
 
-    An operand alone in its buffer takes the smallest level (largest slice) that fits; operands
-    sharing a buffer start at one tile each and grow in the order c, b, a while the sum fits.
+    An operand's DRAM traffic at level ``r`` is its slice's footprint times its loads; a larger
+    slice never moves more, but one that saves nothing over a smaller one only takes room (and is
+    loaded earlier). So each operand takes, among the levels that fit, the innermost (smallest slice)
+    of least traffic; operands sharing a buffer start at one tile each and are placed in the order
+    c, b, a, each in the room the others leave.
     """
     fps = {op: res[op][0] for op in ("a", "b", "c")}
     levels = {op: np.full(tp, 5, np.int64) for op in ("a", "b", "c")}
@@ -314,7 +327,9 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], e
         for op in ops:
             others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
             fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
-            levels[op] = np.argmax(fits, axis=0)  # smallest fitting level
+            moved = np.where(fits, res[op][0] * res[op][1], np.inf)  # elements per group at each level
+            least = moved <= moved.min(axis=0) * (1 + 1e-12)
+            levels[op] = 5 - np.argmax(least[::-1], axis=0)  # innermost level of least traffic
     return levels
 
 
@@ -369,7 +384,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     pe = _no_pe_level(shape, arch, len(ti)) if tiled(arch) else None
     cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow, pe)
     obj = objective_of(cost, objective)
-    ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], obj))  # ties: fewer bytes, then first
+    ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], tie_rank(obj)))  # ties: fewer bytes, first
     if tiled(arch):  # the register-file level below the best buffer tiles, then ranked again
         first = np.zeros(len(tiles), bool)  # each tile under its best DRAM order
         pick = ranked[~_seen(ti[ranked], len(tiles), first)]
@@ -377,7 +392,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
         if full.any():  # tiles that can use every row and column of the array, where some can
             pick = pick[full]
         volume = np.prod(tiles[ti[pick]].astype(np.float64), axis=1)  # ties: larger tiles (more to unroll)
-        pick = pick[np.lexsort((np.arange(len(pick)), -volume, obj[pick]))][:PE_FINALISTS]
+        pick = pick[np.lexsort((np.arange(len(pick)), -volume, tie_rank(obj[pick])))][:PE_FINALISTS]
         return _search_pe(shape, pass_, arch, eb, dens, objective, dataflow, tiles[ti[pick]],
                           ORDERS[pi[pick]], len(ti))
     best = int(ranked[0])
@@ -445,7 +460,7 @@ def _search_pe(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, f
     cost = costs(shape, pass_, arch, tiles, orders, eb, dens, dataflow, pe)
     obj = objective_of(cost, objective)
     partial = pe["array_c"] + pe["array_read_c"]  # ties: fewer DRAM bytes, fewer partial sums through
-    ranked = np.lexsort((np.arange(len(tiles)), partial, cost["dram_bytes"], np.round(obj, 6)))  # the buffer
+    ranked = np.lexsort((np.arange(len(tiles)), partial, cost["dram_bytes"], tie_rank(obj)))  # the buffer
 
     def mapping_at(j: int) -> NestMapping:
         return NestMapping(tuple(int(x) for x in tiles[j]), tuple(DIMS[i] for i in orders[j]), maps[j])
@@ -503,12 +518,15 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
     energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
     occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
     cycles = int(cost["cycles"][at])
-    array = None
+    array = stream = None
     if pe is not None:  # per tile: the PEs' cycles and the bytes the buffers feed them
         n_tiles = int(np.prod(mapping.trips(shape))) * shape.groups
         array = (int(pe["compute_cycles"][at]) // n_tiles,
                  float(pe["array_a"][at] * eb["a"] + pe["array_b"][at] * eb["b"]) / n_tiles)
+        lv = lambda k: tuple(float(x) for x in cost[f"stream:{k}"][at])  # noqa: E731
+        stream = TileStream(tuple(int(x) for x in cost["stream:substeps"][at]), lv("start_a"), lv("start_b"),
+                            get("stream:tile_write"), lv("late_write"))
     return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
-                      int(cost["compute_cycles"][at]), tile_array=array)
+                      int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream)

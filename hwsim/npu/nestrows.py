@@ -168,7 +168,7 @@ class MappingContext:
                round(scale, 9))
         if key not in self.timings:
             plan = nest_plan(shape, pass_, arch, res.mapping.tile, res.mapping.order, res.levels, dram, eb,
-                             self.dataflow or arch.compute.dataflow, scale, res.tile_array)
+                             self.dataflow or arch.compute.dataflow, scale, res.tile_array, res.tile_stream)
             self.timings[key] = nest_timing(plan, arch)
         return self.timings[key]
 

@@ -19,7 +19,12 @@ A register-file tile of a tensor is loaded ``Π trips of the loops at or outside
 relevant turning loop`` of the whole nest times, once per PE, where every DRAM loop counts as
 relevant (the register files sit below the spatial fanout, itself below the DRAM loops: a new
 buffer tile refills them, as AccelForge counts it) and a buffer-level loop as it indexes the
-tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. The written tensor leaves
+tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. A read tile whose
+innermost relevant turning loop is a buffer-level loop keeps the overlap of consecutive windows
+(a register file shifting its input window, as AccelForge counts a tile lowered through that
+loop): each turn loads only what the next tile adds (``t·min(s, F)`` new input rows or columns
+along ``OY``/``OX``; a whole tile along any other loop), the first of each sweep all of it. The
+written tensor leaves
 each visit to the buffer (reduced over the unrolled dimension it ignores) and comes back on a
 revisit (``reads = writes − size``). Every MAC reads ``a`` and ``b`` from the register file and
 updates its partial sum there: the register file's ``c`` is written once per MAC and per partial
@@ -40,7 +45,7 @@ import numpy as np
 from archs import Architecture
 
 from ..errors import MappingError
-from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints, tie_rank
 
 # (pass, dataflow) -> loop dimensions unrolled over the array's rows and columns: the dataflow's
 # stationary GEMM dimensions (DESIGN.md: ws keeps B with K on rows and N on columns, ...) as the
@@ -119,6 +124,28 @@ def _loads(trips: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.where(last >= 0, picked, 1)
 
 
+def _slid(shape: ConvShape, tensor: str, pe_tiles: np.ndarray, orders: np.ndarray, trips: np.ndarray,
+          relevant: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """Elements of ``tensor`` loaded into one PE's register file ``(N,)`` when a read tile keeps
+    the overlap of consecutive windows: where the innermost relevant loop that turns is a
+    buffer-level loop, each of its turns loads only what the next tile adds (``fp(2t) − fp(t)``:
+    the ``t·min(s, F)`` new input rows or columns of an ``OY``/``OX`` loop; a whole tile for any
+    other loop or tensor); the first tile of each sweep is whole."""
+    p, n = trips.shape
+    active = relevant & (trips > 1)
+    last = np.max(np.where(active, np.arange(p)[:, None], -1), axis=0)  # (N,)
+    loads = _loads(trips, relevant)
+    cols = np.arange(n)
+    inner = last >= 5  # a buffer-level loop (the DRAM loops sit at positions 0-4)
+    sweep = trips[np.maximum(last, 0), cols]
+    dim = orders[cols, np.clip(last - 5, 0, 4)]
+    doubled = np.array(pe_tiles)
+    doubled[cols, dim] *= 2
+    added = footprints(shape, doubled)[tensor] - fp
+    slid = loads // np.maximum(sweep, 1) * (fp + (sweep - 1) * added)
+    return np.where(inner, slid, fp * loads)
+
+
 def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], elem: dict[str, float], dataflow: str,
              pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -133,7 +160,10 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
     the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
     (partial sums read back down), ``rf_fill_{op}`` (register-file writes from the buffer, all
-    PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``.
+    PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``,
+    ``substeps`` (``(N, 5)``: the trips of the buffer-level loops, outermost first) and ``step_{op}``
+    (``(N, 5)``: elements of each operand's footprint in the block that fixes the first iteration of
+    the loops down to that one; ``hwsim.npu.nest_timing.TileStream``).
     """
     rows, cols = arch.compute.rows, arch.compute.cols
     (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
@@ -181,6 +211,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         multicast = int(np.prod([f for d, f in spatial.items() if not rel[DIMS.index(d)]]))
         if op in rfs:
             moved = fp[tensor] * _loads(trips, relevant) * pes * g  # register-file tiles loaded, all PEs
+            if op != "c":  # a window sliding along the loop around the register files keeps its overlap
+                moved = _slid(shape, tensor, pe_tiles, orders, trips, relevant, fp[tensor]) * pes * g
         else:  # no register file: every MAC's operand comes from the buffer
             moved = np.full(n, shape.macs, np.int64)
         if op == "c":
@@ -193,6 +225,21 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
             out[f"rf_fill_{op}"] = moved
             out[f"array_{op}"] = moved // multicast
     out["compute_cycles"] = np.full(n, -(-shape.macs // pes), np.int64)
+    # the tile's blocks: fixing the first iteration of the buffer-level loops one after the other
+    # (outermost first), the footprint each operand's first block needs (``step_{op}``, ``(N, 5)``;
+    # by symmetry what the last block of the written operand finishes) and the loops' trips
+    ordered = np.take_along_axis(glb_trips, orders, axis=1)  # (N, 5) outermost first
+    rows_n = np.arange(n)
+    sub = np.array(np.broadcast_to(np.array(tile, np.int64), (n, 5)))
+    steps = {op: np.zeros((n, 5), np.int64) for op in roles}
+    for j in range(5):
+        sub[rows_n, orders[:, j]] //= ordered[:, j]
+        fp_j = footprints(shape, sub)
+        for op, tensor in roles.items():
+            steps[op][:, j] = fp_j[tensor]
+    out["substeps"] = ordered
+    for op in roles:
+        out[f"step_{op}"] = steps[op]
     out["spatial"] = np.array([[DIMS.index(rd), rfac, DIMS.index(cd), cfac]] * n, np.int64)
     out["per_pe"] = np.broadcast_to(per_pe, (n, 5))
     return out
@@ -228,7 +275,7 @@ def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, .
     e = pe_energy(arch, c, eb, buffer_of, price)
     partial = c["array_c"] + c["array_read_c"]  # ties: fewer partial sums through the buffer, then
     accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then the first
-    j = int(np.lexsort((np.arange(len(e)), accesses, partial, np.round(e, 6)))[0])
+    j = int(np.lexsort((np.arange(len(e)), accesses, partial, tie_rank(e)))[0])
     sp = c["spatial"][j]
     mp = PeMapping(((DIMS[sp[0]], int(sp[1])), (DIMS[sp[2]], int(sp[3]))),
                    tuple(int(x) for x in c["pe_tile"][j]), tuple(DIMS[i] for i in c["order"][j]))

@@ -94,7 +94,8 @@ def map_model(layers: Sequence[LayerSpec], r: ReramCompute, vectors: Sequence[in
             f"{r.crossbar.rows}×{r.crossbar.cols}, {slices_per_weight(r)} slice(s) × {column_sets(r)} "
             f"column set(s) per weight) but the chip has {have:,} ({r.tiles} tiles × {per_tile}): "
             f"short by {short:,} IMAs = {math.ceil(short / per_tile):,} tiles; use a larger chip "
-            f"(reram.tiles) or more bits per cell")
+            f"(reram.tiles) or more bits per cell, or set reram.weight_residency: reprogram to write the "
+            f"weights into the crossbars in turns")
     vec = [max(int(v), 1) for v in vectors]
     if not (r.replicate_layers if replicate is None else replicate) or not maps:
         return {s.name: m for s, m in zip(layers, maps, strict=True)}

@@ -37,7 +37,8 @@ from ..vector import VectorWork, gemm_pass_work
 from ..workload import effectual, operands
 from .activations import crossbar_product
 from .crossbar import DENSE, MvmCosts, Skips, data_movement_ns, mvm_costs
-from .mapping import LayerMap, map_model
+from .mapping import LayerMap, map_layer, map_model
+from .residency import Part, PartWrites, Residency, plan
 from .traffic import TrafficBits, traffic_bits
 from .traffic import energy as traffic_energy
 from .update import Wear, recorded_counts, update_pass
@@ -64,8 +65,17 @@ class Context:
         self.training = manifest.get("optimizer") is not None
         keep = self.r.replicas_in_training == "rewritten"
         replicate = self.r.replicate_layers and (not self.training or keep)
-        self.maps: dict[str, LayerMap] = map_model(specs, self.r, [batch * s.rows_per_sample for s in specs],
-                                                   replicate=replicate)
+        self.residency: Residency | None = None  # None: every weight stays in the crossbars
+        try:
+            vectors = [batch * s.rows_per_sample for s in specs]
+            self.maps: dict[str, LayerMap] = map_model(specs, self.r, vectors, replicate=replicate)
+        except MappingError:
+            if self.r.weight_residency != "reprogram":
+                raise
+            # the weights do not fit: one copy of each, written into the crossbars in turns
+            self.maps = {s.name: map_layer(s, self.r) for s in specs}
+            self.residency = plan([s.name for s in specs], self.maps, arch)
+        self.crossbar_layers = [s.name for s in specs]  # in forward order
         self.steps_per_epoch = int((manifest.get("schedule") or {}).get("iters_per_epoch") or 1)
         self.peak_macs_per_s = peak_macs_per_s(arch)
         self.baselines: dict[tuple, MvmCosts] = {}
@@ -76,6 +86,21 @@ class Context:
         chip = self.r.tiles * self.r.imas_per_tile
         self.meta = {"dataflow": None, "reram_imas_used": used, "reram_chip_imas": chip,
                      "reram_crossbars_used": sum(m.crossbars * m.replicas for m in self.maps.values())}
+        # crossbars one copy of the weights holds at any one time (replicas give theirs up to
+        # activation products, hwsim/reram/activations.py)
+        self.held_crossbars = sum(m.crossbars for m in self.maps.values())
+        self.meta["reram_weight_residency"] = "resident"
+        if self.residency is not None:
+            self.replan(None)
+
+    def replan(self, backward: Sequence[str] | None) -> None:
+        """Plan the reprogramming again knowing which layers have a backward-data pass."""
+        res = self.residency = plan(self.crossbar_layers, self.maps, self.arch, backward)
+        self.held_crossbars = res.crossbars
+        self.meta.update(reram_weight_residency="reprogram", reram_programs=len(res.programs),
+                         reram_programmings_per_iteration=res.programmings_per_iteration,
+                         reram_reprogram_lifetime_iterations=res.lifetime_iterations(self.arch),
+                         reram_split_layers=sum(len(p) > 1 for p in res.parts.values()))
 
 
 def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | None = None,
@@ -90,6 +115,10 @@ def context(arch: Architecture, manifest: dict[str, Any], *, dataflow: str | Non
 def prime(ctx: Context, tr: Any, iterations: Sequence[int], layers: Sequence[int]) -> None:
     """Expected-value writes for the counts-only iterations replayed before any recorded one: the
     writes of the recorded iteration nearest each (the earlier one on a tie), read once."""
+    if ctx.residency is not None and ctx.r.transposed_read and iterations:
+        # backward-data reads the crossbars: which programs it needs depends on the layers that have it
+        with tr.iteration(iterations[0]) as it:
+            ctx.replan([s.name for li, s in enumerate(tr.layers) if it.count(li, "dx") is not None])
     recorded = [j for j in tr.mask_iterations]
     chosen = set(recorded)
     first = min((i for i in iterations if i in chosen), default=math.inf)
@@ -159,17 +188,23 @@ def _gemm_row(ctx: Context, spec: LayerSpec, pass_: str, masks: dict | None, bat
         lm = ctx.maps[spec.name]
         transposed = pass_ == "backward_data"
         dims = (g.m, g.k, g.n)
-        if masks is None:
-            sparse = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
-        else:
-            sparse = MvmCosts()
-            for op in operands(spec, pass_, masks, cache):
-                sparse = sparse + mvm_costs(op.a, op.b, op.dims, lm, r, ctx.skips, transposed=transposed)
-        base = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
-        data = data_movement_ns(dims, g.groups, lm, r)
         stored = spec.numel("x", batch) if ctx.training and pass_ == "forward" else 0
-        bits = traffic_bits(dims, g.groups, r, dram_values=stored)
+        parts = ctx.residency.parts[spec.name] if ctx.residency is not None else ()
+        if len(parts) > 1:  # a layer larger than the chip: its parts run one after another
+            sparse, base, data, bits = _parts_pass(ctx, spec, pass_, dims, parts, masks, cache, stored)
+        else:
+            if masks is None:
+                sparse = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
+            else:
+                sparse = MvmCosts()
+                for op in operands(spec, pass_, masks, cache):
+                    sparse = sparse + mvm_costs(op.a, op.b, op.dims, lm, r, ctx.skips, transposed=transposed)
+            base = _dense(ctx, spec, pass_, dims, lm, g.groups, transposed)
+            data = data_movement_ns(dims, g.groups, lm, r)
+            bits = traffic_bits(dims, g.groups, r, dram_values=stored)
         row = _row(ctx, sparse, vec, base, vec, data_ns=data, traffic=bits)
+        if ctx.residency is not None:
+            _reprogram(ctx, row, ctx.residency.before.get((spec.name, pass_)))
         row["reram_engine"] = "transposed_read" if transposed else "crossbar"
         row["reram_replicas"] = lm.replicas
         row["tiles"] = lm.crossbars * lm.replicas
@@ -187,8 +222,8 @@ def _activation_product(ctx: Context, g: Any, vec: VectorWork, digital: dict) ->
     out = {"reram_act_path": ctx.r.activation_products, "reram_act_digital_cycles": digital["cycles"],
            "reram_act_digital_energy_pj": digital["energy_pj"]}
     try:
-        one_copy = sum(m.crossbars for m in ctx.maps.values())  # replicas give their crossbars up
-        cp = crossbar_product(ctx.arch, (g.m, g.k, g.n), g.groups, one_copy)
+        # replicas give their crossbars up; a reprogrammed chip keeps its largest program's
+        cp = crossbar_product(ctx.arch, (g.m, g.k, g.n), g.groups, ctx.held_crossbars)
     except MappingError as exc:
         if ctx.r.activation_products == "crossbar_writes":
             raise
@@ -215,6 +250,91 @@ def _activation_product(ctx: Context, g: Any, vec: VectorWork, digital: dict) ->
     row["speedup"] = row["dense_cycles"] / max(row["cycles"], 1)
     row["reram_engine"] = "crossbar_writes"
     return {**row, **out}
+
+
+def _parts_pass(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int], parts: Sequence[Part],
+                masks: dict | None, cache: dict, stored: int
+                ) -> tuple[MvmCosts, MvmCosts, tuple[float, float], TrafficBits]:
+    """A crossbar pass of a layer cut into parts (``residency.split_layer``) that run one after
+    another, each in its own programming: per part its groups side by side (``+``), the parts' times
+    added. ``dims`` of one whole group; a part of columns ``[c0, c1)`` computes those outputs
+    (forward: ``B[:, c0:c1]``) or, transposed (backward-data), reads those rows of the reduction
+    (``A[:, c0:c1]``, ``B[c0:c1]``); each part streams the pass's inputs again.
+    Returns the sparse and dense costs, the activation traffic's time and its bits."""
+    r = ctx.r
+    m, k, n = dims
+    transposed = pass_ == "backward_data"
+    ops = operands(spec, pass_, masks, cache) if masks is not None else None
+    sparse, base = MvmCosts(), MvmCosts()
+    buffer_ns = ic_ns = 0.0
+    bits = TrafficBits()
+    for part in parts:
+        width = part.c1 - part.c0
+        pdims = (m, width, n) if transposed else (m, k, width)
+        groups = part.g1 - part.g0
+        key = (spec.name, pass_, pdims, "part")
+        if key not in ctx.baselines:
+            one = mvm_costs(None, None, pdims, part.lm, r, DENSE, transposed=transposed)
+            total = MvmCosts()
+            for _ in range(groups):
+                total = total + one
+            ctx.baselines[key] = total
+        base = _then(base, ctx.baselines[key])
+        if ops is None:
+            sparse = _then(sparse, ctx.baselines[key])
+        else:
+            cost = MvmCosts()
+            for op in ops[part.g0:part.g1]:
+                if transposed:
+                    a, b = op.a[:, part.c0:part.c1], op.b[part.c0:part.c1]
+                else:
+                    a, b = op.a, op.b[:, part.c0:part.c1]
+                cost = cost + mvm_costs(a, b, pdims, part.lm, r, ctx.skips, transposed=transposed)
+            sparse = _then(sparse, cost)
+        b_ns, i_ns = data_movement_ns(pdims, groups, part.lm, r)
+        buffer_ns, ic_ns = buffer_ns + b_ns, ic_ns + i_ns
+        pb = traffic_bits(pdims, groups, r)
+        bits = TrafficBits(bits.tile_input + pb.tile_input, bits.tile_output + pb.tile_output,
+                           bits.chip + pb.chip, bits.dram)
+    bits = TrafficBits(bits.tile_input, bits.tile_output, bits.chip, stored * r.input_bits)
+    return sparse, base, (buffer_ns, ic_ns), bits
+
+
+def _then(a: MvmCosts, b: MvmCosts) -> MvmCosts:
+    """Two pieces of work one after another on the same crossbars: counts add, and so do times."""
+    return MvmCosts(a.algorithmic_macs + b.algorithmic_macs, a.actual_macs + b.actual_macs,
+                    a.crossbar_reads + b.crossbar_reads, a.dac_drives + b.dac_drives,
+                    a.adc_conversions + b.adc_conversions, a.active_segments + b.active_segments,
+                    a.segments + b.segments, a.ima_busy_ns + b.ima_busy_ns, a.time_ns + b.time_ns,
+                    a.digital_macs + b.digital_macs, a.over_range_conversions + b.over_range_conversions)
+
+
+def _reprogram(ctx: Context, row: dict, writes: PartWrites | None) -> None:
+    """Add the programming that precedes a crossbar pass (``residency``) to its row, in place: its own
+    columns (``reram_reprogram_*``, ``energy_reprogram_*_pj``), and its time and energy in the row's
+    cycles and energy, the dense baseline's too (the same chip reprograms either way)."""
+    arch = ctx.arch
+    w = writes or PartWrites(0, 0.0, 0, 0.0, 0.0, 0, 0.0)
+    cycles = _cycles(ctx, w.ns)
+    energy = w.energy(arch)
+    leak = price(arch, "leakage", "total_mw") * 1e-3 * cycles / arch.clock_hz * 1e12
+    extra = total_pj(energy) + leak
+    row["energy_leakage_pj"] = row["energy_leakage_pj"] + leak
+    for key in ("cycles", "dense_cycles"):
+        row[key] += cycles
+    for key in ("energy_pj", "dense_energy_pj"):
+        row[key] += extra
+    row.update({f"energy_{k}_pj": v for k, v in energy.items()})
+    row.update(reram_reprogram_cycles=cycles, reram_reprogram_energy_pj=extra,
+               reram_reprogram_cells=w.cells, reram_reprogram_pulses=w.pulses,
+               reram_reprogram_crossbars=w.crossbars, reram_reprogram_fetch_bytes=w.fetch_bytes,
+               reram_programmings_per_iteration=ctx.residency.programmings_per_iteration)
+    off = f"{arch.off_chip.name}_b_read_bytes"  # the weights fetched count as off-chip reads too
+    row[off] = row.get(off, 0.0) + w.fetch_bytes
+    row["speedup"] = ratio(row["dense_cycles"], row["cycles"])
+    row["energy_saving"] = ratio(row["dense_energy_pj"], row["energy_pj"])
+    seconds = row["cycles"] / arch.clock_hz
+    row["utilization"] = row["actual_macs"] / (seconds * ctx.peak_macs_per_s) if seconds else 0.0
 
 
 def _dense(ctx: Context, spec: LayerSpec, pass_: str, dims: tuple[int, int, int], lm: LayerMap, groups: int,

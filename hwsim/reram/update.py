@@ -58,7 +58,7 @@ def _counts(sw: StepWrites) -> dict[str, float]:
 def recorded_counts(ctx: Any, spec: LayerSpec, weights: tuple[np.ndarray, np.ndarray],
                     w_mask: np.ndarray | None) -> dict[str, float]:
     """The counts of one recorded update, without touching the wear (for ``prime``)."""
-    w, dw = weights
+    w, dw, w_mask = _crossbar_layout(spec, *weights, w_mask)
     r = ctx.r
     scale = range_scale(w, w_mask, r)
     return _counts(step_writes(w, dw, w_mask, ctx.maps[spec.name], r, scale))
@@ -75,6 +75,14 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     lm = ctx.maps[spec.name]
     reps = lm.replicas
     extra: dict[str, Any] = {}
+    # a reprogrammed chip (``residency``): only the part of the layer still in the crossbars at the
+    # update is written now; the rest gets its new weights when it is next programmed
+    share = 1.0 if ctx.residency is None else ctx.residency.update_share.get(spec.name, 1.0)
+    if share == 0.0:
+        row.update(reram_writes_recorded=it.weights is not None, reram_cell_writes=0, reram_write_pulses=0,
+                   reram_write_cycles=0, reram_update_resident_fraction=0.0,
+                   reram_writes_source="reprogrammed: the layer's next programming writes its new weights")
+        return row
     if it.weights is not None:
         counts, extra = _record(ctx, spec, it.weights, w_mask)
         source = "recorded"
@@ -90,6 +98,9 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
             row["reram_writes_recorded"] = False
             row["reram_writes_source"] = "none: no recorded update to take the writes from"
             return row
+    if share < 1.0:  # the resident crossbars' share of the writes (the latency: crossbars write in parallel)
+        counts = {k: v if k == "latency_ns" else v * share for k, v in counts.items()}
+        extra["reram_update_resident_fraction"] = share
     write_cycles = math.ceil(round(counts["latency_ns"] * arch.clock_hz / 1e9, 6))
     e_cell = counts["pulse_units"] * reps * price(arch, "cell", "write_pulse")
     e_driver = (counts["row_pulses"] * price(arch, "write_driver", "row_pulse")
@@ -127,12 +138,21 @@ def update_pass(ctx: Any, spec: LayerSpec, it: LayerInput, li: int, w_mask: np.n
     return row
 
 
+def _crossbar_layout(spec: LayerSpec, w: np.ndarray, dw: np.ndarray, w_mask: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The weight, its update and its mask as the crossbars hold them: ``(groups·N, K)``, one
+    column per forward output (a transposed conv's weight is ``(Cin, Cout/g, *k)``: transposed)."""
+    def lay(a: np.ndarray) -> np.ndarray:
+        return spec.geometry.gemm_weight(spec, a)
+    return lay(w), lay(dw), None if w_mask is None else lay(w_mask)
+
+
 def _record(ctx: Any, spec: LayerSpec, weights: tuple[np.ndarray, np.ndarray], w_mask: np.ndarray | None
             ) -> tuple[dict[str, float], dict[str, Any]]:
     """Writes of a recorded update; updates the layer's wear. Returns its counts and wear columns."""
     r = ctx.r
     lm = ctx.maps[spec.name]
-    w, dw = weights
+    w, dw, w_mask = _crossbar_layout(spec, *weights, w_mask)
     wear = ctx.wear.get(spec.name)
     if wear is None:
         wear = ctx.wear[spec.name] = Wear(scale=range_scale(w, w_mask, r))

@@ -7,24 +7,25 @@ ResNet-18 convolutions and two BERT GEMMs (forward, batch 1, 8-bit values: acces
 
 - given.csv: AccelForge's model evaluating hwsim's own chosen mapping of each layer (translated into
   its mapping nodes): reads and writes of every tensor at DRAM, the global buffer and the register
-  file, and the energy, agree to 0.1 %; latency within 1.25× where hwsim's first loads and last
-  write-back are small next to the computation (AccelForge's latency is the maximum over its
-  components: every transfer overlaps compute).
-- reference.csv (the layers its search finished on this machine: bert_qkv): AccelForge's own
-  mapper on the same machine: accesses per tensor within 1.25×, energy within 10 %, latency within
-  1.25×.
+  file, and the energy, agree to 0.1 %; latency within 1.25× (AccelForge's latency is the maximum
+  over its components; hwsim's schedule leaves the first tile's first step and the last tile's last
+  step exposed, docs/mapping.md "Timing of the nest").
+- reference.csv (every layer its search finished on this machine): AccelForge's own mapper on the
+  same machine: accesses per tensor within 1.25×, energy within 10 %, latency within 1.25×.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import archs
-from hwsim.npu.loopnest import ConvShape
-from hwsim.npu.mapper import search
+from hwsim.npu.loopnest import ConvShape, tie_rank
+from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.nest_timing import nest_plan, nest_timing
 from hwsim.npu.pe_tiles import tiled
 
@@ -41,10 +42,11 @@ def _rows(name: str) -> list[dict[str, str]]:
 LAYERS = {r["name"]: r for r in _rows("layers.csv")}
 GIVEN = _rows("given.csv")
 REFERENCE = _rows("reference.csv")
-# hwsim's schedule puts the first loads and the last write-back outside the computation; on this
-# layer (the energy objective fills the buffer: 73,728 B of weights before the first tile) they add
-# 42 % to AccelForge's maximum over its components (docs/validation.md §3c)
-LATENCY_GAP = {"l2_3x3_s2": (1.3, 1.5)}
+# AccelForge keeps the input rows two consecutive buffer tiles share (it lowers the buffer's input
+# through the DRAM loop over OY); hwsim loads each buffer tile's halo again, so on l1_3x3 its best
+# mapping splits OX too (8 tiles against AccelForge's 4) and refills every PE's weights twice as
+# often: (level, operand, direction) -> hwsim / AccelForge (docs/validation.md §3c)
+MAPPER_GAP = {("l1_3x3", "glb", "b", "read"): 2.0, ("l1_3x3", "rf", "b", "write"): 2.0}
 
 
 def shape_of(name: str) -> ConvShape:
@@ -64,7 +66,7 @@ def schedule_cycles(arch, shape: ConvShape, res) -> int:
         if lv == "dram":
             dram[(op, d)] = dram.get((op, d), 0.0) + v
     plan = nest_plan(shape, "forward", arch, res.mapping.tile, res.mapping.order, res.levels, dram, ONE, "ws",
-                     1.0, res.tile_array)
+                     1.0, res.tile_array, res.tile_stream)
     return nest_timing(plan, arch).total_cycles
 
 
@@ -72,6 +74,11 @@ def schedule_cycles(arch, shape: ConvShape, res) -> int:
 def results():
     arch = archs.load(DATA / "pe_array_hwsim.yaml")
     return arch, {name: search(shape_of(name), "forward", arch, ONE) for name in LAYERS}
+
+
+def test_accelforges_mapper_ran_on_three_convolutions_and_two_gemms():
+    kinds = [LAYERS[r["layer"]]["kind"] for r in REFERENCE]
+    assert kinds.count("conv") >= 3 and kinds.count("gemm") >= 2
 
 
 def test_layers_are_three_convolutions_and_two_gemms_all_given():
@@ -114,8 +121,7 @@ def test_latency_within_125_percent_of_accelforges_model(results):
     arch, res = results
     for r in GIVEN:
         ratio = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
-        low, high = LATENCY_GAP.get(r["layer"], (0.8, 1.25))
-        assert low <= ratio <= high, (r["layer"], ratio)
+        assert 0.8 <= ratio <= 1.25, (r["layer"], ratio)
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -127,6 +133,10 @@ def test_accesses_per_tensor_within_125_percent_of_accelforges_mapper(results, l
                 theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
                 ours = accesses(res[r["layer"]], level, op, direction)
                 if theirs == 0 and ours == 0:
+                    continue
+                gap = MAPPER_GAP.get((r["layer"], level, op, direction))
+                if gap is not None:
+                    assert ours / theirs == pytest.approx(gap, rel=1e-6), (r["layer"], level, op, direction)
                     continue
                 assert 0.8 <= ours / max(theirs, 1) <= 1.25, (r["layer"], level, op, direction, ours, theirs)
 
@@ -171,3 +181,82 @@ def test_replayed_rows_carry_the_register_file_level(tmp_path):
         for key in (("rf", "a", "write"), ("glb", "a", "read"), ("glb", "c", "write")):
             assert row[f"{key[0]}_{key[1]}_{key[2]}_bytes"] == pytest.approx(accesses(res, *key)), key
         assert row["gemm_cycles"] >= macs // (arch.compute.rows * arch.compute.cols)
+
+
+def test_first_and_last_steps_are_what_the_schedule_leaves_exposed(results):
+    """l2_3x3_s2 (`B1 K128 C32 OY14 OX28 | C2 OY2`, buffer-level loops `OY7 OX28`, register-file
+    tile `OY2 OX1`, 8 B/cycle): the first tile starts once its weights (each PE keeps its filters
+    for the whole tile) and the input window of its first register-file tile are in, the rest
+    streaming in behind; the last write-back is the last register-file tile's outputs (the other
+    half of the output, final one tile earlier, and the last tile's earlier outputs drain while it
+    computes). By hand from the layer:"""
+    arch, res = results
+    r = res["l2_3x3_s2"]
+    assert r.notation.startswith("B1 K128 C32 OY14 OX28 | C2 OY2 ")
+    assert r.notation.endswith("RF B1 K4 C1 OY2 OX1 | OY7 OX28")
+    macs_per_tile = 128 * 32 * 14 * 28 * 9
+    compute = 4 * macs_per_tile // 1024  # four tiles on 32 × 32 PEs
+    first_step = (128 * 32 * 9 + 32 * 5 * 3) / 8  # weights + a 5 × 3 window (stride 2) of 32 channels
+    last_step = 128 * 2 * 1 / 8  # two output rows of one column, 128 channels
+    assert r.cycles == compute + first_step + last_step  # the mapper's closed form
+    ours = schedule_cycles(arch, shape_of("l2_3x3_s2"), r)
+    assert r.cycles <= ours <= 1.03 * r.cycles  # the schedule adds the channel's contention
+    # whole tiles instead (the first tile's slices in before it computes, the whole output after):
+    # the bound before the steps were modelled, 1.42× AccelForge's latency
+    whole = dataclasses.replace(r, tile_stream=None)
+    loads = (128 * 32 * 9 + 32 * 29 * 57) / 8
+    assert schedule_cycles(arch, shape_of("l2_3x3_s2"), whole) == compute + loads + 128 * 28 * 28 / 8
+
+
+def test_register_files_keep_the_overlap_of_sliding_windows(results):
+    """l2_3x3_s2's register-file tile `OY2 OX1` (a 5 × 3 input window per channel, stride 2) slides
+    along the innermost buffer-level loop `OX28`: each of its 27 turns loads 2 new columns of 5 rows;
+    the sweep repeats for each of the 7 `OY` steps of each of the 4 tiles, in all 1,024 PEs, and the
+    buffer's input reads are those over the 32 columns that multicast them (by hand; AccelForge's
+    mapper lowers its register file through such a loop and counts the same)."""
+    _, res = results
+    r = res["l2_3x3_s2"]
+    assert "RF B1 K4 C1 OY2 OX1 | OY7 OX28" in r.notation
+    fills = 4 * 1024 * 7 * (5 * 3 + 27 * 5 * 2)
+    assert accesses(r, "rf", "a", "write") == fills
+    assert accesses(r, "glb", "a", "read") == fills / 32
+
+
+def test_steps_never_lengthen_the_schedule_nor_move_other_bytes(results):
+    arch, res = results
+    for name, r in res.items():
+        whole = dataclasses.replace(r, tile_stream=None)
+        assert schedule_cycles(arch, shape_of(name), r) <= schedule_cycles(arch, shape_of(name), whole), name
+        assert r.compute_cycles <= r.cycles <= schedule_cycles(arch, shape_of(name), r), name
+
+
+def test_energy_ties_are_broken_by_fewer_partial_sums():
+    """bert_ffn1: `K128 C384 | K24 C2` (AccelForge's choice) and `K192 C256 | K16 C3` cost the same
+    energy to the last bits (1.5× the input's buffer reads against 1/1.5 of the partial sums'): the
+    tie goes to fewer partial sums through the buffer, as AccelForge's mapper breaks it."""
+    arch = archs.load(DATA / "pe_array_hwsim.yaml")
+    shape = shape_of("bert_ffn1")
+    a = evaluate(shape, "forward", arch, NestMapping((1, 128, 384, 1, 128), ("K", "C", "B", "OY", "OX")), ONE)
+    b = evaluate(shape, "forward", arch, NestMapping((1, 192, 256, 1, 128), ("K", "C", "B", "OY", "OX")), ONE)
+    assert a.energy_pj == pytest.approx(b.energy_pj, rel=1e-12)
+    assert accesses(a, "glb", "c", "read") < accesses(b, "glb", "c", "read")
+    assert search(shape, "forward", arch, ONE).notation == a.notation
+    # the whole input stays in the buffer (its slice is the smallest of least traffic: 98,304 B, once)
+    assert accesses(a, "dram", "a", "read") == 768 * 128
+    assert tie_rank(np.array([1.0, 1.0 + 1e-12, 1.0 + 1e-6, 2.0])).tolist() == [0, 0, 1, 2]
+
+
+def test_latency_objective_never_reports_more_cycles_on_the_twin(tmp_path):
+    """With the register-file level's tile steps and sliding windows, `--objective latency` still
+    re-times its candidates and the energy choice and never reports more cycles than `energy`."""
+    from hwsim.simulate import simulate
+    from traces.synth import conv, linear, write_synthetic
+
+    arch = archs.load(DATA / "pe_array_hwsim.yaml")
+    trace = write_synthetic([conv("c3", 64, 16, 16, 64, 3), conv("s2", 64, 17, 17, 128, 3, stride=2),
+                             linear("fc", 128, 64)], tmp_path / "t", batch=2)
+    passes = ["forward", "backward_data", "backward_weight"]
+    energy = simulate(trace, arch, passes=passes, mapping="search").to_frame()
+    latency = simulate(trace, arch, passes=passes, mapping="search", mapping_objective="latency").to_frame()
+    assert (latency["cycles"] <= energy["cycles"]).all()
+    assert (latency["dense_cycles"] <= energy["dense_cycles"]).all()

@@ -9,6 +9,7 @@ attention products are layer records; LayerNorm, GELU, softmax, dropout and resi
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,20 @@ def vit(impl: str):
     return transformers.ViTForImageClassification(config), lambda g: {
         "pixel_values": torch.randn(N, 3, 8, 8, generator=g),
         "labels": torch.randint(0, 3, (N,), generator=g)}
+
+
+def opt(impl: str):
+    config = transformers.OPTConfig(attn_implementation=impl, num_hidden_layers=LAYERS, num_attention_heads=2,
+                                    hidden_size=D, ffn_dim=2 * D, word_embed_proj_dim=D, vocab_size=50,
+                                    max_position_embeddings=L)
+    return transformers.OPTForCausalLM(config), tokens
+
+
+def llama(impl: str):
+    config = transformers.LlamaConfig(attn_implementation=impl, num_hidden_layers=LAYERS,
+                                      num_attention_heads=4, num_key_value_heads=2, hidden_size=D,
+                                      intermediate_size=2 * D, vocab_size=50, max_position_embeddings=L)
+    return transformers.LlamaForCausalLM(config), tokens
 
 
 def record(path, build, impl: str) -> traces.Trace:
@@ -136,3 +151,113 @@ def test_trace_info_and_stats_read_embedding_layers(gpt2_sdpa):
     assert wte["kind"] == "embedding" and wte["fwd M×K×N"] == ""  # no GEMM to show
     with gpt2_sdpa.iteration(0) as it:
         assert pass_counts(gpt2_sdpa.layers[0], it.batch, x=it.mask(0, "x"), w=it.mask(0, "w")) == []
+
+
+def test_opt_records_its_own_forward_positions_and_flattened_mlp(tmp_path):
+    """OPT's learned positions are an nn.Embedding subclass called with the attention mask (it
+    computes the indices itself), and its MLP runs on the tokens flattened to (N·L, d): the lookup
+    of its own weight is recorded, and fc1/fc2 per sample as (L, d)."""
+    tr = record(tmp_path / "t", opt, "sdpa")
+    assert kinds(tr) == {"embedding": 2, "linear": 6 * LAYERS + 1, "matmul": 2 * LAYERS}
+    by_name = {s.name: s for s in tr.layers}
+    fc1 = by_name["model.decoder.layers.0.fc1"]
+    assert (fc1.x_shape, fc1.y_shape) == ((L, D), (L, 2 * D))
+    index = [s.name for s in tr.layers].index("model.decoder.embed_positions")
+    with tr.iteration(0) as it:
+        rows = np.flatnonzero(it.mask(index, "dw_needed").any(axis=1))
+    assert rows.tolist() == list(range(2, L + 2))  # no padding: positions 0..L-1 at OPT's offset 2
+    for preset in ("edge-npu", "gpu-a100", "reram-isaac"):
+        assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()
+
+
+def test_llama_records_grouped_query_attention_and_gated_mlp(tmp_path):
+    """Llama: RMSNorm, rotary positions, grouped-query attention (2 key/value heads for 4 query
+    heads), a SiLU-gated MLP of three linears, an untied head."""
+    tr = record(tmp_path / "t", llama, "sdpa")
+    assert kinds(tr) == {"embedding": 1, "linear": 7 * LAYERS + 1, "matmul": 2 * LAYERS}
+    vec = {r["kind"] for r in tr.manifest["vector_ops"]}
+    assert {"silu", "rsqrt", "softmax"} <= vec  # SiLU gate, RMSNorm as x·rsqrt(mean(x²)+ε)
+    for preset in ("edge-npu", "gpu-a100", "reram-isaac"):
+        assert (simulate(tr, preset).to_frame()["energy_pj"] >= 0).all()
+
+
+def test_mixtral_grouped_gemm_experts_are_refused_not_dropped(tmp_path):
+    """Mixtral's experts run one ``aten._grouped_mm`` over the routed tokens: hwsim has no record
+    for it yet, so the recording stops naming the operator and its line in transformers, instead
+    of a trace without the expert MLPs."""
+    config = transformers.MixtralConfig(num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                        hidden_size=D, intermediate_size=2 * D, num_local_experts=4,
+                                        num_experts_per_tok=2, vocab_size=50, max_position_embeddings=L)
+    with pytest.raises(traces.RecorderError, match=r"aten\._grouped_mm.* at .*\.py:\d+"):
+        record(tmp_path / "t", lambda impl: (transformers.MixtralForCausalLM(config), tokens), "sdpa")
+
+
+LT, PAD = 6, [0, 3]  # encoder-decoders: target length; padded source tokens per sample (mask 0)
+
+
+def _seq2seq_batch(g: torch.Generator) -> dict[str, torch.Tensor]:
+    mask = torch.ones(N, L, dtype=torch.long)
+    for n, p in enumerate(PAD):
+        mask[n, L - p:] = 0
+    return {"input_ids": torch.randint(3, 50, (N, L), generator=g), "attention_mask": mask,
+            "labels": torch.randint(3, 50, (N, LT), generator=g)}
+
+
+def t5(impl: str):
+    """Relative position biases (one embedding per attention stack, looked up with (Lq, Lk)
+    buckets shared by the batch), cross-attention over the padded source."""
+    config = transformers.T5Config(attn_implementation=impl, vocab_size=50, d_model=D, d_kv=D // 2,
+                                   d_ff=2 * D, num_layers=1, num_decoder_layers=1, num_heads=2,
+                                   relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0)
+    return transformers.T5ForConditionalGeneration(config), _seq2seq_batch
+
+
+def bart(impl: str):
+    """Learned positions (an nn.Embedding subclass making its own indices), cross-attention over
+    the padded source."""
+    config = transformers.BartConfig(attn_implementation=impl, vocab_size=50, d_model=D, encoder_layers=1,
+                                     decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                                     encoder_ffn_dim=2 * D, decoder_ffn_dim=2 * D, max_position_embeddings=L,
+                                     pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+    return transformers.BartForConditionalGeneration(config), _seq2seq_batch
+
+
+# per model: its builder, the attention calls (encoder self, decoder self, cross) and the projections
+SEQ2SEQ = {
+    "t5": (t5, ("encoder.block.0.layer.0.SelfAttention", "decoder.block.0.layer.0.SelfAttention",
+                "decoder.block.0.layer.1.EncDecAttention"), ("q", "k")),
+    "bart": (bart, ("model.encoder.layers.0.self_attn", "model.decoder.layers.0.self_attn",
+                    "model.decoder.layers.0.encoder_attn"), ("q_proj", "k_proj")),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(SEQ2SEQ))
+def seq2seq(request, tmp_path_factory) -> tuple[str, traces.Trace]:
+    name = request.param
+    return name, record(tmp_path_factory.mktemp(name) / "t", SEQ2SEQ[name][0], "sdpa")
+
+
+@pytest.mark.parametrize("preset", ["edge-npu", "gpu-a100", "reram-isaac"])
+def test_encoder_decoders_record_cross_attention_padding_and_replay(seq2seq, preset):
+    """HF T5 and BART unmodified: their masks (torch.finfo.min added to the scores, T5's position
+    bias too, or is_causal) are the scores' structure: the decoder's causal self-attention keeps
+    Lt(Lt+1)/2 scores per head, the cross-attention Lt·(L - p) and the encoder L·(L - p) for p
+    padded source tokens."""
+    name, tr = seq2seq
+    _, (enc, dec, cross), (q, k) = SEQ2SEQ[name]
+    assert kinds(tr) == {"embedding": 4, "linear": 17, "matmul": 6}  # q, k, v, o ×3, 2 MLP ×2, head
+    by_name = {s.name: s for s in tr.layers}
+    if name == "t5":
+        bias = by_name[f"{dec}.relative_attention_bias"]
+        assert (bias.x_shape, bias.y_shape) == ((LT, LT), (LT, LT, 2))  # buckets shared by the batch
+    assert by_name[f"{cross}.{k}"].x_shape == (L, D) and by_name[f"{cross}.{q}"].x_shape == (LT, D)
+    kept = {enc: sum(2 * L * (L - p) for p in PAD), dec: N * 2 * LT * (LT + 1) // 2,
+            cross: sum(2 * LT * (L - p) for p in PAD)}
+    with tr.iteration(1) as it:
+        assert {c: it.count(f"{c}.scores", "y_sel") for c in kept} == kept
+    df = simulate(tr, preset, iterations=[1]).to_frame()
+    assert {s.name for s in tr.layers} <= set(df["layer"])
+    fwd = df[(df["layer"] == f"{cross}.scores") & (df["pass"] == "forward")].iloc[0]
+    assert fwd["algorithmic_macs"] == N * 2 * LT * L * (D // 2)
+    assert fwd["effectual_macs"] == kept[cross] * (D // 2)  # Q and K dense: the kept scores' products
+    assert (df["cycles"] >= 0).all() and df["cycles"].sum() > 0

@@ -13,10 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import traces
+from hwsim.simulate import simulate
 from traces import RecorderError
 from traces.format.validate import validate
 
-N, T, F_IN, H = 3, 5, 7, 6  # batch, time steps, input features, hidden units
+N, T, F_IN, H, P = 3, 5, 7, 6, 4  # batch, time steps, input features, hidden units, LSTM projection
 
 
 def record(model: nn.Module, path, make_input, steps: int = 2, loss=None) -> traces.Trace:
@@ -59,14 +60,15 @@ def test_a_recurrent_step_is_its_gate_gemms(tmp_path, cls, gates):
         assert it.count("weight_hh_l0", "dw") == gates * H * H
 
 
-@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
-def test_the_decomposed_recurrent_layer_computes_what_the_fused_one_does(tmp_path, cls):
-    """Two layers, bidirectional, sequence-first, with an initial state: outputs and gradients
-    of the recording (gate GEMMs) equal the fused kernel's to float rounding."""
+@pytest.mark.parametrize(("cls", "proj"), [(nn.LSTM, 0), (nn.LSTM, P), (nn.GRU, 0), (nn.RNN, 0)])
+def test_the_decomposed_recurrent_layer_computes_what_the_fused_one_does(tmp_path, cls, proj):
+    """Two layers, bidirectional, sequence-first, with an initial state (an LSTM also with
+    projections): outputs and gradients of the recording (gate GEMMs) equal the fused kernel's to
+    float rounding."""
     torch.manual_seed(0)
-    rnn = cls(F_IN, H, num_layers=2, bidirectional=True)
+    rnn = cls(F_IN, H, num_layers=2, bidirectional=True, **({"proj_size": proj} if proj else {}))
     x = torch.randn(T, N, F_IN, requires_grad=True)
-    h0 = torch.randn(4, N, H)
+    h0 = torch.randn(4, N, proj or H)
     hx = (h0, torch.randn(4, N, H)) if cls is nn.LSTM else h0
     fused_out, fused_h = rnn(x, hx)
     fused_out.sum().backward()
@@ -86,8 +88,39 @@ def test_the_decomposed_recurrent_layer_computes_what_the_fused_one_does(tmp_pat
         torch.testing.assert_close(a, b)
     for a, b in zip([x.grad, *(p.grad for p in rnn.parameters())], fused_grad, strict=True):
         torch.testing.assert_close(a, b)
-    # 2 layers × 2 directions: an input projection and T recurrent GEMMs each
-    assert len(traces.load(tmp_path / "t").layers) == 4 * (1 + T)
+    # 2 layers × 2 directions: an input projection and T recurrent GEMMs each (and T projections)
+    assert len(traces.load(tmp_path / "t").layers) == 4 * (1 + T * (2 if proj else 1))
+
+
+def test_an_lstm_with_projections_is_its_gate_and_projection_gemms(tmp_path):
+    """nn.LSTM(proj_size=P): weight_ih (4H, I), weight_hh (4H, P) on the projected state and
+    weight_hr (P, H) per time step (torch.nn.LSTM docs), so a step's forward MACs are
+    N·T·(4H·(I + P) + P·H); it trains, records, validates and every GEMM replays."""
+    torch.manual_seed(0)
+    lstm = nn.LSTM(F_IN, H, proj_size=P, batch_first=True)
+    assert (lstm.weight_hh_l0.shape, lstm.weight_hr_l0.shape) == ((4 * H, P), (P, H))
+    target = torch.randn(N, T, P)
+    tr = record(lstm, tmp_path / "t", lambda g: torch.randn(N, T, F_IN, generator=g), steps=3,
+                loss=lambda y: F.mse_loss(y, target))
+    names = [s.name for s in tr.layers]
+    steps = [n for t in range(T) for n in (f"weight_hh_l0{f'#{t}' if t else ''}",
+                                           f"weight_hr_l0{f'#{t}' if t else ''}")]
+    assert names == ["weight_ih_l0", *steps]
+    for s in tr.layers[1:]:
+        hh = s.parameter == "weight_hh_l0"
+        assert (s.x_shape, s.w_shape, s.bias) == (((P,), (4 * H, P), True) if hh else ((H,), (P, H), False))
+    total = sum(s.gemm("forward", N).macs for s in tr.layers)
+    assert total == N * T * (4 * H * (F_IN + P) + P * H)
+    with tr.iteration(2) as it:  # the projection's input o ⊙ tanh(c) is nonzero from step 0 on
+        assert it.count("weight_hh_l0", "x") == 0 and it.count("weight_hr_l0", "x") > 0
+    for arch in ("edge-npu", "gpu-a100", "reram-isaac"):
+        rep = simulate(tr, arch, iterations=[2]).to_frame()
+        gemm = rep[rep["pass"] != "update"]
+        assert set(names) <= set(gemm["layer"]), arch
+        fwd = gemm[gemm["pass"] == "forward"]
+        assert fwd[fwd["layer"].isin(names)]["algorithmic_macs"].sum() == total, arch
+        updates = rep[(rep["pass"] == "update") & rep["layer"].isin(names)]
+        assert sorted(updates["layer"]) == ["weight_hh_l0", "weight_hr_l0", "weight_ih_l0"], arch  # once each
 
 
 def test_conv1d_records_as_a_conv2d_of_height_one(tmp_path):

@@ -165,12 +165,28 @@ def test_eval_and_no_grad_passes_are_not_training_steps(tmp_path):
         model.eval()
         model(x)  # eval mode with grad enabled: still not a training step
         model.train()
-        with torch.no_grad():
-            model(x)  # training mode without gradients, and no training step follows
     tr = traces.load(tmp_path / "t")
     assert tr.iterations == [0] and tr.complete
     with tr.iteration(0) as it:
         assert it.count("stem", "x") == int((x != 0).sum())
+
+
+def test_a_no_grad_pass_in_training_mode_with_no_step_after_it_is_refused_at_close(tmp_path):
+    """Training mode without gradients and no training step after it was allowed (dropped without a
+    word); issue 22 asks for it to be recorded or refused naming its line: refused when recording
+    closes (tests/traces/test_recorder_side_work.py has the variants)."""
+    model = Awkward()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, t = make_batches(1)[0]
+    with pytest.raises(traces.RecorderError, match=r"training mode without gradients at .*`model\(x\)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=1) as rec:
+            opt.zero_grad()
+            F.cross_entropy(model(x), t).backward()
+            opt.step()
+            rec.step()
+            with torch.no_grad():
+                model(x)  # training mode without gradients, and no training step follows
+    assert not traces.load(tmp_path / "t").complete
 
 
 def test_functional_gemm_outside_modules_is_refused(tmp_path):
@@ -210,14 +226,11 @@ def test_compiled_and_unsupported_modules_are_refused(tmp_path):
     fake_compiled._orig_mod = nn.Linear(2, 2)  # what torch.compile's wrapper carries
     with pytest.raises(RecorderError, match=r"torch\.compile"):
         traces.record(fake_compiled, tmp_path / "a")
-    with pytest.raises(RecorderError, match=r"rnn \(LSTM\): an LSTM with proj_size > 0"):
-        traces.record(nn.ModuleDict({"rnn": nn.LSTM(2, 2, proj_size=1), "fc": nn.Linear(2, 2)}),
-                      tmp_path / "b")
-    with pytest.raises(RecorderError, match=r"conv \(Conv3d\) does GEMM work hwsim cannot record yet"):
-        traces.record(nn.ModuleDict({"conv": nn.Conv3d(2, 2, 1)}), tmp_path / "b")
+    with pytest.raises(RecorderError, match=r"bil \(Bilinear\) does GEMM work hwsim cannot record yet"):
+        traces.record(nn.ModuleDict({"bil": nn.Bilinear(2, 2, 1)}), tmp_path / "b")
     with pytest.raises(RecorderError, match="padding_mode='reflect'"):
         traces.record(nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"), tmp_path / "c")
-    with pytest.raises(RecorderError, match=r"no nn\.Conv1d/Conv2d/Linear/Embedding"):
+    with pytest.raises(RecorderError, match=r"no nn\.Conv\*/ConvTranspose\*/Linear/Embedding"):
         traces.record(nn.ReLU(), tmp_path / "d")
 
 

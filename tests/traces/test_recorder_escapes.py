@@ -12,6 +12,7 @@ import inspect
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -260,3 +261,38 @@ def test_other_modules_are_watched_on_watched_iterations_only(tmp_path):
             step(model, rec, opt)
             seen.append(global_hooks() - before)
     assert seen == [1, 0, 1, 0] and global_hooks() == before  # iterations 0 and 2 watched
+
+
+def _to_numpy_in_forward(h: torch.Tensor) -> torch.Tensor:
+    mixed = h.detach().numpy() @ R.numpy()  # a GEMM numpy runs: invisible to torch
+    return h + torch.from_numpy(mixed)
+
+
+def test_a_tensor_handed_to_numpy_inside_the_step_is_warned_about_once_per_line(tmp_path):
+    """A GEMM done in numpy recorded without a word (issue 22): the conversion is what torch sees.
+    Converting an activation or a weight matrix inside the training forward pass or the loss warns,
+    naming the line, once per line; predicted labels turned into numpy for a metric do not."""
+    from traces.format.errors import RecorderWarning
+
+    model = Net(_to_numpy_in_forward)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss_with_numpy(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        np.asarray(out.detach()) @ np.asarray(model.out.weight.detach())  # in the loss: also numpy
+        (out.argmax(1).numpy() == TARGET.numpy()).mean()  # a metric on labels: no warning
+        return F.cross_entropy(out, TARGET)
+
+    with pytest.warns(RecorderWarning) as seen:
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=1) as rec:
+            for _ in range(3):
+                opt.zero_grad()
+                loss_with_numpy(torch.randn(5, 4)).backward()
+                opt.step()
+                rec.step()
+    texts = [str(w.message) for w in seen if issubclass(w.category, RecorderWarning)]
+    forward = re.escape(line_of(_to_numpy_in_forward, "mixed = "))
+    loss = re.escape(line_of(loss_with_numpy, "np.asarray(out.detach())"))
+    assert len(texts) == 2, texts
+    assert re.search(rf"a \(5, 4\) float32 tensor was converted to numpy .* at {forward}", texts[0]), texts
+    assert re.search(rf"a \(5, 3\) float32 tensor .* at {loss}", texts[1]), texts

@@ -94,10 +94,18 @@ def test_eval_and_no_grad_passes_are_not_refused(tmp_path, case, extra, op):
     model = WithExtra(extra)
     x = torch.randn(5, 4)
     with traces.record(model, tmp_path / "t"):
-        with torch.no_grad():
-            model(x)  # training mode, no gradients: not a training step
         model.eval()
-        model(x)  # eval mode with gradients: not a training step either
+        model(x)  # eval mode with gradients: not a training step
+        with torch.no_grad():
+            model(x)  # nor without
+    model.train()
+    # training mode without gradients is no step either: its extra GEMM is not refused as such, but
+    # with no step after it the pass itself is, at close (issue 22: it was dropped without a word)
+    with pytest.raises(RecorderError, match=r"^the recorded model ran a forward pass in training mode "
+                                            r"without gradients at .*`model\(x\)  # training mode"):
+        with traces.record(model, tmp_path / "u"):
+            with torch.no_grad():
+                model(x)  # training mode, no gradients, no step after it
 
 
 @pytest.mark.parametrize("gemm_check", ["every", "masks"])

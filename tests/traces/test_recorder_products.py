@@ -361,3 +361,62 @@ def test_a_transformer_encoder_records_unmodified(tmp_path):
         (f"{attn}.in_proj_weight", "linear"), (f"{attn}.scores", "matmul"), (f"{attn}.context", "matmul"),
         (f"{attn}.out_proj.weight", "linear"), ("1.layers.0.linear1", "linear")]
     assert tr.layers[2].x_shape == (H, L, D) and tr.layers[2].attention["role"] == "scores"
+
+
+def test_a_flattened_input_times_a_parameter_records_per_sample(tmp_path):
+    """``F.linear(h.view(-1, d), W)`` with a bare parameter (a router, GPT-2's Conv1D): the
+    (N·L, d) input is recorded per sample as (L, d) (a name clash made it a TypeError once)."""
+
+    class Router(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Linear(4, 6)
+            self.weight = torch.nn.Parameter(torch.randn(3, 6))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.emb(x)
+            return F.linear(h.reshape(-1, 6), self.weight).sum()
+
+    model = Router()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        model(torch.randn(2, 5, 4)).backward()
+        opt.step()
+        rec.step()
+    spec = {s.name: s for s in traces.load(tmp_path / "t").layers}["weight"]
+    assert (spec.x_shape, spec.y_shape) == ((5, 6), (5, 3))
+
+
+def test_baddbmm_with_keyword_operands_records_and_keeps_its_values(tmp_path):
+    """BLOOM's scores: ``alibi.baddbmm(batch1=q, batch2=kᵀ, beta=1, alpha=1/√d)``, the operands by
+    keyword (refused as an unrecorded product once); recorded as a (L, d)·(d, L) matmul per head
+    with the same values as the unrecorded call."""
+
+    class Alibi(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(8, 24)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            n, length, _ = x.shape
+            heads = self.qkv(x).reshape(n, length, 3, 2, 4).permute(2, 0, 3, 1, 4)
+            q, k, v = heads.reshape(3, n * 2, length, 4)
+            bias = torch.linspace(-1, 0, length).expand(n * 2, 1, length)
+            scores = bias.baddbmm(batch1=q, batch2=k.transpose(1, 2), beta=1.0, alpha=0.5)
+            return torch.bmm(scores.softmax(-1), v).square().sum()
+
+    torch.manual_seed(0)
+    model, x = Alibi(), torch.randn(3, 5, 8)
+    expected = model(x).item()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with traces.record(model, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        loss = model(x)
+        loss.backward()
+        opt.step()
+        rec.step()
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    products = [s for s in traces.load(tmp_path / "t").layers if s.kind == "matmul"]
+    assert [(s.module_type, s.x_shape, s.w_shape) for s in products] == [
+        ("baddbmm", (2, 5, 4), (2, 4, 5)), ("bmm", (2, 5, 5), (2, 5, 4))]

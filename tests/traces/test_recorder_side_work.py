@@ -243,3 +243,91 @@ def test_a_non_finite_loss_is_refused(tmp_path):
             model(torch.randn(5, 4)).sum().backward()
             opt.step()
             rec.step(loss=float("nan"))
+
+
+def _train_step(model, opt, rec) -> None:
+    opt.zero_grad()
+    F.cross_entropy(model(torch.randn(5, 4)), TARGET).backward()
+    opt.step()
+    rec.step()
+
+
+def test_an_evaluation_left_in_training_mode_after_the_last_step_is_refused_at_close(tmp_path):
+    """A forward pass of the model in training mode under ``no_grad`` after the last step (an
+    evaluation without ``model.eval()``), with no step after it, was dropped without a word: the
+    trace closed complete. Refused when recording closes, naming the call; the trace is incomplete."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"training mode without gradients at .*test_recorder_side_work"
+                                            r"\.py:\d+ .*`model\(torch\.randn\(7, 4\)\)` after the last "
+                                            r"training step, and no step followed.*model\.eval\(\)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=1) as rec:
+            _train_step(model, opt, rec)
+            _train_step(model, opt, rec)
+            with torch.no_grad():
+                model(torch.randn(7, 4))
+    tr = traces.load(tmp_path / "t")
+    assert tr.iterations == [0, 1] and not tr.complete
+
+
+def test_a_forward_pass_whose_step_never_came_is_refused_at_close(tmp_path):
+    """A training forward pass (gradients on) after the last ``rec.step()``, with no backward or
+    step after it, was dropped without a word; refused at close naming where it began."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def validation_loss() -> float:
+        return F.cross_entropy(model(torch.randn(5, 4)), TARGET).item()
+
+    site = f"{__file__}:{validation_loss.__code__.co_firstlineno + 1} in validation_loss"
+    with pytest.raises(RecorderError, match=rf"\(2 layer calls, the first 'fc'\) began at {site} after the "
+                                            "last rec.step"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            _train_step(model, opt, rec)
+            validation_loss()
+    assert not traces.load(tmp_path / "t").complete
+
+
+def test_the_model_without_gradients_on_an_unwatched_iteration_is_refused(tmp_path):
+    """The no-grad training-mode pass before a step was refused only on watched iterations (the first
+    and mask iterations, by default): on iteration 1 of ``every=5`` it recorded without a word."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"ran a forward pass in training mode without gradients at "
+                                            r".*`target = model\(x\)"):
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=5) as rec:
+            _train_step(model, opt, rec)
+            x = torch.randn(5, 4)
+            with torch.no_grad():
+                target = model(x).argmax(-1)
+            opt.zero_grad()
+            F.cross_entropy(model(x), target).backward()
+            opt.step()
+            rec.step()
+
+
+def test_a_copy_of_the_recorded_model_is_a_module_outside_it(tmp_path):
+    """``copy.deepcopy(model)`` during recording (an EMA or distillation teacher) and ``torch.save(model)``
+    died with ``TypeError: cannot pickle '_thread.lock' object`` (the recorder's hooks were copied with
+    it). The copy is a plain module: in eval mode between steps it runs; its GEMMs inside a training
+    step are refused as a teacher's are."""
+    import io
+
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(RecorderError, match=r"of a Net module outside the recorded model"):
+        with traces.record(model, tmp_path / "t", optimizer=opt, every=1) as rec:
+            _train_step(model, opt, rec)
+            teacher = copy.deepcopy(model).eval()
+            torch.save(model, io.BytesIO())
+            model.eval()
+            with torch.no_grad():
+                teacher(torch.randn(3, 4))
+                model(torch.randn(3, 4))
+            model.train()
+            _train_step(model, opt, rec)
+            x = torch.randn(5, 4)
+            with torch.no_grad():
+                soft = teacher(x).softmax(-1)
+            F.kl_div(model(x).log_softmax(-1), soft, reduction="batchmean").backward()
+    assert traces.load(tmp_path / "t", check=False).iterations == [0, 1]

@@ -103,6 +103,30 @@ CASES = {
         "meta.batch: found 4; expected 1000"),
     "a manifest field it does not understand": (manifest(lambda d: d.__setitem__("frobnicate", 3)),
                                                 "frobnicate: found a field this reader does not know"),
+    # found by the corruption probe of issue 22: one flipped bit in the manifest, accepted before
+    "a dtypes key it does not know": (
+        manifest(lambda d: d["dtypes"].__setitem__("gradi%nt", d["dtypes"].pop("gradient"))),
+        "dtypes.gradi%nt: found a key this reader does not know"),
+    "an unknown dtype name": (manifest(lambda d: d["dtypes"].__setitem__("weight", "flo%t32")),
+                              "dtypes.weight: found 'flo%t32'"),
+    "a method key it does not know": (
+        manifest(lambda d: d["method"].__setitem__("pasams", d["method"].pop("params"))),
+        "method.pasams: found a key this reader does not know"),
+    "a dilation on a linear layer": (manifest(lambda d: d["layers"][1].__setitem__("dilation", [1, 9])),
+                                     "layers[1].dilation: found a linear layer has no window"),
+    # counts each within its tensor's size, not with each other: an input element of the 3×3 conv
+    # (4 output channels, no bias) reaches at most 3·3·4 = 36 outputs; one of fc (10 outputs) 10;
+    # a weight of fc one output per sample (4); a conv output gradient 3·3·3 = 27 input positions
+    "an input count too small for the output's": (set_count("iter-00000001.counts.npz", 0, "x", 1),
+                                                  "counts[conv, y]: found"),
+    "an all-zero input with non-zero outputs": (set_count("iter-00000003.counts.npz", 1, "x", 0),
+                                                "expected at most 0 × 10 = 0"),
+    "too few weights for the outputs": (set_count("iter-00000001.counts.npz", 1, "w", 1),
+                                        "counts[fc, y]: found"),
+    "an input gradient without an output gradient": (
+        lambda t: (set_count("iter-00000001.counts.npz", 0, "dx", 5)(t),
+                   set_count("iter-00000001.counts.npz", 0, "dy", 0)(t)),
+        "counts[conv, dx]: found 5; expected at most 0 × 27 = 0"),
 }
 
 
@@ -168,3 +192,19 @@ def test_partial_masks_bound_the_count(tmp_path):
         tr = traces.load(tmp_path / f"bad{bad}")
         with pytest.raises(traces.TraceFormatError, match=r"L0\.x"), tr.iteration(0) as it:
             it.mask(0, "x")
+
+
+def test_synthetic_traces_are_exempt_from_the_count_bounds(tmp_path):
+    """A synthetic trace writes y and dx dense whatever its inputs' densities: 12 inputs at density
+    0.02 leave most samples without a non-zero input, whose outputs a recorded trace could not have.
+    It validates (its y counts are a convention, not a recording)."""
+    table = tmp_path / "layers.csv"
+    table.write_text("fc,linear,12,4\n")
+    out = tmp_path / "s.trace"
+    status, _, err = run(["trace", "synth", "--layers", str(table), "--out", str(out), "--density",
+                          "x=0.02,w=0.5,dy=0.3", "--batch", "8", "--iterations", "2", "--seed", "0"])
+    assert status == 0, err
+    with traces.load(out).iteration(0) as it:
+        assert it.count(0, "x") < 8 and it.count(0, "y") == 8 * 4  # beyond x·4: a recording could not
+    status, _, err = run(["trace", "validate", str(out)])
+    assert status == 0, err

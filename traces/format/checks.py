@@ -2,7 +2,8 @@
 
 ``traces.load(path)`` (``check=True``, what ``hwsim replay`` and ``hwsim trace validate`` both use)
 applies them as each iteration is opened and each mask is read, so a replay never computes with what
-``validate`` refuses: counts within ``-1..numel`` (vectorized over layers × tensors), the file's own
+``validate`` refuses: counts within ``-1..numel`` (vectorized over layers × tensors) and within what
+their operands' counts can produce (:func:`check_count_bounds`), the file's own
 iteration number and kind, a mask on a mask iteration for every counted tensor that is not dense, a
 mask's popcount equal to its count (or, for masks of the first ``mask_batch`` samples, within what
 the rest of the batch can hold), zero pad bits. Each costs a few array operations per iteration or
@@ -11,6 +12,7 @@ per mask read, next to the replay of that iteration.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,14 @@ import numpy as np
 from . import bits
 from .errors import TraceFormatError
 from .layer import LayerSpec
-from .manifest import MASK_TENSORS, TENSORS
+from .manifest import MASK_TENSORS, TENSOR_INDEX, TENSORS
+
+# Counts that bound each other: (result, operand). Every non-zero operand element reaches at most a
+# fixed number of result elements (its fan, :func:`fan_table`), so a result can have at most
+# ``fan · count(operand)`` non-zeros, whatever the values: a sum of products that are all zero is
+# exactly zero. y's rules hold only without a bias (a bias makes y non-zero from nothing).
+BOUNDS = (("y", "x"), ("y", "w"), ("dx", "dy"), ("dx", "w"))
+_BOUND_COLS = np.array([[TENSOR_INDEX[r], TENSOR_INDEX[o]] for r, o in BOUNDS])  # (n_rules, 2)
 
 
 def element_table(layers: list[LayerSpec]) -> np.ndarray:
@@ -46,6 +55,65 @@ def check_counts(file: Path, layers: list[LayerSpec], table: np.ndarray, counts:
         li, ti = (int(v) for v in np.argwhere(bad)[0])
         raise TraceFormatError(file, f"counts[{layers[li].name}, {TENSORS[ti]}]", int(counts[li, ti]),
                                f"-1 (absent) or 0..{int(limit[li, ti])}")
+
+
+def fan_table(layers: list[LayerSpec]) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer and rule of :data:`BOUNDS`, how many result elements one non-zero operand element
+    reaches (int64 ``(n_layers, n_rules)``, 0: the rule does not apply) and whether that fan is
+    per sample of a weight (multiplied by the batch: a weight element meets every sample).
+
+    conv2d (weight ``(Kout, C/g, R, S)``, output ``(Kout, P, Q)``; conv3d alike with ``T·R·S`` taps and
+    ``D·P·Q`` positions): an input element feeds ``R·S`` positions of each of its group's ``Kout/g``
+    channels; a weight element ``P·Q`` outputs per sample;
+    an output gradient ``C/g·R·S`` input positions. linear (``(out, in)``): an input element feeds
+    ``out`` outputs, a weight element one per GEMM row, an output gradient ``in`` inputs. matmul
+    (``A (.., M, K)·B (.., K, N)``, both per sample): ``N``, ``M``, ``K`` and ``M``. A matmul with an
+    added term (``baddbmm``: y holds the additive mask) has no rules for y; embeddings (a gather) and
+    transposed convs (not derived yet) none at all. Synthetic traces (method ``synthetic``: ``y`` and
+    ``dx`` written dense whatever the inputs' densities) are read without these rules
+    (``traces.format.reader``)."""
+    fan = np.zeros((len(layers), len(BOUNDS)), dtype=np.int64)
+    per_batch = np.zeros((len(layers), len(BOUNDS)), dtype=bool)
+    for li, spec in enumerate(layers):
+        if spec.kind in ("conv2d", "conv3d"):  # weight (Kout, C/g, *kernel), output (Kout, *positions)
+            k, cg = spec.w_shape[:2]
+            taps, pq = math.prod(spec.w_shape[2:]), math.prod(spec.y_shape[1:])
+            fan[li] = (taps * (k // spec.groups), pq, cg * taps, pq)
+            per_batch[li] = (False, True, False, True)
+        elif spec.kind == "linear":
+            rows = spec.rows_per_sample
+            fan[li] = (spec.w_shape[0], rows, spec.w_shape[1], rows)
+            per_batch[li] = (False, True, False, True)
+        elif spec.kind == "matmul":
+            m, k, n = spec.x_shape[-2], spec.x_shape[-1], spec.w_shape[-1]
+            fan[li] = (n, m, k, m)
+            if spec.module_type == "baddbmm":
+                fan[li, :2] = 0
+        if spec.bias:
+            fan[li, :2] = 0
+    return fan, per_batch
+
+
+def check_count_bounds(file: Path, layers: list[LayerSpec], fans: tuple[np.ndarray, np.ndarray],
+                       counts: np.ndarray, batch: int) -> None:
+    """No result count exceeds what its operands' counts can produce (:data:`BOUNDS`): counts
+    rewritten to values each within its tensor's size but not consistent with each other (an output
+    with non-zeros from an all-zero input, an input gradient from an all-zero output gradient) are
+    refused. Vectorized over layers × rules; compared in float64 (exact below 2**53)."""
+    fan, per_batch = fans
+    result, operand = counts[:, _BOUND_COLS[:, 0]], counts[:, _BOUND_COLS[:, 1]]  # (n_layers, n_rules)
+    bound = operand * fan.astype(np.float64) * np.where(per_batch, batch, 1)
+    bad = (fan > 0) & (result >= 0) & (operand >= 0) & (result > bound * (1 + 2.0**-40))
+    if bad.any():
+        li, ri = (int(v) for v in np.argwhere(bad)[0])
+        res, op = BOUNDS[ri]
+        spec, n_op = layers[li], int(counts[li, TENSOR_INDEX[op]])
+        reach = int(fan[li, ri]) * (batch if per_batch[li, ri] else 1)
+        raise TraceFormatError(file, f"counts[{spec.name}, {res}]", int(counts[li, TENSOR_INDEX[res]]),
+                               f"at most {n_op} × {reach} = {n_op * reach}: the {n_op} non-zeros of "
+                               f"{op} reach at most {reach} elements of {res} each (a {spec.kind} "
+                               f"of weight {spec.w_shape}); were the counts changed after recording, "
+                               "or did the run diverge (NaN, inf)?")
 
 
 def check_identity(file: Path, meta: dict[str, Any], index: int, has_masks: bool) -> None:
@@ -109,6 +177,7 @@ def check_iteration(trace: Any, it: Any) -> None:
     """The per-iteration checks of an opened iteration ``it`` of ``trace`` (a ``traces.Trace``)."""
     table = trace.element_table
     check_counts(it.file, trace.layers, table, it.counts, it.batch)
+    check_count_bounds(it.file, trace.layers, trace.fan_table, it.counts, it.batch)
     if it.row is None:
         check_identity(it.file, it.meta, it.index, it.file.name.endswith(".masks.npz"))
     check_batch_size(it.file, trace.manifest, it.index, it.batch)

@@ -22,3 +22,8 @@ class TraceFormatError(ValueError):
 
 class RecorderError(RuntimeError):
     """The recorder was asked to capture something it cannot capture without recording wrong data."""
+
+
+class RecorderWarning(UserWarning):
+    """Something in a recorded training step the recorder cannot see, and cannot tell is work: a
+    tensor converted to numpy (a GEMM numpy runs on it would be missing from the trace)."""

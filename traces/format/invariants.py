@@ -28,6 +28,8 @@ import numpy as np
 from . import bits, structured
 from .layer import LayerSpec
 
+CONV_KINDS = ("conv2d", "conv3d", "conv_transpose")  # channels first: (K, *spatial) outputs
+
 Problems = list[str]
 
 
@@ -49,7 +51,7 @@ class DSGChecker(Checker):
         for name in self.params.get("layers", {}):
             li = trace.layer_index(name)
             spec: LayerSpec = trace.layers[li]
-            n_out = spec.y_shape[0] if spec.kind == "conv2d" else spec.y_shape[-1]
+            n_out = spec.y_shape[0] if spec.kind in CONV_KINDS else spec.y_shape[-1]
             kept = math.ceil((1 - gamma) * n_out - 1e-9)
             rows = it.batch * spec.rows_per_sample
             sel, out, dy = it.count(li, "y_sel"), it.count(li, "y_out"), it.count(li, "dy")
@@ -70,7 +72,7 @@ class DSGChecker(Checker):
     @staticmethod
     def _masks(it: Any, li: int, spec: LayerSpec, kept: int, shared: bool, double: bool = True) -> Problems:
         sel = it.mask(li, "y_sel")
-        rows = np.moveaxis(sel, 1, -1).reshape(-1, sel.shape[1]) if spec.kind == "conv2d" \
+        rows = np.moveaxis(sel, 1, -1).reshape(-1, sel.shape[1]) if spec.kind in CONV_KINDS \
             else sel.reshape(-1, sel.shape[-1])
         out: Problems = []
         per_row = rows.sum(axis=1)

@@ -92,6 +92,9 @@ class Trace:
         _check_iteration_files(self.path, self.manifest, self.iterations)
         self.check = check  # per-iteration checks (traces.format.checks), method invariants
         self.element_table = checks.element_table(self.layers)  # (n_layers, n_tensors) per sample
+        self.fan_table = checks.fan_table(self.layers)  # the bounds counts set each other
+        if self.manifest["method"].get("name") == "synthetic":  # y and dx written dense by convention
+            self.fan_table[0][:] = 0
         self._checker = checker_for(self.manifest) if check else None
         self.unread_checked = False  # traces.format.validate.check_unread has run on this object
 

@@ -1,6 +1,7 @@
 """What the recorder can capture: the modules it hooks, and a watch for the work it cannot see.
 
-The recorder hooks ``nn.Conv2d`` and ``nn.Linear`` modules (subclasses included). Everything else
+The recorder hooks ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.Linear`` and
+``nn.Embedding`` modules (subclasses included). Everything else
 that does GEMM work in training would be missing from the trace, so it is refused (products of two
 activations are recorded by :mod:`traces.recording.products`): compiled and recurrent modules and
 non-zero padding up front (:func:`find_targets`), and any
@@ -20,6 +21,7 @@ import contextlib
 import linecache
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -30,12 +32,12 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..format.errors import RecorderError
+from ..format.errors import RecorderError, RecorderWarning
 from ..format.layer import LayerSpec
 from .recurrent import recurrent_problem
 
-_UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear)
+_UNSUPPORTED = (nn.Bilinear,)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 # aten operators that are GEMMs: a reduction over a dimension shared by two operands, what a GEMM
 # engine (PE array, tensor cores, crossbar) would run. Composite operators (matmul, linear,
@@ -51,6 +53,16 @@ GEMM_OP_NAMES: tuple[str, ...] = (
     "addmv", "dot", "vdot", "inner", "tensordot", "einsum", "chain_matmul", "bilinear", "_trilinear",
     "_scaled_mm", "_int_mm", "_sparse_mm", "_sparse_addmm", "sspaddmm", "hspmm", "smm",
     "mkldnn_linear", "_weight_int8pack_mm", "_weight_int4pack_mm", "_cdist_forward",
+    "_weight_int4pack_mm_for_cpu", "_weight_int4pack_mm_with_scales_and_zeros", "_dyn_quant_matmul_4bit",
+    "_scaled_mm_v2", "_grouped_mm", "_scaled_grouped_mm", "_foreach_mm", "_cslt_sparse_mm",
+    "_sparse_semi_structured_mm", "_sparse_semi_structured_addmm", "_sparse_semi_structured_linear",
+    "addmm_", "addbmm_", "baddbmm_", "addmv_", "linear_backward", "matmul_backward", "_scaled_grouped_mm_v2",
+    "_mixed_dtypes_linear", "_sparse_sparse_matmul", "_sparse_mm_reduce_impl",
+    "_sparse_mm_reduce_impl_backward", "sparse_sampled_addmm",
+    "linalg_matmul", "linalg_multi_dot", "_wrapped_quantized_linear_prepacked", "fbgemm_linear_fp16_weight",
+    "fbgemm_linear_fp16_weight_fp32_activation", "fbgemm_linear_int8_weight",
+    "fbgemm_linear_int8_weight_fp32_activation", "mkldnn_linear_backward", "mkldnn_linear_backward_input",
+    "mkldnn_linear_backward_weights", "_compute_linear_combination",
     # convolutions, every backend's variant
     "convolution", "_convolution", "convolution_overrideable", "conv1d", "conv2d", "conv3d",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv_tbc", "cudnn_convolution",
@@ -60,17 +72,47 @@ GEMM_OP_NAMES: tuple[str, ...] = (
     "slow_conv3d_forward", "slow_conv_dilated2d", "slow_conv_dilated3d", "slow_conv_transpose2d",
     "slow_conv_transpose3d", "_conv_depthwise2d", "conv_depthwise3d", "_nnpack_spatial_convolution",
     "_mps_convolution", "_mps_convolution_transpose", "convolution_backward",
-    "_convolution_double_backward",
+    "_convolution_double_backward", "_convolution_mode", "_slow_conv2d_backward", "conv_tbc_backward",
+    "convolution_backward_overrideable", "miopen_convolution_add_relu", "miopen_convolution_relu",
+    "mps_convolution_backward", "mps_convolution_transpose_backward",
     # attention
     "scaled_dot_product_attention", "_scaled_dot_product_attention_math",
     "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
     "_scaled_dot_product_fused_attention_overrideable", "_flash_attention_forward",
-    "_efficient_attention_forward",
+    "_efficient_attention_forward", "_flash_attention_forward_no_dropout_inplace",
+    "_native_multi_head_attention", "_scaled_dot_product_attention_math_for_mps",
+    "_scaled_dot_product_flash_attention_backward", "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward",
+    "_scaled_dot_product_fused_attention_overrideable_backward", "_flash_attention_backward",
+    "_efficient_attention_backward", "_cudnn_attention_forward", "_cudnn_attention_backward",
+    "_triton_multi_head_attention", "_triton_scaled_dot_attention",
     # fused recurrent layers and cells
     "lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell", "rnn_relu_cell",
     "_cudnn_rnn", "miopen_rnn", "mkldnn_rnn_layer",
 )
+
+
+# aten operators whose names read like GEMMs (see gemm_like_name) but do no product: weight
+# packing, index conversion and layout reorders, and the cuSPARSELt algorithm search (it times
+# candidate kernels, it is not the model's product).
+NOT_GEMM_OP_NAMES: frozenset[str] = frozenset({
+    "_convert_weight_to_int4pack", "_convert_weight_to_int4pack_for_cpu", "_convert_indices_from_coo_to_csr",
+    "_convert_indices_from_csr_to_coo", "_cslt_sparse_mm_search",
+    "_wrapped_linear_prepack", "fbgemm_linear_quantize_weight", "fbgemm_pack_gemm_matrix_fp16",
+    "fbgemm_pack_quantized_matrix", "mkldnn_reorder_conv2d_weight", "mkldnn_reorder_conv3d_weight"})
+
+
+def gemm_like_name(name: str) -> bool:
+    """Whether an aten operator's name reads like a matrix product, convolution or attention (a
+    ``_``-separated word ending in ``mm`` or starting with ``conv``, ``matmul``, ``linear``,
+    ``attention``, ...). A test holds :data:`GEMM_OP_NAMES` to every such operator of the installed
+    PyTorch but :data:`NOT_GEMM_OP_NAMES`, so a PyTorch upgrade's new GEMM kernels (``_grouped_mm``
+    of mixture-of-experts layers came so) cannot run unwatched."""
+    words = {"matmul", "linear", "einsum", "dot", "vdot", "bilinear", "trilinear", "mv", "addmv",
+             "tensordot", "inner"}
+    return any(w.endswith("mm") or w in words or w.startswith("conv") or w.endswith("attention")
+               for w in name.split("_") if w)
 
 
 def _packets(names: tuple[str, ...]) -> frozenset:
@@ -89,6 +131,8 @@ GEMM_OPS: frozenset = _packets(GEMM_OP_NAMES)  # the OpOverloadPackets, for a ch
 # watch, which attributes each GEMM to the recorded layer whose autograd node runs it.
 _BACKWARD = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
 _ATTRIBUTE = frozenset({"__get__", "__set__", "__delete__"})  # tensor attribute access: no GEMM
+TO_NUMPY = frozenset({torch.Tensor.numpy, torch.Tensor.__array__})  # x.numpy(), np.asarray(x)
+_numpy_sites: set[str] = set()  # call sites already warned about
 
 _bookkeeping_depth = 0
 _grad_enabled = torch.is_grad_enabled
@@ -117,6 +161,7 @@ _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file_
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
                os.path.join(_HERE, "vector_ops.py"), os.path.join(_HERE, "products.py"),
+               os.path.join(_HERE, "hooks.py"),
                os.path.abspath(contextlib.__file__))
 
 
@@ -238,6 +283,9 @@ class Gate(TorchFunctionMode):
         kwargs = kwargs or {}
         if getattr(func, "__name__", None) in _ATTRIBUTE or self.in_forward():
             return func(*args, **kwargs)
+        if func in TO_NUMPY and self.in_step():
+            numpy_conversion(args)
+            return func(*args, **kwargs)
         if _grad_enabled() and func in _BACKWARD:
             if not self.training():
                 return func(*args, **kwargs)
@@ -253,8 +301,28 @@ class Gate(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def numpy_conversion(args: tuple) -> None:
+    """A tensor converted to numpy inside a recorded training step (``x.numpy()``,
+    ``np.asarray(x)``): whatever numpy computes from it is invisible to the recorder, which sees
+    torch operators only. A floating tensor of two or more dimensions (an activation, a weight
+    matrix: what a GEMM takes) is warned about once per call site; a vector or integer tensor (a
+    metric, predicted labels) and conversions inside :func:`bookkeeping` are not."""
+    t = args[0] if args else None
+    if in_bookkeeping() or not isinstance(t, torch.Tensor) or t.dim() < 2 or not t.is_floating_point():
+        return
+    site = call_site()
+    if site in _numpy_sites:
+        return
+    _numpy_sites.add(site)
+    warnings.warn(RecorderWarning(
+        f"a {tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} tensor was converted to numpy inside "
+        f"a recorded training step at {site}: a GEMM numpy runs on it is not in the trace (the recorder "
+        "sees torch operators only); run that work in torch, or wrap it in "
+        "traces.recording.recorder.bookkeeping() if it is not training work"), stacklevel=3)
+
+
 def find_targets(model: nn.Module) -> dict[nn.Module, str]:
-    """The recordable Conv2d/Linear modules of ``model`` by qualified name; RecorderError naming
+    """The recordable conv, Linear and Embedding modules of ``model`` by qualified name; RecorderError naming
     every module that would make the trace wrong (compiled, recurrent, non-zero padding)."""
     problems, targets = [], {}
     for qual, m in model.named_modules():
@@ -277,7 +345,7 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
                                 "forward pass, work a trace does not describe; record it without max_norm")
             else:
                 targets[m] = qual
-        elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, *_TRANSPOSED)):
             if m.padding_mode != "zeros":
                 problems.append(f"{where}: padding_mode={m.padding_mode!r}; only zero padding "
                                 "keeps padded taps ineffectual")
@@ -294,7 +362,7 @@ def find_targets(model: nn.Module) -> dict[nn.Module, str]:
         # a model of recurrent layers or functional GEMMs only still records through them
         if not any(isinstance(m, nn.RNNBase) for m in model.modules()) and not any(
                 p.dim() >= 2 for p in model.parameters()):
-            raise RecorderError(f"{type(model).__name__} has no nn.Conv1d/Conv2d/Linear/Embedding or "
+            raise RecorderError(f"{type(model).__name__} has no nn.Conv*/ConvTranspose*/Linear/Embedding or "
                                 "recurrent layers and no matrix parameters to record")
     return targets
 
@@ -316,6 +384,16 @@ def layer_spec(module: nn.Module, qual: str, call: int, x_shape: tuple[int, ...]
         return LayerSpec(kind="linear", **common)
     if isinstance(module, nn.Embedding):
         spec = LayerSpec(kind="embedding", **common)
+    elif isinstance(module, _TRANSPOSED):  # output_padding is what y_shape leaves over
+        spec = LayerSpec(kind="conv_transpose", stride=tuple(module.stride), padding=tuple(module.padding),
+                         dilation=tuple(module.dilation), groups=module.groups, **common)
+    elif isinstance(module, nn.Conv3d):
+        pad = module.padding
+        if isinstance(pad, str):
+            pad = (0,) * 3 if pad == "valid" else tuple(
+                d * (k - 1) // 2 for d, k in zip(module.dilation, module.kernel_size, strict=True))
+        spec = LayerSpec(kind="conv3d", stride=tuple(module.stride), padding=tuple(pad),
+                         dilation=tuple(module.dilation), groups=module.groups, **common)
     else:
         pad = module.padding
         if isinstance(pad, str):

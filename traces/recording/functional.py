@@ -19,7 +19,13 @@ decompose, and the recorder records each as a ``linear`` call:
 
 Handled: ``F.linear``, ``torch.addmm``, ``torch.mm``, ``torch.matmul`` and ``@`` (``Tensor.mm``,
 ``Tensor.addmm``, ``Tensor.matmul``, ``Tensor.__matmul__``) with a 2-D parameter (or its
-transpose) on the right. Anything else (a parameter on the left, ``einsum``/``bmm`` with a
+transpose) on the right; and ``F.linear`` with a block of rows of a 2-D parameter
+(``nn.MultiheadAttention``'s packed ``in_proj_weight`` split into its query rows and its key and
+value rows for cross-attention: ``w.split``/``w.chunk``). Such a call names the block as its
+parameter, ``<parameter>[r0:r1]`` (rows ``r0`` to ``r1 - 1``), with the block as its weight: the
+blocks a step uses partition the parameter, so each is updated once and together they are the
+parameter's update. A parameter used whole and by blocks, or by overlapping blocks, in one step is
+refused (its rows would be updated twice). Anything else (a parameter on the left, ``einsum``/``bmm`` with a
 parameter, a product outside the model's forward pass) still meets the GEMM watch, which refuses
 it naming the operator and call site.
 """
@@ -38,6 +44,7 @@ from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
 from . import recurrent
 from .capture import in_bookkeeping
+from .hooks import Hook
 from .products import in_multi_head_attention
 from .vector_ops import step_batch
 
@@ -75,11 +82,28 @@ def _transpose_of(w: torch.Tensor, params: dict[torch.Tensor, str]) -> torch.Ten
     return None
 
 
+def _row_block_of(w: torch.Tensor, params: dict[torch.Tensor, str]) -> tuple[torch.Tensor, int, int] | None:
+    """``(P, r0, r1)`` when ``w`` is exactly the rows ``r0:r1`` of a 2-D parameter ``P`` (a view, as
+    ``P.split``/``P.chunk`` along dim 0 make), else None."""
+    base = w._base
+    if base is None or base.dim() != 2 or w.dim() != 2 or base not in params:
+        return None
+    offset = w.storage_offset() - base.storage_offset()
+    if w.shape[1] != base.shape[1] or tuple(w.stride()) != tuple(base.stride()) or base.stride(0) <= 0 \
+            or offset % base.stride(0) or (w.shape[1] > 1 and base.stride(1) != 1):
+        return None
+    r0 = offset // base.stride(0)
+    r1 = r0 + w.shape[0]
+    return (base, r0, r1) if 0 <= r0 < r1 <= base.shape[0] else None
+
+
 def parameter_operand(func: Any, args: tuple, kwargs: dict, params: dict[torch.Tensor, str]
-                      ) -> tuple[int, torch.Tensor, bool, bool] | None:
-    """``(position of x in args, parameter, transposed, bias)`` when ``func(*args)`` multiplies a
+                      ) -> tuple[int, torch.Tensor, bool, bool, tuple[int, int] | None] | None:
+    """``(position of x in args, parameter, transposed, bias, rows)`` when ``func(*args)`` multiplies a
     positional input ``x`` by a 2-D parameter on the right; ``transposed``: the parameter is
-    stored ``(in, out)`` (the layer's weight is its transpose). None: not such a product."""
+    stored ``(in, out)`` (the layer's weight is its transpose); ``rows``: ``(r0, r1)`` when the
+    weight is only those rows of the parameter (``F.linear`` with ``P.split(...)[i]``), else None.
+    None: not such a product."""
     if func in _LINEAR:
         if len(args) < 2 or not isinstance(args[1], torch.Tensor):
             return None
@@ -98,15 +122,22 @@ def parameter_operand(func: Any, args: tuple, kwargs: dict, params: dict[torch.T
     if not isinstance(args[pos], torch.Tensor) or not isinstance(plain, torch.Tensor) or plain.dim() != 2:
         return None
     if func in _LINEAR:
-        return (pos, w, False, bias) if w in params else None
+        if w in params:
+            return pos, w, False, bias, None
+        block = _row_block_of(w, params)
+        return (pos, block[0], False, bias, block[1:]) if block is not None else None
     if plain in params:
-        return pos, plain, True, bias
+        return pos, plain, True, bias, None
     base = _transpose_of(plain, params)
-    return (pos, base, False, bias) if base is not None else None
+    return (pos, base, False, bias, None) if base is not None else None
 
 
 def _transposed(t: torch.Tensor) -> torch.Tensor:
     return t.t()
+
+
+def _rows(r0: int, r1: int, t: torch.Tensor) -> torch.Tensor:
+    return t[r0:r1]
 
 
 class FunctionalCalls:
@@ -122,11 +153,14 @@ class FunctionalCalls:
         for m in self.model.modules():
             if isinstance(m, nn.RNNBase):
                 self._patched.append((m, m.__dict__.get("forward")))
-                m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m), self._training_now)
+                m.forward = partial(recurrent.forward, m, type(m).forward.__get__(m),
+                                    Hook(self._training_now))
         self._model_batch: int | None = None  # the leading dimension of the model's first input
         self._param_products_seen = False  # whether iteration 0 recorded a parameter product
-        self._handles.append(self.model.register_forward_pre_hook(self._param_products_on, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._param_products_off, prepend=True,
+        self._param_rows: dict[str, tuple[int, int]] = {}  # the rows each recorded call's weight spans
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._param_products_on),
+                                                                  with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(Hook(self._param_products_off), prepend=True,
                                                               always_call=True))
 
     def _functional_exit(self) -> None:
@@ -168,13 +202,13 @@ class FunctionalCalls:
             return NotImplemented
         from .recorder import _NO_DISPATCH_MODES, _NO_FUNCTION_MODES, _Call
 
-        pos, param, transposed, bias = found
+        pos, param, transposed, bias, rows = found
         x = args[pos]
         self._param_products_seen = True
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
             if not self._started:
                 self._begin_iteration()
-            rec = self._param_product_begins(_Call, param, transposed, x)
+            rec = self._param_product_begins(_Call, param, transposed, x, rows)
             if x.requires_grad:  # alias: this call's own input gradient
                 xa = x.view_as(x)
                 xa.register_hook(partial(self._grad_hook, rec, "dx"))
@@ -186,7 +220,7 @@ class FunctionalCalls:
         finally:
             self._stack.pop()
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
-            out_f = rec.weight.shape[1] if transposed else rec.weight.shape[0]
+            out_f = rec.layout(rec.weight).shape[0] if rec.layout is not None else rec.weight.shape[0]
             rec.y_shape = (*rec.x_shape[:-1], out_f)
             qual = rec.qual
             owner = qual.rsplit(".", 1)[0] if "." in qual else ""
@@ -203,38 +237,57 @@ class FunctionalCalls:
             self._call_ends(rec, y)
         return y
 
+    def _param_block(self, param: torch.Tensor, rows: tuple[int, int] | None) -> str:
+        """The name a call multiplying by ``param`` (or by its ``rows``) records as its parameter:
+        the parameter's, or ``<name>[r0:r1]`` for a block of its rows. A block that overlaps another
+        block or the whole parameter in one step is refused (its rows would be updated twice)."""
+        name = self._param_names[param]
+        span = rows if rows is not None else (0, param.shape[0])
+        qual = name if rows is None else f"{name}[{span[0]}:{span[1]}]"
+        for other, (r0, r1) in self._param_rows.items():
+            if other != qual and other.split("[", 1)[0] == name and r0 < span[1] and span[0] < r1:
+                raise RecorderError(f"{name}: rows {span[0]}:{span[1]} and {r0}:{r1} of this parameter are "
+                                    "multiplied by separate calls in one step, so their update would be "
+                                    "counted twice; use the parameter whole, or in disjoint blocks of rows")
+        self._param_rows[qual] = span
+        return qual
+
     def _param_call_name(self, rec: Any) -> str:
         call = self._call_count[rec.qual] - 1
         return rec.qual if call == 0 else f"{rec.qual}#{call}"
 
     def _param_product_begins(self, call_type: type, param: torch.Tensor, transposed: bool,
-                              x: torch.Tensor) -> Any:
-        qual = self._param_names[param]
+                              x: torch.Tensor, rows: tuple[int, int] | None = None) -> Any:
+        qual = self._param_block(param, rows)
         n_in = param.shape[0] if transposed else param.shape[1]
-        # the step's batch: the first recorded call's, else this input's leading dimension (the
+        mha = in_multi_head_attention()
+        # the step's batch: the first recorded call's, else this input's batch dimension: the
+        # second of nn.MultiheadAttention's sequence-major (L, N, E), else the leading one (the
         # model's own input may lead with time: a sequence-first recurrent layer)
-        batch = self._calls[0].batch if self._calls else int(x.shape[0])
+        first = self._calls[0] if self._calls else (self._products[0] if self._products else None)
+        batch = first.batch if first is not None else int(x.shape[1] if mha and x.dim() == 3 else x.shape[0])
         if x.dim() < 1 or x.shape[-1] != n_in or x.numel() % (batch * n_in):
             raise RecorderError(f"{qual}: a product of an input {tuple(x.shape)} with this parameter "
                                 f"cannot be split into the step's batch of {batch} samples")
         seq_first = None
-        if in_multi_head_attention() and x.dim() in (2, 3) and (x.dim() == 2 or x.shape[1] == batch):
+        if mha and x.dim() in (2, 3) and (x.dim() == 2 or x.shape[1] == batch):
             # nn.MultiheadAttention's projections: (L, N, E) and (L·N, E), sequence-major
             seq_first = x.shape[0] if x.dim() == 3 else x.shape[0] // batch
             x_shape = (seq_first, n_in)
         elif x.dim() >= 2 and x.shape[0] == batch:
             x_shape = tuple(x.shape[1:])
         elif x.dim() == 2:  # (N·L, in), batch-major: GPT-2's x.view(-1, in)
-            rows = x.shape[0] // batch
-            x_shape = (rows, n_in) if rows > 1 else (n_in,)
+            tokens = x.shape[0] // batch
+            x_shape = (tokens, n_in) if tokens > 1 else (n_in,)
         else:
             raise RecorderError(f"{qual}: the input {tuple(x.shape)} of a product with this parameter "
                                 f"does not lead with the step's batch ({batch} samples)")
         call = self._call_count[qual]
         self._call_count[qual] += 1
         owner = qual.rsplit(".", 1)[0] if "." in qual else ""
+        layout = _transposed if transposed else (partial(_rows, *rows) if rows is not None else None)
         rec = call_type(self.model.get_submodule(owner) if owner else self.model,
                         self._layer_index(qual, call, None), batch, weight=param, qual=qual,
-                        layout=_transposed if transposed else None, x_shape=x_shape, seq_first=seq_first)
+                        layout=layout, x_shape=x_shape, seq_first=seq_first)
         self._take(rec, "x", x, self.schedule.mask_samples)
         return rec

@@ -21,11 +21,11 @@ hooks on aliases of the operands and on the result, the three gradients.
   softmax, dropout, context ``O = P·V`` — so that the scores, the probabilities and their
   gradients exist to be recorded: two records named ``<module>.scores`` and ``<module>.context``
   sharing an ``attention`` field (``backend``: the backend that would have run). The structure
-  (``is_causal``, a boolean ``attn_mask``, ``-inf`` entries of a float one) is the scores'
-  ``y_sel``: the products a kernel has to compute. Values equal the fused kernels' up to
-  rounding; dropout draws its own random numbers.
+  (``is_causal``, a boolean ``attn_mask``, the ``-inf`` or ``finfo.min`` entries of a float one:
+  :func:`masked_scores`) is the scores' ``y_sel``: the products a kernel has to compute. Values
+  equal the fused kernels' up to rounding; dropout draws its own random numbers.
 - ``nn.MultiheadAttention`` (``F.multi_head_attention_forward``, found among the Python frames):
-  its two products (``bmm`` or ``baddbmm`` with the mask, whose ``-inf`` entries are left out of
+  its two products (``bmm`` or ``baddbmm`` with the mask, whose masked entries are left out of
   ``y_sel``) are the scores and context of one attention call; with ``need_weights=False`` it runs
   SDPA (above). Its projections are parameter products
   (:mod:`traces.recording.functional`).
@@ -51,7 +51,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..format.errors import RecorderError
 from ..format.layer import LayerSpec, update_owners
-from .capture import in_bookkeeping
+from .capture import TO_NUMPY, in_bookkeeping, numpy_conversion
+from .hooks import Hook
 from .nonzero import count_nonzero
 
 _MATMUL = frozenset({torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__})
@@ -95,7 +96,29 @@ class ActivationProducts(TorchFunctionMode):
             out = self.on_call(func, args, kwargs)
             if out is not NotImplemented:
                 return out
+        elif func in TO_NUMPY:  # inside a training forward pass
+            numpy_conversion(args)
         return func(*args, **kwargs)
+
+
+# the operands' keyword names, in positional order (``alibi.baddbmm(batch1=q, batch2=k)``: BLOOM)
+_OPERAND_NAMES = {**dict.fromkeys(_MATMUL, ("input", "other")), **dict.fromkeys(_BMM, ("input", "mat2")),
+                  **dict.fromkeys(_BADDBMM, ("input", "batch1", "batch2"))}
+
+
+def _operands_positional(func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``func``'s operands passed by keyword moved to their positions (the other keywords, such as
+    ``beta``/``alpha``, stay): ``(args, kwargs)`` as the recorder reads them."""
+    names = _OPERAND_NAMES.get(func, ())
+    if not kwargs or not any(n in kwargs for n in names[len(args):]):
+        return args, kwargs
+    kwargs = dict(kwargs)
+    args = list(args)
+    for name in names[len(args):]:
+        if name not in kwargs:
+            break
+        args.append(kwargs.pop(name))
+    return tuple(args), kwargs
 
 
 class NotAProduct(ValueError):
@@ -198,20 +221,28 @@ class _Product:
     w_version: int = 0
 
 
+def masked_scores(mask: torch.Tensor) -> torch.Tensor:
+    """Where an additive float attention mask removes a score: ``-inf`` (PyTorch's convention), or at
+    most half the dtype's lowest finite value (Hugging Face's ``torch.finfo(dtype).min``, to which a
+    position bias may have been added): ``exp`` of such a score is 0, so its product is not needed."""
+    return mask <= torch.finfo(mask.dtype).min / 2
+
+
 def _attention_structure(attn_mask: torch.Tensor | None, is_causal: bool, rows: int, cols: int,
-                         device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """``(sel, bias)``: the scores an SDPA call keeps (bool, broadcastable to ``(..., L, S)``; None:
-    all) and a float mask's additive bias (None without one)."""
-    sel, bias = None, None
+                         device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    """``(sel, bias, blocked)``: the scores an SDPA call keeps (bool, broadcastable to ``(..., L, S)``;
+    None: all), a float mask's additive bias (None without one), and the scores the math backend
+    sets to ``-inf`` (``is_causal`` and a boolean mask; None: none; a float mask is only added)."""
+    sel, bias, blocked = None, None, None
     if is_causal:
         sel = torch.ones(rows, cols, dtype=torch.bool, device=device).tril()
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            keep = attn_mask
-        else:
-            keep, bias = attn_mask != float("-inf"), attn_mask
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        sel = attn_mask if sel is None else sel & attn_mask
+    blocked = None if sel is None else ~sel
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        bias, keep = attn_mask, ~masked_scores(attn_mask)
         sel = keep if sel is None else sel & keep
-    return sel, bias
+    return sel, bias, blocked
 
 
 class ProductCapture:
@@ -226,8 +257,9 @@ class ProductCapture:
         self._module_names = {m: q for q, m in self.model.named_modules()}
         self._mha_current: tuple[Any, dict[str, Any]] | None = None  # (its frame, state): the last
         # F.multi_head_attention_forward call whose products were seen
-        self._handles.append(self.model.register_forward_pre_hook(self._act_on))
-        self._handles.append(self.model.register_forward_hook(self._act_off, prepend=True, always_call=True))
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._act_on)))
+        self._handles.append(self.model.register_forward_hook(Hook(self._act_off), prepend=True,
+                                                              always_call=True))
 
     def _products_exit(self) -> None:
         self._mha_current = None
@@ -257,6 +289,7 @@ class ProductCapture:
             return self._sdpa(args, kwargs)
         if func in _MHA:
             return self._mha(func, args, kwargs)
+        args, kwargs = _operands_positional(func, args, kwargs)
         if func in _EINSUM:
             if len(args) == 2 and isinstance(args[1], (list, tuple)):
                 args = (args[0], *args[1])
@@ -284,7 +317,7 @@ class ProductCapture:
         sel = None
         if attention is not None and attention["role"] == "scores" and func in _BADDBMM:
             with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():
-                sel = args[0] != float("-inf")  # MultiheadAttention's additive mask
+                sel = ~masked_scores(args[0])  # MultiheadAttention's additive mask
         name = {**dict.fromkeys(_MATMUL, "matmul"), **dict.fromkeys(_BMM, "bmm"),
                 **dict.fromkeys(_BADDBMM, "baddbmm"), **dict.fromkeys(_EINSUM, "einsum")}[func]
         return self._record_product(func, args, kwargs, a, b, name, view, attention, sel)
@@ -510,9 +543,8 @@ class ProductCapture:
             name = self._attention_call(self._owner())
         att = {"call": name, "causal": bool(is_causal), "backend": _BACKENDS.get(int(choice), "math")}
         with _NO_FUNCTION_MODES(), _NO_DISPATCH_MODES():  # the structure: what a kernel skips, not work
-            sel, bias = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
+            sel, bias, blocked = _attention_structure(attn_mask, is_causal, rows, cols, query.device)
             full_sel = None if sel is None else sel.expand(*lead, rows, cols)
-            blocked = None if sel is None else ~sel
         scores = self._record_product(torch.matmul, (query, kt), {}, query, kt, "matmul", views[0],
                                       {**att, "role": "scores"}, full_sel)
         s = scores * (scale if scale is not None else 1 / math.sqrt(query.shape[-1]))

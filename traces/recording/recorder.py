@@ -54,9 +54,20 @@ from .capture import (
     bookkeeping,
     find_targets,
     layer_spec,
+    user_frame,
 )
 from .functional import FunctionalCalls
-from .modules import module_input_dims, module_views, output_view, recorded_input, touched_rows
+from .hooks import Hook
+from .modules import (
+    flattened_rows,
+    inner_lookups,
+    module_input_dims,
+    module_views,
+    output_view,
+    own_forward_embedding,
+    recorded_input,
+    touched_rows,
+)
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
 from .vector_ops import VectorOps
@@ -145,6 +156,8 @@ def _in_layout(rec: _Call, name: str, t: torch.Tensor) -> torch.Tensor:
     and outputs per sample (``rec.x_shape``/``rec.y_shape``), weight-shaped ones in ``w_shape``."""
     if getattr(rec, "broadcast", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.expand(rec.batch, *t.shape[1:])
+    if getattr(rec, "unbatched", False) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
+        t = t.unsqueeze(0).expand(rec.batch, *t.shape)
     if getattr(rec, "seq_first", None) and name in ("x", "dx", "y", "dy", "y_sel", "y_out"):
         t = t.reshape(rec.seq_first, rec.batch, -1).transpose(0, 1)  # (N, L, features)
     if name in ("x", "dx") and rec.x_shape is not None:
@@ -178,7 +191,9 @@ class _Call:
     layout: Any = None  # weight-shaped tensor -> the layer's w_shape layout (None: as it is)
     x_shape: tuple[int, ...] | None = None  # per-sample views of x and dx (None: as they are)
     y_shape: tuple[int, ...] | None = None  # per-sample views of y and dy (None: as they are)
+    flat_rows: int | None = None  # a Linear's (N·L, in) input: L rows per sample (modules.py)
     broadcast: bool = False  # its activations lead with 1 and are shared by the step's batch
+    unbatched: bool = False  # its activations are one sample's, without a batch dim, shared by the batch
     seq_first: int | None = None  # its activations are sequence-major ((L, N, ...) or (L·N, ...)), L rows
     counts: dict[str, int | torch.Tensor] = field(default_factory=dict)  # int, or 0-d off the CPU
     masks: dict[str, np.ndarray | torch.Tensor] = field(default_factory=dict)  # nonzero_mask copies
@@ -265,6 +280,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._foreign_handles: list[Any] = []  # the global module hooks, on for watched iterations
         self._backward_frame: Any = None  # the user's frame that started that backward pass
         self._nograd_pass: str | None = None  # call site of a no-grad training-mode pass of the model
+        self._begin_site = ""  # file:line where the current iteration's first recorded call began
         self._provenance = {
             "model": {"name": model_name or type(model).__name__.lower(), "class": type(model).__name__,
                       "parameters": sum(p.numel() for p in model.parameters())},
@@ -301,11 +317,17 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
                                    counts_batch=self._counts_batch)
         if self._background:
             self._worker = BackgroundWriter(self._writer, self._max_pending)
-        self._handles.append(self.model.register_forward_pre_hook(self._forward_begins, prepend=True))
-        self._handles.append(self.model.register_forward_hook(self._forward_ends, always_call=True))
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._forward_begins), prepend=True))
+        self._handles.append(self.model.register_forward_hook(Hook(self._forward_ends), always_call=True))
+        self._own_forwards: list[tuple[nn.Module, Any]] = []
         for m in self._targets:
-            self._handles.append(m.register_forward_pre_hook(self._pre_hook))
-            self._handles.append(m.register_forward_hook(self._post_hook))
+            if own_forward_embedding(m):  # its lookups are recorded, not its call (modules.py)
+                self._own_forwards.append((m, m.__dict__.get("forward")))
+                m.forward = partial(inner_lookups, m, type(m).forward.__get__(m), Hook(self._pre_hook),
+                                    Hook(self._post_hook))
+                continue
+            self._handles.append(m.register_forward_pre_hook(Hook(self._pre_hook)))
+            self._handles.append(m.register_forward_hook(Hook(self._post_hook)))
         self._functional_enter()
         self._products_enter()  # products of two activations (traces.recording.products)
         self._vector_ops_enter()
@@ -325,11 +347,45 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         """Detach from the model, write what is queued and finalize the manifest.
 
         Raises an error of the background writer (a full disk), unless ``complete`` is False
-        (closing because of another exception, which then goes on unmasked).
+        (closing because of another exception, which then goes on unmasked). Raises
+        :class:`RecorderError`, leaving the trace marked incomplete, when work of the model ran
+        after the last :meth:`step` and no step followed: a training-mode forward pass under
+        ``no_grad`` (an evaluation left in training mode, a teacher pass of the model itself) or a
+        training forward pass whose step never came; the trace would hold neither.
         """
+        pending = self._unfinished_work() if complete and self._writer is not None else None
+        self._close(complete and pending is None)
+        if pending is not None:
+            raise RecorderError(pending)
+
+    def _unfinished_work(self) -> str | None:
+        """Why closing now would drop work of the model without a word (None: nothing pending)."""
+        way_out = ("put the model in eval mode (model.eval()) for evaluation, as eval passes are not "
+                   "training steps; call rec.step() after each optimizer step")
+        if self._nograd_pass is not None:
+            return (f"the recorded model ran a forward pass in training mode without gradients at "
+                    f"{self._nograd_pass} after the last training step, and no step followed: the "
+                    f"trace holds none of its work (its GEMMs, its batch-norm statistics updates); "
+                    f"{way_out}")
+        if self._started and (self._calls or self._products):
+            first = self._layers[(self._calls or self._products)[0].layer].name
+            n_calls = len(self._calls) + len(self._products)
+            return (f"a training forward pass of the recorded model ({n_calls} "
+                    f"layer calls, the first {first!r}) began at {self._begin_site} after the last "
+                    f"rec.step(), and no step followed: the trace holds none of its work; {way_out}, "
+                    "or run it under torch.no_grad() in eval mode")
+        return None
+
+    def _close(self, complete: bool) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for m, own in getattr(self, "_own_forwards", ()):
+            if own is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = own
+        self._own_forwards = []
         self._functional_exit()
         self._products_exit()
         self._vector_exit()
@@ -449,6 +505,9 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._force_next = False
         self._last_lr = lr
         self._started = True
+        frame = user_frame()  # where the step began, named if it never reaches rec.step()
+        self._begin_site = "(no Python call site)" if frame is None else \
+            f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
         if self._watched() and self._writer is not None:
             self._watch_foreign(True)
 
@@ -493,16 +552,29 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         call = self._call_count[module]
         self._call_count[module] += 1
         batch = int(x.shape[0])
-        shared = isinstance(module, nn.Embedding) and batch == 1 and (self._step_batch_of() or 1) > 1
-        if shared:  # indices shared by the batch (position ids (1, L)): recorded as every sample's
-            batch = self._step_batch_of()
+        step = self._step_batch_of()
+        emb = isinstance(module, nn.Embedding)
+        shared = emb and batch == 1 and (step or 1) > 1  # position ids (1, L)
+        # indices without a batch dimension (T5's relative position buckets, (Lq, Lk))
+        unbatched = emb and x.dim() >= 2 and step is not None and batch not in (1, step)
+        if shared or unbatched:  # indices shared by the batch: recorded as every sample's
+            batch = step
+        views = {"x_shape": tuple(x.shape)} if unbatched else module_views(module, x)
+        rows = flattened_rows(module, x, step)
+        if rows is not None:  # (N·L, in): the step's N samples of L tokens each
+            batch, views = step, {"x_shape": (rows, int(x.shape[1]))}
         rec = _Call(module, self._layer_index(qual, call, module), batch, weight=module.weight,
-                    qual=qual, broadcast=shared, **module_views(module, x))
+                    qual=qual, broadcast=shared, unbatched=unbatched, flat_rows=rows, **views)
         if "activation" not in self._seen_dtypes and torch.is_autocast_enabled(x.device.type):
             self._seen_dtypes["autocast"] = torch.get_autocast_dtype(x.device.type)
         self._take(rec, "x", recorded_input(module, x), self.schedule.mask_samples)
         if isinstance(module, nn.Embedding):
-            self._take(rec, "dw_needed", touched_rows(module, x))
+            try:
+                touched = touched_rows(module, x)
+            except ValueError as e:
+                raise RecorderError(f"{qual or '(model)'} (an nn.Embedding): {e}; an embedding's "
+                                    "input must be integer indices") from None
+            self._take(rec, "dw_needed", touched)
         self._stack.append(rec)
         if x.requires_grad:  # alias: this layer's own input gradient, even when x is shared
             x = x.view_as(x)
@@ -526,7 +598,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         qual = self._targets[module] or "(model)"
         if not isinstance(y, torch.Tensor):
             raise RecorderError(f"{qual}: output is {type(y).__name__}, expected a tensor")
-        rec.y_shape = output_view(module, y)
+        rec.y_shape = tuple(y.shape) if rec.unbatched else output_view(module, y, rec.flat_rows)
         self._check_or_add_spec(rec, module, args[0], y)
         self._call_ends(rec, y)
 
@@ -696,7 +768,11 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         for c in self._calls:
             grad = None if c.weight is None else c.weight.grad
             if grad is not None:  # counted only: the trace stores no dw mask
-                c.counts["dw"] = count_nonzero(grad.coalesce().values() if grad.is_sparse else grad)
+                if grad.is_sparse:
+                    grad = grad.coalesce().values()
+                elif c.layout is not None:  # in the layer's layout: a row block's own rows
+                    grad = c.layout(grad)
+                c.counts["dw"] = count_nonzero(grad)
             need = None if c.weight is None else self._method_mask(c.module, "dw_needed", c.weight.shape)
             if need is not None:
                 self._take(c, "dw_needed", need)

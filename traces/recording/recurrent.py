@@ -9,13 +9,16 @@ the recorder's functional capture records as a ``linear`` call naming its parame
 
 - the input projection of the whole sequence, one call per layer and direction: input
   ``(N, T, I)``, weight ``weight_ih_l{k}`` ``(G·H, I)`` (G = 4 LSTM, 3 GRU, 1 RNN);
-- the recurrent GEMM, one call per time step: input ``h_{t-1}`` ``(N, H)``, weight
-  ``weight_hh_l{k}`` ``(G·H, H)``, named ``<module>.weight_hh_l{k}``, ``#1``, ``#2``, …
+- the recurrent GEMM, one call per time step: input ``h_{t-1}`` ``(N, R)``, weight
+  ``weight_hh_l{k}`` ``(G·H, R)``, named ``<module>.weight_hh_l{k}``, ``#1``, ``#2``, … (``R = H``,
+  or ``R = P`` for an LSTM with ``proj_size = P > 0``);
+- an LSTM with ``proj_size = P > 0``: its projection, one call per time step: input
+  ``o ⊙ tanh(c_t)`` ``(N, H)``, weight ``weight_hr_l{k}`` ``(P, H)`` (no bias), giving ``h_t``
+  ``(N, P)``; the next layer's input is then ``P`` (or ``2·P``) wide.
 
 The gate non-linearities and the cell update are element-wise (vector work). Results equal the
 fused kernel's to float rounding (tests/traces/test_recurrent.py). Outside a recorded training
-step (evaluation, ``no_grad``) the module's own fused forward runs. ``proj_size > 0`` (an LSTM
-with projections) and packed sequences are refused.
+step (evaluation, ``no_grad``) the module's own fused forward runs. Packed sequences are refused.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ def recurrent_problem(module: nn.RNNBase) -> str | None:
     """Why ``module`` cannot be recorded as its gate GEMMs (None: it can)."""
     if module.mode not in GATES:
         return f"recurrent mode {module.mode!r} is not one hwsim decomposes (LSTM, GRU, RNN)"
-    if getattr(module, "proj_size", 0):
-        return "an LSTM with proj_size > 0 (its projection GEMM is not decomposed yet); record it without"
     return None
 
 
@@ -79,9 +80,10 @@ def forward(module: nn.RNNBase, fused: Callable, recording: Callable[[], bool], 
     h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (None, None)
     if h0 is not None and unbatched:
         h0, c0 = h0.unsqueeze(1), (c0.unsqueeze(1) if c0 is not None else None)
-    zeros = x.new_zeros(module.num_layers * dirs, n, module.hidden_size)
-    h0 = zeros if h0 is None else h0
-    c0 = (zeros if c0 is None else c0) if lstm else None
+    proj = getattr(module, "proj_size", 0)  # an LSTM's h is P = proj_size wide (0: no projection)
+    h0 = x.new_zeros(module.num_layers * dirs, n, proj or module.hidden_size) if h0 is None else h0
+    if lstm and c0 is None:
+        c0 = x.new_zeros(module.num_layers * dirs, n, module.hidden_size)
     cell = _cell(module.mode)
     h_n, c_n = [], []
     for layer in range(module.num_layers):
@@ -91,12 +93,15 @@ def forward(module: nn.RNNBase, fused: Callable, recording: Callable[[], bool], 
             w_ih, w_hh = getattr(module, "weight_ih" + sfx), getattr(module, "weight_hh" + sfx)
             b_ih = getattr(module, "bias_ih" + sfx) if module.bias else None
             b_hh = getattr(module, "bias_hh" + sfx) if module.bias else None
+            w_hr = getattr(module, "weight_hr" + sfx) if proj else None
             gi = F.linear(x, w_ih, b_ih)  # (N, T, G·H): the input projection of the whole sequence
             k = layer * dirs + d
             h, c = h0[k], (c0[k] if lstm else None)
             steps = [None] * t
             for s in (range(t - 1, -1, -1) if d else range(t)):
                 h, c = cell(gi[:, s], F.linear(h, w_hh, b_hh), h, c)  # the recurrent GEMM of step s
+                if w_hr is not None:
+                    h = F.linear(h, w_hr)  # the projection of step s: (N, H) -> (N, P)
                 steps[s] = h
             outs.append(torch.stack(steps, dim=1))  # (N, T, H)
             h_n.append(h)

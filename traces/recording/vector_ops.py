@@ -34,6 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..format.vector_ops import KINDS
 from .capture import GEMM_OPS, in_bookkeeping
+from .hooks import Hook
 
 # aten operator (without a trailing "_" of its in-place form) -> kind
 KIND_OF_OP: dict[str, str] = {
@@ -151,8 +152,9 @@ class VectorOps:
         self._vector_mode: VectorOpCapture | None = None
         self._module_stack: list[str] = []
         self._module_quals = {m: q for q, m in self.model.named_modules()}
-        self._handles.append(self.model.register_forward_pre_hook(self._vector_begins, with_kwargs=True))
-        self._handles.append(self.model.register_forward_hook(self._vector_ends, prepend=True,
+        self._handles.append(self.model.register_forward_pre_hook(Hook(self._vector_begins),
+                                                                  with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(Hook(self._vector_ends), prepend=True,
                                                               always_call=True))
         self._vector_handles: list[Any] = []
 
@@ -167,8 +169,8 @@ class VectorOps:
         for m in self._module_quals:
             if m is self.model:  # its own hooks are being run: the model's work is module ""
                 continue
-            self._vector_handles.append(m.register_forward_pre_hook(self._enter_module))
-            self._vector_handles.append(m.register_forward_hook(self._leave_module, always_call=True))
+            self._vector_handles.append(m.register_forward_pre_hook(Hook(self._enter_module)))
+            self._vector_handles.append(m.register_forward_hook(Hook(self._leave_module), always_call=True))
         # the step's batch: the recorded calls' (a sequence-first input leads with time), else the input's
         self._vector_mode = VectorOpCapture(self._vector_rows, self._vector_names,
                                             lambda: (self._calls[0].batch if self._calls else hint),

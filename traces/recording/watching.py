@@ -51,7 +51,7 @@ class StepWatch:
             if not self._started:
                 self._begin_iteration()
             start = self._watched()
-            if self._nograd_pass is not None and start:
+            if self._nograd_pass is not None:  # on every iteration: noting it costs one call site
                 site, self._nograd_pass = self._nograd_pass, None
                 raise RecorderError(
                     f"the recorded model ran a forward pass in training mode without gradients at {site} "
@@ -60,8 +60,8 @@ class StepWatch:
                     "would miss them; if it was evaluation, put the model in eval mode (model.eval()) "
                     "for it, as eval passes are not training steps")
         elif self._watch is None and not self._forward_marks and self._writer is not None \
-                and self.model.training and not torch.is_grad_enabled() and self._watched_upcoming():
-            self._nograd_pass = self._nograd_pass or call_site()  # refused if a training step follows
+                and self.model.training and not torch.is_grad_enabled():
+            self._nograd_pass = self._nograd_pass or call_site()  # refused if a step follows, or at close
         if start:  # only watched training forward passes pay the dispatch mode's per-operator cost
             self._watch = GemmWatch(self._on_gemm)
             self._watch.__enter__()
@@ -263,7 +263,8 @@ class StepWatch:
         raise RecorderError(
             f"{op_name(func)} at {call_site()} is a matrix product that no recorded layer accounts "
             "for: it runs outside every recorded layer call during a training step, so the trace "
-            "would not contain its work; hwsim records nn.Conv1d/Conv2d/Linear/Embedding and "
+            "would not contain its work; hwsim records nn.Conv1d/2d/3d, nn.ConvTranspose1d/2d/3d, "
+            "nn.Linear/Embedding and "
             "recurrent modules (subclasses included), and F.linear/mm/addmm/matmul with a parameter "
             "as right operand inside the model's forward, not other GEMM modules or products of "
             "computed weights: wrap the computation in such a module (a layer run under "
@@ -279,7 +280,7 @@ class StepWatch:
         weight = rec.weight is not None and rec.weight.requires_grad
         if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
             rec.backward_limit = 0
-        elif isinstance(rec.module, (nn.Conv1d, nn.Conv2d)) and rec.module in self._targets:
+        elif isinstance(rec.module, nn.modules.conv._ConvNd) and rec.module in self._targets:
             rec.backward_limit = int(rec.x_node is not None or weight)
         else:
             rec.backward_limit = int(rec.x_node is not None) + int(weight)

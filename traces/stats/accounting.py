@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..format.layer import LayerSpec
-from . import products
+from . import convnd_counts, products
 from .im2col import as_conv, geometry, im2col, rows_of, tap_valid, taps
 
 SHORT_TRAIL = 16  # count(): elements after the counted axis below which it is moved last first
 _CHUNK_ELEMENTS = 1 << 24  # im2col elements per chunk: bounds memory at ~64 MB of float32
+CONVND_KINDS = ("conv3d", "conv_transpose")  # counted by traces.stats.convnd_counts
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def forward_effectual(spec: LayerSpec, x: np.ndarray, w: np.ndarray,
         w: bool weight mask of the weight shape.
         y_sel: bool output-selection mask of the output shape (None: every output needed).
     """
+    if spec.kind in CONVND_KINDS:
+        return convnd_counts.effectual(spec, "forward", {"x": x, "w": w, "y_sel": y_sel})[0]
     g = geometry(spec)
     x4, w4 = as_conv(spec, "x", x), as_conv(spec, "w", w)
     total = 0
@@ -106,6 +109,9 @@ def forward_effectual(spec: LayerSpec, x: np.ndarray, w: np.ndarray,
 
 def backward_data_effectual(spec: LayerSpec, dy: np.ndarray, w: np.ndarray) -> tuple[int, int]:
     """Effectual backward-data MACs ``dy ∧ w``: (GEMM view, excluding products on padding)."""
+    if spec.kind in CONVND_KINDS:
+        inside, gemm = convnd_counts.effectual(spec, "backward_data", {"dy": dy, "w": w})
+        return gemm, inside
     g = geometry(spec)
     dy4, w4 = as_conv(spec, "dy", dy), as_conv(spec, "w", w)
     dyk = count(dy4, 0)  # (K, P, Q)
@@ -121,6 +127,9 @@ def backward_data_effectual(spec: LayerSpec, dy: np.ndarray, w: np.ndarray) -> t
 def backward_weight_effectual(spec: LayerSpec, x: np.ndarray, dy: np.ndarray,
                               dw_needed: np.ndarray | None = None) -> int:
     """Effectual backward-weight MACs: ``Σ dw_needed · (x_colᵀ · dy)``."""
+    if spec.kind in CONVND_KINDS:
+        return convnd_counts.effectual(spec, "backward_weight", {"x": x, "w": None, "dy": dy,
+                                                                 "dw_needed": dw_needed})[0]
     g = geometry(spec)
     x4, dy4 = as_conv(spec, "x", x), as_conv(spec, "dy", dy)
     total = 0
@@ -158,6 +167,14 @@ def pass_counts(spec: LayerSpec, batch: int, *, x: np.ndarray | None, w: np.ndar
                 e = products.effectual(spec, pass_, masks)
                 out.append(PassCounts(pass_, batch, spec.gemm(pass_, batch).macs, e,
                                       e if pass_ == "backward_data" else None))
+        return out
+    if spec.kind in CONVND_KINDS:  # traces.stats.convnd_counts
+        masks = {"x": x, "w": w, "y_sel": y_sel, "dy": dy, "dw_needed": dw_needed}
+        for pass_, given in (("forward", (x, w)), ("backward_data", (dy, w)), ("backward_weight", (x, dy))):
+            if all(t is not None for t in given):
+                report, gemm = convnd_counts.effectual(spec, pass_, masks)
+                out.append(PassCounts(pass_, batch, spec.gemm(pass_, batch).macs, gemm,
+                                      report if report != gemm or pass_ == "backward_data" else None))
         return out
     if x is not None and w is not None:
         out.append(PassCounts("forward", batch, spec.gemm("forward", batch).macs,

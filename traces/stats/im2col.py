@@ -39,7 +39,10 @@ class ConvGeometry:
 
 
 def geometry(spec: LayerSpec) -> ConvGeometry:
-    """The 2-D conv view of a layer."""
+    """The 2-D conv view of a layer (a ``conv3d`` or ``conv_transpose`` layer has none: its
+    geometry is :func:`traces.stats.convnd.geometry_nd`)."""
+    if spec.kind in ("conv3d", "conv_transpose"):
+        raise KeyError(f"{spec.name}: a {spec.kind} layer has no 2-D conv view (traces.stats.convnd)")
     if spec.kind == "linear":
         out, f = spec.w_shape
         return ConvGeometry(f, out, (1, 1), (1, 1), (1, 1), (1, 1), (0, 0), (1, 1), 1)

@@ -174,6 +174,8 @@ def nm_stats(trace: Trace, n: int | None = None, m: int | None = None) -> pd.Dat
             w = it.mask(li, "w") if s.has_weight else None  # a matmul's B is no weight
             if w is None:
                 continue
+            if s.kind == "conv_transpose":  # W (Cin, Cout/g, *k): the forward reduces over Cin/g
+                w = s.geometry.gemm_weight(s, w)
             mat = structured.weight_matrix(w)  # (Kout, Kr)
             fwd_mat = structured.grouped_matrix(w, grouping)  # the groups the method formed
             per = mat.shape[0] // s.groups

@@ -22,7 +22,7 @@ def layer_table(trace: Trace) -> pd.DataFrame:
     for i, s in enumerate(trace.layers):
         row = {"#": i, "layer": s.name, "kind": s.kind, "x": _shape(s.x_shape), "w": _shape(s.w_shape),
                "y": _shape(s.y_shape)}
-        if s.kind == "conv2d":
+        if s.kind in ("conv2d", "conv3d", "conv_transpose"):
             row["stride/pad/dil/groups"] = (f"{_shape(s.stride)}/{_shape(s.padding)}/"
                                             f"{_shape(s.dilation)}/{s.groups}")
         for p in s.gemm_passes:  # an embedding has none

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from .base import GemmDims, Kind
 from .conv2d import Conv2d
+from .conv3d import Conv3d
+from .conv_transpose import ConvTranspose
 from .embedding import Embedding
 from .linear import Linear
 from .matmul import Matmul
 
-KINDS: dict[str, Kind] = {k.name: k for k in (Conv2d(), Linear(), Matmul(), Embedding())}
-# the kinds each trace format version may hold (format 4 added matmul and embedding)
+KINDS: dict[str, Kind] = {k.name: k for k in (Conv2d(), Linear(), Matmul(), Embedding(), Conv3d(),
+                                              ConvTranspose())}
+# the kinds each trace format version may hold (format 4 added matmul and embedding, then, additively,
+# conv3d and conv_transpose)
 KINDS_BEFORE_V4 = ("conv2d", "linear")
 
 __all__ = ["KINDS", "KINDS_BEFORE_V4", "GemmDims", "Kind", "kind_of"]

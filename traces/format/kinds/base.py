@@ -51,6 +51,8 @@ class Kind:
     has_weight = True  # a parameter operand: the layer has an update pass and weight-shaped tensors
     gemm_passes: tuple[str, ...] = GEMM_PASSES  # the passes that are GEMMs (an embedding: none)
     operand_kinds: dict[str, dict[str, str]] = WEIGHT_OPERAND_KINDS
+    # the pass whose GEMM result is summed back into an activation (col2im of overlapping windows)
+    col2im_pass = "backward_data"
 
     def batched(self, tensor: str) -> bool:
         """Whether ``tensor`` has a batch dimension (its size scales with the batch)."""
@@ -91,6 +93,11 @@ class Kind:
             return GemmDims(kr, rows, n, g)
         raise KeyError(f"no GEMM for pass {pass_!r}; GEMM passes are {GEMM_PASSES}")
 
+    def gemm_weight(self, spec: Any, w: Any) -> Any:
+        """A weight-shaped array as ``(groups·N, K)``: row ``grp·N + j`` holds the forward GEMM's
+        column ``j`` of group ``grp`` (``B = Wᵀ`` per group; a conv's ``(Kout, C/g·R·S)``)."""
+        return w.reshape(w.shape[0], -1)
+
     def macs_per_sample(self, spec: Any) -> int:
         """MACs of one pass for one sample (all groups)."""
         return self.rows_per_sample(spec) * self.reduction(spec) * self.out_per_group(spec) * spec.groups
@@ -99,3 +106,15 @@ class Kind:
         """Problems of the kind's geometry, as ``field: message`` strings (shapes, ``call`` and
         ``groups`` ranges are checked before, by ``LayerSpec.check``)."""
         return []
+
+
+def no_window(spec: Any, kind: str) -> list[str]:
+    """A kind without a sliding window (linear, matmul, embedding) keeps ``stride``, ``padding`` and
+    ``dilation`` at their defaults: another value is a field the replay would ignore, so a manifest
+    holding one was not written by the trace writer."""
+    for key, default in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1))):
+        if tuple(getattr(spec, key)) != default:
+            return [f"{key}: a {kind} layer has no window; {key} is {list(default)}, got "
+                    f"{list(getattr(spec, key))}"]
+    return []
+
