@@ -293,6 +293,17 @@ class GpuCompute:
                                       le=2**40)
     pipeline_stages: int = spec(2, doc="K-steps of operands in flight per thread block (multistage "
                                        "shared-memory pipeline)", gt=0, le=2**10)
+    short_k_tile_k: int = spec(
+        0, doc="K per main-loop step of the dense library's shipped multistage kernels (with "
+               "short_k_stages: a K slice of at most (short_k_stages - 1) such steps is all fetched by the "
+               "kernel's prologue, so a block's loads, MMAs and C stores run one after another; "
+               "docs/gpu.md); 0: no such regime (warp-specialized kernels)", ge=0, le=2**16)
+    short_k_stages: int = spec(0, doc="shared-memory stages of those kernels (0: no short-K regime)", ge=0,
+                               le=2**10)
+    smem_bytes_per_sm: float = spec(
+        0.0, doc="shared memory the resident thread blocks of one SM may hold together, bytes (the largest "
+                 "carve-out; 0 = unlimited): with a kernel's stages x (tm + tn) x tk operand bytes it bounds "
+                 "how many blocks share an SM in the short-K regime", ge=0)
     max_split_k: int = spec(16, doc="largest split-K factor the GEMM heuristic tries (powers of two)", gt=0,
                             le=2**16)
     stream_k: bool = spec(False, doc="the dense GEMM library spreads the tiles of a last, partial wave over "

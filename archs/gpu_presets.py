@@ -130,7 +130,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
          l2_bytes_per_cycle: float, warp_tile: tuple[int, int], dense_efficiency: float,
          cutlass_efficiency: float, cusparselt_efficiency: float, library: str,
          fp16_clock_ratio: float, sm_area_mm2: float = 0.0, stream_k: bool = False,
-         cusparselt_serial_epilogue: bool = False,
+         cusparselt_serial_epilogue: bool = False, short_k: tuple[int, int] = (0, 0),
+         smem_bytes_per_sm: float = 0.0,
          nm_kernel: tuple[int, int, int, int, str] = (0, 0, 0, 0, "m")) -> Architecture:
     return Architecture(
         name=name, family="gpu", description=description, clock_hz=clock_hz, tech_nm=45,
@@ -151,6 +152,8 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
                        # (microbenchmark studies report several hundred ns; check before quoting)
                        memory_latency_cycles=600,
                        pipeline_stages=4,  # CUTLASS sm80 multistage GEMMs keep 3-5 K-steps in flight
+                       short_k_tile_k=short_k[0], short_k_stages=short_k[1],
+                       smem_bytes_per_sm=smem_bytes_per_sm,
                        max_split_k=16,
                        stream_k=stream_k,
                        # [assumption] ~2 µs between dependent kernels (launch + drain), the order
@@ -201,6 +204,14 @@ def _gpu(name: str, description: str, *, clock_hz: float, sustained_clock_hz: fl
 # weight's output rows (our N) first (aten/src/ATen/native/sparse/cuda/SparseSemiStructuredLinear.cu).
 PYTORCH_CUTLASS_24 = (128, 128, 64, 3, "n")
 
+# cuBLAS's FP16/BF16 tensor-core GEMMs on sm80 step 64 along K with 3 shared-memory stages in their
+# large tiles: the kernels PyTorch's matmul launches on an A100 are named
+# ampere_{fp16,bf16}_s16816gemm_{fp16,bf16}_{256x128,128x256,128x128,256x64}_ldg8_f2f_stages_64x3_{nn,tn}
+# in public Nsight profiles, where "64x3" is the K step x the stages (NVIDIA developer forum, "Name
+# explain about stages_64x3") [src]. A 256x128 block then holds 3 x (256 + 128) x 64 x 2 B = 144 KB of
+# operands, a 128x128 one 96 KB: one block per SM in 164 KB (docs/gpu.md, "Short K").
+CUBLAS_SM80_TILE_K_STAGES = (64, 3)
+
 
 def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: float, achieved: float,
           sustained_clock_hz: float, fp16_clock_ratio: float = HOPPER_SXM_FP16_CLOCK_RATIO) -> Architecture:
@@ -221,6 +232,8 @@ def _a100(name: str, description: str, *, hbm_bytes: float, hbm_bytes_per_s: flo
                 # same FLOPs and HBM bytes, PR #90119's cuSPARSELt linear takes 0.61 ms when it writes
                 # 75 MB of C and 0.83 ms when it writes 302 MB (docs/gpu.md, "2:4 structured sparsity")
                 cusparselt_serial_epilogue=True,
+                short_k=CUBLAS_SM80_TILE_K_STAGES,
+                smem_bytes_per_sm=164 * 1024,  # [src] CUDA C++ Programming Guide, compute capability 8.0
                 sm_area_mm2=A100_DIE_MM2_PER_SM, nm_kernel=PYTORCH_CUTLASS_24)
 
 
@@ -275,6 +288,10 @@ def _h100(name: str, description: str, *, sms: int, clock_hz: float, sustained_c
                 warp_tile=(64, 256),  # Hopper wgmma: a warpgroup computes 64×N, N up to 256 (PTX ISA)
                 dense_efficiency=HOPPER_DENSE_EFFICIENCY, cutlass_efficiency=HOPPER_CUTLASS_24_EFFICIENCY,
                 cusparselt_efficiency=HOPPER_CUSPARSELT_24_EFFICIENCY, library="cusparselt",
+                # [assumption] no short-K regime: Hopper's warp-specialized persistent kernels load the next
+                # tile's operands in a producer warp while the consumers compute and store (CUTLASS
+                # media/docs/cpp/efficient_gemm.md, "Warp Specialization"); 228 KB: [ref §3.1]
+                smem_bytes_per_sm=228 * 1024,
                 # Hopper GEMM libraries schedule persistent thread blocks and spread a partial last wave
                 # along K (CUTLASS 3 sm90_tile_scheduler_stream_k.hpp) [src]; that cuBLAS does so on
                 # sm90 is an [assumption] the H100 PCIe 2048³-4096³ timings support (docs/gpu.md)

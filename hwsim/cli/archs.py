@@ -98,7 +98,9 @@ def _component_rows(a: Any) -> list[dict[str, str]]:
                      f"smem {g.smem_bytes_per_cycle_per_sm:g} B/clock/SM; "
                      f"L2 {g.l2_bytes_per_cycle:.4g} B/clock; "
                      f"latency {g.memory_latency_cycles} cycles × {g.pipeline_stages} stages; "
-                     f"launch {g.kernel_launch_ns:g} ns (docs/gpu.md)"})
+                     + (f"K ≤ {g.short_k_tile_k * (g.short_k_stages - 1)} runs its stores after its math "
+                        f"(kernels of {g.short_k_tile_k}×{g.short_k_stages}); " if g.short_k_stages else "")
+                     + f"launch {g.kernel_launch_ns:g} ns (docs/gpu.md)"})
     if a.reram is not None:
         r = a.reram
         rows.append({"component": "reram", "what": f"{r.tiles} tiles × {r.imas_per_tile} IMAs × "

@@ -17,6 +17,14 @@ Per thread block (one ``tm × tn`` output tile, one K slice of ``k_steps`` steps
 - a prologue (the first load's latency) and an epilogue (C written to L2 at the SM's share of the
   L2 bandwidth).
 
+Short K (on a machine whose GEMM kernels are multistage, ``gpu.short_k_stages > 0``: a kernel whose
+prologue fetches the block's whole K slice, at most ``stages − 1`` K steps of the kernel as shipped,
+``gpu.short_k_tile_k`` × ``gpu.short_k_stages`` or a fixed :class:`Kernel`'s own): there is no
+steady-state main loop, so nothing overlaps a block's loads with its MMAs, and its C stores follow
+its MMAs. A wave's C bytes then leave at the HBM bandwidth after its main loops, hidden only by the
+other blocks resident on the SM: ``min(threadblocks_per_sm, smem_bytes_per_sm // (stages · tk ·
+(tm·a + tn·b) bytes))`` of them, each hiding its share.
+
 Per wave: the longest of the blocks' time, the wave's L2 traffic over the L2 bandwidth, and its
 HBM traffic over the HBM bandwidth, where tiles of one wave that share an A row panel or a B column
 panel read it from HBM once (the rest hit L2): HBM bytes = distinct panels the wave touches. Panel
@@ -85,40 +93,46 @@ class Kernel:
 
 def gemm_cost(arch: Architecture, m: int, k: int, n: int, ops: Operands, *, math_speedup: float = 1.0,
               split_k: bool = True, kernel: Kernel | None = None, efficiency: float = 0.0,
-              stream_k: bool | None = None, serial_epilogue: bool = False) -> GemmCost:
+              stream_k: bool | None = None, serial_epilogue: bool = False, groups: int = 1) -> GemmCost:
     """The fastest tiling of ``m × k × n`` on ``arch`` (cached: arguments are hashable); with
     ``kernel``, that one configuration only (split-K still tried if ``split_k``). ``efficiency``: the
     main loop's fraction of the tensor cores' peak (0: ``gpu.tensor_core_efficiency``, the dense
     library's). ``stream_k``: whether a last, partial wave is spread over every SM along K (None:
     ``gpu.stream_k``, the dense library's behaviour). ``serial_epilogue``: a wave writes its C tiles
     after its main loops (a kernel of one thread block per SM, whose epilogue no other block's main loop
-    hides), at the HBM bandwidth when C streams out of L2, instead of overlapping them."""
+    hides), at the HBM bandwidth when C streams out of L2, instead of overlapping them. ``groups``:
+    that many independent GEMMs of the shape in one launch (a batched GEMM: their blocks share the
+    waves, each group reads its own panels)."""
     if arch.gpu is None:
         raise MappingError(f"{arch.name} is a {arch.family} machine; the GPU model needs a gpu section")
-    if min(m, k, n) <= 0:
-        raise MappingError(f"GEMM {m}×{k}×{n}: every dimension must be positive")
+    if min(m, k, n, groups) <= 0:
+        raise MappingError(f"GEMM {groups} × {m}×{k}×{n}: every dimension and the group count must be "
+                           "positive")
     return _best(arch, m, k, n, ops, math_speedup, split_k, kernel,
                  efficiency or arch.gpu.tensor_core_efficiency,
-                 arch.gpu.stream_k if stream_k is None else stream_k, serial_epilogue)
+                 arch.gpu.stream_k if stream_k is None else stream_k, serial_epilogue, groups)
 
 
 @lru_cache(maxsize=4096)
 def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: float,
           split_k: bool, kernel: Kernel | None, efficiency: float, stream_k: bool,
-          serial_epilogue: bool = False) -> GemmCost:
+          serial_epilogue: bool = False, groups: int = 1) -> GemmCost:
     g = arch.gpu
     slots = g.sms * g.threadblocks_per_sm
     tk = kernel.tk if kernel else g.threadblock_k
     stages = kernel.stages if kernel else g.pipeline_stages
+    # the shipped kernel's K step and stages, which decide the short-K regime ((0, 0): none)
+    shipped = ((kernel.tk, kernel.stages) if kernel else (g.short_k_tile_k, g.short_k_stages)) \
+        if g.short_k_stages else (0, 0)
     best: GemmCost | None = None
     for tm, tn in ([(kernel.tm, kernel.tn)] if kernel else candidate_tiles(arch)):
-        small = -(-m // tm) * -(-n // tn) < g.sms
+        small = groups * -(-m // tm) * -(-n // tn) < g.sms
         k_total = -(-k // tk)
         splits = split_factors(k_total, g.max_split_k) if split_k and small else [1]
         for s in splits:
             for raster in (kernel.raster,) if kernel else RASTERS:
-                c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, raster), m, k, n, ops, speedup, stages,
-                          efficiency, stream_k, serial_epilogue)
+                c = _cost(arch, grid(m, k, n, tm, tn, tk, s, slots, raster, groups), m, k, n, ops, speedup,
+                          stages, efficiency, stream_k, serial_epilogue, shipped)
                 if best is None or c.cycles < best.cycles:
                     best = c
     assert best is not None
@@ -127,7 +141,7 @@ def _best(arch: Architecture, m: int, k: int, n: int, ops: Operands, speedup: fl
 
 def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, speedup: float,
           stages: int | None = None, efficiency: float = 0.0, stream_k: bool = False,
-          serial_epilogue: bool = False) -> GemmCost:
+          serial_epilogue: bool = False, shipped: tuple[int, int] = (0, 0)) -> GemmCost:
     g = arch.gpu
     stages = stages or g.pipeline_stages
     eff = efficiency or g.tensor_core_efficiency
@@ -162,11 +176,14 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
         share, last = _stream_k_wave(gr, main, g.l2_bytes_per_cycle, g.memory_latency_cycles)
         wave[-1] = last + epilogue
     hbm_read = hbm_read_a + hbm_read_b + hbm_read_md
-    if serial_epilogue:  # main loops (bounded by the reads), then the C tiles: one after the other
+    resident = _short_k_residents(arch, gr, k_slice, ops, shipped)
+    if serial_epilogue or resident:  # main loops (bounded by the reads), then the C tiles
+        hiding = 1 if serial_epilogue else resident  # blocks per SM whose work hides another's stores
         l2_read = per_wave * (a_panel + b_panel * b_elem)
         body = np.maximum(np.maximum(wave - epilogue, _over(hbm_read, hbm_bpc)),
                           _over(l2_read, g.l2_bytes_per_cycle))
-        wave = body + np.maximum(epilogue, _over(hbm_write, hbm_bpc))
+        store = np.maximum(epilogue, _over(hbm_write, hbm_bpc))
+        wave = np.maximum(body, store) + np.minimum(body, store) / hiding
     else:
         wave = np.maximum(np.maximum(wave, _over(hbm_read + hbm_write, hbm_bpc)),
                           _over(l2_bytes, g.l2_bytes_per_cycle))
@@ -189,13 +206,30 @@ def _cost(arch: Architecture, gr: Grid, m: int, k: int, n: int, ops: Operands, s
         traffic[(l2, "b", "metadata", "read")] = blocks * b_panel * ops.b_metadata
         traffic[(smem, "b", "metadata", "read")] = blocks * steps * tk * tn * ops.b_metadata * warps_m
     if gr.split > 1:  # the reduction kernel reads the FP32 partials and writes C
-        partials = gr.split * m * n * PARTIAL_BYTES
-        cycles += memory_kernel_cycles(arch, partials + m * n * ops.c, ops=gr.split * m * n)
+        outputs = gr.groups * m * n
+        partials = gr.split * outputs * PARTIAL_BYTES
+        cycles += memory_kernel_cycles(arch, partials + outputs * ops.c, ops=gr.split * outputs)
         traffic[(off, "c", "data", "read")] = float(partials)
-        traffic[(off, "c", "data", "write")] += m * n * ops.c
+        traffic[(off, "c", "data", "write")] += outputs * ops.c
     traffic = {key: v for key, v in traffic.items() if key[0] is not None}  # levels the machine has
     math_total = math.ceil((gr.waves - 1 + share) * g.threadblocks_per_sm * math_c * scale / eff)
     return GemmCost(cycles, math_total, (tm, tn), gr.split, gr.waves, blocks, traffic)
+
+
+def _short_k_residents(arch: Architecture, gr: Grid, k_slice: float, ops: Operands,
+                       shipped: tuple[int, int]) -> int:
+    """Blocks sharing one SM when a block's whole K slice fits the prologue of the shipped kernel
+    (``shipped = (tk, stages)``: at most ``stages − 1`` K steps), 0 when it does not (a steady-state main
+    loop overlaps loads, MMAs and, across waves, the C stores). At most ``threadblocks_per_sm``, and as
+    many as the SM's shared memory holds of the kernel's ``stages`` A and B slices; at least one (a
+    library ships the stages that fit)."""
+    tk, stages = shipped
+    if stages < 2 or math.ceil(k_slice / tk) > stages - 1:
+        return 0
+    g = arch.gpu
+    footprint = stages * tk * (gr.tm * ops.a + gr.tn * (ops.b + ops.b_metadata))  # bytes per block
+    fit = int(g.smem_bytes_per_sm // footprint) if g.smem_bytes_per_sm else g.threadblocks_per_sm
+    return max(1, min(g.threadblocks_per_sm, fit))
 
 
 def _stream_k_wave(gr: Grid, main: float, l2_bytes_per_cycle: float, latency: int) -> tuple[float, float]:

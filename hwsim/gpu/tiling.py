@@ -2,9 +2,10 @@
 panels each wave touches.
 
 A GEMM ``C[M×N] = A[M×K]·B[K×N]`` is cut into ``tm × tn`` output tiles; with split-K each tile's
-K range is cut into ``split`` slices computed by separate thread blocks. Thread blocks are issued
-in grid order, M fastest (CUDA's ``blockIdx.x``; a kernel may raster N fastest), then N, then the
-K slice, and run in waves of
+K range is cut into ``split`` slices computed by separate thread blocks; a batched GEMM
+(``groups`` independent GEMMs in one launch, cuBLAS ``gemmStridedBatched``) repeats the grid per
+group. Thread blocks are issued in grid order, M fastest (CUDA's ``blockIdx.x``; a kernel may raster
+N fastest), then N, then the K slice, then the group, and run in waves of
 ``sms × threadblocks_per_sm`` blocks; the last partial wave costs a full wave (wave quantization,
 NVIDIA "Matrix Multiplication Background" guide §3.2). Edge tiles are computed in full (tile
 quantization, same guide §3.1).
@@ -58,10 +59,11 @@ class Grid:
     blocks_per_wave: np.ndarray  # (waves,) thread blocks in each wave
     a_panels_per_wave: np.ndarray  # (waves,) distinct (M tile, K slice) A panels a wave reads
     b_panels_per_wave: np.ndarray  # (waves,) distinct (N tile, K slice) B panels a wave reads
+    groups: int = 1  # GEMMs of a batch, each its own A and B panels
 
     @property
     def blocks(self) -> int:
-        return self.gm * self.gn * self.split
+        return self.gm * self.gn * self.split * self.groups
 
     @property
     def waves(self) -> int:
@@ -69,22 +71,23 @@ class Grid:
 
 
 def grid(m: int, k: int, n: int, tm: int, tn: int, tk: int, split: int, slots: int,
-         raster: str = "m") -> Grid:
+         raster: str = "m", groups: int = 1) -> Grid:
     """Tile ``m × k × n`` into ``tm × tn`` blocks with ``split`` K slices, issued ``slots`` at a time,
-    M tiles fastest (``raster="m"``) or N tiles fastest (``"n"``: the transposed problem's grid)."""
+    M tiles fastest (``raster="m"``) or N tiles fastest (``"n"``: the transposed problem's grid), for
+    each of ``groups`` GEMMs of a batch in turn (a group's panels are its own, like a K slice's)."""
     if raster == "n":
-        t = grid(n, k, m, tn, tm, tk, split, slots)
+        t = grid(n, k, m, tn, tm, tk, split, slots, groups=groups)
         return Grid(tm, tn, tk, split, t.gn, t.gm, t.k_steps, slots, t.blocks_per_wave,
-                    t.b_panels_per_wave, t.a_panels_per_wave)
+                    t.b_panels_per_wave, t.a_panels_per_wave, groups)
     gm, gn = -(-m // tm), -(-n // tn)
     k_total = -(-k // tk)
     k_steps = -(-k_total // split)
-    blocks = gm * gn * split
+    blocks = gm * gn * split * groups
     waves = -(-blocks // slots)
     start = np.arange(waves, dtype=np.int64) * slots  # (waves,) first block of each wave
     stop = np.minimum(start + slots, blocks)  # (waves,) one past the last
     return Grid(tm, tn, tk, split, gm, gn, k_steps, slots, stop - start,
-                _distinct_a(start, stop, gm, gn), _distinct_b(start, stop, gm))
+                _distinct_a(start, stop, gm, gn), _distinct_b(start, stop, gm), groups)
 
 
 def _distinct_b(start: np.ndarray, stop: np.ndarray, gm: int) -> np.ndarray:

@@ -6,11 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+import traces
 from hwsim.simulate import simulate
 from hwsim.vector import gemm_pass_work
 from hwsim.workload import effectual, operand_counts, operands
-from tests.traces.test_conv_kinds import CONV3D, TRANSPOSED, decoder_trace, sparse, spec_of, volume_trace
+from tests.traces.test_conv_kinds import (
+    CONV3D,
+    TRANSPOSED,
+    Decoder,
+    decoder_trace,
+    sparse,
+    spec_of,
+    volume_trace,
+)
 from traces.stats.convnd_counts import effectual as exact_counts
 
 N = 2
@@ -103,3 +113,51 @@ def test_every_family_replays_3d_and_transposed_convs_with_exact_counts(recorded
                     if spec.kind != "linear":
                         assert (row["effectual_macs"], row["effectual_macs_gemm_view"]) == \
                             exact_counts(spec, pass_, masks)
+
+
+@pytest.mark.parametrize(("preset", "mode"), [("edge-npu", "expected"), ("gpu-a100", "expected"),
+                                              ("reram-isaac", "dense_counts_only")])
+def test_counts_only_iterations_replay_from_the_densities(tmp_path, preset, mode):
+    torch.manual_seed(0)
+    model = Decoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with traces.record(model, tmp_path / "t", every=2, optimizer=opt) as rec:  # iterations 1, 3: counts
+        for _ in range(4):
+            opt.zero_grad()
+            (model(torch.randn(3, 8)) ** 2).mean().backward()
+            opt.step()
+            rec.step()
+    tr = traces.load(tmp_path / "t")
+    df = simulate(tr, preset, iterations=[1, 3]).to_frame()
+    for spec in tr.layers[1:]:  # the transposed convs
+        rows = df[df["layer"] == spec.name].set_index(["iteration", "pass"])
+        for index in (1, 3):
+            assert rows.loc[(index, "update"), "mode"] == mode
+            for pass_ in PASSES:
+                row = rows.loc[(index, pass_)]
+                assert row["mode"] == mode and row["cycles"] > 0
+                assert row["algorithmic_macs"] == spec.gemm(pass_, 3).macs
+
+
+def test_a_pe_that_skips_on_its_own_skips_the_products_cropped_by_padding(tmp_path):
+    """Dense input and weight of a ConvTranspose2d (stride 2, padding 1, output_padding 1, 5×5 ->
+    10×10): along each dimension 14 of the 15 (input, tap) pairs land inside the output, so the
+    forward needs 14² of every 15² products; an output-stationary PE array that skips on its own
+    (eyeriss-v2-pe) performs exactly those and skips the rest; nothing multiplies an inserted zero."""
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.rand_like(conv.weight) + 0.1)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.1)
+    with traces.record(conv, tmp_path / "t", every=1, optimizer=opt) as rec:
+        opt.zero_grad()
+        conv(torch.rand(2, 3, 5, 5) + 0.1).sum().backward()
+        opt.step()
+        rec.step()
+    pairs = sum(0 <= 2 * i + t - 1 < 10 for i in range(5) for t in range(3))
+    assert pairs == 14
+    row = simulate(traces.load(tmp_path / "t"), "eyeriss-v2-pe", passes=("forward",)).to_frame().iloc[0]
+    assert row["algorithmic_macs"] == 2 * 5 * 5 * 3 * 4 * 9
+    assert row["effectual_macs"] == row["actual_macs"] == 2 * 3 * 4 * pairs * pairs
+    assert row["skipped_macs"] == 2 * 3 * 4 * (15 * 15 - pairs * pairs)
+    assert row["effectual_macs_gemm_view"] == row["algorithmic_macs"]

@@ -6,7 +6,10 @@ PrincetonUniversity/LLMCompass, ``ae/figure5``): one GPT-3 175B layer (d_model 1
 128, d_ff 49152) sliced four ways by tensor parallelism, as one A100 of the four runs it, op by op
 (PyTorch eager GEMMs, softmax and torch.compile'd LayerNorm and GELU); in the prefill (batch 8 × 2048
 tokens, Fig. 5(i)) and in the decode of one token (Fig. 5(k)); and its GEMM sweep ``M × 12288 ×
-12288`` (Fig. 5(a)). Each row keeps its figure, file and how it was timed.
+12288`` (Fig. 5(a)). Each row keeps its figure, file and how it was timed, and ``dtype``, the data
+type it was timed with (LLMCompass's ``Matmul.run_on_gpu``: BF16; ``BatchedMatmul``, softmax,
+LayerNorm, GELU: FP16; the all-reduces: the layer's FP16): a GEMM runs on the card at that type's
+sustained clock (``gpu.operand_dtype``, as ``tests/hwsim/gpu/published.py`` does).
 
 ``split``: ``check``, the prefill's ops, on which the acceptance bounds are asserted (each within
 20 %, the layer's sum within 10 %); ``holdout``, rows looked at only after the model was settled
@@ -59,6 +62,7 @@ def model_ms(row: dict[str, str]) -> float:
     eb = float(row["element_bytes"])
     kind = row["kind"]
     if kind == "gemm":
+        arch = archs.replace(arch, {"gpu.operand_dtype": row["dtype"]})
         cost = batched_gemm_cost(arch, int(row["groups"]), int(row["m"]), int(row["k"]), int(row["n"]),
                                  Operands(eb, eb, eb))
         cycles = int(row["calls"]) * cost.cycles
