@@ -152,3 +152,32 @@ def test_checkpoint_is_restored_when_the_recorder_closes(tmp_path):
     before = (tuc._checkpoint_without_reentrant_generator, tuc.CheckpointFunction)
     run(tmp_path / "t", "reentrant")
     assert (tuc._checkpoint_without_reentrant_generator, tuc.CheckpointFunction) == before
+
+
+def test_selective_activation_checkpointing_is_refused_naming_its_line(tmp_path):
+    """With a ``context_fn`` (selective activation checkpointing) the recomputation may take a
+    GEMM's result from what the forward saved instead of running it: which GEMMs run again is
+    unknown to the recorder, so it refuses rather than overstate the recomputation."""
+    import functools
+
+    from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
+
+    def save_products(ctx, op, *args, **kwargs):
+        return CheckpointPolicy.MUST_SAVE if op == torch.ops.aten.mm.default else \
+            CheckpointPolicy.PREFER_RECOMPUTE
+
+    class Selective(Net):
+        def forward(self, x):
+            context = functools.partial(create_selective_checkpoint_contexts, save_products)
+            h = checkpoint(self.block, self.inp(x), use_reentrant=False, context_fn=context)
+            return self.head(h).mean(1)
+
+    model = Selective("non-reentrant")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(traces.RecorderError, match=r"checkpoint at .*test_recorder_checkpointing\.py:\d+ in "
+                       r"forward.* context_fn=create_selective_checkpoint_contexts \(selective"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            F.cross_entropy(model(torch.randn(N, L, 4)), torch.zeros(N, dtype=torch.long)).backward()
+            opt.step()
+            rec.step()

@@ -30,12 +30,36 @@ once more, and the backward work and the updates are what they are without check
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 import torch
 import torch.utils.checkpoint as _checkpoint
+
+from ..format.errors import RecorderError
+from .capture import call_site
+
+
+def _refuse_selective(generator: Callable, fn: Callable, args: tuple, kwargs: dict) -> None:
+    """Refuse ``checkpoint(..., context_fn=...)`` (selective activation checkpointing): its
+    recomputation may serve operators' results from what the forward saved, so a recomputed call
+    need not run its GEMM again, and the recorder cannot tell which do."""
+    try:
+        bound = inspect.signature(generator).bind_partial(fn, *args, **kwargs).arguments
+    except TypeError:
+        return
+    context_fn = bound.get("context_fn")
+    if context_fn is not None and context_fn is not getattr(_checkpoint, "noop_context_fn", None):
+        inner = getattr(context_fn, "func", context_fn)  # a functools.partial's function
+        name = getattr(inner, "__name__", type(inner).__name__)
+        raise RecorderError(
+            f"torch.utils.checkpoint at {call_site()} runs with context_fn={name} (selective "
+            "activation checkpointing): its "
+            "recomputation may reuse results the forward saved, so the recorder cannot tell which "
+            "GEMMs run again and the trace would overstate the recomputation; record with plain "
+            "checkpointing (no context_fn)")
 
 
 class _Reentrant:
@@ -64,6 +88,8 @@ class Recomputation:
         generator = getattr(_checkpoint, "_checkpoint_without_reentrant_generator", None)
         if generator is not None:
             def without_reentrant(fn: Callable, *args: Any, **kwargs: Any) -> Iterator[None]:
+                if self._writer is not None and self._training_now():
+                    _refuse_selective(generator, fn, args, kwargs)
                 # torch's early stop ends a recomputation inside the operator that saves the last
                 # activation needed, which may be in the middle of a recorded call: off while
                 # recording, the recomputation runs the whole function, every call completing

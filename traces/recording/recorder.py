@@ -13,17 +13,18 @@ Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backwa
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
 call of a reused module is its own record; eval and ``no_grad`` passes are ignored. Products of
 two activations (attention, ``bmm``/``einsum`` between activations, SDPA) are ``matmul`` layers
-(:mod:`traces.recording.products`). GEMM work the hooks cannot see raises :class:`RecorderError`
-instead of being lost: compiled modules and recurrent layers up front, and, while a watched
-training step runs (iteration 0 and every mask iteration; every iteration with
-``gemm_check="every"``), every matrix product that no recorded layer call accounts for, found
-where it is executed (PyTorch's dispatch level,
-:mod:`traces.recording.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
-``nn.LSTMCell``, a second GEMM inside one layer call; in the backward pass every GEMM that is not
-a recorded layer call's backward-data or backward-weight GEMM (a custom ``autograd.Function``'s
-backward, a gradient hook, a double backward); GEMMs of modules outside the recorded model (a
-teacher under ``no_grad``); the optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does
-not know (:mod:`traces.format.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
+(:mod:`traces.recording.products`). Activation checkpointing's recomputation in backward is recorded
+as forward calls once more (:mod:`traces.recording.recomputation`). GEMM work the hooks cannot see
+raises :class:`RecorderError` instead of being lost: compiled modules and recurrent layers up front,
+and, while a watched training step runs (iteration 0 and every mask iteration; every iteration with
+``gemm_check="every"``), every matrix product that no recorded layer call accounts for, found where
+it is executed (PyTorch's dispatch level, :mod:`traces.recording.capture`):
+``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module, ``nn.LSTMCell``, a second
+GEMM inside one layer call; in the backward pass every GEMM that is not a recorded layer call's
+backward-data or backward-weight GEMM (a custom ``autograd.Function``'s backward, a gradient hook, a
+double backward); GEMMs of modules outside the recorded model (a teacher under ``no_grad``); the
+optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does not know
+(:mod:`traces.format.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
 """
 
 from __future__ import annotations

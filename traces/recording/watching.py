@@ -321,7 +321,8 @@ class StepWatch:
         if frame is not None and frame is not self._backward_frame:
             raise RecorderError(
                 f"{op} at {call_site(frame)} is a matrix product in the backward pass, in Python code "
-                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook): it is "
+                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook, a "
+                "recomputation other than torch.utils.checkpoint's): it is "
                 "not a recorded layer's backward-data or backward-weight GEMM, so the trace would not "
                 "contain its work; do it in a recorded nn.Conv2d/nn.Linear forward instead, or record "
                 "without it")
