@@ -287,7 +287,7 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, tiles)[ROLES[pass_]["c"]]
                   * elem[f"{off}:c"], "late_write": pe["step_c"] * elem[f"{off}:c"]}
         for op in ("a", "b"):
-            stream[f"start_{op}"] = np.minimum(pe[f"step_{op}"] * elem[f"{off}:{op}"], first[op])
+            stream[f"start_{op}"] = np.minimum(pe[f"step_{op}"] * elem[f"{off}:{op}"], first[op][:, None])
         out.update({f"stream:{k}": v for k, v in stream.items()})
     out["cycles"] = estimate(arch, compute, dram_by_op, first, last, c["tiles"], np.maximum(dma, 0) + writes,
                              stream)
@@ -523,8 +523,9 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
         n_tiles = int(np.prod(mapping.trips(shape))) * shape.groups
         array = (int(pe["compute_cycles"][at]) // n_tiles,
                  float(pe["array_a"][at] * eb["a"] + pe["array_b"][at] * eb["b"]) / n_tiles)
-        stream = TileStream(int(cost["stream:substeps"][at]), (get("stream:start_a"), get("stream:start_b")),
-                            get("stream:tile_write"), get("stream:late_write"))
+        lv = lambda k: tuple(float(x) for x in cost[f"stream:{k}"][at])  # noqa: E731
+        stream = TileStream(tuple(int(x) for x in cost["stream:substeps"][at]), lv("start_a"), lv("start_b"),
+                            get("stream:tile_write"), lv("late_write"))
     return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,

@@ -20,10 +20,11 @@ staging buffer in use is double-buffered (the next tile loads while this one com
 otherwise; the channel is shared when the write-back travels on a read's channel.
 
 With two slots and the register-file level (its tile's own loops are known: ``TileStream``), the
-first and last tiles are not whole-tile transfers: a tile runs as the steps of its outermost
-turning buffer-level loop, so the first tile computes once its first step's data is in (the rest
-streams in behind it at the channel's rate) and the last write-back is what the last step finishes
-(what earlier tiles and steps finished drains while the last tile computes). Every byte still
+first and last tiles are not whole-tile transfers: a tile runs as blocks of its buffer-level loops,
+so the first tile computes once its first register-file tile's data is in (the rest streams in
+behind it at the channel's rate: ``fill_exposed``) and the last write-back is what the last block
+finishes (what earlier tiles and blocks finished drains while the last tile computes:
+``drain_exposed``). Every byte still
 crosses the channel: the cycles taken off the first load join the second, those taken off the last
 write-back the one before it. Without the register-file level a tile's loop nest inside is the
 array's folds, and transfers stay whole tiles.
@@ -62,20 +63,61 @@ class NestTiming:
 
 @dataclass(frozen=True)
 class TileStream:
-    """How a tile meets its data when its own loop nest is known (the register-file level): the
-    tile runs as ``substeps`` steps of its outermost turning buffer-level loop, and with
-    double-buffered staging buffers the first tile starts on its first step's data while the rest
+    """How a tile meets its data when its own loop nest is known (the register-file level): with
+    double-buffered staging buffers the first tile starts on its first block's data while the rest
     streams in behind, and the last write-back drains what is final while the last tile computes.
 
-    ``start``: off-chip bytes of ``a`` and ``b`` the first step needs (its footprint; all of an
-    operand that loop does not index); ``tile_write``: the written operand's bytes of one tile;
-    ``late_write``: those the last step finishes (``tile_write / substeps`` when the loop indexes
-    the written operand, else all of them)."""
+    Block ``j`` (``j = 1..5``) fixes the first (or, at the end, the last) iteration of the tile's
+    buffer-level loops down to the ``j``-th, outermost first (``substeps``: their trips). ``start_a``,
+    ``start_b``: off-chip bytes of ``a`` and ``b`` the first block of each level needs (all of an
+    operand its loops do not index); ``tile_write``: the written operand's bytes of one tile;
+    ``late_write``: those the last block of each level finishes."""
 
-    substeps: int
-    start: tuple[float, float]
+    substeps: tuple[int, ...]
+    start_a: tuple[float, ...]
+    start_b: tuple[float, ...]
     tile_write: float
-    late_write: float
+    late_write: tuple[float, ...]
+
+
+def _levels_compute(c: np.ndarray, steps: np.ndarray) -> list[np.ndarray]:
+    """Compute cycles of a tile's blocks ``c_0 = c, c_j = c_{j-1} / k_j`` (``(N,)`` each, float)."""
+    out = [np.asarray(c, np.float64)]
+    for j in range(steps.shape[1]):
+        out.append(out[-1] / np.maximum(steps[:, j], 1))
+    return out
+
+
+def fill_exposed(c: np.ndarray, d0: np.ndarray, start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Cycles of the first tile's loads that its compute waits for ``(N,)``: ``c`` a tile's compute,
+    ``d0`` its loads, ``start`` ``(N, 5)`` the loads its first block of each level needs, ``steps``
+    ``(N, 5)`` the loops' trips. A block of ``k`` sub-blocks whose data streams in at the channel's
+    rate, in the order they use it, ends at ``max(E_sub + c_block, S_block + c_sub)`` (its first
+    sub-block waits ``E_sub``, its last one all of its ``S_block``): from the innermost level out,
+    ``E = max(E, S_j − c_j + c_{j+1})``, and the tile's ``max(E, D0 − c + c_1)``."""
+    cl = _levels_compute(c, steps)
+    e = start[:, -1].astype(np.float64)
+    for j in range(start.shape[1] - 1, 0, -1):
+        e = np.maximum(e, start[:, j - 1] - cl[j] + cl[j + 1])
+    e = np.maximum(e, d0 - cl[0] + cl[1])
+    return np.minimum(d0, np.ceil(e - 1e-9)).astype(np.int64)
+
+
+def drain_exposed(c: np.ndarray, w: np.ndarray, late: np.ndarray, late_bytes: np.ndarray,
+                  steps: np.ndarray) -> np.ndarray:
+    """Cycles of the last write-back after the last compute ends ``(N,)``: ``w`` the last visit's
+    write-back (what earlier tiles finished drains while the last one computes: ``w − c``),
+    ``late`` ``(N, 6)`` the write-back of the tile (column 0) and of its last block of each level,
+    ``late_bytes`` their bytes. A block finishing ``L_{j-1}`` in sub-blocks that each finish
+    ``L_j`` drains behind them: ``X = max(X, T_{j-1} − c_{j-1} + c_{j-1}·L_j/L_{j-1})``."""
+    cl = _levels_compute(c, steps)
+    x = late[:, -1].astype(np.float64)
+    for j in range(late.shape[1] - 1, 0, -1):
+        whole = late_bytes[:, j - 1]
+        share = np.where(whole > 0, late_bytes[:, j] / np.maximum(whole, 1e-300), 1)
+        x = np.maximum(x, late[:, j - 1] - cl[j - 1] + cl[j - 1] * share)
+    x = np.maximum(x, w - cl[0])
+    return np.minimum(w, np.ceil(x - 1e-9)).astype(np.int64)
 
 
 def slots_of(arch: Architecture) -> int:
@@ -241,7 +283,8 @@ def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -
     read_ops = {o for o in "abc" if plan.per_event[o] > 0}
     slots = slots_of(arch)
     prefetch = slots == 2
-    sched = scheduler(backend, slots=slots, shared=shares_channel(arch, read_ops or {"a"}))
+    shared = shares_channel(arch, read_ops or {"a"})
+    sched = scheduler(backend, slots=slots, shared=shared)
     # the off-chip latency: paid where a transfer starts, not per tile it is spread over
     lat = 0 if transfer_free(arch) else arch.off_chip.latency_cycles
     no_latency = replace(arch, memories=tuple(replace(m, latency_cycles=0) if m.off_chip else m
@@ -257,37 +300,43 @@ def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -
             dma_at, wb_at = plan.starts(start, stop, prefetch)
             dma, wb = dma + lat * dma_at, wb + lat * wb_at
         if stream is not None:
-            _stream_ends(plan, stream, no_latency, lat, dma, wb, start == 0, stop == plan.total)
+            _stream_ends(plan, stream, no_latency, lat, dma, wb, start == 0, stop == plan.total, shared)
         sched.feed(compute, dma, wb)
     end = sched.finish().total_cycles if plan.total else 0
     return NestTiming(int(end), plan.compute * plan.total, plan.array_cycles * plan.total, plan.total, slots)
 
 
 def _stream_ends(plan: NestPlan, stream: TileStream, arch: Architecture, lat: int, dma: np.ndarray,
-                 wb: np.ndarray, first: bool, last: bool) -> None:
-    """Shorten the first tile's loads and the last write-back in place to what the tile's steps
-    leave exposed (``TileStream``); the cycles taken off move to the next load and the write-back
-    before, so the channel carries every byte: the first tile's steps start when the first step's
-    data is in and the last one when all of it is (``max(start, D0 − c + c/steps)``); the last
-    write-back drains what earlier tiles finished while the last tile computes and the last tile's
-    steps as they finish (``max(W − c, W_tile − c + c_last, W_late)``)."""
-    c = plan.compute
+                 wb: np.ndarray, first: bool, last: bool, shared: bool) -> None:
+    """Shorten the first tile's loads and the last write-back in place to what the tile's blocks
+    leave exposed (``fill_exposed``, ``drain_exposed``); the cycles taken off move to the next load
+    and to the write-back before, so the channel carries every byte. A nest of one tile streams its
+    loads in and its finished blocks out during that tile's compute: on a channel shared by reads
+    and write-backs what does not fit in the compute waits after it."""
+    c = np.array([plan.compute])
+    steps = np.array([stream.substeps], np.int64)
+    rest = 0  # a one-tile nest's load cycles streamed during its compute
     if first and len(dma) and dma[0] > 0:
-        moved = {o: np.array([min(b, plan.per_event[o])])
-                 for o, b in zip("ab", stream.start, strict=True) if plan.per_event[o]}
-        need = int(transfers(arch, moved, np.zeros(1), 1)[0][0]) + (lat if moved else 0)
-        cut = max(need, int(dma[0]) - c + -(-c // stream.substeps))
-        if cut < dma[0] and plan.total > 1:
+        moved = {o: np.minimum(np.array(b, np.float64), plan.per_event[o])
+                 for o, b in (("a", stream.start_a), ("b", stream.start_b)) if plan.per_event[o]}
+        need = transfers(arch, moved, np.zeros(5), 5)[0] + (lat if moved else 0)
+        cut = int(fill_exposed(c, np.array([dma[0]]), need[None, :], steps)[0])
+        if plan.total > 1:
             dma[1] += dma[0] - cut
-            dma[0] = cut
-    if last and plan.total > 1 and wb[-1] > 0:
+        else:
+            rest = int(dma[0]) - cut
+        dma[0] = cut
+    if last and wb[-1] > 0:
         write = plan.per_event["c_write"]
         tile_w = min(stream.tile_write, write)
-        late_w = min(stream.late_write, tile_w)
-        t_w, t_late = (int(transfers(arch, {}, np.array([b]), 1)[1][0]) + lat for b in (tile_w, late_w))
-        c_late = int(np.ceil(c * late_w / tile_w)) if tile_w else c
-        cut = min(int(wb[-1]), max(int(wb[-1]) - c, t_w - c + c_late, t_late))
-        wb[-2] += wb[-1] - cut
+        late_b = np.minimum(np.array([tile_w, *stream.late_write]), tile_w)
+        late = transfers(arch, {}, late_b, 6)[1] + lat
+        w = int(wb[-1])
+        cut = int(drain_exposed(c, np.array([w]), late[None, :], late_b[None, :], steps)[0])
+        if plan.total > 1:
+            wb[-2] += w - cut
+        elif shared:
+            cut = max(cut, rest + w - plan.compute)
         wb[-1] = cut
 
 
@@ -300,8 +349,8 @@ def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[st
         dram: off-chip bytes per ``(operand, "read" | "write")``, each ``(N,)``.
         first_loads: per operand ``a``, ``b``, the bytes of its first slice ``(N,)``.
         transfers_: DMA-ins and write-backs of all tiles ``(N,)`` (each pays the off-chip latency).
-        stream: the register-file level's tile steps (``TileStream``'s fields as arrays ``(N,)``:
-            ``substeps``, ``start_a``, ``start_b``, ``tile_write``, ``late_write``, bytes).
+        stream: the register-file level's tile blocks (``TileStream``'s fields as arrays: ``(N, 5)``
+            ``substeps``, ``start_a``, ``start_b``, ``late_write``; ``(N,)`` ``tile_write``; bytes).
 
     Per channel (``timing.channel``: a link from or to the off-chip memory, else its own channel),
     ``D`` is the busiest channel's transfer cycles plus the latency once per transfer, ``D0`` the
@@ -338,7 +387,7 @@ def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[st
     reads = {op for (op, direction) in dram if direction == "read"}
     if slots_of(arch) == 2:  # the next slices stream in while this one computes
         if stream is not None:
-            d0, wl = _exposed(arch, stream, first_loads, last_write_bytes, per_tile, tiles, d0, wl, lat)
+            d0, wl = _exposed(arch, stream, first_loads, last_write_bytes, per_tile, d0, wl, lat)
         out = np.maximum(d0 + compute_cycles + wl, d_all)
     elif shares_channel(arch, reads) and len(per_cycle) == 1:
         out = d_all + compute_cycles
@@ -348,27 +397,25 @@ def estimate(arch: Architecture, compute_cycles: np.ndarray, dram: dict[tuple[st
 
 
 def _exposed(arch: Architecture, stream: dict[str, np.ndarray], first_loads: dict[str, np.ndarray],
-             last_write_bytes: np.ndarray, per_tile: np.ndarray, tiles: np.ndarray, d0: np.ndarray,
-             wl: np.ndarray, lat: int) -> tuple[np.ndarray, np.ndarray]:
+             last_write_bytes: np.ndarray, per_tile: np.ndarray, d0: np.ndarray, wl: np.ndarray,
+             lat: int) -> tuple[np.ndarray, np.ndarray]:
     """``estimate``'s first loads and last write-back as ``_stream_ends`` leaves them exposed."""
+    steps = stream["substeps"]
     start: dict[str, np.ndarray] = {}
     per_cycle: dict[str, float] = {}
     for op in ("a", "b"):
         if op in first_loads:
             name, bw = channel(arch, op, True)
             per_cycle[name] = bw / arch.clock_hz
-            start[name] = start.get(name, 0) + np.minimum(stream[f"start_{op}"], first_loads[op])
-    need = np.max([np.ceil(b / per_cycle[n]) if per_cycle[n] > 0 else np.zeros(len(d0))
+            start[name] = start.get(name, 0) + np.minimum(stream[f"start_{op}"], first_loads[op][:, None])
+    need = np.max([np.ceil(b / per_cycle[n]) if per_cycle[n] > 0 else np.zeros(b.shape)
                    for n, b in start.items()], axis=0) + lat
-    step = np.ceil(per_tile / np.maximum(stream["substeps"], 1))
-    d0 = np.where((tiles > 1) & (d0 > 0), np.minimum(d0, np.maximum(need, d0 - per_tile + step)), d0)
+    d0 = np.where(d0 > 0, fill_exposed(per_tile, d0, need, steps), d0)
     _, c_bw = channel(arch, "c", False)
     if c_bw <= 0:
         return d0, wl
     tile_w = np.minimum(stream["tile_write"], last_write_bytes)
-    late_w = np.minimum(stream["late_write"], tile_w)
-    t_w = np.ceil(tile_w / (c_bw / arch.clock_hz)) + lat
-    t_late = np.ceil(late_w / (c_bw / arch.clock_hz)) + lat
-    c_late = np.where(tile_w > 0, np.ceil(per_tile * late_w / np.maximum(tile_w, 1)), per_tile)
-    cut = np.minimum(wl, np.maximum.reduce([wl - per_tile, t_w - per_tile + c_late, t_late]))
-    return d0, np.where((tiles > 1) & (wl > 0), cut, wl)
+    late_b = np.minimum(np.concatenate([tile_w[:, None], stream["late_write"]], axis=1), tile_w[:, None])
+    late = np.ceil(late_b / (c_bw / arch.clock_hz)) + lat
+    # one tile: W = W_tile, and the channel's total (``D`` in ``estimate``) bounds the rest
+    return d0, np.where(wl > 0, drain_exposed(per_tile, wl, late, late_b, steps), wl)

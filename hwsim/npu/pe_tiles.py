@@ -161,8 +161,9 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
     (partial sums read back down), ``rf_fill_{op}`` (register-file writes from the buffer, all
     PEs), ``rf_drain_c`` (register-file reads of partial sums leaving), ``compute_cycles``,
-    ``substeps`` (trips of the outermost turning buffer-level loop: the tile's steps) and
-    ``step_{op}`` (elements of each operand's footprint in one step, ``hwsim.npu.nest_timing.TileStream``).
+    ``substeps`` (``(N, 5)``: the trips of the buffer-level loops, outermost first) and ``step_{op}``
+    (``(N, 5)``: elements of each operand's footprint in the block that fixes the first iteration of
+    the loops down to that one; ``hwsim.npu.nest_timing.TileStream``).
     """
     rows, cols = arch.compute.rows, arch.compute.cols
     (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
@@ -224,19 +225,21 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
             out[f"rf_fill_{op}"] = moved
             out[f"array_{op}"] = moved // multicast
     out["compute_cycles"] = np.full(n, -(-shape.macs // pes), np.int64)
-    # the tile's sub-steps: the trips of its outermost turning buffer-level loop; the first sub-step
-    # needs each operand's footprint with that loop's extent cut by its trips (all of an operand the
-    # loop does not index), and the last one finishes that much of the written operand
+    # the tile's blocks: fixing the first iteration of the buffer-level loops one after the other
+    # (outermost first), the footprint each operand's first block needs (``step_{op}``, ``(N, 5)``;
+    # by symmetry what the last block of the written operand finishes) and the loops' trips
     ordered = np.take_along_axis(glb_trips, orders, axis=1)  # (N, 5) outermost first
-    at = np.argmax(ordered > 1, axis=1)
     rows_n = np.arange(n)
-    steps = np.where((ordered > 1).any(axis=1), ordered[rows_n, at], 1)
     sub = np.array(np.broadcast_to(np.array(tile, np.int64), (n, 5)))
-    sub[rows_n, orders[rows_n, at]] //= steps
-    fp_step = footprints(shape, sub)
-    out["substeps"] = steps
-    for op, tensor in roles.items():
-        out[f"step_{op}"] = fp_step[tensor]
+    steps = {op: np.zeros((n, 5), np.int64) for op in roles}
+    for j in range(5):
+        sub[rows_n, orders[:, j]] //= ordered[:, j]
+        fp_j = footprints(shape, sub)
+        for op, tensor in roles.items():
+            steps[op][:, j] = fp_j[tensor]
+    out["substeps"] = ordered
+    for op in roles:
+        out[f"step_{op}"] = steps[op]
     out["spatial"] = np.array([[DIMS.index(rd), rfac, DIMS.index(cd), cfac]] * n, np.int64)
     out["per_pe"] = np.broadcast_to(per_pe, (n, 5))
     return out

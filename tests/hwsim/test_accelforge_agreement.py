@@ -42,6 +42,11 @@ def _rows(name: str) -> list[dict[str, str]]:
 LAYERS = {r["name"]: r for r in _rows("layers.csv")}
 GIVEN = _rows("given.csv")
 REFERENCE = _rows("reference.csv")
+# AccelForge keeps the input rows two consecutive buffer tiles share (it lowers the buffer's input
+# through the DRAM loop over OY); hwsim loads each buffer tile's halo again, so on l1_3x3 its best
+# mapping splits OX too (8 tiles against AccelForge's 4) and refills every PE's weights twice as
+# often: (level, operand, direction) -> hwsim / AccelForge (docs/validation.md §3c)
+MAPPER_GAP = {("l1_3x3", "glb", "b", "read"): 2.0, ("l1_3x3", "rf", "b", "write"): 2.0}
 
 
 def shape_of(name: str) -> ConvShape:
@@ -69,6 +74,11 @@ def schedule_cycles(arch, shape: ConvShape, res) -> int:
 def results():
     arch = archs.load(DATA / "pe_array_hwsim.yaml")
     return arch, {name: search(shape_of(name), "forward", arch, ONE) for name in LAYERS}
+
+
+def test_accelforges_mapper_ran_on_three_convolutions_and_two_gemms():
+    kinds = [LAYERS[r["layer"]]["kind"] for r in REFERENCE]
+    assert kinds.count("conv") >= 3 and kinds.count("gemm") >= 2
 
 
 def test_layers_are_three_convolutions_and_two_gemms_all_given():
@@ -124,6 +134,10 @@ def test_accesses_per_tensor_within_125_percent_of_accelforges_mapper(results, l
                 ours = accesses(res[r["layer"]], level, op, direction)
                 if theirs == 0 and ours == 0:
                     continue
+                gap = MAPPER_GAP.get((r["layer"], level, op, direction))
+                if gap is not None:
+                    assert ours / theirs == pytest.approx(gap, rel=1e-6), (r["layer"], level, op, direction)
+                    continue
                 assert 0.8 <= ours / max(theirs, 1) <= 1.25, (r["layer"], level, op, direction, ours, theirs)
 
 
@@ -170,21 +184,23 @@ def test_replayed_rows_carry_the_register_file_level(tmp_path):
 
 
 def test_first_and_last_steps_are_what_the_schedule_leaves_exposed(results):
-    """l2_3x3_s2 (`B1 K128 C32 OY14 OX28 | C2 OY2`, buffer-level loops `OY7 OX28`: 7 steps of two
-    output rows, 8 B/cycle): the first tile starts once its weights and the input rows of its first
-    two output rows are in, and the last write-back is the last tile's last two output rows (the
-    other half of the output, final one tile earlier, and the last tile's earlier rows drain while it
+    """l2_3x3_s2 (`B1 K128 C32 OY14 OX28 | C2 OY2`, buffer-level loops `OY7 OX28`, register-file
+    tile `OY2 OX1`, 8 B/cycle): the first tile starts once its weights (each PE keeps its filters
+    for the whole tile) and the input window of its first register-file tile are in, the rest
+    streaming in behind; the last write-back is the last register-file tile's outputs (the other
+    half of the output, final one tile earlier, and the last tile's earlier outputs drain while it
     computes). By hand from the layer:"""
     arch, res = results
     r = res["l2_3x3_s2"]
-    assert r.notation.startswith("B1 K128 C32 OY14 OX28 | C2 OY2 ") and r.notation.endswith("| OY7 OX28")
+    assert r.notation.startswith("B1 K128 C32 OY14 OX28 | C2 OY2 ")
+    assert r.notation.endswith("RF B1 K4 C1 OY2 OX1 | OY7 OX28")
     macs_per_tile = 128 * 32 * 14 * 28 * 9
     compute = 4 * macs_per_tile // 1024  # four tiles on 32 × 32 PEs
-    first_step = (128 * 32 * 9 + 32 * 5 * 57) / 8  # weights + 5 input rows (stride 2) of 57 columns
-    last_step = 128 * 2 * 28 / 8  # two output rows of the last tile
+    first_step = (128 * 32 * 9 + 32 * 5 * 3) / 8  # weights + a 5 × 3 window (stride 2) of 32 channels
+    last_step = 128 * 2 * 1 / 8  # two output rows of one column, 128 channels
     assert r.cycles == compute + first_step + last_step  # the mapper's closed form
     ours = schedule_cycles(arch, shape_of("l2_3x3_s2"), r)
-    assert r.cycles <= ours <= 1.02 * r.cycles
+    assert r.cycles <= ours <= 1.03 * r.cycles  # the schedule adds the channel's contention
     # whole tiles instead (the first tile's slices in before it computes, the whole output after):
     # the bound before the steps were modelled, 1.42× AccelForge's latency
     whole = dataclasses.replace(r, tile_stream=None)

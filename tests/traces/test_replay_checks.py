@@ -103,6 +103,17 @@ CASES = {
         "meta.batch: found 4; expected 1000"),
     "a manifest field it does not understand": (manifest(lambda d: d.__setitem__("frobnicate", 3)),
                                                 "frobnicate: found a field this reader does not know"),
+    # found by the corruption probe of issue 22: one flipped bit in the manifest, accepted before
+    "a dtypes key it does not know": (
+        manifest(lambda d: d["dtypes"].__setitem__("gradi%nt", d["dtypes"].pop("gradient"))),
+        "dtypes.gradi%nt: found a key this reader does not know"),
+    "an unknown dtype name": (manifest(lambda d: d["dtypes"].__setitem__("weight", "flo%t32")),
+                              "dtypes.weight: found 'flo%t32'"),
+    "a method key it does not know": (
+        manifest(lambda d: d["method"].__setitem__("pasams", d["method"].pop("params"))),
+        "method.pasams: found a key this reader does not know"),
+    "a dilation on a linear layer": (manifest(lambda d: d["layers"][1].__setitem__("dilation", [1, 9])),
+                                     "layers[1].dilation: found a linear layer has no window"),
     # counts each within its tensor's size, not with each other: an input element of the 3×3 conv
     # (4 output channels, no bias) reaches at most 3·3·4 = 36 outputs; one of fc (10 outputs) 10;
     # a weight of fc one output per sample (4); a conv output gradient 3·3·3 = 27 input positions

@@ -67,6 +67,12 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schedule": dict,
     "complete": bool,
 }
+# the dtypes a manifest names (activation, gradient: as the first recorded call computed them;
+# autocast: null without torch.autocast) and the names they may take (PyTorch's, without "torch.")
+DTYPE_KEYS = ("activation", "weight", "gradient", "autocast", "stored_weights")
+DTYPE_NAMES = frozenset({"float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz",
+                         "float8_e5m2", "float8_e5m2fnuz", "int64", "int32", "int16", "int8", "uint8",
+                         "bool", "complex64", "complex128"})
 OPTIONAL = ("iterations", "vector_ops")  # fields a manifest may hold beyond REQUIRED; any other is refused
 
 
@@ -226,6 +232,10 @@ def _check_fields(d: dict[str, Any], file: Path) -> None:
     for key in ("model", "method", "dataset"):
         if not isinstance(d[key].get("name"), str):
             raise TraceFormatError(file, f"{key}.name", repr(d[key].get("name")), "text")
+    unknown = [k for k in d["method"] if k not in ("name", "params", "results")]
+    if unknown:  # a method's invariants are read from its params: a misspelt key would skip them
+        raise TraceFormatError(file, f"method.{unknown[0]}", "a key this reader does not know",
+                               "only name, params and results")
     params = d["method"].get("params")
     if params is not None and not isinstance(params, dict):
         raise TraceFormatError(file, "method.params", type(params).__name__, "a JSON object or null")
@@ -244,7 +254,12 @@ def _check_fields(d: dict[str, Any], file: Path) -> None:
                                 or not 0 <= ops <= 1024):
             raise TraceFormatError(file, "optimizer.update_ops_per_weight", repr(ops),
                                    "element operations per weight of one optimizer step, 0..1024, or absent")
-    bad = {k: v for k, v in d["dtypes"].items() if not isinstance(v, str) and (k, v) != ("autocast", None)}
+    unknown = [k for k in d["dtypes"] if k not in DTYPE_KEYS]
+    if unknown:
+        raise TraceFormatError(file, f"dtypes.{unknown[0]}", "a key this reader does not know",
+                               f"only {', '.join(DTYPE_KEYS)}")
+    bad = {k: v for k, v in d["dtypes"].items()
+           if (not isinstance(v, str) or v not in DTYPE_NAMES) and (k, v) != ("autocast", None)}
     if bad:
         key = next(iter(bad))
         raise TraceFormatError(file, f"dtypes.{key}", repr(bad[key]), "a dtype name such as 'float32'")

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..format import structured
-from ..recording.recorder import active_recorder
+from ..recording.recorder import active_recorder, bookkeeping
 from ..zoo.models import Model
 from .base import Method, clone_as, swap_module
 
@@ -63,7 +63,8 @@ class _NMLayer:
     def nm_mask(self) -> torch.Tensor:
         """The N:M mask of the current weights, bool of the weight's shape."""
         n, m = self.nm
-        score = self.weight.detach().abs().cpu().numpy()
+        with bookkeeping():  # the selection is the method's own work (numpy), not a model GEMM
+            score = self.weight.detach().abs().cpu().numpy()
         groups = getattr(self, "groups", 1)
         mask = structured.transposable_mask(score, n, m, groups) if self.transposable \
             else structured.nm_mask(score, n, m, self.grouping)

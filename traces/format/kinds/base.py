@@ -106,3 +106,15 @@ class Kind:
         """Problems of the kind's geometry, as ``field: message`` strings (shapes, ``call`` and
         ``groups`` ranges are checked before, by ``LayerSpec.check``)."""
         return []
+
+
+def no_window(spec: Any, kind: str) -> list[str]:
+    """A kind without a sliding window (linear, matmul, embedding) keeps ``stride``, ``padding`` and
+    ``dilation`` at their defaults: another value is a field the replay would ignore, so a manifest
+    holding one was not written by the trace writer."""
+    for key, default in (("stride", (1, 1)), ("padding", (0, 0)), ("dilation", (1, 1))):
+        if tuple(getattr(spec, key)) != default:
+            return [f"{key}: a {kind} layer has no window; {key} is {list(default)}, got "
+                    f"{list(getattr(spec, key))}"]
+    return []
+

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import GemmDims, Kind
+from .base import GemmDims, Kind, no_window
 
 EMBEDDING_PASSES = ("forward", "backward_weight")  # the update is the parameter's, as for any layer
 
@@ -51,6 +51,8 @@ class Embedding(Kind):
     def check(self, spec: Any) -> list[str]:
         if spec.groups != 1:
             return [f"groups: an embedding layer has groups 1, got {spec.groups}"]
+        if window := no_window(spec, "embedding"):
+            return window
         if spec.attention is not None:
             return ["attention: only matmul layers (activation × activation) take part in attention"]
         x, w, y = spec.x_shape, spec.w_shape, spec.y_shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import Kind
+from .base import Kind, no_window
 
 
 class Linear(Kind):
@@ -21,6 +21,8 @@ class Linear(Kind):
     def check(self, spec: Any) -> list[str]:
         if spec.groups != 1:
             return [f"groups: a linear layer has groups 1, got {spec.groups}"]
+        if window := no_window(spec, "linear"):
+            return window
         if spec.attention is not None:
             return ["attention: only matmul layers (activation × activation) take part in attention"]
         if len(spec.w_shape) != 2 or spec.x_shape[-1:] != spec.w_shape[1:]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import GEMM_PASSES, GemmDims, Kind
+from .base import GEMM_PASSES, GemmDims, Kind, no_window
 
 # operand -> precision field of the architecture: both operands are activations (or gradients)
 OPERAND_KINDS = {
@@ -74,6 +74,8 @@ class Matmul(Kind):
 
     def check(self, spec: Any) -> list[str]:
         x, w, y = spec.x_shape, spec.w_shape, spec.y_shape
+        if window := no_window(spec, "matmul"):
+            return window
         if len(x) < 2 or len(w) != len(x) or len(y) != len(x):
             return [f"shapes: matmul needs A (*batch, M, K), B (*batch, K, N), C (*batch, M, N) with "
                     f"the same batch dimensions; got {x}, {w}, {y}"]
