@@ -261,3 +261,47 @@ def test_encoder_decoders_record_cross_attention_padding_and_replay(seq2seq, pre
     assert fwd["algorithmic_macs"] == N * 2 * LT * L * (D // 2)
     assert fwd["effectual_macs"] == kept[cross] * (D // 2)  # Q and K dense: the kept scores' products
     assert (df["cycles"] >= 0).all() and df["cycles"].sum() > 0
+
+
+@pytest.fixture(scope="module")
+def plain_runs() -> dict[str, tuple[traces.Trace, dict]]:
+    """The models' traces without checkpointing and their replays, made once (by the first test
+    needing one)."""
+    return {}
+
+
+PRESETS = ("edge-npu", "gpu-a100", "reram-isaac")
+
+
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+@pytest.mark.parametrize("build", [gpt2, llama], ids=["gpt2", "llama"])
+def test_gradient_checkpointing_records_the_recomputation_as_forward_work(tmp_path, build, reentrant,
+                                                                        plain_runs):
+    """``gradient_checkpointing_enable``: every block's forward runs again in the backward pass
+    (Conv1D/linear products, SDPA, vector work): recorded as forward calls ``#1``; the forward MACs
+    are the plain run's plus every block's, the backward and the updates the plain run's."""
+    if build.__name__ not in plain_runs:
+        tr0 = record(tmp_path / "plain", build, "sdpa")
+        plain_runs[build.__name__] = tr0, {p: simulate(tr0, p).to_frame() for p in PRESETS}
+    plain, frames = plain_runs[build.__name__]
+
+    def checkpointed(impl: str):
+        model, batch = build(impl)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        return model, batch
+
+    tr = record(tmp_path / "ckpt", checkpointed, "sdpa")
+    block = [s.name for s in plain.layers if ".h." in s.name or ".layers." in s.name]
+    # recomputed in backward, so the last block first
+    assert sorted(s.name for s in tr.layers if "#1" in s.name) == sorted(f"{n}#1" for n in block)
+    for preset in PRESETS:
+        df0, df = frames[preset], simulate(tr, preset).to_frame()
+        df0, df = df0[df0["iteration"] == 0], df[df["iteration"] == 0]
+        by_pass0 = df0.groupby("pass")["algorithmic_macs"].sum()
+        by_pass = df.groupby("pass")["algorithmic_macs"].sum()
+        block_macs = df0[df0["layer"].isin(block) & (df0["pass"] == "forward")]["algorithmic_macs"].sum()
+        assert by_pass["forward"] == by_pass0["forward"] + block_macs > by_pass0["forward"]
+        assert by_pass["backward_data"] == by_pass0["backward_data"]
+        assert by_pass["backward_weight"] == by_pass0["backward_weight"]
+        assert sorted(df[df["pass"] == "update"]["layer"]) == sorted(df0[df0["pass"] == "update"]["layer"])
+        assert (df["cycles"] >= 0).all() and (df["energy_pj"] >= 0).all()

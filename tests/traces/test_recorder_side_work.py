@@ -196,9 +196,10 @@ def test_the_model_without_gradients_before_its_training_forward_is_refused(tmp_
             rec.step()
 
 
-def test_reentrant_checkpointing_is_refused_with_the_way_out(tmp_path):
-    """``checkpoint(use_reentrant=True)`` runs its forward under no_grad, where layers are not
-    recorded: refused (its GEMMs would be missing), and the message names use_reentrant=False."""
+def test_reentrant_checkpointing_records_its_no_grad_forward(tmp_path):
+    """``checkpoint(use_reentrant=True)`` runs its forward under no_grad: recorded (forward work
+    only), and the recomputation in backward carries the backward passes
+    (tests/traces/test_recorder_checkpointing.py)."""
     from torch.utils.checkpoint import checkpoint
 
     class Checkpointed(Net):
@@ -208,12 +209,12 @@ def test_reentrant_checkpointing_is_refused_with_the_way_out(tmp_path):
 
     model = Checkpointed()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with pytest.raises(RecorderError, match="pass use_reentrant=False"):
-        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
-            opt.zero_grad()
-            model(torch.randn(5, 4)).sum().backward()
-            opt.step()
-            rec.step()
+    with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+        opt.zero_grad()
+        model(torch.randn(5, 4)).sum().backward()
+        opt.step()
+        rec.step()
+    assert [s.name for s in traces.load(tmp_path / "t").layers] == ["fc", "out", "fc#1"]
 
 
 def test_a_diverged_run_is_refused_at_its_step_not_written_as_a_trace_replay_refuses(tmp_path):

@@ -161,7 +161,7 @@ _SKIP_FILES = (os.path.dirname(torch.__file__) + os.sep, os.path.abspath(__file_
                os.path.join(_HERE, "recorder.py"), os.path.join(_HERE, "watching.py"),
                os.path.join(_HERE, "functional.py"), os.path.join(_HERE, "recurrent.py"),
                os.path.join(_HERE, "vector_ops.py"), os.path.join(_HERE, "products.py"),
-               os.path.join(_HERE, "hooks.py"),
+               os.path.join(_HERE, "hooks.py"), os.path.join(_HERE, "recomputation.py"),
                os.path.abspath(contextlib.__file__))
 
 

@@ -13,17 +13,18 @@ Rules (DESIGN.md): forward hooks plus tensor hooks on outputs, never full backwa
 tensor shared by several layers (a residual shortcut) gives each layer its own gradient; each
 call of a reused module is its own record; eval and ``no_grad`` passes are ignored. Products of
 two activations (attention, ``bmm``/``einsum`` between activations, SDPA) are ``matmul`` layers
-(:mod:`traces.recording.products`). GEMM work the hooks cannot see raises :class:`RecorderError`
-instead of being lost: compiled modules and recurrent layers up front, and, while a watched
-training step runs (iteration 0 and every mask iteration; every iteration with
-``gemm_check="every"``), every matrix product that no recorded layer call accounts for, found
-where it is executed (PyTorch's dispatch level,
-:mod:`traces.recording.capture`): ``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module,
-``nn.LSTMCell``, a second GEMM inside one layer call; in the backward pass every GEMM that is not
-a recorded layer call's backward-data or backward-weight GEMM (a custom ``autograd.Function``'s
-backward, a gradient hook, a double backward); GEMMs of modules outside the recorded model (a
-teacher under ``no_grad``); the optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does
-not know (:mod:`traces.format.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
+(:mod:`traces.recording.products`). Activation checkpointing's recomputation in backward is recorded
+as forward calls once more (:mod:`traces.recording.recomputation`). GEMM work the hooks cannot see
+raises :class:`RecorderError` instead of being lost: compiled modules and recurrent layers up front,
+and, while a watched training step runs (iteration 0 and every mask iteration; every iteration with
+``gemm_check="every"``), every matrix product that no recorded layer call accounts for, found where
+it is executed (PyTorch's dispatch level, :mod:`traces.recording.capture`):
+``F.linear``/``matmul``/``einsum``/``x @ w`` outside a recorded module, ``nn.LSTMCell``, a second
+GEMM inside one layer call; in the backward pass every GEMM that is not a recorded layer call's
+backward-data or backward-weight GEMM (a custom ``autograd.Function``'s backward, a gradient hook, a
+double backward); GEMMs of modules outside the recorded model (a teacher under ``no_grad``); the
+optimizer's GEMMs (``torch.optim.Muon``) and optimizers hwsim does not know
+(:mod:`traces.format.optimizers`). Training methods mark their own math with :func:`bookkeeping`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from .modules import (
 )
 from .nonzero import count_mask, count_nonzero, host_mask, nonzero_mask
 from .products import ProductCapture
+from .recomputation import Recomputation
 from .vector_ops import VectorOps
 from .watching import StepWatch
 
@@ -205,7 +207,7 @@ class _Call:
     backward_limit: int = 0  # how many its backward-data and backward-weight passes run
 
 
-class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
+class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps, Recomputation):
     """Captures per-layer masks and counts of a training run into a trace directory.
 
     Args:
@@ -331,7 +333,9 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._functional_enter()
         self._products_enter()  # products of two activations (traces.recording.products)
         self._vector_ops_enter()
-        self._gate = Gate(self._training_now, lambda: self._watch is not None, self._on_gemm,
+        self._recompute_enter()  # activation checkpointing's forward run again in backward
+        self._gate = Gate(self._training_now, lambda: self._watch is not None or self._recomputing > 0,
+                          self._on_gemm,
                           self._backward_watch, self._in_watched_step, self._on_side_gemm)
         self._gate.__enter__()
         self._watch_foreign(True)  # iteration 0 is watched
@@ -389,6 +393,7 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
         self._functional_exit()
         self._products_exit()
         self._vector_exit()
+        self._recompute_exit()
         self._watch_foreign(False)
         while self._foreign:
             watch = self._foreign.pop()[1]
@@ -479,11 +484,16 @@ class Recorder(StepWatch, FunctionalCalls, ProductCapture, VectorOps):
 
     # -- hooks ----------------------------------------------------------------------------------
     def _recording(self, module: nn.Module) -> bool:
-        return torch.is_grad_enabled() and module.training and self._writer is not None
+        return self._grad_or_checkpointed() and module.training and self._writer is not None
 
     def _training_now(self) -> bool:
         """Whether computation now belongs to a recorded training step."""
-        return self._writer is not None and self.model.training and torch.is_grad_enabled()
+        return self._writer is not None and self.model.training and self._grad_or_checkpointed()
+
+    def _grad_or_checkpointed(self) -> bool:
+        """Gradients are on, or a reentrant checkpoint's forward runs (under no_grad, recorded:
+        :mod:`traces.recording.recomputation`)."""
+        return torch.is_grad_enabled() or getattr(self, "_checkpointed_nograd", 0) > 0
 
     def _reset_iteration(self) -> None:
         self._node_calls: dict[Any, _Call] = {}  # autograd node -> the recorded layer call it belongs to

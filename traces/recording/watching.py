@@ -268,9 +268,8 @@ class StepWatch:
             "recurrent modules (subclasses included), and F.linear/mm/addmm/matmul with a parameter "
             "as right operand inside the model's forward, not other GEMM modules or products of "
             "computed weights: wrap the computation in such a module (a layer run under "
-            "torch.no_grad() or in eval mode inside a training step is not recorded either; "
-            "torch.utils.checkpoint(..., use_reentrant=True) runs its forward so: pass "
-            "use_reentrant=False)")
+            "torch.no_grad() or in eval mode inside a training step is not recorded either, "
+            "except inside torch.utils.checkpoint)")
 
     def _map_backward(self, rec: _Call, y: torch.Tensor) -> None:
         """Note the autograd nodes the layer call created (from its output back to its input and
@@ -315,14 +314,15 @@ class StepWatch:
         """Attribute a GEMM operator run in the backward pass to a recorded layer call, or refuse."""
         if in_bookkeeping():
             return
-        if self._stack:  # a recorded layer's forward run again in backward (activation checkpointing)
+        if self._stack or self._recomputing:  # a forward run again in backward (activation checkpointing)
             self._on_gemm(func)
             return
         op, frame = op_name(func), user_frame()
         if frame is not None and frame is not self._backward_frame:
             raise RecorderError(
                 f"{op} at {call_site(frame)} is a matrix product in the backward pass, in Python code "
-                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook): it is "
+                "run by autograd (a custom torch.autograd.Function's backward, a gradient hook, a "
+                "recomputation other than torch.utils.checkpoint's): it is "
                 "not a recorded layer's backward-data or backward-weight GEMM, so the trace would not "
                 "contain its work; do it in a recorded nn.Conv2d/nn.Linear forward instead, or record "
                 "without it")
