@@ -13,11 +13,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("reproduce", REPO / "scripts" / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["reproduce"] = mod  # dataclasses resolve the module's annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
+    """scripts/reproduce.py as a module; its parts are the package scripts/reproduction/."""
+    if str(REPO / "scripts") not in sys.path:  # where `python scripts/reproduce.py` finds them
+        sys.path.insert(0, str(REPO / "scripts"))
+    return importlib.import_module("reproduce")
+
+
+def load_sweep():
+    load_script()
+    return importlib.import_module("reproduction.sweep")
 
 
 def test_every_row_runs_and_is_reported(tmp_path):
@@ -97,7 +101,7 @@ def test_methods_side_by_side_smoke(tmp_path):
 
 
 def test_dst_pairings_are_the_official_trainers():
-    mod = load_script()
+    mod = load_sweep()
     acc = [0.95, 0.97, 0.98, 0.98, 0.975]  # best 0.98, first reached at epoch 2
     rem = [0.50, 0.20, 0.10, 0.06, 0.06]  # lowest 0.06, first reached at epoch 3
     assert mod.dst_pairings(acc, rem) == {"remaining_at_best": 0.10, "best_remaining": 0.06,
@@ -105,7 +109,7 @@ def test_dst_pairings_are_the_official_trainers():
 
 
 def sweep_result(alpha: float, remaining: list[float], accuracy: list[float], fc1_resets: int) -> dict:
-    mod = load_script()
+    mod = load_sweep()
     return {"row": "dst-sweep-lenet5", "label": f"α={alpha:g}", "seed": 0, "alpha": alpha,
             "epochs_run": len(accuracy), "history": accuracy, "remaining_history": remaining,
             "remaining": remaining[-1], "best_accuracy": max(accuracy), "last_accuracy": accuracy[-1],
@@ -116,8 +120,8 @@ def sweep_result(alpha: float, remaining: list[float], accuracy: list[float], fc
 def test_sweep_report_marks_a_pairing_within_two_sigma_of_table_1():
     """LeNet-5-Caffe's Table 1 point is 1.64 ± 0.13 % at 99.11 %: a run is "within 2σ" when one of
     its two pairings lies in [1.38, 1.90] % remaining at 98.81 % accuracy or more."""
-    mod = load_script()
-    runs = [r for r in mod.SWEEP if r.row == "dst-sweep-lenet5"]
+    runs = [r for r in load_script().SWEEP if r.row == "dst-sweep-lenet5"]
+    mod = load_sweep()
     hit = sweep_result(1e-3, [0.05, 0.018, 0.0150], [0.985, 0.9880, 0.9885], 0)  # lowest: 1.50 % at 98.85
     miss = sweep_result(2e-3, [0.03, 0.0120, 0.0130], [0.985, 0.9890, 0.9870], 3)  # 1.20 / 1.30 %: too few
     low_acc = sweep_result(5e-4, [0.05, 0.0160], [0.970, 0.9870], 0)  # 1.60 % but at 98.70 %
