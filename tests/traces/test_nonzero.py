@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from traces.recording.calls import _weight_copy
 from traces.recording.nonzero import CHUNK_ELEMENTS, count_mask, count_nonzero, host_mask, nonzero_mask
-from traces.recording.recorder import _weight_copy, _weights_f16
+from traces.recording.recorder import _weights_f16
 
 # 0.0, -0.0 (bit pattern 0x80000000 in float32), NaN of both signs, ±inf, a float32 subnormal,
 # the smallest float16 subnormal, ordinary values

@@ -200,7 +200,7 @@ class FunctionalCalls:
         found = parameter_operand(func, args, kwargs, self._param_names)
         if found is None:
             return NotImplemented
-        from .recorder import _NO_DISPATCH_MODES, _NO_FUNCTION_MODES, _Call
+        from .calls import _NO_DISPATCH_MODES, _NO_FUNCTION_MODES, _Call
 
         pos, param, transposed, bias, rows = found
         x = args[pos]

@@ -33,7 +33,7 @@ from ..format.errors import RecorderError
 from .capture import ElementwiseCount, GemmWatch, call_site, in_bookkeeping, op_name, user_frame
 
 if TYPE_CHECKING:
-    from .recorder import _Call
+    from .calls import _Call
 
 _MAX_LAYER_NODES = 64  # autograd nodes one layer call may create (its GEMM, views, a method's masks)
 
