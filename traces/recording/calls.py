@@ -272,12 +272,13 @@ class ModuleCalls:
             self._owners = update_owners(self._layers)
 
     def _add_spec(self, rec: _Call, spec: LayerSpec) -> None:
-        """Add a functional call's spec to the table (first iteration), or check its shapes."""
+        """Add a functional call's or a product's spec to the table (first iteration), or check its
+        shapes."""
         if rec.layer < len(self._layers):
             old = self._layers[rec.layer]
             if (old.x_shape, old.w_shape, old.y_shape) != (spec.x_shape, spec.w_shape, spec.y_shape):
-                raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}->"
-                                    f"{old.y_shape} to {spec.x_shape}->{spec.y_shape}")
+                raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}·{old.w_shape}"
+                                    f"->{old.y_shape} to {spec.x_shape}·{spec.w_shape}->{spec.y_shape}")
         elif rec.layer == len(self._layers):
             self._layers.append(spec)
             self._owners = update_owners(self._layers)

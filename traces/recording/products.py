@@ -50,7 +50,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..format.errors import RecorderError
-from ..format.layer import LayerSpec, update_owners
+from ..format.layer import LayerSpec
 from .capture import TO_NUMPY, in_bookkeeping, numpy_conversion
 from .hooks import Hook
 from .nonzero import count_nonzero
@@ -399,14 +399,7 @@ class ProductCapture:
         problems = spec.check()
         if problems:
             raise RecorderError(f"{name}: inconsistent geometry: {problems[0]}")
-        if rec.layer < len(self._layers):
-            old = self._layers[rec.layer]
-            if (old.x_shape, old.w_shape, old.y_shape) != (spec.x_shape, spec.w_shape, spec.y_shape):
-                raise RecorderError(f"{old.name}: per-sample shapes changed from {old.x_shape}·{old.w_shape} "
-                                    f"to {spec.x_shape}·{spec.w_shape}")
-        elif rec.layer == len(self._layers):
-            self._layers.append(spec)
-            self._owners = update_owners(self._layers)  # a matmul owns no update
+        self._add_spec(rec, spec)  # the recorder's (traces.recording.calls); a matmul owns no update
         return rec
 
     def _product_ends(self, rec: _Product, view: ProductView, y: torch.Tensor, sel: torch.Tensor | None,
