@@ -277,9 +277,11 @@ class StepWatch:
         gradient) and backward-weight (when the weight does); one convolution_backward does both;
         an embedding's backward (a scatter-add) runs none."""
         weight = rec.weight is not None and rec.weight.requires_grad
-        if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
+        kind = self._layers[rec.layer].kind  # a product with an embedding's weight (a tied head) is linear
+        if kind == "embedding":
             rec.backward_limit = 0
-        elif isinstance(rec.module, nn.modules.conv._ConvNd) and rec.module in self._targets:
+        elif kind != "linear" and isinstance(rec.module, nn.modules.conv._ConvNd) \
+                and rec.module in self._targets:
             rec.backward_limit = int(rec.x_node is not None or weight)
         else:
             rec.backward_limit = int(rec.x_node is not None) + int(weight)
