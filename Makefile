@@ -123,11 +123,13 @@ scalesim-user:
 
 # Re-run the real ZigZag (zigzag-dse 3.9.1, LOMA mapping search; its own venv: it pulls onnx and
 # matplotlib and forgets six) and rewrite tests/data/zigzag/reference.csv, which
-# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper and latency against (a few minutes).
+# tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper and latency against (a few minutes), and the
+# held-out 16×16 machine's tests/data/zigzag/held_out_16x16/reference.csv (test_zigzag_held_out.py).
 zigzag-reference:
 	test -x .venv-zigzag/bin/python || $(PYTHON) -m venv .venv-zigzag
 	.venv-zigzag/bin/python -m pip install --quiet 'zigzag-dse==3.9.1' six
 	.venv-zigzag/bin/python scripts/zigzag_reference.py
+	.venv-zigzag/bin/python scripts/zigzag_reference.py --machine tests/data/zigzag/held_out_16x16
 
 # Re-run the real AccelForge (1.0.467, Timeloop's successor; FFM mapper, least energy) in its own venv of
 # Python 3.12 (its hwcomponents dependency does not resolve on 3.11) and rewrite

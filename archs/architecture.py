@@ -125,10 +125,27 @@ class Architecture:
             dens = [p.density for p in getattr(self.sparse, curve)]
             if dens != sorted(set(dens)):
                 problems.append(f"sparse.{curve}: densities must be strictly increasing")
+        if self.reram is not None:
+            problems += _reram_problems(self.reram)
         if self.family == "gpu" and self.compute is None and self.sparse.actions:
             problems.append("sparse.actions: GPU-like machines use sparse.structured and "
                             "sparse.kernel_efficiency, not gating/skipping actions")
         return problems
+
+
+def _reram_problems(r: ReramCompute) -> list[str]:
+    """An IMA must hold at least one weight per crossbar row: its cells (bit slices × column sets)
+    side by side across the IMA's crossbars (a weight never spans IMAs)."""
+    from .derived import cells_per_weight
+
+    cells = cells_per_weight(r)
+    row = r.crossbars_per_ima * r.crossbar.cols
+    if row < cells:
+        return [f"reram: an IMA's crossbar rows hold crossbars_per_ima × crossbar.cols = {row} cells, fewer "
+                f"than the {cells} cells of one weight ({r.weight_bits}-bit weights over "
+                f"{r.crossbar.bits_per_cell}-bit cells, signed_weights {r.signed_weights}): give the IMA "
+                "more crossbars or columns, or the cells more bits"]
+    return []
 
 
 def _duplicates(items: tuple[str, ...], path: str) -> list[str]:

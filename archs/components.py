@@ -56,6 +56,12 @@ class ComputeArray:
                    "mapper chooses below the buffer tile (reuse inside a PE, fills from the buffer "
                    "counted, Timeloop-style spatial multicast and reduction); false: each MAC reads "
                    "them once (SCALE-Sim's PEs)")
+    strided_input: Literal["rows_read", "bounding_box"] = spec(
+        "rows_read", doc="a buffer tile of a layer whose stride exceeds its filter (a 1×1 stride-2 "
+                         "downsample): rows_read: only the input rows and columns its windows read are "
+                         "fetched and kept (a gathering DMA; ZigZag 3.9.1 counts this); bounding_box: every "
+                         "row and column from its first window to its last (a plain rectangular DMA; "
+                         "Timeloop and AccelForge count this)")
     precision: Precision = spec(Precision(), doc="bits per tensor element")
     leakage_mw: float = spec(0.0, doc="static power of the array, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of the array, mm²", ge=0)
@@ -182,10 +188,10 @@ class StructuredSparsity:
                        "per shape, as its algorithm search does); docs/gpu.md")
     cutlass_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the CUTLASS N:M main loop sustains "
-                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1, nonzero_ge=MIN_EFFICIENCY)
     cusparselt_efficiency: float = spec(
         0.0, doc="GPU: fraction of the sparse tensor-core peak the cuSPARSELt N:M main loop sustains "
-                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1)
+                 "(0 = gpu.tensor_core_efficiency)", ge=0, le=1, nonzero_ge=MIN_EFFICIENCY)
     cusparselt_serial_epilogue: bool = spec(
         False, doc="GPU: cuSPARSELt's kernels write a wave's C tiles after its main loops (one thread block "
                    "per SM: no other block's main loop hides the epilogue), at the HBM bandwidth when C "
@@ -507,7 +513,8 @@ class ReramCompute:
     interconnect_bandwidth_bytes_per_s: float = spec(
         0.0, doc="bandwidth of the chip interconnect (global bus) that carries every layer's input and "
                  "output activations (input_bits each), bytes/s, in series with the crossbar time "
-                 "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0)
+                 "(NeuroSim Chip.cpp GBus; 0 = unlimited, no time)", ge=0,
+        nonzero_ge=MIN_BANDWIDTH_BYTES_PER_S)
     tile_input_buffer_energy_pj_per_bit: float = spec(
         0.0, doc="energy of one input bit written into and read out of a tile input buffer, pJ (the "
                  "M·K·input_bits inputs a crossbar pass streams; 0 where the tile peripherals' power covers "

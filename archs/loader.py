@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 import types
 import typing
 from functools import cache
@@ -210,7 +211,9 @@ def _number(tp: type, raw: Any, path: str, name: str, meta: Any, problems: list[
             return _BAD
     least = meta.get("nonzero_ge")
     if least is not None and value != 0 and value < least:
-        problems.append(f"{path}: must be 0 (unlimited) or >= {_fmt_bound(least)}, got {_show(raw)}")
+        zero = re.search(r"\b0 = ([^);]+)", meta.get("doc", ""))  # what 0 means: the doc's "(0 = ...)"
+        problems.append(f"{path}: must be 0 ({zero.group(1) if zero else 'unlimited'}) or >= "
+                        f"{_fmt_bound(least)}, got {_show(raw)}")
         return _BAD
     return value
 

@@ -48,6 +48,22 @@ def family_of(arch: Architecture) -> ModuleType:
     return importlib.import_module(FAMILIES[arch.family])
 
 
+MAX_CYCLES = 2**62  # a row's cycles: the report's sums over rows and iterations stay in int64
+
+
+def _bounded(rows: list[dict[str, Any]], machine: Architecture) -> list[dict[str, Any]]:
+    """``rows``, or MappingError when one takes more than :data:`MAX_CYCLES` (its own or its dense
+    baseline's): a machine whose bandwidth, clock or rate is so low that totals would not fit int64."""
+    for r in rows:
+        for key in ("cycles", "dense_cycles"):
+            if r.get(key, 0) >= MAX_CYCLES:
+                raise MappingError(
+                    f"{machine.name}: {r.get('layer', 'a layer')} {r.get('pass', '')} takes "
+                    f"{float(r[key]):.3g} {key.replace('_', ' ')}, over 2**62 (totals would overflow): a "
+                    "bandwidth, clock or rate of the machine is too low for this trace; raise it")
+    return rows
+
+
 def kind_rows(family: ModuleType, kind: str) -> Callable[..., list[dict[str, Any]]]:
     """The family's cost path for a layer kind: ``<kind>_rows`` where the family has one (an
     ``embedding``'s ``embedding_rows``), else its GEMM path ``layer_rows``."""
@@ -181,7 +197,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     def replay(a: tuple) -> list[dict[str, Any]]:
         spec, dens = a[1], a[2].densities(a[1])
         out = [{**r, **dens} for r in kind_rows(family, spec.kind)(*a)]
-        return out if mapped is None else [mapped.apply(spec, r) for r in out]
+        return _bounded(out if mapped is None else [mapped.apply(spec, r) for r in out], machine)
 
     owners = update_owners(tr.layers)  # updates belong to parameters: one per parameter and step
     no_update = tuple(p for p in passes if p != "update")
@@ -202,7 +218,7 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
 
     def tail(index: int, batch: int) -> None:
         if vector_rows is not None:
-            rows.extend(vector_rows(ctx, table, batch, index, passes))
+            rows.extend(_bounded(vector_rows(ctx, table, batch, index, passes), machine))
 
     if threads == 1:
         for index in its:

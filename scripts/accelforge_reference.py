@@ -1,7 +1,7 @@
 """Run the real AccelForge (1.0.467, Timeloop's successor) and commit what it says:
 tests/data/accelforge/reference.csv.
 
-For every layer of tests/data/accelforge/layers.csv (three ResNet-18 convolutions and two BERT-base
+For every layer of tests/data/accelforge/layers.csv (four ResNet-18 convolutions and two BERT-base
 GEMMs, batch 1, 8-bit values) on a PE-array machine with a per-PE register file (pe_array below:
 DRAM -> 192 KiB global buffer -> 32×32 PEs with a 64-byte register file each -> one MAC per PE;
 per-action energies given, no component models), AccelForge's mapper (FFM) picks the mapping of
@@ -155,14 +155,22 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
     relevant = {"I": {"B", "C", "OY", "OX"}, "Wt": {"K", "C"}, "O": {"B", "K", "OY", "OX"}}
     names = {"a": "I", "b": "Wt", "c": "O"}
     at: dict[int, list[str]] = {}  # node index -> storage nodes placed above the loop at that index
+    # the DRAM loop the buffer's input slice slides along (`OY4~` in the notation), if any
+    slides = next((tok.rstrip("~").rstrip("0123456789") for tok in res.notation.split("||")[0].split()
+                   if tok.endswith("~")), None)
     for op, t in names.items():
         # hwsim keeps a tile while the loops outside it that do not index it turn: in AccelForge the
         # storage node sits just below the innermost loop that indexes it (buffer: among the DRAM loops
         # outside its residency level; register file: among every temporal loop, below the spatials)
         outer = [i for i, (_, d, temporal, q) in enumerate(loops) if temporal and q < res.levels[op]
                  and d in relevant[t]]
-        at.setdefault(outer[-1] + 1 if outer else 0, []).append(f"- !Storage {{tensors: [{t}], "
-                                                                  "component: GlobalBuffer}")
+        glb = f"- !Storage {{tensors: [{t}], component: GlobalBuffer}}"
+        if t == "I" and outer and loops[outer[-1]][1] == slides:  # hwsim's buffer keeps the overlap
+            # of windows along that DRAM loop: the node sits just above it (below the other nodes
+            # there) and AccelForge lowers the buffer's input tile through it
+            at.setdefault(outer[-1], []).append(glb + " ")
+        else:
+            at.setdefault(outer[-1] + 1 if outer else 0, []).append(glb)
         inner = [i for i, (_, d, temporal, _q) in enumerate(loops) if temporal and d in relevant[t]]
         place = max(inner[-1] + 1 if inner else 0, first_pe)
         node = f"- !Storage {{tensors: [{t}], component: RF}}"

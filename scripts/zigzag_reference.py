@@ -10,11 +10,17 @@ memory level reads and writes per operand (every port is one byte wide, so ZigZa
 are bytes), and the chosen loop nest (innermost first).
 tests/hwsim/test_zigzag_agreement.py compares hwsim's mapper against it.
 
+A second, held-out machine (``--machine tests/data/zigzag/held_out_16x16``: a 16×16 array with
+three 32 KiB SRAMs of 128-bit ports, the same per-byte energies and DRAM port) reads the same layer
+list and writes its own reference.csv beside its machine files; it was added after hwsim's mapper
+and schedule were tuned on the 32×32 machine, and is checked by tests/hwsim/test_zigzag_held_out.py.
+
 Run with `make zigzag-reference` (it makes .venv-zigzag). Nothing here is imported by hwsim.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import logging
@@ -33,6 +39,17 @@ from zigzag.mapping.data_movement import DataDirection, DataMoveAttr
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "zigzag"
 DIRECTIONS = {"rd_out_to_low": "read_down", "wr_in_by_low": "write_from_below",
               "rd_out_to_high": "read_up", "wr_in_by_high": "write_from_above"}
+
+
+MACHINE = DATA  # the folder of the oracle machine (systolic_32x32.yaml, mapping.yaml) and its CSV
+
+
+def machine_file() -> Path:
+    """The ZigZag machine of the folder: its one ``systolic_*.yaml`` that is not an hwsim twin."""
+    found = [p for p in sorted(MACHINE.glob("systolic_*.yaml")) if not p.stem.endswith("_hwsim")]
+    if len(found) != 1:
+        raise SystemExit(f"{MACHINE}: expected one systolic_*.yaml ZigZag machine, found {len(found)}")
+    return found[0]
 
 
 def layers() -> list[dict[str, str]]:
@@ -60,8 +77,8 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
     start = time.perf_counter()
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         _, _, cmes = get_hardware_performance_zigzag(
-            workload=str(wl), accelerator=str(DATA / "systolic_32x32.yaml"),
-            mapping=str(DATA / "mapping.yaml"),
+            workload=str(wl), accelerator=str(machine_file()),
+            mapping=str(MACHINE / "mapping.yaml"),
             opt="energy", dump_folder=str(folder / row["name"]), loma_show_progress_bar=False)
     wall = time.perf_counter() - start
     cme = cmes[0][1][0][0]
@@ -91,6 +108,12 @@ def run(row: dict[str, str], folder: Path) -> dict[str, object]:
 
 
 def main() -> int:
+    global MACHINE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--machine", type=Path, default=DATA,
+                        help="folder holding the ZigZag machine (systolic_*.yaml, mapping.yaml); "
+                             "its reference.csv is written there (default: tests/data/zigzag)")
+    MACHINE = parser.parse_args().machine.resolve()
     logging.disable(logging.CRITICAL)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,11 +122,12 @@ def main() -> int:
             print(f"{row['name']}: {rows[-1]['energy_pj']} pJ in {rows[-1]['wall_s']} s", file=sys.stderr)
     fields = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], list(rows[0]).index(k)
                                                                  if k in rows[0] else 0, k))
-    target = DATA / "reference.csv"
+    target = MACHINE / "reference.csv"
     tmp_target = target.with_suffix(".tmp")
     with open(tmp_target, "w", newline="") as f:
         f.write(f"# zigzag-dse 3.9.1 (LOMA, opt=energy) on {platform.platform()}, {os.cpu_count()} cores, "
-                f"python {platform.python_version()}; regenerate: make zigzag-reference\n")
+                f"python {platform.python_version()}; machine {MACHINE.name}; "
+                f"regenerate: make zigzag-reference\n")
         w = csv.DictWriter(f, fieldnames=fields, restval=0)
         w.writeheader()
         w.writerows(rows)

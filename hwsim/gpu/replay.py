@@ -129,7 +129,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     out: dict[str, Any] = {"gpu_sparse_path": "dense", "gpu_dense_reason": "", "gpu_sparse_operand": "",
                            "gpu_sparse_density": float("nan"), "gpu_crossover_density": float("nan"),
                            "gpu_compress_cycles": 0, "gpu_pad_cycles": 0, "gpu_convert_cycles": 0,
-                           "gpu_gather_cycles": 0, "gpu_recompute_macs": 0}
+                           "gpu_gather_cycles": 0, "gpu_recompute_macs": 0, "gpu_pad_macs": 0}
     traffic: dict = defaultdict(float)
     gemm, extra, tc_macs, cuda_macs = dense, 0, algorithmic, 0
     s = arch.sparse.structured
@@ -153,6 +153,8 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
             gemm = nm_gemm
             padded_macs = nm.padded_rows * k * n * g.groups  # the tensor cores multiply padded rows too
             tc_macs = min(padded_macs, (-(-k // s.m)) * s.n * n * nm.padded_rows * g.groups)
+            # the padded rows' products are the kernel's work but no algorithmic MACs: not 'actual'
+            out["gpu_pad_macs"] = tc_macs - tc_macs * m // nm.padded_rows
             out["gpu_sparse_path"], out["gpu_sparse_operand"] = f"{s.n}:{s.m}", "b"
             out["gpu_compress_cycles"], out["gpu_pad_cycles"] = cyc, nm.pad_cycles
             extra = cyc + nm.pad_cycles
@@ -185,7 +187,7 @@ def _pass_row(ctx: _Context, spec: LayerSpec, pass_: str, it: LayerInput, li: in
     cycles = gemm_cycles + vec_cycles
     base_cycles = dense.cycles + vec_cycles
     row = {"pass": pass_, **out, **_counts(ctx, cycles, gemm_cycles, vec_cycles, gemm, traffic,
-                                           tc_macs, cuda_macs, vec_ops, algorithmic)}
+                                           tc_macs, cuda_macs, vec_ops, algorithmic, out["gpu_pad_macs"])}
     base = _counts(ctx, base_cycles, dense.cycles, vec_cycles, dense, base_traffic, algorithmic, 0, vec_ops,
                    algorithmic)
     row.update({f"dense_{key}": base[key] for key in ("cycles", "gemm_cycles", "energy_pj", "compute_cycles",
@@ -299,13 +301,14 @@ def _vector_work(ctx: _Context, spec: LayerSpec, pass_: str, batch: int,
 
 
 def _counts(ctx: _Context, cycles: int, gemm_cycles: int, vec_cycles: int, gemm: GemmCost | None,
-            traffic: dict, tc_macs: int, cuda_macs: int, vec_ops: float, algorithmic: int) -> dict:
+            traffic: dict, tc_macs: int, cuda_macs: int, vec_ops: float, algorithmic: int,
+            pad_macs: int = 0) -> dict:
     arch = ctx.arch
     energy = pass_energy(arch, actual_macs=0, gated_macs=0, traffic=dict(traffic),
                          vector_ops=vec_ops + cuda_macs, cycles=cycles)
     energy["tensor_core"] = tc_macs * price(arch, "tensor_core", "fma")
     compute = gemm.math_cycles if gemm is not None else 0
-    actual = tc_macs + cuda_macs
+    actual = tc_macs + cuda_macs - pad_macs  # the padded rows' products are no algorithmic MACs
     row: dict[str, Any] = {
         "cycles": int(cycles), "gemm_cycles": int(gemm_cycles), "compute_cycles": int(compute),
         "stall_cycles": int(max(gemm_cycles - compute, 0)), "vector_cycles": int(vec_cycles),

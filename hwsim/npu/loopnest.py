@@ -16,7 +16,10 @@ levels above the array:
 A tensor's tile stays in its buffer while the DRAM loops inside its innermost relevant loop turn
 (partial residency: that slice stays, the rest streams), so it is loaded
 ``Π trips of the loops at or outside its innermost relevant loop`` times (a loop of one trip
-counts for nothing). The written tensor of a pass (``O`` forward, ``I`` backward-data, ``W``
+counts for nothing). A read input slice whose innermost turning loop outside it is ``OY`` or
+``OX`` *slides*: the buffer keeps the overlap of consecutive windows and each turn loads only the
+new rows or columns (``residency``), as AccelForge counts a buffer lowered through that loop.
+The written tensor of a pass (``O`` forward, ``I`` backward-data, ``W``
 backward-weight) is written back at every load and read back at every load but its first visit of
 each element: partial sums spilled when a reduction loop sits outside it, and in backward-data the
 overlapping halos of ``dX`` tiles (col2im's overlapping sums happen in the output buffer within a
@@ -32,10 +35,11 @@ tiles).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from archs import Architecture
 from traces.format.layer import LayerSpec
 
 DIMS = ("B", "K", "C", "OY", "OX")  # the loops a mapping tiles, in this canonical order
@@ -61,19 +65,31 @@ class ConvShape:
     sy: int = 1
     sx: int = 1
     groups: int = 1
+    box: bool = False  # inputs as bounding boxes: a strided window's gaps are fetched and kept
+    # (``compute.strided_input: bounding_box``; default: only the rows and columns read)
 
     @property
     def dims(self) -> tuple[int, int, int, int, int]:
         return (self.b, self.k, self.c, self.oy, self.ox)
 
     @property
+    def step_y(self) -> int:
+        """Input rows between the windows of consecutive output rows that a tile keeps: the stride,
+        or ``min(s, FY)`` when the rows between windows (``s > FY``) are not fetched."""
+        return self.sy if self.box else min(self.sy, self.fy)
+
+    @property
+    def step_x(self) -> int:
+        return self.sx if self.box else min(self.sx, self.fx)
+
+    @property
     def iy(self) -> int:
         """Input rows the layer reads (``window(OY, s, FY)``; padding rows included)."""
-        return (self.oy - 1) * min(self.sy, self.fy) + self.fy
+        return window(self.oy, self.step_y, self.fy)
 
     @property
     def ix(self) -> int:
-        return (self.ox - 1) * min(self.sx, self.fx) + self.fx
+        return window(self.ox, self.step_x, self.fx)
 
     @property
     def macs(self) -> int:
@@ -102,6 +118,13 @@ class ConvShape:
         return cls(batch, spec.out_per_group, spec.reduction, 1, spec.rows_per_sample, groups=g)
 
 
+def stored(shape: ConvShape, arch: Architecture) -> ConvShape:
+    """``shape`` with its input kept as the machine keeps it (``compute.strided_input``: the rows and
+    columns the windows read, or their bounding box)."""
+    box = arch.compute is not None and arch.compute.strided_input == "bounding_box"
+    return shape if shape.box == box else replace(shape, box=box)
+
+
 TIE_REL = 1e-9  # candidates whose objective differs by less than this fraction are tied
 
 
@@ -124,16 +147,17 @@ def divisors(n: int) -> np.ndarray:
     return np.array(sorted(set(small + [n // d for d in small])), np.int64)
 
 
-def window(t: np.ndarray | int, stride: int, f: int) -> np.ndarray | int:
-    """Input rows (or columns) that ``t`` output rows read: the union of their windows,
-    ``(t-1)·min(s, F) + F`` (a 1×1 stride-2 layer reads every other row, not the gaps)."""
-    return (t - 1) * min(stride, f) + f
+def window(t: np.ndarray | int, step: int, f: int) -> np.ndarray | int:
+    """Input rows (or columns) a tile of ``t`` output rows keeps, ``(t-1)·step + F``, with ``step``
+    ``ConvShape.step_y`` (or ``step_x``): ``min(s, F)``, the union of the windows (a 1×1 stride-2
+    layer reads every other row, not the gaps), or ``s`` on a machine that keeps bounding boxes."""
+    return (t - 1) * step + f
 
 
 def footprints(shape: ConvShape, tiles: np.ndarray) -> dict[str, np.ndarray]:
     """Elements of each tensor's tile; ``tiles`` is ``(..., 5)`` in ``DIMS`` order -> ``(...)`` each."""
     tb, tk, tc, toy, tox = (tiles[..., i] for i in range(5))
-    return {"I": tb * tc * window(toy, shape.sy, shape.fy) * window(tox, shape.sx, shape.fx),
+    return {"I": tb * tc * window(toy, shape.step_y, shape.fy) * window(tox, shape.step_x, shape.fx),
             "W": tk * tc * shape.fy * shape.fx,
             "O": tb * tk * toy * tox}
 
@@ -210,7 +234,16 @@ def residency(shape: ConvShape, tiles: np.ndarray,
         tiles, orders: ``(N, 5)`` each: candidate ``i`` is tile ``tiles[i]`` under loop order
             ``orders[i]`` (a permutation of ``range(5)``, outermost first).
 
-    Returns per tensor ``I, W, O``: ``(footprint, loads)``, each ``(6, N)`` elements / times (per group).
+    The input's slice *slides* where the innermost turning DRAM loop outside level ``r`` is ``OY``
+    or ``OX`` (it indexes the input, and no other loop turns between it and the slice): the buffer
+    keeps the overlap of consecutive windows and each turn of that loop loads only what the next
+    window adds (``t·min(s, F)`` rows or columns of the slice); the first window of each sweep of
+    that loop is whole. Capacity is unchanged: the buffer still holds one whole window.
+
+    Returns per tensor ``I, W, O``: ``(footprint, loads, fills, slide)``, each ``(6, N)``: elements,
+    times, elements loaded per group with the input's slide (``footprint × loads`` otherwise, and
+    for ``W`` and ``O``), and the position of the loop the slice slides along (-1: none, or no
+    overlap to keep).
     """
     dims = np.array(shape.dims, np.int64)
     n = len(tiles)
@@ -226,12 +259,34 @@ def residency(shape: ConvShape, tiles: np.ndarray,
     ext = np.where(pos[:, None, :] >= np.arange(6)[None, :, None], dims[:, None, None], tiles_t[:, None, :])
     fps = footprints(shape, np.moveaxis(ext, 0, -1))  # (6, N) each
     cum = np.cumprod(trips_ord, axis=0)
-    return {t: (fps[t], _tile_loads_t(trips_ord, np.array(RELEVANT[t])[orders_t], cum)) for t in RELEVANT}
+    out = {}
+    for t in RELEVANT:
+        ld = _tile_loads_t(trips_ord, np.array(RELEVANT[t])[orders_t], cum)
+        out[t] = (fps[t], ld, fps[t] * ld, np.full((6, n), -1, np.int64))
+    # the input's slice slides along the innermost turning loop outside it when that is OY or OX:
+    # each turn loads what the next window adds (the slice with that extent doubled, less itself)
+    turning = np.where(trips_ord > 1, np.arange(5)[:, None], -1)  # (5, N)
+    inner = np.full((6, n), -1, np.int64)
+    inner[1:] = np.maximum.accumulate(turning, axis=0)  # (6, N): innermost turning position < r
+    at = np.maximum(inner, 0)
+    dim = orders_t[at, cols]  # (6, N)
+    slides = (inner >= 0) & ((dim == 3) | (dim == 4))
+    eb, ec, ey, ex = ext[0], ext[2], ext[3], ext[4]  # (6, N) each
+    wy, wx = window(ey, shape.step_y, shape.fy), window(ex, shape.step_x, shape.fx)
+    added = eb * ec * np.where(dim == 3, ey * shape.step_y * wx, wy * ex * shape.step_x)  # (6, N): the
+    # next window's new part (more than a window where a bounding box's windows leave gaps)
+    slides = slides & (added < fps["I"])  # only overlapping windows slide
+    sweep = trips_ord[at, cols]  # (6, N)
+    fp_i, ld_i, _, _ = out["I"]
+    slid = ld_i // np.maximum(sweep, 1) * (fp_i + (sweep - 1) * added)
+    out["I"] = (fp_i, ld_i, np.where(slides, slid, fp_i * ld_i), np.where(slides, inner, -1))
+    return out
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
                dataflow: str, levels: dict[str, np.ndarray] | None = None,
-               slices: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, np.ndarray]:
+               slices: dict[str, tuple[np.ndarray, ...]] | None = None,
+               slide: bool | np.ndarray = True) -> dict[str, np.ndarray]:
     """Element counts of every candidate, shaped ``(N,)``.
 
     Args:
@@ -240,10 +295,14 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
         levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
         slices: :func:`residency`'s result when the caller has it already.
+        slide: whether a read input slice may slide (:func:`residency`; ``(N,)`` or one for all):
+            ``False`` re-fetches every window whole, as ZigZag's LOMA counts halos.
 
     Returns, per GEMM operand ``op`` of the pass: ``dram_read_{op}`` (elements fetched into the
     buffer), for the written operand ``c`` also ``dram_write_c`` (every write-back, final or
-    spilled) and ``dram_read_c`` (partial sums read back = writes − distinct elements); the
+    spilled) and ``dram_read_c`` (partial sums read back = writes − distinct elements),
+    ``loads_{op}`` (slice loads, all groups), ``slide_a``/``slide_b`` (the DRAM loop position the
+    operand's slice slides along, -1 if none); the
     array side ``array_{op}`` (buffer-to-array elements of ``a`` and ``b``, partial-sum writes
     of ``c``), ``array_read_c`` (accumulation reads = writes − distinct elements), ``slice_{op}``
     (elements the buffer keeps), ``tiles`` (tiles run) and ``compute_cycles``.
@@ -256,16 +315,21 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     tp = (len(tiles),)
     slices = residency(shape, tiles, orders) if slices is None else slices
     for op, tensor in role.items():
-        fp, ld = slices[tensor]
+        fp, ld, fills, at = slices[tensor]
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
-        fp_r = np.take_along_axis(fp, r[None], axis=0)[0]
-        moved = fp_r * np.take_along_axis(ld, r[None], axis=0)[0] * g
+        def pick(x: np.ndarray, r: np.ndarray = r) -> np.ndarray:  # (6, N) -> (N,) at each level
+            return np.take_along_axis(x, r[None], axis=0)[0]
+        fp_r, ld_r = pick(fp), pick(ld)
         out[f"slice_{op}"] = fp_r
-        if op == "c":
+        out[f"loads_{op}"] = ld_r * g
+        if op == "c":  # the written tensor: every load whole (partial sums, col2im halos)
+            moved = fp_r * ld_r * g
             out["dram_write_c"] = moved
             out["dram_read_c"] = moved - shape.size(tensor)
         else:
-            out[f"dram_read_{op}"] = moved
+            on = np.asarray(slide, bool) & (pick(at) >= 0)
+            out[f"dram_read_{op}"] = np.where(on, pick(fills), fp_r * ld_r) * g
+            out[f"slide_{op}"] = np.where(on, pick(at), -1)
     n_tiles = np.prod(trips, axis=1) * g  # (T,)
     m, k, n = tile_gemm(shape, tiles, pass_)
     arr = array_counts(m, k, n, rows, cols, dataflow)

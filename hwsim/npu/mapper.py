@@ -17,7 +17,10 @@ when that is longer), ``edp`` (their product), ``dram`` (DRAM bytes). Results ar
 
 Notation of a mapping (the ``mapping`` column of a report row):
 ``B1 K64 C64 OY8 OX56 | OY7`` — the buffer tile, then the DRAM loops that turn, outermost first
-with their trips (``-`` when the whole layer is one tile).
+with their trips (``-`` when the whole layer is one tile; ``OY7~``: the input's slice slides along
+that loop, loading only the new rows at each turn). Sliding is on wherever the loop order allows
+it (it never moves more, takes more room or ends later), so the search costs only that point; a
+given mapping may turn it off (``NestMapping.slide``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from archs import Architecture
 
 from ..errors import MappingError
 from ..pricing import prices
-from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, tie_rank
+from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
 from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
@@ -53,15 +56,18 @@ class NestMapping:
     tile: tuple[int, int, int, int, int]
     order: tuple[str, ...] = DIMS
     pe: PeMapping | None = None  # the register-file level (``compute.register_file_tiling``)
+    slide: bool = True  # an input slice may keep the overlap of windows along an OY/OX loop
+    # (``loopnest.residency``); False re-fetches every window whole (ZigZag's LOMA's halos)
 
     def trips(self, shape: ConvShape) -> tuple[int, ...]:
         return tuple(d // t for d, t in zip(shape.dims, self.tile, strict=True))
 
-    def notation(self, shape: ConvShape) -> str:
-        """``B1 K64 C64 OY8 OX56 | OY7``: tile, then the turning DRAM loops outermost first."""
+    def notation(self, shape: ConvShape, slides: str | None = None) -> str:
+        """``B1 K64 C64 OY8 OX56 | OY7~``: tile, then the turning DRAM loops outermost first;
+        ``~`` marks the loop ``slides`` (a dimension) the input's buffer slice slides along."""
         trips = dict(zip(DIMS, self.trips(shape), strict=True))
         tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
-        loops = " ".join(f"{d}{trips[d]}" for d in self.order if trips[d] > 1)
+        loops = " ".join(f"{d}{trips[d]}{'~' if d == slides else ''}" for d in self.order if trips[d] > 1)
         if self.pe is None:
             return f"{tile} | {loops or '-'}"
         (rd, rf), (cd, cf) = self.pe.spatial
@@ -180,17 +186,18 @@ def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
 
 def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
           eb: dict[str, float], dens: dict[str, float], dataflow: str,
-          pe: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+          pe: dict[str, np.ndarray] | None = None, slide: bool = True) -> dict[str, np.ndarray]:
     """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
     ``orders[i]``; ``pe``: their register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts,
-    which replace the systolic array's): keys ``energy_pj``,
+    which replace the systolic array's; ``slide``: whether input slices may slide,
+    ``loopnest.residency``): keys ``energy_pj``,
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
     slices = residency(shape, tiles, orders)
-    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),))
+    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),), slide)
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
-                   slices)
+                   slices, slide)
     if pe is not None:
         for key in ("array_a", "array_b", "array_c", "array_read_c", "compute_cycles"):
             c[key] = pe[key]
@@ -273,14 +280,10 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     for (lv, op, _kind, direction), b in moved.items():
         if lv == off:
             dram_by_op[(op, direction)] = dram_by_op.get((op, direction), 0) + b
-    g = shape.groups
-
-    def events(moved: np.ndarray, slice_: np.ndarray) -> np.ndarray:  # loads of a slice, all groups
-        return np.where(moved > 0, moved / np.maximum(slice_ * g, 1), 0) * g
-
-    # a tile loads every operand whose slice turns there: the operand loaded most often marks them all
-    dma = np.maximum(events(c["dram_read_a"], c["slice_a"]), events(c["dram_read_b"], c["slice_b"]))
-    writes = events(c["dram_write_c"], c["slice_c"])
+    # a tile loads every operand whose slice turns there: the operand loaded most often marks them
+    # all (a sliding slice's loads are its turns, each of the new rows only)
+    dma = np.maximum(*(np.where(c[f"dram_read_{op}"] > 0, c[f"loads_{op}"], 0) for op in ("a", "b")))
+    writes = np.where(c["dram_write_c"] > 0, c["loads_c"], 0)
     out["compute_cycles"] = compute
     stream = None
     if pe is not None and "substeps" in pe:  # the register-file level: the tile's own steps
@@ -299,11 +302,13 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         out[f"occupancy:{name}"] = used
     for op in ("a", "b", "c"):
         out[f"level_{op}"] = levels[op]
+    for op in ("a", "b"):
+        out[f"slide_{op}"] = c[f"slide_{op}"]
     return out
 
 
-def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], elem: dict[str, float],
-            tp: tuple[int, int]) -> dict[str, np.ndarray]:
+def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: dict[str, float],
+            tp: tuple[int, int], slide: bool = True) -> dict[str, np.ndarray]:
     """Residency level of each operand ``(N,)``: the smallest slice that moves as few DRAM bytes
     as the largest slice its buffer still holds.
 
@@ -327,7 +332,8 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, np.ndarray]], e
         for op in ops:
             others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
             fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
-            moved = np.where(fits, res[op][0] * res[op][1], np.inf)  # elements per group at each level
+            fills = res[op][2] if slide and op != "c" else res[op][0] * res[op][1]  # a read slice slides
+            moved = np.where(fits, fills, np.inf)  # elements per group at each level
             least = moved <= moved.min(axis=0) * (1 + 1e-12)
             levels[op] = 5 - np.argmax(least[::-1], axis=0)  # innermost level of least traffic
     return levels
@@ -354,6 +360,7 @@ def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float
         eb: bytes per element of the GEMM operands ``a``, ``b``, ``c`` of the pass.
         densities: non-zero fraction of each operand (default 1); formats shrink its bytes.
     """
+    shape = stored(shape, arch)
     dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
     key_d = tuple(round(float(dens[o]), 6) for o in ("a", "b", "c"))
     key_e = tuple(float(eb[o]) for o in ("a", "b", "c"))
@@ -487,6 +494,7 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
              densities: dict[str, float] | None = None, dataflow: str | None = None) -> NestResult:
     """The cost of a given mapping (a user's, or SCALE-Sim's); MappingError when it does not fit
     or its tile does not divide the layer."""
+    shape = stored(shape, arch)
     dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
     for d, size, t in zip(DIMS, shape.dims, mapping.tile, strict=True):
         if t < 1 or size % t:
@@ -503,10 +511,10 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
     order = np.array([[DIMS.index(d) for d in mapping.order]], np.int64)
     df = dataflow or arch.compute.dataflow
     if not tiled(arch):
-        cost = costs(shape, pass_, arch, tiles, order, eb, dens, df)
+        cost = costs(shape, pass_, arch, tiles, order, eb, dens, df, slide=mapping.slide)
         return _result(shape, mapping, cost, 0, "given", 1)
     maps, pe = _pe_level(shape, pass_, arch, eb, df, tiles, order, [mapping.pe])
-    cost = costs(shape, pass_, arch, tiles, order, eb, dens, df, pe)
+    cost = costs(shape, pass_, arch, tiles, order, eb, dens, df, pe, mapping.slide)
     return _result(shape, replace(mapping, pe=maps[0]), cost, 0, "given", 1, pe, eb)
 
 
@@ -518,6 +526,8 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
     energy = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("energy:")}
     occ = {k.split(":", 1)[1]: get(k) for k in cost if k.startswith("occupancy:")}
     cycles = int(cost["cycles"][at])
+    slid = [int(cost[f"slide_{op}"][at]) for op in ("a", "b") if int(cost[f"slide_{op}"][at]) >= 0]
+    slides = mapping.order[slid[0]] if slid else None  # the DRAM loop an input slice slides along
     array = stream = None
     if pe is not None:  # per tile: the PEs' cycles and the bytes the buffers feed them
         n_tiles = int(np.prod(mapping.trips(shape))) * shape.groups
@@ -526,7 +536,7 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
         lv = lambda k: tuple(float(x) for x in cost[f"stream:{k}"][at])  # noqa: E731
         stream = TileStream(tuple(int(x) for x in cost["stream:substeps"][at]), lv("start_a"), lv("start_b"),
                             get("stream:tile_write"), lv("late_write"))
-    return NestResult(mapping, mapping.notation(shape), objective, get("energy_pj"), cycles,
+    return NestResult(mapping, mapping.notation(shape, slides), objective, get("energy_pj"), cycles,
                       get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
                       int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream)

@@ -9,6 +9,7 @@ Format (YAML)::
         pass: forward          # optional: forward, backward_data, backward_weight (default: all)
         tile: {B: 1, K: 64, C: 64, OY: 8, OX: 56}   # buffer tile; every dimension a divisor
         order: [B, K, C, OY, OX]                     # optional: DRAM loops, outermost first
+        slide: false             # optional (default true): false re-fetches every input window whole
 
 The first entry that names a layer (then ``*``) and its pass wins; a layer and pass no entry
 covers is searched. Every problem is reported as ``FILE: field: found ...; fix``.
@@ -27,7 +28,7 @@ from ..errors import MappingError
 from .loopnest import DIMS, ROLES
 from .mapper import OBJECTIVES, NestMapping
 
-ENTRY_KEYS = ("layer", "pass", "tile", "order")
+ENTRY_KEYS = ("layer", "pass", "tile", "order", "slide")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ def load_mapping_file(path: str | Path) -> MappingFile:
         if not isinstance(order, list) or sorted(map(str, order)) != sorted(DIMS):
             raise _fail(src, f"{where}.order", f"found {order!r}; list each of {', '.join(DIMS)} once, "
                                                "outermost first")
+        slide = e.get("slide", True)
+        if not isinstance(slide, bool):
+            raise _fail(src, f"{where}.slide", f"found {slide!r}; write true or false")
         sizes = tuple(int(tile.get(d, 0)) for d in DIMS)  # 0: the whole dimension (filled in per layer)
-        entries.append((name, pass_, NestMapping(sizes, tuple(order))))
+        entries.append((name, pass_, NestMapping(sizes, tuple(order), slide=slide)))
     return MappingFile(src, objective, tuple(entries))

@@ -43,7 +43,7 @@ import numpy as np
 from archs import Architecture
 
 from ..engines import scheduler
-from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, tile_gemm
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, residency, stored, tile_gemm
 from .mapping import buffers
 from .timing import buffer_bytes_per_cycle, channel, shares_channel, transfer_free, transfers
 
@@ -158,6 +158,17 @@ class NestPlan:
     revisit_loops: np.ndarray  # (5,) bool: a c load with one of these loops past 0 is a revisit
     per_event: dict[str, float]  # bytes per event: "a", "b" (reads), "c" (partial-sum reads), "c_write"
     stream: TileStream | None = None  # the tile's own steps (register-file level), else whole tiles
+    sweep: dict[str, int] | None = None  # a sliding slice of "a" or "b": the trips of its loop; the
+    # first load of each sweep is ``per_event``, the others ``per_slide`` (only the new rows)
+    per_slide: dict[str, float] | None = None
+
+    def load_bytes(self, o: str, i: np.ndarray) -> np.ndarray:
+        """Bytes of ``o``'s load at tiles ``i`` (within a group; loads at ``i mod inner == 0``)."""
+        sweep = (self.sweep or {}).get(o, 1)
+        if sweep <= 1:
+            return np.full(len(i), self.per_event[o])
+        first = (i // self.inner[o]) % sweep == 0
+        return np.where(first, self.per_event[o], self.per_slide[o])
 
     @property
     def total(self) -> int:
@@ -183,7 +194,7 @@ class NestPlan:
         if prefetch:
             return self._prefetched(np.arange(start, stop, dtype=np.int64))
         i = np.arange(start, stop, dtype=np.int64) % self.tiles_per_group
-        reads = {o: np.where(i % self.inner[o] == 0, self.per_event[o], 0.0) for o in "ab"}
+        reads = {o: np.where(i % self.inner[o] == 0, self.load_bytes(o, i), 0.0) for o in "ab"}
         load_c = i % self.inner["c"] == 0
         if self.per_event["c"]:
             if self.revisit_loops.any():
@@ -208,7 +219,8 @@ class NestPlan:
             if o == "c" and self.revisit_loops.any():  # partial sums: only revisits are read back
                 reads[o] = np.where(ok & self._revisit(due % self.tiles_per_group), per / period, 0.0)
             else:
-                reads[o] = np.where(ok, per / period, 0.0) + np.where(first, per, 0.0)
+                due_bytes = per if o == "c" else self.load_bytes(o, due % self.tiles_per_group)
+                reads[o] = np.where(ok, due_bytes / period, 0.0) + np.where(first, per, 0.0)
         period, per = self.inner["c"], self.per_event["c_write"]
         ending = (g + 1) // period * period - 1  # the last tile of the visit this tile drains
         spread = (ending >= 0) & (ending < total - 1)
@@ -237,7 +249,8 @@ class NestPlan:
 def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
               order: tuple[str, ...], levels: dict[str, int], dram_bytes: dict[tuple[str, str], float],
               elem_bytes: dict[str, float], dataflow: str, compute_scale: float = 1.0,
-              array: tuple[int, float] | None = None, stream: TileStream | None = None) -> NestPlan:
+              array: tuple[int, float] | None = None, stream: TileStream | None = None,
+              slide: bool = True) -> NestPlan:
     """The per-tile plan of one mapping.
 
     Args:
@@ -249,7 +262,10 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
             (``NestResult.tile_array``), instead of the systolic array's folds.
         stream: the tile's steps (``NestResult.tile_stream``): the first tile starts on its first
             step's data and the last write-back drains behind the last tile's steps.
+        slide: whether an input slice slides (``NestMapping.slide``, ``loopnest.residency``): the
+            first load of each sweep of its loop brings the whole window, the others the new rows.
     """
+    shape = stored(shape, arch)
     n = int(np.prod([d // t for d, t in zip(shape.dims, tile, strict=True)]))
     if array is None:
         m, k, nn = tile_gemm(shape, np.array([tile], np.int64), pass_)
@@ -268,6 +284,19 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
     ev = {op: _events(shape, tile, order, roles[op], levels[op]) for op in "abc"}
     trips, inner_c, revisit_loops = ev["c"]
     per_event = {op: dram_bytes.get((op, "read"), 0.0) / (n // ev[op][1] * g) for op in "ab"}
+    sweep, per_slide = {}, {}
+    if slide:  # a sliding slice: its bytes split between whole first windows and new rows
+        res = residency(shape, np.array([tile], np.int64), np.array([[DIMS.index(d) for d in order]]))
+        for op in "ab":
+            fp, _ld, fills, at = (x[levels[op], 0] for x in res[roles[op]])
+            moved = dram_bytes.get((op, "read"), 0.0)
+            if at < 0 or not moved:
+                continue
+            sweeps = n // ev[op][1] // int(trips[at])  # per group
+            added = (fills / sweeps - fp) / (int(trips[at]) - 1)  # elements per turn
+            per_el = moved / (fills * g)
+            sweep[op] = int(trips[at])
+            per_event[op], per_slide[op] = fp * per_el, added * per_el
     visits = n // inner_c
     per_event["c_write"] = dram_bytes.get(("c", "write"), 0.0) / (visits * g)
     revisits = visits - visits // int(np.prod(np.where(revisit_loops, trips, 1)))
@@ -275,7 +304,7 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
     per_event["c"] = c_read / ((revisits if revisit_loops.any() else visits) * g) if c_read else 0.0
     strides = np.array([int(np.prod(trips[q + 1:])) for q in range(5)], np.int64)
     return NestPlan(n, g, compute, per_tile, {op: ev[op][1] for op in "abc"}, strides, trips,
-                    revisit_loops, per_event, stream)
+                    revisit_loops, per_event, stream, sweep, per_slide)
 
 
 def nest_timing(plan: NestPlan, arch: Architecture, backend: str = "analytic") -> NestTiming:

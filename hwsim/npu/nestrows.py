@@ -168,7 +168,8 @@ class MappingContext:
                round(scale, 9))
         if key not in self.timings:
             plan = nest_plan(shape, pass_, arch, res.mapping.tile, res.mapping.order, res.levels, dram, eb,
-                             self.dataflow or arch.compute.dataflow, scale, res.tile_array, res.tile_stream)
+                             self.dataflow or arch.compute.dataflow, scale, res.tile_array, res.tile_stream,
+                             res.mapping.slide)
             self.timings[key] = nest_timing(plan, arch)
         return self.timings[key]
 
@@ -191,7 +192,7 @@ class MappingContext:
             given = found.mapping
         tile = tuple(t or d for t, d in zip(given.tile, shape.dims, strict=True))
         try:
-            mapping = NestMapping(tile, given.order, getattr(given, "pe", None))
+            mapping = NestMapping(tile, given.order, getattr(given, "pe", None), given.slide)
             return evaluate(shape, pass_, arch, mapping, eb, dens, self.dataflow)
         except MappingError as exc:
             raise MappingError(f"{self.file.path}: {exc}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -89,6 +91,29 @@ def test_cross_field_problems_are_collected_together():
     assert "memories[1].name: 'rf' is used twice; names must be unique" in ps
     assert any(p.startswith("links.noc.source: no memory named 'glb'") for p in ps)
     assert any(p.startswith("sparse.formats[1].level: no memory named 'glb'") for p in ps)
+
+
+def test_an_ima_narrower_than_one_weight_is_refused():
+    """ISAAC's 16-bit weights over 2-bit cells (offset encoding) take 8 cells of a row; one crossbar
+    of 3 columns per IMA holds none, and replay divided by its zero peak MACs per second."""
+    a = archs.PRESETS["reram-isaac"]
+    with pytest.raises(ConfigError, match=r"reram: an IMA's crossbar rows hold crossbars_per_ima × "
+                                          r"crossbar\.cols = 3 cells, fewer than the 8 cells of one weight"):
+        archs.replace(a, {"reram.crossbars_per_ima": 1, "reram.crossbar.cols": 3})
+    assert archs.replace(a, {"reram.crossbars_per_ima": 1, "reram.crossbar.cols": 8}).reram.crossbar.cols == 8
+
+
+@pytest.mark.parametrize(("preset", "field", "zero"), [
+    ("reram-neurosim", "reram.interconnect_bandwidth_bytes_per_s", "unlimited, no time"),
+    ("gpu-a100", "sparse.structured.cutlass_efficiency", "gpu.tensor_core_efficiency"),
+    ("gpu-h100", "sparse.structured.cusparselt_efficiency", "gpu.tensor_core_efficiency")])
+def test_rates_whose_zero_means_a_default_take_zero_or_a_least_value(preset, field, zero):
+    """A global bus of 1e-30 bytes/s was accepted and replayed to 4.5e42 cycles per layer (a Python
+    int that no report column holds: `hwsim replay --out x.parquet` died in pyarrow)."""
+    a = archs.PRESETS[preset]
+    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: must be 0 \({re.escape(zero)}\) or >= "):
+        archs.replace(a, {field: 1e-30})
+    assert archs.replace(a, {field: 0}) is not None
 
 
 def test_yaml_syntax_error_names_the_line():

@@ -81,12 +81,20 @@ def test_mapping_file_is_applied_and_checked(trace, tmp_path):
     f.write_text("version: 1\nlayers:\n  - layer: c3\n    pass: forward\n    tile: {K: 8, OY: 4}\n"
                  "    order: [OY, K, B, C, OX]\n")
     df = simulate(trace, arch, passes=["forward"], mapping=f).to_frame()
-    assert df.set_index("layer").loc["c3", "mapping"] == "B2 K8 C16 OY4 OX16 | OY4 K5"
+    # the input slice stays while K turns, then slides along OY (`~`: only the new rows come in)
+    row = df.set_index("layer").loc["c3"]
+    assert row["mapping"] == "B2 K8 C16 OY4 OX16 | OY4~ K5"
+    f.write_text(f.read_text() + "    slide: false\n")  # every window whole (ZigZag's halos)
+    whole = simulate(trace, arch, passes=["forward"], mapping=f).to_frame().set_index("layer").loc["c3"]
+    assert whole["mapping"] == "B2 K8 C16 OY4 OX16 | OY4 K5"
+    # the input once either way: by sliding a 6-row window, or (slide off) by keeping all of it
+    assert whole["dram_a_read_bytes"] == row["dram_a_read_bytes"] == 2 * 16 * 18 * 18
     for text, field in [("version: 2\nlayers: []\n", "version"),
                         ("version: 1\nlayers:\n  - layer: c3\n    tiles: {K: 8}\n", "did you mean 'tile'"),
                         ("version: 1\nlayers:\n  - layer: c3\n    tile: {K: 7}\n", "does not divide"),
                         ("version: 1\nlayers:\n  - layer: c3\n    tile: {Q: 7}\n", "unknown key 'Q'"),
-                        ("version: 1\nlayers:\n  - layer: c3\n    tile: {K: 8}\n    order: [K]\n", "order")]:
+                        ("version: 1\nlayers:\n  - layer: c3\n    tile: {K: 8}\n    order: [K]\n", "order"),
+                        ("version: 1\nlayers:\n  - layer: c3\n    tile: {K: 8}\n    slide: 1\n", "slide")]:
         f.write_text(text)
         with pytest.raises(MappingError, match=field) as err:
             simulate(trace, arch, passes=["forward"], mapping=f)

@@ -105,6 +105,31 @@ def test_plan_moves_the_nests_dram_bytes(pass_):
     assert writes.sum() == pytest.approx(dram[("c", "write")], rel=1e-9)
 
 
+def test_a_sliding_slice_loads_its_new_rows_per_tile():
+    """The ZigZag twin (one slot per SRAM, 1 B/cycle DRAM), ResNet-18's 3×3 layer1 convolution in
+    four row tiles `OY14 OX56`, the OY loop outside the K loop: the input slice (a 16 × 58 window of
+    64 channels) stays while K turns, then slides: the first tile loads the whole window, each OY
+    step after it only its 14 new rows; by hand, and the bytes add up to the nest's. Fetching
+    every window whole (`slide=False`) moves the halos again and ends later."""
+    arch = with_dram_bandwidth(archs.load(TWIN), 1.0)
+    shape = ConvShape(1, 64, 64, 56, 56, 3, 3, 1, 1)
+    mp = NestMapping((1, 32, 64, 14, 56), ("OY", "K", "B", "C", "OX"))
+    res = evaluate(shape, "forward", arch, mp, ONE)
+    assert res.notation == "B1 K32 C64 OY14 OX56 | OY4~ K2"
+    plan = nest_plan(shape, "forward", arch, mp.tile, mp.order, res.levels, dram_of(arch, res), ONE, "ws")
+    _, reads, _ = plan.chunk(0, plan.total)
+    assert reads["a"].tolist() == [64 * 16 * 58, 0, *[64 * 14 * 58, 0] * 3]
+    assert reads["a"].sum() == dram_of(arch, res)[("a", "read")] == 64 * 58 * 58
+    _, spread, _ = plan.chunk(0, plan.total, prefetch=True)
+    assert spread["a"].sum() == pytest.approx(reads["a"].sum(), rel=1e-12)
+    whole = evaluate(shape, "forward", arch, dataclasses.replace(mp, slide=False), ONE)
+    plan_w = nest_plan(shape, "forward", arch, mp.tile, mp.order, whole.levels, dram_of(arch, whole), ONE,
+                       "ws", slide=False)
+    _, reads_w, _ = plan_w.chunk(0, plan_w.total)
+    assert reads_w["a"].tolist() == [64 * 16 * 58, 0] * 4
+    assert nest_timing(plan, arch).total_cycles == nest_timing(plan_w, arch).total_cycles - 3 * 2 * 58 * 64
+
+
 SHAPES = [ConvShape(1, 64, 64, 56, 56, 3, 3, 1, 1), ConvShape(4, 128, 64, 28, 28, 3, 3, 2, 2),
           ConvShape(1, 512, 512, 7, 7, 3, 3, 1, 1), ConvShape(4, 1000, 512, 1, 1)]
 

@@ -50,3 +50,18 @@ def test_a_gpu_without_a_modelled_vector_unit_replays(trace):
     df = simulate(trace, from_dict(data)).to_frame()
     assert len(df) and (df["cycles"] >= 0).all() and not df["cycles"].isna().any()
     assert (df["vector_ops"] > 0).any()  # the work is still counted
+
+
+def test_a_row_over_2_62_cycles_is_refused_in_one_line():
+    """Totals sum rows over layers and iterations in int64: a row of 2**62 cycles or more (a machine
+    accepted field by field whose rates combine to a duration no report can hold) is a MappingError
+    naming the layer and pass, not a Python int that a Parquet writer rejects with a traceback."""
+    from archs import PRESETS
+    from hwsim.errors import MappingError
+    from hwsim.simulate import MAX_CYCLES, _bounded
+
+    rows = [{"layer": "fc", "pass": "forward", "cycles": MAX_CYCLES - 1, "dense_cycles": 5}]
+    assert _bounded(rows, PRESETS["edge-npu"]) is rows
+    rows.append({"layer": "fc", "pass": "update", "cycles": 7, "dense_cycles": MAX_CYCLES})
+    with pytest.raises(MappingError, match=r"^edge-npu: fc update takes 4.61e\+18 dense cycles, over 2\*\*"):
+        _bounded(rows, PRESETS["edge-npu"])

@@ -45,7 +45,11 @@ def test_energy_within_10_percent(rows):
 def test_timeloops_own_mapping_gives_its_dram_count_in_the_loop_nest():
     """Timeloop's map (timeloop-mapper.map.txt): DRAM loops P8 Q2 M4 (outermost first), GLB tile
     Inputs 9831 = 3·29·113 and Outputs 6272 = 8·14·56, weights fetched per M tile (216 each): at
-    residency level 5 (one tile each) the closed form gives Timeloop's 572,528 exactly."""
+    residency level 5 (one tile each) the closed form gives Timeloop's 572,528 exactly. The input
+    does not slide there: the innermost DRAM loop, M, does not index it (Timeloop refills its GLB
+    tile whole at each Q step). Held across M (level 2, the same 9,831 elements) the slice slides
+    along Q, as AccelForge counts a buffer lowered through that loop: the 8 × 3 × 29 input
+    elements the two Q windows share (stride 2, one column) are not fetched again."""
     import numpy as np
 
     from hwsim.npu.loopnest import DIMS, ConvShape, footprints, nest_costs
@@ -56,6 +60,10 @@ def test_timeloops_own_mapping_gives_its_dram_count_in_the_loop_nest():
     order = np.array([[DIMS.index(d) for d in ("OY", "OX", "K", "B", "C")]])
     c = nest_costs(shape, "forward", tile, order, 12, 14, "os")
     assert int(c["dram_read_a"][0] + c["dram_read_b"][0] + c["dram_write_c"][0]) == TIMELOOP["dram"]
+    assert int(c["slide_a"][0]) == -1
+    held = nest_costs(shape, "forward", tile, order, 12, 14, "os", {"a": np.array([2])})
+    assert int(held["slide_a"][0]) == 1  # the Q loop
+    assert int(c["dram_read_a"][0] - held["dram_read_a"][0]) == 8 * 3 * 29
 
 
 def test_fixed_order_im2col_traffic_is_what_the_mapper_removes(rows):

@@ -21,6 +21,14 @@ OPTIMIZERS = {
     "sgd-momentum-decay": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4), 4),
     "adam": (lambda p: torch.optim.Adam(p, lr=1e-3), 7),
     "adamw": (lambda p: torch.optim.AdamW(p, lr=1e-3), 8),
+    # the multi-tensor and fused paths do the same work per weight (GPU runs default to foreach;
+    # neither bumps a weight's version counter under the recorder's dispatch modes, and a fused
+    # step is one kernel: its work is the single-tensor path's)
+    "sgd-momentum-foreach": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, foreach=True), 3),
+    "sgd-momentum-fused": (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, fused=True), 3),
+    "adam-foreach": (lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True), 7),
+    "adam-fused": (lambda p: torch.optim.Adam(p, lr=1e-3, fused=True), 7),
+    "adamw-fused": (lambda p: torch.optim.AdamW(p, lr=1e-3, fused=True), 8),
 }
 
 
@@ -46,7 +54,7 @@ def test_the_recorder_counts_each_optimizers_element_work_per_weight(tmp_path, n
     assert tr.manifest["optimizer"]["update_ops_per_weight"] == ops
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "adam-fused"])
 def test_the_update_pass_charges_the_counted_work(tmp_path, name):
     make, ops = OPTIMIZERS[name]
     df = simulate(_record(tmp_path / "t.trace", make), "edge-npu").to_frame()

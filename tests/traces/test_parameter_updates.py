@@ -79,6 +79,19 @@ class TiedEmbedding(nn.Module):
         return self.head(torch.relu(self.hidden(self.emb(tokens))))
 
 
+class TiedFunctionalHead(nn.Module):
+    """The same tie written as ``F.linear(h, emb.weight)`` (no head module: a product with the
+    embedding's weight parameter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 6)
+        self.hidden = nn.Linear(6, 6)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.linear(torch.relu(self.hidden(self.emb(tokens))), self.emb.weight)
+
+
 def record_run(model: nn.Module, path, inputs, accumulate: int = 1, steps: int = 2) -> traces.Trace:
     """``steps`` optimizer steps (SGD with momentum), each over ``accumulate`` micro-batches."""
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -170,6 +183,18 @@ def test_a_head_tied_to_an_embedding_names_the_embedding_weight(tmp_path):
     assert [(s.name, s.parameter) for s in tr.layers] == [("emb", "emb.weight"), ("hidden", "hidden.weight"),
                                                           ("head", "emb.weight")]
     # the embedding, the first layer naming emb.weight, carries its one update per step
+    assert sorted(update_rows(tr, "edge-npu")["layer"]) == ["emb", "emb", "hidden", "hidden"]
+
+
+def test_a_functional_head_on_an_embeddings_weight_records_its_gemms(tmp_path):
+    """Its backward-data and backward-weight GEMMs are the product's own, not one more backward of
+    the embedding (a gather with no backward GEMM): recorded as a linear call, one update in total."""
+    torch.manual_seed(0)
+    tr = record_run(TiedFunctionalHead(), tmp_path / "t", lambda g: torch.randint(0, 10, (4,), generator=g))
+    assert [(s.name, s.kind, s.parameter) for s in tr.layers] == [
+        ("emb", "embedding", "emb.weight"), ("hidden", "linear", "hidden.weight"),
+        ("emb.weight", "linear", "emb.weight")]
+    assert tr.layers[2].gemm("forward", 4).macs == 4 * 6 * 10
     assert sorted(update_rows(tr, "edge-npu")["layer"]) == ["emb", "emb", "hidden", "hidden"]
 
 

@@ -212,6 +212,66 @@ def test_a_declared_optimizer_running_a_gemm_is_refused_with_its_line(tmp_path):
             step(model, rec, opt)
 
 
+class Symmetric(nn.Module):
+    """A parametrization: the weight is ``W + Wᵀ`` of the stored parameter."""
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w + w.transpose(0, 1)
+
+
+@pytest.mark.parametrize("how", ["weight_norm", "parametrize", "fast_weights"])
+def test_a_weight_computed_in_the_forward_pass_is_refused(tmp_path, how):
+    """A parametrized layer's weight (or a functional_call's fast weight) is a tensor computed from
+    the parameters: the recorder stored no weight-gradient count for it (-1) and an update ΔW of
+    zero (it is never updated itself), so a ReRAM replay wrote no cells for the layer."""
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    forward = model
+    if how == "weight_norm":
+        nn.utils.parametrizations.weight_norm(model.fc)
+    elif how == "parametrize":
+        nn.utils.parametrize.register_parametrization(model.fc, "weight", Symmetric())
+    else:
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            fast = {k: v - 0.01 for k, v in model.named_parameters()}
+            return torch.func.functional_call(model, fast, (x,))
+    with pytest.raises(RecorderError, match=r"^fc: its weight is computed in the training forward pass .* "
+                                            r"record the model without it"):
+        with traces.record(model, tmp_path / "t", optimizer=opt) as rec:
+            opt.zero_grad()
+            F.cross_entropy(forward(torch.randn(5, 4)), TARGET).backward()
+            opt.step()
+            rec.step()
+
+
+def test_a_second_optimizer_on_the_models_weights_is_refused(tmp_path):
+    """SGD on one layer and Adam on the other: the manifest named SGD (no state) for both, so the
+    update pass priced the Adam layer's two state tensors as none. A re-created optimizer (one per
+    step) and an optimizer of parameters outside the model are not a second one."""
+    model, other = Net(), nn.Parameter(torch.ones(3))
+    sgd, adam = torch.optim.SGD(model.fc.parameters(), lr=0.1), torch.optim.Adam(model.out.parameters())
+    side = torch.optim.Adam([other])
+
+    def two_steps(rec, opts) -> None:
+        for opt in opts:
+            opt.zero_grad()
+        F.cross_entropy(model(torch.randn(5, 4)), TARGET).backward()
+        (other * other).sum().backward()
+        for opt in opts:
+            opt.step()
+        rec.step()
+
+    with pytest.raises(RecorderError, match=r"two optimizers step parameters of the recorded model in "
+                                            r"one training step: SGD and Adam \(its parameters include "
+                                            r"'out.weight'\)"):
+        with traces.record(model, tmp_path / "t", optimizer=sgd) as rec:
+            two_steps(rec, [sgd, side, adam])
+    with traces.record(model, tmp_path / "u", every=1) as rec:
+        for _ in range(2):
+            two_steps(rec, [torch.optim.SGD(model.parameters(), lr=0.1), side])
+    assert traces.load(tmp_path / "u").iterations == [0, 1]
+
+
 @pytest.mark.parametrize(("make", "state"), [
     (lambda ps: torch.optim.SGD(ps, lr=0.1), 0),
     (lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), 1),

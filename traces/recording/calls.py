@@ -137,6 +137,15 @@ class ModuleCalls:
                 "(vmap, grad, jacrev: per-sample gradients, a Hessian) during training: a trace holds "
                 "one batched forward and backward per layer call, so the transform's GEMM work would "
                 "be missing or wrong; run the transform in eval mode (model.eval()) or record without it")
+        weight = module.weight
+        if isinstance(weight, torch.Tensor) and weight.grad_fn is not None:
+            raise RecorderError(
+                f"{self._targets[module] or '(model)'}: its weight is computed in the training forward "
+                f"pass ({type(weight.grad_fn).__name__}: a parametrization such as weight_norm, "
+                "spectral_norm or orthogonal, or weights given to torch.func.functional_call that are "
+                "not the module's parameters), not a parameter: the trace's weight gradient and update "
+                "(ΔW, the ReRAM cell writes) would describe a tensor that is never updated; record the "
+                "model without it (torch.nn.utils.parametrize.remove_parametrizations)")
         min_dims = module_input_dims(module)
         if not isinstance(x, torch.Tensor) or x.dim() < min_dims:
             raise RecorderError(f"{self._targets[module] or '(model)'}: input must be a batched tensor "

@@ -209,15 +209,38 @@ class ElementwiseCount(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.elements = 0
+        self.fused = False  # a fused step (one kernel, _fused_adam_ and the like) ran: not countable
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
+        self.fused = self.fused or name.startswith("_fused_")
         if func.namespace == "aten" and not func.is_view and name.lstrip("_") not in NOT_WORK:
             written = args[0] if name.endswith("_") and args else out
             tensors = written if isinstance(written, (list, tuple)) else [written]
             self.elements += sum(t.numel() for t in tensors if isinstance(t, torch.Tensor) and t.numel() > 1)
         return out
+
+
+def unfused_ops_per_weight(optimizer: torch.optim.Optimizer) -> float:
+    """The element work per weight of one step of ``optimizer`` on torch's single-tensor path, with
+    its first parameter group's settings: what a fused step (``fused=True``: the whole update in one
+    kernel per parameter list, which :class:`ElementwiseCount` sees as one write) computes. Counted
+    on the second step of a copy of the optimizer over a 4×4 stand-in weight (the first creates
+    the state); the caller keeps the global optimizer hooks from seeing that copy."""
+    import inspect
+
+    accepted = inspect.signature(type(optimizer).__init__).parameters
+    group = optimizer.param_groups[0]
+    settings = {k: v for k, v in group.items() if k in accepted and k not in ("params", "capturable")}
+    settings.update({k: False for k in ("fused", "foreach") if k in accepted})
+    weight = torch.zeros(4, 4, dtype=group["params"][0].dtype, requires_grad=True)
+    weight.grad = torch.full_like(weight, 0.5)
+    copy = type(optimizer)([weight], **settings)
+    copy.step()
+    with ElementwiseCount() as count:
+        copy.step()
+    return count.elements / weight.numel()
 
 
 class GemmWatch(TorchDispatchMode):

@@ -193,6 +193,7 @@ class Recorder(ModuleCalls, StepWatch, FunctionalCalls, ProductCapture, VectorOp
         self.optimizer = optimizer
         self._opt_watch: GemmWatch | None = None  # on during a declared optimizer's watched step
         self._opt_count: ElementwiseCount | None = None  # on during any optimizer's watched step
+        self._shadow_step = False  # a stand-in optimizer step counting a fused step's work runs
         self._update_ops_per_weight: float | None = None  # the most a watched step did, per weight
         self._bwd_watch: GemmWatch | None = None  # on during a watched step's backward pass
         self._own_modules = set(model.modules())
@@ -425,6 +426,8 @@ class Recorder(ModuleCalls, StepWatch, FunctionalCalls, ProductCapture, VectorOp
         self._masks_now = False
         self._reasons: list[str] = []
         self._started = False
+        self._optimizer_stepped = False  # an optimizer step ran since the last rec.step()
+        self._stepping_optimizer: torch.optim.Optimizer | None = None  # the one stepping our weights
 
     def _begin_iteration(self) -> None:
         lr = self._lr()
@@ -473,7 +476,10 @@ class Recorder(ModuleCalls, StepWatch, FunctionalCalls, ProductCapture, VectorOp
         _check_finite(self.iteration, {"loss": loss, **{f"metric {k}": v for k, v in metrics.items()}})
         trainable = [c for c in self._calls
                      if c.weight is not None and c.weight.requires_grad and c.weight.grad is not None]
-        if trainable and all(c.weight._version == c.w_version for c in trainable):
+        # a weight's version counter says it was written in place, but foreach and fused optimizer
+        # steps do not always bump it (fused: never; foreach: not under a dispatch mode)
+        if trainable and not self._optimizer_stepped \
+                and all(c.weight._version == c.w_version for c in trainable):
             raise RecorderError("rec.step() before the weights were updated: call it after "
                                 "optimizer.step(), so the trace holds this step's weight update")
         missing = set(range(len(self._layers))) - {c.layer for c in [*self._calls, *self._products]}

@@ -30,7 +30,15 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from ..format import optimizers
 from ..format.errors import RecorderError
-from .capture import ElementwiseCount, GemmWatch, call_site, in_bookkeeping, op_name, user_frame
+from .capture import (
+    ElementwiseCount,
+    GemmWatch,
+    call_site,
+    in_bookkeeping,
+    op_name,
+    unfused_ops_per_weight,
+    user_frame,
+)
 
 if TYPE_CHECKING:
     from .calls import _Call
@@ -106,9 +114,13 @@ class StepWatch:
         none (the manifest names it), and watches the step of a declared one for matrix products.
         A step runs under ``torch.no_grad()`` (unless the optimizer is ``differentiable``), where
         the gate lets every call pass, so it goes off."""
-        if self._writer is None or not self._training_now():
+        if self._writer is None or not self._training_now() or self._shadow_step:
             return
         optimizers.check(optimizer, self._declared_state)
+        ours = [self._param_names[p] for g in optimizer.param_groups for p in g["params"]
+                if p in self._param_names]
+        if ours:
+            self._one_optimizer(optimizer, ours[0])
         if self.optimizer is None:
             self.optimizer = optimizer
         if not optimizers.is_known(optimizer) and self._opt_watch is None and self._watched():
@@ -121,16 +133,39 @@ class StepWatch:
         if not optimizer.defaults.get("differentiable", False):
             self._gate_off("optimizer")
 
+    def _one_optimizer(self, optimizer: torch.optim.Optimizer, param: str) -> None:
+        """Refuse a second optimizer stepping parameters of the recorded model in the same training
+        step (``param`` is one of them): the trace names one optimizer, whose state tensors and work
+        the update pass charges to every weight, so the other's weights would be priced wrongly."""
+        first = self._stepping_optimizer
+        if first is not None and first is not optimizer:
+            raise RecorderError(
+                f"two optimizers step parameters of the recorded model in one training step: "
+                f"{type(first).__name__} and {type(optimizer).__name__} (its parameters include "
+                f"{param!r}); a trace names one optimizer, whose state and work the update pass "
+                "charges to every weight, so the other's weights would be priced wrongly: use one "
+                "optimizer with parameter groups while recording")
+        self._stepping_optimizer = optimizer
+
     def _optimizer_ends(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         """Any optimizer's step post-hook (not run when the step raised: :meth:`step`, the next
         watched forward pass or :meth:`close` puts the gate back then)."""
+        if self._shadow_step:  # the stand-in step of unfused_ops_per_weight
+            return
         count = self._opt_count
+        self._optimizer_stepped = True
         self._stop_optimizer_watch()
         if count is not None:
             stepped = sum(p.numel() for g in optimizer.param_groups for p in g["params"]
                           if p.grad is not None and p.numel() > 1)
             if stepped:
                 per_weight = count.elements / stepped
+                if count.fused:  # one kernel: count what it computes on the single-tensor path
+                    self._shadow_step = True
+                    try:
+                        per_weight = unfused_ops_per_weight(optimizer)
+                    finally:
+                        self._shadow_step = False
                 self._update_ops_per_weight = max(self._update_ops_per_weight or 0.0, per_weight)
         self._gate_on("optimizer")
 
@@ -277,9 +312,11 @@ class StepWatch:
         gradient) and backward-weight (when the weight does); one convolution_backward does both;
         an embedding's backward (a scatter-add) runs none."""
         weight = rec.weight is not None and rec.weight.requires_grad
-        if isinstance(rec.module, nn.Embedding) and rec.module in self._targets:
+        kind = self._layers[rec.layer].kind  # a product with an embedding's weight (a tied head) is linear
+        if kind == "embedding":
             rec.backward_limit = 0
-        elif isinstance(rec.module, nn.modules.conv._ConvNd) and rec.module in self._targets:
+        elif kind != "linear" and isinstance(rec.module, nn.modules.conv._ConvNd) \
+                and rec.module in self._targets:
             rec.backward_limit = int(rec.x_node is not None or weight)
         else:
             rec.backward_limit = int(rec.x_node is not None) + int(weight)

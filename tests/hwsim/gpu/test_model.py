@@ -120,6 +120,24 @@ def test_a_transposable_mask_runs_both_weight_passes_on_24():
     assert rows["forward"]["actual_macs"] == rows["forward"]["algorithmic_macs"] // 2
 
 
+def test_rows_padded_for_24_are_extra_work_outside_the_mac_classes():
+    """A batch of 2 rows padded to min_dense_rows (8) for the 2:4 kernel: the tensor cores multiply
+    the 6 zero rows too. Those products are not algorithmic ones, so they cannot be 'actual' MACs
+    (algorithmic = actual + gated + skipped gave -2·1024·1024 skipped MACs); they are
+    ``gpu_pad_macs`` and still cost tensor-core energy."""
+    spec = linear(2, 1024, 1024)
+    arch = archs.replace(A100, {"sparse.unstructured_policy": "sparse"})
+    fwd = replay(spec, layer_input(spec, transposable_24(1024, 1024)), arch, passes=("forward",))["forward"]
+    assert fwd["gpu_sparse_path"] == "2:4"
+    assert fwd["algorithmic_macs"] == 2 * 1024 * 1024
+    assert fwd["actual_macs"] == 2 * 512 * 1024 and fwd["skipped_macs"] == 2 * 512 * 1024
+    assert fwd["gpu_pad_macs"] == 6 * 512 * 1024
+    dense = replay(spec, layer_input(spec, np.ones((1024, 1024), dtype=bool)), passes=("forward",))["forward"]
+    assert dense["gpu_sparse_path"] == "dense" and dense["actual_macs"] == 2 * 1024 * 1024
+    # the tensor cores' FMAs: 8 padded rows × 512 kept products × 1024 columns, twice the dense GEMM's
+    assert fwd["energy_tensor_core_pj"] == pytest.approx(2 * dense["energy_tensor_core_pj"])
+
+
 def test_a_changing_24_mask_is_compressed_every_step():
     spec = linear(4096, 1024, 1024)
     w = transposable_24(1024, 1024)
