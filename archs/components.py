@@ -56,6 +56,12 @@ class ComputeArray:
                    "mapper chooses below the buffer tile (reuse inside a PE, fills from the buffer "
                    "counted, Timeloop-style spatial multicast and reduction); false: each MAC reads "
                    "them once (SCALE-Sim's PEs)")
+    strided_input: Literal["rows_read", "bounding_box"] = spec(
+        "rows_read", doc="a buffer tile of a layer whose stride exceeds its filter (a 1×1 stride-2 "
+                         "downsample): rows_read: only the input rows and columns its windows read are "
+                         "fetched and kept (a gathering DMA; ZigZag 3.9.1 counts this); bounding_box: every "
+                         "row and column from its first window to its last (a plain rectangular DMA; "
+                         "Timeloop and AccelForge count this)")
     precision: Precision = spec(Precision(), doc="bits per tensor element")
     leakage_mw: float = spec(0.0, doc="static power of the array, mW", ge=0)
     area_mm2: float = spec(0.0, doc="area of the array, mm²", ge=0)

@@ -1,7 +1,7 @@
 """Run the real AccelForge (1.0.467, Timeloop's successor) and commit what it says:
 tests/data/accelforge/reference.csv.
 
-For every layer of tests/data/accelforge/layers.csv (three ResNet-18 convolutions and two BERT-base
+For every layer of tests/data/accelforge/layers.csv (four ResNet-18 convolutions and two BERT-base
 GEMMs, batch 1, 8-bit values) on a PE-array machine with a per-PE register file (pe_array below:
 DRAM -> 192 KiB global buffer -> 32×32 PEs with a 64-byte register file each -> one MAC per PE;
 per-action energies given, no component models), AccelForge's mapper (FFM) picks the mapping of

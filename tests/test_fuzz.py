@@ -29,6 +29,7 @@ import signal
 import traceback
 import types
 import typing
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from archs.fields import MAX_NUMBER
 from hwsim.cli import main
 from hwsim.cli.replay import PASS_NAMES
 from hwsim.simulate import FAMILIES
+from traces.format.digest import file_digest
 from traces.format.manifest import MASK_TENSORS
 
 from .traces.helpers import write_trace
@@ -337,9 +339,9 @@ def _manifest_set_label(doc: dict, path: tuple, value: object) -> str:
     if _has_nonfinite(value):
         return "invalid"  # NaN and Infinity are not trace numbers
     top = path[0]
-    if top == "format_version":  # formats 1-3 are still read, but declare no matmul layout (format 4's)
-        return "valid" if _int(value) and value == 4 else "invalid"
-    if top in ("format", "tensors"):
+    if top == "format_version":  # formats 1-4 are still read, but declare no files table (format 5's)
+        return "valid" if _int(value) and value == 5 else "invalid"
+    if top in ("format", "tensors", "files"):  # files: each iteration file's digest (no value is one)
         return "invalid"
     if len(path) == 1:
         if top == "batch_size":
@@ -433,7 +435,8 @@ def _mutate_manifest(data: st.DataObject, text: str) -> tuple[str, str, str]:
     if kind == "delete":
         del parent[last]
         required = (len(path) == 1 and last in REQUIRED) or (in_layer and last in LAYER_REQUIRED) or \
-            (len(path) == 2 and path[0] in ("model", "method", "dataset") and last == "name")
+            (len(path) == 2 and path[0] in ("model", "method", "dataset") and last == "name") or \
+            path[0] == "files"  # a complete trace's file without its digest
         return json.dumps(doc), "invalid" if required else "unknown", f"deleted {path}"
     new = data.draw(st.text(min_size=1, max_size=6))
     value = parent.pop(last)
@@ -444,6 +447,8 @@ def _mutate_manifest(data: st.DataObject, text: str) -> tuple[str, str, str]:
         label = "invalid"  # an unknown layer field
     elif (len(path) == 1 and last in REQUIRED) or (in_layer and last in LAYER_REQUIRED):
         label = "invalid"  # a required field is gone
+    elif path[0] == "files":
+        label = "invalid"  # a file's digest under another name
     else:
         label = "unknown"
     return json.dumps(doc), label, f"renamed {path} to {new!r}"
@@ -473,6 +478,15 @@ def _rewrite_npz(path: Path, change: typing.Callable[[dict[str, np.ndarray]], No
     change(arrays)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+def _digest_changed(trace: Path, file: Path) -> bool:
+    """The file is still a zip whose member table (names, CRC-32s, sizes) is not the recorded one."""
+    try:
+        found = file_digest(file)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    return found != json.loads((trace / "manifest.json").read_text())["files"][file.name]
 
 
 def _set_meta(key: str, value: object) -> typing.Callable[[dict], None]:
@@ -545,6 +559,8 @@ def test_fuzz_iteration_files(work, data):
     shutil.copytree(work / "tiny", trace)
     target = data.draw(st.sampled_from(sorted(trace.glob("iter-*.npz"))))
     label, what = _mutate_iteration(data, target)
+    if label == "unknown" and _digest_changed(trace, target):
+        label = "invalid"  # its arrays changed after recording: the manifest's digest refuses it
     status, err = cli(["trace", "validate", str(trace)])
     judge("iteration files", label, status, f"{target.name}: {what}", err)
     if status == 0:

@@ -91,7 +91,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tr = traces.load(args.trace)
     check_complete(tr, args.trace, args.allow_incomplete)
     if not tr.complete:
-        print(f"{args.trace}: incomplete trace, replaying the {len(tr)} iterations it holds", file=sys.stderr)
+        unsealed = f" ({len(tr.unsealed)} files not sealed by digests)" if tr.unsealed else ""
+        print(f"{args.trace}: incomplete trace, replaying the {len(tr)} iterations it holds{unsealed}",
+              file=sys.stderr)
     bar = None
 
     def progress(done: int, total: int) -> None:

@@ -257,6 +257,14 @@ def add_trace(sub: Any) -> None:
     val = tsub.add_parser("validate", help="check every file, mask and count of a trace")
     val.add_argument("path", type=Path, help="trace directory")
     val.set_defaults(func=cmd_trace_validate)
+    re_ = tsub.add_parser("rehash", help="after editing a trace's files on purpose: validate them, then "
+                          "record their digests in the manifest",
+                          description="Check every file, mask and count of a trace as validate does, but "
+                          "without the file digests, then record the files' digests as they are now in "
+                          "manifest.json (a format 4 trace becomes format 5). Replay and validate refuse an "
+                          "iteration file changed after recording until it is rehashed.")
+    re_.add_argument("path", type=Path, help="trace directory")
+    re_.set_defaults(func=cmd_trace_rehash)
 
 
 def describe(trace: Any) -> list[str]:
@@ -264,9 +272,11 @@ def describe(trace: Any) -> list[str]:
     m = trace.manifest
     model, method, data = m["model"], m["method"], m["dataset"]
     opt = m.get("optimizer")
+    from traces.format.digest import seal_state
+
     lines = [
         f"trace      {trace.path}  (format {m['format_version']}, "
-        f"{'complete' if trace.complete else 'INCOMPLETE: recording did not finish'})",
+        f"{'complete' if trace.complete else 'INCOMPLETE: recording did not finish'}, {seal_state(trace)})",
         f"model      {model.get('name')} ({model.get('class', '?')}, "
         f"{model.get('parameters', '?')} parameters)",
         f"method     {method.get('name')} {method.get('params') or ''}".rstrip(),
@@ -435,7 +445,30 @@ def cmd_trace_validate(args: argparse.Namespace) -> int:
         s = validate(tr, progress=lambda n, total: bar.update(1))
     finally:
         bar.close()
+    from traces.format.digest import seal_state
+
     state = "complete" if s.complete else "incomplete (recording did not finish; all files read)"
     print(f"OK {tr.path}: {s.layers} layers, {s.iterations} iterations, "
-          f"{s.mask_iterations} with masks, {state}")
+          f"{s.mask_iterations} with masks, {state}, {seal_state(tr)}")
+    return 0
+
+
+def cmd_trace_rehash(args: argparse.Namespace) -> int:
+    import traces
+    from traces.format.digest import check_sealable, seal
+    from traces.format.validate import validate
+
+    tr = traces.load(args.path, digests=False)
+    check_sealable(tr.manifest["format_version"], tr.path / "manifest.json")
+    bar = _bar(len(tr), "validate")
+    try:
+        validate(tr, progress=lambda n, total: bar.update(1))
+    finally:
+        bar.close()
+    version = tr.manifest["format_version"]
+    n, changed = seal(tr.path)
+    shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
+    print(f"rehashed {tr.path}: {n} iteration files validated and sealed; "
+          + (f"{len(changed)} digests recorded anew ({shown})" if changed else "no digest changed")
+          + (f"; format {version} -> 5" if version < 5 else ""))
     return 0

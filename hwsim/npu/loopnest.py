@@ -35,10 +35,11 @@ tiles).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from archs import Architecture
 from traces.format.layer import LayerSpec
 
 DIMS = ("B", "K", "C", "OY", "OX")  # the loops a mapping tiles, in this canonical order
@@ -64,19 +65,31 @@ class ConvShape:
     sy: int = 1
     sx: int = 1
     groups: int = 1
+    box: bool = False  # inputs as bounding boxes: a strided window's gaps are fetched and kept
+    # (``compute.strided_input: bounding_box``; default: only the rows and columns read)
 
     @property
     def dims(self) -> tuple[int, int, int, int, int]:
         return (self.b, self.k, self.c, self.oy, self.ox)
 
     @property
+    def step_y(self) -> int:
+        """Input rows between the windows of consecutive output rows that a tile keeps: the stride,
+        or ``min(s, FY)`` when the rows between windows (``s > FY``) are not fetched."""
+        return self.sy if self.box else min(self.sy, self.fy)
+
+    @property
+    def step_x(self) -> int:
+        return self.sx if self.box else min(self.sx, self.fx)
+
+    @property
     def iy(self) -> int:
         """Input rows the layer reads (``window(OY, s, FY)``; padding rows included)."""
-        return (self.oy - 1) * min(self.sy, self.fy) + self.fy
+        return window(self.oy, self.step_y, self.fy)
 
     @property
     def ix(self) -> int:
-        return (self.ox - 1) * min(self.sx, self.fx) + self.fx
+        return window(self.ox, self.step_x, self.fx)
 
     @property
     def macs(self) -> int:
@@ -105,6 +118,13 @@ class ConvShape:
         return cls(batch, spec.out_per_group, spec.reduction, 1, spec.rows_per_sample, groups=g)
 
 
+def stored(shape: ConvShape, arch: Architecture) -> ConvShape:
+    """``shape`` with its input kept as the machine keeps it (``compute.strided_input``: the rows and
+    columns the windows read, or their bounding box)."""
+    box = arch.compute is not None and arch.compute.strided_input == "bounding_box"
+    return shape if shape.box == box else replace(shape, box=box)
+
+
 TIE_REL = 1e-9  # candidates whose objective differs by less than this fraction are tied
 
 
@@ -127,16 +147,17 @@ def divisors(n: int) -> np.ndarray:
     return np.array(sorted(set(small + [n // d for d in small])), np.int64)
 
 
-def window(t: np.ndarray | int, stride: int, f: int) -> np.ndarray | int:
-    """Input rows (or columns) that ``t`` output rows read: the union of their windows,
-    ``(t-1)·min(s, F) + F`` (a 1×1 stride-2 layer reads every other row, not the gaps)."""
-    return (t - 1) * min(stride, f) + f
+def window(t: np.ndarray | int, step: int, f: int) -> np.ndarray | int:
+    """Input rows (or columns) a tile of ``t`` output rows keeps, ``(t-1)·step + F``, with ``step``
+    ``ConvShape.step_y`` (or ``step_x``): ``min(s, F)``, the union of the windows (a 1×1 stride-2
+    layer reads every other row, not the gaps), or ``s`` on a machine that keeps bounding boxes."""
+    return (t - 1) * step + f
 
 
 def footprints(shape: ConvShape, tiles: np.ndarray) -> dict[str, np.ndarray]:
     """Elements of each tensor's tile; ``tiles`` is ``(..., 5)`` in ``DIMS`` order -> ``(...)`` each."""
     tb, tk, tc, toy, tox = (tiles[..., i] for i in range(5))
-    return {"I": tb * tc * window(toy, shape.sy, shape.fy) * window(tox, shape.sx, shape.fx),
+    return {"I": tb * tc * window(toy, shape.step_y, shape.fy) * window(tox, shape.step_x, shape.fx),
             "W": tk * tc * shape.fy * shape.fx,
             "O": tb * tk * toy * tox}
 
@@ -251,13 +272,14 @@ def residency(shape: ConvShape, tiles: np.ndarray,
     dim = orders_t[at, cols]  # (6, N)
     slides = (inner >= 0) & ((dim == 3) | (dim == 4))
     eb, ec, ey, ex = ext[0], ext[2], ext[3], ext[4]  # (6, N) each
-    wy, wx = window(ey, shape.sy, shape.fy), window(ex, shape.sx, shape.fx)
-    added = eb * ec * np.where(dim == 3, ey * min(shape.sy, shape.fy) * wx,
-                               wy * ex * min(shape.sx, shape.fx))  # (6, N): the next window's new part
+    wy, wx = window(ey, shape.step_y, shape.fy), window(ex, shape.step_x, shape.fx)
+    added = eb * ec * np.where(dim == 3, ey * shape.step_y * wx, wy * ex * shape.step_x)  # (6, N): the
+    # next window's new part (more than a window where a bounding box's windows leave gaps)
+    slides = slides & (added < fps["I"])  # only overlapping windows slide
     sweep = trips_ord[at, cols]  # (6, N)
     fp_i, ld_i, _, _ = out["I"]
     slid = ld_i // np.maximum(sweep, 1) * (fp_i + (sweep - 1) * added)
-    out["I"] = (fp_i, ld_i, np.where(slides, slid, fp_i * ld_i), np.where(slides & (added < fp_i), inner, -1))
+    out["I"] = (fp_i, ld_i, np.where(slides, slid, fp_i * ld_i), np.where(slides, inner, -1))
     return out
 
 

@@ -35,7 +35,7 @@ from archs import Architecture
 
 from ..errors import MappingError
 from ..pricing import prices
-from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, tie_rank
+from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
 from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
@@ -360,6 +360,7 @@ def search(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, float
         eb: bytes per element of the GEMM operands ``a``, ``b``, ``c`` of the pass.
         densities: non-zero fraction of each operand (default 1); formats shrink its bytes.
     """
+    shape = stored(shape, arch)
     dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
     key_d = tuple(round(float(dens[o]), 6) for o in ("a", "b", "c"))
     key_e = tuple(float(eb[o]) for o in ("a", "b", "c"))
@@ -493,6 +494,7 @@ def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapp
              densities: dict[str, float] | None = None, dataflow: str | None = None) -> NestResult:
     """The cost of a given mapping (a user's, or SCALE-Sim's); MappingError when it does not fit
     or its tile does not divide the layer."""
+    shape = stored(shape, arch)
     dens = {"a": 1.0, "b": 1.0, "c": 1.0, **(densities or {})}
     for d, size, t in zip(DIMS, shape.dims, mapping.tile, strict=True):
         if t < 1 or size % t:

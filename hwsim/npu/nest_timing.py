@@ -43,7 +43,7 @@ import numpy as np
 from archs import Architecture
 
 from ..engines import scheduler
-from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, residency, tile_gemm
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, array_counts, residency, stored, tile_gemm
 from .mapping import buffers
 from .timing import buffer_bytes_per_cycle, channel, shares_channel, transfer_free, transfers
 
@@ -265,6 +265,7 @@ def nest_plan(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int,
         slide: whether an input slice slides (``NestMapping.slide``, ``loopnest.residency``): the
             first load of each sweep of its loop brings the whole window, the others the new rows.
     """
+    shape = stored(shape, arch)
     n = int(np.prod([d // t for d, t in zip(shape.dims, tile, strict=True)]))
     if array is None:
         m, k, nn = tile_gemm(shape, np.array([tile], np.int64), pass_)

@@ -141,7 +141,8 @@ def _slid(shape: ConvShape, tensor: str, pe_tiles: np.ndarray, orders: np.ndarra
     dim = orders[cols, np.clip(last - 5, 0, 4)]
     doubled = np.array(pe_tiles)
     doubled[cols, dim] *= 2
-    added = footprints(shape, doubled)[tensor] - fp
+    added = np.minimum(footprints(shape, doubled)[tensor] - fp, fp)  # windows with gaps between
+    # them (a bounding box of a stride over the filter size) share nothing: a whole tile
     slid = loads // np.maximum(sweep, 1) * (fp + (sweep - 1) * added)
     return np.where(inner, slid, fp * loads)
 

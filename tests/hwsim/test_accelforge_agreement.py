@@ -194,6 +194,29 @@ def test_buffer_keeps_the_input_rows_consecutive_tiles_share(results):
     assert schedule_cycles(arch, shape_of("l1_3x3"), r) <= schedule_cycles(arch, shape_of("l1_3x3"), whole)
 
 
+def test_a_strided_inputs_tile_is_its_bounding_box_on_the_twin(results):
+    """l2_1x1_s2 (1×1, stride 2, 56×56 → 28×28, C64 → K128): AccelForge keeps an input tile as the
+    bounding box of its windows, so the twin says `strided_input: bounding_box`; hwsim's search then
+    takes one output row per tile (`OY1 OX28 | OY28`), whose input is one row of 55 columns (the 27
+    columns between the windows fetched too, the rows between tiles not): 28 × 55 × 64 bytes, as
+    AccelForge's own mapper moves. Keeping only the rows and columns read (the default, ZigZag's
+    count) the layer's input is 28 × 28 × 64 and the whole of it is 50,176 B where the bounding box
+    is 55 × 55 × 64. By hand:"""
+    arch, res = results
+    r = res["l2_1x1_s2"]
+    assert r.notation.startswith("B1 K128 C64 OY1 OX28 | OY28 ||")
+    assert accesses(r, "dram", "a", "read") == 28 * 55 * 64
+    ref = next(x for x in REFERENCE if x["layer"] == "l2_1x1_s2")
+    assert float(ref["dram_a_read"]) == 28 * 55 * 64
+    rows_read = dataclasses.replace(arch, compute=dataclasses.replace(arch.compute,
+                                                                      strided_input="rows_read"))
+    read = search(shape_of("l2_1x1_s2"), "forward", rows_read, ONE)
+    assert accesses(read, "dram", "a", "read") == 28 * 28 * 64
+    box = dataclasses.replace(shape_of("l2_1x1_s2"), box=True)
+    assert (box.iy, box.ix, box.size("I")) == (55, 55, 55 * 55 * 64)
+    assert shape_of("l2_1x1_s2").size("I") == 28 * 28 * 64
+
+
 def test_first_and_last_steps_are_what_the_schedule_leaves_exposed(results):
     """l2_3x3_s2 (`B1 K128 C32 OY14 OX28 | C2 OY2~`, buffer-level loops `OY7 OX28`, register-file
     tile `OY2 OX1`, 8 B/cycle): the first tile starts once its weights (each PE keeps its filters

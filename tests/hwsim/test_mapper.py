@@ -142,7 +142,8 @@ def scalar_traffic(shape: ConvShape, pass_: str, tile: tuple[int, ...], order: t
 
         def window(d: str, i: int, s: int, f: int, sweep: dict = sweep, r: int = r) -> set[int]:
             first = i * sweep[d] if order.index(d) < r else 0  # input rows (or columns) of step i
-            return {(first + o) * s + k for o in range(sweep[d]) for k in range(f)}
+            read = {(first + o) * s + k for o in range(sweep[d]) for k in range(f)}
+            return set(range(min(read), max(read) + 1)) if shape.box else read  # a bounding box
         size = {"I": sweep["B"] * sweep["C"] * len(window("OY", 0, shape.sy, shape.fy))
                 * len(window("OX", 0, shape.sx, shape.fx)),
                 "W": sweep["K"] * sweep["C"] * shape.fy * shape.fx,
@@ -191,15 +192,17 @@ def test_search_never_exceeds_a_buffer_and_matches_the_scalar_walk(twin, k, c, o
 
 
 def test_scalar_walk_agrees_with_closed_form_on_all_levels(twin):
-    """Every residency level, every order, one awkward shape: closed form == walk."""
+    """Every residency level, every order, awkward shapes (a 1×1 stride-2 one with its input as
+    the rows read and as their bounding box): closed form == walk."""
     from hwsim.npu.loopnest import nest_costs
-    shape = ConvShape(2, 6, 4, 6, 4, 3, 3, 2, 2)
     pairs = list(itertools.product([[1, 3, 2, 2, 2], [2, 2, 4, 3, 1]],
                                    list(itertools.permutations(range(5)))[::7]))
     tiles = np.array([t for t, _ in pairs], np.int64)
     orders = np.array([o for _, o in pairs], np.int64)
     slid = 0
-    for r, slide in itertools.product(range(6), (True, False)):
+    shapes = (ConvShape(2, 6, 4, 6, 4, 3, 3, 2, 2), ConvShape(2, 6, 4, 6, 4, 1, 1, 2, 2),
+              ConvShape(2, 6, 4, 6, 4, 1, 1, 2, 2, box=True))
+    for shape, r, slide in itertools.product(shapes, range(6), (True, False)):
         levels = {op: np.full(len(pairs), r) for op in "abc"}
         c = nest_costs(shape, "forward", tiles, orders, 4, 4, "ws", levels, slide=slide)
         slid += int((c["slide_a"] >= 0).sum())

@@ -61,6 +61,19 @@ def test_network_dram_bytes_at_most_105_percent_of_zigzag(results, kind):
     assert ours <= 1.05 * theirs
 
 
+def test_zigzag_counts_a_strided_layers_input_as_the_rows_and_columns_read(results):
+    """ResNet-18's 1×1 stride-2 downsamples: ZigZag 3.9.1 fetches 28·28·64 input bytes for
+    `l2_1x1_s2` (the rows and columns its windows read, not their 55 × 55 bounding box, which
+    AccelForge counts), and so does the twin (`compute.strided_input: rows_read`, the default)."""
+    arch, res = results
+    assert arch.compute.strided_input == "rows_read"
+    for name, (c, o) in {"l2_1x1_s2": (64, 28), "l3_1x1_s2": (128, 14), "l4_1x1_s2": (256, 7)}.items():
+        zz = next(r for r in REFERENCE if r["layer"] == name)
+        assert float(zz["dram_a_read_down_bytes"]) == c * o * o
+        assert sum(v for (lv, op, _k, d), v in res[name].bytes.items()
+                   if lv == "dram" and op == "a" and d == "read") == c * o * o
+
+
 def test_chosen_mappings_fit_their_buffers(results):
     arch, res = results
     caps = {m.name: m.capacity_bytes for m in arch.memories}

@@ -208,7 +208,7 @@ def test_a_3d_conv_net_trains_records_and_validates(tmp_path):
         ("enc2", "conv3d", (4, 3, 4, 4), (8, 2, 3, 3, 3), (8, 3, 4, 4), (1, 1, 1), (1, 1, 1), 2),
         ("dec1", "conv_transpose", (8, 3, 4, 4), (8, 4, 3, 3, 3), (4, 6, 8, 8), (2, 2, 2), (1, 1, 1), 1),
         ("head", "conv3d", (4, 6, 8, 8), (1, 4, 1, 1, 1), (1, 6, 8, 8), (1, 1, 1), (0, 0, 0), 1)]
-    assert tr.manifest["format_version"] == 4
+    assert tr.manifest["format_version"] == 5
     g = torch.Generator().manual_seed(1)
     x0 = torch.relu(torch.randn(3, 1, 6, 8, 8, generator=g))
     with tr.iteration(0) as it:

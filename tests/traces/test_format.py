@@ -11,6 +11,7 @@ import pytest
 
 import traces
 from traces import TraceFormatError
+from traces.format.digest import seal
 from traces.format.validate import validate
 
 from .helpers import LAYERS, write_trace
@@ -72,7 +73,8 @@ def test_unknown_format_version(tmp_path):
     m.write_text(json.dumps(doc))
     with pytest.raises(TraceFormatError) as e:
         traces.load(tmp_path / "t")
-    assert "manifest.json: format_version: found 99; expected 1, 2, 3 or 4 (this hwsim reads" in one_line(e)
+    assert "manifest.json: format_version: found 99; expected 1, 2, 3, 4 or 5 (this hwsim reads" \
+        in one_line(e)
 
 
 def test_truncated_iteration_file(tmp_path):
@@ -115,6 +117,7 @@ def test_mask_size_disagrees_with_layer_table(tmp_path):
         arrays = {k: z[k] for k in z.files}
     arrays["L1.x"] = arrays["L1.x"][:-3]
     np.savez(f, **arrays)
+    seal(tmp_path / "t")  # resealed, so that the check under test, not the file's digest, refuses it
     expected = ("L1.x: found uint8 of 125 bytes; expected uint8 of 128 bytes for a mask of shape (4, 256) "
                 "(layer 'fc')")
     with pytest.raises(TraceFormatError) as e:  # the member headers are checked on opening
@@ -157,6 +160,7 @@ def test_count_mask_disagreement_is_caught_by_validate(tmp_path):
         arrays = {k: z[k] for k in z.files}
     arrays["counts"][1, 0] += 1
     np.savez(f, **arrays)
+    seal(tmp_path / "t")  # resealed, so that the check under test, not the file's digest, refuses it
     with pytest.raises(TraceFormatError, match=r"L1\.x: found \d+ set bits; expected \d+, the recorded"):
         validate(traces.load(tmp_path / "t"))
 
@@ -215,11 +219,12 @@ def test_missing_iteration_files_are_refused(tmp_path):
 def test_a_killed_recording_may_lack_its_tail_but_not_a_middle_file(tmp_path):
     write_trace(tmp_path / "t", n_iter=8, mask_every=2)
     m = json.loads((tmp_path / "t" / "manifest.json").read_text())
-    m["complete"], m["iterations"] = False, None  # as a killed recording leaves it
+    m["complete"], m["iterations"], m["files"] = False, None, {}  # as a killed recording leaves it
     (tmp_path / "t" / "manifest.json").write_text(json.dumps(m))
     for f in sorted((tmp_path / "t").glob("iter-*.npz"))[6:]:
         f.unlink()
     assert len(traces.load(tmp_path / "t")) == 6
+    assert len(traces.load(tmp_path / "t").unsealed) == 6  # written after the manifest's last rewrite
     next((tmp_path / "t").glob("iter-00000003.*")).unlink()
     with pytest.raises(TraceFormatError, match=r"1 of 6 iteration files missing \(iter-00000003\)"):
         traces.load(tmp_path / "t")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import traces
+from traces.format.digest import seal
 from traces.format.layer import LayerSpec, update_owners
 from traces.format.validate import validate
 
@@ -74,7 +75,7 @@ def test_matmul_layers_own_no_update_and_share_no_weight():
 def test_a_matmul_trace_round_trips_and_validates(tmp_path):
     written = write_attention_trace(tmp_path / "t", seq=6, dim=4, heads=2, batch=3)
     tr = traces.load(tmp_path / "t")
-    assert tr.manifest["format_version"] == 4
+    assert tr.manifest["format_version"] == 5
     assert [s.kind for s in tr.layers] == ["matmul", "matmul"]
     assert tr.layers[0].attention == {"call": "attn", "role": "scores", "causal": True, "backend": "explicit"}
     assert tr.manifest["layers"][0]["gemm"]["forward"] == [6, 4, 6, 6]
@@ -98,6 +99,7 @@ def test_a_count_beyond_a_batched_operand_is_refused(tmp_path):
         arrays = dict(z)
     arrays["counts"][0, traces.TENSORS.index("w")] = 145
     np.savez(f, **arrays)
+    seal(tmp_path / "t")  # resealed: the check under test, not the file's digest, refuses it
     with pytest.raises(traces.TraceFormatError, match=r"counts\[attn.scores, w\]: found 145; expected -1 "
                                                       r"\(absent\) or 0..144"):
         traces.load(tmp_path / "t").iteration(0)
@@ -108,7 +110,7 @@ def test_older_format_versions_refuse_matmul_layers(tmp_path):
     manifest = tmp_path / "t" / "manifest.json"
     doc = json.loads(manifest.read_text())
     doc["format_version"] = 3
-    del doc["layout"]["matmul_operands"]
+    del doc["layout"]["matmul_operands"], doc["files"]
     manifest.write_text(json.dumps(doc))
     with pytest.raises(traces.TraceFormatError, match=r"layers\[0\].kind: found 'matmul'; expected conv2d or "
                                                       r"linear layers without attention in a trace of "

@@ -10,6 +10,7 @@ import pytest
 
 import traces
 from traces import TraceFormatError
+from traces.format.digest import seal
 from traces.format.validate import validate
 from traces.stats.dsg_ops import projection_dim
 from traces.stats.paper_stats import dsg_stats, dst_stats, mlevel_stats
@@ -189,6 +190,9 @@ def test_invariants_reject_tampered_traces(runs, tmp_path, method, member, expec
         arrays[member] = a + np.float32(0.05) if a.dtype.kind == "f" else a ^ np.uint8(0xFF)
 
     _rewrite(path, index, tamper)
+    with pytest.raises(TraceFormatError, match="digest: found"):  # changed after recording
+        traces.load(path).iteration(index)
+    seal(path)  # resealed (as `trace rehash` would without its validation): the invariant refuses it
     with pytest.raises(TraceFormatError, match="invariant to hold") as e:
         traces.load(path).iteration(index)
     assert expect in str(e.value)

@@ -13,6 +13,7 @@ import traces
 from hwsim.cli import main
 from traces import TraceFormatError
 from traces.format import bits
+from traces.format.digest import seal
 from traces.format.validate import validate
 from traces.methods import make_method
 from traces.stats.paper_stats import dsg_stats, mlevel_stats
@@ -261,12 +262,14 @@ def test_dst_threshold_clamp_changes_no_gradient():
 
 
 def tamper(trace_dir, edit) -> None:
-    """Rewrite one mask-iteration file of a trace through ``edit(arrays)``."""
+    """Rewrite one mask-iteration file of a trace through ``edit(arrays)``, and reseal it (the content
+    checks under test, not the file's digest, refuse it)."""
     f = sorted(trace_dir.glob("iter-*.masks.npz"))[0]
     with np.load(f) as z:
         arrays = {k: z[k] for k in z.files}
     edit(arrays)
     np.savez(f, **arrays)
+    seal(trace_dir)
 
 
 def test_a_trace_with_an_infinite_threshold_is_rejected(tmp_path):

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .digest import check_files_field
 from .errors import TraceFormatError
 from .kinds import KINDS_BEFORE_V4
 from .layer import MAX_BATCH, LayerSpec
@@ -19,9 +20,10 @@ from .vector_ops import check_vector_ops
 FORMAT_NAME = "hwsim-trace"
 # 2: counts-only iterations may share a batch file (iter-FIRST-LAST.counts.npz); 3: layers name
 # their weight parameter (one update per parameter), dtypes the autocast dtype; 4: layer kind
-# matmul (a product of two activations, both masks per sample, the optional attention field)
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # older traces read unchanged (a layer's parameter: its module's weight)
+# matmul (a product of two activations, both masks per sample, the optional attention field); 5: the
+# manifest's files table seals every iteration file by its digest (traces.format.digest)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # older traces read unchanged (a layer's parameter: its module's weight)
 MANIFEST_NAME = "manifest.json"
 
 # Per layer, one count per tensor in this order (-1: not present in that iteration).
@@ -73,7 +75,8 @@ DTYPE_KEYS = ("activation", "weight", "gradient", "autocast", "stored_weights")
 DTYPE_NAMES = frozenset({"float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz",
                          "float8_e5m2", "float8_e5m2fnuz", "int64", "int32", "int16", "int8", "uint8",
                          "bool", "complex64", "complex128"})
-OPTIONAL = ("iterations", "vector_ops")  # fields a manifest may hold beyond REQUIRED; any other is refused
+# fields a manifest may hold beyond REQUIRED (files: required from format 5); any other is refused
+OPTIONAL = ("iterations", "vector_ops", "files")
 
 
 def producer_versions() -> dict[str, str]:
@@ -127,6 +130,7 @@ def new_manifest(
         "complete": False,
         "iterations": None,
         **extra,
+        "files": {},  # filled by the writer with the files it wrote (traces.format.digest)
     }
 
 
@@ -167,6 +171,7 @@ def check_manifest(d: object, file: Path) -> list[LayerSpec]:
                                    else f"only the conventions {', '.join(layout)} "
                                    f"(format_version {version})")
     _check_fields(d, file)
+    check_files_field(d.get("files"), file, version)
     if "vector_ops" in d:
         if version < 4:
             raise TraceFormatError(file, "vector_ops", "a vector_ops table in a version "

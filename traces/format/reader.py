@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import bits, checks
+from . import bits, checks, digest
 from .errors import TraceFormatError
 from .invariants import checker_for
 from .layer import MAX_BATCH, LayerSpec
@@ -39,19 +39,21 @@ UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.BadZ
               RuntimeError, lzma.LZMAError, struct.error)
 
 
-def load(path: str | Path, *, check: bool = True) -> Trace:
+def load(path: str | Path, *, check: bool = True, digests: bool = True) -> Trace:
     """Open a trace directory, checking its manifest; iteration files are read lazily.
 
     With ``check``, each iteration is checked against its training method's invariants as it
     is opened (``traces.format.invariants``); a violation raises :class:`TraceFormatError`.
+    With ``digests`` (and ``check``), each iteration file's digest against the manifest's
+    (``traces.format.digest``; ``hwsim trace rehash`` checks the rest without them, then reseals).
     """
-    return Trace(path, check=check)
+    return Trace(path, check=check, digests=digests)
 
 
 class Trace:
     """A recorded trace: the manifest, the layer table and the list of iteration files."""
 
-    def __init__(self, path: str | Path, *, check: bool = True) -> None:
+    def __init__(self, path: str | Path, *, check: bool = True, digests: bool = True) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise TraceFormatError(self.path, "path", "nothing there", "a trace directory")
@@ -90,6 +92,10 @@ class Trace:
         self.iterations: list[int] = sorted(self._files)
         self.mask_iterations: list[int] = sorted(masks)
         _check_iteration_files(self.path, self.manifest, self.iterations)
+        self.digests = check and digests  # iteration files checked against the manifest's files table
+        # files an incomplete trace holds beyond its manifest's digests (traces.format.digest)
+        self.unsealed: list[str] = digest.check_listing(self.path, self.manifest, sorted(
+            {f.name for f in self._files.values()})) if self.digests else []
         self.check = check  # per-iteration checks (traces.format.checks), method invariants
         self.element_table = checks.element_table(self.layers)  # (n_layers, n_tensors) per sample
         self.fan_table = checks.fan_table(self.layers)  # the bounds counts set each other
@@ -132,6 +138,8 @@ class Trace:
         first, n = int(b.group(1)), int(b.group(2)) - int(b.group(1)) + 1
         try:
             with np.load(file, allow_pickle=False) as z:
+                if self.digests:
+                    digest.check_digest(self.path, self.manifest, file, z.zip)
                 names = set(z.files)
                 if names != {"meta", "counts"}:
                     extra = sorted(names - {"meta", "counts"})
@@ -285,6 +293,12 @@ class Iteration:
         except UNREADABLE as exc:
             raise TraceFormatError(file, "(archive)", f"unreadable data ({exc})",
                                    "a complete .npz iteration file") from None
+        if self.trace.digests:
+            try:
+                digest.check_digest(self.trace.path, self.trace.manifest, file, self._npz.zip)
+            except TraceFormatError:
+                self.close()
+                raise
         if "meta" not in names or "counts" not in names:
             raise TraceFormatError(file, "meta" if "meta" not in names else "counts",
                                    "field missing", "every iteration file has meta and counts")
@@ -567,16 +581,17 @@ def _reject_constant(name: str) -> Any:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    twice = [k for i, k in enumerate(keys) if k in keys[:i]]
-    if twice:
-        raise ValueError(f"key {twice[0]!r} appears twice in one object")
+    out = dict(pairs)
+    if len(out) < len(pairs):  # linear: a manifest's files table holds thousands of keys
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {twice!r} appears twice in one object")
     for k, v in pairs:  # JSON allows DEL and C1 controls in text; a trace's names and values never hold them
         for text in (k, v) if isinstance(v, str) else (k,):
             bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
             if bad is not None:
                 raise ValueError(f"text {text!r} under key {k!r} holds control character U+{ord(bad):04X}")
-    return dict(pairs)
+    return out
 
 
 def _parse_json(data: bytes) -> Any:

@@ -1,10 +1,12 @@
 """Deep trace validation: every iteration file, every mask, every count (numpy only).
 
-Opening a trace checks the manifest; :func:`validate` also opens each iteration and checks
-what the writer promises: the cheap checks of :mod:`traces.format.checks` (counts within the tensor size,
-each file's own iteration number, a mask for every counted tensor of a mask iteration), then every
-mask of every mask iteration: sizes, zero pad bits, popcounts against the counts, resolvable weight
-deltas and stored weights.
+Opening a trace checks the manifest and that the iteration files are the ones it lists (format 5);
+:func:`validate` also opens each iteration and checks what the writer promises: the file's digest
+against the manifest's (:mod:`traces.format.digest`: a file changed after recording), the cheap
+checks of :mod:`traces.format.checks` (counts within the tensor size, each file's own iteration
+number, a mask for every counted tensor of a mask iteration), then every mask of every mask
+iteration: sizes, zero pad bits, popcounts against the counts, resolvable weight deltas and stored
+weights.
 """
 
 from __future__ import annotations
@@ -53,12 +55,12 @@ def validate(trace: Trace, checks: tuple[Check, ...] = (),
 
 def check_unread(trace: Trace, read: Iterable[int]) -> None:
     """Check every iteration a replay will not open itself (``read`` are those it opens): each file
-    whole (CRC-32 of every member, zip headers against the central directory) and the cheap
-    per-iteration checks of :mod:`traces.format.checks` (counts within their tensors' sizes, the
-    file's own iteration number, a mask for every counted tensor). No mask is decoded: the cost is
-    one read of the files. A damaged file is refused in the line ``validate`` gives, though the
-    replay would not have read it (a replay of the mask iterations never opens a counts-only file).
-    Done once per :class:`Trace` object."""
+    whole (CRC-32 of every member, zip headers against the central directory, its digest against the
+    manifest's) and the cheap per-iteration checks of :mod:`traces.format.checks` (counts within their
+    tensors' sizes, the file's own iteration number, a mask for every counted tensor). No mask is
+    decoded: the cost is one read of the files. A damaged file is refused in the line ``validate``
+    gives, though the replay would not have read it (a replay of the mask iterations never opens a
+    counts-only file). Done once per :class:`Trace` object."""
     if not trace.check or trace.unread_checked:
         return
     skip = set(read)

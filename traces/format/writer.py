@@ -24,6 +24,7 @@ from typing import IO, Any
 import numpy as np
 
 from . import bits
+from .digest import FIRST_SEALED_VERSION, file_digest, write_npz
 from .manifest import MANIFEST_NAME, TENSORS
 
 ITER_GLOB = "iter-*.npz"
@@ -108,6 +109,7 @@ class TraceWriter:
         self._w_since: dict[int, int] = {}
         self._pending: list[tuple[dict[str, Any], np.ndarray]] = []  # counts-only, not yet written
         self.iterations_written = 0  # iterations accepted (a pending batch's included)
+        self.digests: dict[str, str] = {}  # file name -> digest of each iteration file written
 
     def _prepare_dir(self, overwrite: bool) -> None:
         p = self.path
@@ -133,8 +135,11 @@ class TraceWriter:
             shutil.rmtree(p)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Atomically (re)write ``manifest.json``, after writing any pending counts batch."""
+        """Atomically (re)write ``manifest.json``, after writing any pending counts batch, with the
+        digests of every iteration file written so far in its ``files`` (sorted by name)."""
         self.flush()
+        if manifest.get("format_version", FIRST_SEALED_VERSION) >= FIRST_SEALED_VERSION:
+            manifest = {**manifest, "files": dict(sorted(self.digests.items()))}
         text = json.dumps(manifest, indent=1).encode()
         atomic_write(self.path / MANIFEST_NAME, lambda f: f.write(text))
 
@@ -192,9 +197,14 @@ class TraceWriter:
             out[member(layer, f"m_{name}")] = arr
         out["meta"] = encode_json(meta)
         path = self.path / iteration_filename(index, has_masks)
-        atomic_write(path, lambda f: np.savez(f, **out))
+        self._write_npz(path, out)
         self.iterations_written += 1
         return path
+
+    def _write_npz(self, path: Path, out: dict[str, np.ndarray]) -> None:
+        """Write an iteration file and keep its digest (read back from its central directory)."""
+        atomic_write(path, lambda f: write_npz(f, out))
+        self.digests[path.name] = file_digest(path)
 
     def flush(self) -> Path | None:
         """Write the pending counts-only iterations as one batch file (its path; None if none)."""
@@ -209,7 +219,7 @@ class TraceWriter:
             path = self.path / batch_filename(first, last)
             out = {"counts": np.stack([c for _, c in self._pending]),  # (n_iter, n_layers, n_tensors)
                    "meta": encode_json(metas)}
-        atomic_write(path, lambda f: np.savez(f, **out))
+        self._write_npz(path, out)
         self._pending.clear()
         return path
 
