@@ -106,7 +106,9 @@ def test_an_ima_narrower_than_one_weight_is_refused():
 @pytest.mark.parametrize(("preset", "field", "zero"), [
     ("reram-neurosim", "reram.interconnect_bandwidth_bytes_per_s", "unlimited, no time"),
     ("gpu-a100", "sparse.structured.cutlass_efficiency", "gpu.tensor_core_efficiency"),
-    ("gpu-h100", "sparse.structured.cusparselt_efficiency", "gpu.tensor_core_efficiency")])
+    ("gpu-h100", "sparse.structured.cusparselt_efficiency", "gpu.tensor_core_efficiency"),
+    # G_on below G_off: the conductance of a full cell cancelled to 0 and the write energy divided by it
+    ("reram-neurosim", "reram.write.on_off_ratio", "every pulse costs pulse_energy_pj")])
 def test_rates_whose_zero_means_a_default_take_zero_or_a_least_value(preset, field, zero):
     """A global bus of 1e-30 bytes/s was accepted and replayed to 4.5e42 cycles per layer (a Python
     int that no report column holds: `hwsim replay --out x.parquet` died in pyarrow)."""
