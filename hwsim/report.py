@@ -50,6 +50,12 @@ class Report:
         update = df["pass"] == "update"
         if update.any() and gemm_side:
             df.loc[update, gemm_side] = df.loc[update, gemm_side].fillna(0)
+        # a reprogrammed ReRAM chip: a pass off the crossbars (the digital weight gradient, the
+        # update) is preceded by no programming (0), and the programmings per iteration are the run's
+        df = df.fillna({c: 0 for c in df.columns if c.startswith("reram_reprogram_")})
+        if "reram_programmings_per_iteration" in df:
+            per = df["reram_programmings_per_iteration"]
+            df["reram_programmings_per_iteration"] = per.fillna(per.max())
         if meta:
             df["pass"] = df["pass"].astype(str)
             for key in META_COLUMNS:

@@ -81,6 +81,18 @@ def test_three_layers_on_a_chip_that_holds_one(mlp):
     np.testing.assert_allclose(df[parts].fillna(0).sum(axis=1), df["energy_pj"], rtol=1e-9)
 
 
+def test_passes_off_the_crossbars_report_no_programming_not_nan(mlp):
+    """The weight gradient (digital) and the update rows of a reprogrammed chip had NaN in the
+    reprogramming columns (found by spec fuzzing: a 1 × 1 crossbar on reram-neurosim): no programming
+    precedes them, 0; the programmings per iteration are the run's on every row."""
+    df = simulate(mlp, ONE_IMA, passes=PASSES).to_frame()
+    cols = [c for c in df.columns if c.startswith("reram_reprogram_")] + ["reram_programmings_per_iteration"]
+    assert len(cols) == 7 and not df[cols].isna().any().any()
+    off = df["pass"].isin(["backward_weight", "update"])
+    assert (df.loc[off, cols[:-1]] == 0).all().all()
+    assert (df["reram_programmings_per_iteration"] == df["reram_programmings_per_iteration"].iloc[0]).all()
+
+
 def test_transposed_read_reuses_the_last_program(mlp):
     chip = archs.replace(ONE_IMA, {"reram.transposed_read": True})
     df = simulate(mlp, chip, passes=PASSES).to_frame()
