@@ -127,6 +127,11 @@ class Architecture:
                 problems.append(f"sparse.{curve}: densities must be strictly increasing")
         if self.reram is not None:
             problems += _reram_problems(self.reram)
+        g = self.gpu
+        if g is not None and g.short_k_stages and not g.short_k_tile_k:
+            problems.append(f"gpu: short_k_stages={g.short_k_stages} needs short_k_tile_k, the shipped "
+                            "multistage kernels' K step (got 0); or set short_k_stages to 0: no short-K "
+                            "regime")
         if self.family == "gpu" and self.compute is None and self.sparse.actions:
             problems.append("sparse.actions: GPU-like machines use sparse.structured and "
                             "sparse.kernel_efficiency, not gating/skipping actions")

@@ -434,9 +434,9 @@ class WriteModel:
     nonlinearity_ltd: float = spec(0.0, doc="the same for depression (asymmetric when it differs); 0 = "
                                             "linear", ge=0, le=1e6)
     on_off_ratio: float = spec(0.0, doc="G_on / G_off: a pulse costs pulse_energy_pj × the cell's mean "
-                                        "conductance (harmonic mean before/after, as NeuroSim) over G_on; "
-                                        "0 = "
-                                        "every pulse costs pulse_energy_pj", ge=0)
+                                        "conductance (harmonic mean before/after, as NeuroSim) over G_on, "
+                                        "at least 1; 0 = every pulse costs pulse_energy_pj",
+                                ge=0, nonzero_ge=1.0)
     row_parallel: bool = spec(True, doc="a crossbar row is written at once, in a SET phase (the row's "
                                         "largest "
                                         "LTP pulse count) then a RESET phase (its largest LTD count); else "

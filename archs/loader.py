@@ -264,13 +264,14 @@ def loads(text: str, source: str = "<string>") -> Architecture:
     return from_dict(parse_yaml(text, source), source)
 
 
-def read_config(path: str | Path) -> str:
-    """The text of a configuration file; ``ConfigError`` naming the file when it cannot be read (or is
-    not a regular file: reading a FIFO would wait forever)."""
+def read_config(path: str | Path, kind: str = "a YAML file") -> str:
+    """The text of a configuration file (``kind`` names what it should be, for the hint);
+    ``ConfigError`` naming the file when it cannot be read (or is not a regular file: reading a
+    FIFO would wait forever)."""
     p = Path(path)
     if p.exists() and not p.is_file():
         what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
-        raise ConfigError([f"{what}; give a YAML file"], str(path))
+        raise ConfigError([f"{what}; give {kind}"], str(path))
     try:
         return Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:

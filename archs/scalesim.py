@@ -41,6 +41,7 @@ from .components import (
     VectorUnit,
 )
 from .errors import ConfigError
+from .loader import read_config
 
 CLOCK_HZ = 1e9
 WORD_BYTES = 1
@@ -63,7 +64,8 @@ def topology_nm(path: str | Path) -> dict[str, tuple[int, int]]:
 
     Conv rows have 8 columns before it, GEMM rows (``name, M, N, K``) 3 after the name.
     """
-    rows = [r for r in csv.reader(Path(path).read_text().splitlines()) if any(c.strip() for c in r)]
+    text = read_config(path, "a SCALE-Sim topology CSV")
+    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
     out = {}
     for row in rows[1:]:
         cells = [c.strip() for c in row if c.strip()]
@@ -74,6 +76,8 @@ def topology_nm(path: str | Path) -> dict[str, tuple[int, int]]:
 def bandwidth_mode(path: str | Path) -> str | None:
     """A SCALE-Sim config's ``[run_presets] InterfaceBandwidth`` (``CALC``/``USER``), None if unreadable."""
     cp = configparser.ConfigParser()
+    if not Path(path).is_file():  # a FIFO would wait forever
+        return None
     try:
         with open(path) as f:
             cp.read_file(f)
@@ -94,9 +98,8 @@ def from_scalesim_cfg(path: str | Path, nm: str | tuple[int, int] | None = None)
     p = Path(path)
     cp = configparser.ConfigParser()
     try:
-        with open(p) as f:
-            cp.read_file(f)
-    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        cp.read_string(read_config(p, "a SCALE-Sim .cfg file"), str(p))
+    except configparser.Error as exc:
         raise ConfigError([f"cannot read as a SCALE-Sim config: {exc}"], str(p)) from None
     problems: list[str] = []
 

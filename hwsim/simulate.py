@@ -203,8 +203,10 @@ def simulate(trace: Trace | str | Path, arch: Architecture | str | Path, *, data
     no_update = tuple(p for p in passes if p != "update")
 
     def args(it: Any, li: int) -> tuple:
+        # a step whose update was skipped (mixed precision: gradients not finite) has no update pass
+        update = owners[li] and not it.meta.get("update_skipped", False)
         return (ctx, tr.layers[li], LayerInput.read(it, li, weights=reads_weights), li,
-                passes if owners[li] else no_update)
+                passes if update else no_update)
 
     def emit(layer_rows: list[dict[str, Any]]) -> None:
         nonlocal done

@@ -287,3 +287,39 @@ def test_npz_header_promising_terabytes_is_refused_without_allocating(tmp_path, 
 def test_bad_train_options_are_refused_before_training(tmp_path, capsys, option):
     one_line_error(capsys, ["train", *option, "--out", str(tmp_path / "t")], "must be")
     assert not (tmp_path / "t").exists()
+
+
+FIFO_INPUTS = {  # each option's FIFO was opened for reading and waited forever for a writer
+    "scalesim cfg as --arch": (["replay", "{trace}", "--arch", "{fifo}.cfg"], "give a SCALE-Sim .cfg file"),
+    "scalesim cfg validated": (["archs", "validate", "{fifo}.cfg"], "give a SCALE-Sim .cfg file"),
+    "layer table": (["trace", "synth", "--layers", "{fifo}.csv", "--out", "{tmp}/s"],
+                    "give a CSV layer table"),
+    "topology": (["trace", "synth", "--scalesim-topology", "{fifo}.csv", "--out", "{tmp}/s"],
+                 "give a CSV layer table"),
+    "mapping file": (["replay", "{trace}", "--arch", "edge-npu", "--mapping", "{fifo}.yaml"],
+                     "give a YAML mapping file"),
+}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs")
+@pytest.mark.parametrize("case", list(FIFO_INPUTS))
+def test_a_fifo_given_as_an_input_file_is_refused_not_waited_on(tmp_path, capsys, trace, case):
+    import os
+    import signal
+
+    args, expect = FIFO_INPUTS[case]
+    fifo = tmp_path / "fifo"
+    for ext in (".cfg", ".csv", ".yaml"):
+        os.mkfifo(f"{fifo}{ext}")
+
+    def hung(signum, frame):
+        raise AssertionError(f"{case}: the command waited on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        one_line_error(capsys, [a.format(trace=trace, fifo=fifo, tmp=tmp_path) for a in args],
+                       f"not a regular file (a FIFO, socket or device); {expect}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

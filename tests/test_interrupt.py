@@ -67,3 +67,50 @@ def test_ctrl_c_during_replay_exits_130_with_one_line(trace, presses):
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert err.strip().splitlines() == ["hwsim: interrupted"], err
     assert out == ""  # stopped before any summary
+
+
+LOADING_INTERRUPTED = """
+import sys
+
+
+class Interrupt:
+    # Ctrl-C landing while the command's modules load (numpy, pandas, the verbs: most of a second)
+    def find_spec(self, name, path=None, target=None):
+        if name == "hwsim.cli.main":
+            raise KeyboardInterrupt
+
+
+sys.meta_path.insert(0, Interrupt())
+from hwsim.cli import run
+
+run()
+"""
+
+
+def test_ctrl_c_while_the_modules_load_prints_one_line():
+    """Pressed while the command's modules were still loading, Ctrl-C printed a KeyboardInterrupt
+    traceback from inside an import (the first half second of every command); the console script
+    now starts before them: ``import hwsim.cli`` loads neither numpy nor the verbs."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    loaded = ("import sys, hwsim.cli; print(sorted(m for m in sys.modules "
+              "if m.split('.')[0] in ('numpy', 'traces', 'archs') or m == 'hwsim.cli.main'))")
+    light = subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True, env=env,
+                           check=True)
+    assert light.stdout.strip() == "[]"
+    child = subprocess.run([sys.executable, "-c", LOADING_INTERRUPTED], capture_output=True, text=True,
+                           env=env)
+    assert (child.returncode, child.stderr) == (130, "hwsim: interrupted\n")
+
+
+def test_ctrl_c_while_the_options_are_parsed_prints_one_line(monkeypatch, capsys):
+    import importlib
+
+    main_module = importlib.import_module("hwsim.cli.main")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(main_module, "parser", interrupted)
+    monkeypatch.setattr(main_module, "_ignore_further_interrupts", lambda: None)  # keep pytest's handler
+    assert main_module.main(["archs", "list"]) == 130
+    assert capsys.readouterr().err == "hwsim: interrupted\n"

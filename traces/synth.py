@@ -97,7 +97,11 @@ def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
 
 
 def _csv_rows(p: Path) -> list[list[str]]:
-    """The rows of a CSV file; ValueError naming the file when it cannot be read as text CSV."""
+    """The rows of a CSV file; ValueError naming the file when it cannot be read as text CSV (or is
+    not a regular file: reading a FIFO would wait forever)."""
+    if p.exists() and not p.is_file():
+        what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise ValueError(f"{p}: {what}; give a CSV layer table")
     try:
         return list(csv.reader(p.read_text().splitlines()))
     except UnicodeDecodeError:

@@ -1,7 +1,5 @@
 """``python -m hwsim.cli``."""
 
-import sys
+from . import run
 
-from .main import main
-
-sys.exit(main())
+run()

@@ -116,9 +116,22 @@ def _user_error(text: str) -> int:
     return 2
 
 
+def _interrupted() -> int:
+    _ignore_further_interrupts()
+    try:
+        print("hwsim: interrupted", file=sys.stderr)
+    except OSError:
+        pass
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 user error, 141 reader closed the pipe)."""
-    args = parser().parse_args(argv)
+    """Run the CLI; returns the exit status (0 ok, 2 user error, 130 Ctrl-C, 141 reader closed the
+    pipe)."""
+    try:
+        args = parser().parse_args(argv)  # loads the verbs' modules
+    except KeyboardInterrupt:
+        return _interrupted()
     previous = _terminate_cleanly()
     debug = bool(os.environ.get("HWSIM_DEBUG"))
     try:
@@ -140,12 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return _user_error(printable(describe_os_error(exc)))
     except KeyboardInterrupt:
-        _ignore_further_interrupts()
-        try:
-            print("hwsim: interrupted", file=sys.stderr)
-        except OSError:
-            pass
-        return 130
+        return _interrupted()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

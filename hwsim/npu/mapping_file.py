@@ -60,6 +60,9 @@ def _unknown(path: str, field: str, key: Any, known: tuple[str, ...]) -> Mapping
 def load_mapping_file(path: str | Path) -> MappingFile:
     """Read and check a mapping file; MappingError naming the file and field on any problem."""
     src = str(path)
+    if Path(path).exists() and not Path(path).is_file():  # reading a FIFO would wait forever
+        what = "a directory" if Path(path).is_dir() else "not a regular file (a FIFO, socket or device)"
+        raise MappingError(f"{src}: {what}; give a YAML mapping file (see docs/mapping.md)")
     try:
         text = Path(path).read_text()
     except OSError as exc:

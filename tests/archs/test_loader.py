@@ -106,7 +106,9 @@ def test_an_ima_narrower_than_one_weight_is_refused():
 @pytest.mark.parametrize(("preset", "field", "zero"), [
     ("reram-neurosim", "reram.interconnect_bandwidth_bytes_per_s", "unlimited, no time"),
     ("gpu-a100", "sparse.structured.cutlass_efficiency", "gpu.tensor_core_efficiency"),
-    ("gpu-h100", "sparse.structured.cusparselt_efficiency", "gpu.tensor_core_efficiency")])
+    ("gpu-h100", "sparse.structured.cusparselt_efficiency", "gpu.tensor_core_efficiency"),
+    # G_on below G_off: the conductance of a full cell cancelled to 0 and the write energy divided by it
+    ("reram-neurosim", "reram.write.on_off_ratio", "every pulse costs pulse_energy_pj")])
 def test_rates_whose_zero_means_a_default_take_zero_or_a_least_value(preset, field, zero):
     """A global bus of 1e-30 bytes/s was accepted and replayed to 4.5e42 cycles per layer (a Python
     int that no report column holds: `hwsim replay --out x.parquet` died in pyarrow)."""
@@ -133,6 +135,13 @@ def test_replace_by_dotted_path_is_validated():
         archs.replace(a, {"compute.rowz": 4})
     with pytest.raises(ConfigError, match=r"memories\.sram: no element named 'sram'"):
         archs.replace(a, {"memories.sram.capacity_bytes": 4})
+    a100 = archs.PRESETS["gpu-a100"]  # its dense kernels are multistage: a short-K step of 0 divided by 0
+    with pytest.raises(ConfigError, match=r"gpu: short_k_stages=3 needs short_k_tile_k, .* \(got 0\)"):
+        archs.replace(a100, {"gpu.short_k_tile_k": 0})
+    assert archs.replace(a100, {"gpu.short_k_tile_k": 0, "gpu.short_k_stages": 0}).gpu.short_k_stages == 0
+    assert archs.replace(a100, {"gpu.short_k_stages": 0}).gpu.short_k_tile_k == 64  # the regime off
+    with pytest.raises(ConfigError, match=r"gpu: short_k_stages=3 needs short_k_tile_k"):
+        archs.replace(archs.PRESETS["gpu-h100-pcie"], {"gpu.short_k_stages": 3})
     g = archs.PRESETS["gpu-h100"]  # no fixed 2:4 kernel: half a tile is refused with the fix
     with pytest.raises(ConfigError, match=r"structured: kernel_tile_m=128 and kernel_tile_n=0: give both"):
         archs.replace(g, {"sparse.structured.kernel_tile_m": 128})

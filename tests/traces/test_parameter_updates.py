@@ -248,3 +248,46 @@ def test_activation_checkpointing_records_the_recomputation_and_one_update(tmp_p
     assert sorted(df[df["pass"] == "update"]["layer"]) == ["fc", "fc", "out", "out"]
     # the recomputation's output gets no gradient of its own: the backward is the first call's
     assert set(df[df["pass"] == "backward_weight"]["layer"]) == {"fc", "out"}
+
+
+def _amp_run(path, init_scale: float, inputs_scale: float) -> traces.Trace:
+    """Two fp16-autocast steps through a GradScaler, which skips optimizer.step() when the scaled
+    gradients overflow (found inf): a large scale and large inputs overflow on every step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    g = torch.Generator().manual_seed(0)
+    with traces.record(model, path, every=1, optimizer=opt) as rec:
+        for _ in range(2):
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.float16):
+                loss = F.cross_entropy(model(torch.randn(4, 6, generator=g) * inputs_scale),
+                                       torch.randint(0, 3, (4,), generator=g))
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            rec.step()
+    return traces.load(path)
+
+
+def test_a_step_skipped_by_the_grad_scaler_records_no_update(tmp_path):
+    """The skipped step was refused as 'rec.step() before the weights were updated' (AMP training
+    could not be recorded past its first overflow); now it records its forward and backward work,
+    is marked ``update_skipped`` and replays without an update pass. Calling rec.step() before
+    optimizer.step() with finite gradients is still refused."""
+    skipped = _amp_run(tmp_path / "skipped", 2.0**40, 1e3)
+    with skipped.iteration(0) as it:
+        assert it.meta["update_skipped"] is True
+    assert update_rows(skipped, "edge-npu").empty
+    assert len(layer_rows(skipped, "edge-npu").query("`pass` == 'forward'")) == 2 * 2
+    stepped = _amp_run(tmp_path / "stepped", 1.0, 1.0)
+    with stepped.iteration(0) as it:
+        assert "update_skipped" not in it.meta
+    assert sorted(update_rows(stepped, "edge-npu")["layer"]) == ["0", "0", "2", "2"]
+    model = nn.Linear(6, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with pytest.raises(traces.RecorderError, match=r"rec\.step\(\) before the weights were updated"):
+        with traces.record(model, tmp_path / "early", optimizer=opt) as rec:
+            F.cross_entropy(model(torch.randn(4, 6)), torch.tensor([0, 1, 2, 0])).backward()
+            rec.step()

@@ -478,10 +478,13 @@ class Recorder(ModuleCalls, StepWatch, FunctionalCalls, ProductCapture, VectorOp
                      if c.weight is not None and c.weight.requires_grad and c.weight.grad is not None]
         # a weight's version counter says it was written in place, but foreach and fused optimizer
         # steps do not always bump it (fused: never; foreach: not under a dispatch mode)
+        skipped = False  # the optimizer step was skipped: gradients not finite (AMP's GradScaler)
         if trainable and not self._optimizer_stepped \
                 and all(c.weight._version == c.w_version for c in trainable):
-            raise RecorderError("rec.step() before the weights were updated: call it after "
-                                "optimizer.step(), so the trace holds this step's weight update")
+            skipped = any(not bool(torch.isfinite(c.weight.grad).all()) for c in trainable)
+            if not skipped:
+                raise RecorderError("rec.step() before the weights were updated: call it after "
+                                    "optimizer.step(), so the trace holds this step's weight update")
         missing = set(range(len(self._layers))) - {c.layer for c in [*self._calls, *self._products]}
         if missing:
             names = ", ".join(self._layers[i].name for i in sorted(missing))
@@ -503,6 +506,8 @@ class Recorder(ModuleCalls, StepWatch, FunctionalCalls, ProductCapture, VectorOp
                 "loss": loss, "metrics": metrics or {},
                 "layer_stats": {self._layers[c.layer].name: self._stats[c.module]
                                 for c in self._calls if self._stats.get(c.module)}}
+        if skipped:  # replay charges no update pass for it (hwsim.simulate)
+            meta["update_skipped"] = True
         arrays = {(c.layer, k): v for c in self._calls for k, v in self._arrays.get(c.module, {}).items()}
         if self.schedule.iters_per_epoch:
             meta["epoch"] = self.iteration // self.schedule.iters_per_epoch
