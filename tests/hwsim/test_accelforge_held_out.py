@@ -44,6 +44,7 @@ OUTSIDE = {
     ("bert_qkv", "glb", "a", "read"): 4 / 3, ("bert_qkv", "rf", "a", "write"): 4 / 3,
     ("bert_ffn1", "dram", "a", "read"): 4 / 3, ("bert_ffn1", "glb", "a", "write"): 4 / 3,
     ("bert_ffn1", "glb", "a", "read"): 4 / 3, ("bert_ffn1", "rf", "a", "write"): 4 / 3,
+    ("l3_3x3", "glb", "a", "read"): 1.5, ("l3_3x3", "rf", "a", "write"): 1.5,
     ("l2_1x1_s2", "glb", "b", "read"): 4.0, ("l2_1x1_s2", "rf", "b", "write"): 4.0,
 }
 
@@ -148,6 +149,25 @@ def test_gemm_inputs_differ_by_accelforges_per_tensor_tiles():
         assert r.notation.startswith(f"B1 K384 C96 OY1 OX128 | K{k_tiles} C8 ||"), r.notation
         assert "RF B1 K3 C6 OY1 OX1" in r.notation
         assert accesses(r, "dram", "a", "read") == k_tiles * 768 * 128
+
+
+def test_l3_3x3_input_differs_by_accelforges_per_tensor_register_file_tiles():
+    """The same on `l3_3x3`'s register file: AccelForge keeps 2 × 9 weights, a 3 × 4 input window (two
+    output columns, sliding down the rows) and one output (31 B: the output's node sits below the
+    register file's loop over the 2 output channels); hwsim's tile of `K2 OX2` for all three tensors is
+    18 + 12 + 4 = 34 B over 32, so its tile is `K2 OX1` (a 3 × 3 window sliding along the columns): per
+    channel and 14 × 14 outputs, 14 sweeps of 9 + 13 · 3 input loads against AccelForge's 7 of 12 + 13 · 4,
+    1.5× the input's register-file fills and buffer reads. By hand:"""
+    ref = next(r for r in REFERENCE if r["layer"] == "l3_3x3")
+    m = ref["mapping"]
+    assert "[Wt in RF] Wt reserves RF T-q in [0..7) shape=2 [I in RF] T-p in [0..14) shape=1" in m
+    assert "T-k in [0..2) shape=1 [O in RF]" in m
+    assert 2 * 9 + 3 * 4 + 1 <= 32 < 2 * 9 + 3 * 4 + 2 * 2
+    assert (14 * (9 + 13 * 3)) / (7 * (3 * 4 + 13 * 4)) == 1.5
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    r = search(shape_of("l3_3x3"), "forward", arch, ONE)
+    assert "RF B1 K2 C1 OY1 OX1 | K4 C2 OY14 OX14" in r.notation
+    assert accesses(r, "rf", "a", "write") == 1.5 * float(ref["rf_a_write"])
 
 
 def test_l2_1x1_s2_is_a_search_miss_not_a_model_difference(monkeypatch):
