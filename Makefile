@@ -139,7 +139,7 @@ zigzag-reference:
 # tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py) for the layers of
 # ACCELFORGE_HELD_OUT (the layers whose search was run; docs/validation.md §3c).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
-ACCELFORGE_HELD_OUT ?= bert_qkv bert_ffn1 l2_1x1_s2 l3_3x3
+ACCELFORGE_HELD_OUT ?= bert_qkv bert_ffn1 l2_1x1_s2 l3_3x3 l2_3x3_s2
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
