@@ -136,16 +136,13 @@ zigzag-reference:
 # tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
 # register-file level against (per-action energies, no component models: its CACTI and NeuroSim
 # plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out 16×16 machine's
-# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py) for the layers of
-# ACCELFORGE_HELD_OUT (the layers whose search was run; docs/validation.md §3c).
+# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
-ACCELFORGE_HELD_OUT ?= bert_qkv bert_ffn1 l2_1x1_s2
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16 \
-	    $(ACCELFORGE_HELD_OUT)
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16
 
 # AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
 # tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal,

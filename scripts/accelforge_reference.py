@@ -35,7 +35,9 @@ register file each, a 96 KiB global buffer, DRAM 4 B/cycle, other per-byte energ
 layer) beside hwsim's twin ``*_hwsim.yaml``; the same layer list is read (the layers named on the command
 line, or all), and its reference.csv / given.csv are written there. It was added after hwsim's
 register-file level was matched on the 32×32 machine and is checked by
-tests/hwsim/test_accelforge_held_out.py.
+tests/hwsim/test_accelforge_held_out.py. The register file's whole-window constraint binds the loops
+between the array and the register file only: on that machine the mapper splits l2_3x3_s2's filter
+columns above the array (docs/validation.md §3c).
 
 Run with `make accelforge-reference` (it makes .venv-accelforge with Python 3.12). Nothing here is
 imported by hwsim.
