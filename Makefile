@@ -135,19 +135,23 @@ zigzag-reference:
 # Python 3.12 (its hwcomponents dependency does not resolve on 3.11) and rewrite
 # tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
 # register-file level against (per-action energies, no component models: its CACTI and NeuroSim
-# plug-ins are never called; tens of minutes on a busy 2-core machine).
+# plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out 16×16 machine's
+# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16
 
 # AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
-# tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal.
+# tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal,
+# and the held-out machine's held_out_16x16/given.csv (every layer; test_accelforge_held_out.py).
 accelforge-given:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_16x16
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

@@ -29,12 +29,23 @@ twin, imported here: buffer tile, DRAM loop order, where each tensor's buffer sl
 unrolling, register-file tile and buffer-level loops, translated into AccelForge's mapping nodes)
 and writes tests/data/accelforge/given.csv: the same columns, the model alone (no search).
 
+A held-out machine (``--machine tests/data/accelforge/held_out_16x16``: 16×16 PEs with a 32-byte
+register file each, a 96 KiB global buffer, DRAM 4 B/cycle, other per-byte energies) is AccelForge's
+``pe_array.yaml`` in that folder (the same template: the register file's filter window is filled in per
+layer) beside hwsim's twin ``*_hwsim.yaml``; the same layer list is read (the layers named on the command
+line, or all), and its reference.csv / given.csv are written there. It was added after hwsim's
+register-file level was matched on the 32×32 machine and is checked by
+tests/hwsim/test_accelforge_held_out.py. The register file's whole-window constraint binds the loops
+between the array and the register file only: on that machine the mapper splits l2_3x3_s2's filter
+columns above the array (docs/validation.md §3c).
+
 Run with `make accelforge-reference` (it makes .venv-accelforge with Python 3.12). Nothing here is
 imported by hwsim.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import fcntl
 import io
@@ -118,6 +129,21 @@ workload:
 
 TENSORS = {"I": "a", "Wt": "b", "O": "c"}
 LEVELS = {"MainMemory": "dram", "GlobalBuffer": "glb", "RF": "rf"}
+MACHINE = DATA  # the folder of the machine (its AccelForge pe_array.yaml, if any, and hwsim's twin) and CSVs
+
+
+def arch_template() -> str:
+    """AccelForge's machine: the folder's pe_array.yaml (a held-out machine); ARCH for the default one."""
+    path = MACHINE / "pe_array.yaml"
+    return path.read_text() if MACHINE != DATA and path.exists() else ARCH
+
+
+def twin() -> Path:
+    """hwsim's twin of the machine: the folder's one ``*_hwsim.yaml``."""
+    found = sorted(MACHINE.glob("*_hwsim.yaml"))
+    if len(found) != 1:
+        raise SystemExit(f"{MACHINE}: expected one *_hwsim.yaml twin, found {len(found)}")
+    return found[0]
 
 
 def layers() -> list[dict[str, str]]:
@@ -138,7 +164,7 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
     s = int(row["stride"])
     shape = ConvShape(1, int(row["k"]), int(row["c"]), int(row["oy"]), int(row["ox"]), int(row["fy"]),
                       int(row["fx"]), s, s)
-    res = search(shape, "forward", archs.load(DATA / "pe_array_hwsim.yaml"), {"a": 1.0, "b": 1.0, "c": 1.0})
+    res = search(shape, "forward", archs.load(twin()), {"a": 1.0, "b": 1.0, "c": 1.0})
     mp, dims = res.mapping, dict(zip(DIMS, shape.dims, strict=True))
     tile = dict(zip(DIMS, mp.tile, strict=True))
     (rd, rf), (cd, cf) = mp.pe.spatial
@@ -202,7 +228,7 @@ def run(row: dict[str, str], folder: Path, given: bool = False) -> dict[str, obj
     v["ih"] = (v["oy"] - 1) * v["s"] + v["fy"]
     v["iw"] = (v["ox"] - 1) * v["s"] + v["fx"]
     arch, wl = folder / f"{row['name']}.arch.yaml", folder / f"{row['name']}.workload.yaml"
-    arch.write_text(ARCH % {**v, "dram_bw": DRAM_BYTES_PER_CYCLE})
+    arch.write_text(arch_template() % {**v, "dram_bw": DRAM_BYTES_PER_CYCLE})
     wl.write_text(WORKLOAD % v)
     start = time.perf_counter()
     notation = ""
@@ -239,12 +265,22 @@ def run(row: dict[str, str], folder: Path, given: bool = False) -> dict[str, obj
 
 
 def main() -> int:
+    global MACHINE
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("layers", nargs="*", help="layer names of layers.csv to run (default: all); the "
+                        "CSV keeps the other layers' rows")
+    parser.add_argument("--given", action="store_true", help="AccelForge's model on hwsim's chosen mappings")
+    parser.add_argument("--machine", type=Path, default=DATA,
+                        help="folder of the machine (pe_array.yaml, *_hwsim.yaml); its CSVs are written "
+                             "there (default: tests/data/accelforge)")
+    args = parser.parse_args()
+    MACHINE = args.machine.resolve()
     af.set_n_parallel_jobs(int(os.environ.get("ACCELFORGE_JOBS", "2")))
     # the mapper draws every chosen mapping with graphviz's `dot` (not a Python dependency): a text
     # rendering instead, which is also the CSV's mapping column
     af.mapping.Mapping.render = lambda self, *args, **kwargs: self.compact_str()
-    given = "--given" in sys.argv[1:]
-    names = {a for a in sys.argv[1:] if not a.startswith("--")}
+    given = args.given
+    names = set(args.layers)
     rows = []
     here = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,8 +292,8 @@ def main() -> int:
             print(f"{row['name']}: {rows[-1]['energy_pj']} pJ, {rows[-1]['latency_cycles']} cycles in "
                   f"{rows[-1]['wall_s']} s", file=sys.stderr)
         os.chdir(here)
-    target = DATA / ("given.csv" if given else "reference.csv")
-    with open(DATA / ".reference.lock", "w") as lock:  # several runs of a few layers each may write it
+    target = MACHINE / ("given.csv" if given else "reference.csv")
+    with open(MACHINE / ".reference.lock", "w") as lock:  # several runs of a few layers each may write it
         fcntl.flock(lock, fcntl.LOCK_EX)
         if names and target.exists():  # keep the other layers' rows
             kept = [ln for ln in target.read_text().splitlines() if not ln.startswith("#")]
@@ -271,7 +307,8 @@ def main() -> int:
             how = "its model on hwsim's mappings" if given else "FFM mapper, least energy"
             f.write(f"# accelforge 1.0.467 ({how}) on {platform.platform()}, "
                     f"{os.cpu_count()} cores, python {platform.python_version()}; "
-                    f"regenerate: make accelforge-{'given' if given else 'reference'}\n")
+                    + (f"machine {MACHINE.name}; " if MACHINE != DATA else "")
+                    + f"regenerate: make accelforge-{'given' if given else 'reference'}\n")
             w = csv.DictWriter(f, fieldnames=fields, restval=0)
             w.writeheader()
             w.writerows(rows)

@@ -481,7 +481,7 @@ def _rewrite_npz(path: Path, change: typing.Callable[[dict[str, np.ndarray]], No
 
 
 def _digest_changed(trace: Path, file: Path) -> bool:
-    """The file is still a zip whose member table (names, CRC-32s, sizes) is not the recorded one."""
+    """The file is still a zip whose digest (its zip structure) is not the recorded one."""
     try:
         found = file_digest(file)
     except (OSError, ValueError, zipfile.BadZipFile):

@@ -469,6 +469,7 @@ def cmd_trace_rehash(args: argparse.Namespace) -> int:
     n, changed = seal(tr.path)
     shown = ", ".join(changed[:3]) + (", ..." if len(changed) > 3 else "")
     print(f"rehashed {tr.path}: {n} iteration files validated and sealed; "
-          + (f"{len(changed)} digests recorded anew ({shown})" if changed else "no digest changed")
+          + (f"{len(changed)} digest{'s' * (len(changed) != 1)} recorded anew ({shown})" if changed
+             else "no digest changed")
           + (f"; format {version} -> 5" if version < 5 else ""))
     return 0

@@ -133,7 +133,7 @@ def check_listing(path: Path, manifest: dict[str, Any], present: list[str]) -> l
 
 
 def check_digest(path: Path, manifest: dict[str, Any], file: Path, zf: zipfile.ZipFile) -> None:
-    """An opened iteration file's member table is the one recorded in the manifest (when recorded)."""
+    """An opened iteration file's digest is the one the manifest recorded (when it recorded one)."""
     files = manifest.get("files")
     expected = None if files is None else files.get(file.name)
     if expected is None:

@@ -12,7 +12,6 @@ import lzma
 import math
 import re
 import struct
-import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from .writer import ITER_GLOB, iteration_filename, member
 _ITER_RE = re.compile(r"^iter-(\d{8})\.(masks|counts)\.npz$")
 _BATCH_RE = re.compile(r"^iter-(\d{8})-(\d{8})\.counts\.npz$")  # format 2: counts-only iterations
 _MEMBER_RE = re.compile(r"^L(\d+)\.(\w+)$")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 _LAYER_ARRAYS = (*MASK_TENSORS, "w_delta", "weight", "delta_weight")
 # What reading a damaged .npz raises: zip and zlib errors, an unsupported compression method or an
 # encrypted member (NotImplementedError, RuntimeError: one flipped byte in a zip header), LZMA data
@@ -588,9 +588,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"key {twice!r} appears twice in one object")
     for k, v in pairs:  # JSON allows DEL and C1 controls in text; a trace's names and values never hold them
         for text in (k, v) if isinstance(v, str) else (k,):
-            bad = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+            bad = _CONTROL.search(text)
             if bad is not None:
-                raise ValueError(f"text {text!r} under key {k!r} holds control character U+{ord(bad):04X}")
+                raise ValueError(f"text {text!r} under key {k!r} holds control character "
+                                 f"U+{ord(bad.group()):04X}")
     return out
 
 

@@ -3,7 +3,9 @@
 A process killed at any moment leaves a directory whose ``manifest.json`` and every
 ``iter-*.npz`` are complete; half-written files only exist under hidden ``.tmp`` names that the
 reader ignores. Iteration files are NumPy ``.npz`` archives (a zip of ``.npy`` arrays) read with
-``allow_pickle=False``: no pickles anywhere.
+``allow_pickle=False``: no pickles anywhere. Each file's digest is taken as it is written and every
+manifest written lists the digests so far (``files``, :mod:`traces.format.digest`): the manifest
+written at close seals every file; a run killed before it leaves the later files unsealed.
 
 Counts-only iterations may be written in batches (``counts_batch``): consecutive counts-only
 iterations are kept in memory and written as one file ``iter-FIRST-LAST.counts.npz`` when the

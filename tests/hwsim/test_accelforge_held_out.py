@@ -1,0 +1,236 @@
+"""hwsim's register-file level against AccelForge 1.0.467 on a held-out machine (issue 23: other hardware).
+
+tests/data/accelforge/held_out_16x16/ holds DRAM (4 B/cycle) -> a 96 KiB global buffer -> 16×16 PEs with
+a 32-byte register file each (AccelForge's pe_array.yaml, hwsim's twin pe_array_16x16_hwsim.yaml; GLB
+2.0 and RF 0.2 pJ/B), AccelForge's model on hwsim's chosen mappings (given.csv, every layer of
+layers.csv) and AccelForge's own mapper (reference.csv, every layer too: `make accelforge-reference`,
+half an hour of searching on a busy 2-core machine). It was added after hwsim's register-file level
+was matched on the 32×32 machine of test_accelforge_agreement.py, and nothing in hwsim was changed for it.
+
+- given.csv: every tensor's reads and writes at every level and the energy equal hwsim's to the
+  element; latency within 1.25×.
+- reference.csv: energy within 10 % and latency within 1.25× on every layer; every tensor's accesses
+  within 1.25× except the ones of ``OUTSIDE``, which are asserted as they stand with their cause
+  (docs/validation.md §3c, "Held-out machine").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import archs
+from hwsim.npu import mapper
+from hwsim.npu.mapper import NestMapping, evaluate, search
+from hwsim.npu.pe_tiles import PeMapping
+from tests.hwsim.test_accelforge_agreement import (
+    LAYERS,
+    LEVELS,
+    ONE,
+    _rows,
+    accesses,
+    schedule_cycles,
+    shape_of,
+)
+
+MACHINE = Path(__file__).resolve().parents[1] / "data" / "accelforge" / "held_out_16x16"
+GIVEN = _rows("held_out_16x16/given.csv")
+REFERENCE = _rows("held_out_16x16/reference.csv")
+KIB = 1024
+
+# (layer, level, tensor, direction): hwsim / AccelForge's own mapper, outside 1.25× (see the tests below)
+OUTSIDE = {
+    ("bert_qkv", "glb", "a", "read"): 4 / 3, ("bert_qkv", "rf", "a", "write"): 4 / 3,
+    ("bert_ffn1", "dram", "a", "read"): 4 / 3, ("bert_ffn1", "glb", "a", "write"): 4 / 3,
+    ("bert_ffn1", "glb", "a", "read"): 4 / 3, ("bert_ffn1", "rf", "a", "write"): 4 / 3,
+    ("l1_3x3", "glb", "b", "read"): 0.5, ("l1_3x3", "rf", "b", "write"): 0.5,
+    ("l3_3x3", "glb", "a", "read"): 1.5, ("l3_3x3", "rf", "a", "write"): 1.5,
+    ("l2_3x3_s2", "glb", "c", "read"): 4 / 3, ("l2_3x3_s2", "glb", "c", "write"): 4 / 3,
+    ("l2_1x1_s2", "glb", "b", "read"): 4.0, ("l2_1x1_s2", "rf", "b", "write"): 4.0,
+}
+
+
+@pytest.fixture(scope="module")
+def results():
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    return arch, {name: search(shape_of(name), "forward", arch, ONE) for name in LAYERS}
+
+
+def _each_access(r: dict[str, str], res):
+    for level in LEVELS:
+        for op in "abc":
+            for direction in ("read", "write"):
+                theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
+                ours = accesses(res[r["layer"]], level, op, direction)
+                yield (r["layer"], level, op, direction), ours, theirs
+
+
+def test_the_csvs_are_the_held_out_machine():
+    for name in ("given.csv", "reference.csv"):
+        assert "machine held_out_16x16" in (MACHINE / name).read_text().splitlines()[0], name
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    assert (arch.compute.rows, arch.compute.cols) == (16, 16)
+    assert arch.memory("rf").capacity_bytes == 32 and arch.memory("glb").capacity_bytes == 2 * 96 * KIB
+    oracle = (MACHINE / "pe_array.yaml").read_text()
+    assert "size: 96 * 1024 * 8" in oracle and "size: 32 * 8" in oracle and "fanout: 16" in oracle
+    assert [r["layer"] for r in GIVEN] == list(LAYERS)
+    assert [r["layer"] for r in REFERENCE] == list(LAYERS)  # the mapper ran on every layer
+    for r in GIVEN + REFERENCE:  # the oracle ran every MAC of the layer
+        assert int(r["macs"]) == shape_of(r["layer"]).macs
+
+
+def test_given_mappings_are_hwsims_current_choice(results):
+    _, res = results
+    for r in GIVEN:
+        assert res[r["layer"]].notation == r["hwsim_mapping"], r["layer"]
+
+
+def test_accesses_and_energy_equal_accelforges_model_on_the_same_mapping(results):
+    _, res = results
+    for r in GIVEN:
+        for key, ours, theirs in _each_access(r, res):
+            assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
+        assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=1e-6), r["layer"]
+
+
+def test_latency_within_125_percent_of_accelforges_model(results):
+    arch, res = results
+    for r in GIVEN:
+        ratio = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
+        assert 0.8 <= ratio <= 1.25, (r["layer"], ratio)
+
+
+def test_energy_and_latency_against_accelforges_mapper(results):
+    arch, res = results
+    for r in REFERENCE:
+        assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=0.10), r["layer"]
+        ours = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]])
+        assert 0.8 <= ours / float(r["latency_cycles"]) <= 1.25, (r["layer"], ours, r["latency_cycles"])
+
+
+def test_accesses_within_125_percent_of_accelforges_mapper_but_the_documented_ones(results):
+    _, res = results
+    seen = set()
+    for r in REFERENCE:
+        for key, ours, theirs in _each_access(r, res):
+            if theirs == 0 and ours == 0:
+                continue
+            ratio = ours / max(theirs, 1)
+            if key in OUTSIDE:
+                seen.add(key)
+                assert ratio == pytest.approx(OUTSIDE[key], rel=1e-9), (key, ours, theirs)
+            else:
+                assert 0.8 <= ratio <= 1.25, (key, ours, theirs)
+    assert seen == set(OUTSIDE)
+
+
+def test_gemm_inputs_differ_by_accelforges_per_tensor_tiles():
+    """AccelForge places each tensor's storage node of one memory at its own loop level; hwsim keeps one
+    tile per memory for all three tensors. On `bert_ffn1` AccelForge's buffer keeps 512 output
+    channels of the output but streams the weights through it 64 at a time (`T-k ... shape=64` between
+    its input and weight nodes): 512·128 + 96·128 + 64·96 B fit 96 KiB, where one tile of K512 C96 for
+    all three (hwsim's) does not, so hwsim's best takes K384: the input is read from DRAM 8 times
+    instead of 6. In the register file AccelForge keeps 4 × 6 weights, 6 inputs and 1 output (31 B),
+    where K4 C6 for all three is 34 B over 32: hwsim's RF tile is K3 C6, and each input is loaded into
+    the register files (and read from the buffer) 4/3 as often. By hand:"""
+    ref = {r["layer"]: r for r in REFERENCE}
+    m = ref["bert_ffn1"]["mapping"]
+    assert "T-k in [0..6) shape=512" in m
+    assert "[I in GlobalBuffer] I reserves GlobalBuffer T-k in [0..8) shape=64" in m
+    assert 512 * 128 + 96 * 128 + 64 * 96 <= 96 * KIB < 512 * 128 + 96 * 128 + 512 * 96
+    assert float(ref["bert_ffn1"]["dram_a_read"]) == 6 * 768 * 128
+    for name in ("bert_qkv", "bert_ffn1"):
+        assert "S-cols-k in [0..16) shape=4 S-rows-c in [0..16) shape=6" in ref[name]["mapping"]
+        assert "[I in RF] I reserves RF T-k in [0..4) shape=1 [O in RF]" in ref[name]["mapping"]
+    assert 4 * 6 + 6 + 1 <= 32 < 4 * 6 + 6 + 4 and 3 * 6 + 6 + 3 <= 32
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    for name, k_tiles in (("bert_qkv", 2), ("bert_ffn1", 8)):
+        r = search(shape_of(name), "forward", arch, ONE)
+        assert r.notation.startswith(f"B1 K384 C96 OY1 OX128 | K{k_tiles} C8 ||"), r.notation
+        assert "RF B1 K3 C6 OY1 OX1" in r.notation
+        assert accesses(r, "dram", "a", "read") == k_tiles * 768 * 128
+
+
+def test_l3_3x3_input_differs_by_accelforges_per_tensor_register_file_tiles():
+    """The same on `l3_3x3`'s register file: AccelForge keeps 2 × 9 weights, a 3 × 4 input window (two
+    output columns, sliding down the rows) and one output (31 B: the output's node sits below the
+    register file's loop over the 2 output channels); hwsim's tile of `K2 OX2` for all three tensors is
+    18 + 12 + 4 = 34 B over 32, so its tile is `K2 OX1` (a 3 × 3 window sliding along the columns): per
+    channel and 14 × 14 outputs, 14 sweeps of 9 + 13 · 3 input loads against AccelForge's 7 of 12 + 13 · 4,
+    1.5× the input's register-file fills and buffer reads. By hand:"""
+    ref = next(r for r in REFERENCE if r["layer"] == "l3_3x3")
+    m = ref["mapping"]
+    assert "[Wt in RF] Wt reserves RF T-q in [0..7) shape=2 [I in RF] T-p in [0..14) shape=1" in m
+    assert "T-k in [0..2) shape=1 [O in RF]" in m
+    assert 2 * 9 + 3 * 4 + 1 <= 32 < 2 * 9 + 3 * 4 + 2 * 2
+    assert (14 * (9 + 13 * 3)) / (7 * (3 * 4 + 13 * 4)) == 1.5
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    r = search(shape_of("l3_3x3"), "forward", arch, ONE)
+    assert "RF B1 K2 C1 OY1 OX1 | K4 C2 OY14 OX14" in r.notation
+    assert accesses(r, "rf", "a", "write") == 1.5 * float(ref["rf_a_write"])
+
+
+def test_l2_1x1_s2_is_a_search_miss_not_a_model_difference(monkeypatch):
+    """On `l2_1x1_s2` AccelForge's mapper keeps each PE's 4 × 4 weights in its register file while the
+    28 output rows of one column stream through (buffer tile `OY28 OX1` under a DRAM loop over the 28
+    columns, buffer-level loops `K2 OY28`); hwsim's search picks `OY1 OX7 | OY28 OX4`, refilling the
+    weights for each of its 112 tiles (4× the weights' buffer reads and register-file fills, 5 % more
+    energy). hwsim's model prices AccelForge's mapping at AccelForge's energy and counts: its search
+    ranks buffer tiles without the register-file level first and only the best ``PE_FINALISTS`` (64)
+    get one, and this tile (its weights re-read for every output without a register file) is not among
+    them: with 256 finalists the search reaches AccelForge's energy (`OY1 OX28 | OY28`, the same costs)."""
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    ref = next(r for r in REFERENCE if r["layer"] == "l2_1x1_s2")
+    assert "T-q in [0..28) shape=1 [I in GlobalBuffer]" in ref["mapping"]
+    theirs = NestMapping((1, 128, 64, 28, 1), ("OX", "B", "K", "C", "OY"),
+                         PeMapping((("C", 16), ("K", 16)), (1, 4, 4, 1, 1), ("K", "OY", "B", "C", "OX")))
+    res = evaluate(shape_of("l2_1x1_s2"), "forward", arch, theirs, ONE)
+    assert res.energy_pj == pytest.approx(float(ref["energy_pj"]), rel=1e-6)
+    for key, ours, counted in _each_access(ref, {"l2_1x1_s2": res}):
+        assert ours == pytest.approx(counted, rel=1e-6, abs=0.5), key
+    chosen = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
+    assert chosen.energy_pj > res.energy_pj
+    assert mapper.PE_FINALISTS == 64
+    monkeypatch.setattr(mapper, "PE_FINALISTS", 256)
+    monkeypatch.setattr(mapper, "_CACHE", {})  # the cache does not key on the number of finalists
+    wider = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
+    assert wider.energy_pj == pytest.approx(res.energy_pj, rel=1e-9)
+    assert wider.notation.startswith("B1 K128 C64 OY1 OX28 | OY28 ||")
+
+
+def test_l2_3x3_s2_differs_by_a_mapping_that_accelforge_prices_cheaper():
+    """On `l2_3x3_s2` AccelForge's own (loop-order-limited) mapper splits the filter's columns above the
+    array (`T-s in [0..3)` at the buffer level: the script's whole-window constraint binds only the
+    loops between the array and the register file) and accumulates the 4 input channels of each PE in
+    its register file: every output visits the buffer 3 times. hwsim's register file keeps whole
+    windows and its buffer-level loop over the 4 channels turns outside the output's columns: 4 visits,
+    4/3 of the output's buffer reads and writes. AccelForge's own model prices hwsim's mapping lower
+    than its mapper's pick (given.csv against reference.csv)."""
+    ref = next(r for r in REFERENCE if r["layer"] == "l2_3x3_s2")
+    given = next(r for r in GIVEN if r["layer"] == "l2_3x3_s2")
+    m = ref["mapping"]
+    assert m.index("T-s in [0..3) shape=1") < m.index("S-cols-k") < m.index("[Wt in RF]")
+    outputs = 128 * 28 * 28
+    assert float(ref["glb_c_write"]) == 3 * outputs and float(given["glb_c_write"]) == 4 * outputs
+    assert float(given["energy_pj"]) < float(ref["energy_pj"])
+
+
+def test_l1_3x3_trades_weight_fills_for_input_fills():
+    """On `l1_3x3` AccelForge's register file keeps two output channels' filters and a 3 × 4 input
+    window (31 B with one output, as on `l3_3x3`), which one tile for all three tensors cannot hold
+    (34 B); hwsim's keeps one filter and the 6 × 3 window of four output rows (9 + 18 + 4 = 31 B) over a
+    buffer tile of the full width (`OX56`), where AccelForge's mapper halves the width above the array
+    (`T-q in [0..2) shape=28`): hwsim refills each PE's filters half as often (0.5× the weights' buffer
+    reads and register-file fills) and its input 1.24× as often. AccelForge's own model prices the two
+    mappings within 0.5 % (given.csv against reference.csv)."""
+    ref = next(r for r in REFERENCE if r["layer"] == "l1_3x3")
+    given = next(r for r in GIVEN if r["layer"] == "l1_3x3")
+    m = ref["mapping"]
+    assert "T-q in [0..2) shape=28" in m and m.index("T-q in [0..2) shape=28") < m.index("S-cols-k")
+    assert "[Wt in RF] Wt reserves RF T-q in [0..14) shape=2 [I in RF] T-p in [0..8) shape=1" in m
+    assert "T-k in [0..2) shape=1 [O in RF]" in m
+    assert 2 * 9 + 3 * 4 + 1 <= 32 < 2 * 9 + 3 * 4 + 2 * 2 and 9 + 6 * 3 + 4 <= 32
+    assert "RF B1 K1 C1 OY4 OX1" in given["hwsim_mapping"] and "OX56" in given["hwsim_mapping"]
+    assert float(given["glb_b_read"]) == 0.5 * float(ref["glb_b_read"])
+    assert float(given["energy_pj"]) == pytest.approx(float(ref["energy_pj"]), rel=0.005)
