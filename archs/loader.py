@@ -264,13 +264,25 @@ def loads(text: str, source: str = "<string>") -> Architecture:
     return from_dict(parse_yaml(text, source), source)
 
 
+def irregular(path: str | Path) -> str | None:
+    """What ``path`` is when it exists but is no regular file (reading a FIFO would wait forever, a
+    directory or a device holds no text): ``"a directory"``, ``"a dangling link"`` or ``"not a regular
+    file (a FIFO, socket or device)"``; None for a regular file or for nothing at all. (The same rule
+    as ``traces.format.reader.irregular``: archs may not import traces.)"""
+    p = Path(path)
+    if p.is_file() or not (p.exists() or p.is_symlink()):
+        return None
+    if p.is_dir():
+        return "a directory"
+    return "a dangling link" if not p.exists() else "not a regular file (a FIFO, socket or device)"
+
+
 def read_config(path: str | Path, kind: str = "a YAML file") -> str:
     """The text of a configuration file (``kind`` names what it should be, for the hint);
     ``ConfigError`` naming the file when it cannot be read (or is not a regular file: reading a
     FIFO would wait forever)."""
-    p = Path(path)
-    if p.exists() and not p.is_file():
-        what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+    what = irregular(path)
+    if what is not None:
         raise ConfigError([f"{what}; give {kind}"], str(path))
     try:
         return Path(path).read_text()

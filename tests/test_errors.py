@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -301,10 +302,9 @@ FIFO_INPUTS = {  # each option's FIFO was opened for reading and waited forever 
 }
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="FIFOs")
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="os.mkfifo is POSIX-only: no FIFOs to give")
 @pytest.mark.parametrize("case", list(FIFO_INPUTS))
 def test_a_fifo_given_as_an_input_file_is_refused_not_waited_on(tmp_path, capsys, trace, case):
-    import os
     import signal
 
     args, expect = FIFO_INPUTS[case]

@@ -20,6 +20,7 @@ from .format import bits
 from .format import structured as nm
 from .format.layer import MAX_BATCH, LayerSpec, conv_out_size
 from .format.manifest import TENSOR_INDEX, TENSORS, new_manifest
+from .format.reader import irregular
 from .format.writer import TraceWriter
 
 DEFAULT_DENSITY = {"x": 1.0, "w": 1.0, "dy": 1.0}
@@ -99,8 +100,8 @@ def read_scalesim_topology(path: str | Path) -> list[LayerSpec]:
 def _csv_rows(p: Path) -> list[list[str]]:
     """The rows of a CSV file; ValueError naming the file when it cannot be read as text CSV (or is
     not a regular file: reading a FIFO would wait forever)."""
-    if p.exists() and not p.is_file():
-        what = "a directory" if p.is_dir() else "not a regular file (a FIFO, socket or device)"
+    what = irregular(p)
+    if what is not None:
         raise ValueError(f"{p}: {what}; give a CSV layer table")
     try:
         return list(csv.reader(p.read_text().splitlines()))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archs.loader import parse_yaml
+from archs.loader import irregular, parse_yaml
 
 from ..errors import MappingError
 from .loopnest import DIMS, ROLES
@@ -60,8 +60,8 @@ def _unknown(path: str, field: str, key: Any, known: tuple[str, ...]) -> Mapping
 def load_mapping_file(path: str | Path) -> MappingFile:
     """Read and check a mapping file; MappingError naming the file and field on any problem."""
     src = str(path)
-    if Path(path).exists() and not Path(path).is_file():  # reading a FIFO would wait forever
-        what = "a directory" if Path(path).is_dir() else "not a regular file (a FIFO, socket or device)"
+    what = irregular(path)  # reading a FIFO would wait forever
+    if what is not None:
         raise MappingError(f"{src}: {what}; give a YAML mapping file (see docs/mapping.md)")
     try:
         text = Path(path).read_text()

@@ -567,12 +567,23 @@ def _header_mismatch(file: Path, zf: zipfile.ZipFile) -> str | None:
     return None
 
 
+def irregular(path: str | Path) -> str | None:
+    """What ``path`` is when it exists but is no regular file (reading a FIFO would wait forever, a
+    directory or a device holds no text): ``"a directory"``, ``"a dangling link"`` or ``"not a regular
+    file (a FIFO, socket or device)"``; None for a regular file or for nothing at all."""
+    p = Path(path)
+    if p.is_file() or not (p.exists() or p.is_symlink()):
+        return None
+    if p.is_dir():
+        return "a directory"
+    return "a dangling link" if not p.exists() else "not a regular file (a FIFO, socket or device)"
+
+
 def _regular(f: Path) -> None:
     """A trace's files are regular files: reading a FIFO would wait forever, a device or a directory
     is no iteration."""
-    if not f.is_file():
-        what = "a directory" if f.is_dir() else "a dangling link" if f.is_symlink() and not f.exists() \
-            else "not a regular file (a FIFO, socket or device)"
+    what = irregular(f) if f.exists() or f.is_symlink() else "no such file"
+    if what is not None:
         raise TraceFormatError(f, "file", what, "a regular file written by the trace writer")
 
 
