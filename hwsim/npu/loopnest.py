@@ -260,10 +260,12 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     ti = np.arange(len(tiles)) if tile_index is None else np.asarray(tile_index, np.int64)
     trips = dims[None, :] // tiles  # (T, 5)
     # per tile and subset s of the dimensions (bit d: dimension d swept whole inside the slice)
-    ext = np.where(_SUBSET_DIMS[None], dims[None, None, :], tiles[:, None, :])  # (T, 32, 5)
+    ext = tuple(np.where(_SUBSET_DIMS[:, d], dims[d], tiles[:, d:d + 1]) for d in range(5))  # (T, 32) each
     fps = footprints(shape, ext)  # (T, 32) each
-    trip_product = np.where(_SUBSET_DIMS[None], trips[:, None, :], 1).prod(axis=2)  # (T, 32)
-    eb, ec, ey, ex = ext[..., 0], ext[..., 2], ext[..., 3], ext[..., 4]
+    trip_product = np.ones((len(tiles), 32), np.int64)  # the product of the subset's trips
+    for d in range(5):  # the subsets with bit d: those without it, times dimension d's trips
+        trip_product[:, 1 << d:2 << d] = trip_product[:, :1 << d] * trips[:, d:d + 1]
+    eb, _ek, ec, ey, ex = ext
     wy, wx = window(ey, shape.step_y, shape.fy), window(ex, shape.step_x, shape.fx)
     # what the next window adds along OY (column 0) or OX (column 1): more than a window where a
     # bounding box's windows leave gaps
@@ -273,16 +275,16 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     key = turning[ti] * len(_PERMUTATIONS) + oid  # (N,) row of the per-order tables
     at_tile = ti[None, :] * 32  # (1, N): the tile's row of the (T, 32) tables, flattened
     inside = at_tile + _INSIDE[:, oid]  # (6, N): the subset swept inside level r
-    tables = _ORDER_TABLES
+    per_order = np.take(_ORDER_TABLES, key, axis=1)  # (5 · 6, N): the order tables' rows, see there
     out = {}
-    for t in RELEVANT:
+    for j, t in enumerate(RELEVANT):
         fp = np.take(fps[t], inside)
-        ld = np.take(trip_product, at_tile + np.take(tables[t], key, axis=1))
+        ld = np.take(trip_product, at_tile + per_order[6 * j:6 * j + 6])
         out[t] = (fp, ld, fp * ld, np.full(fp.shape, -1, np.int64))
     # the input's slice slides along the innermost turning loop outside it when that is OY or OX:
     # each turn loads what the next window adds (the slice with that extent doubled, less itself)
-    inner = np.take(tables["inner"], key, axis=1)  # (6, N): innermost turning position < r (-1: none)
-    dim = np.take(tables["inner_dim"], key, axis=1)  # its dimension (-1: none)
+    inner = per_order[18:24]  # (6, N): innermost turning position < r (-1: none)
+    dim = per_order[24:30]  # its dimension (-1: none)
     fp_i, ld_i, fills_i, _ = out["I"]
     added = np.take(added_by, inside * 2 + (dim == 4))
     slides = (dim >= 3) & (added < fp_i)  # only overlapping windows slide
@@ -292,13 +294,14 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     return out
 
 
-def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fixed tables of :func:`residency` over the 120 loop orders: ``(permutations (120, 5), order
-    id by base-5 code (3125,), subset inside level r (6, 120), tables (6, 32·120))``; a table's
-    column ``turning·120 + order`` (``turning``: the 5-bit set of loops with trips > 1) gives per
-    level ``r``, for each tensor, the subset of loops at or outside its innermost relevant turning
-    loop outside ``r`` (empty when none: loaded once); ``inner``: the position of the innermost
-    turning loop outside ``r`` (-1: none); ``inner_dim``: its dimension (-1: none)."""
+    id by base-5 code (3125,), subset inside level r (6, 120), tables (5 · 6, 32·120))``; the
+    tables' column ``turning·120 + order`` (``turning``: the 5-bit set of loops with trips > 1)
+    holds five blocks of six rows, one row per level ``r``: for ``I``, ``W``, ``O`` the subset of
+    loops at or outside the tensor's innermost relevant turning loop outside ``r`` (empty when
+    none: loaded once); the position of the innermost turning loop outside ``r`` (-1: none); its
+    dimension (-1: none)."""
     perms = np.array(list(itertools.permutations(range(5))), np.int64)  # (P, 5)
     n_p = len(perms)
     order_id = np.full(5 ** 5, -1, np.int64)
@@ -307,7 +310,7 @@ def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.nd
     after = np.concatenate([np.cumsum(bits[:, ::-1], axis=1)[:, ::-1], np.zeros((n_p, 1), np.int64)], axis=1)
     inside = np.ascontiguousarray(after.T)  # (6, P): dimensions at positions >= r
     turn = np.arange(32)[:, None, None]  # (32, 1, 1) every set of turning loops
-    tables: dict[str, np.ndarray] = {}
+    tables = []
 
     def innermost(active: np.ndarray) -> np.ndarray:
         """(32, P, 6): the innermost active position < r (-1: none)."""
@@ -317,16 +320,16 @@ def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.nd
     def columns(x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x.reshape(32 * n_p, 6).T)  # (6, 32·P)
 
-    for t, rel in RELEVANT.items():
+    for rel in RELEVANT.values():  # I, W, O
         rel_bits = int((_DIM_BITS * np.array(rel)).sum())
         last = innermost((turn & rel_bits & bits[None]) > 0)
         loaded = 31 - after[np.arange(n_p)[None, :, None], last + 1]  # positions <= last
-        tables[t] = columns(loaded)
+        tables.append(columns(loaded))
     inner = innermost((turn & bits[None]) > 0)
-    tables["inner"] = columns(inner)
-    tables["inner_dim"] = columns(np.where(inner >= 0, perms[np.arange(n_p)[None, :, None],
-                                                             np.maximum(inner, 0)], -1))
-    return perms, order_id, inside, tables
+    tables.append(columns(inner))
+    inner_dim = perms[np.arange(n_p)[None, :, None], np.maximum(inner, 0)]
+    tables.append(columns(np.where(inner >= 0, inner_dim, -1)))
+    return perms, order_id, inside, np.concatenate(tables)
 
 
 _DIM_BITS = 1 << np.arange(5, dtype=np.int64)  # dimension d's bit in a subset of DIMS
@@ -338,11 +341,14 @@ _PERMUTATIONS, _ORDER_ID, _INSIDE, _ORDER_TABLES = _order_tables()
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
                dataflow: str, levels: dict[str, np.ndarray] | None = None,
                slices: dict[str, tuple[np.ndarray, ...]] | None = None,
-               slide: bool | np.ndarray = True) -> dict[str, np.ndarray]:
+               slide: bool | np.ndarray = True,
+               tile_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Element counts of every candidate, shaped ``(N,)``.
 
     Args:
-        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension).
+        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension); with
+            ``tile_index`` ``(N,)``, the distinct tiles ``(T, 5)`` and candidate ``i``'s is
+            ``tiles[tile_index[i]]`` (:func:`residency`).
         orders: ``(N, 5)`` permutations of ``range(5)``: each candidate's DRAM loops, outermost first.
         levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
@@ -364,9 +370,9 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     g = shape.groups
     out: dict[str, np.ndarray] = {}
     role = ROLES[pass_]
-    tp = (len(tiles),)
-    slices = residency(shape, tiles, orders) if slices is None else slices
-    each = np.arange(len(tiles))
+    tp = (len(orders),)
+    slices = residency(shape, tiles, orders, tile_index) if slices is None else slices
+    each = np.arange(len(orders))
     for op, tensor in role.items():
         fp, ld, fills, at = slices[tensor]
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
@@ -386,9 +392,12 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     n_tiles = np.prod(trips, axis=1) * g  # (T,)
     m, k, n = tile_gemm(shape, tiles, pass_)
     arr = array_counts(m, k, n, rows, cols, dataflow)
+
+    def each_candidate(x: np.ndarray) -> np.ndarray:  # per tile -> per candidate
+        return x if tile_index is None else x[tile_index]
     for key in ("a", "b", "c"):
-        out[f"array_{key}"] = arr[key] * n_tiles
+        out[f"array_{key}"] = each_candidate(arr[key] * n_tiles)
     out["array_read_c"] = out["array_c"] - shape.size(role["c"])
-    out["compute_cycles"] = arr["cycles"] * n_tiles
-    out["tiles"] = n_tiles
+    out["compute_cycles"] = each_candidate(arr["cycles"] * n_tiles)
+    out["tiles"] = each_candidate(n_tiles)
     return out

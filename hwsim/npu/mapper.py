@@ -195,18 +195,18 @@ def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
 def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
           eb: dict[str, float], dens: dict[str, float], dataflow: str,
           pe: dict[str, np.ndarray] | None = None, slide: bool = True,
-          slices: dict[str, tuple[np.ndarray, ...]] | None = None) -> dict[str, np.ndarray]:
+          tile_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
-    ``orders[i]``; ``pe``: their register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts,
-    which replace the systolic array's; ``slide``: whether input slices may slide,
-    ``loopnest.residency``, whose result ``slices`` is when the caller has it): keys ``energy_pj``,
+    ``orders[i]``, or ``tiles[tile_index[i]]`` when ``tiles`` lists distinct tiles; ``pe``: their
+    register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts, which replace the systolic
+    array's; ``slide``: whether input slices may slide, ``loopnest.residency``): keys ``energy_pj``,
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
-    slices = residency(shape, tiles, orders) if slices is None else slices
-    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),), slide)
+    slices = residency(shape, tiles, orders, tile_index)
+    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(orders),), slide)
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
-                   slices, slide)
+                   slices, slide, tile_index)
     if pe is not None:
         for key in ("array_a", "array_b", "array_c", "array_read_c", "compute_cycles"):
             c[key] = pe[key]
@@ -296,7 +296,8 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     out["compute_cycles"] = compute
     stream = None
     if pe is not None and "substeps" in pe:  # the register-file level: the tile's own steps
-        stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, tiles)[ROLES[pass_]["c"]]
+        each = tiles if tile_index is None else tiles[tile_index]
+        stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, each)[ROLES[pass_]["c"]]
                   * elem[f"{off}:c"], "late_write": pe["step_c"] * elem[f"{off}:c"]}
         for op in ("a", "b"):
             stream[f"start_{op}"] = np.minimum(pe[f"step_{op}"] * elem[f"{off}:{op}"], first[op][:, None])
@@ -343,8 +344,8 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: di
             others = sum(size[o][levels[o], cols] for o in ops if o != op)
             fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
             fills = res[op][2] if slide and op != "c" else res[op][0] * res[op][1]  # a read slice slides
-            moved = np.where(fits, fills, np.inf)  # elements per group at each level
-            least = moved <= moved.min(axis=0) * (1 + 1e-12)
+            least_fill = np.where(fits, fills, np.iinfo(np.int64).max).min(axis=0)  # elements per group
+            least = fits & (fills <= least_fill * (1 + 1e-12))
             levels[op] = 5 - np.argmax(least[::-1], axis=0)  # innermost level of least traffic
     return levels
 
@@ -399,8 +400,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     ti, pi = _pairs(shape, tiles)
     # a register-file level is searched below the best buffer tiles, ranked first without it
     pe = _no_pe_level(shape, arch, len(ti)) if tiled(arch) else None
-    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow, pe,
-                 slices=residency(shape, tiles, ORDERS[pi], ti))
+    cost = costs(shape, pass_, arch, tiles, ORDERS[pi], eb, dens, dataflow, pe, tile_index=ti)
     obj = objective_of(cost, objective)
     # ties: fewer bytes, then the first; a register-file level ranks every buffer candidate
     ranked = _ranked(obj, cost["dram_bytes"], None if tiled(arch) else RUNNERS_UP + 1)

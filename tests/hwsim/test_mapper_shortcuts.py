@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import archs
-from hwsim.npu.loopnest import ConvShape, divisors, residency, tie_rank
+from hwsim.npu.loopnest import ROLES, ConvShape, divisors, nest_costs, residency, tie_rank
 from hwsim.npu.mapper import KEEP_ALL_TILES, ORDERS, _candidates, _pairs, _ranked
 
 TWIN = Path(__file__).resolve().parents[1] / "data" / "zigzag" / "systolic_32x32_hwsim.yaml"
@@ -53,7 +53,8 @@ def test_candidates_are_the_fitting_tiles_that_cannot_grow():
        s=st.sampled_from([1, 2, 3]), box=st.booleans(), seed=st.integers(0, 2**16))
 def test_residency_over_distinct_tiles_is_residency_per_candidate(dims, f, s, box, seed):
     """``residency(tiles, orders, tile_index)`` (the mapper's tile-major pairs) equals
-    ``residency(tiles[tile_index], orders)``, array for array."""
+    ``residency(tiles[tile_index], orders)``, array for array, and so do ``nest_costs``'s counts
+    at random residency levels."""
     shape = ConvShape(*dims, f, f, s, s, box=box)
     rng = np.random.default_rng(seed)
     n_tiles = int(rng.integers(1, 12))
@@ -65,6 +66,12 @@ def test_residency_over_distinct_tiles_is_residency_per_candidate(dims, f, s, bo
     for tensor in ("I", "W", "O"):
         for a, b in zip(shared[tensor], plain[tensor], strict=True):
             assert a.dtype == b.dtype and np.array_equal(a, b)
+    levels = {op: rng.integers(0, 6, len(ti)) for op in "abc"}
+    for pass_ in ROLES:
+        got = nest_costs(shape, pass_, tiles, orders, 8, 8, "ws", levels, tile_index=ti)
+        want = nest_costs(shape, pass_, tiles[ti], orders, 8, 8, "ws", levels)
+        assert got.keys() == want.keys()
+        assert all(got[k].dtype == want[k].dtype and np.array_equal(got[k], want[k]) for k in got)
 
 
 @settings(max_examples=60, deadline=None)
