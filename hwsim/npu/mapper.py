@@ -346,8 +346,11 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: di
             fills = res[op][2] if slide and op != "c" else res[op][0] * res[op][1]  # a read slice slides
             least_fill = np.where(fits, fills, np.iinfo(np.int64).max).min(axis=0)  # elements per group
             least = fits & (fills <= least_fill * (1 + 1e-12))
-            levels[op] = 5 - np.argmax(least[::-1], axis=0)  # innermost level of least traffic
+            levels[op] = (least * _LEVEL_NUMBERS).max(axis=0) - 1  # innermost level of least traffic
     return levels
+
+
+_LEVEL_NUMBERS = np.arange(1, 7, dtype=np.int64)[:, None]  # (6, 1): residency level r + 1
 
 
 def objective_of(cost: dict[str, np.ndarray], objective: str) -> np.ndarray:
