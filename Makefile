@@ -162,6 +162,8 @@ accelforge-given:
 accelforge-tables: $(STAMP)
 	$(PY) scripts/accelforge_tables.py
 	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_16x16
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_per_operand_rf
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_weight_bypass
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache
