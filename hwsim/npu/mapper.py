@@ -202,11 +202,18 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),), slide)
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
                    slices, slide)
+    off = arch.off_chip.name
+    bufs = buffers(arch)
     if pe is not None:
         for key in ("array_a", "array_b", "array_c", "array_read_c", "compute_cycles"):
             c[key] = pe[key]
-    off = arch.off_chip.name
-    bufs = buffers(arch)
+        # an operand no buffer stages moves between DRAM and the register files directly: DRAM
+        # serves every register-file fill (multicast as the buffer would) and takes every drain
+        for op in ("a", "b"):
+            if not bufs[op][0]:
+                c[f"dram_read_{op}"] = pe[f"array_{op}"]
+        if not bufs["c"][0]:
+            c["dram_write_c"], c["dram_read_c"] = pe["array_c"], pe["array_read_c"]
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
 
     psum = arch.compute.precision.psum_bits / 8  # partial sums move at the accumulators' width
@@ -446,8 +453,8 @@ def _pe_level(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, fl
               given: list[PeMapping | None]) -> tuple[list[PeMapping], dict[str, np.ndarray]]:
     """The register-file mapping of each buffer candidate (the given one, or the best) and their
     counts stacked ``(N,)``."""
-    bufs = {op: name for op, (name, _) in buffers(arch).items()}
-    price = prices(arch)
+    bufs = {op: name or arch.off_chip.name for op, (name, _) in buffers(arch).items()}  # a bypass
+    price = prices(arch)  # reads DRAM
     eb = {**eb, "c": arch.compute.precision.psum_bits / 8}  # a PE keeps and moves partial sums
     maps, rows = [], []
     for tile, order, mp in zip(tiles, orders, given, strict=True):
