@@ -38,7 +38,7 @@ from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
-from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, pe_bound, register_files, tiled
+from .pe_tiles import PeMapping, best_pe, given_pe, pe_bound, register_files, tiled, unrollings
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
@@ -427,10 +427,13 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
 
 def _fills_array(shape: ConvShape, pass_: str, arch: Architecture, dataflow: str,
                  tiles: np.ndarray) -> np.ndarray:
-    """Whether each tile's spatially unrolled extents are multiples of the array's sides."""
-    rd, cd = SPATIAL[(pass_, dataflow)]
-    return ((tiles[:, DIMS.index(rd)] % arch.compute.rows == 0)
-            & (tiles[:, DIMS.index(cd)] % arch.compute.cols == 0))
+    """Whether each tile's extents of some unrolling's dimensions (``pe_tiles.unrollings``) are
+    multiples of the array's sides."""
+    full = np.zeros(len(tiles), bool)
+    for rd, cd in unrollings(arch, pass_, dataflow):
+        full |= ((tiles[:, DIMS.index(rd)] % arch.compute.rows == 0)
+                 & (tiles[:, DIMS.index(cd)] % arch.compute.cols == 0))
+    return full
 
 
 def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:

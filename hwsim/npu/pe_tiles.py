@@ -105,12 +105,26 @@ def register_files(arch: Architecture) -> dict[str, tuple[str, float]]:
     return out
 
 
+def unrollings(arch: Architecture, pass_: str, dataflow: str) -> list[tuple[str, str]]:
+    """The (row, column) loop dimensions the mapper may unroll over the array in this pass, in
+    search order: ``compute.unroll_rows`` × ``compute.unroll_cols`` (an empty list: the dataflow's
+    dimension of that side, ``SPATIAL``), a dimension never on both sides."""
+    rd, cd = SPATIAL[(pass_, dataflow)]
+    rows = arch.compute.unroll_rows or (rd,)
+    cols = arch.compute.unroll_cols or (cd,)
+    pairs = [(r, c) for r in rows for c in cols if r != c]
+    if not pairs:
+        raise MappingError(f"{pass_}: compute.unroll_rows {list(rows)} and unroll_cols {list(cols)} leave no "
+                           "pair of two different loop dimensions to unroll; add one to either list")
+    return pairs
+
+
 def spatial_of(shape: ConvShape, pass_: str, dataflow: str, tile: tuple[int, ...], rows: int,
-               cols: int) -> tuple[tuple[str, int], tuple[str, int]]:
+               cols: int, dims: tuple[str, str] | None = None) -> tuple[tuple[str, int], tuple[str, int]]:
     """``((row dim, factor), (col dim, factor))``: the largest divisor of the tile's extent that
-    fits each array side."""
+    fits each array side, unrolling ``dims`` (default: the dataflow's, ``SPATIAL``)."""
     out = []
-    for d, side in zip(SPATIAL[(pass_, dataflow)], (rows, cols), strict=True):
+    for d, side in zip(dims or SPATIAL[(pass_, dataflow)], (rows, cols), strict=True):
         dv = divisors(tile[DIMS.index(d)])
         out.append((d, int(dv[dv <= side].max())))
     return out[0], out[1]
@@ -206,7 +220,8 @@ def _rf_levels(slices: dict[str, tuple[np.ndarray, ...]], rfs: dict[str, tuple[s
 
 def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], elem: dict[str, float], dataflow: str,
-             pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None,
+             spatial: tuple[tuple[str, int], tuple[str, int]] | None = None) -> dict[str, np.ndarray]:
     """Counts of every register-file candidate below one buffer tile, each ``(N,)`` over all groups.
 
     Args:
@@ -214,6 +229,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         elem: bytes per element of each operand in its register file (``"a"``, ``"b"``; ``"c"`` at
             the partial sums' width).
         pe_tiles, orders: ``(N, 5)`` candidates (default: every fitting tile × every order).
+        spatial: ``((row dim, factor), (col dim, factor))`` (default: :func:`spatial_of`'s, the
+            dataflow's dimensions).
 
     Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
     the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
@@ -224,7 +241,7 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     the loops down to that one; ``hwsim.npu.nest_timing.TileStream``).
     """
     rows, cols = arch.compute.rows, arch.compute.cols
-    (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
+    (rd, rfac), (cd, cfac) = spatial or spatial_of(shape, pass_, dataflow, tile, rows, cols)
     per_pe = np.array(tile, np.int64)
     per_pe[DIMS.index(rd)] //= rfac
     per_pe[DIMS.index(cd)] //= cfac
@@ -315,12 +332,21 @@ def pe_bound(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray
     """The register-file level of buffer tiles ``(T, 5)`` at its least: counts ``(T,)`` as
     :func:`pe_costs` gives them, for ranking buffer tiles before their own level is searched.
 
-    The PEs in use and the cycles are exact (the unrolling depends on the buffer tile alone); every
-    register-file fill and drain is a lower bound: each PE loads its whole per-PE slice of a tensor
-    once per buffer tile (a new buffer tile refills the register files) and never again, as if its
-    register file held it all; an operand without a register file reads the buffer once per MAC."""
+    Under one unrolling the PEs in use and the cycles are exact (the unrolling depends on the buffer
+    tile alone) and every register-file fill and drain is a lower bound: each PE loads its whole
+    per-PE slice of a tensor once per buffer tile (a new buffer tile refills the register files)
+    and never again, as if its register file held it all; an operand without a register file reads
+    the buffer once per MAC. Where the machine offers several unrollings (:func:`unrollings`), each
+    count is the least over them."""
+    bounds = [_bound(shape, pass_, arch, tiles, dims) for dims in unrollings(arch, pass_, dataflow)]
+    return {k: np.minimum.reduce([b[k] for b in bounds]) for k in bounds[0]}
+
+
+def _bound(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray,
+           dims: tuple[str, str]) -> dict[str, np.ndarray]:
+    """:func:`pe_bound` under one unrolling ``dims`` (row, column loop dimensions)."""
     rows, cols = arch.compute.rows, arch.compute.cols
-    rd, cd = (DIMS.index(d) for d in SPATIAL[(pass_, dataflow)])
+    rd, cd = (DIMS.index(d) for d in dims)
     n = len(tiles)
     per_pe = np.array(tiles, np.int64)
     factors = []
@@ -376,10 +402,15 @@ def pe_energy(arch: Architecture, counts: dict[str, np.ndarray], eb: dict[str, f
 def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
             dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str,
             buffer_of: dict[str, str], price: dict[tuple[str, str], float]) -> tuple[PeMapping, dict]:
-    """The register-file tile and buffer-level order of least energy below one buffer tile (ties:
-    fewer partial sums through the buffer, fewer buffer accesses, then the first candidate: tiles
-    ascending, orders in ``itertools.permutations`` order), and its counts (scalars)."""
-    c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow)
+    """The unrolling, register-file tile and buffer-level order of least energy below one buffer
+    tile (ties: fewer partial sums through the buffer, fewer buffer accesses, slices closer to one
+    shared tile, then the first candidate: unrollings in :func:`unrollings`' order, tiles ascending,
+    orders in ``itertools.permutations`` order), and its counts (scalars)."""
+    rows, cols = arch.compute.rows, arch.compute.cols
+    each = [pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow,
+                     spatial=spatial_of(shape, pass_, dataflow, tile, rows, cols, dims))
+            for dims in unrollings(arch, pass_, dataflow)]
+    c = each[0] if len(each) == 1 else {k: np.concatenate([x[k] for x in each]) for k in each[0]}
     e = pe_energy(arch, c, eb, buffer_of, price)
     partial = c["array_c"] + c["array_read_c"]  # ties: fewer partial sums through the buffer, then
     accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then slices closer to
@@ -394,6 +425,13 @@ def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, .
 def given_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str, mp: PeMapping) -> dict:
     """The counts of one given register-file mapping (scalars)."""
+    (rd, rfac), (cd, cfac) = mp.spatial
+    for d, f, side in ((rd, rfac, arch.compute.rows), (cd, cfac, arch.compute.cols)):
+        if f < 1 or f > side or tile[DIMS.index(d)] % f:
+            raise MappingError(f"unrolling {d}{f} must divide the buffer tile's {d} = {tile[DIMS.index(d)]} "
+                               f"and fit the array side of {side} PEs")
+    if rd == cd:
+        raise MappingError(f"unrolling {rd} over both the rows and the columns; unroll two dimensions")
     c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow, np.array([mp.tile], np.int64),
-                 np.array([[DIMS.index(d) for d in mp.order]], np.int64))
+                 np.array([[DIMS.index(d) for d in mp.order]], np.int64), spatial=mp.spatial)
     return {k: v[0] for k, v in c.items()}

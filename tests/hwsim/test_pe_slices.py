@@ -19,9 +19,12 @@ import pytest
 import archs
 from hwsim.npu.loopnest import DIMS, RELEVANT, ROLES, ConvShape
 from hwsim.npu.mapper import search
-from hwsim.npu.pe_tiles import pe_costs, register_files, spatial_of
+from hwsim.npu.pe_tiles import pe_costs, register_files, spatial_of, unrollings
 
 MACHINE = Path(__file__).resolve().parents[1] / "data" / "accelforge" / "held_out_16x16"
+
+
+UNROLL = MACHINE.parent / "unroll_ox_k" / "pe_array_unroll_hwsim.yaml"  # OX over the rows, K over the columns
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +76,20 @@ def walk(shape: ConvShape, tensor: str, tile: tuple[int, ...], dram_order: tuple
     return loaded, size
 
 
-CASES = [  # (shape, pass): 16 × 16 PEs unroll C and K (forward, ws) by up to 16 each
-    (ConvShape(1, 32, 32, 6, 5, 3, 3), "forward"),
-    (ConvShape(2, 32, 16, 4, 6, 3, 3), "forward"),
-    (ConvShape(1, 32, 32, 6, 4, 1, 1, 2, 2), "forward"),
-    (ConvShape(1, 32, 32, 4, 4, 3, 3), "backward_data"),
-    (ConvShape(1, 32, 32, 4, 6, 3, 3), "backward_weight"),
+CASES = [  # (shape, pass, machine): 16 × 16 PEs unroll C and K (forward, ws) by up to 16 each, or OX and K
+    (ConvShape(1, 32, 32, 6, 5, 3, 3), "forward", None),
+    (ConvShape(2, 32, 16, 4, 6, 3, 3), "forward", None),
+    (ConvShape(1, 32, 32, 6, 4, 1, 1, 2, 2), "forward", None),
+    (ConvShape(1, 32, 32, 4, 4, 3, 3), "backward_data", None),
+    (ConvShape(1, 32, 32, 4, 6, 3, 3), "backward_weight", None),
+    (ConvShape(1, 32, 8, 4, 32, 3, 3), "forward", UNROLL),
+    (ConvShape(1, 32, 8, 4, 32, 3, 3), "backward_weight", UNROLL),
 ]
 
 
-@pytest.mark.parametrize("shape,pass_", CASES)
-def test_register_file_slices_load_what_the_walk_loads(arch, shape, pass_):
+@pytest.mark.parametrize("shape,pass_,machine", CASES)
+def test_register_file_slices_load_what_the_walk_loads(arch, shape, pass_, machine):
+    arch = archs.load(machine) if machine else arch
     rng = np.random.default_rng(23)
     dataflow = arch.compute.dataflow
     eb = {"a": 1.0, "b": 1.0, "c": arch.compute.precision.psum_bits / 8}
@@ -94,9 +100,9 @@ def test_register_file_slices_load_what_the_walk_loads(arch, shape, pass_):
         tile = shape.dims if draw == 0 else tuple(int(rng.choice(
             [t for t in range(1, d + 1) if d % t == 0 and (t > 1 or d == 1)])) for d in shape.dims)
         dram_order = tuple(rng.permutation(DIMS))
-        c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow)
-        (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, arch.compute.rows,
-                                            arch.compute.cols)
+        (rd, rfac), (cd, cfac) = spatial = spatial_of(shape, pass_, dataflow, tile, arch.compute.rows,
+                                                      arch.compute.cols, unrollings(arch, pass_, dataflow)[0])
+        c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow, spatial=spatial)
         per_pe = list(tile)
         per_pe[DIMS.index(rd)] //= rfac
         per_pe[DIMS.index(cd)] //= cfac
