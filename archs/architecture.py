@@ -87,6 +87,14 @@ class Architecture:
         if self.compute is not None:
             c = self.compute
             macs = c.rows * c.cols * c.macs_per_pe_per_cycle
+            for side in ("unroll_rows", "unroll_cols"):
+                problems += _duplicates(getattr(c, side), f"compute.{side}")
+                if getattr(c, side) and not c.register_file_tiling:
+                    problems.append(f"compute.{side}: unrolling is chosen by the register-file level's "
+                                    "mapper; set compute.register_file_tiling: true or remove it")
+            if len(c.unroll_rows) == len(c.unroll_cols) == 1 and c.unroll_rows == c.unroll_cols:
+                problems.append(f"compute.unroll_cols: {c.unroll_cols[0]} is also the only row dimension; "
+                                "unroll another dimension over the columns")
             if macs > MAX_MACS_PER_CYCLE:
                 problems.append(f"compute: rows × cols × macs_per_pe_per_cycle = {macs:.3g} MACs per cycle "
                                 f"exceeds 2**30; describe a smaller array")
@@ -156,4 +164,4 @@ def _reram_problems(r: ReramCompute) -> list[str]:
 def _duplicates(items: tuple[str, ...], path: str) -> list[str]:
     """``path: 'a' listed twice`` for every repeated entry of an operand list."""
     twice = sorted({x for i, x in enumerate(items) if x in items[:i]})
-    return [f"{path}: {x!r} listed twice; list each operand once" for x in twice]
+    return [f"{path}: {x!r} listed twice; list each once" for x in twice]

@@ -25,6 +25,7 @@ Operand = Literal["a", "b", "c"]
 MemoryKind = Literal["register_file", "scratchpad", "sram", "global_buffer", "shared_memory", "l1",
                      "l2", "edram", "dram", "hbm"]
 OFF_CHIP = ("dram", "hbm")
+LoopDim = Literal["B", "K", "C", "OY", "OX"]  # the loops a mapping tiles (hwsim.npu.loopnest.DIMS)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class ComputeArray:
                    "mapper chooses below the buffer tile (reuse inside a PE, fills from the buffer "
                    "counted, Timeloop-style spatial multicast and reduction); false: each MAC reads "
                    "them once (SCALE-Sim's PEs)")
+    unroll_rows: tuple[LoopDim, ...] = spec(
+        (), doc="with register_file_tiling: the loop dimensions (B, K, C, OY, OX) the mapper may unroll "
+                "over the PE rows, in every pass (it searches each against each of unroll_cols); empty: "
+                "the dataflow's stationary dimension of the pass (forward ws: C)")
+    unroll_cols: tuple[LoopDim, ...] = spec(
+        (), doc="with register_file_tiling: the loop dimensions the mapper may unroll over the PE "
+                "columns; empty: the dataflow's (forward ws: K)")
     strided_input: Literal["rows_read", "bounding_box"] = spec(
         "rows_read", doc="a buffer tile of a layer whose stride exceeds its filter (a 1×1 stride-2 "
                          "downsample): rows_read: only the input rows and columns its windows read are "

@@ -39,6 +39,16 @@ tests/hwsim/test_accelforge_held_out.py. The register file's whole-window constr
 between the array and the register file only: on that machine the mapper splits l2_3x3_s2's filter
 columns above the array (docs/validation.md §3c).
 
+``--all-orders`` lets the mapper explore every loop order (``reference_all_orders.csv``; for the
+layers where the limited mapper misses a mapping its own model prices lower, held_out_per_operand_rf).
+
+Two more held-out machines (``held_out_per_operand_rf``, ``held_out_weight_bypass``;
+tests/hwsim/test_accelforge_per_operand_rf.py) give each PE one register file per tensor (AccelForge
+``WeightSpad``, ``InputSpad``, ``PsumSpad``, each ``keep``-ing one tensor; summed in the CSV's ``rf``
+columns), and in the second the global buffer keeps no weights (``keep: ~Wt``): ``holders`` reads which
+component keeps each tensor and ``given_mapping`` places each tensor's nodes there (none at a level
+it bypasses).
+
 Run with `make accelforge-reference` (it makes .venv-accelforge with Python 3.12). Nothing here is
 imported by hwsim.
 """
@@ -51,6 +61,7 @@ import fcntl
 import io
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -128,7 +139,10 @@ workload:
 """
 
 TENSORS = {"I": "a", "Wt": "b", "O": "c"}
-LEVELS = {"MainMemory": "dram", "GlobalBuffer": "glb", "RF": "rf"}
+# AccelForge component -> level of the CSV columns: a machine with one register file per tensor
+# (held_out_per_operand_rf: Eyeriss-style scratchpads) sums its scratchpads into the ``rf`` columns
+LEVELS = {"MainMemory": "dram", "GlobalBuffer": "glb", "RF": "rf", "WeightSpad": "rf", "InputSpad": "rf",
+          "PsumSpad": "rf"}
 MACHINE = DATA  # the folder of the machine (its AccelForge pe_array.yaml, if any, and hwsim's twin) and CSVs
 
 
@@ -136,6 +150,24 @@ def arch_template() -> str:
     """AccelForge's machine: the folder's pe_array.yaml (a held-out machine); ARCH for the default one."""
     path = MACHINE / "pe_array.yaml"
     return path.read_text() if MACHINE != DATA and path.exists() else ARCH
+
+
+def holders() -> dict[tuple[str, str], str]:
+    """``(tensor, "glb" | "rf") -> AccelForge component`` keeping it in the machine's template (its
+    ``!Memory`` nodes' ``keep``: ``All``, one tensor, or ``~Wt``); a tensor no component of a level
+    keeps bypasses it (held_out_per_operand_rf's Eyeriss-style variant: the weights skip the buffer)."""
+    out: dict[tuple[str, str], str] = {}
+    for block in arch_template().split("- !")[1:]:
+        name = re.search(r"^\s*name: (\w+)", block, re.M)
+        keep = re.search(r"keep: ([~\w]+)", block)
+        if not block.startswith("Memory") or name is None or keep is None:
+            continue
+        level = LEVELS.get(name.group(1))
+        kept = keep.group(1)
+        for t in TENSORS:
+            if level in ("glb", "rf") and (kept in ("All", t) or (kept.startswith("~") and kept[1:] != t)):
+                out.setdefault((t, level), name.group(1))
+    return out
 
 
 def twin() -> Path:
@@ -176,11 +208,12 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
     loops += [(f"- !Spatial {{rank_variable: {RANKS[d]}, tile_shape: {per_pe[d]}, name: {name}, "
                "component: PE}", d, False, 5) for name, d, f in (("rows", rd, rf), ("cols", cd, cf)) if f > 1]
     first_pe = len(loops)
-    loops += [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {rf_tile[d]}}}", d, True, 5)
-              for d in mp.pe.order if per_pe[d] > rf_tile[d]]
+    loops += [(f"- !Temporal {{rank_variable: {RANKS[d]}, tile_shape: {rf_tile[d]}}}", d, True, 5 + q)
+              for q, d in enumerate(mp.pe.order) if per_pe[d] > rf_tile[d]]  # 5 + buffer-level position
     relevant = {"I": {"B", "C", "OY", "OX"}, "Wt": {"K", "C"}, "O": {"B", "K", "OY", "OX"}}
     names = {"a": "I", "b": "Wt", "c": "O"}
     at: dict[int, list[str]] = {}  # node index -> storage nodes placed above the loop at that index
+    comp = holders()  # (tensor, level) -> the component keeping it there
     # the DRAM loop the buffer's input slice slides along (`OY4~` in the notation), if any
     slides = next((tok.rstrip("~").rstrip("0123456789") for tok in res.notation.split("||")[0].split()
                    if tok.endswith("~")), None)
@@ -190,26 +223,32 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
         # outside its residency level; register file: among every temporal loop, below the spatials)
         outer = [i for i, (_, d, temporal, q) in enumerate(loops) if temporal and q < res.levels[op]
                  and d in relevant[t]]
-        glb = f"- !Storage {{tensors: [{t}], component: GlobalBuffer}}"
-        if t == "I" and outer and loops[outer[-1]][1] == slides:  # hwsim's buffer keeps the overlap
+        glb = f"- !Storage {{tensors: [{t}], component: {comp.get((t, 'glb'))}}}"
+        if (t, "glb") not in comp:  # the tensor bypasses the buffer
+            pass
+        elif t == "I" and outer and loops[outer[-1]][1] == slides:  # hwsim's buffer keeps the overlap
             # of windows along that DRAM loop: the node sits just above it (below the other nodes
             # there) and AccelForge lowers the buffer's input tile through it
             at.setdefault(outer[-1], []).append(glb + " ")
         else:
             at.setdefault(outer[-1] + 1 if outer else 0, []).append(glb)
-        inner = [i for i, (_, d, temporal, _q) in enumerate(loops) if temporal and d in relevant[t]]
+        # register file: its slice spans the buffer-level loops from its residency level in
+        # (`res.rf_levels`), so its node sits below the innermost indexing loop outside that level
+        inner = [i for i, (_, d, temporal, q) in enumerate(loops) if temporal and d in relevant[t]
+                 and q < 5 + res.rf_levels.get(t.replace("Wt", "W"), 5)]
         place = max(inner[-1] + 1 if inner else 0, first_pe)
-        node = f"- !Storage {{tensors: [{t}], component: RF}}"
+        node = f"- !Storage {{tensors: [{t}], component: {comp[(t, 'rf')]}}}"
         if (t == "I" and inner and inner[-1] >= first_pe and loops[inner[-1]][1] in ("OY", "OX")
                 and (shape.fy > s if loops[inner[-1]][1] == "OY" else shape.fx > s)):
             place = inner[-1]  # hwsim keeps the overlap of windows sliding along that loop: the node
             # sits just above it (below the other nodes there) and AccelForge lowers its tile through it
-            node = node.replace("RF}", "RF} ")
+            node += " "
         at.setdefault(place, []).append(node)
     nodes = ["- !Storage {tensors: [I, Wt, O], component: MainMemory}"]
     for i in range(len(loops) + 1):
         # a buffer above a register file, a register file whose tile slides just above its loop
-        nodes += [n.strip() for n in sorted(at.get(i, []), key=lambda n: ("RF" in n, n.endswith(" ")))]
+        nodes += [n.strip() for n in sorted(at.get(i, []), key=lambda n: (LEVELS[n.split()[-1].rstrip("} ")]
+                                                                          == "rf", n.endswith(" ")))]
         if i < len(loops):
             nodes.append(loops[i][0])
     for d in DIMS:
@@ -222,7 +261,8 @@ def given_mapping(row: dict[str, str]) -> tuple[str, str]:
     return "mapping:\n  nodes:\n" + "".join(f"  {n}\n" for n in nodes), res.notation
 
 
-def run(row: dict[str, str], folder: Path, given: bool = False) -> dict[str, object]:
+def run(row: dict[str, str], folder: Path, given: bool = False,
+        all_orders: bool = False) -> dict[str, object]:
     v = {key: int(row[key]) for key in ("k", "c", "oy", "ox", "fy", "fx")}
     v["s"] = int(row["stride"])
     v["ih"] = (v["oy"] - 1) * v["s"] + v["fy"]
@@ -241,16 +281,19 @@ def run(row: dict[str, str], folder: Path, given: bool = False) -> dict[str, obj
             found = af.Spec.from_yaml(str(arch), str(wl), str(mapping)).evaluate_mapping()
         else:
             spec = af.Spec.from_yaml(str(arch), str(wl))
-            spec.mapper.explore_loop_orders = False  # no partial-reuse orders: see the docstring
+            spec.mapper.explore_loop_orders = all_orders  # default no partial-reuse orders: see the
+            # docstring
             found = spec.map_workload_to_arch(print_progress=False)
     wall = time.perf_counter() - start
     out: dict[str, object] = {"layer": row["name"], "kind": row["kind"],
                               "energy_pj": round(float(found.energy()), 3),
                               "latency_cycles": round(float(found.latency()), 3)}
-    for comp, lat in sorted(found.latency(per_component=True).items()):
-        out[f"{LEVELS.get(comp, comp.lower())}_latency_cycles"] = round(float(lat), 3)
-    for comp, pj in sorted(found.energy(per_component=True).items()):
-        out[f"{LEVELS.get(comp, comp.lower())}_energy_pj"] = round(float(pj), 3)
+    for comp, lat in sorted(found.latency(per_component=True).items()):  # a level's slowest component
+        key = f"{LEVELS.get(comp, comp.lower())}_latency_cycles"
+        out[key] = max(round(float(lat), 3), float(out.get(key, 0)))
+    for comp, pj in sorted(found.energy(per_component=True).items()):  # a level's components summed
+        key = f"{LEVELS.get(comp, comp.lower())}_energy_pj"
+        out[key] = round(float(pj) + float(out.get(key, 0)), 3)
     for (comp, tensor, action), n in sorted(found.actions(per_tensor=True).items()):
         if comp in LEVELS and tensor in TENSORS:
             key = f"{LEVELS[comp]}_{TENSORS[tensor]}_{action}"
@@ -270,6 +313,9 @@ def main() -> int:
     parser.add_argument("layers", nargs="*", help="layer names of layers.csv to run (default: all); the "
                         "CSV keeps the other layers' rows")
     parser.add_argument("--given", action="store_true", help="AccelForge's model on hwsim's chosen mappings")
+    parser.add_argument("--all-orders", action="store_true",
+                        help="the mapper explores every loop order (explore_loop_orders; several times "
+                             "slower on a convolution) and writes reference_all_orders.csv")
     parser.add_argument("--machine", type=Path, default=DATA,
                         help="folder of the machine (pe_array.yaml, *_hwsim.yaml); its CSVs are written "
                              "there (default: tests/data/accelforge)")
@@ -288,11 +334,12 @@ def main() -> int:
         for row in layers():
             if names and row["name"] not in names:
                 continue
-            rows.append(run(row, Path(tmp), given))
+            rows.append(run(row, Path(tmp), given, args.all_orders))
             print(f"{row['name']}: {rows[-1]['energy_pj']} pJ, {rows[-1]['latency_cycles']} cycles in "
                   f"{rows[-1]['wall_s']} s", file=sys.stderr)
         os.chdir(here)
-    target = MACHINE / ("given.csv" if given else "reference.csv")
+    target = MACHINE / ("given.csv" if given else "reference_all_orders.csv" if args.all_orders
+                        else "reference.csv")
     with open(MACHINE / ".reference.lock", "w") as lock:  # several runs of a few layers each may write it
         fcntl.flock(lock, fcntl.LOCK_EX)
         if names and target.exists():  # keep the other layers' rows
@@ -304,11 +351,13 @@ def main() -> int:
                         key=lambda k: (k in ("mapping", "hwsim_mapping", "wall_s"), k))
         tmp_target = target.with_suffix(".tmp")
         with open(tmp_target, "w", newline="") as f:
-            how = "its model on hwsim's mappings" if given else "FFM mapper, least energy"
+            how = ("its model on hwsim's mappings" if given else "FFM mapper, least energy"
+                   + (", every loop order" if args.all_orders else ""))
             f.write(f"# accelforge 1.0.467 ({how}) on {platform.platform()}, "
                     f"{os.cpu_count()} cores, python {platform.python_version()}; "
                     + (f"machine {MACHINE.name}; " if MACHINE != DATA else "")
-                    + f"regenerate: make accelforge-{'given' if given else 'reference'}\n")
+                    + f"regenerate: make accelforge-{'given' if given else 'reference'}"
+                    + (" (--all-orders)" if args.all_orders else "") + "\n")
             w = csv.DictWriter(f, fieldnames=fields, restval=0)
             w.writeheader()
             w.writerows(rows)

@@ -38,7 +38,7 @@ from ..pricing import prices
 from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
-from .pe_tiles import SPATIAL, PeMapping, best_pe, given_pe, register_files, tiled
+from .pe_tiles import PeMapping, best_pe, given_pe, pe_bound, register_files, tiled, unrollings
 from .timing import buffer_bytes_per_cycle
 from .traffic import PER_ELEMENT
 
@@ -62,9 +62,11 @@ class NestMapping:
     def trips(self, shape: ConvShape) -> tuple[int, ...]:
         return tuple(d // t for d, t in zip(shape.dims, self.tile, strict=True))
 
-    def notation(self, shape: ConvShape, slides: str | None = None) -> str:
+    def notation(self, shape: ConvShape, slides: str | None = None,
+                 rf_levels: dict[str, int] | None = None) -> str:
         """``B1 K64 C64 OY8 OX56 | OY7~``: tile, then the turning DRAM loops outermost first;
-        ``~`` marks the loop ``slides`` (a dimension) the input's buffer slice slides along."""
+        ``~`` marks the loop ``slides`` (a dimension) the input's buffer slice slides along;
+        ``rf_levels``: the register-file residency level of each tensor (``PeMapping.notation``)."""
         trips = dict(zip(DIMS, self.trips(shape), strict=True))
         tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
         loops = " ".join(f"{d}{trips[d]}{'~' if d == slides else ''}" for d in self.order if trips[d] > 1)
@@ -73,7 +75,7 @@ class NestMapping:
         (rd, rf), (cd, cf) = self.pe.spatial
         per_pe = tuple(t // (rf if d == rd else cf if d == cd else 1) for d, t in zip(DIMS, self.tile,
                                                                                      strict=True))
-        return f"{tile} | {loops or '-'} || {self.pe.notation(per_pe)}"
+        return f"{tile} | {loops or '-'} || {self.pe.notation(per_pe, rf_levels)}"
 
 
 @dataclass
@@ -95,6 +97,8 @@ class NestResult:
     runners_up: tuple[NestMapping, ...] = ()  # the next best mappings by the objective (search only)
     tile_array: tuple[int, float] | None = None  # register-file level, per tile: (PE cycles, bytes fed)
     tile_stream: TileStream | None = None  # register-file level: the tile's steps (nest_timing)
+    rf_levels: dict[str, int] = field(default_factory=dict)  # tensor -> register-file residency level
+    # (``hwsim.npu.pe_tiles``: its slice spans the buffer-level loops from that position in; 5: one tile)
 
 
 def per_element(arch: Architecture, level: str, op: str, density: float,
@@ -207,11 +211,18 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(orders),), slide)
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
                    slices, slide, tile_index)
+    off = arch.off_chip.name
+    bufs = buffers(arch)
     if pe is not None:
         for key in ("array_a", "array_b", "array_c", "array_read_c", "compute_cycles"):
             c[key] = pe[key]
-    off = arch.off_chip.name
-    bufs = buffers(arch)
+        # an operand no buffer stages moves between DRAM and the register files directly: DRAM
+        # serves every register-file fill (multicast as the buffer would) and takes every drain
+        for op in ("a", "b"):
+            if not bufs[op][0]:
+                c[f"dram_read_{op}"] = pe[f"array_{op}"]
+        if not bufs["c"][0]:
+            c["dram_write_c"], c["dram_read_c"] = pe["array_c"], pe["array_read_c"]
     moved: dict[tuple[str, str, str, str], np.ndarray] = {}
 
     psum = arch.compute.precision.psum_bits / 8  # partial sums move at the accumulators' width
@@ -314,6 +325,9 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
         out[f"level_{op}"] = levels[op]
     for op in ("a", "b"):
         out[f"slide_{op}"] = c[f"slide_{op}"]
+    for op, (name, _cap) in rfs.items():  # the register files: each tensor's slice at its level
+        out[f"rf_level:{ROLES[pass_][op]}"] = pe[f"rf_level_{op}"]
+        out[f"occupancy:{name}"] = pe[f"rf_bytes:{name}"]
     return out
 
 
@@ -402,7 +416,7 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     tiles = _candidates(shape, pass_, arch, elem)
     ti, pi = _pairs(shape, tiles)
     # a register-file level is searched below the best buffer tiles, ranked first without it
-    pe = _no_pe_level(shape, arch, len(ti)) if tiled(arch) else None
+    pe = pe_bound(shape, pass_, arch, tiles[ti], dataflow) if tiled(arch) else None
     cost = costs(shape, pass_, arch, tiles, ORDERS[pi], eb, dens, dataflow, pe, tile_index=ti)
     obj = objective_of(cost, objective)
     # ties: fewer bytes, then the first; a register-file level ranks every buffer candidate
@@ -449,10 +463,13 @@ def _ranked(obj: np.ndarray, dram_bytes: np.ndarray, k: int | None = None) -> np
 
 def _fills_array(shape: ConvShape, pass_: str, arch: Architecture, dataflow: str,
                  tiles: np.ndarray) -> np.ndarray:
-    """Whether each tile's spatially unrolled extents are multiples of the array's sides."""
-    rd, cd = SPATIAL[(pass_, dataflow)]
-    return ((tiles[:, DIMS.index(rd)] % arch.compute.rows == 0)
-            & (tiles[:, DIMS.index(cd)] % arch.compute.cols == 0))
+    """Whether each tile's extents of some unrolling's dimensions (``pe_tiles.unrollings``) are
+    multiples of the array's sides."""
+    full = np.zeros(len(tiles), bool)
+    for rd, cd in unrollings(arch, pass_, dataflow):
+        full |= ((tiles[:, DIMS.index(rd)] % arch.compute.rows == 0)
+                 & (tiles[:, DIMS.index(cd)] % arch.compute.cols == 0))
+    return full
 
 
 def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:
@@ -461,16 +478,6 @@ def _seen(idx: np.ndarray, n: int, first: np.ndarray) -> np.ndarray:
     dup = np.ones(len(idx), bool)
     dup[at] = False
     return dup
-
-
-def _no_pe_level(shape: ConvShape, arch: Architecture, n: int) -> dict[str, np.ndarray]:
-    """Counts that leave the register-file level out (no traffic below the buffer; the array's
-    cycles at full use): how buffer candidates are ranked before their own level is searched."""
-    zero = np.zeros(n, np.int64)
-    pe = {k: zero for k in ("array_a", "array_b", "array_c", "array_read_c", "rf_fill_a", "rf_fill_b",
-                            "rf_fill_c", "rf_drain_c")}
-    pe["compute_cycles"] = np.full(n, -(-shape.macs // (arch.compute.rows * arch.compute.cols)), np.int64)
-    return pe
 
 
 PE_FINALISTS = 64  # buffer tiles (best by the objective with the array's per-MAC charges) whose
@@ -482,8 +489,8 @@ def _pe_level(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, fl
               given: list[PeMapping | None]) -> tuple[list[PeMapping], dict[str, np.ndarray]]:
     """The register-file mapping of each buffer candidate (the given one, or the best) and their
     counts stacked ``(N,)``."""
-    bufs = {op: name for op, (name, _) in buffers(arch).items()}
-    price = prices(arch)
+    bufs = {op: name or arch.off_chip.name for op, (name, _) in buffers(arch).items()}  # a bypass
+    price = prices(arch)  # reads DRAM
     eb = {**eb, "c": arch.compute.precision.psum_bits / 8}  # a PE keeps and moves partial sums
     maps, rows = [], []
     for tile, order, mp in zip(tiles, orders, given, strict=True):
@@ -582,7 +589,9 @@ def _result(shape: ConvShape, mapping: NestMapping, cost: dict, at: int, objecti
         lv = lambda k: tuple(float(x) for x in cost[f"stream:{k}"][at])  # noqa: E731
         stream = TileStream(tuple(int(x) for x in cost["stream:substeps"][at]), lv("start_a"), lv("start_b"),
                             get("stream:tile_write"), lv("late_write"))
-    return NestResult(mapping, mapping.notation(shape, slides), objective, get("energy_pj"), cycles,
-                      get("dram_bytes"), moved, energy, occ,
+    rf_levels = {k.split(":", 1)[1]: int(cost[k][at]) for k in cost if k.startswith("rf_level:")}
+    return NestResult(mapping, mapping.notation(shape, slides, rf_levels), objective, get("energy_pj"),
+                      cycles, get("dram_bytes"), moved, energy, occ,
                       {op: int(cost[f"level_{op}"][at]) for op in "abc"}, n,
-                      int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream)
+                      int(cost["compute_cycles"][at]), tile_array=array, tile_stream=stream,
+                      rf_levels=rf_levels)

@@ -80,11 +80,16 @@ def buffers(arch: Architecture) -> dict[str, tuple[str, float]]:
     """Per operand, the on-chip buffer that stages it: ``(name, usable bytes)`` (0: unbounded).
 
     The staging buffer is the outermost on-chip memory holding the operand; a double-buffered
-    one offers half its capacity to a tile; a buffer shared by several operands is shared.
+    one offers half its capacity to a tile; a buffer shared by several operands is shared. On a
+    machine whose register files are a tiling level of their own (``compute.register_file_tiling``)
+    they sit below the array and stage nothing: an operand no other on-chip memory holds bypasses
+    the buffer level (``("", 0.0)``; Eyeriss v1's weights, from DRAM straight into the PEs).
     """
+    below = arch.compute is not None and arch.compute.register_file_tiling
     out = {}
     for op in ("a", "b", "c"):
-        holders = [m for m in arch.memories if not m.off_chip and op in m.operands]
+        holders = [m for m in arch.memories if not m.off_chip and op in m.operands
+                   and not (below and m.kind == "register_file")]
         if not holders:
             out[op] = ("", 0.0)
             continue

@@ -9,21 +9,25 @@ On a machine with ``compute.register_file_tiling`` the per-PE register files (me
   largest divisor of the buffer tile's extent that fits the array side). A tensor that the
   unrolled dimension does not index is *multicast* (one buffer read feeds the whole row or
   column) or, for the written tensor, *spatially reduced* (one buffer write per row or column);
-- **the register-file tile**: how many of ``B, K, C, OY, OX`` one PE keeps (``FY, FX`` whole; a
-  divisor of the per-PE extent), each operand in the register file that holds it (one shared,
-  or one per operand), within its capacity;
+- **the register-file tile**: how many of ``B, K, C, OY, OX`` one PE steps through at a time
+  (``FY, FX`` whole; a divisor of the per-PE extent), each operand in the register file that holds
+  it (one shared, or one per operand), within its capacity;
 - **the buffer-level loops**: the trips from the per-PE extent down to the register-file tile,
-  in an order (outermost first), inside the DRAM loops.
+  in an order (outermost first), inside the DRAM loops;
+- **each tensor's slice**: the register file keeps what the buffer-level loops from the tensor's
+  residency level in sweep (``_slices``; 5: one tile), chosen per tensor as the buffer's are
+  (``_rf_levels``): one register file can keep 4 × 6 weights beside one input and one output
+  where one ``K4 C6`` tile for all three would not fit (AccelForge's per-tensor storage nodes).
 
-A register-file tile of a tensor is loaded ``Π trips of the loops at or outside the innermost
-relevant turning loop`` of the whole nest times, once per PE, where every DRAM loop counts as
-relevant (the register files sit below the spatial fanout, itself below the DRAM loops: a new
-buffer tile refills them, as AccelForge counts it) and a buffer-level loop as it indexes the
-tensor; the buffer is read ``loads × footprint × PEs / multicast`` times. A read tile whose
-innermost relevant turning loop is a buffer-level loop keeps the overlap of consecutive windows
-(a register file shifting its input window, as AccelForge counts a tile lowered through that
-loop): each turn loads only what the next tile adds (``t·min(s, F)`` new input rows or columns
-along ``OY``/``OX``; a whole tile along any other loop), the first of each sweep all of it. The
+A tensor's slice is loaded ``Π trips of the loops at or outside the innermost relevant turning
+loop`` among the loops outside it, once per PE, where every DRAM loop counts as relevant (the
+register files sit below the spatial fanout, itself below the DRAM loops: a new buffer tile
+refills them, as AccelForge counts it) and a buffer-level loop as it indexes the tensor; the
+buffer is read ``loads × footprint × PEs / multicast`` times. A read slice whose innermost
+relevant turning loop is a buffer-level loop keeps the overlap of consecutive windows (a register
+file shifting its input window, as AccelForge counts a tile lowered through that loop): each turn
+loads only what the next slice adds (``t·min(s, F)`` new input rows or columns along
+``OY``/``OX``; a whole slice along any other loop), the first of each sweep all of it. The
 written tensor leaves
 each visit to the buffer (reduced over the unrolled dimension it ignores) and comes back on a
 revisit (``reads = writes − size``). Every MAC reads ``a`` and ``b`` from the register file and
@@ -67,12 +71,22 @@ class PeMapping:
     tile: tuple[int, int, int, int, int]  # elements per PE of B, K, C, OY, OX
     order: tuple[str, ...]  # buffer-level loops, outermost first
 
-    def notation(self, per_pe: tuple[int, ...]) -> str:
-        """``rows C32 cols K32 | RF B1 K2 C1 OY1 OX4 | OX7 K4``."""
+    def notation(self, per_pe: tuple[int, ...], levels: dict[str, int] | None = None) -> str:
+        """``rows C32 cols K32 | RF B1 K2 C1 OY1 OX4 | OX7 {W} K4``: the unrolling, the register-file
+        tile, then the buffer-level loops that turn, outermost first; ``{W}`` before a loop: that
+        tensor's register-file slice spans the loops from there in (its residency level, ``levels``:
+        tensor -> position; a tensor not marked keeps one tile)."""
         (rd, rf), (cd, cf) = self.spatial
         trips = {d: p // t for d, p, t in zip(DIMS, per_pe, self.tile, strict=True)}
         tile = " ".join(f"{d}{t}" for d, t in zip(DIMS, self.tile, strict=True))
-        loops = " ".join(f"{d}{trips[d]}" for d in self.order if trips[d] > 1)
+        turning = [(q, d) for q, d in enumerate(self.order) if trips[d] > 1]
+        marks: dict[int, list[str]] = {}
+        for tensor, r in sorted((levels or {}).items()):
+            at = next((q for q, _ in turning if q >= r), None)  # loops of one trip sweep nothing
+            if at is not None:
+                marks.setdefault(at, []).append(tensor)
+        loops = " ".join(("{" + " ".join(marks[q]) + "} " if q in marks else "") + f"{d}{trips[d]}"
+                         for q, d in turning)
         return f"rows {rd}{rf} cols {cd}{cf} | RF {tile} | {loops or '-'}"
 
 
@@ -91,12 +105,26 @@ def register_files(arch: Architecture) -> dict[str, tuple[str, float]]:
     return out
 
 
+def unrollings(arch: Architecture, pass_: str, dataflow: str) -> list[tuple[str, str]]:
+    """The (row, column) loop dimensions the mapper may unroll over the array in this pass, in
+    search order: ``compute.unroll_rows`` × ``compute.unroll_cols`` (an empty list: the dataflow's
+    dimension of that side, ``SPATIAL``), a dimension never on both sides."""
+    rd, cd = SPATIAL[(pass_, dataflow)]
+    rows = arch.compute.unroll_rows or (rd,)
+    cols = arch.compute.unroll_cols or (cd,)
+    pairs = [(r, c) for r in rows for c in cols if r != c]
+    if not pairs:
+        raise MappingError(f"{pass_}: compute.unroll_rows {list(rows)} and unroll_cols {list(cols)} leave no "
+                           "pair of two different loop dimensions to unroll; add one to either list")
+    return pairs
+
+
 def spatial_of(shape: ConvShape, pass_: str, dataflow: str, tile: tuple[int, ...], rows: int,
-               cols: int) -> tuple[tuple[str, int], tuple[str, int]]:
+               cols: int, dims: tuple[str, str] | None = None) -> tuple[tuple[str, int], tuple[str, int]]:
     """``((row dim, factor), (col dim, factor))``: the largest divisor of the tile's extent that
-    fits each array side."""
+    fits each array side, unrolling ``dims`` (default: the dataflow's, ``SPATIAL``)."""
     out = []
-    for d, side in zip(SPATIAL[(pass_, dataflow)], (rows, cols), strict=True):
+    for d, side in zip(dims or SPATIAL[(pass_, dataflow)], (rows, cols), strict=True):
         dv = divisors(tile[DIMS.index(d)])
         out.append((d, int(dv[dv <= side].max())))
     return out[0], out[1]
@@ -124,32 +152,76 @@ def _loads(trips: np.ndarray, relevant: np.ndarray) -> np.ndarray:
     return np.where(last >= 0, picked, 1)
 
 
-def _slid(shape: ConvShape, tensor: str, pe_tiles: np.ndarray, orders: np.ndarray, trips: np.ndarray,
-          relevant: np.ndarray, fp: np.ndarray) -> np.ndarray:
-    """Elements of ``tensor`` loaded into one PE's register file ``(N,)`` when a read tile keeps
-    the overlap of consecutive windows: where the innermost relevant loop that turns is a
-    buffer-level loop, each of its turns loads only what the next tile adds (``fp(2t) − fp(t)``:
-    the ``t·min(s, F)`` new input rows or columns of an ``OY``/``OX`` loop; a whole tile for any
-    other loop or tensor); the first tile of each sweep is whole."""
-    p, n = trips.shape
-    active = relevant & (trips > 1)
-    last = np.max(np.where(active, np.arange(p)[:, None], -1), axis=0)  # (N,)
-    loads = _loads(trips, relevant)
+def _slices(shape: ConvShape, tensor: str, per_pe: np.ndarray, pe_tiles: np.ndarray, orders: np.ndarray,
+            trips: np.ndarray, relevant: np.ndarray,
+            slide: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Footprint, loads and elements loaded of ``tensor``'s register-file slice at every residency
+    level ``r = 0..5`` of the buffer-level loops, each ``(6, N)`` per PE and group.
+
+    At level ``r`` a register file keeps the slice the buffer-level loops at positions ``>= r``
+    sweep (``r = 5``: one register-file tile): it stays while the loops outside it that do not index
+    it turn, and it is loaded ``Π trips at or outside the innermost relevant turning loop`` among
+    the loops outside it (the DRAM loops all count). A read slice whose innermost relevant turning
+    loop is a buffer-level loop keeps the overlap of consecutive windows: each turn loads only what
+    the next slice adds (``fp(2t) − fp(t)``: the ``t·min(s, F)`` new input rows or columns of an
+    ``OY``/``OX`` loop; a whole slice along any other loop), the first of each sweep all of it.
+
+    Args:
+        per_pe: ``(5,)`` the per-PE extent; pe_tiles, orders: ``(N, 5)`` the candidates;
+        trips: ``(10, N)`` the DRAM loops' trips then the buffer-level loops', outermost first;
+        relevant: ``(10, N)`` whether each of those loops refills the tensor's register file;
+        slide: whether the slice may keep the overlap of windows (not for the written tensor).
+    """
+    n = len(pe_tiles)
     cols = np.arange(n)
-    inner = last >= 5  # a buffer-level loop (the DRAM loops sit at positions 0-4)
-    sweep = trips[np.maximum(last, 0), cols]
-    dim = orders[cols, np.clip(last - 5, 0, 4)]
-    doubled = np.array(pe_tiles)
-    doubled[cols, dim] *= 2
-    added = np.minimum(footprints(shape, doubled)[tensor] - fp, fp)  # windows with gaps between
-    # them (a bounding box of a stride over the filter size) share nothing: a whole tile
+    pos = np.empty_like(orders)  # (N, 5): position of each dimension among the buffer-level loops
+    pos[cols[:, None], orders] = np.arange(5)[None, :]
+    levels = np.arange(6)[:, None, None]
+    ext = np.where(pos[None] >= levels, per_pe[None, None, :], pe_tiles[None])  # (6, N, 5)
+    fp = footprints(shape, ext)[tensor]  # (6, N)
+    active = relevant & (trips > 1)
+    last_all = np.maximum.accumulate(np.where(active, np.arange(10)[:, None], -1), axis=0)  # (10, N)
+    cum = np.cumprod(trips, axis=0)
+    last = last_all[4:]  # (6, N): the innermost relevant turning loop outside level r (positions < 5 + r)
+    loads = np.where(last >= 0, cum[np.maximum(last, 0), cols[None, :]], 1)
+    moved = fp * loads
+    if not slide:
+        return fp, loads, moved
+    inner = last >= 5  # a buffer-level loop
+    sweep = trips[np.maximum(last, 0), cols[None, :]]  # (6, N)
+    dim = orders[cols[None, :], np.clip(last - 5, 0, 4)]  # (6, N)
+    doubled = ext.copy()
+    np.put_along_axis(doubled, dim[..., None], np.take_along_axis(ext, dim[..., None], axis=2) * 2, axis=2)
+    added = np.minimum(footprints(shape, doubled)[tensor] - fp, fp)  # windows with gaps between them
+    # (a bounding box of a stride over the filter size) share nothing: a whole slice
     slid = loads // np.maximum(sweep, 1) * (fp + (sweep - 1) * added)
-    return np.where(inner, slid, fp * loads)
+    return fp, loads, np.where(inner, slid, moved)
+
+
+def _rf_levels(slices: dict[str, tuple[np.ndarray, ...]], rfs: dict[str, tuple[str, float]],
+               elem: dict[str, float], n: int) -> dict[str, np.ndarray]:
+    """Register-file residency level of each operand ``(N,)`` (``_slices``), as the buffer's are
+    chosen (``hwsim.npu.mapper._levels``): operands sharing a register file start at one tile each
+    and are placed in the order c, b, a, each at the innermost (smallest) level of least traffic
+    among those that fit in the room the others leave; an operand without one stays at 5."""
+    levels = {op: np.full(n, 5, np.int64) for op in ("a", "b", "c")}
+    for name in sorted({nm for nm, _ in rfs.values()}):
+        ops = [op for op in ("c", "b", "a") if op in rfs and rfs[op][0] == name]
+        cap = rfs[ops[0]][1]
+        size = {op: slices[op][0] * elem[op] for op in ops}  # (6, N) bytes per PE at each level
+        for op in ops:
+            others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
+            fits = size[op] + others <= cap if cap > 0 else np.ones_like(size[op], bool)
+            moved = np.where(fits, slices[op][2], np.inf)  # level 5 fits by construction
+            least = moved <= moved.min(axis=0) * (1 + 1e-12)
+            levels[op] = 5 - np.argmax(least[::-1], axis=0)
+    return levels
 
 
 def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], elem: dict[str, float], dataflow: str,
-             pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             pe_tiles: np.ndarray | None = None, orders: np.ndarray | None = None,
+             spatial: tuple[tuple[str, int], tuple[str, int]] | None = None) -> dict[str, np.ndarray]:
     """Counts of every register-file candidate below one buffer tile, each ``(N,)`` over all groups.
 
     Args:
@@ -157,6 +229,8 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         elem: bytes per element of each operand in its register file (``"a"``, ``"b"``; ``"c"`` at
             the partial sums' width).
         pe_tiles, orders: ``(N, 5)`` candidates (default: every fitting tile × every order).
+        spatial: ``((row dim, factor), (col dim, factor))`` (default: :func:`spatial_of`'s, the
+            dataflow's dimensions).
 
     Returns ``pe_tile``, ``order`` (the candidates), ``array_a``, ``array_b`` (buffer reads sent to
     the PEs), ``array_c`` (partial sums the PEs write into the buffer, reduced), ``array_read_c``
@@ -167,7 +241,7 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     the loops down to that one; ``hwsim.npu.nest_timing.TileStream``).
     """
     rows, cols = arch.compute.rows, arch.compute.cols
-    (rd, rfac), (cd, cfac) = spatial_of(shape, pass_, dataflow, tile, rows, cols)
+    (rd, rfac), (cd, cfac) = spatial or spatial_of(shape, pass_, dataflow, tile, rows, cols)
     per_pe = np.array(tile, np.int64)
     per_pe[DIMS.index(rd)] //= rfac
     per_pe[DIMS.index(cd)] //= cfac
@@ -203,17 +277,20 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
     pes = rfac * cfac
     spatial = {rd: rfac, cd: cfac}
     out: dict[str, np.ndarray] = {"pe_tile": pe_tiles, "order": orders}
+    slices = {}
+    for op, tensor in roles.items():
+        # a register file is refilled whenever a DRAM loop turns (its tile sits below the spatial
+        # fanout, below every DRAM loop: AccelForge's convention); inside, a slice stays while the
+        # buffer-level loops outside it that do not index it turn
+        rel = np.array(RELEVANT[tensor])
+        relevant = np.concatenate([np.ones((5, n), bool), rel[orders].T], axis=0)
+        slices[op] = _slices(shape, tensor, per_pe, pe_tiles, orders, trips, relevant, slide=op != "c")
+    levels = _rf_levels(slices, rfs, elem, n)
     for op, tensor in roles.items():
         rel = np.array(RELEVANT[tensor])
-        # a register file is refilled whenever a DRAM loop turns (its tile sits below the spatial
-        # fanout, below every DRAM loop: AccelForge's convention); inside, a tile stays while the
-        # buffer-level loops that do not index it turn
-        relevant = np.concatenate([np.ones((5, n), bool), rel[orders].T], axis=0)
         multicast = int(np.prod([f for d, f in spatial.items() if not rel[DIMS.index(d)]]))
-        if op in rfs:
-            moved = fp[tensor] * _loads(trips, relevant) * pes * g  # register-file tiles loaded, all PEs
-            if op != "c":  # a window sliding along the loop around the register files keeps its overlap
-                moved = _slid(shape, tensor, pe_tiles, orders, trips, relevant, fp[tensor]) * pes * g
+        if op in rfs:  # the slices loaded into the register files at their levels, all PEs
+            moved = np.take_along_axis(slices[op][2], levels[op][None], axis=0)[0] * pes * g
         else:  # no register file: every MAC's operand comes from the buffer
             moved = np.full(n, shape.macs, np.int64)
         if op == "c":
@@ -225,6 +302,10 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         else:
             out[f"rf_fill_{op}"] = moved
             out[f"array_{op}"] = moved // multicast
+        out[f"rf_level_{op}"] = levels[op]
+    for name in sorted({nm for nm, _ in rfs.values()}):  # bytes per PE the slices take
+        out[f"rf_bytes:{name}"] = sum(np.take_along_axis(slices[op][0], levels[op][None], axis=0)[0]
+                                      * elem[op] for op, (nm, _) in rfs.items() if nm == name)
     out["compute_cycles"] = np.full(n, -(-shape.macs // pes), np.int64)
     # the tile's blocks: fixing the first iteration of the buffer-level loops one after the other
     # (outermost first), the footprint each operand's first block needs (``step_{op}``, ``(N, 5)``;
@@ -243,6 +324,58 @@ def pe_costs(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, 
         out[f"step_{op}"] = steps[op]
     out["spatial"] = np.array([[DIMS.index(rd), rfac, DIMS.index(cd), cfac]] * n, np.int64)
     out["per_pe"] = np.broadcast_to(per_pe, (n, 5))
+    return out
+
+
+def pe_bound(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray,
+             dataflow: str) -> dict[str, np.ndarray]:
+    """The register-file level of buffer tiles ``(T, 5)`` at its least: counts ``(T,)`` as
+    :func:`pe_costs` gives them, for ranking buffer tiles before their own level is searched.
+
+    Under one unrolling the PEs in use and the cycles are exact (the unrolling depends on the buffer
+    tile alone) and every register-file fill and drain is a lower bound: each PE loads its whole
+    per-PE slice of a tensor once per buffer tile (a new buffer tile refills the register files)
+    and never again, as if its register file held it all; an operand without a register file reads
+    the buffer once per MAC. Where the machine offers several unrollings (:func:`unrollings`), each
+    count is the least over them."""
+    bounds = [_bound(shape, pass_, arch, tiles, dims) for dims in unrollings(arch, pass_, dataflow)]
+    return {k: np.minimum.reduce([b[k] for b in bounds]) for k in bounds[0]}
+
+
+def _bound(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray,
+           dims: tuple[str, str]) -> dict[str, np.ndarray]:
+    """:func:`pe_bound` under one unrolling ``dims`` (row, column loop dimensions)."""
+    rows, cols = arch.compute.rows, arch.compute.cols
+    rd, cd = (DIMS.index(d) for d in dims)
+    n = len(tiles)
+    per_pe = np.array(tiles, np.int64)
+    factors = []
+    for d, side in ((rd, rows), (cd, cols)):
+        values, inv = np.unique(tiles[:, d], return_inverse=True)
+        best = np.array([int(divisors(int(v))[divisors(int(v)) <= side].max()) for v in values], np.int64)
+        factors.append(best[inv.reshape(-1)])
+        per_pe[:, d] //= factors[-1]
+    pes = factors[0] * factors[1]
+    n_tiles = np.prod(np.array(shape.dims, np.int64)[None, :] // tiles, axis=1) * shape.groups
+    fp = footprints(shape, per_pe)
+    rfs = register_files(arch)
+    out: dict[str, np.ndarray] = {}
+    for op, tensor in ROLES[pass_].items():
+        rel = RELEVANT[tensor]
+        multicast = np.where(rel[rd], 1, factors[0]) * np.where(rel[cd], 1, factors[1])
+        moved = fp[tensor] * n_tiles * pes if op in rfs else np.full(n, shape.macs, np.int64)
+        if op == "c":
+            out["rf_drain_c"] = moved
+            out["array_c"] = moved // multicast
+            out["array_read_c"] = out["array_c"] - shape.size(tensor)
+            out["rf_fill_c"] = out["array_read_c"] * multicast
+        else:
+            out[f"rf_fill_{op}"] = moved
+            out[f"array_{op}"] = moved // multicast
+        out[f"rf_level_{op}"] = np.full(n, 5, np.int64)
+    out["compute_cycles"] = -(-shape.macs // pes)
+    for name, _cap in rfs.values():
+        out[f"rf_bytes:{name}"] = np.zeros(n)
     return out
 
 
@@ -269,14 +402,20 @@ def pe_energy(arch: Architecture, counts: dict[str, np.ndarray], eb: dict[str, f
 def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
             dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str,
             buffer_of: dict[str, str], price: dict[tuple[str, str], float]) -> tuple[PeMapping, dict]:
-    """The register-file tile and buffer-level order of least energy below one buffer tile (ties:
-    fewer partial sums through the buffer, fewer buffer accesses, then the first candidate: tiles
-    ascending, orders in ``itertools.permutations`` order), and its counts (scalars)."""
-    c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow)
+    """The unrolling, register-file tile and buffer-level order of least energy below one buffer
+    tile (ties: fewer partial sums through the buffer, fewer buffer accesses, slices closer to one
+    shared tile, then the first candidate: unrollings in :func:`unrollings`' order, tiles ascending,
+    orders in ``itertools.permutations`` order), and its counts (scalars)."""
+    rows, cols = arch.compute.rows, arch.compute.cols
+    each = [pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow,
+                     spatial=spatial_of(shape, pass_, dataflow, tile, rows, cols, dims))
+            for dims in unrollings(arch, pass_, dataflow)]
+    c = each[0] if len(each) == 1 else {k: np.concatenate([x[k] for x in each]) for k in each[0]}
     e = pe_energy(arch, c, eb, buffer_of, price)
     partial = c["array_c"] + c["array_read_c"]  # ties: fewer partial sums through the buffer, then
-    accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then the first
-    j = int(np.lexsort((np.arange(len(e)), accesses, partial, tie_rank(e)))[0])
+    accesses = c["array_a"] + c["array_b"] + partial  # fewer buffer accesses, then slices closer to
+    below = sum(5 - c[f"rf_level_{op}"] for op in "abc")  # one shared tile, then the first
+    j = int(np.lexsort((np.arange(len(e)), below, accesses, partial, tie_rank(e)))[0])
     sp = c["spatial"][j]
     mp = PeMapping(((DIMS[sp[0]], int(sp[1])), (DIMS[sp[2]], int(sp[3]))),
                    tuple(int(x) for x in c["pe_tile"][j]), tuple(DIMS[i] for i in c["order"][j]))
@@ -286,6 +425,13 @@ def best_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, .
 def given_pe(shape: ConvShape, pass_: str, arch: Architecture, tile: tuple[int, ...],
              dram_order: tuple[str, ...], eb: dict[str, float], dataflow: str, mp: PeMapping) -> dict:
     """The counts of one given register-file mapping (scalars)."""
+    (rd, rfac), (cd, cfac) = mp.spatial
+    for d, f, side in ((rd, rfac, arch.compute.rows), (cd, cfac, arch.compute.cols)):
+        if f < 1 or f > side or tile[DIMS.index(d)] % f:
+            raise MappingError(f"unrolling {d}{f} must divide the buffer tile's {d} = {tile[DIMS.index(d)]} "
+                               f"and fit the array side of {side} PEs")
+    if rd == cd:
+        raise MappingError(f"unrolling {rd} over both the rows and the columns; unroll two dimensions")
     c = pe_costs(shape, pass_, arch, tile, dram_order, eb, dataflow, np.array([mp.tile], np.int64),
-                 np.array([[DIMS.index(d) for d in mp.order]], np.int64))
+                 np.array([[DIMS.index(d) for d in mp.order]], np.int64), spatial=mp.spatial)
     return {k: v[0] for k, v in c.items()}

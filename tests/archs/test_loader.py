@@ -207,3 +207,18 @@ def test_mutations_load_or_raise_config_error(preset, data):
     else:
         assert isinstance(arch, archs.Architecture)
         archs.energy_table(arch)
+
+
+def test_unrolled_dimensions_are_checked():
+    a = archs.PRESETS["edge-npu"]
+    with pytest.raises(ConfigError, match=r"compute\.unroll_rows: unrolling is chosen by the register-file"):
+        archs.replace(a, {"compute.unroll_rows": ["OX"]})
+    tiled = archs.replace(a, {"compute.register_file_tiling": True})
+    with pytest.raises(ConfigError, match=r"compute\.unroll_rows\[0\]: must be one of 'B', 'K', 'C'"):
+        archs.replace(tiled, {"compute.unroll_rows": ["Q"]})
+    with pytest.raises(ConfigError, match=r"compute\.unroll_cols: 'K' listed twice"):
+        archs.replace(tiled, {"compute.unroll_cols": ["K", "K"]})
+    with pytest.raises(ConfigError, match=r"compute\.unroll_cols: K is also the only row dimension"):
+        archs.replace(tiled, {"compute.unroll_rows": ["K"], "compute.unroll_cols": ["K"]})
+    both = archs.replace(tiled, {"compute.unroll_rows": ["OX", "C"], "compute.unroll_cols": ["K", "C"]})
+    assert both.compute.unroll_rows == ("OX", "C")

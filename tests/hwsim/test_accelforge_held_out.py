@@ -5,7 +5,10 @@ a 32-byte register file each (AccelForge's pe_array.yaml, hwsim's twin pe_array_
 2.0 and RF 0.2 pJ/B), AccelForge's model on hwsim's chosen mappings (given.csv, every layer of
 layers.csv) and AccelForge's own mapper (reference.csv, every layer too: `make accelforge-reference`,
 half an hour of searching on a busy 2-core machine). It was added after hwsim's register-file level
-was matched on the 32×32 machine of test_accelforge_agreement.py, and nothing in hwsim was changed for it.
+was matched on the 32×32 machine of test_accelforge_agreement.py, without changing hwsim; it showed
+14 of 90 counts outside 1.25×, 8 of them from one shared register-file tile for all three tensors and
+from ranking buffer tiles without their register-file level. Per-tensor register-file slices and the
+ranking's lower bound (``hwsim.npu.pe_tiles``) were built for those (reference.csv unchanged); 6 remain.
 
 - given.csv: every tensor's reads and writes at every level and the energy equal hwsim's to the
   element; latency within 1.25×.
@@ -21,7 +24,6 @@ from pathlib import Path
 import pytest
 
 import archs
-from hwsim.npu import mapper
 from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.pe_tiles import PeMapping
 from tests.hwsim.test_accelforge_agreement import (
@@ -41,13 +43,9 @@ KIB = 1024
 
 # (layer, level, tensor, direction): hwsim / AccelForge's own mapper, outside 1.25× (see the tests below)
 OUTSIDE = {
-    ("bert_qkv", "glb", "a", "read"): 4 / 3, ("bert_qkv", "rf", "a", "write"): 4 / 3,
     ("bert_ffn1", "dram", "a", "read"): 4 / 3, ("bert_ffn1", "glb", "a", "write"): 4 / 3,
-    ("bert_ffn1", "glb", "a", "read"): 4 / 3, ("bert_ffn1", "rf", "a", "write"): 4 / 3,
     ("l1_3x3", "glb", "b", "read"): 0.5, ("l1_3x3", "rf", "b", "write"): 0.5,
-    ("l3_3x3", "glb", "a", "read"): 1.5, ("l3_3x3", "rf", "a", "write"): 1.5,
     ("l2_3x3_s2", "glb", "c", "read"): 4 / 3, ("l2_3x3_s2", "glb", "c", "write"): 4 / 3,
-    ("l2_1x1_s2", "glb", "b", "read"): 4.0, ("l2_1x1_s2", "rf", "b", "write"): 4.0,
 }
 
 
@@ -125,61 +123,88 @@ def test_accesses_within_125_percent_of_accelforges_mapper_but_the_documented_on
     assert seen == set(OUTSIDE)
 
 
-def test_gemm_inputs_differ_by_accelforges_per_tensor_tiles():
-    """AccelForge places each tensor's storage node of one memory at its own loop level; hwsim keeps one
-    tile per memory for all three tensors. On `bert_ffn1` AccelForge's buffer keeps 512 output
-    channels of the output but streams the weights through it 64 at a time (`T-k ... shape=64` between
-    its input and weight nodes): 512·128 + 96·128 + 64·96 B fit 96 KiB, where one tile of K512 C96 for
-    all three (hwsim's) does not, so hwsim's best takes K384: the input is read from DRAM 8 times
-    instead of 6. In the register file AccelForge keeps 4 × 6 weights, 6 inputs and 1 output (31 B),
-    where K4 C6 for all three is 34 B over 32: hwsim's RF tile is K3 C6, and each input is loaded into
-    the register files (and read from the buffer) 4/3 as often. By hand:"""
+def test_bert_ffn1_input_differs_by_a_split_loop_over_the_output_channels():
+    """AccelForge's buffer keeps 512 output channels of the output while it streams the weights through
+    64 at a time: its loop over the output channels is split in two (`T-k ... shape=512` above the
+    input's node, `T-k ... shape=64` below it), so the buffer holds 512·128 + 96·128 + 64·96 B of
+    96 KiB. hwsim's loop nest has one DRAM loop per dimension, so its tensors' buffer slices nest in
+    one order: a tile of K512 C96 for the output and the weights needs 512·128 + 96·128 + 512·96 B,
+    over 96 KiB, and hwsim's best takes K384: the input is read from DRAM 8 times instead of 6. By hand:"""
     ref = {r["layer"]: r for r in REFERENCE}
     m = ref["bert_ffn1"]["mapping"]
     assert "T-k in [0..6) shape=512" in m
     assert "[I in GlobalBuffer] I reserves GlobalBuffer T-k in [0..8) shape=64" in m
     assert 512 * 128 + 96 * 128 + 64 * 96 <= 96 * KIB < 512 * 128 + 96 * 128 + 512 * 96
     assert float(ref["bert_ffn1"]["dram_a_read"]) == 6 * 768 * 128
-    for name in ("bert_qkv", "bert_ffn1"):
-        assert "S-cols-k in [0..16) shape=4 S-rows-c in [0..16) shape=6" in ref[name]["mapping"]
-        assert "[I in RF] I reserves RF T-k in [0..4) shape=1 [O in RF]" in ref[name]["mapping"]
-    assert 4 * 6 + 6 + 1 <= 32 < 4 * 6 + 6 + 4 and 3 * 6 + 6 + 3 <= 32
     arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
     for name, k_tiles in (("bert_qkv", 2), ("bert_ffn1", 8)):
         r = search(shape_of(name), "forward", arch, ONE)
         assert r.notation.startswith(f"B1 K384 C96 OY1 OX128 | K{k_tiles} C8 ||"), r.notation
-        assert "RF B1 K3 C6 OY1 OX1" in r.notation
         assert accesses(r, "dram", "a", "read") == k_tiles * 768 * 128
 
 
-def test_l3_3x3_input_differs_by_accelforges_per_tensor_register_file_tiles():
-    """The same on `l3_3x3`'s register file: AccelForge keeps 2 × 9 weights, a 3 × 4 input window (two
-    output columns, sliding down the rows) and one output (31 B: the output's node sits below the
-    register file's loop over the 2 output channels); hwsim's tile of `K2 OX2` for all three tensors is
-    18 + 12 + 4 = 34 B over 32, so its tile is `K2 OX1` (a 3 × 3 window sliding along the columns): per
-    channel and 14 × 14 outputs, 14 sweeps of 9 + 13 · 3 input loads against AccelForge's 7 of 12 + 13 · 4,
-    1.5× the input's register-file fills and buffer reads. By hand:"""
+def test_gemm_register_files_keep_accelforges_per_tensor_slices():
+    """In the register file AccelForge keeps 4 × 6 weights, 6 inputs and 1 output (31 B of 32): each
+    tensor's node at its own loop. One tile for all three tensors cannot hold that (K4 C6: 24 + 6 + 4 =
+    34 B); hwsim's register files keep each tensor's slice at its own residency level: the weights'
+    slice spans the buffer-level loop over 6 input channels (`{W} C6`), the input and the output keep
+    one tile, 24 + 1 + 4 = 29 B. Every register-file count and the buffer's reads and partial sums then
+    equal AccelForge's mapper's on both GEMMs (by hand: each weight loaded into one PE's register file
+    once)."""
+    ref = {r["layer"]: r for r in REFERENCE}
+    arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
+    for name in ("bert_qkv", "bert_ffn1"):
+        m = ref[name]["mapping"]
+        assert "S-cols-k in [0..16) shape=4 S-rows-c in [0..16) shape=6" in m
+        assert "[I in RF] I reserves RF T-k in [0..4) shape=1 [O in RF]" in m
+        assert 4 * 6 + 6 + 1 <= 32 < 4 * 6 + 6 + 4
+        r = search(shape_of(name), "forward", arch, ONE)
+        assert "RF B1 K4 C1 OY1 OX1 | K6 OX128 {W} C6" in r.notation, r.notation
+        assert r.rf_levels == {"I": 5, "W": 2, "O": 5}
+        assert r.occupancy["rf"] == 4 * 6 + 1 + 4 <= 32
+        k = 3072 if name == "bert_ffn1" else 768
+        assert accesses(r, "rf", "b", "write") == k * 768  # each weight into one register file, once
+        for level in ("glb", "rf"):  # what the register-file level moves (not the buffer's DRAM fills)
+            for op in "abc":
+                for direction in ("read", "write") if level == "rf" or op == "c" else ("read",):
+                    theirs = float(ref[name][f"{level}_{op}_{direction}"])
+                    assert accesses(r, level, op, direction) == pytest.approx(theirs, rel=1e-9), \
+                        (name, level, op, direction)
+
+
+def test_l3_3x3_register_files_keep_accelforges_per_tensor_slices():
+    """The same on `l3_3x3`: AccelForge keeps 2 × 9 weights, a 3 × 4 input window (two output columns,
+    sliding down the rows) and one output (31 B: the output's node sits below the register file's loop
+    over the 2 output channels), where one tile of `K2 OX2` for all three tensors is 18 + 12 + 4 =
+    34 B over 32. hwsim's register-file tile is `OX2` with the weights' slice spanning the loop over 2
+    output channels (`{W} K2`): 18 + 12 + 2 = 32 B, and the input window slides down the 14 rows. Per
+    channel and 14 × 14 outputs, 7 sweeps of 12 + 13 · 4 input loads, as AccelForge counts (by hand);
+    every count equals AccelForge's mapper's."""
     ref = next(r for r in REFERENCE if r["layer"] == "l3_3x3")
     m = ref["mapping"]
     assert "[Wt in RF] Wt reserves RF T-q in [0..7) shape=2 [I in RF] T-p in [0..14) shape=1" in m
     assert "T-k in [0..2) shape=1 [O in RF]" in m
     assert 2 * 9 + 3 * 4 + 1 <= 32 < 2 * 9 + 3 * 4 + 2 * 2
-    assert (14 * (9 + 13 * 3)) / (7 * (3 * 4 + 13 * 4)) == 1.5
     arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
     r = search(shape_of("l3_3x3"), "forward", arch, ONE)
-    assert "RF B1 K2 C1 OY1 OX1 | K4 C2 OY14 OX14" in r.notation
-    assert accesses(r, "rf", "a", "write") == 1.5 * float(ref["rf_a_write"])
+    assert "RF B1 K1 C1 OY1 OX2 | C4 OX7 OY14 {W} K2" in r.notation, r.notation
+    assert r.occupancy["rf"] == 2 * 9 + 3 * 4 + 2
+    channels, pe_cols = 256, 16  # the input is multicast over the 16 columns (output channels)
+    k_trips = 256 // 32  # buffer tiles along K: each refills the register files
+    fills = k_trips * channels * 7 * (3 * 4 + 13 * 4) * pe_cols
+    assert accesses(r, "rf", "a", "write") == fills == float(ref["rf_a_write"])
+    for key, ours, theirs in _each_access(ref, {"l3_3x3": r}):
+        assert ours == pytest.approx(theirs, rel=1e-9), key
 
 
-def test_l2_1x1_s2_is_a_search_miss_not_a_model_difference(monkeypatch):
+def test_l2_1x1_s2_reaches_accelforges_mapping():
     """On `l2_1x1_s2` AccelForge's mapper keeps each PE's 4 × 4 weights in its register file while the
     28 output rows of one column stream through (buffer tile `OY28 OX1` under a DRAM loop over the 28
-    columns, buffer-level loops `K2 OY28`); hwsim's search picks `OY1 OX7 | OY28 OX4`, refilling the
-    weights for each of its 112 tiles (4× the weights' buffer reads and register-file fills, 5 % more
-    energy). hwsim's model prices AccelForge's mapping at AccelForge's energy and counts: its search
-    ranks buffer tiles without the register-file level first and only the best ``PE_FINALISTS`` (64)
-    get one, and this tile (its weights re-read for every output without a register file) is not among
-    them: with 256 finalists the search reaches AccelForge's energy (`OY1 OX28 | OY28`, the same costs)."""
+    columns). hwsim's model prices that mapping at AccelForge's energy and counts, and its search now
+    reaches that energy: buffer tiles are ranked before their register-file level is searched with the
+    level's exact PEs in use and a lower bound of its fills (``pe_tiles.pe_bound``: each PE loads its
+    slice once per buffer tile), not with none, so a tile whose weights every new buffer tile refills
+    (`OY1 OX7 | OY28 OX4`, 112 tiles: 4× the weights' fills, 5 % more energy) no longer ranks first."""
     arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
     ref = next(r for r in REFERENCE if r["layer"] == "l2_1x1_s2")
     assert "T-q in [0..28) shape=1 [I in GlobalBuffer]" in ref["mapping"]
@@ -190,13 +215,12 @@ def test_l2_1x1_s2_is_a_search_miss_not_a_model_difference(monkeypatch):
     for key, ours, counted in _each_access(ref, {"l2_1x1_s2": res}):
         assert ours == pytest.approx(counted, rel=1e-6, abs=0.5), key
     chosen = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
-    assert chosen.energy_pj > res.energy_pj
-    assert mapper.PE_FINALISTS == 64
-    monkeypatch.setattr(mapper, "PE_FINALISTS", 256)
-    monkeypatch.setattr(mapper, "_CACHE", {})  # the cache does not key on the number of finalists
-    wider = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
-    assert wider.energy_pj == pytest.approx(res.energy_pj, rel=1e-9)
-    assert wider.notation.startswith("B1 K128 C64 OY1 OX28 | OY28 ||")
+    assert chosen.energy_pj == pytest.approx(res.energy_pj, rel=1e-9)
+    assert chosen.notation.startswith("B1 K128 C64 OY1 OX28 | OY28 ||")
+    missed = evaluate(shape_of("l2_1x1_s2"), "forward", arch, NestMapping((1, 128, 64, 1, 7),
+                                                                          ("B", "K", "C", "OY", "OX")), ONE)
+    assert accesses(missed, "rf", "b", "write") == 4 * accesses(chosen, "rf", "b", "write")
+    assert missed.energy_pj > 1.04 * chosen.energy_pj
 
 
 def test_l2_3x3_s2_differs_by_a_mapping_that_accelforge_prices_cheaper():
@@ -217,20 +241,21 @@ def test_l2_3x3_s2_differs_by_a_mapping_that_accelforge_prices_cheaper():
 
 
 def test_l1_3x3_trades_weight_fills_for_input_fills():
-    """On `l1_3x3` AccelForge's register file keeps two output channels' filters and a 3 × 4 input
-    window (31 B with one output, as on `l3_3x3`), which one tile for all three tensors cannot hold
-    (34 B); hwsim's keeps one filter and the 6 × 3 window of four output rows (9 + 18 + 4 = 31 B) over a
-    buffer tile of the full width (`OX56`), where AccelForge's mapper halves the width above the array
-    (`T-q in [0..2) shape=28`): hwsim refills each PE's filters half as often (0.5× the weights' buffer
-    reads and register-file fills) and its input 1.24× as often. AccelForge's own model prices the two
-    mappings within 0.5 % (given.csv against reference.csv)."""
+    """On `l1_3x3` both register files keep two output channels' filters (AccelForge: 2 × 9 weights, a
+    3 × 4 input window and one output; hwsim: `{W} K2`, a 4 × 3 window of two output rows and their
+    two outputs, 32 B), but hwsim's buffer tile spans the full width (`OX56`) where AccelForge's
+    mapper halves the width above the array (`T-q in [0..2) shape=28`): hwsim refills each PE's
+    filters half as often (0.5× the weights' buffer reads and register-file fills) and its input
+    1/0.83 as often. AccelForge's own model prices hwsim's mapping 0.9 % below its mapper's pick
+    (given.csv against reference.csv)."""
     ref = next(r for r in REFERENCE if r["layer"] == "l1_3x3")
     given = next(r for r in GIVEN if r["layer"] == "l1_3x3")
     m = ref["mapping"]
     assert "T-q in [0..2) shape=28" in m and m.index("T-q in [0..2) shape=28") < m.index("S-cols-k")
     assert "[Wt in RF] Wt reserves RF T-q in [0..14) shape=2 [I in RF] T-p in [0..8) shape=1" in m
     assert "T-k in [0..2) shape=1 [O in RF]" in m
-    assert 2 * 9 + 3 * 4 + 1 <= 32 < 2 * 9 + 3 * 4 + 2 * 2 and 9 + 6 * 3 + 4 <= 32
-    assert "RF B1 K1 C1 OY4 OX1" in given["hwsim_mapping"] and "OX56" in given["hwsim_mapping"]
+    assert "RF B1 K1 C1 OY2 OX1 | C4 OY4 OX56 {W} K2" in given["hwsim_mapping"]
+    assert "| OY7~ K2 ||" in given["hwsim_mapping"] and "OX56" in given["hwsim_mapping"].split("|")[0]
+    assert 2 * 9 + 4 * 3 + 2 <= 32
     assert float(given["glb_b_read"]) == 0.5 * float(ref["glb_b_read"])
-    assert float(given["energy_pj"]) == pytest.approx(float(ref["energy_pj"]), rel=0.005)
+    assert float(given["energy_pj"]) < float(ref["energy_pj"]) < 1.01 * float(given["energy_pj"])
