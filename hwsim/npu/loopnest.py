@@ -260,7 +260,11 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     ti = np.arange(len(tiles)) if tile_index is None else np.asarray(tile_index, np.int64)
     trips = dims[None, :] // tiles  # (T, 5)
     # per tile and subset s of the dimensions (bit d: dimension d swept whole inside the slice)
-    ext = tuple(np.where(_SUBSET_DIMS[:, d], dims[d], tiles[:, d:d + 1]) for d in range(5))  # (T, 32) each
+    ext = []  # (T, 32) per dimension: its extent in each subset's slice
+    for d in range(5):
+        either = np.empty((len(tiles), 2), np.int64)  # the tile's extent, or the whole dimension
+        either[:, 0], either[:, 1] = tiles[:, d], dims[d]
+        ext.append(either[:, _SUBSET_BITS[:, d]])
     fps = footprints(shape, ext)  # (T, 32) each
     trip_product = np.ones((len(tiles), 32), np.int64)  # the product of the subset's trips
     for d in range(5):  # the subsets with bit d: those without it, times dimension d's trips
@@ -333,7 +337,8 @@ def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 _DIM_BITS = 1 << np.arange(5, dtype=np.int64)  # dimension d's bit in a subset of DIMS
-_SUBSET_DIMS = (np.arange(32)[:, None] & _DIM_BITS[None, :]) > 0  # (32, 5): dimensions in subset s
+_SUBSET_BITS = ((np.arange(32)[:, None] & _DIM_BITS[None, :]) > 0).astype(np.int64)  # (32, 5): 1 where
+# subset s holds the dimension
 _ORDER_CODE = 5 ** np.arange(4, -1, -1, dtype=np.int64)  # an order's base-5 code
 _PERMUTATIONS, _ORDER_ID, _INSIDE, _ORDER_TABLES = _order_tables()
 
