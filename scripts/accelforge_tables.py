@@ -1,7 +1,8 @@
 """The AccelForge comparison tables of docs/validation.md §3c, from the committed CSVs and hwsim's
 search today (`make accelforge-tables`; runs in the project's venv, not AccelForge's).
 
-For each machine (the 32×32 twin, and the held-out 16×16 one with ``--machine``): AccelForge's model on
+For each machine (the 32×32 twin, and a held-out one with ``--machine``: 16×16, per-operand register
+files, weight bypass): AccelForge's model on
 hwsim's mapping (given.csv: its counts, which hwsim's equal, and the two latencies) and AccelForge's
 own mapper (reference.csv: hwsim / AccelForge per tensor and level, reads + writes), printed as
 Markdown, with the reads and writes outside 1.25× listed below.
@@ -18,9 +19,16 @@ sys.path.insert(0, str(ROOT))
 
 import archs  # noqa: E402
 from hwsim.npu.mapper import search  # noqa: E402
-from tests.hwsim.test_accelforge_agreement import ONE, _rows, accesses, schedule_cycles, shape_of  # noqa: E402
+from tests.hwsim.test_accelforge_agreement import ONE, _rows, schedule_cycles, shape_of  # noqa: E402
 
 TENSORS = {"a": "I", "b": "W", "c": "O"}
+
+
+def accesses(res, level: str, op: str, direction: str) -> float:
+    """hwsim's accesses of one tensor at a level; ``rf``: every register file (one per tensor on the
+    per-operand machines) summed, as the CSVs' ``rf`` columns sum AccelForge's scratchpads."""
+    return sum(v for (lv, o, _k, d), v in res.bytes.items()
+               if (lv.startswith("rf") if level == "rf" else lv == level) and o == op and d == direction)
 
 
 def _both(r: dict[str, str], level: str, op: str) -> float:
@@ -74,7 +82,8 @@ def tables(machine: str | None) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--machine", help="a held-out machine's folder (tests/data/accelforge/held_out_16x16)")
+    ap.add_argument("--machine", help="a held-out machine's folder (tests/data/accelforge/held_out_16x16, "
+                    "held_out_per_operand_rf, held_out_weight_bypass)")
     print(tables(ap.parse_args().machine))
     return 0
 

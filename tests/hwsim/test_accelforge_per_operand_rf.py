@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 import archs
-from hwsim.npu.mapper import search
+from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.mapping import buffers
+from hwsim.npu.pe_tiles import PeMapping
 from tests.hwsim.test_accelforge_agreement import LAYERS, LEVELS, ONE, _rows, schedule_cycles, shape_of
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "accelforge"
@@ -116,3 +117,154 @@ def test_bypassed_weights_go_from_dram_straight_into_the_register_files():
         fills = level_accesses(res, "rf_w", "b", "write")
         assert fills == level_accesses(res, "dram", "b", "read") == float(r["dram_b_read"])
         assert fills >= shape_of(r["layer"]).size("W")
+
+
+# (machine, layer, level, tensor, direction): hwsim / AccelForge's own mapper (reference.csv), outside
+# 1.25× (a tensor AccelForge does not move there: hwsim's count); each has its cause in a test below
+OUTSIDE = {
+    "held_out_per_operand_rf": {
+        # a mapping AccelForge's loop-order-limited mapper misses, its own model prices lower
+        ("l1_3x3", "glb", "a", "read"): 5 / 7, ("l1_3x3", "glb", "b", "read"): 1 / 2,
+        ("l1_3x3", "rf", "a", "write"): 5 / 7, ("l1_3x3", "rf", "b", "write"): 1 / 2,
+        ("l2_3x3_s2", "dram", "b", "read"): 1 / 4, ("l2_3x3_s2", "dram", "c", "read"): 100352,
+        ("l2_3x3_s2", "dram", "c", "write"): 2, ("l2_3x3_s2", "glb", "b", "read"): 7 / 4,
+        ("l2_3x3_s2", "glb", "b", "write"): 1 / 4, ("l2_3x3_s2", "rf", "b", "write"): 7 / 4,
+        ("l2_1x1_s2", "dram", "a", "read"): 7 / 13, ("l2_1x1_s2", "dram", "b", "read"): 1 / 4,
+        ("l2_1x1_s2", "glb", "a", "read"): 1 / 2, ("l2_1x1_s2", "glb", "a", "write"): 7 / 13,
+        ("l2_1x1_s2", "glb", "b", "read"): 7, ("l2_1x1_s2", "glb", "b", "write"): 1 / 4,
+        ("l2_1x1_s2", "rf", "a", "write"): 1 / 2, ("l2_1x1_s2", "rf", "b", "write"): 7,
+        # a split loop AccelForge's buffer uses and hwsim's nest cannot (one loop per dimension)
+        ("bert_qkv", "dram", "a", "read"): 1 / 2, ("bert_qkv", "dram", "c", "read"): 98304,
+        ("bert_qkv", "dram", "c", "write"): 2, ("bert_qkv", "glb", "a", "read"): 4,
+        ("bert_qkv", "glb", "a", "write"): 1 / 2, ("bert_qkv", "glb", "c", "read"): 5 / 12,
+        ("bert_qkv", "glb", "c", "write"): 5 / 12, ("bert_qkv", "rf", "a", "write"): 4,
+        ("bert_ffn1", "glb", "a", "read"): 2, ("bert_ffn1", "glb", "c", "read"): 5 / 7,
+        ("bert_ffn1", "glb", "c", "write"): 5 / 7, ("bert_ffn1", "rf", "a", "write"): 2,
+    },
+    "held_out_weight_bypass": {  # the filter's columns split above the array
+        ("l2_3x3_s2", "glb", "c", "read"): 4 / 3, ("l2_3x3_s2", "glb", "c", "write"): 4 / 3,
+    },
+}
+# layers whose energy and latency are outside 10 % / 1.25× of AccelForge's loop-order-limited mapper:
+# hwsim's mapping is cheaper and faster in AccelForge's own model, and its mapper finds it with every
+# loop order (reference_all_orders.csv)
+LIMITED_MAPPER_MISS = {("held_out_per_operand_rf", "l2_1x1_s2")}
+
+
+def test_reference_csvs_ran_every_layer():
+    for machine in MACHINES:
+        rows = _rows(f"{machine}/reference.csv")
+        assert f"machine {machine}" in (DATA / machine / "reference.csv").read_text().splitlines()[0]
+        assert [r["layer"] for r in rows] == list(LAYERS)
+        for r in rows:
+            assert int(r["macs"]) == shape_of(r["layer"]).macs
+
+
+def test_energy_and_latency_against_accelforges_mapper(machine):
+    name, arch, res = machine
+    for r in _rows(f"{name}/reference.csv"):
+        energy = res[r["layer"]].energy_pj / float(r["energy_pj"])
+        latency = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
+        if (name, r["layer"]) in LIMITED_MAPPER_MISS:
+            assert energy < 0.8 and latency < 0.8, (r["layer"], energy, latency)
+        else:
+            assert 0.9 <= energy <= 1.1, (r["layer"], energy)
+            assert 0.8 <= latency <= 1.25, (r["layer"], latency)
+
+
+def test_accesses_within_125_percent_of_accelforges_mapper_but_the_documented_ones(machine):
+    name, _, res = machine
+    seen = set()
+    for r in _rows(f"{name}/reference.csv"):
+        for key, ours, theirs in _each_access(r, res):
+            if theirs == 0 and ours == 0:
+                continue
+            ratio = ours / max(theirs, 1)
+            if key in OUTSIDE[name]:
+                seen.add(key)
+                assert ratio == pytest.approx(OUTSIDE[name][key], rel=1e-9), (key, ours, theirs)
+            else:
+                assert 0.8 <= ratio <= 1.25, (key, ours, theirs)
+    assert seen == set(OUTSIDE[name])
+
+
+def test_where_hwsim_beats_the_limited_mapper_accelforges_model_agrees():
+    """On `l1_3x3`, `l2_3x3_s2` and `l2_1x1_s2` of the per-operand machine hwsim's mapping differs from
+    AccelForge's loop-order-limited mapper's pick (``explore_loop_orders: False``, as on every machine)
+    and AccelForge's own model prices hwsim's mapping lower (given.csv against reference.csv): 1.0 %,
+    1.3 % and 25.8 % less energy. `l2_1x1_s2` keeps all 8,192 weights in the buffer while the 28 output
+    rows stream through (AccelForge `[Wt in GlobalBuffer]` above `T-p in [0..28)`): 28 refills of each
+    PE's 8 × 4 weights from the buffer (7× the weights' buffer reads, 229,376 against 32,768) for one
+    read of the input from DRAM (98,560 B: 28 rows of 55 columns of 64 channels, where the limited
+    mapper's 7-row tiles read 4 × 13 rows, 183,040 B); DRAM-bound, 25,888 cycles against 39,520. With
+    every loop order (``--all-orders``, reference_all_orders.csv) AccelForge's mapper finds hwsim's
+    energy and counts to the element."""
+    ref = {r["layer"]: r for r in _rows("held_out_per_operand_rf/reference.csv")}
+    given = {r["layer"]: r for r in _rows("held_out_per_operand_rf/given.csv")}
+    for name in ("l1_3x3", "l2_3x3_s2", "l2_1x1_s2"):
+        assert float(given[name]["energy_pj"]) < float(ref[name]["energy_pj"]), name
+    assert float(given["l2_1x1_s2"]["energy_pj"]) < 0.75 * float(ref["l2_1x1_s2"]["energy_pj"])
+    assert "[Wt in GlobalBuffer] I,Wt,O reserves MainMemory Wt reserves GlobalBuffer T-p in [0..28)" in \
+        given["l2_1x1_s2"]["mapping"]
+    assert float(given["l2_1x1_s2"]["dram_a_read"]) == 28 * 55 * 64
+    assert float(ref["l2_1x1_s2"]["dram_a_read"]) == 4 * 13 * 55 * 64 and "T-p in [0..4) shape=7" in \
+        ref["l2_1x1_s2"]["mapping"]
+    assert float(ref["l2_1x1_s2"]["latency_cycles"]) == (183040 + 32768 + 100352) / 8  # DRAM-bound
+    arch = twin("held_out_per_operand_rf")
+    all_orders = {r["layer"]: r for r in _rows("held_out_per_operand_rf/reference_all_orders.csv")}
+    assert "every loop order" in (DATA / "held_out_per_operand_rf" /
+                                  "reference_all_orders.csv").read_text().splitlines()[0]
+    assert "l2_1x1_s2" in all_orders
+    for name, r in all_orders.items():  # every loop order: never worse than the limited search
+        assert float(r["energy_pj"]) <= float(ref[name]["energy_pj"]) * (1 + 1e-9), name
+        res = search(shape_of(name), "forward", arch, ONE)
+        assert res.energy_pj == pytest.approx(float(r["energy_pj"]), rel=0.10), name
+    res = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
+    assert res.energy_pj == pytest.approx(float(all_orders["l2_1x1_s2"]["energy_pj"]), rel=1e-6)
+    for key, ours, theirs in _each_access(all_orders["l2_1x1_s2"], {"l2_1x1_s2": res}):
+        assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
+
+
+def test_gemms_differ_by_a_split_loop_accelforges_buffer_uses():
+    """On the GEMMs of the per-operand machine AccelForge's buffer splits a loop around another tensor's
+    node: `bert_qkv` keeps 384 output channels of the output (48 KiB) above its loop over the 12 input
+    channel tiles while the input and the weights stream 128 output channels at a time (`T-k in
+    [0..2) shape=384` at DRAM, `T-k in [0..3) shape=128` below the input's node: 48 + 8 + 8 KiB = the
+    64 KiB buffer); `bert_ffn1` keeps 384 input channels of the input and splits its loop over the
+    input channels alike. hwsim's nest has one DRAM loop per dimension (docs/mapping.md, "What it does
+    not do yet"): without the split, keeping the output across the input channels leaves 128 output
+    channels per tile and the input read from DRAM 6 times (163.1 µJ in hwsim's model, above its pick,
+    `K32 C384 | C2 K24`: the output spilled once to DRAM, 143.1 µJ, 4.2 % over AccelForge's 137.3 µJ)."""
+    ref = {r["layer"]: r for r in _rows("held_out_per_operand_rf/reference.csv")}
+    qkv, ffn1 = ref["bert_qkv"]["mapping"], ref["bert_ffn1"]["mapping"]
+    assert qkv.index("T-k in [0..2) shape=384") < qkv.index("[I in GlobalBuffer]") < qkv.index(
+        "T-k in [0..3) shape=128")
+    assert ffn1.index("T-c in [0..2) shape=384") < ffn1.index("[O in GlobalBuffer]") < ffn1.index(
+        "T-c in [0..3) shape=128")
+    assert 384 * 128 + 64 * 128 + 128 * 64 == 64 * KIB
+    arch = twin("held_out_per_operand_rf")
+    unsplit = evaluate(shape_of("bert_qkv"), "forward", arch, NestMapping(
+        (1, 128, 64, 1, 128), ("K", "C", "B", "OY", "OX"),
+        PeMapping((("C", 16), ("K", 16)), (1, 1, 4, 1, 1), ("B", "OY", "OX", "K", "C"))), ONE)
+    assert level_accesses(unsplit, "dram", "a", "read") == 6 * 768 * 128
+    chosen = search(shape_of("bert_qkv"), "forward", arch, ONE)
+    assert chosen.energy_pj < unsplit.energy_pj
+    assert float(ref["bert_qkv"]["energy_pj"]) < chosen.energy_pj < 1.05 * float(ref["bert_qkv"]["energy_pj"])
+
+
+def test_bypass_l2_3x3_s2_splits_the_filter_columns_above_the_array():
+    """With the weights bypassing the buffer, AccelForge's mapper equals hwsim's energy on five layers
+    (every count equal); on `l2_3x3_s2` it splits the filter's columns above the array (`T-s in
+    [0..3)` below the output's buffer node: the script's whole-window constraint binds only the loops
+    below the array), so each output visits the buffer 3 times where hwsim's register files keep whole
+    windows and accumulate over 4 input channels per visit: 4/3 of the output's buffer traffic,
+    energy 1.005× (as on held_out_16x16)."""
+    ref = next(r for r in _rows("held_out_weight_bypass/reference.csv") if r["layer"] == "l2_3x3_s2")
+    m = ref["mapping"]
+    assert m.index("O reserves GlobalBuffer T-s in [0..3)") < m.index("S-cols-k") < m.index(
+        "[Wt in WeightSpad]")
+    outputs = 128 * 28 * 28
+    assert float(ref["glb_c_write"]) == 3 * outputs
+    arch = twin("held_out_weight_bypass")
+    res = search(shape_of("l2_3x3_s2"), "forward", arch, ONE)
+    assert level_accesses(res, "glb", "c", "write") == 4 * outputs
