@@ -137,7 +137,8 @@ zigzag-reference:
 # register-file level against (per-action energies, no component models: its CACTI and NeuroSim
 # plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out 16×16 machine's
 # tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more), and the
-# per-operand register-file machines held_out_per_operand_rf, held_out_weight_bypass (test_accelforge_per_operand_rf.py).
+# per-operand register-file machines held_out_per_operand_rf, held_out_weight_bypass (test_accelforge_per_operand_rf.py)
+# and unroll_ox_k, output columns unrolled over the PE rows (test_accelforge_unroll.py).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
@@ -146,6 +147,7 @@ accelforge-reference:
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_per_operand_rf
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_weight_bypass
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/unroll_ox_k
 
 # AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
 # tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal,
@@ -157,13 +159,13 @@ accelforge-given:
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_16x16
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_per_operand_rf
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_weight_bypass
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/unroll_ox_k
 
-# docs/validation.md §3c's AccelForge tables (both machines) from the committed CSVs and hwsim's search today.
+# docs/validation.md §3c's AccelForge tables (every machine) from the committed CSVs and hwsim's search today.
 accelforge-tables: $(STAMP)
 	$(PY) scripts/accelforge_tables.py
-	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_16x16
-	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_per_operand_rf
-	$(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/held_out_weight_bypass
+	for m in held_out_16x16 held_out_per_operand_rf held_out_weight_bypass unroll_ox_k; do \
+	  echo "## $$m"; $(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/$$m || exit 1; done
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .ruff_cache
