@@ -34,6 +34,7 @@ tiles).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -154,9 +155,10 @@ def window(t: np.ndarray | int, step: int, f: int) -> np.ndarray | int:
     return (t - 1) * step + f
 
 
-def footprints(shape: ConvShape, tiles: np.ndarray) -> dict[str, np.ndarray]:
-    """Elements of each tensor's tile; ``tiles`` is ``(..., 5)`` in ``DIMS`` order -> ``(...)`` each."""
-    tb, tk, tc, toy, tox = (tiles[..., i] for i in range(5))
+def footprints(shape: ConvShape, tiles: np.ndarray | tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """Elements of each tensor's tile; ``tiles`` is ``(..., 5)`` in ``DIMS`` order -> ``(...)`` each,
+    or five arrays (one per dimension) that broadcast together -> their broadcast shape."""
+    tb, tk, tc, toy, tox = (tiles[..., i] for i in range(5)) if isinstance(tiles, np.ndarray) else tiles
     return {"I": tb * tc * window(toy, shape.step_y, shape.fy) * window(tox, shape.step_x, shape.fx),
             "W": tk * tc * shape.fy * shape.fx,
             "O": tb * tk * toy * tox}
@@ -221,8 +223,8 @@ def array_counts(m: np.ndarray, k: np.ndarray, n: np.ndarray, rows: int, cols: i
     return out
 
 
-def residency(shape: ConvShape, tiles: np.ndarray,
-              orders: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
+              tile_index: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, ...]]:
     """Footprint and loads of each tensor's buffer slice at every residency level ``r = 0..5``.
 
     At level ``r`` a tensor's buffer keeps the slice the DRAM loops at positions ``>= r`` sweep
@@ -233,6 +235,9 @@ def residency(shape: ConvShape, tiles: np.ndarray,
     Args:
         tiles, orders: ``(N, 5)`` each: candidate ``i`` is tile ``tiles[i]`` under loop order
             ``orders[i]`` (a permutation of ``range(5)``, outermost first).
+        tile_index: ``(N,)``, when ``tiles`` lists distinct tiles ``(T, 5)`` and candidate ``i`` is
+            tile ``tiles[tile_index[i]]`` (the mapper's tile-major candidates: what depends on the
+            tile alone is computed once per tile).
 
     The input's slice *slides* where the innermost turning DRAM loop outside level ``r`` is ``OY``
     or ``OX`` (it indexes the input, and no other loop turns between it and the slice): the buffer
@@ -240,57 +245,110 @@ def residency(shape: ConvShape, tiles: np.ndarray,
     window adds (``t·min(s, F)`` rows or columns of the slice); the first window of each sweep of
     that loop is whole. Capacity is unchanged: the buffer still holds one whole window.
 
+    A slice at level ``r`` is a function of the tile and of the *set* of dimensions swept inside it
+    (the loops at positions ``>= r``), and its loads of the tile and the set of loops at or outside
+    the innermost relevant turning one: so each tile's footprints and trip products are tabulated
+    over the 32 subsets of the five dimensions, and each candidate's level picks its entries by
+    the subsets its order gives (fixed tables per order and set of turning loops, ``_ORDER_TABLES``).
+
     Returns per tensor ``I, W, O``: ``(footprint, loads, fills, slide)``, each ``(6, N)``: elements,
     times, elements loaded per group with the input's slide (``footprint × loads`` otherwise, and
     for ``W`` and ``O``), and the position of the loop the slice slides along (-1: none, or no
     overlap to keep).
     """
     dims = np.array(shape.dims, np.int64)
-    n = len(tiles)
-    tiles_t = np.ascontiguousarray(tiles.T)  # (5, N): whole rows per dimension
-    trips_t = dims[:, None] // tiles_t
-    orders_t = np.ascontiguousarray(orders.T)  # (5, N): dimension at each position, outermost first
-    cols = np.arange(n)[None, :]
-    trips_ord = trips_t[orders_t, cols]  # (5, N) by position
-    pos = np.empty_like(orders_t)  # (5, N): position of each dimension in its order
-    pos[orders_t, cols] = np.arange(5)[:, None]
-    # extent of each dimension in the slice at level r: the whole dimension where its loop is at
-    # a position >= r (swept inside the slice), else the tile's
-    ext = np.where(pos[:, None, :] >= np.arange(6)[None, :, None], dims[:, None, None], tiles_t[:, None, :])
-    fps = footprints(shape, np.moveaxis(ext, 0, -1))  # (6, N) each
-    cum = np.cumprod(trips_ord, axis=0)
+    ti = np.arange(len(tiles)) if tile_index is None else np.asarray(tile_index, np.int64)
+    trips = dims[None, :] // tiles  # (T, 5)
+    # per tile and subset s of the dimensions (bit d: dimension d swept whole inside the slice)
+    ext = tuple(np.where(_SUBSET_DIMS[:, d], dims[d], tiles[:, d:d + 1]) for d in range(5))  # (T, 32) each
+    fps = footprints(shape, ext)  # (T, 32) each
+    trip_product = np.ones((len(tiles), 32), np.int64)  # the product of the subset's trips
+    for d in range(5):  # the subsets with bit d: those without it, times dimension d's trips
+        trip_product[:, 1 << d:2 << d] = trip_product[:, :1 << d] * trips[:, d:d + 1]
+    eb, _ek, ec, ey, ex = ext
+    wy, wx = window(ey, shape.step_y, shape.fy), window(ex, shape.step_x, shape.fx)
+    # what the next window adds along OY (column 0) or OX (column 1): more than a window where a
+    # bounding box's windows leave gaps
+    added_by = np.stack([eb * ec * (ey * shape.step_y * wx), eb * ec * (wy * ex * shape.step_x)], axis=-1)
+    turning = ((trips > 1) * _DIM_BITS).sum(axis=1)  # (T,): bit d set where dimension d's loop turns
+    oid = _ORDER_ID[orders @ _ORDER_CODE]  # (N,) index of each order in _PERMUTATIONS
+    key = turning[ti] * len(_PERMUTATIONS) + oid  # (N,) row of the per-order tables
+    at_tile = ti[None, :] * 32  # (1, N): the tile's row of the (T, 32) tables, flattened
+    inside = at_tile + _INSIDE[:, oid]  # (6, N): the subset swept inside level r
+    per_order = np.take(_ORDER_TABLES, key, axis=1)  # (5 · 6, N): the order tables' rows, see there
     out = {}
-    for t in RELEVANT:
-        ld = _tile_loads_t(trips_ord, np.array(RELEVANT[t])[orders_t], cum)
-        out[t] = (fps[t], ld, fps[t] * ld, np.full((6, n), -1, np.int64))
+    for j, t in enumerate(RELEVANT):
+        fp = np.take(fps[t], inside)
+        ld = np.take(trip_product, at_tile + per_order[6 * j:6 * j + 6])
+        out[t] = (fp, ld, fp * ld, np.full(fp.shape, -1, np.int64))
     # the input's slice slides along the innermost turning loop outside it when that is OY or OX:
     # each turn loads what the next window adds (the slice with that extent doubled, less itself)
-    turning = np.where(trips_ord > 1, np.arange(5)[:, None], -1)  # (5, N)
-    inner = np.full((6, n), -1, np.int64)
-    inner[1:] = np.maximum.accumulate(turning, axis=0)  # (6, N): innermost turning position < r
-    at = np.maximum(inner, 0)
-    dim = orders_t[at, cols]  # (6, N)
-    slides = (inner >= 0) & ((dim == 3) | (dim == 4))
-    eb, ec, ey, ex = ext[0], ext[2], ext[3], ext[4]  # (6, N) each
-    wy, wx = window(ey, shape.step_y, shape.fy), window(ex, shape.step_x, shape.fx)
-    added = eb * ec * np.where(dim == 3, ey * shape.step_y * wx, wy * ex * shape.step_x)  # (6, N): the
-    # next window's new part (more than a window where a bounding box's windows leave gaps)
-    slides = slides & (added < fps["I"])  # only overlapping windows slide
-    sweep = trips_ord[at, cols]  # (6, N)
-    fp_i, ld_i, _, _ = out["I"]
+    inner = per_order[18:24]  # (6, N): innermost turning position < r (-1: none)
+    dim = per_order[24:30]  # its dimension (-1: none)
+    fp_i, ld_i, fills_i, _ = out["I"]
+    added = np.take(added_by, inside * 2 + (dim == 4))
+    slides = (dim >= 3) & (added < fp_i)  # only overlapping windows slide
+    sweep = np.take(trips, ti[None, :] * 5 + np.maximum(dim, 0))  # (6, N): trips of that loop
     slid = ld_i // np.maximum(sweep, 1) * (fp_i + (sweep - 1) * added)
-    out["I"] = (fp_i, ld_i, np.where(slides, slid, fp_i * ld_i), np.where(slides, inner, -1))
+    out["I"] = (fp_i, ld_i, np.where(slides, slid, fills_i), np.where(slides, inner, -1))
     return out
+
+
+def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fixed tables of :func:`residency` over the 120 loop orders: ``(permutations (120, 5), order
+    id by base-5 code (3125,), subset inside level r (6, 120), tables (5 · 6, 32·120))``; the
+    tables' column ``turning·120 + order`` (``turning``: the 5-bit set of loops with trips > 1)
+    holds five blocks of six rows, one row per level ``r``: for ``I``, ``W``, ``O`` the subset of
+    loops at or outside the tensor's innermost relevant turning loop outside ``r`` (empty when
+    none: loaded once); the position of the innermost turning loop outside ``r`` (-1: none); its
+    dimension (-1: none)."""
+    perms = np.array(list(itertools.permutations(range(5))), np.int64)  # (P, 5)
+    n_p = len(perms)
+    order_id = np.full(5 ** 5, -1, np.int64)
+    order_id[perms @ _ORDER_CODE] = np.arange(n_p)
+    bits = _DIM_BITS[perms]  # (P, 5): each position's dimension bit
+    after = np.concatenate([np.cumsum(bits[:, ::-1], axis=1)[:, ::-1], np.zeros((n_p, 1), np.int64)], axis=1)
+    inside = np.ascontiguousarray(after.T)  # (6, P): dimensions at positions >= r
+    turn = np.arange(32)[:, None, None]  # (32, 1, 1) every set of turning loops
+    tables = []
+
+    def innermost(active: np.ndarray) -> np.ndarray:
+        """(32, P, 6): the innermost active position < r (-1: none)."""
+        last = np.maximum.accumulate(np.where(active, np.arange(5), -1), axis=2)  # (32, P, 5)
+        return np.concatenate([np.full((32, n_p, 1), -1), last], axis=2)
+
+    def columns(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.reshape(32 * n_p, 6).T)  # (6, 32·P)
+
+    for rel in RELEVANT.values():  # I, W, O
+        rel_bits = int((_DIM_BITS * np.array(rel)).sum())
+        last = innermost((turn & rel_bits & bits[None]) > 0)
+        loaded = 31 - after[np.arange(n_p)[None, :, None], last + 1]  # positions <= last
+        tables.append(columns(loaded))
+    inner = innermost((turn & bits[None]) > 0)
+    tables.append(columns(inner))
+    inner_dim = perms[np.arange(n_p)[None, :, None], np.maximum(inner, 0)]
+    tables.append(columns(np.where(inner >= 0, inner_dim, -1)))
+    return perms, order_id, inside, np.concatenate(tables)
+
+
+_DIM_BITS = 1 << np.arange(5, dtype=np.int64)  # dimension d's bit in a subset of DIMS
+_SUBSET_DIMS = (np.arange(32)[:, None] & _DIM_BITS[None, :]) > 0  # (32, 5): dimensions in subset s
+_ORDER_CODE = 5 ** np.arange(4, -1, -1, dtype=np.int64)  # an order's base-5 code
+_PERMUTATIONS, _ORDER_ID, _INSIDE, _ORDER_TABLES = _order_tables()
 
 
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
                dataflow: str, levels: dict[str, np.ndarray] | None = None,
                slices: dict[str, tuple[np.ndarray, ...]] | None = None,
-               slide: bool | np.ndarray = True) -> dict[str, np.ndarray]:
+               slide: bool | np.ndarray = True,
+               tile_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Element counts of every candidate, shaped ``(N,)``.
 
     Args:
-        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension).
+        tiles: ``(N, 5)`` tile sizes in ``DIMS`` order (each divides its dimension); with
+            ``tile_index`` ``(N,)``, the distinct tiles ``(T, 5)`` and candidate ``i``'s is
+            ``tiles[tile_index[i]]`` (:func:`residency`).
         orders: ``(N, 5)`` permutations of ``range(5)``: each candidate's DRAM loops, outermost first.
         levels: per GEMM operand, its residency level ``(N,)`` in ``0..5`` (:func:`residency`;
             default 5: one tile).
@@ -312,13 +370,14 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     g = shape.groups
     out: dict[str, np.ndarray] = {}
     role = ROLES[pass_]
-    tp = (len(tiles),)
-    slices = residency(shape, tiles, orders) if slices is None else slices
+    tp = (len(orders),)
+    slices = residency(shape, tiles, orders, tile_index) if slices is None else slices
+    each = np.arange(len(orders))
     for op, tensor in role.items():
         fp, ld, fills, at = slices[tensor]
         r = np.full(tp, 5, np.int64) if levels is None or op not in levels else levels[op]
         def pick(x: np.ndarray, r: np.ndarray = r) -> np.ndarray:  # (6, N) -> (N,) at each level
-            return np.take_along_axis(x, r[None], axis=0)[0]
+            return x[r, each]
         fp_r, ld_r = pick(fp), pick(ld)
         out[f"slice_{op}"] = fp_r
         out[f"loads_{op}"] = ld_r * g
@@ -333,9 +392,12 @@ def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarr
     n_tiles = np.prod(trips, axis=1) * g  # (T,)
     m, k, n = tile_gemm(shape, tiles, pass_)
     arr = array_counts(m, k, n, rows, cols, dataflow)
+
+    def each_candidate(x: np.ndarray) -> np.ndarray:  # per tile -> per candidate
+        return x if tile_index is None else x[tile_index]
     for key in ("a", "b", "c"):
-        out[f"array_{key}"] = arr[key] * n_tiles
+        out[f"array_{key}"] = each_candidate(arr[key] * n_tiles)
     out["array_read_c"] = out["array_c"] - shape.size(role["c"])
-    out["compute_cycles"] = arr["cycles"] * n_tiles
-    out["tiles"] = n_tiles
+    out["compute_cycles"] = each_candidate(arr["cycles"] * n_tiles)
+    out["tiles"] = each_candidate(n_tiles)
     return out

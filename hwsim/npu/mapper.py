@@ -123,30 +123,38 @@ def _energy(arch: Architecture, component: str, action: str) -> float:
 
 
 def _candidates(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float]) -> np.ndarray:
-    """Fitting tiles ``(T, 5)``; undominated ones only when more than KEEP_ALL_TILES fit."""
+    """Fitting tiles ``(T, 5)``; undominated ones only when more than KEEP_ALL_TILES fit.
+
+    The tiles are the grid of every dimension's divisors (in ``itertools.product``'s order): a
+    tile grown in dimension ``d`` is its neighbour one step along that axis of the grid, so
+    whether it still fits is read off the grid, not costed again."""
     divs = [divisors(d) for d in shape.dims]
-    grids = np.meshgrid(*divs, indexing="ij")  # every combination, in itertools.product's order
-    tiles = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
-    fits = _fits(shape, pass_, arch, elem, tiles)
-    kept = tiles[fits]
-    if len(kept) == 0:
+    caps = {name: cap for name, cap in buffers(arch).values() if name}
+    grid = np.ones(tuple(len(dv) for dv in divs), bool)  # (divisors of B, K, C, OY, OX): the tile fits
+    for name, used in occupancy(shape, pass_, arch, elem, np.ix_(*divs)).items():
+        if caps[name] > 0:
+            grid &= used <= caps[name]
+    if not grid.any():
         raise MappingError(_no_fit(shape, pass_, arch, elem))
-    if len(kept) <= KEEP_ALL_TILES or tiled(arch):  # a register-file level may prefer a smaller tile
-        return kept  # (its per-PE extent divides into a register-file tile that fits): no prune
-    grow_fits = np.zeros(len(kept), bool)
-    for d, dv in enumerate(divs):
-        idx = np.searchsorted(dv, kept[:, d])
-        can = idx + 1 < len(dv)
-        bumped = kept[can].copy()
-        bumped[:, d] = dv[idx[can] + 1]
-        grow_fits[np.flatnonzero(can)] |= _fits(shape, pass_, arch, elem, bumped)
-    return kept[~grow_fits]
+    keep = grid
+    if grid.sum() > KEEP_ALL_TILES and not tiled(arch):  # a register-file level may prefer a smaller
+        # tile (its per-PE extent divides into a register-file tile that fits): no prune there
+        grows = np.zeros_like(grid)  # the next divisor along some dimension still fits
+        for d in range(5):
+            inner = [slice(None)] * 5
+            outer = list(inner)
+            inner[d], outer[d] = slice(None, -1), slice(1, None)
+            grows[tuple(inner)] |= grid[tuple(outer)]
+        keep = grid & ~grows
+    at = np.nonzero(keep)  # in itertools.product's order of the divisors
+    return np.stack([dv[i] for dv, i in zip(divs, at, strict=True)], axis=1)
 
 
 def occupancy(shape: ConvShape, pass_: str, arch: Architecture, elem: dict[str, float],
-              tiles: np.ndarray) -> dict[str, np.ndarray]:
-    """Bytes each buffer's tiles take, per buffer name -> ``(T,)``; ``elem`` is bytes per element
-    of each operand in that buffer's format."""
+              tiles: np.ndarray | tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """Bytes each buffer's tiles take, per buffer name -> ``(T,)`` (or the broadcast shape of five
+    per-dimension arrays, ``loopnest.footprints``); ``elem`` is bytes per element of each operand
+    in that buffer's format."""
     fp = footprints(shape, tiles)
     out: dict[str, np.ndarray] = {}
     for op, (name, _cap) in buffers(arch).items():
@@ -190,18 +198,19 @@ def _elem_bytes(arch: Architecture, pass_: str, eb: dict[str, float],
 
 def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, orders: np.ndarray,
           eb: dict[str, float], dens: dict[str, float], dataflow: str,
-          pe: dict[str, np.ndarray] | None = None, slide: bool = True) -> dict[str, np.ndarray]:
+          pe: dict[str, np.ndarray] | None = None, slide: bool = True,
+          tile_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Bytes, energy (pJ) and cycles of every candidate ``(N,)`` (tile ``tiles[i]`` under order
-    ``orders[i]``; ``pe``: their register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts,
-    which replace the systolic array's; ``slide``: whether input slices may slide,
-    ``loopnest.residency``): keys ``energy_pj``,
+    ``orders[i]``, or ``tiles[tile_index[i]]`` when ``tiles`` lists distinct tiles; ``pe``: their
+    register-file level, ``hwsim.npu.pe_tiles.pe_costs``'s counts, which replace the systolic
+    array's; ``slide``: whether input slices may slide, ``loopnest.residency``): keys ``energy_pj``,
     ``cycles``, ``dram_bytes`` and ``bytes:<level>:<op>:<data|metadata>:<read|write>``,
     ``energy:<component>``."""
     elem = _elem_bytes(arch, pass_, eb, dens)
-    slices = residency(shape, tiles, orders)
-    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(tiles),), slide)
+    slices = residency(shape, tiles, orders, tile_index)
+    levels = _levels(arch, {op: slices[t] for op, t in ROLES[pass_].items()}, elem, (len(orders),), slide)
     c = nest_costs(shape, pass_, tiles, orders, arch.compute.rows, arch.compute.cols, dataflow, levels,
-                   slices, slide)
+                   slices, slide, tile_index)
     off = arch.off_chip.name
     bufs = buffers(arch)
     if pe is not None:
@@ -298,7 +307,8 @@ def costs(shape: ConvShape, pass_: str, arch: Architecture, tiles: np.ndarray, o
     out["compute_cycles"] = compute
     stream = None
     if pe is not None and "substeps" in pe:  # the register-file level: the tile's own steps
-        stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, tiles)[ROLES[pass_]["c"]]
+        each = tiles if tile_index is None else tiles[tile_index]
+        stream = {"substeps": pe["substeps"], "tile_write": footprints(shape, each)[ROLES[pass_]["c"]]
                   * elem[f"{off}:c"], "late_write": pe["step_c"] * elem[f"{off}:c"]}
         for op in ("a", "b"):
             stream[f"start_{op}"] = np.minimum(pe[f"step_{op}"] * elem[f"{off}:{op}"], first[op][:, None])
@@ -335,6 +345,7 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: di
     fps = {op: res[op][0] for op in ("a", "b", "c")}
     levels = {op: np.full(tp, 5, np.int64) for op in ("a", "b", "c")}
     bufs = buffers(arch)
+    cols = np.arange(tp[0])
     for name in sorted({n for n, _ in bufs.values() if n}):
         ops = [op for op in ("c", "b", "a") if bufs[op][0] == name]
         cap = bufs[ops[0]][1]
@@ -344,13 +355,16 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: di
                 levels[op][:] = 0
             continue
         for op in ops:
-            others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
+            others = sum(size[o][levels[o], cols] for o in ops if o != op)
             fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
             fills = res[op][2] if slide and op != "c" else res[op][0] * res[op][1]  # a read slice slides
-            moved = np.where(fits, fills, np.inf)  # elements per group at each level
-            least = moved <= moved.min(axis=0) * (1 + 1e-12)
-            levels[op] = 5 - np.argmax(least[::-1], axis=0)  # innermost level of least traffic
+            least_fill = np.where(fits, fills, np.iinfo(np.int64).max).min(axis=0)  # elements per group
+            least = fits & (fills <= least_fill * (1 + 1e-12))
+            levels[op] = (least * _LEVEL_NUMBERS).max(axis=0) - 1  # innermost level of least traffic
     return levels
+
+
+_LEVEL_NUMBERS = np.arange(1, 7, dtype=np.int64)[:, None]  # (6, 1): residency level r + 1
 
 
 def objective_of(cost: dict[str, np.ndarray], objective: str) -> np.ndarray:
@@ -403,9 +417,10 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
     ti, pi = _pairs(shape, tiles)
     # a register-file level is searched below the best buffer tiles, ranked first without it
     pe = pe_bound(shape, pass_, arch, tiles[ti], dataflow) if tiled(arch) else None
-    cost = costs(shape, pass_, arch, tiles[ti], ORDERS[pi], eb, dens, dataflow, pe)
+    cost = costs(shape, pass_, arch, tiles, ORDERS[pi], eb, dens, dataflow, pe, tile_index=ti)
     obj = objective_of(cost, objective)
-    ranked = np.lexsort((np.arange(len(ti)), cost["dram_bytes"], tie_rank(obj)))  # ties: fewer bytes, first
+    # ties: fewer bytes, then the first; a register-file level ranks every buffer candidate
+    ranked = _ranked(obj, cost["dram_bytes"], None if tiled(arch) else RUNNERS_UP + 1)
     if tiled(arch):  # the register-file level below the best buffer tiles, then ranked again
         first = np.zeros(len(tiles), bool)  # each tile under its best DRAM order
         pick = ranked[~_seen(ti[ranked], len(tiles), first)]
@@ -423,6 +438,27 @@ def _search(shape: ConvShape, pass_: str, arch: Architecture, key_e: tuple, key_
 
     res = _result(shape, mapping_at(best), cost, best, objective, len(ti))
     return replace(res, runners_up=tuple(mapping_at(int(j)) for j in ranked[1:RUNNERS_UP + 1]))
+
+
+LEADERS_PREFIX = 64  # the smallest objective values among which the leading candidates are sought first
+
+
+def _ranked(obj: np.ndarray, dram_bytes: np.ndarray, k: int | None = None) -> np.ndarray:
+    """Candidate indices by ``tie_rank(obj)``, then fewer ``dram_bytes``, then index; the first ``k``
+    only when ``k`` is given.
+
+    Those are found among the ``LEADERS_PREFIX`` smallest values when the rank group of the
+    ``k``-th one ends among them (a gap of more than ``TIE_REL`` follows it there: every value of
+    its group and of the groups before it is there, and their order is the full sort's);
+    otherwise every candidate is sorted."""
+    n = len(obj)
+    if k is not None and n > 2 * LEADERS_PREFIX:
+        head = np.argpartition(obj, LEADERS_PREFIX)[:LEADERS_PREFIX]  # the smallest values, any order
+        rank = tie_rank(obj[head])
+        if np.sort(rank)[k - 1] < rank.max():  # the k-th one's group ends inside the head
+            return head[np.lexsort((head, dram_bytes[head], rank))][:k]
+    ranked = np.lexsort((np.arange(n), dram_bytes, tie_rank(obj)))
+    return ranked if k is None else ranked[:k]
 
 
 def _fills_array(shape: ConvShape, pass_: str, arch: Architecture, dataflow: str,
@@ -487,14 +523,24 @@ def _search_pe(shape: ConvShape, pass_: str, arch: Architecture, eb: dict[str, f
 def _pairs(shape: ConvShape, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(tile, order) index pairs worth costing, tile-major: orders that differ only in where the
     loops of one trip sit are the same nest, so only the order that puts those loops innermost in
-    ``DIMS`` order is kept (``|turning loops|!`` orders per tile instead of 120)."""
-    turning = (np.array(shape.dims)[None, :] // tiles) > 1  # (T, 5)
-    t_ord = turning[:, ORDERS]  # (T, P, 5) outermost first
+    ``DIMS`` order is kept (``|turning loops|!`` orders per tile instead of 120; which ones depends
+    only on the set of turning loops: ``_KEPT_ORDERS``)."""
+    turning = ((np.array(shape.dims)[None, :] // tiles) > 1) @ (1 << np.arange(5))  # (T,) 5-bit sets
+    ti, pi = np.nonzero(_KEPT_ORDERS[turning])
+    return ti, pi
+
+
+def _kept_orders() -> np.ndarray:
+    """``(32, 120)`` bool: the orders :func:`_pairs` keeps for each set of turning loops (bit d:
+    dimension d's loop turns)."""
+    t_ord = ((np.arange(32)[:, None, None] >> ORDERS[None, :, :]) & 1) > 0  # (32, P, 5) outermost first
     outer, inner = t_ord[:, :, :-1], t_ord[:, :, 1:]  # each pair of neighbouring loops
     rising = (ORDERS[None, :, :-1] < ORDERS[None, :, 1:]) | outer | inner  # still loops in DIMS order
     keep = (outer | ~inner) & rising  # and no turning loop inside a still one
-    ti, pi = np.nonzero(keep.all(axis=2))
-    return ti, pi
+    return keep.all(axis=2)
+
+
+_KEPT_ORDERS = _kept_orders()
 
 
 def evaluate(shape: ConvShape, pass_: str, arch: Architecture, mapping: NestMapping, eb: dict[str, float],

@@ -19,6 +19,7 @@ a compressed format saves.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class MappingContext:
         self.fixed_dense: dict[tuple, dict] = {}
         self.scalesim_cache: dict[tuple, ScalesimCounts] = {}
         self.timings: dict[tuple, NestTiming] = {}
+        self.columns: dict[str, tuple[str, str, str, str] | None] = {}  # report column -> traffic key
 
     @classmethod
     def of(cls, arch: Architecture, mapping: str | Path | None, objective: str, dataflow: str | None,
@@ -125,11 +127,11 @@ class MappingContext:
                    max(tb.total_cycles - tb.compute_cycles, 0))
             out["mapper_gemm_cycles"] = res.cycles - quirk
             out["dense_mapper_gemm_cycles"] = base.cycles - quirk
-        old = _totals_of(self.arch, row)
+        old = _totals_of(self.traffic_key, row)
         array_writes = self.mode == "scalesim"  # SCALE-Sim's own array-side ofmap writes: the replay's
         new = merge(self.arch, old, res, array_writes)
         e_old, e_new = traffic_energy(self.arch, old), traffic_energy(self.arch, new)
-        for key in [k for k in out if k.endswith("_bytes") and _parse(self.arch, k) is not None]:
+        for key in [k for k in out if k.endswith("_bytes") and self.traffic_key(k) is not None]:
             del out[key]
         for (comp, op, kind, direction), moved in new.items():
             out[f"{comp}_{op}{'' if kind == 'data' else '_metadata'}_{direction}_bytes"] = moved
@@ -144,6 +146,12 @@ class MappingContext:
         out["mapping"] = res.notation
         out["mapping_source"] = self.mode
         return out
+
+    def traffic_key(self, column: str) -> tuple[str, str, str, str] | None:
+        """``_parse`` of a report column, memoized for the run."""
+        if column not in self.columns:
+            self.columns[column] = _parse(self.arch, column)
+        return self.columns[column]
 
     def scalesim_counts(self, spec: LayerSpec, pass_: str, batch: int, eb: dict[str, float],
                         nm: tuple[int, ...] | None = None) -> ScalesimCounts:
@@ -296,11 +304,13 @@ def _parse(arch: Architecture, column: str) -> tuple[str, str, str, str] | None:
     return None
 
 
-def _totals_of(arch: Architecture, row: dict[str, Any]) -> dict[tuple[str, str, str, str], float]:
+def _totals_of(key_of: Callable[[str], tuple[str, str, str, str] | None],
+               row: dict[str, Any]) -> dict[tuple[str, str, str, str], float]:
+    """A row's traffic columns by key (``key_of``: ``MappingContext.traffic_key``)."""
     out = {}
     for col, v in row.items():
         if col.endswith("_bytes"):
-            key = _parse(arch, col)
+            key = key_of(col)
             if key is not None:
                 out[key] = float(v)
     return out
