@@ -135,36 +135,37 @@ zigzag-reference:
 # Python 3.12 (its hwcomponents dependency does not resolve on 3.11) and rewrite
 # tests/data/accelforge/reference.csv, which tests/hwsim/test_accelforge_agreement.py compares hwsim's
 # register-file level against (per-action energies, no component models: its CACTI and NeuroSim
-# plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out 16×16 machine's
-# tests/data/accelforge/held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more), and the
-# per-operand register-file machines held_out_per_operand_rf, held_out_weight_bypass (test_accelforge_per_operand_rf.py)
-# and unroll_ox_k, output columns unrolled over the PE rows (test_accelforge_unroll.py).
+# plug-ins are never called; tens of minutes on a busy 2-core machine), then the held-out machines':
+# held_out_16x16/reference.csv (test_accelforge_held_out.py; half an hour more), the per-operand
+# register-file machines' (test_accelforge_per_operand_rf.py; minutes each, and one layer with every loop
+# order) and unroll_ox_k, output columns unrolled over the PE rows (test_accelforge_unroll.py).
 PYTHON312 ?= $(shell command -v python3.12 || echo $$HOME/.pyenv/versions/3.12.1/bin/python)
+AF_HELD_OUT := held_out_16x16 held_out_per_operand_rf held_out_weight_bypass held_out_input_bypass \
+               held_out_output_bypass unroll_ox_k
 accelforge-reference:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_16x16
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_per_operand_rf
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/held_out_weight_bypass
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/unroll_ox_k
+	for m in $(AF_HELD_OUT); do \
+	  .venv-accelforge/bin/python scripts/accelforge_reference.py --machine tests/data/accelforge/$$m || exit 1; done
+	.venv-accelforge/bin/python scripts/accelforge_reference.py --all-orders \
+	  --machine tests/data/accelforge/held_out_per_operand_rf l2_1x1_s2
 
 # AccelForge's model (no search) on hwsim's own chosen mapping of each layer (seconds):
 # tests/data/accelforge/given.csv, which tests/hwsim/test_accelforge_agreement.py requires hwsim to equal,
-# and the held-out machine's held_out_16x16/given.csv (every layer; test_accelforge_held_out.py).
+# and each held-out machine's given.csv (every layer; test_accelforge_held_out.py,
+# test_accelforge_per_operand_rf.py).
 accelforge-given:
 	test -x .venv-accelforge/bin/python || $(PYTHON312) -m venv .venv-accelforge
 	.venv-accelforge/bin/python -m pip install --quiet 'accelforge==1.0.467'
 	.venv-accelforge/bin/python scripts/accelforge_reference.py --given
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_16x16
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_per_operand_rf
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/held_out_weight_bypass
-	.venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/unroll_ox_k
+	for m in $(AF_HELD_OUT); do \
+	  .venv-accelforge/bin/python scripts/accelforge_reference.py --given --machine tests/data/accelforge/$$m || exit 1; done
 
 # docs/validation.md §3c's AccelForge tables (every machine) from the committed CSVs and hwsim's search today.
 accelforge-tables: $(STAMP)
 	$(PY) scripts/accelforge_tables.py
-	for m in held_out_16x16 held_out_per_operand_rf held_out_weight_bypass unroll_ox_k; do \
+	for m in $(AF_HELD_OUT); do \
 	  echo "## $$m"; $(PY) scripts/accelforge_tables.py --machine tests/data/accelforge/$$m || exit 1; done
 
 clean:

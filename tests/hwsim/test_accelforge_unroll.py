@@ -125,3 +125,60 @@ def test_searching_two_unrollings_never_costs_more_than_either(name, pass_):
     both = search(shape_of(name), pass_, unrolled(["C", "OX"]), ONE)
     assert both.energy_pj <= min(r.energy_pj for r in alone.values()) * (1 + 1e-9)
     assert both.notation.split("|| rows ")[1][:2] in ("C1", "OX")
+
+
+REFERENCE = _rows("unroll_ox_k/reference.csv")
+# (layer, level, tensor, direction): hwsim / AccelForge's own mapper, outside 1.25× (docs/validation.md §3c):
+# other mappings of about the same energy (below)
+OUTSIDE = {
+    ("l1_3x3", "glb", "a", "read"): 1.6, ("l1_3x3", "rf", "a", "write"): 1.6,
+    ("l2_3x3_s2", "glb", "b", "read"): 2.0, ("l2_3x3_s2", "rf", "b", "write"): 2.0,
+    ("l3_3x3", "glb", "a", "read"): 2752512 / 1548288, ("l3_3x3", "rf", "a", "write"): 44040192 / 24772608,
+    ("l3_3x3", "glb", "b", "read"): 0.5, ("l3_3x3", "rf", "b", "write"): 0.5,
+    ("l3_3x3", "glb", "c", "read"): 0.5, ("l3_3x3", "glb", "c", "write"): 0.5,
+    ("bert_qkv", "glb", "c", "read"): 2.0, ("bert_qkv", "glb", "c", "write"): 2.0,
+    ("bert_ffn1", "dram", "a", "read"): 1 / 6, ("bert_ffn1", "glb", "a", "write"): 1 / 6,
+    ("bert_ffn1", "dram", "c", "read"): 393216.0, ("bert_ffn1", "dram", "c", "write"): 2.0,
+    ("bert_ffn1", "glb", "a", "read"): 2 / 3, ("bert_ffn1", "rf", "a", "write"): 2 / 3,
+    ("bert_ffn1", "glb", "c", "read"): 0.5, ("bert_ffn1", "glb", "c", "write"): 0.5,
+    ("l2_1x1_s2", "glb", "a", "read"): 0.25, ("l2_1x1_s2", "rf", "a", "write"): 0.25,
+    ("l2_1x1_s2", "glb", "b", "read"): 0.5, ("l2_1x1_s2", "rf", "b", "write"): 7.0,
+}
+
+
+def test_against_accelforges_mapper(results):
+    """AccelForge's own mapper (reference.csv, loop orders limited as on the other machines) under the same
+    unrolling: energy within 10 % on every layer (hwsim −2.5 to +5.1 %), latency within 1.25× on five
+    (1.01–1.07×). On `l2_1x1_s2` its mapper (least energy, any use of the rows allowed) unrolls nothing
+    over the rows, only output channels over the 16 columns: 16 of the 256 PEs, 401,408 cycles (the MACs
+    / 16) against hwsim's 51,904, at 2.5 % more energy than hwsim's mapping. Every tensor's accesses at
+    every level: 67 of 91 within 1.25×; the other 24 are other mappings of about the same energy
+    (AccelForge's model prices hwsim's within −2.5 to +5.1 % of its mapper's pick, given.csv), the
+    largest: AccelForge's register files keep one filter column while its loop over the filter's columns
+    turns between the storage nodes (`T-s` inside the register-file level), which hwsim's whole-window
+    register-file tiles do not describe (2× the weights' fills on `l2_3x3_s2`), and on `bert_ffn1` hwsim
+    reads the input once and spills the output once where AccelForge reads the input 6 times."""
+    arch, res = results
+    seen = set()
+    for r in REFERENCE:
+        mine = res[r["layer"]]
+        assert mine.energy_pj == pytest.approx(float(r["energy_pj"]), rel=0.10), r["layer"]
+        latency = schedule_cycles(arch, shape_of(r["layer"]), mine) / float(r["latency_cycles"])
+        if r["layer"] == "l2_1x1_s2":
+            assert "S-cols-k in [0..16) shape=2" in r["mapping"] and "S-rows" not in r["mapping"]
+            assert float(r["latency_cycles"]) == 401408 == shape_of("l2_1x1_s2").macs / 16
+            assert float(r["energy_pj"]) > mine.energy_pj
+        else:
+            assert 0.8 <= latency <= 1.25, (r["layer"], latency)
+        for level in LEVELS:
+            for op in "abc":
+                for direction in ("read", "write"):
+                    theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
+                    ours = accesses(mine, level, op, direction)
+                    key = (r["layer"], level, op, direction)
+                    if key in OUTSIDE:
+                        seen.add(key)
+                        assert ours / max(theirs, 1) == pytest.approx(OUTSIDE[key], rel=1e-9), key
+                    elif theirs or ours:
+                        assert 0.8 <= ours / max(theirs, 1) <= 1.25, key
+    assert seen == set(OUTSIDE)
