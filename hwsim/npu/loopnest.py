@@ -294,13 +294,13 @@ def residency(shape: ConvShape, tiles: np.ndarray, orders: np.ndarray,
     slides = (dim >= 3) & (added < fp_i)  # only overlapping windows slide
     sweep = np.take(trips, ti[None, :] * 5 + np.maximum(dim, 0))  # (6, N): trips of that loop
     slid = ld_i // np.maximum(sweep, 1) * (fp_i + (sweep - 1) * added)
-    out["I"] = (fp_i, ld_i, np.where(slides, slid, fills_i), np.where(slides, inner, -1))
+    out["I"] = (fp_i, ld_i, np.where(slides, slid, fills_i), np.where(slides, inner, np.int64(-1)))
     return out
 
 
 def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fixed tables of :func:`residency` over the 120 loop orders: ``(permutations (120, 5), order
-    id by base-5 code (3125,), subset inside level r (6, 120), tables (5 · 6, 32·120))``; the
+    id by base-5 code (3125,), subset inside level r (6, 120), tables (5 · 6, 32·120) int8)``; the
     tables' column ``turning·120 + order`` (``turning``: the 5-bit set of loops with trips > 1)
     holds five blocks of six rows, one row per level ``r``: for ``I``, ``W``, ``O`` the subset of
     loops at or outside the tensor's innermost relevant turning loop outside ``r`` (empty when
@@ -321,8 +321,8 @@ def _order_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         last = np.maximum.accumulate(np.where(active, np.arange(5), -1), axis=2)  # (32, P, 5)
         return np.concatenate([np.full((32, n_p, 1), -1), last], axis=2)
 
-    def columns(x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x.reshape(32 * n_p, 6).T)  # (6, 32·P)
+    def columns(x: np.ndarray) -> np.ndarray:  # (6, 32·P); values -1..31: small to hold
+        return np.ascontiguousarray(x.reshape(32 * n_p, 6).T, dtype=np.int8)
 
     for rel in RELEVANT.values():  # I, W, O
         rel_bits = int((_DIM_BITS * np.array(rel)).sum())
