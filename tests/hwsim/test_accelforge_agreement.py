@@ -56,6 +56,17 @@ def accesses(res, level: str, op: str, direction: str) -> float:
     return sum(v for (lv, o, _k, d), v in res.bytes.items() if lv == level and o == op and d == direction)
 
 
+def each_access(r: dict[str, str], res: dict, count=accesses):
+    """``((layer, level, op, direction), hwsim's count, the CSV's)`` for every tensor, level and
+    direction of the oracle row ``r``; ``res``: hwsim's results by layer; ``count``: how hwsim's
+    result is read (:func:`accesses`, or a sum over several register files)."""
+    for level in LEVELS:
+        for op in "abc":
+            for direction in ("read", "write"):
+                theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
+                yield (r["layer"], level, op, direction), count(res[r["layer"]], level, op, direction), theirs
+
+
 def schedule_cycles(arch, shape: ConvShape, res) -> int:
     dram: dict[tuple[str, str], float] = {}
     for (lv, op, _k, d), v in res.bytes.items():

@@ -28,10 +28,10 @@ from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.pe_tiles import PeMapping
 from tests.hwsim.test_accelforge_agreement import (
     LAYERS,
-    LEVELS,
     ONE,
     _rows,
     accesses,
+    each_access,
     schedule_cycles,
     shape_of,
 )
@@ -53,15 +53,6 @@ OUTSIDE = {
 def results():
     arch = archs.load(MACHINE / "pe_array_16x16_hwsim.yaml")
     return arch, {name: search(shape_of(name), "forward", arch, ONE) for name in LAYERS}
-
-
-def _each_access(r: dict[str, str], res):
-    for level in LEVELS:
-        for op in "abc":
-            for direction in ("read", "write"):
-                theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
-                ours = accesses(res[r["layer"]], level, op, direction)
-                yield (r["layer"], level, op, direction), ours, theirs
 
 
 def test_the_csvs_are_the_held_out_machine():
@@ -87,7 +78,7 @@ def test_given_mappings_are_hwsims_current_choice(results):
 def test_accesses_and_energy_equal_accelforges_model_on_the_same_mapping(results):
     _, res = results
     for r in GIVEN:
-        for key, ours, theirs in _each_access(r, res):
+        for key, ours, theirs in each_access(r, res):
             assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
         assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=1e-6), r["layer"]
 
@@ -111,7 +102,7 @@ def test_accesses_within_125_percent_of_accelforges_mapper_but_the_documented_on
     _, res = results
     seen = set()
     for r in REFERENCE:
-        for key, ours, theirs in _each_access(r, res):
+        for key, ours, theirs in each_access(r, res):
             if theirs == 0 and ours == 0:
                 continue
             ratio = ours / max(theirs, 1)
@@ -193,7 +184,7 @@ def test_l3_3x3_register_files_keep_accelforges_per_tensor_slices():
     k_trips = 256 // 32  # buffer tiles along K: each refills the register files
     fills = k_trips * channels * 7 * (3 * 4 + 13 * 4) * pe_cols
     assert accesses(r, "rf", "a", "write") == fills == float(ref["rf_a_write"])
-    for key, ours, theirs in _each_access(ref, {"l3_3x3": r}):
+    for key, ours, theirs in each_access(ref, {"l3_3x3": r}):
         assert ours == pytest.approx(theirs, rel=1e-9), key
 
 
@@ -212,7 +203,7 @@ def test_l2_1x1_s2_reaches_accelforges_mapping():
                          PeMapping((("C", 16), ("K", 16)), (1, 4, 4, 1, 1), ("K", "OY", "B", "C", "OX")))
     res = evaluate(shape_of("l2_1x1_s2"), "forward", arch, theirs, ONE)
     assert res.energy_pj == pytest.approx(float(ref["energy_pj"]), rel=1e-6)
-    for key, ours, counted in _each_access(ref, {"l2_1x1_s2": res}):
+    for key, ours, counted in each_access(ref, {"l2_1x1_s2": res}):
         assert ours == pytest.approx(counted, rel=1e-6, abs=0.5), key
     chosen = search(shape_of("l2_1x1_s2"), "forward", arch, ONE)
     assert chosen.energy_pj == pytest.approx(res.energy_pj, rel=1e-9)

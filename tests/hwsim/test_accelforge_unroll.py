@@ -24,10 +24,10 @@ from hwsim.npu.mapper import NestMapping, evaluate, search
 from hwsim.npu.pe_tiles import PeMapping, unrollings
 from tests.hwsim.test_accelforge_agreement import (
     LAYERS,
-    LEVELS,
     ONE,
     _rows,
     accesses,
+    each_access,
     schedule_cycles,
     shape_of,
 )
@@ -63,13 +63,8 @@ def test_given_mappings_are_hwsims_current_choice(results):
 def test_accesses_and_energy_equal_accelforges_model_on_the_same_mapping(results):
     _, res = results
     for r in GIVEN:
-        for level in LEVELS:
-            for op in "abc":
-                for direction in ("read", "write"):
-                    theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
-                    ours = accesses(res[r["layer"]], level, op, direction)
-                    key = (r["layer"], level, op, direction)
-                    assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
+        for key, ours, theirs in each_access(r, res):
+            assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
         assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=1e-6), r["layer"]
 
 
@@ -170,15 +165,10 @@ def test_against_accelforges_mapper(results):
             assert float(r["energy_pj"]) > mine.energy_pj
         else:
             assert 0.8 <= latency <= 1.25, (r["layer"], latency)
-        for level in LEVELS:
-            for op in "abc":
-                for direction in ("read", "write"):
-                    theirs = float(r.get(f"{level}_{op}_{direction}", 0) or 0)
-                    ours = accesses(mine, level, op, direction)
-                    key = (r["layer"], level, op, direction)
-                    if key in OUTSIDE:
-                        seen.add(key)
-                        assert ours / max(theirs, 1) == pytest.approx(OUTSIDE[key], rel=1e-9), key
-                    elif theirs or ours:
-                        assert 0.8 <= ours / max(theirs, 1) <= 1.25, key
+        for key, ours, theirs in each_access(r, res):
+            if key in OUTSIDE:
+                seen.add(key)
+                assert ours / max(theirs, 1) == pytest.approx(OUTSIDE[key], rel=1e-9), key
+            elif theirs or ours:
+                assert 0.8 <= ours / max(theirs, 1) <= 1.25, key
     assert seen == set(OUTSIDE)
