@@ -45,7 +45,7 @@ NOT_CODE = {
     ("trace-format.md", "run.trace/"): "a directory listing",
 }
 # yaml fragments and what they are part of
-FRAGMENTS = {"sparse:": "edge-npu"}
+FRAGMENTS = {"sparse:": "edge-npu", "compute:": "edge-npu"}  # a block over a preset's other sections
 
 
 @dataclass(frozen=True)
