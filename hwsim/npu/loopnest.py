@@ -343,6 +343,31 @@ _ORDER_CODE = 5 ** np.arange(4, -1, -1, dtype=np.int64)  # an order's base-5 cod
 _PERMUTATIONS, _ORDER_ID, _INSIDE, _ORDER_TABLES = _order_tables()
 
 
+def place_slices(size: dict[str, np.ndarray], moved: dict[str, np.ndarray],
+                 capacity_bytes: float) -> dict[str, np.ndarray]:
+    """Residency level ``(N,)`` of each operand sharing one memory of ``capacity_bytes``: the
+    operands start at one tile each (level 5) and are placed in the dict's order, each at the
+    innermost (smallest) level of least traffic among those that fit beside the others' slices.
+
+    Args:
+        size: per operand, bytes of its slice at each level ``(6, N)``; level 5 fits by construction.
+        moved: per operand, elements it moves at each level ``(6, N)`` (integers).
+    """
+    n = next(iter(size.values())).shape[1]
+    cols = np.arange(n)
+    levels = {op: np.full(n, 5, np.int64) for op in size}
+    for op in size:
+        others = sum(size[o][levels[o], cols] for o in size if o != op)
+        fits = size[op] + others <= capacity_bytes  # (6, N)
+        least_fill = np.where(fits, moved[op], np.iinfo(np.int64).max).min(axis=0)
+        least = fits & (moved[op] <= least_fill * (1 + 1e-12))
+        levels[op] = (least * _LEVEL_NUMBERS).max(axis=0) - 1  # innermost level of least traffic
+    return levels
+
+
+_LEVEL_NUMBERS = np.arange(1, 7, dtype=np.int64)[:, None]  # (6, 1): residency level r + 1
+
+
 def nest_costs(shape: ConvShape, pass_: str, tiles: np.ndarray, orders: np.ndarray, rows: int, cols: int,
                dataflow: str, levels: dict[str, np.ndarray] | None = None,
                slices: dict[str, tuple[np.ndarray, ...]] | None = None,

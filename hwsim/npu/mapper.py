@@ -35,7 +35,18 @@ from archs import Architecture
 
 from ..errors import MappingError
 from ..pricing import prices
-from .loopnest import DIMS, ROLES, ConvShape, divisors, footprints, nest_costs, residency, stored, tie_rank
+from .loopnest import (
+    DIMS,
+    ROLES,
+    ConvShape,
+    divisors,
+    footprints,
+    nest_costs,
+    place_slices,
+    residency,
+    stored,
+    tie_rank,
+)
 from .mapping import buffers
 from .nest_timing import TileStream, estimate
 from .pe_tiles import PeMapping, best_pe, given_pe, pe_bound, register_files, tiled, unrollings
@@ -342,29 +353,20 @@ def _levels(arch: Architecture, res: dict[str, tuple[np.ndarray, ...]], elem: di
     of least traffic; operands sharing a buffer start at one tile each and are placed in the order
     c, b, a, each in the room the others leave.
     """
-    fps = {op: res[op][0] for op in ("a", "b", "c")}
     levels = {op: np.full(tp, 5, np.int64) for op in ("a", "b", "c")}
     bufs = buffers(arch)
-    cols = np.arange(tp[0])
     for name in sorted({n for n, _ in bufs.values() if n}):
         ops = [op for op in ("c", "b", "a") if bufs[op][0] == name]
         cap = bufs[ops[0]][1]
-        size = {op: fps[op] * elem[f"{name}:{op}"] for op in ops}  # (6, N) bytes per level
-        if cap <= 0:
+        if cap <= 0:  # unbounded: every operand keeps its whole tensor
             for op in ops:
                 levels[op][:] = 0
             continue
-        for op in ops:
-            others = sum(size[o][levels[o], cols] for o in ops if o != op)
-            fits = size[op] + others <= cap  # (6, N); level 5 fits by construction
-            fills = res[op][2] if slide and op != "c" else res[op][0] * res[op][1]  # a read slice slides
-            least_fill = np.where(fits, fills, np.iinfo(np.int64).max).min(axis=0)  # elements per group
-            least = fits & (fills <= least_fill * (1 + 1e-12))
-            levels[op] = (least * _LEVEL_NUMBERS).max(axis=0) - 1  # innermost level of least traffic
+        size = {op: res[op][0] * elem[f"{name}:{op}"] for op in ops}  # (6, N) bytes per level
+        # elements per group at each level (a read slice slides)
+        fills = {op: res[op][2] if slide and op != "c" else res[op][0] * res[op][1] for op in ops}
+        levels.update(place_slices(size, fills, cap))
     return levels
-
-
-_LEVEL_NUMBERS = np.arange(1, 7, dtype=np.int64)[:, None]  # (6, 1): residency level r + 1
 
 
 def objective_of(cost: dict[str, np.ndarray], objective: str) -> np.ndarray:

@@ -49,7 +49,7 @@ import numpy as np
 from archs import Architecture
 
 from ..errors import MappingError
-from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints, tie_rank
+from .loopnest import DIMS, RELEVANT, ROLES, ConvShape, divisors, footprints, place_slices, tie_rank
 
 # (pass, dataflow) -> loop dimensions unrolled over the array's rows and columns: the dataflow's
 # stationary GEMM dimensions (DESIGN.md: ws keeps B with K on rows and N on columns, ...) as the
@@ -201,7 +201,7 @@ def _slices(shape: ConvShape, tensor: str, per_pe: np.ndarray, pe_tiles: np.ndar
 def _rf_levels(slices: dict[str, tuple[np.ndarray, ...]], rfs: dict[str, tuple[str, float]],
                elem: dict[str, float], n: int) -> dict[str, np.ndarray]:
     """Register-file residency level of each operand ``(N,)`` (``_slices``), as the buffer's are
-    chosen (``hwsim.npu.mapper._levels``): operands sharing a register file start at one tile each
+    chosen (``loopnest.place_slices``): operands sharing a register file start at one tile each
     and are placed in the order c, b, a, each at the innermost (smallest) level of least traffic
     among those that fit in the room the others leave; an operand without one stays at 5."""
     levels = {op: np.full(n, 5, np.int64) for op in ("a", "b", "c")}
@@ -209,12 +209,7 @@ def _rf_levels(slices: dict[str, tuple[np.ndarray, ...]], rfs: dict[str, tuple[s
         ops = [op for op in ("c", "b", "a") if op in rfs and rfs[op][0] == name]
         cap = rfs[ops[0]][1]
         size = {op: slices[op][0] * elem[op] for op in ops}  # (6, N) bytes per PE at each level
-        for op in ops:
-            others = sum(np.take_along_axis(size[o], levels[o][None], 0)[0] for o in ops if o != op)
-            fits = size[op] + others <= cap if cap > 0 else np.ones_like(size[op], bool)
-            moved = np.where(fits, slices[op][2], np.inf)  # level 5 fits by construction
-            least = moved <= moved.min(axis=0) * (1 + 1e-12)
-            levels[op] = 5 - np.argmax(least[::-1], axis=0)
+        levels.update(place_slices(size, {op: slices[op][2] for op in ops}, cap if cap > 0 else np.inf))
     return levels
 
 

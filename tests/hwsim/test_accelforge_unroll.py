@@ -27,7 +27,9 @@ from tests.hwsim.test_accelforge_agreement import (
     ONE,
     _rows,
     accesses,
+    assert_equal_to_the_model,
     each_access,
+    latency_ratios,
     schedule_cycles,
     shape_of,
 )
@@ -61,18 +63,13 @@ def test_given_mappings_are_hwsims_current_choice(results):
 
 
 def test_accesses_and_energy_equal_accelforges_model_on_the_same_mapping(results):
-    _, res = results
-    for r in GIVEN:
-        for key, ours, theirs in each_access(r, res):
-            assert ours == pytest.approx(theirs, rel=1e-6, abs=0.5), key
-        assert res[r["layer"]].energy_pj == pytest.approx(float(r["energy_pj"]), rel=1e-6), r["layer"]
+    assert_equal_to_the_model(GIVEN, results[1])
 
 
 def test_latency_within_125_percent_of_accelforges_model(results):
     arch, res = results
-    for r in GIVEN:
-        ratio = schedule_cycles(arch, shape_of(r["layer"]), res[r["layer"]]) / float(r["latency_cycles"])
-        assert 0.8 <= ratio <= 1.25, (r["layer"], ratio)
+    for layer, ratio in latency_ratios(arch, GIVEN, res).items():
+        assert 0.8 <= ratio <= 1.25, (layer, ratio)
 
 
 def test_weights_are_multicast_down_the_rows_and_inputs_across_the_columns(results):
